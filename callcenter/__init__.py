@@ -1,0 +1,3 @@
+"""Hospital hotline bridge for Asterisk (AMI + FastAGI)."""
+
+__version__ = "0.1.0"

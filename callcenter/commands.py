@@ -1,0 +1,90 @@
+"""Core sub-commands: serve, demo, db, config."""
+from __future__ import annotations
+
+import json
+import sys
+
+from .config import Config
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("serve", parents=[common], help="run the service against a real Asterisk")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", parents=[common],
+                       help="run the simulated PBX and the service together (SQLite, localhost)")
+    p.add_argument("--scale", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, default=0,
+                   help="stop after this many real seconds (0: run until Ctrl-C)")
+    p.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", parents=[common], help="database schema")
+    dbsub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    p = dbsub.add_parser("upgrade", parents=[common], help="create or migrate the schema")
+    p.set_defaults(func=cmd_db_upgrade)
+    p = dbsub.add_parser("status", parents=[common], help="show the schema revision")
+    p.set_defaults(func=cmd_db_status)
+
+    c = sub.add_parser("config", parents=[common], help="configuration")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    p = csub.add_parser("show", parents=[common], help="print the effective configuration, secrets masked")
+    p.add_argument("--format", choices=["toml", "json"], default="toml")
+    p.set_defaults(func=cmd_config_show)
+
+
+def open_db(config: Config, *, migrated: bool = True):
+    from .store import Database
+
+    db = Database(config.database_url)
+    if migrated:
+        db.check_migrated()
+    return db
+
+
+def cmd_db_upgrade(args, config: Config) -> int:
+    from .store import Database, migrate
+
+    db = Database(config.database_url)
+    migrate.upgrade(db.engine)
+    current, _ = migrate.current_and_heads(db.engine)
+    print(f"database {db.safe_url} is at {', '.join(sorted(current))}")
+    db.close()
+    return 0
+
+
+def cmd_db_status(args, config: Config) -> int:
+    from .store import Database, migrate
+
+    db = Database(config.database_url)
+    current, heads = migrate.current_and_heads(db.engine)
+    state = "up to date" if set(current) == set(heads) else "needs: callcenter db upgrade"
+    print(f"database {db.safe_url}: at {sorted(current) or 'nothing'}; code {sorted(heads)}; {state}")
+    db.close()
+    return 0 if set(current) == set(heads) else 1
+
+
+def cmd_config_show(args, config: Config) -> int:
+    masked = config.masked()
+    if args.format == "json":
+        json.dump(masked, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
+    print(f"# effective configuration (source: {config.source or 'defaults + environment'})")
+    for sec, keys in masked.items():
+        print(f"\n[{sec}]")
+        for k, v in keys.items():
+            print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
+    return 0
+
+
+def cmd_serve(args, config: Config) -> int:
+    from .app import serve
+
+    return serve(config)
+
+
+def cmd_demo(args, config: Config) -> int:
+    from .app import demo
+
+    return demo(config, scale=args.scale, seed=args.seed, duration=args.duration)

@@ -1,0 +1,247 @@
+"""Configuration: one TOML file plus ``CALLCENTER_<SECTION>_<KEY>`` environment overrides.
+
+Everything is validated at start; an error names the file, the key and what is
+wrong, in one line (no traceback).  Packages declare their keys in ``SCHEMA``
+below (add a section; don't read config elsewhere).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the operator."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type
+    default: Any
+    secret: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    help: str = ""
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "must be a TCP port (0-65535)"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _timezone(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown timezone {v!r}"
+    return None
+
+
+def _country(v: str) -> str | None:
+    import holidays
+
+    return None if v.upper() in holidays.list_supported_countries() else f"unknown country code {v!r}"
+
+
+def _language(v: str) -> str | None:
+    return None if v in ("zh", "en") else "must be 'zh' or 'en'"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "service": {
+        "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
+        "log_level": Key(str, "INFO"),
+    },
+    "database": {
+        "url": Key(str, "", secret=True, help="SQLAlchemy URL; default sqlite under data_dir"),
+    },
+    "ami": {
+        "host": Key(str, "127.0.0.1"),
+        "port": Key(int, 5038, check=_port),
+        "username": Key(str, "bridge"),
+        "secret": Key(str, "", secret=True),
+        "ping_interval": Key(float, 10.0, check=_positive),
+        "ping_timeout": Key(float, 5.0, check=_positive),
+        "action_timeout": Key(float, 10.0, check=_positive),
+        "reconnect_max_delay": Key(float, 30.0, check=_positive),
+        "queue_log": Key(str, "", help="path of Asterisk's queue_log, if readable"),
+    },
+    "agi": {
+        "host": Key(str, "127.0.0.1"),
+        "port": Key(int, 4573, check=_port),
+    },
+    "web": {
+        "host": Key(str, "127.0.0.1"),
+        "port": Key(int, 8080, check=_port),
+        "session_hours": Key(float, 12.0, check=_positive),
+    },
+    "hospital": {
+        "name": Key(str, "City Hospital"),
+        "timezone": Key(str, "Asia/Shanghai", check=_timezone),
+        "country": Key(str, "CN", check=_country),
+        "region": Key(str, "CN", help="default region for phone numbers"),
+        "language": Key(str, "zh", check=_language),
+        "answer_target_seconds": Key(float, 30.0, check=_positive),
+        "short_abandon_seconds": Key(float, 5.0, check=_non_negative),
+    },
+}
+
+
+class Section:
+    """Attribute access to one section's validated values."""
+
+    def __init__(self, name: str, values: dict[str, Any]):
+        self._name = name
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"<Section {self._name}>"
+
+
+class Config:
+    def __init__(self, values: dict[str, dict[str, Any]], source: str | None):
+        self.values = values
+        self.source = source
+        for name, vals in values.items():
+            setattr(self, name, Section(name, vals))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["service"]["data_dir"])
+
+    @property
+    def database_url(self) -> str:
+        return self.values["database"]["url"]
+
+    def masked(self) -> dict[str, dict[str, Any]]:
+        """Effective values with secrets (and passwords inside URLs) hidden."""
+        from sqlalchemy.engine import make_url
+
+        out: dict[str, dict[str, Any]] = {}
+        for sec, keys in self.values.items():
+            out[sec] = {}
+            for k, v in keys.items():
+                spec = SCHEMA.get(sec, {}).get(k)
+                if sec == "database" and k == "url" and v:
+                    try:
+                        v = make_url(v).render_as_string(hide_password=True)
+                    except Exception:
+                        v = "***"
+                elif spec is not None and spec.secret and v:
+                    v = "***"
+                out[sec][k] = v
+        return out
+
+
+def _coerce(sec: str, key: str, spec: Key, value: Any, where: str) -> Any:
+    name = f"[{sec}] {key}"
+    if spec.type is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                value = True
+            elif low in ("0", "false", "no", "off"):
+                value = False
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+    elif spec.type is int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
+    elif spec.type is float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+        value = float(value)
+    elif spec.type is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+    elif spec.type is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {name} must be a list, got {value!r}")
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            shown = "***" if spec.secret else repr(value)
+            raise ConfigError(f"{where}: {name} = {shown}: {problem}")
+    return value
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``$CALLCENTER_CONFIG``), apply env overrides, validate."""
+    env = os.environ if env is None else env
+    path = path or env.get("CALLCENTER_CONFIG") or None
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    if path:
+        where = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    values: dict[str, dict[str, Any]] = {}
+    for sec, data in raw.items():
+        if sec not in SCHEMA:
+            raise ConfigError(f"{where}: unknown section [{sec}] (known: {', '.join(SCHEMA)})")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: [{sec}] must be a table")
+        for key in data:
+            if key not in SCHEMA[sec]:
+                raise ConfigError(
+                    f"{where}: unknown key [{sec}] {key} (known: {', '.join(SCHEMA[sec])})"
+                )
+    for sec, keys in SCHEMA.items():
+        values[sec] = {}
+        for key, spec in keys.items():
+            envname = f"CALLCENTER_{sec.upper()}_{key.upper()}"
+            if envname in env:
+                values[sec][key] = _coerce(sec, key, spec, env[envname], f"environment {envname}")
+            elif key in raw.get(sec, {}):
+                values[sec][key] = _coerce(sec, key, spec, raw[sec][key], where)
+            else:
+                values[sec][key] = spec.default
+    if env.get("CALLCENTER_DATABASE_URL"):
+        values["database"]["url"] = env["CALLCENTER_DATABASE_URL"]
+    data_dir = Path(values["service"]["data_dir"]).expanduser()
+    if path and not data_dir.is_absolute() and "CALLCENTER_SERVICE_DATA_DIR" not in env:
+        data_dir = (Path(path).resolve().parent / data_dir)
+    values["service"]["data_dir"] = str(data_dir)
+    if not values["database"]["url"]:
+        values["database"]["url"] = f"sqlite:///{(data_dir / 'callcenter.sqlite').resolve()}"
+    else:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            u = make_url(values["database"]["url"])
+        except ArgumentError:
+            raise ConfigError(f"{where}: [database] url is not a database URL") from None
+        if u.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"{where}: [database] url: unsupported database {u.get_backend_name()!r} "
+                "(use sqlite or postgresql)"
+            )
+    return Config(values, str(path) if path else None)

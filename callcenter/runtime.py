@@ -1,0 +1,61 @@
+"""One event loop: asyncio with Twisted's asyncio reactor installed on it.
+
+panoramisk (AMI, FastAGI) is asyncio; twisted.web is Twisted.  Installing the
+asyncio reactor on the same loop lets both run in one thread (DESIGN 3).
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any, Awaitable, Callable
+
+
+def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> Any:
+    """Install (once) Twisted's AsyncioSelectorReactor on ``loop``; return the reactor."""
+    if "twisted.internet.reactor" in sys.modules:
+        from twisted.internet import reactor
+
+        return reactor
+    from twisted.internet import asyncioreactor
+
+    if loop is None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
+    """Run ``main(stop_event)`` on the shared loop until it returns.
+
+    SIGINT/SIGTERM set ``stop_event``: ``main`` then stops taking new work,
+    finishes writes and closes connections before returning.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    reactor = install_reactor(loop)
+    reactor.startRunning(installSignalHandlers=False)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+    try:
+        return int(loop.run_until_complete(main(stop)) or 0)
+    finally:
+        try:
+            reactor._justStopped = True
+            reactor.fireSystemEvent("shutdown")
+        except Exception:  # pragma: no cover
+            pass
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -1,0 +1,122 @@
+"""Engine, sessions, and running database work off the event loop.
+
+SQLAlchemy here is synchronous; every call made from the service goes through
+:meth:`Database.run`, which executes it in a worker thread (PITFALLS 11) inside
+one transaction, so a slow disk or a PostgreSQL round trip never stalls calls
+in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
+
+# Every package that owns tables is listed here (import side effect: table registration).
+MODEL_MODULES = [
+    "callcenter.store.models",
+]
+
+
+def load_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+class MigrationRequired(RuntimeError):
+    """The database schema is behind the code; the message says what to run."""
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        db = u.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
+        url = u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True, **kw)
+
+
+class Database:
+    """One engine, a session factory, and a small thread pool for blocking work."""
+
+    def __init__(self, url: str, *, workers: int = 4, echo: bool = False):
+        self.url = url
+        self.engine = make_engine(url, echo=echo)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: commits when the block succeeds, rolls back otherwise."""
+        with self.Session.begin() as s:
+            yield s
+
+    def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run ``fn(session, *args)`` in one transaction, in *this* thread."""
+        with self.session() as s:
+            return fn(s, *args, **kw)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run ``fn(session, *args)`` in one transaction on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.call(fn, *args, **kw))
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Any other blocking work (file hashing, engine calls) off the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args))
+
+    def check_migrated(self) -> None:
+        """Raise :class:`MigrationRequired` unless the schema is at the code's heads."""
+        from . import migrate
+
+        current, heads = migrate.current_and_heads(self.engine)
+        if set(current) != set(heads):
+            where = self.safe_url
+            if not current:
+                raise MigrationRequired(
+                    f"database {where} has no schema; run: callcenter db upgrade"
+                )
+            raise MigrationRequired(
+                f"database {where} is at {sorted(current)}, code needs {sorted(heads)}; "
+                "run: callcenter db upgrade"
+            )
+
+    def table_names(self) -> list[str]:
+        return inspect(self.engine).get_table_names()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()
