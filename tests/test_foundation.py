@@ -116,3 +116,20 @@ def test_unmigrated_database_is_refused(tmp_path):
     migrate.upgrade(db.engine)
     db.check_migrated()
     db.close()
+
+
+def test_serve_refuses_unmigrated_database(tmp_path):
+    r = run_cli("serve", env={"CALLCENTER_DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite'}",
+                              "CALLCENTER_SERVICE_DATA_DIR": str(tmp_path)})
+    assert r.returncode == 2
+    assert "run: callcenter db upgrade" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_masking_of_numbers_and_secrets():
+    from callcenter.logs import mask_name, mask_number, mask_text
+
+    assert mask_number("13800138001") == "*******8001"
+    assert mask_name("王小明") == "王**"
+    line = mask_text("call from 13800138001 secret=abc123 queue consultation")
+    assert "13800138001" not in line and "abc123" not in line and "8001" in line
