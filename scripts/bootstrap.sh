@@ -10,9 +10,12 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${1:-run}
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   if [ "${1:-}" = "--test" ]; then extra='.[test]'; else extra='.[postgresql]'; fi
-  .venv/bin/python -m pip install -q -e "$extra" 2>&1 | grep -vE "^WARNING: Location|^ *$" || true
+  echo "bootstrap: installing the project into .venv ($extra)" >&2
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$extra"; } \
+      >.venv/install.log 2>&1; then
+    cat .venv/install.log >&2; echo "bootstrap: pip install failed (log above)" >&2; exit 1
+  fi
   .venv/bin/python -c 'import callcenter, panoramisk, twisted, sqlalchemy' 
   touch "$stamp"
 fi

@@ -173,3 +173,7 @@ def _no_leaked_delayed_calls():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): limit for an async test (default 60)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(pytest_report_header(None))
