@@ -57,6 +57,22 @@ def _language(v: str) -> str | None:
     return None if v in ("zh", "en") else "must be 'zh' or 'en'"
 
 
+def _recording_rule(v: str) -> str | None:
+    from recordings.policy import rule_problem
+
+    return rule_problem(v)
+
+
+def _recording_rules(v: list) -> str | None:
+    from recordings.policy import rules_problem
+
+    return rules_problem(v)
+
+
+def _days(v: int) -> str | None:
+    return None if v >= 0 else "must be >= 0 days (0 = keep until purged by hand)"
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "service": {
         "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
@@ -84,6 +100,26 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "host": Key(str, "127.0.0.1"),
         "port": Key(int, 8080, check=_port),
         "session_hours": Key(float, 12.0, check=_positive),
+    },
+    "recordings": {
+        "enabled": Key(bool, True, help="start MixMonitor on answered calls per the policies"),
+        "directory": Key(str, "", help="where recordings are read from; default <data_dir>/recordings"),
+        "spool_dir": Key(str, "", help="the same directory as Asterisk sees it (remote PBX); default = directory"),
+        "format": Key(str, "wav", check=lambda v: None if v == "wav" else "only 'wav' is supported"),
+        "default_queue_policy": Key(str, "all", check=_recording_rule, help="all | none | N%"),
+        "queue_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint=all", "consultation=20%"]'),
+        "default_campaign_policy": Key(str, "none", check=_recording_rule),
+        "campaign_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint_followup=all"]'),
+        "complaint_queues": Key(list, ["complaint"], help="queue calls kept with complaint retention"),
+        "campaign_variable": Key(str, "CAMPAIGN", help="channel variable the dialer sets on Originate"),
+        "mixmonitor_options": Key(str, "b"),
+        "retention_queue_days": Key(int, 180, check=_days),
+        "retention_complaint_days": Key(int, 1095, check=_days),
+        "retention_voice_message_days": Key(int, 365, check=_days),
+        "retention_outbound_days": Key(int, 180, check=_days),
+        "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
+        "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
+        "finalize_attempts": Key(int, 5, check=_positive),
     },
     "hospital": {
         "name": Key(str, "City Hospital"),

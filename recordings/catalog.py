@@ -1,0 +1,197 @@
+"""Catalogue operations.  Each function takes a SQLAlchemy session (the caller's
+transaction, run off the event loop via ``Database.run``) and never blocks on
+anything but the database, except :func:`add_voice_message`, which fingerprints
+the (small) voice-message file in the caller's worker thread.
+
+Public hooks for other packages:
+``add_voice_message(session, *, path, uniqueid, caller_number, started_at, duration) -> id``
+(the IVR) and ``link_ticket(session, *, ticket_id, uniqueid=None, recording_id=None)``
+(complaints: a linked recording is kept with complaint retention).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from callcenter.store.models import audit
+
+from . import layout
+from .models import Recording
+from .settings import Settings
+from .wav import FileInfo, inspect_file
+
+log = logging.getLogger(__name__)
+
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Set the process-wide settings (the component and the CLI do this at start)."""
+    global _settings
+    _settings = settings
+
+
+def current_settings() -> Settings:
+    """Configured settings, or the ones from the environment's config (``$CALLCENTER_CONFIG``)."""
+    global _settings
+    if _settings is None:
+        from callcenter.config import load_config
+
+        from .settings import from_config
+
+        _settings = from_config(load_config())
+    return _settings
+
+
+def as_utc(value: dt.datetime | float | int | None) -> dt.datetime | None:
+    """Aware UTC datetime from an epoch, an aware datetime, or a naive one read back from SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
+          started_at: dt.datetime, settings: Settings, queue: str | None = None,
+          campaign: str | None = None, agent: str | None = None, agent_name: str | None = None,
+          caller_number: str | None = None, fmt: str = "wav") -> int:
+    """Insert the row for a recording about to start (status ``recording``); returns its id."""
+    layout.check_relative(rel)
+    started_at = as_utc(started_at)
+    rec = Recording(
+        path=rel, kind=kind, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
+        campaign=campaign, agent=agent, agent_name=agent_name, caller_number=caller_number,
+        started_at=started_at, status="recording", legal_hold=False,
+        purge_after=settings.purge_after(kind, started_at), error="",
+    )
+    session.add(rec)
+    session.flush()
+    return rec.id
+
+
+def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime | None,
+             *, error: str = "") -> str:
+    """Record the file's fingerprint (``ready``) or its absence (``missing``); returns the status."""
+    rec = session.get(Recording, rec_id)
+    if rec is None:
+        raise LookupError(f"no recording {rec_id}")
+    rec.ended_at = as_utc(ended_at) if ended_at is not None else rec.ended_at
+    if info is None:
+        rec.status = "missing"
+        rec.error = (error or "file not found after the call ended")[:256]
+    else:
+        rec.status, rec.size, rec.duration, rec.sha256 = "ready", info.size, info.duration, info.sha256
+        rec.error = ""
+    return rec.status
+
+
+def mark_failed(session, rec_id: int, error: str, ended_at: dt.datetime | None = None) -> None:
+    rec = session.get(Recording, rec_id)
+    if rec is not None:
+        rec.status, rec.error = "failed", error[:256]
+        rec.ended_at = as_utc(ended_at) if ended_at is not None else rec.ended_at
+
+
+def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str | None = None,
+                      started_at: dt.datetime | float, duration: float | None = None,
+                      settings: Settings | None = None) -> int:
+    """Catalogue a voice message recorded by the IVR (``RECORD FILE``); returns the recording id.
+
+    ``path`` is the file Asterisk wrote, absolute (under ``spool_dir`` or the recordings
+    directory) or relative to it, with or without the format extension.  When the file
+    is readable here it is fingerprinted at once (``ready``); otherwise the row stays
+    ``recording`` and the component's sweep (or ``recordings verify``) settles it.
+    """
+    s = settings or current_settings()
+    fmt = s.format
+    if not path.lower().endswith("." + fmt):
+        path = f"{path}.{fmt}"
+    rel = layout.to_relative(path, s.roots)
+    started = as_utc(started_at)
+    rec_id = start(session, rel=rel, kind="voice_message", uniqueid=uniqueid, started_at=started,
+                   settings=s, caller_number=caller_number, fmt=fmt)
+    rec = session.get(Recording, rec_id)
+    try:
+        full = layout.resolve_inside(s.directory, rel)
+        info = inspect_file(full, fmt) if full.is_file() else None
+    except (OSError, layout.UnsafePath):
+        info = None
+    if info is not None:
+        if info.duration is None and duration is not None:
+            info = FileInfo(info.size, float(duration), info.sha256)
+        finalize(session, rec_id, info, started + dt.timedelta(seconds=info.duration or duration or 0))
+    elif duration is not None:
+        rec.duration = float(duration)
+    return rec_id
+
+
+def link_ticket(session, *, ticket_id: int, uniqueid: str | None = None,
+                recording_id: int | None = None, settings: Settings | None = None) -> list[int]:
+    """Attach a complaint ticket to the recordings of a call; they get complaint retention
+    (never shorter than what they had)."""
+    s = settings or current_settings()
+    q = select(Recording)
+    if recording_id is not None:
+        q = q.where(Recording.id == recording_id)
+    elif uniqueid is not None:
+        q = q.where(Recording.uniqueid == uniqueid)
+    else:
+        raise ValueError("link_ticket needs uniqueid or recording_id")
+    ids = []
+    for rec in session.scalars(q):
+        rec.ticket_id = ticket_id
+        longer = s.purge_after("complaint", as_utc(rec.started_at))
+        current = as_utc(rec.purge_after)
+        if current is not None and (longer is None or longer > current):
+            rec.purge_after = longer
+        ids.append(rec.id)
+    return ids
+
+
+def set_hold(session, rec_id: int, hold: bool, *, actor: str, reason: str = "") -> Recording:
+    """Set or clear the legal hold (audited); a held recording is never purged."""
+    rec = session.get(Recording, rec_id)
+    if rec is None:
+        raise LookupError(f"no recording with id {rec_id}")
+    rec.legal_hold = hold
+    audit(session, actor, "recording.hold" if hold else "recording.release", "recording", rec_id,
+          reason=reason)
+    return rec
+
+
+def get(session, rec_id: int) -> Recording | None:
+    return session.get(Recording, rec_id)
+
+
+def query(session, *, status: str | None = None, kind: str | None = None, queue: str | None = None,
+          uniqueid: str | None = None, include_purged: bool = False, limit: int = 100,
+          offset: int = 0) -> list[Recording]:
+    q = select(Recording)
+    if status:
+        q = q.where(Recording.status == status)
+    elif not include_purged:
+        q = q.where(Recording.status != "purged")
+    if kind:
+        q = q.where(Recording.kind == kind)
+    if queue:
+        q = q.where(Recording.queue == queue)
+    if uniqueid:
+        q = q.where(Recording.uniqueid == uniqueid)
+    q = q.order_by(Recording.started_at.desc(), Recording.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(q))
+
+
+def pending(session) -> list[Recording]:
+    return list(session.scalars(select(Recording).where(Recording.status == "recording")))
+
+
+def local_file(settings: Settings, rec: Any) -> Path:
+    """The file of a row, checked to be inside the recordings directory."""
+    return layout.resolve_inside(settings.directory, rec.path)

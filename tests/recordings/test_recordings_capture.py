@@ -1,0 +1,210 @@
+"""Capture: trace 06 through the component with a fake gateway and an injected clock."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from twisted.internet.task import Clock
+
+from callcenter.ami.codec import Message
+from callcenter.ami.tracefile import read_ami, traces_dir
+from recordings import capture, catalog
+from recordings.models import Recording
+from recordings.policy import NONE, Policy, Rule
+from recordings.settings import Settings
+
+from rec_fakes import FakeGateway
+
+SPOOL = "/var/spool/asterisk/recordings"
+TRACE06 = traces_dir() / "06-mixmonitor.ami"
+PART1 = traces_dir() / "06-mixmonitor-part1.wav"
+CALLER = "1795346754.44"
+
+
+def make_settings(tmp_path: Path, **kw) -> Settings:
+    return Settings(directory=tmp_path / "rec", spool_dir=Path(SPOOL), **kw)
+
+
+def trace_events(path=TRACE06):
+    tr = read_ami(path)
+    return [(e.message, tr.epoch + e.t) for e in tr.received if e.message and e.message.event]
+
+
+async def run_trace(comp, gw, clock, events):
+    for msg, t in events:
+        clock.advance(max(0.0, t - clock.seconds()))
+        gw.emit(msg, t)
+        await comp.idle()
+
+
+def rows(db):
+    return db.call(lambda s: list(s.scalars(select(Recording).order_by(Recording.id))))
+
+
+async def test_answered_call_is_recorded_and_catalogued(db, tmp_path):
+    s = make_settings(tmp_path)
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    events = trace_events()
+    clock = Clock()
+    clock.advance(events[0][1])
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    await run_trace(comp, gw, clock, events)
+
+    mm = [a for a in gw.sent if a["Action"] == "MixMonitor"]
+    assert len(mm) == 1  # one recording per call, though the trace has two MixMonitorStart
+    assert mm[0]["Channel"] == "Local/s@sim-caller-00000016;1"
+    assert mm[0]["File"] == f"{SPOOL}/2026/11/22/consultation/{CALLER}.wav"
+    assert mm[0]["Options"] == "b"
+    # The caller hung up; finalisation waits finalize_delay on the injected clock.
+    [rec] = rows(db)
+    assert rec.status == "recording"
+    assert comp.scheduled() == 1
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    [rec] = rows(db)
+    assert rec.status == "ready"
+    assert rec.path == f"2026/11/22/consultation/{CALLER}.wav"
+    assert rec.size == 22764
+    assert rec.duration == pytest.approx(1.42)
+    assert rec.sha256 == hashlib.sha256(PART1.read_bytes()).hexdigest()
+    assert rec.kind == "queue" and rec.queue == "consultation"
+    assert rec.agent == "Local/1001@sim-agent/n" and rec.agent_name == "Agent 1001"
+    assert rec.uniqueid == CALLER
+    hangup_t = [t for m, t in events if m.event == "Hangup" and m.get("Uniqueid") == CALLER][0]
+    assert catalog.as_utc(rec.ended_at).timestamp() == pytest.approx(hangup_t, abs=1e-3)
+    assert catalog.as_utc(rec.purge_after) - catalog.as_utc(rec.started_at) == dt.timedelta(days=180)
+    await comp.stop()
+
+
+async def test_missing_file_retries_then_marks_missing(db, tmp_path):
+    s = make_settings(tmp_path, finalize_attempts=3, finalize_delay=1.0)
+    gw = FakeGateway(spool=SPOOL)  # never writes a file
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = trace_events()
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    for _ in range(10):
+        if not comp.scheduled():
+            break
+        clock.advance(100)
+        await comp.idle()
+    [rec] = rows(db)
+    assert rec.status == "missing"
+    assert comp.scheduled() == 0
+    await comp.stop()
+
+
+async def test_refused_mixmonitor_marks_failed(db, tmp_path):
+    s = make_settings(tmp_path)
+    gw = FakeGateway(spool=SPOOL, refuse=True)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = trace_events()
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    [rec] = rows(db)
+    assert rec.status == "failed" and "No such channel" in rec.error
+    assert comp.scheduled() == 0
+    await comp.stop()
+
+
+async def test_policy_none_records_nothing(db, tmp_path):
+    s = make_settings(tmp_path, policy=Policy(queues={"consultation": NONE}))
+    gw = FakeGateway(spool=SPOOL)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = trace_events()
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    assert [a for a in gw.sent if a["Action"] == "MixMonitor"] == []
+    assert rows(db) == []
+    await comp.stop()
+
+
+def _outbound_events(campaign_var: str | None):
+    out = []
+    for msg, t in trace_events(traces_dir() / "04-outbound-answered-survey.ami"):
+        if campaign_var and msg.event == "OriginateResponse":
+            # what the dialer's Originate Variable would produce on the channel
+            out.append((Message.of(("Event", "VarSet"), ("Channel", msg["Channel"]),
+                                   ("Uniqueid", msg["Uniqueid"]), ("Variable", "CAMPAIGN"),
+                                   ("Value", campaign_var)), t))
+        out.append((msg, t))
+    return out
+
+
+@pytest.mark.parametrize("how", ["variable", "announced", "unknown"])
+async def test_answered_outbound_campaign_call(db, tmp_path, how):
+    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": Rule(100)}))
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    if how == "announced":
+        comp.expect_outbound("dial-0001", "revisit")
+    events = _outbound_events("revisit" if how == "variable" else None)
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    mm = [a for a in gw.sent if a["Action"] == "MixMonitor"]
+    if how == "unknown":  # no campaign known: default campaign policy is none
+        assert mm == [] and rows(db) == []
+    else:
+        assert mm[0]["Channel"] == "Local/answer@sim-patient-0000000e;1"
+        [rec] = rows(db)
+        assert rec.kind == "outbound" and rec.campaign == "revisit" and rec.status == "ready"
+        assert rec.path.endswith("/revisit/1795346708.28.wav")
+    await comp.stop()
+
+
+async def test_failed_originate_is_not_recorded(db, tmp_path):
+    s = make_settings(tmp_path, policy=Policy(default_campaign=Rule(100)))
+    gw = FakeGateway(spool=SPOOL)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    for aid in ("dial-busy", "dial-noanswer"):
+        comp.expect_outbound(aid, "revisit")
+    events = trace_events(traces_dir() / "05-outbound-failures.ami")
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    assert [a for a in gw.sent if a["Action"] == "MixMonitor"] == []
+    await comp.stop()
+
+
+async def test_reconnect_settles_rows_whose_call_ended_and_adopts_live_ones(db, tmp_path):
+    s = make_settings(tmp_path)
+    src = PART1.read_bytes()
+    started = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+    ids = {}
+    for uid in ("100.1", "100.2"):
+        rel = f"2026/11/22/consultation/{uid}.wav"
+        ids[uid] = db.call(lambda ses: catalog.start(ses, rel=rel, kind="queue", uniqueid=uid,
+                                                     channel=f"PJSIP/x-{uid}", started_at=started,
+                                                     settings=s, queue="consultation"))
+        (s.directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (s.directory / rel).write_bytes(src)
+    gw = FakeGateway(spool=SPOOL, live={"100.2"})
+    clock = Clock()
+    clock.advance(1795346800)
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()  # gateway connected: resync runs at once
+    await comp.idle()
+    got = {r.uniqueid: r.status for r in rows(db)}
+    assert got == {"100.1": "ready", "100.2": "recording"}
+    # the live one ends later: its Hangup finalises it
+    gw.emit(Message.of(("Event", "Hangup"), ("Channel", "PJSIP/x-100.2"), ("Uniqueid", "100.2")), 1795346810)
+    await comp.idle()
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    assert {r.uniqueid: r.status for r in rows(db)} == {"100.1": "ready", "100.2": "ready"}
+    await comp.stop()
