@@ -73,6 +73,12 @@ def _days(v: int) -> str | None:
     return None if v >= 0 else "must be >= 0 days (0 = keep until purged by hand)"
 
 
+def _complaints_check(kind: str, v) -> str | None:
+    from callcenter.complaints.deadlines import config_problem
+
+    return config_problem(kind, v)
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "service": {
         "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
@@ -95,6 +101,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "agi": {
         "host": Key(str, "127.0.0.1"),
         "port": Key(int, 4573, check=_port),
+    },
+    "complaints": {
+        "enabled": Key(bool, True, help="run the deadline escalation check"),
+        "workday_start": Key(str, "08:00", check=lambda v: _complaints_check("hhmm", v)),
+        "workday_end": Key(str, "17:30", check=lambda v: _complaints_check("hhmm", v)),
+        "urgent_action_hours": Key(float, 1.0, check=_positive, help="urgent: corrective action due (calendar hours)"),
+        "ack_hours": Key(float, 1.0, check=_positive, help="online/email/voicemail/api: acknowledged within"),
+        "ack_in_working_hours": Key(bool, True, help="count ack_hours in working time"),
+        "ack_channels": Key(list, ["online", "email", "voicemail", "api"], check=lambda v: _complaints_check("channels", v)),
+        "auto_ack_channels": Key(list, ["phone"], check=lambda v: _complaints_check("channels", v),
+                                 help="acknowledged by the agent on the call"),
+        "start_days": Key(int, 1, check=_non_negative, help="normal/complex: handling started within (working days)"),
+        "answer_days": Key(int, 3, check=_positive, help="normal/urgent: clear answer within (working days)"),
+        "progress_days": Key(int, 7, check=_positive, help="complex: progress update within (working days)"),
+        "revisit_hours": Key(float, 24.0, check=_positive, help="revisit after resolution within (calendar hours)"),
+        "warn_fraction": Key(float, 0.8, check=lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+        "check_seconds": Key(float, 60.0, check=_positive, help="how often the escalation check runs"),
+        "close_on_satisfied_revisit": Key(bool, True),
     },
     "web": {
         "host": Key(str, "127.0.0.1"),
