@@ -17,7 +17,9 @@ from .store import Database
 
 log = logging.getLogger(__name__)
 
-COMPONENT_FACTORIES: list[str] = []
+COMPONENT_FACTORIES: list[str] = [
+    "recordings.capture:from_service",
+]
 
 
 class Component(Protocol):
