@@ -1,0 +1,313 @@
+"""Controlled access to recordings over HTTP: ``RecordingsResource(service, authorize)``.
+
+Mounted by the web app at ``/recordings``:
+
+- ``GET /recordings/`` → JSON list (filters: ``kind``, ``queue``, ``status``, ``uniqueid``,
+  ``ticket_id``, ``limit`` ≤ 500, ``offset``)
+- ``GET /recordings/<id>`` → JSON metadata of one recording
+- ``GET /recordings/<id>/audio`` → the file, inline (for an ``<audio>`` element)
+- ``GET /recordings/<id>/download`` → the file as an attachment
+
+Only users whose role is in ``[recordings] allowed_roles`` get anything (401 without
+login, 403 otherwise); every request, allowed or not, is written to the audit log
+with who, which recording, what byte range and from where.  Files are named by
+numeric id only; the catalogue path is resolved with
+:func:`recordings.layout.resolve_inside`, so no parameter can reach a file
+outside the recordings directory.  File reads run in worker threads and the
+body is pushed with back-pressure (a push producer), so a slow client or a
+large file never stalls the event loop.  ``Range: bytes=`` requests get 206 with
+``Content-Range``; unsatisfiable or malformed byte ranges get 416.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from callcenter.store.models import audit
+
+from . import catalog, layout
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_SAFE_QUERY = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
+
+
+class RangeNotSatisfiable(ValueError):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``Range`` header → inclusive (start, end), or None to send the whole file.
+
+    Only single ``bytes`` ranges are honoured; other units and multi-range requests
+    are answered with the whole file (RFC 9110 lets a server ignore Range).  A bytes
+    range that is malformed or starts beyond the end raises :class:`RangeNotSatisfiable`.
+    """
+    if not header:
+        return None
+    unit, eq, spec = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes":
+        return None
+    spec = spec.strip()
+    if "," in spec:
+        return None
+    first, dash, last = spec.partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+        raise RangeNotSatisfiable(header)
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(header)
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(header)
+    return start, min(end, size - 1)
+
+
+@implementer(IPushProducer)
+class _FileSender:
+    """Push ``length`` bytes of ``fh`` from ``start``: reads in a thread, pauses when the
+    transport's buffer is full, stops when the client goes away."""
+
+    def __init__(self, request, fh, start: int, length: int):
+        self.request, self.fh, self.start, self.length = request, fh, start, length
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._stopped = False
+
+    def pauseProducing(self) -> None:
+        self._resume.clear()
+
+    def resumeProducing(self) -> None:
+        self._resume.set()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        self._resume.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.request.registerProducer(self, True)
+        try:
+            await loop.run_in_executor(None, self.fh.seek, self.start)
+            remaining = self.length
+            while remaining > 0 and not self._stopped:
+                await self._resume.wait()
+                if self._stopped:
+                    break
+                block = await loop.run_in_executor(None, self.fh.read, min(CHUNK, remaining))
+                if not block:
+                    break
+                self.request.write(block)
+                remaining -= len(block)
+        finally:
+            await loop.run_in_executor(None, self.fh.close)
+            self.request.unregisterProducer()
+
+
+def _role(user: Any) -> str:
+    return getattr(user, "role", None) or (user.get("role") if isinstance(user, dict) else "") or ""
+
+
+def _username(user: Any) -> str:
+    return getattr(user, "username", None) or (user.get("username") if isinstance(user, dict) else "") or "?"
+
+
+class RecordingsResource(Resource):
+    """See the module docstring.  ``authorize(request) -> user | None`` (may return an
+    awaitable); the user has ``.username`` and ``.role``."""
+
+    isLeaf = True
+
+    def __init__(self, service, authorize: Callable[[Any], Any], *, settings=None):
+        super().__init__()
+        self.service = service
+        self.authorize = authorize
+        if settings is None:
+            comp = service.get("recordings") if hasattr(service, "get") else None
+            if comp is not None:
+                settings = comp.settings
+            else:
+                from .settings import from_config
+
+                settings = from_config(service.config)
+        self.settings = settings
+        self.db = service.db
+
+    # -- twisted.web entry points ----------------------------------------------------------
+    def render_GET(self, request):
+        task = asyncio.ensure_future(self._handle(request))
+        finished = []
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
+        d = defer.Deferred.fromFuture(task)
+
+        def failed(f):
+            log.error("recordings request failed: %s", f.getErrorMessage(), exc_info=f.value)
+            if not finished and not request.startedWriting:
+                self._json(request, 500, {"error": "internal error"})
+            elif not finished:
+                request.loseConnection()
+
+        d.addErrback(failed)
+        return NOT_DONE_YET
+
+    def render_HEAD(self, request):
+        return self.render_GET(request)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _json(self, request, code: int, body: Any) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"content-length", str(len(data)).encode())
+        if request.method != b"HEAD":
+            request.write(data)
+        request.finish()
+
+    async def _audit(self, actor: str, action: str, object_id: Any, **detail) -> None:
+        await self.db.run(lambda s: audit(s, actor, action, "recording", object_id, **detail))
+
+    def _client(self, request) -> str:
+        peer = request.getClientAddress()
+        return getattr(peer, "host", "") or ""
+
+    async def _handle(self, request) -> None:
+        segments = [s.decode("utf-8", "replace") for s in request.postpath]
+        if segments and segments[-1] == "":
+            segments = segments[:-1]
+        target = "/".join(segments)[:64] or "*"
+        user = self.authorize(request)
+        if inspect.isawaitable(user):
+            user = await user
+        ip = self._client(request)
+        if user is None:
+            await self._audit("anonymous", "recording.denied", target, reason="not logged in", ip=ip)
+            request.setHeader(b"www-authenticate", b'Cookie realm="callcenter"')
+            return self._json(request, 401, {"error": "login required"})
+        who = _username(user)
+        if _role(user) not in self.settings.allowed_roles:
+            await self._audit(who, "recording.denied", target, reason=f"role {_role(user)!r}", ip=ip)
+            return self._json(request, 403, {"error": "your role may not access recordings"})
+        if not segments:
+            return await self._list(request, who, ip)
+        if not _ID.match(segments[0]) or len(segments) > 2:
+            await self._audit(who, "recording.refused", target, reason="bad path", ip=ip)
+            return self._json(request, 404, {"error": "no such recording"})
+        rec_id = int(segments[0])
+        if len(segments) == 1:
+            return await self._meta(request, who, ip, rec_id)
+        if segments[1] in ("audio", "download"):
+            return await self._send(request, who, ip, rec_id, download=segments[1] == "download")
+        await self._audit(who, "recording.refused", target, reason="bad path", ip=ip)
+        return self._json(request, 404, {"error": "no such recording"})
+
+    async def _list(self, request, who: str, ip: str) -> None:
+        args = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in request.args.items() if v}
+        filters: dict[str, Any] = {}
+        try:
+            for key in ("kind", "queue", "status", "uniqueid"):
+                if args.get(key):
+                    if not _SAFE_QUERY.match(args[key]):
+                        raise ValueError(key)
+                    filters[key] = args[key]
+            limit = int(args.get("limit", "100"))
+            offset = int(args.get("offset", "0"))
+            ticket = int(args["ticket_id"]) if args.get("ticket_id") else None
+            if not (1 <= limit <= 500) or offset < 0:
+                raise ValueError("limit")
+        except ValueError as exc:
+            return self._json(request, 400, {"error": f"bad query parameter: {exc}"})
+
+        def fetch(s):
+            rows = catalog.query(s, limit=limit, offset=offset, **filters)
+            if ticket is not None:
+                rows = [r for r in rows if r.ticket_id == ticket]
+            audit(s, who, "recording.list", "recording", "*", filters=filters, count=len(rows), ip=ip)
+            return [r.as_dict() for r in rows]
+
+        rows = await self.db.run(fetch)
+        return self._json(request, 200, {"recordings": rows, "limit": limit, "offset": offset})
+
+    async def _meta(self, request, who: str, ip: str, rec_id: int) -> None:
+        def fetch(s):
+            rec = catalog.get(s, rec_id)
+            audit(s, who, "recording.view", "recording", rec_id, found=rec is not None, ip=ip)
+            return rec.as_dict() if rec is not None else None
+
+        row = await self.db.run(fetch)
+        if row is None:
+            return self._json(request, 404, {"error": "no such recording"})
+        return self._json(request, 200, row)
+
+    async def _send(self, request, who: str, ip: str, rec_id: int, *, download: bool) -> None:
+        action = "recording.download" if download else "recording.play"
+        row = await self.db.run(lambda s: (lambda r: r and (r.path, r.status, r.format))(catalog.get(s, rec_id)))
+        range_header = (request.getHeader(b"range") or b"").decode("latin-1")[:100]
+        if row is None:
+            await self._audit(who, action, rec_id, ok=False, reason="unknown id", range=range_header, ip=ip)
+            return self._json(request, 404, {"error": "no such recording"})
+        path, status, fmt = row
+        if status != "ready":
+            await self._audit(who, action, rec_id, ok=False, reason=f"status {status}", range=range_header, ip=ip)
+            return self._json(request, 404, {"error": f"recording is {status}"})
+        loop = asyncio.get_running_loop()
+        try:
+            full = layout.resolve_inside(self.settings.directory, path)
+            fh = await loop.run_in_executor(None, open, full, "rb")
+        except layout.UnsafePath as exc:
+            log.warning("recording %s refused: %s", rec_id, exc)
+            await self._audit(who, action, rec_id, ok=False, reason="path outside the recordings directory",
+                              range=range_header, ip=ip)
+            return self._json(request, 404, {"error": "no such recording"})
+        except OSError:
+            await self._audit(who, action, rec_id, ok=False, reason="file missing", range=range_header, ip=ip)
+            return self._json(request, 404, {"error": "recording file is missing"})
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            rng = parse_range(range_header, size)
+        except RangeNotSatisfiable:
+            await loop.run_in_executor(None, fh.close)
+            await self._audit(who, action, rec_id, ok=False, reason="range not satisfiable",
+                              range=range_header, ip=ip)
+            request.setHeader(b"content-range", f"bytes */{size}".encode())
+            return self._json(request, 416, {"error": "range not satisfiable", "size": size})
+        start, end = rng if rng is not None else (0, size - 1)
+        length = max(0, end - start + 1)
+        await self._audit(who, action, rec_id, ok=True, range=range_header,
+                          bytes=[start, end] if length else [], size=size, ip=ip)
+        request.setResponseCode(206 if rng is not None else 200)
+        if rng is not None:
+            request.setHeader(b"content-range", f"bytes {start}-{end}/{size}".encode())
+        request.setHeader(b"accept-ranges", b"bytes")
+        request.setHeader(b"content-type", b"audio/wav" if fmt == "wav" else b"application/octet-stream")
+        request.setHeader(b"content-length", str(length).encode())
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        disposition = "attachment" if download else "inline"
+        request.setHeader(b"content-disposition", f'{disposition}; filename="recording-{rec_id}.{fmt}"'.encode())
+        gone = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        if request.method == b"HEAD" or length == 0:
+            await loop.run_in_executor(None, fh.close)
+        else:
+            await _FileSender(request, fh, start, length).run()
+        if not gone:
+            request.finish()
