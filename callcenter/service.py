@@ -18,6 +18,8 @@ from .store import Database
 log = logging.getLogger(__name__)
 
 COMPONENT_FACTORIES: list[str] = [
+    "callcenter.ami.gateway:from_service",
+    "callcenter.queuecalls.tracker:from_service",
     "recordings.capture:from_service",
 ]
 

@@ -1,0 +1,59 @@
+"""Tables: ``queue_calls`` (one row per caller's stay in one queue) and ``ami_outages``.
+
+A row is keyed by the caller channel's Uniqueid, the queue and the leg (the n-th
+time that channel joined that queue), so a replay, a resync or a ``queue_log``
+recovery of the same call updates the row instead of counting it twice.
+Times are UTC; ``wait_seconds``/``talk_seconds`` keep the bridge's sub-second
+measure (whole seconds when reconstructed, then ``gap`` is true).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..store.base import Base
+
+
+class QueueCall(Base):
+    __tablename__ = "queue_calls"
+    __table_args__ = (
+        UniqueConstraint("uniqueid", "queue", "leg", name="uq_queue_calls_key"),
+        Index("ix_queue_calls_queue_entered", "queue", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64), default="")
+    queue: Mapped[str] = mapped_column(String(64))
+    leg: Mapped[int] = mapped_column(Integer, default=1)
+    caller_number: Mapped[str] = mapped_column(String(32), default="")
+    caller_name: Mapped[str] = mapped_column(String(128), default="")
+    entered_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    answered_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    agent: Mapped[str] = mapped_column(String(128), default="", index=True)
+    agent_name: Mapped[str] = mapped_column(String(128), default="")
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    # answered | abandoned | timeout | transferred | redirected | unknown (gap, outcome lost)
+    outcome: Mapped[str] = mapped_column(String(16))
+    within_target: Mapped[bool | None] = mapped_column(Boolean)
+    position: Mapped[int | None] = mapped_column(Integer)
+    ivr_session_id: Mapped[int | None] = mapped_column(Integer)
+    gap: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="ami")  # ami | queue_log
+
+
+class AmiOutage(Base):
+    """A period without AMI: calls in it come from queue_log or are a known gap."""
+
+    __tablename__ = "ami_outages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[dt.datetime] = mapped_column(index=True)
+    end: Mapped[dt.datetime | None]
+    recovered_from_queue_log: Mapped[bool] = mapped_column(Boolean, default=False)
+    recovered_calls: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(String(256), default="")

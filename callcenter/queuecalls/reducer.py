@@ -1,0 +1,509 @@
+"""Pure reducer: AMI events → *queue calls* (DESIGN "queue call").
+
+``reduce(state, msg, t) -> (state, facts)``: no I/O, time passed in (``t`` =
+the bridge's clock at the event's arrival: AMI events carry no timestamp, so
+sub-second ``wait_seconds`` come from these).  For speed the state is mutated in
+place and returned.  Facts are ``(kind, payload)``: ``"joined"``/``"answered"``
+(a :class:`LiveCall`), ``"finished"`` (a :class:`QueueCallRecord`), ``"member"``
+(queue, :class:`Member`).
+
+What the traces taught (``shared/asterisk-traces/README.md``, "Queue lifecycle"):
+
+* keyed by the caller channel's ``Uniqueid`` (= Linkedid of the call); agent
+  channels (Local ``;1`` halves of ``Local/<id>@…/n`` members) are only seen in
+  ``Dest*`` fields, the member is the ``Interface``;
+* ``QueueCallerLeave`` comes *before* ``AgentConnect``: the leave time is the
+  answer time, the connect that follows decides "answered";
+* ``QueueCallerAbandon`` means hang-up, caller-side timeout *or* AMI Redirect;
+  what follows on the caller channel tells them apart: a ``HangupRequest``
+  before it or a ``Hangup`` after → abandoned; ``VarSet QUEUESTATUS`` →
+  timeout; ``Newexten`` → redirected;
+* ``AgentComplete`` may carry no channel fields at all: matched by queue + interface;
+* a call first seen at ``AgentConnect``/``AgentComplete`` (joined while the link
+  was down) is reconstructed from ``HoldTime``/``TalkTime`` and flagged ``gap``.
+
+Stale state is evicted (:func:`evict`), so memory depends on the calls in
+progress, not on the calls handled.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ami.codec import Message
+
+OUTCOMES = ("answered", "abandoned", "timeout", "transferred", "redirected", "unknown")
+
+
+@functools.lru_cache(maxsize=8192)
+def normalize_number(raw: str | None, region: str = "CN") -> str:
+    """E.164 when the number is valid for ``region``; else the digits (and a leading +)."""
+    if not raw or raw.startswith("<"):
+        return ""
+    text = raw.strip()
+    import phonenumbers
+
+    try:
+        num = phonenumbers.parse(text, region)
+        if phonenumbers.is_valid_number(num):
+            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return ("+" + digits) if text.startswith("+") else digits
+
+
+@dataclass(slots=True)
+class QueueCallRecord:
+    """One finished queue call, as stored (times are epoch seconds)."""
+
+    uniqueid: str
+    linkedid: str
+    queue: str
+    leg: int
+    caller_number: str
+    caller_name: str
+    entered_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    wait_seconds: float | None
+    agent: str
+    agent_name: str
+    talk_seconds: float | None
+    outcome: str
+    position: int | None
+    ivr_session_id: int | None
+    gap: bool
+
+    def within(self, target: float) -> bool | None:
+        """Answered within ``target`` seconds; None when not answered."""
+        if self.outcome not in ("answered", "transferred") or self.wait_seconds is None:
+            return None
+        return self.wait_seconds <= target
+
+
+@dataclass(slots=True)
+class LiveCall:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    queue: str
+    leg: int
+    caller_number: str
+    caller_name: str
+    entered_at: float | None
+    position: int | None = None
+    ivr_session_id: int | None = None
+    uncertain: bool = False
+    left_at: float | None = None
+    answered_at: float | None = None
+    agent: str = ""
+    agent_name: str = ""
+    hangup_requested: bool = False
+    abandon_at: float | None = None
+    abandon_hold: int | None = None
+    transferred: bool = False
+    ringing: str = ""
+    answer_uncertain: bool = False  # answered while the link was down: moment unknown
+
+
+@dataclass(slots=True)
+class Member:
+    interface: str
+    name: str = ""
+    state: int = 0
+    paused: bool = False
+    reason: str = ""
+    in_call: bool = False
+
+
+@dataclass
+class ReducerConfig:
+    region: str = "CN"
+    abandon_grace: float = 10.0   # an abandon nothing explains by then is a hang-up
+    max_wait: float = 6 * 3600    # a "waiting" caller older than this is stale
+    max_talk: float = 12 * 3600
+    var_ttl: float = 6 * 3600     # IVR_SESSION set on a channel that never queued
+    evict_every: float = 30.0
+
+
+@dataclass
+class TrackerState:
+    config: ReducerConfig = field(default_factory=ReducerConfig)
+    calls: dict[str, LiveCall] = field(default_factory=dict)
+    by_member: dict[tuple[str, str], str] = field(default_factory=dict)
+    chan_vars: dict[str, tuple[int, float]] = field(default_factory=dict)  # uid -> (ivr id, t)
+    legs: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)  # uid -> joins per queue
+    members: dict[str, dict[str, Member]] = field(default_factory=dict)
+    last_evict: float = 0.0
+    events: int = 0
+
+
+Fact = tuple[str, Any]
+
+
+def _int(v: str | None) -> int | None:
+    try:
+        return int(v) if v not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _finish(state: TrackerState, c: LiveCall, outcome: str, t: float | None,
+            facts: list[Fact], *, talk: float | None = None, gap: bool = False) -> None:
+    state.calls.pop(c.uniqueid, None)
+    if c.agent:
+        key = (c.queue, c.agent)
+        if state.by_member.get(key) == c.uniqueid:
+            del state.by_member[key]
+    if outcome in ("answered", "transferred"):
+        ans = c.answered_at
+        wait = (ans - c.entered_at) if (ans is not None and c.entered_at is not None) else None
+        if talk is None and t is not None and ans is not None:
+            talk = max(0.0, t - ans)
+    else:
+        stop = c.abandon_at or c.left_at or t
+        wait = (stop - c.entered_at) if (stop is not None and c.entered_at is not None) else None
+        if wait is None and c.abandon_hold is not None:
+            wait = float(c.abandon_hold)
+    if wait is not None and wait < 0:
+        wait = 0.0
+    facts.append(("finished", QueueCallRecord(
+        uniqueid=c.uniqueid, linkedid=c.linkedid, queue=c.queue, leg=c.leg,
+        caller_number=c.caller_number, caller_name=c.caller_name, entered_at=c.entered_at,
+        answered_at=c.answered_at, ended_at=t, wait_seconds=wait, agent=c.agent,
+        agent_name=c.agent_name, talk_seconds=talk, outcome=outcome, position=c.position,
+        ivr_session_id=c.ivr_session_id, gap=gap or c.uncertain)))
+
+
+def _next_leg(state: TrackerState, uid: str, queue: str, t: float) -> int:
+    per_queue = state.legs.get(uid, ({}, t))[0]
+    leg = per_queue.get(queue, 0) + 1
+    per_queue[queue] = leg
+    state.legs[uid] = (per_queue, t)
+    return leg
+
+
+def reduce(state: TrackerState, msg: Message, t: float) -> tuple[TrackerState, list[Fact]]:
+    """Apply one AMI event; return the (same, mutated) state and the facts it produced."""
+    facts: list[Fact] = []
+    headers = msg.headers
+    if not headers or headers[0][0] != "Event":
+        return state, facts
+    ev = headers[0][1]
+    state.events += 1
+    handler = _HANDLERS.get(ev)
+    if handler is not None:
+        handler(state, dict(headers), t, facts)
+    if t - state.last_evict >= state.config.evict_every:
+        evict(state, t, facts)
+    return state, facts
+
+
+# -- handlers (h = first-value dict of the event's headers) -----------------------------------
+
+def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
+    uid = h.get("Uniqueid")
+    queue = h.get("Queue", "")
+    if not uid:
+        return
+    c = state.calls.get(uid)
+    if c is not None and c.queue == queue and c.answered_at is None and c.abandon_at is None:
+        # adopted by a resync a moment ago: the join is the truth
+        c.entered_at, c.uncertain, c.position = t, False, _int(h.get("Position"))
+        return
+    if c is not None:
+        _finish(state, c, "unknown", t, facts, gap=True)
+    ivr = state.chan_vars.pop(uid, None)
+    c = LiveCall(
+        uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
+        queue=queue, leg=_next_leg(state, uid, queue, t),
+        caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+        caller_name=_name(h.get("CallerIDName")), entered_at=t,
+        position=_int(h.get("Position")), ivr_session_id=ivr[0] if ivr else None)
+    state.calls[uid] = c
+    facts.append(("joined", c))
+
+
+def _name(v: str | None) -> str:
+    return "" if not v or v == "<unknown>" else v
+
+
+def _called(state, h, t, facts):
+    c = state.calls.get(h.get("Uniqueid", ""))
+    if c is not None:
+        c.ringing = h.get("Interface", "")
+
+
+def _leave(state, h, t, facts):
+    c = state.calls.get(h.get("Uniqueid", ""))
+    if c is not None and c.left_at is None and c.answered_at is None:
+        c.left_at = t
+
+
+def _abandon(state, h, t, facts):
+    uid = h.get("Uniqueid", "")
+    c = state.calls.get(uid)
+    if c is None:
+        return
+    c.abandon_at = t
+    c.abandon_hold = _int(h.get("HoldTime"))
+    if c.hangup_requested:
+        _finish(state, c, "abandoned", t, facts)
+
+
+def _connect(state, h, t, facts):
+    uid = h.get("Uniqueid", "")
+    queue = h.get("Queue", "")
+    c = state.calls.get(uid)
+    if c is None:
+        if not uid:
+            return
+        hold = _int(h.get("HoldTime")) or 0
+        c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
+                     queue=queue, leg=_next_leg(state, uid, queue, t),
+                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True)
+        state.calls[uid] = c
+    c.answered_at = c.left_at if c.left_at is not None else t
+    if c.entered_at is None:
+        hold = _int(h.get("HoldTime"))
+        c.entered_at = c.answered_at - hold if hold is not None else None
+    c.agent = h.get("Interface", "")
+    c.agent_name = h.get("MemberName", "")
+    c.abandon_at = None
+    state.by_member[(c.queue, c.agent)] = uid
+    facts.append(("answered", c))
+
+
+def _complete(state, h, t, facts):
+    uid = h.get("Uniqueid")
+    queue = h.get("Queue", "")
+    iface = h.get("Interface", "")
+    c = state.calls.get(uid) if uid else None
+    if c is None:
+        key = state.by_member.get((queue, iface))
+        c = state.calls.get(key) if key else None
+    talk = _int(h.get("TalkTime"))
+    hold = _int(h.get("HoldTime"))
+    if c is None:
+        if not uid:
+            return  # nothing to attach it to; an earlier Hangup already finished it
+        # joined and answered while we were not listening: rebuild from Asterisk's figures
+        answered = t - (talk or 0)
+        c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
+                     queue=queue, leg=_next_leg(state, uid, queue, t),
+                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_name=_name(h.get("CallerIDName")),
+                     entered_at=answered - (hold or 0), uncertain=True)
+        c.answered_at = answered
+        c.agent, c.agent_name = iface, h.get("MemberName", "")
+        _finish(state, c, "answered", t, facts, talk=float(talk or 0), gap=True)
+        return
+    if c.answered_at is None or (c.answer_uncertain and talk is not None):
+        c.answered_at = t - (talk or 0)
+        if hold is not None:
+            c.entered_at = c.answered_at - hold
+    if c.entered_at is None and hold is not None:
+        c.entered_at = c.answered_at - hold
+    if not c.agent:
+        c.agent, c.agent_name = iface, h.get("MemberName", "")
+    if c.uncertain and c.answered_at is not None and hold is not None and c.entered_at is not None \
+            and abs((c.answered_at - c.entered_at) - hold) > 1.5:
+        c.entered_at = c.answered_at - hold  # adopted mid-call: Asterisk's HoldTime is better
+    outcome = "transferred" if (c.transferred or h.get("Reason") == "transfer") else "answered"
+    _finish(state, c, outcome, t, facts)
+
+
+def _varset(state, h, t, facts):
+    var = h.get("Variable")
+    if var == "QUEUESTATUS":
+        c = state.calls.get(h.get("Uniqueid", ""))
+        if c is not None and c.answered_at is None and (c.abandon_at is not None or c.left_at is not None):
+            _finish(state, c, "timeout", t, facts)
+    elif var == "IVR_SESSION":
+        uid = h.get("Uniqueid", "")
+        sid = _int(h.get("Value"))
+        if sid is None or not uid:
+            return
+        c = state.calls.get(uid)
+        if c is not None:
+            c.ivr_session_id = sid
+        else:
+            state.chan_vars[uid] = (sid, t)
+
+
+def _newexten(state, h, t, facts):
+    c = state.calls.get(h.get("Uniqueid", ""))
+    if c is not None and c.abandon_at is not None and c.answered_at is None:
+        # the hang-up handler (exten h) runs after a hang-up, not after a Redirect
+        _finish(state, c, "abandoned" if h.get("Extension") == "h" else "redirected", t, facts)
+
+
+def _hangup_request(state, h, t, facts):
+    c = state.calls.get(h.get("Uniqueid", ""))
+    if c is not None and c.answered_at is None and c.abandon_at is None:
+        c.hangup_requested = True
+
+
+def _hangup(state, h, t, facts):
+    uid = h.get("Uniqueid", "")
+    state.chan_vars.pop(uid, None)
+    c = state.calls.get(uid)
+    if c is not None:
+        if c.answered_at is not None:
+            _finish(state, c, "transferred" if c.transferred else "answered", t, facts)
+        else:
+            _finish(state, c, "abandoned", t, facts)
+    state.legs.pop(uid, None)
+
+
+def _transfer(state, h, t, facts):
+    for k, v in h.items():
+        if k.endswith("Uniqueid"):
+            c = state.calls.get(v)
+            if c is not None and c.answered_at is not None:
+                c.transferred = True
+
+
+def _member_key(h: dict) -> tuple[str, str]:
+    return h.get("Queue", ""), h.get("Interface") or h.get("Location") or ""
+
+
+def _member(state, h, t, facts):
+    queue, iface = _member_key(h)
+    if not queue or not iface:
+        return
+    ms = state.members.setdefault(queue, {})
+    m = ms.get(iface)
+    if m is None:
+        m = ms[iface] = Member(iface)
+    m.name = h.get("MemberName") or h.get("Name") or m.name
+    if "Status" in h:
+        m.state = _int(h.get("Status")) or 0
+    if "Paused" in h:
+        m.paused = h.get("Paused") == "1"
+    m.reason = h.get("PausedReason", h.get("Reason", m.reason)) or ""
+    if "InCall" in h:
+        m.in_call = h.get("InCall") == "1"
+    facts.append(("member", (queue, m)))
+
+
+def _member_removed(state, h, t, facts):
+    queue, iface = _member_key(h)
+    ms = state.members.get(queue)
+    if ms and ms.pop(iface, None) is not None:
+        facts.append(("member_removed", (queue, iface)))
+
+
+_HANDLERS = {
+    "QueueCallerJoin": _join,
+    "AgentCalled": _called,
+    "QueueCallerLeave": _leave,
+    "QueueCallerAbandon": _abandon,
+    "AgentConnect": _connect,
+    "AgentComplete": _complete,
+    "VarSet": _varset,
+    "Newexten": _newexten,
+    "HangupRequest": _hangup_request,
+    "SoftHangupRequest": _hangup_request,
+    "Hangup": _hangup,
+    "BlindTransfer": _transfer,
+    "AttendedTransfer": _transfer,
+    "QueueMemberStatus": _member,
+    "QueueMemberAdded": _member,
+    "QueueMemberPause": _member,
+    "QueueMemberPaused": _member,
+    "QueueMember": _member,
+    "QueueMemberRemoved": _member_removed,
+}
+
+
+def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> list[Fact]:
+    """Finish what nothing will ever finish; drop stale per-channel data."""
+    facts = [] if facts is None else facts
+    cfg = state.config
+    state.last_evict = t
+    for c in list(state.calls.values()):
+        if c.abandon_at is not None and t - c.abandon_at >= cfg.abandon_grace:
+            _finish(state, c, "abandoned", c.abandon_at, facts)
+        elif c.answered_at is None and c.entered_at is not None and t - c.entered_at > cfg.max_wait:
+            _finish(state, c, "unknown", None, facts, gap=True)
+        elif c.answered_at is not None and t - c.answered_at > cfg.max_talk:
+            _finish(state, c, "answered", None, facts, gap=True)
+    for uid in [u for u, (_, vt) in state.chan_vars.items() if t - vt > cfg.var_ttl]:
+        del state.chan_vars[uid]
+    for k in [k for k, (_, lt) in state.legs.items() if t - lt > cfg.max_wait + cfg.max_talk]:
+        del state.legs[k]
+    return facts
+
+
+def resync(state: TrackerState, queue_status: list[Message], channels: list[Message],
+           t: float) -> list[Fact]:
+    """Reconcile live state with ``QueueStatus`` + ``CoreShowChannels`` after a (re)connect.
+
+    Callers still waiting are kept (or adopted, join time = now − ``Wait``,
+    flagged uncertain); callers gone while we were away are finished with what we
+    know (``gap``); connected callers we did not know are adopted and completed
+    from ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
+    """
+    facts: list[Fact] = []
+    entries: dict[str, dict] = {}
+    for m in queue_status:
+        ev = m.event
+        if ev == "QueueEntry":
+            h = m.as_dict()
+            if h.get("Uniqueid"):
+                entries[h["Uniqueid"]] = h
+        elif ev == "QueueMember":
+            _member(state, m.as_dict(), t, facts)
+    alive: dict[str, dict] = {}
+    for m in channels:
+        if m.event == "CoreShowChannel":
+            h = m.as_dict()
+            if h.get("Uniqueid"):
+                alive[h["Uniqueid"]] = h
+    for c in list(state.calls.values()):
+        ch = alive.get(c.uniqueid)
+        in_queue_app = ch is not None and ch.get("Application") == "Queue"
+        if c.answered_at is None and c.abandon_at is None:
+            e = entries.get(c.uniqueid)
+            if e is not None:
+                c.position = _int(e.get("Position")) or c.position
+            elif in_queue_app and ch.get("BridgeId"):
+                c.answered_at = t  # answered while away: the moment is unknown
+                c.uncertain = c.answer_uncertain = True
+                facts.append(("answered", c))
+            else:
+                _finish(state, c, "unknown", None, facts, gap=True)
+        elif c.abandon_at is not None and c.answered_at is None:
+            _finish(state, c, "abandoned", c.abandon_at, facts)
+        elif ch is None:
+            _finish(state, c, "transferred" if c.transferred else "answered", None, facts, gap=True)
+    for uid, e in entries.items():
+        if uid in state.calls:
+            continue
+        wait = float(_int(e.get("Wait")) or 0)
+        queue = e.get("Queue", "")
+        c = LiveCall(uniqueid=uid, linkedid=(alive.get(uid) or {}).get("Linkedid") or uid,
+                     channel=e.get("Channel", ""), queue=queue,
+                     leg=_next_leg(state, uid, queue, t),
+                     caller_number=normalize_number(e.get("CallerIDNum"), state.config.region),
+                     caller_name=_name(e.get("CallerIDName")), entered_at=t - wait,
+                     position=_int(e.get("Position")), uncertain=True)
+        state.calls[uid] = c
+        facts.append(("joined", c))
+    for uid, ch in alive.items():
+        if uid in state.calls or ch.get("Application") != "Queue" or not ch.get("BridgeId"):
+            continue
+        queue = (ch.get("ApplicationData") or "").split(",")[0]
+        c = LiveCall(uniqueid=uid, linkedid=ch.get("Linkedid") or uid, channel=ch.get("Channel", ""),
+                     queue=queue, leg=_next_leg(state, uid, queue, t),
+                     caller_number=normalize_number(ch.get("CallerIDNum"), state.config.region),
+                     caller_name=_name(ch.get("CallerIDName")), entered_at=None, uncertain=True)
+        c.answered_at = t
+        c.answer_uncertain = True
+        state.calls[uid] = c
+        facts.append(("answered", c))
+    return facts

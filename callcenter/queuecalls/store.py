@@ -1,0 +1,90 @@
+"""Writing queue calls: idempotent, set-based, run on a worker thread (``db.run``).
+
+A batch is merged by (uniqueid, queue, leg) in one SELECT + bulk INSERT/UPDATE.
+Merge rule: a measured row (``gap`` false) is never overwritten by a
+reconstructed one (resync guess, ``queue_log``); otherwise the newer wins, and
+an ``unknown`` outcome is always replaced.  So replaying the same trace, a
+resync after a reconnect, or a queue_log recovery never counts a call twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from .models import AmiOutage, QueueCall
+from .reducer import QueueCallRecord
+
+
+def _ts(v: float | None) -> dt.datetime | None:
+    return None if v is None else dt.datetime.fromtimestamp(v, dt.timezone.utc)
+
+
+def row_of(r: QueueCallRecord, answer_target: float, source: str = "ami") -> dict:
+    return {
+        "uniqueid": r.uniqueid, "linkedid": r.linkedid or r.uniqueid, "queue": r.queue,
+        "leg": r.leg, "caller_number": (r.caller_number or "")[:32],
+        "caller_name": (r.caller_name or "")[:128], "entered_at": _ts(r.entered_at),
+        "answered_at": _ts(r.answered_at), "ended_at": _ts(r.ended_at),
+        "wait_seconds": r.wait_seconds, "agent": r.agent or "", "agent_name": r.agent_name or "",
+        "talk_seconds": r.talk_seconds, "outcome": r.outcome,
+        "within_target": r.within(answer_target), "position": r.position,
+        "ivr_session_id": r.ivr_session_id, "gap": bool(r.gap), "source": source,
+    }
+
+
+def write_calls(session: Session, records: Iterable[QueueCallRecord], answer_target: float,
+                source: str = "ami") -> tuple[int, int]:
+    """Upsert ``records``; returns (inserted, updated)."""
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        row = row_of(r, answer_target, source)
+        key = (row["uniqueid"], row["queue"], row["leg"])
+        old = rows.get(key)
+        if old is None or _better(row, old):
+            rows[key] = row
+    if not rows:
+        return 0, 0
+    uids = sorted({k[0] for k in rows})
+    existing: dict[tuple, tuple[int, bool, str]] = {}
+    for i in range(0, len(uids), 500):
+        q = select(QueueCall.id, QueueCall.uniqueid, QueueCall.queue, QueueCall.leg,
+                   QueueCall.gap, QueueCall.outcome).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
+        for rid, uid, queue, leg, gap, outcome in session.execute(q):
+            existing[(uid, queue, leg)] = (rid, gap, outcome)
+    new, changed = [], []
+    for key, row in rows.items():
+        old = existing.get(key)
+        if old is None:
+            new.append(row)
+            continue
+        rid, old_gap, old_outcome = old
+        if old_outcome != "unknown" and not old_gap and row["gap"]:
+            continue  # keep the measured row
+        if row["outcome"] == "unknown" and old_outcome != "unknown":
+            continue
+        changed.append({"id": rid, **row})
+    if new:
+        session.execute(insert(QueueCall), new)
+    if changed:
+        session.execute(update(QueueCall), changed)
+    return len(new), len(changed)
+
+
+def _better(row: dict, old: dict) -> bool:
+    if old["outcome"] == "unknown":
+        return True
+    if row["outcome"] == "unknown":
+        return False
+    return not (row["gap"] and not old["gap"])
+
+
+def record_outage(session: Session, start: float, end: float | None, recovered: bool,
+                  recovered_calls: int = 0, note: str = "") -> int:
+    o = AmiOutage(start=_ts(start), end=_ts(end), recovered_from_queue_log=recovered,
+                  recovered_calls=recovered_calls, note=note[:256])
+    session.add(o)
+    session.flush()
+    return o.id

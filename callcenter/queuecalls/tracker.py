@@ -1,0 +1,230 @@
+"""The "queuecalls" component: gateway events → reducer → batched, idempotent writes.
+
+* every AMI event goes through :func:`reducer.reduce` on the loop (cheap, pure);
+  finished queue calls are buffered and written in batches by one writer task via
+  ``db.run`` (a worker thread).  A failed write keeps the batch and retries with
+  backoff: nothing is dropped, and the merge in :mod:`.store` makes retries safe;
+* on every (re)connect: ``QueueStatus`` + ``CoreShowChannels`` → :func:`reducer.resync`;
+  after an outage the calls that began or ended in it are recovered from
+  ``queue_log`` when ``[ami] queue_log`` is readable, otherwise the outage is
+  stored as a gap (``ami_outages``);
+* ``live()`` and ``subscribe(cb)`` feed the wallboard.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Callable
+
+from ..logs import mask_number
+from . import queuelog, store
+from .reducer import LiveCall, QueueCallRecord, ReducerConfig, TrackerState, evict, reduce, resync
+
+log = logging.getLogger(__name__)
+
+
+class QueueCallsTracker:
+    name = "queuecalls"
+
+    def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
+                 short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
+                 batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0):
+        self.db = db
+        self.clock = clock
+        self.gateway = gateway
+        self.answer_target = answer_target
+        self.short_abandon = short_abandon
+        self.queue_log = queue_log
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_max_delay = retry_max_delay
+        self.state = TrackerState(ReducerConfig(region=region))
+        self.buffer: list[QueueCallRecord] = []
+        self.written = 0
+        self.write_errors = 0
+        self.outage_start: float | None = None
+        self._subs: list[Callable[[str, Any], Any]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._timer: Any = None
+        self._stopping = False
+        self._resyncing = False
+        self._write_lock = asyncio.Lock()
+
+    # -- wiring ------------------------------------------------------------------------------
+    async def start(self, service: Any = None) -> None:
+        if self.gateway is None and service is not None:
+            self.gateway = service.get("ami")
+        if self.gateway is not None:
+            self.gateway.subscribe(self.on_event)
+            self.gateway.on_connect(self.resync)
+            self.gateway.on_disconnect(self.on_disconnect)
+            if getattr(self.gateway, "connected", False):
+                asyncio.ensure_future(self.resync())  # logged in before we were listening
+        self._stopping = False
+        self._writer = asyncio.ensure_future(self._writer_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.gateway is not None:
+            self.gateway.unsubscribe(self.on_event)
+        self._wake.set()
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(self._writer, 30)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                log.error("queuecalls: %d finished calls not written at stop", len(self.buffer))
+            self._writer = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+
+    def subscribe(self, cb: Callable[[str, Any], Any]) -> None:
+        """``cb(kind, payload)`` on every change (joined, answered, finished, member…)."""
+        self._subs.append(cb)
+
+    # -- events ------------------------------------------------------------------------------
+    def on_event(self, msg, t: float) -> None:
+        _, facts = reduce(self.state, msg, t)
+        if facts:
+            self._facts(facts)
+
+    def _facts(self, facts: list) -> None:
+        for kind, payload in facts:
+            if kind == "finished":
+                self.buffer.append(payload)
+            for cb in self._subs:
+                try:
+                    cb(kind, payload)
+                except Exception:  # noqa: BLE001
+                    log.exception("queuecalls subscriber %r failed", cb)
+        if len(self.buffer) >= self.batch_size:
+            self._wake.set()
+
+    def on_disconnect(self, t: float) -> None:
+        if self.outage_start is None:
+            self.outage_start = t
+
+    async def resync(self) -> None:
+        """Rebuild live state from Asterisk after every login (the gateway awaits this)."""
+        gw = self.gateway
+        self._resyncing = True
+        try:
+            qs = await gw.action({"Action": "QueueStatus"})
+            ch = await gw.action({"Action": "CoreShowChannels"})
+            t = self.clock.seconds()
+            facts = resync(self.state, qs if isinstance(qs, list) else [],
+                           ch if isinstance(ch, list) else [], t)
+            self._facts(facts)
+            log.info("queuecalls resync: %d calls live", len(self.state.calls))
+            if self.outage_start is not None:
+                start, self.outage_start = self.outage_start, None
+                await self._close_outage(start, t)
+        finally:
+            self._resyncing = False
+            self._wake.set()
+
+    async def _close_outage(self, start: float, end: float) -> None:
+        recovered: list[QueueCallRecord] = []
+        ok = False
+        note = ""
+        path = self.queue_log
+        if path and os.access(path, os.R_OK):
+            members = {(q, m.name): iface for q, ms in self.state.members.items()
+                       for iface, m in ms.items() if m.name}
+            try:
+                events = await self.db.run_blocking(queuelog.read_tail, path, start)
+                recovered = queuelog.recover(events, start, end, member_interfaces=members,
+                                             region=self.state.config.region)
+                ok = True
+            except OSError as exc:
+                note = f"queue_log unreadable: {exc.__class__.__name__}"
+        else:
+            note = "no queue_log configured" if not path else "queue_log not readable"
+        live = set(self.state.calls)
+        recovered = [r for r in recovered if r.uniqueid not in live]
+        self.buffer.extend(recovered)
+        log.warning("AMI outage of %.1f s: %s", end - start,
+                    f"recovered {len(recovered)} queue calls from queue_log" if ok
+                    else f"recorded as a gap ({note})")
+        await self._retrying(store.record_outage, start, end, ok, len(recovered), note)
+
+    # -- writing ------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write everything buffered now (tests, shutdown)."""
+        while self.buffer:
+            await self._write_some()
+
+    async def _write_some(self) -> None:
+        async with self._write_lock:  # one writer at a time: the batch is the buffer's head
+            batch = self.buffer[: self.batch_size]
+            if not batch:
+                return
+            await self._retrying(store.write_calls, batch, self.answer_target)
+            del self.buffer[: len(batch)]
+            self.written += len(batch)
+
+    async def _retrying(self, fn, *args) -> Any:
+        delay = 0.5
+        while True:
+            try:
+                return await self.db.run(fn, *args)
+            except Exception as exc:  # noqa: BLE001 - keep the data, retry
+                self.write_errors += 1
+                log.error("queuecalls: database write failed (%s); retrying in %.1f s",
+                          exc.__class__.__name__, delay)
+                if self._stopping and self.write_errors > 50:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max_delay, delay * 2)
+
+    async def _writer_loop(self) -> None:
+        while True:
+            if not self.buffer and not self._stopping:
+                self._wake.clear()
+                self._timer = self.clock.callLater(self.flush_interval, self._wake.set)
+                await self._wake.wait()
+                if self._timer.active():
+                    self._timer.cancel()
+                facts = evict(self.state, self.clock.seconds())
+                if facts:
+                    self._facts(facts)
+            if self.buffer:
+                await self._write_some()
+            elif self._stopping:
+                return
+
+    # -- live view ---------------------------------------------------------------------------
+    def live(self) -> dict[str, dict[str, Any]]:
+        now = self.clock.seconds()
+        out: dict[str, dict[str, Any]] = {}
+        for c in self.state.calls.values():
+            q = out.setdefault(c.queue, {"waiting": [], "talking": [], "members": []})
+            if c.answered_at is None:
+                q["waiting"].append(_waiting(c, now))
+            else:
+                q["talking"].append({"uniqueid": c.uniqueid, "agent": c.agent,
+                                     "agent_name": c.agent_name,
+                                     "caller_number_masked": mask_number(c.caller_number),
+                                     "since": c.answered_at})
+        for queue, members in self.state.members.items():
+            q = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
+            q["members"] = [{"interface": m.interface, "name": m.name, "state": m.state,
+                             "paused": m.paused, "reason": m.reason} for m in members.values()]
+        for q in out.values():
+            q["waiting"].sort(key=lambda w: w["wait"], reverse=True)
+        return out
+
+
+def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
+    return {"uniqueid": c.uniqueid, "caller_number_masked": mask_number(c.caller_number),
+            "entered_at": c.entered_at, "wait": (now - c.entered_at) if c.entered_at else None,
+            "position": c.position, "uncertain": c.uncertain}
+
+
+def from_service(service: Any) -> QueueCallsTracker:
+    cfg = service.config
+    return QueueCallsTracker(
+        service.db, service.clock, answer_target=cfg.hospital.answer_target_seconds,
+        short_abandon=cfg.hospital.short_abandon_seconds, region=cfg.hospital.region,
+        queue_log=cfg.ami.queue_log)
