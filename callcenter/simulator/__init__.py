@@ -1,0 +1,54 @@
+"""A protocol-faithful Asterisk simulator (AMI server + PBX model + simulated people).
+
+Asterisk cannot be installed here, so tests and ``callcenter demo`` talk real AMI
+(TCP) and FastAGI to this simulator, whose event shapes are checked against the
+recorded traces in ``shared/asterisk-traces`` (tests/simulator/test_traces.py).
+
+API (everything timed on the injected clock: ``twisted.internet.task.Clock`` in unit
+tests, ``callcenter.clock.ScaledClock(reactor, 60)`` for a day in minutes)::
+
+    from callcenter.simulator import SimulatedPBX, SimConfig
+    pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp, agi_host="127.0.0.1", agi_port=4573,
+                       config=SimConfig(), queue_log=tmp / "queue_log")
+    await pbx.start(host="127.0.0.1", ami_port=0)     # pbx.ami_port = bound port
+    #   AMI login: bridge / bridge-secret (SimConfig.username/secret)
+    #   queues "consultation" (1001, 1002) and "complaint" (2001, 2002) like the traces;
+    #   SimConfig(queues={}) for none.
+    pbx.add_agent("consultation", "1003", "Agent 1003", answer_delay=3, talk_time=5)
+    #   member "Local/1003@sim-agent/n"; behaviour can be changed like the trace harness
+    #   did: AMI `Setvar AGENT_DELAY_1003=40` (global), or pbx.set_agent("1003", talk_time=8)
+    call = pbx.inbound_call("13800138001", "Li Na", context="hotline-plain",  # or "hotline" (AGI),
+                            digits="1", digit_delay=3, patience=60)            # "hotline-timeout"
+    #   -> SimCall: .channel (;1), .uniqueid, .outcome (answered|abandoned|timeout|redirected), .done
+    pbx.set_patient("13900000001", outcome="answer"|"busy"|"noanswer"|"congestion"|"reject",
+                    ring=2, survey_digits="4", hold=20)
+    #   the dialer originates "Local/<number>@sim-patient" (or Local/busy@sim-patient ...)
+    #   into context "survey" (AGI revisit_survey) or an Application.
+    await pbx.stop()                                  # closes AMI (Shutdown event), cancels timers
+
+Traffic for a day (Poisson arrivals per hour of day, menu choices, patience)::
+
+    from callcenter.simulator import DayProfile, run_traffic
+    stats = run_traffic(pbx, DayProfile(calls=500, start_hour=8, end_hour=17), seed=1)
+
+FastAGI: ``hotline`` runs ``AGI(agi://<agi_host>:<agi_port>/hotline)`` and ``survey`` runs
+``.../revisit_survey`` through ``callcenter.simulator.agi_client.run_agi`` (IVR helper);
+until it exists — or to plug a fake — set ``pbx.agi_handler = async fn(url, env, channel)``.
+After AGI: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> operator; else Hangup.
+``hotline-plain`` needs no AGI (Playback, Read 1 digit: 2 -> complaint, else consultation).
+
+MixMonitor writes real 8 kHz 16-bit mono WAVs; paths under ``/var/spool/asterisk`` are
+mapped below ``spool_dir``.  queue_log lines (``epoch|callid|queue|agent|event|data``)
+go to ``queue_log`` (optional) and ``pbx.queue_log.lines``.
+"""
+from .pbx import SimCall, SimConfig, SimulatedPBX
+
+__all__ = ["SimulatedPBX", "SimConfig", "SimCall", "DayProfile", "run_traffic"]
+
+
+def __getattr__(name):  # lazy: people.py is optional for the core
+    if name in ("DayProfile", "run_traffic"):
+        from . import people
+
+        return getattr(people, name)
+    raise AttributeError(name)

@@ -1,0 +1,108 @@
+"""The simulator's side of the ``AgiChannel`` protocol (CONTRACTS.md) for ``run_agi``.
+
+Digits come from the simulated caller's DTMF, hang-ups from the PBX; variables
+set through AGI are channel variables (``VarSet`` events like Asterisk).
+"""
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+from typing import Any, Callable
+
+
+class _ChannelVars(dict):
+    def __init__(self, pbx: Any, ch: Any):
+        super().__init__(ch.variables)
+        self._pbx, self._ch = pbx, ch
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if not self._ch.hung_up:
+            self._pbx.varset(self._ch, key, value)
+        else:
+            self._ch.variables[key] = str(value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._ch.variables[key] if key in self._ch.variables else super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._ch.variables.get(key, super().get(key, default))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ch.variables or super().__contains__(key)
+
+
+class _FutureWaiter:
+    def __init__(self, fut: asyncio.Future):
+        self.fut = fut
+
+    def fire(self, value: Any = None, sync: bool = False) -> None:
+        if not self.fut.done():
+            self.fut.set_result(value)
+
+
+class SimAgiChannel:
+    def __init__(self, pbx: Any, ch: Any):
+        self.pbx, self.ch = pbx, ch
+        self.clock = pbx.clock
+        self.uniqueid = ch.uniqueid
+        self.name = ch.name
+        self.variables = _ChannelVars(pbx, ch)
+        self._timer = None
+
+    @property
+    def hung_up(self) -> bool:
+        return bool(self.ch.hung_up or self.ch.data.get("dead"))
+
+    async def next_digit(self, timeout: float) -> str | None:
+        buf = self.ch.data.setdefault("dtmf", [])
+        if buf:
+            return buf.pop(0)
+        if self.hung_up:
+            return ""
+        fut = asyncio.get_running_loop().create_future()
+        self.ch.data["digit_waiter"] = _FutureWaiter(fut)
+        self.on_hangup(lambda: fut.done() or fut.set_result("hangup"))
+        timer = self.pbx.timers.call_later(timeout, lambda: fut.done() or fut.set_result(None))
+        try:
+            res = await fut
+        finally:
+            self.pbx.timers.cancel(timer)
+            self.ch.data.pop("digit_waiter", None)
+        if res == "hangup":
+            return ""
+        if res is None:
+            return None
+        return buf.pop(0) if buf else None
+
+    def on_hangup(self, cb: Callable[[], None]) -> None:
+        if self.hung_up:
+            cb()
+            return
+        self.ch.data.setdefault("on_hangup", []).append(cb)
+
+    def play_seconds(self, filename: str) -> float:
+        return float(self.pbx.config.prompt_seconds.get(filename.rsplit("/", 1)[-1], 1.0))
+
+    def record(self, path: str, fmt: str, seconds: float) -> None:
+        p = Path(path if path.endswith("." + fmt) else f"{path}.{fmt}")
+        if self.pbx.spool_dir is not None and not p.is_absolute():
+            p = self.pbx.spool_dir / p
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if fmt in ("wav", "WAV"):
+            with wave.open(str(p), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(8000)
+                w.writeframes(b"\x00\x00" * int(8000 * max(0.0, seconds)))
+        else:
+            p.write_bytes(b"")
+
+    def sleep(self, seconds: float) -> "asyncio.Future":
+        fut = asyncio.get_running_loop().create_future()
+        self.pbx.timers.call_later(seconds, lambda: fut.done() or fut.set_result(None))
+        return fut
+
+    def close(self) -> None:
+        self.ch.data.pop("on_hangup", None)

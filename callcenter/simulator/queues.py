@@ -1,0 +1,193 @@
+"""app_queue's state: queues, members, waiting entries, statistics, queue_log.
+
+Numbers follow Asterisk 22: hold/talk averages are the running average
+``(3*old + new) / 4`` in whole seconds, service-level counters per queue,
+``QueueMember``/``QueueMemberStatus`` field names and order as recorded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+
+@dataclass(eq=False)
+class Member:
+    interface: str
+    name: str
+    membership: str = "static"
+    penalty: int = 0
+    calls_taken: int = 0
+    last_call: int = 0
+    last_pause: int = 0
+    login_time: int = 0
+    paused: bool = False
+    reason: str = ""
+    busy: bool = False  # in a call or ringing (ringinuse = no)
+    in_call: bool = False
+
+    @property
+    def status(self) -> int:
+        return 2 if self.busy else 1
+
+    @property
+    def agent_id(self) -> str:
+        # Local/<id>@sim-agent/n
+        return self.interface.split("/", 1)[1].split("@", 1)[0]
+
+    def event_fields(self, queue: str) -> list[tuple[str, str]]:
+        return [
+            ("Queue", queue),
+            ("MemberName", self.name),
+            ("Interface", self.interface),
+            ("StateInterface", self.interface),
+            ("Membership", self.membership),
+            ("Penalty", str(self.penalty)),
+            ("CallsTaken", str(self.calls_taken)),
+            ("LastCall", str(self.last_call)),
+            ("LastPause", str(self.last_pause)),
+            ("LoginTime", str(self.login_time)),
+            ("InCall", "0"),
+            ("Status", str(self.status)),
+            ("Paused", "1" if self.paused else "0"),
+            ("PausedReason", self.reason),
+            ("Ringinuse", "0"),
+            ("Wrapuptime", "0"),
+        ]
+
+    def list_fields(self, queue: str) -> list[tuple[str, str]]:
+        return [
+            ("Queue", queue),
+            ("Name", self.name),
+            ("Location", self.interface),
+            ("StateInterface", self.interface),
+            ("Membership", self.membership),
+            ("Penalty", str(self.penalty)),
+            ("CallsTaken", str(self.calls_taken)),
+            ("LastCall", str(self.last_call)),
+            ("LastPause", str(self.last_pause)),
+            ("LoginTime", str(self.login_time)),
+            ("InCall", "1" if self.in_call else "0"),
+            ("Status", str(self.status)),
+            ("Paused", "1" if self.paused else "0"),
+            ("PausedReason", self.reason),
+            ("Wrapuptime", "0"),
+        ]
+
+
+@dataclass(eq=False)
+class Entry:
+    caller: Any  # Channel
+    queue: "Queue"
+    joined: float
+    original_position: int
+    priority: int = 0
+    deadline: float | None = None
+    ringing: Any = None  # the member being rung
+
+
+@dataclass(eq=False)
+class Queue:
+    name: str
+    strategy: str = "rrmemory"
+    servicelevel: int = 30
+    timeout: int = 15
+    retry: int = 1
+    members: list[Member] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    holdtime: int = 0
+    talktime: int = 0
+    completed: int = 0
+    abandoned: int = 0
+    completed_in_sl: int = 0
+    abandoned_in_sl: int = 0
+    rr_next: int = 0
+
+    def member(self, interface: str) -> Member | None:
+        for m in self.members:
+            if m.interface.lower() == interface.lower():
+                return m
+        return None
+
+    def position(self, entry: Entry) -> int:
+        return self.entries.index(entry) + 1
+
+    def pick_member(self) -> Member | None:
+        """rrmemory: the next available member after the one used last."""
+        n = len(self.members)
+        for i in range(n):
+            idx = (self.rr_next + i) % n
+            m = self.members[idx]
+            if not m.paused and not m.busy:
+                self.rr_next = idx + 1
+                return m
+        return None
+
+    def record_connect(self, holdtime: int) -> None:
+        self.holdtime = (self.holdtime * 3 + holdtime) // 4 if self.holdtime else holdtime
+        if holdtime <= self.servicelevel:
+            self.completed_in_sl += 1
+
+    def record_complete(self, talktime: int) -> None:
+        self.completed += 1
+        self.talktime = (self.talktime * 3 + talktime) // 4 if self.talktime else talktime
+
+    def record_abandon(self, holdtime: int) -> None:
+        self.abandoned += 1
+        if holdtime <= self.servicelevel:
+            self.abandoned_in_sl += 1
+
+    @property
+    def sl_perf(self) -> str:
+        return f"{(100.0 * self.completed_in_sl / self.completed) if self.completed else 0.0:.1f}"
+
+    @property
+    def sl_perf2(self) -> str:
+        total = self.completed + self.abandoned
+        within = self.completed_in_sl + self.abandoned_in_sl
+        return f"{(100.0 * within / total) if total else 0.0:.1f}"
+
+    def params_fields(self) -> list[tuple[str, str]]:
+        return [
+            ("Queue", self.name), ("Max", "0"), ("Strategy", self.strategy),
+            ("Calls", str(len(self.entries))), ("Holdtime", str(self.holdtime)),
+            ("TalkTime", str(self.talktime)), ("Completed", str(self.completed)),
+            ("Abandoned", str(self.abandoned)), ("ServiceLevel", str(self.servicelevel)),
+            ("ServicelevelPerf", self.sl_perf), ("ServicelevelPerf2", self.sl_perf2), ("Weight", "0"),
+        ]
+
+    def queue_vars(self) -> list[tuple[str, str]]:
+        """The QUEUE* channel variables (setqueuevar=yes)."""
+        return [
+            ("QUEUENAME", self.name), ("QUEUEMAX", "0"), ("QUEUESTRATEGY", self.strategy),
+            ("QUEUECALLS", str(len(self.entries))), ("QUEUEHOLDTIME", str(self.holdtime)),
+            ("QUEUETALKTIME", str(self.talktime)), ("QUEUECOMPLETED", str(self.completed)),
+            ("QUEUEABANDONED", str(self.abandoned)), ("QUEUESRVLEVEL", str(self.servicelevel)),
+            ("QUEUESRVLEVELPERF", self.sl_perf),
+        ]
+
+
+class QueueLog:
+    """Asterisk's queue_log: ``epoch|callid|queue|agent|event|data...`` lines, flushed per line."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self._fh: TextIO | None = None
+        self.lines: list[str] = []
+
+    def write(self, t: float, callid: str, queue: str, agent: str, event: str, *data: Any) -> None:
+        line = "|".join([str(int(t)), callid, queue, agent, event, *[str(d) for d in data]])
+        self.lines.append(line)
+        if len(self.lines) > 10000:
+            del self.lines[:5000]
+        if self.path is not None:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write(line + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
