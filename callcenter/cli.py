@@ -18,6 +18,7 @@ from .config import ConfigError, load_config
 
 COMMAND_MODULES = [
     "callcenter.commands",
+    "ivr_flows.cli",
     "recordings.cli",
 ]
 

@@ -101,6 +101,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "agi": {
         "host": Key(str, "127.0.0.1"),
         "port": Key(int, 4573, check=_port),
+        "flows_dir": Key(str, "", help="directory of IVR flow files; default: the shipped ivr_flows/"),
+        "prompt_base": Key(str, "callcenter", help="prompt path prefix under Asterisk sounds dir"),
+        "recordings_dir": Key(str, "", help="where Asterisk writes voice messages (RECORD FILE); "
+                              "default: [recordings] spool_dir"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),

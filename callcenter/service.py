@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 COMPONENT_FACTORIES: list[str] = [
     "callcenter.ami.gateway:from_service",
     "callcenter.queuecalls.tracker:from_service",
+    "ivr_flows.server:from_service",
     "recordings.capture:from_service",
 ]
 

@@ -1,0 +1,404 @@
+"""The IVR engine, sans-IO: (flow, state, last AGI reply) -> next step.
+
+``Engine.start()`` and ``Engine.send(value)`` return one step:
+
+* :class:`Command` - an AGI command line to send; feed back the :class:`~ivr_flows.agi.Reply`;
+* :class:`Effect` - something only the adapter can do (database hooks, queue
+  load, the session id); feed back its result (or ``None``);
+* :class:`Done` - the session is over, with its result.
+
+No sockets, threads or clocks here (``now`` is injected), so a whole call is a
+plain loop in a unit test.  The node handlers are generators: ``yield`` a step,
+receive the answer.  Caller data only reaches a command through
+:func:`ivr_flows.agi.quote`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+from zoneinfo import ZoneInfo
+
+from .agi import Env, Reply, command, quote
+from .flow import Flow
+
+log = logging.getLogger(__name__)
+MAX_STEPS = 300
+_TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Command:
+    line: str
+
+
+@dataclass
+class Effect:
+    name: str  # queue_load | session_id | voicemail | callback | survey_result
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class Done:
+    result: str
+
+
+Step = Command | Effect | Done
+
+
+class CallerHungUp(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=8)
+def _holidays(country: str):
+    import holidays
+
+    return holidays.country_holidays(country)
+
+
+def luhn_ok(digits: str) -> bool:
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def mod11_ok(digits: str) -> bool:
+    """Weights 2..n from the right over the body; check digit 10 written as '0' is refused."""
+    if len(digits) < 2 or not digits.isdigit():
+        return False
+    body, check = digits[:-1], int(digits[-1])
+    s = sum(int(c) * w for c, w in zip(reversed(body), range(2, len(body) + 2)))
+    r = (11 - s % 11) % 11
+    return r != 10 and r == check
+
+
+class Engine:
+    def __init__(self, flow: Flow, env: Env, *, now: Callable[[], float],
+                 timezone: str = "Asia/Shanghai", country: str = "CN",
+                 prompt_base: str = "callcenter",
+                 recordings_dir: str = "/var/spool/asterisk/recordings"):
+        self.flow = flow
+        self.env = env
+        self.now = now
+        self.tz = ZoneInfo(timezone)
+        self.country = country
+        self.prompt_base = prompt_base
+        self.recordings_dir = recordings_dir.rstrip("/")
+        self.language = flow.default_language
+        self.path: list[str] = []
+        self.digits: list[str] = []
+        self.vars: dict[str, str] = {}
+        self.result: str | None = None
+        self.warnings: list[str] = []
+        self.details: dict[str, Any] = {}
+        self.channel_gone = False
+        self.reported = False
+        self.started_at = now()
+        self._gen = self._run()
+
+    # -- public sans-IO interface -------------------------------------------
+    @property
+    def caller_number(self) -> str:
+        num = self.env.get("agi_callerid")
+        return "" if num in ("", "unknown") else num
+
+    @property
+    def caller_name(self) -> str:
+        name = self.env.get("agi_calleridname")
+        return "" if name in ("", "unknown") else name
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.get("agi_uniqueid")
+
+    def start(self) -> Step:
+        return self._step(None, first=True)
+
+    def send(self, value: Any) -> Step:
+        return self._step(value)
+
+    def hangup_seen(self) -> None:
+        """Asterisk sent the unsolicited ``HANGUP`` line: the caller is gone."""
+        self.channel_gone = True
+
+    def _step(self, value: Any, first: bool = False) -> Step:
+        try:
+            return next(self._gen) if first else self._gen.send(value)
+        except StopIteration as stop:
+            return Done(stop.value)
+
+    # -- helpers ------------------------------------------------------------
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        log.warning("ivr %s: %s", self.flow.name, text)
+
+    def _cmd(self, line: str, *, media: bool = False) -> Generator[Step, Any, Reply]:
+        if self.channel_gone:
+            raise CallerHungUp
+        reply = yield Command(line)
+        if not isinstance(reply, Reply):
+            raise CallerHungUp  # the connection closed
+        if reply.code == 511 or (media and reply.code == 200 and reply.result == "-1"
+                                 and reply.endpos is None):
+            raise CallerHungUp
+        if reply.code not in (200, 511):
+            self.warn(f"AGI {line.split(' ', 1)[0]} answered {reply.lines[0] if reply.lines else reply.code!r}")
+        return reply
+
+    def _file(self, prompt_id: str) -> str:
+        return self.flow.prompt_file(prompt_id, self.language, self.prompt_base)
+
+    def _play(self, prompt_id: str, escape: str = "") -> Generator[Step, Any, str | None]:
+        reply = yield from self._cmd(command("STREAM FILE", self._file(prompt_id), quote(escape)))
+        if reply.code == 200 and reply.result == "-1":
+            if reply.endpos == 0 and not self.channel_gone:
+                self.warn(f"prompt {self._file(prompt_id)} missing on the PBX; carrying on")
+                return None
+            raise CallerHungUp
+        return reply.digit if reply.code == 200 else None
+
+    def _play_all(self, prompts: Any) -> Generator[Step, Any, None]:
+        for pid in prompts if isinstance(prompts, list) else [prompts]:
+            yield from self._play(pid)
+
+    def _get_data(self, prompt_id: str, timeout: float, maxdigits: int) -> Generator[Step, Any, str]:
+        reply = yield from self._cmd(
+            command("GET DATA", self._file(prompt_id), int(timeout * 1000), int(maxdigits)), media=True)
+        if reply.code != 200:
+            return ""
+        return re.sub(r"[^0-9*#A-D]", "", reply.result)
+
+    def _setvar(self, name: str, value: Any) -> Generator[Step, Any, None]:
+        yield from self._cmd(command("SET VARIABLE", name, quote(value)))
+
+    def _template(self, value: Any) -> str:
+        ctx = {"caller_number": self.caller_number, "caller_name": self.caller_name,
+               "uniqueid": self.uniqueid, "language": self.language, "flow": self.flow.name,
+               **self.vars}
+        return _TEMPLATE.sub(lambda m: str(ctx.get(m.group(1), "")), str(value))
+
+    def local_now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now(), tz=self.tz)
+
+    # -- the run --------------------------------------------------------------
+    def _run(self) -> Generator[Step, Any, str]:
+        try:
+            yield from self._cmd("ANSWER")
+            if any(n.get("type") == "report" for n in self.flow.nodes.values()):
+                reply = yield from self._cmd("GET VARIABLE ATTEMPT_ID")
+                if reply.code == 200 and reply.result == "1" and reply.data:
+                    self.vars["attempt_id"] = reply.data
+            node_id: str | None = self.flow.start
+            steps = 0
+            while node_id is not None:
+                steps += 1
+                if steps > MAX_STEPS:
+                    self.warn(f"more than {MAX_STEPS} nodes visited; hanging up")
+                    yield from self._cmd("HANGUP")
+                    break
+                self.path.append(node_id)
+                node = self.flow.nodes[node_id]
+                node_id = yield from getattr(self, "_n_" + node["type"])(node_id, node)
+        except CallerHungUp:
+            self.channel_gone = True
+            if self.result is None:
+                self.result = "hangup"
+            if not self.reported and any(n.get("type") == "report" for n in self.flow.nodes.values()):
+                answers = {k: v for k, v in self.vars.items() if k != "attempt_id"}
+                yield Effect("survey_result", {"answers": answers, "opted_out": False,
+                                               "completed": False,
+                                               "attempt_id": self.vars.get("attempt_id")})
+        return self.result or "hangup"
+
+    # -- node types -------------------------------------------------------------
+    def _n_play(self, nid, node):
+        yield from self._play_all(node["prompt"])
+        return node["next"]
+
+    def _n_menu(self, nid, node):
+        options = {str(k): v for k, v in node["options"].items()}
+        retries = int(node.get("retries", 2))
+        timeout = float(node.get("timeout", 5))
+        for attempt in range(retries + 1):
+            got = yield from self._get_data(node["prompt"], timeout, 1)
+            if got and got in options:
+                self.digits.append(got)
+                if node.get("store"):
+                    self.vars[str(node["store"])] = got
+                target = options[got]
+                if isinstance(target, dict):
+                    for k, v in (target.get("set") or {}).items():
+                        self._assign(str(k), v)
+                    target = target["next"]
+                return target
+            if attempt < retries:
+                extra = node.get("invalid_prompt") if got else node.get("timeout_prompt")
+                extra = extra or node.get("invalid_prompt")
+                if extra:
+                    yield from self._play_all(extra)
+        return node["default"]
+
+    def _assign(self, name: str, value: Any) -> None:
+        if name == "language":
+            if str(value) in self.flow.languages:
+                self.language = str(value)
+            return
+        self.vars[name] = self._template(value)
+
+    def _n_collect(self, nid, node):
+        length = node.get("length")
+        lo = int(node.get("min_length", length or 1))
+        hi = int(node.get("max_length", length or 20))
+        retries = int(node.get("retries", 2))
+        timeout = float(node.get("timeout", 6))
+        fmt = node.get("format")
+        checksum = node.get("checksum", "none")
+        for attempt in range(retries + 1):
+            got = (yield from self._get_data(node["prompt"], timeout, hi)).rstrip("#")
+            ok = bool(got) and lo <= len(got) <= hi
+            ok = ok and (not fmt or re.fullmatch(str(fmt), got) is not None)
+            ok = ok and (checksum != "luhn" or luhn_ok(got)) and (checksum != "mod11" or mod11_ok(got))
+            if ok:
+                self.digits.append(got)
+                self.vars[str(node["var"])] = got
+                return node["next"]
+            if attempt < retries and node.get("invalid_prompt"):
+                yield from self._play_all(node["invalid_prompt"])
+        return node["default"]
+
+    def _n_branch(self, nid, node):
+        loads: dict[str, Any] = {}
+        for case in node["cases"]:
+            ok = yield from self._condition(case["when"], loads)
+            if ok:
+                return case["next"]
+        return node["default"]
+
+    def _condition(self, cond: dict, loads: dict) -> Generator[Step, Any, bool]:
+        local = self.local_now()
+        is_holiday = False
+        if "holiday" in cond or "open" in cond:
+            try:
+                is_holiday = local.date() in _holidays(self.country)
+            except Exception:  # unknown country: no holidays, never fatal
+                self.warn(f"no public holidays known for {self.country!r}")
+        if "holiday" in cond and bool(cond["holiday"]) != is_holiday:
+            return False
+        if "open" in cond:
+            is_open = self.flow.hours.is_open(local, is_holiday) if self.flow.hours else True
+            if bool(cond["open"]) != is_open:
+                return False
+        if "longest_wait_over" in cond or "agents_available_below" in cond:
+            q = str(cond["queue"])
+            if q not in loads:
+                loads[q] = yield Effect("queue_load", {"queue": q})
+            load = loads[q]
+            if not load:
+                self.warn(f"queue load of {q!r} unknown; condition treated as false")
+                return False
+            if "longest_wait_over" in cond and not float(load.get("longest_wait", 0)) > float(cond["longest_wait_over"]):
+                return False
+            if "agents_available_below" in cond and not int(load.get("agents_available", 0)) < int(cond["agents_available_below"]):
+                return False
+        if "var" in cond:
+            name = str(cond["var"])
+            value = self.language if name == "language" else self.vars.get(name, "")
+            if "equals" in cond and str(value) != str(cond["equals"]):
+                return False
+            if "in" in cond and str(value) not in [str(x) for x in cond["in"]]:
+                return False
+        return True
+
+    def _n_set(self, nid, node):
+        for k, v in (node.get("vars") or {}).items():
+            self._assign(str(k), v)
+        for k, v in (node.get("channel") or {}).items():
+            yield from self._setvar(str(k), self._template(v))
+        return node["next"]
+
+    def _n_queue(self, nid, node):
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        sid = yield Effect("session_id")
+        if sid is not None:
+            yield from self._setvar("IVR_SESSION", sid)
+        yield from self._setvar("IVR_LANGUAGE", self.language)
+        yield from self._setvar("QUEUE_PRIO", int(node.get("priority", 0)))
+        yield from self._setvar("QUEUE", node["queue"])
+        self.result = f"queued:{node['queue']}"
+        return None
+
+    def _n_transfer(self, nid, node):
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        sid = yield Effect("session_id")
+        if sid is not None:
+            yield from self._setvar("IVR_SESSION", sid)
+        yield from self._setvar("TRANSFER", node.get("target", "operator"))
+        self.result = "operator"
+        return None
+
+    def _n_hangup(self, nid, node):
+        if self.result is None:
+            self.result = str(node.get("result", "hangup"))
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        yield from self._cmd("HANGUP")
+        return None
+
+    def _n_voicemail(self, nid, node):
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        started = self.now()
+        day = dt.datetime.fromtimestamp(started, tz=self.tz).strftime("%Y-%m-%d")
+        uid = re.sub(r"[^0-9.]", "", self.uniqueid) or f"t{int(started * 1000)}"
+        base = f"{self.recordings_dir}/voicemail/{day}/voicemsg-{uid}"
+        max_ms = int(float(node.get("max_seconds", 120)) * 1000)
+        silence = int(node.get("silence_seconds", 5))
+        if self.channel_gone:
+            raise CallerHungUp
+        reply = yield Command(command("RECORD FILE", quote(base), "wav", quote("#"), max_ms, 0,
+                                      f"s={silence}"))
+        if not isinstance(reply, Reply) or reply.code == 511:
+            raise CallerHungUp
+        hung = reply.result == "-1"
+        self.result = "voicemail"
+        ids = yield Effect("voicemail", {
+            "path": base + ".wav", "link": node.get("link", "complaint"), "started_at": started,
+            "duration": max(0.0, self.now() - started), "endpos": reply.endpos or 0,
+        })
+        self.details.update(ids or {})
+        if hung:
+            raise CallerHungUp
+        return node["next"]
+
+    def _n_callback(self, nid, node):
+        cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR")})
+        if cid is not None:
+            self.details["contact_id"] = cid
+        self.result = "callback"
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        return node["next"]
+
+    def _n_report(self, nid, node):
+        names = node.get("answers") or []
+        answers = {str(n): self.vars.get(str(n)) for n in names}
+        opted_out = bool(node.get("opted_out", False))
+        yield Effect("survey_result", {"answers": answers, "opted_out": opted_out, "completed": True,
+                                       "attempt_id": self.vars.get("attempt_id")})
+        self.reported = True
+        self.result = "optout" if opted_out else "survey_done"
+        return node["next"]

@@ -1,0 +1,73 @@
+"""Render declared prompts to 8 kHz 16-bit mono WAV for Asterisk (espeak-ng + sox).
+
+Output layout matches what the engine asks the PBX to play:
+``<out>/<lang>/<flow>/<prompt>.wav`` -> ``STREAM FILE <prompt_base>/<lang>/<flow>/<prompt>``
+(copy ``<out>`` to ``/var/lib/asterisk/sounds/<prompt_base>``).  Missing tools are
+a warning, not an error: the engine carries on when a prompt file is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .flow import Flow
+
+VOICES = {"zh": "cmn", "en": "en"}
+
+
+@dataclass
+class BuildReport:
+    built: list[Path]
+    skipped: list[Path]
+    warnings: list[str]
+
+
+def tools() -> tuple[str | None, str | None]:
+    return shutil.which("espeak-ng"), shutil.which("sox")
+
+
+def build(flows: list[Flow], out: Path, *, force: bool = False) -> BuildReport:
+    espeak, sox = tools()
+    report = BuildReport([], [], [])
+    if not espeak or not sox:
+        missing = [n for n, t in (("espeak-ng", espeak), ("sox", sox)) if not t]
+        report.warnings.append(f"{' and '.join(missing)} not installed (apt install espeak-ng sox); "
+                               "prompts not rendered")
+        return report
+    for flow in flows:
+        for pid, spec in flow.prompts.items():
+            if "file" in spec:
+                continue
+            for lang in flow.languages:
+                text = spec.get(lang)
+                if not text:
+                    continue
+                target = out / lang / flow.name / f"{pid}.wav"
+                stamp = target.parent / (target.name + ".sha256")
+                digest = hashlib.sha256(f"{VOICES.get(lang, lang)}\n{text}".encode()).hexdigest()
+                if not force and target.exists() and stamp.exists() and stamp.read_text() == digest:
+                    report.skipped.append(target)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory() as tmp:
+                    raw = Path(tmp) / "raw.wav"
+                    r = subprocess.run([espeak, "-v", VOICES.get(lang, lang), "-w", str(raw), text],
+                                       capture_output=True, text=True, timeout=60)
+                    if r.returncode != 0:
+                        report.warnings.append(f"{flow.name}/{pid} ({lang}): espeak-ng failed: "
+                                               f"{r.stderr.strip()[:200]}")
+                        continue
+                    r = subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16",
+                                        "-e", "signed-integer", str(target)],
+                                       capture_output=True, text=True, timeout=60)
+                    if r.returncode != 0:
+                        report.warnings.append(f"{flow.name}/{pid} ({lang}): sox failed: "
+                                               f"{r.stderr.strip()[:200]}")
+                        continue
+                stamp.write_text(digest)
+                report.built.append(target)
+    return report

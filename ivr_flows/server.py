@@ -1,0 +1,410 @@
+"""FastAGI server: runs a flow per connection (component ``"agi"``).
+
+Why our own asyncio server rather than panoramisk's ``fast_agi.Application``
+(checked against the ``.agi`` traces):
+
+* panoramisk reads exactly one line per command, so the unsolicited ``HANGUP``
+  line that Asterisk sends *before* the reply to the command in flight (07b, 07c)
+  is taken as that command's reply and every later reply is off by one;
+* it reads only one extra line after a ``520-`` reply, but Asterisk sends a
+  multi-line usage block ending in ``520 End of proper usage.`` (07, 07d);
+* its environment loop never ends if the peer closes before the blank line
+  (``read()`` keeps returning ``b""``), and plain-function routes crash on 3.11
+  (PITFALLS 6).
+
+Here the wire format is the sans-IO :mod:`ivr_flows.agi`, the call logic the
+sans-IO :class:`~ivr_flows.engine.Engine`; this module only moves bytes, runs
+effects (database hooks) off the loop, and records the session.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from callcenter.logs import mask_number
+
+from .agi import EnvError, Reply, ReplyReader, parse_env, split_env
+from .engine import Command, Done, Effect, Engine
+from .flow import Flow, FlowError, flow_path, load_flow
+
+log = logging.getLogger(__name__)
+ENV_TIMEOUT = 10.0      # seconds to receive the agi_* block
+SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+def default_recordings_dir(config: Any = None) -> str:
+    """Asterisk's view of the recordings directory ([recordings] spool_dir), so the
+    recordings catalogue accepts the voice messages the IVR records."""
+    try:
+        if config is not None:
+            from recordings.settings import from_config
+
+            return str(from_config(config).spool_dir)
+        from recordings.catalog import current_settings
+
+        return str(current_settings().spool_dir)
+    except Exception:  # recordings package absent or not configured
+        return "/var/spool/asterisk/recordings"
+
+
+class Hooks:
+    """The owners' functions the IVR calls, imported lazily (absent -> warning)."""
+
+    @staticmethod
+    def call(fn: Callable, session: Any, **kw: Any) -> Any:
+        """Call a hook with the keywords it accepts (the contract's, plus extras it knows)."""
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # pragma: no cover
+            return fn(session, **kw)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            kw = {k: v for k, v in kw.items() if k in params}
+        return fn(session, **kw)
+
+    @staticmethod
+    def find(module: str, name: str) -> Callable | None:
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ImportError:
+            return None
+        return getattr(mod, name, None)
+
+
+class AgiServer:
+    """A service component (``name = "agi"``) serving ``agi://HOST:PORT/<flow>``.
+
+    ``queue_load(queue)`` (sync or async) -> ``{"longest_wait": s, "agents_available": n}``
+    or ``None``; if not given, the ``queuecalls`` component's ``queue_load`` is used.
+    ``db`` is a :class:`callcenter.store.Database` (sessions are stored when given).
+    ``latency`` (a list) receives the server's own time per AGI round trip, in seconds.
+    """
+
+    name = "agi"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any = None,
+                 db: Any = None, flows_dir: str | Path | None = None,
+                 timezone: str = "Asia/Shanghai", country: str = "CN",
+                 prompt_base: str = "callcenter",
+                 recordings_dir: str | None = None,
+                 queue_load: Callable | None = None, latency: list | None = None):
+        self.host, self.port = host, port
+        self.clock = clock
+        self.db = db
+        self.flows_dir = Path(flows_dir) if flows_dir else None
+        self.timezone, self.country = timezone, country
+        self.prompt_base = prompt_base
+        self.recordings_dir = recordings_dir or default_recordings_dir()
+        self._queue_load = queue_load
+        self.latency = latency
+        self.service = None
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._flows: dict[str, tuple[float, Flow]] = {}
+        self.sessions_total = 0
+        self.active = 0
+
+    # -- component ------------------------------------------------------------
+    async def start(self, service: Any = None) -> None:
+        self.service = service
+        if service is not None:
+            self.clock = self.clock or service.clock
+            self.db = self.db or service.db
+        self._server = await asyncio.start_server(self._handle, self.host, self.port,
+                                                  limit=256 * 1024, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def now(self) -> float:
+        return self.clock.seconds() if self.clock is not None else time.time()
+
+    # -- flows ------------------------------------------------------------------
+    def flow(self, name: str) -> Flow | None:
+        """The flow for a request path; reloaded when the file changes."""
+        path = flow_path(name, self.flows_dir)
+        if path is None:
+            return None
+        mtime = path.stat().st_mtime
+        cached = self._flows.get(name)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            log.error("flow %s is invalid, not served:\n%s", path, exc)
+            return cached[1] if cached else None
+        self._flows[name] = (mtime, flow)
+        return flow
+
+    async def queue_load(self, queue: str) -> dict | None:
+        provider = self._queue_load
+        if provider is None and self.service is not None:
+            provider = getattr(self.service.get("queuecalls"), "queue_load", None)
+        if provider is None:
+            return None
+        result = provider(queue)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None and not isinstance(result, dict):
+            result = {"longest_wait": getattr(result, "longest_wait", 0),
+                      "agents_available": getattr(result, "agents_available", 0)}
+        return result
+
+    # -- connection -------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        self.active += 1
+        try:
+            await asyncio.wait_for(self._session(reader, writer), SESSION_TIMEOUT)
+        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, EnvError) as exc:
+            log.info("FastAGI connection ended: %s", exc.__class__.__name__)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("FastAGI session failed")
+        finally:
+            self.active -= 1
+            self._tasks.discard(task)
+            try:
+                writer.close()
+            except Exception:  # pragma: no cover
+                pass
+
+    async def _read_env(self, reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
+        buf = b""
+        while True:
+            parts = split_env(buf)
+            if parts is not None:
+                return parts
+            chunk = await reader.read(4096)
+            if not chunk:
+                return None
+            buf += chunk
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got = await asyncio.wait_for(self._read_env(reader), ENV_TIMEOUT)
+        if got is None:
+            return
+        block, rest = got
+        env = parse_env(block)
+        if env.malformed:
+            log.warning("FastAGI: %d malformed line(s) in the agi environment ignored", env.malformed)
+        name = env.script
+        flow = self.flow(name) if name else None
+        if flow is None:
+            log.error("FastAGI: no flow for request %r", name or env.get("agi_request")[:80])
+            return
+        self.sessions_total += 1
+        engine = Engine(flow, env, now=self.now, timezone=self.timezone, country=self.country,
+                        prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
+        record = _SessionRecord(self, engine)
+        replies = ReplyReader()
+        pending: list = list(replies.feed(rest))
+        step = engine.start()
+        try:
+            while not isinstance(step, Done):
+                if isinstance(step, Effect):
+                    step = engine.send(await self._effect(step, engine, record))
+                    continue
+                t0 = time.perf_counter()
+                writer.write(step.line.encode("utf-8") + b"\n")
+                reply = None
+                while reply is None:
+                    while pending and reply is None:
+                        item = pending.pop(0)
+                        if item == "HANGUP":
+                            engine.hangup_seen()
+                        else:
+                            reply = item
+                    if reply is None:
+                        t_wait = time.perf_counter()
+                        data = await reader.read(4096)
+                        if self.latency is not None:
+                            t0 += time.perf_counter() - t_wait  # exclude the PBX's own time
+                        if not data:
+                            break
+                        pending.extend(replies.feed(data))
+                if reply is None:  # connection closed by Asterisk
+                    engine.hangup_seen()
+                    step = engine.send(None)
+                    continue
+                step = engine.send(reply)
+                if self.latency is not None:
+                    self.latency.append(time.perf_counter() - t0)
+        finally:
+            await record.finish(engine)
+        log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
+                 engine.result, "/".join(engine.path))
+
+    async def _effect(self, eff: Effect, engine: Engine, record: "_SessionRecord") -> Any:
+        try:
+            if eff.name == "queue_load":
+                return await self.queue_load(eff.args["queue"])
+            if eff.name == "session_id":
+                return await record.session_id()
+            if eff.name == "voicemail":
+                return await record.voicemail(eff.args)
+            if eff.name == "callback":
+                return await record.callback(eff.args)
+            if eff.name == "survey_result":
+                return await record.survey_result(eff.args)
+        except Exception:
+            log.exception("IVR effect %s failed", eff.name)
+            engine.warn(f"{eff.name} failed")
+        return None
+
+
+class _SessionRecord:
+    """The ``ivr_sessions`` row of one session, and the hooks run in its name.
+
+    The row is inserted in the background when the session starts (the first
+    prompt does not wait for the database) and awaited only when its id is
+    needed, e.g. for ``IVR_SESSION`` before queueing.
+    """
+
+    def __init__(self, server: AgiServer, engine: Engine):
+        self.server = server
+        self.db = server.db
+        self.started = engine.started_at
+        self._engine_ref = engine
+        self._insert: asyncio.Task | None = None
+        if self.db is not None:
+            self._insert = asyncio.ensure_future(self.db.run(self._create, engine.flow.name,
+                                                             engine.uniqueid, engine.caller_number,
+                                                             engine.language))
+
+    def _create(self, s, flow, uniqueid, number, language) -> int:
+        from .models import IvrSession
+
+        row = IvrSession(flow=flow, uniqueid=uniqueid[:64], caller_number=number[:64],
+                         started_at=_utc(self.started), path=[], digits="", result="",
+                         language=language, detail={})
+        s.add(row)
+        s.flush()
+        return row.id
+
+    async def session_id(self) -> int | None:
+        if self._insert is None:
+            return None
+        try:
+            return await asyncio.shield(self._insert)
+        except Exception:
+            log.exception("could not store the IVR session")
+            return None
+
+    async def finish(self, engine: Engine) -> None:
+        sid = await self.session_id()
+        if sid is None:
+            return
+        ended = self.server.now()
+        detail = dict(engine.details)
+        if engine.warnings:
+            detail["warnings"] = engine.warnings[:20]
+
+        def upd(s):
+            from .models import IvrSession
+
+            row = s.get(IvrSession, sid)
+            row.ended_at = _utc(ended)
+            row.path = list(engine.path)
+            row.digits = ",".join(engine.digits)[:256]
+            row.result = (engine.result or "hangup")[:64]
+            row.language = engine.language
+            row.detail = detail
+        try:
+            await self.db.run(upd)
+        except Exception:
+            log.exception("could not complete IVR session %s", sid)
+
+    async def voicemail(self, args: dict) -> dict:
+        """Store the message (recordings) and open a ticket or a callback request."""
+        engine_sid = await self.session_id()
+        add = Hooks.find("recordings.catalog", "add_voice_message")
+        open_ticket = Hooks.find("callcenter.complaints.service", "open_from_voice_message")
+        request_cb = Hooks.find("dialer.api", "request_callback")
+        eng = self._engine_ref
+        out: dict = {"voice_message": args["path"]}
+        if self.db is None:
+            return out
+
+        def work(s):
+            rid = None
+            if add is not None:
+                try:  # a catalogue failure must not lose the ticket / callback
+                    with s.begin_nested():
+                        rid = Hooks.call(add, s, path=args["path"], uniqueid=eng.uniqueid,
+                                         caller_number=eng.caller_number,
+                                         started_at=_utc(args["started_at"]), duration=args["duration"])
+                    out["recording_id"] = rid
+                except Exception as exc:
+                    log.exception("voice message not catalogued")
+                    eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
+            if args["link"] == "complaint" and open_ticket is not None:
+                out["ticket_id"] = Hooks.call(open_ticket, s, caller_number=eng.caller_number,
+                                               uniqueid=eng.uniqueid, ivr_session_id=engine_sid,
+                                               caller_name=eng.caller_name, recording_id=rid,
+                                               received_at=_utc(args["started_at"]),
+                                               language=eng.language)
+            elif args["link"] == "callback" and request_cb is not None:
+                out["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
+                                               reason="voice message", requested_at=_utc(args["started_at"]),
+                                               ivr_session_id=engine_sid)
+            return out
+        missing = [n for n, f in (("recordings.catalog.add_voice_message", add),
+                                  ("complaints open_from_voice_message", open_ticket)) if f is None]
+        if missing:
+            eng.warn("voice message kept on the PBX only; missing hooks: " + ", ".join(missing))
+        return await self.db.run(work)
+
+    async def callback(self, args: dict) -> int | None:
+        sid = await self.session_id()
+        fn = Hooks.find("dialer.api", "request_callback")
+        eng = self._engine_ref
+        if fn is None or self.db is None:
+            eng.warn("callback requested but dialer.api.request_callback is not available")
+            return None
+        return await self.db.run(lambda s: Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name,
+                                              reason=args["reason"],
+                                              requested_at=_utc(self.server.now()),
+                                              ivr_session_id=sid))
+
+    async def survey_result(self, args: dict) -> Any:
+        fn = Hooks.find("dialer.api", "record_survey_result")
+        eng = self._engine_ref
+        if fn is None or self.db is None or not args.get("attempt_id"):
+            eng.details["survey"] = {"answers": args["answers"], "opted_out": args["opted_out"]}
+            if fn is None:
+                eng.warn("dialer.api.record_survey_result not available; answers kept in the session")
+            return None
+        sid = await self.session_id()
+        answers = {k: v for k, v in args["answers"].items() if v is not None}
+        return await self.db.run(lambda s: Hooks.call(fn, s, attempt_id=args["attempt_id"], answers=answers,
+                                              opted_out=args["opted_out"], completed=args["completed"],
+                                              ivr_session_id=sid))
+
+
+def from_service(service: Any) -> AgiServer:
+    cfg = service.config
+    return AgiServer(cfg.agi.host, cfg.agi.port, clock=service.clock, db=service.db,
+                     flows_dir=cfg.agi.flows_dir or None, timezone=cfg.hospital.timezone,
+                     country=cfg.hospital.country, prompt_base=cfg.agi.prompt_base,
+                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg))
