@@ -18,6 +18,7 @@ from .store import Database
 log = logging.getLogger(__name__)
 
 COMPONENT_FACTORIES: list[str] = [
+    "callcenter.complaints.escalation:from_service",
     "callcenter.ami.gateway:from_service",
     "callcenter.queuecalls.tracker:from_service",
     "ivr_flows.server:from_service",

@@ -82,7 +82,10 @@ def _text(v: Any) -> str | None:
 # -- look-ups -----------------------------------------------------------------
 
 def get_ticket(session, ref: int | str) -> ComplaintTicket:
-    """By id or by number (``TS-2026-000123``); ComplaintError if there is none."""
+    """By id, by number (``TS-2026-000123``) or by a follow-up reference (``"<id>#<round>"``,
+    what the dialer holds for the revisit of a reopened ticket); ComplaintError if there is none."""
+    if isinstance(ref, str) and "#" in ref:
+        ref = ref.split("#", 1)[0]
     if isinstance(ref, str) and not ref.isdigit():
         t = session.scalars(select(ComplaintTicket).where(ComplaintTicket.number == ref.upper())).first()
     else:
@@ -331,15 +334,26 @@ def record_progress(session, ticket_id: int | str, *, actor: str, at: dt.datetim
 
 def record_revisit(session, ticket_id: int | str, satisfied: bool, note: str = "",
                    at: dt.datetime | float | None = None, *, actor: str = "dialer",
-                   score: int | None = None) -> ComplaintTicket:
+                   score: int | None = None, strict: bool = False) -> ComplaintTicket:
     """The revisit (回访) after resolution.  Satisfied: ``revisited`` (then ``closed`` when
-    ``close_on_satisfied_revisit``).  Not satisfied: recorded, then the ticket reopens."""
+    ``close_on_satisfied_revisit``).  Not satisfied: recorded, then the ticket reopens.
+
+    A revisit for a ticket that is no longer ``resolved`` (closed by hand meanwhile, a
+    second report of the same call) is recorded as an event and changes nothing, so the
+    dialer's transaction (which calls this) is never rolled back by it; ``strict=True``
+    (operators) raises :class:`IllegalTransition` instead."""
     if at is None:
         raise ComplaintError("at: the revisit time is required")
     if score is not None and not 1 <= int(score) <= 5:
         raise ComplaintError(f"score: must be 1-5, got {score!r}")
     ticket = get_ticket(session, ticket_id)
     at = _utc(at)
+    if ticket.status != "resolved" and not strict:
+        _event(session, ticket, actor, at, "revisit-ignored", field="satisfied", to_value=bool(satisfied),
+               note=f"ticket is {ticket.status}: {note}".strip(": "))
+        log.warning("complaint %s: revisit result ignored, ticket is %s", ticket.number, ticket.status)
+        session.flush()
+        return ticket
     _move(session, ticket, "revisited", actor, at, via="revisit", note=note)
     ticket.revisited_at = at
     ticket.satisfied = bool(satisfied)
@@ -405,13 +419,23 @@ def _try_dialer(session, ticket: ComplaintTicket, fu: ComplaintFollowup) -> None
     try:
         with session.begin_nested():
             contact_id = fn(session, campaign_kind="complaint_followup", phone=ticket.patient_phone,
-                            name=ticket.patient_name, ref_type="complaint", ref_id=ticket.id,
+                            name=ticket.patient_name, ref_type="complaint", ref_id=followup_ref(ticket, fu.round),
                             due_after=fu.due_after, due_before=fu.due_before)
     except Exception as exc:  # noqa: BLE001 - resolving must not fail because the dialer refused
         fu.status, fu.error = "failed", mask_text(f"{exc.__class__.__name__}: {exc}")[:200]
         log.warning("complaint %s: revisit call not scheduled: %s", ticket.number, fu.error)
         return
+    if contact_id is None:  # the dialer's answer for a number on the do-not-call list
+        fu.status, fu.error = "refused", "do-not-call"
+        log.info("complaint %s: revisit call refused by the dialer (do-not-call)", ticket.number)
+        return
     fu.status, fu.contact_id, fu.error = "scheduled", contact_id, ""
+
+
+def followup_ref(ticket: ComplaintTicket, round_: int) -> int | str:
+    """The ``ref_id`` given to the dialer: the ticket id, plus ``#<round>`` after a reopen
+    (the dialer de-duplicates per reference, and each resolution needs its own revisit)."""
+    return ticket.id if round_ == 0 else f"{ticket.id}#{round_}"
 
 
 def _schedule_followup(session, ticket: ComplaintTicket, at: dt.datetime, due_before: dt.datetime) -> None:
@@ -436,7 +460,8 @@ def pending_followups(session, *, limit: int = 100) -> list[dict]:
     ).all()
     return [{"followup_id": fu.id, "ticket_id": t.id, "ticket_number": t.number,
              "phone": t.patient_phone, "name": t.patient_name, "due_after": fu.due_after,
-             "due_before": fu.due_before, "ref_type": "complaint", "ref_id": t.id} for fu, t in rows]
+             "due_before": fu.due_before, "ref_type": "complaint", "ref_id": followup_ref(t, fu.round)}
+            for fu, t in rows]
 
 
 def mark_followup_scheduled(session, followup_id: int, contact_id: int | None) -> None:

@@ -253,3 +253,61 @@ def test_complex_progress_sets_answer_deadline(db):
         prog = s.scalars(select(ComplaintDeadline).where(ComplaintDeadline.ticket_id == tid,
                                                          ComplaintDeadline.kind == "progress")).one()
         assert utc(prog.met_at) == sh(2026, 10, 9, 9, 0)
+
+
+def test_revisit_on_a_ticket_no_longer_resolved(db):
+    with db.session() as s:
+        tid = _open(s).id
+        svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
+        # strict (operators): a clear error; lenient (the dialer): recorded, nothing moves
+        with pytest.raises(lifecycle.IllegalTransition, match="from 'investigating' to 'revisited'"):
+            svc.record_revisit(s, tid, True, "", sh(2026, 10, 9, 12, 0), strict=True)
+        t = svc.record_revisit(s, tid, True, "late report", sh(2026, 10, 9, 12, 0))
+        assert t.status == "investigating" and t.revisited_at is None
+        assert svc.events(s, tid)[-1].action == "revisit-ignored"
+
+
+def test_do_not_call_and_reopened_rounds_reference(db, monkeypatch):
+    seen = []
+
+    def schedule_followup(session, **kw):
+        seen.append(kw["ref_id"])
+        return None if len(seen) == 1 else 7
+
+    monkeypatch.setattr(svc, "_dialer_schedule", lambda: schedule_followup)
+    with db.session() as s:
+        tid = _open(s).id
+        svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
+        svc.transition(s, tid, "resolved", actor="sup", at=sh(2026, 10, 9, 12, 0))
+        svc.record_revisit(s, tid, False, "no", sh(2026, 10, 9, 13, 0), actor="sup")
+        svc.transition(s, tid, "resolved", actor="sup", at=sh(2026, 10, 9, 14, 0))
+        fus = s.scalars(select(ComplaintFollowup).where(ComplaintFollowup.ticket_id == tid)
+                        .order_by(ComplaintFollowup.id)).all()
+        assert [(f.round, f.status, f.contact_id) for f in fus] == [(0, "refused", None), (1, "scheduled", 7)]
+        assert seen == [tid, f"{tid}#1"]
+        assert svc.get_ticket(s, f"{tid}#1").id == tid
+
+
+@pytest.mark.postgres
+def test_with_the_real_dialer_api(db, monkeypatch):
+    """Contract with dialer.api: resolving creates a complaint-follow-up contact; the
+    dialer's completed outcome comes back through record_revisit and closes the ticket."""
+    from dialer import api
+    from dialer.models import Contact
+
+    monkeypatch.setattr(svc, "_dialer_schedule", lambda: api.schedule_followup)
+    with db.session() as s:
+        tid = _open(s).id
+        svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
+        svc.transition(s, tid, "resolved", actor="sup", at=sh(2026, 10, 9, 12, 0))
+        fu = s.scalars(select(ComplaintFollowup).where(ComplaintFollowup.ticket_id == tid)).one()
+        assert fu.status == "scheduled"
+        c = s.get(Contact, fu.contact_id)
+        assert (c.reason, c.ref_type, c.ref_id) == ("complaint_followup", "complaint", str(tid))
+    with db.session() as s:
+        api.record_outcome(s, contact_id=fu.contact_id, outcome="completed", by="agent3", satisfied=True,
+                           note="happy now", at=sh(2026, 10, 9, 18, 0))
+    with db.session() as s:
+        t = s.get(ComplaintTicket, tid)
+        assert t.status == "closed" and t.satisfied is True
+        assert utc(t.revisited_at) == sh(2026, 10, 9, 18, 0)
