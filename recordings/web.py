@@ -118,7 +118,8 @@ class _FileSender:
                 remaining -= len(block)
         finally:
             await loop.run_in_executor(None, self.fh.close)
-            self.request.unregisterProducer()
+            if self.request.channel is not None:  # None once the client has gone
+                self.request.unregisterProducer()
 
 
 def _role(user: Any) -> str:

@@ -208,3 +208,41 @@ async def test_reconnect_settles_rows_whose_call_ended_and_adopts_live_ones(db, 
     await comp.idle()
     assert {r.uniqueid: r.status for r in rows(db)} == {"100.1": "ready", "100.2": "ready"}
     await comp.stop()
+
+
+async def test_factory_builds_the_component_from_config(db, config, monkeypatch):
+    from callcenter.service import COMPONENT_FACTORIES, Service
+
+    assert "recordings.capture:from_service" in COMPONENT_FACTORIES
+    svc = Service(config, clock=Clock(), db=db, factories=["recordings.capture:from_service"])
+    await svc.start()  # no AMI gateway: capture is off, the catalogue still works
+    comp = svc.get("recordings")
+    assert comp.settings.directory == config.data_dir / "recordings" and comp.settings.directory.is_dir()
+    assert catalog.current_settings() is comp.settings
+    await svc.stop()
+    monkeypatch.setenv("CALLCENTER_RECORDINGS_ENABLED", "false")
+    from callcenter.config import load_config
+
+    svc = Service(load_config(None), clock=Clock(), db=db, factories=["recordings.capture:from_service"])
+    await svc.start()
+    assert svc.get("recordings") is None
+    await svc.stop()
+
+
+async def test_voice_message_written_later_is_settled_on_connect(db, tmp_path):
+    s = make_settings(tmp_path)
+    rel = "2026/11/22/voicemail/1795346800.9.wav"
+    rid = db.call(lambda ses: catalog.add_voice_message(
+        ses, path=f"{SPOOL}/{rel[:-4]}", uniqueid="1795346800.9", caller_number="13400134007",
+        started_at=1795346800.0, duration=4.0, settings=s))
+    rec = db.call(lambda ses: ses.get(Recording, rid))
+    assert (rec.status, rec.path, rec.duration) == ("recording", rel, 4.0)  # not visible here yet
+    (s.directory / rel).parent.mkdir(parents=True)
+    (s.directory / rel).write_bytes(PART1.read_bytes())  # e.g. the spool sync caught up
+    gw = FakeGateway(spool=SPOOL)
+    comp = capture.RecordingsComponent(s, db=db, clock=Clock(), gateway=gw)
+    await comp.start()
+    await comp.idle()
+    rec = db.call(lambda ses: ses.get(Recording, rid))
+    assert (rec.status, rec.size, rec.duration) == ("ready", 22764, pytest.approx(1.42))
+    await comp.stop()

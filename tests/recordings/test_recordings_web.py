@@ -230,3 +230,36 @@ async def test_missing_file_and_unknown_id(server, db):
     assert status == 400
     status, _h, body = await get(base + "/?queue=../../x", "sup")
     assert status == 400
+
+
+def _abort_midway(url: str, user: str) -> int:
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+        sock.sendall(f"GET {u.path} HTTP/1.1\r\nHost: x\r\nX-Test-User: {user}\r\n\r\n".encode())
+        got = 0
+        while got < 200_000:
+            block = sock.recv(65536)
+            if not block:
+                break
+            got += len(block)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    return got
+
+
+async def test_client_going_away_mid_download_is_harmless(server, db, caplog):
+    base, recs, s = server
+    got = await asyncio.to_thread(_abort_midway, base + f"/{recs['big']}/audio", "sup")
+    assert 0 < got < 3 * 1024 * 1024
+    # the server carries on serving others
+    status, _h, body = await get(base + f"/{recs['small']}/audio", "sup")
+    assert status == 200 and body == PART1.read_bytes()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_head_gives_headers_without_body(server, db):
+    base, recs, _ = server
+    status, h, body = await get(base + f"/{recs['small']}/audio", "sup", method="HEAD")
+    assert status == 200 and h["Content-Length"] == "22764" and body == b""
