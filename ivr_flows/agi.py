@@ -85,6 +85,9 @@ def parse_env(block: bytes) -> Env:
         if not sep or not key.startswith("agi_") or not re.match(r"^agi_[a-z0-9_]+$", key):
             bad += 1
             continue
+        if key in values:  # first wins: an injected line after agi_calleridname changes nothing
+            bad += 1
+            continue
         values[key] = value[1:] if value.startswith(" ") else value
     return Env(values, bad)
 

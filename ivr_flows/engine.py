@@ -235,7 +235,7 @@ class Engine:
             got = yield from self._get_data(node["prompt"], timeout, 1)
             if got and got in options:
                 self.digits.append(got)
-                if node.get("store"):
+                if node.get("store") and got in str(node.get("store_digits", got)):
                     self.vars[str(node["store"])] = got
                 target = options[got]
                 if isinstance(target, dict):

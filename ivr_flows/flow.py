@@ -21,7 +21,7 @@ FLOWS_DIR = Path(__file__).resolve().parent
 NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     "play": ({"prompt", "next"}, set(), False),
     "menu": ({"prompt", "options", "default"},
-             {"timeout", "retries", "invalid_prompt", "timeout_prompt", "store"}, False),
+             {"timeout", "retries", "invalid_prompt", "timeout_prompt", "store", "store_digits"}, False),
     "collect": ({"prompt", "var", "next", "default"},
                 {"length", "min_length", "max_length", "format", "checksum", "timeout",
                  "retries", "invalid_prompt", "terminator"}, False),

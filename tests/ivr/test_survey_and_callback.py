@@ -1,0 +1,93 @@
+"""Revisit survey and callback requests over FastAGI TCP, through the owners' hooks."""
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from sqlalchemy import select
+
+from ivr_flows.models import IvrSession
+
+from .helpers import agi_server, call
+
+
+@pytest.fixture
+def dialer_api(monkeypatch):
+    """Stand-in for dialer.api (owned by the dialer helper): records the contract calls."""
+    calls = []
+    mod = types.ModuleType("dialer.api")
+
+    def record_survey_result(session, *, attempt_id, answers, opted_out, **extra):
+        calls.append(("survey", attempt_id, answers, opted_out, extra))
+
+    def request_callback(session, *, phone, name, reason, requested_at, ivr_session_id):
+        calls.append(("callback", phone, name, reason, ivr_session_id))
+        return 77
+
+    mod.record_survey_result = record_survey_result
+    mod.request_callback = request_callback
+    monkeypatch.setitem(sys.modules, "dialer.api", mod)
+    return calls
+
+
+def rows(db):
+    with db.session() as s:
+        return list(s.scalars(select(IvrSession).order_by(IvrSession.id)))
+
+
+SURVEY_ENV = {"agi_context": "survey", "agi_callerid": "02100000000", "agi_calleridname": "City Hospital"}
+
+
+async def test_survey_scores_reported(db, dialer_api):
+    async with agi_server(db) as server:
+        status, caller = await call(server, "revisit_survey", env=SURVEY_ENV,
+                                    variables={"ATTEMPT_ID": "42"}, keys=[(1, "1"), (1, "4"), (1, "5")])
+    assert dialer_api == [("survey", "42", {"recovery": "4", "satisfaction": "5"}, False,
+                           {"completed": True, "ivr_session_id": rows(db)[0].id})]
+    row = rows(db)[0]
+    assert row.result == "survey_done" and row.path[-2:] == ["report", "thanks"]
+    assert status == "HANGUP"  # the flow hangs up after thanking
+
+
+async def test_survey_opt_out_and_agent(db, dialer_api):
+    async with agi_server(db) as server:
+        await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "1"},
+                   keys=[(1, "1"), (1, "9")])
+        _, caller = await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "2"},
+                               keys=[(1, "1"), (1, "3"), (1, "0")])
+    assert dialer_api[0][:4] == ("survey", "1", {}, True)
+    assert dialer_api[1][:4] == ("survey", "2", {"recovery": "3"}, False)
+    assert caller.variables["QUEUE"] == "consultation" and caller.variables["QUEUE_PRIO"] == "5"
+    assert [r.result for r in rows(db)] == ["optout", "queued:consultation"]
+
+
+async def test_survey_hangup_reports_partial_answers(db, dialer_api):
+    async with agi_server(db, scale=10) as server:
+        await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "9"},
+                   keys=[(0.5, "1"), (0.5, "2")], hangup_at=3.0)
+    assert dialer_api[0][:4] == ("survey", "9", {"recovery": "2"}, False)
+    assert dialer_api[0][4]["completed"] is False
+    assert rows(db)[0].result == "hangup"
+
+
+async def test_callback_request_links_session(db, dialer_api):
+    async with agi_server(db) as server:
+        status, caller = await call(server, keys=[(0.5, "1"), (0.5, "4")])
+    row = rows(db)[0]
+    assert dialer_api == [("callback", "13800138002", "王小明", "callback requested in the hotline IVR", row.id)]
+    assert row.result == "callback" and row.detail["contact_id"] == 77
+    assert "QUEUE" not in caller.variables
+
+
+async def test_queue_load_offers_callback(db, dialer_api):
+    loads = []
+
+    async def queue_load(queue):
+        loads.append(queue)
+        return {"longest_wait": 600.0, "agents_available": 0}
+
+    async with agi_server(db, queue_load=queue_load) as server:
+        _, caller = await call(server, keys=[(0.5, "1"), (0.5, "1"), (0.5, "1")])
+    assert loads == ["consultation"]
+    assert rows(db)[0].path[-4:] == ["consultation_load", "offer_callback", "callback", "goodbye"]
