@@ -13,6 +13,7 @@ the file name (trace 06); the MixMonitor response has no MixMonitorID either.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
@@ -40,6 +41,9 @@ class Start:
     agent: str | None = None
     agent_name: str | None = None
     caller_number: str | None = None
+    # Outbound with only the dialer's campaign id known: the component looks the
+    # campaign up (name, kind) and applies the campaign policy before recording.
+    campaign_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,11 @@ class CaptureTracker:
         self.settings = settings
         self.active: dict[str, Active] = {}
         self._campaign_of_channel: OrderedDict[str, str] = OrderedDict()
+        self._campaign_id_of_channel: OrderedDict[str, str] = OrderedDict()
         self._campaign_of_action: OrderedDict[str, str] = OrderedDict()
+        # Answered campaign calls: the campaign policy decides, even when the dialer then
+        # queues the patient to an agent (AgentConnect on the same Uniqueid).
+        self._outbound: OrderedDict[str, str] = OrderedDict()
 
     def expect_outbound(self, action_id: str, campaign: str) -> None:
         """The dialer announces the campaign of an Originate it is about to send."""
@@ -96,6 +104,8 @@ class CaptureTracker:
         if ev == "Hangup":
             uid = msg.get("Uniqueid") or ""
             self._campaign_of_channel.pop(uid, None)
+            self._campaign_id_of_channel.pop(uid, None)
+            self._outbound.pop(uid, None)
             if uid in self.active:
                 return [Stop(uid, t)]
             return []
@@ -112,13 +122,15 @@ class CaptureTracker:
         var, uid = msg.get("Variable") or "", msg.get("Uniqueid") or ""
         if var == self.settings.campaign_variable and uid:
             self._remember(self._campaign_of_channel, uid, msg.get("Value") or "")
+        elif var == self.settings.campaign_id_variable and uid:
+            self._remember(self._campaign_id_of_channel, uid, msg.get("Value") or "")
         elif var == "MIXMONITOR_FILENAME" and uid in self.active:
             self.active[uid].filename = msg.get("Value")
         return []
 
     def _agent_connect(self, msg, t: float) -> list:
         uid, channel, queue = msg.get("Uniqueid"), msg.get("Channel"), msg.get("Queue") or ""
-        if not uid or not channel or uid in self.active:
+        if not uid or not channel or uid in self.active or uid in self._outbound:
             return []
         if not self.settings.policy.record_queue_call(queue, uid):
             return []
@@ -137,10 +149,15 @@ class CaptureTracker:
         if not uid or uid == "<unknown>" or not channel or uid in self.active:
             return []
         campaign = campaign or self._campaign_of_channel.get(uid)
-        if not campaign or not self.settings.policy.record_campaign_call(campaign, uid):
+        campaign_id = self._campaign_id_of_channel.get(uid)
+        if not campaign and not campaign_id:
+            return []  # not a campaign call (or the dialer told us nothing): queue policy applies
+        self._remember(self._outbound, uid, campaign or campaign_id or "")
+        if campaign and not self.settings.policy.record_campaign_call(campaign, uid):
             return []
-        start = Start(uid, channel, "outbound", campaign, t, campaign=campaign,
-                      caller_number=msg.get("CallerIDNum"))
+        start = Start(uid, channel, "outbound", campaign or f"campaign-{campaign_id}", t,
+                      campaign=campaign, caller_number=msg.get("CallerIDNum"),
+                      campaign_id=None if campaign else campaign_id)
         self.active[uid] = Active(start)
         return [start]
 
@@ -230,8 +247,13 @@ class RecordingsComponent:
     def _spawn(self, coro) -> asyncio.Future:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("recordings: background work failed", exc_info=task.exception())
 
     def _on_event(self, msg, t: float) -> None:
         for cmd in self.tracker.feed(msg, t):
@@ -248,6 +270,18 @@ class RecordingsComponent:
                 log.exception("recordings listener failed")
 
     async def _start(self, cmd: Start) -> None:
+        if cmd.campaign_id is not None:
+            try:
+                name, kind = await self.db.run(_campaign, cmd.campaign_id)
+            except Exception:  # noqa: BLE001 - no dialer tables: fall back to the id
+                log.warning("recordings: cannot look up campaign %s", cmd.campaign_id, exc_info=True)
+                name, kind = None, None
+            name = name or f"campaign-{cmd.campaign_id}"
+            if not self.settings.policy.record_campaign_call(name, cmd.uniqueid):
+                self.tracker.forget(cmd.uniqueid)
+                return
+            cmd = dataclasses.replace(cmd, campaign=name, group=name, campaign_id=None,
+                                      kind="complaint" if kind == "complaint_followup" else cmd.kind)
         when = dt.datetime.fromtimestamp(cmd.t, tz=self._zone)
         rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format)
         try:
@@ -341,6 +375,19 @@ class RecordingsComponent:
         resp = await self.gateway.action([("Action", "CoreShowChannels")])
         items = resp if isinstance(resp, list) else [resp]
         return {m.get("Uniqueid") for m in items if m.get("Uniqueid")}
+
+
+def _campaign(session, campaign_id: str) -> tuple[str | None, str | None]:
+    """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` channel variable, if known."""
+    try:
+        from dialer.models import Campaign
+    except ImportError:
+        return None, None
+    try:
+        c = session.get(Campaign, int(campaign_id))
+    except ValueError:
+        return None, None
+    return (c.name, c.kind) if c is not None else (None, None)
 
 
 def _inspect(settings: Settings, rel: str):

@@ -24,6 +24,7 @@ class Settings:
         "queue": 180, "complaint": 1095, "voice_message": 365, "outbound": 180})
     complaint_queues: tuple[str, ...] = ("complaint",)
     campaign_variable: str = "CAMPAIGN"
+    campaign_id_variable: str = "CAMPAIGN_ID"  # what the dialer sets (its campaigns.id)
     mixmonitor_options: str = "b"
     allowed_roles: tuple[str, ...] = ("supervisor", "admin")
     finalize_delay: float = 2.0

@@ -246,3 +246,55 @@ async def test_voice_message_written_later_is_settled_on_connect(db, tmp_path):
     rec = db.call(lambda ses: ses.get(Recording, rid))
     assert (rec.status, rec.size, rec.duration) == ("ready", 22764, pytest.approx(1.42))
     await comp.stop()
+
+
+def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True):
+    ch = "Local/13900000001@sim-patient-00000001;1"
+    evs = [
+        Message.of(("Event", "VarSet"), ("Channel", ch), ("Uniqueid", uid), ("Variable", var[0]), ("Value", var[1])),
+        Message.of(("Event", "OriginateResponse"), ("ActionID", "cc-1"), ("Response", "Success"),
+                   ("Channel", ch), ("Reason", "4"), ("Uniqueid", uid), ("CallerIDNum", "02100000000")),
+    ]
+    if then_queue:  # progressive mode: the answered patient is queued to an agent
+        evs.append(Message.of(("Event", "AgentConnect"), ("Channel", ch), ("Uniqueid", uid), ("Linkedid", uid),
+                              ("Queue", "consultation"), ("Interface", "Local/1001@sim-agent/n"),
+                              ("MemberName", "Agent 1001")))
+    evs.append(Message.of(("Event", "Hangup"), ("Channel", ch), ("Uniqueid", uid), ("Cause", "16")))
+    return [(m, 1795400000.0 + i) for i, m in enumerate(evs)]
+
+
+@pytest.mark.parametrize("campaign_rule, recorded", [("none", False), ("all", True)])
+async def test_campaign_policy_governs_dialer_calls_queued_to_agents(db, tmp_path, campaign_rule, recorded):
+    from recordings.policy import parse_rule
+
+    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": parse_rule(campaign_rule)},
+                                              default_queue=Rule(100)))
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = _dialer_events(var=("CAMPAIGN", "revisit"))
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    got = [(r.kind, r.campaign, r.queue, r.status) for r in rows(db)]
+    assert got == ([("outbound", "revisit", None, "ready")] if recorded else [])
+    await comp.stop()
+
+
+async def test_campaign_id_without_a_known_campaign_uses_a_fallback_name(db, tmp_path):
+    s = make_settings(tmp_path, policy=Policy(campaigns={"campaign-99999": Rule(100)}))
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = _dialer_events(var=("CAMPAIGN_ID", "99999"), then_queue=False)
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    [rec] = rows(db)
+    assert (rec.kind, rec.campaign, rec.status) == ("outbound", "campaign-99999", "ready")
+    assert "/campaign-99999/" in rec.path
+    await comp.stop()
