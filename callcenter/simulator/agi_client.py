@@ -94,7 +94,7 @@ async def run_agi(url: str, env: dict[str, str], channel: AgiChannel) -> str:
         pass
     finally:
         session.close()
-    return "HANGUP" if channel.hung_up else "SUCCESS"
+    return "HANGUP" if channel.hung_up or session._hangup_seen else "SUCCESS"
 
 
 class AgiSession:
@@ -110,6 +110,7 @@ class AgiSession:
         self._busy = False
         self._hangup_seen = channel.hung_up
         self._closed = False
+        self._agi_hangup = False
         channel.on_hangup(self._on_hangup)
 
     # -- hang-up handling ------------------------------------------------------
@@ -399,10 +400,14 @@ class AgiSession:
 
     async def c_hangup(self, args):
         hang = getattr(self.ch, "hangup", None)
-        if callable(hang):
-            hang()
-        if not self.ch.hung_up:
-            self.ch.hung_up = True
+        try:
+            if callable(hang):
+                hang()
+            elif not self.ch.hung_up:
+                self.ch.hung_up = True
+        except Exception:  # a channel without a way to hang up: the session still treats it as dead
+            log.debug("channel %s cannot be hung up from AGI", self.ch.name, exc_info=True)
+        self._agi_hangup = True
         self._on_hangup()
         return "200 result=1\n"
 

@@ -1,0 +1,60 @@
+"""Hotline calls through the full simulated PBX: AMI-originated caller -> AGI(hotline) over
+real FastAGI TCP -> Queue(${QUEUE}) with ${QUEUE_PRIO}; the IVR session is stored."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from twisted.internet import reactor
+
+from callcenter.clock import ScaledClock
+from ivr_flows.models import IvrSession
+from ivr_flows.server import AgiServer
+
+from .helpers import OPEN
+
+pytestmark = pytest.mark.slow
+
+
+async def until(pred, limit=20.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not pred():
+        assert loop.time() < end, "simulated call did not finish"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.timeout(60)
+async def test_hotline_calls_through_simulator(db, tmp_path):
+    from callcenter.simulator import SimulatedPBX
+
+    clock = ScaledClock(reactor, 40, start=OPEN)
+    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    await server.start()
+    pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path, agi_port=server.port)
+    await pbx.start()
+    try:
+        pbx.add_agent("consultation", "1001", "Agent A", answer_delay=1, talk_time=2)
+        pbx.add_agent("complaint", "2001", "Agent B", answer_delay=1, talk_time=2)
+        consult = pbx.inbound_call("13800138001", "Li Na", context="hotline", digits="2w1",
+                                   digit_delay=0.5, patience=40)
+        urgent = pbx.inbound_call("13900139003", "张敏", context="hotline", digits="1w3w9",
+                                  digit_delay=0.5, patience=40)
+        gone = pbx.inbound_call("13700137004", "Liu Yang", context="hotline", digits="",
+                                digit_delay=0.5, patience=2)
+        await until(lambda: consult.done and urgent.done and gone.done)
+    finally:
+        await pbx.stop()
+        await server.stop()
+    with db.session() as s:
+        rows = {r.uniqueid: r for r in s.scalars(select(IvrSession))}
+    assert consult.queue == "consultation" and consult.outcome == "answered"
+    assert urgent.queue == "complaint" and urgent.outcome == "answered"
+    assert consult.channel.variables["IVR_SESSION"] == str(rows[consult.uniqueid].id)
+    assert urgent.channel.variables["QUEUE_PRIO"] == "10"
+    assert rows[consult.uniqueid].result == "queued:consultation"
+    assert rows[consult.uniqueid].language == "en"
+    assert rows[urgent.uniqueid].digits == "1,3,9"
+    assert rows[gone.uniqueid].result == "hangup" and rows[gone.uniqueid].ended_at is not None
+    assert gone.queue is None
