@@ -88,6 +88,7 @@ class AmiSession(asyncio.Protocol):
         if self.transport is not None and not self.closing:
             self.transport.write(data)
             self.bytes_sent += len(data)
+            self.server.total_bytes += len(data)
 
     def send(self, headers: list[tuple[str, str]]) -> None:
         self.write_raw(encode(headers))
@@ -249,7 +250,7 @@ class AmiSession(asyncio.Protocol):
                 self.list_item(msg, "ChannelHungup", [("Channel", c.name)])
             self.list_complete(msg, "ChannelsHungupListComplete", len(matched))
             for c in matched:
-                self.pbx.hangup(c, cause)
+                self.pbx.hangup(c, cause, by="ami-regex")
             return
         ch = self.pbx.find_channel(name)
         if ch is None:
@@ -544,6 +545,7 @@ class AmiServer:
         self._server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self._sid = 0
+        self.total_bytes = 0  # every byte written to any session (tests wait for delivery)
         pbx.listeners.append(self._broadcast)
 
     def next_session_id(self) -> int:

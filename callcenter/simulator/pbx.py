@@ -414,7 +414,7 @@ class SimulatedPBX:
                 return
             # rejected (dialplan Hangup(cause)) or the person hung up before answer
             self.hangup_event(two, cause)
-            self.ev("DialEnd", [*one.snapshot("Dest"), ("DialStatus", "CHANUNAVAIL")])
+            self.ev("DialEnd", [*one.snapshot("Dest"), ("DialStatus", "NOANSWER")])
             respond(False, 0, None)
             self.hangup_event(one, cause)
 
@@ -757,6 +757,8 @@ class SimulatedPBX:
                 call.outcome = "timeout"
             return "TIMEOUT"
         except ChannelHangup as h:
+            if isinstance(h, ChannelRedirect):  # the channel is already at its new place
+                ch.context, ch.exten, ch.priority = h.context, h.exten, h.priority
             if entry in q.entries:
                 self._queue_exit(entry, "redirect" if isinstance(h, ChannelRedirect) else "hangup")
                 if call is not None:
@@ -930,14 +932,18 @@ class SimulatedPBX:
             a1.state = 6
             self.chev("Newstate", a1)
             w = a1.data.get("dial_waiter")
+            yield 0.005  # the answer reaches app_queue through the Local channel a moment later
             if w is not None:
                 w.fire(("answer", 0), sync=True)
-            yield 0.5
+            yield 0.495
             say = self.globals.get("AGENT_SAY", "")
             self.newexten(a2, "ExecIf", f"1?Playback({say})" if say else "0?Playback()", priority=7)
             if say:
-                a1.data["agent_audio"] = float(self.config.prompt_seconds.get(say, 1.0))
-                yield float(self.config.prompt_seconds.get(say, 1.0))
+                secs = float(self.config.prompt_seconds.get(say, 1.0))
+                if a1.bridge:
+                    for other in a1.bridge["channels"]:
+                        self.record_audio(other, secs)
+                yield secs
             self.newexten(a2, "Wait", t, priority=8)
             yield float(t)
             self.newexten(a2, "Hangup", "", priority=9)
@@ -1008,7 +1014,7 @@ class SimulatedPBX:
             yield bw
         except ChannelHangup as h:
             reason = "caller"
-            ami_hangup = h.by == "ami"
+            ami_hangup = h.by == "ami-regex"  # torn down with its peer: no channel fields
         talk = int(self.now()) - int(connected_at)
         member.calls_taken += 1
         member.last_call = int(self.now())
@@ -1078,12 +1084,11 @@ class SimulatedPBX:
         self.ev("BridgeDestroy", self._bridge_fields(b))
 
     # ------------------------------------------------------------------ actions used by AMI
-    def hangup(self, ch: Channel, cause: int = 16) -> None:
+    def hangup(self, ch: Channel, cause: int = 16, by: str = "ami") -> None:
         """AMI Hangup: the channel (usually a caller ;1) is hung up with ``cause``."""
         if ch.hung_up:
             return
-        target = ch
-        if not self.kill(target, ChannelHangup(cause, "ami")):
+        if not self.kill(ch, ChannelHangup(cause, by)):
             if ch.peer is not None and ch.name.endswith(";2"):
                 self._person_hangup_ami(ch, cause)
             else:
@@ -1142,15 +1147,11 @@ class SimulatedPBX:
         self._mixmonitors.setdefault(ch.name, []).append(rec)
         self.varset(ch, "MIXMONITOR_FILENAME", path)
         self.chev("MixMonitorStart", ch)
-        # the agent's greeting (if any) is the only audio a Local channel carries
-        peer_audio = 0.0
-        b = ch.bridge
-        if b:
-            for other in b["channels"]:
-                if other is not ch:
-                    peer_audio = other.data.get("agent_audio", 0.0)
-        if peer_audio:
-            self._write_tone(w, peer_audio)
+
+    def record_audio(self, ch: Channel, seconds: float) -> None:
+        """Audio heard on ``ch`` (Local channels carry only what is played: no silence)."""
+        for rec in self._mixmonitors.get(ch.name, []):
+            self._write_tone(rec["wave"], seconds)
 
     def _write_tone(self, w, seconds: float) -> None:
         import math

@@ -59,7 +59,7 @@ class Harness:
                 self.received.append(Received(self.clock.seconds() - self.t0, m))
 
     def server_bytes(self) -> int:
-        return sum(s.bytes_sent for s in self.pbx.ami.sessions) if self.pbx.ami else 0
+        return self.pbx.ami.total_bytes if self.pbx.ami else 0
 
     async def settle(self) -> None:
         for _ in range(2000):
@@ -107,6 +107,26 @@ class Harness:
 
 async def replay(h: Harness, trace: AmiTrace, setup=None, schedule=()) -> None:
     """Send the trace's actions at their recorded times (relative to connect)."""
+    # continue the trace's channel and Uniqueid counters, so actions naming channels match
+    for e in trace.received:
+        m = e.message
+        if m is not None and m.event == "Newchannel":
+            mm = CHAN.match(m["Channel"])
+            if mm:
+                h.pbx._local_seq = int(mm.group(2), 16)
+                h.pbx._uid_seq = int(m["Uniqueid"].split(".")[1])
+            break
+    # rrmemory's position carries over between recordings: start where the trace starts
+    seen: set[str] = set()
+    for e in trace.received:
+        m = e.message
+        if m is not None and m.event == "AgentCalled" and m["Queue"] not in seen:
+            seen.add(m["Queue"])
+            q = h.pbx.queues.get(m["Queue"])
+            if q is not None:
+                ifaces = [x.interface for x in q.members]
+                if m["Interface"] in ifaces:
+                    q.rr_next = ifaces.index(m["Interface"])
     if setup:
         setup(h.pbx)
     await h.connect()
@@ -175,7 +195,7 @@ def events_of(msgs: list[Message]) -> list[Message]:
     return [m for m in msgs if m.event]
 
 
-def significant(stream: list[tuple[float, Message]]) -> list[list[str]]:
+def significant(stream: list[tuple[float, Message]], ignore: frozenset = frozenset()) -> list[list[str]]:
     """Bursts (events within 20 ms) of significant events, each burst a sorted list of keys."""
     al = Aliaser()
     # alias in order of first appearance over the whole stream, so both sides number alike
@@ -189,7 +209,7 @@ def significant(stream: list[tuple[float, Message]]) -> list[list[str]]:
         if not ev or not SIGNIFICANT.match(ev):
             continue
         key = ev + " " + " ".join(
-            f"{k}={al.norm(k, m[k])}" for k in ("Channel", "DestChannel") + KEYS if m.get(k) is not None)
+            f"{k}={al.norm(k, m[k])}" for k in ("Channel", "DestChannel") + KEYS if m.get(k) is not None and k not in ignore)
         if last_t is None or t - last_t > 0.02:
             bursts.append([])
         bursts[-1].append(key)
@@ -223,7 +243,7 @@ def all_trace_header_sets() -> dict[str, set[tuple[str, ...]]]:
 
 
 def compare(trace: AmiTrace, received: list[Received], *, require_types: bool = True,
-            sequence: bool = True) -> list[str]:
+            sequence: bool = True, ignore_keys: tuple[str, ...] = ()) -> list[str]:
     """Differences between a recorded trace and the simulator's stream (empty = same)."""
     problems: list[str] = []
     tmsgs = [e.message for e in trace.received if e.message]
@@ -250,8 +270,9 @@ def compare(trace: AmiTrace, received: list[Received], *, require_types: bool = 
         if ts and len(ts) == 1 and ss != ts and "text" not in ts and "empty" not in ts:
             problems.append(f"{key[0]} {key[1]}: value format {sorted(ss)} vs trace {sorted(ts)}")
     if sequence:
-        tb = significant([(e.t, e.message) for e in trace.received if e.message])
-        sb = significant([(r.t, r.msg) for r in received])
+        ig = frozenset(ignore_keys)
+        tb = significant([(e.t, e.message) for e in trace.received if e.message], ig)
+        sb = significant([(r.t, r.msg) for r in received], ig)
         tflat = [x for b in tb for x in b]
         sflat = [x for b in sb for x in b]
         if tb != sb:

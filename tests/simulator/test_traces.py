@@ -59,3 +59,127 @@ async def test_01_inbound_answered(tmp_path):
     complete = next(m for m in h.messages() if m.event == "AgentComplete")
     assert (connect["HoldTime"], connect["RingTime"]) == ("3", "3")
     assert complete["Reason"] == "agent" and complete["TalkTime"] in ("5", "6")
+
+
+async def test_01b_two_overlapping_calls(tmp_path):
+    trace, h = await run_trace(tmp_path, "01b-inbound-two-overlapping.ami", _agents(3, 8))
+    assert_same(trace, h)
+    reasons = [m["Reason"] for m in h.messages() if m.event == "AgentComplete"]
+    assert reasons == ["caller", "agent"]
+    names = {m.get("CallerIDName") for m in h.messages() if m.event == "QueueCallerJoin"}
+    assert "王小明" in names
+
+
+async def test_02_abandoned(tmp_path):
+    trace, h = await run_trace(tmp_path, "02-inbound-abandoned.ami", _agents(40, queue="complaint"))
+    assert_same(trace, h)
+    rna = [m["RingTime"] for m in h.messages() if m.event == "AgentRingNoAnswer"]
+    assert rna == ["15000", "15000"]  # milliseconds
+    ab = next(m for m in h.messages() if m.event == "QueueCallerAbandon")
+    assert ab["HoldTime"] in ("34", "35", "36")
+    assert any("|ABANDON|1|1|" in line for line in h.pbx.queue_log.lines)
+
+
+async def test_03_answered_late(tmp_path):
+    def faster(pbx):
+        for m in pbx.queues["consultation"].members:
+            pbx.globals[f"AGENT_DELAY_{m.agent_id}"] = "2"
+
+    trace, h = await run_trace(tmp_path, "03-inbound-answered-late.ami", _agents(40, queue="consultation"),
+                               schedule=[(23.4, faster)])
+    assert_same(trace, h)
+    c = next(m for m in h.messages() if m.event == "AgentConnect")
+    assert int(c["HoldTime"]) > 30 and c["RingTime"] == "2"
+
+
+async def test_05_outbound_failures(tmp_path):
+    trace, h = await run_trace(tmp_path, "05-outbound-failures.ami")
+    assert_same(trace, h)
+    resp = {m["ActionID"]: m for m in h.messages() if m.event == "OriginateResponse"}
+    assert {k: v["Reason"] for k, v in resp.items()} == {
+        "dial-busy": "5", "dial-congestion": "8", "dial-rejected": "0", "dial-nosuchexten": "0",
+        "dial-noanswer": "3"}
+    assert all(v["Uniqueid"] == "<unknown>" and v["Response"] == "Failure" for v in resp.values())
+    assert resp["dial-busy"]["Channel"] == "Local/busy@sim-patient"
+    sync = next(m for m in h.messages() if m.get("ActionID") == "dial-busy-sync" and m.get("Response"))
+    assert (sync["Response"], sync["Message"]) == ("Error", "Originate failed")
+    causes = sorted({m["Cause"] for m in h.messages() if m.event == "Hangup"})
+    assert causes == ["0", "17", "19", "21", "34"]
+
+
+async def test_06_mixmonitor(tmp_path):
+    import wave
+
+    trace, h = await run_trace(tmp_path, "06-mixmonitor.ami", _agents(2, 12, say="hello-world"))
+    assert_same(trace, h)
+    evs = [m.event for m in h.messages() if m.event]
+    assert evs.count("MixMonitorStart") == 2 and evs.count("MixMonitorStop") == 1
+    files = sorted((tmp_path / "spool").rglob("*.wav"))
+    assert [f.name.split("-")[-1] for f in files] == ["part1.wav", "part2.wav"]
+    with wave.open(str(files[0])) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1)
+        assert abs(w.getnframes() / 8000 - 1.42) < 0.01
+    assert files[1].stat().st_size == 44
+
+
+async def test_08_queue_status_and_actions(tmp_path):
+    trace, h = await run_trace(tmp_path, "08-queue-status.ami", _agents(1, 120))
+    # In the recording caller 2 joined within 1 ms of caller 1's connect (and caller 3 of
+    # caller 2's): which came first is a race, so queue positions are compared separately.
+    assert_same(trace, h, ignore_keys=("Position", "Count", "OriginalPosition"))
+    msgs = h.messages()
+    joins = {m["Uniqueid"]: m["Position"] for m in msgs if m.event == "QueueCallerJoin"}
+    for m in msgs:
+        if m.event == "QueueCallerAbandon":
+            assert m["OriginalPosition"] == joins[m["Uniqueid"]]
+    qs = [m for m in msgs if m.event == "QueueEntry"]
+    assert qs and all(m["Wait"].isdigit() for m in qs)
+    members = [m for m in msgs if m.event == "QueueMember" and m.get("ActionID") == "qs-all"]
+    assert sum(m["InCall"] == "1" for m in members) == 2
+    ab = [m for m in msgs if m.event == "QueueCallerAbandon"]
+    assert len(ab) == 1 and ab[0]["Context"] == "operator"  # Redirect out of the queue
+    bare = [m for m in msgs if m.event == "AgentComplete" and m.get("Channel") is None]
+    assert len(bare) == 1  # regex hangup: AgentComplete without channel fields
+
+
+async def test_09_login_failure(tmp_path):
+    trace, h = await run_trace(tmp_path, "09-login-failure.ami")
+    assert_same(trace, h)
+    last = h.received[-1]
+    assert last.msg["Message"] == "Authentication failed" and 0.9 < last.t - 0.5 < 1.1
+    assert h.closed
+
+
+async def test_10_misc_actions(tmp_path):
+    trace, h = await run_trace(tmp_path, "10-misc-actions.ami")
+    assert_same(trace, h, require_types=True)
+    tr = {m.action_id: m for m in (e.message for e in trace.received if e.message)
+          if m.get("Response") and m.action_id}
+    sim = {m.action_id: m for m in h.messages() if m.get("Response") and m.action_id}
+    for aid, m in tr.items():
+        s = sim.get(aid)
+        assert s is not None, aid
+        assert s.keys() == m.keys(), aid
+        for k in ("Response", "Message", "EventList", "Events", "Ping"):
+            assert s.get(k) == m.get(k), (aid, k)
+
+
+async def test_11_queue_timeout(tmp_path):
+    trace, h = await run_trace(tmp_path, "11-inbound-queue-timeout.ami", _agents(40, queue="consultation"))
+    assert_same(trace, h)
+    msgs = h.messages()
+    ab = next(m for m in msgs if m.event == "QueueCallerAbandon")
+    assert ab["HoldTime"] == "10"
+    i = msgs.index(ab)
+    assert any(m.event == "VarSet" and m["Variable"] == "QUEUESTATUS" and m["Value"] == "TIMEOUT"
+               for m in msgs[i:])
+    assert any("|EXITWITHTIMEOUT|" in line for line in h.pbx.queue_log.lines)
+
+
+async def test_12_reload(tmp_path):
+    trace, h = await run_trace(tmp_path, "12-reload-and-shutdown.ami",
+                               schedule=[(1.75, lambda pbx: pbx.ami.disconnect_all(shutdown_event=True))])
+    assert_same(trace, h)
+    await_stop_events = [m.event for m in h.messages() if m.event]
+    assert "Reload" in await_stop_events and "Shutdown" in await_stop_events
+    assert h.closed
