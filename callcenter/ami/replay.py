@@ -74,7 +74,8 @@ class ReplayServer:
                  chunk_size: int | None = None, split_utf8: bool = False,
                  drop_at: Iterable[int] = (), skip_after_drop: int = 0,
                  answer_pings: bool = True, responder: Responder | None = None,
-                 honour_close: bool = False):
+                 honour_close: bool = False, epoch: float | None = None,
+                 hold_until: str | None = None):
         self.trace = trace if isinstance(trace, AmiTrace) else read_ami(trace)
         self.clock = clock
         self.sync = sync
@@ -85,6 +86,9 @@ class ReplayServer:
         self.answer_pings = answer_pings
         self.responder = responder
         self.honour_close = honour_close
+        # after login, stream only once the client sent this action (e.g. its resync's
+        # last list), as a real Asterisk's snapshot and later events are in order
+        self.hold_until = hold_until.lower() if hold_until else None
         self.banner, self.login_response, self.script = self._split(self.trace)
         self.cursor = 0
         self.bytes_sent = 0
@@ -93,7 +97,8 @@ class ReplayServer:
         self.finished = asyncio.Event()  # the whole script has been sent
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._t_base: float | None = None
+        # lockstep: clock = epoch + recorded t (default: the clock's time at the first message)
+        self._t_base: float | None = epoch
         self.port = 0
 
     @staticmethod
@@ -169,7 +174,7 @@ class ReplayServer:
         self.connections += 1
         self._writers.add(writer)
         lock = asyncio.Lock()
-        logged_in = asyncio.Event()
+        released = asyncio.Event()
         closing = asyncio.Event()
         streamer: asyncio.Task | None = None
         try:
@@ -189,8 +194,10 @@ class ReplayServer:
                         if self.login_response.get("Response") != "Success":
                             closing.set()
                             break
-                        logged_in.set()
-                        streamer = asyncio.ensure_future(self._stream(writer, lock, closing))
+                        if self.hold_until is None:
+                            released.set()
+                        streamer = asyncio.ensure_future(
+                            self._stream(writer, lock, closing, released))
                         continue
                     if name == "ping" and not self.answer_pings:
                         continue
@@ -199,6 +206,8 @@ class ReplayServer:
                         answer = default_response(action)
                     for h in with_action_id(answer, aid):
                         await self._write(writer, encode(h), lock)
+                    if name == self.hold_until:
+                        released.set()
                     if name == "logoff":
                         closing.set()
                         break
@@ -215,7 +224,8 @@ class ReplayServer:
             writer.transport.abort()
 
     async def _stream(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
-                      closing: asyncio.Event) -> None:
+                      closing: asyncio.Event, released: asyncio.Event) -> None:
+        await released.wait()
         if self.cursor and self.connections > 1:
             self.cursor = min(len(self.script), self.cursor + self.skip_after_drop)
         try:

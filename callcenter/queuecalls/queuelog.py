@@ -111,7 +111,8 @@ def recover(events: Iterable[QLEvent], start: float, end: float, *,
             caller_number=normalize_number(c["number"], region), caller_name="",
             entered_at=c["entered"], answered_at=c.get("answered"), ended_at=ended,
             wait_seconds=c["wait"], agent=agent, agent_name=name, talk_seconds=talk,
-            outcome=outcome, position=c["position"], ivr_session_id=None, gap=True))
+            outcome=outcome, position=c["position"], ivr_session_id=None, gap=True,
+            source="queue_log"))
     return out
 
 

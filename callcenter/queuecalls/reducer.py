@@ -75,6 +75,7 @@ class QueueCallRecord:
     position: int | None
     ivr_session_id: int | None
     gap: bool
+    source: str = "ami"  # or "queue_log"
 
     def within(self, target: float) -> bool | None:
         """Answered within ``target`` seconds; None when not answered."""
@@ -106,6 +107,7 @@ class LiveCall:
     transferred: bool = False
     ringing: str = ""
     answer_uncertain: bool = False  # answered while the link was down: moment unknown
+    uncertain_join: bool = False    # entered_at estimated (adopted), not measured
 
 
 @dataclass(slots=True)
@@ -125,6 +127,7 @@ class ReducerConfig:
     max_wait: float = 6 * 3600    # a "waiting" caller older than this is stale
     max_talk: float = 12 * 3600
     var_ttl: float = 6 * 3600     # IVR_SESSION set on a channel that never queued
+    finished_ttl: float = 600.0   # how long a finished uid is remembered (resync races)
     evict_every: float = 30.0
 
 
@@ -136,7 +139,10 @@ class TrackerState:
     chan_vars: dict[str, tuple[int, float]] = field(default_factory=dict)  # uid -> (ivr id, t)
     legs: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)  # uid -> joins per queue
     members: dict[str, dict[str, Member]] = field(default_factory=dict)
+    # uid -> t finished: a resync snapshot taken just before a call ended must not revive it
+    finished: dict[str, float] = field(default_factory=dict)
     last_evict: float = 0.0
+    last_t: float = 0.0
     events: int = 0
 
 
@@ -153,6 +159,8 @@ def _int(v: str | None) -> int | None:
 def _finish(state: TrackerState, c: LiveCall, outcome: str, t: float | None,
             facts: list[Fact], *, talk: float | None = None, gap: bool = False) -> None:
     state.calls.pop(c.uniqueid, None)
+    state.finished.pop(c.uniqueid, None)
+    state.finished[c.uniqueid] = state.last_t
     if c.agent:
         key = (c.queue, c.agent)
         if state.by_member.get(key) == c.uniqueid:
@@ -193,6 +201,7 @@ def reduce(state: TrackerState, msg: Message, t: float) -> tuple[TrackerState, l
         return state, facts
     ev = headers[0][1]
     state.events += 1
+    state.last_t = t
     handler = _HANDLERS.get(ev)
     if handler is not None:
         handler(state, dict(headers), t, facts)
@@ -211,7 +220,8 @@ def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
     c = state.calls.get(uid)
     if c is not None and c.queue == queue and c.answered_at is None and c.abandon_at is None:
         # adopted by a resync a moment ago: the join is the truth
-        c.entered_at, c.uncertain, c.position = t, False, _int(h.get("Position"))
+        c.entered_at, c.position = t, _int(h.get("Position"))
+        c.uncertain = c.uncertain_join = False
         return
     if c is not None:
         _finish(state, c, "unknown", t, facts, gap=True)
@@ -264,9 +274,11 @@ def _connect(state, h, t, facts):
         c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
                      caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
-                     caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True)
+                     caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True,
+                     uncertain_join=True)
         state.calls[uid] = c
     c.answered_at = c.left_at if c.left_at is not None else t
+    c.answer_uncertain = False
     if c.entered_at is None:
         hold = _int(h.get("HoldTime"))
         c.entered_at = c.answered_at - hold if hold is not None else None
@@ -301,10 +313,14 @@ def _complete(state, h, t, facts):
         c.agent, c.agent_name = iface, h.get("MemberName", "")
         _finish(state, c, "answered", t, facts, talk=float(talk or 0), gap=True)
         return
-    if c.answered_at is None or (c.answer_uncertain and talk is not None):
-        c.answered_at = t - (talk or 0)
-        if hold is not None:
-            c.entered_at = c.answered_at - hold
+    if c.answered_at is None or (c.answer_uncertain and (talk is not None or hold is not None)):
+        # answered while we were not listening: Asterisk's whole seconds are all we have
+        if c.entered_at is not None and hold is not None and c.uncertain_join is False:
+            c.answered_at = c.entered_at + hold
+        else:
+            c.answered_at = t - (talk or 0)
+            if hold is not None:
+                c.entered_at = c.answered_at - hold
     if c.entered_at is None and hold is not None:
         c.entered_at = c.answered_at - hold
     if not c.agent:
@@ -432,6 +448,12 @@ def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> lis
             _finish(state, c, "unknown", None, facts, gap=True)
         elif c.answered_at is not None and t - c.answered_at > cfg.max_talk:
             _finish(state, c, "answered", None, facts, gap=True)
+    fin = state.finished
+    while fin:
+        uid = next(iter(fin))
+        if t - fin[uid] <= cfg.finished_ttl:
+            break
+        del fin[uid]
     for uid in [u for u, (_, vt) in state.chan_vars.items() if t - vt > cfg.var_ttl]:
         del state.chan_vars[uid]
     for k in [k for k, (_, lt) in state.legs.items() if t - lt > cfg.max_wait + cfg.max_talk]:
@@ -449,6 +471,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
     from ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
     """
     facts: list[Fact] = []
+    state.last_t = max(state.last_t, t)
     entries: dict[str, dict] = {}
     for m in queue_status:
         ev = m.event
@@ -482,7 +505,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         elif ch is None:
             _finish(state, c, "transferred" if c.transferred else "answered", None, facts, gap=True)
     for uid, e in entries.items():
-        if uid in state.calls:
+        if uid in state.calls or uid in state.finished:
             continue
         wait = float(_int(e.get("Wait")) or 0)
         queue = e.get("Queue", "")
@@ -491,19 +514,45 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
                      leg=_next_leg(state, uid, queue, t),
                      caller_number=normalize_number(e.get("CallerIDNum"), state.config.region),
                      caller_name=_name(e.get("CallerIDName")), entered_at=t - wait,
-                     position=_int(e.get("Position")), uncertain=True)
+                     position=_int(e.get("Position")), uncertain=True, uncertain_join=True)
         state.calls[uid] = c
         facts.append(("joined", c))
+    agent_chans = {h.get("Linkedid"): h.get("Channel", "") for h in alive.values()
+                   if h.get("Application") == "AppQueue"}
     for uid, ch in alive.items():
-        if uid in state.calls or ch.get("Application") != "Queue" or not ch.get("BridgeId"):
+        if (uid in state.calls or uid in state.finished or ch.get("Application") != "Queue"
+                or not ch.get("BridgeId")):
             continue
         queue = (ch.get("ApplicationData") or "").split(",")[0]
         c = LiveCall(uniqueid=uid, linkedid=ch.get("Linkedid") or uid, channel=ch.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
                      caller_number=normalize_number(ch.get("CallerIDNum"), state.config.region),
-                     caller_name=_name(ch.get("CallerIDName")), entered_at=None, uncertain=True)
+                     caller_name=_name(ch.get("CallerIDName")), entered_at=None, uncertain=True,
+                     uncertain_join=True)
         c.answered_at = t
         c.answer_uncertain = True
+        m = _member_of(state, queue, agent_chans.get(uid, ""))
+        if m is not None:
+            c.agent, c.agent_name = m.interface, m.name
+            state.by_member[(queue, m.interface)] = uid
         state.calls[uid] = c
         facts.append(("answered", c))
     return facts
+
+
+def _member_of(state: TrackerState, queue: str, channel: str) -> Member | None:
+    """The queue member whose interface a channel name belongs to.
+
+    ``PJSIP/1001-0000002a`` → ``PJSIP/1001``; ``Local/1001@ctx-00000020;1`` →
+    ``Local/1001@ctx/n``: strip the ``-<hex>`` channel suffix, compare the base.
+    """
+    if not channel:
+        return None
+    base = channel.split(";")[0]
+    head, sep, tail = base.rpartition("-")
+    if sep and tail and all(ch in "0123456789abcdef" for ch in tail):
+        base = head
+    for iface, m in state.members.get(queue, {}).items():
+        if iface == base or (iface.endswith("/n") and iface[:-2] == base):
+            return m
+    return None

@@ -22,7 +22,7 @@ def _ts(v: float | None) -> dt.datetime | None:
     return None if v is None else dt.datetime.fromtimestamp(v, dt.timezone.utc)
 
 
-def row_of(r: QueueCallRecord, answer_target: float, source: str = "ami") -> dict:
+def row_of(r: QueueCallRecord, answer_target: float) -> dict:
     return {
         "uniqueid": r.uniqueid, "linkedid": r.linkedid or r.uniqueid, "queue": r.queue,
         "leg": r.leg, "caller_number": (r.caller_number or "")[:32],
@@ -31,16 +31,16 @@ def row_of(r: QueueCallRecord, answer_target: float, source: str = "ami") -> dic
         "wait_seconds": r.wait_seconds, "agent": r.agent or "", "agent_name": r.agent_name or "",
         "talk_seconds": r.talk_seconds, "outcome": r.outcome,
         "within_target": r.within(answer_target), "position": r.position,
-        "ivr_session_id": r.ivr_session_id, "gap": bool(r.gap), "source": source,
+        "ivr_session_id": r.ivr_session_id, "gap": bool(r.gap), "source": r.source,
     }
 
 
-def write_calls(session: Session, records: Iterable[QueueCallRecord], answer_target: float,
-                source: str = "ami") -> tuple[int, int]:
+def write_calls(session: Session, records: Iterable[QueueCallRecord],
+                answer_target: float) -> tuple[int, int]:
     """Upsert ``records``; returns (inserted, updated)."""
     rows: dict[tuple, dict] = {}
     for r in records:
-        row = row_of(r, answer_target, source)
+        row = row_of(r, answer_target)
         key = (row["uniqueid"], row["queue"], row["leg"])
         old = rows.get(key)
         if old is None or _better(row, old):

@@ -29,7 +29,8 @@ class QueueCallsTracker:
 
     def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
-                 batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0):
+                 batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
+                 retry_base_delay: float = 0.5):
         self.db = db
         self.clock = clock
         self.gateway = gateway
@@ -39,6 +40,7 @@ class QueueCallsTracker:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.retry_max_delay = retry_max_delay
+        self.retry_base_delay = retry_base_delay
         self.state = TrackerState(ReducerConfig(region=region))
         self.buffer: list[QueueCallRecord] = []
         self.written = 0
@@ -165,7 +167,7 @@ class QueueCallsTracker:
             self.written += len(batch)
 
     async def _retrying(self, fn, *args) -> Any:
-        delay = 0.5
+        delay = self.retry_base_delay
         while True:
             try:
                 return await self.db.run(fn, *args)

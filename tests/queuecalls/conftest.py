@@ -10,7 +10,7 @@ from twisted.internet import task
 
 from callcenter.ami.gateway import AmiGateway
 from callcenter.ami.replay import ReplayServer
-from callcenter.ami.tracefile import traces_dir
+from callcenter.ami.tracefile import read_ami, traces_dir
 from callcenter.queuecalls.models import AmiOutage, QueueCall
 from callcenter.queuecalls.tracker import QueueCallsTracker
 
@@ -18,15 +18,22 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 class Bridge:
     """Replay server + gateway + tracker sharing one fake clock (lockstep, exact arrival times)."""
 
-    def __init__(self, db, trace, *, server_kw=None, gw_kw=None, tracker_kw=None):
+    def __init__(self, db, trace, *, server_kw=None, gw_kw=None, tracker_kw=None, start_at=None):
         self.db = db
-        self.clock = task.Clock()
-        self.clock.advance(1_795_346_000)
         path = trace if str(trace).startswith("/") else traces_dir() / trace
-        self.server = ReplayServer(path, clock=self.clock, **(server_kw or {}))
+        trace = read_ami(path)
+        # the clock runs at the recording's epoch: arrival times = Asterisk's real times,
+        # so queue_log lines of the same calls line up
+        self.clock = task.Clock()
+        self.clock.advance(trace.epoch or 1_795_346_000)
+        self.server = ReplayServer(trace, clock=self.clock, epoch=self.clock.seconds(),
+                                   **{"hold_until": "CoreShowChannels", **(server_kw or {})})
         self.gw_kw = {"ping_interval": 3600, "ping_timeout": 5, "reconnect_base_delay": 1,
                       "rng": random.Random(1), **(gw_kw or {})}
         self.tracker_kw = tracker_kw or {}
+        if start_at is not None:  # the bridge comes up in the middle of the recording
+            self.server.cursor = start_at
+            self.clock.advance(self.server.script[start_at][1] - 0.001)
 
     async def __aenter__(self) -> "Bridge":
         await self.server.start()
@@ -53,6 +60,16 @@ class Bridge:
     async def settle(self) -> list[QueueCall]:
         await self.tracker.flush()
         return self.rows()
+
+    def index(self, pred, start: int = 0) -> int:
+        """Index in the server's script of the first message matching ``pred(Message)``."""
+        from callcenter.ami.codec import Parser
+
+        for i in range(start, len(self.server.script)):
+            kind, _, raw = self.server.script[i]
+            if kind == "msg" and pred(Parser().feed(raw)[0]):
+                return i
+        raise LookupError("no such message")
 
     def rows(self) -> list[QueueCall]:
         with self.db.session() as s:
