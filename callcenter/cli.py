@@ -18,6 +18,7 @@ from .config import ConfigError, load_config
 
 COMMAND_MODULES = [
     "callcenter.commands",
+    "callcenter.queuecalls.cli",
     "callcenter.complaints.cli",
     "ivr_flows.cli",
     "recordings.cli",

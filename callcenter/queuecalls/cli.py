@@ -1,0 +1,121 @@
+"""``callcenter report answer-times``: service level, ASA, abandons, waits.
+
+One set-based SELECT of the period's queue calls (and one of the AMI outages
+that overlap it), then the pure figures of :mod:`.stats`.  Table (default):
+summary, per queue, per agent, per hour and per day, and the outages (gaps) in
+the period.  CSV: one line per call.  JSON: ``summary``, ``calls`` and the
+breakdowns.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from ..reports_cli import add_report, emit, iter_sections, period
+from . import stats
+from .models import AmiOutage, QueueCall
+
+CALL_FIELDS = ("uniqueid", "linkedid", "queue", "caller_number", "caller_name", "entered_at",
+               "answered_at", "ended_at", "wait_seconds", "agent", "agent_name", "talk_seconds",
+               "outcome", "within_target", "position", "ivr_session_id", "gap", "source")
+GROUP_COLUMNS = ("key", "offered", "answered", "abandoned", "short_abandons", "timeouts",
+                 "answered_within_target", "service_level", "sl_asterisk", "sl2", "asa_seconds",
+                 "max_wait_seconds", "p90_wait_seconds", "abandon_rate")
+
+
+def register(sub, common) -> None:
+    p = add_report(sub, common, "answer-times",
+                   help="answer times: service level (DESIGN and Asterisk SL/SL2), ASA, abandons, waits",
+                   func=cmd_answer_times)
+    p.add_argument("--queue", metavar="Q", help="only this queue")
+
+
+def load_calls(session, since: dt.datetime | None, until: dt.datetime | None,
+               queue: str | None = None) -> list[dict]:
+    cols = [getattr(QueueCall, f) for f in CALL_FIELDS]
+    q = select(*cols)
+    if since is not None:
+        q = q.where(QueueCall.entered_at >= since)
+    if until is not None:
+        q = q.where(QueueCall.entered_at < until)
+    if queue:
+        q = q.where(QueueCall.queue == queue)
+    return [dict(r._mapping) for r in session.execute(q.order_by(QueueCall.entered_at, QueueCall.id))]
+
+
+def load_outages(session, since, until) -> list[dict]:
+    q = select(AmiOutage)
+    if until is not None:
+        q = q.where(AmiOutage.start < until)
+    if since is not None:
+        q = q.where(or_(AmiOutage.end.is_(None), AmiOutage.end >= since))
+    return [{"start": o.start, "end": o.end, "recovered_from_queue_log": o.recovered_from_queue_log,
+             "recovered_calls": o.recovered_calls, "note": o.note}
+            for o in session.scalars(q.order_by(AmiOutage.start))]
+
+
+def _iso(v, tz: ZoneInfo):
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=dt.timezone.utc)
+        return v.astimezone(tz).isoformat(timespec="milliseconds")
+    return v
+
+
+def cmd_answer_times(args, config) -> int:
+    from ..commands import open_db
+
+    tz = ZoneInfo(config.hospital.timezone)
+    since, until = period(args, config)
+    target = config.hospital.answer_target_seconds
+    short = config.hospital.short_abandon_seconds
+    db = open_db(config)
+    try:
+        calls, outages = db.call(lambda s: (load_calls(s, since, until, args.queue),
+                                            load_outages(s, since, until)))
+    finally:
+        db.close()
+    summary = {k: v for k, v in stats.summarize(calls, target, short).items()}
+    groups = stats.breakdowns(calls, target, short, tz)
+    shown = [{k: _iso(v, tz) for k, v in c.items()} for c in calls]
+    out_rows = [{k: _iso(v, tz) for k, v in o.items()} for o in outages]
+    if args.format == "json":
+        emit([], "json", json_value={
+            "period": {"since": _iso(since, tz), "until": _iso(until, tz), "queue": args.queue,
+                       "timezone": config.hospital.timezone},
+            "summary": summary, "calls": shown,
+            "by_queue": groups["queue"], "by_agent": groups["agent"],
+            "by_hour": groups["hour"], "by_day": groups["day"], "outages": out_rows})
+        return 0
+    if args.format == "csv":
+        emit(shown, "csv", columns=CALL_FIELDS)
+        return 0
+    title = (f"Answer times {_iso(since, tz) or 'start'} .. {_iso(until, tz) or 'now'}"
+             f"{' queue ' + args.queue if args.queue else ''} (target {target:g} s, "
+             f"short abandon < {short:g} s)")
+    metrics = [{"metric": k, "value": _fmt(summary[k], k)} for k in stats.SUMMARY_KEYS]
+    metrics.append({"metric": "gaps (reconstructed/uncertain calls)", "value": summary["gaps"]})
+    sections = [(title, metrics, ("metric", "value"))]
+    for name in ("queue", "agent", "hour", "day"):
+        rows = [{c: _fmt(g.get(c), c) for c in GROUP_COLUMNS} for g in groups[name]]
+        sections.append((f"By {name}", rows, GROUP_COLUMNS))
+    if out_rows:
+        sections.append(("AMI outages in the period (calls inside are recovered or missing)",
+                         out_rows, ("start", "end", "recovered_from_queue_log", "recovered_calls",
+                                    "note")))
+    iter_sections(sections, "table", out=sys.stdout)
+    return 0
+
+
+def _fmt(v, key: str):
+    if v is None:
+        return "-"
+    if key in ("service_level", "sl_asterisk", "sl2", "abandon_rate"):
+        return f"{v * 100:.1f}%"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return v
+
