@@ -305,8 +305,9 @@ class Engine:
             if q not in loads:
                 loads[q] = yield Effect("queue_load", {"queue": q})
             load = loads[q]
-            if not load:
-                self.warn(f"queue load of {q!r} unknown; condition treated as false")
+            if not load:  # no queuecalls component (yet): not worth a log line per call
+                self.warnings.append(f"queue load of {q!r} unknown; condition treated as false")
+                log.debug("queue load of %r unknown", q)
                 return False
             if "longest_wait_over" in cond and not float(load.get("longest_wait", 0)) > float(cond["longest_wait_over"]):
                 return False

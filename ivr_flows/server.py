@@ -220,13 +220,16 @@ class AgiServer:
         replies = ReplyReader()
         pending: list = list(replies.feed(rest))
         step = engine.start()
+        t_reply: float | None = None  # when the last reply was read (for ``latency``)
         try:
             while not isinstance(step, Done):
                 if isinstance(step, Effect):
                     step = engine.send(await self._effect(step, engine, record))
                     continue
-                t0 = time.perf_counter()
                 writer.write(step.line.encode("utf-8") + b"\n")
+                if self.latency is not None and t_reply is not None:
+                    # the server's own time: reply in -> (engine, effects, DB) -> next command out
+                    self.latency.append(time.perf_counter() - t_reply)
                 reply = None
                 while reply is None:
                     while pending and reply is None:
@@ -236,10 +239,8 @@ class AgiServer:
                         else:
                             reply = item
                     if reply is None:
-                        t_wait = time.perf_counter()
                         data = await reader.read(4096)
-                        if self.latency is not None:
-                            t0 += time.perf_counter() - t_wait  # exclude the PBX's own time
+                        t_reply = time.perf_counter()
                         if not data:
                             break
                         pending.extend(replies.feed(data))
@@ -248,8 +249,6 @@ class AgiServer:
                     step = engine.send(None)
                     continue
                 step = engine.send(reply)
-                if self.latency is not None:
-                    self.latency.append(time.perf_counter() - t0)
         finally:
             await record.finish(engine)
         log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
