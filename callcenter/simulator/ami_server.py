@@ -48,6 +48,7 @@ class AmiSession(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.authenticated = False
         self.events_on = True
+        self.event_classes: set[str] | None = None
         self.closing = False
         self.bytes_sent = 0
         self.session_id = "0x%012x" % (0x7F0790000000 + server.next_session_id())
@@ -99,8 +100,25 @@ class AmiSession(asyncio.Protocol):
             self.transport.close()
 
     def on_event(self, headers: list[tuple[str, str]]) -> None:
-        if self.authenticated and self.events_on:
-            self.send(headers)
+        if not (self.authenticated and self.events_on):
+            return
+        if self.event_classes is not None:
+            priv = headers[1][1] if len(headers) > 1 and headers[1][0] == "Privilege" else ""
+            if not (set(priv.split(",")) & self.event_classes):
+                return
+        self.send(headers)
+
+    def set_events(self, value: str | None) -> None:
+        """``on``/``off`` or a class list (``call,agent``) like manager.conf's read classes."""
+        v = (value or "on").strip().lower()
+        self.event_classes = None
+        if v in ("off", "no", "false", "0"):
+            self.events_on = False
+        elif v in ("on", "yes", "true", "1", "all"):
+            self.events_on = True
+        else:
+            self.events_on = True
+            self.event_classes = {c.strip() for c in v.split(",") if c.strip()} | {"system"}
 
     # responses -------------------------------------------------------------
     def respond(self, msg: Message, response: str, fields: list[tuple[str, str]] = ()) -> None:
@@ -157,8 +175,7 @@ class AmiSession(asyncio.Protocol):
             return
         if msg.get("Username") == self.server.username and msg.get("Secret") == self.server.secret:
             self.authenticated = True
-            ev = (msg.get("Events") or "on").strip().lower()
-            self.events_on = ev not in ("off", "no", "false", "0")
+            self.set_events(msg.get("Events"))
             self.ok(msg, "Authentication accepted")
             up = str(int(self.pbx.now() - self.pbx.started_at))
             rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
@@ -186,8 +203,7 @@ class AmiSession(asyncio.Protocol):
         self.respond(msg, "Success", [("Ping", "Pong"), ("Timestamp", f"{self.pbx.now():.6f}")])
 
     def a_events(self, msg: Message) -> None:
-        mask = (msg.get("EventMask") or "").strip().lower()
-        self.events_on = mask not in ("off", "no", "false", "0", "")
+        self.set_events(msg.get("EventMask") or "off")
         self.respond(msg, "Success", [("Events", "On" if self.events_on else "Off")])
 
     def a_listcommands(self, msg: Message) -> None:

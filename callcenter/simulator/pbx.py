@@ -484,6 +484,8 @@ class SimulatedPBX:
             yield from self._send_dtmf(two, digits)
             self.newexten(two, "Wait", _fmt_num(hold), priority=4)
             yield hold
+            if two.data.get("stay_when_connected") and two.peer.bridge is not None:
+                yield Waiter()  # talking to an agent: stay until the agent ends the call
             self._person_hangup(two, 5)
         except ChannelHangup:
             return
@@ -698,7 +700,6 @@ class SimulatedPBX:
         appdata = qname if timeout is None else f"{qname},,,,{_fmt_num(timeout)}"
         self.newexten(ch, "Queue", appdata)
         q = self.queues.get(qname)
-        call = ch.data.get("simcall")
         if q is None:
             self.varset(ch, "QUEUESTATUS", "JOINEMPTY")
             return "JOINEMPTY"
@@ -715,8 +716,8 @@ class SimulatedPBX:
         q.entries.insert(idx, entry)
         entry.original_position = idx + 1
         ch.data["queue_entry"] = entry
-        if call is not None:
-            call.queue = qname
+        if ch.data.get("simcall") is not None:
+            ch.data["simcall"].queue = qname
         self.dsc(f"Queue:{qname}", "RINGING")
         self.ev("QueueCallerJoin", [*ch.snapshot(), ("Queue", qname), ("Position", str(idx + 1)),
                                     ("Count", str(len(q.entries)))], "agent,all")
@@ -753,16 +754,16 @@ class SimulatedPBX:
             # caller-side timeout (Queue()'s 5th argument)
             self._queue_exit(entry, "timeout")
             self.varset(ch, "QUEUESTATUS", "TIMEOUT")
-            if call is not None:
-                call.outcome = "timeout"
+            if ch.data.get("simcall") is not None:
+                ch.data["simcall"].outcome = "timeout"
             return "TIMEOUT"
         except ChannelHangup as h:
             if isinstance(h, ChannelRedirect):  # the channel is already at its new place
                 ch.context, ch.exten, ch.priority = h.context, h.exten, h.priority
             if entry in q.entries:
                 self._queue_exit(entry, "redirect" if isinstance(h, ChannelRedirect) else "hangup")
-                if call is not None:
-                    call.outcome = "redirected" if isinstance(h, ChannelRedirect) else "abandoned"
+                if ch.data.get("simcall") is not None:
+                    ch.data["simcall"].outcome = "redirected" if isinstance(h, ChannelRedirect) else "abandoned"
             raise
 
     def _wake_queue(self, q: Queue) -> None:
@@ -1183,9 +1184,11 @@ class SimulatedPBX:
 
     # ------------------------------------------------------------------ people: inbound calls
     def inbound_call(self, number: str, name: str = "", context: str = "hotline", *, digits: str = "1",
-                     digit_delay: float = 3, patience: float = 60, hold: float | None = None) -> SimCall:
+                     digit_delay: float = 3, patience: float = 60, hold: float | None = None,
+                     stay_when_connected: bool = False) -> SimCall:
         """A caller dials the hotline: ``;1`` enters ``context``; the person sends ``digits``
-        after ``digit_delay`` s and hangs up ``patience`` s later (if still connected)."""
+        after ``digit_delay`` s and hangs up ``patience`` s later — also while talking to an
+        agent (like the trace harness) unless ``stay_when_connected``."""
         cid = f'"{name}" <{number}>' if name else number
         variables = {"DIGITS": digits, "DELAY": _fmt_num(digit_delay),
                      "HOLD": _fmt_num(patience if hold is None else hold)}
@@ -1193,6 +1196,8 @@ class SimulatedPBX:
                              variables=variables, emit_response=False)
         call = SimCall(one)
         one.data["simcall"] = call
+        if one.peer is not None:
+            one.peer.data["stay_when_connected"] = stay_when_connected
         self.calls.append(call)
         return call
 

@@ -1,0 +1,120 @@
+"""Simulator behaviour beyond the traces: determinism, a time-scaled day, AGI plug, agents."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from twisted.internet import reactor, task
+
+from callcenter.ami.codec import Parser, encode
+from callcenter.clock import ScaledClock
+from callcenter.simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
+
+
+def _day(seed: int, calls: int = 60) -> tuple[list, dict]:
+    clock = task.Clock()
+    clock.advance(1795300000)
+    pbx = SimulatedPBX(clock, seed=seed)
+    stream: list = []
+    pbx.listeners.append(stream.append)
+    traffic = run_traffic(pbx, DayProfile(calls=calls, agents={"consultation": 2, "complaint": 1}), seed=seed)
+    end = clock.seconds() + traffic.duration + 3600
+    while clock.getDelayedCalls() and clock.seconds() < end:
+        nxt = min(c.getTime() for c in clock.getDelayedCalls())
+        clock.advance(max(0.0, nxt - clock.seconds()))
+    assert traffic.finished
+    pbx.timers.cancel_all()
+    return stream, traffic.summary()
+
+
+def test_same_seed_same_event_stream():
+    a, sa = _day(7)
+    b, sb = _day(7)
+    c, _ = _day(8)
+    assert len(a) > 1000
+    assert a == b and sa == sb
+    assert a != c
+    assert sa["answered"] > 0 and sa["started"] == sa["planned"]
+
+
+async def test_time_scaled_day_over_tcp(tmp_path):
+    """500 calls over a 9-hour day, through real AMI (agent-class events), in a few seconds."""
+    scale = 20000.0
+    clock = ScaledClock(reactor, scale)
+    pbx = SimulatedPBX(clock, seed=3, queue_log=tmp_path / "queue_log")
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    writer.write(encode([("Action", "Login"), ("Username", "bridge"), ("Secret", "bridge-secret"),
+                         ("Events", "agent")]))
+    parser = Parser(expect_banner=True)
+    counts: dict[str, int] = {}
+    t0 = time.monotonic()
+    traffic = run_traffic(pbx, DayProfile(calls=500, agents={"consultation": 5, "complaint": 2},
+                                          talk_mean=150, talk_sd=40), seed=3)
+    try:
+        while not traffic.finished and time.monotonic() - t0 < 30:
+            try:
+                data = await asyncio.wait_for(reader.read(1 << 16), 0.2)
+            except asyncio.TimeoutError:
+                continue
+            for m in parser.feed(data):
+                if m.event:
+                    counts[m.event] = counts.get(m.event, 0) + 1
+        elapsed = time.monotonic() - t0
+    finally:
+        writer.close()
+        traffic.cancel()
+        await pbx.stop()
+    s = traffic.summary()
+    assert traffic.finished, s
+    assert 420 <= s["planned"] <= 580
+    assert elapsed < 15, elapsed
+    joins = counts.get("QueueCallerJoin", 0)
+    assert joins >= 0.9 * s["planned"]
+    assert counts.get("AgentConnect", 0) == s.get("answered", 0) > 0.5 * s["planned"]
+    assert "Newexten" not in counts  # class filter: only agent events
+    lines = (tmp_path / "queue_log").read_text().splitlines()
+    assert sum("|ENTERQUEUE|" in line for line in lines) == joins
+
+
+async def test_hotline_context_uses_agi_then_queue(tmp_path):
+    clock = task.Clock()
+    clock.advance(1795300000)
+    pbx = SimulatedPBX(clock, seed=1)
+    seen = {}
+
+    async def fake_agi(url, env, channel):
+        seen["url"], seen["env"] = url, env
+        channel.variables["QUEUE"] = "complaint"
+        channel.variables["QUEUE_PRIO"] = "5"
+        return "SUCCESS"
+
+    pbx.agi_handler = fake_agi
+    stream: list = []
+    pbx.listeners.append(stream.append)
+    call = pbx.inbound_call("13800138002", "王小明", context="hotline", digits="", patience=60)
+    for _ in range(200):
+        clock.advance(0.1)
+        await asyncio.sleep(0)
+    pbx.timers.cancel_all()
+    assert seen["url"] == "agi://127.0.0.1:4573/hotline"
+    assert seen["env"]["agi_calleridname"] == "王小明" and seen["env"]["agi_callerid"] == "13800138002"
+    joins = [dict(h) for h in stream if dict(h).get("Event") == "QueueCallerJoin"]
+    assert joins and joins[0]["Queue"] == "complaint"
+    assert call.outcome == "answered"
+
+
+def test_paused_agent_is_not_rung_and_timeout_leaves_queue():
+    clock = task.Clock()
+    clock.advance(1795300000)
+    pbx = SimulatedPBX(clock, seed=1, config=SimConfig(queues={"consultation": [("1001", "Agent 1001")]}))
+    pbx.queues["consultation"].members[0].paused = True
+    stream: list = []
+    pbx.listeners.append(stream.append)
+    call = pbx.inbound_call("13800138009", "X", context="hotline-timeout", digits="", patience=60)
+    for _ in range(300):
+        clock.advance(0.1)
+    pbx.timers.cancel_all()
+    events = [dict(h)["Event"] for h in stream]
+    assert "AgentCalled" not in events
+    assert "QueueCallerAbandon" in events and call.outcome == "timeout"
