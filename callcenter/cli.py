@@ -19,9 +19,12 @@ from .config import ConfigError, load_config
 COMMAND_MODULES = [
     "callcenter.commands",
     "callcenter.queuecalls.cli",
-    "callcenter.complaints.cli",
+    "dialer.cli",
     "ivr_flows.cli",
+    "callcenter.complaints.cli",
+    "callcenter.web.cli",
     "recordings.cli",
+    "callcenter.simulator.cli",
 ]
 
 

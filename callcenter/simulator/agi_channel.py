@@ -64,7 +64,9 @@ class SimAgiChannel:
         fut = asyncio.get_running_loop().create_future()
         self.ch.data["digit_waiter"] = _FutureWaiter(fut)
         self.on_hangup(lambda: fut.done() or fut.set_result("hangup"))
-        timer = self.pbx.timers.call_later(timeout, lambda: fut.done() or fut.set_result(None))
+        timer = None
+        if timeout is not None and timeout >= 0:
+            timer = self.pbx.timers.call_later(timeout, lambda: fut.done() or fut.set_result(None))
         try:
             res = await fut
         finally:
@@ -85,19 +87,32 @@ class SimAgiChannel:
     def play_seconds(self, filename: str) -> float:
         return float(self.pbx.config.prompt_seconds.get(filename.rsplit("/", 1)[-1], 1.0))
 
-    def record(self, path: str, fmt: str, seconds: float) -> None:
+    def record(self, path: str, fmt: str, seconds: float) -> int:
+        """RECORD FILE: a Local channel carries no audio, so (like trace 07c) the WAV is a
+        44-byte header and endpos is 0.  ``/var/spool/asterisk/...`` maps below spool_dir."""
         p = Path(path if path.endswith("." + fmt) else f"{path}.{fmt}")
-        if self.pbx.spool_dir is not None and not p.is_absolute():
-            p = self.pbx.spool_dir / p
+        spool = self.pbx.spool_dir
+        if spool is not None and not p.is_absolute():
+            p = spool / p
+        elif spool is not None and str(p).startswith("/var/spool/asterisk"):
+            p = spool / p.relative_to("/var/spool/asterisk")
         p.parent.mkdir(parents=True, exist_ok=True)
-        if fmt in ("wav", "WAV"):
+        if fmt.lower() == "wav":
             with wave.open(str(p), "wb") as w:
                 w.setnchannels(1)
                 w.setsampwidth(2)
                 w.setframerate(8000)
-                w.writeframes(b"\x00\x00" * int(8000 * max(0.0, seconds)))
         else:
             p.write_bytes(b"")
+        return 0
+
+    def hangup(self) -> None:
+        """The AGI sent HANGUP: the channel is hung up (the dialplan tears the pair down)."""
+        if not self.hung_up:
+            self.pbx.hangup(self.ch, 16, by="agi")
+
+    def answer(self) -> None:
+        """Channels reach AGI already answered (Answer() runs before it)."""
 
     def sleep(self, seconds: float) -> "asyncio.Future":
         fut = asyncio.get_running_loop().create_future()
