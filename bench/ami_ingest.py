@@ -1,0 +1,242 @@
+"""AMI ingest benchmark: TCP bytes -> stored queue calls, vs raw panoramisk parsing.
+
+    .venv/bin/python bench/ami_ingest.py [--calls 2000] [--memory-calls 1000000] [--cores 1]
+
+1. **End to end** (one core: the process is pinned with ``sched_setaffinity``,
+   database thread included): a server process streams N copies of the recorded
+   call in ``01-inbound-answered.ami`` (~176 AMI messages each, Uniqueids
+   rewritten per call) over TCP to the real ``AmiGateway`` + ``QueueCallsTracker``
+   writing to a migrated SQLite file.  Events/s = events received / time from
+   login until the last queue call is committed.
+2. **Raw parse** of the same bytes: panoramisk 1.4's ``AMIProtocol.data_received``
+   (64 KiB reads) and our ``codec.Parser`` for comparison.
+3. **Memory** over ``--memory-calls`` simulated calls at the *reducer* level (no
+   TCP, no database: those would take hours for 10^6 calls), 50 calls in flight,
+   each call the 17 queue-relevant events of the recording (join, ringing, leave,
+   connect, complete, hangups, a few VarSet/Newexten): RSS before/after.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from callcenter.ami.codec import Message, Parser  # noqa: E402
+from callcenter.ami.tracefile import read_ami, traces_dir  # noqa: E402
+
+UID = re.compile(rb"17953465(92\.[01]|95\.[23])\b")
+UID_INDEX = {b"92.0": 0, b"92.1": 1, b"95.2": 2, b"95.3": 3}
+
+
+def template() -> list[bytes]:
+    """The recorded call's event messages (responses left out: nothing waits for them)."""
+    tr = read_ami(traces_dir() / "01-inbound-answered.ami")
+    return [e.raw for e in tr.received if e.message is not None and e.message.event
+            and e.message.event not in ("FullyBooted", "SuccessfulAuth", "OriginateResponse")]
+
+
+def make_stream(calls: int) -> tuple[bytes, int]:
+    msgs = template()
+    one = b"".join(msgs)
+    parts = []
+    for i in range(calls):
+        parts.append(UID.sub(lambda m: b"1800000000.%d" % (4 * i + UID_INDEX[m.group(1)]), one))
+    return b"".join(parts), calls * len(msgs)
+
+
+# -- server process -----------------------------------------------------------------------------
+
+def _serve(path: str, port_q) -> None:
+    payload = Path(path).read_bytes()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port_q.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    conn.sendall(b"Asterisk Call Manager/11.0.0\r\n")
+    parser = Parser()
+    answered = 0
+    while answered < 3:  # Login, QueueStatus, CoreShowChannels (the tracker's resync)
+        for a in parser.feed(conn.recv(65536)):
+            aid = a.get("ActionID", "")
+            name = (a.get("Action") or "").lower()
+            if name == "login":
+                conn.sendall(f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted\r\n\r\n".encode())
+            else:
+                done = "QueueStatusComplete" if name == "queuestatus" else "CoreShowChannelsComplete"
+                conn.sendall(f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\nMessage: will follow\r\n\r\n"
+                             f"Event: {done}\r\nActionID: {aid}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n".encode())
+            answered += 1
+    conn.sendall(payload)
+    try:
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def end_to_end(path: str, calls: int, events: int) -> dict:
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.queuecalls.tracker import QueueCallsTracker
+    from callcenter.runtime import run
+    from callcenter.store import Database, migrate
+
+    port_q = mp.get_context("fork").Queue()
+    proc = mp.get_context("fork").Process(target=_serve, args=(path, port_q), daemon=True)
+    proc.start()
+    port = port_q.get(timeout=10)
+    tmp = tempfile.mkdtemp(prefix="ami-bench-")
+    db = Database(f"sqlite:///{tmp}/bench.sqlite")
+    migrate.upgrade(db.engine)
+    result: dict = {}
+
+    async def main(stop) -> int:
+        from twisted.internet import reactor
+
+        gw = AmiGateway("127.0.0.1", port, "bench", "x", clock=reactor, ping_interval=3600)
+        tracker = QueueCallsTracker(db, reactor, gateway=gw, batch_size=1000)
+        await tracker.start()
+        await gw.start()
+        await gw.wait_connected(10)
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        while tracker.written < calls:
+            await asyncio.sleep(0.002)
+        result["seconds"] = time.perf_counter() - t0
+        result["cpu_seconds"] = time.process_time() - cpu0
+        result["events"] = gw.events_received
+        result["stored"] = tracker.written
+        await gw.stop()
+        await tracker.stop()
+        return 0
+
+    run(main)
+    db.close()
+    proc.terminate()
+    with Database(f"sqlite:///{tmp}/bench.sqlite").engine.connect() as c:
+        from sqlalchemy import text
+
+        result["rows"] = c.execute(text("select count(*) from queue_calls")).scalar()
+    result["events_per_s"] = result["events"] / result["seconds"]
+    return result
+
+
+def raw_parse(payload: bytes) -> dict:
+    from panoramisk.ami_protocol import AMIProtocol
+
+    class Factory:
+        n = 0
+
+        def dispatch(self, msg):
+            self.n += 1
+
+    p = AMIProtocol()
+    p.connection_made(None)
+    f = Factory()
+    p.factory, p.encoding = f, "utf8"
+    t0 = time.perf_counter()
+    for i in range(0, len(payload), 65536):
+        p.data_received(payload[i:i + 65536])
+    pano = f.n / (time.perf_counter() - t0)
+    ours = Parser()
+    n = 0
+    t0 = time.perf_counter()
+    for i in range(0, len(payload), 65536):
+        n += len(ours.feed(payload[i:i + 65536]))
+    return {"panoramisk_msgs_per_s": pano, "codec_msgs_per_s": n / (time.perf_counter() - t0),
+            "messages": n}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory(calls: int, in_flight: int = 50) -> dict:
+    from callcenter.queuecalls.reducer import TrackerState, reduce
+
+    keep = {"QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect", "AgentComplete",
+            "Hangup", "HangupRequest", "SoftHangupRequest"}
+    tpl = []
+    for raw in template():
+        m = Parser().feed(raw)[0]
+        if m.event in keep or (m.event in ("VarSet", "Newexten") and len(tpl) % 3 == 0):
+            tpl.append([(k, v.encode()) for k, v in m.headers])
+    per_call = len(tpl)
+    st = TrackerState()
+    finished = 0
+    t = 1_800_000_000.0
+
+    def call_events(i: int):
+        out = []
+        for hs in tpl:
+            out.append(Message([(k, UID.sub(lambda m: b"1800000000.%d" % (4 * i + UID_INDEX[m.group(1)]), v).decode())
+                                for k, v in hs]))
+        return out
+
+    base = None
+    t0 = time.perf_counter()
+    i = 0
+    while i < calls:
+        batch = [call_events(j) for j in range(i, min(calls, i + in_flight))]
+        for k in range(per_call):
+            t += 0.25
+            for evs in batch:
+                _, facts = reduce(st, evs[k], t)
+                finished += sum(1 for kind, _ in facts if kind == "finished")
+        i += len(batch)
+        if base is None and i >= 20_000:
+            base = rss_mb()
+    return {"calls": calls, "events": calls * per_call, "finished": finished,
+            "rss_after_warmup_mb": base, "rss_end_mb": rss_mb(),
+            "growth_mb": rss_mb() - (base or rss_mb()), "live_calls_left": len(st.calls),
+            "remembered_uids": len(st.finished), "seconds": time.perf_counter() - t0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=2000, help="calls in the end-to-end stream")
+    ap.add_argument("--memory-calls", type=int, default=1_000_000)
+    ap.add_argument("--cores", type=int, default=1, help="pin to this many cores (0: no pinning)")
+    args = ap.parse_args()
+    payload, events = make_stream(args.calls)
+    with tempfile.NamedTemporaryFile(suffix=".ami", delete=False) as fh:
+        fh.write(payload)
+    print(f"stream: {args.calls} calls, {events} events, {len(payload) / 2**20:.1f} MiB")
+    raw = raw_parse(payload)
+    print(f"raw parse, panoramisk 1.4: {raw['panoramisk_msgs_per_s']:,.0f} msg/s; "
+          f"our codec: {raw['codec_msgs_per_s']:,.0f} msg/s")
+    if args.cores:
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
+    e2e = end_to_end(fh.name, args.calls, events)
+    os.unlink(fh.name)
+    ratio = e2e["events_per_s"] / raw["panoramisk_msgs_per_s"]
+    print(f"end to end (TCP -> gateway -> reducer -> SQLite, {args.cores or 'all'} core(s)): "
+          f"{e2e['events']:,} events, {e2e['stored']} queue calls stored ({e2e['rows']} rows) in "
+          f"{e2e['seconds']:.2f} s = {e2e['events_per_s']:,.0f} events/s "
+          f"({ratio:.2f}x raw panoramisk parse; CPU {e2e['cpu_seconds']:.2f} s)")
+    ok = e2e["events_per_s"] >= 20_000 and ratio >= 0.5 and e2e["rows"] == args.calls
+    if args.memory_calls:
+        mem = memory(args.memory_calls)
+        print(f"memory (reducer level, {mem['calls']:,} calls / {mem['events']:,} events in "
+              f"{mem['seconds']:.0f} s): RSS {mem['rss_after_warmup_mb']:.1f} MB after 20,000 calls -> "
+              f"{mem['rss_end_mb']:.1f} MB at the end, growth {mem['growth_mb']:+.1f} MB; "
+              f"{mem['finished']:,} finished, {mem['live_calls_left']} live left, "
+              f"{mem['remembered_uids']} finished uids remembered")
+        ok = ok and mem["growth_mb"] < 50 and mem["finished"] == mem["calls"]
+    print("targets (>= 20,000 events/s, >= 0.5x raw parse, < 50 MB growth):", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
