@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `callcenter report ... | head`
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # noqa: BLE001 - last line of defence for operator-facing errors
         from .store import MigrationRequired
 

@@ -15,6 +15,7 @@ def register(sub, common) -> None:
                        help="run the simulated PBX and the service together (SQLite, localhost)")
     p.add_argument("--scale", type=float, default=1.0, help="simulated seconds per real second")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--calls", type=float, default=400, help="inbound calls over the simulated day")
     p.add_argument("--duration", type=float, default=0,
                    help="stop after this many real seconds (0: run until Ctrl-C)")
     p.set_defaults(func=cmd_demo)
@@ -85,6 +86,9 @@ def cmd_serve(args, config: Config) -> int:
 
 
 def cmd_demo(args, config: Config) -> int:
-    from .app import demo
+    from .cli import UserError
+    from .demo import run_demo
 
-    return demo(config, scale=args.scale, seed=args.seed, duration=args.duration)
+    if args.scale <= 0:
+        raise UserError("--scale must be > 0")
+    return run_demo(config, scale=args.scale, seed=args.seed, duration=args.duration, calls=args.calls)

@@ -79,6 +79,21 @@ def _complaints_check(kind: str, v) -> str | None:
     return config_problem(kind, v)
 
 
+def _hhmm(v: str) -> str | None:
+    import re
+
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", v.strip())
+    if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59:
+        return "must be a time HH:MM"
+    return None
+
+
+def _weekdays(v: list) -> str | None:
+    days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+    bad = [d for d in v if str(d).lower() not in days]
+    return f"unknown day(s) {bad} (use mon..sun)" if bad else None
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "service": {
         "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
@@ -128,6 +143,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "host": Key(str, "127.0.0.1"),
         "port": Key(int, 8080, check=_port),
         "session_hours": Key(float, 12.0, check=_positive),
+        "enabled": Key(bool, True, help="serve the wallboard, agent desk, reports and API"),
+        "secure_cookies": Key(bool, False, help="mark cookies Secure (set when served over HTTPS)"),
+        "queues": Key(list, ["consultation", "complaint"], help="queues agents can log in to"),
+        "staffing_goal": Key(float, 0.8, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+                             help="share of calls to answer within the target (Erlang C advice)"),
     },
     "recordings": {
         "enabled": Key(bool, True, help="start MixMonitor on answered calls per the policies"),
@@ -148,6 +168,39 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
         "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
         "finalize_attempts": Key(int, 5, check=_positive),
+    },
+    "dialer": {  # outbound campaigns (dialer/); times in the hospital's timezone
+        "enabled": Key(bool, True, help="run the dialer component in serve/demo"),
+        "instance": Key(str, "", help="this dialer's name for claims (default: host name)"),
+        "window_start": Key(str, "09:00", check=_hhmm),
+        "window_end": Key(str, "20:00", check=_hhmm),
+        "call_days": Key(list, ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], check=_weekdays),
+        "skip_holidays": Key(bool, True, help="no calls on [hospital] country's public holidays"),
+        "max_attempts": Key(int, 3, check=_positive),
+        "retry_busy_minutes": Key(float, 15.0, check=_positive),
+        "retry_no_answer_minutes": Key(float, 60.0, check=_positive),
+        "retry_congestion_minutes": Key(float, 5.0, check=_positive),
+        "retry_failed_minutes": Key(float, 120.0, check=_positive),
+        "retry_hungup_minutes": Key(float, 30.0, check=_positive),
+        "retry_abandoned_minutes": Key(float, 60.0, check=_positive),
+        "caller_id": Key(str, '"City Hospital" <02100000000>'),
+        "channel_template": Key(str, "PJSIP/{number}@trunk", help="{number} = dial string"),
+        "dial_format": Key(str, "national", check=lambda v: None if v in ("national", "e164")
+                           else "must be 'national' or 'e164'"),
+        "originate_timeout": Key(float, 30.0, check=_positive),
+        "survey_context": Key(str, "survey"),
+        "agent_context": Key(str, "dialer-agent", help="progressive/predictive calls: runs Queue(${QUEUE})"),
+        "default_queue": Key(str, "consultation"),
+        "no_show_hours": Key(float, 4.0, check=_positive),
+        "followup_hours": Key(float, 24.0, check=_positive),
+        "max_rate": Key(float, 5.0, check=_positive, help="originates per second, all campaigns"),
+        "max_channels": Key(int, 30, check=_positive, help="calls in flight per survey campaign"),
+        "predictive_max_abandon": Key(float, 0.03, check=_positive),
+        "predictive_window_days": Key(float, 30.0, check=_positive),
+        "predictive_max_ratio": Key(float, 1.5, check=_positive),
+        "short_call_seconds": Key(float, 5.0, check=_non_negative),
+        "tick_seconds": Key(float, 1.0, check=_positive),
+        "plans_file": Key(str, "", help="revisit plans YAML (default: the shipped dialer/plans.yaml)"),
     },
     "hospital": {
         "name": Key(str, "City Hospital"),
@@ -178,6 +231,13 @@ class Config:
         self.source = source
         for name, vals in values.items():
             setattr(self, name, Section(name, vals))
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> "Config":
+        """A copy with some values replaced (the demo points [ami] at the simulator)."""
+        values = {sec: dict(keys) for sec, keys in self.values.items()}
+        for sec, keys in overrides.items():
+            values[sec].update(keys)
+        return Config(values, self.source)
 
     @property
     def data_dir(self) -> Path:

@@ -55,3 +55,4 @@ def setup_logging(level: str = "INFO") -> None:
     handler.addFilter(MaskingFilter())
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -12,7 +12,7 @@ stamp=.venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-
 if [ ! -f "$stamp" ]; then
   if [ "${1:-}" = "--test" ]; then extra='.[test]'; else extra='.[postgresql]'; fi
   echo "bootstrap: installing the project into .venv ($extra)" >&2
-  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$extra"; } \
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$extra" --config-settings editable_mode=compat; } \
       >.venv/install.log 2>&1; then
     cat .venv/install.log >&2; echo "bootstrap: pip install failed (log above)" >&2; exit 1
   fi
