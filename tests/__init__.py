@@ -1,0 +1,1 @@
+"""Test suite (a package, so tests/<area>/ never shadows a real package such as dialer)."""
