@@ -23,6 +23,7 @@ COMPONENT_FACTORIES: list[str] = [
     "callcenter.queuecalls.tracker:from_service",
     "ivr_flows.server:from_service",
     "recordings.capture:from_service",
+    "callcenter.web.component:from_service",  # last: starts after, stops before its sources
 ]
 
 

@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "callcenter.queuecalls.models",
     "callcenter.complaints.models",
     "recordings.models",
+    "callcenter.web.models",
 ]
 
 

@@ -1,0 +1,103 @@
+"""Request/response types shared by the route table and the handlers."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .auth import CurrentUser
+
+PUBLIC = None                        # a route anyone may open (login form, static files)
+ANY = frozenset({"agent", "supervisor", "admin"})
+SUPERVISORS = frozenset({"supervisor", "admin"})
+AGENTS = frozenset({"agent"})
+ADMINS = frozenset({"admin"})
+
+
+class BadRequest(Exception):
+    """Invalid input; the message names the field and is shown to the user."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str                        # "/api/reports/{name}"; {x} matches one path segment
+    roles: frozenset | None
+    handler: Callable[..., Any]      # async fn(app, req) -> Response
+    kind: str                        # page | api | sse | form | static
+    summary: str
+    query: tuple = ()                # ((name, type, description), ...) for OpenAPI
+    body: tuple = ()                 # ((name, type, description, required), ...) for POSTs
+    enums: dict = field(default_factory=dict)   # path parameter -> allowed values
+    response: dict | None = None     # JSON schema of the answer (api routes)
+    csrf: bool = True                # POST routes check the session's CSRF token
+
+    @property
+    def segments(self) -> list[str]:
+        return [p for p in self.path.split("/") if p]
+
+    def match(self, parts: list[str]) -> dict[str, str] | None:
+        segs = self.segments
+        if len(segs) != len(parts):
+            return None
+        params: dict[str, str] = {}
+        for seg, part in zip(segs, parts):
+            if seg.startswith("{") and "}" in seg:
+                name, _, suffix = seg[1:].partition("}")
+                if suffix and not part.endswith(suffix):
+                    return None
+                value = part[: len(part) - len(suffix)] if suffix else part
+                if not value or (name in self.enums and value not in self.enums[name]):
+                    return None
+                params[name] = value
+            elif seg != part:
+                return None
+        return params
+
+
+@dataclass
+class Req:
+    """What a handler sees."""
+    method: str
+    path: str
+    route: Route
+    params: dict[str, str]
+    args: dict[str, str]             # query string (last value wins)
+    form: dict[str, str]             # urlencoded form or JSON object body
+    user: CurrentUser | None
+    lang: str
+    remote: str
+    raw: Any = None                  # the twisted request (SSE only)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def arg(self, name: str, default: str = "") -> str:
+        return self.args.get(name, default)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)
+
+
+def html(text: str, status: int = 200) -> Response:
+    return Response(status, text.encode("utf-8"))
+
+
+def as_json(obj: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8"),
+                    "application/json; charset=utf-8")
+
+
+def redirect(location: str, status: int = 303) -> Response:
+    return Response(status, b"", headers={"Location": location})
+
+
+@dataclass
+class SSE:
+    """Keep the request open and send events of ``topic`` (``agent:<username>`` or ``wallboard``)."""
+    topic: str
+    initial: list[tuple[str, Any]] = field(default_factory=list)

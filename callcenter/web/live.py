@@ -1,0 +1,256 @@
+"""Live feeds: the wallboard (from the "queuecalls" component) and screen pops (AMI).
+
+``build_wallboard`` is pure: the queuecalls live snapshot + today's figures +
+the agent users -> what the browser shows.  :class:`WallboardFeed` rebuilds it
+when the tracker reports a change (coalesced, so a burst of ~180 AMI events
+per call becomes one push) and publishes it to the ``wallboard`` SSE topic.
+:class:`ScreenPop` turns ``AgentConnect`` for an agent's interface into a
+``pop`` event carrying the caller's record on that agent's topic.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from callcenter.logs import mask_name, mask_number
+
+from . import data, reports
+
+log = logging.getLogger(__name__)
+
+STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "logged_out")
+_DEVICE_STATES = {  # Asterisk device state numbers (QueueMemberStatus Status)
+    "0": "available", "1": "available", "2": "on_call", "3": "on_call", "4": "logged_out",
+    "5": "logged_out", "6": "ringing", "7": "on_call", "8": "on_call",
+}
+
+
+def member_state(member: dict) -> str:
+    """One of STATES from a queuecalls member dict (state given as a word or a device number)."""
+    if member.get("paused"):
+        return "paused"
+    raw = str(member.get("state", "")).strip().lower().replace("-", "_").replace(" ", "_")
+    if raw in STATES:
+        return raw
+    if raw in _DEVICE_STATES:
+        return _DEVICE_STATES[raw]
+    if "wrap" in raw:
+        return "wrap_up"
+    if "ring" in raw:
+        return "ringing"
+    if raw in ("inuse", "in_use", "busy", "incall", "in_call", "talking", "onhold", "on_hold", "connected"):
+        return "on_call"
+    if raw in ("not_inuse", "idle", "free", "ready"):
+        return "available"
+    if raw in ("unavailable", "invalid", "logged_out", "removed", "offline"):
+        return "logged_out"
+    return "available"
+
+
+def _wait_of(caller: dict, now: float) -> float:
+    entered = caller.get("entered_at")
+    if isinstance(entered, (int, float)):
+        return max(0.0, now - float(entered))
+    if isinstance(entered, dt.datetime):
+        if entered.tzinfo is None:
+            entered = entered.replace(tzinfo=dt.timezone.utc)
+        return max(0.0, now - entered.timestamp())
+    return float(caller.get("wait") or 0.0)
+
+
+def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
+                    target: float, tz: ZoneInfo) -> dict[str, Any]:
+    """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues)."""
+    queues = []
+    members_by_interface: dict[str, dict] = {}
+    names = sorted(set(live or {}) | {q for q in today if q})
+    for name in names:
+        q = (live or {}).get(name) or {}
+        waiting = [{"caller": c.get("caller_number_masked") or mask_number(c.get("caller_number", "")),
+                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])]
+        longest = max((c["wait"] for c in waiting), default=0.0)
+        s = today.get(name) or {}
+        queues.append({"name": name, "waiting": len(waiting), "longest_wait": longest,
+                       "over_target": longest > target, "callers": waiting,
+                       "offered": s.get("offered", 0), "answered": s.get("answered", 0),
+                       "abandoned": s.get("abandoned", 0), "service_level": s.get("service_level"),
+                       "asa_seconds": s.get("asa_seconds")})
+        for m in q.get("members", []):
+            iface = m.get("interface", "")
+            entry = members_by_interface.setdefault(iface, {
+                "interface": iface, "name": m.get("name") or iface, "state": member_state(m),
+                "reason": m.get("reason") or "", "queues": []})
+            entry["queues"].append(name)
+            # busiest state wins when a member is in several queues
+            order = ("on_call", "ringing", "wrap_up", "paused", "available", "logged_out")
+            st = member_state(m)
+            if order.index(st) < order.index(entry["state"]):
+                entry["state"], entry["reason"] = st, m.get("reason") or entry["reason"]
+    for a in agents:
+        iface = a.get("interface") or ""
+        if iface and iface in members_by_interface:
+            members_by_interface[iface]["name"] = a["name"]
+            members_by_interface[iface]["username"] = a["username"]
+        elif iface or live is not None:
+            members_by_interface.setdefault(iface or f"user:{a['username']}", {
+                "interface": iface, "name": a["name"], "username": a["username"],
+                "state": "logged_out", "reason": "", "queues": []})
+    agent_list = sorted(members_by_interface.values(), key=lambda m: (STATES.index(m["state"]), m["name"]))
+    counts = {s: 0 for s in STATES}
+    for m in agent_list:
+        counts[m["state"]] += 1
+    total = today.get("") or {}
+    return {
+        "at": dt.datetime.fromtimestamp(now, tz).isoformat(timespec="seconds"),
+        "live": live is not None, "target": target, "queues": queues, "agents": agent_list,
+        "agent_counts": counts,
+        "totals": {"waiting": sum(q["waiting"] for q in queues),
+                   "longest_wait": max((q["longest_wait"] for q in queues), default=0.0),
+                   "offered": total.get("offered", 0), "answered": total.get("answered", 0),
+                   "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
+                   "asa_seconds": total.get("asa_seconds")},
+    }
+
+
+def merge_unwritten(rows: list[dict], records, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Add finished calls the tracker holds but has not written yet (its batch writer lags ~1 s)."""
+    seen = {(r.get("uniqueid"), r.get("queue")) for r in rows}
+    out = list(rows)
+    for rec in list(records):
+        key = (getattr(rec, "uniqueid", None), getattr(rec, "queue", None))
+        entered = getattr(rec, "entered_at", None)
+        if key in seen or entered is None:
+            continue
+        when = dt.datetime.fromtimestamp(float(entered), dt.timezone.utc)
+        if not (start <= when < end):
+            continue
+        out.append({"uniqueid": rec.uniqueid, "queue": rec.queue, "caller_number": rec.caller_number,
+                    "entered_at": when, "answered_at": rec.answered_at, "wait_seconds": rec.wait_seconds,
+                    "agent": rec.agent, "agent_name": rec.agent_name, "talk_seconds": rec.talk_seconds,
+                    "outcome": rec.outcome})
+        seen.add(key)
+    return out
+
+
+def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    local = dt.datetime.fromtimestamp(now, tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(days=1)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+
+
+class WallboardFeed:
+    """Keeps the latest wallboard and pushes it to the ``wallboard`` topic on every change."""
+
+    def __init__(self, app, queuecalls=None, *, coalesce: float = 0.1):
+        self.app = app
+        self.queuecalls = queuecalls
+        self.coalesce = coalesce
+        self.latest: dict | None = None
+        self._pending: asyncio.Task | None = None
+        self.pushes = 0
+        cfg = app.config.hospital
+        self.tz = ZoneInfo(cfg.timezone)
+        self.target = float(cfg.answer_target_seconds)
+        self.short = float(cfg.short_abandon_seconds)
+        if queuecalls is not None:
+            queuecalls.subscribe(self._changed)
+
+    def _changed(self, *_args) -> None:
+        if self._pending is None or self._pending.done():
+            self._pending = self.app.spawn(self._refresh_later())
+
+    async def _refresh_later(self) -> None:
+        await asyncio.sleep(self.coalesce)
+        try:
+            await self.refresh()
+        except Exception:  # noqa: BLE001 - the next change tries again
+            log.exception("wallboard refresh failed")
+
+    def _live(self) -> dict | None:
+        if self.queuecalls is None:
+            return None
+        try:
+            return self.queuecalls.live()
+        except Exception:  # noqa: BLE001
+            log.exception("queuecalls.live() failed")
+            return None
+
+    async def snapshot(self) -> dict:
+        now = self.app.clock.seconds()
+        start, end = day_bounds(now, self.tz)
+
+        def load(s):
+            return data.queue_calls(s, start, end), data.agent_users(s)
+
+        rows, agents = await self.app.db.run(load)
+        if rows is not None:
+            rows = merge_unwritten(rows, getattr(self.queuecalls, "buffer", None) or [], start, end)
+        today: dict[str, dict] = {}
+        if rows is not None:
+            by_queue: dict[str, list] = {}
+            for r in rows:
+                by_queue.setdefault(r["queue"], []).append(r)
+            for q, rs in by_queue.items():
+                today[q] = reports.summarize(rs, self.target, self.short)
+            today[""] = reports.summarize(rows, self.target, self.short)
+        return build_wallboard(self._live(), today, agents, now=now, target=self.target, tz=self.tz)
+
+    async def refresh(self) -> dict:
+        self.latest = await self.snapshot()
+        self.pushes += 1
+        self.app.broker.publish("wallboard", "wallboard", self.latest)
+        return self.latest
+
+
+class ScreenPop:
+    """``AgentConnect`` on an agent's interface -> ``pop`` to that agent's browser."""
+
+    def __init__(self, app, gateway=None):
+        self.app = app
+        self.region = getattr(app.config.hospital, "region", "CN")
+        self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
+        if gateway is not None:
+            gateway.subscribe(self.on_ami)
+
+    def on_ami(self, msg, t: float | None = None) -> None:
+        event = msg.event
+        if event == "AgentConnect":
+            self.app.spawn(self._pop(msg))
+        elif event == "AgentComplete":
+            self.app.spawn(self._complete(msg))
+
+    async def _pop(self, msg) -> None:
+        iface = msg.get("Interface") or ""
+        number = msg.get("CallerIDNum") or ""
+        name = msg.get("CallerIDName") or ""
+        if number in ("<unknown>",):
+            number = ""
+        if name in ("<unknown>",):
+            name = ""
+        now = dt.datetime.fromtimestamp(self.app.clock.seconds(), dt.timezone.utc)
+
+        def load(s):
+            return data.users_with_interface(s, iface), data.patient_record(s, number, name, self.region, now)
+
+        try:
+            users, record = await self.app.db.run(load)
+        except Exception:  # noqa: BLE001
+            log.exception("screen pop lookup failed for interface %s", iface)
+            return
+        pop = {"uniqueid": msg.get("Linkedid") or msg.get("Uniqueid") or "", "queue": msg.get("Queue") or "",
+               "interface": iface, "hold_time": msg.get("HoldTime"), "record": record}
+        for username in users:
+            self.current[username] = pop
+            self.app.broker.publish(f"agent:{username}", "pop", pop)
+        log.info("screen pop for %s (%s) to %d user(s)", mask_name(name), mask_number(number), len(users))
+
+    async def _complete(self, msg) -> None:
+        iface = msg.get("Interface") or ""
+        users = await self.app.db.run(data.users_with_interface, iface)
+        for username in users:
+            self.app.broker.publish(f"agent:{username}", "complete",
+                                    {"queue": msg.get("Queue") or "", "talk_time": msg.get("TalkTime")})

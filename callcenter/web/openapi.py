@@ -1,0 +1,72 @@
+"""OpenAPI 3 document generated from the route table (so it cannot drift from the code)."""
+from __future__ import annotations
+
+import re
+
+import callcenter
+
+_TYPES = {"string": {"type": "string"}, "boolean": {"type": "boolean"}, "integer": {"type": "integer"},
+          "number": {"type": "number"}, "string(date)": {"type": "string", "format": "date"}}
+
+
+def document(routes) -> dict:
+    paths: dict[str, dict] = {}
+    for r in routes:
+        if r.kind == "static":
+            continue
+        op: dict = {"summary": r.summary, "operationId": f"{r.method.lower()}_{_op_name(r.path)}",
+                    "tags": [r.kind]}
+        params = []
+        for name in re.findall(r"\{(\w+)\}", r.path):
+            schema = {"type": "string"}
+            if name in r.enums:
+                schema["enum"] = list(r.enums[name])
+            params.append({"name": name, "in": "path", "required": True, "schema": schema})
+        for name, typ, desc in r.query:
+            params.append({"name": name, "in": "query", "required": False, "description": desc,
+                           "schema": _TYPES.get(typ, {"type": "string"})})
+        if params:
+            op["parameters"] = params
+        if r.body:
+            props = {n: {**_TYPES.get(typ, {"type": "string"}), "description": d} for n, typ, d, _ in r.body}
+            required = [n for n, _, _, req in r.body if req]
+            schema = {"type": "object", "properties": props, "required": required}
+            op["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": schema},
+                "application/x-www-form-urlencoded": {"schema": schema}}}
+        responses: dict = {}
+        if r.kind == "api":
+            responses["200"] = {"description": "OK", "content": {
+                "application/json": {"schema": r.response or {"type": "object"}}}}
+        elif r.kind == "sse":
+            responses["200"] = {"description": "event stream", "content": {"text/event-stream": {}}}
+        elif r.method == "POST":
+            responses["303"] = {"description": "done; redirect"}
+        else:
+            responses["200"] = {"description": "HTML page (or file)"}
+        if r.roles is not None:
+            op["security"] = [{"session": []}]
+            op["x-roles"] = sorted(r.roles)
+            responses["401" if r.kind != "page" else "303"] = {"description": "not logged in"}
+            responses["403"] = {"description": "wrong role, or missing/invalid CSRF token on POST"}
+        if r.method == "POST" and r.csrf and r.roles is not None:
+            op.setdefault("parameters", []).append(
+                {"name": "X-CSRF-Token", "in": "header", "required": False,
+                 "description": "the session's CSRF token (or form field csrf_token); from GET /api/me",
+                 "schema": {"type": "string"}})
+        responses["400"] = {"description": "invalid input (the message names the field)"}
+        op["responses"] = responses
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Patient hotline web API", "version": callcenter.__version__,
+                 "description": "Wallboard, agent desk and reports. Log in with POST /login "
+                                "(session cookie); POSTs need the CSRF token from GET /api/me."},
+        "paths": paths,
+        "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
+                                                       "name": "cc_session"}}},
+    }
+
+
+def _op_name(path: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "_", path).strip("_") or "root"

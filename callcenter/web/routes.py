@@ -1,0 +1,105 @@
+"""The one route table: path, method, who may open it, and what it does.
+
+Authorisation is checked centrally from ``roles`` (``None`` = public), so the
+tests walk this table to prove every route refuses anonymous users and the
+wrong roles, and the OpenAPI document is generated from it.
+"""
+from __future__ import annotations
+
+from . import views, views_live, views_reports
+from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
+from .views_reports import REPORTS
+
+_PERIOD = (("from", "string(date)", "first local day (YYYY-MM-DD), default 6 days before `to`"),
+           ("to", "string(date)", "last local day (YYYY-MM-DD), default today"))
+
+_SUMMARY = {"type": "object", "properties": {
+    "offered": {"type": "integer"}, "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
+    "service_level": {"type": ["number", "null"]}, "asa_seconds": {"type": ["number", "null"]}}}
+_WALLBOARD = {"type": "object", "properties": {
+    "at": {"type": "string"}, "live": {"type": "boolean"}, "target": {"type": "number"},
+    "queues": {"type": "array", "items": {"type": "object", "properties": {
+        "name": {"type": "string"}, "waiting": {"type": "integer"}, "longest_wait": {"type": "number"},
+        "over_target": {"type": "boolean"}, "service_level": {"type": ["number", "null"]},
+        "abandoned": {"type": "integer"}, "asa_seconds": {"type": ["number", "null"]}}}},
+    "agents": {"type": "array", "items": {"type": "object", "properties": {
+        "interface": {"type": "string"}, "name": {"type": "string"},
+        "state": {"type": "string", "enum": ["available", "ringing", "on_call", "wrap_up", "paused",
+                                             "logged_out"]}, "reason": {"type": "string"}}}},
+    "agent_counts": {"type": "object"}, "totals": _SUMMARY}}
+_REPORT = {"type": "object", "properties": {
+    "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
+    "available": {"type": "boolean"}, "columns": {"type": "array", "items": {"type": "string"}},
+    "rows": {"type": "array", "items": {"type": "object"}}}}
+_QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
+               ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
+               ("reason", "string", "pause reason: break | meal | training | paperwork", False))
+_OUTCOME_BODY = (("uniqueid", "string", "the call (Linkedid of the caller channel)", True),
+                 ("outcome", "string", "consultation | appointment | query | complaint | suggestion | "
+                                       "callback | other", True),
+                 ("note", "string", "free text", False),
+                 ("queue", "string", "queue of the call", False),
+                 ("caller_number", "string", "caller's number", False),
+                 ("caller_name", "string", "caller's name", False),
+                 ("open_complaint", "boolean", "also open a complaint ticket", False),
+                 ("category", "string", "medical | attitude | environment | fees | communication", False),
+                 ("urgent", "boolean", "patient safety / medical quality", False))
+
+ROUTES: list[Route] = [
+    # public
+    Route("GET", "/login", PUBLIC, views.login_form, "page", "Login form"),
+    Route("POST", "/login", PUBLIC, views.login_post, "form", "Log in (rate limited)", csrf=False,
+          body=(("username", "string", "", True), ("password", "string", "", True),
+                ("login_token", "string", "double-submit token from the form", True))),
+    Route("GET", "/static/{name}", PUBLIC, views.static, "static", "Script and style sheet"),
+    # any logged-in user
+    Route("GET", "/", ANY, views.home, "page", "Home: redirects to the role's start page"),
+    Route("POST", "/logout", ANY, views.logout, "form", "Log out (ends the session)"),
+    Route("POST", "/language", ANY, views.set_language, "form", "Switch the interface language",
+          body=(("lang", "string", "zh | en", True),)),
+    Route("GET", "/api/me", ANY, views.me, "api", "The logged-in user and the CSRF token for API POSTs",
+          response={"type": "object", "properties": {"username": {"type": "string"},
+                                                      "role": {"type": "string"},
+                                                      "csrf_token": {"type": "string"}}}),
+    Route("GET", "/api/openapi.json", ANY, views.openapi, "api", "This API description (OpenAPI 3)",
+          response={"type": "object"}),
+    # supervisors
+    Route("GET", "/wallboard", SUPERVISORS, views_live.wallboard_page, "page", "Live wallboard"),
+    Route("GET", "/events/wallboard", SUPERVISORS, views_live.wallboard_events, "sse",
+          "Wallboard updates (server-sent events `wallboard`)"),
+    Route("GET", "/api/wallboard", SUPERVISORS, views_live.wallboard_api, "api",
+          "Per queue: waiting calls, longest wait, today's service level, abandons, ASA; agents by state",
+          response=_WALLBOARD),
+    Route("GET", "/reports", SUPERVISORS, views_reports.reports_page, "page", "Reports", query=_PERIOD),
+    Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
+          "Answer-time distribution chart (SVG)", query=_PERIOD),
+    Route("GET", "/reports/{name}.csv", SUPERVISORS, views_reports.report_csv, "page",
+          "A report as CSV", query=_PERIOD, enums={"name": REPORTS}),
+    Route("GET", "/api/reports/{name}", SUPERVISORS, views_reports.report_api, "api", "A report as JSON",
+          query=_PERIOD, enums={"name": REPORTS}, response=_REPORT),
+    Route("GET", "/api/patients", frozenset({"agent", "supervisor"}), views_live.patient_api, "api",
+          "Patient record by phone number (audited)",
+          query=(("number", "string", "caller's phone number"),), response={"type": "object"}),
+    # agents
+    Route("GET", "/agent", AGENTS, views_live.agent_page, "page", "Agent desk"),
+    Route("GET", "/events/agent", AGENTS, views_live.agent_events, "sse",
+          "Screen pops and status for this agent (server-sent events `pop`, `complete`, `status`)"),
+    Route("GET", "/api/agent/status", AGENTS, views_live.agent_status_api, "api",
+          "This agent's queue membership and pause state", response={"type": "object"}),
+    Route("POST", "/agent/queue", AGENTS, views_live.queue_action_form, "form",
+          "Log in/out of a queue, pause/resume (form)", body=_QUEUE_BODY),
+    Route("POST", "/api/agent/queue", AGENTS, views_live.queue_action_api, "api",
+          "Log in/out of a queue, pause/resume (QueueAdd/QueueRemove/QueuePause)", body=_QUEUE_BODY,
+          response={"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                      "message": {"type": "string"}}}),
+    Route("POST", "/agent/outcome", AGENTS, views_live.outcome_form, "form",
+          "Record a call's outcome, optionally opening a complaint ticket (form)", body=_OUTCOME_BODY),
+    Route("POST", "/api/agent/outcome", AGENTS, views_live.outcome_api, "api",
+          "Record a call's outcome, optionally opening a complaint ticket", body=_OUTCOME_BODY,
+          response={"type": "object"}),
+    # administrators
+    Route("GET", "/admin/users", ADMINS, views.users_page, "page", "User list"),
+    Route("GET", "/api/users", ADMINS, views.users_api, "api", "User list",
+          response={"type": "object", "properties": {"users": {"type": "array",
+                                                                "items": {"type": "object"}}}}),
+]

@@ -1,0 +1,355 @@
+"""The twisted.web side: one dispatcher over the route table.
+
+Every request goes through :meth:`WebApp.handle`: match a route, load the
+session, refuse anonymous users (pages: redirect to the login form; API and
+event streams: 401) and wrong roles (403), check the CSRF token on every POST,
+then call the handler.  Security headers are set here for every answer, so no
+route can forget them.  Handlers are coroutines running as asyncio tasks on
+the shared loop; database work inside them goes through ``db.run``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import jinja2
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET
+
+from . import auth
+from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
+from .i18n import LANGUAGES, catalogue, t
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "cc_session"
+LOGIN_COOKIE = "cc_login"
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def set_security_headers(request, *, cacheable: bool = False) -> None:
+    for k, v in SECURITY_HEADERS.items():
+        request.setHeader(k, v)
+    # Patient data must not stay in browser or proxy caches.
+    request.setHeader("Cache-Control", "public, max-age=300" if cacheable else "no-store")
+    if not cacheable:
+        request.setHeader("Pragma", "no-cache")
+
+
+class WebApp:
+    def __init__(self, service, *, clock=None, reactor=None, routes: list[Route] | None = None):
+        from .routes import ROUTES
+
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        from .sse import Broker
+
+        self.service = service
+        self.config = service.config
+        self.db = service.db
+        self.clock = clock or service.clock
+        self.reactor = reactor
+        self.routes = routes if routes is not None else ROUTES
+        self.broker = Broker(reactor)
+        self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
+        self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
+        self.session_hours = float(self.config.web.session_hours)
+        self.secure_cookies = bool(getattr(self.config.web, "secure_cookies", False))
+        self.jinja = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+            autoescape=True, undefined=jinja2.StrictUndefined,
+        )
+        self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
+        self.recordings: Any = None
+        self.resource = _Root(self)
+        self._tasks: set[asyncio.Task] = set()
+        self.extensions: dict[str, Any] = {}   # live feeds (wallboard, screen pop) register here
+
+    # -- helpers for handlers ---------------------------------------------------------------
+    def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
+        lang = req.lang
+        page = self.jinja.get_template(template).render(
+            t=lambda key, **kw: t(lang, key, **kw), lang=lang, user=req.user, req=req,
+            csrf=req.user.csrf_token if req.user else "", hospital=self.config.hospital.name, **ctx)
+        return html(page, code)
+
+    def error(self, req: Req, status: int, key: str, **kw) -> Response:
+        if req.route is None or req.route.kind in ("api", "sse") or req.path.startswith("/api/"):
+            return as_json({"error": t("en", key, **kw), "status": status}, status)
+        return self.render(req, "error.html", status, message=t(req.lang, key, **kw))
+
+    def default_language(self) -> str:
+        lang = self.config.hospital.language
+        return lang if lang in LANGUAGES else "zh"
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- the dispatcher ---------------------------------------------------------------------
+    def find(self, method: str, path: str) -> tuple[Route | None, dict, bool]:
+        parts = [p for p in path.split("/") if p]
+        path_known = False
+        for route in self.routes:
+            params = route.match(parts)
+            if params is None:
+                continue
+            path_known = True
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, params, True
+        return None, {}, path_known
+
+    async def current_user(self, request) -> auth.CurrentUser | None:
+        token = _cookie(request, SESSION_COOKIE)
+        if not token or len(token) > 100:
+            return None
+        return await self.db.run(auth.load, token, self.clock.seconds())
+
+    async def handle(self, request) -> None:
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("utf-8", "replace")
+        route, params, known = self.find(method, path)
+        set_security_headers(request, cacheable=bool(route and route.kind == "static"))
+        req = Req(method, path, route, params, _query(request), {}, None, self.default_language(),
+                  _remote(request), request, _cookies(request))
+        try:
+            resp = await self._dispatch(req, request, route, known)
+        except BadRequest as exc:
+            resp = self.error(req, 400, "error.bad_request", detail=str(exc))
+        except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
+            log.exception("error handling %s %s", method, path)
+            resp = self.error(req, 500, "error.server")
+        if isinstance(resp, SSE):
+            self._start_sse(request, resp)
+            return
+        self._write(request, resp)
+
+    async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
+        if route is None:
+            if req.path.startswith("/api/") or not known:
+                user = await self.current_user(request)
+                if user:
+                    req.lang = user.language
+                return self.error(req, 405 if known else 404,
+                                  "error.bad_request" if known else "error.notfound",
+                                  **({"detail": f"method {req.method} not allowed"} if known else {}))
+            return self.error(req, 405, "error.bad_request", detail=f"method {req.method} not allowed")
+        if route.roles is not None:
+            user = await self.current_user(request)
+            if user is None:
+                if route.kind == "page":
+                    return redirect("/login?next=" + quote(req.path), 303)
+                resp = as_json({"error": "login required", "status": 401}, 401)
+                resp.headers["WWW-Authenticate"] = 'Cookie realm="callcenter"'
+                return resp
+            req.user = user
+            req.lang = user.language if user.language in LANGUAGES else self.default_language()
+            if user.role not in route.roles:
+                return self.error(req, 403, "error.forbidden")
+        else:
+            req.lang = self._anon_language(req)
+        if req.method == "POST":
+            req.form = _body(request)
+            if route.csrf:
+                given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
+                if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
+                    return self.error(req, 403, "error.csrf")
+        return await route.handler(self, req)
+
+    def _anon_language(self, req: Req) -> str:
+        lang = req.args.get("lang") or req.cookies.get("cc_lang", "")
+        return lang if lang in LANGUAGES else self.default_language()
+
+    def _write(self, request, resp: Response) -> None:
+        if getattr(request, "_disconnected", False) or request.finished:
+            return
+        request.setResponseCode(resp.status)
+        request.setHeader("Content-Type", resp.content_type)
+        for k, v in resp.headers.items():
+            request.setHeader(k, v)
+        for c in resp.cookies:
+            request.responseHeaders.addRawHeader("Set-Cookie", c)
+        if request.method != b"HEAD":
+            request.write(resp.body)
+        request.finish()
+
+    def _start_sse(self, request, sse: SSE) -> None:
+        from .sse import format_event
+
+        if getattr(request, "_disconnected", False):
+            return
+        request.setResponseCode(200)
+        request.setHeader("Content-Type", "text/event-stream; charset=utf-8")
+        request.setHeader("X-Accel-Buffering", "no")
+        request.write(b"retry: 2000\n\n")
+        for event, data in sse.initial:
+            request.write(format_event(event, data))
+        self.broker.add(sse.topic, request)
+
+    def cookie(self, name: str, value: str, *, max_age: int | None = None, http_only: bool = True) -> str:
+        parts = [f"{name}={value}", "Path=/", "SameSite=Strict"]
+        if http_only:
+            parts.append("HttpOnly")
+        if self.secure_cookies:
+            parts.append("Secure")
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        return "; ".join(parts)
+
+    def new_login_token(self) -> str:
+        return secrets.token_urlsafe(24)
+
+    async def authorize_request(self, request) -> auth.CurrentUser | None:
+        return await self.current_user(request)
+
+    def close(self) -> None:
+        self.broker.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _cookie(request, name: str) -> str | None:
+    value = request.getCookie(name.encode())
+    return value.decode("ascii", "replace") if value else None
+
+
+def _cookies(request) -> dict[str, str]:
+    raw = request.getHeader("cookie") or ""
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except Exception:  # noqa: BLE001
+        return {}
+    return {k: m.value for k, m in jar.items()}
+
+
+def _header(request, name: str) -> str | None:
+    v = request.getHeader(name)
+    return v if v else None
+
+
+def _remote(request) -> str:
+    addr = request.getClientAddress()
+    return getattr(addr, "host", "") or ""
+
+
+def _query(request) -> dict[str, str]:
+    out = {}
+    for k, vs in request.args.items():
+        if vs and isinstance(k, bytes) and request.uri and b"?" in request.uri:
+            pass
+    qs = request.uri.split(b"?", 1)[1] if b"?" in request.uri else b""
+    for k, v in parse_qsl(qs.decode("utf-8", "replace"), keep_blank_values=True):
+        out[k] = v
+    return out
+
+
+def _body(request) -> dict[str, str]:
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    request.content.seek(0)
+    raw = request.content.read(1_000_001)
+    if len(raw) > 1_000_000:
+        raise BadRequest("request body too large")
+    if ctype == "application/json":
+        try:
+            data = json.loads(raw.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object")
+        return {str(k): v if isinstance(v, (str, bool, int, float)) or v is None else json.dumps(v)
+                for k, v in data.items()}
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequest("form is not UTF-8") from None
+    return dict(pairs)
+
+
+class _Leaf(Resource):
+    isLeaf = True
+
+    def __init__(self, app: WebApp):
+        super().__init__()
+        self.app = app
+
+    def render(self, request):
+        self.app.spawn(self.app.handle(request))
+        return NOT_DONE_YET
+
+
+class _Mounted(Resource):
+    """A sub-application (recordings) behind our session check.
+
+    Loads the session, keeps it on the request for ``authorize(request)``, then
+    lets the mounted resource traverse and render the rest of the path.
+    """
+
+    isLeaf = True
+
+    def __init__(self, app: WebApp, inner: Resource):
+        super().__init__()
+        self.app = app
+        self.inner = inner
+
+    def render(self, request):
+        async def go():
+            try:
+                request.cc_user = await self.app.current_user(request)
+            except Exception:  # noqa: BLE001
+                log.exception("session lookup failed")
+                request.cc_user = None
+            set_security_headers(request)
+            if request.cc_user is None:
+                self.app._write(request, as_json({"error": "login required", "status": 401}, 401))
+                return
+            resource = getChildForRequest(self.inner, request)
+            body = resource.render(request)
+            if body is not NOT_DONE_YET and not request.finished:
+                request.write(body)
+                request.finish()
+
+        self.app.spawn(go())
+        return NOT_DONE_YET
+
+
+class _Root(Resource):
+    def __init__(self, app: WebApp):
+        super().__init__()
+        self.app = app
+        self.leaf = _Leaf(app)
+
+    def getChildWithDefault(self, name, request):
+        if name == b"recordings" and self.app.recordings is not None:
+            return _Mounted(self.app, self.app.recordings)
+        return self.leaf
+
+    def render(self, request):  # pragma: no cover - traversal always reaches the leaf
+        return self.leaf.render(request)
+
+
+def authorize(request) -> auth.CurrentUser | None:
+    """For mounted sub-applications: the user whose session this request carries."""
+    return getattr(request, "cc_user", None)

@@ -1,0 +1,123 @@
+// Wallboard and agent desk: server-sent events, no framework, no CDN.
+// DOM is only filled with textContent (never innerHTML): caller data cannot inject markup.
+"use strict";
+(function () {
+  function $(id) { return document.getElementById(id); }
+  function json(id) { var el = $(id); return el ? JSON.parse(el.textContent || "null") : null; }
+  function pct(v) { return v === null || v === undefined ? "—" : Math.round(v * 100) + "%"; }
+  function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  var msgs = {};
+
+  // ---- wallboard -------------------------------------------------------------------
+  var receivedAt = 0;
+  function tickWaits() {
+    // waits keep counting between server pushes
+    var target = parseFloat(($("wb-queues") || {dataset: {}}).dataset.target || "30");
+    var dt = (Date.now() - receivedAt) / 1000;
+    document.querySelectorAll(".wait[data-wait]").forEach(function (node) {
+      var base = parseFloat(node.dataset.wait);
+      var w = base > 0 ? base + dt : 0;
+      node.textContent = Math.round(w) + " s";
+      node.classList.toggle("over", w > target);
+    });
+  }
+  function renderWallboard(b) {
+    receivedAt = Date.now();
+    $("wb-at").textContent = b.at;
+    $("wb-unavailable").hidden = !!b.live;
+    $("total-waiting").textContent = b.totals.waiting;
+    $("total-longest").dataset.wait = b.totals.longest_wait;
+    $("total-sl").textContent = pct(b.totals.service_level);
+    $("total-abandoned").textContent = b.totals.abandoned;
+    $("total-asa").textContent = secs(b.totals.asa_seconds);
+    var body = $("wb-queues").tBodies[0];
+    clear(body);
+    b.queues.forEach(function (q) {
+      var tr = el("tr");
+      tr.dataset.queue = q.name;
+      tr.appendChild(el("td", q.name));
+      tr.appendChild(el("td", String(q.waiting), "waiting"));
+      var w = el("td", Math.round(q.longest_wait) + " s", "longest wait" + (q.over_target ? " over" : ""));
+      w.dataset.wait = q.longest_wait;
+      tr.appendChild(w);
+      tr.appendChild(el("td", pct(q.service_level), "sl"));
+      tr.appendChild(el("td", String(q.offered), "offered"));
+      tr.appendChild(el("td", String(q.answered), "answered"));
+      tr.appendChild(el("td", String(q.abandoned), "abandoned"));
+      tr.appendChild(el("td", secs(q.asa_seconds), "asa"));
+      body.appendChild(tr);
+    });
+    document.querySelectorAll("#wb-counts b[data-state]").forEach(function (node) {
+      node.textContent = b.agent_counts[node.dataset.state] || 0;
+    });
+    var agents = $("wb-agents").tBodies[0];
+    clear(agents);
+    b.agents.forEach(function (a) {
+      var tr = el("tr", undefined, "state-" + a.state);
+      tr.appendChild(el("td", a.name));
+      tr.appendChild(el("td", (msgs["state." + a.state] || a.state) + (a.reason ? " (" + a.reason + ")" : "")));
+      tr.appendChild(el("td", a.queues.join(", ")));
+      agents.appendChild(tr);
+    });
+    tickWaits();
+    document.body.dataset.updates = String(parseInt(document.body.dataset.updates || "0", 10) + 1);
+  }
+
+  // ---- agent desk -------------------------------------------------------------------
+  function fillList(id, items, fmt) {
+    var ul = $(id);
+    if (!ul) return;
+    clear(ul);
+    if (!items || !items.length) { ul.appendChild(el("li", msgs["pop.none"] || "-", "muted")); return; }
+    items.forEach(function (it) { ul.appendChild(el("li", fmt(it))); });
+  }
+  function day(s) { return s ? String(s).slice(0, 16).replace("T", " ") : ""; }
+  function renderPop(p) {
+    if (!p) return;
+    var r = p.record || {};
+    $("pop").hidden = false;
+    $("waiting-call").hidden = true;
+    $("pop-name").textContent = r.name || msgs["pop.unknown"] || "?";
+    $("pop-number").textContent = r.number || "";
+    $("pop-queue").textContent = p.queue || "";
+    fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + x.type + (x.doctor ? " · " + x.doctor : ""); });
+    fillList("pop-appointments", r.appointments, function (x) { return day(x.at) + " " + (x.department || "") + " · " + x.status; });
+    fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
+    fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
+    $("f-uniqueid").value = p.uniqueid || "";
+    $("f-queue").value = p.queue || "";
+    $("f-number").value = r.number || "";
+    $("f-name").value = r.name || "";
+    document.body.dataset.pops = String(parseInt(document.body.dataset.pops || "0", 10) + 1);
+  }
+
+  function listen(url, handlers) {
+    var es = new EventSource(url);
+    Object.keys(handlers).forEach(function (ev) {
+      es.addEventListener(ev, function (e) { handlers[ev](JSON.parse(e.data)); });
+    });
+    es.onopen = function () { document.body.dataset.connected = "1"; };
+    es.onerror = function () { document.body.dataset.connected = "0"; };
+    return es;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    msgs = json("messages") || {};
+    var page = document.body.dataset.page;
+    if (page === "wallboard") {
+      receivedAt = Date.now();
+      setInterval(tickWaits, 1000);
+      listen("/events/wallboard", { wallboard: renderWallboard });
+    } else if (page === "agent") {
+      renderPop(json("initial-pop"));
+      listen("/events/agent", { pop: renderPop, status: function () {}, complete: function () {} });
+    }
+  });
+})();

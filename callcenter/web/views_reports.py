@@ -1,0 +1,114 @@
+"""Handlers: reports as a page, JSON, CSV and an SVG chart (all from the same computation)."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from . import data, reports
+from .http import BadRequest, Req, Response, as_json
+from .i18n import t
+
+REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
+           "campaigns", "complaints", "staffing")
+MAX_DAYS = 366
+
+
+def period(app, req: Req) -> tuple[dt.date, dt.date]:
+    tz = ZoneInfo(app.config.hospital.timezone)
+    today = dt.datetime.fromtimestamp(app.clock.seconds(), tz).date()
+    try:
+        end = dt.date.fromisoformat(req.arg("to")) if req.arg("to") else today
+    except ValueError:
+        raise BadRequest(f"to: not a date (YYYY-MM-DD): {req.arg('to')!r}") from None
+    try:
+        start = dt.date.fromisoformat(req.arg("from")) if req.arg("from") else end - dt.timedelta(days=6)
+    except ValueError:
+        raise BadRequest(f"from: not a date (YYYY-MM-DD): {req.arg('from')!r}") from None
+    if start > end:
+        raise BadRequest("from must not be after to")
+    if (end - start).days >= MAX_DAYS:
+        raise BadRequest(f"period longer than {MAX_DAYS} days")
+    return start, end
+
+
+async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
+    """One report: {"rows": [...], "columns": [...], "available": bool, ...}."""
+    cfg = app.config.hospital
+    tz = ZoneInfo(cfg.timezone)
+    target, short = float(cfg.answer_target_seconds), float(cfg.short_abandon_seconds)
+    t0 = dt.datetime.combine(start, dt.time(), tz).astimezone(dt.timezone.utc)
+    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.timezone.utc)
+    now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
+    out: dict = {"report": name, "from": start.isoformat(), "to": end.isoformat(), "available": True}
+    if name == "campaigns":
+        rows = await app.db.run(data.campaign_progress)
+    elif name == "complaints":
+        rows = await app.db.run(data.complaint_deadlines, now)
+    else:
+        calls = await app.db.run(data.queue_calls, t0, t1)
+        if calls is None:
+            rows = None
+        elif name == "answer-times":
+            rows = reports.answer_time_distribution(calls)
+            out["summary"] = reports.summarize(calls, target, short)
+        elif name == "service-level-hourly":
+            rows = reports.service_level_by(calls, "hour", tz, target, short)
+        elif name == "service-level-daily":
+            rows = reports.service_level_by(calls, "day", tz, target, short)
+        elif name == "agents":
+            rows = reports.per_agent(calls, target)
+        elif name == "abandoned":
+            rows = reports.abandoned_calls(calls, tz)
+        else:  # staffing
+            goal = float(getattr(app.config.web, "staffing_goal", 0.8))
+            rows = reports.staffing_by_hour(calls, tz, days=(end - start).days + 1, target=target, goal=goal)
+            out["goal"], out["target"] = goal, target
+            feed = app.extensions.get("wallboard")
+            board = feed._live() if feed is not None else None
+            logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
+            out["agents_logged_in"] = len(logged) if board is not None else None
+    if rows is None:
+        out.update(available=False, rows=[], columns=[])
+    else:
+        out["rows"] = rows
+        out["columns"] = list(rows[0].keys()) if rows else []
+    return out
+
+
+async def reports_page(app, req: Req) -> Response:
+    start, end = period(app, req)
+    results = {name: await compute(app, name, start, end) for name in REPORTS}
+    dist = results["answer-times"]
+    chart = ""
+    if dist["available"] and dist["rows"]:
+        chart = reports.histogram_svg(dist["rows"], target=float(app.config.hospital.answer_target_seconds),
+                                      title=t(req.lang, "rep.answer-times"),
+                                      answered_label=t(req.lang, "wb.answered"),
+                                      abandoned_label=t(req.lang, "wb.abandoned"))
+    return app.render(req, "reports.html", results=results, names=REPORTS, chart=chart,
+                      start=start.isoformat(), end=end.isoformat())
+
+
+async def report_api(app, req: Req) -> Response:
+    start, end = period(app, req)
+    return as_json(await compute(app, req.params["name"], start, end))
+
+
+async def report_csv(app, req: Req) -> Response:
+    start, end = period(app, req)
+    name = req.params["name"]
+    result = await compute(app, name, start, end)
+    body = reports.to_csv(result["rows"], result["columns"] or None)
+    return Response(200, body, "text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}_{start}_{end}.csv"'})
+
+
+async def answer_chart(app, req: Req) -> Response:
+    start, end = period(app, req)
+    result = await compute(app, "answer-times", start, end)
+    svg = reports.histogram_svg(result["rows"] or reports.answer_time_distribution([]),
+                                target=float(app.config.hospital.answer_target_seconds),
+                                title=t(req.lang, "rep.answer-times"),
+                                answered_label=t(req.lang, "wb.answered"),
+                                abandoned_label=t(req.lang, "wb.abandoned"))
+    return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8")

@@ -1,0 +1,222 @@
+"""A running web component on a real TCP port, and a tiny cookie-keeping HTTP client.
+
+The client runs ``http.client`` in a worker thread (real HTTP over TCP while the
+server keeps running on the shared loop); it never follows redirects, so tests
+see exactly what the server answered.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from callcenter.service import Service
+from callcenter.store.models import User
+from callcenter.web.component import WebComponent
+from callcenter.web.passwords import hash_password
+
+PASSWORD = "correct horse 1"
+USERS = {"agent1": ("agent", "Local/1001@sim-agent/n"), "sup1": ("supervisor", ""), "admin1": ("admin", "")}
+
+
+def add_users(db, users=USERS, password=PASSWORD):
+    with db.session() as s:
+        for name, (role, iface) in users.items():
+            s.add(User(username=name, display_name=name.title(), role=role, interface=iface, language="en",
+                       password_hash=hash_password(password, n=2**10), active=True))
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("location", "")
+
+
+@dataclass
+class Client:
+    port: int
+    cookies: dict = field(default_factory=dict)
+
+    def _do(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        h = dict(headers or {})
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        for k, v in resp.getheaders():
+            if k.lower() == "set-cookie":
+                name, _, rest = v.partition("=")
+                value = rest.split(";", 1)[0]
+                if "Max-Age=0" in v:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
+        conn.close()
+        return Reply(resp.status, hdrs, data)
+
+    async def get(self, path, headers=None) -> Reply:
+        return await asyncio.to_thread(self._do, "GET", path, None, headers)
+
+    async def post(self, path, data=None, headers=None, json_body=None) -> Reply:
+        h = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            h["Content-Type"] = "application/json"
+        else:
+            body = urlencode(data or {}).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        return await asyncio.to_thread(self._do, "POST", path, body, h)
+
+    async def login(self, username, password=PASSWORD) -> Reply:
+        form = await self.get("/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+        return await self.post("/login", {"username": username, "password": password, "login_token": token})
+
+    async def csrf(self) -> str:
+        return (await self.get("/api/me")).json()["csrf_token"]
+
+
+@contextlib.asynccontextmanager
+async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, extra=()):
+    service = Service(config, clock=clock, db=db, factories=[])
+    for comp in (queuecalls, gateway, *extra):
+        if comp is not None:
+            service.add(comp)
+    web = WebComponent(host="127.0.0.1", port=0, clock=clock)
+    await web.start(service)
+    try:
+        yield web
+    finally:
+        await web.stop()
+
+
+class FakeQueueCalls:
+    """The contract of the "queuecalls" component, driven by the test."""
+    name = "queuecalls"
+
+    def __init__(self):
+        self.state: dict = {}
+        self.subs = []
+        self.buffer = []
+
+    async def start(self, service=None):
+        pass
+
+    async def stop(self):
+        pass
+
+    def live(self):
+        return self.state
+
+    def subscribe(self, cb):
+        self.subs.append(cb)
+
+    def changed(self, kind="member", payload=None):
+        for cb in self.subs:
+            cb(kind, payload)
+
+
+class SSEClient:
+    """Reads server-sent events over a raw TCP connection on the loop (HTTP/1.0: no chunking)."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        self.status = 0
+
+    @classmethod
+    async def open(cls, port, path, cookies):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                     f"Cookie: {cookie}\r\n\r\n".encode())
+        await writer.drain()
+        self = cls(reader, writer)
+        status = await reader.readline()
+        self.status = int(status.split()[1])
+        self.headers = {}
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, _, v = line.decode().partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        return self
+
+    async def next_event(self, name=None, timeout=5.0):
+        """The next event (optionally of this name) as (event, data)."""
+        async def read():
+            buf = b""
+            while True:
+                line = await self.reader.readline()
+                if not line:
+                    raise ConnectionError("stream closed")
+                buf += line
+                if buf.endswith(b"\n\n"):
+                    text = buf.decode()
+                    buf = b""
+                    event, data = None, []
+                    for ln in text.splitlines():
+                        if ln.startswith("event: "):
+                            event = ln[7:]
+                        elif ln.startswith("data: "):
+                            data.append(ln[6:])
+                    if event and (name is None or event == name):
+                        return event, json.loads("\n".join(data))
+        return await asyncio.wait_for(read(), timeout)
+
+    def close(self):
+        self.writer.close()
+
+
+class FakeGateway:
+    """The AMI gateway's contract: records actions, lets the test push events."""
+    name = "ami"
+    connected = True
+
+    def __init__(self, reply=None):
+        self.sent = []
+        self.subs = []
+        self.reply = reply
+
+    async def start(self, service=None):
+        pass
+
+    async def stop(self):
+        pass
+
+    def subscribe(self, cb):
+        self.subs.append(cb)
+
+    def unsubscribe(self, cb):
+        self.subs.remove(cb)
+
+    def emit(self, msg, t=0.0):
+        for cb in self.subs:
+            cb(msg, t)
+
+    async def action(self, headers, *, timeout=None):
+        from callcenter.ami.codec import Message
+
+        self.sent.append(dict(headers))
+        if self.reply is not None:
+            return self.reply(headers)
+        return Message([("Response", "Success"), ("Message", "Added interface to queue")])
