@@ -79,6 +79,8 @@ class WebApp:
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined,
         )
+        self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str,
+                                                    "ensure_ascii": False}
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
         self.recordings: Any = None
         self.resource = _Root(self)
