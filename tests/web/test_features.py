@@ -1,0 +1,231 @@
+"""Erlang C, report figures and formats, OpenAPI, the users CLI, SSE latency, queue actions."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import time
+import xml.etree.ElementTree as ET
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from callcenter import staffing
+from callcenter.ami.codec import Message
+from callcenter.ami.tracefile import read_ami, traces_dir
+from callcenter.web import reports
+from callcenter.web.openapi import document
+from callcenter.web.routes import ROUTES
+
+from .helpers import Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+# --- Erlang C: the textbook example (100 calls / 30 min, AHT 180 s = 10 Erlangs, 20 s target) ---
+@pytest.mark.parametrize("n,pw,sl,asa", [(11, 0.6821, 0.3896, 122.8), (12, 0.4494, 0.6402, 40.4),
+                                         (13, 0.2853, 0.7956, 17.1), (14, 0.1741, 0.8884, 7.8)])
+def test_erlang_c_textbook_values(n, pw, sl, asa):
+    assert staffing.erlang_c(n, 10.0) == pytest.approx(pw, abs=5e-4)
+    assert staffing.service_level(n, 10.0, 180, 20) == pytest.approx(sl, abs=5e-4)
+    assert staffing.asa(n, 10.0, 180) == pytest.approx(asa, abs=0.05)
+
+
+def test_agents_needed():
+    adv = staffing.agents_needed(100, 1800, 180, target_seconds=20, goal=0.8)
+    assert adv.agents == 14 and adv.traffic_erlangs == 10.0
+    assert staffing.agents_needed(0, 3600, 180).agents == 0
+    assert staffing.erlang_c(10, 10.0) == 1.0  # cannot keep up
+    assert staffing.agents_needed(2000, 3600, 300, goal=0.8).agents > 2000 * 300 / 3600
+    with pytest.raises(ValueError):
+        staffing.agents_needed(10, 0, 100)
+
+
+# --- report figures ----------------------------------------------------------------------------
+def _call(h, m, wait, outcome, agent="Local/1001@sim-agent/n", talk=60.0, day=23):
+    return {"queue": "consultation", "entered_at": dt.datetime(2026, 11, day, h, m, tzinfo=TZ),
+            "wait_seconds": wait, "outcome": outcome, "agent": agent if outcome == "answered" else "",
+            "agent_name": "Wang", "talk_seconds": talk if outcome == "answered" else None,
+            "caller_number": "+8613800138001"}
+
+
+ROWS = [_call(9, 0, 5, "answered"), _call(9, 10, 40, "answered"), _call(9, 20, 3, "abandoned"),
+        _call(10, 0, 50, "abandoned"), _call(10, 5, 12, "answered", day=24), _call(10, 6, 60, "timeout")]
+
+
+def test_summary_and_breakdowns():
+    s = reports.summarize(ROWS, 30, 5)
+    # 6 calls, one short abandon (3 s) not offered -> 5 offered, 2 of 3 answered within 30 s
+    assert (s["offered"], s["answered"], s["abandoned"], s["short_abandons"], s["timeouts"]) == (5, 3, 2, 1, 1)
+    assert s["service_level"] == pytest.approx(2 / 5)
+    assert s["asa_seconds"] == pytest.approx((5 + 40 + 12) / 3)
+    hours = {r["hour"]: r for r in reports.service_level_by(ROWS, "hour", TZ, 30, 5)}
+    assert hours[9]["offered"] == 2 and hours[9]["service_level"] == 0.5
+    assert hours[10]["answered"] == 1
+    days = [r["day"] for r in reports.service_level_by(ROWS, "day", TZ, 30, 5)]
+    assert days == ["2026-11-23", "2026-11-24"]
+    dist = reports.answer_time_distribution(ROWS)
+    assert sum(d["answered"] for d in dist) == 3 and sum(d["abandoned"] for d in dist) == 3
+    assert dist[0]["answered"] == 1 and dist[1]["answered"] == 1  # 5 s in 0-10, 12 s in 10-20
+    agents = reports.per_agent(ROWS, 30)
+    assert agents[0]["answered"] == 3 and agents[0]["answered_within_target"] == 2
+    ab = reports.abandoned_calls(ROWS, TZ)
+    assert len(ab) == 3 and all("13800138001" not in r["caller"] for r in ab)
+    st = reports.staffing_by_hour(ROWS, TZ, days=2, target=30, goal=0.8)
+    assert [r["hour"] for r in st] == [9, 10] and all(r["agents_needed"] >= 1 for r in st)
+
+
+def test_csv_bom_and_no_formula_injection():
+    body = reports.to_csv([{"name": "=HYPERLINK(\"x\")", "n": -3, "who": "王小明"}])
+    text = body.decode("utf-8")
+    assert text.startswith("\ufeffname,n,who\r\n")
+    assert "'=HYPERLINK" in text and ",-3," in text and "王小明" in text
+
+
+def test_svg_chart_is_plain_svg():
+    svg = reports.histogram_svg(reports.answer_time_distribution(ROWS), target=30, title="A<b>",
+                                answered_label="answered", abandoned_label="abandoned")
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg")
+    assert "script" not in svg and "style=" not in svg and "A&lt;b&gt;" in svg
+    assert len([e for e in root.iter() if e.tag.endswith("rect") and "bar-" in e.get("class", "")]) >= 4
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+def test_openapi_generated_from_routes():
+    doc = document(ROUTES)
+    assert doc["openapi"].startswith("3.")
+    for r in ROUTES:
+        if r.kind == "static":
+            continue
+        op = doc["paths"][r.path][r.method.lower()]
+        if r.roles is not None:
+            assert sorted(r.roles) == op["x-roles"] and "403" in op["responses"]
+    assert doc["paths"]["/api/reports/{name}"]["get"]["parameters"][0]["schema"]["enum"][0] == "answer-times"
+    assert {p for p in doc["paths"] if p.startswith("/api/")} == {r.path for r in ROUTES
+                                                                 if r.path.startswith("/api/")}
+
+
+# --- users CLI -------------------------------------------------------------------------------
+def test_users_cli(config_env, db, monkeypatch, capsys):
+    from callcenter.cli import main
+    from callcenter.web.passwords import verify_password
+    from callcenter.store.models import User
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-horse\n"))
+    assert main(["users", "add", "wang", "--role", "agent", "--interface", "PJSIP/1001",
+                 "--password-stdin"]) == 0
+    out = capsys.readouterr()
+    assert "s3cret-horse" not in out.out + out.err
+    u = db.call(lambda s: s.query(User).filter_by(username="wang").one())
+    assert u.role == "agent" and verify_password("s3cret-horse", u.password_hash)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "passwd", "wang", "--password-stdin"]) == 2
+    assert "at least 8" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("another-pass\n"))
+    assert main(["users", "add", "wang", "--role", "admin", "--password-stdin"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("another-pass\n"))
+    assert main(["users", "passwd", "wang", "--password-stdin"]) == 0
+    assert main(["users", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "wang\tagent\tPJSIP/1001" in listing and "another-pass" not in listing
+    u = db.call(lambda s: s.query(User).filter_by(username="wang").one())
+    assert verify_password("another-pass", u.password_hash)
+
+
+# --- live: wallboard push latency, screen pop from the recorded trace, queue actions ------------
+async def test_wallboard_pushed_within_one_second(config, db):
+    add_users(db)
+    qc = FakeQueueCalls()
+    qc.state = {"consultation": {"waiting": [], "members": [
+        {"interface": "Local/1001@sim-agent/n", "name": "1001", "state": 1, "paused": False, "reason": ""}]}}
+    async with running_web(config, db, queuecalls=qc) as web:
+        c = Client(web.port)
+        await c.login("sup1")
+        sse = await SSEClient.open(web.port, "/events/wallboard", c.cookies)
+        _, first = await sse.next_event("wallboard")
+        assert first["totals"]["waiting"] == 0 and first["agent_counts"]["available"] == 1
+        now = time.time()
+        qc.state["consultation"]["waiting"] = [
+            {"uniqueid": "1.1", "caller_number_masked": "*******8001", "entered_at": now - 45, "wait": 45}]
+        qc.state["consultation"]["members"][0].update(paused=True, reason="meal")
+        t0 = time.monotonic()
+        qc.changed("joined")
+        _, board = await sse.next_event("wallboard", timeout=1.0)
+        assert time.monotonic() - t0 < 1.0
+        q = board["queues"][0]
+        assert q["waiting"] == 1 and q["over_target"] and q["longest_wait"] >= 45
+        assert board["agent_counts"]["paused"] == 1 and board["agents"][0]["reason"] == "meal"
+        sse.close()
+
+
+def _trace_event(name):
+    trace = read_ami(traces_dir() / "01-inbound-answered.ami")
+    return next(m for m in trace.events if m.event == name)
+
+
+async def test_screen_pop_from_trace_and_queue_actions(config, db):
+    add_users(db)
+    connect = _trace_event("AgentConnect")
+    interface = connect["Interface"]
+    with db.session() as s:
+        from callcenter.store.models import User
+
+        s.query(User).filter_by(username="agent1").one().interface = interface
+    gw = FakeGateway()
+    async with running_web(config, db, queuecalls=FakeQueueCalls(), gateway=gw) as web:
+        c = Client(web.port)
+        await c.login("agent1")
+        sse = await SSEClient.open(web.port, "/events/agent", c.cookies)
+        await sse.next_event("status")
+        gw.emit(connect)
+        _, pop = await sse.next_event("pop", timeout=2.0)
+        assert pop["record"]["number"] == connect["CallerIDNum"] and pop["record"]["name"] == "Li Na"
+        assert pop["uniqueid"] == connect["Linkedid"] and pop["queue"] == "consultation"
+        sse.close()
+        # queue log-in/pause act on the agent's own interface only
+        token = await c.csrf()
+        r = await c.post("/api/agent/queue", json_body={"action": "login", "queue": "consultation",
+                                                        "interface": "PJSIP/evil"},
+                         headers={"X-CSRF-Token": token})
+        assert r.status == 200 and r.json()["ok"]
+        r = await c.post("/agent/queue", {"csrf_token": token, "action": "pause", "reason": "meal"})
+        assert r.status == 303 and r.location.startswith("/agent?notice=")
+        assert gw.sent == [
+            {"Action": "QueueAdd", "Queue": "consultation", "Interface": interface, "MemberName": "Agent1",
+             "Paused": "false"},
+            {"Action": "QueuePause", "Interface": interface, "Paused": "true", "Reason": "meal"}]
+        r = await c.post("/api/agent/queue", json_body={"action": "login", "queue": "nope"},
+                         headers={"X-CSRF-Token": token})
+        assert r.status == 400 and "queue" in r.json()["error"]
+        # outcome + complaint ticket through the complaints service
+        r = await c.post("/api/agent/outcome", json_body={
+            "uniqueid": connect["Linkedid"], "outcome": "complaint", "note": "waited too long",
+            "caller_number": connect["CallerIDNum"], "open_complaint": True, "category": "attitude"},
+            headers={"X-CSRF-Token": token})
+        assert r.status == 201, r.text
+        ticket = r.json()["complaint"]
+        assert ticket["number"].startswith("TS-")
+        r = await c.get(f"/api/patients?number={connect['CallerIDNum']}")
+        assert [x["number"] for x in r.json()["complaints"]] == [ticket["number"]]
+        assert r.json()["outcomes"][0]["outcome"] == "complaint"
+
+
+async def test_reports_api_csv_and_chart(config, db):
+    add_users(db)
+    async with running_web(config, db, queuecalls=FakeQueueCalls()) as web:
+        c = Client(web.port)
+        await c.login("sup1")
+        for name in ("answer-times", "service-level-hourly", "agents", "campaigns", "complaints", "staffing"):
+            r = await c.get(f"/api/reports/{name}")
+            assert r.status == 200 and r.json()["report"] == name
+            r = await c.get(f"/reports/{name}.csv")
+            assert r.status == 200 and r.headers["content-type"].startswith("text/csv")
+            assert "attachment" in r.headers["content-disposition"]
+        r = await c.get("/reports/answer-times.svg")
+        assert r.status == 200 and r.headers["content-type"].startswith("image/svg+xml")
+        ET.fromstring(r.body)
+        r = await c.get("/api/reports/agents?from=2026-13-01")
+        assert r.status == 400 and "from" in r.json()["error"]
+        assert (await c.get("/reports")).status == 200
