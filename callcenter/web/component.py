@@ -58,7 +58,13 @@ class WebComponent:
 
     async def stop(self) -> None:
         if self.app is not None:
-            self.app.close()
+            gw = self.app.service.get("ami")
+            if gw is not None and hasattr(gw, "unsubscribe"):
+                try:
+                    gw.unsubscribe(self.app.extensions["screenpop"].on_ami)
+                except (ValueError, KeyError):
+                    pass
+            await self.app.close()
         if self.listening is not None:
             from twisted.internet import defer
 

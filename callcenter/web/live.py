@@ -161,7 +161,7 @@ class WallboardFeed:
 
     def _changed(self, *_args) -> None:
         if self._pending is None or self._pending.done():
-            self._pending = self.app.spawn(self._refresh_later())
+            self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 
     async def _refresh_later(self) -> None:
         await asyncio.sleep(self.coalesce)

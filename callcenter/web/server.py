@@ -85,6 +85,7 @@ class WebApp:
         self.recordings: Any = None
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
+        self.closed = False
         self.extensions: dict[str, Any] = {}   # live feeds (wallboard, screen pop) register here
 
     # -- helpers for handlers ---------------------------------------------------------------
@@ -104,7 +105,10 @@ class WebApp:
         lang = self.config.hospital.language
         return lang if lang in LANGUAGES else "zh"
 
-    def spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro) -> asyncio.Task | None:
+        if self.closed:  # stopping: no new work (events may still arrive from other components)
+            coro.close()
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -226,10 +230,17 @@ class WebApp:
     async def authorize_request(self, request) -> auth.CurrentUser | None:
         return await self.current_user(request)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop taking work, end event streams, and wait for handlers in flight to finish."""
+        self.closed = True
         self.broker.close()
-        for task in list(self._tasks):
-            task.cancel()
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=5)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
 
 
 def _cookie(request, name: str) -> str | None:
@@ -298,6 +309,9 @@ class _Leaf(Resource):
         self.app = app
 
     def render(self, request):
+        if self.app.closed:
+            request.setResponseCode(503)
+            return b"stopping"
         self.app.spawn(self.app.handle(request))
         return NOT_DONE_YET
 
