@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT_FACTORIES: list[str] = [
     "callcenter.complaints.escalation:from_service",
+    "dialer.engine:from_service",
     "callcenter.ami.gateway:from_service",
     "callcenter.queuecalls.tracker:from_service",
     "ivr_flows.server:from_service",

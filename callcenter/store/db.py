@@ -24,6 +24,7 @@ T = TypeVar("T")
 # Every package that owns tables is listed here (import side effect: table registration).
 MODEL_MODULES = [
     "callcenter.store.models",
+    "dialer.models",
     "ivr_flows.models",
     "callcenter.queuecalls.models",
     "callcenter.complaints.models",

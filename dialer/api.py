@@ -1,0 +1,194 @@
+"""Entry points other packages call (IVR, complaints, web).  All take the caller's session.
+
+They never place calls themselves: they create or finish contacts, and the
+running dialer picks due contacts up on its next tick.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select, update
+
+from callcenter.logs import mask_number
+from callcenter.store.base import utcnow
+
+from .campaigns import Settings, contact_row, ensure_campaign, insert_contacts
+from .models import Attempt, Contact, DoNotCall, Patient
+from .phones import PhoneError, normalise
+from .timeutil import as_utc
+
+log = logging.getLogger(__name__)
+
+_settings = Settings()
+_region = "CN"
+SATISFIED_SCORE = 3.0  # mean survey score (1-5) at or above which a complaint revisit counts as satisfied
+
+
+def configure(settings: Settings, region: str = "CN") -> None:
+    """Set by the dialer component at start (config-driven defaults for API-made contacts)."""
+    global _settings, _region
+    _settings, _region = settings, region
+
+
+def _phone(phone: str) -> str:
+    return phone if phone.startswith("+") and phone[1:].isdigit() else normalise(phone, _region)
+
+
+def _when(value, default: dt.datetime) -> dt.datetime:
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    return as_utc(value)
+
+
+def _patient_id(session, phone: str) -> int | None:
+    return session.scalar(select(Patient.id).where(Patient.phone == phone).limit(1))
+
+
+def schedule_followup(session, *, campaign_kind: str = "complaint_followup", phone: str, name: str = "",
+                      ref_type: str, ref_id, due_after=None, due_before=None) -> int | None:
+    """A follow-up call for ``ref_type``/``ref_id`` (e.g. a resolved complaint ticket).
+
+    Idempotent per (campaign, ref): a second call returns the same contact id.
+    Returns ``None`` when the number is on the do-not-call list (nobody may call it).
+    """
+    e164 = _phone(phone)
+    now = utcnow()
+    after = _when(due_after, now)
+    before = _when(due_before, after + dt.timedelta(hours=_settings.followup_hours))
+    campaign = ensure_campaign(session, campaign_kind, _settings)
+    key = f"{ref_type}:{ref_id}"
+    if is_do_not_call(session, e164):
+        log.info("follow-up for %s %s not scheduled: %s is on the do-not-call list",
+                 ref_type, ref_id, mask_number(e164))
+        return None
+    insert_contacts(session, [contact_row(
+        campaign.id, key, phone=e164, name=name, reason=campaign_kind, ref_type=ref_type, ref_id=str(ref_id),
+        due_after=after, due_before=before, patient_id=_patient_id(session, e164), now=now)])
+    return session.scalar(select(Contact.id).where(Contact.dedupe_key == f"{campaign.id}:{key}"[:160]))
+
+
+def request_callback(session, *, phone: str, name: str = "", reason: str = "", requested_at=None,
+                     ivr_session_id=None) -> int | None:
+    """A caller asked to be called back: one open callback per number (repeats return it)."""
+    e164 = _phone(phone)
+    if is_do_not_call(session, e164):
+        return None
+    campaign = ensure_campaign(session, "callback", _settings)
+    open_id = session.scalar(select(Contact.id).where(
+        Contact.campaign_id == campaign.id, Contact.phone == e164,
+        Contact.state.in_(("pending", "dialing"))).limit(1))
+    if open_id is not None:
+        return open_id
+    at = _when(requested_at, utcnow())
+    key = f"ivr:{ivr_session_id}" if ivr_session_id is not None else f"phone:{e164}:{at.isoformat()}"
+    insert_contacts(session, [contact_row(
+        campaign.id, key, phone=e164, name=name, reason=(reason or "callback")[:64], ref_type="ivr_session",
+        ref_id=str(ivr_session_id or ""), due_after=at,
+        due_before=at + dt.timedelta(hours=_settings.followup_hours),
+        patient_id=_patient_id(session, e164), now=utcnow())])
+    return session.scalar(select(Contact.id).where(Contact.dedupe_key == f"{campaign.id}:{key}"[:160]))
+
+
+def is_do_not_call(session, phone: str) -> bool:
+    try:
+        e164 = _phone(phone)
+    except PhoneError:
+        return False
+    return session.scalar(select(DoNotCall.id).where(DoNotCall.phone == e164)) is not None
+
+
+def add_do_not_call(session, phone: str, *, source: str, reason: str = "", at=None) -> int:
+    """Put a number on the do-not-call list and close every open contact for it (all campaigns).
+
+    Returns the number of open contacts that were closed.
+    """
+    e164 = _phone(phone)
+    when = _when(at, utcnow())
+    if session.scalar(select(DoNotCall.id).where(DoNotCall.phone == e164)) is None:
+        session.add(DoNotCall(phone=e164, source=source, reason=reason[:256], created_at=when))
+        session.flush()
+    res = session.execute(update(Contact).where(Contact.phone == e164, Contact.state == "pending")
+                          .values(state="done", outcome="opted_out", completed_at=when)
+                          .execution_options(synchronize_session=False))
+    log.info("do-not-call: %s added (%s)", mask_number(e164), source)
+    return res.rowcount or 0
+
+
+def remove_do_not_call(session, phone: str) -> bool:
+    row = session.scalar(select(DoNotCall).where(DoNotCall.phone == _phone(phone)))
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def _survey_score(answers: dict) -> float | None:
+    vals = []
+    for v in answers.values():
+        try:
+            vals.append(float(v))
+        except (TypeError, ValueError):
+            pass
+    return round(sum(vals) / len(vals), 3) if vals else None
+
+
+def record_survey_result(session, *, attempt_id, answers: dict | None = None, opted_out: bool = False,
+                         at=None, **_extra) -> None:
+    """The revisit survey's answers for the call placed as ``attempt_id`` (channel var ATTEMPT_ID).
+
+    ``opted_out`` (the patient pressed 9) puts the number on the do-not-call list.
+    A completed complaint follow-up is passed on to the complaints package.
+    """
+    a = session.get(Attempt, int(attempt_id))
+    if a is None:
+        raise LookupError(f"no dial attempt {attempt_id}")
+    when = _when(at, utcnow())
+    answers = {str(k): v for k, v in (answers or {}).items()}
+    a.survey, a.score = answers, _survey_score(answers)
+    c = session.get(Contact, a.contact_id)
+    if opted_out:
+        a.disposition = "opted_out"
+        add_do_not_call(session, a.phone, source="survey", reason=f"survey attempt {a.id}", at=when)
+        c.state, c.outcome, c.completed_at = "done", "opted_out", when
+        return
+    a.disposition = "completed"
+    if c.outcome not in ("rebooked", "declined", "opted_out"):
+        c.outcome = "completed"
+    c.state, c.completed_at = "done", when
+    if c.reason == "complaint_followup" and c.ref_id:
+        _tell_complaints(session, c, satisfied=(a.score or 0) >= SATISFIED_SCORE,
+                         note=f"survey answers {answers}", at=when)
+
+
+def record_outcome(session, *, contact_id: int, outcome: str, by: str = "", satisfied: bool | None = None,
+                   note: str = "", at=None) -> None:
+    """An agent's result for a contact: rebooked | declined | completed | opted_out."""
+    if outcome not in ("rebooked", "declined", "completed", "opted_out"):
+        raise ValueError(f"unknown outcome {outcome!r} (rebooked, declined, completed, opted_out)")
+    c = session.get(Contact, int(contact_id))
+    if c is None:
+        raise LookupError(f"no contact {contact_id}")
+    when = _when(at, utcnow())
+    if outcome == "opted_out":
+        add_do_not_call(session, c.phone, source="agent", reason=f"agent {by}"[:256], at=when)
+    c.outcome = outcome
+    if c.state == "pending":
+        c.state, c.completed_at = "done", when
+    elif c.state == "done":
+        c.completed_at = c.completed_at or when
+    # state 'dialing': the call is still up; its hang-up finishes the contact with this outcome.
+    if c.reason == "complaint_followup" and c.ref_id and outcome == "completed" and satisfied is not None:
+        _tell_complaints(session, c, satisfied=satisfied, note=note, at=when)
+
+
+def _tell_complaints(session, contact: Contact, *, satisfied: bool, note: str, at) -> None:
+    try:
+        from callcenter.complaints.service import record_revisit
+    except ImportError:  # complaints package not installed in this build
+        log.warning("complaint follow-up %s done but callcenter.complaints is missing", contact.ref_id)
+        return
+    ticket = int(contact.ref_id) if str(contact.ref_id).isdigit() else contact.ref_id
+    record_revisit(session, ticket, satisfied, note, at)

@@ -1,0 +1,267 @@
+"""``callcenter import ...``, ``callcenter campaign ...``, ``callcenter dnc ...``."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from callcenter.cli import UserError
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("import", parents=[common], help="import patients, treatments or appointments (CSV)")
+    p.add_argument("kind", choices=["patients", "treatments", "appointments"])
+    p.add_argument("file", help="UTF-8 CSV with a header row (see docs/dialer.md)")
+    p.set_defaults(func=cmd_import)
+
+    c = sub.add_parser("campaign", parents=[common], help="outbound campaigns (revisits, no-shows, follow-ups)")
+    cs = c.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
+    p = cs.add_parser("create", parents=[common], help="create a campaign (and its due contacts)")
+    p.add_argument("name")
+    p.add_argument("--kind", required=True, choices=["revisit", "no_show", "complaint_followup", "callback"])
+    p.add_argument("--mode", default="progressive", choices=["progressive", "survey", "predictive"])
+    p.add_argument("--queue", default="", help="agent queue (default [dialer] default_queue)")
+    p.add_argument("--types", default="", help="revisit: only these treatment types (comma-separated)")
+    p.add_argument("--max-attempts", type=int, default=None)
+    p.add_argument("--max-channels", type=int, default=None, help="survey mode: calls in flight")
+    p.add_argument("--start", action="store_true", help="start dialling at once")
+    p.set_defaults(func=cmd_create)
+    p = cs.add_parser("list", parents=[common], help="list campaigns")
+    p.set_defaults(func=cmd_list)
+    for action, state in (("start", "running"), ("pause", "paused"), ("resume", "running")):
+        p = cs.add_parser(action, parents=[common], help=f"{action} a campaign")
+        p.add_argument("campaign", help="name or id")
+        p.set_defaults(func=cmd_state, state=state, action=action)
+    p = cs.add_parser("status", parents=[common], help="progress and results of a campaign (or all)")
+    p.add_argument("campaign", nargs="?", help="name or id (default: all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = cs.add_parser("plans", parents=[common], help="check and show the revisit plans file")
+    p.set_defaults(func=cmd_plans)
+
+    d = sub.add_parser("dnc", parents=[common], help="do-not-call list")
+    ds = d.add_subparsers(dest="dnc_command", metavar="ACTION", required=True)
+    p = ds.add_parser("add", parents=[common], help="never call this number again (all campaigns)")
+    p.add_argument("phone")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_dnc_add)
+    p = ds.add_parser("remove", parents=[common])
+    p.add_argument("phone")
+    p.set_defaults(func=cmd_dnc_remove)
+    p = ds.add_parser("list", parents=[common])
+    p.set_defaults(func=cmd_dnc_list)
+
+
+def _db(config):
+    from callcenter.commands import open_db
+
+    return open_db(config)
+
+
+def _plans(config):
+    from .plans import PlanError, load_plans
+
+    try:
+        return load_plans(config.dialer.plans_file or None)
+    except PlanError as exc:
+        raise UserError("revisit plans file has errors:\n" + str(exc)) from None
+
+
+def _context(config):
+    from .campaigns import Settings
+    from .compliance import Rules
+
+    return Settings.from_config(config), Rules.from_config(config)
+
+
+def cmd_import(args, config) -> int:
+    from .importer import import_rows, read_csv
+
+    try:
+        rows, lines = read_csv(args.file)
+    except FileNotFoundError:
+        raise UserError(f"{args.file}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    settings, rules = _context(config)
+    plans = _plans(config) if args.kind == "treatments" else None
+    started = time.monotonic()
+    last = [0.0]
+
+    def progress(stage, done, total):
+        t = time.monotonic()
+        if stage == "applied" and (t - last[0] >= 1.0 or done == total):
+            last[0] = t
+            print(f"{args.kind}: {done}/{total} rows applied", file=sys.stderr)
+
+    db = _db(config)
+    try:
+        result = db.call(lambda s: import_rows(s, args.kind, rows, args.file, lines=lines,
+                                               region=config.hospital.region, plans=plans, rules=rules,
+                                               settings=settings, progress=progress))
+    finally:
+        db.close()
+    if result.errors:
+        for e in result.errors[:200]:
+            print(f"{args.file}:{e.line}: {e.field}: {e.reason}", file=sys.stderr)
+        more = len(result.errors) - 200
+        if more > 0:
+            print(f"... and {more} more", file=sys.stderr)
+        raise UserError(f"{args.file}: {len(result.errors)} problem(s); nothing imported")
+    print(f"{args.kind}: {result.rows} rows: {result.inserted} inserted, {result.updated} updated, "
+          f"{result.unchanged} unchanged; {result.contacts_created} contacts created "
+          f"({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_create(args, config) -> int:
+    from .campaigns import CampaignError, create_campaign, materialize
+
+    settings, rules = _context(config)
+    plans = _plans(config) if args.kind == "revisit" else None
+    extra = {}
+    if args.types:
+        extra["treatment_types"] = [t.strip() for t in args.types.split(",") if t.strip()]
+        unknown = [t for t in extra["treatment_types"] if t not in plans]
+        if unknown:
+            raise UserError(f"unknown treatment type(s) {unknown} (known: {', '.join(plans)})")
+    if args.max_channels:
+        extra["max_channels"] = args.max_channels
+    db = _db(config)
+    try:
+        def work(s):
+            c = create_campaign(s, name=args.name, kind=args.kind, mode=args.mode,
+                                queue=args.queue or config.dialer.default_queue,
+                                max_attempts=args.max_attempts, settings=extra,
+                                state="running" if args.start else "draft")
+            n = materialize(s, c, now=time.time(), plans=plans, settings=settings, rules=rules)
+            return c.id, c.state, n
+        try:
+            cid, state, n = db.call(work)
+        except CampaignError as exc:
+            raise UserError(str(exc)) from None
+    finally:
+        db.close()
+    print(f"campaign {args.name} (id {cid}) created, {state}; {n} contacts")
+    return 0
+
+
+def cmd_list(args, config) -> int:
+    from .campaigns import list_campaigns
+
+    db = _db(config)
+    try:
+        rows = db.call(lambda s: [(c.id, c.name, c.kind, c.mode, c.state, c.queue) for c in list_campaigns(s)])
+    finally:
+        db.close()
+    print(f"{'id':>4}  {'name':<24} {'kind':<19} {'mode':<12} {'state':<8} queue")
+    for r in rows:
+        print(f"{r[0]:>4}  {r[1]:<24} {r[2]:<19} {r[3]:<12} {r[4]:<8} {r[5]}")
+    return 0
+
+
+def cmd_state(args, config) -> int:
+    from .campaigns import CampaignError, set_state
+
+    db = _db(config)
+    try:
+        try:
+            name = db.call(lambda s: set_state(s, args.campaign, args.state).name)
+        except CampaignError as exc:
+            raise UserError(str(exc)) from None
+    finally:
+        db.close()
+    print(f"campaign {name}: {args.state}")
+    return 0
+
+
+def cmd_status(args, config) -> int:
+    from .campaigns import CampaignError, get_campaign, list_campaigns, status
+
+    db = _db(config)
+    now = time.time()
+    days = config.dialer.predictive_window_days
+    try:
+        def work(s):
+            cs = [get_campaign(s, args.campaign)] if args.campaign else list_campaigns(s)
+            return [status(s, c, now=now, abandon_days=days) for c in cs]
+        try:
+            out = db.call(work)
+        except CampaignError as exc:
+            raise UserError(str(exc)) from None
+    finally:
+        db.close()
+    if args.json:
+        json.dump(out if not args.campaign else out[0], sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
+    for st in out:
+        print(f"{st['campaign']} ({st['kind']}, {st['mode']}, {st['state']})")
+        print(f"  contacts {st['contacts']}: due {st['due']}, pending {st['pending']}, in call {st['in_call']}")
+        print(f"  dialled {st['dialled']}, reached {st['reached']}, completed {st['completed']}, "
+              f"rebooked {st['rebooked']}, declined {st['declined']}, opted out {st['opted_out']}, "
+              f"unreachable {st['unreachable']}, expired {st['expired']}")
+        print(f"  attempts {st['attempts']} ({st['attempts_per_contact']} per contact), "
+              f"abandoned rate {st['abandon_rate'] * 100:.1f}% ({days:g} days)")
+        if st["survey_responses"]:
+            qs = ", ".join(f"{k} {v}" for k, v in st["survey_question_avg"].items())
+            print(f"  survey: {st['survey_responses']} responses, average {st['survey_score_avg']} ({qs})")
+    return 0
+
+
+def cmd_plans(args, config) -> int:
+    plans = _plans(config)
+    for p in plans.values():
+        steps = ", ".join(f"day {s.day} {s.name} ({s.window_days:g} d)" for s in p.steps)
+        print(f"{p.treatment_type:<14} {p.label}: {steps}")
+    return 0
+
+
+def cmd_dnc_add(args, config) -> int:
+    from . import api
+    from .phones import PhoneError
+
+    db = _db(config)
+    try:
+        api.configure(api._settings, config.hospital.region)
+        try:
+            n = db.call(lambda s: api.add_do_not_call(s, args.phone, source="admin", reason=args.reason))
+        except PhoneError as exc:
+            raise UserError(f"{args.phone!r}: {exc}") from None
+    finally:
+        db.close()
+    print(f"added to the do-not-call list; {n} open contact(s) closed")
+    return 0
+
+
+def cmd_dnc_remove(args, config) -> int:
+    from . import api
+
+    db = _db(config)
+    try:
+        api.configure(api._settings, config.hospital.region)
+        ok = db.call(lambda s: api.remove_do_not_call(s, args.phone))
+    finally:
+        db.close()
+    if not ok:
+        raise UserError("that number is not on the do-not-call list")
+    print("removed from the do-not-call list")
+    return 0
+
+
+def cmd_dnc_list(args, config) -> int:
+    from sqlalchemy import select
+
+    from callcenter.logs import mask_number
+
+    from .models import DoNotCall
+
+    db = _db(config)
+    try:
+        rows = db.call(lambda s: [(d.phone, d.source, d.created_at) for d in
+                                  s.scalars(select(DoNotCall).order_by(DoNotCall.id))])
+    finally:
+        db.close()
+    for phone, source, at in rows:
+        print(f"{mask_number(phone)}  {source:<8} {at:%Y-%m-%d %H:%M}")
+    return 0

@@ -1,0 +1,311 @@
+"""Importing patients, treatments and appointments (CSV from the CLI, JSON from the web).
+
+Two passes: every row is validated first (phone numbers through ``phonenumbers``,
+dates in the hospital's timezone, references to known patients, duplicates in the
+same file) and *all* problems are reported with line, field and reason; only a
+clean file is applied, inside the caller's transaction, so either everything or
+nothing lands.  Rows are keyed by the hospital's own ids, so importing the same
+file again changes nothing.  New treatments and missed appointments become
+contacts of the revisit / no-show campaigns.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+
+from callcenter.store.base import utcnow
+
+from .models import Appointment, Contact, Patient, Treatment
+from .phones import PhoneError, normalise
+
+KINDS = ("patients", "treatments", "appointments")
+COLUMNS = {
+    "patients": (("patient_id", "name", "phone"), ("language",)),
+    "treatments": (("treatment_id", "patient_id", "type", "treated_at"), ("doctor",)),
+    "appointments": (("appointment_id", "patient_id", "scheduled_at", "status"), ("department",)),
+}
+APPOINTMENT_STATUSES = ("booked", "attended", "missed", "cancelled")
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    source: str
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    contacts_created: int = 0
+    applied: bool = False
+    errors: list[RowError] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["errors"] = [asdict(e) for e in self.errors]
+        return d
+
+
+class ImportFailed(ValueError):
+    def __init__(self, result: ImportResult):
+        self.result = result
+        super().__init__(f"{len(result.errors)} bad row(s); nothing imported")
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def read_csv(path) -> tuple[list[dict], list[int]]:
+    """Rows of a UTF-8 CSV (BOM tolerated) with the physical line number of each row."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        text = fh.read()
+    reader = csv.DictReader(io.StringIO(text))
+    rows, lines = [], []
+    start = 2
+    for row in reader:
+        rows.append(row)
+        lines.append(start)
+        start = reader.line_num + 1
+    if reader.fieldnames is None:
+        return [], []
+    rows.insert(0, {"__header__": reader.fieldnames})
+    lines.insert(0, 1)
+    return rows, lines
+
+
+def parse_time(value: str, zone: ZoneInfo) -> dt.datetime:
+    text = value.strip().replace("/", "-")
+    try:
+        if len(text) == 10:
+            d = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0))
+        else:
+            d = dt.datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise ValueError(f"not a date/time {value!r} (use YYYY-MM-DD or YYYY-MM-DD HH:MM)") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=zone)
+    return d.astimezone(dt.timezone.utc)
+
+
+def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: ZoneInfo,
+              plans) -> tuple[list[dict], list[RowError]]:
+    required, optional = COLUMNS[kind]
+    errors: list[RowError] = []
+    clean: list[dict] = []
+    seen: dict[str, int] = {}
+    key = required[0]
+    for row, line in zip(rows, lines):
+        row_errs: list[RowError] = []
+
+        def bad(fieldname, reason):
+            row_errs.append(RowError(line, fieldname, reason))
+
+        if not isinstance(row, dict):
+            errors.append(RowError(line, "*", "row must be an object"))
+            continue
+        unknown = [k for k in row if k not in required + optional and k is not None]
+        if None in row:
+            bad("*", "more values than columns")
+        for k in unknown:
+            bad(k, "unknown field")
+        vals = {k: ("" if row.get(k) is None else str(row.get(k)).strip()) for k in required + optional}
+        for k in required:
+            if not vals[k]:
+                bad(k, "missing")
+        out: dict = {}
+        ext = vals[key]
+        if ext:
+            if len(ext) > 64:
+                bad(key, "longer than 64 characters")
+            elif ext in seen:
+                bad(key, f"duplicate {ext!r} (first on line {seen[ext]})")
+            else:
+                seen[ext] = line
+        out["external_id"] = ext
+        if kind == "patients":
+            if vals["phone"]:
+                try:
+                    out["phone"] = normalise(vals["phone"], region)
+                except PhoneError as exc:
+                    bad("phone", str(exc))
+            if len(vals["name"]) > 128:
+                bad("name", "longer than 128 characters")
+            out["name"] = vals["name"]
+            lang = vals["language"] or "zh"
+            if lang not in ("zh", "en"):
+                bad("language", f"must be zh or en, got {lang!r}")
+            out["language"] = lang
+        else:
+            out["patient_ext"] = vals["patient_id"]
+        if kind == "treatments":
+            t = vals["type"].lower()
+            if t and plans is not None and t not in plans:
+                bad("type", f"unknown treatment type {t!r} (known: {', '.join(plans)})")
+            out["treatment_type"] = t
+            if vals["treated_at"]:
+                try:
+                    out["treated_at"] = parse_time(vals["treated_at"], zone)
+                except ValueError as exc:
+                    bad("treated_at", str(exc))
+            out["doctor"] = vals["doctor"][:128]
+        if kind == "appointments":
+            st = vals["status"].lower()
+            if st and st not in APPOINTMENT_STATUSES:
+                bad("status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}, got {st!r}")
+            out["status"] = st
+            if vals["scheduled_at"]:
+                try:
+                    out["scheduled_at"] = parse_time(vals["scheduled_at"], zone)
+                except ValueError as exc:
+                    bad("scheduled_at", str(exc))
+            out["department"] = vals["department"][:64]
+        out["_line"] = line
+        if row_errs:
+            errors.extend(row_errs)
+        else:
+            clean.append(out)
+    return clean, errors
+
+
+def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines: list[int] | None = None,
+                region: str | None = None, timezone: str | None = None, plans=None, rules=None,
+                settings=None, now: float | None = None, progress: Progress | None = None) -> ImportResult:
+    """Validate then apply ``rows`` of ``kind`` in the caller's transaction.
+
+    ``rows`` are dicts keyed by column name (a CSV row or a JSON object);
+    ``lines`` their line numbers (default 1..n).  On any bad row nothing is written
+    and the result has ``applied=False`` and every error.  ``region``/``timezone``
+    default to the dialer's configured ones.
+    """
+    from . import api
+    from .campaigns import materialize_all
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
+    settings = settings or api._settings
+    region = region or api._region
+    zone = ZoneInfo(timezone or settings.timezone)
+    if plans is None and kind == "treatments":
+        from .plans import load_plans
+
+        plans = load_plans()
+    rows = list(rows)
+    lines = list(lines) if lines is not None else list(range(1, len(rows) + 1))
+    result = ImportResult(kind=kind, source=source)
+    if rows and "__header__" in rows[0]:  # CSV: check the header once
+        header = rows.pop(0)["__header__"]
+        hline = lines.pop(0)
+        required, optional = COLUMNS[kind]
+        missing = [c for c in required if c not in header]
+        extra = [c for c in header if c not in required + optional]
+        if missing or extra:
+            for c in missing:
+                result.errors.append(RowError(hline, c, "required column missing from the header"))
+            for c in extra:
+                result.errors.append(RowError(hline, c, f"unknown column (known: {', '.join(required + optional)})"))
+            return result
+    result.rows = len(rows)
+    clean, errors = _validate(kind, rows, lines, region, zone, plans)
+    if progress:
+        progress("validated", len(rows), len(rows))
+    if kind != "patients":
+        errors.extend(_resolve_patients(session, clean))
+    if errors:
+        result.errors = sorted(errors, key=lambda e: e.line)
+        return result
+    model = {"patients": Patient, "treatments": Treatment, "appointments": Appointment}[kind]
+    fields = {"patients": ("name", "phone", "language"),
+              "treatments": ("patient_id", "treatment_type", "treated_at", "doctor"),
+              "appointments": ("patient_id", "scheduled_at", "status", "department")}[kind]
+    touched: list[int] = []
+    stamp = utcnow()
+    for i in range(0, len(clean), CHUNK):
+        chunk = clean[i:i + CHUNK]
+        existing = {o.external_id: o for o in session.scalars(
+            select(model).where(model.external_id.in_([r["external_id"] for r in chunk])))}
+        new_rows = []
+        for r in chunk:
+            obj = existing.get(r["external_id"])
+            if obj is None:
+                new = {f: r[f] for f in fields}
+                new.update(external_id=r["external_id"], source=source[:128], created_at=stamp)
+                if kind == "patients":
+                    new["updated_at"] = stamp
+                new_rows.append(new)
+                continue
+            changed = [f for f in fields if _differs(getattr(obj, f), r[f])]
+            if not changed:
+                result.unchanged += 1
+                continue
+            for f in changed:
+                setattr(obj, f, r[f])
+            obj.source = source[:128]
+            result.updated += 1
+            if kind == "patients":
+                obj.updated_at = stamp
+                if "phone" in changed:  # open work follows the patient's new number
+                    session.execute(update(Contact).where(Contact.patient_id == obj.id,
+                                                          Contact.state == "pending")
+                                    .values(phone=r["phone"]).execution_options(synchronize_session=False))
+            elif kind == "treatments" or (kind == "appointments" and r["status"] == "missed"
+                                          and "status" in changed):
+                touched.append(obj.id)
+        if new_rows:
+            ids = session.execute(insert(model).returning(model.id, sort_by_parameter_order=True), new_rows).scalars().all()
+            result.inserted += len(new_rows)
+            if kind == "treatments":
+                touched.extend(ids)
+            elif kind == "appointments":
+                touched.extend(i for i, r in zip(ids, new_rows) if r["status"] == "missed")
+        session.flush()
+        if progress:
+            progress("applied", min(i + CHUNK, len(clean)), len(clean))
+    if touched and kind != "patients":
+        now = now if now is not None else stamp.timestamp()
+        result.contacts_created = materialize_all(
+            session, now=now, plans=plans, settings=settings, rules=rules,
+            treatment_ids=touched if kind == "treatments" else [],
+            appointment_ids=touched if kind == "appointments" else [])
+    result.applied = True
+    return result
+
+
+def _differs(old, new) -> bool:
+    if isinstance(new, dt.datetime) and isinstance(old, dt.datetime):
+        if old.tzinfo is None:
+            old = old.replace(tzinfo=dt.timezone.utc)
+        return old != new
+    return old != new
+
+
+def _resolve_patients(session, clean: list[dict]) -> list[RowError]:
+    """Map the rows' hospital patient ids to ours; unknown ones are row errors."""
+    exts = sorted({r["patient_ext"] for r in clean})
+    known: dict[str, int] = {}
+    for i in range(0, len(exts), 500):
+        known.update(session.execute(select(Patient.external_id, Patient.id)
+                                     .where(Patient.external_id.in_(exts[i:i + 500]))).all())
+    errors = []
+    for r in clean:
+        pid = known.get(r["patient_ext"])
+        if pid is None:
+            errors.append(RowError(r["_line"], "patient_id", f"unknown patient {r['patient_ext']!r} "
+                                   "(import patients first)"))
+        r["patient_id"] = pid
+    return errors

@@ -1,0 +1,217 @@
+"""The dialer's durable work queue: claim due contacts, record outcomes, reconcile.
+
+Every function takes a SQLAlchemy session (run it through ``Database.run`` from
+the event loop) and works set-based.  Claiming is one ``UPDATE ... WHERE id IN
+(SELECT ... FOR UPDATE SKIP LOCKED)`` on PostgreSQL, so several dialer instances
+never take the same contact; SQLite has one writer at a time, so the same
+statement without the locking clause is already atomic.  The claim also writes
+the attempt rows and pushes ``next_attempt_at`` out by the longest retry delay,
+so an attempt whose outcome is lost in a crash can never be redialled early.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from . import compliance
+from .models import Attempt, Campaign, Contact, DoNotCall
+from .timeutil import to_dt, to_ts
+
+
+@dataclass(frozen=True)
+class Claimed:
+    attempt_id: int
+    contact_id: int
+    campaign_id: int
+    phone: str
+
+
+def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock: bool):
+    """The next due contacts: pending, due, not on the do-not-call list, phone not in a call."""
+    busy = aliased(Contact)
+    q = (
+        select(Contact.id)
+        .where(Contact.state == "pending", Contact.next_attempt_at <= now)
+        .where(~exists().where(DoNotCall.phone == Contact.phone))
+        .where(~exists().where(and_(busy.phone == Contact.phone, busy.state == "dialing")))
+        .order_by(Contact.next_attempt_at)
+        .limit(limit)
+    )
+    if campaign_id is not None:
+        q = q.where(Contact.campaign_id == campaign_id)
+    if lock:
+        q = q.with_for_update(skip_locked=True, of=Contact)
+    return q
+
+
+def claim(session: Session, *, campaign_id: int, limit: int, now: float, instance: str,
+          guard_seconds: float) -> list[Claimed]:
+    """Take up to ``limit`` due contacts of one campaign and write their attempt rows."""
+    if limit <= 0:
+        return []
+    now_dt = to_dt(now)
+    token = uuid.uuid4().hex
+    pg = session.bind.dialect.name == "postgresql"
+    ids = due_ids_query(campaign_id, now_dt, limit, lock=pg).scalar_subquery()
+    claimed = session.execute(
+        update(Contact)
+        .where(Contact.id.in_(ids))
+        .values(state="dialing", claim_token=token, claimed_by=instance,
+                attempts=Contact.attempts + 1, next_attempt_at=to_dt(now + guard_seconds))
+        .returning(Contact.id, Contact.campaign_id, Contact.phone)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed:
+        return []
+    rows = session.execute(
+        insert(Attempt).returning(Attempt.id, Attempt.contact_id, Attempt.campaign_id, Attempt.phone,
+                                  sort_by_parameter_order=True),
+        [dict(contact_id=cid, campaign_id=camp, phone=phone, instance=instance, state="dialing",
+              disposition="", abandoned=False, started_at=now_dt, channel="", uniqueid="", agent="")
+         for cid, camp, phone in sorted(claimed)],
+    ).all()
+    return sorted((Claimed(*r) for r in rows), key=lambda c: c.attempt_id)
+
+
+def release_unsent(session: Session, attempt_id: int, now: float, retry_in: float) -> None:
+    """The Originate was never sent (no AMI connection): undo the attempt's count."""
+    a = session.get(Attempt, attempt_id)
+    if a is None or a.state != "dialing":
+        return
+    a.state, a.disposition, a.ended_at = "ended", "not_sent", to_dt(now)
+    c = session.get(Contact, a.contact_id)
+    if c.state == "dialing":
+        c.state, c.attempts = "pending", max(0, c.attempts - 1)
+        c.next_attempt_at = to_dt(now + retry_in)
+
+
+def _finish_contact(session, c: Contact, disposition: str, now: float, rules) -> None:
+    """Apply compliance.after_attempt to a contact that is in a call."""
+    if c.state != "dialing":
+        return  # already finished (survey result, agent outcome, opt-out)
+    campaign = session.get(Campaign, c.campaign_id)
+    nxt = compliance.after_attempt(rules, disposition, c.attempts, now,
+                                   max_attempts=campaign.max_attempts if campaign else None,
+                                   due_before=to_ts(c.due_before))
+    c.last_disposition = disposition
+    if nxt.retry_at is None:
+        c.state, c.completed_at = "done", to_dt(now)
+        c.outcome = c.outcome or nxt.outcome
+    else:
+        c.state, c.next_attempt_at = "pending", to_dt(nxt.retry_at)
+
+
+def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | None:
+    """Record one tracker fact; returns the attempt's final disposition when it ended."""
+    a = session.get(Attempt, fact.attempt_id)
+    if a is None:
+        return None
+    now = fact.t
+    c = session.get(Contact, a.contact_id)
+    if fact.kind == "cause":
+        if a.hangup_cause is None:
+            a.hangup_cause = fact.cause
+        return None
+    if fact.kind == "originated":
+        a.reason_code = fact.reason
+        if fact.disposition == "answered":
+            a.state, a.answered_at = "answered", to_dt(now)
+            a.channel, a.uniqueid = fact.channel[:128], fact.uniqueid
+            return None
+        if a.state not in ("dialing", "unknown"):
+            return None
+        a.state, a.disposition, a.ended_at = "ended", fact.disposition, to_dt(now)
+        if fact.cause is not None and a.hangup_cause is None:
+            a.hangup_cause = fact.cause
+        _finish_contact(session, c, fact.disposition, now, rules)
+        return fact.disposition
+    if fact.kind == "connected":
+        a.connected_at, a.agent = to_dt(now), fact.agent[:128]
+        if c.state == "dialing" and not c.outcome:
+            c.outcome = "reached"
+        return None
+    if fact.kind == "abandoned":
+        a.abandoned = True
+        return None
+    if fact.kind == "ended":
+        a.state, a.ended_at = "ended", to_dt(now)
+        if fact.cause is not None:
+            a.hangup_cause = fact.cause
+        if a.survey is not None:
+            disp = a.disposition or "completed"
+        elif a.connected_at is not None:
+            disp = "reached"
+        elif a.abandoned:
+            disp = "abandoned"
+        else:
+            # Answered, no survey answer and no agent: the patient hung up on us.
+            disp = "hungup"
+        a.disposition = a.disposition or disp
+        _finish_contact(session, c, disp, now, rules)
+        return disp
+    return None
+
+
+def reconcile(session: Session, *, now: float, instance: str | None, stale_dialing: float,
+              stale_answered: float, rules) -> int:
+    """Close attempts whose outcome was lost (crash, restart, lost connection).
+
+    Nothing is re-originated: the attempt becomes ``unknown`` (it counts), and its
+    contact returns to ``pending`` no earlier than the guard set at claim time
+    (the longest retry delay), or is finished when its attempts are used up.
+    ``instance`` given: all of this instance's open attempts (it just restarted);
+    otherwise only attempts older than the stale limits (any instance).
+    """
+    now_dt = to_dt(now)
+    cond_stale = ((Attempt.state == "dialing") & (Attempt.started_at < to_dt(now - stale_dialing))) | (
+        (Attempt.state == "answered") & (Attempt.started_at < to_dt(now - stale_answered)))
+    cond = cond_stale
+    if instance is not None:
+        cond = cond_stale | (Attempt.state.in_(("dialing", "answered")) & (Attempt.instance == instance))
+    lost = select(Attempt.contact_id).where(cond).scalar_subquery()
+    limit = func.coalesce(
+        select(Campaign.max_attempts).where(Campaign.id == Contact.campaign_id).scalar_subquery(),
+        rules.max_attempts)
+    guard = to_dt(now + rules.longest_retry)
+    session.execute(
+        update(Contact).where(Contact.id.in_(lost), Contact.state == "dialing").values(
+            state=case((Contact.attempts >= limit, "done"), else_="pending"),
+            outcome=case((Contact.attempts >= limit, "unreachable"), else_=Contact.outcome),
+            completed_at=case((Contact.attempts >= limit, now_dt), else_=None),
+            last_disposition="unknown",
+            next_attempt_at=case((Contact.next_attempt_at < guard, guard), else_=Contact.next_attempt_at),
+        ).execution_options(synchronize_session=False))
+    res = session.execute(update(Attempt).where(cond).values(
+        state="unknown", disposition="unknown", ended_at=now_dt).execution_options(synchronize_session=False))
+    return res.rowcount or 0
+
+
+def expire(session: Session, now: float) -> int:
+    """Pending contacts past their deadline are finished: unreachable (tried) or expired."""
+    now_dt = to_dt(now)
+    res = session.execute(
+        update(Contact).where(Contact.state == "pending", Contact.due_before.is_not(None),
+                              Contact.due_before < now_dt)
+        .values(state="done", completed_at=now_dt,
+                outcome=case((Contact.attempts > 0, "unreachable"), else_="expired"))
+        .execution_options(synchronize_session=False))
+    return res.rowcount or 0
+
+
+def abandon_counts(session: Session, campaign_id: int, since: float) -> tuple[int, int]:
+    """(answered, abandoned) attempts of a campaign since ``since``, for predictive pacing."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Attempt.abandoned, 1), else_=0)), 0))
+        .where(Attempt.campaign_id == campaign_id, Attempt.answered_at.is_not(None),
+               Attempt.started_at >= to_dt(since))).one()
+    return int(row[0]), int(row[1])
+
+
+def running_campaigns(session: Session) -> list[dict]:
+    rows = session.execute(select(Campaign).where(Campaign.state == "running").order_by(Campaign.id)).scalars()
+    return [dict(id=c.id, name=c.name, kind=c.kind, mode=c.mode, queue=c.queue,
+                 max_attempts=c.max_attempts, settings=dict(c.settings or {})) for c in rows]

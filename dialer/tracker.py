@@ -1,0 +1,144 @@
+"""Sans-IO: turn AMI events into facts about our dial attempts.
+
+Correlation follows the traces (04/05): the ``OriginateResponse`` carries our
+ActionID (= attempt id); on failure it has ``Uniqueid: <unknown>``, so hang-up
+causes are tied to an attempt through the ``VarSet ATTEMPT_ID`` that Asterisk
+emits on the new channels (same ``Linkedid``); after a success the patient's
+channel ``Uniqueid`` identifies the call until its ``Hangup``.  Events may arrive
+in any order (the response can precede or follow the channels' hang-ups).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# OriginateResponse Reason (Asterisk's outgoing control frame) -> disposition
+REASONS = {4: "answered", 5: "busy", 8: "congestion", 3: "no_answer", 1: "failed", 0: "failed"}
+# Hang-up causes that say more than Reason 0/1 does.
+CAUSES = {17: "busy", 18: "no_answer", 19: "no_answer", 34: "congestion", 38: "congestion",
+          42: "congestion", 1: "invalid", 3: "invalid", 28: "invalid"}
+
+
+def disposition_for(reason: int | None, cause: int | None = None) -> str:
+    """Disposition of a failed/answered Originate from its Reason, refined by the cause."""
+    disp = REASONS.get(reason if reason is not None else 0, "failed")
+    if disp == "failed" and cause in CAUSES:
+        return CAUSES[cause]
+    return disp
+
+
+@dataclass
+class Fact:
+    kind: str  # originated | cause | connected | abandoned | ended
+    attempt_id: int
+    t: float
+    disposition: str = ""
+    reason: int | None = None
+    cause: int | None = None
+    channel: str = ""
+    uniqueid: str = ""
+    agent: str = ""
+
+
+@dataclass
+class _Live:
+    attempt_id: int
+    answered: bool = False
+    uniqueid: str = ""
+    cause: int | None = None
+    failed: bool = False
+
+
+@dataclass
+class AttemptTracker:
+    """Feed every AMI event; get back the facts concerning attempts we placed."""
+
+    live: dict[int, _Live] = field(default_factory=dict)
+    by_linked: dict[str, int] = field(default_factory=dict)
+    by_uniqueid: dict[str, int] = field(default_factory=dict)
+
+    def expect(self, attempt_id: int) -> None:
+        self.live[attempt_id] = _Live(attempt_id)
+
+    def forget(self, attempt_id: int) -> None:
+        live = self.live.pop(attempt_id, None)
+        if live and live.uniqueid:
+            self.by_uniqueid.pop(live.uniqueid, None)
+        for k in [k for k, v in self.by_linked.items() if v == attempt_id]:
+            del self.by_linked[k]
+
+    def feed(self, msg, t: float) -> list[Fact]:
+        ev = msg.get("Event")
+        if ev == "OriginateResponse":
+            return self._originate_response(msg, t)
+        if ev == "VarSet":
+            if msg.get("Variable") == "ATTEMPT_ID":
+                try:
+                    aid = int(msg.get("Value", ""))
+                except ValueError:
+                    return []
+                if aid in self.live and msg.get("Linkedid"):
+                    self.by_linked[msg["Linkedid"]] = aid
+            return []
+        if ev == "Hangup":
+            return self._hangup(msg, t)
+        if ev == "AgentConnect":
+            aid = self._by_call(msg)
+            if aid is not None:
+                return [Fact("connected", aid, t, agent=msg.get("MemberName") or msg.get("Interface", ""))]
+            return []
+        if ev == "QueueCallerAbandon":
+            aid = self._by_call(msg)
+            if aid is not None:
+                return [Fact("abandoned", aid, t)]
+        return []
+
+    def _by_call(self, msg) -> int | None:
+        aid = self.by_uniqueid.get(msg.get("Uniqueid", ""))
+        if aid is None:
+            aid = self.by_uniqueid.get(msg.get("Linkedid", ""))
+        return aid
+
+    def _originate_response(self, msg, t: float) -> list[Fact]:
+        try:
+            aid = int(msg.get("ActionID", ""))
+        except ValueError:
+            return []
+        live = self.live.get(aid)
+        if live is None:
+            return []
+        try:
+            reason = int(msg.get("Reason", "0"))
+        except ValueError:
+            reason = 0
+        uniqueid = msg.get("Uniqueid", "")
+        if msg.get("Response") == "Success" and uniqueid and uniqueid != "<unknown>":
+            live.answered, live.uniqueid = True, uniqueid
+            self.by_uniqueid[uniqueid] = aid
+            return [Fact("originated", aid, t, disposition="answered", reason=reason,
+                         channel=msg.get("Channel", ""), uniqueid=uniqueid)]
+        live.failed = True
+        disp = disposition_for(reason, live.cause)
+        facts = [Fact("originated", aid, t, disposition=disp, reason=reason, cause=live.cause)]
+        return facts
+
+    def _hangup(self, msg, t: float) -> list[Fact]:
+        try:
+            cause = int(msg.get("Cause", "0"))
+        except ValueError:
+            cause = 0
+        uid = msg.get("Uniqueid", "")
+        aid = self.by_uniqueid.get(uid)
+        if aid is not None:  # the answered patient's channel ended
+            self.forget(aid)
+            return [Fact("ended", aid, t, cause=cause)]
+        aid = self.by_linked.get(msg.get("Linkedid", ""))
+        if aid is None:
+            return []
+        live = self.live.get(aid)
+        facts: list[Fact] = []
+        if live is not None and not live.answered and cause and live.cause is None:
+            live.cause = cause
+            facts.append(Fact("cause", aid, t, cause=cause))
+        if uid == msg.get("Linkedid") and live is not None and live.failed:
+            self.forget(aid)  # the root channel of a failed attempt is gone: nothing more to learn
+        return facts

@@ -1,0 +1,326 @@
+"""The dialer against a fake gateway on a test clock: claims, dispositions, retries,
+compliance, progressive pacing, crash/restart reconciliation, concurrent claimers."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+from twisted.internet.task import Clock
+
+from dialer import api, store
+from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
+from dialer.compliance import Rules
+from dialer.engine import Dialer, DialSettings
+from dialer.models import Attempt, Campaign, Contact, DoNotCall
+from dialer.pacing import StaticAgents
+from dialer.timeutil import to_dt, to_ts
+
+from .helpers import FakeGateway, ts
+
+T0 = ts(2026, 11, 24, 10, 0)  # a Tuesday, inside the 09:00-20:00 window
+PHONES = ["+8613800138001", "+8613800138002", "+8613800138003"]
+
+
+def seed(db, *, mode="survey", n=3, phones=PHONES, name="c1", kind="revisit", due=T0 - 60, **kw) -> int:
+    def work(s):
+        c = create_campaign(s, name=name, kind=kind, mode=mode, queue="consultation", state="running", **kw)
+        rows = [contact_row(c.id, f"k{i}", phone=phones[i % len(phones)], name=f"P{i}", reason=kind,
+                            ref_type="t", ref_id=str(i), due_after=to_dt(due), due_before=None,
+                            patient_id=None, now=to_dt(due)) for i in range(n)]
+        insert_contacts(s, rows)
+        return c.id
+    return db.call(work)
+
+
+def make(db, clock, gw, **kw):
+    return Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), autotick=False, instance=kw.pop("instance", "a"),
+                  dial=DialSettings(max_rate=1e6), agents=kw.pop("agents", StaticAgents()), **kw)
+
+
+def contacts(db):
+    return db.call(lambda s: {c.id: (c.state, c.outcome, c.attempts, to_ts(c.next_attempt_at))
+                              for c in s.scalars(select(Contact).order_by(Contact.id))})
+
+
+@pytest.mark.postgres
+async def test_survey_campaign_dispositions_and_retries(db):
+    seed(db)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    committed = []
+    orig = gw.originate
+
+    async def originate(action_id, channel, **kw):
+        # the attempt row is committed before the Originate goes out
+        committed.append(db.call(lambda s: s.get(Attempt, int(action_id)).state))
+        return await orig(action_id, channel, **kw)
+
+    gw.originate = originate
+    d = make(db, clock, gw)
+    await d.start()
+    await d.run_once()
+    assert committed == ["dialing"] * 3
+    assert [o["action_id"] for o in gw.originates] == ["1", "2", "3"]
+    o = gw.originates[0]
+    assert o["context"] == "survey" and o["exten"] == "s" and o["variables"]["ATTEMPT_ID"] == "1"
+    assert o["channel"] == "PJSIP/13800138001@trunk" and o["caller_id"] == '"City Hospital" <02100000000>'
+    # nothing more while the three are in flight? (survey: channels allow more, but no contact is due)
+    await d.run_once()
+    assert len(gw.originates) == 3
+
+    gw.fail("1", reason=5, cause=17, linkedid="100.1")          # busy
+    gw.answer("2", uniqueid="100.2")                               # answered -> survey -> hang-up
+    db.call(lambda s: api.record_survey_result(s, attempt_id=2, answers={"q1": 4, "q2": 5}, opted_out=False))
+    clock.advance(40)
+    gw.hangup("100.2")
+    gw.fail("3", reason=3, cause=19, linkedid="100.3")          # no answer
+    await d.idle()
+    st = contacts(db)
+    assert st[1][:3] == ("pending", "", 1) and st[1][3] == T0 + 15 * 60
+    assert st[2][:2] == ("done", "completed")
+    assert st[3][:3] == ("pending", "", 1) and st[3][3] == T0 + 40 + 60 * 60
+    a = db.call(lambda s: {x.id: (x.state, x.disposition, x.reason_code, x.hangup_cause)
+                           for x in s.scalars(select(Attempt))})
+    assert a[1] == ("ended", "busy", 5, 17)
+    assert a[2][:2] == ("ended", "completed")
+    assert a[3] == ("ended", "no_answer", 3, 19)
+
+    clock.advance(15 * 60)          # busy retry due; no-answer not yet
+    await d.run_once()
+    assert [o["action_id"] for o in gw.originates[3:]] == ["4"]
+    assert gw.originates[3]["channel"] == "PJSIP/13800138001@trunk"
+    s = db.call(lambda s: status(s, s.get(Campaign, 1), now=clock.seconds()))
+    assert s["dialled"] == 3 and s["completed"] == 1 and s["reached"] == 1
+    assert s["survey_score_avg"] == 4.5 and s["survey_question_avg"] == {"q1": 4.0, "q2": 5.0}
+    assert s["attempts"] == 4 and s["attempts_per_contact"] == round(4 / 3, 2)
+    await d.stop()
+
+
+async def test_max_attempts_gives_up_as_unreachable(db):
+    seed(db, n=1, max_attempts=2)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw)
+    await d.start()
+    for i in range(2):
+        await d.run_once()
+        gw.fail(gw.originates[-1]["action_id"], reason=5, cause=17, linkedid=f"9.{i}")
+        await d.idle()
+        clock.advance(16 * 60)
+    await d.run_once()
+    assert len(gw.originates) == 2
+    assert contacts(db)[1][:3] == ("done", "unreachable", 2)
+    await d.stop()
+
+
+async def test_no_calls_outside_window_or_on_holidays(db):
+    seed(db, due=ts(2026, 9, 30, 8))
+    clock = Clock()
+    clock.advance(ts(2026, 9, 30, 20, 0))     # closing time
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw)
+    await d.start()
+    delay = await d.run_once()
+    assert gw.originates == []
+    # next window: Oct 1-3 holidays, Oct 4 (Sunday) 09:00 -- capped at 5 minutes per check
+    assert delay == 300.0
+    clock.advance(ts(2026, 10, 1, 10) - clock.seconds())
+    await d.run_once()
+    assert gw.originates == []
+    clock.advance(ts(2026, 10, 4, 8, 59, 59) - clock.seconds())
+    await d.run_once()
+    assert gw.originates == []
+    clock.advance(1)
+    await d.run_once()
+    assert len(gw.originates) == 3
+    await d.stop()
+
+
+async def test_progressive_dials_only_for_free_agents(db):
+    seed(db, mode="progressive")
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    agents = StaticAgents({"consultation": 0})
+    d = make(db, clock, gw, agents=agents)
+    await d.start()
+    await d.run_once()
+    assert gw.originates == []                       # nobody free: nobody dialled
+    agents.free["consultation"] = 1
+    await d.run_once()
+    await d.run_once()
+    assert len(gw.originates) == 1                   # one free agent, one call ringing
+    o = gw.originates[0]
+    assert o["context"] == "dialer-agent" and o["variables"]["QUEUE"] == "consultation"
+    gw.answer("1", uniqueid="5.1")
+    gw.emit(Event="AgentConnect", Uniqueid="5.1", Linkedid="5.1", MemberName="Agent Li", Queue="consultation")
+    await d.idle()
+    db.call(lambda s: api.record_outcome(s, contact_id=1, outcome="rebooked", by="li"))
+    gw.hangup("5.1")
+    await d.idle()
+    assert contacts(db)[1][:2] == ("done", "rebooked")
+    a = db.call(lambda s: s.get(Attempt, 1))
+    assert a.agent == "Agent Li" and a.disposition == "reached"
+    await d.run_once()
+    assert len(gw.originates) == 2
+    await d.stop()
+
+
+async def test_abandoned_in_queue_counts_for_the_abandon_rate(db):
+    cid = seed(db, mode="predictive", n=1)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw, agents=StaticAgents({"consultation": 1}))
+    await d.start()
+    await d.run_once()
+    gw.answer("1", uniqueid="6.1")
+    gw.emit(Event="QueueCallerAbandon", Uniqueid="6.1", Linkedid="6.1", Queue="consultation", HoldTime=4)
+    gw.hangup("6.1")
+    await d.idle()
+    assert db.call(lambda s: store.abandon_counts(s, cid, T0 - 86400)) == (1, 1)
+    assert contacts(db)[1][0] == "pending"
+    assert db.call(lambda s: s.get(Attempt, 1).disposition) == "abandoned"
+    await d.stop()
+
+
+async def test_opt_out_stops_every_campaign(db):
+    seed(db, n=1, phones=[PHONES[0]])
+    seed(db, n=1, phones=[PHONES[0]], name="c2", kind="no_show", due=T0 + 3600)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw)
+    await d.start()
+    await d.run_once()
+    gw.answer("1", uniqueid="7.1")
+    db.call(lambda s: api.record_survey_result(s, attempt_id=1, answers={}, opted_out=True))
+    gw.hangup("7.1")
+    await d.idle()
+    assert db.call(lambda s: api.is_do_not_call(s, "138 0013 8001"))
+    assert contacts(db)[1][:2] == ("done", "opted_out") and contacts(db)[2][:2] == ("done", "opted_out")
+    clock.advance(2 * 3600)
+    await d.run_once()
+    assert len(gw.originates) == 1
+    # a later follow-up for that number is refused
+    assert db.call(lambda s: api.schedule_followup(s, phone=PHONES[0], ref_type="complaint", ref_id=9)) is None
+    await d.stop()
+
+
+@pytest.mark.postgres
+async def test_crash_restart_never_redials_within_retry_delay(db):
+    seed(db, n=2)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d1 = make(db, clock, gw, instance="box1")
+    await d1.start()
+    await d1.run_once()
+    assert len(gw.originates) == 2
+    # crash: d1 vanishes without its responses; a new process with the same name starts
+    gw.subscribers.clear()
+    clock.advance(10)
+    d2 = make(db, clock, gw, instance="box1")
+    await d2.start()
+    a = db.call(lambda s: [(x.state, x.disposition) for x in s.scalars(select(Attempt))])
+    assert a == [("unknown", "unknown")] * 2
+    assert [v[0] for v in contacts(db).values()] == ["pending", "pending"]
+    for minutes in (1, 30, 119):
+        clock.advance(T0 + minutes * 60 - clock.seconds())
+        await d2.run_once()
+        assert len(gw.originates) == 2, minutes
+    # late responses for the old attempts change nothing and dial nobody
+    gw.fail("1", reason=5, cause=17, linkedid="1.1")
+    await d2.idle()
+    clock.advance(T0 + 10 + 120 * 60 - clock.seconds())   # restart time + longest retry delay
+    await d2.run_once()
+    assert len(gw.originates) == 4
+    await d2.stop()
+    await d1.stop()
+
+
+async def test_stale_attempts_of_a_dead_instance_are_reconciled(db):
+    seed(db, n=1)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    dead = make(db, clock, gw, instance="dead")
+    await dead.start()
+    await dead.run_once()
+    gw.subscribers.clear()
+    other = make(db, clock, gw, instance="other")
+    await other.start()                       # not its attempt, not stale yet: left alone
+    assert db.call(lambda s: s.get(Attempt, 1).state) == "dialing"
+    clock.advance(200)
+    await other.run_once()                    # maintenance: stale -> unknown
+    assert db.call(lambda s: s.get(Attempt, 1).state) == "unknown"
+    assert len(gw.originates) == 1
+    await dead.stop()
+    await other.stop()
+
+
+async def test_not_connected_releases_the_attempt(db):
+    seed(db, n=1)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+
+    class AmiNotConnected(Exception):
+        pass
+
+    gw.fail_with = AmiNotConnected("down")
+    d = make(db, clock, gw)
+    await d.start()
+    await d.run_once()
+    assert contacts(db)[1][:3] == ("pending", "", 0)
+    assert db.call(lambda s: s.get(Attempt, 1).disposition) == "not_sent"
+    gw.fail_with = None
+    clock.advance(31)
+    await d.run_once()
+    assert len(gw.originates) == 1
+    await d.stop()
+
+
+@pytest.mark.postgres
+def test_two_concurrent_claimers_never_share_a_contact(db):
+    n = 400
+    phones = [f"+86138{i:08d}" for i in range(n)]
+    seed(db, n=n, phones=phones)
+    barrier = threading.Barrier(2)
+    got: dict[str, list[int]] = {"a": [], "b": []}
+
+    def worker(name):
+        barrier.wait()
+        while True:
+            batch = db.call(lambda s: store.claim(s, campaign_id=1, limit=7, now=T0, instance=name,
+                                                  guard_seconds=7200))
+            if not batch:
+                return
+            got[name].extend(c.contact_id for c in batch)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    a, b = set(got["a"]), set(got["b"])
+    assert not (a & b)
+    assert len(got["a"]) + len(got["b"]) == n and a | b == set(range(1, n + 1))
+    assert got["a"] and got["b"]   # both actually got work
+    owners = db.call(lambda s: {c.id: c.claimed_by for c in s.scalars(select(Contact))})
+    assert all(owners[i] == "a" for i in a) and all(owners[i] == "b" for i in b)
+    assert db.call(lambda s: len(s.scalars(select(Attempt.id)).all())) == n
+
+
+def test_same_phone_is_never_in_two_calls_and_dnc_is_never_claimed(db):
+    seed(db, n=4, phones=[PHONES[0], PHONES[0], PHONES[1], PHONES[2]])
+    db.call(lambda s: s.add(DoNotCall(phone=PHONES[2], source="admin", reason="", created_at=to_dt(T0))))
+    claimed = db.call(lambda s: store.claim(s, campaign_id=1, limit=10, now=T0, instance="x", guard_seconds=60))
+    # the NOT EXISTS guard sees the table before this statement: two rows with the same phone can
+    # be claimed by one statement; later statements skip a phone already in a call
+    again = db.call(lambda s: store.claim(s, campaign_id=1, limit=10, now=T0, instance="x", guard_seconds=60))
+    assert PHONES[2] not in {c.phone for c in claimed + again}
+    assert again == [] or all(c.phone != PHONES[1] for c in again)

@@ -1,0 +1,115 @@
+"""Survey campaign end to end: dialer -> AmiGateway -> simulated PBX over real AMI TCP ->
+context survey -> AGI(revisit_survey) over real FastAGI TCP -> dialer.api.record_survey_result.
+
+Covers busy, no answer, congestion, an answered survey, an opt-out, and a busy retry after
+its delay, on a time-scaled clock (a minute of campaign in about a second)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from twisted.internet import reactor
+
+from callcenter.clock import ScaledClock
+from dialer import api
+from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
+from dialer.compliance import Rules
+from dialer.engine import Dialer, DialSettings
+from dialer.models import Attempt, Campaign, Contact
+from dialer.timeutil import to_dt, to_ts
+
+pytestmark = pytest.mark.slow
+
+OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+PATIENTS = {  # national number -> (simulated behaviour, survey digits)
+    "13800138001": ("answer", "1w4w5"),
+    "13800138002": ("busy", ""),
+    "13800138003": ("noanswer", ""),
+    "13800138004": ("congestion", ""),
+    "13800138005": ("answer", "9"),
+}
+
+
+async def until(pred, limit=30.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not pred():
+        assert loop.time() < end, "campaign did not get there in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.timeout(90)
+async def test_survey_campaign_through_simulator(db, tmp_path):
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.simulator import SimulatedPBX
+    from ivr_flows.server import AgiServer
+
+    clock = ScaledClock(reactor, 60, start=OPEN)
+
+    def seed(s):
+        c = create_campaign(s, name="revisit-survey", kind="revisit", mode="survey", state="running",
+                            max_attempts=2)
+        insert_contacts(s, [contact_row(c.id, f"t{i}", phone=f"+86{num}", name=f"P{i}", reason="revisit",
+                                        ref_type="treatment", ref_id=i, due_after=to_dt(OPEN - 60),
+                                        due_before=None, patient_id=None, now=to_dt(OPEN - 60))
+                            for i, num in enumerate(PATIENTS)])
+    db.call(seed)
+
+    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    await server.start()
+    pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
+    await pbx.start()
+    for num, (outcome, digits) in PATIENTS.items():
+        pbx.set_patient(num, outcome, ring=2, survey_digits=digits or "4", hold=30, delay=1)
+    gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    rules = Rules(retry_minutes={"busy": 1.0, "no_answer": 60.0, "congestion": 60.0, "failed": 60.0,
+                                 "hungup": 60.0, "abandoned": 60.0})
+    dialer = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="e2e",
+                    dial=DialSettings(channel_template="Local/{number}@sim-patient", originate_timeout=20,
+                                      max_rate=20, caller_id='"City Hospital" <02100000000>'))
+    try:
+        await gw.start()
+        await gw.wait_connected(10)
+        await dialer.start()
+
+        def attempts():
+            with db.session() as s:
+                return {a.id: a for a in s.scalars(select(Attempt).order_by(Attempt.id))}
+
+        # first round: every contact dialled once and finished; then the busy one again
+        await until(lambda: len(attempts()) >= 6 and all(a.state == "ended" for a in attempts().values()))
+        await dialer.idle()
+    finally:
+        await dialer.stop()
+        await gw.stop()
+        await pbx.stop()
+        await server.stop()
+
+    by_phone: dict[str, list[Attempt]] = {}
+    for a in attempts().values():
+        by_phone.setdefault(a.phone[3:], []).append(a)
+    first = {num: rows[0] for num, rows in by_phone.items()}
+    assert (first["13800138001"].disposition, first["13800138001"].survey) == (
+        "completed", {"recovery": "4", "satisfaction": "5"})
+    assert first["13800138001"].uniqueid and first["13800138001"].reason_code == 4
+    assert (first["13800138002"].disposition, first["13800138002"].reason_code,
+            first["13800138002"].hangup_cause) == ("busy", 5, 17)
+    assert (first["13800138003"].disposition, first["13800138003"].reason_code) == ("no_answer", 3)
+    assert (first["13800138004"].disposition, first["13800138004"].reason_code) == ("congestion", 8)
+    assert first["13800138005"].disposition == "opted_out"
+    # busy retried once after its 1-minute delay, and only that contact; then it gave up (max 2)
+    assert [len(by_phone[n]) for n in PATIENTS] == [1, 2, 1, 1, 1]
+    b1, b2 = by_phone["13800138002"]
+    assert to_ts(b2.started_at) - to_ts(b1.started_at) >= 60
+    with db.session() as s:
+        assert api.is_do_not_call(s, "+8613800138005")
+        outcomes = {c.phone[3:]: (c.state, c.outcome) for c in s.scalars(select(Contact))}
+        st = status(s, s.scalar(select(Campaign)), now=clock.seconds())
+    assert outcomes["13800138001"] == ("done", "completed")
+    assert outcomes["13800138002"] == ("done", "unreachable")
+    assert outcomes["13800138005"] == ("done", "opted_out")
+    assert outcomes["13800138003"][0] == "pending"
+    assert st["completed"] == 1 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5
