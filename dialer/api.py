@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 _settings = Settings()
 _region = "CN"
-SATISFIED_SCORE = 3.0  # mean survey score (1-5) at or above which a complaint revisit counts as satisfied
+SATISFIED_SCORE = 4  # satisfaction score (1-5) at or above which a complaint revisit counts as satisfied
 
 
 def configure(settings: Settings, region: str = "CN") -> None:
@@ -136,17 +136,20 @@ def _survey_score(answers: dict) -> float | None:
 
 
 def record_survey_result(session, *, attempt_id, answers: dict | None = None, opted_out: bool = False,
-                         at=None, **_extra) -> None:
+                         completed: bool = True, at=None, **_extra) -> None:
     """The revisit survey's answers for the call placed as ``attempt_id`` (channel var ATTEMPT_ID).
 
-    ``opted_out`` (the patient pressed 9) puts the number on the do-not-call list.
-    A completed complaint follow-up is passed on to the complaints package.
+    ``opted_out`` (the patient pressed 9) puts the number on the do-not-call list and ends
+    the contact.  A completed survey with answers ends the contact as ``completed`` (a
+    complaint follow-up is passed on to the complaints package).  Partial answers
+    (``completed=False``: the patient hung up) or none (the patient asked for an agent) are
+    kept, and the call's hang-up decides: ``reached`` if an agent took it, else ``hungup``.
     """
     a = session.get(Attempt, int(attempt_id))
     if a is None:
         raise LookupError(f"no dial attempt {attempt_id}")
     when = _when(at, utcnow())
-    answers = {str(k): v for k, v in (answers or {}).items()}
+    answers = {str(k): v for k, v in (answers or {}).items() if v is not None and v != ""}
     a.survey, a.score = answers, _survey_score(answers)
     c = session.get(Contact, a.contact_id)
     if opted_out:
@@ -154,13 +157,26 @@ def record_survey_result(session, *, attempt_id, answers: dict | None = None, op
         add_do_not_call(session, a.phone, source="survey", reason=f"survey attempt {a.id}", at=when)
         c.state, c.outcome, c.completed_at = "done", "opted_out", when
         return
+    if not completed or not answers:
+        return
     a.disposition = "completed"
     if c.outcome not in ("rebooked", "declined", "opted_out"):
         c.outcome = "completed"
-    c.state, c.completed_at = "done", when
+    c.state, c.completed_at, c.last_disposition = "done", when, "completed"
     if c.reason == "complaint_followup" and c.ref_id:
-        _tell_complaints(session, c, satisfied=(a.score or 0) >= SATISFIED_SCORE,
-                         note=f"survey answers {answers}", at=when)
+        sat = answers.get("satisfaction")
+        score = _as_score(sat) if sat is not None else (round(a.score) if a.score is not None else None)
+        _tell_complaints(session, c, satisfied=score is not None and score >= SATISFIED_SCORE,
+                         note="survey: " + ", ".join(f"{k}={v}" for k, v in answers.items()), at=when,
+                         score=score)
+
+
+def _as_score(v) -> int | None:
+    try:
+        n = int(float(v))
+    except (TypeError, ValueError):
+        return None
+    return n if 1 <= n <= 5 else None
 
 
 def record_outcome(session, *, contact_id: int, outcome: str, by: str = "", satisfied: bool | None = None,
@@ -184,11 +200,17 @@ def record_outcome(session, *, contact_id: int, outcome: str, by: str = "", sati
         _tell_complaints(session, c, satisfied=satisfied, note=note, at=when)
 
 
-def _tell_complaints(session, contact: Contact, *, satisfied: bool, note: str, at) -> None:
+def _tell_complaints(session, contact: Contact, *, satisfied: bool, note: str, at, score=None) -> None:
+    """Hand a finished complaint revisit to the complaints package (ref_id = ticket id or "id#round")."""
     try:
         from callcenter.complaints.service import record_revisit
     except ImportError:  # complaints package not installed in this build
         log.warning("complaint follow-up %s done but callcenter.complaints is missing", contact.ref_id)
         return
-    ticket = int(contact.ref_id) if str(contact.ref_id).isdigit() else contact.ref_id
-    record_revisit(session, ticket, satisfied, note, at)
+    ref = contact.ref_id
+    kw = {"score": score} if score is not None else {}
+    try:
+        with session.begin_nested():
+            record_revisit(session, int(ref) if ref.isdigit() else ref, satisfied, note[:500], at, **kw)
+    except Exception:  # noqa: BLE001 - the call's result is kept even if the ticket refuses it
+        log.exception("complaint follow-up %s: record_revisit failed", ref)

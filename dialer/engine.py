@@ -247,13 +247,14 @@ class Dialer:
             log.info("attempt %d: dialling %s for campaign %s", aid, mask_number(cl.phone), c["name"])
         except Exception as exc:  # noqa: BLE001 - classified below
             kind = type(exc).__name__
-            if kind == "AmiNotConnected":
-                # Never sent: undo the attempt so the contact is tried again soon.
+            if kind == "AmiNotConnected" and str(exc).startswith("AMI not connected"):
+                # Refused before anything was written: undo the attempt, retry soon.
                 self._done(aid)
                 await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
-            elif kind == "AmiTimeout":
-                # Asterisk may have it: keep 'dialing'; the response or reconciliation decides.
-                log.warning("attempt %d: Originate not acknowledged in time; awaiting its outcome", aid)
+            elif kind in ("AmiTimeout", "AmiNotConnected"):
+                # Written but unanswered (timeout, link lost): Asterisk may have it.  Keep the
+                # attempt 'dialing'; its OriginateResponse or reconciliation decides, never a resend.
+                log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
             else:
                 log.warning("attempt %d: Originate refused: %s", aid, exc)
                 self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",

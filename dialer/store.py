@@ -141,8 +141,8 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
         a.state, a.ended_at = "ended", to_dt(now)
         if fact.cause is not None:
             a.hangup_cause = fact.cause
-        if a.survey is not None:
-            disp = a.disposition or "completed"
+        if a.disposition in ("completed", "opted_out"):
+            disp = a.disposition
         elif a.connected_at is not None:
             disp = "reached"
         elif a.abandoned:
@@ -150,7 +150,7 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
         else:
             # Answered, no survey answer and no agent: the patient hung up on us.
             disp = "hungup"
-        a.disposition = a.disposition or disp
+        a.disposition = disp
         _finish_contact(session, c, disp, now, rules)
         return disp
     return None
@@ -186,7 +186,9 @@ def reconcile(session: Session, *, now: float, instance: str | None, stale_diali
             next_attempt_at=case((Contact.next_attempt_at < guard, guard), else_=Contact.next_attempt_at),
         ).execution_options(synchronize_session=False))
     res = session.execute(update(Attempt).where(cond).values(
-        state="unknown", disposition="unknown", ended_at=now_dt).execution_options(synchronize_session=False))
+        state="unknown", ended_at=now_dt,
+        disposition=case((Attempt.disposition == "", "unknown"), else_=Attempt.disposition),
+    ).execution_options(synchronize_session=False))
     return res.rowcount or 0
 
 

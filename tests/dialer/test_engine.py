@@ -271,7 +271,7 @@ async def test_not_connected_releases_the_attempt(db):
     class AmiNotConnected(Exception):
         pass
 
-    gw.fail_with = AmiNotConnected("down")
+    gw.fail_with = AmiNotConnected("AMI not connected to 127.0.0.1:5038")
     d = make(db, clock, gw)
     await d.start()
     await d.run_once()
@@ -324,3 +324,37 @@ def test_same_phone_is_never_in_two_calls_and_dnc_is_never_claimed(db):
     again = db.call(lambda s: store.claim(s, campaign_id=1, limit=10, now=T0, instance="x", guard_seconds=60))
     assert PHONES[2] not in {c.phone for c in claimed + again}
     assert again == [] or all(c.phone != PHONES[1] for c in again)
+
+
+@pytest.mark.postgres
+async def test_two_dialer_instances_share_the_work_without_double_dialling(db):
+    import asyncio
+
+    n = 300
+    seed(db, n=n, phones=[f"+86138{i:08d}" for i in range(n)], settings={"max_channels": 25})
+    clock = Clock()
+    clock.advance(T0)
+    gws = [FakeGateway(clock), FakeGateway(clock)]
+    ds = [make(db, clock, gws[0], instance="east"), make(db, clock, gws[1], instance="west")]
+    for d in ds:
+        await d.start()
+    seen = [0, 0]
+    for _ in range(40):
+        await asyncio.gather(*(d.run_once() for d in ds))
+        new = 0
+        for i, gw in enumerate(gws):
+            for o in gw.originates[seen[i]:]:
+                gw.fail(o["action_id"], reason=8, cause=34, linkedid=f"l{o['action_id']}")
+                new += 1
+            seen[i] = len(gw.originates)
+        for d in ds:
+            await d.idle()
+        if not new:
+            break
+    channels = [o["channel"] for gw in gws for o in gw.originates]
+    assert len(channels) == n and len(set(channels)) == n     # everyone once, nobody twice
+    assert gws[0].originates and gws[1].originates
+    instances = db.call(lambda s: {a.instance for a in s.scalars(select(Attempt))})
+    assert instances == {"east", "west"}
+    for d in ds:
+        await d.stop()

@@ -113,3 +113,71 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     assert outcomes["13800138005"] == ("done", "opted_out")
     assert outcomes["13800138003"][0] == "pending"
     assert st["completed"] == 1 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5
+
+
+@pytest.mark.timeout(90)
+async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_path):
+    """The dialer dies with two calls in flight (one ringing, one in the survey); a new process
+    with the same instance name must not redial either within the retry delay: the ringing one
+    is redialled only after it, the answered one never (its survey result still arrives)."""
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.simulator import SimulatedPBX
+    from ivr_flows.server import AgiServer
+
+    clock = ScaledClock(reactor, 60, start=OPEN)
+
+    def seed(s):
+        c = create_campaign(s, name="revisit-survey", kind="revisit", mode="survey", state="running")
+        insert_contacts(s, [contact_row(c.id, f"t{i}", phone=f"+86{num}", name=f"P{i}", reason="revisit",
+                                        ref_type="treatment", ref_id=i, due_after=to_dt(OPEN - 60),
+                                        due_before=None, patient_id=None, now=to_dt(OPEN - 60))
+                            for i, num in enumerate(["13800138001", "13800138003"])])
+    db.call(seed)
+    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    await server.start()
+    pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
+    await pbx.start()
+    pbx.set_patient("13800138001", "answer", ring=2, survey_digits="1w4w5", hold=30, delay=3)
+    pbx.set_patient("13800138003", "noanswer")
+    rules = Rules(retry_minutes={k: 2.0 for k in ("busy", "no_answer", "congestion", "failed", "hungup",
+                                                   "abandoned")})
+    dial = DialSettings(channel_template="Local/{number}@sim-patient", originate_timeout=20, max_rate=20)
+
+    def attempts():
+        with db.session() as s:
+            return [(a.phone[3:], a.state, a.disposition, to_ts(a.started_at))
+                    for a in s.scalars(select(Attempt).order_by(Attempt.id))]
+
+    gw1 = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    gw2 = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    d1 = Dialer(db=db, clock=clock, gateway=gw1, rules=rules, instance="box", dial=dial)
+    d2 = Dialer(db=db, clock=clock, gateway=gw2, rules=rules, instance="box", dial=dial)
+    try:
+        await gw1.start()
+        await gw1.wait_connected(10)
+        await d1.start()
+        await until(lambda: d1.originated == 2 and pbx.processed_calls == 2)
+        await until(lambda: pbx.processed_calls == 2)
+        # crash: the process and its AMI session vanish while both calls are up
+        await d1.stop()
+        await gw1.stop()
+        restart = clock.seconds()
+        await gw2.start()
+        await gw2.wait_connected(10)
+        await d2.start()
+        assert [a[1] for a in attempts()] == ["unknown", "unknown"]
+        # the survey of the answered call completes on its own and is recorded
+        await until(lambda: attempts()[0][2] == "completed")
+        await until(lambda: len(attempts()) == 3)
+        await d2.idle()
+    finally:
+        await d2.stop()
+        await gw2.stop()
+        await pbx.stop()
+        await server.stop()
+    rows = attempts()
+    assert [r[0] for r in rows] == ["13800138001", "13800138003", "13800138003"]
+    assert rows[2][3] >= restart + 120           # not before the longest retry delay
+    assert pbx.processed_calls == 3
+    with db.session() as s:
+        assert s.scalar(select(Contact).where(Contact.phone == "+8613800138001")).outcome == "completed"
