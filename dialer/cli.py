@@ -120,6 +120,8 @@ def cmd_create(args, config) -> int:
     settings, rules = _context(config)
     plans = _plans(config) if args.kind == "revisit" else None
     extra = {}
+    if args.types and args.kind != "revisit":
+        raise UserError("--types is for revisit campaigns")
     if args.types:
         extra["treatment_types"] = [t.strip() for t in args.types.split(",") if t.strip()]
         unknown = [t for t in extra["treatment_types"] if t not in plans]

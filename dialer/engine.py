@@ -222,9 +222,15 @@ class Dialer:
         return ratio
 
     async def _originate(self, c: dict, cl: store.Claimed) -> None:
-        slot = self.clock.seconds() + self.pacer.reserve()
-        await sleep(self.clock, slot - self.clock.seconds())
         aid = cl.attempt_id
+        slot = None
+        if compliance.in_window(self.rules, self.clock.seconds()):
+            slot = self.clock.seconds() + self.pacer.reserve()
+            await sleep(self.clock, slot - self.clock.seconds())
+        if slot is None or not compliance.in_window(self.rules, self.clock.seconds()):
+            # paced past the end of the calling window: give the claim back, uncounted
+            await self.db.run(store.release_unsent, aid, self.clock.seconds(), 0.0)
+            return
         variables = {"ATTEMPT_ID": str(aid), "CAMPAIGN_ID": str(c["id"])}
         if c["mode"] == "survey":
             where = dict(context=self.dial.survey_context, exten="s", priority=1)
@@ -249,6 +255,7 @@ class Dialer:
             kind = type(exc).__name__
             if kind == "AmiNotConnected" and str(exc).startswith("AMI not connected"):
                 # Refused before anything was written: undo the attempt, retry soon.
+                log.warning("attempt %d: not sent (%s); contact retried in 30 s", aid, exc)
                 self._done(aid)
                 await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
             elif kind in ("AmiTimeout", "AmiNotConnected"):

@@ -181,3 +181,48 @@ async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_pat
     assert pbx.processed_calls == 3
     with db.session() as s:
         assert s.scalar(select(Contact).where(Contact.phone == "+8613800138001")).outcome == "completed"
+
+
+@pytest.mark.timeout(60)
+async def test_no_call_starts_after_the_window_closes(db, tmp_path):
+    """Claimed at 19:59:52 but paced at one call per 2 s: the calls whose turn comes after
+    20:00:00 are handed back (not counted) and wait for the next morning."""
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.simulator import SimulatedPBX
+
+    start = dt.datetime(2026, 11, 25, 19, 59, 52, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    clock = ScaledClock(reactor, 4, start=start)
+    nums = [f"1380013810{i}" for i in range(8)]
+
+    def seed(s):
+        c = create_campaign(s, name="late", kind="revisit", mode="survey", state="running")
+        insert_contacts(s, [contact_row(c.id, f"t{i}", phone=f"+86{n}", name="", reason="revisit",
+                                        ref_type="t", ref_id=i, due_after=to_dt(start - 60), due_before=None,
+                                        patient_id=None, now=to_dt(start - 60)) for i, n in enumerate(nums)])
+    db.call(seed)
+    pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path)
+    await pbx.start()
+    for n in nums:
+        pbx.set_patient(n, "busy")
+    gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="late",
+               dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=0.5))
+    try:
+        await gw.start()
+        await gw.wait_connected(10)
+        await d.start()
+        await until(lambda: clock.seconds() > start + 10)
+        await d.idle()
+    finally:
+        await d.stop()
+        await gw.stop()
+        await pbx.stop()
+    with db.session() as s:
+        sent = [a for a in s.scalars(select(Attempt)) if a.disposition != "not_sent"]
+        cs = list(s.scalars(select(Contact).order_by(Contact.id)))
+    close = dt.datetime(2026, 11, 25, 20, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    assert 2 <= len(sent) <= 4
+    assert all(t < close for t in d.send_times) and len(d.send_times) == len(sent)
+    assert pbx.processed_calls == len(sent)
+    waiting = [c for c in cs if c.attempts == 0]
+    assert len(waiting) == 8 - len(sent) and all(c.state == "pending" for c in waiting)
