@@ -31,9 +31,20 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+# Not phone numbers: complaint ticket numbers (TS-2026-000123) and ISO dates/times.
+_KEEP = re.compile(r"(?:TS-\d{4}-\d{6}|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)(?!\d)")
+
+
 def mask_text(text: str) -> str:
     text = _SECRET.sub(lambda m: m.group(1) + "***", text)
-    return _PHONE.sub(lambda m: mask_number(m.group(1)), text)
+    keep = [(m.start(), m.end()) for m in _KEEP.finditer(text)]
+
+    def sub(m: re.Match) -> str:
+        if any(a <= m.start(1) and m.end(1) <= b for a, b in keep):  # wholly inside: keep
+            return m.group(0)
+        return mask_number(m.group(1))
+
+    return _PHONE.sub(sub, text)
 
 
 class MaskingFilter(logging.Filter):

@@ -134,3 +134,17 @@ def test_factory_reads_config(config):
     comp = escalation.from_service(service)
     assert comp.name == "complaints" and comp.interval == 60.0
     service.db.close()
+
+
+def test_alert_line_survives_log_masking():
+    """The production log filter masks phone-like digit runs; the alert line (ticket number,
+    ISO due time) must reach other systems intact, while a phone number still gets masked."""
+    from callcenter.logs import MaskingFilter
+
+    line = "complaint-alert ticket=TS-2026-000123 deadline=answer state=overdue due=2026-10-12T07:00:00+00:00"
+    rec = logging.LogRecord("callcenter.complaints.alerts", logging.WARNING, __file__, 1, line, (), None)
+    MaskingFilter().filter(rec)
+    assert rec.getMessage() == line
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "ticket TS-2026-000123 caller %s", ("13800138001",), None)
+    MaskingFilter().filter(rec)
+    assert rec.getMessage() == "ticket TS-2026-000123 caller *******8001"
