@@ -358,3 +358,27 @@ async def test_two_dialer_instances_share_the_work_without_double_dialling(db):
     assert instances == {"east", "west"}
     for d in ds:
         await d.stop()
+
+
+def test_free_agents_come_from_the_queuecalls_live_view():
+    from dialer.pacing import QueueCallsAgents
+
+    class Tracker:
+        def live(self):
+            return {"consultation": {"members": [
+                {"interface": "PJSIP/1001", "state": 1, "paused": False},   # idle
+                {"interface": "PJSIP/1002", "state": 2, "paused": False},   # in use
+                {"interface": "PJSIP/1003", "state": 1, "paused": True},    # paused
+                {"interface": "PJSIP/1004", "state": 1, "paused": False},
+            ]}}
+
+    class Service:
+        def __init__(self, comp):
+            self.comp = comp
+
+        def get(self, name):
+            return self.comp if name == "queuecalls" else None
+
+    assert QueueCallsAgents(Service(Tracker())).agents_free("consultation") == 2
+    assert QueueCallsAgents(Service(Tracker())).agents_free("complaint") == 0
+    assert QueueCallsAgents(Service(None)).agents_free("consultation") == 0   # unknown: dial nobody

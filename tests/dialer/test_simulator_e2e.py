@@ -168,7 +168,7 @@ async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_pat
         assert [a[1] for a in attempts()] == ["unknown", "unknown"]
         # the survey of the answered call completes on its own and is recorded
         await until(lambda: attempts()[0][2] == "completed")
-        await until(lambda: len(attempts()) == 3)
+        await until(lambda: len(attempts()) == 3 and d2.originated == 1 and pbx.processed_calls == 3)
         await d2.idle()
     finally:
         await d2.stop()
@@ -226,3 +226,83 @@ async def test_no_call_starts_after_the_window_closes(db, tmp_path):
     assert pbx.processed_calls == len(sent)
     waiting = [c for c in cs if c.attempts == 0]
     assert len(waiting) == 8 - len(sent) and all(c.state == "pending" for c in waiting)
+
+
+def _ctx_dialer_agent(pbx, ch):
+    """docs/dialer.md's [dialer-agent] context: Queue(${QUEUE}), then Hangup."""
+    pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
+    ch.priority = 2
+    yield from pbx.app_queue(ch, ch.variables.get("QUEUE") or "consultation")
+    pbx.newexten(ch, "Hangup", "", priority=3)
+
+
+@pytest.mark.timeout(90)
+async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_path, monkeypatch):
+    """Progressive no-show campaign with the real queuecalls tracker as the source of free
+    agents: one agent -> one call at a time; the patient is queued to the agent, the call is
+    'reached', and the next patient is dialled only after the agent is free again."""
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.queuecalls.tracker import QueueCallsTracker
+    from callcenter.simulator import SimulatedPBX, SimConfig
+    from callcenter.simulator import pbx as simpbx
+    from dialer.pacing import QueueCallsAgents
+
+    monkeypatch.setitem(simpbx.DIALPLAN, "dialer-agent", _ctx_dialer_agent)
+    clock = ScaledClock(reactor, 30, start=OPEN)
+    nums = ["13800138001", "13800138002", "13800138003"]
+
+    def seed(s):
+        c = create_campaign(s, name="no-shows", kind="no_show", mode="progressive", queue="consultation",
+                            state="running")
+        insert_contacts(s, [contact_row(c.id, f"a{i}", phone=f"+86{n}", name="", reason="no_show",
+                                        ref_type="appointment", ref_id=i, due_after=to_dt(OPEN - 60),
+                                        due_before=None, patient_id=None, now=to_dt(OPEN - 60))
+                            for i, n in enumerate(nums)])
+    db.call(seed)
+    pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path,
+                       config=SimConfig(queues={"consultation": [("1001", "Agent 1001")]}))
+    await pbx.start()
+    pbx.set_agent("1001", answer_delay=1, talk_time=20)
+    for n in nums:
+        pbx.set_patient(n, "answer", ring=2, hold=60, delay=1)
+    gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    tracker = QueueCallsTracker(db, clock, gateway=gw)
+
+    class Services:
+        def get(self, name):
+            return {"queuecalls": tracker, "ami": gw}.get(name)
+
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="prog", agents=QueueCallsAgents(Services()),
+               dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10))
+
+    def attempts():
+        with db.session() as s:
+            return [(a.phone[3:], a.state, a.disposition, a.agent, to_ts(a.started_at), to_ts(a.ended_at))
+                    for a in s.scalars(select(Attempt).order_by(Attempt.id))]
+    peak = [0]
+    try:
+        await tracker.start()
+        await gw.start()
+        await gw.wait_connected(10)
+        await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+        await d.start()
+
+        def done():
+            rows = attempts()
+            peak[0] = max(peak[0], sum(1 for r in rows if r[1] != "ended"))
+            return len(rows) == 3 and all(r[1] == "ended" for r in rows)
+        await until(done, limit=60)
+        await d.idle()
+    finally:
+        await d.stop()
+        await gw.stop()
+        await tracker.stop()
+        await pbx.stop()
+    rows = attempts()
+    assert [r[2] for r in rows] == ["reached"] * 3
+    assert all(r[3] for r in rows)                        # an agent took every call
+    assert peak[0] == 1                                   # never more calls than free agents
+    assert rows[1][4] >= rows[0][5] and rows[2][4] >= rows[1][5]   # next dialled after the previous ended
+    with db.session() as s:
+        st = status(s, s.scalar(select(Campaign)), now=clock.seconds())
+    assert st["reached"] == 3 and st["abandon_rate"] == 0.0
