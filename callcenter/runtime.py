@@ -47,15 +47,17 @@ def run(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
     try:
         return int(loop.run_until_complete(main(stop)) or 0)
     finally:
-        try:
-            reactor._justStopped = True
-            reactor.fireSystemEvent("shutdown")
-        except Exception:  # pragma: no cover
-            pass
+        # Cancel what is left (e.g. a FastAGI session whose caller is mid-menu) and let
+        # it unwind *before* the reactor's shutdown, which stops the loop.
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in pending:
             t.cancel()
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
+        try:
+            reactor._justStopped = True
+            reactor.fireSystemEvent("shutdown")
+        except Exception:  # pragma: no cover
+            pass
         loop.close()
