@@ -382,3 +382,42 @@ def test_free_agents_come_from_the_queuecalls_live_view():
     assert QueueCallsAgents(Service(Tracker())).agents_free("consultation") == 2
     assert QueueCallsAgents(Service(Tracker())).agents_free("complaint") == 0
     assert QueueCallsAgents(Service(None)).agents_free("consultation") == 0   # unknown: dial nobody
+
+
+async def test_predictive_overdials_only_while_the_abandon_rate_allows(db):
+    cid = seed(db, mode="predictive", n=40, phones=[f"+86138{i:08d}" for i in range(40)])
+
+    def history(s, answered, abandoned):
+        c = s.scalar(select(Contact))
+        for i in range(answered):
+            s.add(Attempt(contact_id=c.id, campaign_id=cid, phone=c.phone, state="ended", disposition="reached",
+                          started_at=to_dt(T0 - 86400), answered_at=to_dt(T0 - 86400), abandoned=i < abandoned))
+    db.call(history, 200, 0)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw, agents=StaticAgents({"consultation": 10}))
+    await d.start()
+    await d.run_once()
+    assert len(gw.originates) == 11            # 10 free agents x ratio 1.1 (first step up)
+    await d.stop()
+    # same campaign with 4 % abandoned in the last 30 days: back to one call per free agent
+    db.call(history, 100, 12)
+    d2 = make(db, clock, FakeGateway(clock), agents=StaticAgents({"consultation": 10}))
+    await d2.start()
+    await d2.run_once()
+    assert len(d2.gateway.originates) == 10
+    await d2.stop()
+
+
+def test_contacts_past_their_deadline_expire(db):
+    cid = seed(db, n=2)
+
+    def setup(s):
+        for c in s.scalars(select(Contact)):
+            c.due_before = to_dt(T0 - 1)
+        s.scalars(select(Contact)).first().attempts = 1
+    db.call(setup)
+    assert db.call(lambda s: store.expire(s, T0)) == 2
+    assert sorted(v[1] for v in contacts(db).values()) == ["expired", "unreachable"]
+    assert cid
