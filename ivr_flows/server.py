@@ -266,6 +266,9 @@ class AgiServer:
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
+        except LookupError as exc:  # caller/network data naming nothing we know: bad input, not a bug
+            log.warning("IVR effect %s refused: %s", eff.name, exc)
+            engine.warn(f"{eff.name} refused: {exc}")
         except Exception:
             log.exception("IVR effect %s failed", eff.name)
             engine.warn(f"{eff.name} failed")
