@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import AmiOutage, QueueCall
@@ -88,3 +88,15 @@ def record_outage(session: Session, start: float, end: float | None, recovered: 
     session.add(o)
     session.flush()
     return o.id
+
+
+def last_seen(session: Session) -> float | None:
+    """Epoch of the newest stored queue-call moment (start of a restart outage)."""
+    v = session.execute(select(func.max(func.coalesce(QueueCall.ended_at, QueueCall.entered_at)))).scalar()
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = dt.datetime.fromisoformat(v)
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.timezone.utc)
+    return v.timestamp()

@@ -5,7 +5,8 @@
   ``db.run`` (a worker thread).  A failed write keeps the batch and retries with
   backoff: nothing is dropped, and the merge in :mod:`.store` makes retries safe;
 * on every (re)connect: ``QueueStatus`` + ``CoreShowChannels`` → :func:`reducer.resync`;
-  after an outage the calls that began or ended in it are recovered from
+  after an outage (a lost link, or at start-up the time since the last stored call
+  while the bridge was not running) the calls that began or ended in it are recovered from
   ``queue_log`` when ``[ami] queue_log`` is readable, otherwise the outage is
   stored as a gap (``ami_outages``);
 * ``live()`` and ``subscribe(cb)`` feed the wallboard.
@@ -53,6 +54,8 @@ class QueueCallsTracker:
         self._stopping = False
         self._resyncing = False
         self._write_lock = asyncio.Lock()
+        self._first_connect = True
+        self.restart_gap = 60.0  # a restart shorter than this is not worth an outage row
 
     # -- wiring ------------------------------------------------------------------------------
     async def start(self, service: Any = None) -> None:
@@ -119,6 +122,12 @@ class QueueCallsTracker:
                            ch if isinstance(ch, list) else [], t)
             self._facts(facts)
             log.info("queuecalls resync: %d calls live", len(self.state.calls))
+            if self._first_connect:
+                # the bridge itself was not running since its last stored call: an outage too
+                self._first_connect = False
+                last = await self._retrying(store.last_seen)
+                if last is not None and t - last > self.restart_gap and self.outage_start is None:
+                    self.outage_start = last
             if self.outage_start is not None:
                 start, self.outage_start = self.outage_start, None
                 await self._close_outage(start, t)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
@@ -135,3 +136,27 @@ async def test_database_errors_are_retried_nothing_dropped(bridge, db):
         await b.replayed()
         rows = await b.settle()
         assert len(rows) == 2 and b.tracker.write_errors == 3 and b.tracker.buffer == []
+
+
+async def test_restart_of_the_bridge_is_an_outage_recovered_from_queue_log(bridge, db):
+    """The service was down since its last stored call; queue_log fills in what it missed."""
+    from callcenter.queuecalls.reducer import QueueCallRecord
+    from callcenter.queuecalls.store import write_calls
+
+    before = QueueCallRecord("1795346400.1", "1795346400.1", "consultation", 1, "+8613800138009", "",
+                             1795346400.0, 1795346402.0, 1795346410.0, 2.0, "Local/1001@sim-agent/n",
+                             "Agent 1001", 8.0, "answered", 1, None, False)
+    db.call(write_calls, [before], 30.0)
+    b = bridge("01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG})
+    after = b.index(lambda m: m.get("Response") == "Goodbye")
+    b.__init__(db, "01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG}, start_at=after)
+    async with b:
+        await b.gw.wait_connected(5)
+        await b.until(lambda: b.outages())
+        rows = await b.settle()
+    (o,) = b.outages()
+    assert o.recovered_from_queue_log and o.recovered_calls == 1
+    start = o.start if o.start.tzinfo else o.start.replace(tzinfo=dt.timezone.utc)
+    assert start.timestamp() == pytest.approx(1795346410.0)  # the last stored call's end
+    assert sorted((r.uniqueid, r.source) for r in rows) == [
+        ("1795346400.1", "ami"), ("1795346592.0", "queue_log")]

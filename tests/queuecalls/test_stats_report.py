@@ -105,6 +105,7 @@ def test_report_cli_bad_date(config, capsys):
     assert "not a date" in capsys.readouterr().err
 
 
+@pytest.mark.postgres
 def test_write_is_idempotent_and_prefers_measured_rows(db):
     from sqlalchemy import select
 
