@@ -11,6 +11,7 @@ from .i18n import t
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
            "campaigns", "complaints", "staffing")
 MAX_DAYS = 366
+MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
 
 
 def period(app, req: Req) -> tuple[dt.date, dt.date]:
@@ -20,15 +21,23 @@ def period(app, req: Req) -> tuple[dt.date, dt.date]:
         end = dt.date.fromisoformat(req.arg("to")) if req.arg("to") else today
     except ValueError:
         raise BadRequest(f"to: not a date (YYYY-MM-DD): {req.arg('to')!r}") from None
+    _in_range("to", end)
     try:
         start = dt.date.fromisoformat(req.arg("from")) if req.arg("from") else end - dt.timedelta(days=6)
     except ValueError:
         raise BadRequest(f"from: not a date (YYYY-MM-DD): {req.arg('from')!r}") from None
+    _in_range("from", start)
     if start > end:
         raise BadRequest("from must not be after to")
     if (end - start).days >= MAX_DAYS:
         raise BadRequest(f"period longer than {MAX_DAYS} days")
     return start, end
+
+
+def _in_range(name: str, d: dt.date) -> None:
+    """9999-12-31 + 1 day (or 0001-01-01 - 6 days) would overflow into a 500."""
+    if not MIN_DATE <= d <= MAX_DATE:
+        raise BadRequest(f"{name}: outside {MIN_DATE.isoformat()} .. {MAX_DATE.isoformat()}")
 
 
 async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
