@@ -93,6 +93,8 @@ class ComplaintsComponent:
         self.db, self.clock, self.interval = db, clock, interval
         self._alerts: list[dict] = []
         self._subscribers: list[Callable[[list[dict], list[dict]], Any]] = []
+        self._watchers: list[Callable[[list[dict]], Any]] = []
+        self._lock = asyncio.Lock()
         self._call = None
         self._task: asyncio.Future | None = None
         self._stopped = False
@@ -104,6 +106,26 @@ class ComplaintsComponent:
     def subscribe(self, callback: Callable[[list[dict], list[dict]], Any]) -> None:
         """``callback(new_alerts, all_open_alerts)`` after every check that found something new."""
         self._subscribers.append(callback)
+
+    def watch(self, callback: Callable[[list[dict]], Any]) -> None:
+        """``callback(all_open_alerts)`` whenever that list changed: new alerts, and also
+        alerts that went away (deadline met, ticket closed) — what a dashboard needs."""
+        self._watchers.append(callback)
+
+    def unsubscribe(self, callback) -> None:
+        for group in (self._subscribers, self._watchers):
+            if callback in group:
+                group.remove(callback)
+
+    async def refresh(self) -> list[dict]:
+        """Check now (a ticket changed), outside the periodic rhythm; errors are logged."""
+        if self._stopped:
+            return []
+        try:
+            return await self.check()
+        except Exception:  # noqa: BLE001 - the periodic check tries again
+            log.exception("complaint escalation check failed")
+            return []
 
     async def start(self, service=None) -> None:
         self._stopped = False
@@ -124,14 +146,20 @@ class ComplaintsComponent:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def check(self) -> list[dict]:
-        new, current = await self.db.run(check, self.clock.seconds())
-        self._alerts = current
+        async with self._lock:  # one pass at a time (periodic and on-demand)
+            new, current = await self.db.run(check, self.clock.seconds())
+            changed = _signature(current) != _signature(self._alerts)
+            self._alerts = current
+        calls: list = []
         if new:
-            for cb in list(self._subscribers):
-                try:
-                    cb(new, current)
-                except Exception:  # noqa: BLE001 - a dashboard bug must not stop escalation
-                    log.exception("complaint alert subscriber failed")
+            calls += [(cb, (new, current)) for cb in self._subscribers]
+        if new or changed:
+            calls += [(cb, (current,)) for cb in self._watchers]
+        for cb, args in calls:
+            try:
+                cb(*args)
+            except Exception:  # noqa: BLE001 - a dashboard bug must not stop escalation
+                log.exception("complaint alert subscriber failed")
         return new
 
     def _schedule(self) -> None:
@@ -150,6 +178,10 @@ class ComplaintsComponent:
                 self._schedule()
 
         self._task = asyncio.ensure_future(run())
+
+
+def _signature(alerts: list[dict]) -> list[tuple]:
+    return [(a["deadline_id"], a["state"]) for a in alerts]
 
 
 def from_service(service) -> ComplaintsComponent | None:

@@ -244,7 +244,27 @@ def _link(session, ticket: ComplaintTicket, kind: str, ref: str, actor: str, at:
         return False
     session.add(ComplaintLink(ticket_id=ticket.id, kind=kind, ref=ref, at=at))
     _event(session, ticket, actor, at, "linked", field=kind, to_value=ref)
+    if kind in ("call", "recording"):
+        _mark_recordings(session, ticket, kind, ref)
     return True
+
+
+def _mark_recordings(session, ticket: ComplaintTicket, kind: str, ref: str) -> None:
+    """Tell the recordings catalogue (if installed) that its recordings of this call belong to
+    a ticket: they get the ticket id and complaint retention.  Never fails the ticket."""
+    try:
+        from recordings.catalog import link_ticket  # noqa: PLC0415
+    except ImportError:
+        return
+    try:
+        with session.begin_nested():
+            if kind == "recording":
+                if ref.isdigit():
+                    link_ticket(session, ticket_id=ticket.id, recording_id=int(ref))
+            else:
+                link_ticket(session, ticket_id=ticket.id, uniqueid=ref)
+    except Exception as exc:  # noqa: BLE001 - the link stays on the ticket either way
+        log.warning("complaint %s: recordings not marked (%s)", ticket.number, exc.__class__.__name__)
 
 
 def link(session, ticket_id: int | str, kind: str, ref: int | str, *, actor: str,

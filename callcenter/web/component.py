@@ -12,6 +12,7 @@ from twisted.web.server import Site
 
 from callcenter.logs import mask_text
 
+from .complaint_alerts import ComplaintAlertsFeed
 from .live import ScreenPop, WallboardFeed
 from .server import WebApp, authorize
 
@@ -46,6 +47,7 @@ class WebComponent:
         app = WebApp(service, clock=self.clock, reactor=self.reactor)
         app.extensions["wallboard"] = WallboardFeed(app, service.get("queuecalls"))
         app.extensions["screenpop"] = ScreenPop(app, service.get("ami"))
+        app.extensions["complaints"] = ComplaintAlertsFeed(app, service.get("complaints"))
         app.recordings = _recordings(service)
         self.app = app
         self.listening = self.reactor.listenTCP(self.port, _Site(app.resource), interface=self.host)
@@ -64,6 +66,7 @@ class WebComponent:
                     gw.unsubscribe(self.app.extensions["screenpop"].on_ami)
                 except (ValueError, KeyError):
                     pass
+            self.app.extensions["complaints"].close()
             await self.app.close()
         if self.listening is not None:
             from twisted.internet import defer

@@ -6,7 +6,8 @@ import re
 import callcenter
 
 _TYPES = {"string": {"type": "string"}, "boolean": {"type": "boolean"}, "integer": {"type": "integer"},
-          "number": {"type": "number"}, "string(date)": {"type": "string", "format": "date"}}
+          "number": {"type": "number"}, "array": {"type": "array", "items": {"type": "string"}},
+          "string(date)": {"type": "string", "format": "date"}}
 
 
 def document(routes) -> dict:

@@ -6,7 +6,7 @@ wrong roles, and the OpenAPI document is generated from it.
 """
 from __future__ import annotations
 
-from . import views, views_live, views_reports
+from . import views, views_complaints, views_live, views_reports
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -26,7 +26,13 @@ _WALLBOARD = {"type": "object", "properties": {
         "interface": {"type": "string"}, "name": {"type": "string"},
         "state": {"type": "string", "enum": ["available", "ringing", "on_call", "wrap_up", "paused",
                                              "logged_out"]}, "reason": {"type": "string"}}}},
-    "agent_counts": {"type": "object"}, "totals": _SUMMARY}}
+    "agent_counts": {"type": "object"}, "totals": _SUMMARY,
+    "complaints": {"type": "object", "description": "complaint tickets approaching/past a deadline",
+                   "properties": {"overdue": {"type": "integer"}, "approaching": {"type": "integer"},
+                                  "alerts": {"type": "array", "items": {"type": "object", "properties": {
+                                      "ticket": {"type": "string"}, "deadline": {"type": "string"},
+                                      "state": {"type": "string", "enum": ["approaching", "overdue"]},
+                                      "due_at": {"type": "string"}}}}}}}}
 _REPORT = {"type": "object", "properties": {
     "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
     "available": {"type": "boolean"}, "columns": {"type": "array", "items": {"type": "string"}},
@@ -44,6 +50,50 @@ _OUTCOME_BODY = (("uniqueid", "string", "the call (Linkedid of the caller channe
                  ("open_complaint", "boolean", "also open a complaint ticket", False),
                  ("category", "string", "medical | attitude | environment | fees | communication", False),
                  ("urgent", "boolean", "patient safety / medical quality", False))
+
+_CP_FILTERS = (("status", "string", "comma-separated: open | received | acknowledged | investigating | answered | "
+                                     "resolved | revisited | closed"),
+               ("category", "string", "medical | attitude | environment | fees | communication | none (unclassified)"),
+               ("severity", "string", "urgent | normal | complex"),
+               ("overdue", "boolean", "only tickets with a deadline already past due"),
+               ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))
+_CP_OPEN_BODY = (("summary", "string", "what the patient complains about", True),
+                 ("category", "string", "medical | attitude | environment | fees | communication (empty: "
+                                        "not yet classified)", False),
+                 ("severity", "string", "urgent | normal (default) | complex; fixed at opening", False),
+                 ("channel", "string", "phone | voicemail | online | email | api (default api)", False),
+                 ("department", "string", "department concerned", False),
+                 ("demand", "string", "what the patient asks for", False),
+                 ("tags", "array", "free tags, 1-32 characters each (or comma-separated text)", False),
+                 ("patient_phone", "string", "patient's phone number", False),
+                 ("patient_name", "string", "patient's name", False),
+                 ("language", "string", "zh | en", False),
+                 ("received_at", "string", "ISO 8601 (default now; local time if no offset)", False),
+                 ("call_uniqueid", "string", "link a call (Asterisk uniqueid)", False),
+                 ("recording_id", "integer", "link a recording", False))
+_CP_STEP_BODY = (("action", "string", "acknowledge | investigate | answer | resolve | close | progress | reopen | "
+                                      "revisit", True),
+                 ("to", "string", "instead of action: the state (acknowledged, investigating, answered, "
+                                  "resolved, closed)", False),
+                 ("note", "string", "what was done; required for reopen (the reason), progress, and for "
+                                    "close without a revisit", False),
+                 ("expected_resolution", "string(date)", "progress: the expected resolution date", False),
+                 ("satisfied", "boolean", "revisit: was the patient satisfied", False),
+                 ("score", "integer", "revisit: satisfaction 1-5", False))
+_CP_EDIT_BODY = (("category", "string", "classification", False), ("department", "string", "", False),
+                 ("assigned_to", "string", "who handles it", False), ("tags", "array", "free tags", False),
+                 ("summary", "string", "", False), ("demand", "string", "", False))
+_CP_TICKET = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "number": {"type": "string"}, "status": {"type": "string"},
+    "deadlines": {"type": "array", "items": {"type": "object", "properties": {
+        "kind": {"type": "string"}, "due_at": {"type": "string"},
+        "state": {"type": "string", "enum": ["due", "approaching", "overdue", "met", "replaced"]}}}},
+    "events": {"type": "array", "items": {"type": "object"}},
+    "links": {"type": "array", "items": {"type": "object"}},
+    "recordings": {"type": ["array", "null"], "items": {"type": "object"}}}}
+_CP_LIST = {"type": "object", "properties": {"total": {"type": "integer"},
+                                             "tickets": {"type": "array", "items": {"type": "object"}}}}
+_CP_ERROR = "400: {error, status, fields: {field: message}}; 404: no such ticket; 409: the life cycle refuses"
 
 ROUTES: list[Route] = [
     # public
@@ -66,7 +116,7 @@ ROUTES: list[Route] = [
     # supervisors
     Route("GET", "/wallboard", SUPERVISORS, views_live.wallboard_page, "page", "Live wallboard"),
     Route("GET", "/events/wallboard", SUPERVISORS, views_live.wallboard_events, "sse",
-          "Wallboard updates (server-sent events `wallboard`)"),
+          "Wallboard updates (server-sent events `wallboard`, and `complaints` for deadline alerts)"),
     Route("GET", "/api/wallboard", SUPERVISORS, views_live.wallboard_api, "api",
           "Per queue: waiting calls, longest wait, today's service level, abandons, ASA; agents by state",
           response=_WALLBOARD),
@@ -97,6 +147,33 @@ ROUTES: list[Route] = [
     Route("POST", "/api/agent/outcome", AGENTS, views_live.outcome_api, "api",
           "Record a call's outcome, optionally opening a complaint ticket", body=_OUTCOME_BODY,
           response={"type": "object"}),
+    # complaint tickets
+    Route("GET", "/complaints", SUPERVISORS, views_complaints.list_page, "page", "Complaint tickets",
+          query=_CP_FILTERS),
+    Route("POST", "/complaints", SUPERVISORS, views_complaints.open_form, "form",
+          "Open a complaint ticket (online/e-mail complaints; form)", body=_CP_OPEN_BODY),
+    Route("GET", "/complaints/{id}", SUPERVISORS, views_complaints.detail_page, "page",
+          "One complaint ticket: deadlines, history, calls, recordings (viewing is audited)"),
+    Route("POST", "/complaints/{id}/transition", SUPERVISORS, views_complaints.transition_form, "form",
+          "Move a ticket through its life cycle (form)", body=_CP_STEP_BODY),
+    Route("POST", "/complaints/{id}/edit", SUPERVISORS, views_complaints.edit_form, "form",
+          "Classify / assign a ticket (form)", body=_CP_EDIT_BODY),
+    Route("GET", "/api/complaints", SUPERVISORS, views_complaints.list_api, "api",
+          "Complaint tickets, newest first (patients masked)", query=_CP_FILTERS, response=_CP_LIST),
+    Route("POST", "/api/complaints", ANY, views_complaints.open_api, "api",
+          "Open a complaint ticket (201 with the ticket; " + _CP_ERROR + ")", body=_CP_OPEN_BODY,
+          response=_CP_TICKET),
+    Route("GET", "/api/complaints/{id}", SUPERVISORS, views_complaints.detail_api, "api",
+          "One complaint ticket by id or number (viewing is audited)", response=_CP_TICKET),
+    Route("POST", "/api/complaints/{id}/transition", SUPERVISORS, views_complaints.transition_api, "api",
+          "A life-cycle step: acknowledge, investigate, progress, answer, resolve, close, reopen, revisit ("
+          + _CP_ERROR + ")", body=_CP_STEP_BODY, response=_CP_TICKET),
+    Route("POST", "/api/complaints/{id}/edit", SUPERVISORS, views_complaints.edit_api, "api",
+          "Classify / assign a ticket (" + _CP_ERROR + ")", body=_CP_EDIT_BODY, response=_CP_TICKET),
+    Route("GET", "/agent/complaints", AGENTS, views_complaints.mine_page, "page",
+          "Complaint tickets this agent opened", query=_CP_FILTERS),
+    Route("GET", "/api/agent/complaints", AGENTS, views_complaints.mine_api, "api",
+          "Complaint tickets this agent opened", query=_CP_FILTERS, response=_CP_LIST),
     # administrators
     Route("GET", "/admin/users", ADMINS, views.users_page, "page", "User list"),
     Route("GET", "/api/users", ADMINS, views.users_api, "api", "User list",

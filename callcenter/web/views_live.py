@@ -24,18 +24,29 @@ async def _wallboard(app) -> dict:
     return feed.latest
 
 
+def _complaint_alerts(app) -> dict:
+    feed = app.extensions.get("complaints")
+    if feed is None:
+        return {"at": None, "available": False, "alerts": [], "overdue": 0, "approaching": 0}
+    return feed.document()
+
+
 async def wallboard_page(app, req: Req) -> Response:
     board = await app.extensions["wallboard"].snapshot()
-    return app.render(req, "wallboard.html", board=board, messages=catalogue(req.lang, "state."))
+    messages = {**catalogue(req.lang, "state."), **catalogue(req.lang, "cp.dl."),
+                **catalogue(req.lang, "cp.sev."), **catalogue(req.lang, "cat."),
+                **catalogue(req.lang, "wb.alert.")}
+    return app.render(req, "wallboard.html", board=board, complaints=_complaint_alerts(app),
+                      messages=messages)
 
 
 async def wallboard_api(app, req: Req) -> Response:
-    return as_json(await app.extensions["wallboard"].snapshot())
+    return as_json({**await app.extensions["wallboard"].snapshot(), "complaints": _complaint_alerts(app)})
 
 
 async def wallboard_events(app, req: Req):
     board = await app.extensions["wallboard"].snapshot()
-    return SSE("wallboard", [("wallboard", board)])
+    return SSE("wallboard", [("wallboard", board), ("complaints", _complaint_alerts(app))])
 
 
 # --- agent desk -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ ROLE_USER = {"agent": "agent1", "supervisor": "sup1", "admin": "admin1"}
 def concrete(path: str, route) -> str:
     for name, values in route.enums.items():
         path = path.replace("{" + name + "}", values[0])
-    return path.replace("{name}", "app.css")
+    return path.replace("{name}", "app.css").replace("{id}", "1")
 
 
 def test_password_hash_salted_and_verified():

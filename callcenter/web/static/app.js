@@ -70,6 +70,33 @@
     document.body.dataset.updates = String(parseInt(document.body.dataset.updates || "0", 10) + 1);
   }
 
+  function renderComplaints(c) {
+    var body = $("wb-complaints") && $("wb-complaints").tBodies[0];
+    if (!body) return;
+    clear(body);
+    (c.alerts || []).forEach(function (a) {
+      var tr = el("tr", undefined, "alert-" + a.state);
+      tr.dataset.ticket = a.ticket;
+      tr.dataset.state = a.state;
+      var td = el("td");
+      var link = el("a", a.ticket);
+      link.href = "/complaints/" + encodeURIComponent(a.ticket_id);
+      td.appendChild(link);
+      tr.appendChild(td);
+      tr.appendChild(el("td", msgs["cp.dl." + a.deadline] || a.deadline));
+      tr.appendChild(el("td", msgs["wb.alert." + a.state] || a.state));
+      tr.appendChild(el("td", a.due_local));
+      tr.appendChild(el("td", a.severity ? (msgs["cp.sev." + a.severity] || a.severity) : ""));
+      tr.appendChild(el("td", a.category ? (msgs["cat." + a.category] || a.category) : "—"));
+      tr.appendChild(el("td", a.department || ""));
+      body.appendChild(tr);
+    });
+    $("wb-complaints-none").hidden = (c.alerts || []).length > 0;
+    $("wb-complaints-overdue").textContent = c.overdue || 0;
+    $("wb-complaints-approaching").textContent = c.approaching || 0;
+    document.body.dataset.alerts = String((c.alerts || []).length);
+  }
+
   // ---- agent desk -------------------------------------------------------------------
   function fillList(id, items, fmt) {
     var ul = $(id);
@@ -114,7 +141,7 @@
     if (page === "wallboard") {
       receivedAt = Date.now();
       setInterval(tickWaits, 1000);
-      listen("/events/wallboard", { wallboard: renderWallboard });
+      listen("/events/wallboard", { wallboard: renderWallboard, complaints: renderComplaints });
     } else if (page === "agent") {
       renderPop(json("initial-pop"));
       listen("/events/agent", { pop: renderPop, status: function () {}, complete: function () {} });

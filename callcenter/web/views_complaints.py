@@ -1,0 +1,308 @@
+"""Handlers: complaint tickets (pages for supervisors, the agent's own tickets, JSON API).
+
+Store work goes through ``callcenter.complaints.service`` (which writes the ticket's
+history and the audit log with the web user as actor) and ``.queries`` (read side),
+always on the database thread.  Errors: bad input -> 400 naming each field
+(``{"error", "status", "fields"}``); a move the life cycle refuses -> 409 with the
+life cycle's message; an unknown ticket -> 404.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from .complaint_input import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
+from .http import BadRequest, Req, Response, as_json, redirect
+from .i18n import t
+
+log = logging.getLogger(__name__)
+
+_REF = re.compile(r"^(?:[1-9][0-9]{0,11}|TS-[0-9]{4}-[0-9]{6})$", re.IGNORECASE)
+_FIELD_MSG = re.compile(r"^([a-z_]+): (.+)$", re.DOTALL)
+
+
+class Conflict(Exception):
+    """The life cycle refused the step (409)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+def _svc():
+    from callcenter.complaints import service
+
+    return service
+
+
+def _now(app) -> dt.datetime:
+    return dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
+
+
+def _tz(app) -> ZoneInfo:
+    return ZoneInfo(app.config.hospital.timezone)
+
+
+def _ref(req: Req) -> str:
+    ref = req.params.get("id", "")
+    if not _REF.match(ref):
+        raise NotFound(ref)
+    return ref
+
+
+def _when(app):
+    tz = _tz(app)
+
+    def when(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        if not iso:
+            return "—"
+        return dt.datetime.fromisoformat(iso).astimezone(tz).strftime(fmt)
+    return when
+
+
+def _service_errors(exc: Exception) -> Exception:
+    """ComplaintError "field: message" -> FieldErrors; other refusals -> Conflict."""
+    svc = _svc()
+    if isinstance(exc, svc.IllegalTransition):
+        return Conflict(str(exc))
+    m = _FIELD_MSG.match(str(exc))
+    if m:
+        return FieldErrors({m.group(1): m.group(2)})
+    return Conflict(str(exc))
+
+
+# --- database work (worker thread) ---------------------------------------------------------
+
+def _open(s, *, actor: str, fields: dict, now: dt.datetime) -> dict:
+    from callcenter.complaints import queries
+
+    try:
+        with s.begin_nested():
+            ticket = _svc().open_ticket(s, actor=actor, **fields)
+    except ValueError as exc:
+        raise _service_errors(exc) from None
+    return queries.ticket_view(s, ticket.id, now=now)
+
+
+def _act(s, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
+    from callcenter.complaints import queries
+
+    svc = _svc()
+    try:
+        ticket = svc.get_ticket(s, ref)
+    except svc.ComplaintError:
+        raise NotFound(ref) from None
+    action, note = step["action"], step.get("note", "")
+    try:
+        with s.begin_nested():
+            if action == "progress":
+                svc.record_progress(s, ticket.id, actor=actor, at=now, note=note,
+                                    expected_resolution=step.get("expected_resolution"))
+            elif action == "reopen":
+                svc.reopen(s, ticket.id, actor=actor, at=now, reason=note)
+            elif action == "revisit":
+                svc.record_revisit(s, ticket.id, step["satisfied"], note, now, actor=actor,
+                                   score=step.get("score"), strict=True)
+            elif action == "edit":
+                svc.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
+            else:
+                svc.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
+    except ValueError as exc:
+        raise _service_errors(exc) from None
+    return queries.ticket_view(s, ticket.id, now=now)
+
+
+def _view(s, ref: str, *, now: dt.datetime, viewer: str) -> dict:
+    from callcenter.complaints import queries
+    from callcenter.store.models import audit
+
+    view = queries.ticket_view(s, ref, now=now)
+    if view is None:
+        raise NotFound(ref)
+    # the view shows the patient's name and number: who looked is recorded
+    audit(s, viewer, "complaint.viewed", "complaint", view["number"])
+    return view
+
+
+_STATUS_FILTERS = ("open", "received", "acknowledged", "investigating", "answered", "resolved", "revisited",
+                   "closed")
+
+
+def _filters(req: Req) -> dict[str, Any]:
+    from callcenter.complaints.deadlines import SEVERITIES
+    from callcenter.complaints.models import CATEGORIES
+
+    status = [x for x in req.arg("status").split(",") if x]
+    for x in status:
+        if x not in _STATUS_FILTERS:
+            raise BadRequest(f"status: must be one of {', '.join(_STATUS_FILTERS)}")
+    category = req.arg("category") or None
+    if category is not None and category not in (*CATEGORIES, "none"):
+        raise BadRequest(f"category: must be one of {', '.join(CATEGORIES)}, none")
+    severity = req.arg("severity") or None
+    if severity is not None and severity not in SEVERITIES:
+        raise BadRequest(f"severity: must be one of {', '.join(SEVERITIES)}")
+    overdue = req.arg("overdue") in ("1", "true", "on", "yes")
+    try:
+        limit = int(req.arg("limit") or 100)
+        offset = int(req.arg("offset") or 0)
+    except ValueError:
+        raise BadRequest("limit/offset: must be integers") from None
+    if not 1 <= limit <= 500 or offset < 0:
+        raise BadRequest("limit: 1-500; offset: 0 or more")
+    return {"status": status, "category": category, "severity": severity, "overdue": overdue,
+            "limit": limit, "offset": offset}
+
+
+async def _list(app, req: Req, *, mine: bool = False) -> dict:
+    from callcenter.complaints import queries
+
+    f = _filters(req)
+    if mine:
+        f["created_by"] = req.user.username
+    return await app.db.run(lambda s: queries.list_tickets(s, now=_now(app), **f))
+
+
+def _changed(app) -> None:
+    """A ticket changed: let the escalation component re-check now, so the wallboard's
+    alerts follow at once instead of at the next periodic check."""
+    comp = app.service.get("complaints")
+    if comp is not None and hasattr(comp, "refresh"):
+        app.spawn(comp.refresh())
+
+
+def _api_error(exc: Exception) -> Response:
+    if isinstance(exc, FieldErrors):
+        return as_json({"error": f"invalid input: {exc}", "status": 400, "fields": exc.fields}, 400)
+    if isinstance(exc, Conflict):
+        return as_json({"error": str(exc), "status": 409}, 409)
+    return as_json({"error": "no such complaint ticket", "status": 404}, 404)
+
+
+# --- JSON API -----------------------------------------------------------------------------
+
+async def list_api(app, req: Req) -> Response:
+    return as_json(await _list(app, req))
+
+
+async def mine_api(app, req: Req) -> Response:
+    return as_json(await _list(app, req, mine=True))
+
+
+async def detail_api(app, req: Req) -> Response:
+    try:
+        ref = _ref(req)
+        return as_json(await app.db.run(_view, ref, now=_now(app), viewer=req.user.username))
+    except NotFound as exc:
+        return _api_error(exc)
+
+
+async def open_api(app, req: Req) -> Response:
+    now = _now(app)
+    try:
+        fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang)
+        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+    except (FieldErrors, Conflict) as exc:
+        return _api_error(exc)
+    _changed(app)
+    resp = as_json(view, 201)
+    resp.headers["Location"] = f"/api/complaints/{view['id']}"
+    return resp
+
+
+async def _step(app, req: Req, step_of) -> dict:
+    ref = _ref(req)
+    step = step_of(req.form)
+    view = await app.db.run(_act, ref, actor=req.user.username, step=step, now=_now(app))
+    _changed(app)
+    return view
+
+
+def _edit_step(form: dict) -> dict:
+    return {"action": "edit", "changes": parse_edit(form)}
+
+
+async def transition_api(app, req: Req) -> Response:
+    try:
+        return as_json(await _step(app, req, lambda f: parse_action(f, tz=_tz(app))))
+    except (FieldErrors, Conflict, NotFound) as exc:
+        return _api_error(exc)
+
+
+async def edit_api(app, req: Req) -> Response:
+    try:
+        return as_json(await _step(app, req, _edit_step))
+    except (FieldErrors, Conflict, NotFound) as exc:
+        return _api_error(exc)
+
+
+# --- pages --------------------------------------------------------------------------------
+
+def _ctx(app) -> dict:
+    from callcenter.complaints.deadlines import CHANNELS, SEVERITIES
+    from callcenter.complaints.models import CATEGORIES
+
+    return {"categories": CATEGORIES, "severities": SEVERITIES, "channels": CHANNELS,
+            "statuses": _STATUS_FILTERS, "when": _when(app), "actions": tuple(ACTIONS)}
+
+
+async def list_page(app, req: Req, *, errors: dict | None = None, status: int = 200) -> Response:
+    result = await _list(app, req)
+    return app.render(req, "complaints.html", status, result=result, args=req.args, errors=errors or {},
+                      form=req.form if errors else {}, notice=req.arg("notice"), **_ctx(app))
+
+
+async def mine_page(app, req: Req) -> Response:
+    result = await _list(app, req, mine=True)
+    return app.render(req, "agent_complaints.html", result=result, **_ctx(app))
+
+
+async def detail_page(app, req: Req, *, error: str = "", errors: dict | None = None,
+                      status: int = 200) -> Response:
+    try:
+        ref = _ref(req)
+        view = await app.db.run(_view, ref, now=_now(app), viewer=req.user.username)
+    except NotFound:
+        return app.error(req, 404, "error.notfound")
+    return app.render(req, "complaint.html", status, c=view, notice=req.arg("notice"), error=error,
+                      errors=errors or {}, recordings_url=app.recordings is not None, **_ctx(app))
+
+
+async def open_form(app, req: Req) -> Response:
+    now = _now(app)
+    try:
+        fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang, default_channel="online")
+        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+    except FieldErrors as exc:
+        req.args = {}
+        return await list_page(app, req, errors=exc.fields, status=400)
+    except Conflict as exc:
+        req.args = {}
+        return await list_page(app, req, errors={"ticket": str(exc)}, status=409)
+    _changed(app)
+    return redirect(f"/complaints/{view['id']}?notice=" + quote(t(req.lang, "cp.opened", id=view["number"])))
+
+
+async def _step_form(app, req: Req, step_of) -> Response:
+    try:
+        view = await _step(app, req, step_of)
+    except NotFound:
+        return app.error(req, 404, "error.notfound")
+    except FieldErrors as exc:
+        return await detail_page(app, req, error=t(req.lang, "error.bad_request", detail=str(exc)),
+                                 errors=exc.fields, status=400)
+    except Conflict as exc:
+        return await detail_page(app, req, error=str(exc), status=409)
+    return redirect(f"/complaints/{view['id']}?" + urlencode({"notice": t(req.lang, "cp.saved")}))
+
+
+async def transition_form(app, req: Req) -> Response:
+    return await _step_form(app, req, lambda f: parse_action(f, tz=_tz(app)))
+
+
+async def edit_form(app, req: Req) -> Response:
+    return await _step_form(app, req, _edit_step)
