@@ -298,3 +298,26 @@ async def test_campaign_id_without_a_known_campaign_uses_a_fallback_name(db, tmp
     assert (rec.kind, rec.campaign, rec.status) == ("outbound", "campaign-99999", "ready")
     assert "/campaign-99999/" in rec.path
     await comp.stop()
+
+
+async def test_campaign_id_is_looked_up_in_the_dialer(db, tmp_path):
+    from dialer.models import Campaign
+
+    cid = db.call(lambda ses: (lambda c: (ses.add(c), ses.flush(), c.id)[2])(
+        Campaign(name="complaint-callbacks", kind="complaint_followup", mode="progressive", state="running",
+                 queue="complaint", settings={})))
+    s = make_settings(tmp_path, policy=Policy(campaigns={"complaint-callbacks": Rule(100)}))
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = _dialer_events(var=("CAMPAIGN_ID", str(cid)))
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    clock.advance(s.finalize_delay)
+    await comp.idle()
+    [rec] = rows(db)
+    assert (rec.kind, rec.campaign, rec.status) == ("complaint", "complaint-callbacks", "ready")
+    assert "/complaint-callbacks/" in rec.path
+    assert catalog.as_utc(rec.purge_after) - catalog.as_utc(rec.started_at) == dt.timedelta(days=1095)
+    await comp.stop()
