@@ -25,6 +25,7 @@ from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient,
 from .timeutil import as_utc, to_dt
 
 KINDS = ("revisit", "no_show", "complaint_followup", "callback")
+ID_CHUNK = 5000
 MODES = ("progressive", "survey", "predictive")
 STATES = ("draft", "running", "paused")
 
@@ -110,13 +111,11 @@ def insert_contacts(session: Session, rows: list[dict]) -> int:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    created = 0
-    for i in range(0, len(rows), 400):
-        chunk = rows[i:i + 400]
-        res = session.execute(dialect_insert(Contact).values(chunk)
-                              .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Contact.id))
-        created += len(res.all())
-    return created
+    table = Contact.__table__
+    # Core executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
+    # with one cached compilation; RETURNING yields only the rows actually inserted.
+    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    return len(session.connection().execute(stmt, rows).all())
 
 
 def contact_row(campaign_id: int, key: str, *, phone: str, name: str, reason: str, ref_type: str,
@@ -134,6 +133,11 @@ def materialize(session: Session, campaign: Campaign, *, now: float, plans=None,
                 treatment_ids: list[int] | None = None,
                 appointment_ids: list[int] | None = None) -> int:
     """Create the contacts ``campaign`` is owed (all, or for the given source rows)."""
+    ids = treatment_ids if campaign.kind == "revisit" else appointment_ids
+    if ids is not None and len(ids) > ID_CHUNK:  # keep IN lists far below bind-parameter limits
+        return sum(materialize(session, campaign, now=now, plans=plans, settings=settings, rules=rules,
+                               treatment_ids=ids[i:i + ID_CHUNK], appointment_ids=ids[i:i + ID_CHUNK])
+                   for i in range(0, len(ids), ID_CHUNK))
     if campaign.kind == "revisit":
         if plans is None:
             from .plans import load_plans

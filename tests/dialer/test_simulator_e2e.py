@@ -1,8 +1,9 @@
-"""Survey campaign end to end: dialer -> AmiGateway -> simulated PBX over real AMI TCP ->
+"""Campaigns end to end: dialer -> AmiGateway -> simulated PBX over real AMI TCP ->
 context survey -> AGI(revisit_survey) over real FastAGI TCP -> dialer.api.record_survey_result.
 
-Covers busy, no answer, congestion, an answered survey, an opt-out, and a busy retry after
-its delay, on a time-scaled clock (a minute of campaign in about a second)."""
+Covers busy, no answer, congestion, an answered survey, an opt-out, 0 for an agent, a busy
+retry after its delay, crash/restart, the window's closing edge and progressive dialling,
+on time-scaled clocks (a minute of campaign in about a second)."""
 from __future__ import annotations
 
 import asyncio
@@ -30,6 +31,7 @@ PATIENTS = {  # national number -> (simulated behaviour, survey digits)
     "13800138003": ("noanswer", ""),
     "13800138004": ("congestion", ""),
     "13800138005": ("answer", "9"),
+    "13800138006": ("answer", "0"),
 }
 
 
@@ -80,7 +82,7 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
                 return {a.id: a for a in s.scalars(select(Attempt).order_by(Attempt.id))}
 
         # first round: every contact dialled once and finished; then the busy one again
-        await until(lambda: len(attempts()) >= 6 and all(a.state == "ended" for a in attempts().values()))
+        await until(lambda: len(attempts()) >= 7 and all(a.state == "ended" for a in attempts().values()))
         await dialer.idle()
     finally:
         await dialer.stop()
@@ -100,8 +102,9 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     assert (first["13800138003"].disposition, first["13800138003"].reason_code) == ("no_answer", 3)
     assert (first["13800138004"].disposition, first["13800138004"].reason_code) == ("congestion", 8)
     assert first["13800138005"].disposition == "opted_out"
+    assert first["13800138006"].disposition == "reached" and first["13800138006"].agent  # pressed 0
     # busy retried once after its 1-minute delay, and only that contact; then it gave up (max 2)
-    assert [len(by_phone[n]) for n in PATIENTS] == [1, 2, 1, 1, 1]
+    assert [len(by_phone[n]) for n in PATIENTS] == [1, 2, 1, 1, 1, 1]
     b1, b2 = by_phone["13800138002"]
     assert to_ts(b2.started_at) - to_ts(b1.started_at) >= 60
     with db.session() as s:
@@ -112,7 +115,8 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     assert outcomes["13800138002"] == ("done", "unreachable")
     assert outcomes["13800138005"] == ("done", "opted_out")
     assert outcomes["13800138003"][0] == "pending"
-    assert st["completed"] == 1 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5
+    assert outcomes["13800138006"] == ("done", "reached")
+    assert st["completed"] == 2 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5  # survey + agent
 
 
 @pytest.mark.timeout(90)
