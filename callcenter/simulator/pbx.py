@@ -245,6 +245,12 @@ class SimulatedPBX:
         self.channels.pop(ch.name, None)
         self._end_mixmonitors(ch, stop_event=False)
 
+    def _hangup_local(self, ch: Channel, cause: int) -> None:
+        sent = ch.data.get("hangup_sent")
+        self.hangup_event(ch, cause)
+        if not sent:
+            self.dsc(ch.name.rsplit("-", 1)[0], "NOT_INUSE")
+
     def soft_hangup_request(self, ch: Channel, cause: int = 16) -> None:
         self.chev("SoftHangupRequest", ch, ("Cause", str(cause)))
 
@@ -378,6 +384,8 @@ class SimulatedPBX:
             respond(False, 0, None)
             self.hangup_event(two, 0)
             self.hangup_event(one, 0)
+            self.dsc(f"Local/{lexten}@{lcontext}", "INVALID")
+            self.dsc(f"Local/{lexten}@{lcontext}", "INVALID")
             return None
         self.local_bridge(one, two, "Yes")
         self.ev("DialBegin", [*one.snapshot("Dest"), ("DialString", f"{lexten}@{lcontext}")])
@@ -400,8 +408,8 @@ class SimulatedPBX:
                 self.hangup_request(two, 19)
                 respond(False, 3, None)
                 self.soft_hangup_request(two, 16)
-                self.hangup_event(two, 19)
-                self.hangup_event(one, 19)
+                self._hangup_local(two, 19)
+                self._hangup_local(one, 19)
                 self.kill(two, ChannelHangup(19))
                 return
             if kind in ("busy", "congestion"):
@@ -409,14 +417,14 @@ class SimulatedPBX:
                 self.hangup_request(two, 0)
                 self.soft_hangup_request(two, 16)
                 respond(False, 5 if kind == "busy" else 8, None)
-                self.hangup_event(two, cause)
-                self.hangup_event(one, 0)
+                self._hangup_local(two, cause)
+                self._hangup_local(one, 0)
                 return
             # rejected (dialplan Hangup(cause)) or the person hung up before answer
-            self.hangup_event(two, cause)
+            self._hangup_local(two, cause)
             self.ev("DialEnd", [*one.snapshot("Dest"), ("DialStatus", "NOANSWER")])
             respond(False, 0, None)
-            self.hangup_event(one, cause)
+            self._hangup_local(one, cause)
 
         Proc(self.timers, orig_proc(), f"originate {one.name}").start()
         self.start_proc(two, behaviour)
@@ -534,6 +542,7 @@ class SimulatedPBX:
             if prof.outcome in ("busy", "congestion"):
                 self.newexten(two, "Busy" if prof.outcome == "busy" else "Congestion", "5")
                 self.newstate(two, 7)
+                self.dsc(two.name.rsplit("-", 1)[0], "INUSE")
                 w.fire((prof.outcome, 17 if prof.outcome == "busy" else 34), sync=True)
                 return
             if prof.outcome == "reject":
@@ -548,12 +557,14 @@ class SimulatedPBX:
             if prof.outcome == "noanswer":
                 self.newexten(two, "Wait", "40", priority=2)
                 self.ev("DialState", [*one.snapshot("Dest"), ("DialStatus", "RINGING")])
+                self.dsc(two.name.rsplit("-", 1)[0], "INUSE")
                 yield 40
                 self.newexten(two, "Hangup", "", priority=3)
                 w.fire(("rejected", 16), sync=True)
                 return
             self.newexten(two, "Wait", _fmt_num(prof.ring), priority=2)
             self.ev("DialState", [*one.snapshot("Dest"), ("DialStatus", "RINGING")])
+            self.dsc(two.name.rsplit("-", 1)[0], "INUSE")
             yield prof.ring
             self.newexten(two, "Answer", "", priority=3)
             self.newstate(two, 6)
@@ -585,17 +596,27 @@ class SimulatedPBX:
         self.start_proc(one, gen)
 
     def _run_application(self, one: Channel, app: str, data: str):
-        one.context, one.exten, one.priority = one.context, one.exten, 1
-        self.newexten(one, app, data)
+        """Originate with Application: the app runs on ;1 (no Newexten), then both halves go."""
+        one.app, one.appdata = app, data
         try:
             if app.lower() == "playback":
                 yield from self.app_playback(one, data)
             elif app.lower() == "wait":
                 yield float(data or 1)
         except ChannelHangup as h:
-            self.teardown_pair_from_one(one, h.cause)
+            self.teardown_pair_from_one(one, h.cause, requested=True)
             return
-        self.teardown_pair_from_one(one, 0, app_end=True)
+        two = one.peer
+        if two is not None and not two.hung_up:
+            self.hangup_request(two, 0)
+            self.soft_hangup_request(two, 16)
+            two.data["hangup_requested"] = True
+        self.hangup_event(one, 0)
+        self.dsc(one.name.rsplit("-", 1)[0], "NOT_INUSE")
+        if two is not None and not two.hung_up:
+            self.hangup_event(two, 0)
+            self.dsc(two.name.rsplit("-", 1)[0], "NOT_INUSE")
+            self.kill(two, ChannelHangup(0))
 
     def run_dialplan(self, ch: Channel, context: str, exten: str, priority: int):
         """Run ``ch`` through the dialplan; Redirect restarts it elsewhere; ends with the hang-up."""

@@ -71,7 +71,10 @@ async def test_time_scaled_day_over_tcp(tmp_path):
     assert elapsed < 15, elapsed
     joins = counts.get("QueueCallerJoin", 0)
     assert joins >= 0.9 * s["planned"]
-    assert counts.get("AgentConnect", 0) == s.get("answered", 0) > 0.5 * s["planned"]
+    # on a loaded machine real-time lag becomes simulated time (x20000), so outcome ratios
+    # are checked in the exact fast-forward test below; here: consistency
+    assert counts.get("AgentConnect", 0) == s.get("answered", 0) > 0
+    assert s.get("answered", 0) + s.get("abandoned", 0) + s.get("ivr-hangup", 0) == s["started"]
     assert "Newexten" not in counts  # class filter: only agent events
     lines = (tmp_path / "queue_log").read_text().splitlines()
     assert sum("|ENTERQUEUE|" in line for line in lines) == joins
@@ -118,3 +121,62 @@ def test_paused_agent_is_not_rung_and_timeout_leaves_queue():
     events = [dict(h)["Event"] for h in stream]
     assert "AgentCalled" not in events
     assert "QueueCallerAbandon" in events and call.outcome == "timeout"
+
+
+async def test_day_fast_forward_500_calls_over_tcp(tmp_path):
+    """A 500-call day on task.Clock stepped timer by timer (exact timing) with a live AMI client."""
+    clock = task.Clock()
+    clock.advance(1795300000)
+    pbx = SimulatedPBX(clock, seed=5)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    writer.write(encode([("Action", "Login"), ("Username", "bridge"), ("Secret", "bridge-secret")]))
+    parser = Parser(expect_banner=True)
+    counts: dict[str, int] = {}
+    nbytes = 0
+
+    async def read() -> None:
+        nonlocal nbytes
+        while True:
+            data = await reader.read(1 << 20)
+            if not data:
+                return
+            nbytes += len(data)
+            for m in parser.feed(data):
+                if m.event:
+                    counts[m.event] = counts.get(m.event, 0) + 1
+
+    reading = asyncio.ensure_future(read())
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+        if counts.get("FullyBooted"):
+            break
+    t0 = time.monotonic()
+    traffic = run_traffic(pbx, DayProfile(calls=500, agents={"consultation": 5, "complaint": 2},
+                                          talk_mean=150, talk_sd=40), seed=5)
+    steps = 0
+    try:
+        while not traffic.finished:
+            calls = clock.getDelayedCalls()
+            assert calls, traffic.summary()
+            clock.advance(max(0.0, min(c.getTime() for c in calls) - clock.seconds()))
+            steps += 1
+            if steps % 500 == 0:
+                await asyncio.sleep(0)
+        for _ in range(2000):
+            await asyncio.sleep(0.002)
+            if nbytes >= pbx.ami.total_bytes:
+                break
+        elapsed = time.monotonic() - t0
+    finally:
+        writer.close()
+        reading.cancel()
+        traffic.cancel()
+        await pbx.stop()
+    s = traffic.summary()
+    assert 420 <= s["planned"] <= 580 and s["started"] == s["planned"]
+    assert s["answered"] > 0.6 * s["planned"], s
+    assert counts["AgentConnect"] == s["answered"]
+    assert counts["QueueCallerAbandon"] == s.get("abandoned", 0)
+    assert counts["VarSet"] > 0.3 * sum(counts.values())  # Asterisk's volume profile
+    assert elapsed < 20, elapsed

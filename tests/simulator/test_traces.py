@@ -183,3 +183,36 @@ async def test_12_reload(tmp_path):
     await_stop_events = [m.event for m in h.messages() if m.event]
     assert "Reload" in await_stop_events and "Shutdown" in await_stop_events
     assert h.closed
+
+
+async def test_04b_outbound_answered_application(tmp_path):
+    trace, h = await run_trace(tmp_path, "04b-outbound-answered-playback.ami")
+    assert_same(trace, h)
+    ok = next(m for m in h.messages() if m.event == "OriginateResponse")
+    assert (ok["Response"], ok["Reason"], ok["Application"]) == ("Success", "4", "Playback")
+    assert ok["Channel"].endswith(";1") and ok["Uniqueid"] != "<unknown>"
+
+
+def _qlog_shape(line: str) -> tuple:
+    """(event, number of fields, which fields are ints/uniqueids/empty) of a queue_log line."""
+    from .harness import shape
+
+    parts = line.split("|")
+    return (parts[4], len(parts), tuple(shape(p) for p in parts[5:]))
+
+
+async def test_queue_log_lines_like_asterisk(tmp_path):
+    recorded = (traces_dir() / "queue_log").read_text().splitlines()
+    rec_shapes = {_qlog_shape(line) for line in recorded}
+    _, h1 = await run_trace(tmp_path / "a", "01-inbound-answered.ami", _agents(3, 5))
+    _, h2 = await run_trace(tmp_path / "b", "02-inbound-abandoned.ami", _agents(40, queue="complaint"))
+    _, h3 = await run_trace(tmp_path / "c", "11-inbound-queue-timeout.ami", _agents(40, queue="consultation"))
+    lines = [line for h in (h1, h2, h3) for line in (h.pbx.queue_log.path.read_text().splitlines())]
+    events = [line.split("|")[4] for line in lines]
+    for ev in ("QUEUESTART", "ENTERQUEUE", "CONNECT", "COMPLETEAGENT", "RINGNOANSWER", "RINGCANCELED", "ABANDON",
+               "EXITWITHTIMEOUT"):
+        assert ev in events, ev
+    for line in lines:
+        assert _qlog_shape(line) in rec_shapes, line
+    connect = next(line for line in lines if "|CONNECT|" in line).split("|")
+    assert connect[1].count(".") == 1 and connect[6].count(".") == 1  # callid and agent channel uniqueid
