@@ -217,7 +217,7 @@ class RecordingsComponent:
 
     def scheduled(self) -> int:
         """How many finalisations wait for their delay (tests, status pages)."""
-        return sum(1 for c in self._timers.values() if c.active())
+        return sum(1 for c, _t in self._timers.values() if c.active())
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, service=None) -> None:
@@ -235,10 +235,10 @@ class RecordingsComponent:
 
     async def stop(self) -> None:
         self._stopping = True
-        for uid, call in list(self._timers.items()):
+        for uid, (call, t) in list(self._timers.items()):
             if call.active():
                 call.cancel()
-                self._spawn(self._finalize(uid, self.clock.seconds(), attempt=10**6))
+                self._spawn(self._finalize(uid, t, attempt=10**6))
         self._timers.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -279,6 +279,7 @@ class RecordingsComponent:
             name = name or f"campaign-{cmd.campaign_id}"
             if not self.settings.policy.record_campaign_call(name, cmd.uniqueid):
                 self.tracker.forget(cmd.uniqueid)
+                self._starting.pop(cmd.uniqueid, None)
                 return
             cmd = dataclasses.replace(cmd, campaign=name, group=name, campaign_id=None,
                                       kind="complaint" if kind == "complaint_followup" else cmd.kind)
@@ -293,6 +294,7 @@ class RecordingsComponent:
         except Exception:  # noqa: BLE001 - e.g. a duplicate path after a restart
             log.exception("recordings: cannot catalogue %s; not recording it", cmd.uniqueid)
             self.tracker.forget(cmd.uniqueid)
+            self._starting.pop(cmd.uniqueid, None)
             return
         self._ids[cmd.uniqueid] = (rec_id, rel)
         self._notify("started", rec_id, cmd.uniqueid, "recording")
@@ -311,6 +313,7 @@ class RecordingsComponent:
                         cmd.uniqueid, mask_number(cmd.caller_number), exc)
             self.tracker.forget(cmd.uniqueid)
             self._ids.pop(cmd.uniqueid, None)
+            self._starting.pop(cmd.uniqueid, None)
             await self.db.run(catalog.mark_failed, rec_id, f"MixMonitor: {exc}", utc(cmd.t))
             self._notify("finalized", rec_id, cmd.uniqueid, "failed")
             return
@@ -328,8 +331,8 @@ class RecordingsComponent:
             self._schedule(cmd.uniqueid, cmd.t, 0, self.settings.finalize_delay)
 
     def _schedule(self, uid: str, t: float, attempt: int, delay: float) -> None:
-        self._timers[uid] = self.clock.callLater(
-            delay, lambda: self._spawn(self._finalize(uid, t, attempt)))
+        self._timers[uid] = (self.clock.callLater(
+            delay, lambda: self._spawn(self._finalize(uid, t, attempt))), t)
 
     async def _finalize(self, uid: str, t: float, attempt: int) -> None:
         self._timers.pop(uid, None)

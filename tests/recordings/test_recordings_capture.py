@@ -321,3 +321,20 @@ async def test_campaign_id_is_looked_up_in_the_dialer(db, tmp_path):
     assert "/complaint-callbacks/" in rec.path
     assert catalog.as_utc(rec.purge_after) - catalog.as_utc(rec.started_at) == dt.timedelta(days=1095)
     await comp.stop()
+
+
+async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
+    s = make_settings(tmp_path, finalize_delay=30.0)
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = trace_events()
+    clock.advance(events[0][1])
+    await run_trace(comp, gw, clock, events)
+    assert comp.scheduled() == 1
+    await comp.stop()
+    assert clock.getDelayedCalls() == [] or not any(c.active() for c in clock.getDelayedCalls())
+    [rec] = rows(db)
+    hangup_t = [t for m, t in events if m.event == "Hangup" and m.get("Uniqueid") == CALLER][0]
+    assert rec.status == "ready" and catalog.as_utc(rec.ended_at).timestamp() == pytest.approx(hangup_t, abs=1e-3)
