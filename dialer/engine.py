@@ -107,6 +107,8 @@ class Dialer:
         self._facts = asyncio.Queue()
         if self.gateway is not None:
             self.gateway.subscribe(self.on_event)
+            if hasattr(self.gateway, "on_connect"):
+                self.gateway.on_connect(self.resync)
         else:
             log.warning("dialer: no AMI gateway; campaigns will not be dialled")
         lost = await self.db.run(store.reconcile, now=self.clock.seconds(), instance=self.instance,
@@ -281,6 +283,33 @@ class Dialer:
             self.inflight.get(cid, set()).discard(aid)
             self.unconnected.get(cid, set()).discard(aid)
         self.tracker.forget(aid)
+
+    async def resync(self) -> int:
+        """After an AMI reconnect: answered calls whose channel is gone ended while we were
+        away (their Hangup was missed); finish them now instead of holding capacity for hours.
+        Returns how many were closed.  Unanswered attempts keep waiting for reconciliation
+        (their OriginateResponse went to the lost session)."""
+        answered = {live.uniqueid: aid for aid, live in self.tracker.live.items() if live.answered}
+        if not answered or self.gateway is None:
+            return 0
+        try:
+            resp = await self.gateway.action([("Action", "CoreShowChannels")])
+        except Exception as exc:  # noqa: BLE001 - try again at the next reconnect / stale sweep
+            log.warning("dialer resync: CoreShowChannels failed: %s", exc)
+            return 0
+        items = resp if isinstance(resp, list) else [resp]
+        alive = {m.get("Uniqueid") for m in items if m.get("Uniqueid")}
+        closed = 0
+        now = self.clock.seconds()
+        for uid, aid in answered.items():
+            if uid not in alive:
+                self.tracker.forget(aid)
+                if self._facts is not None:
+                    self._facts.put_nowait(Fact("ended", aid, now))
+                closed += 1
+        if closed:
+            log.info("dialer resync: %d call(s) ended during the AMI outage", closed)
+        return closed
 
     # -- events ------------------------------------------------------------------------
     def on_event(self, msg, t: float) -> None:

@@ -30,6 +30,20 @@ class FakeGateway:
         self.originates: list[dict] = []
         self.subscribers = []
         self.fail_with: Exception | None = None
+        self.connect_hooks = []
+        self.actions: list = []
+        self.channels: list[str] = []   # Uniqueids CoreShowChannels reports
+
+    def on_connect(self, coro_fn):
+        self.connect_hooks.append(coro_fn)
+
+    async def action(self, headers, **kw):
+        self.actions.append(list(headers))
+        if dict(headers).get("Action") == "CoreShowChannels":
+            return ([msg(Response="Success", EventList="start")]
+                    + [msg(Event="CoreShowChannel", Uniqueid=u) for u in self.channels]
+                    + [msg(Event="CoreShowChannelsComplete", EventList="Complete")])
+        return msg(Response="Success")
 
     def subscribe(self, cb):
         self.subscribers.append(cb)

@@ -421,3 +421,26 @@ def test_contacts_past_their_deadline_expire(db):
     assert db.call(lambda s: store.expire(s, T0)) == 2
     assert sorted(v[1] for v in contacts(db).values()) == ["expired", "unreachable"]
     assert cid
+
+
+async def test_reconnect_resync_closes_calls_that_ended_during_the_outage(db):
+    seed(db, n=2)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw)
+    await d.start()
+    await d.run_once()
+    gw.answer("1", uniqueid="3.1")
+    gw.answer("2", uniqueid="3.2")
+    await d.idle()
+    # link lost; call 1 hangs up unseen, call 2 is still up when we are back
+    gw.channels = ["3.2"]
+    assert len(gw.connect_hooks) == 1
+    await gw.connect_hooks[0]()
+    await d.idle()
+    a = db.call(lambda s: {x.id: (x.state, x.disposition) for x in s.scalars(select(Attempt))})
+    assert a == {1: ("ended", "hungup"), 2: ("answered", "")}
+    assert contacts(db)[1][0] == "pending" and contacts(db)[2][0] == "dialing"
+    assert d.inflight[1] == {2}
+    await d.stop()

@@ -137,3 +137,36 @@ def test_cli_import_prints_errors_and_progress(config_env, tmp_path, capsys):
     assert main(["import", "patients", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: phone:" in err and "nothing imported" in err
+
+
+def test_failure_while_applying_rolls_back_everything(db, tmp_path, monkeypatch):
+    """Rows are valid but the store fails part-way (after the first chunk): nothing stays."""
+    import dialer.importer as importer
+
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    f = write(tmp_path, "p.csv", PATIENTS)
+    calls = {"n": 0}
+    real = importer.insert
+
+    def flaky(model):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
+        return real(model)
+
+    monkeypatch.setattr(importer, "insert", flaky)
+    with pytest.raises(RuntimeError):
+        imp(db, "patients", f)
+    assert calls["n"] == 2 and count(db, Patient) == 0
+    monkeypatch.setattr(importer, "insert", real)
+    assert imp(db, "patients", f).inserted == 3
+
+
+@pytest.mark.postgres
+def test_large_import_reports_progress_per_chunk(db):
+    rows = [{"patient_id": f"P{i}", "name": f"N{i}", "phone": f"138{i:08d}"} for i in range(2500)]
+    seen = []
+    r = db.call(lambda s: import_rows(s, "patients", rows, "api", progress=lambda *a: seen.append(a)))
+    assert r.inserted == 2500
+    assert seen[0] == ("validated", 2500, 2500)
+    assert [a[1] for a in seen if a[0] == "applied"] == [1000, 2000, 2500]
