@@ -119,5 +119,22 @@ class SimAgiChannel:
         self.pbx.timers.call_later(seconds, lambda: fut.done() or fut.set_result(None))
         return fut
 
+    # optional hooks for run_agi: AMI AGIExecStart/AGIExecEnd around every command (trace 04/07)
+    def agi_exec_start(self, command: str) -> str:
+        """Emit AGIExecStart; returns the CommandId to pass to :meth:`agi_exec_end`."""
+        cid = str(self.pbx.rng.randrange(10 ** 8, 2 * 10 ** 9))
+        self.pbx.chev("AGIExecStart", self.ch, ("CommandId", cid), ("Command", command.rstrip("\n")),
+                      priv="agi,all")
+        return cid
+
+    def agi_exec_end(self, command_id: str, command: str, reply: str) -> None:
+        first = reply.splitlines()[0] if reply else ""
+        code = first[:3]
+        result = {"200": "Success", "510": "Invalid or unknown command",
+                  "511": "Command Not Permitted on a dead channel or intercept routine",
+                  "520": "Usage"}.get(code, first[4:])
+        self.pbx.chev("AGIExecEnd", self.ch, ("CommandId", command_id), ("Command", command.rstrip("\n")),
+                      ("ResultCode", code), ("Result", result), priv="agi,all")
+
     def close(self) -> None:
         self.ch.data.pop("on_hangup", None)

@@ -435,37 +435,21 @@ class AmiSession(asyncio.Protocol):
         if q is None:
             self.error(msg, "Unable to remove interface from queue: No such queue")
             return
-        m = q.member(iface)
-        if m is None:
+        if q.member(iface) is None:
             self.error(msg, "Unable to remove interface: Not there")
             return
-        q.members.remove(m)
         self.ok(msg, "Removed interface from queue")
-        self.pbx.ev("QueueMemberRemoved", m.event_fields(q.name), "agent,all")
-        self.pbx.queue_log.write(self.pbx.now(), "NONE", q.name, iface, "REMOVEMEMBER", "")
+        self.pbx.remove_member(q.name, iface)
 
     def a_queuepause(self, msg: Message) -> None:
         iface = msg.get("Interface") or ""
         qname = msg.get("Queue")
         paused = _truthy(msg.get("Paused"))
-        reason = msg.get("Reason") or ""
-        hits = [(q, q.member(iface)) for q in self.pbx.queues.values() if (not qname or q.name == qname)]
-        hits = [(q, m) for q, m in hits if m is not None]
-        if not hits:
+        if not any(q.member(iface) for q in self.pbx.queues.values() if not qname or q.name == qname):
             self.error(msg, "Interface not found")
             return
         self.ok(msg, "Interface paused successfully" if paused else "Interface unpaused successfully")
-        now = int(self.pbx.now())
-        for q, m in hits:
-            m.paused = paused
-            m.reason = reason if paused else ""
-            if paused:
-                m.last_pause = now
-            self.pbx.dsc(f"Queue:{q.name}_pause_{m.interface}", "INUSE" if paused else "NOT_INUSE")
-            self.pbx.ev("QueueMemberPause", m.event_fields(q.name), "agent,all")
-            self.pbx.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", reason)
-            if not paused:
-                self.pbx._wake_queue(q)
+        self.pbx.pause_member(iface, paused, msg.get("Reason") or "", qname)
 
     def a_queuepenalty(self, msg: Message) -> None:
         iface = msg.get("Interface") or ""

@@ -753,7 +753,7 @@ class SimulatedPBX:
                 member = None
                 ahead = [e for e in q.entries[: q.position(entry) - 1] if e.ringing is None]
                 if not ahead:
-                    member = q.pick_member()
+                    member = q.pick_member(now)
                 if member is None:
                     wait = q.retry if entry.deadline is None else min(q.retry, entry.deadline - now)
                     w = Waiter(timeout=wait)
@@ -1038,6 +1038,10 @@ class SimulatedPBX:
             reason = "caller"
             ami_hangup = h.by == "ami-regex"  # torn down with its peer: no channel fields
         talk = int(self.now()) - int(connected_at)
+        wrapup = self.agents.get(member.agent_id, AgentProfile()).wrapup
+        if wrapup > 0:
+            member.wrapup_until = self.now() + wrapup
+            self.timers.call_later(wrapup, self._wake_queue, q)
         member.calls_taken += 1
         member.last_call = int(self.now())
         q.record_complete(talk)
@@ -1123,6 +1127,39 @@ class SimulatedPBX:
         two.data["hangup_requested"] = True
         if not self.kill(one, ChannelHangup(cause, "hangup")):
             self.teardown_pair_from_one(one, cause)
+
+    def pause_member(self, interface: str, paused: bool, reason: str = "", queue: str | None = None) -> int:
+        """QueuePause: (un)pause ``interface`` in ``queue`` (all queues if None); members changed."""
+        now = int(self.now())
+        n = 0
+        for q in self.queues.values():
+            if queue and q.name != queue:
+                continue
+            m = q.member(interface)
+            if m is None:
+                continue
+            n += 1
+            m.paused = paused
+            m.reason = reason if paused else ""
+            if paused:
+                m.last_pause = now
+            self.dsc(f"Queue:{q.name}_pause_{m.interface}", "INUSE" if paused else "NOT_INUSE")
+            self.ev("QueueMemberPause", m.event_fields(q.name), "agent,all")
+            self.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", reason)
+            if not paused:
+                self._wake_queue(q)
+        return n
+
+    def remove_member(self, queue: str, interface: str) -> bool:
+        """QueueRemove (agent logs out)."""
+        q = self.queues.get(queue)
+        m = q.member(interface) if q else None
+        if m is None:
+            return False
+        q.members.remove(m)
+        self.ev("QueueMemberRemoved", m.event_fields(q.name), "agent,all")
+        self.queue_log.write(self.now(), "NONE", q.name, interface, "REMOVEMEMBER", "")
+        return True
 
     def redirect(self, ch: Channel, context: str, exten: str, priority: int) -> bool:
         if context not in DIALPLAN:

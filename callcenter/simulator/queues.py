@@ -25,6 +25,7 @@ class Member:
     reason: str = ""
     busy: bool = False  # in a call or ringing (ringinuse = no)
     in_call: bool = False
+    wrapup_until: float = 0.0  # the agent's after-call work: not rung before this time
 
     @property
     def status(self) -> int:
@@ -112,13 +113,13 @@ class Queue:
     def position(self, entry: Entry) -> int:
         return self.entries.index(entry) + 1
 
-    def pick_member(self) -> Member | None:
+    def pick_member(self, now: float = 0.0) -> Member | None:
         """rrmemory: the next available member after the one used last."""
         n = len(self.members)
         for i in range(n):
             idx = (self.rr_next + i) % n
             m = self.members[idx]
-            if not m.paused and not m.busy:
+            if not m.paused and not m.busy and m.wrapup_until <= now:
                 self.rr_next = idx + 1
                 return m
         return None

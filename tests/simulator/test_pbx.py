@@ -180,3 +180,26 @@ async def test_day_fast_forward_500_calls_over_tcp(tmp_path):
     assert counts["QueueCallerAbandon"] == s.get("abandoned", 0)
     assert counts["VarSet"] > 0.3 * sum(counts.values())  # Asterisk's volume profile
     assert elapsed < 20, elapsed
+
+
+def test_wrapup_keeps_agent_out_of_rotation():
+    clock = task.Clock()
+    clock.advance(1795300000)
+    pbx = SimulatedPBX(clock, seed=1, config=SimConfig(queues={"consultation": [("1001", "Agent 1001")]}))
+    pbx.set_agent("1001", answer_delay=1, talk_time=5, wrapup=30)
+    stream: list = []
+    pbx.listeners.append(stream.append)
+    pbx.inbound_call("13800000001", "A", context="hotline-plain", digits="1", digit_delay=1, patience=200,
+                     stay_when_connected=True)
+    for _ in range(120):  # first call: ~3 s menu + 1 s ring + 5 s talk
+        clock.advance(0.1)
+    pbx.inbound_call("13800000002", "B", context="hotline-plain", digits="1", digit_delay=1, patience=200,
+                     stay_when_connected=True)
+    for _ in range(600):
+        clock.advance(0.1)
+    pbx.timers.cancel_all()
+    events = [dict(h) for h in stream]
+    assert sum(e.get("Event") == "AgentCalled" for e in events) == 2  # not rung during wrap-up
+    connects = [e for e in events if e.get("Event") == "AgentConnect"]
+    # call 1 ends at ~10.5 s, wrap-up to ~40.5 s; caller 2 joined at ~15.4 s
+    assert len(connects) == 2 and 22 <= int(connects[1]["HoldTime"]) <= 28, connects[1]["HoldTime"]
