@@ -61,7 +61,20 @@ class Harness:
     def server_bytes(self) -> int:
         return self.pbx.ami.total_bytes if self.pbx.ami else 0
 
+    quiet = 0.0  # >0: also wait until nothing moved for this long (FastAGI round trips)
+
     async def settle(self) -> None:
+        for _ in range(20):
+            await self._settle_bytes()
+            if not self.quiet:
+                return
+            before = (self.nbytes, len(self.clock.getDelayedCalls()))
+            await asyncio.sleep(self.quiet)
+            await self._settle_bytes()
+            if (self.nbytes, len(self.clock.getDelayedCalls())) == before:
+                return
+
+    async def _settle_bytes(self) -> None:
         for _ in range(2000):
             await asyncio.sleep(0)
             if self.nbytes >= self.server_bytes() and (self.parser.banner is not None or not self.pbx.ami.sessions):
@@ -284,3 +297,43 @@ def compare(trace: AmiTrace, received: list[Received], *, require_types: bool = 
                 diff.insert(0, "(same significant events, different grouping/order)")
             problems.append("significant event sequence differs:\n" + "\n".join(diff))
     return problems
+
+
+class ScriptedAgiServer:
+    """A FastAGI server that plays the server side of a recorded ``.agi`` transcript."""
+
+    def __init__(self, entries):
+        self.commands = [e.raw for e in entries if e.direction == ">>>"]
+        self.env: dict[str, str] = {}
+        self.replies: list[str] = []
+        self.done = asyncio.Event()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader, writer) -> None:
+        try:
+            while True:
+                line = (await reader.readline()).decode()
+                if not line.strip():
+                    break
+                k, _, v = line.rstrip("\n").partition(": ")
+                self.env[k] = v
+            for cmd in self.commands:
+                writer.write(cmd)
+                await writer.drain()
+                while True:
+                    reply = (await reader.readline()).decode()
+                    if not reply:
+                        return
+                    self.replies.append(reply)
+                    if reply[:4] in ("200 ", "510 ", "511 ") or reply.startswith("520 "):
+                        break
+        finally:
+            writer.close()
+            self.done.set()
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()

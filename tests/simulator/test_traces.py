@@ -216,3 +216,27 @@ async def test_queue_log_lines_like_asterisk(tmp_path):
         assert _qlog_shape(line) in rec_shapes, line
     connect = next(line for line in lines if "|CONNECT|" in line).split("|")
     assert connect[1].count(".") == 1 and connect[6].count(".") == 1  # callid and agent channel uniqueid
+
+
+async def test_07_fastagi_session_then_queue(tmp_path):
+    """hotline: FastAGI over TCP (IVR helper's run_agi) playing the recorded server side, then Queue."""
+    from callcenter.ami.tracefile import read_agi
+
+    from .harness import ScriptedAgiServer
+
+    agi = ScriptedAgiServer(read_agi(traces_dir() / "07-fastagi-session.agi"))
+    port = await agi.start()
+    trace = _load("07-fastagi-session.ami")
+    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
+    h.pbx.agi_port = port
+    h.quiet = 0.01
+    try:
+        await replay(h, trace, setup=_agents(3, 5, queue="complaint"))
+    finally:
+        await h.close()
+        await agi.stop()
+    assert agi.env["agi_calleridname"] == "王小明" and agi.env["agi_context"] == "hotline"
+    assert agi.replies[:3] == ["200 result=0\n", "200 result=0 endpos=3520\n", "200 result=2\n"]
+    assert_same(trace, h)
+    join = next(m for m in h.messages() if m.event == "QueueCallerJoin")
+    assert join["Queue"] == "complaint"  # SET VARIABLE QUEUE complaint took effect
