@@ -325,7 +325,7 @@ class Dialer:
         while True:
             fact = await self._facts.get()
             try:
-                await self.db.run(store.apply_fact, fact, self.rules, self.dial.short_call_seconds)
+                await self._store_fact(fact)
                 ended = fact.kind == "ended" or (fact.kind == "originated" and fact.disposition != "answered")
                 if ended:
                     self._sent_at.pop(fact.attempt_id, None)
@@ -341,6 +341,25 @@ class Dialer:
                 log.exception("dialer: could not record %s for attempt %s", fact.kind, fact.attempt_id)
             finally:
                 self._facts.task_done()
+
+    async def _store_fact(self, fact: Fact) -> None:
+        """Apply one fact; while the database is unreachable, retry it (facts stay in order)
+        instead of dropping it: a lost 'completed' would leave the attempt open and
+        reconciliation would call the patient again."""
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        delay = 0.1
+        while True:
+            try:
+                await self.db.run(store.apply_fact, fact, self.rules, self.dial.short_call_seconds)
+                return
+            except (OperationalError, InterfaceError) as exc:
+                if self._stopping:
+                    raise
+                log.warning("dialer: database unavailable (%s); %s of attempt %s kept, retry in %.1f s",
+                            exc.__class__.__name__, fact.kind, fact.attempt_id, delay)
+                await sleep(self.clock, delay)
+                delay = min(delay * 2, 5.0)
 
 
 def from_service(service) -> Dialer | None:
