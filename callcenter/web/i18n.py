@@ -93,6 +93,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "outcome.open_complaint": ("Open a complaint ticket", "新建投诉工单"),
     "outcome.category": ("Complaint category", "投诉类别"),
     "outcome.urgent": ("Urgent (patient safety / medical quality)", "紧急（患者安全/医疗质量）"),
+    "outcome.complex": ("Complex (needs investigation or coordination)", "复杂（需调查或多部门协调）"),
     "outcome.save": ("Save", "保存"),
     "outcome.saved": ("Outcome saved.", "通话结果已保存。"),
     "outcome.ticket": ("Complaint ticket {id} opened.", "已创建投诉工单 {id}。"),

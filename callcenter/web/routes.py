@@ -49,7 +49,9 @@ _OUTCOME_BODY = (("uniqueid", "string", "the call (Linkedid of the caller channe
                  ("caller_name", "string", "caller's name", False),
                  ("open_complaint", "boolean", "also open a complaint ticket", False),
                  ("category", "string", "medical | attitude | environment | fees | communication", False),
-                 ("urgent", "boolean", "patient safety / medical quality", False))
+                 ("urgent", "boolean", "patient safety / medical quality", False),
+                 ("severity", "string", "normal | complex (urgent: see `urgent`)", False),
+                 ("department", "string", "department concerned", False))
 
 _CP_FILTERS = (("status", "string", "comma-separated: open | received | acknowledged | investigating | answered | "
                                      "resolved | revisited | closed"),

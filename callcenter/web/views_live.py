@@ -180,10 +180,13 @@ def _save_outcome(s, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
             from callcenter.complaints import service as complaints
         except ImportError:
             raise BadRequest(t("en", "outcome.no_complaints")) from None
+        severity = "urgent" if form.get("urgent") in ("1", "on", "true", True) else (form.get("severity") or "normal")
+        if severity not in ("urgent", "normal", "complex"):
+            raise BadRequest("severity must be one of urgent, normal, complex")
         try:
             ticket = complaints.open_ticket(
-                s, actor=user.username, category=category,
-                severity="urgent" if form.get("urgent") in ("1", "on", "true", True) else "normal",
+                s, actor=user.username, category=category, severity=severity,
+                department=str(form.get("department") or "")[:64],
                 channel="phone", summary=note or outcome, received_at=now, patient_phone=number,
                 patient_name=(form.get("caller_name") or "").strip()[:64], language=lang,
                 call_uniqueid=uniqueid)

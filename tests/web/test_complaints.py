@@ -313,3 +313,23 @@ async def test_deadline_alerts_pushed_to_the_wallboard(config, db, monkeypatch):
             sse.close()
         finally:
             await comp.stop()
+
+
+async def test_agent_opens_a_ticket_from_the_outcome_form(config, db):
+    add_users(db)
+    async with running_web(config, db, clock=_clock(), queuecalls=FakeQueueCalls()) as web:
+        a, h = await _login(web.port, "agent1")
+        form = {"csrf_token": h["X-CSRF-Token"], "uniqueid": "1795346775.48", "outcome": "complaint",
+                "note": "X-ray results lost twice", "caller_number": "13800138001", "caller_name": "王小明",
+                "open_complaint": "1", "category": "medical", "severity": "complex", "department": "radiology"}
+        r = await a.post("/agent/outcome", {**form, "severity": "huge"})
+        assert r.status == 400 and "severity" in r.text
+        r = await a.post("/agent/outcome", form)
+        assert r.status == 303 and "TS-2026-" in r.location
+        mine = (await a.get("/api/agent/complaints")).json()["tickets"]
+        assert [(x["severity"], x["department"], x["status"]) for x in mine] == [
+            ("complex", "radiology", "acknowledged")]       # phone: acknowledged on the call
+        s, _ = await _login(web.port, "sup1")
+        view = (await s.get(f"/api/complaints/{mine[0]['id']}")).json()
+        assert {d["kind"] for d in view["deadlines"]} == {"start", "progress"}
+        assert ("call", "1795346775.48") in {(lk["kind"], lk["ref"]) for lk in view["links"]}
