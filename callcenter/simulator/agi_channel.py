@@ -107,9 +107,16 @@ class SimAgiChannel:
         return 0
 
     def hangup(self) -> None:
-        """The AGI sent HANGUP: the channel is hung up (the dialplan tears the pair down)."""
-        if not self.hung_up:
-            self.pbx.hangup(self.ch, 16, by="agi")
+        """The AGI sent HANGUP: soft hang-up now (cause 32); the channel goes when AGI() returns."""
+        if self.hung_up:
+            return
+        from .runner import ChannelHangup
+
+        self.pbx.soft_hangup_request(self.ch, 32)
+        self.ch.data["pending_hangup"] = ChannelHangup(0, "agi")
+        self.ch.data["dead"] = True
+        for cb in self.ch.data.pop("on_hangup", []):
+            cb()
 
     def answer(self) -> None:
         """Channels reach AGI already answered (Answer() runs before it)."""

@@ -324,6 +324,11 @@ class SimulatedPBX:
         proc = ch.proc
         if proc is None or proc.finished:
             return False
+        if proc._future is not None and not isinstance(exc, ChannelRedirect):
+            # inside AGI(): Asterisk lets the FastAGI session finish on the dead channel and
+            # hangs up when it returns (AGISTATUS=HANGUP), see app_agi
+            ch.data.setdefault("pending_hangup", exc)
+            return True
         if proc.gen.gi_running:
             self.timers.call_later(0, proc.throw, exc)
         else:
@@ -477,6 +482,8 @@ class SimulatedPBX:
         two.data["hangup_requested"] = True
         if not self.kill(one, ChannelHangup(16, "hangup")):
             self.teardown_pair_from_one(one, 16)
+        elif one.data.get("pending_hangup") is not None:
+            self.hangup_event(two, 16)  # the person is gone; ;1 waits for its AGI session to end
 
     def _sim_caller(self, two: Channel):
         v = two.variables
@@ -646,7 +653,7 @@ class SimulatedPBX:
         two = one.peer
         self.soft_hangup_request(one, 16)
         if two is not None and not two.data.get("hangup_requested") and not two.hung_up:
-            self.hangup_request(two, 16)
+            self.hangup_request(two, cause)
             two.data["hangup_requested"] = True
         self.hangup_event(one, 0 if app_end else cause)
         self.dsc(one.name.rsplit("-", 1)[0], "NOT_INUSE")
@@ -700,7 +707,12 @@ class SimulatedPBX:
             finally:
                 agi_ch.close()
             status = status or "SUCCESS"
+        pending = ch.data.pop("pending_hangup", None)
+        if pending is not None:
+            status = "HANGUP"
         self.varset(ch, "AGISTATUS", status)
+        if pending is not None:
+            raise pending
         return status
 
     def agi_env(self, ch: Channel, url: str, flow: str) -> dict[str, str]:

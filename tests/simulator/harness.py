@@ -302,8 +302,11 @@ def compare(trace: AmiTrace, received: list[Received], *, require_types: bool = 
 class ScriptedAgiServer:
     """A FastAGI server that plays the server side of a recorded ``.agi`` transcript."""
 
-    def __init__(self, entries):
-        self.commands = [e.raw for e in entries if e.direction == ">>>"]
+    def __init__(self, entries, clock=None):
+        """With ``clock`` (the PBX's task.Clock) commands keep their recorded spacing in PBX time."""
+        self.commands = [(e.t, e.raw) for e in entries if e.direction == ">>>"]
+        self.t_env = next((e.t for e in entries if e.direction == "<<<"), 0.0)
+        self.clock = clock
         self.env: dict[str, str] = {}
         self.replies: list[str] = []
         self.done = asyncio.Event()
@@ -320,7 +323,16 @@ class ScriptedAgiServer:
                     break
                 k, _, v = line.rstrip("\n").partition(": ")
                 self.env[k] = v
-            for cmd in self.commands:
+            start = self.clock.seconds() - self.t_env if self.clock else 0.0
+            for t, cmd in self.commands:
+                if self.clock is not None and start + t > self.clock.seconds() + 0.01:
+                    fut = asyncio.get_running_loop().create_future()
+                    dc = self.clock.callLater(start + t - self.clock.seconds(), lambda: fut.done() or fut.set_result(None))
+                    try:
+                        await fut
+                    finally:
+                        if dc.active():
+                            dc.cancel()
                 writer.write(cmd)
                 await writer.drain()
                 while True:

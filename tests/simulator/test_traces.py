@@ -240,3 +240,51 @@ async def test_07_fastagi_session_then_queue(tmp_path):
     assert_same(trace, h)
     join = next(m for m in h.messages() if m.event == "QueueCallerJoin")
     assert join["Queue"] == "complaint"  # SET VARIABLE QUEUE complaint took effect
+
+
+async def test_04_outbound_answered_survey_over_fastagi(tmp_path):
+    from callcenter.ami.tracefile import read_agi
+
+    from .harness import ScriptedAgiServer
+
+    agi = ScriptedAgiServer(read_agi(traces_dir() / "04-outbound-answered-survey.agi"))
+    port = await agi.start()
+    trace = _load("04-outbound-answered-survey.ami")
+    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
+    h.pbx.agi_port = port
+    h.quiet = 0.01
+    try:
+        await replay(h, trace)
+    finally:
+        await h.close()
+        await agi.stop()
+    assert agi.env["agi_context"] == "survey" and agi.env["agi_callerid"] == "02100000000"
+    assert "200 result=4\n" in agi.replies  # the patient's survey digit
+    assert "HANGUP\n" in agi.replies  # unsolicited HANGUP after the AGI hung up
+    assert_same(trace, h)
+    ok = next(m for m in h.messages() if m.event == "OriginateResponse")
+    assert (ok["Response"], ok["Reason"]) == ("Success", "4")
+
+
+@pytest.mark.parametrize("name", ["07b-fastagi-caller-hangup", "07c-fastagi-voice-message", "07d-fastagi-no-input"])
+async def test_07_fastagi_variants(tmp_path, name):
+    """Caller hang-up during GET DATA, RECORD FILE ended by #, no input: AMI side vs the traces."""
+    from callcenter.ami.tracefile import read_agi
+
+    from .harness import ScriptedAgiServer
+
+    entries = read_agi(traces_dir() / f"{name}.agi")
+    trace = _load(f"{name}.ami")
+    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
+    agi = ScriptedAgiServer(entries, clock=h.clock)
+    port = await agi.start()
+    h.pbx.agi_port = port
+    h.quiet = 0.01
+    try:
+        await replay(h, trace, setup=_agents(3, 5))
+    finally:
+        await h.close()
+        await agi.stop()
+    recorded = [e.raw.decode() for e in entries if e.direction == "<<<"][1:]  # replies after the env
+    assert "".join(agi.replies) == "".join(recorded)  # Asterisk's exact reply lines
+    assert_same(trace, h)
