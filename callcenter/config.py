@@ -200,6 +200,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "predictive_max_ratio": Key(float, 1.5, check=_positive),
         "short_call_seconds": Key(float, 5.0, check=_non_negative),
         "tick_seconds": Key(float, 1.0, check=_positive),
+        "phone_gap_minutes": Key(float, 60.0, check=_non_negative,
+                                 help="no call to a number another contact dialled this recently"),
         "plans_file": Key(str, "", help="revisit plans YAML (default: the shipped dialer/plans.yaml)"),
     },
     "hospital": {

@@ -45,6 +45,7 @@ class DialSettings:
     predictive_max_ratio: float = 1.5
     short_call_seconds: float = 5.0
     tick_seconds: float = 1.0
+    phone_gap_minutes: float = 60.0
     maintenance_seconds: float = 60.0
     stale_answered_seconds: float = 4 * 3600.0
 
@@ -57,7 +58,7 @@ class DialSettings:
                    predictive_max_abandon=d.predictive_max_abandon,
                    predictive_window_days=d.predictive_window_days,
                    predictive_max_ratio=d.predictive_max_ratio, short_call_seconds=d.short_call_seconds,
-                   tick_seconds=d.tick_seconds)
+                   tick_seconds=d.tick_seconds, phone_gap_minutes=d.phone_gap_minutes)
 
 
 class Dialer:
@@ -189,7 +190,8 @@ class Dialer:
             if cap <= 0:
                 continue
             claimed = await self.db.run(store.claim, campaign_id=c["id"], limit=cap, now=now,
-                                        instance=self.instance, guard_seconds=self.rules.longest_retry)
+                                        instance=self.instance, guard_seconds=self.rules.longest_retry,
+                                        phone_gap=self.dial.phone_gap_minutes * 60.0)
             for cl in claimed:
                 await self._originate(c, cl)
         return self.dial.tick_seconds

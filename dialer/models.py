@@ -108,6 +108,8 @@ class Attempt(Base):
     """One Originate.  Written (committed) before the action is sent; id = ActionID."""
 
     __tablename__ = "dial_attempts"
+    # "was this number called for another reason recently?" (claim's phone gap)
+    __table_args__ = (Index("ix_dial_attempts_phone_started", "phone", "started_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)

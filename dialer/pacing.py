@@ -1,8 +1,9 @@
 """Originate pacing on the injected clock, and who may take a call.
 
 :class:`Pacer` hands out send slots on an absolute schedule (slot k = t0 + k/rate),
-so rounding and scheduling latency never accumulate into drift; after an idle gap
-it restarts from now instead of bursting to catch up.
+so rounding and scheduling latency never accumulate into drift: a stall (GC, a slow
+query, a busy box) of up to ``catch_up`` seconds is made up by sending the overdue
+slots at once; after a longer idle gap it restarts from now instead of bursting.
 """
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from typing import Any, Protocol
 
 
 class Pacer:
-    def __init__(self, clock: Any, rate: float):
+    def __init__(self, clock: Any, rate: float, catch_up: float = 1.0):
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.clock = clock
         self.interval = 1.0 / rate
+        self.catch_up = catch_up  # a stall shorter than this is made up, so the mean rate holds
         self._next: float | None = None
 
     def reserve(self) -> float:
         """Reserve the next slot; returns how long to wait for it (<= 0: go now)."""
         now = self.clock.seconds()
-        if self._next is None or self._next < now - self.interval:
-            self._next = now
+        if self._next is None or self._next < now - max(self.catch_up, self.interval):
+            self._next = now  # idle (or hopelessly behind): start a fresh schedule
         at = self._next
         self._next = at + self.interval
         return at - now

@@ -30,8 +30,10 @@ class Claimed:
     phone: str
 
 
-def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock: bool):
-    """The next due contacts: pending, due, not on the do-not-call list, phone not in a call."""
+def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock: bool,
+                  phone_gap: float = 0.0):
+    """The next due contacts: pending, due, not on the do-not-call list, phone not in a call,
+    and (``phone_gap`` seconds) not called for another reason in the last ``phone_gap``."""
     busy = aliased(Contact)
     q = (
         select(Contact.id)
@@ -41,6 +43,10 @@ def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock
         .order_by(Contact.next_attempt_at)
         .limit(limit)
     )
+    if phone_gap > 0:
+        since = now - dt.timedelta(seconds=phone_gap)
+        q = q.where(~exists().where(and_(Attempt.phone == Contact.phone, Attempt.started_at > since,
+                                         Attempt.contact_id != Contact.id)))
     if campaign_id is not None:
         q = q.where(Contact.campaign_id == campaign_id)
     if lock:
@@ -49,14 +55,14 @@ def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock
 
 
 def claim(session: Session, *, campaign_id: int, limit: int, now: float, instance: str,
-          guard_seconds: float) -> list[Claimed]:
+          guard_seconds: float, phone_gap: float = 0.0) -> list[Claimed]:
     """Take up to ``limit`` due contacts of one campaign and write their attempt rows."""
     if limit <= 0:
         return []
     now_dt = to_dt(now)
     token = uuid.uuid4().hex
     pg = session.bind.dialect.name == "postgresql"
-    ids = due_ids_query(campaign_id, now_dt, limit, lock=pg).scalar_subquery()
+    ids = due_ids_query(campaign_id, now_dt, limit, lock=pg, phone_gap=phone_gap).scalar_subquery()
     claimed = session.execute(
         update(Contact)
         .where(Contact.id.in_(ids))
@@ -67,6 +73,20 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
     ).all()
     if not claimed:
         return []
+    # One statement sees the table as it was before it ran, so two due contacts for the same
+    # number can be taken together: keep one, hand the others back untouched.
+    keep: dict[str, tuple] = {}
+    extra: list[int] = []
+    for row in sorted(claimed):
+        if row[2] in keep:
+            extra.append(row[0])
+        else:
+            keep[row[2]] = row
+    if extra:
+        session.execute(update(Contact).where(Contact.id.in_(extra)).values(
+            state="pending", attempts=Contact.attempts - 1, next_attempt_at=now_dt, claimed_by="",
+            claim_token="").execution_options(synchronize_session=False))
+        claimed = list(keep.values())
     rows = session.execute(
         insert(Attempt).returning(Attempt.id, Attempt.contact_id, Attempt.campaign_id, Attempt.phone,
                                   sort_by_parameter_order=True),

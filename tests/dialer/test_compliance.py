@@ -150,3 +150,22 @@ def test_bad_plans_file_reports_file_and_line(tmp_path):
     assert f"{f}:6: treatment type 'Implant'" in text
     with pytest.raises(PlanError, match="not valid YAML"):
         parse_plans("a: [", "x.yaml")
+
+
+def test_pacer_keeps_an_absolute_schedule():
+    from twisted.internet.task import Clock
+
+    from dialer.pacing import Pacer
+
+    clock = Clock()
+    p = Pacer(clock, 50)
+    assert p.reserve() == 0
+    assert p.reserve() == pytest.approx(0.02)
+    clock.advance(0.1)                      # a 100 ms stall: overdue slots go at once...
+    assert p.reserve() == pytest.approx(-0.06)
+    assert p.reserve() == pytest.approx(-0.04)
+    for _ in range(3):
+        p.reserve()
+    assert p.reserve() == pytest.approx(0.04)   # ...and the schedule (slot k = k/50) holds
+    clock.advance(10)                       # idle: fresh start, no burst of 500 calls
+    assert p.reserve() == 0

@@ -444,3 +444,38 @@ async def test_reconnect_resync_closes_calls_that_ended_during_the_outage(db):
     assert contacts(db)[1][0] == "pending" and contacts(db)[2][0] == "dialing"
     assert d.inflight[1] == {2}
     await d.stop()
+
+
+async def test_one_number_is_not_called_for_two_reasons_back_to_back(db):
+    seed(db, n=1, phones=[PHONES[0]])                                       # revisit
+    seed(db, n=1, phones=[PHONES[0]], name="c2", kind="no_show", due=T0 + 60)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = make(db, clock, gw)       # DialSettings default: 60 minutes between different contacts
+    await d.start()
+    for _ in range(24 * 6):       # four hours in 10-minute steps; every call fails (congestion)
+        await d.run_once()
+        for o in gw.originates:
+            if not o.get("done"):
+                o["done"] = True
+                gw.fail(o["action_id"], reason=8, cause=34, linkedid=f"c.{o['action_id']}")
+        await d.idle()
+        clock.advance(600)
+    rows = db.call(lambda s: [(a.contact_id, to_ts(a.started_at)) for a in
+                              s.scalars(select(Attempt).order_by(Attempt.id))])
+    assert {c for c, _ in rows} == {1, 2} and len(rows) == 6      # 3 attempts each, then unreachable
+    for (c1, t1), (c2, t2) in zip(rows, rows[1:]):
+        if c1 != c2:
+            assert t2 - t1 >= 3600, rows                            # other reason: an hour apart
+        else:
+            assert t2 - t1 >= 5 * 60                                # same contact: its retry delay
+    await d.stop()
+
+
+def test_one_claim_never_takes_the_same_number_twice(db):
+    seed(db, n=3, phones=[PHONES[0]])
+    got = db.call(lambda s: store.claim(s, campaign_id=1, limit=10, now=T0, instance="x", guard_seconds=60))
+    assert len(got) == 1
+    assert sorted(v[0] for v in contacts(db).values()) == ["dialing", "pending", "pending"]
+    assert sorted(v[2] for v in contacts(db).values()) == [0, 0, 1]
