@@ -42,6 +42,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Server": "callcenter",  # not TwistedWeb/<version>: no version hints for scanners
 }
 
 
