@@ -82,6 +82,7 @@ class Dialer:
         self.unconnected: dict[int, set[int]] = {}   # campaign -> attempts not yet with an agent
         self._campaign_of: dict[int, int] = {}
         self._sent_at: dict[int, float] = {}
+        self._unsent: set[int] = set()   # claimed in this tick, Originate not written yet
         self._ratio: dict[int, tuple[float, float]] = {}  # campaign -> (ratio, computed at)
         self._facts: asyncio.Queue[Fact] | None = None
         self._worker: asyncio.Task | None = None
@@ -132,6 +133,10 @@ class Dialer:
                 await self._tick_task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._unsent:  # stopped mid-batch: the rest of the claim goes back, uncounted
+            unsent, self._unsent = sorted(self._unsent), set()
+            for aid in unsent:
+                await self.db.run(store.release_unsent, aid, self.clock.seconds(), 0.0)
         if self.gateway is not None and hasattr(self.gateway, "unsubscribe"):
             self.gateway.unsubscribe(self.on_event)
         if self._facts is not None:
@@ -192,6 +197,7 @@ class Dialer:
             claimed = await self.db.run(store.claim, campaign_id=c["id"], limit=cap, now=now,
                                         instance=self.instance, guard_seconds=self.rules.longest_retry,
                                         phone_gap=self.dial.phone_gap_minutes * 60.0)
+            self._unsent.update(cl.attempt_id for cl in claimed)
             for cl in claimed:
                 await self._originate(c, cl)
         return self.dial.tick_seconds
@@ -233,6 +239,7 @@ class Dialer:
             await sleep(self.clock, slot - self.clock.seconds())
         if slot is None or not compliance.in_window(self.rules, self.clock.seconds()):
             # paced past the end of the calling window: give the claim back, uncounted
+            self._unsent.discard(aid)
             await self.db.run(store.release_unsent, aid, self.clock.seconds(), 0.0)
             return
         variables = {"ATTEMPT_ID": str(aid), "CAMPAIGN_ID": str(c["id"])}
@@ -248,6 +255,7 @@ class Dialer:
             self.unconnected.setdefault(c["id"], set()).add(aid)
         self._campaign_of[aid] = c["id"]
         self._sent_at[aid] = self.clock.seconds()
+        self._unsent.discard(aid)
         self.send_times.append(self.clock.seconds())
         self.send_lag.append(self.clock.seconds() - slot)
         try:

@@ -479,3 +479,22 @@ def test_one_claim_never_takes_the_same_number_twice(db):
     assert len(got) == 1
     assert sorted(v[0] for v in contacts(db).values()) == ["dialing", "pending", "pending"]
     assert sorted(v[2] for v in contacts(db).values()) == [0, 0, 1]
+
+
+async def test_stop_mid_batch_hands_back_the_unsent_claims(db):
+    from dialer.engine import Dialer
+
+    from .helpers import until
+
+    seed(db, n=5, phones=[f"+86138{i:08d}" for i in range(5)])
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="a", dial=DialSettings(max_rate=1.0))
+    await d.start()
+    clock.advance(0)                                   # first tick: claims 5, sends 1, paces the rest
+    await until(lambda: len(gw.originates) == 1)
+    await d.stop()
+    st = sorted((v[0], v[2]) for v in contacts(db).values())
+    assert st == [("dialing", 1)] + [("pending", 0)] * 4
+    assert db.call(lambda s: sorted(a.disposition for a in s.scalars(select(Attempt)))) == [""] + ["not_sent"] * 4
