@@ -105,10 +105,14 @@ def parse_instant(value: Any, name: str, errors: dict, tz: ZoneInfo) -> dt.datet
         return None
     try:
         d = dt.datetime.fromisoformat(str(value).strip())
-    except ValueError:
+        d = (d if d.tzinfo else d.replace(tzinfo=tz)).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         errors[name] = "not an ISO 8601 date-time (e.g. 2026-11-25T18:30:00+08:00)"
         return None
-    return (d if d.tzinfo else d.replace(tzinfo=tz)).astimezone(dt.timezone.utc)
+    if d.year < 2000:
+        errors[name] = "before 2000"
+        return None
+    return d
 
 
 def parse_open(form: dict, *, now: dt.datetime, tz: ZoneInfo, lang: str = "zh",
@@ -147,7 +151,7 @@ def parse_open(form: dict, *, now: dt.datetime, tz: ZoneInfo, lang: str = "zh",
     return out
 
 
-def parse_action(form: dict, *, tz: ZoneInfo) -> dict[str, Any]:
+def parse_action(form: dict, *, tz: ZoneInfo, today: dt.date | None = None) -> dict[str, Any]:
     """``{"action", "note", ...}`` for a life-cycle step, or :class:`FieldErrors`.
 
     ``action`` is one of :data:`ACTIONS`; ``to`` (a state name) is accepted instead.
@@ -174,6 +178,10 @@ def parse_action(form: dict, *, tz: ZoneInfo) -> dict[str, Any]:
                 out["expected_resolution"] = dt.date.fromisoformat(str(exp))
             except ValueError:
                 e["expected_resolution"] = "not a date (YYYY-MM-DD)"
+            else:
+                if today is not None and not today <= out["expected_resolution"] <= today.replace(
+                        year=today.year + 2, day=min(today.day, 28)):
+                    e["expected_resolution"] = "must be between today and two years from now"
     if action == "revisit":
         sat = parse_bool(form.get("satisfied"), "satisfied", e)
         if sat is None and "satisfied" not in e:

@@ -293,7 +293,9 @@ def _body(request) -> dict[str, str]:
             raise BadRequest(f"body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise BadRequest("body must be a JSON object")
-        return {str(k): v if isinstance(v, (str, bool, int, float)) or v is None else json.dumps(v)
+        # Same shape as a form (text or None), so no handler meets an int or a bool where it
+        # expects text: numbers and booleans in their JSON spelling, arrays/objects as JSON.
+        return {str(k): v if isinstance(v, str) or v is None else json.dumps(v)
                 for k, v in data.items()}
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)

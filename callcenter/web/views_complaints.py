@@ -47,6 +47,10 @@ def _tz(app) -> ZoneInfo:
     return ZoneInfo(app.config.hospital.timezone)
 
 
+def _today(app) -> dt.date:
+    return dt.datetime.fromtimestamp(app.clock.seconds(), _tz(app)).date()
+
+
 def _ref(req: Req) -> str:
     ref = req.params.get("id", "")
     if not _REF.match(ref):
@@ -228,7 +232,7 @@ def _edit_step(form: dict) -> dict:
 
 async def transition_api(app, req: Req) -> Response:
     try:
-        return as_json(await _step(app, req, lambda f: parse_action(f, tz=_tz(app))))
+        return as_json(await _step(app, req, lambda f: parse_action(f, tz=_tz(app), today=_today(app))))
     except (FieldErrors, Conflict, NotFound) as exc:
         return _api_error(exc)
 
@@ -301,7 +305,7 @@ async def _step_form(app, req: Req, step_of) -> Response:
 
 
 async def transition_form(app, req: Req) -> Response:
-    return await _step_form(app, req, lambda f: parse_action(f, tz=_tz(app)))
+    return await _step_form(app, req, lambda f: parse_action(f, tz=_tz(app), today=_today(app)))
 
 
 async def edit_form(app, req: Req) -> Response:
