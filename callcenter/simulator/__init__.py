@@ -24,12 +24,24 @@ tests, ``callcenter.clock.ScaledClock(reactor, 60)`` for a day in minutes)::
                     ring=2, survey_digits="4", hold=20)
     #   the dialer originates "Local/<number>@sim-patient" (or Local/busy@sim-patient ...)
     #   into context "survey" (AGI revisit_survey) or an Application.
+    pbx.set_agent("1001", answer_delay=2, talk_time=120, talk_sd=30, wrapup=20)
+    pbx.pause_member("Local/1001@sim-agent/n", True, "lunch")   # == AMI QueuePause (same events)
+    pbx.remove_member("consultation", "Local/1001@sim-agent/n") # == AMI QueueRemove (logs out)
+    pbx.ami.disconnect_all(shutdown_event=False)      # drop AMI connections (reconnect tests)
+    pbx.listeners.append(fn)                          # fn(headers) for every event, in-process
     await pbx.stop()                                  # closes AMI (Shutdown event), cancels timers
 
 Traffic for a day (Poisson arrivals per hour of day, menu choices, patience)::
 
     from callcenter.simulator import DayProfile, run_traffic
-    stats = run_traffic(pbx, DayProfile(calls=500, start_hour=8, end_hour=17), seed=1)
+    traffic = run_traffic(pbx, DayProfile(calls=500, agents={"consultation": 5}), seed=1)
+    traffic.arrivals / traffic.calls / traffic.finished / traffic.summary() / traffic.cancel()
+    #   callers of run_traffic stay on the line while talking (hang up only if unanswered)
+
+AMI login ``Events:`` accepts on/off or classes (``call,agent``) like manager.conf; the AGI
+channel offers optional ``agi_exec_start(cmd) -> id`` / ``agi_exec_end(id, cmd, reply)``
+hooks that emit AGIExecStart/AGIExecEnd (run_agi does not call them yet).
+CLI: ``callcenter simulator run --ami-port 5038 --scale 60 --calls 500``.
 
 FastAGI: ``hotline`` runs ``AGI(agi://<agi_host>:<agi_port>/hotline)`` and ``survey`` runs
 ``.../revisit_survey`` through ``callcenter.simulator.agi_client.run_agi`` (IVR helper);
