@@ -43,6 +43,7 @@ async def until(pred, limit=30.0):
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.postgres
 @pytest.mark.timeout(90)
 async def test_survey_campaign_through_simulator(db, tmp_path):
     from callcenter.ami.gateway import AmiGateway
@@ -119,6 +120,7 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     assert st["completed"] == 2 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5  # survey + agent
 
 
+@pytest.mark.postgres
 @pytest.mark.timeout(90)
 async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_path):
     """The dialer dies with two calls in flight (one ringing, one in the survey); a new process
