@@ -85,12 +85,13 @@ class Harness:
         raise AssertionError("AMI bytes never arrived")
 
     async def send(self, headers) -> None:
+        before = self.server_bytes()
         self.writer.write(encode(list(headers)))
         await self.writer.drain()
-        # let the server read and answer
+        # let the server read and answer (a wrong-secret Login answers only 1 s later)
         for _ in range(200):
             await asyncio.sleep(0.001)
-            if self.server_bytes() > self.nbytes or self.closed:
+            if self.server_bytes() > before or self.closed:
                 break
         await self.settle()
 
