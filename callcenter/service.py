@@ -18,12 +18,12 @@ from .store import Database
 log = logging.getLogger(__name__)
 
 COMPONENT_FACTORIES: list[str] = [
-    "callcenter.complaints.escalation:from_service",
-    "dialer.engine:from_service",
     "callcenter.ami.gateway:from_service",
     "callcenter.queuecalls.tracker:from_service",
     "ivr_flows.server:from_service",
     "recordings.capture:from_service",
+    "callcenter.complaints.escalation:from_service",
+    "dialer.engine:from_service",
     "callcenter.web.component:from_service",  # last: starts after, stops before its sources
 ]
 

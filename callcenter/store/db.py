@@ -24,10 +24,10 @@ T = TypeVar("T")
 # Every package that owns tables is listed here (import side effect: table registration).
 MODEL_MODULES = [
     "callcenter.store.models",
-    "dialer.models",
-    "ivr_flows.models",
     "callcenter.queuecalls.models",
+    "ivr_flows.models",
     "callcenter.complaints.models",
+    "dialer.models",
     "recordings.models",
     "callcenter.web.models",
 ]
