@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,7 +84,16 @@ def test_mutated_flow_gives_file_line_problems(base, muts):
     assert problems or flow is not None
 
 
-def test_ivr_check_cli_never_tracebacks(tmp_path, capsys, config_env):
+@pytest.fixture
+def cli_logging():
+    """The CLI installs a stderr log handler bound to capsys's stream; drop it afterwards."""
+    yield
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_callcenter", False)]:
+        root.removeHandler(h)
+
+
+def test_ivr_check_cli_never_tracebacks(tmp_path, capsys, config_env, cli_logging):
     """The CLI on a mutated flow, random text, a non-UTF-8 file and a missing file."""
     import random
 
@@ -187,7 +199,7 @@ def test_csv_import_of_random_bytes_never_raises(db, tmp_path, blob):
     assert result.applied or after == before
 
 
-def test_cli_import_of_unreadable_files_is_a_one_line_error(tmp_path, capsys, config_env):
+def test_cli_import_of_unreadable_files_is_a_one_line_error(tmp_path, capsys, config_env, cli_logging):
     from callcenter.store import Database, migrate
 
     db = Database(config_env["CALLCENTER_DATABASE_URL"])
