@@ -111,6 +111,7 @@ class SimulatedPBX:
         self.clock = clock
         self.config = config or SimConfig()
         self.rng = random.Random(seed)
+        self.agi_rng = random.Random(seed + 0x4A61)  # AGIExecStart CommandIds
         self.timers = Timers(clock)
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self.agi_host, self.agi_port = agi_host, agi_port
@@ -1345,7 +1346,20 @@ def _ctx_operator(pbx: SimulatedPBX, ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=3)
 
 
+def _ctx_dialer_agent(pbx: SimulatedPBX, ch: Channel):
+    """``[dialer-agent]`` (docs/dialer.md): the answered patient of a progressive/predictive
+    dialer call (``;1`` of the originated Local channel) waits in ``Queue(${QUEUE})`` for an agent.
+    Asterisk's Queue() without a queue name fails and the channel hangs up; so here."""
+    pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
+    qname = ch.variables.get("QUEUE", "")
+    if qname:
+        ch.priority = 2
+        yield from pbx.app_queue(ch, qname)
+    pbx.newexten(ch, "Hangup", "", priority=3)
+
+
 DIALPLAN: dict[str, Callable] = {
+    "dialer-agent": _ctx_dialer_agent,
     "hotline": _ctx_hotline,
     "hotline-plain": _ctx_hotline_plain,
     "hotline-timeout": _ctx_hotline_timeout,

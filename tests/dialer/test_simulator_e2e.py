@@ -234,26 +234,16 @@ async def test_no_call_starts_after_the_window_closes(db, tmp_path):
     assert len(waiting) == 8 - len(sent) and all(c.state == "pending" for c in waiting)
 
 
-def _ctx_dialer_agent(pbx, ch):
-    """docs/dialer.md's [dialer-agent] context: Queue(${QUEUE}), then Hangup."""
-    pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
-    ch.priority = 2
-    yield from pbx.app_queue(ch, ch.variables.get("QUEUE") or "consultation")
-    pbx.newexten(ch, "Hangup", "", priority=3)
-
-
 @pytest.mark.timeout(90)
-async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_path, monkeypatch):
+async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_path):
     """Progressive no-show campaign with the real queuecalls tracker as the source of free
     agents: one agent -> one call at a time; the patient is queued to the agent, the call is
     'reached', and the next patient is dialled only after the agent is free again."""
     from callcenter.ami.gateway import AmiGateway
     from callcenter.queuecalls.tracker import QueueCallsTracker
     from callcenter.simulator import SimulatedPBX, SimConfig
-    from callcenter.simulator import pbx as simpbx
     from dialer.pacing import QueueCallsAgents
 
-    monkeypatch.setitem(simpbx.DIALPLAN, "dialer-agent", _ctx_dialer_agent)
     clock = ScaledClock(reactor, 30, start=OPEN)
     nums = ["13800138001", "13800138002", "13800138003"]
 
