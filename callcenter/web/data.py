@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from callcenter.store import Base, load_all_models
 
@@ -125,28 +125,39 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
     return rec
 
 
-def campaign_progress(s) -> list[dict] | None:
+CAMPAIGN_COLUMNS = ("campaign", "kind", "mode", "state", "contacts", "due", "pending", "in_call", "dialled",
+                    "reached", "completed", "rebooked", "declined", "opted_out", "unreachable", "expired",
+                    "attempts", "answered", "attempts_per_contact", "abandon_rate", "survey_responses",
+                    "survey_score_avg", "progress")
+
+
+def campaign_statuses(s, now: float, abandon_days: float = 30.0) -> list[dict] | None:
+    """``dialer.campaigns.status`` of every campaign (the numbers ``callcenter campaign status``
+    prints), plus id, queue and settings; ``None`` without the dialer package."""
     if _table("campaigns") is None:
         return None
-    from dialer.models import Attempt, Campaign, Contact
+    from dialer.campaigns import list_campaigns, status
 
+    return [{"id": c.id, **status(s, c, now=now, abandon_days=abandon_days), "queue": c.queue,
+             "max_attempts": c.max_attempts, "settings": dict(c.settings or {}),
+             "created_at": _utc(c.created_at)}
+            for c in list_campaigns(s)]
+
+
+def campaign_progress(s, now: float, abandon_days: float = 30.0) -> list[dict] | None:
+    """The campaigns report: the dialer's own status figures, one flat row per campaign.
+
+    ``progress`` = share of contacts finished (neither pending nor in a call)."""
+    rows = campaign_statuses(s, now, abandon_days)
+    if rows is None:
+        return None
     out = []
-    for c in s.scalars(select(Campaign).order_by(Campaign.id)):
-        counts = dict(s.execute(select(Contact.state, func.count()).where(Contact.campaign_id == c.id)
-                                .group_by(Contact.state)).all())
-        outcomes = dict(s.execute(select(Contact.outcome, func.count())
-                                  .where(Contact.campaign_id == c.id, Contact.state == "done")
-                                  .group_by(Contact.outcome)).all())
-        attempts = s.scalar(select(func.count()).select_from(Attempt).where(Attempt.campaign_id == c.id))
-        answered = s.scalar(select(func.count()).select_from(Attempt)
-                            .where(Attempt.campaign_id == c.id, Attempt.disposition == "answered"))
-        total = sum(counts.values())
-        done = counts.get("done", 0)
-        out.append({"campaign": c.name, "kind": c.kind, "state": c.state, "contacts": total,
-                    "pending": counts.get("pending", 0), "dialing": counts.get("dialing", 0),
-                    "done": done, "reached": outcomes.get("reached", 0) + outcomes.get("answered", 0),
-                    "attempts": attempts or 0, "answered_attempts": answered or 0,
-                    "progress": round(done / total, 3) if total else None})
+    for st in rows:
+        total = st["contacts"]
+        done = total - st["pending"] - st["in_call"]
+        row = {k: st[k] for k in CAMPAIGN_COLUMNS if k != "progress"}
+        row["progress"] = round(done / total, 3) if total else None
+        out.append(row)
     return out
 
 

@@ -50,7 +50,8 @@ async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
     out: dict = {"report": name, "from": start.isoformat(), "to": end.isoformat(), "available": True}
     if name == "campaigns":
-        rows = await app.db.run(data.campaign_progress)
+        rows = await app.db.run(data.campaign_progress, app.clock.seconds(),
+                                float(app.config.dialer.predictive_window_days))
     elif name == "complaints":
         rows = await app.db.run(data.complaint_deadlines, now)
     else:
