@@ -129,7 +129,9 @@ class SimAgiChannel:
     # optional hooks for run_agi: AMI AGIExecStart/AGIExecEnd around every command (trace 04/07)
     def agi_exec_start(self, command: str) -> str:
         """Emit AGIExecStart; returns the CommandId to pass to :meth:`agi_exec_end`."""
-        cid = str(self.pbx.rng.randrange(10 ** 8, 2 * 10 ** 9))
+        # ast_random() like res_agi; its own generator so AGI traffic does not shift the
+        # simulation's other random draws
+        cid = str(self.pbx.agi_rng.randrange(1, 2 ** 31))
         self.pbx.chev("AGIExecStart", self.ch, ("CommandId", cid), ("Command", command.rstrip("\n")),
                       priv="agi,all")
         return cid

@@ -50,6 +50,8 @@ class AgiChannel(Protocol):
     def play_seconds(self, filename: str) -> float | None: ...
     def record(self, path: str, fmt: str, seconds: float) -> int | None: ...
     # optional: def hangup(self) -> None   (AGI HANGUP command)
+    # optional: def agi_exec_start(self, command: str) -> str   (AMI AGIExecStart; returns CommandId)
+    # optional: def agi_exec_end(self, command_id: str, command: str, reply: str) -> None
 
 
 class _Hangup(Exception):
@@ -208,6 +210,7 @@ class AgiSession:
             if not text.strip():
                 continue
             self._busy = True
+            command_id = self._exec_start(text)
             try:
                 reply = await self.execute(text)
             finally:
@@ -215,9 +218,31 @@ class AgiSession:
             if self._closed:
                 return
             self.writer.write(reply.encode("utf-8"))
+            self._exec_end(command_id, text, reply)
             if self._notice_due and not self._notice_sent:
                 self._schedule_notice()
             await self.writer.drain()
+
+    # AMI AGIExecStart/AGIExecEnd (res_agi publishes them around every command, also on a dead
+    # channel and for unknown commands; the End follows the reply: traces 04, 07, 07b-d)
+    def _exec_start(self, text: str):
+        hook = getattr(self.ch, "agi_exec_start", None)
+        if not callable(hook):
+            return None
+        try:
+            return hook(text)
+        except Exception:
+            log.exception("AGIExecStart hook failed")
+            return None
+
+    def _exec_end(self, command_id, text: str, reply: str) -> None:
+        hook = getattr(self.ch, "agi_exec_end", None)
+        if command_id is None or not callable(hook):
+            return
+        try:
+            hook(command_id, text, reply)
+        except Exception:
+            log.exception("AGIExecEnd hook failed")
 
     def _pre_reply(self, started_dead: bool) -> None:
         """A command that began after the hang-up: the HANGUP line goes first."""

@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from twisted.internet import task
 
@@ -159,9 +160,9 @@ async def replay(h: Harness, trace: AmiTrace, setup=None, schedule=()) -> None:
 UID = re.compile(r"^\d{9,11}\.\d+$")
 CHAN = re.compile(r"^(Local/[^@;]+@[a-z-]+)-([0-9a-f]{8})(;[12])$")
 SIGNIFICANT = re.compile(r"^(Queue(CallerJoin|CallerLeave|CallerAbandon|MemberStatus)|Agent\w+|Dial(Begin|End)|Hangup|"
-                         r"OriginateResponse|Bridge(Create|Enter|Leave|Destroy)|MixMonitor\w+)$")
+                         r"OriginateResponse|Bridge(Create|Enter|Leave|Destroy)|MixMonitor\w+|AGIExec(Start|End))$")
 KEYS = ("DialStatus", "Cause", "Reason", "Queue", "Interface", "Position", "Count", "Response", "Status",
-        "OriginalPosition", "BridgeNumChannels")
+        "OriginalPosition", "BridgeNumChannels", "Command", "ResultCode", "Result")
 VOLATILE = {"SessionID", "EventTV", "SessionTV", "LocalAddress", "RemoteAddress", "Timestamp", "LoginTime",
             "LastCall", "LastPause", "Uptime", "LastReload", "BridgeUniqueid", "BridgeId", "CommandId"}
 
@@ -300,14 +301,22 @@ def compare(trace: AmiTrace, received: list[Received], *, require_types: bool = 
     return problems
 
 
+def agi_close_time(path) -> float | None:
+    """When the recorded FastAGI server closed the connection (``# t=S closing connection``)."""
+    m = re.search(rb"^# t=([0-9.]+) closing connection", Path(path).read_bytes(), re.M)
+    return float(m.group(1)) if m else None
+
+
 class ScriptedAgiServer:
     """A FastAGI server that plays the server side of a recorded ``.agi`` transcript."""
 
-    def __init__(self, entries, clock=None):
-        """With ``clock`` (the PBX's task.Clock) commands keep their recorded spacing in PBX time."""
+    def __init__(self, entries, clock=None, close_at: float | None = None):
+        """With ``clock`` (the PBX's task.Clock) commands keep their recorded spacing in PBX time,
+        and the connection is closed at ``close_at`` (the transcript's ``closing connection``)."""
         self.commands = [(e.t, e.raw) for e in entries if e.direction == ">>>"]
         self.t_env = next((e.t for e in entries if e.direction == "<<<"), 0.0)
         self.clock = clock
+        self.close_at = close_at
         self.env: dict[str, str] = {}
         self.replies: list[str] = []
         self.done = asyncio.Event()
@@ -326,14 +335,7 @@ class ScriptedAgiServer:
                 self.env[k] = v
             start = self.clock.seconds() - self.t_env if self.clock else 0.0
             for t, cmd in self.commands:
-                if self.clock is not None and start + t > self.clock.seconds() + 0.01:
-                    fut = asyncio.get_running_loop().create_future()
-                    dc = self.clock.callLater(start + t - self.clock.seconds(), lambda: fut.done() or fut.set_result(None))
-                    try:
-                        await fut
-                    finally:
-                        if dc.active():
-                            dc.cancel()
+                await self._until(start + t)
                 writer.write(cmd)
                 await writer.drain()
                 while True:
@@ -343,9 +345,23 @@ class ScriptedAgiServer:
                     self.replies.append(reply)
                     if reply[:4] in ("200 ", "510 ", "511 ") or reply.startswith("520 "):
                         break
+            if self.close_at is not None:
+                await self._until(start + self.close_at)
         finally:
             writer.close()
             self.done.set()
+
+    async def _until(self, when: float) -> None:
+        """Wait for PBX time ``when`` (no-op without a clock or when it has passed)."""
+        if self.clock is None or when <= self.clock.seconds() + 0.01:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        dc = self.clock.callLater(when - self.clock.seconds(), lambda: fut.done() or fut.set_result(None))
+        try:
+            await fut
+        finally:
+            if dc.active():
+                dc.cancel()
 
     async def stop(self) -> None:
         self.server.close()

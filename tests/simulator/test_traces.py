@@ -218,50 +218,86 @@ async def test_queue_log_lines_like_asterisk(tmp_path):
     assert connect[1].count(".") == 1 and connect[6].count(".") == 1  # callid and agent channel uniqueid
 
 
-async def test_07_fastagi_session_then_queue(tmp_path):
-    """hotline: FastAGI over TCP (IVR helper's run_agi) playing the recorded server side, then Queue."""
+async def run_agi_trace(tmp_path, name, setup=None):
+    """Replay ``<name>.ami`` with the recorded FastAGI server side of ``<name>.agi`` over TCP,
+    commands and the final close at their recorded times in PBX time."""
     from callcenter.ami.tracefile import read_agi
 
-    from .harness import ScriptedAgiServer
+    from .harness import ScriptedAgiServer, agi_close_time
 
-    agi = ScriptedAgiServer(read_agi(traces_dir() / "07-fastagi-session.agi"))
-    port = await agi.start()
-    trace = _load("07-fastagi-session.ami")
+    entries = read_agi(traces_dir() / f"{name}.agi")
+    trace = _load(f"{name}.ami")
     h = await Harness.create(tmp_path, epoch=int(trace.epoch))
-    h.pbx.agi_port = port
+    agi = ScriptedAgiServer(entries, clock=h.clock, close_at=agi_close_time(traces_dir() / f"{name}.agi"))
+    h.pbx.agi_port = await agi.start()
     h.quiet = 0.01
     try:
-        await replay(h, trace, setup=_agents(3, 5, queue="complaint"))
+        await replay(h, trace, setup=setup)
     finally:
         await h.close()
         await agi.stop()
+    return trace, h, agi, entries
+
+
+AGI_CONTEXT = ("HangupRequest", "SoftHangupRequest")
+
+
+def agi_exec_story(msgs) -> list[tuple]:
+    """AGIExecStart/End in order, with the caller's hang-up requests between them: each item
+    (event, Command, ResultCode, Result) or (event, Cause)."""
+    out = []
+    agi_channels = {m["Channel"] for m in msgs if m.event == "AGIExecStart"}
+    for m in msgs:
+        if m.event in ("AGIExecStart", "AGIExecEnd"):
+            out.append((m.event, m["Command"], m.get("ResultCode"), m.get("Result")))
+        elif m.event in AGI_CONTEXT and m.get("Channel") in agi_channels and any(
+                x[0] == "AGIExecStart" for x in out):
+            out.append((m.event, m["Cause"]))
+    # hang-up requests after the last AGI command belong to the dialplan, not the session
+    while out and out[-1][0] in AGI_CONTEXT:
+        out.pop()
+    return out
+
+
+def assert_agi_exec_like_trace(trace, h) -> None:
+    """AGIExecStart/End: same commands, result codes and texts, in the same order and with the
+    hang-up requests at the same place; every Start has one End with its CommandId (an int
+    like ast_random()'s), CommandIds differ, and an End comes before the next Start."""
+    tmsgs = [e.message for e in trace.received if e.message]
+    smsgs = h.messages()
+    assert agi_exec_story(smsgs) == agi_exec_story(tmsgs)
+    open_id = None
+    ids = []
+    for m in smsgs:
+        if m.event == "AGIExecStart":
+            assert open_id is None, "AGIExecStart before the previous command's AGIExecEnd"
+            open_id = (m["CommandId"], m["Command"])
+            ids.append(m["CommandId"])
+            assert m["CommandId"].isdigit() and 0 < int(m["CommandId"]) < 2 ** 31
+        elif m.event == "AGIExecEnd":
+            assert open_id == (m["CommandId"], m["Command"])
+            open_id = None
+    assert open_id is None and ids and len(set(ids)) == len(ids)
+
+
+async def test_07_fastagi_session_then_queue(tmp_path):
+    """hotline: FastAGI over TCP (IVR helper's run_agi) playing the recorded server side, then Queue."""
+    trace, h, agi, _ = await run_agi_trace(tmp_path, "07-fastagi-session", _agents(3, 5, queue="complaint"))
     assert agi.env["agi_calleridname"] == "王小明" and agi.env["agi_context"] == "hotline"
     assert agi.replies[:3] == ["200 result=0\n", "200 result=0 endpos=3520\n", "200 result=2\n"]
     assert_same(trace, h)
+    assert_agi_exec_like_trace(trace, h)
     join = next(m for m in h.messages() if m.event == "QueueCallerJoin")
     assert join["Queue"] == "complaint"  # SET VARIABLE QUEUE complaint took effect
 
 
 async def test_04_outbound_answered_survey_over_fastagi(tmp_path):
-    from callcenter.ami.tracefile import read_agi
-
-    from .harness import ScriptedAgiServer
-
-    agi = ScriptedAgiServer(read_agi(traces_dir() / "04-outbound-answered-survey.agi"))
-    port = await agi.start()
-    trace = _load("04-outbound-answered-survey.ami")
-    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
-    h.pbx.agi_port = port
-    h.quiet = 0.01
-    try:
-        await replay(h, trace)
-    finally:
-        await h.close()
-        await agi.stop()
+    trace, h, agi, _ = await run_agi_trace(tmp_path, "04-outbound-answered-survey")
     assert agi.env["agi_context"] == "survey" and agi.env["agi_callerid"] == "02100000000"
     assert "200 result=4\n" in agi.replies  # the patient's survey digit
     assert "HANGUP\n" in agi.replies  # unsolicited HANGUP after the AGI hung up
     assert_same(trace, h)
+    assert_agi_exec_like_trace(trace, h)
     ok = next(m for m in h.messages() if m.event == "OriginateResponse")
     assert (ok["Response"], ok["Reason"]) == ("Success", "4")
 
@@ -269,22 +305,8 @@ async def test_04_outbound_answered_survey_over_fastagi(tmp_path):
 @pytest.mark.parametrize("name", ["07b-fastagi-caller-hangup", "07c-fastagi-voice-message", "07d-fastagi-no-input"])
 async def test_07_fastagi_variants(tmp_path, name):
     """Caller hang-up during GET DATA, RECORD FILE ended by #, no input: AMI side vs the traces."""
-    from callcenter.ami.tracefile import read_agi
-
-    from .harness import ScriptedAgiServer
-
-    entries = read_agi(traces_dir() / f"{name}.agi")
-    trace = _load(f"{name}.ami")
-    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
-    agi = ScriptedAgiServer(entries, clock=h.clock)
-    port = await agi.start()
-    h.pbx.agi_port = port
-    h.quiet = 0.01
-    try:
-        await replay(h, trace, setup=_agents(3, 5))
-    finally:
-        await h.close()
-        await agi.stop()
+    trace, h, agi, entries = await run_agi_trace(tmp_path, name, _agents(3, 5))
     recorded = [e.raw.decode() for e in entries if e.direction == "<<<"][1:]  # replies after the env
     assert "".join(agi.replies) == "".join(recorded)  # Asterisk's exact reply lines
     assert_same(trace, h)
+    assert_agi_exec_like_trace(trace, h)
