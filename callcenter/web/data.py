@@ -136,12 +136,17 @@ def campaign_statuses(s, now: float, abandon_days: float = 30.0) -> list[dict] |
     prints), plus id, queue and settings; ``None`` without the dialer package."""
     if _table("campaigns") is None:
         return None
-    from dialer.campaigns import list_campaigns, status
+    from dialer.campaigns import list_campaigns
 
-    return [{"id": c.id, **status(s, c, now=now, abandon_days=abandon_days), "queue": c.queue,
-             "max_attempts": c.max_attempts, "settings": dict(c.settings or {}),
-             "created_at": _utc(c.created_at)}
-            for c in list_campaigns(s)]
+    return [campaign_view(s, c, now, abandon_days) for c in list_campaigns(s)]
+
+
+def campaign_view(s, c, now: float, abandon_days: float = 30.0) -> dict:
+    """One campaign: its row and its ``dialer.campaigns.status``."""
+    from dialer.campaigns import status
+
+    return {"id": c.id, **status(s, c, now=now, abandon_days=abandon_days), "queue": c.queue,
+            "max_attempts": c.max_attempts, "settings": dict(c.settings or {}), "created_at": _utc(c.created_at)}
 
 
 def campaign_progress(s, now: float, abandon_days: float = 30.0) -> list[dict] | None:

@@ -6,7 +6,7 @@ wrong roles, and the OpenAPI document is generated from it.
 """
 from __future__ import annotations
 
-from . import views, views_complaints, views_live, views_reports
+from . import views, views_campaigns, views_complaints, views_live, views_reports
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -97,6 +97,32 @@ _CP_LIST = {"type": "object", "properties": {"total": {"type": "integer"},
                                              "tickets": {"type": "array", "items": {"type": "object"}}}}
 _CP_ERROR = "400: {error, status, fields: {field: message}}; 404: no such ticket; 409: the life cycle refuses"
 
+_CAMP_BODY = (("name", "string", "unique, 1-64 characters (not only digits)", True),
+              ("kind", "string", "revisit | no_show | complaint_followup", True),
+              ("mode", "string", "progressive (default) | survey | predictive", False),
+              ("queue", "string", "agent queue (default [dialer] default_queue)", False),
+              ("types", "array", "revisit: only these treatment types (plan names; or comma-separated text)",
+               False),
+              ("max_attempts", "integer", "1-20 attempts per contact (default [dialer] max_attempts)", False),
+              ("max_channels", "integer", "survey mode: calls in flight, 1-500", False),
+              ("start", "boolean", "start dialling at once (default: created as draft)", False))
+_CAMP_ACTIONS = ("start", "pause", "resume")
+_CAMPAIGN = {"type": "object", "description": "the campaign and `callcenter campaign status` figures",
+             "properties": {
+                 "id": {"type": "integer"}, "campaign": {"type": "string"}, "kind": {"type": "string"},
+                 "mode": {"type": "string"}, "state": {"type": "string", "enum": ["draft", "running", "paused"]},
+                 "queue": {"type": "string"}, "contacts": {"type": "integer"}, "due": {"type": "integer"},
+                 "pending": {"type": "integer"}, "in_call": {"type": "integer"}, "dialled": {"type": "integer"},
+                 "reached": {"type": "integer"}, "completed": {"type": "integer"},
+                 "rebooked": {"type": "integer"}, "declined": {"type": "integer"},
+                 "opted_out": {"type": "integer"}, "unreachable": {"type": "integer"},
+                 "expired": {"type": "integer"}, "attempts": {"type": "integer"},
+                 "answered": {"type": "integer"}, "attempts_per_contact": {"type": "number"},
+                 "abandon_rate": {"type": "number"}, "dispositions": {"type": "object"},
+                 "survey_responses": {"type": "integer"}, "survey_score_avg": {"type": ["number", "null"]},
+                 "survey_question_avg": {"type": "object"}}}
+_CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
+
 ROUTES: list[Route] = [
     # public
     Route("GET", "/login", PUBLIC, views.login_form, "page", "Login form"),
@@ -176,6 +202,27 @@ ROUTES: list[Route] = [
           "Complaint tickets this agent opened", query=_CP_FILTERS),
     Route("GET", "/api/agent/complaints", AGENTS, views_complaints.mine_api, "api",
           "Complaint tickets this agent opened", query=_CP_FILTERS, response=_CP_LIST),
+    # outbound campaigns (dialer)
+    Route("GET", "/campaigns", SUPERVISORS, views_campaigns.list_page, "page",
+          "Outbound campaigns with their figures, and a form to create one"),
+    Route("POST", "/campaigns", SUPERVISORS, views_campaigns.create_form, "form",
+          "Create a campaign (form)", body=_CAMP_BODY),
+    Route("GET", "/campaigns/{id}", SUPERVISORS, views_campaigns.detail_page, "page",
+          "One campaign: status figures, results by disposition, survey averages"),
+    Route("POST", "/campaigns/{id}/{action}", SUPERVISORS, views_campaigns.action_form, "form",
+          "Start a draft, pause a running or resume a paused campaign (form)", enums={"action": _CAMP_ACTIONS}),
+    Route("GET", "/api/campaigns", SUPERVISORS, views_campaigns.list_api, "api",
+          "Campaigns with their status figures (as `callcenter campaign status`)",
+          response={"type": "object", "properties": {"available": {"type": "boolean"},
+                                                      "campaigns": {"type": "array", "items": _CAMPAIGN}}}),
+    Route("POST", "/api/campaigns", SUPERVISORS, views_campaigns.create_api, "api",
+          "Create a campaign and its due contacts (201; " + _CAMP_ERROR + "name taken)", body=_CAMP_BODY,
+          response=_CAMPAIGN),
+    Route("GET", "/api/campaigns/{id}", SUPERVISORS, views_campaigns.detail_api, "api",
+          "One campaign by id or name, with its status figures", response=_CAMPAIGN),
+    Route("POST", "/api/campaigns/{id}/{action}", SUPERVISORS, views_campaigns.action_api, "api",
+          "start (draft) | pause (running) | resume (paused) (" + _CAMP_ERROR + "not in that state)",
+          enums={"action": _CAMP_ACTIONS}, response=_CAMPAIGN),
     # administrators
     Route("GET", "/admin/users", ADMINS, views.users_page, "page", "User list"),
     Route("GET", "/api/users", ADMINS, views.users_api, "api", "User list",
