@@ -149,15 +149,22 @@ class SimulatedPBX:
         return self
 
     async def stop(self) -> None:
-        """Close the AMI server and cancel every pending timer (no stray DelayedCalls)."""
+        """Close the AMI server, cancel the FastAGI sessions still running (their sockets close)
+        and every pending timer: no stray task, no DelayedCall.  Dialplan processes stop where
+        they are (no further events).  Safe to call twice."""
         for ch in list(self.channels.values()):
-            if ch.proc is not None:
-                ch.proc.finished = True
-                ch.proc._clear()
+            proc = ch.proc
+            if proc is not None and not proc.finished:
+                proc.finished = True
+                proc._clear()
+                try:
+                    proc.gen.close()  # run its finally blocks now, not at garbage collection
+                except Exception:
+                    log.debug("closing the dialplan of %s failed", ch.name, exc_info=True)
         if self.ami is not None:
             await self.ami.stop()
             self.ami = None
-        self.timers.cancel_all()
+        await self.timers.aclose()
         self.queue_log.close()
 
     def now(self) -> float:

@@ -27,11 +27,21 @@ class ChannelHangup(Exception):
 
 
 class Timers:
-    """callLater wrapper that remembers pending calls so ``cancel_all`` leaves none behind."""
+    """callLater wrapper that remembers pending calls so ``cancel_all`` leaves none behind,
+    and the tasks the dialplan started (FastAGI sessions) so ``aclose`` can end them."""
 
     def __init__(self, clock: Any):
         self.clock = clock
         self._pending: set = set()
+        self._tasks: set = set()
+
+    def spawn(self, awaitable: Any) -> "asyncio.Future":
+        """Run ``awaitable`` as a task owned by the PBX (cancelled by ``cancel_all``)."""
+        fut = asyncio.ensure_future(awaitable)
+        if not fut.done():
+            self._tasks.add(fut)
+            fut.add_done_callback(self._tasks.discard)
+        return fut
 
     def call_later(self, delay: float, fn: Callable, *a: Any) -> Any:
         holder: list = []
@@ -54,8 +64,23 @@ class Timers:
                 pass
 
     def cancel_all(self) -> None:
+        for fut in list(self._tasks):
+            fut.cancel()
         for dc in list(self._pending):
             self.cancel(dc)
+
+    async def aclose(self) -> None:
+        """Cancel every task and timer and wait until the tasks have finished (their clean-up
+        cancels the timers they made on the clock themselves); repeat while clean-up code
+        started more."""
+        for _ in range(10):
+            tasks = list(self._tasks)
+            self.cancel_all()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if not self._tasks and not self._pending:
+                return
+        self.cancel_all()
 
 
 class Waiter:
@@ -166,7 +191,7 @@ class Proc:
             if y.timeout is not None:
                 self._timer = self.timers.call_later(y.timeout, self._waiter_timeout, y)
         elif inspect.isawaitable(y):
-            fut = asyncio.ensure_future(y)
+            fut = self.timers.spawn(y)
             self._future = fut
             fut.add_done_callback(self._future_done)
         else:
