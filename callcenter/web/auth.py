@@ -34,6 +34,7 @@ class CurrentUser:
     language: str
     session_id: int
     csrf_token: str
+    via_token: bool = False          # an API token (Authorization: Bearer), not a browser session
 
 
 def token_hash(token: str) -> str:

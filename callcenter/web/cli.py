@@ -39,6 +39,18 @@ def register(sub, common) -> None:
     p.add_argument("username")
     p.set_defaults(func=cmd_disable)
 
+    tk = sub.add_parser("tokens", parents=[common], help="API tokens for machine clients (Authorization: Bearer)")
+    ts = tk.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    p = ts.add_parser("add", parents=[common], help="create a token (printed once, stored hashed)")
+    p.add_argument("name")
+    p.add_argument("--role", choices=("supervisor", "admin"), required=True)
+    p.set_defaults(func=cmd_token_add)
+    p = ts.add_parser("list", parents=[common], help="list tokens (never the tokens themselves)")
+    p.set_defaults(func=cmd_token_list)
+    p = ts.add_parser("revoke", parents=[common], help="revoke a token (stops working at once)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_token_revoke)
+
 
 def _read_password(args) -> str:
     if args.password_stdin:
@@ -147,4 +159,50 @@ def cmd_list(args, config) -> int:
         db.close()
     for r in rows:
         print("\t".join(r))
+    return 0
+
+
+def _token_call(config, fn, *args, **kw):
+    import time
+
+    from .tokens import TokenError
+
+    db = _open(config)
+    try:
+        return db.call(fn, *args, now=time.time(), **kw)
+    except TokenError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        db.close()
+
+
+def cmd_token_add(args, config) -> int:
+    from . import tokens
+
+    token = _token_call(config, tokens.add, args.name, args.role, actor="cli")
+    print(f"token {args.name} ({args.role}) created; it is shown only now:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_token_revoke(args, config) -> int:
+    from . import tokens
+
+    _token_call(config, tokens.revoke, args.name, actor="cli")
+    print(f"token {args.name} revoked")
+    return 0
+
+
+def cmd_token_list(args, config) -> int:
+    from . import tokens
+
+    db = _open(config)
+    try:
+        rows = db.call(tokens.listing)
+    finally:
+        db.close()
+    for r in rows:
+        used = r["last_used_at"].isoformat(timespec="seconds") if r["last_used_at"] else "never used"
+        print("\t".join((r["name"], r["role"], "revoked" if r["revoked"] else "active",
+                         f"created {r['created_at'].isoformat(timespec='seconds')} by {r['created_by']}", used)))
     return 0

@@ -30,7 +30,8 @@ class Route:
     body: tuple = ()                 # ((name, type, description, required), ...) for POSTs
     enums: dict = field(default_factory=dict)   # path parameter -> allowed values
     response: dict | None = None     # JSON schema of the answer (api routes)
-    csrf: bool = True                # POST routes check the session's CSRF token
+    csrf: bool = True                # POST routes check the session's CSRF token (not for API tokens)
+    raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
 
     @property
     def segments(self) -> list[str]:

@@ -35,6 +35,9 @@ def document(routes) -> dict:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": schema},
                 "application/x-www-form-urlencoded": {"schema": schema}}}
+        if r.raw_body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                "type": "array", "items": {"type": "object"}}}}}
         responses: dict = {}
         if r.kind == "api":
             responses["200"] = {"description": "OK", "content": {
@@ -46,14 +49,15 @@ def document(routes) -> dict:
         else:
             responses["200"] = {"description": "HTML page (or file)"}
         if r.roles is not None:
-            op["security"] = [{"session": []}]
+            op["security"] = [{"session": []}, {"bearer": []}] if r.kind == "api" else [{"session": []}]
             op["x-roles"] = sorted(r.roles)
             responses["401" if r.kind != "page" else "303"] = {"description": "not logged in"}
             responses["403"] = {"description": "wrong role, or missing/invalid CSRF token on POST"}
         if r.method == "POST" and r.csrf and r.roles is not None:
             op.setdefault("parameters", []).append(
                 {"name": "X-CSRF-Token", "in": "header", "required": False,
-                 "description": "the session's CSRF token (or form field csrf_token); from GET /api/me",
+                 "description": "the session's CSRF token (or form field csrf_token); from GET /api/me; "
+                                "not needed with an API token",
                  "schema": {"type": "string"}})
         responses["400"] = {"description": "invalid input (the message names the field)"}
         op["responses"] = responses
@@ -62,10 +66,14 @@ def document(routes) -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Patient hotline web API", "version": callcenter.__version__,
                  "description": "Wallboard, agent desk and reports. Log in with POST /login "
-                                "(session cookie); POSTs need the CSRF token from GET /api/me."},
+                                "(session cookie); POSTs need the CSRF token from GET /api/me. "
+                                "Machine clients use an API token instead (`callcenter tokens add NAME "
+                                "--role supervisor|admin`): `Authorization: Bearer <token>` on /api/ "
+                                "routes, no CSRF token; every use is audited."},
         "paths": paths,
         "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
-                                                       "name": "cc_session"}}},
+                                                       "name": "cc_session"},
+                                           "bearer": {"type": "http", "scheme": "bearer"}}},
     }
 
 

@@ -6,7 +6,7 @@ wrong roles, and the OpenAPI document is generated from it.
 """
 from __future__ import annotations
 
-from . import views, views_campaigns, views_complaints, views_live, views_reports
+from . import views, views_campaigns, views_complaints, views_import, views_live, views_reports, views_tokens
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -123,6 +123,13 @@ _CAMPAIGN = {"type": "object", "description": "the campaign and `callcenter camp
                  "survey_question_avg": {"type": "object"}}}
 _CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
 
+_IMPORT_RESULT = {"type": "object", "properties": {
+    "kind": {"type": "string"}, "rows": {"type": "integer"}, "applied": {"type": "boolean"},
+    "inserted": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
+    "contacts_created": {"type": "integer"},
+    "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}}
+
 ROUTES: list[Route] = [
     # public
     Route("GET", "/login", PUBLIC, views.login_form, "page", "Login form"),
@@ -223,7 +230,18 @@ ROUTES: list[Route] = [
     Route("POST", "/api/campaigns/{id}/{action}", SUPERVISORS, views_campaigns.action_api, "api",
           "start (draft) | pause (running) | resume (paused) (" + _CAMP_ERROR + "not in that state)",
           enums={"action": _CAMP_ACTIONS}, response=_CAMPAIGN),
+    # data in from the hospital's information system (usually with an API token)
+    Route("POST", "/api/import/{kind}", SUPERVISORS, views_import.import_api, "api",
+          "Import patients, treatments or appointments: body = JSON list of rows with the CSV columns "
+          "(docs/dialer.md), or {\"rows\": [...]}. All or nothing: 201 applied (200: nothing changed); "
+          "422 {error, errors: [{line, field, reason}]} (line = item number) and nothing written",
+          enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT),
     # administrators
+    Route("GET", "/api/tokens", ADMINS, views_tokens.list_api, "api",
+          "API tokens (names, roles, last use; never the tokens)",
+          response={"type": "object", "properties": {"tokens": {"type": "array", "items": {"type": "object"}}}}),
+    Route("POST", "/api/tokens/{name}/revoke", ADMINS, views_tokens.revoke_api, "api",
+          "Revoke an API token (it stops working at once; audited)", response={"type": "object"}),
     Route("GET", "/admin/users", ADMINS, views.users_page, "page", "User list"),
     Route("GET", "/api/users", ADMINS, views.users_api, "api", "User list",
           response={"type": "object", "properties": {"users": {"type": "array",

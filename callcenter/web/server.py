@@ -164,7 +164,18 @@ class WebApp:
                                   **({"detail": f"method {req.method} not allowed"} if known else {}))
             return self.error(req, 405, "error.bad_request", detail=f"method {req.method} not allowed")
         if route.roles is not None:
-            user = await self.current_user(request)
+            bearer = _bearer(request) if route.kind == "api" else None
+            if bearer is not None:  # machine clients: API routes only, instead of a session
+                from . import tokens
+
+                user = await self.db.run(tokens.authenticate, bearer, self.clock.seconds(), method=req.method,
+                                         path=req.path, remote=req.remote)
+                if user is None:
+                    resp = as_json({"error": "invalid or revoked API token", "status": 401}, 401)
+                    resp.headers["WWW-Authenticate"] = 'Bearer realm="callcenter", error="invalid_token"'
+                    return resp
+            else:
+                user = await self.current_user(request)
             if user is None:
                 if route.kind == "page":
                     return redirect("/login?next=" + quote(req.path), 303)
@@ -178,8 +189,8 @@ class WebApp:
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
-            req.form = _body(request)
-            if route.csrf:
+            req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
+            if route.csrf and not (req.user is not None and req.user.via_token):
                 given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
                     return self.error(req, 403, "error.csrf")
@@ -262,6 +273,21 @@ def _cookies(request) -> dict[str, str]:
 def _header(request, name: str) -> str | None:
     v = request.getHeader(name)
     return v if v else None
+
+
+def _is_form(request) -> bool:
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    return ctype == "application/x-www-form-urlencoded"
+
+
+def _bearer(request) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` ("" if empty); None without one (other
+    schemes, e.g. a proxy's Basic, are not ours: the session cookie decides)."""
+    value = request.getHeader("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _remote(request) -> str:

@@ -173,3 +173,154 @@ async def test_campaign_pages_and_forms_in_both_languages(config, db):
         await c.post("/language", {"csrf_token": token, "lang": "zh"})
         zh = (await c.get("/campaigns/1")).text
         assert "外呼活动" in zh and "爽约召回" in zh and "已暂停" in zh
+
+
+# --- API tokens and the import endpoint --------------------------------------------------------
+
+def audit_rows(db, prefix):
+    from callcenter.store.models import AuditEntry
+
+    with db.session() as s:
+        return [(a.actor, a.action, a.object_id, a.detail) for a in s.query(AuditEntry).order_by(AuditEntry.id)
+                if a.action.startswith(prefix)]
+
+
+def new_token(name, role, capsys):
+    from callcenter.cli import main
+
+    capsys.readouterr()
+    assert main(["tokens", "add", name, "--role", role]) == 0
+    out = capsys.readouterr()
+    assert "shown only now" in out.err
+    return out.out.strip()
+
+
+async def test_api_tokens_cli_bearer_and_audit(config, db, capsys):
+    from callcenter.cli import main
+    from callcenter.web.models import ApiToken
+
+    add_users(db)
+    token = new_token("his", "supervisor", capsys)
+    admin_token = new_token("ops", "admin", capsys)
+    assert token.startswith("cct_") and len(token) > 40
+    with db.session() as s:
+        stored = {t.name: t.token_hash for t in s.query(ApiToken)}
+    assert token not in stored.values() and len(stored["his"]) == 64   # only the SHA-256 is kept
+    assert main(["tokens", "add", "his", "--role", "admin"]) == 2 and "exists" in capsys.readouterr().err
+    async with running_web(config, db, clock=utc_clock(), queuecalls=FakeQueueCalls()) as web:
+        c = Client(web.port)       # no session, no CSRF token
+        bearer = {"Authorization": f"Bearer {token}"}
+        r = await c.get("/api/campaigns", headers=bearer)
+        assert r.status == 200 and r.json()["campaigns"] == []
+        r = await c.post("/api/campaigns", json_body={"name": "no-shows", "kind": "no_show"}, headers=bearer)
+        assert r.status == 201, r.text
+        assert (await c.get("/api/me", headers=bearer)).json()["username"] == "token:his"
+        # its role is enforced; pages do not take tokens
+        assert (await c.get("/api/users", headers=bearer)).status == 403
+        assert (await c.get("/api/agent/status", headers=bearer)).status == 403
+        r = await c.get("/campaigns", headers=bearer)
+        assert r.status == 303 and r.location.startswith("/login")
+        # wrong, malformed and revoked tokens are refused
+        for bad in ("Bearer cct_nope", "Bearer ", "bearer " + token[:-1]):
+            r = await c.get("/api/campaigns", headers={"Authorization": bad})
+            assert r.status == 401 and "Bearer" in r.headers["www-authenticate"], bad
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        listed = (await c.get("/api/tokens", headers=admin)).json()["tokens"]
+        assert [(x["name"], x["role"], x["revoked"]) for x in listed] == [("his", "supervisor", False),
+                                                                           ("ops", "admin", False)]
+        assert token not in json_text(listed) and listed[0]["last_used_at"]
+        assert (await c.post("/api/tokens/his/revoke", headers=admin)).status == 200
+        assert (await c.get("/api/campaigns", headers=bearer)).status == 401
+        assert (await c.post("/api/tokens/nobody/revoke", headers=admin)).status == 404
+    uses = audit_rows(db, "api_token")
+    assert ("token:his", "api_token_use", "GET /api/campaigns") in [u[:3] for u in uses]
+    assert ("token:his", "api_token_use", "POST /api/campaigns") in [u[:3] for u in uses]
+    assert [u[:3] for u in uses if u[1] == "api_token_refused"] == [
+        ("token:?", "api_token_refused", "GET /api/campaigns")] * 3 + [
+        ("token:his", "api_token_refused", "GET /api/campaigns")]
+    assert ("ops", "api_token_revoke") not in uses and ("token:ops", "api_token_revoke", "his") in [
+        u[:3] for u in uses]
+    assert audit_rows(db, "campaign_create")[0][0] == "token:his"
+    assert main(["tokens", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "his\tsupervisor\trevoked" in out and "ops\tadmin\tactive" in out and token not in out
+    assert main(["tokens", "revoke", "nobody"]) == 2
+
+
+def json_text(obj) -> str:
+    import json
+
+    return json.dumps(obj, default=str)
+
+
+PATIENTS = [{"patient_id": "H001", "name": "张三", "phone": "138 0013 8001"},
+            {"patient_id": "H002", "name": "Li Si", "phone": "+86 139 0013 9002", "language": "en"}]
+
+
+async def test_import_endpoint_all_or_nothing(config, db, capsys):
+    from dialer.models import Appointment, Contact, Patient, Treatment
+
+    add_users(db)
+    token = new_token("his", "supervisor", capsys)
+    h = {"Authorization": f"Bearer {token}"}
+    async with running_web(config, db, clock=utc_clock(), queuecalls=FakeQueueCalls()) as web:
+        c = Client(web.port)
+        assert (await c.post("/api/campaigns", json_body={"name": "no-shows", "kind": "no_show", "start": True},
+                             headers=h)).status == 201
+        r = await c.post("/api/import/patients", json_body=PATIENTS, headers=h)
+        assert r.status == 201, r.text
+        assert {k: r.json()[k] for k in ("applied", "rows", "inserted", "updated", "unchanged", "errors")} == {
+            "applied": True, "rows": 2, "inserted": 2, "updated": 0, "unchanged": 0, "errors": []}
+        r = await c.post("/api/import/patients", json_body={"rows": PATIENTS}, headers=h)   # idempotent
+        assert r.status == 200 and (r.json()["inserted"], r.json()["unchanged"]) == (0, 2)
+        # one bad row among good ones: every problem reported, nothing written
+        rows = [{"treatment_id": "T1", "patient_id": "H001", "type": "implant", "treated_at": "2026-11-20"},
+                {"treatment_id": "T2", "patient_id": "H999", "type": "implant", "treated_at": "2026-11-20"},
+                {"treatment_id": "T3", "patient_id": "H002", "type": "brain_surgery", "treated_at": "2026-02-30"},
+                "not an object"]
+        r = await c.post("/api/import/treatments", json_body=rows, headers=h)
+        assert r.status == 422 and r.json()["applied"] is False and "nothing imported" in r.json()["error"]
+        errs = {(e["line"], e["field"]) for e in r.json()["errors"]}
+        assert errs == {(2, "patient_id"), (3, "type"), (3, "treated_at"), (4, "*")}, r.json()["errors"]
+        assert all(e["reason"] for e in r.json()["errors"])
+        with db.session() as s:
+            assert s.query(Treatment).count() == 0
+        r = await c.post("/api/import/treatments", json_body=rows[:1], headers=h)
+        assert r.status == 201 and r.json()["inserted"] == 1
+        # a missed appointment becomes a contact of the running no-show campaign at once
+        r = await c.post("/api/import/appointments", json_body=[
+            {"appointment_id": "A1", "patient_id": "H002", "scheduled_at": "2026-11-25 09:00",
+             "status": "missed", "department": "dental"}], headers=h)
+        assert r.status == 201 and r.json()["contacts_created"] == 1
+        # malformed bodies
+        for body, ctype in ((b'{"a": 1}', "application/json"), (b"[1,", "application/json"),
+                            (b"patient_id=1", "application/x-www-form-urlencoded")):
+            r = await raw_post(c, "/api/import/patients", body, {**h, "Content-Type": ctype})
+            assert r.status == 400 and r.json()["error"], body
+        assert (await c.post("/api/import/doctors", json_body=[], headers=h)).status == 404
+        # a browser session may import too, but only with its CSRF token
+        s = Client(web.port)
+        await s.login("sup1")
+        assert (await s.post("/api/import/patients", json_body=PATIENTS)).status == 403
+        r = await s.post("/api/import/patients", json_body=PATIENTS, headers={"X-CSRF-Token": await s.csrf()})
+        assert r.status == 200 and r.json()["unchanged"] == 2
+        agent = Client(web.port)
+        await agent.login("agent1")
+        r = await agent.post("/api/import/patients", json_body=PATIENTS, headers={"X-CSRF-Token": await agent.csrf()})
+        assert r.status == 403
+    with db.session() as s:
+        assert {p.external_id: p.phone for p in s.query(Patient)} == {"H001": "+8613800138001",
+                                                                     "H002": "+8613900139002"}
+        assert s.query(Appointment).count() == 1
+        contact = s.query(Contact).one()
+        assert (contact.phone, contact.ref_type) == ("+8613900139002", "appointment")
+    imports = audit_rows(db, "import")
+    assert [(a[0], a[2], a[3]["applied"], a[3]["errors"]) for a in imports][:3] == [
+        ("token:his", "api:token:his", True, 0), ("token:his", "api:token:his", True, 0),
+        ("token:his", "api:token:his", False, len(errs))]
+
+
+async def raw_post(client, path, body, headers):
+    import asyncio
+
+    return await asyncio.to_thread(client._do, "POST", path, body, headers)
