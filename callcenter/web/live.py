@@ -29,12 +29,18 @@ _DEVICE_STATES = {  # Asterisk device state numbers (QueueMemberStatus Status)
 
 
 def member_state(member: dict) -> str:
-    """One of STATES from a queuecalls member dict (state given as a word or a device number)."""
-    if member.get("paused"):
-        return "paused"
+    """One of STATES from a queuecalls member dict (state given as a word or a device number).
+
+    A named state is the tracker's (``queuecalls/agentstate.py``: ringing/on_call beat a
+    pause, a pause beats wrap-up, wrap-up from LastCall + Wrapuptime on the clock): taken
+    as is; ``unavailable`` (device unreachable) is counted with the logged-out agents."""
     raw = str(member.get("state", "")).strip().lower().replace("-", "_").replace(" ", "_")
     if raw in STATES:
         return raw
+    if raw == "unavailable":
+        return "logged_out"
+    if member.get("paused"):
+        return "paused"
     if raw in _DEVICE_STATES:
         return _DEVICE_STATES[raw]
     if "wrap" in raw:
@@ -210,9 +216,13 @@ class ScreenPop:
     """``AgentConnect`` on an agent's interface -> ``pop`` to that agent's browser."""
 
     def __init__(self, app, gateway=None):
+        from .dialer_calls import DialerCalls
+
         self.app = app
         self.region = getattr(app.config.hospital, "region", "CN")
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
+        self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
+        self.dialer_cid = _cid_number(getattr(getattr(app.config, "dialer", None), "caller_id", ""))
         if gateway is not None:
             gateway.subscribe(self.on_ami)
 
@@ -222,6 +232,8 @@ class ScreenPop:
             self.app.spawn(self._pop(msg))
         elif event == "AgentComplete":
             self.app.spawn(self._complete(msg))
+        elif event == "VarSet":
+            self.dialer.feed(msg)
 
     async def _pop(self, msg) -> None:
         iface = msg.get("Interface") or ""
@@ -233,16 +245,27 @@ class ScreenPop:
             name = ""
         now = dt.datetime.fromtimestamp(self.app.clock.seconds(), dt.timezone.utc)
 
+        attempt = self.dialer.attempt_for(msg)
+        # web restarted mid-call (VarSet not seen): look the call up, only for calls from our caller ID
+        lookup = attempt is None and bool(self.dialer_cid) and number == self.dialer_cid
+
         def load(s):
-            return data.users_with_interface(s, iface), data.patient_record(s, number, name, self.region, now)
+            from . import dialer_calls
+
+            aid = attempt
+            if lookup:
+                aid = dialer_calls.attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
+            ctx = dialer_calls.call_context(s, aid) if aid is not None else None
+            num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
+            return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now), ctx)
 
         try:
-            users, record = await self.app.db.run(load)
+            users, record, dialer = await self.app.db.run(load)
         except Exception:  # noqa: BLE001
             log.exception("screen pop lookup failed for interface %s", iface)
             return
         pop = {"uniqueid": msg.get("Linkedid") or msg.get("Uniqueid") or "", "queue": msg.get("Queue") or "",
-               "interface": iface, "hold_time": msg.get("HoldTime"), "record": record}
+               "interface": iface, "hold_time": msg.get("HoldTime"), "record": record, "dialer": dialer}
         for username in users:
             self.current[username] = pop
             self.app.broker.publish(f"agent:{username}", "pop", pop)
@@ -254,3 +277,11 @@ class ScreenPop:
         for username in users:
             self.app.broker.publish(f"agent:{username}", "complete",
                                     {"queue": msg.get("Queue") or "", "talk_time": msg.get("TalkTime")})
+
+
+def _cid_number(caller_id: str) -> str:
+    """``"City Hospital" <02100000000>`` -> ``02100000000``."""
+    caller_id = caller_id or ""
+    if "<" in caller_id and caller_id.endswith(">"):
+        return caller_id.rsplit("<", 1)[1][:-1].strip()
+    return caller_id.strip()

@@ -6,7 +6,8 @@ wrong roles, and the OpenAPI document is generated from it.
 """
 from __future__ import annotations
 
-from . import views, views_campaigns, views_complaints, views_import, views_live, views_reports, views_tokens
+from . import (views, views_campaigns, views_complaints, views_dialer, views_import, views_live, views_reports,
+               views_tokens)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -53,6 +54,13 @@ _OUTCOME_BODY = (("uniqueid", "string", "the call (Linkedid of the caller channe
                  ("severity", "string", "normal | complex (urgent: see `urgent`)", False),
                  ("department", "string", "department concerned", False))
 
+_DIAL_OUTCOME_BODY = (
+    ("attempt_id", "integer", "the dialer call (screen pop `dialer.attempt_id`)", True),
+    ("outcome", "string", "completed | rebooked | declined (as the campaign kind allows; optional with "
+                          "do_not_call, which then records opted_out)", False),
+    ("satisfied", "boolean", "complaint follow-up completed: was the patient satisfied (required then)", False),
+    ("do_not_call", "boolean", "the patient asks not to be called again (all campaigns)", False),
+    ("note", "string", "free text", False))
 _CP_FILTERS = (("status", "string", "comma-separated: open | received | acknowledged | investigating | answered | "
                                      "resolved | revisited | closed"),
                ("category", "string", "medical | attitude | environment | fees | communication | none (unclassified)"),
@@ -182,6 +190,14 @@ ROUTES: list[Route] = [
     Route("POST", "/api/agent/outcome", AGENTS, views_live.outcome_api, "api",
           "Record a call's outcome, optionally opening a complaint ticket", body=_OUTCOME_BODY,
           response={"type": "object"}),
+    Route("POST", "/agent/dialer-outcome", AGENTS, views_dialer.outcome_form, "form",
+          "Record the result of an outbound dialer call (form)", body=_DIAL_OUTCOME_BODY),
+    Route("POST", "/api/agent/dialer-outcome", AGENTS, views_dialer.outcome_api, "api",
+          "Record the result of an outbound dialer call this agent took (dialer.api.record_outcome; "
+          "do_not_call puts the number on the do-not-call list); 403 for another agent's call",
+          body=_DIAL_OUTCOME_BODY, response={"type": "object", "properties": {
+              "attempt_id": {"type": "integer"}, "contact_id": {"type": "integer"},
+              "outcome": {"type": "string"}, "do_not_call": {"type": "boolean"}}}),
     # complaint tickets
     Route("GET", "/complaints", SUPERVISORS, views_complaints.list_page, "page", "Complaint tickets",
           query=_CP_FILTERS),

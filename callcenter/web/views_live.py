@@ -83,7 +83,8 @@ async def agent_page(app, req: Req) -> Response:
     pop = app.extensions["screenpop"].current.get(req.user.username)
     return app.render(req, "agent.html", status=agent_status(app, req.user), pop=pop,
                       outcomes=OUTCOMES, categories=CATEGORIES, reasons=PAUSE_REASONS,
-                      notice=req.arg("notice"), messages=catalogue(req.lang, "pop."))
+                      notice=req.arg("notice"),
+                      messages={**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial.")})
 
 
 async def agent_events(app, req: Req):

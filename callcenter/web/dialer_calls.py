@@ -1,0 +1,182 @@
+"""The agent's side of an outbound dialer call: why the patient is being called, and the result.
+
+The dialer originates with channel variables ``ATTEMPT_ID``/``CAMPAIGN_ID``; Asterisk reports
+them as ``VarSet`` events (same ``Linkedid`` as the call the agent then gets in
+``AgentConnect``).  :class:`DialerCalls` remembers Linkedid -> attempt from those events
+(pure, bounded); the screen pop then loads the attempt's contact, campaign and the row
+it is about (treatment, missed appointment, complaint ticket) with :func:`call_context`.
+The outcome form goes to ``dialer.api.record_outcome`` and, when the patient asks never to
+be called again, ``dialer.api.add_do_not_call(..., source="agent")``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+
+from sqlalchemy import select
+
+from callcenter.store.models import audit
+
+from .http import BadRequest
+
+OUTCOMES = {  # campaign kind -> what the agent may record (dialer.api.record_outcome)
+    "revisit": ("completed", "rebooked", "declined"),
+    "no_show": ("rebooked", "declined"),
+    "complaint_followup": ("completed", "declined"),
+    "callback": ("completed", "rebooked", "declined"),
+}
+ALL_OUTCOMES = ("completed", "rebooked", "declined")
+_TRUE = ("1", "on", "true", "yes")
+_FALSE = ("0", "off", "false", "no")
+
+
+class DialerCalls:
+    """Linkedid -> attempt id from ``VarSet ATTEMPT_ID`` (or ``ChanVariable`` headers when
+    manager.conf ``channelvars`` lists it).  Bounded: the oldest entries are dropped."""
+
+    def __init__(self, limit: int = 5000):
+        self.limit = limit
+        self.by_linked: OrderedDict[str, int] = OrderedDict()
+
+    def feed(self, msg) -> None:
+        if msg.event == "VarSet" and msg.get("Variable") == "ATTEMPT_ID":
+            self._remember(msg.get("Linkedid") or msg.get("Uniqueid") or "", msg.get("Value") or "")
+
+    def attempt_for(self, msg) -> int | None:
+        """The attempt behind the call of an ``AgentConnect`` (None: not a dialer call)."""
+        for header in ("ChanVariable", "ChanVariableCaller"):
+            for v in msg.getall(header) if hasattr(msg, "getall") else []:
+                name, _, value = (v or "").partition("=")
+                if name == "ATTEMPT_ID" and value.isdigit():
+                    return int(value)
+        for key in (msg.get("Linkedid"), msg.get("Uniqueid")):
+            if key and key in self.by_linked:
+                return self.by_linked[key]
+        return None
+
+    def _remember(self, linked: str, value: str) -> None:
+        if not linked or not value.isdigit():
+            return
+        self.by_linked[linked] = int(value)
+        self.by_linked.move_to_end(linked)
+        while len(self.by_linked) > self.limit:
+            self.by_linked.popitem(last=False)
+
+
+def _utc(d):
+    from .data import _utc as utc
+
+    return utc(d)
+
+
+# --- database thread ---------------------------------------------------------------------------
+
+def attempt_by_call(s, ids: list[str]) -> int | None:
+    """Fallback when the VarSet was not seen (web restarted mid-call): the attempt whose
+    patient channel the dialer recorded."""
+    from .data import _table
+
+    ids = [i for i in ids if i]
+    if not ids or _table("dial_attempts") is None:
+        return None
+    from dialer.models import Attempt
+
+    return s.scalar(select(Attempt.id).where(Attempt.uniqueid.in_(ids)).order_by(Attempt.id.desc()).limit(1))
+
+
+def call_context(s, attempt_id: int) -> dict | None:
+    """Why this patient is being called: campaign, contact, and the treatment / missed
+    appointment / complaint ticket the contact is about."""
+    from .data import _table
+
+    if _table("dial_attempts") is None:
+        return None
+    from dialer.models import Appointment, Attempt, Campaign, Contact, Treatment
+
+    a = s.get(Attempt, int(attempt_id))
+    if a is None:
+        return None
+    c = s.get(Contact, a.contact_id)
+    camp = s.get(Campaign, a.campaign_id)
+    why: dict = {"kind": camp.kind, "reason": c.reason, "ref_type": c.ref_type, "ref_id": c.ref_id}
+    ref = c.ref_id.split("#", 1)[0]
+    if c.ref_type == "treatment" and ref.isdigit():
+        tr = s.get(Treatment, int(ref))
+        if tr is not None:
+            step = c.reason.split(":")[2] if c.reason.count(":") >= 2 else ""
+            why["treatment"] = {"type": tr.treatment_type, "at": _utc(tr.treated_at), "doctor": tr.doctor,
+                                "step": step, "external_id": tr.external_id}
+    elif c.ref_type == "appointment" and ref.isdigit():
+        ap = s.get(Appointment, int(ref))
+        if ap is not None:
+            why["appointment"] = {"at": _utc(ap.scheduled_at), "department": ap.department, "status": ap.status,
+                                  "external_id": ap.external_id}
+    elif c.ref_type == "complaint" and ref.isdigit() and _table("complaint_tickets") is not None:
+        from callcenter.complaints.models import ComplaintTicket
+
+        tk = s.get(ComplaintTicket, int(ref))
+        if tk is not None:
+            why["complaint"] = {"id": tk.id, "number": tk.number, "category": tk.category, "status": tk.status,
+                                "summary": tk.summary[:200], "resolved_at": _utc(tk.resolved_at),
+                                "department": tk.department}
+    return {"attempt_id": a.id, "contact_id": c.id, "campaign_id": camp.id, "campaign": camp.name,
+            "kind": camp.kind, "mode": camp.mode, "phone": c.phone, "name": c.name, "attempts": c.attempts,
+            "outcome": c.outcome, "why": why, "outcomes": list(OUTCOMES.get(camp.kind, ALL_OUTCOMES)),
+            "asks_satisfaction": camp.kind == "complaint_followup"}
+
+
+def parse_outcome(form: dict) -> dict:
+    raw_id = str(form.get("attempt_id") or "").strip()
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        raise BadRequest("attempt_id: required, the dialer call's attempt number")
+    outcome = (form.get("outcome") or "").strip()
+    dnc = str(form.get("do_not_call") or "").lower() in _TRUE
+    if outcome and outcome not in ALL_OUTCOMES:
+        raise BadRequest(f"outcome: must be one of {', '.join(ALL_OUTCOMES)}")
+    if not outcome and not dnc:
+        raise BadRequest("outcome: required (or do_not_call)")
+    sat_raw = str(form.get("satisfied") or "").strip().lower()
+    if sat_raw and sat_raw not in _TRUE + _FALSE:
+        raise BadRequest("satisfied: yes or no")
+    satisfied = None if not sat_raw else sat_raw in _TRUE
+    return {"attempt_id": int(raw_id), "outcome": outcome, "do_not_call": dnc, "satisfied": satisfied,
+            "note": str(form.get("note") or "").strip()[:2000]}
+
+
+class NotYours(PermissionError):
+    pass
+
+
+def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
+    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call)."""
+    from dialer import api
+    from dialer.models import Attempt, Campaign, Contact
+
+    from .models import CallOutcome
+
+    a = s.get(Attempt, fields["attempt_id"])
+    if a is None:
+        raise LookupError(fields["attempt_id"])
+    if popped_attempt != a.id and not (a.agent and a.agent in (user.interface, user.display_name)):
+        raise NotYours(a.id)
+    c = s.get(Contact, a.contact_id)
+    kind = s.get(Campaign, a.campaign_id).kind
+    outcome = fields["outcome"]
+    if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):
+        raise BadRequest(f"outcome: for a {kind} call one of {', '.join(OUTCOMES.get(kind, ALL_OUTCOMES))}")
+    satisfied = fields["satisfied"]
+    if kind == "complaint_followup" and outcome == "completed" and satisfied is None:
+        raise BadRequest("satisfied: required for a completed complaint follow-up (yes or no)")
+    closed = 0
+    if fields["do_not_call"]:
+        closed = api.add_do_not_call(s, c.phone, source="agent", reason=f"agent {user.username} attempt {a.id}",
+                                     at=now)
+    final = outcome or "opted_out"
+    api.record_outcome(s, contact_id=c.id, outcome=final, by=user.username,
+                       satisfied=satisfied if kind == "complaint_followup" else None, note=fields["note"], at=now)
+    s.add(CallOutcome(uniqueid=(a.uniqueid or f"attempt:{a.id}")[:64], queue="", caller_number=c.phone,
+                      agent=user.username, outcome=f"dialer_{final}", note=fields["note"], created_at=now))
+    audit(s, user.username, "dialer_outcome", "dial_attempt", a.id, contact=c.id, kind=kind, outcome=final,
+          do_not_call=fields["do_not_call"], satisfied=satisfied)
+    return {"attempt_id": a.id, "contact_id": c.id, "outcome": final, "do_not_call": fields["do_not_call"],
+            "other_contacts_closed": closed, "contact_state": c.state}

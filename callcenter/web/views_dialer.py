@@ -1,0 +1,37 @@
+"""Handlers: the agent records the result of an outbound dialer call (screen pop form / API)."""
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import quote
+
+from . import dialer_calls
+from .http import Req, Response, as_json, redirect
+from .i18n import t
+
+
+async def _save(app, req: Req) -> dict | Response:
+    fields = dialer_calls.parse_outcome(req.form)   # BadRequest -> 400 naming the field
+    pop = app.extensions["screenpop"].current.get(req.user.username) or {}
+    popped = (pop.get("dialer") or {}).get("attempt_id")
+    now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
+    try:
+        return await app.db.run(dialer_calls.save_outcome, fields, user=req.user, popped_attempt=popped, now=now)
+    except LookupError:
+        return app.error(req, 404, "error.notfound")
+    except dialer_calls.NotYours:
+        return app.error(req, 403, "error.forbidden")
+
+
+async def outcome_form(app, req: Req) -> Response:
+    result = await _save(app, req)
+    if isinstance(result, Response):
+        return result
+    msg = t(req.lang, "dial.saved", outcome=t(req.lang, "dial.outcome." + result["outcome"]))
+    if result["do_not_call"]:
+        msg += " " + t(req.lang, "dial.dnc_saved")
+    return redirect("/agent?notice=" + quote(msg))
+
+
+async def outcome_api(app, req: Req) -> Response:
+    result = await _save(app, req)
+    return result if isinstance(result, Response) else as_json(result, 201)
