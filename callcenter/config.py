@@ -112,6 +112,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "action_timeout": Key(float, 10.0, check=_positive),
         "reconnect_max_delay": Key(float, 30.0, check=_positive),
         "queue_log": Key(str, "", help="path of Asterisk's queue_log, if readable"),
+        "wrapup_seconds": Key(float, 0.0, check=_non_negative,
+                              help="queues.conf wrapuptime (AMI does not report it); a member's own "
+                                   "Wrapuptime wins; for the wallboard's wrap-up state"),
     },
     "agi": {
         "host": Key(str, "127.0.0.1"),

@@ -114,10 +114,12 @@ class LiveCall:
 class Member:
     interface: str
     name: str = ""
-    state: int = 0
+    state: int = 0           # Asterisk device state number (Status)
     paused: bool = False
     reason: str = ""
     in_call: bool = False
+    last_call: int = 0       # LastCall: epoch second the member's last queue call ended
+    wrapuptime: int = 0      # Wrapuptime: the member's own wrap-up (0: the queue's)
 
 
 @dataclass
@@ -139,6 +141,10 @@ class TrackerState:
     chan_vars: dict[str, tuple[int, float]] = field(default_factory=dict)  # uid -> (ivr id, t)
     legs: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)  # uid -> joins per queue
     members: dict[str, dict[str, Member]] = field(default_factory=dict)
+    # interface -> "ringing" | "on_call" | "ring_ended" from AgentCalled/AgentConnect/
+    # AgentRingNoAnswer until the device is idle again (agentstate.py: with
+    # Local members QueueMemberStatus cannot tell ringing from talking); one per agent
+    activity: dict[str, str] = field(default_factory=dict)
     # uid -> t finished: a resync snapshot taken just before a call ended must not revive it
     finished: dict[str, float] = field(default_factory=dict)
     last_evict: float = 0.0
@@ -240,10 +246,34 @@ def _name(v: str | None) -> str:
     return "" if not v or v == "<unknown>" else v
 
 
+def _set_activity(state, h, facts, value: str | None) -> None:
+    iface = h.get("Interface", "")
+    if not iface:
+        return
+    act = state.activity
+    if value is None:
+        if act.pop(iface, None) is None:
+            return
+    elif act.get(iface) == value:
+        return
+    else:
+        act[iface] = value
+    m = state.members.get(h.get("Queue", ""), {}).get(iface)
+    if m is not None:
+        facts.append(("member", (h.get("Queue", ""), m)))
+
+
 def _called(state, h, t, facts):
     c = state.calls.get(h.get("Uniqueid", ""))
     if c is not None:
         c.ringing = h.get("Interface", "")
+    _set_activity(state, h, facts, "ringing")
+
+
+def _ring_no_answer(state, h, t, facts):
+    # the device still says INUSE until the agent channel is gone (the next QueueMemberStatus)
+    if state.activity.get(h.get("Interface", "")) == "ringing":
+        _set_activity(state, h, facts, "ring_ended")
 
 
 def _leave(state, h, t, facts):
@@ -264,6 +294,7 @@ def _abandon(state, h, t, facts):
 
 
 def _connect(state, h, t, facts):
+    _set_activity(state, h, facts, "on_call")
     uid = h.get("Uniqueid", "")
     queue = h.get("Queue", "")
     c = state.calls.get(uid)
@@ -290,6 +321,7 @@ def _connect(state, h, t, facts):
 
 
 def _complete(state, h, t, facts):
+    _set_activity(state, h, facts, None)
     uid = h.get("Uniqueid")
     queue = h.get("Queue", "")
     iface = h.get("Interface", "")
@@ -403,7 +435,19 @@ def _member(state, h, t, facts):
     m.reason = h.get("PausedReason", h.get("Reason", m.reason)) or ""
     if "InCall" in h:
         m.in_call = h.get("InCall") == "1"
+    if "LastCall" in h:
+        m.last_call = _int(h.get("LastCall")) or 0
+    if "Wrapuptime" in h:
+        m.wrapuptime = _int(h.get("Wrapuptime")) or 0
+    act = state.activity.get(iface)
+    if m.in_call:
+        state.activity[iface] = "on_call"  # QueueStatus after a reconnect
+    elif act is not None and (m.state in _IDLE_DEVICE or (act == "on_call" and "Location" in h)):
+        del state.activity[iface]  # the device is idle again (rings cancelled, call over)
     facts.append(("member", (queue, m)))
+
+
+_IDLE_DEVICE = (0, 1, 4, 5)  # UNKNOWN, NOT_INUSE, INVALID, UNAVAILABLE
 
 
 def _member_removed(state, h, t, facts):
@@ -416,6 +460,7 @@ def _member_removed(state, h, t, facts):
 _HANDLERS = {
     "QueueCallerJoin": _join,
     "AgentCalled": _called,
+    "AgentRingNoAnswer": _ring_no_answer,
     "QueueCallerLeave": _leave,
     "QueueCallerAbandon": _abandon,
     "AgentConnect": _connect,

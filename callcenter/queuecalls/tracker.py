@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from typing import Any, Callable
 
 from ..logs import mask_number
 from . import queuelog, store
+from .agentstate import agent_state, wrapup_ends, wrapup_seconds
 from .reducer import LiveCall, QueueCallRecord, ReducerConfig, TrackerState, evict, reduce, resync
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,10 @@ class QueueCallsTracker:
     def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
                  batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
-                 retry_base_delay: float = 0.5):
+                 retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] = 0.0):
         self.db = db
+        # queues.conf wrapuptime (AMI does not report it): used when a member's Wrapuptime is 0
+        self.queue_wrapup = queue_wrapup
         self.clock = clock
         self.gateway = gateway
         self.answer_target = answer_target
@@ -51,6 +55,7 @@ class QueueCallsTracker:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self._timer: Any = None
+        self._wrapup_timer: Any = None
         self._stopping = False
         self._resyncing = False
         self._write_lock = asyncio.Lock()
@@ -83,6 +88,7 @@ class QueueCallsTracker:
             self._writer = None
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
+        self._cancel_wrapup_timer()
 
     def subscribe(self, cb: Callable[[str, Any], Any]) -> None:
         """``cb(kind, payload)`` on every change (joined, answered, finished, member…)."""
@@ -95,16 +101,68 @@ class QueueCallsTracker:
             self._facts(facts)
 
     def _facts(self, facts: list) -> None:
+        members = False
         for kind, payload in facts:
             if kind == "finished":
                 self.buffer.append(payload)
-            for cb in self._subs:
-                try:
-                    cb(kind, payload)
-                except Exception:  # noqa: BLE001
-                    log.exception("queuecalls subscriber %r failed", cb)
+            elif kind == "member":
+                members = True
+            self._notify(kind, payload)
         if len(self.buffer) >= self.batch_size:
             self._wake.set()
+        if members and not self._stopping:
+            self._schedule_wrapup()
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for cb in self._subs:
+            try:
+                cb(kind, payload)
+            except Exception:  # noqa: BLE001
+                log.exception("queuecalls subscriber %r failed", cb)
+
+    # -- agent states ------------------------------------------------------------------------
+    def _queue_wrapup(self, queue: str) -> float:
+        w = self.queue_wrapup
+        return float(w.get(queue, 0.0)) if isinstance(w, dict) else float(w or 0.0)
+
+    def member_state(self, queue: str, m: Any, now: float | None = None) -> str:
+        """The member's named state (:func:`agentstate.agent_state`) at ``now`` (default: the clock)."""
+        return agent_state(status=m.state, paused=m.paused, in_call=m.in_call, last_call=m.last_call,
+                           wrapuptime=m.wrapuptime, now=self.clock.seconds() if now is None else now,
+                           activity=self.state.activity.get(m.interface),
+                           queue_wrapup=self._queue_wrapup(queue))
+
+    def _schedule_wrapup(self) -> None:
+        """Asterisk sends nothing when a wrap-up ends: wake up then and report the member."""
+        now = self.clock.seconds()
+        ends = [e for q, ms in self.state.members.items() for m in ms.values()
+                if (e := wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(q)), now))
+                is not None]
+        nxt = min(ends, default=None)
+        t = self._wrapup_timer
+        if t is not None and t.active():
+            if nxt is not None and abs(t.getTime() - nxt) < 1e-6:
+                return
+            t.cancel()
+        self._wrapup_timer = None
+        if nxt is not None:
+            self._wrapup_timer = self.clock.callLater(max(0.0, nxt - now), self._wrapup_over)
+
+    def _wrapup_over(self) -> None:
+        self._wrapup_timer = None
+        now = self.clock.seconds()
+        for queue, ms in self.state.members.items():
+            for m in ms.values():
+                w = wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue))
+                end = int(m.last_call) + math.ceil(w) if m.last_call and w > 0 else None
+                if end is not None and end <= now < end + 1:
+                    self._notify("member", (queue, m))
+        self._schedule_wrapup()
+
+    def _cancel_wrapup_timer(self) -> None:
+        if self._wrapup_timer is not None and self._wrapup_timer.active():
+            self._wrapup_timer.cancel()
+        self._wrapup_timer = None
 
     def on_disconnect(self, t: float) -> None:
         if self.outage_start is None:
@@ -220,11 +278,23 @@ class QueueCallsTracker:
                                      "since": c.answered_at})
         for queue, members in self.state.members.items():
             q = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
-            q["members"] = [{"interface": m.interface, "name": m.name, "state": m.state,
-                             "paused": m.paused, "reason": m.reason} for m in members.values()]
+            q["members"] = [self._member_entry(queue, m, now) for m in members.values()]
         for q in out.values():
             q["waiting"].sort(key=lambda w: w["wait"], reverse=True)
         return out
+
+    def _member_entry(self, queue: str, m: Any, now: float) -> dict[str, Any]:
+        """A member for the wallboard: ``state`` is the named state (agentstate.STATES)."""
+        entry = _member_entry_fields(m)
+        entry["state"] = self.member_state(queue, m, now)
+        entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
+                                            now) if entry["state"] == "wrap_up" else None)
+        return entry
+
+
+def _member_entry_fields(m: Any) -> dict[str, Any]:
+    return {"interface": m.interface, "name": m.name, "device_state": m.state, "paused": m.paused,
+            "reason": m.reason, "in_call": m.in_call, "last_call": m.last_call, "wrapuptime": m.wrapuptime}
 
 
 def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
@@ -238,4 +308,4 @@ def from_service(service: Any) -> QueueCallsTracker:
     return QueueCallsTracker(
         service.db, service.clock, answer_target=cfg.hospital.answer_target_seconds,
         short_abandon=cfg.hospital.short_abandon_seconds, region=cfg.hospital.region,
-        queue_log=cfg.ami.queue_log)
+        queue_log=cfg.ami.queue_log, queue_wrapup=cfg.ami.wrapup_seconds)

@@ -192,7 +192,16 @@ class SimulatedPBX:
             m = Member(iface, name or f"Agent {agent_id}", "static" if static else "dynamic",
                        login_time=int(self.now()))
             q.members.append(m)
+        self._sync_wrapup(agent_id)
         return m
+
+    def _sync_wrapup(self, agent_id: str) -> None:
+        """The agent's wrap-up is its members' ``Wrapuptime`` (per member, whole seconds)."""
+        w = int(round(self.agents.get(agent_id, AgentProfile()).wrapup))
+        for q in self.queues.values():
+            for m in q.members:
+                if m.agent_id == agent_id:
+                    m.wrapuptime = w
 
     def set_agent(self, agent_id: str, **kw: Any) -> None:
         prof = self.agents.setdefault(agent_id, AgentProfile())
@@ -202,6 +211,8 @@ class SimulatedPBX:
             self.globals[f"AGENT_DELAY_{agent_id}"] = _fmt_num(kw["answer_delay"])
         if "talk_time" in kw:
             self.globals[f"AGENT_TALK_{agent_id}"] = _fmt_num(kw["talk_time"])
+        if "wrapup" in kw:
+            self._sync_wrapup(agent_id)
 
     def set_patient(self, number: str, outcome: str = "answer", ring: float = 2, survey_digits: str = "4",
                     hold: float = 20, delay: float = 3) -> None:
@@ -1058,12 +1069,13 @@ class SimulatedPBX:
             reason = "caller"
             ami_hangup = h.by == "ami-regex"  # torn down with its peer: no channel fields
         talk = int(self.now()) - int(connected_at)
-        wrapup = self.agents.get(member.agent_id, AgentProfile()).wrapup
-        if wrapup > 0:
-            member.wrapup_until = self.now() + wrapup
-            self.timers.call_later(wrapup, self._wake_queue, q)
         member.calls_taken += 1
         member.last_call = int(self.now())
+        member.in_call = False
+        if member.wrapuptime > 0:
+            # app_queue: not rung while time(NULL) - lastcall < wrapuptime (whole seconds)
+            member.wrapup_until = member.last_call + member.wrapuptime
+            self.timers.call_later(member.wrapup_until - self.now(), self._wake_queue, q)
         q.record_complete(talk)
         complete_fields = [("Queue", q.name), ("Interface", member.interface), ("MemberName", member.name),
                            ("HoldTime", str(hold)), ("TalkTime", str(talk)), ("Reason", reason)]

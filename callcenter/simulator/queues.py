@@ -25,7 +25,8 @@ class Member:
     reason: str = ""
     busy: bool = False  # in a call or ringing (ringinuse = no)
     in_call: bool = False
-    wrapup_until: float = 0.0  # the agent's after-call work: not rung before this time
+    wrapuptime: int = 0  # the member's own wrap-up seconds (Wrapuptime; 0 = the queue's)
+    wrapup_until: float = 0.0  # LastCall + Wrapuptime: not rung before (app_queue's whole seconds)
 
     @property
     def status(self) -> int:
@@ -48,12 +49,12 @@ class Member:
             ("LastCall", str(self.last_call)),
             ("LastPause", str(self.last_pause)),
             ("LoginTime", str(self.login_time)),
-            ("InCall", "0"),
+            ("InCall", "1" if self.in_call else "0"),
             ("Status", str(self.status)),
             ("Paused", "1" if self.paused else "0"),
             ("PausedReason", self.reason),
             ("Ringinuse", "0"),
-            ("Wrapuptime", "0"),
+            ("Wrapuptime", str(self.wrapuptime)),
         ]
 
     def list_fields(self, queue: str) -> list[tuple[str, str]]:
@@ -72,7 +73,7 @@ class Member:
             ("Status", str(self.status)),
             ("Paused", "1" if self.paused else "0"),
             ("PausedReason", self.reason),
-            ("Wrapuptime", "0"),
+            ("Wrapuptime", str(self.wrapuptime)),
         ]
 
 
