@@ -25,6 +25,32 @@ already gives us; so the gateway owns the protocol directly:
   half-open, aborted and re-established;
 * reconnect with capped exponential backoff and jitter from an injected RNG;
 * ``on_connect`` hooks are awaited after every successful login (resync).
+
+Event filtering (PITFALLS 13) — measured, deliberately **not** enabled.  What the
+consumers read: the queue-call reducer ``QueueCallerJoin/Leave/Abandon``, ``Agent{Called,
+RingNoAnswer,Connect,Complete}``, ``QueueMember{Status,Added,Pause,Paused,Removed}``,
+``HangupRequest``, ``SoftHangupRequest``, ``Hangup``, ``Blind/AttendedTransfer``, ``Newexten``
+(after an abandon: ``h`` = hang-up, else Redirect) and ``VarSet`` of ``QUEUESTATUS`` and
+``IVR_SESSION``; recordings ``AgentConnect``, ``OriginateResponse``, ``Hangup``,
+``MixMonitorStart/Stop``, ``VarSet`` ``MIXMONITOR_FILENAME``/``CAMPAIGN``/``CAMPAIGN_ID``
+(names configurable); the dialer tracker and the screen pop ``OriginateResponse``, ``Hangup``,
+``AgentConnect/Complete``, ``QueueCallerAbandon``, ``VarSet ATTEMPT_ID``; the gateway
+``FullyBooted``/``Shutdown``.  Over all recorded traces that keeps 601 of 2,435 events
+(252 of 960 kB): −75 %, mostly ``VarSet`` (1,002), ``Newexten`` (315), ``DeviceStateChange``.
+Asterisk 22 could drop the rest per session (``Action: Filter``, ``Operation: Add``;
+include filters → "implied exclude-all first"; ``MatchCriteria: name(VarSet),header(Variable)``
+is documented for 22 (certified 22.8) but not 20.7, where ``Filter`` is a full-payload regex; needs ``system`` write; gone at every
+reconnect, so it would be re-added in an ``on_connect`` hook; ``QueueStatus``/
+``CoreShowChannels`` list items are action output and are never filtered).  Why it stays off:
+(1) it is not needed — a busy hospital hour is ~300 queue calls ≈ 15 events/s against
+≥ 48,000 events/s measured here (README, ``bench/ami_ingest.py``); (2) an include list fails
+silently: a consumer that starts reading one more event or channel variable (a new outcome,
+``channelvars`` in the screen pop, a renamed ``[recordings] campaign_variable``) gets nothing
+and the numbers are quietly wrong, which the service's contract (no lost calls) forbids;
+(3) legacy regex filters move the cost to Asterisk (a regex over every event payload per
+session).  If volume ever demands it: build the include list from the consumers
+(the reducer's handler table, the recordings/dialer feeds), add it on connect only when
+``Filter`` answers Success, and replay every trace with and without it.
 """
 from __future__ import annotations
 
