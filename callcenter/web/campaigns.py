@@ -118,7 +118,7 @@ def _view(s, c, now: float, abandon_days: float) -> dict:
 def _get(s, ref: str):
     from dialer.campaigns import CampaignError, get_campaign
 
-    if not ref or len(ref) > 64:
+    if not ref or len(ref) > 64 or (ref.isdigit() and len(ref) > 18):  # no integer overflow in SQL
         raise NotFound(ref)
     try:
         return get_campaign(s, ref)

@@ -135,6 +135,7 @@ async def test_campaign_api_create_start_pause_resume(config, db):
         assert {k: r.json()[k] for k in expected} == expected
         assert (await c.get("/api/campaigns/no-shows")).json()["id"] == cid
         assert (await c.get("/api/campaigns/nope")).status == 404
+        assert (await c.get("/api/campaigns/" + "9" * 30)).status == 404   # no integer overflow
         listed = (await c.get("/api/campaigns")).json()
         assert listed["available"] and [x["campaign"] for x in listed["campaigns"]] == ["no-shows", "implants"]
     assert audit_actions(db) == [("sup1", "campaign_create", str(cid)), ("sup1", "campaign_create", str(cid + 1)),
