@@ -1,8 +1,9 @@
 """FastAGI wire format, sans-IO: the environment block, reply lines, quoting.
 
-Everything here is pure (bytes in, values out) so both the server (``server.py``)
-and the simulated Asterisk (``callcenter/simulator/agi_client.py``) share one
-definition of the protocol, checked against the recorded ``.agi`` traces:
+Everything here is pure (bytes in, values out) so both the server (panoramisk's,
+adapted in ``fastagi.py``) and the simulated Asterisk
+(``callcenter/simulator/agi_client.py``) share one definition of the protocol,
+checked against the recorded ``.agi`` traces:
 
 * the environment is ``agi_key: value`` lines ended by an empty line (bare LF);
 * a reply is ``200 result=<r>[ (<data>)][ endpos=<n>]``, ``510 ...``, ``511 ...`` or
@@ -59,18 +60,6 @@ class Env:
             name = m.group(1) if m else ""
         name = name.split("?", 1)[0].strip("/")
         return name if _SCRIPT.match(name) else None
-
-
-def split_env(buffer: bytes) -> tuple[bytes, bytes] | None:
-    """``(env_block, rest)`` once the blank line arrived, else ``None``."""
-    idx = buffer.find(b"\n\n")
-    if idx < 0:
-        if buffer.startswith(b"\n"):
-            return b"", buffer[1:]
-        if len(buffer) > MAX_ENV_BYTES:
-            raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
-        return None
-    return buffer[: idx + 1], buffer[idx + 2:]
 
 
 def parse_env(block: bytes) -> Env:
@@ -182,11 +171,11 @@ class Reply:
         return chr(code) if code > 0 else None
 
 
-_R200 = re.compile(r"^200 result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?\s*$")
+R200 = re.compile(r"^200 result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?\s*$")
 
 
 def parse_reply_line(line: str) -> Reply:
-    m = _R200.match(line)
+    m = R200.match(line)
     if m:
         endpos = int(m.group(3)) if m.group(3) is not None else None
         return Reply(200, m.group(1), m.group(2), endpos, [line])
@@ -194,44 +183,3 @@ def parse_reply_line(line: str) -> Reply:
     if m:
         return Reply(int(m.group(1)), "", m.group(2), None, [line])
     return Reply(0, "", line, None, [line])
-
-
-class ReplyReader:
-    """Bytes from Asterisk -> complete replies, plus the unsolicited ``HANGUP``.
-
-    ``feed`` returns a list whose items are :class:`Reply` or the string
-    ``"HANGUP"``; ``100 Trying`` lines are skipped, a ``520-`` block is
-    gathered until its ``520 `` line.
-    """
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._multi: list[str] | None = None
-
-    def feed(self, data: bytes) -> list[Reply | str]:
-        self._buf += data
-        out: list[Reply | str] = []
-        while b"\n" in self._buf:
-            raw, self._buf = self._buf.split(b"\n", 1)
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if self._multi is not None:
-                self._multi.append(line)
-                if re.match(r"^\d{3} ", line):
-                    reply = parse_reply_line(self._multi[0])
-                    reply.lines = self._multi
-                    reply.data = "\n".join(self._multi)
-                    out.append(reply)
-                    self._multi = None
-                continue
-            if line == "HANGUP":
-                out.append("HANGUP")
-                continue
-            if not line:
-                continue
-            if re.match(r"^\d{3}-", line):
-                self._multi = [line]
-                continue
-            if line.startswith("100 "):
-                continue
-            out.append(parse_reply_line(line))
-        return out

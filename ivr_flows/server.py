@@ -1,20 +1,12 @@
 """FastAGI server: runs a flow per connection (component ``"agi"``).
 
-Why our own asyncio server rather than panoramisk's ``fast_agi.Application``
-(checked against the ``.agi`` traces):
-
-* panoramisk reads exactly one line per command, so the unsolicited ``HANGUP``
-  line that Asterisk sends *before* the reply to the command in flight (07b, 07c)
-  is taken as that command's reply and every later reply is off by one;
-* it reads only one extra line after a ``520-`` reply, but Asterisk sends a
-  multi-line usage block ending in ``520 End of proper usage.`` (07, 07d);
-* its environment loop never ends if the peer closes before the blank line
-  (``read()`` keeps returning ``b""``), and plain-function routes crash on 3.11
-  (PITFALLS 6).
-
-Here the wire format is the sans-IO :mod:`ivr_flows.agi`, the call logic the
-sans-IO :class:`~ivr_flows.engine.Engine`; this module only moves bytes, runs
-effects (database hooks) off the loop, and records the session.
+The server is panoramisk's ``fast_agi.Application`` with one route per flow
+(``agi_network_script`` = flow name), adapted in :mod:`ivr_flows.fastagi` where
+panoramisk 1.4 misreads Asterisk (unsolicited ``HANGUP``, multi-line 520, EOF
+in the environment; see that module).  The call logic is the sans-IO
+:class:`~ivr_flows.engine.Engine`; this module only feeds it the replies of
+``Request.send_command``, runs effects (database hooks) off the loop, and
+records the session.
 """
 from __future__ import annotations
 
@@ -28,12 +20,12 @@ from typing import Any, Callable
 
 from callcenter.logs import mask_number
 
-from .agi import EnvError, Reply, ReplyReader, parse_env, split_env
-from .engine import Command, Done, Effect, Engine
-from .flow import Flow, FlowError, flow_path, load_flow
+from .agi import EnvError
+from .engine import Done, Effect, Engine
+from .fastagi import AgiApplication, AgiRequest, to_reply
+from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 
 log = logging.getLogger(__name__)
-ENV_TIMEOUT = 10.0      # seconds to receive the agi_* block
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
 
 
@@ -111,6 +103,7 @@ class AgiServer:
         self._flows: dict[str, tuple[float, Flow]] = {}
         self.sessions_total = 0
         self.active = 0
+        self.app = AgiApplication(resolve=self._resolve, latency=latency)
 
     # -- component ------------------------------------------------------------
     async def start(self, service: Any = None) -> None:
@@ -118,6 +111,9 @@ class AgiServer:
         if service is not None:
             self.clock = self.clock or service.clock
             self.db = self.db or service.db
+        for path in sorted(self.flows_root().glob("*.y*ml")):
+            if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
+                self.app.add_route(path.stem, self._run_flow)
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -132,6 +128,9 @@ class AgiServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def flows_root(self) -> Path:
+        return self.flows_dir or FLOWS_DIR
 
     def now(self) -> float:
         return self.clock.seconds() if self.clock is not None else time.time()
@@ -169,13 +168,17 @@ class AgiServer:
         return result
 
     # -- connection -------------------------------------------------------------
+    def _resolve(self, name: str):
+        """A route for a flow file that appeared after start (served like the others)."""
+        return self._run_flow if flow_path(name, self.flows_dir) is not None else None
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
         self.active += 1
         try:
-            await asyncio.wait_for(self._session(reader, writer), SESSION_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, EnvError) as exc:
+            await asyncio.wait_for(self.app.handler(reader, writer), SESSION_TIMEOUT)
+        except (asyncio.TimeoutError, ConnectionError, EnvError) as exc:
             log.info("FastAGI connection ended: %s", exc.__class__.__name__)
         except asyncio.CancelledError:
             pass
@@ -189,65 +192,27 @@ class AgiServer:
             except Exception:  # pragma: no cover
                 pass
 
-    async def _read_env(self, reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
-        buf = b""
-        while True:
-            parts = split_env(buf)
-            if parts is not None:
-                return parts
-            chunk = await reader.read(4096)
-            if not chunk:
-                return None
-            buf += chunk
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        got = await asyncio.wait_for(self._read_env(reader), ENV_TIMEOUT)
-        if got is None:
-            return
-        block, rest = got
-        env = parse_env(block)
-        if env.malformed:
-            log.warning("FastAGI: %d malformed line(s) in the agi environment ignored", env.malformed)
-        name = env.script
-        flow = self.flow(name) if name else None
+    async def _run_flow(self, request: AgiRequest) -> None:
+        """The route of every flow: run the engine over the request's commands."""
+        env = request.env
+        flow = self.flow(env.script)
         if flow is None:
-            log.error("FastAGI: no flow for request %r", name or env.get("agi_request")[:80])
+            log.error("FastAGI: no flow for request %r", env.script)
             return
         self.sessions_total += 1
         engine = Engine(flow, env, now=self.now, timezone=self.timezone, country=self.country,
                         prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
+        request.on_hangup = engine.hangup_seen
         record = _SessionRecord(self, engine)
-        replies = ReplyReader()
-        pending: list = list(replies.feed(rest))
         step = engine.start()
-        t_reply: float | None = None  # when the last reply was read (for ``latency``)
         try:
             while not isinstance(step, Done):
                 if isinstance(step, Effect):
                     step = engine.send(await self._effect(step, engine, record))
                     continue
-                writer.write(step.line.encode("utf-8") + b"\n")
-                if self.latency is not None and t_reply is not None:
-                    # the server's own time: reply in -> (engine, effects, DB) -> next command out
-                    self.latency.append(time.perf_counter() - t_reply)
-                reply = None
-                while reply is None:
-                    while pending and reply is None:
-                        item = pending.pop(0)
-                        if item == "HANGUP":
-                            engine.hangup_seen()
-                        else:
-                            reply = item
-                    if reply is None:
-                        data = await reader.read(4096)
-                        t_reply = time.perf_counter()
-                        if not data:
-                            break
-                        pending.extend(replies.feed(data))
+                reply = to_reply(await request.send_command(step.line))
                 if reply is None:  # connection closed by Asterisk
                     engine.hangup_seen()
-                    step = engine.send(None)
-                    continue
                 step = engine.send(reply)
         finally:
             await record.finish(engine)

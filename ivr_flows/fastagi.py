@@ -1,0 +1,260 @@
+"""panoramisk's FastAGI server, adapted where the ``.agi`` traces show it wrong.
+
+:class:`AgiApplication` is panoramisk's ``fast_agi.Application`` (routes by
+``agi_network_script`` via ``add_route``) and :class:`AgiRequest` its
+``fast_agi.Request``; replies are panoramisk's ``parse_agi_result`` dicts.
+What panoramisk 1.4 gets wrong, and is overridden here:
+
+* ``Request.send_command`` reads exactly one line, so the unsolicited ``HANGUP``
+  that Asterisk sends *before* the reply to the command in flight (07b, 07c)
+  is taken as that reply and every later reply is off by one;
+* it reads one extra line after ``520-``; Asterisk sends a usage block ending in
+  ``520 End of proper usage.`` (07, 07d), so the rest is read as later replies;
+* at EOF ``readline()`` returns ``b""`` and ``parse_agi_result("")`` raises;
+* ``Application.handler`` loops forever if the peer closes before the blank
+  line (``read()`` keeps returning ``b""``), keeps no bound on the block, drops
+  bytes read past it, and logs-and-swallows ``CancelledError`` from a route;
+* ``add_route`` wraps a plain function with ``asyncio.coroutine``, gone in 3.11
+  (PITFALLS 6): only ``async def`` routes are accepted.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable
+
+from panoramisk import fast_agi
+from panoramisk.utils import parse_agi_result
+
+from .agi import MAX_ENV_BYTES, R200, EnvError, Env, Reply, parse_env
+
+log = logging.getLogger(__name__)
+ENV_TIMEOUT = 10.0           # seconds to receive the agi_* block
+MAX_REPLY_LINE = 1024 * 1024  # a longer "line" is not Asterisk: handled as a closed connection
+_CODE = re.compile(r"^\d{3}")
+EOF = {"status_code": None, "result": ("", ""), "msg": "connection closed by Asterisk",
+       "error": "AGIResultHangup", "eof": True, "lines": []}
+
+
+class LineTooLong(EnvError):
+    """No line end where Asterisk would have sent one."""
+
+
+def parse_result(line: str) -> dict:
+    """One reply line as panoramisk's ``parse_agi_result`` dict, corrected where it is wrong.
+
+    Unlike panoramisk's, ``status_code``, ``result`` and ``endpos`` are always
+    kept, so a hang-up reply still says what Asterisk said."""
+    if not _CODE.match(line):
+        # panoramisk: int("") raises ValueError on a line without a status code
+        return {"status_code": 0, "result": ("", ""), "msg": line, "error": "AGIUnknownError"}
+    if line.startswith("511"):
+        # panoramisk: AGIUnknownError; 511 is Asterisk's answer on a dead channel (07b)
+        return {"status_code": 511, "result": ("", ""), "msg": line, "error": "AGIResultHangup"}
+    m = R200.match(line)
+    if m is not None:
+        value, data, endpos = m.groups()
+        if value == "" or value == "-1" or data == "hangup":
+            # panoramisk: "result= (timeout)" (07d) matches nothing, the timeout is lost;
+            # "result=-1 [(hangup)] [endpos=N]" (07b, 07c) becomes a bare error without
+            # status, data or endpos; and a GET VARIABLE value "hangup" is taken as a hang-up
+            out = {"status_code": 200, "result": (value, data or ""), "msg": ""}
+            if endpos is not None:
+                out["endpos"] = (endpos, "")
+            if value == "-1":
+                out["error"] = "AGIResultHangup" if data == "hangup" else "AGIAppError"
+                out["msg"] = line
+            return out
+    return parse_agi_result(line)
+
+
+def to_reply(result: dict) -> Reply | None:
+    """The engine's :class:`~ivr_flows.agi.Reply` for a :func:`parse_result` dict (None at EOF)."""
+    if result.get("eof"):
+        return None
+    value, data = result.get("result", ("", ""))
+    endpos = None
+    if "endpos" in result:
+        try:
+            endpos = int(result["endpos"][0])
+        except ValueError:
+            endpos = None
+    lines = result.get("lines") or [result.get("msg", "")]
+    if len(lines) > 1:  # a multi-line block: its text is the data
+        data = "\n".join(lines)
+    return Reply(result["status_code"], value, data if data != "" else None, endpos, lines)
+
+
+class AgiRequest(fast_agi.Request):
+    """One FastAGI connection: panoramisk's Request with a ``send_command`` that
+    follows Asterisk (unsolicited ``HANGUP``, 511, multi-line 5xx, EOF).
+
+    ``hungup`` turns true when Asterisk announced the hang-up (``HANGUP`` line)
+    and ``on_hangup()`` is called once then.  ``latency`` (a list) receives the
+    time from the last reply bytes read to the next command written."""
+
+    def __init__(self, app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 encoding: str = "utf-8", *, latency: list | None = None):
+        super().__init__(app, OrderedDict(), reader, writer, encoding=encoding)
+        self.env = Env({})
+        self.hungup = False
+        self.on_hangup: Callable[[], Any] | None = None
+        self.latency = latency
+        self._buf = b""
+        self._t_read: float | None = None
+
+    async def _readline(self, limit: int = MAX_REPLY_LINE) -> bytes | None:
+        """One line without its LF (CR kept), or None at EOF (a partial line is dropped)."""
+        while True:
+            idx = self._buf.find(b"\n")
+            if idx >= 0:
+                line, self._buf = self._buf[:idx], self._buf[idx + 1:]
+                return line
+            if len(self._buf) > limit:
+                raise LineTooLong(f"no line end within {limit} bytes")
+            chunk = await self.reader.read(65536)
+            self._t_read = time.perf_counter()
+            if not chunk:
+                return None
+            self._buf += chunk
+
+    async def read_env(self) -> bool:
+        """Read the ``agi_*`` block up to its blank line; False if the peer closed first.
+
+        Bad lines are counted in ``env.malformed``, never fatal; more than
+        ``MAX_ENV_BYTES`` without the blank line raises :class:`EnvError`."""
+        lines: list[bytes] = []
+        size = 0
+        while True:
+            line = await self._readline(MAX_ENV_BYTES)
+            if line is None:
+                return False
+            if not line:  # the blank line (bare LF, as Asterisk sends it)
+                break
+            size += len(line) + 1
+            if size > MAX_ENV_BYTES:
+                raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
+            lines.append(line)
+        self.env = parse_env(b"\n".join(lines))
+        self._t_read = None  # latency is per command round trip: env -> first command is not one
+        self.headers = OrderedDict(self.env.values)
+        return True
+
+    def _hangup(self) -> None:
+        if not self.hungup:
+            self.hungup = True
+            if self.on_hangup is not None:
+                self.on_hangup()
+
+    async def send_command(self, command: str) -> dict:
+        """Send one command line, return its reply as a :func:`parse_result` dict.
+
+        An unsolicited ``HANGUP`` before the reply is noted (``hungup``), not
+        returned; ``100 Trying`` is skipped; a ``NNN-`` block is read to its
+        ``NNN `` line (``lines`` holds every line); at EOF the dict has ``eof``."""
+        self.writer.write((command + "\n").encode(self.encoding))
+        if self.latency is not None and self._t_read is not None:
+            self.latency.append(time.perf_counter() - self._t_read)
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            pass  # the reply read below sees the EOF
+        block: list[str] | None = None
+        while True:
+            try:
+                raw = await self._readline()
+            except LineTooLong:
+                raw = None
+            if raw is None:
+                return dict(EOF)
+            line = raw.rstrip(b"\r").decode(self.encoding, "replace")
+            if line == "HANGUP":
+                self._hangup()
+                continue
+            if block is not None:
+                block.append(line)
+                if _CODE.match(line) and line[3:4] == " ":
+                    result = parse_result(block[0])
+                    result["msg"] = "\n".join(block)
+                    result["lines"] = block
+                    return result
+                continue
+            if not line:
+                continue
+            if _CODE.match(line) and line[3:4] == "-":
+                block = [line]
+                continue
+            result = parse_result(line)
+            if result.get("status_code") == 100:
+                continue
+            if result.get("status_code") == 511:
+                self._hangup()
+            result["lines"] = [line]
+            return result
+
+
+Route = Callable[[AgiRequest], Awaitable[Any]]
+
+
+class AgiApplication(fast_agi.Application):
+    """panoramisk's FastAGI Application: routes by ``agi_network_script``.
+
+    ``resolve(name)`` (optional) may supply a route for a name not yet added
+    (e.g. a flow file dropped in after start); it is then added.  Names are
+    :attr:`Env.script`: ``[A-Za-z0-9_-]`` only, from ``agi_network_script`` or
+    the path of ``agi_request``."""
+
+    def __init__(self, default_encoding: str = "utf-8", loop: Any = None, *,
+                 resolve: Callable[[str], Route | None] | None = None,
+                 latency: list | None = None, env_timeout: float = ENV_TIMEOUT):
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None  # panoramisk asks get_event_loop(); it only stores it
+        super().__init__(default_encoding=default_encoding, loop=loop)
+        self.resolve = resolve
+        self.latency = latency
+        self.env_timeout = env_timeout
+
+    def add_route(self, path: str, endpoint: Route) -> None:
+        # panoramisk wraps a plain function with asyncio.coroutine, gone in 3.11 (PITFALLS 6)
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"FastAGI route {path!r} must be an async function")
+        super().add_route(path, endpoint)
+
+    def route(self, name: str | None) -> Route | None:
+        if not name:
+            return None
+        endpoint = self._route.get(name)
+        if endpoint is None and self.resolve is not None:
+            endpoint = self.resolve(name)
+            if endpoint is not None:
+                self.add_route(name, endpoint)
+        return endpoint
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the environment, run the route for it, close.  Errors propagate to the caller
+        (the server logs them); the socket is closed in every case."""
+        request = AgiRequest(self, reader, writer, encoding=self.default_encoding, latency=self.latency)
+        try:
+            if not await asyncio.wait_for(request.read_env(), self.env_timeout):
+                return
+            env = request.env
+            if env.malformed:
+                log.warning("FastAGI: %d malformed line(s) in the agi environment ignored", env.malformed)
+            name = env.script
+            endpoint = self.route(name)
+            if endpoint is None:
+                log.error("FastAGI: no flow for request %r", name or env.get("agi_request")[:80])
+                return
+            await endpoint(request)
+        finally:
+            try:
+                writer.close()
+            except Exception:  # pragma: no cover
+                pass
