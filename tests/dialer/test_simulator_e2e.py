@@ -298,7 +298,10 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
     assert [r[2] for r in rows] == ["reached"] * 3
     assert all(r[3] for r in rows)                        # an agent took every call
     assert peak[0] == 1                                   # never more calls than free agents
-    assert rows[1][4] >= rows[0][5] and rows[2][4] >= rows[1][5]   # next dialled after the previous ended
+    # the next patient is dialled only once the agent has finished the previous 20 s talk
+    # (compared with the talk, not the attempt's end: the patient's Hangup may be
+    # processed a moment after AgentComplete frees the agent)
+    assert rows[1][4] >= rows[0][4] + 20 and rows[2][4] >= rows[1][4] + 20
     with db.session() as s:
         st = status(s, s.scalar(select(Campaign)), now=clock.seconds())
     assert st["reached"] == 3 and st["abandon_rate"] == 0.0
