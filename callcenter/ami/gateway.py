@@ -1,30 +1,58 @@
-"""The one AMI client of the service: login, actions, events, ping, reconnect.
+"""The one AMI client of the service: panoramisk 1.4 on the socket, our fixes around it.
 
-Why this is written on asyncio with our sans-IO codec instead of wrapping
-``panoramisk.Manager`` (panoramisk stays the dependency for FastAGI):
-every job the Manager does is one of the pitfalls in ``shared/PITFALLS.md`` —
-its framing drops UTF-8 split across reads (1), it re-sends unanswered actions
-after a reconnect (2: a patient called twice), it raises inside the protocol on
-an ``Originate`` without ``Async`` (3), a failing callback kills the connection
-(4), its ping never waits for the Pong and its reconnect delay is a fixed 2 s
-(5), and its timers run on the loop's real time so an injected clock cannot
-drive them (8).  Overriding all of that leaves only the socket, which asyncio
-already gives us; so the gateway owns the protocol directly:
+Data path (``PITFALLS.md`` numbers in brackets)::
 
-* framing: :class:`callcenter.ami.codec.Parser` (bytes kept until a message is
-  complete, then decoded: UTF-8 safe across reads);
-* actions: each gets an ActionID and its *own* deadline on the injected clock;
-  nothing is ever re-sent — after a disconnect pending actions fail with
-  :class:`AmiNotConnected` and the caller reconciles (for ``Originate``: by
-  ActionID, the outcome is the ``OriginateResponse`` event);
-* EventList actions (``QueueStatus``, ``CoreShowChannels``, regex ``Hangup`` …)
-  return ``[response, items…, complete]``; their list items go to the action,
-  not to subscribers;
-* every subscriber call is guarded: an exception is logged, the connection lives;
-* ping with a deadline: no answer within ``ping_timeout`` → the link is treated as
-  half-open, aborted and re-established;
-* reconnect with capped exponential backoff and jitter from an injected RNG;
-* ``on_connect`` hooks are awaited after every successful login (resync).
+    TCP bytes -> _Protocol(panoramisk.ami_protocol.AMIProtocol).data_received
+              -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1])
+              -> AmiMessage(panoramisk.message.Message) -> AMIProtocol.handle_message
+                   |- ActionID of an action in flight -> panoramisk Action.add_message
+                   |  (its EventList handling completes the Action's future)
+                   '- an event -> factory.dispatch -> guarded subscribers [4]
+    actions: _Action(panoramisk.actions.Action) -> AMIProtocol.send
+
+What is panoramisk's and what is ours:
+
+* **Framing in** is ours: panoramisk's ``data_received`` decodes each read on its
+  own and drops a character split across reads [1], so our protocol subclass
+  overrides only ``data_received``: :class:`callcenter.ami.codec.Parser` frames,
+  and every complete message is handed to panoramisk's own ``handle_message`` as
+  an :class:`AmiMessage` (a ``panoramisk.message.Message`` that also carries our
+  ordered :class:`~callcenter.ami.codec.Message` as ``.raw``; subscribers and
+  action results get ``.raw``, as the contract says: repeated headers and their
+  order intact).  One message's failure inside panoramisk is logged, not fatal.
+* **Actions** are panoramisk ``Action`` objects written by ``AMIProtocol.send``
+  (``str(action)`` with ``utils.EOL``, which we hold at ``\\r\\n`` [10]: a
+  ``panoramisk.testing`` import sets it to ``\\n`` process-wide) and completed by
+  panoramisk's ``Action.add_message``.  ``_Action.multi`` (is the answer a list?)
+  is ours: ``EventList: start`` or "will follow".  panoramisk's guess would wait
+  for more after ``Added interface to queue`` (QueueAdd hangs) and after
+  ``Originate successfully queued`` (it would swallow the ``OriginateResponse``
+  that subscribers need, and raise KeyError without ``Async`` [3]).  Headers are
+  checked by :func:`codec.encode` first (no CR/LF injection); ``Async`` is always
+  explicit on Originate [3].  Each action has *our* deadline on the injected clock.
+* **Nothing is ever re-sent** [2]: the factory's ``forgetable_actions`` contains
+  every action name, so panoramisk's ``close()`` queues nothing in
+  ``awaiting_actions`` (cleared anyway on every loss, and nobody calls
+  ``send_awaiting_actions``); actions in flight fail with
+  :class:`AmiNotConnected` and the caller reconciles (Originate: by ActionID, the
+  outcome is the ``OriginateResponse`` event).
+* **Shutdown**: panoramisk's ``handle_message`` treats an ``Event: Shutdown`` as
+  the end of the link (Asterisk is exiting; the socket may linger after a
+  restart's exec); the gateway then reconnects with backoff like after any loss,
+  and subscribers still receive the Shutdown event (after ``on_disconnect``).
+* **Lifecycle is ours, not ``panoramisk.Manager``**: everything the Manager adds
+  over the protocol is a pitfall — fixed 2 s reconnect and a ping that never
+  waits for its Pong, both on the loop's real time [5, 8], re-sending awaiting
+  actions on ``FullyBooted`` [2], unguarded callbacks [4] matched through
+  fnmatch regexes on every event — and its ``on_connect``/``on_disconnect``
+  instance attributes would shadow this class's public methods of the same
+  names.  So a per-connection :class:`_Factory` plays the part panoramisk's
+  protocol expects of a Manager (``dispatch``, ``connection_lost``,
+  ``forgetable_actions``, ``awaiting_actions``), and the gateway supervises:
+  login, ``on_connect`` hooks awaited after every login (resync), ping with a
+  deadline (no Pong within ``ping_timeout`` -> half-open, abort, reconnect),
+  capped exponential backoff with jitter from an injected RNG; all timers on
+  the injected clock, none of panoramisk's.
 
 Event filtering (PITFALLS 13) — measured, deliberately **not** enabled.  What the
 consumers read: the queue-call reducer ``QueueCallerJoin/Leave/Abandon``, ``Agent{Called,
@@ -58,13 +86,20 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
+
+from panoramisk import utils as pano_utils
+from panoramisk.actions import Action as PanoAction
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message as PanoMessage
 
 from .codec import Message, Parser, ProtocolError, encode
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Message, float], Any]
+CRLF = "\r\n"
 
 
 class AmiError(Exception):
@@ -83,27 +118,116 @@ class AmiNotConnected(AmiError):
     """Not logged in, or the link dropped before the answer (the action may have run)."""
 
 
-class _Pending:
-    __slots__ = ("future", "items", "is_list", "timer", "name")
+class AmiMessage(PanoMessage):
+    """A panoramisk ``Message`` built from one of our parsed messages (kept as ``.raw``).
 
-    def __init__(self, future: asyncio.Future, name: str):
-        self.future = future
-        self.items: list[Message] = []
-        self.is_list = False
+    Same mapping as ``panoramisk.message.Message.from_line``: case-insensitive
+    keys, a repeated key becomes a list, a ``content`` key (the bare lines of a
+    ``Follows`` answer here).  The store is filled directly rather than through
+    ``MutableMapping.update`` (one Python call per header): this runs for every
+    event (bench/ami_ingest.py).
+    """
+
+    def __init__(self, raw: Message):
+        hs = raw.headers
+        store = {k.lower(): (k, v) for k, v in hs}
+        content = ""
+        if len(store) != len(hs) or "" in store:
+            store = {}
+            bare = []
+            for k, v in hs:
+                if not k:
+                    bare.append(v)
+                    continue
+                lk = k.lower()
+                old = store.get(lk)
+                if old is None:
+                    store[lk] = (k, v)
+                else:
+                    prev = old[1]
+                    store[lk] = (k, (prev if isinstance(prev, list) else [prev]) + [v])
+            content = "\n".join(bare)
+        store["content"] = ("content", content)
+        self._store = store
+        self.manager = None
+        self.raw = raw
+
+
+class _Action(PanoAction):
+    """A panoramisk ``Action`` whose list detection is ours (see the module docstring)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        data: dict[str, Any] = {}
+        lower: dict[str, str] = {}
+        for k, v in pairs:
+            key = lower.setdefault(k.lower(), k)
+            if key in data:
+                prev = data[key]
+                data[key] = (prev if isinstance(prev, list) else [prev]) + [v]
+            else:
+                data[key] = v
+        super().__init__(data, as_list=None)
         self.timer: Any = None
-        self.name = name
+        self.name = str(self.get("Action", "?"))
+
+    @property
+    def multi(self) -> bool:
+        if self.as_list is not None:
+            return bool(self.as_list)
+        first = self.responses[0]
+        if first.response not in PanoMessage.success_responses:
+            return False
+        return (str(first.get("EventList", "")).lower() == "start"
+                or "will follow" in str(first.get("Message", "")).lower())
+
+    @property
+    def completed(self) -> bool:
+        last = self.responses[-1]
+        if len(self.responses) > 1 and str(last.get("EventList", "")).lower() == "complete":
+            return True
+        return super().completed
 
 
-class _Protocol(asyncio.Protocol):
-    """Feeds bytes to the gateway's parser; never lets an exception reach asyncio."""
+class _EveryAction:
+    """``forgetable_actions`` for panoramisk's ``close()``: every action name [2]."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+class _Factory:
+    """What panoramisk's ``AMIProtocol`` calls its factory (a ``Manager`` there), for one connection."""
+
+    forgetable_actions = _EveryAction()
+
+    def __init__(self, gateway: "AmiGateway", proto: "_Protocol"):
+        self.gw, self.proto = gateway, proto
+        self.awaiting_actions: deque = deque()
+        self.save_stream = None
+
+    def dispatch(self, message: AmiMessage) -> None:
+        self.gw._event(self.proto, message)
+
+    def connection_lost(self, exc: Any) -> None:
+        self.awaiting_actions.clear()
+        self.gw._lost(self.proto, exc)
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk's protocol with UTF-8-safe framing; never lets an exception reach asyncio."""
 
     def __init__(self, gateway: "AmiGateway"):
         self.gw = gateway
         self.parser = Parser(expect_banner=True)
         self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.t = 0.0
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
+        super().connection_made(transport)
+        self.factory = _Factory(self.gw, self)
+        self.encoding = "utf8"
+        self.log = log
 
     def data_received(self, data: bytes) -> None:
         gw = self.gw
@@ -115,11 +239,20 @@ class _Protocol(asyncio.Protocol):
             log.error("AMI stream from %s:%s is not AMI (%s); reconnecting", gw.host, gw.port, exc)
             self.transport.abort()
             return
-        if msgs:
-            gw._dispatch(self, msgs)
-
-    def connection_lost(self, exc) -> None:
-        self.gw._lost(self, exc)
+        if self.version is None and self.parser.banner is not None:
+            self.version = self.parser.banner.partition("/")[2].strip()
+            gw.banner = self.parser.banner
+        if not msgs:
+            return
+        self.t = gw.clock.seconds()
+        handle = self.handle_message
+        for msg in msgs:
+            if self.closed:
+                break  # Shutdown: the rest of this read belongs to a dead link
+            try:
+                handle(AmiMessage(msg))
+            except Exception:  # noqa: BLE001 - one odd message must not kill the link
+                log.exception("AMI message not handled: %r", msg.event or msg.get("Response"))
 
 
 class AmiGateway:
@@ -153,7 +286,7 @@ class AmiGateway:
         self._subscribers: list[EventCallback] = []
         self._on_connect: list[Callable[[], Awaitable[Any]]] = []
         self._on_disconnect: list[Callable[[float], Any]] = []
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, _Action] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"cc{self.rng.randrange(16**6):06x}-"
         self._proto: _Protocol | None = None
@@ -188,7 +321,7 @@ class AmiGateway:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._proto is not None and self._proto.transport is not None and self.connected:
+        if self._usable(self._proto) and self.connected:
             try:
                 # bounded in real time too: a test clock may never advance
                 await asyncio.wait_for(self.action({"Action": "Logoff"}, timeout=1), 1.0)
@@ -244,6 +377,11 @@ class AmiGateway:
             h.append(("Variable", f"{k}={v}"))
         return await self.action(h)
 
+    @staticmethod
+    def _usable(proto: _Protocol | None) -> bool:
+        return (proto is not None and proto.transport is not None and not proto.closed
+                and not proto.transport.is_closing())
+
     async def _send(self, headers, timeout: float | None) -> Message | list[Message]:
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
         aid = next((v for k, v in pairs if k.lower() == "actionid"), None)
@@ -252,93 +390,66 @@ class AmiGateway:
             pairs.insert(1 if pairs and pairs[0][0].lower() == "action" else 0, ("ActionID", aid))
         if aid in self._pending:
             raise AmiError(f"ActionID {aid!r} is already in flight")
-        name = next((v for k, v in pairs if k.lower() == "action"), "?")
-        data = encode(pairs)  # refuses CR/LF in values
+        encode(pairs)  # refuses CR/LF in names and values: no header injection
         proto = self._proto
-        if proto is None or proto.transport is None or proto.transport.is_closing():
+        if not self._usable(proto):
             raise AmiNotConnected(f"AMI not connected to {self.host}:{self.port}")
-        fut = asyncio.get_running_loop().create_future()
-        p = _Pending(fut, name)
-        self._pending[aid] = p
+        if pano_utils.EOL != CRLF:  # PITFALLS 10: panoramisk.testing sets it to "\n"
+            log.warning("panoramisk utils.EOL was %r; reset to CRLF", pano_utils.EOL)
+            pano_utils.EOL = CRLF
+        action = _Action(pairs)
+        self._pending[aid] = action
         delay = self.action_timeout if timeout is None else timeout
-        p.timer = self.clock.callLater(delay, self._expire, aid, name, delay)
-        proto.transport.write(data)
+        action.timer = self.clock.callLater(delay, self._expire, proto, aid, action, delay)
+        fut = proto.send(action, as_list=None)
         try:
-            return await fut
+            result = await fut
         finally:
-            if p.timer is not None and p.timer.active():
-                p.timer.cancel()
-            if self._pending.get(aid) is p:
+            if action.timer is not None and action.timer.active():
+                action.timer.cancel()
+            if self._pending.get(aid) is action:
                 del self._pending[aid]
+            if proto.responses.get(aid) is action:  # expired/cancelled: no late completion
+                del proto.responses[aid]
+        if isinstance(result, list):
+            return [m.raw for m in result]
+        msg = result.raw
+        resp = msg.get("Response") or ""
+        if resp not in ("Success", "Goodbye", "Follows"):
+            raise AmiError(msg.get("Message") or f"{action.name} failed: {resp or msg.event}", msg)
+        return msg
 
-    def _expire(self, aid: str, name: str, delay: float) -> None:
-        p = self._pending.pop(aid, None)
-        if p is not None and not p.future.done():
-            p.future.set_exception(AmiTimeout(f"no answer to {name} ({aid}) within {delay:g} s"))
+    def _expire(self, proto: _Protocol, aid: str, action: _Action, delay: float) -> None:
+        if self._pending.get(aid) is action:
+            del self._pending[aid]
+        if proto.responses.get(aid) is action:
+            del proto.responses[aid]
+        if not action.future.done():
+            action.future.set_exception(
+                AmiTimeout(f"no answer to {action.name} ({aid}) within {delay:g} s"))
 
     def _fail_pending(self, exc: AmiError) -> None:
         pending, self._pending = self._pending, {}
-        for p in pending.values():
-            if p.timer is not None and p.timer.active():
-                p.timer.cancel()
-            if not p.future.done():
-                p.future.set_exception(AmiNotConnected(str(exc)))
+        for action in pending.values():
+            if action.timer is not None and action.timer.active():
+                action.timer.cancel()
+            if not action.future.done():
+                action.future.set_exception(AmiNotConnected(str(exc)))
 
-    # -- incoming --------------------------------------------------------------------------
-    def _dispatch(self, proto: _Protocol, msgs: list[Message]) -> None:
+    # -- incoming (called by panoramisk's handle_message through _Factory) ------------------
+    def _event(self, proto: _Protocol, message: AmiMessage) -> None:
         if proto is not self._proto:
             return
-        if self.banner is None and proto.parser.banner is not None:
-            self.banner = proto.parser.banner
-        t = self.clock.seconds()
-        pending = self._pending
-        subs = self._subscribers
-        for msg in msgs:
-            first = msg.headers[0][0] if msg.headers else ""
-            if pending:
-                aid = msg.get("ActionID")
-                p = pending.get(aid) if aid is not None else None
-                if p is not None and self._to_action(p, msg, first):
-                    continue
-            if first == "Event":
-                self.events_received += 1
-                for cb in subs:
-                    try:
-                        cb(msg, t)
-                    except Exception:  # noqa: BLE001 - PITFALLS 4: never kill the link
-                        self.subscriber_errors += 1
-                        log.exception("AMI subscriber %r failed on %s", cb, msg.event)
-            elif first == "Response":
-                log.debug("AMI response without a waiting action: %s", msg.get("ActionID"))
+        self.events_received += 1
+        msg, t = message.raw, proto.t
+        for cb in self._subscribers:
+            try:
+                cb(msg, t)
+            except Exception:  # noqa: BLE001 - PITFALLS 4: never kill the link
+                self.subscriber_errors += 1
+                log.exception("AMI subscriber %r failed on %s", cb, msg.event)
 
-    @staticmethod
-    def _to_action(p: _Pending, msg: Message, first: str) -> bool:
-        """Route ``msg`` to its action; False if it is not part of the answer."""
-        fut = p.future
-        if fut.done():
-            return False
-        if first == "Response":
-            if p.is_list or p.items:
-                return False
-            resp = msg.get("Response", "")
-            if resp not in ("Success", "Goodbye", "Follows"):
-                fut.set_exception(AmiError(msg.get("Message") or f"{p.name} failed: {resp}", msg))
-                return True
-            if (msg.get("EventList", "").lower() == "start"
-                    or "will follow" in (msg.get("Message") or "")):
-                p.is_list = True
-                p.items.append(msg)
-                return True
-            fut.set_result(msg)
-            return True
-        if first == "Event" and p.is_list:
-            p.items.append(msg)
-            if msg.get("EventList", "").lower() == "complete" or (msg.event or "").endswith("Complete"):
-                fut.set_result(p.items)
-            return True
-        return False
-
-    def _lost(self, proto: _Protocol, exc: BaseException | None) -> None:
+    def _lost(self, proto: _Protocol, exc: Any) -> None:
         if proto is not self._proto:
             return
         was = self.connected
@@ -352,8 +463,10 @@ class AmiGateway:
         if self._lost_future is not None and not self._lost_future.done():
             self._lost_future.set_result(exc)
         if was:
+            why = ("Asterisk shut down" if isinstance(exc, PanoMessage)
+                   else str(exc) if exc else "")
             log.warning("AMI connection to %s:%s lost%s", self.host, self.port,
-                        f": {exc}" if exc else "")
+                        f": {why}" if why else "")
             t = self.clock.seconds()
             for cb in list(self._on_disconnect):
                 try:
@@ -397,7 +510,7 @@ class AmiGateway:
             loop.create_connection(lambda: _Protocol(self), self.host, self.port),
             self.connect_timeout, "connect")
         self._proto = proto
-        self.banner = None
+        self.banner = proto.parser.banner  # None until the banner line arrived
         resp = await self._send([("Action", "Login"), ("Username", self.username),
                                  ("Secret", self._secret), ("Events", self.events)],
                                 self.action_timeout)

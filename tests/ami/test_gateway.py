@@ -21,11 +21,25 @@ async def until(cond, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.001)
 
 
+def quiet_trace():
+    """Trace 12 up to (without) its Shutdown event: a short, idle Asterisk that stays up.
+
+    (The Shutdown event ends the link by itself: ``test_shutdown_event_ends_the_link``.)
+    """
+    tr = read_ami(traces_dir() / "12-reload-and-shutdown.ami")
+    cut = next(i for i, e in enumerate(tr.entries)
+               if e.message is not None and e.message.event == "Shutdown")
+    tr.entries = tr.entries[:cut]
+    return tr
+
+
 class Rig:
     def __init__(self, trace="01-inbound-answered.ami", *, gw_kw=None, **server_kw):
         self.clock = task.Clock()
         self.clock.advance(1_795_346_000)
-        self.server = ReplayServer(traces_dir() / trace, clock=self.clock, **server_kw)
+        if isinstance(trace, str):
+            trace = traces_dir() / trace
+        self.server = ReplayServer(trace, clock=self.clock, **server_kw)
         self.gw_kw = {"ping_interval": 3600, "ping_timeout": 5, "reconnect_base_delay": 1,
                       "reconnect_max_delay": 8, "rng": random.Random(7), **(gw_kw or {})}
         self.events: list[tuple[Message, float]] = []
@@ -119,7 +133,7 @@ async def test_event_times_are_the_clock_at_arrival():
 async def test_half_open_link_detected_by_ping_deadline():
     """PITFALLS 5: Asterisk stops answering; the ping deadline notices and reconnects."""
     lost = []
-    async with Rig("12-reload-and-shutdown.ami", answer_pings=False,
+    async with Rig(quiet_trace(), answer_pings=False,
                    gw_kw={"ping_interval": 10, "ping_timeout": 5}) as r:
         r.gw.on_disconnect(lost.append)
         await r.gw.wait_connected(5)
@@ -139,7 +153,7 @@ async def test_half_open_link_detected_by_ping_deadline():
 
 
 async def test_ping_answered_keeps_the_link():
-    async with Rig("12-reload-and-shutdown.ami", gw_kw={"ping_interval": 10, "ping_timeout": 5}) as r:
+    async with Rig(quiet_trace(), gw_kw={"ping_interval": 10, "ping_timeout": 5}) as r:
         await r.ready()
         for n in range(1, 4):
             r.clock.advance(10)
@@ -154,7 +168,7 @@ async def test_originate_is_sent_once_and_not_resent_after_reconnect():
     def silent_originate(action):
         return [] if action.get("Action") == "Originate" else None
 
-    async with Rig("12-reload-and-shutdown.ami", responder=silent_originate) as r:
+    async with Rig(quiet_trace(), responder=silent_originate) as r:
         await r.ready()
         fut = asyncio.ensure_future(r.gw.originate(
             "dial-42", "Local/answer@sim-patient", context="survey", exten="s", priority=1,
@@ -175,7 +189,7 @@ async def test_originate_is_sent_once_and_not_resent_after_reconnect():
 
 
 async def test_action_timeout_on_the_injected_clock():
-    async with Rig("12-reload-and-shutdown.ami",
+    async with Rig(quiet_trace(),
                    responder=lambda a: [] if a.get("Action") == "Getvar" else None) as r:
         await r.ready()
         fut = asyncio.ensure_future(r.gw.action({"Action": "Getvar", "Variable": "X"}, timeout=2))
@@ -201,7 +215,7 @@ async def test_event_list_collected_and_errors_raised():
             return [[("Response", "Error"), ("Message", "Invalid/unknown command: NoSuchAction.")]]
         return None
 
-    async with Rig("12-reload-and-shutdown.ami", responder=responder) as r:
+    async with Rig(quiet_trace(), responder=responder) as r:
         await r.ready()
         got = await r.gw.action({"Action": "QueueStatus"})
         assert [m.event for m in got[1:]] == [m.get("Event") for m in map(Message, listing[1:])]
