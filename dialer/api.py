@@ -145,7 +145,7 @@ def record_survey_result(session, *, attempt_id, answers: dict | None = None, op
     (``completed=False``: the patient hung up) or none (the patient asked for an agent) are
     kept, and the call's hang-up decides: ``reached`` if an agent took it, else ``hungup``.
     """
-    a = session.get(Attempt, int(attempt_id))
+    a = session.get(Attempt, int(attempt_id), with_for_update=True)  # vs. the hang-up (store.apply_fact)
     if a is None:
         raise LookupError(f"no dial attempt {attempt_id}")
     when = _when(at, utcnow())

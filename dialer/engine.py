@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callcenter.logs import mask_number
+from callcenter.store.retry import retrying
 
 from . import api, compliance, store
 from .campaigns import Settings
@@ -356,20 +357,13 @@ class Dialer:
         """Apply one fact; while the database is unreachable, retry it (facts stay in order)
         instead of dropping it: a lost 'completed' would leave the attempt open and
         reconciliation would call the patient again."""
-        from sqlalchemy.exc import InterfaceError, OperationalError
+        def failed(exc: BaseException, delay: float) -> None:
+            log.warning("dialer: database unavailable (%s); %s of attempt %s kept, retry in %.1f s",
+                        exc.__class__.__name__, fact.kind, fact.attempt_id, delay)
 
-        delay = 0.1
-        while True:
-            try:
-                await self.db.run(store.apply_fact, fact, self.rules, self.dial.short_call_seconds)
-                return
-            except (OperationalError, InterfaceError) as exc:
-                if self._stopping:
-                    raise
-                log.warning("dialer: database unavailable (%s); %s of attempt %s kept, retry in %.1f s",
-                            exc.__class__.__name__, fact.kind, fact.attempt_id, delay)
-                await sleep(self.clock, delay)
-                delay = min(delay * 2, 5.0)
+        await retrying(self.db, store.apply_fact, fact, self.rules, self.dial.short_call_seconds,
+                       clock=self.clock, base_delay=0.1, max_delay=5.0,
+                       give_up=lambda: self._stopping, on_failure=failed)
 
 
 def from_service(service) -> Dialer | None:

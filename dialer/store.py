@@ -127,7 +127,9 @@ def _finish_contact(session, c: Contact, disposition: str, now: float, rules) ->
 
 def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | None:
     """Record one tracker fact; returns the attempt's final disposition when it ended."""
-    a = session.get(Attempt, fact.attempt_id)
+    # locked: a survey answer written at the same moment (both retried after a database
+    # outage) must not be overwritten by a disposition computed from the row before it
+    a = session.get(Attempt, fact.attempt_id, with_for_update=True)
     if a is None:
         return None
     now = fact.t

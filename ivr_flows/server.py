@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from callcenter.logs import mask_number
+from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
 from .engine import Done, Effect, Engine
 from .fastagi import AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
+from .writes import SessionWrites
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
@@ -31,6 +33,13 @@ SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+def _ts(value: dt.datetime) -> float:
+    """A stored datetime back to epoch seconds (naive values are UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.timestamp()
 
 
 def default_recordings_dir(config: Any = None) -> str:
@@ -87,7 +96,8 @@ class AgiServer:
                  timezone: str = "Asia/Shanghai", country: str = "CN",
                  prompt_base: str = "callcenter",
                  recordings_dir: str | None = None,
-                 queue_load: Callable | None = None, latency: list | None = None):
+                 queue_load: Callable | None = None, latency: list | None = None,
+                 shutdown_write_timeout: float = 10.0):
         self.host, self.port = host, port
         self.clock = clock
         self.db = db
@@ -103,6 +113,8 @@ class AgiServer:
         self._flows: dict[str, tuple[float, Flow]] = {}
         self.sessions_total = 0
         self.active = 0
+        self.writes: SessionWrites | None = None  # the sessions' database writes (start)
+        self.shutdown_write_timeout = shutdown_write_timeout
         self.app = AgiApplication(resolve=self._resolve, latency=latency)
 
     # -- component ------------------------------------------------------------
@@ -111,6 +123,8 @@ class AgiServer:
         if service is not None:
             self.clock = self.clock or service.clock
             self.db = self.db or service.db
+        if self.db is not None and (self.writes is None or self.writes.closing):
+            self.writes = SessionWrites(self.db, self.clock)
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
@@ -128,6 +142,8 @@ class AgiServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.writes is not None:  # flush what the database takes; log (masked) the rest
+            await self.writes.close(self.shutdown_write_timeout)
 
     def flows_root(self) -> Path:
         return self.flows_dir or FLOWS_DIR
@@ -243,77 +259,130 @@ class AgiServer:
 class _SessionRecord:
     """The ``ivr_sessions`` row of one session, and the hooks run in its name.
 
-    The row is inserted in the background when the session starts (the first
-    prompt does not wait for the database) and awaited only when its id is
-    needed, e.g. for ``IVR_SESSION`` before queueing.
+    Every write goes through the session's lane (:mod:`.writes`): the row insert
+    first, then what the caller asked for, then the row's completion, in that order
+    and retried through a database outage.  The caller waits for a write only while
+    the database answers (the row id for ``IVR_SESSION``, ids for the session's
+    detail); during an outage the flow carries on and the writes follow later.
+
+    A retried write may have committed before its connection failed, so each one
+    checks first: the insert looks for its row, and every hook marks its work in the
+    row's ``detail["done"]`` in the same transaction (a second run returns the first
+    run's ids instead of opening a second ticket or callback).
     """
 
     def __init__(self, server: AgiServer, engine: Engine):
         self.server = server
-        self.db = server.db
+        self.engine = engine
         self.started = engine.started_at
-        self._engine_ref = engine
-        self._insert: asyncio.Task | None = None
-        if self.db is not None:
-            self._insert = asyncio.ensure_future(self.db.run(self._create, engine.flow.name,
-                                                             engine.uniqueid, engine.caller_number,
-                                                             engine.language))
+        self.sid: int | None = None  # set by the insert, in lane order before later writes
+        self._insert_tried = False
+        self.lane = server.writes.lane() if server.db is not None and server.writes is not None else None
+        self._insert = None
+        if self.lane is not None:
+            self._insert = self.lane.submit(self._create, self._what("IVR session"))
 
-    def _create(self, s, flow, uniqueid, number, language) -> int:
+    def _what(self, kind: str) -> str:
+        e = self.engine
+        return f"{kind} ({e.flow.name}, caller {mask_number(e.caller_number)}, uniqueid {e.uniqueid[:32]!r})"
+
+    # -- the row ------------------------------------------------------------------
+    def _create(self, s) -> int:
+        from sqlalchemy import select
+
         from .models import IvrSession
 
-        row = IvrSession(flow=flow, uniqueid=uniqueid[:64], caller_number=number[:64],
+        e = self.engine
+        uniqueid, number = e.uniqueid[:64], e.caller_number[:64]
+        if self._insert_tried:  # an earlier try may have committed: find its row
+            for row in s.scalars(select(IvrSession).where(IvrSession.uniqueid == uniqueid,
+                                                          IvrSession.flow == e.flow.name,
+                                                          IvrSession.caller_number == number)):
+                if abs(_ts(row.started_at) - self.started) < 0.001:
+                    self.sid = row.id
+                    return row.id
+        self._insert_tried = True
+        row = IvrSession(flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
                          started_at=_utc(self.started), path=[], digits="", result="",
-                         language=language, detail={})
+                         language=e.language, detail={})
         s.add(row)
         s.flush()
+        self.sid = row.id
         return row.id
 
+    def _row(self, s):
+        from .models import IvrSession
+
+        return s.get(IvrSession, self.sid) if self.sid is not None else None
+
+    @staticmethod
+    def _done_before(row, name: str) -> dict | None:
+        """The ids stored by an earlier committed run of effect ``name``, else None."""
+        detail = (row.detail or {}) if row is not None else {}
+        return detail if name in (detail.get("done") or []) else None
+
+    @staticmethod
+    def _mark(row, name: str, **ids: Any) -> None:
+        if row is not None:
+            detail = dict(row.detail or {})
+            detail.update({k: v for k, v in ids.items() if v is not None})
+            detail["done"] = [*(detail.get("done") or []), name]
+            row.detail = detail
+
     async def session_id(self) -> int | None:
+        """The row's id, unless the database is unavailable (then None: no ``IVR_SESSION``)."""
         if self._insert is None:
             return None
         try:
-            return await asyncio.shield(self._insert)
+            return await self.server.writes.wait(self._insert, None)
         except Exception:
             log.exception("could not store the IVR session")
             return None
 
     async def finish(self, engine: Engine) -> None:
-        sid = await self.session_id()
-        if sid is None:
+        if self.lane is None:
             return
         ended = self.server.now()
         detail = dict(engine.details)
         if engine.warnings:
             detail["warnings"] = engine.warnings[:20]
+        path, digits = list(engine.path), ",".join(engine.digits)[:256]
+        result, language = (engine.result or "hangup")[:64], engine.language
 
         def upd(s):
-            from .models import IvrSession
-
-            row = s.get(IvrSession, sid)
+            row = self._row(s)
+            if row is None:  # the insert failed for good (logged)
+                return
             row.ended_at = _utc(ended)
-            row.path = list(engine.path)
-            row.digits = ",".join(engine.digits)[:256]
-            row.result = (engine.result or "hangup")[:64]
-            row.language = engine.language
-            row.detail = detail
+            row.path, row.digits, row.result, row.language = path, digits, result, language
+            row.detail = {**(row.detail or {}), **detail}  # keeps ids written by deferred hooks
+        w = self.lane.submit(upd, self._what("IVR session end"))
         try:
-            await self.db.run(upd)
+            await self.server.writes.wait(w)
         except Exception:
-            log.exception("could not complete IVR session %s", sid)
+            log.exception("could not complete IVR session %s", self.sid)
 
+    # -- hooks --------------------------------------------------------------------
     async def voicemail(self, args: dict) -> dict:
         """Store the message (recordings) and open a ticket or a callback request."""
-        engine_sid = await self.session_id()
         add = Hooks.find("recordings.catalog", "add_voice_message")
         open_ticket = Hooks.find("callcenter.complaints.service", "open_from_voice_message")
         request_cb = Hooks.find("dialer.api", "request_callback")
-        eng = self._engine_ref
+        eng = self.engine
         out: dict = {"voice_message": args["path"]}
-        if self.db is None:
+        if self.lane is None:
             return out
+        missing = [n for n, f in (("recordings.catalog.add_voice_message", add),
+                                  ("complaints open_from_voice_message", open_ticket)) if f is None]
+        if missing:
+            eng.warn("voice message kept on the PBX only; missing hooks: " + ", ".join(missing))
 
         def work(s):
+            row = self._row(s)
+            before = self._done_before(row, "voicemail")
+            if before is not None:
+                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
+            res = dict(out)
             rid = None
             if add is not None:
                 try:  # a catalogue failure must not lose the ticket / callback
@@ -321,52 +390,69 @@ class _SessionRecord:
                         rid = Hooks.call(add, s, path=args["path"], uniqueid=eng.uniqueid,
                                          caller_number=eng.caller_number,
                                          started_at=_utc(args["started_at"]), duration=args["duration"])
-                    out["recording_id"] = rid
+                    res["recording_id"] = rid
+                except TRANSIENT:
+                    raise
                 except Exception as exc:
                     log.exception("voice message not catalogued")
                     eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
             if args["link"] == "complaint" and open_ticket is not None:
-                out["ticket_id"] = Hooks.call(open_ticket, s, caller_number=eng.caller_number,
-                                               uniqueid=eng.uniqueid, ivr_session_id=engine_sid,
-                                               caller_name=eng.caller_name, recording_id=rid,
-                                               received_at=_utc(args["started_at"]),
-                                               language=eng.language)
+                res["ticket_id"] = Hooks.call(open_ticket, s, caller_number=eng.caller_number,
+                                              uniqueid=eng.uniqueid, ivr_session_id=self.sid,
+                                              caller_name=eng.caller_name, recording_id=rid,
+                                              received_at=_utc(args["started_at"]),
+                                              language=eng.language)
             elif args["link"] == "callback" and request_cb is not None:
-                out["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
+                res["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
                                                reason="voice message", requested_at=_utc(args["started_at"]),
-                                               ivr_session_id=engine_sid)
-            return out
-        missing = [n for n, f in (("recordings.catalog.add_voice_message", add),
-                                  ("complaints open_from_voice_message", open_ticket)) if f is None]
-        if missing:
-            eng.warn("voice message kept on the PBX only; missing hooks: " + ", ".join(missing))
-        return await self.db.run(work)
+                                               ivr_session_id=self.sid)
+            self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
+            return res
+        w = self.lane.submit(work, self._what("voice message " + str(args.get("link"))))
+        return await self.server.writes.wait(w, out)
 
     async def callback(self, args: dict) -> int | None:
-        sid = await self.session_id()
         fn = Hooks.find("dialer.api", "request_callback")
-        eng = self._engine_ref
-        if fn is None or self.db is None:
+        eng = self.engine
+        if fn is None or self.lane is None:
             eng.warn("callback requested but dialer.api.request_callback is not available")
             return None
-        return await self.db.run(lambda s: Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name,
-                                              reason=args["reason"],
-                                              requested_at=_utc(self.server.now()),
-                                              ivr_session_id=sid))
+        requested_at = _utc(self.server.now())
+
+        def work(s):
+            row = self._row(s)
+            before = self._done_before(row, "callback")
+            if before is not None:
+                return before.get("contact_id")
+            cid = Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name, reason=args["reason"],
+                             requested_at=requested_at, ivr_session_id=self.sid)
+            self._mark(row, "callback", contact_id=cid)
+            return cid
+        w = self.lane.submit(work, self._what("callback request"))
+        return await self.server.writes.wait(w, None)
 
     async def survey_result(self, args: dict) -> Any:
         fn = Hooks.find("dialer.api", "record_survey_result")
-        eng = self._engine_ref
-        if fn is None or self.db is None or not args.get("attempt_id"):
+        eng = self.engine
+        if fn is None or self.lane is None or not args.get("attempt_id"):
             eng.details["survey"] = {"answers": args["answers"], "opted_out": args["opted_out"]}
             if fn is None:
                 eng.warn("dialer.api.record_survey_result not available; answers kept in the session")
             return None
-        sid = await self.session_id()
         answers = {k: v for k, v in args["answers"].items() if v is not None}
-        return await self.db.run(lambda s: Hooks.call(fn, s, attempt_id=args["attempt_id"], answers=answers,
-                                              opted_out=args["opted_out"], completed=args["completed"],
-                                              ivr_session_id=sid))
+        at = _utc(self.server.now())  # when the patient answered, not when the write got through
+
+        def work(s):
+            row = self._row(s)
+            if self._done_before(row, "survey") is not None:
+                return None
+            out = Hooks.call(fn, s, attempt_id=args["attempt_id"], answers=answers,
+                             opted_out=args["opted_out"], completed=args["completed"],
+                             ivr_session_id=self.sid, at=at)
+            self._mark(row, "survey")
+            return out
+        w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
+        return await self.server.writes.wait(w, None)
 
 
 def from_service(service: Any) -> AgiServer:

@@ -20,6 +20,7 @@ import os
 from typing import Any, Callable
 
 from ..logs import mask_number
+from ..store.retry import retrying
 from . import queuelog, store
 from .agentstate import agent_state, wrapup_ends, wrapup_seconds
 from .reducer import LiveCall, QueueCallRecord, ReducerConfig, TrackerState, evict, reduce, resync
@@ -234,18 +235,16 @@ class QueueCallsTracker:
             self.written += len(batch)
 
     async def _retrying(self, fn, *args) -> Any:
-        delay = self.retry_base_delay
-        while True:
-            try:
-                return await self.db.run(fn, *args)
-            except Exception as exc:  # noqa: BLE001 - keep the data, retry
-                self.write_errors += 1
-                log.error("queuecalls: database write failed (%s); retrying in %.1f s",
-                          exc.__class__.__name__, delay)
-                if self._stopping and self.write_errors > 50:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(self.retry_max_delay, delay * 2)
+        """Any failure keeps the data and retries (the merge in :mod:`.store` makes it safe),
+        in real time; at stop, after 50 failures, it gives up."""
+        def failed(exc: BaseException, delay: float) -> None:
+            self.write_errors += 1
+            log.error("queuecalls: database write failed (%s); retrying in %.1f s",
+                      exc.__class__.__name__, delay)
+
+        return await retrying(self.db, fn, *args, base_delay=self.retry_base_delay,
+                              max_delay=self.retry_max_delay, retry_on=Exception, on_failure=failed,
+                              give_up=lambda: self._stopping and self.write_errors >= 50)
 
     async def _writer_loop(self) -> None:
         while True:

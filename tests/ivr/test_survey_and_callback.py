@@ -43,8 +43,11 @@ async def test_survey_scores_reported(db, dialer_api):
     async with agi_server(db) as server:
         status, caller = await call(server, "revisit_survey", env=SURVEY_ENV,
                                     variables={"ATTEMPT_ID": "42"}, keys=[(1, "1"), (1, "4"), (1, "5")])
+    at = dialer_api[0][4].pop("at")  # when the patient answered (a delayed write keeps it)
     assert dialer_api == [("survey", "42", {"recovery": "4", "satisfaction": "5"}, False,
                            {"completed": True, "ivr_session_id": rows(db)[0].id})]
+    assert rows(db)[0].started_at.replace(tzinfo=None) <= at.replace(tzinfo=None) <= \
+        rows(db)[0].ended_at.replace(tzinfo=None)
     row = rows(db)[0]
     assert row.result == "survey_done" and row.path[-2:] == ["report", "thanks"]
     assert status == "HANGUP"  # the flow hangs up after thanking
