@@ -145,7 +145,11 @@ def record_survey_result(session, *, attempt_id, answers: dict | None = None, op
     (``completed=False``: the patient hung up) or none (the patient asked for an agent) are
     kept, and the call's hang-up decides: ``reached`` if an agent took it, else ``hungup``.
     """
-    a = session.get(Attempt, int(attempt_id), with_for_update=True)  # vs. the hang-up (store.apply_fact)
+    try:  # ATTEMPT_ID comes from a channel variable: anything but an id names no attempt
+        aid = int(str(attempt_id).strip())
+    except ValueError:
+        raise LookupError(f"no dial attempt {str(attempt_id)[:20]!r}") from None
+    a = session.get(Attempt, aid, with_for_update=True)  # vs. the hang-up (store.apply_fact)
     if a is None:
         raise LookupError(f"no dial attempt {attempt_id}")
     when = _when(at, utcnow())
