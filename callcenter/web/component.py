@@ -45,7 +45,8 @@ class WebComponent:
 
             self.reactor = reactor
         app = WebApp(service, clock=self.clock, reactor=self.reactor)
-        app.extensions["wallboard"] = WallboardFeed(app, service.get("queuecalls"))
+        app.extensions["wallboard"] = WallboardFeed(app, service.get("queuecalls"),
+                                                   gateway=service.get("ami"))
         app.extensions["screenpop"] = ScreenPop(app, service.get("ami"))
         app.extensions["complaints"] = ComplaintAlertsFeed(app, service.get("complaints"))
         app.recordings = _recordings(service)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_name, mask_number
 
-from . import data, reports
+from . import data, today
 
 log = logging.getLogger(__name__)
 
@@ -121,26 +121,6 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
     }
 
 
-def merge_unwritten(rows: list[dict], records, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """Add finished calls the tracker holds but has not written yet (its batch writer lags ~1 s)."""
-    seen = {(r.get("uniqueid"), r.get("queue")) for r in rows}
-    out = list(rows)
-    for rec in list(records):
-        key = (getattr(rec, "uniqueid", None), getattr(rec, "queue", None))
-        entered = getattr(rec, "entered_at", None)
-        if key in seen or entered is None:
-            continue
-        when = dt.datetime.fromtimestamp(float(entered), dt.timezone.utc)
-        if not (start <= when < end):
-            continue
-        out.append({"uniqueid": rec.uniqueid, "queue": rec.queue, "caller_number": rec.caller_number,
-                    "entered_at": when, "answered_at": rec.answered_at, "wait_seconds": rec.wait_seconds,
-                    "agent": rec.agent, "agent_name": rec.agent_name, "talk_seconds": rec.talk_seconds,
-                    "outcome": rec.outcome})
-        seen.add(key)
-    return out
-
-
 def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
     local = dt.datetime.fromtimestamp(now, tz)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -149,25 +129,67 @@ def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
 
 
 class WallboardFeed:
-    """Keeps the latest wallboard and pushes it to the ``wallboard`` topic on every change."""
+    """Keeps the latest wallboard and pushes it to the ``wallboard`` topic on every change.
 
-    def __init__(self, app, queuecalls=None, *, coalesce: float = 0.1):
+    Today's figures are running totals (:mod:`.today`) fed by the tracker's ``finished``
+    facts; the database is read once at start and again when the hospital's local day
+    changes.  A load collects the facts that arrive meanwhile and applies, in order, the
+    stored rows, the tracker's unwritten buffer (copied before the SELECT, so a batch
+    written during the load is in one or the other) and those facts: each call counts
+    once.  The agent users are cached for ``agents_ttl`` clock seconds.  So a snapshot
+    runs no SQL between loads, whatever the day's traffic.  Without a tracker (no facts
+    to follow) each snapshot reads the day from the database as before.  After every AMI
+    login (``gateway.on_connect``, run after the tracker's resync) the day is reloaded
+    once: calls recovered from ``queue_log`` are buffered without a fact.
+    """
+
+    def __init__(self, app, queuecalls=None, *, gateway=None, coalesce: float = 0.1, agents_ttl: float = 60.0):
         self.app = app
         self.queuecalls = queuecalls
         self.coalesce = coalesce
+        self.agents_ttl = agents_ttl
         self.latest: dict | None = None
         self._pending: asyncio.Task | None = None
         self.pushes = 0
+        self.loads = 0
         cfg = app.config.hospital
         self.tz = ZoneInfo(cfg.timezone)
         self.target = float(cfg.answer_target_seconds)
         self.short = float(cfg.short_abandon_seconds)
+        self.figures: today.TodayFigures | None = None
+        self._facts: list | None = []   # finished calls waiting for a load (None: applied directly)
+        self._load_lock = asyncio.Lock()
+        self._agents: list[dict] | None = None
+        self._agents_at = 0.0
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
+            if gateway is not None and hasattr(gateway, "on_connect"):
+                # awaited after the tracker's resync: calls it recovered from queue_log after an
+                # outage reach its buffer without a ``finished`` fact, so reload once
+                gateway.on_connect(self._reconnected)
 
-    def _changed(self, *_args) -> None:
+    async def _reconnected(self) -> None:
+        if self._facts is None:
+            self._facts = []
+        self._changed()
+
+    def _changed(self, kind=None, payload=None, *_args) -> None:
+        if kind == "finished" and payload is not None:
+            self._finished(payload)
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
+
+    def _finished(self, rec) -> None:
+        if self._facts is None and self.figures is not None and self._stale(self.app.clock.seconds()):
+            self._facts = []  # the local day changed: the next snapshot reloads
+        if self._facts is not None:
+            self._facts.append(rec)
+        else:
+            self.figures.apply_record(rec)
+
+    def _stale(self, now: float) -> bool:
+        f = self.figures
+        return f is None or not (f.start <= now < f.end)
 
     async def _refresh_later(self) -> None:
         await asyncio.sleep(self.coalesce)
@@ -185,25 +207,53 @@ class WallboardFeed:
             log.exception("queuecalls.live() failed")
             return None
 
+    async def _today(self, now: float) -> dict[str, dict]:
+        """Today's summaries by queue ("" = all), (re)loading when due."""
+        if self._facts is not None or self._stale(now):
+            async with self._load_lock:
+                if self._facts is not None or self._stale(now):
+                    await self._load(now)
+        return self.figures.summaries()
+
+    async def _load(self, now: float) -> None:
+        if self._facts is None:
+            self._facts = []
+        start, end = day_bounds(now, self.tz)
+        buffered = list(getattr(self.queuecalls, "buffer", None) or [])  # before the SELECT
+        rows = await self.app.db.run(today.load_rows, start, end)
+        figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
+        for r in rows or ():
+            figures.apply_row(r)
+        for rec in buffered:
+            figures.apply_record(rec)
+        for rec in self._facts:
+            figures.apply_record(rec)
+        self.figures, self._facts = figures, None
+        self.loads += 1
+        log.info("wallboard: %d queue calls of today loaded", len(figures.calls))
+
+    async def _agent_users(self, now: float) -> list[dict]:
+        if self._agents is None or not (self._agents_at <= now < self._agents_at + self.agents_ttl):
+            self._agents = await self.app.db.run(data.agent_users)
+            self._agents_at = now
+        return self._agents
+
+    async def _today_from_db(self, now: float) -> dict[str, dict]:
+        start, end = day_bounds(now, self.tz)
+        rows = await self.app.db.run(today.load_rows, start, end)
+        figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
+        for r in rows or ():
+            figures.apply_row(r)
+        return figures.summaries()
+
     async def snapshot(self) -> dict:
         now = self.app.clock.seconds()
-        start, end = day_bounds(now, self.tz)
-
-        def load(s):
-            return data.queue_calls(s, start, end), data.agent_users(s)
-
-        rows, agents = await self.app.db.run(load)
-        if rows is not None:
-            rows = merge_unwritten(rows, getattr(self.queuecalls, "buffer", None) or [], start, end)
-        today: dict[str, dict] = {}
-        if rows is not None:
-            by_queue: dict[str, list] = {}
-            for r in rows:
-                by_queue.setdefault(r["queue"], []).append(r)
-            for q, rs in by_queue.items():
-                today[q] = reports.summarize(rs, self.target, self.short)
-            today[""] = reports.summarize(rows, self.target, self.short)
-        return build_wallboard(self._live(), today, agents, now=now, target=self.target, tz=self.tz)
+        if self.queuecalls is None:
+            summaries = await self._today_from_db(now)
+        else:
+            summaries = await self._today(now)
+        agents = await self._agent_users(now)
+        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz)
 
     async def refresh(self) -> dict:
         self.latest = await self.snapshot()
