@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from callcenter.logs import mask_number
 from callcenter.store.base import utcnow
+from callcenter.store.locks import get_for_update
 
 from .campaigns import Settings, contact_row, ensure_campaign, insert_contacts
 from .models import Attempt, Contact, DoNotCall, Patient
@@ -149,7 +150,7 @@ def record_survey_result(session, *, attempt_id, answers: dict | None = None, op
         aid = int(str(attempt_id).strip())
     except ValueError:
         raise LookupError(f"no dial attempt {str(attempt_id)[:20]!r}") from None
-    a = session.get(Attempt, aid, with_for_update=True)  # vs. the hang-up (store.apply_fact)
+    a = get_for_update(session, Attempt, aid)  # vs. the hang-up (store.apply_fact)
     if a is None:
         raise LookupError(f"no dial attempt {attempt_id}")
     when = _when(at, utcnow())

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from callcenter.store.locks import get_for_update
+
 from . import compliance
 from .models import Attempt, Campaign, Contact, DoNotCall
 from .timeutil import to_dt, to_ts
@@ -129,7 +131,7 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
     """Record one tracker fact; returns the attempt's final disposition when it ended."""
     # locked: a survey answer written at the same moment (both retried after a database
     # outage) must not be overwritten by a disposition computed from the row before it
-    a = session.get(Attempt, fact.attempt_id, with_for_update=True)
+    a = get_for_update(session, Attempt, fact.attempt_id)
     if a is None:
         return None
     now = fact.t
