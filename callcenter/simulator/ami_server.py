@@ -294,32 +294,33 @@ class AmiSession(asyncio.Protocol):
         self.ok(msg, "Redirect successful")
         self.pbx.redirect(ch, context, exten, prio)
 
-    def a_getvar(self, msg: Message) -> None:
+    def _variable_target(self, msg: Message):
+        """(variable, channel or None for a global), or None after answering the error."""
         var = msg.get("Variable")
         if not var:
             self.error(msg, "No variable specified")
-            return
+            return None
         chname = msg.get("Channel")
         ch = None
         if chname:
             ch = self.pbx.find_channel(chname)
             if ch is None:
                 self.error(msg, "No such channel")
-                return
+                return None
+        return var, ch
+
+    def a_getvar(self, msg: Message) -> None:
+        target = self._variable_target(msg)
+        if target is None:
+            return
+        var, ch = target
         self.respond(msg, "Success", [("Variable", var), ("Value", self.pbx.getvar(ch, var))])
 
     def a_setvar(self, msg: Message) -> None:
-        var = msg.get("Variable")
-        if not var:
-            self.error(msg, "No variable specified")
+        target = self._variable_target(msg)
+        if target is None:
             return
-        chname = msg.get("Channel")
-        ch = None
-        if chname:
-            ch = self.pbx.find_channel(chname)
-            if ch is None:
-                self.error(msg, "No such channel")
-                return
+        var, ch = target
         self.ok(msg, "Variable Set")
         self.pbx.setvar(ch, var, msg.get("Value") or "")
 
