@@ -105,43 +105,41 @@ def cmd_add(args, config) -> int:
     return 0
 
 
-def cmd_passwd(args, config) -> int:
+def _change_user(config, username: str, action: str, change) -> None:
+    """Apply ``change(user)``, end the user's web sessions and audit, in one transaction."""
     from callcenter.store.models import User, audit
 
     from .models import WebSession
 
-    password = _read_password(args)
     db = _open(config)
     try:
         with db.session() as s:
-            user = s.scalar(select(User).where(User.username == args.username))
+            user = s.scalar(select(User).where(User.username == username))
             if user is None:
-                raise UserError(f"no user {args.username!r}")
-            user.password_hash = hash_password(password)
+                raise UserError(f"no user {username!r}")
+            change(user)
             s.execute(delete(WebSession).where(WebSession.user_id == user.id))
-            audit(s, "cli", "user_passwd", "user", user.username)
+            audit(s, "cli", action, "user", user.username)
     finally:
         db.close()
+
+
+def cmd_passwd(args, config) -> int:
+    password = _read_password(args)
+
+    def change(user):
+        user.password_hash = hash_password(password)
+
+    _change_user(config, args.username, "user_passwd", change)
     print(f"password of {args.username} changed; their sessions were ended")
     return 0
 
 
 def cmd_disable(args, config) -> int:
-    from callcenter.store.models import User, audit
+    def change(user):
+        user.active = False
 
-    from .models import WebSession
-
-    db = _open(config)
-    try:
-        with db.session() as s:
-            user = s.scalar(select(User).where(User.username == args.username))
-            if user is None:
-                raise UserError(f"no user {args.username!r}")
-            user.active = False
-            s.execute(delete(WebSession).where(WebSession.user_id == user.id))
-            audit(s, "cli", "user_disable", "user", user.username)
-    finally:
-        db.close()
+    _change_user(config, args.username, "user_disable", change)
     print(f"user {args.username} disabled")
     return 0
 

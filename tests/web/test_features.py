@@ -132,6 +132,10 @@ def test_users_cli(config_env, db, monkeypatch, capsys):
     assert "wang\tagent\tPJSIP/1001" in listing and "another-pass" not in listing
     u = db.call(lambda s: s.query(User).filter_by(username="wang").one())
     assert verify_password("another-pass", u.password_hash)
+    assert main(["users", "disable", "wang"]) == 0
+    assert db.call(lambda s: s.query(User).filter_by(username="wang").one()).active is False
+    assert main(["users", "disable", "nobody"]) == 2
+    assert "no user 'nobody'" in capsys.readouterr().err
 
 
 # --- live: wallboard push latency, screen pop from the recorded trace, queue actions ------------
