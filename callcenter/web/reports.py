@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from callcenter import staffing
+from callcenter.queuecalls import stats
 from callcenter.logs import mask_number
 
 Row = Mapping[str, Any]
@@ -37,26 +38,9 @@ def _wait(r: Row) -> float:
 
 
 def summarize(rows: Iterable[Row], target: float, short_abandon: float) -> dict[str, Any]:
-    rows = list(rows)
-    answered = [r for r in rows if _answered(r)]
-    abandoned = [r for r in rows if r.get("outcome") == "abandoned"]
-    timeouts = [r for r in rows if r.get("outcome") == "timeout"]
-    short = [r for r in abandoned if _wait(r) < short_abandon]
-    offered = len(rows) - len(short)
-    within = [r for r in answered if _wait(r) <= target]
-    waits = sorted(_wait(r) for r in answered)
-    return {
-        "offered": offered,
-        "answered": len(answered),
-        "abandoned": len(abandoned),
-        "short_abandons": len(short),
-        "timeouts": len(timeouts),
-        "answered_within_target": len(within),
-        "service_level": (len(within) / offered) if offered else None,
-        "asa_seconds": (sum(waits) / len(waits)) if waits else None,
-        "max_wait_seconds": max((_wait(r) for r in rows), default=None),
-        "abandon_rate": ((len(abandoned) - len(short)) / offered) if offered else None,
-    }
+    """The answer-time summary, with the one set of definitions (``queuecalls.stats``),
+    so reports, the wallboard and ``callcenter report answer-times`` agree."""
+    return stats.summarize(rows, target, short_abandon)
 
 
 def _local(d: dt.datetime, tz: ZoneInfo) -> dt.datetime:
