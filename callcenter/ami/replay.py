@@ -253,3 +253,8 @@ class ReplayServer:
             self.finished.set()
         except ConnectionError:
             pass
+        finally:
+            # The client may hang up on the last message it was sent (a Shutdown event)
+            # while we are still draining it: the script is done all the same.
+            if all(kind == "close" for kind, _, _ in self.script[self.cursor:]):
+                self.finished.set()

@@ -213,7 +213,7 @@ class QueueCallsTracker:
             note = "no queue_log configured" if not path else "queue_log not readable"
         live = set(self.state.calls)
         recovered = [r for r in recovered if r.uniqueid not in live]
-        self.buffer.extend(recovered)
+        self._facts([("finished", r) for r in recovered])  # buffered, and subscribers see them
         log.warning("AMI outage of %.1f s: %s", end - start,
                     f"recovered {len(recovered)} queue calls from queue_log" if ok
                     else f"recorded as a gap ({note})")
