@@ -38,30 +38,18 @@ class Member:
         return self.interface.split("/", 1)[1].split("@", 1)[0]
 
     def event_fields(self, queue: str) -> list[tuple[str, str]]:
-        return [
-            ("Queue", queue),
-            ("MemberName", self.name),
-            ("Interface", self.interface),
-            ("StateInterface", self.interface),
-            ("Membership", self.membership),
-            ("Penalty", str(self.penalty)),
-            ("CallsTaken", str(self.calls_taken)),
-            ("LastCall", str(self.last_call)),
-            ("LastPause", str(self.last_pause)),
-            ("LoginTime", str(self.login_time)),
-            ("InCall", "1" if self.in_call else "0"),
-            ("Status", str(self.status)),
-            ("Paused", "1" if self.paused else "0"),
-            ("PausedReason", self.reason),
-            ("Ringinuse", "0"),
-            ("Wrapuptime", str(self.wrapuptime)),
-        ]
+        """As in ``QueueMemberStatus``/``QueueMemberAdded`` events (traces 01, 10)."""
+        return self._fields(queue, ("MemberName", "Interface"), ringinuse=True)
 
     def list_fields(self, queue: str) -> list[tuple[str, str]]:
-        return [
+        """As in the ``QueueMember`` items of ``QueueStatus`` (trace 08): other names, no Ringinuse."""
+        return self._fields(queue, ("Name", "Location"), ringinuse=False)
+
+    def _fields(self, queue: str, names: tuple[str, str], *, ringinuse: bool) -> list[tuple[str, str]]:
+        fields = [
             ("Queue", queue),
-            ("Name", self.name),
-            ("Location", self.interface),
+            (names[0], self.name),
+            (names[1], self.interface),
             ("StateInterface", self.interface),
             ("Membership", self.membership),
             ("Penalty", str(self.penalty)),
@@ -73,8 +61,11 @@ class Member:
             ("Status", str(self.status)),
             ("Paused", "1" if self.paused else "0"),
             ("PausedReason", self.reason),
-            ("Wrapuptime", str(self.wrapuptime)),
         ]
+        if ringinuse:
+            fields.append(("Ringinuse", "0"))
+        fields.append(("Wrapuptime", str(self.wrapuptime)))
+        return fields
 
 
 @dataclass(eq=False)
