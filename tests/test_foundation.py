@@ -133,3 +133,18 @@ def test_masking_of_numbers_and_secrets():
     assert mask_name("王小明") == "王**"
     line = mask_text("call from 13800138001 secret=abc123 queue consultation")
     assert "13800138001" not in line and "abc123" not in line and "8001" in line
+
+
+def test_one_migration_head():
+    """Parallel chains are merged: a new revision has one obvious parent."""
+    assert migrate.heads() == ["0900_merge_packages"]
+
+
+@pytest.mark.postgres
+def test_migrations_downgrade_to_base_and_upgrade_again(db):
+    migrate.downgrade(db.engine, "base")
+    assert set(db.table_names()) <= {"alembic_version"}
+    migrate.upgrade(db.engine)
+    load_all_models()
+    assert set(Base.metadata.tables) <= set(db.table_names())
+    db.check_migrated()

@@ -1,7 +1,9 @@
 """Alembic, driven from code (``callcenter db upgrade``), so no alembic.ini is needed.
 
-Each package adds its own revisions under ``migrations/versions``; several heads
-are allowed (one chain per package) and ``upgrade`` goes to all of them.
+Revisions live under ``migrations/versions``: the packages' first schemas were
+parallel chains on ``0001_base``, merged by ``0900_merge_packages``; new
+revisions go on the single head (``upgrade`` still goes to all heads, so a
+branch added by mistake is never left behind).
 """
 from __future__ import annotations
 
