@@ -311,6 +311,45 @@ def t(lang: str, key: str, **kw) -> str:
     return text.format(**kw) if kw else text
 
 
+# Report and CSV column keys -> (English, Chinese) headings; unknown keys show as they are.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "hour": ("Hour", "时段"), "day": ("Day", "日期"), "queue": ("Queue", "队列"),
+    "agent": ("Agent", "坐席"), "name": ("Name", "姓名"), "label": ("Wait", "等待时长"),
+    "from_seconds": ("From (s)", "起 (秒)"), "to_seconds": ("To (s)", "止 (秒)"),
+    "offered": ("Offered", "呼入量"), "answered": ("Answered", "接通"), "abandoned": ("Abandoned", "放弃"),
+    "short_abandons": ("Short abandons", "短时放弃"), "timeouts": ("Timed out", "超时"),
+    "redirected": ("Redirected", "转出"),
+    "answered_within_target": ("Answered within target", "目标内接通"),
+    "service_level": ("Service level", "服务水平"), "sl_asterisk": ("SL (Asterisk)", "服务水平 (Asterisk)"),
+    "sl2": ("SL2 (Asterisk)", "服务水平2 (Asterisk)"), "asa_seconds": ("ASA (s)", "平均应答 (秒)"),
+    "max_wait_seconds": ("Longest wait (s)", "最长等待 (秒)"), "p90_wait_seconds": ("90% wait (s)", "90% 等待 (秒)"),
+    "abandon_rate": ("Abandon rate", "放弃率"), "gaps": ("Gaps", "数据缺口"),
+    "talk_seconds_total": ("Talk total (s)", "通话总时长 (秒)"), "talk_seconds_avg": ("Talk avg (s)", "平均通话 (秒)"),
+    "wait_seconds_avg": ("Wait avg (s)", "平均等待 (秒)"), "wait_seconds": ("Wait (s)", "等待 (秒)"),
+    "entered_at": ("Entered", "进入队列"), "caller": ("Caller", "来电"), "outcome": ("Outcome", "结果"),
+    "calls_per_hour": ("Calls/hour", "每小时来电"), "aht_seconds": ("Handling time (s)", "处理时长 (秒)"),
+    "traffic_erlangs": ("Traffic (Erlang)", "话务量 (爱尔兰)"), "agents_needed": ("Agents needed", "所需坐席"),
+    "expected_service_level": ("Expected service level", "预计服务水平"),
+    "expected_asa_seconds": ("Expected ASA (s)", "预计平均应答 (秒)"),
+    "campaign": ("Campaign", "活动"), "kind": ("Kind", "类型"), "mode": ("Mode", "方式"), "state": ("State", "状态"),
+    "contacts": ("Contacts", "联系人"), "due": ("Due", "待拨"), "pending": ("Pending", "等待中"),
+    "in_call": ("In call", "通话中"), "dialled": ("Dialled", "已拨"), "reached": ("Reached", "已接通"),
+    "completed": ("Completed", "已完成"), "rebooked": ("Rebooked", "已改约"), "declined": ("Declined", "拒绝"),
+    "opted_out": ("Opted out", "拒绝再联系"), "unreachable": ("Unreachable", "无法联系"),
+    "expired": ("Expired", "已过期"), "attempts": ("Attempts", "拨打次数"),
+    "attempts_per_contact": ("Attempts per contact", "人均拨打"), "survey_responses": ("Survey answers", "调查回复"),
+    "survey_score_avg": ("Survey score (avg)", "平均评分"), "progress": ("Progress", "进度"),
+}
+
+
+def column(lang: str, key: str) -> str:
+    """Heading of a report column in ``lang`` (the key itself when there is none)."""
+    en_zh = COLUMNS.get(key)
+    if en_zh is None:
+        return key
+    return en_zh[1] if lang == "zh" else en_zh[0]
+
+
 def catalogue(lang: str, prefix: str = "") -> dict[str, str]:
     """Messages for the browser script (state names etc.)."""
     return {k: t(lang, k) for k in MESSAGES if k.startswith(prefix)}

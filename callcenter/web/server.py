@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from . import auth
 from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
-from .i18n import LANGUAGES, catalogue, t
+from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ class WebApp:
     def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
         lang = req.lang
         page = self.jinja.get_template(template).render(
-            t=lambda key, **kw: t(lang, key, **kw), lang=lang, user=req.user, req=req,
+            t=lambda key, **kw: t(lang, key, **kw), col=lambda key: column(lang, key),
+            lang=lang, user=req.user, req=req,
             csrf=req.user.csrf_token if req.user else "", hospital=self.config.hospital.name, **ctx)
         return html(page, code)
 

@@ -233,3 +233,30 @@ async def test_reports_api_csv_and_chart(config, db):
         r = await c.get("/api/reports/agents?from=2026-13-01")
         assert r.status == 400 and "from" in r.json()["error"]
         assert (await c.get("/reports")).status == 200
+
+
+async def test_report_column_headings_follow_the_language(config, db):
+    import time as _time
+
+    from callcenter.queuecalls.reducer import QueueCallRecord
+    from callcenter.queuecalls.store import write_calls
+    from callcenter.web.i18n import column
+
+    assert column("zh", "service_level") == "服务水平" and column("en", "asa_seconds") == "ASA (s)"
+    assert column("zh", "no_such_column") == "no_such_column"
+    now = _time.time() - 3600
+    db.call(write_calls, [QueueCallRecord(
+        uniqueid="1.1", linkedid="1.1", queue="consultation", leg=1, caller_number="13800138000",
+        caller_name="", entered_at=now, answered_at=now + 12, ended_at=now + 72, wait_seconds=12.0,
+        agent="Local/1001@sim-agent/n", agent_name="Agent 1001", talk_seconds=60.0, outcome="answered",
+        position=1, ivr_session_id=None, gap=False)], 30.0)
+    add_users(db)
+    async with running_web(config, db, queuecalls=FakeQueueCalls()) as web:
+        c = Client(web.port)
+        await c.login("sup1")
+        page = (await c.get("/reports")).text
+        assert "<th title=\"service_level\">Service level</th>" in page
+        r = await c.post("/language", {"csrf_token": await c.csrf(), "lang": "zh", "back": "/reports"})
+        assert r.status == 303
+        page = (await c.get("/reports")).text
+        assert "<th title=\"service_level\">服务水平</th>" in page
