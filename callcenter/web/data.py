@@ -86,8 +86,14 @@ def outcomes_for(s, numbers: list[str], limit: int = 10) -> list[dict]:
 
 
 def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
-                   now: dt.datetime | None = None) -> dict[str, Any]:
-    """Everything the agent needs when this number calls: patient, treatments, complaints, calls."""
+                   now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+    """Everything the agent needs when this number calls: patient, treatments, complaints, calls.
+
+    Times are in ``tz`` (the hospital's) when given, so the agent reads local times."""
+    def at(d):
+        d = _utc(d)
+        return d.astimezone(tz) if d is not None and tz is not None else d
+
     variants = number_variants(number, region)
     rec: dict[str, Any] = {"number": number, "name": caller_name, "patient_id": None,
                            "treatments": None, "appointments": None, "complaints": None,
@@ -103,11 +109,11 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
         if patient is not None:
             rec.update(patient_id=patient.id, name=patient.name, external_id=patient.external_id)
             rec["treatments"] = [
-                {"type": tr.treatment_type, "at": _utc(tr.treated_at), "doctor": tr.doctor}
+                {"type": tr.treatment_type, "at": at(tr.treated_at), "doctor": tr.doctor}
                 for tr in s.scalars(select(Treatment).where(Treatment.patient_id == patient.id)
                                     .order_by(Treatment.treated_at.desc()).limit(5))]
             rec["appointments"] = [
-                {"at": _utc(a.scheduled_at), "status": a.status, "department": a.department}
+                {"at": at(a.scheduled_at), "status": a.status, "department": a.department}
                 for a in s.scalars(select(Appointment).where(Appointment.patient_id == patient.id)
                                    .order_by(Appointment.scheduled_at.desc()).limit(5))]
     if _table("complaint_tickets") is not None:
@@ -115,8 +121,8 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
 
         rec["complaints"] = [
             {"id": c.id, "number": c.number, "category": c.category, "status": c.status,
-             "severity": c.severity, "received_at": _utc(c.received_at), "summary": c.summary[:200],
-             "answer_due": _utc(c.answer_due)}
+             "severity": c.severity, "received_at": at(c.received_at), "summary": c.summary[:200],
+             "answer_due": at(c.answer_due)}
             for c in s.scalars(select(T).where(T.patient_phone.in_(variants),
                                                T.status.in_(("received", "acknowledged", "investigating", "answered")))
                                .order_by(T.received_at.desc()).limit(10))]

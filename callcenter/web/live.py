@@ -270,6 +270,7 @@ class ScreenPop:
 
         self.app = app
         self.region = getattr(app.config.hospital, "region", "CN")
+        self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
         self.dialer_cid = _cid_number(getattr(getattr(app.config, "dialer", None), "caller_id", ""))
@@ -307,7 +308,8 @@ class ScreenPop:
                 aid = dialer_calls.attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
-            return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now), ctx)
+            return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now,
+                                                                               self.tz), ctx)
 
         try:
             users, record, dialer = await self.app.db.run(load)

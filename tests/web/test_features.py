@@ -260,3 +260,21 @@ async def test_report_column_headings_follow_the_language(config, db):
         assert r.status == 303
         page = (await c.get("/reports")).text
         assert "<th title=\"service_level\">服务水平</th>" in page
+
+
+def test_patient_record_times_in_the_hospitals_timezone(db):
+    from zoneinfo import ZoneInfo
+
+    from callcenter.web import data
+    from dialer.importer import import_rows
+
+    def seed(s):
+        assert import_rows(s, "patients", [{"patient_id": "P1", "name": "李娜", "phone": "13800138001"}],
+                           "test").applied
+        assert import_rows(s, "treatments", [{"treatment_id": "T1", "patient_id": "P1", "type": "filling",
+                                              "treated_at": "2026-11-20 09:30"}], "test").applied
+    db.call(seed)
+    rec = db.call(data.patient_record, "13800138001", "", "CN", None, ZoneInfo("Asia/Shanghai"))
+    at = rec["treatments"][0]["at"]
+    assert (at.hour, at.minute, at.utcoffset().total_seconds()) == (9, 30, 8 * 3600)  # as entered, local
+    assert rec["name"] == "李娜"
