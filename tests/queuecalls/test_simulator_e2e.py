@@ -1,7 +1,8 @@
 """End to end through the simulated PBX: real AMI over TCP -> gateway -> tracker -> database.
 
-Everything runs on one ``task.Clock``: the driver steps it timer by timer and waits until
-every byte the simulator wrote has reached the gateway, so arrival times are exact.
+Everything runs on one ``task.Clock``, stepped timer by timer by the fault harness's
+``Stepper`` (it waits until every byte the simulator wrote has reached the gateway), so
+arrival times are exact.
 """
 from __future__ import annotations
 
@@ -17,35 +18,7 @@ from callcenter.queuecalls.models import AmiOutage, QueueCall
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimulatedPBX
 
-
-class Driver:
-    def __init__(self, clock, pbx, gw):
-        self.clock, self.pbx, self.gw = clock, pbx, gw
-        self.base_gw = self.base_srv = 0
-
-    def rebase(self) -> None:
-        self.base_gw, self.base_srv = self.gw.bytes_received, self.pbx.ami.total_bytes
-
-    async def sync(self) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 2
-        await asyncio.sleep(0)
-        while (self.gw.bytes_received - self.base_gw < self.pbx.ami.total_bytes - self.base_srv
-               and loop.time() < end):
-            await asyncio.sleep(0.0005)
-        await asyncio.sleep(0)
-
-    async def run_for(self, seconds: float) -> None:
-        until = self.clock.seconds() + seconds
-        while True:
-            times = [c.getTime() for c in self.clock.getDelayedCalls() if c.active()]
-            nxt = min(times, default=None)
-            if nxt is None or nxt > until:
-                self.clock.advance(max(0.0, until - self.clock.seconds()))
-                await self.sync()
-                return
-            self.clock.advance(max(0.0, nxt - self.clock.seconds()))
-            await self.sync()
+from ..faults.harness import Stepper
 
 
 @pytest.mark.timeout(60)
@@ -58,7 +31,7 @@ async def test_simulated_calls_and_a_dropped_link(db, tmp_path):
                     ping_interval=3600, action_timeout=600, reconnect_base_delay=1,
                     rng=random.Random(5))
     tracker = QueueCallsTracker(db, clock, gateway=gw, queue_log=str(tmp_path / "queue_log"))
-    drv = Driver(clock, pbx, gw)
+    drv = Stepper(clock, [pbx], gw, tracker)
     await tracker.start()
     await gw.start()
     try:
