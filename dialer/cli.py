@@ -94,13 +94,10 @@ def cmd_import(args, config) -> int:
             last[0] = t
             print(f"{args.kind}: {done}/{total} rows applied", file=sys.stderr)
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         result = db.call(lambda s: import_rows(s, args.kind, rows, args.file, lines=lines,
                                                region=config.hospital.region, plans=plans, rules=rules,
                                                settings=settings, progress=progress))
-    finally:
-        db.close()
     if result.errors:
         for e in result.errors[:200]:
             print(f"{args.file}:{e.line}: {e.field}: {e.reason}", file=sys.stderr)
@@ -129,8 +126,7 @@ def cmd_create(args, config) -> int:
             raise UserError(f"unknown treatment type(s) {unknown} (known: {', '.join(plans)})")
     if args.max_channels:
         extra["max_channels"] = args.max_channels
-    db = _db(config)
-    try:
+    with _db(config) as db:
         def work(s):
             c = create_campaign(s, name=args.name, kind=args.kind, mode=args.mode,
                                 queue=args.queue or config.dialer.default_queue,
@@ -142,8 +138,6 @@ def cmd_create(args, config) -> int:
             cid, state, n = db.call(work)
         except CampaignError as exc:
             raise UserError(str(exc)) from None
-    finally:
-        db.close()
     print(f"campaign {args.name} (id {cid}) created, {state}; {n} contacts")
     return 0
 
@@ -151,11 +145,8 @@ def cmd_create(args, config) -> int:
 def cmd_list(args, config) -> int:
     from .campaigns import list_campaigns
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         rows = db.call(lambda s: [(c.id, c.name, c.kind, c.mode, c.state, c.queue) for c in list_campaigns(s)])
-    finally:
-        db.close()
     print(f"{'id':>4}  {'name':<24} {'kind':<19} {'mode':<12} {'state':<8} queue")
     for r in rows:
         print(f"{r[0]:>4}  {r[1]:<24} {r[2]:<19} {r[3]:<12} {r[4]:<8} {r[5]}")
@@ -165,14 +156,11 @@ def cmd_list(args, config) -> int:
 def cmd_state(args, config) -> int:
     from .campaigns import CampaignError, set_state
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         try:
             name = db.call(lambda s: set_state(s, args.campaign, args.state).name)
         except CampaignError as exc:
             raise UserError(str(exc)) from None
-    finally:
-        db.close()
     print(f"campaign {name}: {args.state}")
     return 0
 
@@ -180,10 +168,9 @@ def cmd_state(args, config) -> int:
 def cmd_status(args, config) -> int:
     from .campaigns import CampaignError, get_campaign, list_campaigns, status
 
-    db = _db(config)
     now = time.time()
     days = config.dialer.predictive_window_days
-    try:
+    with _db(config) as db:
         def work(s):
             cs = [get_campaign(s, args.campaign)] if args.campaign else list_campaigns(s)
             return [status(s, c, now=now, abandon_days=days) for c in cs]
@@ -191,8 +178,6 @@ def cmd_status(args, config) -> int:
             out = db.call(work)
         except CampaignError as exc:
             raise UserError(str(exc)) from None
-    finally:
-        db.close()
     if args.json:
         json.dump(out if not args.campaign else out[0], sys.stdout, indent=2, ensure_ascii=False)
         print()
@@ -223,15 +208,12 @@ def cmd_dnc_add(args, config) -> int:
     from . import api
     from .phones import PhoneError
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         api.configure(api._settings, config.hospital.region)
         try:
             n = db.call(lambda s: api.add_do_not_call(s, args.phone, source="admin", reason=args.reason))
         except PhoneError as exc:
             raise UserError(f"{args.phone!r}: {exc}") from None
-    finally:
-        db.close()
     print(f"added to the do-not-call list; {n} open contact(s) closed")
     return 0
 
@@ -239,12 +221,9 @@ def cmd_dnc_add(args, config) -> int:
 def cmd_dnc_remove(args, config) -> int:
     from . import api
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         api.configure(api._settings, config.hospital.region)
         ok = db.call(lambda s: api.remove_do_not_call(s, args.phone))
-    finally:
-        db.close()
     if not ok:
         raise UserError("that number is not on the do-not-call list")
     print("removed from the do-not-call list")
@@ -258,12 +237,9 @@ def cmd_dnc_list(args, config) -> int:
 
     from .models import DoNotCall
 
-    db = _db(config)
-    try:
+    with _db(config) as db:
         rows = db.call(lambda s: [(d.phone, d.source, d.created_at) for d in
                                   s.scalars(select(DoNotCall).order_by(DoNotCall.id))])
-    finally:
-        db.close()
     for phone, source, at in rows:
         print(f"{mask_number(phone)}  {source:<8} {at:%Y-%m-%d %H:%M}")
     return 0

@@ -90,8 +90,7 @@ def cmd_add(args, config) -> int:
         print("note: agent without --interface: no queue log-in or screen pop until one is set",
               file=sys.stderr)
     password = _read_password(args)
-    db = _open(config)
-    try:
+    with _open(config) as db:
         with db.session() as s:
             if s.scalar(select(User).where(User.username == username)) is not None:
                 raise UserError(f"user {username!r} already exists (use: callcenter users passwd)")
@@ -99,8 +98,6 @@ def cmd_add(args, config) -> int:
                        interface=args.interface, language=args.language or config.hospital.language,
                        password_hash=hash_password(password), active=True))
             audit(s, "cli", "user_add", "user", username, role=args.role)
-    finally:
-        db.close()
     print(f"user {username} ({args.role}) added")
     return 0
 
@@ -111,8 +108,7 @@ def _change_user(config, username: str, action: str, change) -> None:
 
     from .models import WebSession
 
-    db = _open(config)
-    try:
+    with _open(config) as db:
         with db.session() as s:
             user = s.scalar(select(User).where(User.username == username))
             if user is None:
@@ -120,8 +116,6 @@ def _change_user(config, username: str, action: str, change) -> None:
             change(user)
             s.execute(delete(WebSession).where(WebSession.user_id == user.id))
             audit(s, "cli", action, "user", user.username)
-    finally:
-        db.close()
 
 
 def cmd_passwd(args, config) -> int:
@@ -147,14 +141,11 @@ def cmd_disable(args, config) -> int:
 def cmd_list(args, config) -> int:
     from callcenter.store.models import User
 
-    db = _open(config)
-    try:
+    with _open(config) as db:
         with db.session() as s:
             users = list(s.scalars(select(User).order_by(User.username)))
             rows = [(u.username, u.role, u.interface or "-", u.language, "active" if u.active else "disabled",
                      u.display_name) for u in users]
-    finally:
-        db.close()
     for r in rows:
         print("\t".join(r))
     return 0
@@ -165,13 +156,11 @@ def _token_call(config, fn, *args, **kw):
 
     from .tokens import TokenError
 
-    db = _open(config)
-    try:
-        return db.call(fn, *args, now=time.time(), **kw)
-    except TokenError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        db.close()
+    with _open(config) as db:
+        try:
+            return db.call(fn, *args, now=time.time(), **kw)
+        except TokenError as exc:
+            raise UserError(str(exc)) from None
 
 
 def cmd_token_add(args, config) -> int:
@@ -194,11 +183,8 @@ def cmd_token_revoke(args, config) -> int:
 def cmd_token_list(args, config) -> int:
     from . import tokens
 
-    db = _open(config)
-    try:
+    with _open(config) as db:
         rows = db.call(tokens.listing)
-    finally:
-        db.close()
     for r in rows:
         used = r["last_used_at"].isoformat(timespec="seconds") if r["last_used_at"] else "never used"
         print("\t".join((r["name"], r["role"], "revoked" if r["revoked"] else "active",
