@@ -18,7 +18,7 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimConfig, SimulatedPBX
 from callcenter.web.live import build_wallboard, member_state
 
-from .test_simulator_e2e import Driver
+from ..faults.harness import Stepper
 
 
 def _state_of(st: TrackerState, queue: str, iface: str, now: float, queue_wrapup: float = 0.0) -> str:
@@ -162,7 +162,7 @@ async def test_simulated_agent_on_call_wrap_up_available(db, tmp_path):
     tracker.subscribe(lambda kind, payload: notes.append((clock.seconds(), kind)))
     member_events = []
     gw.subscribe(lambda msg, t: member_events.append(msg) if msg.event == "QueueMemberStatus" else None)
-    drv = Driver(clock, pbx, gw)
+    drv = Stepper(clock, [pbx], gw, tracker)
     await tracker.start()
     await gw.start()
     seen: list[tuple[str, float]] = []
