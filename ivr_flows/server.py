@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from callcenter.logs import mask_number
+from callcenter.logs import RepeatLimiter, mask_number
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
 from .engine import Done, Effect, Engine
-from .fastagi import AgiApplication, AgiRequest, to_reply
+from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 from .writes import SessionWrites
 
@@ -97,7 +97,8 @@ class AgiServer:
                  prompt_base: str = "callcenter",
                  recordings_dir: str | None = None,
                  queue_load: Callable | None = None, latency: list | None = None,
-                 shutdown_write_timeout: float = 10.0):
+                 shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
+                 reply_timeout: float = REPLY_TIMEOUT):
         self.host, self.port = host, port
         self.clock = clock
         self.db = db
@@ -115,7 +116,12 @@ class AgiServer:
         self.active = 0
         self.writes: SessionWrites | None = None  # the sessions' database writes (start)
         self.shutdown_write_timeout = shutdown_write_timeout
-        self.app = AgiApplication(resolve=self._resolve, latency=latency)
+        self.max_sessions = max_sessions  # more at once are refused at accept: the fds stay bounded
+        self.refused = 0
+        self.shed = 0
+        self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
+        self._refusals = RepeatLimiter(log, self, interval=60.0)
+        self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
     # -- component ------------------------------------------------------------
     async def start(self, service: Any = None) -> None:
@@ -150,6 +156,9 @@ class AgiServer:
 
     def now(self) -> float:
         return self.clock.seconds() if self.clock is not None else time.time()
+
+    def seconds(self) -> float:  # IReactorTime-like, for the repeat limiter
+        return self.now()
 
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
@@ -189,7 +198,14 @@ class AgiServer:
         return self._run_flow if flow_path(name, self.flows_dir) is not None else None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_sessions and not self._shed_one():
+            self.refused += 1
+            self._refusals.warning("cap", "FastAGI session refused: %d sessions open ([agi] max_sessions)",
+                                   self.active)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
+        self._no_env[writer] = task
         self._tasks.add(task)
         self.active += 1
         try:
@@ -203,13 +219,27 @@ class AgiServer:
         finally:
             self.active -= 1
             self._tasks.discard(task)
+            self._no_env.pop(writer, None)
             try:
                 writer.close()
             except Exception:  # pragma: no cover
                 pass
 
+    def _shed_one(self) -> bool:
+        """At the cap, drop the oldest connection that has not sent its environment: Asterisk
+        sends it at once, so that is not a caller, and a flood of them must not keep one out."""
+        for writer in self._no_env:
+            del self._no_env[writer]
+            self.shed += 1
+            self._refusals.info("shed", "FastAGI session cap reached: a connection without its "
+                                        "environment dropped for a new one")
+            writer.transport.abort()
+            return True
+        return False
+
     async def _run_flow(self, request: AgiRequest) -> None:
         """The route of every flow: run the engine over the request's commands."""
+        self._no_env.pop(request.writer, None)
         env = request.env
         flow = self.flow(env.script)
         if flow is None:
@@ -460,4 +490,5 @@ def from_service(service: Any) -> AgiServer:
     return AgiServer(cfg.agi.host, cfg.agi.port, clock=service.clock, db=service.db,
                      flows_dir=cfg.agi.flows_dir or None, timezone=cfg.hospital.timezone,
                      country=cfg.hospital.country, prompt_base=cfg.agi.prompt_base,
-                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg))
+                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg),
+                     max_sessions=cfg.agi.max_sessions, reply_timeout=cfg.agi.reply_timeout)

@@ -8,34 +8,34 @@ from __future__ import annotations
 
 import logging
 
-from twisted.web.server import Site
-
 from callcenter.logs import mask_text
 
 from .complaint_alerts import ComplaintAlertsFeed
+from .guard import GuardedSite, HttpLimits
 from .live import ScreenPop, WallboardFeed
 from .server import WebApp, authorize
 
 log = logging.getLogger(__name__)
 
 
-class _Site(Site):
-    displayTracebacks = False
-
-    def log(self, request) -> None:  # access log without query strings (phone numbers)
-        if log.isEnabledFor(logging.DEBUG):
-            path = request.path.decode("utf-8", "replace")
-            log.debug("%s %s %s", request.method.decode(), mask_text(path), request.code)
+def _access_log(request) -> None:  # access log without query strings (phone numbers)
+    if log.isEnabledFor(logging.DEBUG):
+        path = request.path.decode("utf-8", "replace")
+        log.debug("%s %s %s", request.method.decode(), mask_text(path), request.code)
 
 
 class WebComponent:
     name = "web"
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, clock=None, reactor=None):
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, clock=None, reactor=None,
+                 limits: HttpLimits | None = None, timers=None):
         self.host = host
         self.port = port
         self.clock = clock
         self.reactor = reactor
+        self.limits = limits or HttpLimits()
+        self.timers = timers      # IReactorTime for the connection timeouts (default: the reactor)
+        self.site: GuardedSite | None = None
         self.app: WebApp | None = None
         self.listening = None
 
@@ -51,7 +51,10 @@ class WebComponent:
         app.extensions["complaints"] = ComplaintAlertsFeed(app, service.get("complaints"))
         app.recordings = _recordings(service)
         self.app = app
-        self.listening = self.reactor.listenTCP(self.port, _Site(app.resource), interface=self.host)
+        self.site = GuardedSite(app.resource, limits=self.limits, body_limit=app.body_limit,
+                                reactor=self.timers or self.reactor, access_log=_access_log,
+                                trusted_proxies=app.proxies)
+        self.listening = self.reactor.listenTCP(self.port, self.site, interface=self.host, backlog=1024)
         self.port = self.listening.getHost().port
         log.info("web listening on http://%s:%d/", self.host, self.port)
 
@@ -93,4 +96,15 @@ def from_service(service) -> WebComponent | None:
     cfg = service.config.web
     if not getattr(cfg, "enabled", True):
         return None
-    return WebComponent(host=cfg.host, port=cfg.port)
+    return WebComponent(host=cfg.host, port=cfg.port, limits=limits_from_config(service.config))
+
+
+def limits_from_config(config, open_files: int | None = None) -> HttpLimits:
+    """``[web]`` limits, the connection cap fitted beside ``[agi] max_sessions``."""
+    from callcenter.fdlimit import web_connection_cap
+
+    cfg = config.web
+    cap = web_connection_cap(cfg.max_connections, config.agi.max_sessions, open_files)
+    return HttpLimits(idle_timeout=cfg.idle_timeout, header_timeout=cfg.header_timeout,
+                      body_timeout=cfg.body_timeout, max_connections=cap,
+                      max_per_client=min(cfg.max_connections_per_client, cap))

@@ -14,6 +14,10 @@ AGENTS = frozenset({"agent"})
 ADMINS = frozenset({"admin"})
 
 
+DEFAULT_BODY = 256 * 1024           # a form or a JSON object: far more than any field needs
+NO_ROUTE_BODY = 16 * 1024            # unknown path, or a method that takes no body
+
+
 class BadRequest(Exception):
     """Invalid input; the message names the field and is shown to the user."""
 
@@ -32,6 +36,7 @@ class Route:
     response: dict | None = None     # JSON schema of the answer (api routes)
     csrf: bool = True                # POST routes check the session's CSRF token (not for API tokens)
     raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
+    max_body: int = 0                # bytes of request body accepted (0: DEFAULT_BODY); more -> 413
 
     @property
     def segments(self) -> list[str]:

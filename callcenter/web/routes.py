@@ -142,6 +142,7 @@ ROUTES: list[Route] = [
     # public
     Route("GET", "/login", PUBLIC, views.login_form, "page", "Login form"),
     Route("POST", "/login", PUBLIC, views.login_post, "form", "Log in (rate limited)", csrf=False,
+          max_body=16 * 1024,
           body=(("username", "string", "", True), ("password", "string", "", True),
                 ("login_token", "string", "double-submit token from the form", True))),
     Route("GET", "/static/{name}", PUBLIC, views.static, "static", "Script and style sheet"),
@@ -251,7 +252,8 @@ ROUTES: list[Route] = [
           "Import patients, treatments or appointments: body = JSON list of rows with the CSV columns "
           "(docs/dialer.md), or {\"rows\": [...]}. All or nothing: 201 applied (200: nothing changed); "
           "422 {error, errors: [{line, field, reason}]} (line = item number) and nothing written",
-          enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT),
+          enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT,
+          max_body=views_import.MAX_BYTES),
     # administrators
     Route("GET", "/api/tokens", ADMINS, views_tokens.list_api, "api",
           "API tokens (names, roles, last use; never the tokens)",

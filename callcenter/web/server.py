@@ -23,7 +23,8 @@ from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 
 from . import auth
-from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
+from .clientaddr import TrustedProxies
+from .http import DEFAULT_BODY, NO_ROUTE_BODY, SSE, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class WebApp:
         self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
         self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
         self.session_hours = float(self.config.web.session_hours)
-        self.secure_cookies = bool(getattr(self.config.web, "secure_cookies", False))
+        self.secure_cookies = bool(self.config.web.secure_cookies)
+        self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined,
@@ -128,6 +130,13 @@ class WebApp:
             if route.method == method or (method == "HEAD" and route.method == "GET"):
                 return route, params, True
         return None, {}, path_known
+
+    def body_limit(self, method: str, path: str) -> int:
+        """Bytes of body accepted for this request, known from the route before any is read."""
+        route, _, _ = self.find(method, path)
+        if route is None or route.method != "POST":
+            return NO_ROUTE_BODY
+        return route.max_body or DEFAULT_BODY
 
     async def current_user(self, request) -> auth.CurrentUser | None:
         token = _cookie(request, SESSION_COOKIE)
