@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import mimetypes
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy import select
 
@@ -13,10 +13,26 @@ from .i18n import LANGUAGES, t
 HOME = {"agent": "/agent", "supervisor": "/wallboard", "admin": "/wallboard"}
 
 
+def _same_origin_path(target: str) -> bool:
+    """True for a path on this site, as every browser will read it.  Browsers drop tabs and
+    line breaks inside a URL and read ``\\`` as ``/``, so ``/\t/evil`` and ``/\\evil`` are
+    ``//evil``: another origin.  Checked on the text and on it percent-decoded once."""
+    for text in (target, unquote(target)):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text) or "\\" in text:
+            return False
+        if not text.startswith("/") or text.startswith("//"):
+            return False
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
+
+
 def _safe_next(target: str, role: str) -> str:
-    # Only local paths: no open redirect to another site.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and target != "/login":
-        return target
+    """Where to go after login: ``target`` when it is a same-origin path (not /login), else
+    the role's start page.  No open redirect to another site."""
+    if target and _same_origin_path(target) and urlsplit(target).path != "/login":
+        return quote(target, safe="/?=&%#:@!$'()*+,;~-._")
     return HOME.get(role, "/")
 
 
