@@ -73,8 +73,7 @@ class WebApp:
         self.reactor = reactor
         self.routes = routes if routes is not None else ROUTES
         self.broker = Broker(reactor)
-        self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
-        self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
+        self.login_throttle = auth.LoginThrottle(self.clock)
         self.session_hours = float(self.config.web.session_hours)
         self.secure_cookies = bool(self.config.web.secure_cookies)
         self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
@@ -131,6 +130,14 @@ class WebApp:
                 return route, params, True
         return None, {}, path_known
 
+    def client_address(self, request) -> str:
+        """The browser's address: ``X-Forwarded-For`` only from a trusted proxy."""
+        return self.proxies.client(_remote(request), request.getHeader("x-forwarded-for"))
+
+    def over_tls(self, request) -> bool:
+        """Did the browser use HTTPS (to us, or to a trusted proxy that says so)?"""
+        return self.proxies.tls(_remote(request), request.isSecure(), request.getHeader("x-forwarded-proto"))
+
     def body_limit(self, method: str, path: str) -> int:
         """Bytes of body accepted for this request, known from the route before any is read."""
         route, _, _ = self.find(method, path)
@@ -150,7 +157,7 @@ class WebApp:
         route, params, known = self.find(method, path)
         set_security_headers(request, cacheable=bool(route and route.kind == "static"))
         req = Req(method, path, route, params, _query(request), {}, None, self.default_language(),
-                  _remote(request), request, _cookies(request))
+                  self.client_address(request), request, _cookies(request))
         try:
             resp = await self._dispatch(req, request, route, known)
         except BadRequest as exc:

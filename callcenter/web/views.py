@@ -68,21 +68,20 @@ async def login_post(app, req: Req) -> Response:
         return await login_form(app, req, status=403, message=t(req.lang, "error.csrf"))
     username = (req.form.get("username") or "").strip()[:64]
     password = req.form.get("password") or ""
-    keys_user, key_ip = f"user:{username.lower()}", f"ip:{req.remote}"
-    wait = max(app.user_limiter.retry_after(keys_user), app.ip_limiter.retry_after(key_ip))
+    wait, reached = app.login_throttle.attempt(username, req.remote)  # checked and counted at once
     if wait > 0:
         resp = await login_form(app, req, status=429,
-                                message=t(req.lang, "login.locked", minutes=max(1, round(wait / 60))))
+                                message=t(req.lang, "login.locked", seconds=int(wait) + 1))
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
     result = await app.db.run(auth.login, username, password, app.clock.seconds(), app.session_hours,
                               req.remote)
     if result is None:
-        app.user_limiter.failed(keys_user)
-        app.ip_limiter.failed(key_ip)
+        if reached:  # this failure slows the next attempts down: audited once per slow-down
+            await app.db.run(auth.audit_throttled, username, req.remote, reached)
         return await login_form(app, req, status=401, message=t(req.lang, "login.failed"))
+    app.login_throttle.succeeded(username, req.remote)
     token, user = result
-    app.user_limiter.succeeded(keys_user)
     resp = redirect(_safe_next(req.form.get("next", ""), user.role))
     resp.cookies.append(app.cookie("cc_session", token, max_age=int(app.session_hours * 3600)))
     resp.cookies.append(app.cookie("cc_login", "", max_age=0))
