@@ -23,6 +23,8 @@ from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 
 from . import auth
+from callcenter.text import clean, unstorable
+
 from .clientaddr import TrustedProxies
 from .http import DEFAULT_BODY, NO_ROUTE_BODY, SSE, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
@@ -171,6 +173,8 @@ class WebApp:
         self._write(request, resp)
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
+        _check_text("query parameter", req.args)
+        _check_text("path segment", req.params)
         if route is None:
             if req.path.startswith("/api/") or not known:
                 user = await self.current_user(request)
@@ -207,6 +211,7 @@ class WebApp:
             req.lang = self._anon_language(req)
         if req.method == "POST":
             req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
+            _check_text("field", req.form)
             if route.csrf and not (req.user is not None and req.user.via_token):
                 given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
@@ -270,6 +275,36 @@ class WebApp:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
+
+
+def _check_text(what: str, values: dict) -> None:
+    """Refuse what no store keeps (NUL, lone surrogates, control characters), naming the field;
+    JSON arrays/objects arrive as JSON text, so their strings are checked inside it too."""
+    for key, value in values.items():
+        for text in _strings(key, value):
+            problem = unstorable(text)
+            if problem:
+                raise BadRequest(f"{what} {clean(str(key))[:40]!r} {problem}")
+
+
+def _strings(key, value):
+    yield str(key)
+    if isinstance(value, str):
+        yield value
+        if value[:1] in "[{":
+            try:
+                stack = [json.loads(value)]
+            except ValueError:
+                return
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    yield v
+                elif isinstance(v, dict):
+                    stack.extend(v.keys())
+                    stack.extend(v.values())
+                elif isinstance(v, list):
+                    stack.extend(v)
 
 
 def _cookie(request, name: str) -> str | None:
