@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from . import compliance
+from callcenter.errors import InvalidInput
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient, Treatment
@@ -30,8 +31,8 @@ MODES = ("progressive", "survey", "predictive")
 STATES = ("draft", "running", "paused")
 
 
-class CampaignError(ValueError):
-    pass
+class CampaignError(InvalidInput):
+    """A campaign definition or command that cannot be carried out as given."""
 
 
 @dataclass(frozen=True)

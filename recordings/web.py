@@ -49,6 +49,9 @@ class RangeNotSatisfiable(ValueError):
     pass
 
 
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``Range`` header → inclusive (start, end), or None to send the whole file.
 
@@ -66,7 +69,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, dash, last = spec.partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+    # ASCII digits only: "²".isdigit() is true but int("²") fails (was a 500, and unaudited)
+    if not dash or (first and not _DIGITS.fullmatch(first)) or (last and not _DIGITS.fullmatch(last)) \
+            or not (first or last):
         raise RangeNotSatisfiable(header)
     if not first:  # suffix: the last N bytes
         n = int(last)
@@ -232,8 +237,10 @@ class RecordingsResource(Resource):
             limit = int(args.get("limit", "100"))
             offset = int(args.get("offset", "0"))
             ticket = int(args["ticket_id"]) if args.get("ticket_id") else None
-            if not (1 <= limit <= 500) or offset < 0:
-                raise ValueError("limit")
+            if not 1 <= limit <= 500:
+                raise ValueError("limit (1-500)")
+            if not 0 <= offset <= 1_000_000_000:  # beyond, the database's integer overflows (was a 500)
+                raise ValueError("offset (0-1000000000)")
         except ValueError as exc:
             return self._json(request, 400, {"error": f"bad query parameter: {exc}"})
 

@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from sqlalchemy import select
 
+from callcenter.errors import Forbidden, NotFound
 from callcenter.store.models import audit
 
 from .http import BadRequest
@@ -143,8 +144,8 @@ def parse_outcome(form: dict) -> dict:
             "note": str(form.get("note") or "").strip()[:2000]}
 
 
-class NotYours(PermissionError):
-    pass
+class NotYours(Forbidden):
+    """The dial attempt is another agent's call."""
 
 
 def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
@@ -156,9 +157,9 @@ def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.d
 
     a = s.get(Attempt, fields["attempt_id"])
     if a is None:
-        raise LookupError(fields["attempt_id"])
+        raise NotFound(f"no dial attempt {fields['attempt_id']}")
     if popped_attempt != a.id and not (a.agent and a.agent in (user.interface, user.display_name)):
-        raise NotYours(a.id)
+        raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]

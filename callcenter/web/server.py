@@ -23,6 +23,8 @@ from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 
 from . import auth
+from callcenter.errors import DomainError, InvalidInput, Unavailable
+from callcenter.store.retry import TRANSIENT
 from callcenter.text import clean, unstorable
 
 from .clientaddr import TrustedProxies
@@ -106,6 +108,15 @@ class WebApp:
             return as_json({"error": t("en", key, **kw), "status": status}, status)
         return self.render(req, "error.html", status, message=t(req.lang, key, **kw))
 
+    def domain_error(self, req: Req, exc: DomainError) -> Response:
+        """The one mapping from a domain error to an answer: its code's status, its message."""
+        if req.route is None or req.route.kind in ("api", "sse") or req.path.startswith("/api/"):
+            return as_json(exc.to_dict(), exc.status)
+        if isinstance(exc, InvalidInput):
+            return self.render(req, "error.html", exc.status, message=t(req.lang, "error.bad_request", detail=str(exc)))
+        key = {404: "error.notfound", 403: "error.forbidden"}.get(exc.status)
+        return self.render(req, "error.html", exc.status, message=t(req.lang, key) if key else str(exc))
+
     def default_language(self) -> str:
         lang = self.config.hospital.language
         return lang if lang in LANGUAGES else "zh"
@@ -162,8 +173,12 @@ class WebApp:
                   self.client_address(request), request, _cookies(request))
         try:
             resp = await self._dispatch(req, request, route, known)
-        except BadRequest as exc:
-            resp = self.error(req, 400, "error.bad_request", detail=str(exc))
+        except DomainError as exc:
+            resp = self.domain_error(req, exc)
+        except TRANSIENT:  # the database refuses connections: say so, and when to come back
+            log.warning("database unavailable for %s %s", method, path)
+            resp = self.domain_error(req, Unavailable("the database is not answering; try again shortly"))
+            resp.headers["Retry-After"] = "5"
         except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
             log.exception("error handling %s %s", method, path)
             resp = self.error(req, 500, "error.server")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from callcenter.errors import InvalidInput
 from callcenter.store.models import audit
 
 from .http import SSE, BadRequest, Req, Response, as_json, redirect
@@ -191,7 +192,7 @@ def _save_outcome(s, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
                 channel="phone", summary=note or outcome, received_at=now, patient_phone=number,
                 patient_name=(form.get("caller_name") or "").strip()[:64], language=lang,
                 call_uniqueid=uniqueid)
-        except ValueError as exc:  # ComplaintError is a ValueError
+        except InvalidInput as exc:  # the complaint's own validation (ComplaintError)
             raise BadRequest(str(exc)) from None
     row = CallOutcome(uniqueid=uniqueid, queue=(form.get("queue") or "")[:64], caller_number=number,
                       agent=user.username, outcome=outcome, note=note,

@@ -156,6 +156,9 @@ async def test_next_is_same_origin_after_login_and_when_already_logged_in(config
         c = Client(web.port)
         for target in HOSTILE_NEXT:
             form = await c.get("/login?next=" + quote(target))
+            if form.status == 400:   # a NUL or control character: refused at the boundary already
+                assert "location" not in form.headers and any(ch < " " for ch in target), target
+                continue
             import re
 
             token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
