@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
 from callcenter.store.retry import TRANSIENT
 
@@ -277,7 +278,7 @@ class AgiServer:
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
-        except LookupError as exc:  # caller/network data naming nothing we know: bad input, not a bug
+        except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
         except Exception:
@@ -432,8 +433,10 @@ class _SessionRecord:
                                               caller_name=eng.caller_name, recording_id=rid,
                                               received_at=_utc(args["started_at"]),
                                               language=eng.language)
+            elif args["link"] == "callback" and not args.get("callback_phone"):
+                eng.warn("voice message kept; caller ID withheld, no callback requested")
             elif args["link"] == "callback" and request_cb is not None:
-                res["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
+                res["contact_id"] = Hooks.call(request_cb, s, phone=args["callback_phone"], name=eng.caller_name,
                                                reason="voice message", requested_at=_utc(args["started_at"]),
                                                ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
@@ -454,12 +457,13 @@ class _SessionRecord:
             before = self._done_before(row, "callback")
             if before is not None:
                 return before.get("contact_id")
-            cid = Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name, reason=args["reason"],
+            cid = Hooks.call(fn, s, phone=args["phone"], name=eng.caller_name, reason=args["reason"],
                              requested_at=requested_at, ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
         w = self.lane.submit(work, self._what("callback request"))
-        return await self.server.writes.wait(w, None)
+        # database down: the request is queued and retried until stored, so it may be confirmed
+        return await self.server.writes.wait(w, "queued")
 
     async def survey_result(self, args: dict) -> Any:
         fn = Hooks.find("dialer.api", "record_survey_result")
