@@ -286,6 +286,7 @@ STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/complaints/{id}/transition"): _REFUSED, ("POST", "/api/complaints/{id}/edit"): _REFUSED,
     ("POST", "/campaigns"): _FORM, ("POST", "/campaigns/{id}/{action}"): _FORM,
     ("POST", "/api/campaigns"): {201: "created", **_REFUSED}, ("POST", "/api/campaigns/{id}/{action}"): _REFUSED,
+    ("GET", "/api/patients"): {429: "too many look-ups by this user (30 per 10 minutes); see Retry-After"},
     ("POST", "/api/import/{kind}"): {201: "applied", 422: "bad rows: every {line, field, reason}; nothing written"},
 }
 ROUTES = [replace(r, statuses={**STATUSES.get((r.method, r.path), {}), **r.statuses}) for r in ROUTES]

@@ -28,6 +28,7 @@ from callcenter.store.retry import TRANSIENT
 from callcenter.text import clean, unstorable
 
 from .clientaddr import TrustedProxies
+from .lookups import LookupLimit
 from .http import DEFAULT_BODY, NO_ROUTE_BODY, SSE, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
 
@@ -78,6 +79,7 @@ class WebApp:
         self.routes = routes if routes is not None else ROUTES
         self.broker = Broker(reactor)
         self.login_throttle = auth.LoginThrottle(self.clock)
+        self.lookup_limit = LookupLimit(self.clock)
         self.session_hours = float(self.config.web.session_hours)
         self.secure_cookies = bool(self.config.web.secure_cookies)
         self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
@@ -244,7 +246,10 @@ class WebApp:
         request.setHeader("Content-Type", resp.content_type)
         for k, v in resp.headers.items():
             request.setHeader(k, v)
+        secure = self.secure_cookies or self.over_tls(request)  # HTTPS here or at a trusted proxy
         for c in resp.cookies:
+            if secure and "; Secure" not in c:
+                c += "; Secure"
             request.responseHeaders.addRawHeader("Set-Cookie", c)
         if request.method != b"HEAD":
             request.write(resp.body)
