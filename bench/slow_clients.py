@@ -36,12 +36,10 @@ ENV = (b"agi_network: yes\nagi_network_script: hotline\nagi_request: agi://127.0
 # -- the service (child process) ----------------------------------------------------------
 def serve(data_dir: str) -> None:
     from callcenter import runtime
+    from callcenter.app import build
     from callcenter.config import load_config
     from callcenter.logs import setup_logging
-    from callcenter.service import Service
     from callcenter.store import Database, migrate
-    from callcenter.web.component import WebComponent, limits_from_config
-    from ivr_flows.server import from_service as agi_from_service
 
     setup_logging("INFO")
     env = dict(os.environ, CALLCENTER_SERVICE_DATA_DIR=data_dir, CALLCENTER_WEB_PORT="0",
@@ -51,15 +49,15 @@ def serve(data_dir: str) -> None:
     migrate.upgrade(db.engine)
 
     async def main(stop):
-        service = Service(config, db=db, factories=[])
-        web = service.add(WebComponent(host="127.0.0.1", port=0, limits=limits_from_config(config)))
-        agi = service.add(agi_from_service(service))
-        agi.port = 0
-        await service.start()
+        assembly = build(config, db=db)   # as serve builds it; only the two listeners are started
+        web, agi = assembly.web, assembly.agi
+        await agi.start()
+        await web.start()
         print(f"READY {web.port} {agi.port} {resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
               f"{web.limits.max_connections} {agi.max_sessions}", flush=True)
         await stop.wait()
-        await service.stop()
+        await web.stop()
+        await agi.stop()
     runtime.run(main)
 
 

@@ -1,6 +1,6 @@
 """Handlers: complaint tickets (pages for supervisors, the agent's own tickets, JSON API).
 
-Store work goes through ``callcenter.complaints.service`` (which writes the ticket's
+Store work goes through the app's ``Complaints`` service (which writes the ticket's
 history and the audit log with the web user as actor) and ``.queries`` (read side),
 always on the database thread.  Errors: bad input -> 400 naming each field
 (``{"error", "status", "fields"}``); a move the life cycle refuses -> 409 with the
@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from callcenter.errors import Conflict, DomainError, InvalidInput, NotFound
+from callcenter.complaints import service as svc
+from callcenter.errors import DomainError, InvalidInput, NotFound
 
 from .complaint_input import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
 from .http import BadRequest, Req, Response, as_json, redirect
@@ -25,12 +26,6 @@ from .params import MAX_OFFSET, int_arg
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"^(?:[1-9][0-9]{0,11}|TS-[0-9]{4}-[0-9]{6})$", re.IGNORECASE)
-
-
-def _svc():
-    from callcenter.complaints import service
-
-    return service
 
 
 def _now(app) -> dt.datetime:
@@ -69,37 +64,36 @@ def _field_errors(exc: InvalidInput) -> DomainError:
 
 # --- database work (worker thread) ---------------------------------------------------------
 
-def _open(s, *, actor: str, fields: dict, now: dt.datetime) -> dict:
+def _open(s, complaints: svc.Complaints, *, actor: str, fields: dict, now: dt.datetime) -> dict:
     from callcenter.complaints import queries
 
     try:
         with s.begin_nested():
-            ticket = _svc().open_ticket(s, actor=actor, **fields)
+            ticket = complaints.open_ticket(s, actor=actor, **fields)
     except InvalidInput as exc:
         raise _field_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
 
 
-def _act(s, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
+def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
     from callcenter.complaints import queries
 
-    svc = _svc()
     ticket = svc.get_ticket(s, ref)   # TicketNotFound is a NotFound: 404
     action, note = step["action"], step.get("note", "")
     try:
         with s.begin_nested():
             if action == "progress":
-                svc.record_progress(s, ticket.id, actor=actor, at=now, note=note,
+                complaints.record_progress(s, ticket.id, actor=actor, at=now, note=note,
                                     expected_resolution=step.get("expected_resolution"))
             elif action == "reopen":
-                svc.reopen(s, ticket.id, actor=actor, at=now, reason=note)
+                complaints.reopen(s, ticket.id, actor=actor, at=now, reason=note)
             elif action == "revisit":
-                svc.record_revisit(s, ticket.id, step["satisfied"], note, now, actor=actor,
+                complaints.record_revisit(s, ticket.id, step["satisfied"], note, now, actor=actor,
                                    score=step.get("score"), strict=True)
             elif action == "edit":
-                svc.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
+                complaints.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
             else:
-                svc.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
+                complaints.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
     except InvalidInput as exc:   # IllegalTransition is a Conflict: 409 as it is
         raise _field_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
@@ -154,9 +148,8 @@ async def _list(app, req: Req, *, mine: bool = False) -> dict:
 def _changed(app) -> None:
     """A ticket changed: let the escalation component re-check now, so the wallboard's
     alerts follow at once instead of at the next periodic check."""
-    comp = app.service.get("complaints")
-    if comp is not None and hasattr(comp, "refresh"):
-        app.spawn(comp.refresh())
+    if app.escalation is not None:  # None: [complaints] enabled = false
+        app.spawn(app.escalation.refresh())
 
 
 def _api_error(exc: DomainError) -> Response:
@@ -185,7 +178,7 @@ async def open_api(app, req: Req) -> Response:
     now = _now(app)
     try:
         fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang)
-        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+        view = await app.db.run(_open, app.domain.complaints, actor=req.user.username, fields=fields, now=now)
     except DomainError as exc:
         return _api_error(exc)
     _changed(app)
@@ -197,7 +190,7 @@ async def open_api(app, req: Req) -> Response:
 async def _step(app, req: Req, step_of) -> dict:
     ref = _ref(req)
     step = step_of(req.form)
-    view = await app.db.run(_act, ref, actor=req.user.username, step=step, now=_now(app))
+    view = await app.db.run(_act, app.domain.complaints, ref, actor=req.user.username, step=step, now=_now(app))
     _changed(app)
     return view
 
@@ -256,7 +249,7 @@ async def open_form(app, req: Req) -> Response:
     now = _now(app)
     try:
         fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang, default_channel="online")
-        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+        view = await app.db.run(_open, app.domain.complaints, actor=req.user.username, fields=fields, now=now)
     except FieldErrors as exc:
         req.args = {}
         return await list_page(app, req, errors=exc.fields, status=400)

@@ -17,28 +17,28 @@ from twisted.internet import task
 
 from callcenter import fdlimit
 from callcenter.logs import RepeatFilter, RepeatLimiter
-from callcenter.web.component import WebComponent, limits_from_config
+from callcenter.web.component import limits_from_config
 from callcenter.web.guard import HttpLimits
-from callcenter.service import Service
 from ivr_flows.fastagi import reply_deadline
 
-from ..web.helpers import Client
+from ..web.helpers import Client, running_web
 
 LIMITS = HttpLimits(idle_timeout=15, header_timeout=10, body_timeout=30, max_connections=40, max_per_client=30)
 
 
 class _Web:
+    """The web app on a free port with ``limits``, its connection timers on a ``task.Clock``."""
+
     def __init__(self, config, db, limits=LIMITS):
         self.timers = task.Clock()
-        self.service = Service(config, db=db, factories=[])
-        self.web = WebComponent(host="127.0.0.1", port=0, limits=limits, timers=self.timers)
+        self._cm = running_web(config, db, limits=limits, timers=self.timers)
 
     async def __aenter__(self):
-        await self.web.start(self.service)
+        self.web = await self._cm.__aenter__()
         return self
 
     async def __aexit__(self, *exc):
-        await self.web.stop()
+        await self._cm.__aexit__(*exc)
 
     @property
     def port(self):

@@ -81,7 +81,7 @@ async def test_wallboard_answers_503_while_the_database_refuses(config, db, capl
         c, _ = await _sup(web.port)
         assert (await c.get("/api/wallboard")).status == 200
         web.app.db = FlakyDatabase(db, clock, [(clock.seconds() + 10, clock.seconds() + 100)])
-        web.app.extensions["wallboard"]._agents = None   # the next snapshot reads the database
+        web.app.wallboard._agents = None   # the next snapshot reads the database
         clock.advance(20)
         caplog.set_level(logging.WARNING)
         for _ in range(3):
