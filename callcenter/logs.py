@@ -70,7 +70,7 @@ _FORMATTER = logging.Formatter()
 
 class RepeatFilter(logging.Filter):
     """One line per ``interval`` for a record that keeps repeating (same logger, level,
-    message template and exception type), then the next one says how many were dropped.
+    message and exception type), then the next one says how many were dropped.
 
     A process out of file descriptors logs the same accept() traceback thousands of
     times a second; this keeps the log readable and the disk from filling.  Time is the
@@ -84,7 +84,7 @@ class RepeatFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
-        key = (record.name, record.levelno, str(record.msg)[:200], exc)
+        key = (record.name, record.levelno, record.getMessage()[:300], exc)
         entry = self._seen.get(key)
         if entry is not None and record.created - entry[0] < self.interval:
             entry[1] += 1

@@ -328,3 +328,10 @@ async def test_fastagi_command_without_reply_ends_the_session(db):
     with db.session() as s:
         rows = s.scalars(select(IvrSession)).all()
     assert len(rows) == 1 and rows[0].ended_at is not None
+
+
+def test_repeat_filter_keeps_different_messages_of_one_template():
+    f = RepeatFilter(interval=60)
+    recs = [logging.LogRecord("callcenter", logging.INFO, __file__, 1, "stopped %s", (name,), None)
+            for name in ("web", "dialer", "ami")]
+    assert all(f.filter(r) for r in recs)   # "stopped web", "stopped dialer", ... all kept
