@@ -120,6 +120,10 @@ class AmiNotConnected(AmiError):
     """Not logged in, or the link dropped before the answer (the action may have run)."""
 
 
+class AmiNotSent(AmiNotConnected):
+    """Refused before a byte was written (no link): the action certainly did not run."""
+
+
 class AmiMessage(PanoMessage):
     """A panoramisk ``Message`` built from one of our parsed messages (kept as ``.raw``).
 
@@ -373,7 +377,7 @@ class AmiGateway:
                      timeout: float | None = None) -> Message | list[Message]:
         """Send one action; one response, or ``[response, items…, complete]`` for lists."""
         if not self.connected:
-            raise AmiNotConnected(f"AMI not connected to {self.host}:{self.port}")
+            raise AmiNotSent(f"AMI not connected to {self.host}:{self.port}")
         return await self._send(headers, timeout)
 
     async def originate(self, action_id: str, channel: str, *, context: str | None = None,
@@ -417,7 +421,7 @@ class AmiGateway:
         encode(pairs)  # refuses CR/LF in names and values: no header injection
         proto = self._proto
         if not self._usable(proto):
-            raise AmiNotConnected(f"AMI not connected to {self.host}:{self.port}")
+            raise AmiNotSent(f"AMI not connected to {self.host}:{self.port}")
         if pano_utils.EOL != CRLF:  # PITFALLS 10: panoramisk.testing sets it to "\n"
             log.warning("panoramisk utils.EOL was %r; reset to CRLF", pano_utils.EOL)
             pano_utils.EOL = CRLF
