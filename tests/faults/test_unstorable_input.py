@@ -93,3 +93,25 @@ def test_tracebacks_are_masked_in_the_log():
     out = logging.Formatter("%(message)s").format(rec)
     assert "13800138001" not in out and "138 0013 8001" not in out and "hunter2" not in out
     assert "*******8001" in out and "Traceback" in out
+
+
+@pytest.mark.postgres
+async def test_nul_in_the_caller_name_keeps_the_voice_message_and_its_ticket(db):
+    from callcenter.complaints.models import ComplaintTicket
+
+    from ..ivr.helpers import CLOSED
+
+    async with agi_server(db, at=CLOSED) as server:
+        _, caller = await call(server, number="13800138002", name="王\x00小明",
+                               keys=[(0.5, "1"), (1, "1"), (4, "#")])
+        await server.writes.drained()
+    [row] = _sessions(db)
+    assert row.result == "voicemail" and row.detail.get("ticket_id")   # was: lost on PostgreSQL
+    with db.session() as s:
+        ticket = s.get(ComplaintTicket, row.detail["ticket_id"])
+        assert ticket.patient_name == "王小明" and ticket.channel == "voicemail"
+
+
+def _sessions(db):
+    with db.session() as s:
+        return s.scalars(select(IvrSession)).all()
