@@ -35,6 +35,8 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from callcenter.store.models import audit
+from callcenter.web.http import BadRequest
+from callcenter.web.params import MAX_OFFSET, int_arg
 
 from . import catalog, layout
 
@@ -223,16 +225,12 @@ class RecordingsResource(Resource):
             for key in ("kind", "queue", "status", "uniqueid"):
                 if args.get(key):
                     if not _SAFE_QUERY.match(args[key]):
-                        raise ValueError(key)
+                        raise BadRequest(f"{key}: letters, digits, '.', '-', '_' only")
                     filters[key] = args[key]
-            limit = int(args.get("limit", "100"))
-            offset = int(args.get("offset", "0"))
-            ticket = int(args["ticket_id"]) if args.get("ticket_id") else None
-            if not 1 <= limit <= 500:
-                raise ValueError("limit (1-500)")
-            if not 0 <= offset <= 1_000_000_000:  # beyond, the database's integer overflows (was a 500)
-                raise ValueError("offset (0-1000000000)")
-        except ValueError as exc:
+            limit = int_arg(args, "limit", 100, 1, 500)
+            offset = int_arg(args, "offset", 0, 0, MAX_OFFSET)  # beyond, the database's integer overflows
+            ticket = int_arg(args, "ticket_id", 0, 1, MAX_OFFSET) or None
+        except BadRequest as exc:
             return self._json(request, 400, {"error": f"bad query parameter: {exc}"})
 
         def fetch(s):
