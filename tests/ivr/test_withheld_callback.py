@@ -33,7 +33,6 @@ def test_withheld_caller_ids_are_not_callable():
     assert callable_number("13800138002") and callable_number("+8613800138002")
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("withheld", WITHHELD)
 async def test_withheld_number_is_asked_for_and_stored(db, withheld, caplog):
     digits = [(0.3, d) for d in "13800138009#"]
@@ -49,7 +48,6 @@ async def test_withheld_number_is_asked_for_and_stored(db, withheld, caplog):
     assert not [r for r in caplog.records if r.exc_info]
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("withheld", ["", "anonymous", "0"])
 async def test_no_usable_number_says_a_callback_is_not_possible(db, withheld, caplog):
     tries = [(0.3, "1"), (0.3, "#"), (0.3, "#"), (0.3, "#")]   # "1#" is too short, then nothing
@@ -64,6 +62,7 @@ async def test_no_usable_number_says_a_callback_is_not_possible(db, withheld, ca
     assert not [r for r in caplog.records if r.exc_info]
 
 
+@pytest.mark.postgres
 async def test_a_number_the_dialer_refuses_is_not_confirmed(db, caplog):
     """Digits that look like a number but are none (phonenumbers says so): not stored, not confirmed."""
     digits = [(0.3, d) for d in "999999#"]
