@@ -30,7 +30,7 @@ class Route:
     path: str                        # "/api/reports/{name}"; {x} matches one path segment
     roles: frozenset | None
     handler: Callable[..., Any]      # async fn(app, req) -> Response
-    kind: str                        # page | api | sse | form | static
+    kind: str                        # page | api | sse | form | static | stream
     summary: str
     query: tuple = ()                # ((name, type, description), ...) for OpenAPI
     body: tuple = ()                 # ((name, type, description, required), ...) for POSTs
@@ -40,6 +40,7 @@ class Route:
     raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
     max_body: int = 0                # bytes of request body accepted (0: DEFAULT_BODY); more -> 413
     statuses: dict = field(default_factory=dict)  # route-specific answers for OpenAPI: {201: "created"}
+    audit_as: str = ""               # object type whose refused requests (401/403) are audited
 
     @property
     def segments(self) -> list[str]:
@@ -103,6 +104,9 @@ def as_json(obj: Any, status: int = 200) -> Response:
 
 def redirect(location: str, status: int = 303) -> Response:
     return Response(status, b"", headers={"Location": location})
+
+
+STREAMED = object()  # a "stream" handler's answer: it wrote (and finishes) the response itself
 
 
 @dataclass

@@ -104,14 +104,14 @@ async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, 
     the connection limits and the clock of their timers (default: the reactor's)."""
     from twisted.internet import reactor
 
-    from callcenter.web.server import WebApp, authorize
-    from recordings.web import RecordingsResource
+    from callcenter.web.server import WebApp
+    from recordings.web import RecordingsHttp
     from tests import support
 
     d = support.domain(config, clock=clock or reactor)
     app = WebApp(config, db, clock or reactor, ami=gateway or FakeAmi(clock), live=queuecalls or FakeQueueCalls(),
                  domain=d, escalation=escalation, reactor=reactor,
-                 recordings=RecordingsResource(db, authorize, settings=d.recording_settings))
+                 recordings=RecordingsHttp(db, settings=d.recording_settings))
     web = WebComponent(app, host="127.0.0.1", port=0, limits=limits, timers=timers)
     await web.start()
     try:
