@@ -200,6 +200,11 @@ def record_outcome(session, *, contact_id: int, outcome: str, by: str = "", sati
         c.state, c.completed_at = "done", when
     elif c.state == "done":
         c.completed_at = c.completed_at or when
+    if c.ref_type == "appointment":  # the missed appointment is dealt with, whichever campaign asks again
+        session.execute(update(Contact).where(Contact.ref_type == "appointment", Contact.ref_id == c.ref_id,
+                                              Contact.id != c.id, Contact.state == "pending")
+                        .values(state="done", outcome="superseded", completed_at=when)
+                        .execution_options(synchronize_session=False))
     # state 'dialing': the call is still up; its hang-up finishes the contact with this outcome.
     if c.reason == "complaint_followup" and c.ref_id and outcome == "completed" and satisfied is not None:
         _tell_complaints(session, c, satisfied=satisfied, note=note, at=when)

@@ -3,7 +3,10 @@
 * revisit: every treatment x every step of its type's plan (``plans.yaml``) -> one
   contact, due from the local day ``treated + day`` for ``window_days``.
 * no_show: every appointment marked ``missed`` -> one contact, due within
-  ``[dialer] no_show_hours`` of calling time after it was marked.
+  ``[dialer] no_show_hours`` of calling time after it was marked.  A missed appointment
+  is one piece of work across campaigns: it gets no contact while another one for it is
+  open (a partial unique index, ``ux_contacts_open_appointment``) or once a contact dealt
+  with the patient (``HANDLED``); a new one goes to a single campaign (``materialize_all``).
 * complaint_followup / callback: created one by one through :mod:`dialer.api`.
 
 Contacts carry a dedupe key (campaign + source row + step), inserted with
@@ -15,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import String, and_, case, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from . import compliance
@@ -25,6 +28,8 @@ from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient,
 from .timeutil import as_utc, to_dt
 
 KINDS = ("revisit", "no_show", "complaint_followup", "callback")
+# Contact outcomes that mean the patient was dealt with: the work on its source row is over.
+HANDLED = ("reached", "completed", "rebooked", "declined", "opted_out")
 ID_CHUNK = 5000
 MODES = ("progressive", "survey", "predictive")
 STATES = ("draft", "running", "paused")
@@ -104,7 +109,8 @@ def list_campaigns(session: Session) -> list[Campaign]:
 
 
 def insert_contacts(session: Session, rows: list[dict]) -> int:
-    """Insert contacts, skipping dedupe keys that exist; returns how many were new."""
+    """Insert contacts, skipping those that exist (dedupe key) or whose missed appointment
+    already has an open contact (``ux_contacts_open_appointment``); returns how many were new."""
     if not rows:
         return 0
     if session.bind.dialect.name == "postgresql":
@@ -114,7 +120,8 @@ def insert_contacts(session: Session, rows: list[dict]) -> int:
     table = Contact.__table__
     # Core executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
     # with one cached compilation; RETURNING yields only the rows actually inserted.
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    # No conflict target: both unique indexes (dedupe key, open appointment) skip the row.
+    stmt = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return len(session.connection().execute(stmt, rows).all())
 
 
@@ -199,9 +206,12 @@ def _materialize_revisit(session, campaign, now, plans, settings, treatment_ids)
 
 def _materialize_no_show(session, campaign, now, settings, rules, appointment_ids) -> int:
     now_dt = to_dt(now)
+    other = and_(Contact.ref_type == "appointment", Contact.ref_id == cast(Appointment.id, String))
     q = (select(Appointment.id, Appointment.patient_id, Appointment.scheduled_at, Patient.phone, Patient.name)
          .join(Patient, Patient.id == Appointment.patient_id)
-         .where(Appointment.status == "missed"))
+         .where(Appointment.status == "missed")
+         # one piece of work: not while another campaign has it open, never once handled
+         .where(~exists().where(other, Contact.state.in_(("pending", "dialing")) | Contact.outcome.in_(HANDLED))))
     if appointment_ids is not None:
         if not appointment_ids:
             return 0
@@ -221,9 +231,13 @@ def _materialize_no_show(session, campaign, now, settings, rules, appointment_id
 
 def materialize_all(session: Session, *, now: float, plans, settings: Settings, rules,
                     treatment_ids=None, appointment_ids=None) -> int:
-    """After an import: give every running or draft revisit/no-show campaign its new contacts."""
+    """After an import: give the revisit campaigns their new contacts, and each newly missed
+    appointment to one no-show campaign (running before draft before paused, then oldest)."""
     total = 0
-    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show")))):
+    order = case((Campaign.state == "running", 0), (Campaign.state == "draft", 1), else_=2)
+    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show")))
+                             .order_by(order, Campaign.id)):
+        # a no-show campaign later in the order finds the appointments taken (open contact)
         total += materialize(session, c, now=now, plans=plans, settings=settings, rules=rules,
                              treatment_ids=treatment_ids if c.kind == "revisit" else None,
                              appointment_ids=appointment_ids if c.kind == "no_show" else None)
