@@ -132,7 +132,9 @@ class Attempt(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
     channel: Mapped[str] = mapped_column(String(128), default="")
     uniqueid: Mapped[str] = mapped_column(String(64), default="")
-    agent: Mapped[str] = mapped_column(String(128), default="")
+    agent: Mapped[str] = mapped_column(String(128), default="")  # the queue member's name (display)
+    # ... and its interface (e.g. PJSIP/1001): unique per member, what ties the call to a user
+    agent_interface: Mapped[str] = mapped_column(String(128), default="")
     abandoned: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -147,8 +147,17 @@ class NotYours(PermissionError):
     pass
 
 
+class Closed(ValueError):
+    """The contact already has its result (recorded, or given up): nothing more to record."""
+
+
+OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
+
+
 def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
-    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call)."""
+    """Record the agent's result for the contact behind ``attempt_id``: a call this agent took
+    (the one on screen, or any earlier one whose queue member interface is the user's), until
+    the contact is closed.  The member *name* is display text and never identifies a user."""
     from dialer import api
     from dialer.models import Attempt, Campaign, Contact
 
@@ -157,9 +166,11 @@ def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.d
     a = s.get(Attempt, fields["attempt_id"])
     if a is None:
         raise LookupError(fields["attempt_id"])
-    if popped_attempt != a.id and not (a.agent and a.agent in (user.interface, user.display_name)):
+    if popped_attempt != a.id and not (user.interface and a.agent_interface == user.interface):
         raise NotYours(a.id)
     c = s.get(Contact, a.contact_id)
+    if c.outcome not in OPEN_OUTCOMES:
+        raise Closed(c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):

@@ -299,6 +299,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dial.dnc": ("Patient asks not to be called again", "患者要求不再来电"),
     "dial.save": ("Save result", "保存结果"),
     "dial.saved": ("Result saved: {outcome}.", "结果已保存：{outcome}。"),
+    "dial.closed": ("This contact is closed (outcome {outcome}); its result cannot be recorded again.",
+                    "该联系已结束（结果：{outcome}），不能再次记录结果。"),
     "dial.dnc_saved": ("The number will not be called again.", "该号码将不再被呼叫。"),
     "yes": ("yes", "是"),
     "no": ("no", "否"),
