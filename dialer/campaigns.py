@@ -271,7 +271,9 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         n(Attempt.answered_at.is_not(None)),
         n(Attempt.answered_at.is_not(None) & (Attempt.started_at >= since)),
         n(Attempt.abandoned & (Attempt.started_at >= since)),
-        func.count(func.distinct(case((Attempt.answered_at.is_not(None), Attempt.contact_id)))),
+        # "reached" means what it means on an attempt: an agent took the call (abandoned
+        # and hung-up answers are "answered" attempts, not reached contacts)
+        func.count(func.distinct(case((Attempt.connected_at.is_not(None), Attempt.contact_id)))),
     ).where(Attempt.campaign_id == campaign.id)).one()
     disp = dict(session.execute(select(Attempt.disposition, func.count())
                                 .where(Attempt.campaign_id == campaign.id)
