@@ -95,11 +95,20 @@ def set_state(session: Session, ref: str | int, state: str) -> Campaign:
     return c
 
 
+def auto_name(kind: str) -> str:
+    """The name of the campaign :func:`ensure_campaign` creates for ``kind`` (``complaint-followup``)."""
+    return kind.replace("_", "-")
+
+
+# Kinds whose campaign is created on first use, so its name is known before it exists.
+AUTO_CREATED = ("complaint_followup", "callback")
+
+
 def ensure_campaign(session: Session, kind: str, settings: Settings) -> Campaign:
     """The campaign that API-created contacts of ``kind`` go to (created running on first use)."""
     c = session.scalar(select(Campaign).where(Campaign.kind == kind).order_by(Campaign.id).limit(1))
     if c is None:
-        c = create_campaign(session, name=kind.replace("_", "-"), kind=kind, mode="progressive",
+        c = create_campaign(session, name=auto_name(kind), kind=kind, mode="progressive",
                             queue=settings.default_queue, state="running")
     return c
 
