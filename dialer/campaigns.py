@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, exists, func, select
+from sqlalchemy import String, and_, case, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import compliance
@@ -132,6 +132,24 @@ def insert_contacts(session: Session, rows: list[dict]) -> int:
     # No conflict target: both unique indexes (dedupe key, open appointment) skip the row.
     stmt = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return len(session.connection().execute(stmt, rows).all())
+
+
+def close_appointment_work(session: Session, appointment_ids: list, when: dt.datetime,
+                           keep_contact: int | None = None) -> int:
+    """The patient's missed appointments were dealt with (rebooked / declined on another
+    contact, or the hospital's record no longer says missed): their pending contacts in any
+    campaign end ``superseded``.  Returns how many were closed."""
+    refs = [str(i) for i in appointment_ids]
+    total = 0
+    for i in range(0, len(refs), 500):
+        q = update(Contact).where(Contact.ref_type == "appointment", Contact.ref_id.in_(refs[i:i + 500]),
+                                  Contact.state == "pending")
+        if keep_contact is not None:
+            q = q.where(Contact.id != keep_contact)
+        res = session.execute(q.values(state="done", outcome="superseded", completed_at=when)
+                              .execution_options(synchronize_session=False))
+        total += res.rowcount or 0
+    return total
 
 
 def contact_row(campaign_id: int, key: str, *, phone: str, name: str, reason: str, ref_type: str,

@@ -106,7 +106,8 @@ def cmd_import(args, config) -> int:
             print(f"... and {more} more", file=sys.stderr)
         raise UserError(f"{args.file}: {len(result.errors)} problem(s); nothing imported")
     print(f"{args.kind}: {result.rows} rows: {result.inserted} inserted, {result.updated} updated, "
-          f"{result.unchanged} unchanged; {result.contacts_created} contacts created "
+          f"{result.unchanged} unchanged; {result.contacts_created} contacts created, "
+          f"{result.contacts_closed} closed "
           f"({time.monotonic() - started:.1f} s)")
     return 0
 

@@ -134,7 +134,7 @@ _CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
 _IMPORT_RESULT = {"type": "object", "properties": {
     "kind": {"type": "string"}, "rows": {"type": "integer"}, "applied": {"type": "boolean"},
     "inserted": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
-    "contacts_created": {"type": "integer"},
+    "contacts_created": {"type": "integer"}, "contacts_closed": {"type": "integer"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
         "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}}
 

@@ -204,3 +204,22 @@ async def test_second_no_show_campaign_never_redials_handled_appointments_throug
     got = contacts()
     assert [(c[0], c[3]) for c in got] == [("no-shows", "rebooked"), ("no-shows", "reached"),
                                            ("no-shows", "reached")]
+
+
+def test_appointment_no_longer_missed_at_the_hospital_closes_its_call(db):
+    """The hospital's next import says the appointment was rebooked (booked again) or
+    attended: the pending no-show call is moot, in whichever campaign it is."""
+    def work(s):
+        create_campaign(s, name="ns-a", kind="no_show", state="running")
+        import_rows(s, "patients", PATIENTS, "test", region="CN", settings=SETTINGS)
+        first = import_rows(s, "appointments", [missed(1), missed(2)], "test", region="CN", settings=SETTINGS,
+                            now=OPEN)
+        again = import_rows(s, "appointments", [{**missed(1), "status": "booked"}, missed(2)], "test",
+                            region="CN", settings=SETTINGS, now=OPEN + 60)
+        return first.contacts_created, again.contacts_closed, sorted(
+            (c.ref_id, c.state, c.outcome) for c in s.scalars(select(Contact)))
+    created, closed, contacts = db.call(work)
+    assert (created, closed) == (2, 1)
+    with db.session() as s:
+        ids = sorted(s.scalars(select(Contact.ref_id)))
+    assert contacts == [(ids[0], "done", "superseded"), (ids[1], "pending", "")]
