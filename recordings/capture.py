@@ -414,10 +414,8 @@ def _campaign(session, campaign_id: str | None, name: str | None) -> tuple[str |
 
     from dialer.models import Campaign
 
-    c = None
-    if campaign_id is not None and campaign_id.isdigit():
-        c = session.get(Campaign, int(campaign_id))
-    elif campaign_id is None and name:
+    c = session.get(Campaign, int(campaign_id)) if campaign_id and campaign_id.isdigit() else None
+    if c is None and name:
         c = session.scalar(select(Campaign).where(Campaign.name == name))
     return (c.name, c.kind) if c is not None else (None, None)
 

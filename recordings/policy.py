@@ -82,15 +82,19 @@ def parse_campaign_rules(entries: list[str]) -> dict[str, Rule]:
     name, an unknown prefix or an unknown kind is a ValueError naming the entry."""
     rules = parse_rules(entries)
     kinds = campaign_kinds()
-    for entry in entries:
-        selector = str(entry).partition("=")[0].strip()
+    out: dict[str, Rule] = {}
+    for entry, (selector, rule) in zip(entries, rules.items()):
         how, sep, what = selector.partition(":")
-        if not sep or how not in ("kind", "name") or not what.strip():
+        how, what = how.strip(), what.strip()
+        if not sep or how not in ("kind", "name") or not what:
             raise ValueError(f"entry {entry!r} must say what it matches: kind:<campaign kind>=... "
                              f"(kinds: {', '.join(kinds)}) or name:<campaign name>=...")
         if how == "kind" and what not in kinds:
             raise ValueError(f"entry {entry!r}: unknown campaign kind {what!r} (known: {', '.join(kinds)})")
-    return rules
+        if f"{how}:{what}" in out:
+            raise ValueError(f"entry {entry!r}: {how}:{what} is given twice")
+        out[f"{how}:{what}"] = rule
+    return out
 
 
 def campaign_rules_problem(entries: list[str]) -> str | None:

@@ -52,6 +52,10 @@ def test_name_entries_win_over_kind_entries():
     assert str(p.campaign_rule("other-revisits", "revisit")) == "10%"
     assert str(p.campaign_rule("complaint-followup", "complaint_followup")) == "all"
     assert str(p.campaign_rule("no-shows", "no_show")) == "none"          # the default
+    assert list(parse_campaign_rules([" kind: no_show = all", "name : no-shows=none"])) == [
+        "kind:no_show", "name:no-shows"]
+    with pytest.raises(ValueError, match="kind:no_show is given twice"):
+        parse_campaign_rules(["kind:no_show=all", "kind: no_show=none"])
     with pytest.raises(ValueError, match="'no_show' must be kind:<kind> or name:<name>"):
         Policy(campaigns={"no_show": parse_rule("all")})
 
