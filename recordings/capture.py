@@ -1,7 +1,8 @@
 """Starting recordings on answered calls and cataloguing them when the call ends.
 
 :class:`CaptureTracker` is the sans-IO core: it is fed AMI events and returns
-:class:`Start` / :class:`Stop` commands.  :class:`RecordingsComponent` (service
+:class:`Start` / :class:`Attach` (a recorded campaign call reached an agent) /
+:class:`Stop` commands.  :class:`RecordingsComponent` (service
 component ``"recordings"``) runs them: catalogue row first (``recording``), then
 ``MixMonitor`` on the caller's channel over the AMI gateway; after the caller's
 ``Hangup`` it reads the file off the loop and finalises the row.
