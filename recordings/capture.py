@@ -23,6 +23,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
+from callcenter.ports import AmiClient, require
 
 from . import catalog, layout
 from .settings import Settings
@@ -184,7 +185,7 @@ class RecordingsComponent:
 
     name = "recordings"
 
-    def __init__(self, settings: Settings, *, db, clock, gateway=None):
+    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient):
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -233,19 +234,14 @@ class RecordingsComponent:
         return sum(1 for c, _t in self._timers.values() if c.active())
 
     # -- lifecycle ----------------------------------------------------------------------
-    async def start(self, service=None) -> None:
-        catalog.configure(self.settings)
+    async def start(self) -> None:
+        require(self.gateway, AmiClient, "recordings capture")
         if self.settings.policy.campaign_names:
             check_campaign_names(self.settings.policy, await self.db.run(_campaign_names))
         await self.db.run_blocking(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
-        if self.gateway is None and service is not None:
-            self.gateway = service.get("ami")
-        if self.gateway is None:
-            log.warning("recordings: no AMI gateway; only voice messages will be catalogued")
-            return
         self.gateway.subscribe(self._on_event)
         self.gateway.on_connect(self._resync)
-        if getattr(self.gateway, "connected", False):
+        if self.gateway.connected:
             self._spawn(self._resync())
 
     async def stop(self) -> None:
@@ -413,7 +409,7 @@ def _campaign(session, campaign_id: str | None, name: str | None) -> tuple[str |
     variable; (None, None) when the dialer has no such campaign."""
     from sqlalchemy import select
 
-    from dialer.models import Campaign
+    from dialer.models import Campaign  # the dialer's table: loaded with the models at start
 
     c = session.get(Campaign, int(campaign_id)) if campaign_id and campaign_id.isdigit() else None
     if c is None and name:
@@ -450,14 +446,3 @@ def _inspect(settings: Settings, rel: str):
         return inspect_file(full, settings.format) if full.is_file() else None
     except (OSError, layout.UnsafePath):
         return None
-
-
-def from_service(service) -> RecordingsComponent | None:
-    """``COMPONENT_FACTORIES`` entry: ``recordings.capture:from_service``."""
-    from .settings import from_config
-
-    settings = from_config(service.config)
-    catalog.configure(settings)
-    if not settings.enabled:
-        return None
-    return RecordingsComponent(settings, db=service.db, clock=service.clock)

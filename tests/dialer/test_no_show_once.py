@@ -17,12 +17,14 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from callcenter.store import migrate
-from dialer import api
 from dialer.campaigns import Settings, contact_row, create_campaign, insert_contacts, materialize
 from dialer.compliance import Rules
 from dialer.importer import import_rows
 from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_dt
+from tests import support
+
+api = support.domain().dialer  # the dialer API as serve wires it
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 SETTINGS = Settings()
@@ -154,11 +156,7 @@ async def test_second_no_show_campaign_never_redials_handled_appointments_throug
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="ns", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="ns", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10, phone_gap_minutes=0))
 
     def contacts():
@@ -177,7 +175,7 @@ async def test_second_no_show_campaign_never_redials_handled_appointments_throug
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
         await d.start()
         await until(lambda: len(attempts()) == 2 and all_done())
         await d.idle()

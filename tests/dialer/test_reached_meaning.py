@@ -60,13 +60,9 @@ async def test_reached_counts_patients_an_agent_took_not_answers_through_simulat
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
     rules = Rules(retry_minutes={"busy": 60.0, "no_answer": 60.0, "congestion": 60.0, "failed": 60.0,
                                  "hungup": 60.0, "abandoned": 60.0})
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="reach", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="reach", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10))
 
     def attempts():
@@ -77,7 +73,7 @@ async def test_reached_counts_patients_an_agent_took_not_answers_through_simulat
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
         await d.start()
         await until(lambda: len(attempts()) == 2 and all(a[1] == "ended" for a in attempts()))
         await d.idle()

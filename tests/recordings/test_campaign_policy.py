@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet import reactor
 
+from callcenter.ami.fake import FakeAmi
 from callcenter.clock import ScaledClock
 from callcenter.config import ConfigError, load_config
 from dialer.campaigns import contact_row, create_campaign, ensure_campaign, insert_contacts
@@ -42,7 +43,7 @@ def test_config_refuses_entries_that_cannot_match(tmp_path, entry, says):
     path.write_text(f'[recordings]\ncampaign_policy = ["kind:no_show=all", "{entry}"]\n')
     with pytest.raises(ConfigError) as err:
         load_config(path, env={})
-    assert f"campaign_policy" in str(err.value) and repr(entry) in str(err.value) and says in str(err.value)
+    assert "campaign_policy" in str(err.value) and repr(entry) in str(err.value) and says in str(err.value)
 
 
 def test_name_entries_win_over_kind_entries():
@@ -64,7 +65,7 @@ async def test_start_refuses_a_name_entry_for_a_campaign_nobody_has(db, tmp_path
     db.call(lambda s: create_campaign(s, name="no-shows", kind="no_show"))
     settings = Settings(directory=tmp_path / "rec", spool_dir=Path(SPOOL), policy=Policy(
         campaigns=parse_campaign_rules(["name:no-shows=all", "name:complaint-followup=all", "name:noshows=all"])))
-    comp = capture.RecordingsComponent(settings, db=db, clock=reactor)
+    comp = capture.RecordingsComponent(settings, db=db, clock=reactor, gateway=FakeAmi(reactor))
     with pytest.raises(ConfigError) as err:
         await comp.start()
     # complaint-followup does not exist yet but is known: the dialer creates it on first use
@@ -118,11 +119,7 @@ async def test_campaign_calls_recorded_by_kind_and_name_with_queue_and_agent_thr
                             ["kind:no_show=all", "name:complaint-followup=all"])))
     rec = capture.RecordingsComponent(settings, db=db, clock=clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="rec", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="rec", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10))
 
     def attempts():
@@ -137,7 +134,7 @@ async def test_campaign_calls_recorded_by_kind_and_name_with_queue_and_agent_thr
         await gw.start()
         await gw.wait_connected(10)
         await rec.start()
-        await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
         await d.start()
         await until(lambda: len(attempts()) == 3 and all(a[1] == "ended" for a in attempts()))
         await d.idle()
