@@ -80,6 +80,12 @@ def _recording_rules(v: list) -> str | None:
     return rules_problem(v)
 
 
+def _campaign_recording_rules(v: list) -> str | None:
+    from recordings.policy import campaign_rules_problem
+
+    return campaign_rules_problem(v)
+
+
 def _days(v: int) -> str | None:
     return None if v >= 0 else "must be >= 0 days (0 = keep until purged by hand)"
 
@@ -188,7 +194,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_queue_policy": Key(str, "all", check=_recording_rule, help="all | none | N%"),
         "queue_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint=all", "consultation=20%"]'),
         "default_campaign_policy": Key(str, "none", check=_recording_rule),
-        "campaign_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint_followup=all"]'),
+        "campaign_policy": Key(list, [], check=_campaign_recording_rules,
+                               help='e.g. ["kind:no_show=all", "name:complaint-followup=all", "kind:revisit=10%"]'),
         "complaint_queues": Key(list, ["complaint"], help="queue calls kept with complaint retention"),
         "campaign_variable": Key(str, "CAMPAIGN", help="channel variable the dialer sets on Originate"),
         "mixmonitor_options": Key(str, "b"),

@@ -1,7 +1,8 @@
 """Starting recordings on answered calls and cataloguing them when the call ends.
 
 :class:`CaptureTracker` is the sans-IO core: it is fed AMI events and returns
-:class:`Start` / :class:`Stop` commands.  :class:`RecordingsComponent` (service
+:class:`Start` / :class:`Attach` (a recorded campaign call reached an agent) /
+:class:`Stop` commands.  :class:`RecordingsComponent` (service
 component ``"recordings"``) runs them: catalogue row first (``recording``), then
 ``MixMonitor`` on the caller's channel over the AMI gateway; after the caller's
 ``Hangup`` it reads the file off the loop and finalises the row.
@@ -42,9 +43,19 @@ class Start:
     agent: str | None = None
     agent_name: str | None = None
     caller_number: str | None = None
-    # Outbound with only the dialer's campaign id known: the component looks the
-    # campaign up (name, kind) and applies the campaign policy before recording.
+    # Outbound: the component looks the campaign up in the dialer (by id, else by name)
+    # for its name and kind, and applies the campaign policy before recording.
     campaign_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Attach:
+    """A recorded campaign call was queued to an agent: the recording gets its queue and agent."""
+
+    uniqueid: str
+    queue: str | None
+    agent: str | None
+    agent_name: str | None
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,11 @@ class CaptureTracker:
 
     def _agent_connect(self, msg, t: float) -> list:
         uid, channel, queue = msg.get("Uniqueid"), msg.get("Channel"), msg.get("Queue") or ""
-        if not uid or not channel or uid in self.active or uid in self._outbound:
+        if uid and uid in self._outbound:  # a campaign call: its policy decided at the answer
+            if uid in self.active:
+                return [Attach(uid, queue or None, msg.get("Interface"), msg.get("MemberName"))]
+            return []
+        if not uid or not channel or uid in self.active:
             return []
         if not self.settings.policy.record_queue_call(queue, uid):
             return []
@@ -154,11 +169,9 @@ class CaptureTracker:
         if not campaign and not campaign_id:
             return []  # not a campaign call (or the dialer told us nothing): queue policy applies
         self._remember(self._outbound, uid, campaign or campaign_id or "")
-        if campaign and not self.settings.policy.record_campaign_call(campaign, uid):
-            return []
+        # the policy needs the campaign's kind too: the component resolves it, then decides
         start = Start(uid, channel, "outbound", campaign or f"campaign-{campaign_id}", t,
-                      campaign=campaign, caller_number=msg.get("CallerIDNum"),
-                      campaign_id=None if campaign else campaign_id)
+                      campaign=campaign, caller_number=msg.get("CallerIDNum"), campaign_id=campaign_id)
         self.active[uid] = Active(start)
         return [start]
 
@@ -223,6 +236,8 @@ class RecordingsComponent:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         require(self.gateway, AmiClient, "recordings capture")
+        if self.settings.policy.campaign_names:
+            check_campaign_names(self.settings.policy, await self.db.run(_campaign_names))
         await self.db.run_blocking(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
         self.gateway.subscribe(self._on_event)
         self.gateway.on_connect(self._resync)
@@ -255,6 +270,8 @@ class RecordingsComponent:
         for cmd in self.tracker.feed(msg, t):
             if isinstance(cmd, Start):
                 self._starting[cmd.uniqueid] = self._spawn(self._start(cmd))
+            elif isinstance(cmd, Attach):
+                self._spawn(self._attach(cmd))
             else:
                 self._spawn(self._stopped(cmd))
 
@@ -266,14 +283,17 @@ class RecordingsComponent:
                 log.exception("recordings listener failed")
 
     async def _start(self, cmd: Start) -> None:
-        if cmd.campaign_id is not None:
+        if cmd.kind == "outbound":
             try:
-                name, kind = await self.db.run(_campaign, cmd.campaign_id)
-            except Exception:  # noqa: BLE001 - no dialer tables: fall back to the id
-                log.warning("recordings: cannot look up campaign %s", cmd.campaign_id, exc_info=True)
-                name, kind = None, None
-            name = name or f"campaign-{cmd.campaign_id}"
-            if not self.settings.policy.record_campaign_call(name, cmd.uniqueid):
+                name, kind = await self.db.run(_campaign, cmd.campaign_id, cmd.campaign)
+            except Exception:  # noqa: BLE001 - database down: the policy cannot be applied
+                log.exception("recordings: cannot look up campaign %s; not recording %s",
+                              cmd.campaign or cmd.campaign_id, cmd.uniqueid)
+                self.tracker.forget(cmd.uniqueid)
+                self._starting.pop(cmd.uniqueid, None)
+                return
+            name = name or cmd.campaign or f"campaign-{cmd.campaign_id}"
+            if not self.settings.policy.record_campaign_call(name, kind, cmd.uniqueid):
                 self.tracker.forget(cmd.uniqueid)
                 self._starting.pop(cmd.uniqueid, None)
                 return
@@ -314,6 +334,14 @@ class RecordingsComponent:
             self._notify("finalized", rec_id, cmd.uniqueid, "failed")
             return
         log.info("recording %s started for %s %s", rec_id, cmd.kind, cmd.group)
+
+    async def _attach(self, cmd: Attach) -> None:
+        starting = self._starting.get(cmd.uniqueid)
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
+        if cmd.uniqueid in self._ids:  # not dropped by the policy or a refused MixMonitor
+            await self.db.run(catalog.set_agent, self._ids[cmd.uniqueid][0], queue=cmd.queue, agent=cmd.agent,
+                              agent_name=cmd.agent_name)
 
     async def _stopped(self, cmd: Stop) -> None:
         starting = self._starting.pop(cmd.uniqueid, None)
@@ -376,15 +404,38 @@ class RecordingsComponent:
         return {m.get("Uniqueid") for m in items if m.get("Uniqueid")}
 
 
-def _campaign(session, campaign_id: str) -> tuple[str | None, str | None]:
-    """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` channel variable, if known."""
+def _campaign(session, campaign_id: str | None, name: str | None) -> tuple[str | None, str | None]:
+    """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` (else ``CAMPAIGN``) channel
+    variable; (None, None) when the dialer has no such campaign."""
+    from sqlalchemy import select
+
     from dialer.models import Campaign  # the dialer's table: loaded with the models at start
 
-    try:
-        c = session.get(Campaign, int(campaign_id))
-    except ValueError:
-        return None, None
+    c = session.get(Campaign, int(campaign_id)) if campaign_id and campaign_id.isdigit() else None
+    if c is None and name:
+        c = session.scalar(select(Campaign).where(Campaign.name == name))
     return (c.name, c.kind) if c is not None else (None, None)
+
+
+def _campaign_names(session) -> list[str]:
+    from sqlalchemy import select
+
+    from dialer.models import Campaign
+
+    return list(session.scalars(select(Campaign.name)))
+
+
+def check_campaign_names(policy, known: list[str]) -> None:
+    """Start-up check: every ``name:`` entry of ``[recordings] campaign_policy`` names a
+    campaign the dialer has, or one it creates on first use (complaint-followup, callback)."""
+    from callcenter.config import ConfigError
+    from dialer.campaigns import AUTO_CREATED, auto_name
+
+    names = sorted(set(known) | {auto_name(k) for k in AUTO_CREATED})
+    for name in policy.campaign_names:
+        if name not in names:
+            raise ConfigError(f"[recordings] campaign_policy: entry name:{name}: no campaign named {name!r} "
+                              f"(known: {', '.join(names)}); create it first or use kind:<kind>")
 
 
 def _inspect(settings: Settings, rel: str):

@@ -68,6 +68,16 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
     return rec.id
 
 
+def set_agent(session, rec_id: int, *, queue: str | None, agent: str | None, agent_name: str | None) -> None:
+    """A campaign call's recording learns the queue and agent the patient was put through to."""
+    rec = session.get(Recording, rec_id)
+    if rec is None:
+        raise LookupError(f"no recording {rec_id}")
+    rec.queue = rec.queue or queue
+    rec.agent = rec.agent or agent
+    rec.agent_name = rec.agent_name or agent_name
+
+
 def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime | None,
              *, error: str = "") -> str:
     """Record the file's fingerprint (``ready``) or its absence (``missing``); returns the status."""

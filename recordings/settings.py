@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .policy import Policy, parse_rule, parse_rules
+from .policy import Policy, parse_campaign_rules, parse_rule, parse_rules
 
 KINDS = ("queue", "complaint", "voice_message", "outbound")
 
@@ -62,7 +62,7 @@ def from_config(config) -> Settings:
         format=r["format"],
         policy=Policy(
             queues=parse_rules(r["queue_policy"]),
-            campaigns=parse_rules(r["campaign_policy"]),
+            campaigns=parse_campaign_rules(r["campaign_policy"]),
             default_queue=parse_rule(r["default_queue_policy"]),
             default_campaign=parse_rule(r["default_campaign_policy"]),
         ),

@@ -129,6 +129,12 @@ async def test_policy_none_records_nothing(db, tmp_path):
     await comp.stop()
 
 
+def add_campaign(db, name="revisit", kind="revisit") -> int:
+    from dialer.campaigns import create_campaign
+
+    return db.call(lambda ses: create_campaign(ses, name=name, kind=kind, state="running").id)
+
+
 def _outbound_events(campaign_var: str | None):
     out = []
     for msg, t in trace_events(traces_dir() / "04-outbound-answered-survey.ami"):
@@ -143,7 +149,8 @@ def _outbound_events(campaign_var: str | None):
 
 @pytest.mark.parametrize("how", ["variable", "announced", "unknown"])
 async def test_answered_outbound_campaign_call(db, tmp_path, how):
-    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": Rule(100)}))
+    add_campaign(db)   # the CAMPAIGN variable names it; the policy matches its kind
+    s = make_settings(tmp_path, policy=Policy(campaigns={"kind:revisit": Rule(100)}))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
@@ -266,7 +273,8 @@ def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True
 async def test_campaign_policy_governs_dialer_calls_queued_to_agents(db, tmp_path, campaign_rule, recorded):
     from recordings.policy import parse_rule
 
-    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": parse_rule(campaign_rule)},
+    add_campaign(db)
+    s = make_settings(tmp_path, policy=Policy(campaigns={"name:revisit": parse_rule(campaign_rule)},
                                               default_queue=Rule(100)))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
@@ -277,13 +285,15 @@ async def test_campaign_policy_governs_dialer_calls_queued_to_agents(db, tmp_pat
     await run_trace(comp, gw, clock, events)
     clock.advance(s.finalize_delay)
     await comp.idle()
-    got = [(r.kind, r.campaign, r.queue, r.status) for r in rows(db)]
-    assert got == ([("outbound", "revisit", None, "ready")] if recorded else [])
+    got = [(r.kind, r.campaign, r.queue, r.agent, r.agent_name, r.status) for r in rows(db)]
+    # recorded under the campaign policy, with the queue and agent the patient was put through to
+    assert got == ([("outbound", "revisit", "consultation", "Local/1001@sim-agent/n", "Agent 1001", "ready")]
+                   if recorded else [])
     await comp.stop()
 
 
 async def test_campaign_id_without_a_known_campaign_uses_a_fallback_name(db, tmp_path):
-    s = make_settings(tmp_path, policy=Policy(campaigns={"campaign-99999": Rule(100)}))
+    s = make_settings(tmp_path, policy=Policy(default_campaign=Rule(100)))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
@@ -305,7 +315,7 @@ async def test_campaign_id_is_looked_up_in_the_dialer(db, tmp_path):
     cid = db.call(lambda ses: (lambda c: (ses.add(c), ses.flush(), c.id)[2])(
         Campaign(name="complaint-callbacks", kind="complaint_followup", mode="progressive", state="running",
                  queue="complaint", settings={})))
-    s = make_settings(tmp_path, policy=Policy(campaigns={"complaint-callbacks": Rule(100)}))
+    s = make_settings(tmp_path, policy=Policy(campaigns={"name:complaint-callbacks": Rule(100)}))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)

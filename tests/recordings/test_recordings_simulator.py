@@ -91,8 +91,11 @@ async def test_answered_call_recorded_catalogued_and_verified(db, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_policy_and_outbound_campaign_through_the_simulator(db, tmp_path):
+    from dialer.campaigns import create_campaign
+
+    db.call(lambda ses: create_campaign(ses, name="revisit", kind="revisit", state="running"))
     clock, pbx, gw, s = await _setup(tmp_path, policy=Policy(
-        queues={"consultation": Rule(0)}, campaigns={"revisit": Rule(100)}))
+        queues={"consultation": Rule(0)}, campaigns={"kind:revisit": Rule(100)}))
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
     await comp.start()
     try:
