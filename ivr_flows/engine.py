@@ -37,7 +37,7 @@ class Command:
 
 @dataclass
 class Effect:
-    name: str  # queue_load | session_id | voicemail | callback | survey_result
+    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result
     args: dict = field(default_factory=dict)
 
 
@@ -360,6 +360,8 @@ class Engine:
         return None
 
     def _n_voicemail(self, nid, node):
+        """Record a message; one that was not recorded is never acted on: the caller hears
+        the apology of node ``failed`` (which offers a callback) instead of the thanks."""
         if node.get("prompt"):
             yield from self._play_all(node["prompt"])
         started = self.now()
@@ -368,22 +370,40 @@ class Engine:
         base = f"{self.recordings_dir}/voicemail/{day}/voicemsg-{uid}"
         max_ms = int(float(node.get("max_seconds", 120)) * 1000)
         silence = int(node.get("silence_seconds", 5))
+        problem = yield Effect("voicemail_prepare", {"path": base})
+        if problem:
+            return self._voicemail_failed(node, f"not recorded: {problem}")
         if self.channel_gone:
             raise CallerHungUp
         reply = yield Command(command("RECORD FILE", quote(base), "wav", quote("#"), max_ms, 0,
                                       f"s={silence}"))
         if not isinstance(reply, Reply) or reply.code == 511:
             raise CallerHungUp
-        hung = reply.result == "-1"
+        if reply.code != 200 or reply.data not in ("dtmf", "timeout", "hangup"):
+            if reply.code == 200 and reply.data == "randomerror" and reply.result == "-1":
+                raise CallerHungUp  # hung up during the beep: nothing recorded, nobody to tell
+            line = reply.lines[0] if reply.lines else str(reply.code)
+            return self._voicemail_failed(node, f"RECORD FILE {base} answered {line!r}")
+        hung = reply.data == "hangup"
         self.result = "voicemail"
         ids = yield Effect("voicemail", {
             "path": base + ".wav", "link": node.get("link", "complaint"), "started_at": started,
             "duration": max(0.0, self.now() - started), "endpos": reply.endpos or 0,
         })
-        self.details.update(ids or {})
+        ids = dict(ids or {})
+        unusable = ids.pop("unusable", None)
+        self.details.update(ids)
         if hung:
             raise CallerHungUp
+        if unusable:
+            return self._voicemail_failed(node, unusable)
         return node["next"]
+
+    def _voicemail_failed(self, node, why: str) -> str:
+        self.result = "voicemail_failed"
+        self.details["voice_message_error"] = why[:300]
+        self.warn(f"voice message {why}")
+        return node["failed"]
 
     def _n_callback(self, nid, node):
         cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR")})

@@ -241,6 +241,8 @@ class AgiServer:
                 return await self.queue_load(eff.args["queue"])
             if eff.name == "session_id":
                 return await record.session_id()
+            if eff.name == "voicemail_prepare":
+                return await prepare_voice_message(eff.args["path"])
             if eff.name == "voicemail":
                 return await record.voicemail(eff.args)
             if eff.name == "callback":
@@ -254,6 +256,18 @@ class AgiServer:
             log.exception("IVR effect %s failed", eff.name)
             engine.warn(f"{eff.name} failed")
         return None
+
+
+async def prepare_voice_message(path: str) -> str | None:
+    """Make the voice message's directory exist (off the loop); None, or why not (logged)."""
+    from recordings.catalog import prepare_voice_message as prepare
+
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, prepare, path)
+    except OSError as exc:
+        log.error("voice message cannot be recorded: %s", exc)
+        return str(exc)
+    return None
 
 
 class _SessionRecord:
@@ -365,6 +379,8 @@ class _SessionRecord:
     # -- hooks --------------------------------------------------------------------
     async def voicemail(self, args: dict) -> dict:
         """Store the message (recordings) and open a ticket or a callback request."""
+        from recordings.catalog import usable
+
         add = Hooks.find("recordings.catalog", "add_voice_message")
         open_ticket = Hooks.find("callcenter.complaints.service", "open_from_voice_message")
         request_cb = Hooks.find("dialer.api", "request_callback")
@@ -381,7 +397,8 @@ class _SessionRecord:
             row = self._row(s)
             before = self._done_before(row, "voicemail")
             if before is not None:
-                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
+                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id", "unusable")
+                                  if k in before}}
             res = dict(out)
             rid = None
             if add is not None:
@@ -391,6 +408,10 @@ class _SessionRecord:
                                          caller_number=eng.caller_number,
                                          started_at=_utc(args["started_at"]), duration=args["duration"])
                     res["recording_id"] = rid
+                    if not usable(s, rid):  # empty, cut short or not there: nothing to act on
+                        res["unusable"] = "file empty or missing after RECORD FILE (see recordings)"
+                        self._mark(row, "voicemail", recording_id=rid, unusable=res["unusable"])
+                        return res
                 except TRANSIENT:
                     raise
                 except Exception as exc:

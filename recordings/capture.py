@@ -334,7 +334,7 @@ class RecordingsComponent:
         self._timers[uid] = (self.clock.callLater(
             delay, lambda: self._spawn(self._finalize(uid, t, attempt))), t)
 
-    async def _finalize(self, uid: str, t: float, attempt: int) -> None:
+    async def _finalize(self, uid: str, t: float, attempt: int, end_known: bool = True) -> None:
         self._timers.pop(uid, None)
         if uid not in self._ids:
             return
@@ -347,10 +347,11 @@ class RecordingsComponent:
         error = ""
         if info is None and active is not None and not active.monitor_started:
             error = "file not found; no MixMonitorStart was seen"
-        status = await self.db.run(catalog.finalize, rec_id, info, utc(t), error=error)
+        status = await self.db.run(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
         self.tracker.forget(uid)
         self._ids.pop(uid, None)
-        log.info("recording %s %s", rec_id, status)
+        if status == "ready":
+            log.info("recording %s %s", rec_id, status)
         self._notify("finalized", rec_id, uid, status)
 
     async def _resync(self) -> None:
@@ -372,7 +373,7 @@ class RecordingsComponent:
                 self._ids[uid] = (rec_id, path)
                 if uid in self.tracker.active:
                     self.tracker.forget(uid)
-                self._spawn(self._finalize(uid, now, attempt=10**6))
+                self._spawn(self._finalize(uid, now, attempt=10**6, end_known=False))
 
     async def _live_uniqueids(self) -> set[str]:
         resp = await self.gateway.action([("Action", "CoreShowChannels")])

@@ -55,9 +55,11 @@ def from_config(config) -> Settings:
     directory = Path(r["directory"]).expanduser() if r["directory"] else config.data_dir / "recordings"
     if not directory.is_absolute() and config.source:
         directory = Path(config.source).resolve().parent / directory
+    directory = directory.resolve() if directory.exists() else directory.absolute()
+    # Asterisk needs absolute names (a relative RECORD FILE name lands in its sounds directory)
     spool = Path(r["spool_dir"]) if r["spool_dir"] else directory
     return Settings(
-        directory=directory.resolve() if directory.exists() else directory.absolute(),
+        directory=directory,
         spool_dir=spool,
         format=r["format"],
         policy=Policy(

@@ -132,6 +132,9 @@ class SimulatedPBX:
         self.ami = None
         self.ami_port: int | None = None
         self._mixmonitors: dict[str, list[dict]] = {}
+        # A full disk under the spool: files are still created (a directory entry fits) but
+        # not a byte goes into them, so MixMonitor leaves 0-byte files (like Asterisk on ENOSPC).
+        self.disk_full = False
         self.queue_log.write(self.started_at, "NONE", "NONE", "NONE", "QUEUESTART", "")
         for qname, members in self.config.queues.items():
             q = self.add_queue(qname)
@@ -1229,11 +1232,15 @@ class SimulatedPBX:
             p = self.spool_dir / p
         elif self.spool_dir is not None and str(p).startswith("/var/spool/asterisk"):
             p = self.spool_dir / p.relative_to("/var/spool/asterisk")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        w = wave.open(str(p), "wb")
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
+        p.parent.mkdir(parents=True, exist_ok=True)  # MixMonitor does ast_mkdir (RECORD FILE does not)
+        if self.disk_full:
+            p.write_bytes(b"")
+            w = None
+        else:
+            w = wave.open(str(p), "wb")
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
         rec = {"path": p, "wave": w, "start": self.now(), "options": options}
         self._mixmonitors.setdefault(ch.name, []).append(rec)
         self.varset(ch, "MIXMONITOR_FILENAME", path)
@@ -1242,7 +1249,8 @@ class SimulatedPBX:
     def record_audio(self, ch: Channel, seconds: float) -> None:
         """Audio heard on ``ch`` (Local channels carry only what is played: no silence)."""
         for rec in self._mixmonitors.get(ch.name, []):
-            self._write_tone(rec["wave"], seconds)
+            if rec["wave"] is not None:
+                self._write_tone(rec["wave"], seconds)
 
     def _write_tone(self, w, seconds: float) -> None:
         import math
@@ -1263,7 +1271,8 @@ class SimulatedPBX:
         recs = self._mixmonitors.pop(ch.name, [])
         for rec in recs:
             try:
-                rec["wave"].close()
+                if rec["wave"] is not None:
+                    rec["wave"].close()
             except Exception:
                 log.exception("closing recording failed")
         if recs and stop_event:

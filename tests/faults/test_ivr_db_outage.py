@@ -25,7 +25,7 @@ from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
 from ivr_flows.server import AgiServer
 
-from ..ivr.helpers import CLOSED, OPEN, call
+from ..ivr.helpers import CLOSED, OPEN, call, recordings_in
 from .flaky_db import FlakyDatabase
 
 pytestmark = pytest.mark.slow
@@ -73,16 +73,18 @@ CALLS = {  # name -> (hospital time, caller number, uniqueid, keys)
 
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
-async def test_hotline_callers_during_a_database_outage(db):
+async def test_hotline_callers_during_a_database_outage(db, tmp_path):
     from callcenter.complaints.models import ComplaintLink, ComplaintTicket
     from dialer.models import Contact
     from recordings.models import Recording
 
     servers: dict[float, tuple[AgiServer, DoubtfulDatabase]] = {}
+    spool = recordings_in(tmp_path)
+    spool.__enter__()
     for at in (OPEN, CLOSED):  # one server per hospital time (open hours, after hours)
         clock = ScaledClock(reactor, 100.0, start=at)
         flaky = DoubtfulDatabase(db, clock, [(at, at + OUTAGE)])
-        server = AgiServer("127.0.0.1", 0, clock=clock, db=flaky)
+        server = AgiServer("127.0.0.1", 0, clock=clock, db=flaky, recordings_dir=str(tmp_path))
         await server.start()
         servers[at] = (server, flaky)
     results, ended_at = {}, {}
@@ -107,6 +109,7 @@ async def test_hotline_callers_during_a_database_outage(db):
     finally:
         for server, _ in servers.values():
             await server.stop()
+        spool.__exit__(None, None, None)
     flakies = [f for _, f in servers.values()]
     assert sum(f.failures for f in flakies) > 0 and sum(f.in_doubt for f in flakies) == 6
 

@@ -18,6 +18,21 @@ CLOSED = dt.datetime(2026, 11, 25, 22, 0, tzinfo=TZ).timestamp()
 HOLIDAY = dt.datetime(2026, 10, 1, 10, 0, tzinfo=TZ).timestamp()
 
 
+@contextlib.contextmanager
+def recordings_in(directory):
+    """`[recordings] directory` = `spool_dir` = ``directory`` for the catalogue (process-wide
+    settings), restored afterwards; voice messages are recorded there."""
+    from recordings import catalog
+    from recordings.settings import Settings
+
+    before = catalog._settings
+    catalog.configure(Settings(directory=directory, spool_dir=directory))
+    try:
+        yield directory
+    finally:
+        catalog._settings = before
+
+
 @contextlib.asynccontextmanager
 async def agi_server(db=None, *, at=OPEN, scale=200.0, **kw):
     clock = ScaledClock(reactor, scale, start=at)

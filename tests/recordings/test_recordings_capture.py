@@ -184,7 +184,9 @@ async def test_failed_originate_is_not_recorded(db, tmp_path):
 async def test_reconnect_settles_rows_whose_call_ended_and_adopts_live_ones(db, tmp_path):
     s = make_settings(tmp_path)
     src = PART1.read_bytes()
-    started = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+    # calls begun a few seconds before the reconnect (the fixture holds 1.4 s of audio: a
+    # much longer call would be judged cut short)
+    started = dt.datetime.fromtimestamp(1795346795, tz=dt.timezone.utc)
     ids = {}
     for uid in ("100.1", "100.2"):
         rel = f"2026/11/22/consultation/{uid}.wav"
@@ -229,23 +231,21 @@ async def test_factory_builds_the_component_from_config(db, config, monkeypatch)
     await svc.stop()
 
 
-async def test_voice_message_written_later_is_settled_on_connect(db, tmp_path):
+def test_voice_message_not_on_disk_is_missing_at_once(db, tmp_path):
+    """RECORD FILE has ended when the IVR catalogues: a file that is not there is `missing`
+    then and there (it used to stay `recording` for ever), and `verify` reports it."""
+    from recordings.maintenance import verify
+
     s = make_settings(tmp_path)
     rel = "2026/11/22/voicemail/1795346800.9.wav"
     rid = db.call(lambda ses: catalog.add_voice_message(
         ses, path=f"{SPOOL}/{rel[:-4]}", uniqueid="1795346800.9", caller_number="13400134007",
         started_at=1795346800.0, duration=4.0, settings=s))
     rec = db.call(lambda ses: ses.get(Recording, rid))
-    assert (rec.status, rec.path, rec.duration) == ("recording", rel, 4.0)  # not visible here yet
-    (s.directory / rel).parent.mkdir(parents=True)
-    (s.directory / rel).write_bytes(PART1.read_bytes())  # e.g. the spool sync caught up
-    gw = FakeGateway(spool=SPOOL)
-    comp = capture.RecordingsComponent(s, db=db, clock=Clock(), gateway=gw)
-    await comp.start()
-    await comp.idle()
-    rec = db.call(lambda ses: ses.get(Recording, rid))
-    assert (rec.status, rec.size, rec.duration) == ("ready", 22764, pytest.approx(1.42))
-    await comp.stop()
+    assert (rec.status, rec.path) == ("missing", rel) and rel in rec.error
+    assert not db.call(lambda ses: catalog.usable(ses, rid))
+    report = verify(db, s, now=dt.datetime.fromtimestamp(1795346810, tz=dt.timezone.utc))
+    assert [(p.kind, p.recording_id) for p in report.problems] == [("missing", rid)]
 
 
 def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True):
