@@ -393,11 +393,10 @@ class Engine:
         ids = dict(ids or {})
         unusable = ids.pop("unusable", None)
         self.details.update(ids)
+        target = self._voicemail_failed(node, unusable) if unusable else node["next"]
         if hung:
             raise CallerHungUp
-        if unusable:
-            return self._voicemail_failed(node, unusable)
-        return node["next"]
+        return target
 
     def _voicemail_failed(self, node, why: str) -> str:
         self.result = "voicemail_failed"

@@ -35,7 +35,7 @@ async def until(pred, what, limit=30.0):
         await asyncio.sleep(0.02)
 
 
-async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings_dir=None):
+async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings_dir=None, disk_full=False):
     """Start the service against a simulated PBX (spool ``tmp_path/pbx``); run ``callers``
     ((number, digits) after hours); return (pbx, sessions, recordings, tickets, contacts)."""
     from callcenter.complaints.models import ComplaintTicket
@@ -48,6 +48,7 @@ async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings
     clock = ScaledClock(reactor, 20, start=AFTER_HOURS)
     sim = SimConfig()
     pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
+    pbx.disk_full = disk_full
     await pbx.start(host="127.0.0.1", ami_port=0)
     cfg = config.with_overrides({
         "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
@@ -128,3 +129,20 @@ async def test_message_that_cannot_be_recorded_opens_nothing_and_offers_a_callba
     report = verify(db, from_config(config.with_overrides({"recordings": rec_cfg})),
                     now=dt.datetime.fromtimestamp(AFTER_HOURS + 600, tz=dt.timezone.utc))
     assert report.ok, report.problems
+
+
+@pytest.mark.timeout(60)
+async def test_message_recorded_onto_a_full_disk_is_failed_and_opens_no_ticket(config, db, tmp_path):
+    """Issue 14.8 for voice messages: Asterisk creates the file but cannot write into it."""
+    spool = tmp_path / "pbx" / "recordings"
+    calls, sessions, recs, tickets, contacts = await run_calls(
+        config, db, tmp_path, [("13800138001", "1w1wwwwww#")],  # speaks ~3 s, ends the message with #
+        recordings={"directory": str(spool), "spool_dir": "/var/spool/asterisk/recordings"},
+        agi_recordings_dir="/var/spool/asterisk/recordings", disk_full=True)
+    [call] = calls
+    row = sessions[call.uniqueid]
+    [rec] = recs
+    assert (rec.status, rec.size) == ("failed", 0) and "0 bytes" in rec.error
+    assert row.result == "voicemail_failed" and row.path[-2:] == ["message_failed", "call_again"]
+    assert row.detail["recording_id"] == rec.id and "ticket_id" not in row.detail
+    assert tickets == [] and contacts == []
