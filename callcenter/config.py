@@ -171,6 +171,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
         "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
         "finalize_attempts": Key(int, 5, check=_positive),
+        "journal": Key(str, "", help="capture's durable journal on a local disk (MixMonitor never waits "
+                       "for the database); default <directory>.journal"),
     },
     "dialer": {  # outbound campaigns (dialer/); times in the hospital's timezone
         "enabled": Key(bool, True, help="run the dialer component in serve/demo"),

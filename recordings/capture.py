@@ -2,9 +2,11 @@
 
 :class:`CaptureTracker` is the sans-IO core: it is fed AMI events and returns
 :class:`Start` / :class:`Stop` commands.  :class:`RecordingsComponent` (service
-component ``"recordings"``) runs them: catalogue row first (``recording``), then
-``MixMonitor`` on the caller's channel over the AMI gateway; after the caller's
-``Hangup`` it reads the file off the loop and finalises the row.
+component ``"recordings"``) runs them: a fact in the local :mod:`.journal` first, then
+``MixMonitor`` on the caller's channel over the AMI gateway at once (never waiting for
+the database); the catalogue row (``recording``) follows from the journal, retried
+through a database outage; after the caller's ``Hangup`` it reads the file off the loop
+and finalises the row.
 
 Why ``Hangup`` and not ``MixMonitorStop``: a monitor left running until the call
 ends produces no ``MixMonitorStop`` at all, and ``MixMonitorStop`` never carries
@@ -17,13 +19,16 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
+from callcenter.store.retry import retrying
 
 from . import catalog, layout
+from .journal import Journal, unsettled
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,13 +176,21 @@ class RecordingsComponent:
 
     name = "recordings"
 
-    def __init__(self, settings: Settings, *, db, clock, gateway=None):
+    COMPACT_EVERY = 500  # settled recordings between journal compactions
+
+    def __init__(self, settings: Settings, *, db, clock, gateway=None, journal: Journal | None = None):
         self.settings = settings
         self.db = db
         self.clock = clock
         self.gateway = gateway
+        self.journal = journal or Journal(settings.journal_path)
+        # file work (journal, fingerprints) never queues behind a database that hangs
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordings-io")
         self.tracker = CaptureTracker(settings)
         self._ids: dict[str, tuple[int, str]] = {}  # uniqueid -> (recording id, relative path)
+        self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
+        self._settled_since_compact = 0
+        self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -222,7 +235,8 @@ class RecordingsComponent:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, service=None) -> None:
         catalog.configure(self.settings)
-        await self.db.run_blocking(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
+        await self._file_io(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
+        await self._replay(await self._file_io(self.journal.open))
         if self.gateway is None and service is not None:
             self.gateway = service.get("ami")
         if self.gateway is None:
@@ -235,6 +249,9 @@ class RecordingsComponent:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task, failed in list(self._writes.items()):
+            if failed:  # waiting out an outage: the journal has it
+                task.cancel()
         for uid, (call, t) in list(self._timers.items()):
             if call.active():
                 call.cancel()
@@ -242,6 +259,33 @@ class RecordingsComponent:
         self._timers.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        owed = await self._file_io(self.journal.compact)
+        if owed:
+            log.warning("recordings: %d recording(s) not yet catalogued; kept in %s for the next start",
+                        owed, self.journal.path)
+        await self._file_io(self.journal.close)
+        self._io.shutdown(wait=True)
+
+    async def _file_io(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def _replay(self, entries: list[dict]) -> None:
+        """Catalogue what a previous run started but could not store (its database was down,
+        or it stopped first); settle what has ended, follow the rest like adopted calls."""
+        owed = unsettled(entries)
+        if owed:
+            log.info("recordings: %d recording(s) from the journal to catalogue", len(owed))
+        for uid, o in owed.items():
+            f = o.start
+            self._rows[uid] = self._spawn(self._catalogue(f))
+            if o.refused is not None:
+                self._spawn(self._settle_refused(uid, o.refused, f["t"]))
+            elif o.ended is not None:
+                self._spawn(self._finalize(uid, o.ended, attempt=0))
+            else:
+                self.tracker.adopt(Start(uid, f["channel"], f["kind"], f["rel"].split("/")[-2], f["t"],
+                                         queue=f.get("queue"), campaign=f.get("campaign"),
+                                         caller_number=f.get("caller_number")))
 
     # -- events -------------------------------------------------------------------------
     def _spawn(self, coro) -> asyncio.Future:
@@ -285,19 +329,18 @@ class RecordingsComponent:
                                       kind="complaint" if kind == "complaint_followup" else cmd.kind)
         when = dt.datetime.fromtimestamp(cmd.t, tz=self._zone)
         rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format)
+        fact = {"op": "start", "uid": cmd.uniqueid, "rel": rel, "kind": cmd.kind, "channel": cmd.channel,
+                "t": cmd.t, "queue": cmd.queue, "campaign": cmd.campaign, "agent": cmd.agent,
+                "agent_name": cmd.agent_name, "caller_number": cmd.caller_number}
         try:
-            rec_id = await self.db.run(
-                catalog.start, rel=rel, kind=cmd.kind, uniqueid=cmd.uniqueid, channel=cmd.channel,
-                started_at=utc(cmd.t), settings=self.settings, queue=cmd.queue,
-                campaign=cmd.campaign, agent=cmd.agent, agent_name=cmd.agent_name,
-                caller_number=cmd.caller_number, fmt=self.settings.format)
-        except Exception:  # noqa: BLE001 - e.g. a duplicate path after a restart
-            log.exception("recordings: cannot catalogue %s; not recording it", cmd.uniqueid)
+            await self._file_io(self.journal.append, fact)
+        except OSError as exc:  # no durable note: a recording nobody could find is not made
+            log.error("recordings: journal %s not writable (%s); not recording %s",
+                      self.journal.path, exc, cmd.uniqueid)
             self.tracker.forget(cmd.uniqueid)
             self._starting.pop(cmd.uniqueid, None)
             return
-        self._ids[cmd.uniqueid] = (rec_id, rel)
-        self._notify("started", rec_id, cmd.uniqueid, "recording")
+        self._rows[cmd.uniqueid] = self._spawn(self._catalogue(fact))
         action = [("Action", "MixMonitor"), ("Channel", cmd.channel),
                   ("File", self.settings.asterisk_path(rel))]
         if self.settings.mixmonitor_options:
@@ -312,19 +355,72 @@ class RecordingsComponent:
             log.warning("recordings: MixMonitor refused for %s (%s): %s",
                         cmd.uniqueid, mask_number(cmd.caller_number), exc)
             self.tracker.forget(cmd.uniqueid)
-            self._ids.pop(cmd.uniqueid, None)
             self._starting.pop(cmd.uniqueid, None)
-            await self.db.run(catalog.mark_failed, rec_id, f"MixMonitor: {exc}", utc(cmd.t))
-            self._notify("finalized", rec_id, cmd.uniqueid, "failed")
+            await self._file_io(self.journal.append, {"op": "refused", "uid": cmd.uniqueid,
+                                                      "error": f"MixMonitor: {exc}"})
+            await self._settle_refused(cmd.uniqueid, f"MixMonitor: {exc}", cmd.t)
             return
-        log.info("recording %s started for %s %s", rec_id, cmd.kind, cmd.group)
+        log.info("recording of %s started for %s %s", cmd.uniqueid, cmd.kind, cmd.group)
+
+    async def _write(self, fn, *args, **kw):
+        """A catalogue write, retried while the database is unavailable; at stop a write
+        waiting to retry is abandoned (the journal keeps its fact for the next start)."""
+        failed: list[BaseException] = []
+
+        def on_failure(exc, delay):
+            failed.append(exc)
+            log.warning("recordings: database unavailable (%s); retrying in %.1f s",
+                        exc.__class__.__name__, delay)
+        task = asyncio.ensure_future(retrying(
+            self.db, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5, max_delay=10.0,
+            give_up=lambda: self._stopping, on_failure=on_failure))
+        self._writes[task] = failed
+        try:
+            return await task
+        finally:
+            self._writes.pop(task, None)
+
+    async def _catalogue(self, f: dict) -> None:
+        """The ``recording`` row of a journal ``start`` fact (idempotent: a replay finds it)."""
+        rec_id = await self._write(
+            catalog.start_or_get, rel=f["rel"], kind=f["kind"], uniqueid=f["uid"], channel=f["channel"],
+            started_at=utc(f["t"]), settings=self.settings, queue=f.get("queue"),
+            campaign=f.get("campaign"), agent=f.get("agent"), agent_name=f.get("agent_name"),
+            caller_number=f.get("caller_number"), fmt=self.settings.format)
+        self._ids[f["uid"]] = (rec_id, f["rel"])
+        self._notify("started", rec_id, f["uid"], "recording")
+
+    async def _row(self, uid: str) -> tuple[int, str] | None:
+        """The catalogue row of ``uid``, once its insert got through (None: it never will)."""
+        task = self._rows.get(uid)
+        if uid not in self._ids and task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return self._ids.get(uid)
+
+    async def _settle_refused(self, uid: str, error: str, t: float) -> None:
+        row = await self._row(uid)
+        if row is None:
+            return
+        await self._write(catalog.mark_failed, row[0], error, utc(t))
+        await self._settled(uid)
+        self._notify("finalized", row[0], uid, "failed")
+
+    async def _settled(self, uid: str) -> None:
+        self._ids.pop(uid, None)
+        self._rows.pop(uid, None)
+        await self._file_io(self.journal.append, {"op": "settled", "uid": uid})
+        self._settled_since_compact += 1
+        if self._settled_since_compact >= self.COMPACT_EVERY:
+            self._settled_since_compact = 0
+            await self._file_io(self.journal.compact)
 
     async def _stopped(self, cmd: Stop) -> None:
         starting = self._starting.pop(cmd.uniqueid, None)
         if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
-        if cmd.uniqueid not in self._ids:
+        if cmd.uniqueid not in self._rows and cmd.uniqueid not in self._ids:
             return
+        await self._file_io(self.journal.append, {"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
         if self._stopping:
             await self._finalize(cmd.uniqueid, cmd.t, attempt=10**6)
         else:
@@ -336,20 +432,21 @@ class RecordingsComponent:
 
     async def _finalize(self, uid: str, t: float, attempt: int, end_known: bool = True) -> None:
         self._timers.pop(uid, None)
-        if uid not in self._ids:
+        row = await self._row(uid)
+        if row is None:
             return
-        rec_id, rel = self._ids[uid]
+        rec_id, rel = row
         active = self.tracker.active.get(uid)
-        info = await self.db.run_blocking(_inspect, self.settings, rel)
+        info = await self._file_io(_inspect, self.settings, rel)
         if info is None and attempt + 1 < self.settings.finalize_attempts and not self._stopping:
             self._schedule(uid, t, attempt + 1, max(1.0, self.settings.finalize_delay) * 2 ** attempt)
             return
         error = ""
         if info is None and active is not None and not active.monitor_started:
             error = "file not found; no MixMonitorStart was seen"
-        status = await self.db.run(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
+        status = await self._write(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
         self.tracker.forget(uid)
-        self._ids.pop(uid, None)
+        await self._settled(uid)
         if status == "ready":
             log.info("recording %s %s", rec_id, status)
         self._notify("finalized", rec_id, uid, status)

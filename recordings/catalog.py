@@ -78,6 +78,17 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
     return rec.id
 
 
+def start_or_get(session, *, rel: str, uniqueid: str, **kw: Any) -> int:
+    """:func:`start`, or the row an earlier try of the same start wrote (a commit in doubt,
+    a journal replayed after a restart); a row of another call at that path is refused."""
+    rec = session.scalars(select(Recording).where(Recording.path == rel)).first()
+    if rec is not None:
+        if rec.uniqueid != uniqueid:
+            raise ValueError(f"recording path {rel} is catalogued for call {rec.uniqueid}")
+        return rec.id
+    return start(session, rel=rel, uniqueid=uniqueid, **kw)
+
+
 def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime | None,
              *, error: str = "", end_known: bool = True) -> str:
     """Record the file's fingerprint (``ready``), its absence (``missing``) or that it is

@@ -31,6 +31,12 @@ class Settings:
     finalize_attempts: int = 5
     timezone: str = "Asia/Shanghai"
     enabled: bool = True
+    journal: Path | None = None  # capture's local journal; None: <directory>.journal beside it
+
+    @property
+    def journal_path(self) -> Path:
+        """Where capture notes what it did before the database knows (a local disk)."""
+        return self.journal or self.directory.with_name(self.directory.name + ".journal")
 
     @property
     def roots(self) -> list[Path]:
@@ -82,4 +88,5 @@ def from_config(config) -> Settings:
         finalize_attempts=r["finalize_attempts"],
         timezone=config.values["hospital"]["timezone"],
         enabled=r["enabled"],
+        journal=Path(r["journal"]).expanduser().absolute() if r["journal"] else None,
     )
