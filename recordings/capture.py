@@ -25,7 +25,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
-from callcenter.store.retry import retrying
+from callcenter.store.retry import TRANSIENT, retrying
 
 from . import catalog, layout
 from .journal import Journal, unsettled
@@ -97,6 +97,36 @@ class CaptureTracker:
 
     def forget(self, uniqueid: str) -> None:
         self.active.pop(uniqueid, None)
+
+    @staticmethod
+    def answered_in_queue(channels: list) -> list:
+        """``CoreShowChannel`` items of callers talking to a queue agent: the caller leg runs
+        ``Queue`` and is in a bridge (trace 08; a caller still waiting has no BridgeId)."""
+        return [m for m in channels if m.get("Application") == "Queue" and m.get("BridgeId")
+                and m.get("ChannelState") == "6" and m.get("Uniqueid") and m.get("Channel")]
+
+    def recover(self, channels: list, t: float, campaign_ids: dict[str, str]) -> list[Start]:
+        """After a reconnect: answered queue calls nobody records (answered while the AMI link
+        was down, so no ``AgentConnect`` was seen) that policy says to record, from now on.
+        ``campaign_ids``: the dialer's campaign id of those that are campaign calls."""
+        out = []
+        for m in self.answered_in_queue(channels):
+            uid, channel = m["Uniqueid"], m["Channel"]
+            if uid in self.active:
+                continue
+            queue = (m.get("ApplicationData") or "").split(",")[0]
+            cid = campaign_ids.get(uid)
+            if cid:  # the campaign's policy decides, once the component has looked it up
+                start = Start(uid, channel, "outbound", f"campaign-{cid}", t, caller_number=m.get("CallerIDNum"),
+                              campaign_id=cid)
+            elif self.settings.policy.record_queue_call(queue, uid):
+                start = Start(uid, channel, self.settings.kind_for_queue(queue), queue or "queue", t,
+                              queue=queue or None, caller_number=m.get("CallerIDNum"))
+            else:
+                continue
+            self.active[uid] = Active(start)
+            out.append(start)
+        return out
 
     def feed(self, msg: Any, t: float) -> list[Start | Stop]:
         ev = msg.event
@@ -190,6 +220,7 @@ class RecordingsComponent:
         self._ids: dict[str, tuple[int, str]] = {}  # uniqueid -> (recording id, relative path)
         self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
         self._settled_since_compact = 0
+        self._end_unknown: set[str] = set()
         self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
@@ -420,6 +451,8 @@ class RecordingsComponent:
             await asyncio.gather(starting, return_exceptions=True)
         if cmd.uniqueid not in self._rows and cmd.uniqueid not in self._ids:
             return
+        if cmd.reason == "gone":  # noticed after a reconnect: the call's length is not known
+            self._end_unknown.add(cmd.uniqueid)
         await self._file_io(self.journal.append, {"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
         if self._stopping:
             await self._finalize(cmd.uniqueid, cmd.t, attempt=10**6)
@@ -444,6 +477,8 @@ class RecordingsComponent:
         error = ""
         if info is None and active is not None and not active.monitor_started:
             error = "file not found; no MixMonitorStart was seen"
+        end_known = end_known and uid not in self._end_unknown
+        self._end_unknown.discard(uid)
         status = await self._write(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
         self.tracker.forget(uid)
         await self._settled(uid)
@@ -452,16 +487,24 @@ class RecordingsComponent:
         self._notify("finalized", rec_id, uid, status)
 
     async def _resync(self) -> None:
-        """After (re)connecting: settle rows left ``recording`` whose channel is gone, and
-        keep tracking those whose call is still up (MixMonitor runs on in Asterisk)."""
+        """After (re)connecting: settle rows left ``recording`` whose channel is gone, keep
+        tracking those whose call is still up (MixMonitor runs on in Asterisk), and start
+        recording answered calls that were answered while the link was down."""
         try:
-            live = await self._live_uniqueids()
+            resp = await self.gateway.action([("Action", "CoreShowChannels")])
         except Exception as exc:  # noqa: BLE001
             log.warning("recordings: cannot list channels after connect: %s", exc)
             return
-        rows = await self.db.run(lambda s: [(r.id, r.uniqueid, r.channel, r.kind, r.path)
-                                            for r in catalog.pending(s)])
+        channels = [m for m in (resp if isinstance(resp, list) else [resp]) if m.get("Uniqueid")]
+        live = {m.get("Uniqueid") for m in channels}
         now = self.clock.seconds()
+        try:
+            rows = await self.db.run(lambda s: [(r.id, r.uniqueid, r.channel, r.kind, r.path)
+                                                for r in catalog.pending(s)])
+        except TRANSIENT as exc:  # the journal knows what this process started; the rest waits
+            log.warning("recordings: database unavailable after connect (%s); rows left 'recording' "
+                        "are settled at the next connect", exc.__class__.__name__)
+            rows = []
         for rec_id, uid, channel, kind, path in rows:
             if uid in live and uid not in self.tracker.active:
                 self.tracker.adopt(Start(uid, channel, kind, path.split("/")[-2], now))
@@ -471,11 +514,30 @@ class RecordingsComponent:
                 if uid in self.tracker.active:
                     self.tracker.forget(uid)
                 self._spawn(self._finalize(uid, now, attempt=10**6, end_known=False))
+        for uid in [u for u in self.tracker.active if u not in live and u in self._rows]:
+            self._on_event_stop(Stop(uid, now, "gone"))  # journal-known, ended while we were away
+        campaign_ids = {}
+        for m in self.tracker.answered_in_queue(channels):
+            if m["Uniqueid"] not in self.tracker.active:
+                campaign_ids[m["Uniqueid"]] = await self._channel_var(m["Channel"],
+                                                                      self.settings.campaign_id_variable)
+        for cmd in self.tracker.recover(channels, now, {u: c for u, c in campaign_ids.items() if c}):
+            log.warning("recordings: %s was answered while the AMI link was down; recording from now on",
+                        cmd.uniqueid)
+            self._starting[cmd.uniqueid] = self._spawn(self._start(cmd))
 
-    async def _live_uniqueids(self) -> set[str]:
-        resp = await self.gateway.action([("Action", "CoreShowChannels")])
-        items = resp if isinstance(resp, list) else [resp]
-        return {m.get("Uniqueid") for m in items if m.get("Uniqueid")}
+    def _on_event_stop(self, cmd: Stop) -> None:
+        self._spawn(self._stopped(cmd))
+
+    async def _channel_var(self, channel: str, name: str) -> str:
+        try:
+            resp = await self.gateway.action([("Action", "Getvar"), ("Channel", channel), ("Variable", name)])
+        except Exception as exc:  # noqa: BLE001 - the channel went meanwhile: nothing to record
+            log.info("recordings: Getvar %s on %s: %s", name, channel, exc)
+            return ""
+        if isinstance(resp, list):
+            resp = resp[0]
+        return resp.get("Value") or ""
 
 
 def _campaign(session, campaign_id: str) -> tuple[str | None, str | None]:

@@ -338,3 +338,27 @@ async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
     [rec] = rows(db)
     hangup_t = [t for m, t in events if m.event == "Hangup" and m.get("Uniqueid") == CALLER][0]
     assert rec.status == "ready" and catalog.as_utc(rec.ended_at).timestamp() == pytest.approx(hangup_t, abs=1e-3)
+
+
+def test_recover_starts_answered_queue_calls_nobody_records():
+    """CoreShowChannels after a reconnect (fields as in trace 08): the bridged caller in Queue
+    is recorded per its queue's policy; a waiting caller, the caller's ;2 half, a call we
+    already record and a queue whose policy is none are not; a campaign call waits for the
+    campaign policy (its id)."""
+    def chan(uid, name, app, data, bridge, state="6"):
+        return Message.of(("Event", "CoreShowChannel"), ("Channel", name), ("ChannelState", state),
+                          ("CallerIDNum", "13100131002"), ("Uniqueid", uid), ("Application", app),
+                          ("ApplicationData", data), ("BridgeId", bridge))
+    s = Settings(directory=Path("/x"), spool_dir=Path(SPOOL), policy=Policy(queues={"quiet": NONE}))
+    tr = capture.CaptureTracker(s)
+    tr.adopt(capture.Start("5.0", "Local/s@c-5;1", "queue", "consultation", 1.0))
+    channels = [chan("1.0", "Local/s@c-1;1", "Queue", "consultation", "b-1"),
+                chan("1.1", "Local/s@c-1;2", "Wait", "300", "b-1"),
+                chan("2.0", "Local/s@c-2;1", "Queue", "consultation", ""),  # still waiting
+                chan("3.0", "Local/s@c-3;1", "Queue", "quiet,,,,", "b-3"),
+                chan("4.0", "Local/02100@p-4;1", "Queue", "consultation", "b-4"),
+                chan("5.0", "Local/s@c-5;1", "Queue", "consultation", "b-5")]
+    got = tr.recover(channels, 100.0, {"4.0": "7"})
+    assert [(c.uniqueid, c.kind, c.queue, c.campaign_id, c.t) for c in got] == [
+        ("1.0", "queue", "consultation", None, 100.0), ("4.0", "outbound", None, "7", 100.0)]
+    assert tr.recover(channels, 101.0, {}) == []  # now tracked: not started twice
