@@ -163,11 +163,20 @@ class Engine:
     def _play(self, prompt_id: str, escape: str = "") -> Generator[Step, Any, str | None]:
         reply = yield from self._cmd(command("STREAM FILE", self._file(prompt_id), quote(escape)))
         if reply.code == 200 and reply.result == "-1":
-            if reply.endpos == 0 and not self.channel_gone:
-                self.warn(f"prompt {self._file(prompt_id)} missing on the PBX; carrying on")
-                return None
-            raise CallerHungUp
+            yield from self._still_there(f"STREAM FILE {self._file(prompt_id)}")
+            what = "missing on the PBX" if reply.endpos == 0 else "stopped playing"
+            self.warn(f"prompt {self._file(prompt_id)} {what}; carrying on")
+            return None
         return reply.digit if reply.code == 200 else None
+
+    def _still_there(self, what: str) -> Generator[Step, Any, None]:
+        """``result=-1`` is a hang-up or a failed playback (a missing file answers at once):
+        ask the channel (``CHANNEL STATUS``: 511 once the caller is gone)."""
+        if self.channel_gone:
+            raise CallerHungUp
+        status = yield from self._cmd("CHANNEL STATUS")
+        if status.code != 200 or status.result in ("", "-1"):
+            raise CallerHungUp
 
     def _play_all(self, prompts: Any) -> Generator[Step, Any, None]:
         for pid in prompts if isinstance(prompts, list) else [prompts]:
@@ -175,8 +184,13 @@ class Engine:
 
     def _get_data(self, prompt_id: str, timeout: float, maxdigits: int) -> Generator[Step, Any, str]:
         reply = yield from self._cmd(
-            command("GET DATA", self._file(prompt_id), int(timeout * 1000), int(maxdigits)), media=True)
+            command("GET DATA", self._file(prompt_id), int(timeout * 1000), int(maxdigits)))
         if reply.code != 200:
+            return ""
+        if reply.result == "-1":
+            yield from self._still_there(f"GET DATA {self._file(prompt_id)}")
+            self.warn(f"prompt {self._file(prompt_id)} missing on the PBX (GET DATA answered "
+                      "200 result=-1 on a live channel); taken as no input")
             return ""
         return re.sub(r"[^0-9*#A-D]", "", reply.result)
 

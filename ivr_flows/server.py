@@ -97,7 +97,7 @@ class AgiServer:
                  prompt_base: str = "callcenter",
                  recordings_dir: str | None = None,
                  queue_load: Callable | None = None, latency: list | None = None,
-                 shutdown_write_timeout: float = 10.0):
+                 shutdown_write_timeout: float = 10.0, sounds_dir: str | Path | None = None):
         self.host, self.port = host, port
         self.clock = clock
         self.db = db
@@ -115,6 +115,8 @@ class AgiServer:
         self.active = 0
         self.writes: SessionWrites | None = None  # the sessions' database writes (start)
         self.shutdown_write_timeout = shutdown_write_timeout
+        self.sounds_dir = Path(sounds_dir) if sounds_dir else None
+        self.missing_prompts: list[str] = []  # what the start-up check found
         self.app = AgiApplication(resolve=self._resolve, latency=latency)
 
     # -- component ------------------------------------------------------------
@@ -128,6 +130,7 @@ class AgiServer:
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+        self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -144,6 +147,25 @@ class AgiServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writes is not None:  # flush what the database takes; log (masked) the rest
             await self.writes.close(self.shutdown_write_timeout)
+
+    def check_prompts(self) -> list[str]:
+        """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's
+        sounds directory lacks: a caller would hear nothing there."""
+        from .prompts import missing_files
+
+        if self.sounds_dir is None:
+            log.info("IVR prompts not checked: [agi] sounds_dir not set (Asterisk's sounds directory)")
+            return []
+        if not self.sounds_dir.is_dir():
+            log.error("IVR prompts not checked: sounds directory %s is not readable here", self.sounds_dir)
+            return []
+        flows = [f for f in (self.flow(name) for name in sorted(self.app._route)) if f is not None]
+        self.missing_prompts = missing_files(flows, self.sounds_dir, self.prompt_base)
+        if self.missing_prompts:
+            log.error("IVR prompts missing in %s (callers hear nothing there; `callcenter prompts build "
+                      "--out %s/%s`): %s", self.sounds_dir, self.sounds_dir, self.prompt_base,
+                      ", ".join(self.missing_prompts))
+        return self.missing_prompts
 
     def flows_root(self) -> Path:
         return self.flows_dir or FLOWS_DIR
@@ -481,4 +503,5 @@ def from_service(service: Any) -> AgiServer:
     return AgiServer(cfg.agi.host, cfg.agi.port, clock=service.clock, db=service.db,
                      flows_dir=cfg.agi.flows_dir or None, timezone=cfg.hospital.timezone,
                      country=cfg.hospital.country, prompt_base=cfg.agi.prompt_base,
-                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg))
+                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg),
+                     sounds_dir=cfg.agi.sounds_dir or None)

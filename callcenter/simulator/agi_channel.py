@@ -85,7 +85,11 @@ class SimAgiChannel:
             return
         self.ch.data.setdefault("on_hangup", []).append(cb)
 
-    def play_seconds(self, filename: str) -> float:
+    def play_seconds(self, filename: str) -> float | None:
+        """Seconds a sound file plays; None when the PBX has no such file (only known when
+        the simulator is given a sounds directory: ``pbx.sounds_dir``)."""
+        if not self.pbx.has_sound(filename):
+            return None
         return float(self.pbx.config.prompt_seconds.get(filename.rsplit("/", 1)[-1], 1.0))
 
     def _spool_path(self, path: str, fmt: str) -> Path:

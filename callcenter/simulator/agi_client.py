@@ -297,7 +297,9 @@ class AgiSession:
     async def c_stream_file(self, args):
         filename, escape = args[2], args[3]
         seconds = self.ch.play_seconds(filename)
-        if seconds is None:
+        if seconds is None:  # ast_openstream failed: RESULT_FAILURE, AGISTATUS ends FAILURE
+            log.warning("simulated Asterisk: File %s does not exist in any format", filename)
+            self.failed = not self.dead
             return "200 result=-1 endpos=0\n"
         t0 = self.ch.clock.seconds()
         try:
@@ -320,8 +322,11 @@ class AgiSession:
         maxdigits = int(args[4]) if len(args) > 4 and args[4].isdigit() else 1024
         timeout = (timeout_ms if timeout_ms > 0 else GETDATA_DEFAULT_MS) / 1000.0
         digits = ""
+        seconds = self.ch.play_seconds(filename)
+        if seconds is None:  # ast_app_getdata_full: ast_streamfile < 0 -> "result=-1" at once
+            log.warning("simulated Asterisk: File %s does not exist in any format", filename)
+            return "200 result=-1\n"
         try:
-            seconds = self.ch.play_seconds(filename) or 0.0
             first = await self._digit(seconds, None) if seconds > 0 else None
             if first is not None:
                 if first == "#":

@@ -135,6 +135,9 @@ class SimulatedPBX:
         # A full disk under the spool: files are still created (a directory entry fits) but
         # not a byte goes into them, so MixMonitor leaves 0-byte files (like Asterisk on ENOSPC).
         self.disk_full = False
+        # Asterisk's sounds directory; when set, a file not in it (any format) is missing
+        # for STREAM FILE / GET DATA like on a real PBX.  None: every sound exists.
+        self.sounds_dir: Path | None = None
         self.queue_log.write(self.started_at, "NONE", "NONE", "NONE", "QUEUESTART", "")
         for qname, members in self.config.queues.items():
             q = self.add_queue(qname)
@@ -1224,6 +1227,16 @@ class SimulatedPBX:
                     "dialplan,all")
             return
         self.varset(ch, name, value)
+
+    SOUND_FORMATS = ("wav", "gsm", "ulaw", "alaw", "sln", "g722", "wav16")
+
+    def has_sound(self, name: str) -> bool:
+        if self.sounds_dir is None:
+            return True
+        base = Path(name) if Path(name).is_absolute() else self.sounds_dir / name
+        return any(base.with_name(f"{base.name}.{ext}").is_file() for ext in self.SOUND_FORMATS) \
+            or any((self.sounds_dir / "en" / name).with_name(f"{Path(name).name}.{ext}").is_file()
+                   for ext in self.SOUND_FORMATS)
 
     # MixMonitor ------------------------------------------------------------
     def mixmonitor_start(self, ch: Channel, path: str, options: str = "") -> None:

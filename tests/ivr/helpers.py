@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import tempfile
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor
@@ -35,13 +37,20 @@ def recordings_in(directory):
 
 @contextlib.asynccontextmanager
 async def agi_server(db=None, *, at=OPEN, scale=200.0, **kw):
+    """A FastAGI server; voice messages go to a temporary recordings directory unless the
+    test names one (``recordings_dir`` = the catalogue's, see :func:`recordings_in`)."""
     clock = ScaledClock(reactor, scale, start=at)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db, **kw)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+    with contextlib.ExitStack() as stack:
+        if "recordings_dir" not in kw:
+            spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="ivr-recordings-"))
+            stack.enter_context(recordings_in(Path(spool)))
+            kw["recordings_dir"] = spool
+        server = AgiServer("127.0.0.1", 0, clock=clock, db=db, **kw)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
 
 
 async def call(server, flow="hotline", *, number="13800138002", name="王小明",
