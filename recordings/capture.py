@@ -267,7 +267,12 @@ class RecordingsComponent:
     async def start(self, service=None) -> None:
         catalog.configure(self.settings)
         await self._file_io(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
-        await self._replay(await self._file_io(self.journal.open))
+        try:
+            entries = await self._file_io(self.journal.open)
+        except OSError as exc:
+            raise RuntimeError(f"recordings journal {self.journal.path} cannot be opened ({exc}); "
+                               "set [recordings] journal to a writable file on a local disk") from None
+        await self._replay(entries)
         if self.gateway is None and service is not None:
             self.gateway = service.get("ami")
         if self.gateway is None:

@@ -98,8 +98,9 @@ class Journal:
     def compact(self) -> int:
         """Rewrite the file with only the facts of unsettled recordings (atomic rename);
         returns how many recordings are still owed."""
-        owed = unsettled(self.read())
-        keep = [e for e in self.read() if e["uid"] in owed]
+        entries = self.read()
+        owed = unsettled(entries)
+        keep = [e for e in entries if e["uid"] in owed]
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             for e in keep:
