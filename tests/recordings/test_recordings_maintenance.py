@@ -154,6 +154,11 @@ def test_verify_flags_rows_stuck_recording_and_unsafe_paths(db, tmp_path):
     assert [p.kind for p in report.problems] == ["unsafe_path"]
     report = maintenance.verify(db, s, now=T0 + dt.timedelta(days=2))
     assert sorted(p.kind for p in report.problems) == ["stale", "unsafe_path"]
+    # a voice message left 'recording' (as RECORD FILE failures left them) is reported at once
+    vm = db.call(lambda ses: catalog.start(ses, rel="voicemail/2026-01-10/voicemsg-2.2.wav", kind="voice_message",
+                                           uniqueid="2.2", started_at=T0, settings=s))
+    report = maintenance.verify(db, s, now=T0 + dt.timedelta(minutes=5))
+    assert sorted((p.kind, p.recording_id) for p in report.problems if p.kind != "unsafe_path") == [("stale", vm)]
 
 
 # -- purge ----------------------------------------------------------------------------------
