@@ -3,10 +3,9 @@ transaction, run off the event loop via ``Database.run``) and never blocks on
 anything but the database, except :func:`add_voice_message`, which fingerprints
 the (small) voice-message file in the caller's worker thread.
 
-Public hooks for other packages:
-``prepare_voice_message(path)`` (blocking, before RECORD FILE),
-``add_voice_message(session, *, path, uniqueid, caller_number, started_at, duration) -> id``
-and ``usable(session, id)`` (the IVR), and ``link_ticket(session, *, ticket_id, uniqueid=None, recording_id=None)``
+Other features get a :class:`Catalog` (the functions bound to the ``[recordings]``
+settings, built by the composition root): ``prepare_voice_message`` (blocking, before
+RECORD FILE), ``add_voice_message`` and ``usable`` (the IVR), and ``link_ticket``
 (complaints: a linked recording is kept with complaint retention).
 """
 from __future__ import annotations
@@ -28,25 +27,24 @@ from .wav import FileInfo, inspect_file
 
 log = logging.getLogger(__name__)
 
-_settings: Settings | None = None
 
+class Catalog:
+    """The catalogue's operations for other features, bound to one :class:`Settings`."""
 
-def configure(settings: Settings) -> None:
-    """Set the process-wide settings (the component and the CLI do this at start)."""
-    global _settings
-    _settings = settings
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
+    def prepare_voice_message(self, path: str) -> Path:
+        return prepare_voice_message(path, settings=self.settings)
 
-def current_settings() -> Settings:
-    """Configured settings, or the ones from the environment's config (``$CALLCENTER_CONFIG``)."""
-    global _settings
-    if _settings is None:
-        from callcenter.config import load_config
+    def add_voice_message(self, session, **kw: Any) -> int:
+        return add_voice_message(session, settings=self.settings, **kw)
 
-        from .settings import from_config
+    def usable(self, session, rec_id: int) -> bool:
+        return usable(session, rec_id)
 
-        _settings = from_config(load_config())
-    return _settings
+    def link_ticket(self, session, **kw: Any) -> list[int]:
+        return link_ticket(session, settings=self.settings, **kw)
 
 
 def as_utc(value: dt.datetime | float | int | None) -> dt.datetime | None:
@@ -125,12 +123,12 @@ class VoiceMessageUnavailable(OSError):
     """The directory a voice message is to be recorded into cannot be made ready."""
 
 
-def prepare_voice_message(path: str, settings: Settings | None = None) -> Path:
+def prepare_voice_message(path: str, settings: Settings) -> Path:
     """Make the directory of voice message ``path`` (Asterisk's name for it) exist before
     ``RECORD FILE``, which, unlike MixMonitor, creates no directory.  Missing levels are
     created with their parent's permission bits and group (so a setgid, group-writable
     tree stays writable for Asterisk); returns the directory.  Blocking."""
-    s = settings or current_settings()
+    s = settings
     fmt = s.format
     if not path.lower().endswith("." + fmt):
         path = f"{path}.{fmt}"
@@ -167,7 +165,7 @@ def prepare_voice_message(path: str, settings: Settings | None = None) -> Path:
 
 def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str | None = None,
                       started_at: dt.datetime | float, duration: float | None = None,
-                      settings: Settings | None = None) -> int:
+                      settings: Settings) -> int:
     """Catalogue a voice message recorded by the IVR (``RECORD FILE``); returns the recording id.
 
     ``path`` is the file Asterisk wrote, absolute (under ``spool_dir`` or the recordings
@@ -176,7 +174,7 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
     ``ready``, ``failed`` (empty or cut short) or ``missing`` (not in the directory).
     Whether the message can be acted on: :func:`usable`.
     """
-    s = settings or current_settings()
+    s = settings
     fmt = s.format
     if not path.lower().endswith("." + fmt):
         path = f"{path}.{fmt}"
@@ -203,10 +201,10 @@ def usable(session, rec_id: int) -> bool:
 
 
 def link_ticket(session, *, ticket_id: int, uniqueid: str | None = None,
-                recording_id: int | None = None, settings: Settings | None = None) -> list[int]:
+                recording_id: int | None = None, settings: Settings) -> list[int]:
     """Attach a complaint ticket to the recordings of a call; they get complaint retention
     (never shorter than what they had)."""
-    s = settings or current_settings()
+    s = settings
     q = select(Recording)
     if recording_id is not None:
         q = q.where(Recording.id == recording_id)

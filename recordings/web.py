@@ -1,4 +1,4 @@
-"""Controlled access to recordings over HTTP: ``RecordingsResource(service, authorize)``.
+"""Controlled access to recordings over HTTP: ``RecordingsResource(db, authorize, settings=...)``.
 
 Mounted by the web app at ``/recordings``:
 
@@ -123,11 +123,11 @@ class _FileSender:
 
 
 def _role(user: Any) -> str:
-    return getattr(user, "role", None) or (user.get("role") if isinstance(user, dict) else "") or ""
+    return user.role or ""
 
 
 def _username(user: Any) -> str:
-    return getattr(user, "username", None) or (user.get("username") if isinstance(user, dict) else "") or "?"
+    return user.username or "?"
 
 
 class RecordingsResource(Resource):
@@ -136,20 +136,11 @@ class RecordingsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, service, authorize: Callable[[Any], Any], *, settings=None):
+    def __init__(self, db, authorize: Callable[[Any], Any], *, settings):
         super().__init__()
-        self.service = service
         self.authorize = authorize
-        if settings is None:
-            comp = service.get("recordings") if hasattr(service, "get") else None
-            if comp is not None:
-                settings = comp.settings
-            else:
-                from .settings import from_config
-
-                settings = from_config(service.config)
         self.settings = settings
-        self.db = service.db
+        self.db = db
 
     # -- twisted.web entry points ----------------------------------------------------------
     def render_GET(self, request):

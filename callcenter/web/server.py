@@ -22,6 +22,8 @@ import jinja2
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 
+from callcenter.ports import AmiClient, LiveQueues, require_all
+
 from . import auth
 from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
@@ -56,7 +58,17 @@ def set_security_headers(request, *, cacheable: bool = False) -> None:
 
 
 class WebApp:
-    def __init__(self, service, *, clock=None, reactor=None, routes: list[Route] | None = None):
+    """The web application: routes, auth, pages and live feeds over its collaborators.
+
+    ``ami`` sends agents' queue actions and feeds screen pops; ``live`` (the queue-calls
+    tracker) feeds the wallboard; ``escalation`` (the complaints component, ``None``
+    when ``[complaints] enabled = false``) feeds deadline alerts; ``recordings`` is the
+    ``/recordings`` resource; ``domain`` (:class:`callcenter.domain.Domain`) the
+    complaints service and dialer API the handlers call.
+    """
+
+    def __init__(self, config, db, clock, *, ami: AmiClient, live: LiveQueues, domain: Any,
+                 escalation=None, recordings: Any = None, reactor=None, routes: list[Route] | None = None):
         from .routes import ROUTES
 
         if reactor is None:
@@ -65,10 +77,14 @@ class WebApp:
             reactor = _reactor
         from .sse import Broker
 
-        self.service = service
-        self.config = service.config
-        self.db = service.db
-        self.clock = clock or service.clock
+        require_all([(ami, AmiClient, "web ami"), (live, LiveQueues, "web live")])
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.ami = ami
+        self.live = live
+        self.escalation = escalation
+        self.domain = domain
         self.reactor = reactor
         self.routes = routes if routes is not None else ROUTES
         self.broker = Broker(reactor)
@@ -83,11 +99,17 @@ class WebApp:
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str,
                                                     "ensure_ascii": False}
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
-        self.recordings: Any = None
+        self.recordings = recordings
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
-        self.extensions: dict[str, Any] = {}   # live feeds (wallboard, screen pop) register here
+        from .complaint_alerts import ComplaintAlertsFeed
+        from .live import ScreenPop, WallboardFeed
+
+        self.wallboard = WallboardFeed(self, live, gateway=ami)
+        self.screenpop = ScreenPop(self, ami)
+        self.alerts = ComplaintAlertsFeed(self, escalation)
+        self.dialer_context: Any = None  # campaigns pages: built on first use from the config
 
     # -- helpers for handlers ---------------------------------------------------------------
     def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
@@ -246,6 +268,8 @@ class WebApp:
     async def close(self) -> None:
         """Stop taking work, end event streams, and wait for handlers in flight to finish."""
         self.closed = True
+        self.ami.unsubscribe(self.screenpop.on_ami)
+        self.alerts.close()
         self.broker.close()
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ivr_flows.models import IvrSession
 
-from .helpers import CLOSED, HOLIDAY, agi_server, call, recordings_in
+from .helpers import CLOSED, HOLIDAY, agi_server, call
 
 
 def sessions(db):
@@ -61,15 +61,9 @@ async def test_hangup_mid_menu_is_recorded(db):
     assert row.result == "hangup" and row.path[-1] == "main" and row.ended_at is not None
 
 
-@pytest.fixture
-def spool(tmp_path):
-    with recordings_in(tmp_path) as d:
-        yield d
-
-
 @pytest.mark.parametrize("at", [CLOSED, HOLIDAY])
-async def test_after_hours_voice_message(db, at, spool):
-    async with agi_server(db, at=at, recordings_dir=str(spool)) as server:
+async def test_after_hours_voice_message(db, at, tmp_path):
+    async with agi_server(db, at=at, spool=tmp_path) as server:
         _, caller = await call(server, keys=[(0.5, "1"), (1, "1"), (4, "#")])
     [(path, fmt, seconds)] = caller.recorded
     assert path.startswith(server.recordings_dir + "/voicemail/") and path.endswith(

@@ -18,7 +18,7 @@ from callcenter.clock import ScaledClock
 from callcenter.simulator import SimulatedPBX
 from ivr_flows.flow import flow_path, load_flow
 from ivr_flows.models import IvrSession
-from ivr_flows.server import AgiServer
+from tests import support
 
 from .helpers import OPEN
 
@@ -42,7 +42,7 @@ async def test_missing_menu_prompt_is_no_input_not_a_hang_up(db, tmp_path, caplo
     caplog.set_level(logging.WARNING)
     clock = ScaledClock(reactor, 50, start=OPEN)
     root = sounds(tmp_path)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db, sounds_dir=root)
+    server = support.agi_server(clock=clock, db=db, sounds_dir=root, recordings_dir=str(tmp_path / "rec"))
     await server.start()
     pbx = SimulatedPBX(clock, seed=2, spool_dir=tmp_path / "pbx", agi_port=server.port)
     pbx.sounds_dir = root

@@ -39,7 +39,7 @@ async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings
     """Start the service against a simulated PBX (spool ``tmp_path/pbx``); run ``callers``
     ((number, digits) after hours); return (pbx, sessions, recordings, tickets, contacts)."""
     from callcenter.complaints.models import ComplaintTicket
-    from callcenter.service import Service
+    from callcenter.app import build
     from callcenter.simulator import SimConfig, SimulatedPBX
     from dialer.models import Contact
     from ivr_flows.models import IvrSession
@@ -57,11 +57,11 @@ async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings
         "dialer": {"channel_template": "Local/{number}@sim-patient", "instance": "vm"},
         "web": {"host": "127.0.0.1", "port": 0},
     })
-    service = Service(cfg, clock=clock, db=db)
+    service = build(cfg, clock=clock, db=db)
     try:
         await service.start()
-        pbx.agi_port = service.get("agi").port
-        await service.get("ami").wait_connected(10)
+        pbx.agi_port = service.agi.port
+        await service.ami.wait_connected(10)
         calls = [pbx.inbound_call(n, "王小明", context="hotline", digits=d, digit_delay=1, patience=20)
                  for n, d in callers]
 
@@ -73,7 +73,7 @@ async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings
             got = await db.run(ended)
             return all(c.done for c in calls) and len(got) == len(calls) and all(got)
         await until(all_done, "every IVR session stored and ended")
-        await service.get("agi").writes.drained()
+        await service.agi.writes.drained()
 
         def snapshot(s):
             return ({r.uniqueid: r for r in s.scalars(select(IvrSession))},
