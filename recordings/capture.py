@@ -222,6 +222,7 @@ class RecordingsComponent:
         self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
         self._settled_since_compact = 0
         self._end_unknown: set[str] = set()
+        self._campaigns: dict[str, tuple[str, str | None]] = {}  # dialer campaign id -> (name, kind)
         self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
@@ -347,11 +348,17 @@ class RecordingsComponent:
 
     async def _start(self, cmd: Start) -> None:
         if cmd.campaign_id is not None:
-            try:
-                name, kind = await self.db.run(_campaign, cmd.campaign_id)
-            except Exception:  # noqa: BLE001 - no dialer tables: fall back to the id
-                log.warning("recordings: cannot look up campaign %s", cmd.campaign_id, exc_info=True)
-                name, kind = None, None
+            known = self._campaigns.get(cmd.campaign_id)  # a campaign's name never waits twice
+            if known is not None:
+                name, kind = known
+            else:
+                try:
+                    name, kind = await self.db.run(_campaign, cmd.campaign_id)
+                    if name is not None:
+                        self._campaigns[cmd.campaign_id] = (name, kind)
+                except Exception:  # noqa: BLE001 - no dialer tables / database down: the id stands in
+                    log.warning("recordings: cannot look up campaign %s", cmd.campaign_id, exc_info=True)
+                    name, kind = None, None
             name = name or f"campaign-{cmd.campaign_id}"
             if not self.settings.policy.record_campaign_call(name, cmd.uniqueid):
                 self.tracker.forget(cmd.uniqueid)
