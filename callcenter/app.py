@@ -20,7 +20,7 @@ from dialer.engine import Dialer, DialSettings
 from dialer.pacing import QueueCallsAgents
 from ivr_flows.server import AgiServer, IvrPorts
 from recordings.capture import RecordingsComponent
-from recordings.web import RecordingsResource
+from recordings.web import RecordingsHttp
 
 from . import runtime
 from .ami.gateway import AmiGateway
@@ -31,7 +31,7 @@ from .ports import AmiClient, require
 from .queuecalls.tracker import QueueCallsTracker
 from .store import Database
 from .web.component import WebComponent
-from .web.server import WebApp, authorize
+from .web.server import WebApp
 
 log = logging.getLogger("callcenter")
 
@@ -109,7 +109,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     web = None
     if config.web.enabled:
         app = WebApp(config, db, clock, ami=ami, live=queuecalls, escalation=escalation, domain=domain,
-                     recordings=RecordingsResource(db, authorize, settings=domain.recording_settings),
+                     recordings=RecordingsHttp(db, settings=domain.recording_settings),
                      reactor=reactor)
         web = WebComponent(app, host=config.web.host, port=config.web.port)
     parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]

@@ -19,13 +19,15 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import jinja2
-from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from callcenter.ports import AmiClient, LiveQueues, require_all
+from callcenter.store.models import audit
+from recordings.web import routes as recordings_routes
 
 from . import auth
-from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
+from .http import SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,9 @@ class WebApp:
         self.escalation = escalation
         self.domain = domain
         self.reactor = reactor
-        self.routes = routes if routes is not None else ROUTES
+        if routes is None:
+            routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else [])
+        self.routes = routes
         self.broker = Broker(reactor)
         self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
         self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
@@ -174,6 +178,8 @@ class WebApp:
         if isinstance(resp, SSE):
             self._start_sse(request, resp)
             return
+        if resp is STREAMED:
+            return
         self._write(request, resp)
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
@@ -200,6 +206,7 @@ class WebApp:
             else:
                 user = await self.current_user(request)
             if user is None:
+                await self._audit_refusal(route, req, "anonymous", "not logged in")
                 if route.kind == "page":
                     return redirect("/login?next=" + quote(req.path), 303)
                 resp = as_json({"error": "login required", "status": 401}, 401)
@@ -208,6 +215,7 @@ class WebApp:
             req.user = user
             req.lang = user.language if user.language in LANGUAGES else self.default_language()
             if user.role not in route.roles:
+                await self._audit_refusal(route, req, user.username, f"role {user.role!r}")
                 return self.error(req, 403, "error.forbidden")
         else:
             req.lang = self._anon_language(req)
@@ -218,6 +226,11 @@ class WebApp:
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
                     return self.error(req, 403, "error.csrf")
         return await route.handler(self, req)
+
+    async def _audit_refusal(self, route: Route, req: Req, who: str, reason: str) -> None:
+        if route.audit_as:
+            await self.db.run(lambda s: audit(s, who, f"{route.audit_as}.denied", route.audit_as,
+                                              req.path[:64], reason=reason, ip=req.remote))
 
     def _anon_language(self, req: Req) -> str:
         lang = req.args.get("lang") or req.cookies.get("cc_lang", "")
@@ -370,41 +383,6 @@ class _Leaf(Resource):
         return NOT_DONE_YET
 
 
-class _Mounted(Resource):
-    """A sub-application (recordings) behind our session check.
-
-    Loads the session, keeps it on the request for ``authorize(request)``, then
-    lets the mounted resource traverse and render the rest of the path.
-    """
-
-    isLeaf = True
-
-    def __init__(self, app: WebApp, inner: Resource):
-        super().__init__()
-        self.app = app
-        self.inner = inner
-
-    def render(self, request):
-        async def go():
-            try:
-                request.cc_user = await self.app.current_user(request)
-            except Exception:  # noqa: BLE001
-                log.exception("session lookup failed")
-                request.cc_user = None
-            set_security_headers(request)
-            if request.cc_user is None:
-                self.app._write(request, as_json({"error": "login required", "status": 401}, 401))
-                return
-            resource = getChildForRequest(self.inner, request)
-            body = resource.render(request)
-            if body is not NOT_DONE_YET and not request.finished:
-                request.write(body)
-                request.finish()
-
-        self.app.spawn(go())
-        return NOT_DONE_YET
-
-
 class _Root(Resource):
     def __init__(self, app: WebApp):
         super().__init__()
@@ -412,14 +390,8 @@ class _Root(Resource):
         self.leaf = _Leaf(app)
 
     def getChildWithDefault(self, name, request):
-        if name == b"recordings" and self.app.recordings is not None:
-            return _Mounted(self.app, self.app.recordings)
         return self.leaf
 
     def render(self, request):  # pragma: no cover - traversal always reaches the leaf
         return self.leaf.render(request)
 
-
-def authorize(request) -> auth.CurrentUser | None:
-    """For mounted sub-applications: the user whose session this request carries."""
-    return getattr(request, "cc_user", None)

@@ -102,14 +102,14 @@ async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, 
     (default: :class:`FakeAmi`) and complaint escalation (default: none)."""
     from twisted.internet import reactor
 
-    from callcenter.web.server import WebApp, authorize
-    from recordings.web import RecordingsResource
+    from callcenter.web.server import WebApp
+    from recordings.web import RecordingsHttp
     from tests import support
 
     d = support.domain(config, clock=clock or reactor)
     app = WebApp(config, db, clock or reactor, ami=gateway or FakeAmi(clock), live=queuecalls or FakeQueueCalls(),
                  domain=d, escalation=escalation, reactor=reactor,
-                 recordings=RecordingsResource(db, authorize, settings=d.recording_settings))
+                 recordings=RecordingsHttp(db, settings=d.recording_settings))
     web = WebComponent(app, host="127.0.0.1", port=0)
     await web.start()
     try:
