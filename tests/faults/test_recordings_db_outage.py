@@ -60,6 +60,7 @@ class LockedDatabase:
         return await self._db.run_blocking(fn, *args)
 
 
+@pytest.mark.postgres
 @pytest.mark.timeout(90)
 async def test_every_call_answered_during_a_90s_database_lock_is_recorded(db, tmp_path):
     clock = ScaledClock(reactor, 30.0)

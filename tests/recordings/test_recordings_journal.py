@@ -63,6 +63,7 @@ def test_fold_torn_line_and_bad_line(tmp_path):
         Journal(tmp_path / "k").read()
 
 
+@pytest.mark.postgres
 async def test_recording_started_while_the_database_is_down_is_catalogued_after_a_restart(db, tmp_path):
     s = Settings(directory=tmp_path / "rec", spool_dir=Path(SPOOL), finalize_delay=1.0)
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
