@@ -1,0 +1,118 @@
+"""Staffing plan: agents needed per queue and half hour from the forecast, with its back-test.
+
+:func:`plan` is pure (history intervals in, plan out); :func:`load_plan` runs the
+one GROUP BY query and the plan in a session (the web calls it via ``db.run``).
+
+The back-test repeats the forecast as of 1..``backtest_weeks`` weeks before the
+history's end (using only what was known then) and compares each week's
+forecast with what happened: WAPE = Σ|actual − forecast| ÷ Σ actual, MAPE =
+mean |actual − forecast| ÷ actual over half hours with calls (undefined
+without).  Past days also show the agents *seen answering* per half hour: the
+store has no agent log-in times, so that is the closest honest measure of the
+staff who were there.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from . import staffing
+from .forecast import SLOT_SECONDS, Calendar, Interval, NotEnoughHistory, forecast_queue, slot_label
+
+HISTORY_WEEKS = 8
+BACKTEST_WEEKS = 2
+PLAN_COLUMNS = ("queue", "day", "time", "forecast_calls", "aht_seconds", "agents_needed",
+                "expected_service_level")
+PAST_COLUMNS = ("queue", "day", "time", "actual_calls", "forecast_calls", "agents_needed_forecast",
+                "agents_needed_actual", "agents_seen_answering")
+ERROR_COLUMNS = ("time", "actual_calls", "forecast_calls", "wape", "mape")
+
+
+def _advice(calls: float, aht: float, target: float, goal: float) -> staffing.Advice:
+    """Erlang C for a half hour; fractional expected calls round up (≥1 agent when calls are expected)."""
+    return staffing.agents_needed(math.ceil(round(calls, 2)), SLOT_SECONDS, aht, target_seconds=target, goal=goal)
+
+
+def plan(history: list[Interval], cal: Calendar, *, end: dt.date, days: list[dt.date], target: float,
+         goal: float, history_weeks: int = HISTORY_WEEKS, backtest_weeks: int = BACKTEST_WEEKS) -> dict:
+    """The plan for ``days`` from ``history`` before ``end``; per-queue problems instead of guesses."""
+    queues = sorted({r.queue for r in history})
+    if not queues:
+        raise NotEnoughHistory(f"no inbound queue calls in the {history_weeks} weeks before {end}")
+    rows, problems, past, errors = [], {}, [], []
+    actual = {(r.queue, r.day, r.slot): r for r in history}
+    for q in queues:
+        try:
+            fc = forecast_queue(history, cal, first=end - dt.timedelta(weeks=history_weeks), end=end,
+                                days=days, queue=q)
+        except NotEnoughHistory as e:
+            problems[q] = str(e)
+            continue
+        for f in fc:
+            adv = _advice(f.calls, f.aht_seconds, target, goal)
+            rows.append({"queue": q, "day": f.day.isoformat(), "time": slot_label(f.slot),
+                         "forecast_calls": round(f.calls, 2), "aht_seconds": round(f.aht_seconds, 1),
+                         "agents_needed": adv.agents, "expected_service_level": round(adv.service_level, 3)})
+        for w in range(backtest_weeks, 0, -1):
+            origin = end - dt.timedelta(weeks=w)
+            week = [origin + dt.timedelta(days=i) for i in range(7)]
+            try:
+                bt = forecast_queue(history, cal, first=origin - dt.timedelta(weeks=history_weeks), end=origin,
+                                    days=week, queue=q)
+            except NotEnoughHistory:
+                continue  # not enough history as of then: that week is not back-tested
+            for f in bt:
+                a = actual.get((q, f.day, f.slot))
+                n = a.offered if a else 0
+                errors.append((f.slot, n, f.calls))
+                if w == 1:
+                    aht = (a.talk_seconds / a.talked) if a and a.talked else f.aht_seconds
+                    past.append({"queue": q, "day": f.day.isoformat(), "time": slot_label(f.slot),
+                                 "actual_calls": n, "forecast_calls": round(f.calls, 2),
+                                 "agents_needed_forecast": _advice(f.calls, f.aht_seconds, target, goal).agents,
+                                 "agents_needed_actual": _advice(n, aht, target, goal).agents,
+                                 "agents_seen_answering": a.agents_seen if a else 0})
+    if not rows:
+        raise NotEnoughHistory("; ".join(problems.values()))
+    return {"rows": rows, "columns": list(PLAN_COLUMNS), "problems": problems,
+            "backtest": backtest_summary(errors), "past": past, "past_columns": list(PAST_COLUMNS),
+            "target": target, "goal": goal, "history_weeks": history_weeks}
+
+
+def backtest_summary(errors: list[tuple[int, float, float]]) -> dict:
+    """WAPE/MAPE overall and per half hour of the day from (slot, actual, forecast) triples."""
+    by_slot: dict[int, list] = defaultdict(list)
+    for e in errors:
+        by_slot[e[0]].append(e)
+    per = []
+    for slot in sorted(by_slot):
+        a, f, w, m = _errors(by_slot[slot])
+        if a or f:
+            per.append({"time": slot_label(slot), "actual_calls": a, "forecast_calls": round(f, 1),
+                        "wape": w, "mape": m})
+    a, f, w, m = _errors(errors)
+    return {"intervals": len(errors), "actual_calls": a, "forecast_calls": round(f, 1), "wape": w,
+            "mape": m, "by_interval": per, "columns": list(ERROR_COLUMNS)}
+
+
+def _errors(errs) -> tuple[float, float, float | None, float | None]:
+    actual = sum(e[1] for e in errs)
+    fc = sum(e[2] for e in errs)
+    absdiff = sum(abs(e[1] - e[2]) for e in errs)
+    pct = [abs(e[1] - e[2]) / e[1] for e in errs if e[1] > 0]
+    return (actual, fc, round(absdiff / actual, 4) if actual else None,
+            round(sum(pct) / len(pct), 4) if pct else None)
+
+
+def load_plan(session, cal, *, tz: ZoneInfo, end: dt.date, days: list[dt.date], target: float, goal: float,
+              short_abandon: float) -> dict:
+    """Query the half-hour history before ``end`` and plan ``days`` (runs in one session)."""
+    from .queuecalls.history import half_hours
+
+    first = end - dt.timedelta(weeks=HISTORY_WEEKS + BACKTEST_WEEKS)
+    since = dt.datetime.combine(first, dt.time(), tz)
+    until = dt.datetime.combine(end, dt.time(), tz)
+    history = half_hours(session, since, until, tz, short_abandon=short_abandon)
+    return plan(history, cal, end=end, days=days, target=target, goal=goal)
