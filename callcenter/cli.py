@@ -19,6 +19,7 @@ from .config import ConfigError, load_config
 COMMAND_MODULES = [
     "callcenter.commands",
     "callcenter.queuecalls.cli",
+    "callcenter.staffing_plan_cli",
     "dialer.cli",
     "ivr_flows.cli",
     "callcenter.complaints.cli",

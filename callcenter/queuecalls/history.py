@@ -24,7 +24,7 @@ def inbound_calls():
 
 def _bucket(dialect: str):
     if dialect == "sqlite":
-        return cast(func.strftime("%s", QueueCall.entered_at), Integer) / SLOT_SECONDS
+        return cast(func.strftime("%s", QueueCall.entered_at), Integer) // SLOT_SECONDS  # integer division
     return func.floor(func.extract("epoch", QueueCall.entered_at) / SLOT_SECONDS)
 
 

@@ -121,6 +121,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "from the period's arrivals and handling times.",
                           "按本时段的来电量和处理时长计算，{target} 秒内接通 {goal} 所需的每小时坐席数。"),
     "rep.logged_in_now": ("Agents logged in now: {n}", "当前签入坐席：{n}"),
+    "rep.staffing-plan": ("Staffing plan, next 7 days (forecast + Erlang C)", "未来 7 天排班计划（预测 + Erlang C）"),
+    "rep.plan_note": ("Forecast inbound calls and agents needed per half hour from {first}, for {goal} of calls "
+                      "answered within {target} s.",
+                      "自 {first} 起每半小时的预测呼入量与所需坐席，目标：{goal} 的来电在 {target} 秒内接通。"),
+    "rep.plan_backtest": ("Back-test over the last weeks ({n} half hours): WAPE {wape}, MAPE {mape}.",
+                          "近几周回测（{n} 个半小时）：WAPE {wape}，MAPE {mape}。"),
+    "rep.plan_history": ("No plan: {why}", "无法生成计划：{why}"),
+    "rep.plan_left_out": ("Queue {queue} left out: {why}", "队列 {queue} 未纳入：{why}"),
+    "rep.plan_past": ("Last week: forecast, actual and agents seen answering", "上周：预测、实际与接听坐席"),
+    "rep.plan_seen_note": ("Agent log-in times are not stored; the agents who answered at least one call in "
+                           "the half hour are shown instead.",
+                           "系统未保存坐席签入时间；此处显示该半小时内至少接听过一通电话的坐席数。"),
     "rep.empty": ("No data for this period.", "该时段无数据。"),
     "rep.unavailable": ("Not available yet (that part of the system is not installed).",
                         "暂不可用（相关模块未安装）。"),
@@ -344,6 +356,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "opted_out": ("Opted out", "拒绝再联系"), "unreachable": ("Unreachable", "无法联系"),
     "expired": ("Expired", "已过期"), "attempts": ("Attempts", "拨打次数"),
     "attempts_per_contact": ("Attempts per contact", "人均拨打"), "survey_responses": ("Survey answers", "调查回复"),
+    "time": ("Time", "时间"), "forecast_calls": ("Forecast calls", "预测来电"),
+    "actual_calls": ("Actual calls", "实际来电"), "agents_needed_forecast": ("Agents needed (forecast)", "所需坐席（预测）"),
+    "agents_needed_actual": ("Agents needed (actual)", "所需坐席（实际）"),
+    "agents_seen_answering": ("Agents seen answering", "接听坐席"), "wape": ("WAPE", "WAPE"), "mape": ("MAPE", "MAPE"),
     "survey_score_avg": ("Survey score (avg)", "平均评分"), "progress": ("Progress", "进度"),
 }
 

@@ -8,9 +8,10 @@ from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
 from .params import date_arg
+from .staffing_plan_view import staffing_plan
 
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
-           "campaigns", "complaints", "staffing")
+           "campaigns", "complaints", "staffing", "staffing-plan")
 MAX_DAYS = 366
 MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
 
@@ -51,6 +52,9 @@ async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
                                 float(app.config.dialer.predictive_window_days))
     elif name == "complaints":
         rows = await app.db.run(data.complaint_deadlines, now)
+    elif name == "staffing-plan":  # the 7 days after `to`
+        out.update(await staffing_plan(app, end))
+        rows = out.pop("rows")
     else:
         calls = await app.db.run(data.queue_calls, t0, t1)
         if calls is None:

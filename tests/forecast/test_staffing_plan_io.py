@@ -1,0 +1,97 @@
+"""The staffing plan from stored queue calls: the SQL half-hour history, the CLI and the HTTP API,
+on SQLite and PostgreSQL.  History rows come from the seeded simulation (store-level fixture)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert
+from twisted.internet.task import Clock
+
+from callcenter.cli import main
+from callcenter.queuecalls.history import half_hours
+from callcenter.queuecalls.models import QueueCall
+
+from .simulated import simulate
+
+TZ = ZoneInfo("Asia/Shanghai")
+START = dt.date(2026, 11, 2)          # Monday
+END = START + dt.timedelta(weeks=3)   # 2026-11-23: plan 11-23 .. 11-29
+
+
+def store(db, intervals) -> None:
+    """Each simulated half hour as rows: n-1 answered + 1 long abandon (offered n), + 1 short abandon."""
+    rows = []
+    for iv in intervals:
+        t0 = dt.datetime.combine(iv.day, dt.time(iv.slot // 2, 30 * (iv.slot % 2)), TZ).astimezone(dt.timezone.utc)
+        for k in range(iv.offered + 1):
+            at = t0 + dt.timedelta(seconds=k * 1700 / (iv.offered + 1))
+            outcome, wait = ("answered", 10.0) if k < iv.offered - 1 else ("abandoned", 40.0 if k < iv.offered else 2.0)
+            ans = outcome == "answered"
+            rows.append({"uniqueid": f"{iv.queue}.{at.timestamp():.3f}", "queue": iv.queue, "leg": 1,
+                         "entered_at": at, "answered_at": at if ans else None, "ended_at": at,
+                         "wait_seconds": wait, "agent": f"PJSIP/{1000 + k % 4}" if ans else "",
+                         "talk_seconds": 180.0 if ans else None, "outcome": outcome, "within_target": ans})
+    db.call(lambda s: s.execute(insert(QueueCall), rows))
+
+
+@pytest.fixture
+def history(db):
+    sim = simulate(START, 21, base=60.0, seed=7)
+    store(db, sim)
+    return sim
+
+
+@pytest.mark.postgres
+def test_half_hour_history_is_grouped_in_sql_by_local_half_hour(db, history):
+    since = dt.datetime.combine(START, dt.time(), TZ)
+    got = db.call(half_hours, since, since + dt.timedelta(weeks=3), TZ, short_abandon=5.0)
+    assert {(r.day, r.slot): r.offered for r in got} == {(r.day, r.slot): r.offered for r in history}
+    one = max(got, key=lambda r: r.offered)
+    assert one.answered == one.offered - 1 and one.talk_seconds == 180.0 * one.answered
+    assert one.agents_seen == min(4, one.answered)
+
+
+@pytest.mark.postgres
+def test_cli_staffing_plan_json_and_table(db, config, history, capsys):
+    assert main(["report", "staffing-plan", "--since", END.isoformat(), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["day"] for r in out["rows"]} == {(END + dt.timedelta(days=i)).isoformat() for i in range(7)}
+    monday = {r["time"]: r for r in out["rows"] if r["day"] == END.isoformat()}
+    assert monday["09:00"]["agents_needed"] >= 2 and monday["02:00"]["agents_needed"] == 0
+    # ~2 calls per half hour: the Poisson noise alone gives a WAPE near 0.56 (docs/forecast.md)
+    assert out["backtest"]["intervals"] == 7 * 48 and 0.3 < out["backtest"]["wape"] < 0.8
+    assert main(["report", "staffing-plan", "--since", END.isoformat()]) == 0
+    text = capsys.readouterr().out
+    assert "Back-test" in text and "WAPE" in text and "agents_needed" in text
+
+
+@pytest.mark.postgres
+def test_cli_too_little_history_says_what_is_missing(db, config, capsys):
+    store(db, simulate(START, 9, base=60.0))
+    assert main(["report", "staffing-plan", "--since", (START + dt.timedelta(days=9)).isoformat()]) != 0
+    assert "9 days of history" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+async def test_http_staffing_plan_api_and_reports_page(db, config, history):
+    from tests.web.helpers import Client, FakeQueueCalls, add_users, running_web
+
+    clock = Clock()
+    clock.advance(dt.datetime.combine(END, dt.time(10), TZ).timestamp())  # Monday 10:00, plan from Tuesday
+    add_users(db)
+    async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls()) as web:
+        c = Client(web.port)
+        await c.login("sup1")
+        r = await c.get(f"/api/reports/staffing-plan?to={END.isoformat()}")
+        assert r.status == 200, r.text
+        body = r.json()
+        days = {row["day"] for row in body["rows"]}
+        assert min(days) == (END + dt.timedelta(days=1)).isoformat() and len(days) == 7
+        assert body["backtest"]["wape"] is not None and body["past"]
+        page = (await c.get(f"/reports?to={END.isoformat()}")).text
+        assert 'id="report-staffing-plan"' in page and 'id="plan-backtest"' in page and "WAPE" in page
+        r = await c.get(f"/api/reports/staffing-plan?to={(START + dt.timedelta(days=5)).isoformat()}")
+        assert r.status == 200 and "days of history" in r.json()["history_error"]
