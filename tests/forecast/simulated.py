@@ -43,3 +43,29 @@ def simulate(start: dt.date, days: int, *, base: float = 400.0, seed: int = 21, 
             if n:
                 out.append(Interval(queue, d, slot, n, n, AHT * n, n, min(n, 5)))
     return out
+
+
+def main() -> None:
+    """``python -m tests.forecast.simulated``: the back-test error and the error against the true rate
+    on simulated histories of 3-8 weeks and two volumes (figures quoted in docs/forecast.md)."""
+    from callcenter.complaints.workdays import WorkCalendar
+    from callcenter.forecast import forecast_queue
+    from callcenter.staffing_plan import plan
+
+    cal = WorkCalendar("CN", "Asia/Shanghai")
+    start = dt.date(2026, 11, 2)
+    print("base/day  weeks  backtest WAPE  MAPE   WAPE vs true rate (next week)")
+    for base in (60.0, 400.0):
+        for weeks in (3, 4, 8):
+            hist = simulate(start - dt.timedelta(weeks=weeks - 4), 7 * weeks, base=base, cal=cal)
+            end = start + dt.timedelta(weeks=4)
+            days = [end + dt.timedelta(days=i) for i in range(7)]
+            bt = plan(hist, cal, end=end, days=days, target=30.0, goal=0.8)["backtest"]
+            fc = forecast_queue(hist, cal, first=end - dt.timedelta(weeks=8), end=end, days=days, queue="general")
+            truth = sum(expected(f.day, f.slot, base, cal) for f in fc)
+            err = sum(abs(f.calls - expected(f.day, f.slot, base, cal)) for f in fc) / truth
+            print(f"{base:8.0f}  {weeks:5d}  {bt['wape']:13.3f}  {bt['mape']:.3f}  {err:.3f}")
+
+
+if __name__ == "__main__":
+    main()
