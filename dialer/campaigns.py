@@ -22,6 +22,7 @@ from sqlalchemy import String, and_, case, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import compliance
+from callcenter.errors import InvalidInput
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient, Treatment
@@ -35,8 +36,8 @@ MODES = ("progressive", "survey", "predictive")
 STATES = ("draft", "running", "paused")
 
 
-class CampaignError(ValueError):
-    pass
+class CampaignError(InvalidInput):
+    """A campaign definition or command that cannot be carried out as given."""
 
 
 @dataclass(frozen=True)

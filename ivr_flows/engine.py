@@ -23,6 +23,14 @@ from typing import Any, Callable, Generator
 from zoneinfo import ZoneInfo
 
 from .agi import Env, Reply, command, quote
+
+_CALLABLE = re.compile(r"\+?[0-9]{6,15}")
+
+
+def callable_number(number: str) -> bool:
+    """A number a callback can dial: digits (an optional leading +), 6-15 of them.  A withheld
+    caller ID arrives as "", "unknown", "anonymous", "Restricted", "+" or "0": none is."""
+    return bool(number) and _CALLABLE.fullmatch(number) is not None
 from .flow import Flow
 
 log = logging.getLogger(__name__)
@@ -378,6 +386,7 @@ class Engine:
         self.result = "voicemail"
         ids = yield Effect("voicemail", {
             "path": base + ".wav", "link": node.get("link", "complaint"), "started_at": started,
+            "callback_phone": self.caller_number if callable_number(self.caller_number) else "",
             "duration": max(0.0, self.now() - started), "endpos": reply.endpos or 0,
         })
         self.details.update(ids or {})
@@ -386,8 +395,31 @@ class Engine:
         return node["next"]
 
     def _n_callback(self, nid, node):
-        cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR")})
-        if cid is not None:
+        """Store a callback request for a number we can call: the caller ID, or (withheld)
+        one the caller keys in when ``ask_prompt`` is given.  Only a stored (or queued)
+        request is confirmed; otherwise ``unavailable_prompt`` says a callback is not
+        possible and the call goes on at ``unavailable`` (default ``next``)."""
+        phone = self.caller_number if callable_number(self.caller_number) else ""
+        if not phone and node.get("ask_prompt"):
+            retries = int(node.get("retries", 2))
+            for attempt in range(retries + 1):
+                got = (yield from self._get_data(node["ask_prompt"], float(node.get("timeout", 8)), 15)).rstrip("#")
+                if callable_number(got):
+                    phone = got
+                    self.details["callback_number"] = "entered"
+                    break
+                if attempt < retries and node.get("invalid_prompt"):
+                    yield from self._play_all(node["invalid_prompt"])
+        cid = None
+        if phone:
+            cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR"),
+                                            "phone": phone})
+        if cid is None:
+            self.result = "callback_unavailable" if phone else "callback_no_number"
+            if node.get("unavailable_prompt"):
+                yield from self._play_all(node["unavailable_prompt"])
+            return node.get("unavailable", node["next"])
+        if isinstance(cid, int):
             self.details["contact_id"] = cid
         self.result = "callback"
         if node.get("prompt"):

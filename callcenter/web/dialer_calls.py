@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from sqlalchemy import select
 
+from callcenter.errors import Conflict, Forbidden, NotFound
 from callcenter.store.models import audit
 
 from .http import BadRequest
@@ -143,12 +144,16 @@ def parse_outcome(form: dict) -> dict:
             "note": str(form.get("note") or "").strip()[:2000]}
 
 
-class NotYours(PermissionError):
-    pass
+class NotYours(Forbidden):
+    """The dial attempt is another agent's call."""
 
 
-class Closed(ValueError):
+class Closed(Conflict):
     """The contact already has its result (recorded, or given up): nothing more to record."""
+
+    def __init__(self, contact_id: int, outcome: str):
+        super().__init__(f"contact {contact_id} is closed (outcome {outcome})")
+        self.outcome = outcome
 
 
 OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
@@ -165,12 +170,12 @@ def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now:
 
     a = s.get(Attempt, fields["attempt_id"])
     if a is None:
-        raise LookupError(fields["attempt_id"])
+        raise NotFound(f"no dial attempt {fields['attempt_id']}")
     if popped_attempt != a.id and not (user.interface and a.agent_interface == user.interface):
-        raise NotYours(a.id)
+        raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
     if c.outcome not in OPEN_OUTCOMES:
-        raise Closed(c.outcome)
+        raise Closed(c.id, c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):

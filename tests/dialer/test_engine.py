@@ -273,10 +273,9 @@ async def test_not_connected_releases_the_attempt(db):
     clock.advance(T0)
     gw = FakeGateway(clock)
 
-    class AmiNotConnected(Exception):
-        pass
+    from callcenter.ami.gateway import AmiNotSent
 
-    gw.fail_with = AmiNotConnected("AMI not connected to 127.0.0.1:5038")
+    gw.fail_with = AmiNotSent("AMI not connected to 127.0.0.1:5038")   # typed: no message matching
     d = make(db, clock, gw)
     await d.start()
     await d.run_once()
