@@ -146,6 +146,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "reply_timeout": Key(float, 120.0, check=_positive,
                              help="s Asterisk may take to answer one AGI command (plus the "
                                   "command's own timeout, e.g. GET DATA, RECORD FILE)"),
+        "sounds_dir": Key(str, "", help="Asterisk's sounds directory, when readable here: the flows' "
+                          "prompt files are checked at start (missing ones logged)"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),
@@ -206,6 +208,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
         "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
         "finalize_attempts": Key(int, 5, check=_positive),
+        "journal": Key(str, "", help="capture's durable journal on a local disk (MixMonitor never waits "
+                       "for the database); default <directory>.journal"),
     },
     "dialer": {  # outbound campaigns (dialer/); times in the hospital's timezone
         "enabled": Key(bool, True, help="run the dialer component in serve/demo"),
