@@ -10,8 +10,8 @@ few thousand group rows, not the calls:
 * :func:`grouped` counts per (queue, local day, local hour), per agent, ... with the
   definitions of :mod:`.stats`.  The 90th percentile is nearest rank (``stats.percentile``):
   PostgreSQL ``percentile_disc(0.9)`` over ``GROUPING SETS``; SQLite has no ordered-set
-  aggregate, so each fine group hands back its waits packed as doubles (an aggregate
-  registered on the connection) and the sets are folded here.
+  aggregate, so each fine group hands back its waits (``group_concat``, exact to the
+  bit) and an aggregate registered on the connection takes the percentile per set.
 * Local hours and days are the hospital's: ``AT TIME ZONE`` on PostgreSQL; on SQLite
   (UTC text) a shift by the zone's UTC offset, a CASE over the offset changes in the
   period, so DST days are right too.
@@ -24,6 +24,8 @@ from __future__ import annotations
 import array
 import datetime as dt
 import math
+import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
@@ -123,41 +125,63 @@ def _as_dt(v: Any) -> dt.datetime | None:
 
 # --- grouped counters ---------------------------------------------------------------------------
 
-class _Waits:
-    """SQLite aggregate: the group's non-null waits packed as doubles (a fine group's share)."""
-
-    __slots__ = ("a",)
-
-    def __init__(self) -> None:
-        self.a = array.array("d")
-
-    def step(self, w: float | None) -> None:
-        if w is not None:
-            self.a.append(w)
-
-    def finalize(self) -> bytes:
-        return self.a.tobytes()
-
-
 class _P90:
-    """SQLite aggregate over packed waits: their nearest-rank 90th percentile."""
+    """SQLite aggregate over fine groups' waits (``group_concat`` text): their nearest-rank p90."""
 
     __slots__ = ("a",)
 
     def __init__(self) -> None:
         self.a = array.array("d")
 
-    def step(self, packed: bytes | None) -> None:
+    def step(self, packed: str | None) -> None:
         if packed:
-            self.a.frombytes(packed)
+            self.a.extend(map(float, packed.split(",")))
 
     def finalize(self) -> float | None:
-        return stats.percentile(sorted(self.a), 90)
+        n = len(self.a)
+        if not n:
+            return None
+        # sorted in runs, so no single C call holds the GIL (and the web's event loop) for long
+        runs = [sorted(self.a[i:i + RUN]) for i in range(0, n, RUN)]
+        return kth_smallest(runs, max(1, math.ceil(90 / 100 * n)))  # stats.percentile's rank
+
+
+RUN = 32768
+
+
+def _key(x: float) -> int:
+    """A float's bits as an integer in the floats' order (negative values flipped)."""
+    (i,) = struct.unpack(">Q", struct.pack(">d", x))
+    return (i ^ 0xFFFFFFFFFFFFFFFF) if i >> 63 else (i | 1 << 63)
+
+
+def _float(k: int) -> float:
+    i = (k & ~(1 << 63)) if k >> 63 else (k ^ 0xFFFFFFFFFFFFFFFF)
+    return struct.unpack(">d", struct.pack(">Q", i))[0]
+
+
+def kth_smallest(runs: list[list[float]], k: int) -> float:
+    """The ``k``-th smallest (1-based) of several ascending runs, exactly: a bisection over the
+    floats' bit patterns, counting with ``bisect`` in each run (64 steps, no merge)."""
+    lo = min(_key(r[0]) for r in runs if r)
+    hi = max(_key(r[-1]) for r in runs if r)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        x = _float(mid)
+        if sum(bisect_right(r, x) for r in runs) >= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return _float(lo)
+
+
+def _packed(known: ColumnElement, w: ColumnElement) -> ColumnElement:
+    """A group's waits as text, in C: ``%!.17g`` (17 digits) reads back as the very same double."""
+    return func.group_concat(case((and_(known, w.is_not(None)), func.printf("%!.17g", w))))
 
 
 def _register_aggregates(session: Session) -> None:
     conn = session.connection().connection.driver_connection
-    conn.create_aggregate("cc_waits", 1, _Waits)
     conn.create_aggregate("cc_p90", 1, _P90)
 
 
@@ -263,7 +287,7 @@ def grouped(session: Session, src: Subquery, keys: dict[str, ColumnElement],
         return _nonempty(out)
     _register_aggregates(session)
     fine = select(*[keys[k].label(k) for k in names], *[v.label(k) for k, v in aggs.items()],
-                  func.cc_waits(case((known, c.wait_seconds))).label("packed")).select_from(src)
+                  _packed(known, c.wait_seconds).label("packed")).select_from(src)
     if where is not None:
         fine = fine.where(where)
     if names:
@@ -323,19 +347,23 @@ class PeriodFigures:
     by_day: dict[str, Group]
 
 
+PARTS = ("whole", "queue", "hour", "day")
+
+
 def period_figures(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo,
                    *, target: float, short_abandon: float, queue: str | None = None,
-                   extras: bool = False) -> PeriodFigures:
-    """Per queue, per local hour of day, per local day and for the whole period."""
+                   extras: bool = False, parts: Sequence[str] = PARTS) -> PeriodFigures:
+    """Per queue, per local hour of day, per local day and for the whole period (those in
+    ``parts``; the others stay empty), from one scan."""
     src = period_calls(since, until, queue)
     hour, day = local_hour_day(session, src, tz, since, until)
-    sets = [(), ("queue",), ("hour",), ("day",)]
-    g = grouped(session, src, {"queue": src.c.queue, "hour": hour, "day": day}, sets,
-                target=target, short_abandon=short_abandon, extras=extras)
-    whole = g[()].get(()) or Group()
-    return PeriodFigures(whole, {k[0]: v for k, v in g[("queue",)].items()},
-                         {int(k[0]): v for k, v in g[("hour",)].items()},
-                         {str(k[0]): v for k, v in g[("day",)].items()})
+    keys = {k: v for k, v in (("queue", src.c.queue), ("hour", hour), ("day", day)) if k in parts}
+    sets = [(k,) if k != "whole" else () for k in PARTS if k in parts]
+    g = grouped(session, src, keys, sets, target=target, short_abandon=short_abandon, extras=extras)
+    whole = g.get((), {}).get(()) or Group()
+    return PeriodFigures(whole, {k[0]: v for k, v in g.get(("queue",), {}).items()},
+                         {int(k[0]): v for k, v in g.get(("hour",), {}).items()},
+                         {str(k[0]): v for k, v in g.get(("day",), {}).items()})
 
 
 def by_agent(session: Session, src: Subquery, *, target: float, short_abandon: float) -> dict[str, Group]:
