@@ -148,6 +148,8 @@ class AmiMessage(PanoMessage):
     def _id_headers(self) -> tuple[str | None, str | None, bool]:
         """(CommandID, ActionID, unique): one pass, cached; not unique -> ask the mapping."""
         ids = self.__dict__["_ids"]
+        if ids is None and self.raw.has_id is False:
+            ids = self.__dict__["_ids"] = (None, None, True)
         if ids is None:
             cid = aid = None
             unique = True
@@ -179,9 +181,8 @@ class AmiMessage(PanoMessage):
 
     def __getitem__(self, key):
         hs = self.raw.headers
-        if key == "event" and hs and hs[0][0] == "Event" and self.__dict__["_built"] is None \
-                and not any(len(n) == 5 and n.lower() == "event" for n, _ in hs[1:]):
-            return hs[0][1]
+        if key == "event" and hs and hs[0][0] == "Event" and self.__dict__["_built"] is None:
+            return hs[0][1]  # the first Event: (a repeated one would be a list panoramisk cannot .lower())
         return super().__getitem__(key)
 
 

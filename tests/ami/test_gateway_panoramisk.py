@@ -192,3 +192,13 @@ def test_events_reach_panoramisk_without_a_copy_of_their_headers():
         if raw.headers[0][0] == "Event" and len(raw.getall("ActionID")) <= 1:
             assert lazy.__dict__["_built"] is None, raw  # nothing copied for an event
         assert dict(lazy.items()) == dict(want.items()) and lazy.get("Uniqueid") == want.get("Uniqueid")
+
+
+def test_parser_marks_messages_without_an_action_id():
+    p = Parser()
+    a, b, c = p.feed(b"Event: Newexten\r\nUniqueid: 1.1\r\n\r\n"
+                     b"Event: QueueEntry\r\nactionID: qs-1\r\n\r\n"
+                     b"Response: Success\r\nCommandID: c-1\r\n\r\n")
+    assert (a.has_id, b.has_id, c.has_id) == (False, True, True)
+    assert AmiMessage(a).id is None and AmiMessage(b).id == "qs-1" and AmiMessage(c).id == "c-1"
+    assert Message([("ActionID", "x")]).has_id is None and AmiMessage(Message([("ActionID", "x")])).id == "x"
