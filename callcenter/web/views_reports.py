@@ -120,8 +120,7 @@ async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date
         results.update(await app.db.run(queue_reports, queue_names, t0, t1, tz=tz, target=target, short=short,
                                         days=(end - start).days + 1, goal=goal, page=page, per_page=per_page))
     if "staffing" in results:
-        feed = app.extensions.get("wallboard")
-        board = feed._live() if feed is not None else None
+        board = app.wallboard._live()
         logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
         results["staffing"]["agents_logged_in"] = len(logged) if board is not None else None
     for name in names:
