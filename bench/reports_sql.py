@@ -210,16 +210,20 @@ class _Clock:
 async def web_round(db: Database, start: dt.date, end: dt.date, since, until, flip: bool) -> dict:
     """The hourly API and the /reports page handlers on an asyncio loop, as the web app runs them;
     a 5 ms ticker on the loop records the longest it was kept waiting."""
+    from twisted.internet import reactor
+
     from callcenter.config import load_config
-    from callcenter.service import Service
     from callcenter.web import views_reports
     from callcenter.web.auth import CurrentUser
     from callcenter.web.http import Req
     from callcenter.web.server import WebApp
+    from tests import support
+    from tests.web.helpers import FakeAmi, FakeQueueCalls
 
     config = load_config(None, env={"CALLCENTER_DATABASE_URL": db.url})
     clock = _Clock(until.timestamp())
-    app = WebApp(Service(config, clock=clock, db=db, factories=[]), clock=clock, reactor=object())
+    app = WebApp(config, db, clock, ami=FakeAmi(clock), live=FakeQueueCalls(),
+                 domain=support.domain(config, clock=clock), reactor=reactor)
     user = CurrentUser(1, "sup", "Sup", "supervisor", "", "en", 1, "csrf")
     q = {"from": start.isoformat(), "to": end.isoformat()}
     out: dict[str, float] = {}
