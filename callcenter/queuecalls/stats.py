@@ -19,13 +19,10 @@ Definitions (DESIGN "Vocabulary"; the issue's reconciliation with ``queue show``
 """
 from __future__ import annotations
 
-import datetime as dt
 import math
 from bisect import bisect_left, insort
-from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
-from zoneinfo import ZoneInfo
+from typing import Any, Iterable
 
 ANSWERED = ("answered", "transferred")
 UNANSWERED = ("abandoned", "timeout", "redirected")
@@ -157,41 +154,3 @@ def _ratio(a: int, b: int) -> float | None:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
-
-
-def _as_local(v: Any, tz: ZoneInfo) -> dt.datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return dt.datetime.fromtimestamp(v, tz)
-    if v.tzinfo is None:
-        v = v.replace(tzinfo=dt.timezone.utc)
-    return v.astimezone(tz)
-
-
-def group_by(calls: Iterable[Any], key: Callable[[Any], Any], answer_target: float = 30.0,
-             short_abandon: float = 5.0) -> list[dict[str, Any]]:
-    groups: dict[Any, list] = defaultdict(list)
-    for r in calls:
-        k = key(r)
-        if k is not None:
-            groups[k].append(r)
-    return [{"key": k, **summarize(v, answer_target, short_abandon)}
-            for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))]
-
-
-def breakdowns(calls: list[Any], answer_target: float, short_abandon: float,
-               tz: ZoneInfo) -> dict[str, list[dict[str, Any]]]:
-    """Per queue, per agent (answered calls), per local hour of day and per local day."""
-    def local(r):
-        return _as_local(_get(r, "entered_at"), tz)
-
-    return {
-        "queue": group_by(calls, lambda r: _get(r, "queue"), answer_target, short_abandon),
-        "agent": group_by([r for r in calls if _get(r, "outcome") in ANSWERED],
-                          lambda r: _get(r, "agent") or None, answer_target, short_abandon),
-        "hour": group_by(calls, lambda r: (local(r).strftime("%H:00") if local(r) else None),
-                         answer_target, short_abandon),
-        "day": group_by(calls, lambda r: (local(r).date().isoformat() if local(r) else None),
-                        answer_target, short_abandon),
-    }
