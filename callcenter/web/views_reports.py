@@ -15,7 +15,7 @@ from callcenter.queuecalls import report_queries as rq
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
-from .params import date_arg
+from .params import MAX_OFFSET, date_arg, int_arg
 
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
            "campaigns", "complaints", "staffing")
@@ -51,17 +51,8 @@ def _in_range(name: str, d: dt.date) -> None:
 
 def paging(req: Req) -> tuple[int, int]:
     """(page >= 1, per_page 1..MAX_PER_PAGE) of the abandoned-call list."""
-    out = []
-    for name, default, top in (("page", 1, None), ("per_page", PER_PAGE, MAX_PER_PAGE)):
-        raw = req.arg(name)
-        try:
-            v = int(raw) if raw else default
-        except ValueError:
-            raise BadRequest(f"{name}: not a whole number: {raw!r}") from None
-        if v < 1 or (top is not None and v > top):
-            raise BadRequest(f"{name}: must be 1..{top}" if top else f"{name}: must be at least 1")
-        out.append(v)
-    return out[0], out[1]
+    per_page = int_arg(req.args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+    return int_arg(req.args, "page", 1, 1, MAX_OFFSET // per_page), per_page
 
 
 def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *, tz: ZoneInfo, target: float,

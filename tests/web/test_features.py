@@ -257,6 +257,12 @@ async def test_reports_api_csv_and_chart(config, db):
         r = await c.get("/api/reports/agents?from=2026-13-01")
         assert r.status == 400 and "from" in r.json()["error"]
         assert (await c.get("/reports")).status == 200
+        for bad in ("page=0", "page=x", "per_page=0", "per_page=1001", "page=999999999999"):
+            r = await c.get(f"/api/reports/abandoned?{bad}")
+            assert r.status == 400 and bad.split("=")[0] in r.json()["error"], bad
+        r = await c.get("/api/reports/abandoned?page=2&per_page=10")
+        assert r.status == 200 and (r.json()["total"], r.json()["page"], r.json()["per_page"]) == (0, 2, 10)
+        assert (await c.get("/reports?page=x")).status == 400
 
 
 async def test_report_column_headings_follow_the_language(config, db):
