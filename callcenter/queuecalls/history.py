@@ -13,38 +13,38 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Integer, and_, case, cast, distinct, func, select
 
 from ..forecast import SLOT_SECONDS, Interval
-from .models import QueueCall
+from .report_queries import period_calls
 from .stats import ANSWERED, UNANSWERED
 
 
-def inbound_calls():
-    """The calls that count for service level, forecast and staffing: inbound queue calls."""
-    return select().select_from(QueueCall)  # + .where(QueueCall.direction == "inbound") once stored
+def inbound_calls(since: dt.datetime, until: dt.datetime):
+    """The calls that count for service level, forecast and staffing: the reports' own period
+    query (one place for an inbound-only filter: ``report_queries.period_calls``)."""
+    return period_calls(since, until)
 
 
-def _bucket(dialect: str):
+def _bucket(dialect: str, entered_at):
     if dialect == "sqlite":
-        return cast(func.strftime("%s", QueueCall.entered_at), Integer) // SLOT_SECONDS  # integer division
-    return func.floor(func.extract("epoch", QueueCall.entered_at) / SLOT_SECONDS)
+        return cast(func.strftime("%s", entered_at), Integer) // SLOT_SECONDS  # integer division
+    return func.floor(func.extract("epoch", entered_at) / SLOT_SECONDS)
 
 
 def half_hours(session, since: dt.datetime, until: dt.datetime, tz: ZoneInfo, *,
                short_abandon: float) -> list[Interval]:
     """Per queue and local half hour in [since, until): offered, answered, talk time, agents seen."""
-    answered = QueueCall.outcome.in_(ANSWERED)
-    talked = and_(answered, QueueCall.talk_seconds.is_not(None))
-    known = QueueCall.outcome.in_(ANSWERED + UNANSWERED)
-    short = and_(QueueCall.outcome == "abandoned", QueueCall.wait_seconds < short_abandon)
-    bucket = _bucket(session.get_bind().dialect.name).label("bucket")
-    q = (inbound_calls()
-         .add_columns(QueueCall.queue, bucket,
-                      func.sum(case((known, 1), else_=0)) - func.sum(case((short, 1), else_=0)),
-                      func.sum(case((answered, 1), else_=0)),
-                      func.sum(case((talked, QueueCall.talk_seconds), else_=0.0)),
-                      func.sum(case((talked, 1), else_=0)),
-                      func.count(distinct(case((and_(answered, QueueCall.agent != ""), QueueCall.agent)))))
-         .where(QueueCall.entered_at >= _naive_utc(since), QueueCall.entered_at < _naive_utc(until))
-         .group_by(QueueCall.queue, bucket))
+    c = inbound_calls(since, until).c
+    answered = c.outcome.in_(ANSWERED)
+    talked = and_(answered, c.talk_seconds.is_not(None))
+    known = c.outcome.in_(ANSWERED + UNANSWERED)
+    short = and_(c.outcome == "abandoned", c.wait_seconds < short_abandon)
+    bucket = _bucket(session.get_bind().dialect.name, c.entered_at).label("bucket")
+    q = (select(c.queue, bucket,
+                func.sum(case((known, 1), else_=0)) - func.sum(case((short, 1), else_=0)),
+                func.sum(case((answered, 1), else_=0)),
+                func.sum(case((talked, c.talk_seconds), else_=0.0)),
+                func.sum(case((talked, 1), else_=0)),
+                func.count(distinct(case((and_(answered, c.agent != ""), c.agent)))))
+         .group_by(c.queue, bucket))
     out = []
     for queue, b, offered, ans, talk, n_talk, agents in session.execute(q):
         local = dt.datetime.fromtimestamp(int(b) * SLOT_SECONDS, tz)
@@ -54,8 +54,3 @@ def half_hours(session, since: dt.datetime, until: dt.datetime, tz: ZoneInfo, *,
         out.append(Interval(queue, local.date(), local.hour * 2 + local.minute // 30, int(offered or 0),
                             int(ans or 0), float(talk or 0.0), int(n_talk or 0), int(agents or 0)))
     return out
-
-
-def _naive_utc(t: dt.datetime) -> dt.datetime:
-    """Stored times are naive UTC (SQLite) / timestamp without time zone (PostgreSQL)."""
-    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
