@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from . import staffing
 from .forecast import SLOT_SECONDS, Calendar, Interval, NotEnoughHistory, forecast_queue, slot_label
+from .queuecalls.history import half_hours
 
 HISTORY_WEEKS = 8
 BACKTEST_WEEKS = 2
@@ -109,8 +110,6 @@ def _errors(errs) -> tuple[float, float, float | None, float | None]:
 def load_plan(session, cal, *, tz: ZoneInfo, end: dt.date, days: list[dt.date], target: float, goal: float,
               short_abandon: float) -> dict:
     """Query the half-hour history before ``end`` and plan ``days`` (runs in one session)."""
-    from .queuecalls.history import half_hours
-
     first = end - dt.timedelta(weeks=HISTORY_WEEKS + BACKTEST_WEEKS)
     since = dt.datetime.combine(first, dt.time(), tz)
     until = dt.datetime.combine(end, dt.time(), tz)

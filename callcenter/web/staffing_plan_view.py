@@ -23,3 +23,47 @@ async def staffing_plan(app, end: dt.date) -> dict:
                                 short_abandon=float(h.short_abandon_seconds))
     except NotEnoughHistory as e:
         return {"rows": [], "columns": [], "history_error": str(e)}
+
+
+COLOURS = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828")
+
+
+def plan_svg(rows: list[dict], *, title: str, width: int = 720, height: int = 220) -> str:
+    """Agents needed per half hour over the plan's days, one step line per queue (standalone SVG)."""
+    from xml.sax.saxutils import escape
+
+    if not rows:
+        return ""
+    left, bottom, top, right = 36, 34, 28, 10
+    plot_w, plot_h = width - left - right, height - top - bottom
+    days = sorted({r["day"] for r in rows})
+    queues = sorted({r["queue"] for r in rows})
+    peak = max(r["agents_needed"] for r in rows) or 1
+    step = plot_w / (len(days) * 48)
+
+    def x(r) -> float:
+        h, m = r["time"].split(":")
+        return left + (days.index(r["day"]) * 48 + int(h) * 2 + int(m) // 30) * step
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{escape(title)}" class="chart" id="plan-chart">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="{left}" y="16" font-size="13" fill="#222">{escape(title)}</text>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
+             f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end" fill="#555">{peak}</text>',
+             f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end" fill="#555">0</text>']
+    for i, d in enumerate(days):
+        parts.append(f'<text x="{left + (i * 48 + 24) * step:.1f}" y="{top + plot_h + 14}" font-size="11" '
+                     f'text-anchor="middle" fill="#333">{escape(d[5:])}</text>')
+    for qi, q in enumerate(queues):
+        colour = COLOURS[qi % len(COLOURS)]
+        pts = []
+        for r in sorted((r for r in rows if r["queue"] == q), key=x):
+            y = top + plot_h - plot_h * r["agents_needed"] / peak
+            pts += [f"{x(r):.1f},{y:.1f}", f"{x(r) + step:.1f},{y:.1f}"]
+        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                     f'<title>{escape(q)}</title></polyline>')
+        parts.append(f'<text x="{left + 8 + qi * 120}" y="{height - 4}" font-size="11" fill="{colour}">'
+                     f'{escape(q)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

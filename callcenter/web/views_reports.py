@@ -16,7 +16,7 @@ from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
-from .staffing_plan_view import staffing_plan
+from .staffing_plan_view import plan_svg, staffing_plan
 
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
            "campaigns", "complaints", "staffing", "staffing-plan")
@@ -151,8 +151,9 @@ async def reports_page(app, req: Req) -> Response:
             chart = reports.histogram_svg(dist["rows"], target=target, title=t(req.lang, "rep.answer-times"),
                                           answered_label=t(req.lang, "wb.answered"),
                                           abandoned_label=t(req.lang, "wb.abandoned"))
+        plan_chart = plan_svg(results["staffing-plan"]["rows"], title=t(req.lang, "rep.plan_chart"))
         return app.render(req, "reports.html", results=results, names=REPORTS, chart=chart,
-                          start=start.isoformat(), end=end.isoformat())
+                          plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat())
 
     return await app.db.run_blocking(render)
 

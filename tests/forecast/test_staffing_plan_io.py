@@ -93,5 +93,6 @@ async def test_http_staffing_plan_api_and_reports_page(db, config, history):
         assert body["backtest"]["wape"] is not None and body["past"]
         page = (await c.get(f"/reports?to={END.isoformat()}")).text
         assert 'id="report-staffing-plan"' in page and 'id="plan-backtest"' in page and "WAPE" in page
+        assert 'id="plan-chart"' in page and "<polyline" in page
         r = await c.get(f"/api/reports/staffing-plan?to={(START + dt.timedelta(days=5)).isoformat()}")
         assert r.status == 200 and "days of history" in r.json()["history_error"]
