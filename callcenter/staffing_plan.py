@@ -108,10 +108,10 @@ def _errors(errs) -> tuple[float, float, float | None, float | None]:
 
 
 def load_plan(session, cal, *, tz: ZoneInfo, end: dt.date, days: list[dt.date], target: float, goal: float,
-              short_abandon: float) -> dict:
+              short_abandon: float, queue: str | None = None) -> dict:
     """Query the half-hour history before ``end`` and plan ``days`` (runs in one session)."""
     first = end - dt.timedelta(weeks=HISTORY_WEEKS + BACKTEST_WEEKS)
     since = dt.datetime.combine(first, dt.time(), tz)
     until = dt.datetime.combine(end, dt.time(), tz)
-    history = half_hours(session, since, until, tz, short_abandon=short_abandon)
+    history = half_hours(session, since, until, tz, short_abandon=short_abandon, queue=queue)
     return plan(history, cal, end=end, days=days, target=target, goal=goal)

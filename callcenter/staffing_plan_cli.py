@@ -17,9 +17,10 @@ from .reports_cli import add_report, emit, iter_sections, period
 
 
 def register(sub, common) -> None:
-    add_report(sub, common, "staffing-plan",
-               help="forecast and Erlang C agents needed per queue and half hour (next 7 days), with back-test",
-               func=cmd_staffing_plan)
+    p = add_report(sub, common, "staffing-plan",
+                   help="forecast and Erlang C agents needed per queue and half hour (next 7 days), with back-test",
+                   func=cmd_staffing_plan)
+    p.add_argument("--queue", metavar="Q", help="only this queue")
 
 
 def plan_days(since: dt.datetime | None, until: dt.datetime | None, today: dt.date) -> list[dt.date]:
@@ -50,7 +51,8 @@ def cmd_staffing_plan(args, config) -> int:
         result = db.call(lambda s: load_plan(s, cal, tz=tz, end=end, days=days,
                                              target=float(h.answer_target_seconds),
                                              goal=float(config.web.staffing_goal),
-                                             short_abandon=float(h.short_abandon_seconds)))
+                                             short_abandon=float(h.short_abandon_seconds),
+                                             queue=args.queue))
     except NotEnoughHistory as e:
         raise UserError(f"staffing plan: not enough history: {e}") from None
     finally:

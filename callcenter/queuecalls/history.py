@@ -17,10 +17,10 @@ from .report_queries import period_calls
 from .stats import ANSWERED, UNANSWERED
 
 
-def inbound_calls(since: dt.datetime, until: dt.datetime):
+def inbound_calls(since: dt.datetime, until: dt.datetime, queue: str | None = None):
     """The calls that count for service level, forecast and staffing: the reports' own period
     query (one place for an inbound-only filter: ``report_queries.period_calls``)."""
-    return period_calls(since, until)
+    return period_calls(since, until, queue)
 
 
 def _bucket(dialect: str, entered_at):
@@ -30,9 +30,9 @@ def _bucket(dialect: str, entered_at):
 
 
 def half_hours(session, since: dt.datetime, until: dt.datetime, tz: ZoneInfo, *,
-               short_abandon: float) -> list[Interval]:
+               short_abandon: float, queue: str | None = None) -> list[Interval]:
     """Per queue and local half hour in [since, until): offered, answered, talk time, agents seen."""
-    c = inbound_calls(since, until).c
+    c = inbound_calls(since, until, queue).c
     answered = c.outcome.in_(ANSWERED)
     talked = and_(answered, c.talk_seconds.is_not(None))
     known = c.outcome.in_(ANSWERED + UNANSWERED)

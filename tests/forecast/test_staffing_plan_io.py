@@ -66,6 +66,8 @@ def test_cli_staffing_plan_json_and_table(db, config, history, capsys):
     assert main(["report", "staffing-plan", "--since", END.isoformat()]) == 0
     text = capsys.readouterr().out
     assert "Back-test" in text and "WAPE" in text and "agents_needed" in text
+    assert main(["report", "staffing-plan", "--since", END.isoformat(), "--queue", "nope"]) != 0
+    assert "no inbound queue calls" in capsys.readouterr().err
 
 
 @pytest.mark.postgres
