@@ -7,9 +7,10 @@ The back-test repeats the forecast as of 1..``backtest_weeks`` weeks before the
 history's end (using only what was known then) and compares each week's
 forecast with what happened: WAPE = Σ|actual − forecast| ÷ Σ actual, MAPE =
 mean |actual − forecast| ÷ actual over half hours with calls (undefined
-without).  Past days also show the agents *seen answering* per half hour: the
-store has no agent log-in times, so that is the closest honest measure of the
-staff who were there.
+without), next to the noise floor: the WAPE a perfect forecast of the rate
+would still have on Poisson half-hour counts.  Past days also show the agents
+*seen answering* per half hour: the store has no agent log-in times, so that is
+the closest honest measure of the staff who were there.
 """
 from __future__ import annotations
 
@@ -94,8 +95,19 @@ def backtest_summary(errors: list[tuple[int, float, float]]) -> dict:
             per.append({"time": slot_label(slot), "actual_calls": a, "forecast_calls": round(f, 1),
                         "wape": w, "mape": m})
     a, f, w, m = _errors(errors)
+    noise = sum(poisson_mad(e[2]) for e in errors)
     return {"intervals": len(errors), "actual_calls": a, "forecast_calls": round(f, 1), "wape": w,
-            "mape": m, "by_interval": per, "columns": list(ERROR_COLUMNS)}
+            "mape": m, "noise_floor_wape": round(noise / f, 4) if f else None,
+            "by_interval": per, "columns": list(ERROR_COLUMNS)}
+
+
+def poisson_mad(lam: float) -> float:
+    """E|N − λ| for N ~ Poisson(λ) (exact: 2·e^−λ·λ^(k+1)/k!, k = ⌊λ⌋): the error a perfect
+    forecast of the rate still makes on a half hour's count."""
+    if lam <= 0:
+        return 0.0
+    k = math.floor(lam)
+    return 2.0 * math.exp(-lam + (k + 1) * math.log(lam) - math.lgamma(k + 1))
 
 
 def _errors(errs) -> tuple[float, float, float | None, float | None]:

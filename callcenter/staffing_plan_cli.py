@@ -66,7 +66,7 @@ def cmd_staffing_plan(args, config) -> int:
     else:
         bt = result["backtest"]
         head = (f"Back-test ({bt['intervals']} half hours over the last weeks): WAPE "
-                f"{_pct(bt['wape'])}, MAPE {_pct(bt['mape'])}")
+                f"{_pct(bt['wape'])}, MAPE {_pct(bt['mape'])}; Poisson noise alone: WAPE {_pct(bt['noise_floor_wape'])}")
         staffed = [r for r in result["rows"] if r["agents_needed"] or r["forecast_calls"]]
         iter_sections([
             (head, bt["by_interval"], bt["columns"]),

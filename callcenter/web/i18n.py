@@ -125,8 +125,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rep.plan_note": ("Forecast inbound calls and agents needed per half hour from {first}, for {goal} of calls "
                       "answered within {target} s.",
                       "自 {first} 起每半小时的预测呼入量与所需坐席，目标：{goal} 的来电在 {target} 秒内接通。"),
-    "rep.plan_backtest": ("Back-test over the last weeks ({n} half hours): WAPE {wape}, MAPE {mape}.",
-                          "近几周回测（{n} 个半小时）：WAPE {wape}，MAPE {mape}。"),
+    "rep.plan_backtest": ("Back-test over the last weeks ({n} half hours): WAPE {wape}, MAPE {mape} "
+                          "(random variation alone would give a WAPE of {floor}).",
+                          "近几周回测（{n} 个半小时）：WAPE {wape}，MAPE {mape}（仅随机波动即可造成 WAPE {floor}）。"),
     "rep.plan_chart": ("Agents needed per half hour", "每半小时所需坐席"),
     "rep.plan_history": ("No plan: {why}", "无法生成计划：{why}"),
     "rep.plan_left_out": ("Queue {queue} left out: {why}", "队列 {queue} 未纳入：{why}"),

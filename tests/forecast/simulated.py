@@ -54,7 +54,7 @@ def main() -> None:
 
     cal = WorkCalendar("CN", "Asia/Shanghai")
     start = dt.date(2026, 11, 2)
-    print("base/day  weeks  backtest WAPE  MAPE   WAPE vs true rate (next week)")
+    print("base/day  weeks  backtest WAPE  MAPE   noise floor  WAPE vs true rate (next week)")
     for base in (60.0, 400.0):
         for weeks in (3, 4, 8):
             hist = simulate(start - dt.timedelta(weeks=weeks - 4), 7 * weeks, base=base, cal=cal)
@@ -64,7 +64,8 @@ def main() -> None:
             fc = forecast_queue(hist, cal, first=end - dt.timedelta(weeks=8), end=end, days=days, queue="general")
             truth = sum(expected(f.day, f.slot, base, cal) for f in fc)
             err = sum(abs(f.calls - expected(f.day, f.slot, base, cal)) for f in fc) / truth
-            print(f"{base:8.0f}  {weeks:5d}  {bt['wape']:13.3f}  {bt['mape']:.3f}  {err:.3f}")
+            print(f"{base:8.0f}  {weeks:5d}  {bt['wape']:13.3f}  {bt['mape']:.3f}  {bt['noise_floor_wape']:11.3f}"
+                  f"  {err:.3f}")
 
 
 if __name__ == "__main__":

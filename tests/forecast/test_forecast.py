@@ -40,6 +40,7 @@ def test_back_test_error_is_near_the_poisson_floor_and_staffing_follows_the_peak
     p = plan(hist, CAL, end=end, days=week(end), target=30.0, goal=0.8)
     bt = p["backtest"]
     assert bt["intervals"] == 2 * 7 * 48 and 0 < bt["wape"] < 0.30, bt["wape"]
+    assert 0.15 < bt["noise_floor_wape"] < bt["wape"] < bt["noise_floor_wape"] + 0.05  # near the Poisson floor
     assert bt["mape"] is not None and {r["time"] for r in bt["by_interval"]} >= {"09:00", "16:30"}
     monday = {r["time"]: r for r in p["rows"] if r["day"] == end.isoformat()}
     assert monday["09:00"]["agents_needed"] > monday["16:00"]["agents_needed"] > 0
@@ -69,3 +70,14 @@ def test_too_little_history_names_the_queue_and_the_days():
              target=30.0, goal=0.8)
     with pytest.raises(NotEnoughHistory, match="no inbound queue calls"):
         plan([], CAL, end=START, days=week(START), target=30.0, goal=0.8)
+
+
+def test_poisson_noise_floor_is_the_exact_mean_absolute_deviation():
+    import math
+
+    from callcenter.staffing_plan import poisson_mad
+
+    assert poisson_mad(0) == 0
+    assert poisson_mad(1.0) == pytest.approx(2 / math.e)            # E|N-1| = 2/e
+    assert poisson_mad(2.0) == pytest.approx(8 * math.exp(-2))      # 2·e^-2·2^3/2!
+    assert poisson_mad(400.0) == pytest.approx(math.sqrt(2 * 400 / math.pi), rel=0.01)
