@@ -32,7 +32,11 @@ class Calendar(Protocol):
     def holiday_name(self, day: dt.date) -> str | None: ...
 
 
-class NotEnoughHistory(ValueError):
+class ForecastError(ValueError):
+    """No forecast can be made; the message says why."""
+
+
+class NotEnoughHistory(ForecastError):
     """The history cannot support a forecast; the message names what is missing."""
 
 
@@ -102,7 +106,7 @@ def forecast_queue(history: Iterable[Interval], cal: Calendar, *, first: dt.date
     types = {d: day_type(cal, d) for d in series + list(days)}
     level = _type_levels(series, totals, types, queue)
     adjusted = [_to_weekday(totals[d], level[types[d]], level[d.weekday()]) for d in series]
-    daily = _holt_winters(adjusted, horizon=(max(days) - end).days + 1 if days else 0)
+    daily = _holt_winters(adjusted, horizon=(max(days) - end).days + 1 if days else 0, queue=queue)
     if sum(talked) == 0:
         raise NotEnoughHistory(f"queue {queue}: no answered call with a talk time in the history")
     queue_aht = sum(talk) / sum(talked)
@@ -150,7 +154,7 @@ def _shares(profile: dict[int, list[float]]) -> dict[int, list[float]]:
     return out
 
 
-def _holt_winters(values: list[float], horizon: int) -> list[float]:
+def _holt_winters(values: list[float], horizon: int, queue: str) -> list[float]:
     """Additive Holt-Winters, weekly season, no trend; the optimiser's warnings become an error."""
     import numpy as np
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -163,5 +167,5 @@ def _holt_winters(values: list[float], horizon: int) -> list[float]:
             fit = ExponentialSmoothing(np.asarray(values, dtype=float), trend=None, seasonal="add",
                                        seasonal_periods=7, initialization_method="estimated").fit()
         except Warning as w:
-            raise NotEnoughHistory(f"Holt-Winters did not fit the daily totals: {w}") from None
+            raise ForecastError(f"queue {queue}: Holt-Winters did not fit the daily totals: {w}") from None
     return [float(v) for v in fit.forecast(horizon)]

@@ -20,7 +20,8 @@ from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 from . import staffing
-from .forecast import SLOT_SECONDS, Calendar, Interval, NotEnoughHistory, forecast_queue, slot_label
+from .forecast import (SLOT_SECONDS, Calendar, ForecastError, Interval, NotEnoughHistory, forecast_queue,
+                       slot_label)
 from .queuecalls.history import half_hours
 
 HISTORY_WEEKS = 8
@@ -43,14 +44,15 @@ def plan(history: list[Interval], cal: Calendar, *, end: dt.date, days: list[dt.
     queues = sorted({r.queue for r in history})
     if not queues:
         raise NotEnoughHistory(f"no inbound queue calls in the {history_weeks} weeks before {end}")
-    rows, problems, past, errors = [], {}, [], []
+    rows, problems, past, errors, failures = [], {}, [], [], []
     actual = {(r.queue, r.day, r.slot): r for r in history}
     for q in queues:
         try:
             fc = forecast_queue(history, cal, first=end - dt.timedelta(weeks=history_weeks), end=end,
                                 days=days, queue=q)
-        except NotEnoughHistory as e:
+        except ForecastError as e:
             problems[q] = str(e)
+            failures.append(e)
             continue
         for f in fc:
             adv = _advice(f.calls, f.aht_seconds, target, goal)
@@ -63,8 +65,8 @@ def plan(history: list[Interval], cal: Calendar, *, end: dt.date, days: list[dt.
             try:
                 bt = forecast_queue(history, cal, first=origin - dt.timedelta(weeks=history_weeks), end=origin,
                                     days=week, queue=q)
-            except NotEnoughHistory:
-                continue  # not enough history as of then: that week is not back-tested
+            except ForecastError:
+                continue  # no forecast possible as of then: that week is not back-tested
             for f in bt:
                 a = actual.get((q, f.day, f.slot))
                 n = a.offered if a else 0
@@ -77,7 +79,8 @@ def plan(history: list[Interval], cal: Calendar, *, end: dt.date, days: list[dt.
                                  "agents_needed_actual": _advice(n, aht, target, goal).agents,
                                  "agents_seen_answering": a.agents_seen if a else 0})
     if not rows:
-        raise NotEnoughHistory("; ".join(problems.values()))
+        kind = NotEnoughHistory if all(isinstance(e, NotEnoughHistory) for e in failures) else ForecastError
+        raise kind("; ".join(problems.values()))
     return {"rows": rows, "columns": list(PLAN_COLUMNS), "problems": problems,
             "backtest": backtest_summary(errors), "past": past, "past_columns": list(PAST_COLUMNS),
             "target": target, "goal": goal, "history_weeks": history_weeks}

@@ -37,7 +37,7 @@ def cmd_staffing_plan(args, config) -> int:
     from .cli import UserError
     from .commands import open_db
     from .complaints.workdays import WorkCalendar
-    from .forecast import NotEnoughHistory
+    from .forecast import ForecastError
     from .staffing_plan import load_plan
 
     h = config.hospital
@@ -53,8 +53,8 @@ def cmd_staffing_plan(args, config) -> int:
                                              goal=float(config.web.staffing_goal),
                                              short_abandon=float(h.short_abandon_seconds),
                                              queue=args.queue))
-    except NotEnoughHistory as e:
-        raise UserError(f"staffing plan: not enough history: {e}") from None
+    except ForecastError as e:
+        raise UserError(f"staffing plan: {e}") from None
     finally:
         db.close()
     for q, why in result["problems"].items():

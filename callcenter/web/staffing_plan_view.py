@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from ..forecast import NotEnoughHistory
+from ..forecast import ForecastError
 from ..staffing_plan import load_plan
 
 PLAN_DAYS = 7
@@ -21,7 +21,7 @@ async def staffing_plan(app, end: dt.date) -> dict:
                                 days=days, target=float(h.answer_target_seconds),
                                 goal=float(app.config.web.staffing_goal),
                                 short_abandon=float(h.short_abandon_seconds))
-    except NotEnoughHistory as e:
+    except ForecastError as e:
         return {"rows": [], "columns": [], "history_error": str(e)}
 
 
