@@ -81,3 +81,13 @@ def test_poisson_noise_floor_is_the_exact_mean_absolute_deviation():
     assert poisson_mad(1.0) == pytest.approx(2 / math.e)            # E|N-1| = 2/e
     assert poisson_mad(2.0) == pytest.approx(8 * math.exp(-2))      # 2·e^-2·2^3/2!
     assert poisson_mad(400.0) == pytest.approx(math.sqrt(2 * 400 / math.pi), rel=0.01)
+
+
+def test_golden_week_in_the_history_does_not_bend_the_next_weeks_forecast():
+    """History 2026-09-21 .. 10-18 holds Mid-Autumn + National Day (closed) and make-up days."""
+    hist = simulate(dt.date(2026, 9, 21), 28, cal=CAL)
+    end = dt.date(2026, 10, 19)
+    fc = forecast_queue(hist, CAL, first=end - dt.timedelta(weeks=8), end=end, days=week(end), queue="general")
+    for d in week(end):
+        total = sum(f.calls for f in fc if f.day == d)
+        assert total == pytest.approx(400.0 * WEEKLY[d.weekday()], abs=0.06 * 400.0), d
