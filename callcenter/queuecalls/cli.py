@@ -20,7 +20,7 @@ from .models import AmiOutage, QueueCall
 
 CALL_FIELDS = ("uniqueid", "linkedid", "queue", "caller_number", "caller_name", "entered_at",
                "answered_at", "ended_at", "wait_seconds", "agent", "agent_name", "talk_seconds",
-               "outcome", "within_target", "position", "ivr_session_id", "gap", "source")
+               "outcome", "within_target", "position", "ivr_session_id", "gap", "source", "direction")
 GROUP_COLUMNS = ("key", "offered", "answered", "abandoned", "short_abandons", "timeouts",
                  "answered_within_target", "service_level", "sl_asterisk", "sl2", "asa_seconds",
                  "max_wait_seconds", "p90_wait_seconds", "abandon_rate")
@@ -34,9 +34,11 @@ def register(sub, common) -> None:
 
 
 def load_calls(session, since: dt.datetime | None, until: dt.datetime | None,
-               queue: str | None = None) -> list[dict]:
+               queue: str | None = None, direction: str = "inbound") -> list[dict]:
+    """The period's queue calls of one direction (the answer-time figures are inbound:
+    dialer calls queued for an agent are outbound, see ``campaign status``)."""
     cols = [getattr(QueueCall, f) for f in CALL_FIELDS]
-    q = select(*cols)
+    q = select(*cols).where(QueueCall.direction == direction)
     if since is not None:
         q = q.where(QueueCall.entered_at >= since)
     if until is not None:

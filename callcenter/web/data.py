@@ -48,13 +48,15 @@ def number_variants(number: str, region: str = "CN") -> list[str]:
     return sorted(v for v in out if v)
 
 
-def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None) -> list[dict] | None:
-    """Queue calls that entered in [start, end)."""
+def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None,
+                direction: str = "inbound") -> list[dict] | None:
+    """Queue calls that entered in [start, end); inbound only unless ``direction`` says
+    otherwise (dialer calls have their own figures: :mod:`dialer.outbound`)."""
     t = _table("queue_calls")
     if t is None:
         return None
     cols = [t.c[c] for c in QUEUE_CALL_COLUMNS if c in t.c]
-    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end)
+    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == direction)
     if queue:
         q = q.where(t.c.queue == queue)
     rows = []
