@@ -8,7 +8,10 @@ slots at once; after a longer idle gap it restarts from now instead of bursting.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from callcenter.queuecalls.agentstate import can_take_call
 
 
 class Pacer:
@@ -43,39 +46,48 @@ async def sleep(clock: Any, delay: float) -> None:
             call.cancel()
 
 
+@dataclass(frozen=True)
+class QueueLoad:
+    """What a queue can take now: the members app_queue would offer a call to
+    (:func:`callcenter.queuecalls.agentstate.can_take_call`: not paused, not in wrap-up,
+    idle) and the inbound callers already waiting for one of them."""
+
+    free: tuple[str, ...] = ()   # member interfaces
+    waiting: int = 0             # inbound callers waiting without an agent
+
+
 class AgentAvailability(Protocol):
     """Who can take a dialled patient now (the queuecalls component provides the data)."""
 
-    def agents_free(self, queue: str) -> int: ...
+    def queue_load(self, queue: str) -> QueueLoad: ...
 
 
 class StaticAgents:
-    """Test double / fixed staffing: ``StaticAgents({"consultation": 2})``."""
+    """Test double / fixed staffing: ``StaticAgents({"consultation": 2})`` (2 free members
+    ``Static/consultation-1``, ``-2``); ``waiting`` inbound callers per queue."""
 
-    def __init__(self, free: dict[str, int] | None = None):
+    def __init__(self, free: dict[str, int] | None = None, waiting: dict[str, int] | None = None):
         self.free = dict(free or {})
+        self.waiting = dict(waiting or {})
 
-    def agents_free(self, queue: str) -> int:
-        return self.free.get(queue, 0)
-
-
-_IDLE = {"1", "not_inuse", "not_in_use", "idle", "available", "notinuse"}
+    def queue_load(self, queue: str) -> QueueLoad:
+        n = self.free.get(queue, 0)
+        return QueueLoad(tuple(f"Static/{queue}-{i + 1}" for i in range(n)), self.waiting.get(queue, 0))
 
 
 class QueueCallsAgents:
-    """Free agents from the ``queuecalls`` component's live view (0 when it is missing,
-    so progressive mode never dials without a known free agent)."""
+    """Free members and waiting inbound callers from the ``queuecalls`` component's live
+    view (member states are :mod:`~callcenter.queuecalls.agentstate`'s; a dialer
+    patient waiting is not an inbound caller: its agent is reserved for it)."""
 
     def __init__(self, service: Any):
         self.service = service
 
-    def agents_free(self, queue: str) -> int:
+    def queue_load(self, queue: str) -> QueueLoad:
         qc = self.service.get("queuecalls")
         if qc is None:
-            return 0
-        try:
-            members = (qc.live().get(queue) or {}).get("members", [])
-        except Exception:  # noqa: BLE001 - a broken view must not stop the dialer
-            return 0
-        return sum(1 for m in members
-                   if not m.get("paused") and str(m.get("state", "")).strip().lower() in _IDLE)
+            raise LookupError("dialer: the queuecalls component is needed for agent availability")
+        q = qc.live().get(queue) or {}
+        free = tuple(m["interface"] for m in q.get("members", []) if can_take_call(m["state"]))
+        waiting = sum(1 for c in q.get("waiting", []) if c["direction"] == "inbound")
+        return QueueLoad(free, waiting)

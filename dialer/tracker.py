@@ -28,7 +28,7 @@ def disposition_for(reason: int | None, cause: int | None = None) -> str:
 
 @dataclass
 class Fact:
-    kind: str  # originated | cause | connected | abandoned | ended
+    kind: str  # originated | cause | queued | connected | abandoned | ended
     attempt_id: int
     t: float
     disposition: str = ""
@@ -85,6 +85,14 @@ class AttemptTracker:
             aid = self._by_call(msg)
             if aid is not None:
                 return [Fact("connected", aid, t, agent=msg.get("MemberName") or msg.get("Interface", ""))]
+            return []
+        if ev == "QueueCallerJoin":
+            # may come before the OriginateResponse: the VarSet (same Linkedid) names the attempt
+            aid = self._by_call(msg)
+            if aid is None:
+                aid = self.by_linked.get(msg.get("Linkedid", ""))
+            if aid is not None and aid in self.live:
+                return [Fact("queued", aid, t, uniqueid=msg.get("Uniqueid", ""))]
             return []
         if ev == "QueueCallerAbandon":
             aid = self._by_call(msg)

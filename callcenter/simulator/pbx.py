@@ -1171,14 +1171,19 @@ class SimulatedPBX:
             if m is None:
                 continue
             n += 1
+            if n == 1 and not queue:  # app_queue set_member_paused: all queues -> PAUSEALL first
+                self.queue_log.write(now, "NONE", "NONE", m.name, "PAUSEALL" if paused else "UNPAUSEALL", reason)
             m.paused = paused
-            m.reason = reason if paused else ""
+            # set_queue_member_pause: an unpause with a reason shows it in the event and the
+            # queue_log line, then clears it
+            m.reason = reason
             if paused:
                 m.last_pause = now
             self.dsc(f"Queue:{q.name}_pause_{m.interface}", "INUSE" if paused else "NOT_INUSE")
+            self.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", m.reason)
             self.ev("QueueMemberPause", m.event_fields(q.name), "agent,all")
-            self.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", reason)
             if not paused:
+                m.reason = ""
                 self._wake_queue(q)
         return n
 
@@ -1371,10 +1376,19 @@ def _ctx_dialer_agent(pbx: SimulatedPBX, ch: Channel):
     Asterisk's Queue() without a queue name fails and the channel hangs up; so here."""
     pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
     qname = ch.variables.get("QUEUE", "")
+    status = ""
     if qname:
         ch.priority = 2
-        yield from pbx.app_queue(ch, qname)
-    pbx.newexten(ch, "Hangup", "", priority=3)
+        # Queue(${QUEUE},,,,${CONNECT_TIMEOUT}) with the channel's QUEUE_PRIO (ahead of inbound
+        # callers); music on hold while the agent's phone rings
+        timeout = float(ch.variables.get("CONNECT_TIMEOUT") or 0) or None
+        status = yield from pbx.app_queue(ch, qname, timeout=timeout,
+                                          prio=int(ch.variables.get("QUEUE_PRIO") or 0))
+    if status == "TIMEOUT":  # nobody took the patient: apology, we call back later
+        prompt = ch.variables.get("SORRY_PROMPT") or "dialer-sorry-callback"
+        pbx.newexten(ch, "Playback", prompt, priority=3)
+        yield from pbx.app_playback(ch, prompt)
+    pbx.newexten(ch, "Hangup", "", priority=4)
 
 
 DIALPLAN: dict[str, Callable] = {

@@ -16,44 +16,26 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_name, mask_number
+from callcenter.queuecalls import agentstate
 
 from . import data, today
 
 log = logging.getLogger(__name__)
 
-STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "logged_out")
-_DEVICE_STATES = {  # Asterisk device state numbers (QueueMemberStatus Status)
-    "0": "available", "1": "available", "2": "on_call", "3": "on_call", "4": "logged_out",
-    "5": "logged_out", "6": "ringing", "7": "on_call", "8": "on_call",
-}
+STATES = agentstate.BOARD_STATES
 
 
 def member_state(member: dict) -> str:
-    """One of STATES from a queuecalls member dict (state given as a word or a device number).
+    """One of STATES for a queuecalls member dict.
 
-    A named state is the tracker's (``queuecalls/agentstate.py``: ringing/on_call beat a
-    pause, a pause beats wrap-up, wrap-up from LastCall + Wrapuptime on the clock): taken
-    as is; ``unavailable`` (device unreachable) is counted with the logged-out agents."""
-    raw = str(member.get("state", "")).strip().lower().replace("-", "_").replace(" ", "_")
-    if raw in STATES:
-        return raw
-    if raw == "unavailable":
-        return "logged_out"
-    if member.get("paused"):
-        return "paused"
-    if raw in _DEVICE_STATES:
-        return _DEVICE_STATES[raw]
-    if "wrap" in raw:
-        return "wrap_up"
-    if "ring" in raw:
-        return "ringing"
-    if raw in ("inuse", "in_use", "busy", "incall", "in_call", "talking", "onhold", "on_hold", "connected"):
-        return "on_call"
-    if raw in ("not_inuse", "idle", "free", "ready"):
-        return "available"
-    if raw in ("unavailable", "invalid", "logged_out", "removed", "offline"):
-        return "logged_out"
-    return "available"
+    The state is the tracker's (:mod:`callcenter.queuecalls.agentstate`, the one
+    vocabulary: ringing/on_call beat a pause, a pause beats wrap-up, wrap-up from
+    LastCall + Wrapuptime on the clock); a bare device number (a member dict built
+    from a raw event) goes through the same :func:`agentstate.agent_state`."""
+    raw = member.get("state")
+    if isinstance(raw, int):
+        raw = agentstate.agent_state(status=raw, paused=bool(member.get("paused")), now=0.0)
+    return agentstate.board_state(str(raw))
 
 
 def _wait_of(caller: dict, now: float) -> float:
@@ -91,7 +73,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                 "reason": m.get("reason") or "", "queues": []})
             entry["queues"].append(name)
             # busiest state wins when a member is in several queues
-            order = ("on_call", "ringing", "wrap_up", "paused", "available", "logged_out")
+            order = agentstate.BUSIEST_FIRST
             st = member_state(m)
             if order.index(st) < order.index(entry["state"]):
                 entry["state"], entry["reason"] = st, m.get("reason") or entry["reason"]
