@@ -306,6 +306,12 @@ class Dialer:
                 await self.release_agent(aid, paused=False)
                 continue
             self._paused.add(aid)
+            if iface in self.agents.queue_load(queue).in_call:
+                # app_queue offered the member a call between our look and the pause (events
+                # before the response are in): it is not free for this patient; try another
+                log.info("attempt %d: %s took a call before the pause; not reserved", aid, iface)
+                await self.release_agent(aid)
+                continue
             log.info("attempt %d: agent %s reserved", aid, iface)
             return True
         self._unsent.discard(aid)
@@ -408,7 +414,7 @@ class Dialer:
         if c["mode"] == "survey":
             where = dict(context=self.dial.survey_context, exten="s", priority=1)
         else:
-            variables.update(QUEUE=c["queue"] or self.settings.default_queue,
+            variables.update(QUEUE=c["queue"] or self.settings.default_queue, AGENT=self.reserved.get(aid, ""),
                              QUEUE_PRIO=str(self.dial.queue_priority),
                              CONNECT_TIMEOUT=f"{self.dial.connect_timeout:g}", SORRY_PROMPT=self.dial.sorry_prompt)
             where = dict(context=self.dial.agent_context, exten="s", priority=1)
@@ -495,11 +501,20 @@ class Dialer:
     # -- events ------------------------------------------------------------------------
     def on_event(self, msg, t: float) -> None:
         self.calls.feed(msg, t)
+        if msg.get("Event") == "QueueMemberPause" and msg.get("Paused") == "0":
+            # [dialer-agent]'s UnpauseQueueMember(,${AGENT},,dialer:${ATTEMPT_ID}) ran: no AMI round trip
+            tail = (msg.get("PausedReason") or "")[len(reservations.REASON_PREFIX):]
+            if reservations.is_dialer_reason(msg.get("PausedReason") or "") and tail.isdigit():
+                self._paused.discard(int(tail))
         for fact in self.tracker.feed(msg, t):
             aid = fact.attempt_id
             if fact.kind == "queued":
-                # the answered patient is in the queue, ahead of inbound callers: hand it its agent
+                # the answered patient is in the queue, ahead of inbound callers: its agent must be
+                # free now (the dialplan unpauses it just before Queue(); a dialplan without that
+                # step costs an AMI round trip here)
                 if aid in self._paused:
+                    log.warning("attempt %d: the dialplan did not unpause agent %s; unpausing over AMI",
+                                aid, self.reserved.get(aid))
                     self._paused.discard(aid)
                     self._spawn(self._unpause_for(aid))
                 continue

@@ -54,6 +54,7 @@ class QueueLoad:
 
     free: tuple[str, ...] = ()   # member interfaces
     waiting: int = 0             # inbound callers waiting without an agent
+    in_call: frozenset[str] = frozenset()  # members ringing or talking (a reservation came too late)
 
 
 class AgentAvailability(Protocol):
@@ -88,6 +89,8 @@ class QueueCallsAgents:
         if qc is None:
             raise LookupError("dialer: the queuecalls component is needed for agent availability")
         q = qc.live().get(queue) or {}
-        free = tuple(m["interface"] for m in q.get("members", []) if can_take_call(m["state"]))
+        members = q.get("members", [])
+        free = tuple(m["interface"] for m in members if can_take_call(m["state"]))
         waiting = sum(1 for c in q.get("waiting", []) if c["direction"] == "inbound")
-        return QueueLoad(free, waiting)
+        in_call = frozenset(m["interface"] for m in members if m["state"] in ("ringing", "on_call"))
+        return QueueLoad(free, waiting, in_call)

@@ -1376,9 +1376,18 @@ def _ctx_dialer_agent(pbx: SimulatedPBX, ch: Channel):
     Asterisk's Queue() without a queue name fails and the channel hangs up; so here."""
     pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
     qname = ch.variables.get("QUEUE", "")
+    agent = ch.variables.get("AGENT", "")
+    reason = f"dialer:{ch.variables.get('ATTEMPT_ID', '')}"
+    # ExecIf($["${AGENT}" != ""]?UnpauseQueueMember(,${AGENT},,dialer:${ATTEMPT_ID})): the agent the
+    # dialer reserved is handed back to the queue just before the patient joins it, ahead of
+    # inbound callers (app_queue upqm_exec: UPQMSTATUS UNPAUSED | NOTFOUND)
+    pbx.newexten(ch, "ExecIf", f'{1 if agent else 0}?UnpauseQueueMember(,{agent},,{reason})', priority=2)
+    if agent:
+        found = pbx.pause_member(agent, False, reason)
+        pbx.varset(ch, "UPQMSTATUS", "UNPAUSED" if found else "NOTFOUND")
     status = ""
     if qname:
-        ch.priority = 2
+        ch.priority = 3
         # Queue(${QUEUE},,,,${CONNECT_TIMEOUT}) with the channel's QUEUE_PRIO (ahead of inbound
         # callers); music on hold while the agent's phone rings
         timeout = float(ch.variables.get("CONNECT_TIMEOUT") or 0) or None
@@ -1386,9 +1395,9 @@ def _ctx_dialer_agent(pbx: SimulatedPBX, ch: Channel):
                                           prio=int(ch.variables.get("QUEUE_PRIO") or 0))
     if status == "TIMEOUT":  # nobody took the patient: apology, we call back later
         prompt = ch.variables.get("SORRY_PROMPT") or "dialer-sorry-callback"
-        pbx.newexten(ch, "Playback", prompt, priority=3)
+        pbx.newexten(ch, "Playback", prompt, priority=4)
         yield from pbx.app_playback(ch, prompt)
-    pbx.newexten(ch, "Hangup", "", priority=4)
+    pbx.newexten(ch, "Hangup", "", priority=5)
 
 
 DIALPLAN: dict[str, Callable] = {

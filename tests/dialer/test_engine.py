@@ -384,7 +384,7 @@ def test_free_agents_come_from_the_queuecalls_live_view():
             return self.comp if name == "queuecalls" else None
 
     assert QueueCallsAgents(Service(Tracker())).queue_load("consultation") == QueueLoad(
-        ("PJSIP/1001", "PJSIP/1004"), 1)
+        ("PJSIP/1001", "PJSIP/1004"), 1, frozenset({"PJSIP/1002"}))
     assert QueueCallsAgents(Service(Tracker())).queue_load("complaint") == QueueLoad((), 0)
     with pytest.raises(LookupError, match="queuecalls"):   # missing: an error, never "0 free"
         QueueCallsAgents(Service(None)).queue_load("consultation")
