@@ -149,6 +149,17 @@ def campaign_statuses(s, now: float, abandon_days: float = 30.0) -> list[dict] |
     return [campaign_view(s, c, now, abandon_days) for c in list_campaigns(s)]
 
 
+def outbound_figures(s, now: float, day_start: float, window_days: float = 30.0,
+                     limit: float = 2.0) -> list[dict] | None:
+    """The dialer's outbound figures per campaign (:func:`dialer.outbound.campaign_figures`);
+    ``None`` without the dialer tables."""
+    if _table("dial_attempts") is None:
+        return None
+    from dialer.outbound import campaign_figures
+
+    return campaign_figures(s, now=now, day_start=day_start, window_days=window_days, limit=limit)
+
+
 def campaign_view(s, c, now: float, abandon_days: float = 30.0) -> dict:
     """One campaign: its row and its ``dialer.campaigns.status``."""
     from dialer.campaigns import status

@@ -50,15 +50,18 @@ def _wait_of(caller: dict, now: float) -> float:
 
 
 def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
-                    target: float, tz: ZoneInfo) -> dict[str, Any]:
-    """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues)."""
+                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None) -> dict[str, Any]:
+    """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
+    inbound hotline only.  ``outbound``: the dialer's figures per campaign
+    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer."""
     queues = []
     members_by_interface: dict[str, dict] = {}
     names = sorted(set(live or {}) | {q for q in today if q})
     for name in names:
         q = (live or {}).get(name) or {}
         waiting = [{"caller": c.get("caller_number_masked") or mask_number(c.get("caller_number", "")),
-                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])]
+                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])
+                   if c.get("direction", "inbound") == "inbound"]
         longest = max((c["wait"] for c in waiting), default=0.0)
         s = today.get(name) or {}
         queues.append({"name": name, "waiting": len(waiting), "longest_wait": longest,
@@ -100,7 +103,16 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                    "offered": total.get("offered", 0), "answered": total.get("answered", 0),
                    "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
                    "asa_seconds": total.get("asa_seconds")},
+        "outbound": [_outbound_row(r) for r in outbound or ()],
     }
+
+
+def _outbound_row(r: dict) -> dict:
+    today, window = r.get("today") or r["total"], r["window"]
+    return {"campaign": r["campaign"], "mode": r["mode"], "queue": r["queue"], "state": r["state"],
+            "answered": today["answered"], "connected": today["connected"], "abandoned": today["abandoned"],
+            "connect_p90": today["connect_seconds_p90"], "abandon_rate_window": window["abandon_rate"],
+            "abandon_rate_total": r["total"]["abandon_rate"], "window_days": r["window_days"]}
 
 
 def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -125,7 +137,8 @@ class WallboardFeed:
     once: calls recovered from ``queue_log`` are buffered without a fact.
     """
 
-    def __init__(self, app, queuecalls=None, *, gateway=None, coalesce: float = 0.1, agents_ttl: float = 60.0):
+    def __init__(self, app, queuecalls=None, *, gateway=None, coalesce: float = 0.1, agents_ttl: float = 60.0,
+                 outbound_ttl: float = 30.0):
         self.app = app
         self.queuecalls = queuecalls
         self.coalesce = coalesce
@@ -143,6 +156,10 @@ class WallboardFeed:
         self._load_lock = asyncio.Lock()
         self._agents: list[dict] | None = None
         self._agents_at = 0.0
+        self.outbound_ttl = outbound_ttl   # the dialer's per-campaign figures: one query per ttl
+        self._outbound: list[dict] | None = None
+        self._outbound_at = 0.0
+        self._outbound_dirty = False   # a dialer call joined/left a queue since the last read
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
             if gateway is not None and hasattr(gateway, "on_connect"):
@@ -156,6 +173,8 @@ class WallboardFeed:
         self._changed()
 
     def _changed(self, kind=None, payload=None, *_args) -> None:
+        if kind in ("joined", "finished") and payload is not None and payload.direction == "outbound":
+            self._outbound_dirty = True
         if kind == "finished" and payload is not None:
             self._finished(payload)
         if self._pending is None or self._pending.done():
@@ -235,7 +254,22 @@ class WallboardFeed:
         else:
             summaries = await self._today(now)
         agents = await self._agent_users(now)
-        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz)
+        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz,
+                               outbound=await self._outbound_figures(now))
+
+    async def _outbound_figures(self, now: float) -> list[dict] | None:
+        """Read when a dialer call changed (the tracker's outbound facts), at most once per
+        ``outbound_ttl``: no dialer traffic, no SQL."""
+        due = self._outbound_dirty and not (self._outbound_at <= now < self._outbound_at + self.outbound_ttl)
+        if self._outbound is None or due or (self.queuecalls is None and self._outbound_at + self.outbound_ttl <= now):
+            self._outbound_dirty = False
+            start, _ = day_bounds(now, self.tz)
+            dialer = self.app.config.dialer
+            self._outbound = await self.app.db.run(data.outbound_figures, now, start.timestamp(),
+                                                   float(dialer.predictive_window_days),
+                                                   float(dialer.abandon_connect_seconds))
+            self._outbound_at = now
+        return self._outbound
 
     async def refresh(self) -> dict:
         self.latest = await self.snapshot()
