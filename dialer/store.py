@@ -257,6 +257,15 @@ def unconnected_on_queue(session: Session, queue: str, default_queue: str, mode:
     return int(session.scalar(q) or 0)
 
 
+def attempt_by_call(session: Session, ids: list[str]) -> int | None:
+    """The attempt whose patient channel had one of these Uniqueids/Linkedids (the screen
+    pop's fallback when the ``VarSet ATTEMPT_ID`` was not seen, e.g. the web restarted)."""
+    ids = [i for i in ids if i]
+    if not ids:
+        return None
+    return session.scalar(select(Attempt.id).where(Attempt.uniqueid.in_(ids)).order_by(Attempt.id.desc()).limit(1))
+
+
 def running_campaigns(session: Session) -> list[dict]:
     rows = session.execute(select(Campaign).where(Campaign.state == "running").order_by(Campaign.id)).scalars()
     return [dict(id=c.id, name=c.name, kind=c.kind, mode=c.mode, queue=c.queue,

@@ -282,13 +282,13 @@ class ScreenPop:
     """``AgentConnect`` on an agent's interface -> ``pop`` to that agent's browser."""
 
     def __init__(self, app, gateway=None):
-        from .dialer_calls import DialerCalls
+        from dialer.tracker import LinkedAttempts
 
         self.app = app
         self.region = getattr(app.config.hospital, "region", "CN")
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
-        self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
+        self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt
         self.dialer_cid = _cid_number(getattr(getattr(app.config, "dialer", None), "caller_id", ""))
         if gateway is not None:
             gateway.subscribe(self.on_ami)
@@ -321,7 +321,9 @@ class ScreenPop:
 
             aid = attempt
             if lookup:
-                aid = dialer_calls.attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
+                from dialer.store import attempt_by_call
+
+                aid = attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
             return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now,
