@@ -1,7 +1,7 @@
 """Inbound hotline traffic with two progressive campaigns on one queue, through the simulator.
 
     .venv/bin/python bench/blended.py [--minutes 60] [--scale 20] [--agents 4] [--rate 0.8]
-                                      [--contacts 40] [--seed 1] [--no-dialer]
+                                      [--contacts 40] [--seed 1] [--no-dialer] [--keep-free N]
 
 The simulated PBX (real AMI TCP) carries Poisson inbound callers (``--rate`` per minute,
 IVR digit 1 -> ``consultation``, patience ~3 min, talk 2-4 min) to ``--agents`` agents
@@ -53,7 +53,8 @@ async def run(args) -> dict:
     from dialer.pacing import QueueCallsAgents
     from dialer.timeutil import to_dt
 
-    rnd = random.Random(args.seed)
+    rnd = random.Random(args.seed)             # patients
+    arrivals = random.Random(args.seed + 1000)  # inbound callers: the same with and without the dialer
     tmp = tempfile.mkdtemp(prefix="blended-")
     db = Database(f"sqlite:///{tmp}/blended.db")
     migrate.upgrade(db.engine)
@@ -90,7 +91,7 @@ async def run(args) -> dict:
 
     d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="bench", agents=QueueCallsAgents(Services()),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=2, connect_timeout=30,
-                                 originate_timeout=20))
+                                 originate_timeout=20, keep_free_agents=args.keep_free))
     reserved_time = [0.0]
     await tracker.start()
     await gw.start()
@@ -107,9 +108,9 @@ async def run(args) -> dict:
         now = clock.seconds()
         while nxt <= now:
             pbx.inbound_call(f"1370{i:07d}", f"Caller {i}", context="hotline-plain", digits="1",
-                             digit_delay=0.5, hold=rnd.uniform(120, 240) + 60)
+                             digit_delay=0.5, hold=arrivals.uniform(120, 240) + 60)
             i += 1
-            nxt += rnd.expovariate(args.rate / 60.0)
+            nxt += arrivals.expovariate(args.rate / 60.0)
         for aid in list(d.reserved):
             held_since.setdefault(aid, now)
         for aid in [a for a in held_since if a not in d.reserved]:
@@ -147,7 +148,7 @@ async def run(args) -> dict:
     db.close()
     return {
         "minutes": args.minutes, "scale": args.scale, "agents": args.agents, "rate_per_min": args.rate,
-        "dialer": not args.no_dialer, "inbound_calls": len(inbound),
+        "dialer": not args.no_dialer, "keep_free_agents": args.keep_free, "inbound_calls": len(inbound),
         "inbound": {k: summary[k] for k in ("offered", "answered", "abandoned", "service_level", "asa_seconds",
                                             "p90_wait_seconds", "abandon_rate")},
         "dialer_calls_in_inbound": sum(1 for r in inbound if r["caller_number"][3:] in patients),
@@ -168,6 +169,7 @@ def main() -> None:
     p.add_argument("--contacts", type=int, default=40, help="patients per campaign")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-dialer", action="store_true")
+    p.add_argument("--keep-free", type=int, default=0, help="[dialer] keep_free_agents")
     args = p.parse_args()
     from callcenter import runtime
 

@@ -61,6 +61,7 @@ class DialSettings:
     queue_priority: int = 10          # QUEUE_PRIO of answered patients: ahead of inbound callers
     sorry_prompt: str = "dialer-sorry-callback"
     abandon_connect_seconds: float = 2.0
+    keep_free_agents: int = 0         # per queue, left to inbound callers (blending)
 
     @classmethod
     def from_config(cls, config) -> "DialSettings":
@@ -74,7 +75,8 @@ class DialSettings:
                    tick_seconds=d.tick_seconds, phone_gap_minutes=d.phone_gap_minutes,
                    callback_after_call_seconds=d.callback_after_call_seconds,
                    connect_timeout=d.connect_timeout, queue_priority=d.queue_priority,
-                   sorry_prompt=d.sorry_prompt, abandon_connect_seconds=d.abandon_connect_seconds)
+                   sorry_prompt=d.sorry_prompt, abandon_connect_seconds=d.abandon_connect_seconds,
+                   keep_free_agents=d.keep_free_agents)
 
 
 class Dialer:
@@ -279,12 +281,13 @@ class Dialer:
         load = self.agents.queue_load(queue)
         taken = await self.db.run(reservations.reserved_interfaces)
         free = [i for i in load.free if i not in taken]
-        net = len(free) - load.waiting
+        net = len(free) - load.waiting - self.dial.keep_free_agents
         if c["mode"] == "predictive":
             ratio = await self._predictive_ratio(cid, now)
             ringing = await self.db.run(store.unconnected_on_queue, queue, self.settings.default_queue)
             return int(math.floor(max(0, net) * ratio)) - ringing, []
-        return net, free[load.waiting:] if load.waiting > 0 else free
+        held_back = load.waiting + self.dial.keep_free_agents
+        return net, free[held_back:] if held_back > 0 else free
 
     async def _reserve(self, c: dict, cl: store.Claimed, free: list[str]) -> bool:
         """Take one free member out of inbound distribution for this attempt before dialling;

@@ -175,3 +175,18 @@ def test_reservation_row_is_unique_per_interface(db):
                                                   now=T0)) == "PJSIP/1"
 
 
+
+
+async def test_keep_free_agents_leaves_agents_to_inbound(db):
+    from dialer.engine import DialSettings
+
+    seed(db, mode="progressive", name="no-shows", kind="no_show")
+    clock = Clock()
+    clock.advance(T0)
+    gw = Gateway(clock)
+    d = make(db, clock, gw, agents=StaticAgents({"consultation": 2}))
+    d.dial = DialSettings(max_rate=1e6, keep_free_agents=1)
+    await d.start()
+    await d.run_once()
+    assert len(gw.originates) == 1 and held(db)[0][1] == "Static/consultation-2"
+    await d.stop()
