@@ -139,7 +139,7 @@ class Dialer:
         lost = await self.db.run(store.reconcile, now=self.clock.seconds(), instance=self.instance,
                                  stale_dialing=self._stale_dialing, stale_answered=self.dial.stale_answered_seconds,
                                  rules=self.rules)
-        if self.gateway is not None and getattr(self.gateway, "connected", False):
+        if self.gateway is not None and self.gateway.connected:
             await self.reconcile_reservations()
         if lost:
             log.warning("dialer %s: %d attempt(s) left open by a previous run marked unknown "
@@ -248,7 +248,7 @@ class Dialer:
 
     async def _release_stale_reservations(self, now: float) -> None:
         """Reservations whose attempt is over, of any instance (one that died for good)."""
-        if self.gateway is None or not getattr(self.gateway, "connected", False):
+        if self.gateway is None or not self.gateway.connected:
             return
         for aid, iface, instance in await self.db.run(reservations.stale, now - self._stale_dialing):
             if instance == self.instance and aid in self.reserved:
