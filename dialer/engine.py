@@ -100,6 +100,7 @@ class Dialer:
         self._paused: set[int] = set()        # ... and still paused by us (unpause owed)
         self.reservations_released = 0
         self._side: set[asyncio.Task] = set()  # reservation releases/unpauses in flight
+        self._turn = 0                          # which running campaign goes first this tick
         self.pacer = Pacer(clock, self.dial.max_rate)
         self.inflight: dict[int, set[int]] = {}      # campaign -> attempts not yet ended
         self.unconnected: dict[int, set[int]] = {}   # campaign -> attempts not yet with an agent
@@ -230,6 +231,9 @@ class Dialer:
         if self.gateway is None or not getattr(self.gateway, "connected", True):
             return self.dial.tick_seconds
         campaigns = await self.db.run(store.running_campaigns)
+        if campaigns:  # campaigns sharing a queue take turns at its free agents
+            k = self._turn % len(campaigns)
+            campaigns, self._turn = campaigns[k:] + campaigns[:k], self._turn + 1
         for c in campaigns:
             cap, free = await self._capacity(c, now)
             if cap <= 0:

@@ -190,3 +190,19 @@ async def test_keep_free_agents_leaves_agents_to_inbound(db):
     await d.run_once()
     assert len(gw.originates) == 1 and held(db)[0][1] == "Static/consultation-2"
     await d.stop()
+
+
+async def test_campaigns_on_one_queue_take_turns(db):
+    seed(db, mode="progressive", name="no-shows", kind="no_show")
+    seed(db, mode="progressive", name="revisits", kind="revisit", phones=PHONES_B)
+    clock = Clock()
+    clock.advance(T0)
+    gw = Gateway(clock)
+    d = make(db, clock, gw, agents=StaticAgents({"consultation": 1}))
+    await d.start()
+    for aid in (1, 2):
+        await d.run_once()
+        gw.fail(str(aid), reason=5, cause=17, linkedid=f"9.{aid}")   # busy: the agent is free again
+        await d.idle()
+    assert [o["variables"]["CAMPAIGN_ID"] for o in gw.originates] == ["1", "2"]
+    await d.stop()
