@@ -423,7 +423,8 @@ class Dialer:
         else:
             variables.update(QUEUE=c["queue"] or self.settings.default_queue, AGENT=self.reserved.get(aid, ""),
                              QUEUE_PRIO=str(self.dial.queue_priority),
-                             CONNECT_TIMEOUT=f"{self.dial.connect_timeout:g}", SORRY_PROMPT=self.dial.sorry_prompt)
+                             CONNECT_TIMEOUT=f"{self.dial.connect_timeout:g}", SORRY_PROMPT=self.dial.sorry_prompt,
+                             AUTO_ANSWER="1")  # agents' phones auto-answer: the 2 s rule counts the ring
             where = dict(context=self.dial.agent_context, exten="s", priority=1)
         caller_id = (c["settings"] or {}).get("caller_id") or self.dial.caller_id
         channel = self.dial.channel_template.format(number=dial_string(cl.phone, self.dial.dial_format))

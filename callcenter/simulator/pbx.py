@@ -971,6 +971,10 @@ class SimulatedPBX:
             self.newexten(a1, "AppQueue", "(Outgoing Line)")
             self.chev("NewConnectedLine", a1)
             d = self.globals.get(f"AGENT_DELAY_{agent_id}") or "2"
+            if caller.variables.get("AUTO_ANSWER"):
+                # a dialer patient: the agent's phone auto-answers (in production a predial
+                # handler adds "Call-Info: answer-after=0"; here the phone answers after 0.5 s)
+                d = self.globals.get("AGENT_AUTOANSWER_DELAY") or "0.5"
             t = self.globals.get(f"AGENT_TALK_{agent_id}") or self.globals.get("AGENT_TALK_DEFAULT") or "5"
             if prof.talk_sd > 0:
                 t = _fmt_num(max(1, round(self.rng.gauss(float(t), prof.talk_sd))))
