@@ -314,9 +314,9 @@ class Dialer:
                 continue
             self._paused.add(aid)
             if iface in self.agents.queue_load(queue).in_call:
-                # app_queue offered the member a call between our look and the pause (events
-                # before the response are in): it is not free for this patient; try another
-                log.info("attempt %d: %s took a call before the pause; not reserved", aid, iface)
+                # app_queue offered the member a call between our look and the pause, or its
+                # wrap-up began (events before the response are in): not free for this patient
+                log.info("attempt %d: %s took a call or is in wrap-up; not reserved", aid, iface)
                 await self.release_agent(aid)
                 continue
             log.info("attempt %d: agent %s reserved", aid, iface)

@@ -54,7 +54,8 @@ class QueueLoad:
 
     free: tuple[str, ...] = ()   # member interfaces
     waiting: int = 0             # inbound callers waiting without an agent
-    in_call: frozenset[str] = frozenset()  # members ringing or talking (a reservation came too late)
+    # members ringing, talking or in wrap-up whether paused or not: a reservation of one came too late
+    in_call: frozenset[str] = frozenset()
 
 
 class AgentAvailability(Protocol):
@@ -92,5 +93,6 @@ class QueueCallsAgents:
         members = q.get("members", [])
         free = tuple(m["interface"] for m in members if can_take_call(m["state"]))
         waiting = sum(1 for c in q.get("waiting", []) if c["direction"] == "inbound")
-        in_call = frozenset(m["interface"] for m in members if m["state"] in ("ringing", "on_call"))
+        in_call = frozenset(m["interface"] for m in members
+                            if m["state"] in ("ringing", "on_call") or m["in_wrapup"])
         return QueueLoad(free, waiting, in_call)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..logs import mask_number
 from ..store.retry import retrying
 from . import queuelog, store
-from .agentstate import agent_state, wrapup_ends, wrapup_seconds
+from .agentstate import agent_state, in_wrapup, wrapup_ends, wrapup_seconds
 from .reducer import LiveCall, QueueCallRecord, ReducerConfig, TrackerState, evict, reduce, resync
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,9 @@ class QueueCallsTracker:
         """A member for the wallboard: ``state`` is the named state (agentstate.STATES)."""
         entry = _member_entry_fields(m)
         entry["state"] = self.member_state(queue, m, now)
+        # in wrap-up whatever else (a pause hides it in the state): app_queue would not offer
+        # this member a call once unpaused before the wrap-up ends (the dialer's reservation check)
+        entry["in_wrapup"] = in_wrapup(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)), now)
         entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
                                             now) if entry["state"] == "wrap_up" else None)
         return entry

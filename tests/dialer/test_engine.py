@@ -369,11 +369,11 @@ def test_free_agents_come_from_the_queuecalls_live_view():
     class Tracker:
         def live(self):
             return {"consultation": {"members": [
-                {"interface": "PJSIP/1001", "state": "available", "paused": False},
-                {"interface": "PJSIP/1002", "state": "on_call", "paused": False},
-                {"interface": "PJSIP/1003", "state": "paused", "paused": True},
-                {"interface": "PJSIP/1004", "state": "available", "paused": False},
-                {"interface": "PJSIP/1005", "state": "wrap_up", "paused": False},
+                {"interface": "PJSIP/1001", "state": "available", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1002", "state": "on_call", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1003", "state": "paused", "paused": True, "in_wrapup": True},
+                {"interface": "PJSIP/1004", "state": "available", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1005", "state": "wrap_up", "paused": False, "in_wrapup": True},
             ], "waiting": [{"direction": "inbound"}, {"direction": "outbound"}]}}
 
     class Service:
@@ -384,7 +384,7 @@ def test_free_agents_come_from_the_queuecalls_live_view():
             return self.comp if name == "queuecalls" else None
 
     assert QueueCallsAgents(Service(Tracker())).queue_load("consultation") == QueueLoad(
-        ("PJSIP/1001", "PJSIP/1004"), 1, frozenset({"PJSIP/1002"}))
+        ("PJSIP/1001", "PJSIP/1004"), 1, frozenset({"PJSIP/1002", "PJSIP/1003", "PJSIP/1005"}))
     assert QueueCallsAgents(Service(Tracker())).queue_load("complaint") == QueueLoad((), 0)
     with pytest.raises(LookupError, match="queuecalls"):   # missing: an error, never "0 free"
         QueueCallsAgents(Service(None)).queue_load("consultation")
