@@ -85,18 +85,14 @@ async def run(args) -> dict:
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="bench", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="bench", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=2, connect_timeout=30,
                                  originate_timeout=20, keep_free_agents=args.keep_free))
     reserved_time = [0.0]
     await tracker.start()
     await gw.start()
     await gw.wait_connected(10)
-    while len(QueueCallsAgents(Services()).queue_load("consultation").free) < args.agents:
+    while len(QueueCallsAgents(tracker).free_agents("consultation").free) < args.agents:
         await asyncio.sleep(0.01)
     if not args.no_dialer:
         await d.start()

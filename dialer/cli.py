@@ -106,7 +106,8 @@ def cmd_import(args, config) -> int:
             print(f"... and {more} more", file=sys.stderr)
         raise UserError(f"{args.file}: {len(result.errors)} problem(s); nothing imported")
     print(f"{args.kind}: {result.rows} rows: {result.inserted} inserted, {result.updated} updated, "
-          f"{result.unchanged} unchanged; {result.contacts_created} contacts created "
+          f"{result.unchanged} unchanged; {result.contacts_created} contacts created, "
+          f"{result.contacts_closed} closed "
           f"({time.monotonic() - started:.1f} s)")
     return 0
 
@@ -185,10 +186,10 @@ def cmd_status(args, config) -> int:
     for st in out:
         print(f"{st['campaign']} ({st['kind']}, {st['mode']}, {st['state']})")
         print(f"  contacts {st['contacts']}: due {st['due']}, pending {st['pending']}, in call {st['in_call']}")
-        print(f"  dialled {st['dialled']}, reached {st['reached']}, completed {st['completed']}, "
+        print(f"  dialled {st['dialled']}, reached an agent {st['reached']}, completed {st['completed']}, "
               f"rebooked {st['rebooked']}, declined {st['declined']}, opted out {st['opted_out']}, "
               f"unreachable {st['unreachable']}, expired {st['expired']}")
-        print(f"  attempts {st['attempts']} ({st['attempts_per_contact']} per contact), "
+        print(f"  attempts {st['attempts']} (answered {st['answered']}, {st['attempts_per_contact']} per contact), "
               f"abandoned rate {st['abandon_rate'] * 100:.1f}% ({days:g} days)")
         if st["survey_responses"]:
             qs = ", ".join(f"{k} {v}" for k, v in st["survey_question_avg"].items())
@@ -205,11 +206,12 @@ def cmd_plans(args, config) -> int:
 
 
 def cmd_dnc_add(args, config) -> int:
-    from . import api
+    from callcenter.domain import build_domain
+
     from .phones import PhoneError
 
+    api = build_domain(config).dialer
     with _db(config) as db:
-        api.configure(api._settings, config.hospital.region)
         try:
             n = db.call(lambda s: api.add_do_not_call(s, args.phone, source="admin", reason=args.reason))
         except PhoneError as exc:
@@ -219,10 +221,10 @@ def cmd_dnc_add(args, config) -> int:
 
 
 def cmd_dnc_remove(args, config) -> int:
-    from . import api
+    from callcenter.domain import build_domain
 
+    api = build_domain(config).dialer
     with _db(config) as db:
-        api.configure(api._settings, config.hospital.region)
         ok = db.call(lambda s: api.remove_do_not_call(s, args.phone))
     if not ok:
         raise UserError("that number is not on the do-not-call list")

@@ -23,15 +23,16 @@ import logging
 import math
 import socket
 from dataclasses import dataclass
-from typing import Any
 
+from callcenter.ami.gateway import AmiNotConnected, AmiNotSent, AmiTimeout
 from callcenter.logs import mask_number
+from callcenter.ports import AgentAvailability, AmiClient, require_all
 from callcenter.store.retry import retrying
 
-from . import api, compliance, reservations, store
+from . import compliance, reservations, store
 from .callstate import CallState
 from .campaigns import Settings
-from .pacing import AgentAvailability, Pacer, QueueCallsAgents, sleep
+from .pacing import Pacer, wait_for_slot
 from .phones import dial_string
 from .tracker import AttemptTracker, Fact
 
@@ -84,7 +85,7 @@ class Dialer:
 
     def __init__(self, *, db, clock, gateway=None, rules: compliance.Rules | None = None,
                  dial: DialSettings | None = None, settings: Settings | None = None,
-                 agents: AgentAvailability | None = None, instance: str = "", region: str = "CN",
+                 agents: AgentAvailability, instance: str = "", region: str = "CN",
                  autotick: bool = True):
         self.db, self.clock, self.gateway = db, clock, gateway
         self.rules = rules or compliance.Rules()
@@ -119,28 +120,17 @@ class Dialer:
         self.send_lag: list[float] = []    # ... and how late against its pacing slot
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self, service=None) -> None:
-        if service is not None:
-            self.gateway = self.gateway or service.get("ami")
-            if self.agents is None:
-                self.agents = QueueCallsAgents(service)
-        if self.agents is None:
-            from .pacing import StaticAgents
-
-            self.agents = StaticAgents()
-        api.configure(self.settings, self.region)
+    async def start(self) -> None:
+        require_all([(self.gateway, AmiClient, "dialer gateway"),
+                     (self.agents, AgentAvailability, "dialer agents")])
         self._stopping = False
         self._facts = asyncio.Queue()
-        if self.gateway is not None:
-            self.gateway.subscribe(self.on_event)
-            if hasattr(self.gateway, "on_connect"):
-                self.gateway.on_connect(self.resync)
-        else:
-            log.warning("dialer: no AMI gateway; campaigns will not be dialled")
+        self.gateway.subscribe(self.on_event)
+        self.gateway.on_connect(self.resync)
         lost = await self.db.run(store.reconcile, now=self.clock.seconds(), instance=self.instance,
                                  stale_dialing=self._stale_dialing, stale_answered=self.dial.stale_answered_seconds,
                                  rules=self.rules)
-        if self.gateway is not None and self.gateway.connected:
+        if self.gateway.connected:
             await self.reconcile_reservations()
         if lost:
             log.warning("dialer %s: %d attempt(s) left open by a previous run marked unknown "
@@ -164,8 +154,7 @@ class Dialer:
             for aid in unsent:
                 await self.release_agent(aid)
                 await self.db.run(store.release_unsent, aid, self.clock.seconds(), 0.0)
-        if self.gateway is not None and hasattr(self.gateway, "unsubscribe"):
-            self.gateway.unsubscribe(self.on_event)
+        self.gateway.unsubscribe(self.on_event)
         if self._facts is not None:
             await self.idle()
         if self._worker is not None:
@@ -228,7 +217,7 @@ class Dialer:
         if not compliance.in_window(self.rules, now):
             opens = compliance.next_window_open(self.rules, now)
             return min(max(opens - now, self.dial.tick_seconds), 300.0)
-        if self.gateway is None or not getattr(self.gateway, "connected", True):
+        if not self.gateway.connected:
             return self.dial.tick_seconds
         campaigns = await self.db.run(store.running_campaigns)
         if campaigns:  # campaigns sharing a queue take turns at its free agents
@@ -252,7 +241,7 @@ class Dialer:
 
     async def _release_stale_reservations(self, now: float) -> None:
         """Reservations whose attempt is over, of any instance (one that died for good)."""
-        if self.gateway is None or not self.gateway.connected:
+        if not self.gateway.connected:
             return
         for aid, iface, instance in await self.db.run(reservations.stale, now - self._stale_dialing):
             if instance == self.instance and aid in self.reserved:
@@ -282,7 +271,7 @@ class Dialer:
             limit = int((c["settings"] or {}).get("max_channels") or self.dial.max_channels)
             return limit - busy, []
         queue = c["queue"] or self.settings.default_queue
-        load = self.agents.queue_load(queue)
+        load = self.agents.free_agents(queue)
         taken = await self.db.run(reservations.reserved_interfaces)
         free = [i for i in load.free if i not in taken]
         net = len(free) - load.waiting - self.dial.keep_free_agents
@@ -313,7 +302,7 @@ class Dialer:
                 await self.release_agent(aid, paused=False)
                 continue
             self._paused.add(aid)
-            if iface in self.agents.queue_load(queue).in_call:
+            if iface in self.agents.free_agents(queue).in_call:
                 # app_queue offered the member a call between our look and the pause, or its
                 # wrap-up began (events before the response are in): not free for this patient
                 log.info("attempt %d: %s took a call or is in wrap-up; not reserved", aid, iface)
@@ -409,7 +398,7 @@ class Dialer:
         slot = None
         if compliance.in_window(self.rules, self.clock.seconds()):
             slot = self.clock.seconds() + self.pacer.reserve()
-            await sleep(self.clock, slot - self.clock.seconds())
+            await wait_for_slot(self.clock, slot - self.clock.seconds())
         if slot is None or not compliance.in_window(self.rules, self.clock.seconds()):
             # paced past the end of the calling window: give the claim back, uncounted
             self._unsent.discard(aid)
@@ -442,22 +431,20 @@ class Dialer:
                                          caller_id=caller_id, variables=variables, **where)
             self.originated += 1
             log.info("attempt %d: dialling %s for campaign %s", aid, mask_number(cl.phone), c["name"])
-        except Exception as exc:  # noqa: BLE001 - classified below
-            kind = type(exc).__name__
-            if kind == "AmiNotConnected" and str(exc).startswith("AMI not connected"):
-                # Refused before anything was written: undo the attempt, retry soon.
-                log.warning("attempt %d: not sent (%s); contact retried in 30 s", aid, exc)
-                self._done(aid)
-                await self.release_agent(aid)
-                await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
-            elif kind in ("AmiTimeout", "AmiNotConnected"):
-                # Written but unanswered (timeout, link lost): Asterisk may have it.  Keep the
-                # attempt 'dialing'; its OriginateResponse or reconciliation decides, never a resend.
-                log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
-            else:
-                log.warning("attempt %d: Originate refused: %s", aid, exc)
-                self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",
-                                            reason=None))
+        except AmiNotSent as exc:
+            # Refused before anything was written: undo the attempt, retry soon.
+            log.warning("attempt %d: not sent (%s); contact retried in 30 s", aid, exc)
+            self._done(aid)
+            await self.release_agent(aid)
+            await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
+        except (AmiTimeout, AmiNotConnected) as exc:
+            # Written but unanswered (timeout, link lost): Asterisk may have it.  Keep the
+            # attempt 'dialing'; its OriginateResponse or reconciliation decides, never a resend.
+            log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
+        except Exception as exc:  # noqa: BLE001 - an Error response (or a bug): the attempt failed
+            log.warning("attempt %d: Originate refused: %s", aid, exc)
+            self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",
+                                        reason=None))
 
     def _forget_stale(self, now: float) -> None:
         """Free capacity held by attempts whose outcome never came (reconciliation owns them)."""
@@ -482,8 +469,6 @@ class Dialer:
         Returns how many were closed.  Unanswered attempts keep waiting for reconciliation
         (their OriginateResponse went to the lost session).  Who is on a call is rebuilt from
         the same channel list, and reservations left over are released."""
-        if self.gateway is None:
-            return 0
         try:
             resp = await self.gateway.action([("Action", "CoreShowChannels")])
         except Exception as exc:  # noqa: BLE001 - try again at the next reconnect / stale sweep
@@ -579,13 +564,3 @@ class Dialer:
         await retrying(self.db, store.apply_fact, fact, self.rules, self.dial.short_call_seconds,
                        clock=self.clock, base_delay=0.1, max_delay=5.0,
                        give_up=lambda: self._stopping, on_failure=failed)
-
-
-def from_service(service) -> Dialer | None:
-    """Component factory (``COMPONENT_FACTORIES``): reads ``[dialer]``/``[hospital]``."""
-    config = service.config
-    if not config.dialer.enabled:
-        return None
-    return Dialer(db=service.db, clock=service.clock, rules=compliance.Rules.from_config(config),
-                  dial=DialSettings.from_config(config), settings=Settings.from_config(config),
-                  instance=config.dialer.instance, region=config.hospital.region)

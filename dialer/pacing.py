@@ -7,10 +7,10 @@ slots at once; after a longer idle gap it restarts from now instead of bursting.
 """
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from callcenter.clock import sleep
+from callcenter.ports import FreeAgents
 from callcenter.queuecalls.agentstate import can_take_call
 
 
@@ -33,35 +33,11 @@ class Pacer:
         return at - now
 
 
-async def sleep(clock: Any, delay: float) -> None:
-    """``asyncio.sleep`` on the injected clock (cancellable, leaves no DelayedCall behind)."""
-    if delay <= 0.0005:  # below timer resolution; the absolute schedule keeps the average rate
-        return
-    fut = asyncio.get_running_loop().create_future()
-    call = clock.callLater(delay, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        if call.active():
-            call.cancel()
-
-
-@dataclass(frozen=True)
-class QueueLoad:
-    """What a queue can take now: the members app_queue would offer a call to
-    (:func:`callcenter.queuecalls.agentstate.can_take_call`: not paused, not in wrap-up,
-    idle) and the inbound callers already waiting for one of them."""
-
-    free: tuple[str, ...] = ()   # member interfaces
-    waiting: int = 0             # inbound callers waiting without an agent
-    # members ringing, talking or in wrap-up whether paused or not: a reservation of one came too late
-    in_call: frozenset[str] = frozenset()
-
-
-class AgentAvailability(Protocol):
-    """Who can take a dialled patient now (the queuecalls component provides the data)."""
-
-    def queue_load(self, queue: str) -> QueueLoad: ...
+async def wait_for_slot(clock: Any, delay: float) -> None:
+    """Wait ``delay`` on the clock; below timer resolution not at all (the absolute
+    schedule keeps the average rate)."""
+    if delay > 0.0005:
+        await sleep(clock, delay)
 
 
 class StaticAgents:
@@ -72,27 +48,24 @@ class StaticAgents:
         self.free = dict(free or {})
         self.waiting = dict(waiting or {})
 
-    def queue_load(self, queue: str) -> QueueLoad:
+    def free_agents(self, queue: str) -> FreeAgents:
         n = self.free.get(queue, 0)
-        return QueueLoad(tuple(f"Static/{queue}-{i + 1}" for i in range(n)), self.waiting.get(queue, 0))
+        return FreeAgents(tuple(f"Static/{queue}-{i + 1}" for i in range(n)), self.waiting.get(queue, 0))
 
 
 class QueueCallsAgents:
-    """Free members and waiting inbound callers from the ``queuecalls`` component's live
-    view (member states are :mod:`~callcenter.queuecalls.agentstate`'s; a dialer
-    patient waiting is not an inbound caller: its agent is reserved for it)."""
+    """Free members and waiting inbound callers from the queue-calls tracker's live view
+    (member states are :mod:`~callcenter.queuecalls.agentstate`'s, the one vocabulary; a
+    dialer patient waiting is not an inbound caller: its agent is reserved for it)."""
 
-    def __init__(self, service: Any):
-        self.service = service
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
 
-    def queue_load(self, queue: str) -> QueueLoad:
-        qc = self.service.get("queuecalls")
-        if qc is None:
-            raise LookupError("dialer: the queuecalls component is needed for agent availability")
-        q = qc.live().get(queue) or {}
+    def free_agents(self, queue: str) -> FreeAgents:
+        q = self.tracker.live().get(queue) or {}
         members = q.get("members", [])
         free = tuple(m["interface"] for m in members if can_take_call(m["state"]))
         waiting = sum(1 for c in q.get("waiting", []) if c["direction"] == "inbound")
         in_call = frozenset(m["interface"] for m in members
                             if m["state"] in ("ringing", "on_call") or m["in_wrapup"])
-        return QueueLoad(free, waiting, in_call)
+        return FreeAgents(free, waiting, in_call)

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from callcenter.logs import mask_number
+from callcenter.errors import DomainError
+from callcenter.logs import RepeatLimiter, mask_number
+from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys, VoiceMessages,
+                             require_all)
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
 from .engine import Done, Effect, Engine
-from .fastagi import AgiApplication, AgiRequest, to_reply
+from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 from .writes import SessionWrites
 
@@ -42,72 +44,60 @@ def _ts(value: dt.datetime) -> float:
     return value.timestamp()
 
 
-def default_recordings_dir(config: Any = None) -> str:
-    """Asterisk's view of the recordings directory ([recordings] spool_dir), so the
-    recordings catalogue accepts the voice messages the IVR records."""
-    try:
-        if config is not None:
-            from recordings.settings import from_config
+@dataclass(frozen=True)
+class IvrPorts:
+    """What the IVR asks of other features, passed in by the composition root.
 
-            return str(from_config(config).spool_dir)
-        from recordings.catalog import current_settings
+    ``queue_load``: the live queues (``longest_wait_over`` conditions); the others
+    run inside the session's database transaction: voice messages are catalogued
+    (recordings), complaint messages open tickets (complaints), callback requests
+    and survey answers go to the dialer.
+    """
 
-        return str(current_settings().spool_dir)
-    except Exception:  # recordings package absent or not configured
-        return "/var/spool/asterisk/recordings"
+    queue_load: QueueLoad
+    voice_messages: VoiceMessages
+    tickets: ComplaintIntake
+    callbacks: Callbacks
+    surveys: Surveys
 
-
-class Hooks:
-    """The owners' functions the IVR calls, imported lazily (absent -> warning)."""
-
-    @staticmethod
-    def call(fn: Callable, session: Any, **kw: Any) -> Any:
-        """Call a hook with the keywords it accepts (the contract's, plus extras it knows)."""
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):  # pragma: no cover
-            return fn(session, **kw)
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            kw = {k: v for k, v in kw.items() if k in params}
-        return fn(session, **kw)
-
-    @staticmethod
-    def find(module: str, name: str) -> Callable | None:
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            return None
-        return getattr(mod, name, None)
+    def __post_init__(self) -> None:
+        require_all([(self.queue_load, QueueLoad, "IVR queue_load"),
+                     (self.voice_messages, VoiceMessages, "IVR voice_messages"),
+                     (self.tickets, ComplaintIntake, "IVR tickets"),
+                     (self.callbacks, Callbacks, "IVR callbacks"),
+                     (self.surveys, Surveys, "IVR surveys")])
 
 
 class AgiServer:
     """A service component (``name = "agi"``) serving ``agi://HOST:PORT/<flow>``.
 
-    ``queue_load(queue)`` (sync or async) -> ``{"longest_wait": s, "agents_available": n}``
-    or ``None``; if not given, the ``queuecalls`` component's ``queue_load`` is used.
-    ``db`` is a :class:`callcenter.store.Database` (sessions are stored when given).
+    ``ports`` (:class:`IvrPorts`) are the other features the flows use; ``db`` is a
+    :class:`callcenter.store.Database` (sessions are stored when given);
+    ``recordings_dir`` is where Asterisk writes voice messages (its own view).
     ``latency`` (a list) receives the server's own time per AGI round trip, in seconds.
     """
 
     name = "agi"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any = None,
-                 db: Any = None, flows_dir: str | Path | None = None,
+    def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any, ports: IvrPorts,
+                 recordings_dir: str, db: Any = None, flows_dir: str | Path | None = None,
                  timezone: str = "Asia/Shanghai", country: str = "CN",
-                 prompt_base: str = "callcenter",
-                 recordings_dir: str | None = None,
-                 queue_load: Callable | None = None, latency: list | None = None,
-                 shutdown_write_timeout: float = 10.0):
+                 prompt_base: str = "callcenter", latency: list | None = None,
+                 shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
+                 reply_timeout: float = REPLY_TIMEOUT, sounds_dir: str | Path | None = None):
+        if not isinstance(ports, IvrPorts):
+            raise AssemblyError(f"AgiServer: ports must be IvrPorts, not {type(ports).__name__}")
         self.host, self.port = host, port
         self.clock = clock
         self.db = db
         self.flows_dir = Path(flows_dir) if flows_dir else None
         self.timezone, self.country = timezone, country
         self.prompt_base = prompt_base
-        self.recordings_dir = recordings_dir or default_recordings_dir()
-        self._queue_load = queue_load
+        self.recordings_dir = recordings_dir
+        self.ports = ports
         self.latency = latency
-        self.service = None
+        self.sounds_dir = Path(sounds_dir) if sounds_dir else None
+        self.missing_prompts: list[str] = []  # what the start-up check found
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._flows: dict[str, tuple[float, Flow]] = {}
@@ -115,19 +105,21 @@ class AgiServer:
         self.active = 0
         self.writes: SessionWrites | None = None  # the sessions' database writes (start)
         self.shutdown_write_timeout = shutdown_write_timeout
-        self.app = AgiApplication(resolve=self._resolve, latency=latency)
+        self.max_sessions = max_sessions  # more at once are refused at accept: the fds stay bounded
+        self.refused = 0
+        self.shed = 0
+        self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
+        self._refusals = RepeatLimiter(log, self, interval=60.0)
+        self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
     # -- component ------------------------------------------------------------
-    async def start(self, service: Any = None) -> None:
-        self.service = service
-        if service is not None:
-            self.clock = self.clock or service.clock
-            self.db = self.db or service.db
+    async def start(self) -> None:
         if self.db is not None and (self.writes is None or self.writes.closing):
             self.writes = SessionWrites(self.db, self.clock)
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+        self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -145,11 +137,33 @@ class AgiServer:
         if self.writes is not None:  # flush what the database takes; log (masked) the rest
             await self.writes.close(self.shutdown_write_timeout)
 
+    def check_prompts(self) -> list[str]:
+        """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's
+        sounds directory lacks: a caller would hear nothing there."""
+        from .prompts import missing_files
+
+        if self.sounds_dir is None:
+            log.info("IVR prompts not checked: [agi] sounds_dir not set (Asterisk's sounds directory)")
+            return []
+        if not self.sounds_dir.is_dir():
+            log.error("IVR prompts not checked: sounds directory %s is not readable here", self.sounds_dir)
+            return []
+        flows = [f for f in (self.flow(name) for name in sorted(self.app._route)) if f is not None]
+        self.missing_prompts = missing_files(flows, self.sounds_dir, self.prompt_base)
+        if self.missing_prompts:
+            log.error("IVR prompts missing in %s (callers hear nothing there; `callcenter prompts build "
+                      "--out %s/%s`): %s", self.sounds_dir, self.sounds_dir, self.prompt_base,
+                      ", ".join(self.missing_prompts))
+        return self.missing_prompts
+
     def flows_root(self) -> Path:
         return self.flows_dir or FLOWS_DIR
 
     def now(self) -> float:
-        return self.clock.seconds() if self.clock is not None else time.time()
+        return self.clock.seconds()
+
+    def seconds(self) -> float:  # IReactorTime-like, for the repeat limiter
+        return self.now()
 
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
@@ -169,19 +183,12 @@ class AgiServer:
         self._flows[name] = (mtime, flow)
         return flow
 
-    async def queue_load(self, queue: str) -> dict | None:
-        provider = self._queue_load
-        if provider is None and self.service is not None:
-            provider = getattr(self.service.get("queuecalls"), "queue_load", None)
-        if provider is None:
+    def queue_load(self, queue: str) -> dict | None:
+        """The engine's view of a queue's load (``None``: unknown, the condition fails)."""
+        info = self.ports.queue_load.queue_load(queue)
+        if info is None:
             return None
-        result = provider(queue)
-        if inspect.isawaitable(result):
-            result = await result
-        if result is not None and not isinstance(result, dict):
-            result = {"longest_wait": getattr(result, "longest_wait", 0),
-                      "agents_available": getattr(result, "agents_available", 0)}
-        return result
+        return {"longest_wait": info.longest_wait, "agents_available": info.agents_available}
 
     # -- connection -------------------------------------------------------------
     def _resolve(self, name: str):
@@ -189,7 +196,14 @@ class AgiServer:
         return self._run_flow if flow_path(name, self.flows_dir) is not None else None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_sessions and not self._shed_one():
+            self.refused += 1
+            self._refusals.warning("cap", "FastAGI session refused: %d sessions open ([agi] max_sessions)",
+                                   self.active)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
+        self._no_env[writer] = task
         self._tasks.add(task)
         self.active += 1
         try:
@@ -203,13 +217,27 @@ class AgiServer:
         finally:
             self.active -= 1
             self._tasks.discard(task)
+            self._no_env.pop(writer, None)
             try:
                 writer.close()
             except Exception:  # pragma: no cover
                 pass
 
+    def _shed_one(self) -> bool:
+        """At the cap, drop the oldest connection that has not sent its environment: Asterisk
+        sends it at once, so that is not a caller, and a flood of them must not keep one out."""
+        for writer in self._no_env:
+            del self._no_env[writer]
+            self.shed += 1
+            self._refusals.info("shed", "FastAGI session cap reached: a connection without its "
+                                        "environment dropped for a new one")
+            writer.transport.abort()
+            return True
+        return False
+
     async def _run_flow(self, request: AgiRequest) -> None:
         """The route of every flow: run the engine over the request's commands."""
+        self._no_env.pop(request.writer, None)
         env = request.env
         flow = self.flow(env.script)
         if flow is None:
@@ -235,19 +263,31 @@ class AgiServer:
         log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
                  engine.result, "/".join(engine.path))
 
+    async def prepare_voice_message(self, path: str) -> str | None:
+        """Make the voice message's directory exist (off the loop); None, or why not (logged)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.ports.voice_messages.prepare_voice_message, path)
+        except OSError as exc:
+            log.error("voice message cannot be recorded: %s", exc)
+            return str(exc)
+        return None
+
     async def _effect(self, eff: Effect, engine: Engine, record: "_SessionRecord") -> Any:
         try:
             if eff.name == "queue_load":
-                return await self.queue_load(eff.args["queue"])
+                return self.queue_load(eff.args["queue"])
             if eff.name == "session_id":
                 return await record.session_id()
+            if eff.name == "voicemail_prepare":
+                return await self.prepare_voice_message(eff.args["path"])
             if eff.name == "voicemail":
                 return await record.voicemail(eff.args)
             if eff.name == "callback":
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
-        except LookupError as exc:  # caller/network data naming nothing we know: bad input, not a bug
+        except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
         except Exception:
@@ -365,57 +405,56 @@ class _SessionRecord:
     # -- hooks --------------------------------------------------------------------
     async def voicemail(self, args: dict) -> dict:
         """Store the message (recordings) and open a ticket or a callback request."""
-        add = Hooks.find("recordings.catalog", "add_voice_message")
-        open_ticket = Hooks.find("callcenter.complaints.service", "open_from_voice_message")
-        request_cb = Hooks.find("dialer.api", "request_callback")
+        ports = self.server.ports
         eng = self.engine
         out: dict = {"voice_message": args["path"]}
         if self.lane is None:
             return out
-        missing = [n for n, f in (("recordings.catalog.add_voice_message", add),
-                                  ("complaints open_from_voice_message", open_ticket)) if f is None]
-        if missing:
-            eng.warn("voice message kept on the PBX only; missing hooks: " + ", ".join(missing))
 
         def work(s):
             row = self._row(s)
             before = self._done_before(row, "voicemail")
             if before is not None:
-                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
+                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id", "unusable")
+                                  if k in before}}
             res = dict(out)
             rid = None
-            if add is not None:
-                try:  # a catalogue failure must not lose the ticket / callback
-                    with s.begin_nested():
-                        rid = Hooks.call(add, s, path=args["path"], uniqueid=eng.uniqueid,
-                                         caller_number=eng.caller_number,
-                                         started_at=_utc(args["started_at"]), duration=args["duration"])
-                    res["recording_id"] = rid
-                except TRANSIENT:
-                    raise
-                except Exception as exc:
-                    log.exception("voice message not catalogued")
-                    eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
-            if args["link"] == "complaint" and open_ticket is not None:
-                res["ticket_id"] = Hooks.call(open_ticket, s, caller_number=eng.caller_number,
-                                              uniqueid=eng.uniqueid, ivr_session_id=self.sid,
-                                              caller_name=eng.caller_name, recording_id=rid,
-                                              received_at=_utc(args["started_at"]),
-                                              language=eng.language)
-            elif args["link"] == "callback" and request_cb is not None:
-                res["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
-                                               reason="voice message", requested_at=_utc(args["started_at"]),
-                                               ivr_session_id=self.sid)
+            try:  # a catalogue failure must not lose the ticket / callback
+                with s.begin_nested():
+                    rid = ports.voice_messages.add_voice_message(
+                        s, path=args["path"], uniqueid=eng.uniqueid, caller_number=eng.caller_number,
+                        started_at=_utc(args["started_at"]), duration=args["duration"])
+                res["recording_id"] = rid
+                if not ports.voice_messages.usable(s, rid):  # empty, cut short or not there
+                    res["unusable"] = "file empty or missing after RECORD FILE (see recordings)"
+                    self._mark(row, "voicemail", recording_id=rid, unusable=res["unusable"])
+                    return res
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                log.exception("voice message not catalogued")
+                eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
+            if args["link"] == "complaint":
+                res["ticket_id"] = ports.tickets.open_from_voice_message(
+                    s, caller_number=eng.caller_number, uniqueid=eng.uniqueid, ivr_session_id=self.sid,
+                    caller_name=eng.caller_name, recording_id=rid, received_at=_utc(args["started_at"]),
+                    language=eng.language)
+            elif args["link"] == "callback" and not args.get("callback_phone"):
+                eng.warn("voice message kept; caller ID withheld, no callback requested")
+            elif args["link"] == "callback":
+                res["contact_id"] = ports.callbacks.request_callback(
+                    s, phone=args["callback_phone"], name=eng.caller_name, reason="voice message",
+                    requested_at=_utc(args["started_at"]), ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
             return res
         w = self.lane.submit(work, self._what("voice message " + str(args.get("link"))))
         return await self.server.writes.wait(w, out)
 
     async def callback(self, args: dict) -> int | None:
-        fn = Hooks.find("dialer.api", "request_callback")
+        callbacks = self.server.ports.callbacks
         eng = self.engine
-        if fn is None or self.lane is None:
-            eng.warn("callback requested but dialer.api.request_callback is not available")
+        if self.lane is None:
+            eng.warn("callback requested but IVR sessions are not stored (no database)")
             return None
         requested_at = _utc(self.server.now())
 
@@ -424,20 +463,20 @@ class _SessionRecord:
             before = self._done_before(row, "callback")
             if before is not None:
                 return before.get("contact_id")
-            cid = Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name, reason=args["reason"],
-                             requested_at=requested_at, ivr_session_id=self.sid)
+            cid = callbacks.request_callback(s, phone=args["phone"], name=eng.caller_name,
+                                             reason=args["reason"], requested_at=requested_at,
+                                             ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
         w = self.lane.submit(work, self._what("callback request"))
-        return await self.server.writes.wait(w, None)
+        # database down: the request is queued and retried until stored, so it may be confirmed
+        return await self.server.writes.wait(w, "queued")
 
     async def survey_result(self, args: dict) -> Any:
-        fn = Hooks.find("dialer.api", "record_survey_result")
+        surveys = self.server.ports.surveys
         eng = self.engine
-        if fn is None or self.lane is None or not args.get("attempt_id"):
+        if self.lane is None or not args.get("attempt_id"):
             eng.details["survey"] = {"answers": args["answers"], "opted_out": args["opted_out"]}
-            if fn is None:
-                eng.warn("dialer.api.record_survey_result not available; answers kept in the session")
             return None
         answers = {k: v for k, v in args["answers"].items() if v is not None}
         at = _utc(self.server.now())  # when the patient answered, not when the write got through
@@ -446,18 +485,10 @@ class _SessionRecord:
             row = self._row(s)
             if self._done_before(row, "survey") is not None:
                 return None
-            out = Hooks.call(fn, s, attempt_id=args["attempt_id"], answers=answers,
-                             opted_out=args["opted_out"], completed=args["completed"],
-                             ivr_session_id=self.sid, at=at)
+            out = surveys.record_survey_result(s, attempt_id=args["attempt_id"], answers=answers,
+                                               opted_out=args["opted_out"], completed=args["completed"],
+                                               ivr_session_id=self.sid, at=at)
             self._mark(row, "survey")
             return out
         w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
         return await self.server.writes.wait(w, None)
-
-
-def from_service(service: Any) -> AgiServer:
-    cfg = service.config
-    return AgiServer(cfg.agi.host, cfg.agi.port, clock=service.clock, db=service.db,
-                     flows_dir=cfg.agi.flows_dir or None, timezone=cfg.hospital.timezone,
-                     country=cfg.hospital.country, prompt_base=cfg.agi.prompt_base,
-                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg))

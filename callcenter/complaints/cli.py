@@ -89,12 +89,11 @@ def register(sub, common) -> None:
 # -- helpers -------------------------------------------------------------------
 
 def _setup(config):
+    """The database and the complaints service as ``serve`` builds it."""
     from callcenter.commands import open_db
+    from callcenter.domain import build_domain
 
-    from . import service as svc
-
-    svc.configure_from(config)
-    return open_db(config), svc
+    return open_db(config), build_domain(config).complaints
 
 
 def _now(args, config) -> dt.datetime:
@@ -117,11 +116,11 @@ def _local(t, tz) -> str:
 
 
 def _run(db, fn):
-    from . import service as svc
+    from callcenter.errors import DomainError
 
     try:
         return db.call(fn)
-    except (svc.ComplaintError, svc.IllegalTransition) as exc:
+    except DomainError as exc:
         raise UserError(str(exc)) from None
     finally:
         db.close()

@@ -5,8 +5,8 @@ them as ``VarSet`` events (same ``Linkedid`` as the call the agent then gets in
 ``AgentConnect``).  :class:`dialer.tracker.LinkedAttempts` (the dialer's one correlation)
 remembers Linkedid -> attempt from those events; the screen pop then loads the attempt's contact, campaign and the row
 it is about (treatment, missed appointment, complaint ticket) with :func:`call_context`.
-The outcome form goes to ``dialer.api.record_outcome`` and, when the patient asks never to
-be called again, ``dialer.api.add_do_not_call(..., source="agent")``.
+The outcome form goes to ``DialerApi.record_outcome`` and, when the patient asks never to
+be called again, ``DialerApi.add_do_not_call(..., source="agent")``.
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from callcenter.errors import Conflict, Forbidden, NotFound
 from callcenter.store.models import audit
 
 from .http import BadRequest
 
-OUTCOMES = {  # campaign kind -> what the agent may record (dialer.api.record_outcome)
+OUTCOMES = {  # campaign kind -> what the agent may record (DialerApi.record_outcome)
     "revisit": ("completed", "rebooked", "declined"),
     "no_show": ("rebooked", "declined"),
     "complaint_followup": ("completed", "declined"),
@@ -96,23 +97,34 @@ def parse_outcome(form: dict) -> dict:
             "note": str(form.get("note") or "").strip()[:2000]}
 
 
-class NotYours(PermissionError):
-    pass
+class NotYours(Forbidden):
+    """The dial attempt is another agent's call."""
 
 
-def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
-    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call)."""
-    from dialer import api
+class Closed(Conflict):
+    """The contact already has its result (recorded, or given up): nothing more to record."""
+
+
+OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
+
+
+def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
+    """Record the agent's result for the contact behind ``attempt_id``: a call this agent took
+    (the one on screen, or any earlier one whose queue member interface is the user's), until
+    the contact is closed.  The member *name* is display text and never identifies a user.
+    ``api`` is the app's :class:`dialer.api.DialerApi`."""
     from dialer.models import Attempt, Campaign, Contact
 
     from .models import CallOutcome
 
     a = s.get(Attempt, fields["attempt_id"])
     if a is None:
-        raise LookupError(fields["attempt_id"])
-    if popped_attempt != a.id and not (a.agent and a.agent in (user.interface, user.display_name)):
-        raise NotYours(a.id)
+        raise NotFound(f"no dial attempt {fields['attempt_id']}")
+    if popped_attempt != a.id and not (user.interface and a.agent_interface == user.interface):
+        raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
+    if c.outcome not in OPEN_OUTCOMES:
+        raise Closed(c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):

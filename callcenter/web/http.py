@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from callcenter.errors import InvalidInput
+
 from .auth import CurrentUser
 
 PUBLIC = None                        # a route anyone may open (login form, static files)
@@ -14,8 +16,12 @@ AGENTS = frozenset({"agent"})
 ADMINS = frozenset({"admin"})
 
 
-class BadRequest(Exception):
-    """Invalid input; the message names the field and is shown to the user."""
+DEFAULT_BODY = 256 * 1024           # a form or a JSON object: far more than any field needs
+NO_ROUTE_BODY = 16 * 1024            # unknown path, or a method that takes no body
+
+
+class BadRequest(InvalidInput):
+    """Invalid input found by the web layer; the message names the field and is shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class Route:
     path: str                        # "/api/reports/{name}"; {x} matches one path segment
     roles: frozenset | None
     handler: Callable[..., Any]      # async fn(app, req) -> Response
-    kind: str                        # page | api | sse | form | static
+    kind: str                        # page | api | sse | form | static | stream
     summary: str
     query: tuple = ()                # ((name, type, description), ...) for OpenAPI
     body: tuple = ()                 # ((name, type, description, required), ...) for POSTs
@@ -32,6 +38,9 @@ class Route:
     response: dict | None = None     # JSON schema of the answer (api routes)
     csrf: bool = True                # POST routes check the session's CSRF token (not for API tokens)
     raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
+    max_body: int = 0                # bytes of request body accepted (0: DEFAULT_BODY); more -> 413
+    statuses: dict = field(default_factory=dict)  # route-specific answers for OpenAPI: {201: "created"}
+    audit_as: str = ""               # object type whose refused requests (401/403) are audited
 
     @property
     def segments(self) -> list[str]:
@@ -95,6 +104,9 @@ def as_json(obj: Any, status: int = 200) -> Response:
 
 def redirect(location: str, status: int = 303) -> Response:
     return Response(status, b"", headers={"Location": location})
+
+
+STREAMED = object()  # a "stream" handler's answer: it wrote (and finishes) the response itself
 
 
 @dataclass

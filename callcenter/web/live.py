@@ -17,8 +17,10 @@ from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
+from callcenter.queuecalls.reducer import Fact, Finished, Joined
 
 from . import data, today
+from .lookups import audit_view
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +164,9 @@ class WallboardFeed:
         self._outbound_dirty = False   # a dialer call joined/left a queue since the last read
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
-            if gateway is not None and hasattr(gateway, "on_connect"):
+            if gateway is not None:
                 # awaited after the tracker's resync: calls it recovered from queue_log after an
-                # outage reach its buffer without a ``finished`` fact, so reload once
+                # outage reach its buffer without a ``Finished`` fact, so reload once
                 gateway.on_connect(self._reconnected)
 
     async def _reconnected(self) -> None:
@@ -172,11 +174,13 @@ class WallboardFeed:
             self._facts = []
         self._changed()
 
-    def _changed(self, kind=None, payload=None, *_args) -> None:
-        if kind in ("joined", "finished") and payload is not None and payload.direction == "outbound":
-            self._outbound_dirty = True
-        if kind == "finished" and payload is not None:
-            self._finished(payload)
+    def _changed(self, fact: Fact | None = None) -> None:
+        if isinstance(fact, (Joined, Finished)):
+            call = fact.record if isinstance(fact, Finished) else fact.call
+            if call.direction == "outbound":
+                self._outbound_dirty = True
+        if isinstance(fact, Finished):
+            self._finished(fact.record)
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 
@@ -220,7 +224,7 @@ class WallboardFeed:
         if self._facts is None:
             self._facts = []
         start, end = day_bounds(now, self.tz)
-        buffered = list(getattr(self.queuecalls, "buffer", None) or [])  # before the SELECT
+        buffered = list(self.queuecalls.buffer)  # before the SELECT
         rows = await self.app.db.run(today.load_rows, start, end)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
@@ -289,7 +293,7 @@ class ScreenPop:
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt
-        self.dialer_cid = _cid_number(getattr(getattr(app.config, "dialer", None), "caller_id", ""))
+        self.dialer_cid = _cid_number(app.config.dialer.caller_id)
         if gateway is not None:
             gateway.subscribe(self.on_ami)
 
@@ -326,8 +330,12 @@ class ScreenPop:
                 aid = attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
-            return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now,
-                                                                               self.tz), ctx)
+            users = data.users_with_interface(s, iface)
+            record = data.patient_record(s, num, nm, self.region, now, self.tz)
+            for username in users:  # each agent the record is shown to has viewed it
+                audit_view(s, username, record, via="screen_pop",
+                           call=msg.get("Linkedid") or msg.get("Uniqueid") or "")
+            return users, record, ctx
 
         try:
             users, record, dialer = await self.app.db.run(load)

@@ -44,6 +44,14 @@ def document(routes) -> dict:
                 "application/json": {"schema": r.response or {"type": "object"}}}}
         elif r.kind == "sse":
             responses["200"] = {"description": "event stream", "content": {"text/event-stream": {}}}
+        elif r.kind == "stream":
+            responses["200"] = {"description": "JSON, or the file", "content": {
+                "application/json": {"schema": {"type": "object"}}, "audio/wav": {}}}
+            if "{id}" in r.path:
+                responses["404"] = {"description": "no such recording, or its file is missing"}
+            if r.path.endswith(("/audio", "/download")):
+                responses["206"] = {"description": "the requested byte range (Range: bytes=)"}
+                responses["416"] = {"description": "range not satisfiable"}
         elif r.method == "POST":
             responses["303"] = {"description": "done; redirect"}
         else:
@@ -60,7 +68,14 @@ def document(routes) -> dict:
                                 "not needed with an API token",
                  "schema": {"type": "string"}})
         responses["400"] = {"description": "invalid input (the message names the field)"}
-        op["responses"] = responses
+        if "{" in r.path:
+            responses["404"] = {"description": "no such item (or a path value not known)"}
+        if r.method == "POST":
+            responses["413"] = {"description": "request body over the route's limit (by Content-Length)"}
+        responses["503"] = {"description": "the database is not answering; retry after Retry-After seconds"}
+        for code, desc in r.statuses.items():
+            responses[str(code)] = {"description": desc}
+        op["responses"] = dict(sorted(responses.items()))
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",

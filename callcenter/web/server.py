@@ -19,11 +19,22 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import jinja2
-from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from callcenter.ports import AmiClient, LiveQueues, require_all
+from callcenter.store.models import audit
+from recordings.web import routes as recordings_routes
+
 from . import auth
-from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
+from callcenter.errors import DomainError, InvalidInput, Unavailable
+from callcenter.store.retry import TRANSIENT
+from callcenter.text import clean, unstorable
+
+from .clientaddr import TrustedProxies
+from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html,
+                   redirect)
+from .lookups import LookupLimit
 from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
@@ -56,7 +67,17 @@ def set_security_headers(request, *, cacheable: bool = False) -> None:
 
 
 class WebApp:
-    def __init__(self, service, *, clock=None, reactor=None, routes: list[Route] | None = None):
+    """The web application: routes, auth, pages and live feeds over its collaborators.
+
+    ``ami`` sends agents' queue actions and feeds screen pops; ``live`` (the queue-calls
+    tracker) feeds the wallboard; ``escalation`` (the complaints component, ``None``
+    when ``[complaints] enabled = false``) feeds deadline alerts; ``recordings`` is the
+    ``/recordings`` resource; ``domain`` (:class:`callcenter.domain.Domain`) the
+    complaints service and dialer API the handlers call.
+    """
+
+    def __init__(self, config, db, clock, *, ami: AmiClient, live: LiveQueues, domain: Any,
+                 escalation=None, recordings: Any = None, reactor=None, routes: list[Route] | None = None):
         from .routes import ROUTES
 
         if reactor is None:
@@ -65,17 +86,24 @@ class WebApp:
             reactor = _reactor
         from .sse import Broker
 
-        self.service = service
-        self.config = service.config
-        self.db = service.db
-        self.clock = clock or service.clock
+        require_all([(ami, AmiClient, "web ami"), (live, LiveQueues, "web live")])
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.ami = ami
+        self.live = live
+        self.escalation = escalation
+        self.domain = domain
         self.reactor = reactor
-        self.routes = routes if routes is not None else ROUTES
+        if routes is None:
+            routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else [])
+        self.routes = routes
         self.broker = Broker(reactor)
-        self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
-        self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
+        self.login_throttle = auth.LoginThrottle(self.clock)
+        self.lookup_limit = LookupLimit(self.clock)
         self.session_hours = float(self.config.web.session_hours)
-        self.secure_cookies = bool(getattr(self.config.web, "secure_cookies", False))
+        self.secure_cookies = bool(self.config.web.secure_cookies)
+        self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined,
@@ -83,11 +111,17 @@ class WebApp:
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str,
                                                     "ensure_ascii": False}
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
-        self.recordings: Any = None
+        self.recordings = recordings
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
-        self.extensions: dict[str, Any] = {}   # live feeds (wallboard, screen pop) register here
+        from .complaint_alerts import ComplaintAlertsFeed
+        from .live import ScreenPop, WallboardFeed
+
+        self.wallboard = WallboardFeed(self, live, gateway=ami)
+        self.screenpop = ScreenPop(self, ami)
+        self.alerts = ComplaintAlertsFeed(self, escalation)
+        self.dialer_context: Any = None  # campaigns pages: built on first use from the config
 
     # -- helpers for handlers ---------------------------------------------------------------
     def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
@@ -102,6 +136,15 @@ class WebApp:
         if req.route is None or req.route.kind in ("api", "sse") or req.path.startswith("/api/"):
             return as_json({"error": t("en", key, **kw), "status": status}, status)
         return self.render(req, "error.html", status, message=t(req.lang, key, **kw))
+
+    def domain_error(self, req: Req, exc: DomainError) -> Response:
+        """The one mapping from a domain error to an answer: its code's status, its message."""
+        if req.route is None or req.route.kind in ("api", "sse") or req.path.startswith("/api/"):
+            return as_json(exc.to_dict(), exc.status)
+        if isinstance(exc, InvalidInput):
+            return self.render(req, "error.html", exc.status, message=t(req.lang, "error.bad_request", detail=str(exc)))
+        key = {404: "error.notfound", 403: "error.forbidden"}.get(exc.status)
+        return self.render(req, "error.html", exc.status, message=t(req.lang, key) if key else str(exc))
 
     def default_language(self) -> str:
         lang = self.config.hospital.language
@@ -129,6 +172,21 @@ class WebApp:
                 return route, params, True
         return None, {}, path_known
 
+    def client_address(self, request) -> str:
+        """The browser's address: ``X-Forwarded-For`` only from a trusted proxy."""
+        return self.proxies.client(_remote(request), request.getHeader("x-forwarded-for"))
+
+    def over_tls(self, request) -> bool:
+        """Did the browser use HTTPS (to us, or to a trusted proxy that says so)?"""
+        return self.proxies.tls(_remote(request), request.isSecure(), request.getHeader("x-forwarded-proto"))
+
+    def body_limit(self, method: str, path: str) -> int:
+        """Bytes of body accepted for this request, known from the route before any is read."""
+        route, _, _ = self.find(method, path)
+        if route is None or route.method != "POST":
+            return NO_ROUTE_BODY
+        return route.max_body or DEFAULT_BODY
+
     async def current_user(self, request) -> auth.CurrentUser | None:
         token = _cookie(request, SESSION_COOKIE)
         if not token or len(token) > 100:
@@ -141,20 +199,28 @@ class WebApp:
         route, params, known = self.find(method, path)
         set_security_headers(request, cacheable=bool(route and route.kind == "static"))
         req = Req(method, path, route, params, _query(request), {}, None, self.default_language(),
-                  _remote(request), request, _cookies(request))
+                  self.client_address(request), request, _cookies(request))
         try:
             resp = await self._dispatch(req, request, route, known)
-        except BadRequest as exc:
-            resp = self.error(req, 400, "error.bad_request", detail=str(exc))
+        except DomainError as exc:
+            resp = self.domain_error(req, exc)
+        except TRANSIENT:  # the database refuses connections: say so, and when to come back
+            log.warning("database unavailable for %s %s", method, path)
+            resp = self.domain_error(req, Unavailable("the database is not answering; try again shortly"))
+            resp.headers["Retry-After"] = "5"
         except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
             log.exception("error handling %s %s", method, path)
             resp = self.error(req, 500, "error.server")
         if isinstance(resp, SSE):
             self._start_sse(request, resp)
             return
+        if resp is STREAMED:
+            return
         self._write(request, resp)
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
+        _check_text("query parameter", req.args)
+        _check_text("path segment", req.params)
         if route is None:
             if req.path.startswith("/api/") or not known:
                 user = await self.current_user(request)
@@ -178,6 +244,7 @@ class WebApp:
             else:
                 user = await self.current_user(request)
             if user is None:
+                await self._audit_refusal(route, req, "anonymous", "not logged in")
                 if route.kind == "page":
                     return redirect("/login?next=" + quote(req.path), 303)
                 resp = as_json({"error": "login required", "status": 401}, 401)
@@ -186,16 +253,23 @@ class WebApp:
             req.user = user
             req.lang = user.language if user.language in LANGUAGES else self.default_language()
             if user.role not in route.roles:
+                await self._audit_refusal(route, req, user.username, f"role {user.role!r}")
                 return self.error(req, 403, "error.forbidden")
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
             req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
+            _check_text("field", req.form)
             if route.csrf and not (req.user is not None and req.user.via_token):
                 given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
                     return self.error(req, 403, "error.csrf")
         return await route.handler(self, req)
+
+    async def _audit_refusal(self, route: Route, req: Req, who: str, reason: str) -> None:
+        if route.audit_as:
+            await self.db.run(lambda s: audit(s, who, f"{route.audit_as}.denied", route.audit_as,
+                                              req.path[:64], reason=reason, ip=req.remote))
 
     def _anon_language(self, req: Req) -> str:
         lang = req.args.get("lang") or req.cookies.get("cc_lang", "")
@@ -208,7 +282,10 @@ class WebApp:
         request.setHeader("Content-Type", resp.content_type)
         for k, v in resp.headers.items():
             request.setHeader(k, v)
+        secure = self.secure_cookies or self.over_tls(request)  # HTTPS here or at a trusted proxy
         for c in resp.cookies:
+            if secure and "; Secure" not in c:
+                c += "; Secure"
             request.responseHeaders.addRawHeader("Set-Cookie", c)
         if request.method != b"HEAD":
             request.write(resp.body)
@@ -246,6 +323,8 @@ class WebApp:
     async def close(self) -> None:
         """Stop taking work, end event streams, and wait for handlers in flight to finish."""
         self.closed = True
+        self.ami.unsubscribe(self.screenpop.on_ami)
+        self.alerts.close()
         self.broker.close()
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:
@@ -254,6 +333,36 @@ class WebApp:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
+
+
+def _check_text(what: str, values: dict) -> None:
+    """Refuse what no store keeps (NUL, lone surrogates, control characters), naming the field;
+    JSON arrays/objects arrive as JSON text, so their strings are checked inside it too."""
+    for key, value in values.items():
+        for text in _strings(key, value):
+            problem = unstorable(text)
+            if problem:
+                raise BadRequest(f"{what} {clean(str(key))[:40]!r} {problem}")
+
+
+def _strings(key, value):
+    yield str(key)
+    if isinstance(value, str):
+        yield value
+        if value[:1] in "[{":
+            try:
+                stack = [json.loads(value)]
+            except ValueError:
+                return
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    yield v
+                elif isinstance(v, dict):
+                    stack.extend(v.keys())
+                    stack.extend(v.values())
+                elif isinstance(v, list):
+                    stack.extend(v)
 
 
 def _cookie(request, name: str) -> str | None:
@@ -346,41 +455,6 @@ class _Leaf(Resource):
         return NOT_DONE_YET
 
 
-class _Mounted(Resource):
-    """A sub-application (recordings) behind our session check.
-
-    Loads the session, keeps it on the request for ``authorize(request)``, then
-    lets the mounted resource traverse and render the rest of the path.
-    """
-
-    isLeaf = True
-
-    def __init__(self, app: WebApp, inner: Resource):
-        super().__init__()
-        self.app = app
-        self.inner = inner
-
-    def render(self, request):
-        async def go():
-            try:
-                request.cc_user = await self.app.current_user(request)
-            except Exception:  # noqa: BLE001
-                log.exception("session lookup failed")
-                request.cc_user = None
-            set_security_headers(request)
-            if request.cc_user is None:
-                self.app._write(request, as_json({"error": "login required", "status": 401}, 401))
-                return
-            resource = getChildForRequest(self.inner, request)
-            body = resource.render(request)
-            if body is not NOT_DONE_YET and not request.finished:
-                request.write(body)
-                request.finish()
-
-        self.app.spawn(go())
-        return NOT_DONE_YET
-
-
 class _Root(Resource):
     def __init__(self, app: WebApp):
         super().__init__()
@@ -388,14 +462,8 @@ class _Root(Resource):
         self.leaf = _Leaf(app)
 
     def getChildWithDefault(self, name, request):
-        if name == b"recordings" and self.app.recordings is not None:
-            return _Mounted(self.app, self.app.recordings)
         return self.leaf
 
     def render(self, request):  # pragma: no cover - traversal always reaches the leaf
         return self.leaf.render(request)
 
-
-def authorize(request) -> auth.CurrentUser | None:
-    """For mounted sub-applications: the user whose session this request carries."""
-    return getattr(request, "cc_user", None)

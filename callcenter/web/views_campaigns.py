@@ -10,10 +10,9 @@ from .i18n import t
 
 
 def _ctx(app) -> cg.DialerContext:
-    ctx = app.extensions.get("dialer_context")
-    if ctx is None:
-        ctx = app.extensions["dialer_context"] = cg.DialerContext.from_config(app.config)
-    return ctx
+    if app.dialer_context is None:
+        app.dialer_context = cg.DialerContext.from_config(app.config)
+    return app.dialer_context
 
 
 def _now(app) -> float:
@@ -83,8 +82,8 @@ async def action_form(app, req: Req) -> Response:
 
 # --- JSON API --------------------------------------------------------------------------------
 
-def _conflict(exc: Exception) -> Response:
-    return as_json({"error": str(exc), "status": 409}, 409)
+def _conflict(exc: cg.Conflict) -> Response:
+    return as_json(exc.to_dict(), exc.status)
 
 
 async def list_api(app, req: Req) -> Response:

@@ -20,6 +20,7 @@ from callcenter.clock import ScaledClock
 from callcenter.queuecalls import stats
 from callcenter.queuecalls.cli import load_calls
 from callcenter.queuecalls.models import QueueCall
+from callcenter.queuecalls.reducer import Finished
 from dialer import outbound
 from dialer.campaigns import contact_row, create_campaign, insert_contacts
 from dialer.compliance import Rules
@@ -65,14 +66,10 @@ async def test_inbound_and_two_progressive_campaigns_on_one_queue(db, tmp_path):
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw, queue_wrapup=0.0)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="blend", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="blend", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10, connect_timeout=30))
     facts: list = []
-    tracker.subscribe(lambda kind, payload: facts.append(payload) if kind == "finished" else None)
+    tracker.subscribe(lambda fact: facts.append(fact.record), Finished)
     over: list[tuple] = []
 
     def watch():
@@ -91,7 +88,7 @@ async def test_inbound_and_two_progressive_campaigns_on_one_queue(db, tmp_path):
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: len(QueueCallsAgents(Services()).queue_load("consultation").free) == 3)
+        await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 3)
         # a burst of inbound callers first: they wait, and the dialer must leave the agents to them
         for i, n in enumerate(INBOUND[:5]):
             pbx.inbound_call(n, f"Caller {i}", context="hotline-plain", digits="1", digit_delay=0.5, hold=60)

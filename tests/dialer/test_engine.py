@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.task import Clock
 
-from dialer import api, store
+from dialer import store
 from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
 from dialer.compliance import Rules
 from dialer.engine import Dialer, DialSettings
@@ -17,6 +17,10 @@ from dialer.pacing import StaticAgents
 from dialer.timeutil import to_dt, to_ts
 
 from .helpers import FakeGateway, ts
+
+from tests import support
+
+api = support.domain().dialer  # the dialer API as serve wires it
 
 T0 = ts(2026, 11, 24, 10, 0)  # a Tuesday, inside the 09:00-20:00 window
 PHONES = ["+8613800138001", "+8613800138002", "+8613800138003"]
@@ -92,7 +96,8 @@ async def test_survey_campaign_dispositions_and_retries(db):
     assert [o["action_id"] for o in gw.originates[3:]] == ["4"]
     assert gw.originates[3]["channel"] == "PJSIP/13800138001@trunk"
     s = db.call(lambda s: status(s, s.get(Campaign, 1), now=clock.seconds()))
-    assert s["dialled"] == 3 and s["completed"] == 1 and s["reached"] == 1
+    # the survey answered without an agent: answered, not reached (issue 22.6)
+    assert s["dialled"] == 3 and s["completed"] == 1 and s["answered"] == 1 and s["reached"] == 0
     assert s["survey_score_avg"] == 4.5 and s["survey_question_avg"] == {"q1": 4.0, "q2": 5.0}
     assert s["attempts"] == 4 and s["attempts_per_contact"] == round(4 / 3, 2)
     await d.stop()
@@ -156,7 +161,7 @@ async def test_progressive_dials_only_for_free_agents(db):
     o = gw.originates[0]
     assert o["context"] == "dialer-agent" and o["variables"]["QUEUE"] == "consultation"
     gw.answer("1", uniqueid="5.1")
-    gw.emit(Event="AgentConnect", Uniqueid="5.1", Linkedid="5.1", MemberName="Agent Li", Queue="consultation")
+    gw.event(Event="AgentConnect", Uniqueid="5.1", Linkedid="5.1", MemberName="Agent Li", Queue="consultation")
     await d.idle()
     db.call(lambda s: api.record_outcome(s, contact_id=1, outcome="rebooked", by="li"))
     gw.hangup("5.1")
@@ -178,7 +183,7 @@ async def test_abandoned_in_queue_counts_for_the_abandon_rate(db):
     await d.start()
     await d.run_once()
     gw.answer("1", uniqueid="6.1")
-    gw.emit(Event="QueueCallerAbandon", Uniqueid="6.1", Linkedid="6.1", Queue="consultation", HoldTime=4)
+    gw.event(Event="QueueCallerAbandon", Uniqueid="6.1", Linkedid="6.1", Queue="consultation", HoldTime=4)
     gw.hangup("6.1")
     await d.idle()
     assert db.call(lambda s: store.abandon_counts(s, cid, T0 - 86400)) == (1, 1)
@@ -268,10 +273,9 @@ async def test_not_connected_releases_the_attempt(db):
     clock.advance(T0)
     gw = FakeGateway(clock)
 
-    class AmiNotConnected(Exception):
-        pass
+    from callcenter.ami.gateway import AmiNotSent
 
-    gw.fail_with = AmiNotConnected("AMI not connected to 127.0.0.1:5038")
+    gw.fail_with = AmiNotSent("AMI not connected to 127.0.0.1:5038")   # typed: no message matching
     d = make(db, clock, gw)
     await d.start()
     await d.run_once()
@@ -364,7 +368,7 @@ def test_free_agents_come_from_the_queuecalls_live_view():
     """Named states (queuecalls/agentstate.py, the one vocabulary): only ``available`` members
     can take a patient — wrap-up ("Not in use" on the device) is not free; inbound callers
     already waiting are counted, dialer patients waiting are not (their agent is reserved)."""
-    from dialer.pacing import QueueCallsAgents, QueueLoad
+    from dialer.pacing import QueueCallsAgents
 
     class Tracker:
         def live(self):
@@ -376,18 +380,11 @@ def test_free_agents_come_from_the_queuecalls_live_view():
                 {"interface": "PJSIP/1005", "state": "wrap_up", "paused": False, "in_wrapup": True},
             ], "waiting": [{"direction": "inbound"}, {"direction": "outbound"}]}}
 
-    class Service:
-        def __init__(self, comp):
-            self.comp = comp
+    from callcenter.ports import FreeAgents
 
-        def get(self, name):
-            return self.comp if name == "queuecalls" else None
-
-    assert QueueCallsAgents(Service(Tracker())).queue_load("consultation") == QueueLoad(
+    assert QueueCallsAgents(Tracker()).free_agents("consultation") == FreeAgents(
         ("PJSIP/1001", "PJSIP/1004"), 1, frozenset({"PJSIP/1002", "PJSIP/1003", "PJSIP/1005"}))
-    assert QueueCallsAgents(Service(Tracker())).queue_load("complaint") == QueueLoad((), 0)
-    with pytest.raises(LookupError, match="queuecalls"):   # missing: an error, never "0 free"
-        QueueCallsAgents(Service(None)).queue_load("consultation")
+    assert QueueCallsAgents(Tracker()).free_agents("complaint") == FreeAgents((), 0)
 
 
 async def test_predictive_overdials_only_while_the_abandon_rate_allows(db):
@@ -444,7 +441,7 @@ async def test_reconnect_resync_closes_calls_that_ended_during_the_outage(db):
     gw.answer("2", uniqueid="3.2")
     await d.idle()
     # link lost; call 1 hangs up unseen, call 2 is still up when we are back
-    gw.channels = ["3.2"]
+    gw.live = ["3.2"]
     assert len(gw.connect_hooks) == 1
     await gw.connect_hooks[0]()
     await d.idle()
@@ -499,7 +496,8 @@ async def test_stop_mid_batch_hands_back_the_unsent_claims(db):
     clock = Clock()
     clock.advance(T0)
     gw = FakeGateway(clock)
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="a", dial=DialSettings(max_rate=1.0))
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="a", dial=DialSettings(max_rate=1.0),
+               agents=StaticAgents())
     await d.start()
     clock.advance(0)                                   # first tick: claims 5, sends 1, paces the rest
     await until(lambda: len(gw.originates) == 1)

@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.task import Clock
 
-from dialer import api, reservations
+from dialer import reservations
+from dialer.api import DialerApi
+from dialer.campaigns import Settings
 from dialer.models import AgentReservation
 from dialer.pacing import StaticAgents
 from dialer.timeutil import to_dt
@@ -38,7 +40,7 @@ class Gateway(FakeGateway):
         if h.get("Action") == "QueuePause":
             self.log.append(("pause" if h["Paused"] == "true" else "unpause", h["Interface"], h.get("Reason", "")))
         if h.get("Action") == "QueueStatus":
-            self.actions.append(list(headers))
+            self.sent.append(h)
             return ([msg(Response="Success", EventList="start")]
                     + [msg(Event="QueueMember", Queue="consultation", Name=i, Location=i, Paused="1" if p else "0",
                            PausedReason=r) for i, p, r in self.members]
@@ -97,12 +99,12 @@ async def test_agent_reserved_before_dialling_and_released_whatever_the_outcome(
     assert v["PATIENT_NUMBER"] == "+8613800138001" and int(v["QUEUE_PRIO"]) > 0 and v["CONNECT_TIMEOUT"]
     # attempt 1: the patient answers and joins the queue (the join may precede the
     # OriginateResponse; the VarSet's Linkedid ties it) -> its agent is unpaused for it
-    gw.emit(Event="VarSet", Channel="PJSIP/x-8.1", Uniqueid="8.1", Linkedid="8.1", Variable="ATTEMPT_ID", Value="1")
-    gw.emit(Event="QueueCallerJoin", Channel="PJSIP/x-8.1", Uniqueid="8.1", Linkedid="8.1", Queue="consultation")
+    gw.event(Event="VarSet", Channel="PJSIP/x-8.1", Uniqueid="8.1", Linkedid="8.1", Variable="ATTEMPT_ID", Value="1")
+    gw.event(Event="QueueCallerJoin", Channel="PJSIP/x-8.1", Uniqueid="8.1", Linkedid="8.1", Queue="consultation")
     await d.idle()
     assert gw.log[4] == ("unpause", "Static/consultation-1", "dialer:1")
     gw.answer("1", uniqueid="8.1")
-    gw.emit(Event="AgentConnect", Uniqueid="8.1", Linkedid="8.1", MemberName="Agent 1", Queue="consultation",
+    gw.event(Event="AgentConnect", Uniqueid="8.1", Linkedid="8.1", MemberName="Agent 1", Queue="consultation",
             Interface="Static/consultation-1")
     await d.idle()
     assert [r[0] for r in held(db)] == [2]            # connected: attempt 1 holds nothing now
@@ -143,16 +145,17 @@ async def test_patient_on_a_call_is_not_dialled_and_a_callback_waits_for_the_end
     d = make(db, clock, gw, agents=StaticAgents({"consultation": 1}))   # callbacks are progressive
     await d.start()
     # the patient is on an inbound call to the hotline (caller ID = their number)
-    gw.emit(Event="Newchannel", Channel="PJSIP/trunk-1", Uniqueid="7.1", Linkedid="7.1",
+    gw.event(Event="Newchannel", Channel="PJSIP/trunk-1", Uniqueid="7.1", Linkedid="7.1",
             CallerIDNum="13800138002")
-    gw.emit(Event="Newchannel", Channel="PJSIP/trunk-2", Uniqueid="7.2", Linkedid="7.2",
+    gw.event(Event="Newchannel", Channel="PJSIP/trunk-2", Uniqueid="7.2", Linkedid="7.2",
             CallerIDNum="13800138001")
     # ... and asks the IVR for a callback during that call
+    api = DialerApi(Settings(), region="CN", clock=clock)
     db.call(lambda s: api.request_callback(s, phone="13800138002", requested_at=to_dt(T0), ivr_session_id=5))
     await d.run_once()
     assert gw.originates == []                        # both patients are on a call
-    gw.emit(Event="Hangup", Uniqueid="7.2", Linkedid="7.2", Cause=16)
-    gw.emit(Event="Hangup", Uniqueid="7.1", Linkedid="7.1", Cause=16)
+    gw.event(Event="Hangup", Uniqueid="7.2", Linkedid="7.2", Cause=16)
+    gw.event(Event="Hangup", Uniqueid="7.1", Linkedid="7.1", Cause=16)
     await d.run_once()
     assert [o["variables"]["PATIENT_NUMBER"] for o in gw.originates] == ["+8613800138001"]
     clock.advance(d.dial.callback_after_call_seconds - 5)

@@ -13,20 +13,17 @@ from sqlalchemy import select
 from twisted.internet.task import Clock
 
 from callcenter.complaints import escalation
-from callcenter.complaints import service as svc
-from callcenter.complaints.deadlines import Policy
 from callcenter.store.models import AuditEntry
 from callcenter.web.i18n import MESSAGES
 
 from .helpers import Client, FakeQueueCalls, SSEClient, add_users, running_web
 
+from tests import support
+
+svc = support.complaints()  # the service as the product builds it (default policy)
+
 SH = ZoneInfo("Asia/Shanghai")
 T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=SH)   # a Wednesday, working day
-
-
-@pytest.fixture(autouse=True)
-def _policy():
-    svc.configure(Policy())
 
 
 def _clock(at: dt.datetime = T0) -> Clock:
@@ -177,7 +174,6 @@ def _seed(s):
 
 
 async def test_lists_filters_and_agent_view(config, db, monkeypatch):
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
     add_users(db)
     n = db.call(_seed)
     async with running_web(config, db, clock=_clock()) as web:
@@ -256,6 +252,30 @@ async def test_pages_and_forms(config, db, tmp_path):
         assert "投诉工单" in (await c.get("/complaints")).text
 
 
+async def test_ticket_page_shows_a_failed_recording_and_why_not_a_play_link(config, db):
+    """Issue 14.8: a recording that failed (a full disk left it empty) is shown to the
+    supervisor as failed, with the reason, instead of a play link to nothing."""
+    from recordings.models import Recording
+
+    add_users(db)
+
+    def seed(s):
+        tid = svc.open_ticket(s, summary="noise at night", category="environment", channel="phone", actor="sup1",
+                              received_at=T0.astimezone(dt.timezone.utc)).id
+        for path, status, error in (("2026/11/25/complaint/1.1.wav", "failed", "empty file (0 bytes): disk full?"),
+                                    ("2026/11/25/complaint/1.2.wav", "ready", "")):
+            s.add(Recording(path=path, kind="complaint", uniqueid=path[-7:-4], started_at=T0, status=status,
+                            error=error, legal_hold=False, ticket_id=tid, size=0 if error else 16044))
+        s.flush()
+        return tid, [r.id for r in s.scalars(select(Recording).order_by(Recording.id))]
+    tid, (bad, good) = db.call(seed)
+    async with running_web(config, db, clock=_clock(), queuecalls=FakeQueueCalls()) as web:
+        c, _ = await _login(web.port, "sup1")
+        page = (await c.get(f"/complaints/{tid}")).text
+    assert "recording failed" in page and "empty file (0 bytes): disk full?" in page
+    assert f"/recordings/{bad}/audio" not in page and f"/recordings/{good}/audio" in page
+
+
 def test_every_message_key_used_by_the_templates_exists():
     root = Path(__file__).resolve().parents[2] / "callcenter" / "web" / "templates"
     used = set()
@@ -269,17 +289,17 @@ def test_every_message_key_used_by_the_templates_exists():
 
     for prefix, values in (("cp.state.", lifecycle.STATES), ("cp.sev.", SEVERITIES), ("cp.ch.", CHANNELS),
                            ("cp.dl.", KINDS), ("cp.do.", ACTIONS),
-                           ("cp.dls.", ("due", "approaching", "overdue", "met", "replaced"))):
+                           ("cp.dls.", ("due", "approaching", "overdue", "met", "replaced")),
+                           ("cp.recording_status.", ("recording", "missing", "failed", "purged"))):
         for v in values:
             assert prefix + v in MESSAGES, prefix + v
 
 
 async def test_deadline_alerts_pushed_to_the_wallboard(config, db, monkeypatch):
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
     add_users(db)
     clock = _clock()
-    comp = escalation.ComplaintsComponent(db, clock, interval=60)
-    async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls(), extra=(comp,)) as web:
+    comp = escalation.ComplaintsComponent(db, clock, complaints=svc, interval=60)
+    async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls(), escalation=comp) as web:
         await comp.start()
         try:
             c, h = await _login(web.port, "sup1")

@@ -8,14 +8,14 @@ out of inbound distribution (paused with reason ``dialer:<attempt>``) until the
 attempt ends; one row per interface, so two dialer instances never take the
 same agent.
 
-Revision ID: 0910_outbound_queue_calls
-Revises: 0900_merge_packages
+Revision ID: 0920_outbound_queue_calls
+Revises: 0911_dialer_agent_interface
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0910_outbound_queue_calls"
-down_revision = "0900_merge_packages"
+revision = "0920_outbound_queue_calls"
+down_revision = "0911_dialer_agent_interface"
 branch_labels = None
 depends_on = None
 
