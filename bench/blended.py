@@ -41,7 +41,9 @@ async def run(args) -> dict:
     from callcenter.ami.gateway import AmiGateway
     from callcenter.clock import ScaledClock
     from callcenter.queuecalls import stats
-    from callcenter.queuecalls.cli import load_calls
+    from callcenter.queuecalls import report_queries as rq
+    from callcenter.queuecalls.cli import CALL_FIELDS
+    from callcenter.queuecalls.models import QueueCall
     from callcenter.queuecalls.tracker import QueueCallsTracker
     from callcenter.simulator import SimConfig, SimulatedPBX
     from callcenter.store import Database, migrate
@@ -135,8 +137,8 @@ async def run(args) -> dict:
     paused_left = [m.interface for m in pbx.queues["consultation"].members if m.paused]
     await pbx.stop()
     with db.session() as s:
-        inbound = load_calls(s, None, None)
-        outbound_calls = load_calls(s, None, None, direction="outbound")
+        inbound = [dict(r._mapping) for r in rq.iter_calls(s, rq.period_calls(None, None), CALL_FIELDS)]
+        outbound_calls = [r for r in s.scalars(select(QueueCall).where(QueueCall.direction == "outbound"))]
         figs = outbound.campaign_figures(s, now=clock.seconds())
         attempts = list(s.scalars(select(Attempt)))
         left = len(list(s.scalars(select(AgentReservation))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,8 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from callcenter.queuecalls import stats
-from callcenter.queuecalls.cli import load_calls
+from callcenter.queuecalls import report_queries as rq
+from callcenter.queuecalls.cli import CALL_FIELDS, load_figures
 from callcenter.queuecalls.models import QueueCall
 from callcenter.queuecalls.reducer import Finished
 from dialer import outbound
@@ -120,8 +122,9 @@ async def test_inbound_and_two_progressive_campaigns_on_one_queue(db, tmp_path):
 
     with db.session() as s:
         attempts = list(s.scalars(select(Attempt).order_by(Attempt.id)))
-        inbound = load_calls(s, None, None)
-        outbound_rows = load_calls(s, None, None, direction="outbound")
+        inbound = [dict(r._mapping) for r in rq.iter_calls(s, rq.period_calls(None, None), CALL_FIELDS)]
+        report = load_figures(s, None, None, None, ZoneInfo("Asia/Shanghai"), 30.0, 5.0)["summary"]
+        outbound_rows = [r for r in s.scalars(select(QueueCall).where(QueueCall.direction == "outbound"))]
         stored = {r.attempt_id: r for r in s.scalars(select(QueueCall).where(QueueCall.direction == "outbound"))}
         left = list(s.scalars(select(AgentReservation)))
         figs = outbound.campaign_figures(s, now=clock.seconds(), day_start=OPEN - 3600)
@@ -132,6 +135,7 @@ async def test_inbound_and_two_progressive_campaigns_on_one_queue(db, tmp_path):
     assert len(inbound) == 8 and {r["caller_number"] for r in inbound} == {f"+86{n}" for n in INBOUND}, inbound
     summary = stats.summarize(inbound)
     assert summary["offered"] == 8 and summary["answered"] == 8
+    assert (report["offered"], report["answered"]) == (8, 8)   # `callcenter report answer-times`
     # wallboard today (stored rows + the tracker's finished facts): inbound only too
     figures = TodayFigures(OPEN - 3600, OPEN + 86400, 30.0, 5.0)
     for r in day:
