@@ -104,6 +104,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         timezone=h.timezone, country=h.country, prompt_base=config.agi.prompt_base,
         recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
+        sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=queuecalls, voice_messages=domain.catalog, tickets=domain.complaints,
                        callbacks=domain.dialer, surveys=domain.dialer))
     web = None

@@ -80,6 +80,12 @@ def _recording_rules(v: list) -> str | None:
     return rules_problem(v)
 
 
+def _campaign_recording_rules(v: list) -> str | None:
+    from recordings.policy import campaign_rules_problem
+
+    return campaign_rules_problem(v)
+
+
 def _days(v: int) -> str | None:
     return None if v >= 0 else "must be >= 0 days (0 = keep until purged by hand)"
 
@@ -140,6 +146,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "reply_timeout": Key(float, 120.0, check=_positive,
                              help="s Asterisk may take to answer one AGI command (plus the "
                                   "command's own timeout, e.g. GET DATA, RECORD FILE)"),
+        "sounds_dir": Key(str, "", help="Asterisk's sounds directory, when readable here: the flows' "
+                          "prompt files are checked at start (missing ones logged)"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),
@@ -188,7 +196,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_queue_policy": Key(str, "all", check=_recording_rule, help="all | none | N%"),
         "queue_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint=all", "consultation=20%"]'),
         "default_campaign_policy": Key(str, "none", check=_recording_rule),
-        "campaign_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint_followup=all"]'),
+        "campaign_policy": Key(list, [], check=_campaign_recording_rules,
+                               help='e.g. ["kind:no_show=all", "name:complaint-followup=all", "kind:revisit=10%"]'),
         "complaint_queues": Key(list, ["complaint"], help="queue calls kept with complaint retention"),
         "campaign_variable": Key(str, "CAMPAIGN", help="channel variable the dialer sets on Originate"),
         "mixmonitor_options": Key(str, "b"),
@@ -199,6 +208,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
         "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
         "finalize_attempts": Key(int, 5, check=_positive),
+        "journal": Key(str, "", help="capture's durable journal on a local disk (MixMonitor never waits "
+                       "for the database); default <directory>.journal"),
     },
     "dialer": {  # outbound campaigns (dialer/); times in the hospital's timezone
         "enabled": Key(bool, True, help="run the dialer component in serve/demo"),

@@ -54,6 +54,7 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     contacts_created: int = 0
+    contacts_closed: int = 0   # pending no-show calls for appointments no longer missed
     applied: bool = False
     errors: list[RowError] = field(default_factory=list)
 
@@ -211,7 +212,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     and the result has ``applied=False`` and every error.  ``region`` and ``settings``
     are the dialer's configured ones; ``timezone`` defaults to the settings'.
     """
-    from .campaigns import materialize_all
+    from .campaigns import close_appointment_work, materialize_all
 
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
@@ -249,6 +250,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
               "treatments": ("patient_id", "treatment_type", "treated_at", "doctor"),
               "appointments": ("patient_id", "scheduled_at", "status", "department")}[kind]
     touched: list[int] = []
+    settled: list[int] = []
     stamp = utcnow()
     for i in range(0, len(clean), CHUNK):
         chunk = clean[i:i + CHUNK]
@@ -268,6 +270,8 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
             if not changed:
                 result.unchanged += 1
                 continue
+            if kind == "appointments" and obj.status == "missed" and r["status"] != "missed":
+                settled.append(obj.id)   # rebooked, attended or cancelled at the hospital
             for f in changed:
                 setattr(obj, f, r[f])
             obj.source = source[:128]
@@ -291,8 +295,11 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
         session.flush()
         if progress:
             progress("applied", min(i + CHUNK, len(clean)), len(clean))
+    now = now if now is not None else stamp.timestamp()
+    if settled:
+        result.contacts_closed = close_appointment_work(session, settled, dt.datetime.fromtimestamp(
+            now, dt.timezone.utc))
     if touched and kind != "patients":
-        now = now if now is not None else stamp.timestamp()
         result.contacts_created = materialize_all(
             session, now=now, plans=plans, settings=settings, rules=rules,
             treatment_ids=touched if kind == "treatments" else [],

@@ -28,7 +28,8 @@ NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     "branch": ({"cases", "default"}, set(), False),
     "set": ({"next"}, {"vars", "channel"}, False),
     "queue": ({"queue"}, {"priority", "prompt"}, True),
-    "voicemail": ({"next"}, {"prompt", "max_seconds", "link", "silence_seconds"}, False),
+    # failed: where a caller goes whose message could not be recorded (apology, callback offer)
+    "voicemail": ({"next", "failed"}, {"prompt", "max_seconds", "link", "silence_seconds"}, False),
     "callback": ({"next"}, {"prompt", "reason", "ask_prompt", "invalid_prompt", "retries", "timeout",
                             "unavailable_prompt", "unavailable"}, False),
     "report": ({"next"}, {"answers", "opted_out"}, False),
@@ -192,7 +193,7 @@ def _parse_hours(raw: Any, path: str, problems: list[Problem]) -> Hours | None:
 def _targets(node: LDict) -> list[tuple[str, Any, int]]:
     """(label, target, line) for every outgoing edge of a node."""
     out: list[tuple[str, Any, int]] = []
-    for key in ("next", "default", "unavailable"):
+    for key in ("next", "default", "unavailable", "failed"):
         if key in node:
             out.append((key, node[key], node.line_of(key)))
     if node.get("type") == "menu" and isinstance(node.get("options"), LDict):

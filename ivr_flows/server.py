@@ -85,7 +85,7 @@ class AgiServer:
                  timezone: str = "Asia/Shanghai", country: str = "CN",
                  prompt_base: str = "callcenter", latency: list | None = None,
                  shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
-                 reply_timeout: float = REPLY_TIMEOUT):
+                 reply_timeout: float = REPLY_TIMEOUT, sounds_dir: str | Path | None = None):
         if not isinstance(ports, IvrPorts):
             raise AssemblyError(f"AgiServer: ports must be IvrPorts, not {type(ports).__name__}")
         self.host, self.port = host, port
@@ -97,6 +97,8 @@ class AgiServer:
         self.recordings_dir = recordings_dir
         self.ports = ports
         self.latency = latency
+        self.sounds_dir = Path(sounds_dir) if sounds_dir else None
+        self.missing_prompts: list[str] = []  # what the start-up check found
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._flows: dict[str, tuple[float, Flow]] = {}
@@ -119,6 +121,7 @@ class AgiServer:
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+        self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -135,6 +138,25 @@ class AgiServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writes is not None:  # flush what the database takes; log (masked) the rest
             await self.writes.close(self.shutdown_write_timeout)
+
+    def check_prompts(self) -> list[str]:
+        """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's
+        sounds directory lacks: a caller would hear nothing there."""
+        from .prompts import missing_files
+
+        if self.sounds_dir is None:
+            log.info("IVR prompts not checked: [agi] sounds_dir not set (Asterisk's sounds directory)")
+            return []
+        if not self.sounds_dir.is_dir():
+            log.error("IVR prompts not checked: sounds directory %s is not readable here", self.sounds_dir)
+            return []
+        flows = [f for f in (self.flow(name) for name in sorted(self.app._route)) if f is not None]
+        self.missing_prompts = missing_files(flows, self.sounds_dir, self.prompt_base)
+        if self.missing_prompts:
+            log.error("IVR prompts missing in %s (callers hear nothing there; `callcenter prompts build "
+                      "--out %s/%s`): %s", self.sounds_dir, self.sounds_dir, self.prompt_base,
+                      ", ".join(self.missing_prompts))
+        return self.missing_prompts
 
     def flows_root(self) -> Path:
         return self.flows_dir or FLOWS_DIR
@@ -263,12 +285,24 @@ class AgiServer:
         log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
                  engine.result, "/".join(engine.path))
 
+    async def prepare_voice_message(self, path: str) -> str | None:
+        """Make the voice message's directory exist (off the loop); None, or why not (logged)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.ports.voice_messages.prepare_voice_message, path)
+        except OSError as exc:
+            log.error("voice message cannot be recorded: %s", exc)
+            return str(exc)
+        return None
+
     async def _effect(self, eff: Effect, engine: Engine, record: "_SessionRecord") -> Any:
         try:
             if eff.name == "queue_load":
                 return self.queue_load(eff.args["queue"])
             if eff.name == "session_id":
                 return await record.session_id()
+            if eff.name == "voicemail_prepare":
+                return await self.prepare_voice_message(eff.args["path"])
             if eff.name == "voicemail":
                 return await record.voicemail(eff.args)
             if eff.name == "callback":
@@ -403,7 +437,8 @@ class _SessionRecord:
             row = self._row(s)
             before = self._done_before(row, "voicemail")
             if before is not None:
-                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
+                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id", "unusable")
+                                  if k in before}}
             res = dict(out)
             rid = None
             try:  # a catalogue failure must not lose the ticket / callback
@@ -412,6 +447,10 @@ class _SessionRecord:
                         s, path=args["path"], uniqueid=eng.uniqueid, caller_number=eng.caller_number,
                         started_at=_utc(args["started_at"]), duration=args["duration"])
                 res["recording_id"] = rid
+                if not ports.voice_messages.usable(s, rid):  # empty, cut short or not there
+                    res["unusable"] = "file empty or missing after RECORD FILE (see recordings)"
+                    self._mark(row, "voicemail", recording_id=rid, unusable=res["unusable"])
+                    return res
             except TRANSIENT:
                 raise
             except Exception as exc:

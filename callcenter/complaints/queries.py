@@ -147,7 +147,7 @@ def _recordings(session, ticket_id: int, rec_ids: list[int], uniqueids: list[str
         return []
     from sqlalchemy import or_
 
-    cols = [t.c[c] for c in ("id", "kind", "uniqueid", "started_at", "duration", "status") if c in t.c]
+    cols = [t.c[c] for c in ("id", "kind", "uniqueid", "started_at", "duration", "status", "error") if c in t.c]
     rows = session.execute(select(*cols).where(or_(*conds)).order_by(t.c.id)).all()
     return [{**dict(r._mapping), "started_at": _iso(r._mapping.get("started_at"))} for r in rows]
 

@@ -136,7 +136,7 @@ _CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
 _IMPORT_RESULT = {"type": "object", "properties": {
     "kind": {"type": "string"}, "rows": {"type": "integer"}, "applied": {"type": "boolean"},
     "inserted": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
-    "contacts_created": {"type": "integer"},
+    "contacts_created": {"type": "integer"}, "contacts_closed": {"type": "integer"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
         "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}}
 
@@ -197,7 +197,8 @@ ROUTES: list[Route] = [
           "Record the result of an outbound dialer call (form)", body=_DIAL_OUTCOME_BODY),
     Route("POST", "/api/agent/dialer-outcome", AGENTS, views_dialer.outcome_api, "api",
           "Record the result of an outbound dialer call this agent took (DialerApi.record_outcome; "
-          "do_not_call puts the number on the do-not-call list); 403 for another agent's call",
+          "do_not_call puts the number on the do-not-call list); 403 for another agent's call, "
+          "409 once the contact is closed",
           body=_DIAL_OUTCOME_BODY, response={"type": "object", "properties": {
               "attempt_id": {"type": "integer"}, "contact_id": {"type": "integer"},
               "outcome": {"type": "string"}, "do_not_call": {"type": "boolean"}}}),

@@ -22,6 +22,8 @@ async def _save(app, req: Req) -> dict | Response:
         return app.error(req, 404, "error.notfound")
     except dialer_calls.NotYours:
         return app.error(req, 403, "error.forbidden")
+    except dialer_calls.Closed as exc:
+        return app.error(req, 409, "dial.closed", outcome=str(exc))
 
 
 async def outcome_form(app, req: Req) -> Response:
