@@ -19,7 +19,7 @@ from .stats import ANSWERED, UNANSWERED
 
 def inbound_calls(since: dt.datetime, until: dt.datetime, queue: str | None = None):
     """The calls that count for service level, forecast and staffing: the reports' own period
-    query (one place for an inbound-only filter: ``report_queries.period_calls``)."""
+    query (``report_queries.period_calls``: inbound only, the one place that says so)."""
     return period_calls(since, until, queue)
 
 

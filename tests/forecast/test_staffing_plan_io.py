@@ -47,6 +47,11 @@ def history(db):
 @pytest.mark.postgres
 def test_half_hour_history_is_grouped_in_sql_by_local_half_hour(db, history):
     since = dt.datetime.combine(START, dt.time(), TZ)
+    at = dt.datetime.combine(START, dt.time(9, 5), TZ)  # an outbound (dialer) call: not offered inbound
+    db.call(lambda s: s.execute(insert(QueueCall), [{
+        "uniqueid": "out.1", "queue": "general", "leg": 1, "entered_at": at, "answered_at": at, "ended_at": at,
+        "wait_seconds": 1.0, "agent": "PJSIP/2000", "talk_seconds": 60.0, "outcome": "answered",
+        "within_target": True, "direction": "outbound"}]))
     got = db.call(half_hours, since, since + dt.timedelta(weeks=3), TZ, short_abandon=5.0)
     assert {(r.day, r.slot): r.offered for r in got} == {(r.day, r.slot): r.offered for r in history}
     one = max(got, key=lambda r: r.offered)
