@@ -85,6 +85,8 @@ def forecast_queue(history: Iterable[Interval], cal: Calendar, *, first: dt.date
     ``first`` is the first day the history covers; days before the queue's first call are
     not counted (a new queue is not "closed" before it existed).
     """
+    if any(d < end for d in days):
+        raise ValueError(f"forecast days must be on or after the history's end {end}")
     rows = [r for r in history if r.queue == queue and first <= r.day < end]
     if not rows:
         raise NotEnoughHistory(f"queue {queue}: no calls in the history {first} .. {end - dt.timedelta(days=1)}")
@@ -95,20 +97,20 @@ def forecast_queue(history: Iterable[Interval], cal: Calendar, *, first: dt.date
             f"queue {queue}: {n} days of history from {start} (first call) to "
             f"{end - dt.timedelta(days=1)}; at least {MIN_HISTORY_DAYS} full days (2 weeks) are needed")
     series = [start + dt.timedelta(days=i) for i in range(n)]
+    types = {d: day_type(cal, d) for d in series + list(days)}
     totals: dict[dt.date, float] = defaultdict(float)
     profile: dict[int, list[float]] = {k: [0.0] * SLOTS for k in range(MAKEUP + 1)}
     talk, talked = [0.0] * SLOTS, [0] * SLOTS
     for r in rows:
         totals[r.day] += r.offered
-        profile[day_type(cal, r.day)][r.slot] += r.offered
+        profile[types[r.day]][r.slot] += r.offered
         talk[r.slot] += r.talk_seconds
         talked[r.slot] += r.talked
-    types = {d: day_type(cal, d) for d in series + list(days)}
+    if sum(talked) == 0:
+        raise NotEnoughHistory(f"queue {queue}: no answered call with a talk time in the history")
     level = _type_levels(series, totals, types, queue)
     adjusted = [_to_weekday(totals[d], level[types[d]], level[d.weekday()]) for d in series]
     daily = _holt_winters(adjusted, horizon=(max(days) - end).days + 1 if days else 0, queue=queue)
-    if sum(talked) == 0:
-        raise NotEnoughHistory(f"queue {queue}: no answered call with a talk time in the history")
     queue_aht = sum(talk) / sum(talked)
     shares = _shares(profile)
     out = []
