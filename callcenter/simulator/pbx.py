@@ -80,6 +80,8 @@ class SimConfig:
     queue_log: str | Path | None = None
     username: str = "bridge"
     secret: str = "bridge-secret"
+    read_perm: str = "all"   # manager.conf read/write classes of the AMI user
+    write_perm: str = "all"
     prompt_seconds: dict[str, float] = field(default_factory=lambda: dict(PROMPT_SECONDS))
 
 
@@ -147,11 +149,32 @@ class SimulatedPBX:
         """Whether the simulated dialplan has ``context`` (Redirect/Originate targets)."""
         return context in DIALPLAN
 
+    def dialplan_listing(self) -> list[tuple[str, str, int, str, str]]:
+        """(context, extension, priority, application, data) of every context, as
+        ``ShowDialPlan`` lists them (the same steps the context functions below run)."""
+        agi = f"agi://{self.agi_host}:{self.agi_port}"
+        after = [("NoOp", "AGISTATUS=${AGISTATUS} QUEUE=${QUEUE}"), ("Queue", "${QUEUE},,,,,,,,,"),
+                 ("Hangup", "")]
+        steps = {
+            "hotline": [("NoOp", "Hotline call from ${CALLERID(all)}"), ("Answer", ""),
+                        ("AGI", f"{agi}/hotline"), *after],
+            "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/revisit_survey"), *after],
+            "hotline-plain": [("NoOp", "Plain hotline call"), ("Answer", ""), ("Playback", "hello-world"),
+                              ("Read", "choice,beep,1,,,5"), ("GotoIf", '$["${choice}" = "2"]?complaint'),
+                              ("Queue", "consultation"), ("Hangup", ""), ("Queue", "complaint"), ("Hangup", "")],
+            "hotline-timeout": [("Answer", ""), ("Queue", "consultation,,,,${QTIMEOUT}"),
+                                ("NoOp", "QUEUESTATUS=${QUEUESTATUS}"), ("Hangup", "")],
+            "operator": [("NoOp", "Operator takes ${CALLERID(all)}"), ("Wait", "2"), ("Hangup", "")],
+            "dialer-agent": [("NoOp", "Dialer call ${ATTEMPT_ID}"), ("Queue", "${QUEUE}"), ("Hangup", "")],
+        }
+        return [(ctx, "s", i, app, data) for ctx in DIALPLAN for i, (app, data) in enumerate(steps[ctx], 1)]
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", ami_port: int = 0) -> "SimulatedPBX":
         from .ami_server import AmiServer
 
-        self.ami = AmiServer(self, username=self.config.username, secret=self.config.secret)
+        self.ami = AmiServer(self, username=self.config.username, secret=self.config.secret,
+                             read=self.config.read_perm, write=self.config.write_perm)
         await self.ami.start(host, ami_port)
         self.ami_port = self.ami.port
         return self
