@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "callcenter.web.cli",
     "recordings.cli",
     "callcenter.simulator.cli",
+    "callcenter.doctor.cli",
 ]
 
 

@@ -123,6 +123,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "prompt_base": Key(str, "callcenter", help="prompt path prefix under Asterisk sounds dir"),
         "recordings_dir": Key(str, "", help="where Asterisk writes voice messages (RECORD FILE); "
                               "default: [recordings] spool_dir"),
+        "sounds_dir": Key(str, "", help="Asterisk's sounds directory as seen from here (callcenter doctor "
+                          "checks the prompts in it); empty: prompts not checked"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),

@@ -94,6 +94,19 @@ def day_start(now: float, tz: str) -> float:
     return local.replace(hour=START_HOUR, minute=0, second=0, microsecond=0).timestamp()
 
 
+def demo_config(config: Config, *, ami_port: int, sim) -> Config:
+    """The service's configuration against the demo's simulator (``callcenter doctor``
+    passes on it: tests/doctor)."""
+    data = Path(config.data_dir)
+    recordings = str(data / "recordings")
+    return config.with_overrides({
+        "ami": {"host": "127.0.0.1", "port": ami_port, "username": sim.username,
+                "secret": sim.secret, "queue_log": str(data / "queue_log")},
+        "recordings": {"directory": recordings, "spool_dir": recordings},
+        "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national"},
+    })
+
+
 def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: float = 0,
              calls: float = 400) -> int:
     from . import runtime
@@ -117,13 +130,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)
-        recordings = str(data / "recordings")
-        cfg = config.with_overrides({
-            "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username,
-                    "secret": sim.secret, "queue_log": str(data / "queue_log")},
-            "recordings": {"directory": recordings, "spool_dir": recordings},
-            "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national"},
-        })
+        cfg = demo_config(config, ami_port=pbx.ami_port, sim=sim)
         existing = {a for agents in AGENTS.values() for a in agents}
         for queue, agents in AGENTS.items():
             for a in agents:

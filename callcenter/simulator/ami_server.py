@@ -610,7 +610,7 @@ class AmiSession(asyncio.Protocol):
     def a_coresettings(self, msg: Message) -> None:
         self.respond(msg, "Success", [
             ("AMIversion", "11.0.0"), ("AsteriskVersion", VERSION), ("SystemName", ""), ("CoreMaxCalls", "0"),
-            ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
+            ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", self.pbx.config.run_user), ("CoreRunGroup", ""),
             ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
             ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No")])
 

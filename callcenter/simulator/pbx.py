@@ -82,6 +82,7 @@ class SimConfig:
     secret: str = "bridge-secret"
     read_perm: str = "all"   # manager.conf read/write classes of the AMI user
     write_perm: str = "all"
+    run_user: str = ""  # asterisk.conf runuser (CoreSettings CoreRunUser)
     prompt_seconds: dict[str, float] = field(default_factory=lambda: dict(PROMPT_SECONDS))
 
 
