@@ -74,7 +74,8 @@ def perm_classes(spec: str) -> frozenset[str]:
 
 
 def authority_to_str(classes: frozenset[str]) -> str:
-    return ",".join(c for c in CLASSES if c in classes) or "<none>"
+    """manager.c: the classes in perms[] order, then ``all`` (any bit set matches INT_MAX)."""
+    return ",".join([*(c for c in CLASSES if c in classes), "all"]) if classes else "<none>"
 
 
 def _tv(t: float) -> str:
@@ -270,7 +271,7 @@ class AmiSession(asyncio.Protocol):
     def a_listcommands(self, msg: Message) -> None:
         """``Name: synopsis (Priv: classes)`` for each action this user may send (manager.c)."""
         mine = {n[2:] for n in dir(self) if n.startswith("a_")}
-        rows = [(name, f"{syn} (Priv: {authority_to_str(needs)})") for name, (syn, needs) in ACTIONS.items()
+        rows = [(name, f"{syn}  (Priv: {authority_to_str(needs)})") for name, (syn, needs) in ACTIONS.items()
                 if name.lower() in mine and (not needs or needs & self.server.write)]
         self.respond(msg, "Success", rows)
 
