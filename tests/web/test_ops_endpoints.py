@@ -93,7 +93,13 @@ async def test_health_readiness_and_metrics(config, db, tmp_path):
 
         from callcenter.queuecalls.models import QueueCall
 
-        wait = await db.run(lambda s: s.scalar(select(QueueCall.wait_seconds).where(QueueCall.queue == "consultation")))
+        def stored_wait(s):
+            return s.scalar(select(QueueCall.wait_seconds).where(QueueCall.queue == "consultation"))
+
+        async def stored():  # the tracker writes in batches, after the fact the metric counts
+            return await db.run(stored_wait) is not None
+        await until(stored, "the finished call stored")
+        wait = await db.run(stored_wait)
         within = sample(text, "callcenter_queue_calls_answered_within_target_total", queue="consultation")
         assert within == (1.0 if wait <= 30 else None), wait
         assert sample(text, "callcenter_ami_events_total") > 10
