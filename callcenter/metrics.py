@@ -6,7 +6,8 @@ counters).  It is given its collaborators by the composition root and listens to
 them: the AMI client (link state, reconnects, every event), the queue-call tracker
 (finished calls by outcome; waiting calls read at scrape time) and the database
 engine (write statement latency, from SQLAlchemy's cursor events).  Dialer attempts
-by disposition and recording failures are counted in the store at scrape time,
+by disposition, recording failures and AMI outages (recovered from ``queue_log`` or
+a gap) are counted in the store at scrape time,
 for rows started since this process did (so they behave as Prometheus counters:
 monotonic, reset on restart).  Labels are queue names, outcomes and dispositions
 only: no phone numbers, names or call ids.
@@ -126,16 +127,22 @@ def _store_counts(s, since: dt.datetime) -> dict[str, Any]:
         select(DialAttempt.disposition, func.count()).where(DialAttempt.started_at >= since,
                                                             DialAttempt.state == "ended")
         .group_by(DialAttempt.disposition)).all())
+    from .queuecalls.models import AmiOutage
+
     failed = s.scalar(select(func.count()).select_from(Recording).where(Recording.started_at >= since,
                                                                         Recording.status == "failed"))
-    return {"dispositions": dispositions, "recording_failures": int(failed or 0)}
+    outages = dict(s.execute(select(AmiOutage.recovered_from_queue_log, func.count())
+                             .where(AmiOutage.start >= since).group_by(AmiOutage.recovered_from_queue_log)).all())
+    return {"dispositions": dispositions, "recording_failures": int(failed or 0),
+            "outages_recovered": int(outages.get(True, 0)), "outages_gap": int(outages.get(False, 0))}
 
 
 class _StoreCollector:
     """Counts from the store, read by :meth:`ServiceMetrics.render` just before collecting."""
 
     def __init__(self):
-        self.counts: dict[str, Any] = {"dispositions": {}, "recording_failures": 0}
+        self.counts: dict[str, Any] = {"dispositions": {}, "recording_failures": 0, "outages_recovered": 0,
+                                       "outages_gap": 0}
 
     def collect(self):
         d = CounterMetricFamily("callcenter_dialer_attempts", "Dialer attempts ended since start, by disposition",
@@ -146,6 +153,12 @@ class _StoreCollector:
         yield CounterMetricFamily("callcenter_recording_failures",
                                   "Recordings started since start that failed (MixMonitor refused, file missing)",
                                   value=self.counts["recording_failures"])
+        o = CounterMetricFamily("callcenter_ami_outages",
+                                "AMI outages since start: calls in them recovered from queue_log, or a gap",
+                                labels=["recovered"])
+        o.add_metric(["queue_log"], self.counts["outages_recovered"])
+        o.add_metric(["gap"], self.counts["outages_gap"])
+        yield o
 
     def describe(self):
         return []

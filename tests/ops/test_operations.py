@@ -126,3 +126,116 @@ def test_upgrade_then_downgrade_and_back(empty_pg_database, tmp_path):
     assert status.returncode == 1 and "needs: callcenter db upgrade" in status.stdout
     assert _cli("db", "upgrade", env=env).returncode == 0
     assert _cli("db", "status", env=env).returncode == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed here (apt-get install nginx)")
+async def test_nginx_site_proxies_tls_to_the_web(config, db, tmp_path):
+    """The shipped site file, with only addresses, ports and certificate paths replaced, passes
+    ``nginx -t`` and serves the web over TLS (HSTS added, the app's own headers kept)."""
+    import asyncio
+    import http.client
+    import ssl
+
+    from tests.web.helpers import running_web
+
+    site = (ROOT / "docs" / "ops" / "nginx-callcenter.conf").read_text()
+    key, cert = tmp_path / "hotline.key", tmp_path / "hotline.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=hotline.example-hospital.cn", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    http_port, tls_port = _free_port(), _free_port()
+    async with running_web(config, db) as web:
+        site_here = (site.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+                     .replace("listen 443 ssl", f"listen 127.0.0.1:{tls_port} ssl")
+                     .replace("/etc/ssl/certs/hotline.pem", str(cert))
+                     .replace("/etc/ssl/private/hotline.key", str(key))
+                     .replace("127.0.0.1:8080", f"127.0.0.1:{web.port}"))
+        assert f"proxy_pass http://127.0.0.1:{web.port};" in site_here
+        (tmp_path / "site.conf").write_text(site_here)
+        user = "user root root;" if os.geteuid() == 0 else ""
+        (tmp_path / "nginx.conf").write_text(f"""
+            {user} daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
+            events {{}}
+            http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;
+                    fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi;
+                    scgi_temp_path {tmp_path}/scgi; include {tmp_path}/site.conf; }}""")
+        t = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                           capture_output=True, text=True, timeout=30)
+        assert t.returncode == 0, t.stderr
+        proc = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
+        try:
+            def get(path):
+                ctx = ssl.create_default_context(cafile=str(cert))
+                ctx.check_hostname = False
+                for _ in range(100):
+                    try:
+                        conn = http.client.HTTPSConnection("127.0.0.1", tls_port, context=ctx, timeout=10)
+                        conn.request("GET", path, headers={"Host": "hotline.example-hospital.cn"})
+                        r = conn.getresponse()
+                        return r.status, dict(r.getheaders()), r.read()
+                    except ConnectionRefusedError:
+                        import time
+                        time.sleep(0.05)
+                raise AssertionError("nginx did not start")
+            status, headers, body = await asyncio.to_thread(get, "/login")
+            assert status == 200 and b"login_token" in body
+            assert headers["Strict-Transport-Security"] == "max-age=31536000"
+            assert headers["X-Frame-Options"] == "DENY"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def test_alert_rules_use_metrics_the_service_exports(db):
+    """Every metric docs/ops/alerts.yml watches is in /metrics' text (a renamed metric fails here)."""
+    import re
+
+    import yaml
+    from twisted.internet.task import Clock
+
+    from callcenter.ami.fake import FakeAmi
+    from callcenter.metrics import ServiceMetrics
+    from tests.web.helpers import FakeQueueCalls
+
+    rules = yaml.safe_load((ROOT / "docs" / "ops" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"callcenter_\w+", e)}
+    clock = Clock()
+    m = ServiceMetrics(ami=FakeAmi(clock), queuecalls=FakeQueueCalls(), db=db, clock=clock, timer=lambda: 0.0,
+                       answer_target=30)
+    m.queue_calls.labels("consultation", "answered")  # labelled families appear once they have a child
+    m.queue_within_target.labels("consultation")
+    text = (await m.render()).decode()
+    exported = set(re.findall(r"^# TYPE (\w+) ", text, re.M))
+    missing = {u for u in used if u not in exported and u.removesuffix("_total") not in exported}
+    assert used and not missing, missing
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed here")
+def test_logrotate_file_parses(tmp_path):
+    """logrotate -d (dry run) accepts the shipped file; paths and owner pointed at this machine."""
+    import grp
+    import pwd
+
+    log = tmp_path / "queue_log"
+    log.write_text("1795346592|NONE|NONE|NONE|QUEUESTART|\n")
+    user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    text = ((ROOT / "docs" / "ops" / "logrotate-asterisk").read_text()
+            .replace("/var/log/asterisk/queue_log", str(log))
+            .replace("/var/log/asterisk/cdr-csv/*.csv", str(tmp_path / "cdr-*.csv"))
+            .replace("create 0640 asterisk asterisk", f"create 0640 {user} {group}"))
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(text)
+    r = subprocess.run(["logrotate", "-d", "-f", "-s", str(tmp_path / "state"), str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "error" not in out.lower(), out
+    assert f"rotating log {log}" in out

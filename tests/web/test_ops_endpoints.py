@@ -118,6 +118,11 @@ async def test_health_readiness_and_metrics(config, db, tmp_path):
         text = (await anon.get("/metrics", headers=bearer)).text
         assert sample(text, "callcenter_ami_reconnects_total") == 1.0
         assert sample(text, "callcenter_ami_disconnects_total") == 1.0
+        # no [ami] queue_log here: the outage is a gap (what the queue_log-gap alert watches)
+        async def outage_stored():
+            t = (await anon.get("/metrics", headers=bearer)).text
+            return sample(t, "callcenter_ami_outages_total", recovered="gap") == 1.0
+        await until(outage_stored, "the outage counted as a gap")
         assert (await anon.get("/readyz")).status == 200
     finally:
         await product.stop()
