@@ -19,6 +19,12 @@ def _database(config: Config) -> Result:
 
     from callcenter.store import Database, migrate
 
+    from sqlalchemy.engine import make_url
+
+    u = make_url(config.database_url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
+            and not Path(u.database).exists():  # opening it would create an empty file
+        return checks.check_database(f"sqlite file {u.database}", None, migrate.heads(), "it does not exist")
     try:
         db = Database(config.database_url)
     except SQLAlchemyError as exc:

@@ -59,6 +59,9 @@ def needed_actions(*, dialer: bool, recordings: bool) -> list[str]:
 
 # --------------------------------------------------------------------- database
 def check_database(url_for_humans: str, current: list[str] | None, heads: list[str], error: str | None) -> Result:
+    if error == "it does not exist":
+        return Result("database", FAIL, f"{url_for_humans} does not exist",
+                      "check [database] url / [service] data_dir; then: callcenter db upgrade")
     if error is not None:
         return Result("database", FAIL, f"cannot reach {url_for_humans}: {error}",
                       "check [database] url (host, user, password) and that the server runs")

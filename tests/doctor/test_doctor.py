@@ -89,9 +89,20 @@ async def test_doctor_passes_on_the_demo_setup(setup):
 
 
 async def test_database_not_migrated(setup, tmp_path):
+    from callcenter.store import Database
+
+    Database(f"sqlite:///{tmp_path / 'empty.sqlite'}").close()
+    (tmp_path / "empty.sqlite").touch()
     results = await setup.doctor(database={"url": f"sqlite:///{tmp_path / 'empty.sqlite'}"})
     r = results["database"]
     assert r.status == "fail" and "no schema" in r.detail and r.remedy == "run: callcenter db upgrade"
+
+
+async def test_database_file_missing_is_not_created(setup, tmp_path):
+    missing = tmp_path / "nope" / "cc.sqlite"
+    results = await setup.doctor(database={"url": f"sqlite:///{missing}"})
+    r = results["database"]
+    assert r.status == "fail" and "does not exist" in r.detail and not missing.exists()
 
 
 async def test_database_unreachable(setup):
