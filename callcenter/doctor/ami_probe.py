@@ -78,9 +78,15 @@ class _Session:
                 return out
 
     async def drain_events(self, seconds: float) -> None:
+        """What arrives within ``seconds`` (bounded: a busy PBX never goes quiet)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
         try:
-            while True:
-                self.pending += self.parser.feed(await asyncio.wait_for(self.reader.read(65536), seconds))
+            while (left := end - loop.time()) > 0:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+                if not data:
+                    break
+                self.pending += self.parser.feed(data)
         except asyncio.TimeoutError:
             pass
         self.events += [m for m in self.pending if m.event]
