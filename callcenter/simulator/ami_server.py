@@ -5,7 +5,10 @@ uses).  Responses, list responses and error texts are those recorded in
 ``shared/asterisk-traces`` (see the README there): ``Permission denied``
 before login, ``Authentication failed`` ~1 s after a wrong secret followed by
 a close, ``Originate successfully queued`` then ``OriginateResponse`` …
-Events from the PBX go to every logged-in session with events on.
+Events from the PBX go to every logged-in session with events on, filtered by the
+user's ``read`` classes; an action outside its ``write`` classes is ``Permission denied``
+(manager.c), and ``ListCommands`` lists only what the user may send (``SimConfig``
+``read_perm``/``write_perm``, manager.conf syntax).
 """
 from __future__ import annotations
 
