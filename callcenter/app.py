@@ -32,7 +32,7 @@ from .metrics import ServiceMetrics
 from .ports import AmiClient, require
 from .queuecalls.tracker import QueueCallsTracker
 from .store import Database
-from .web.component import WebComponent
+from .web.component import WebComponent, limits_from_config
 from .web.server import WebApp
 from .web.views_ops import routes as ops_routes
 
@@ -107,6 +107,8 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         config.agi.host, config.agi.port, clock=clock, db=db, flows_dir=config.agi.flows_dir or None,
         timezone=h.timezone, country=h.country, prompt_base=config.agi.prompt_base,
         recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
+        max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
+        sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=queuecalls, voice_messages=domain.catalog, tickets=domain.complaints,
                        callbacks=domain.dialer, surveys=domain.dialer))
     metrics = ServiceMetrics(ami=ami, queuecalls=queuecalls, db=db, clock=clock, timer=time.perf_counter,
@@ -116,7 +118,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         app = WebApp(config, db, clock, ami=ami, live=queuecalls, escalation=escalation, domain=domain,
                      recordings=RecordingsHttp(db, settings=domain.recording_settings),
                      reactor=reactor, ops=ops_routes(metrics))
-        web = WebComponent(app, host=config.web.host, port=config.web.port)
+        web = WebComponent(app, host=config.web.host, port=config.web.port, limits=limits_from_config(config))
     parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]
     return Assembly(config=config, clock=clock, db=db, domain=domain, ami=ami, queuecalls=queuecalls,
                     agi=agi, recordings=recordings, escalation=escalation, dialer=dialer, web=web,
