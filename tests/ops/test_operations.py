@@ -140,7 +140,8 @@ def _free_port() -> int:
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed here (apt-get install nginx)")
 async def test_nginx_site_proxies_tls_to_the_web(config, db, tmp_path):
     """The shipped site file, with only addresses, ports and certificate paths replaced, passes
-    ``nginx -t`` and serves the web over TLS (HSTS added, the app's own headers kept)."""
+    ``nginx -t`` and serves the web over TLS (HSTS added, the app's own headers kept); with
+    ``[web] trusted_proxies`` naming it, the service sees HTTPS and marks its cookies Secure."""
     import asyncio
     import http.client
     import ssl
@@ -153,6 +154,7 @@ async def test_nginx_site_proxies_tls_to_the_web(config, db, tmp_path):
                     "/CN=hotline.example-hospital.cn", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
     http_port, tls_port = _free_port(), _free_port()
+    config = config.with_overrides({"web": {"trusted_proxies": ["127.0.0.1"]}})
     async with running_web(config, db) as web:
         site_here = (site.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
                      .replace("listen 443 ssl", f"listen 127.0.0.1:{tls_port} ssl")
@@ -190,6 +192,7 @@ async def test_nginx_site_proxies_tls_to_the_web(config, db, tmp_path):
             assert status == 200 and b"login_token" in body
             assert headers["Strict-Transport-Security"] == "max-age=31536000"
             assert headers["X-Frame-Options"] == "DENY"
+            assert "Secure" in headers["Set-Cookie"].split("; ")
         finally:
             proc.terminate()
             proc.wait(10)
