@@ -258,3 +258,15 @@ def test_cli_json_and_exit_code(config_env, tmp_path):
                        timeout=60)
     assert p.returncode == 1 and "FAIL ami login: cannot connect to 127.0.0.1:1" in p.stdout
     assert "     fix: check [ami] host/port" in p.stdout
+
+
+def test_agi_url_matching():
+    """Our flows must be reached at [agi] host:port; a service on 0.0.0.0 accepts any host."""
+    from callcenter.doctor.checks import _ours
+
+    assert _ours("agi://127.0.0.1:4573/hotline", "127.0.0.1", 4573)
+    assert _ours("agi://127.0.0.1/hotline", "127.0.0.1", 4573)  # Asterisk's default FastAGI port
+    assert not _ours("agi://127.0.0.1:4574/hotline", "127.0.0.1", 4573)
+    assert not _ours("agi://10.0.0.9:4573/hotline", "127.0.0.1", 4573)
+    assert _ours("agi://10.0.0.9:4573/hotline", "0.0.0.0", 4573)
+    assert not _ours("/usr/share/asterisk/agi-bin/x.agi", "0.0.0.0", 4573)
