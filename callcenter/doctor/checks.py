@@ -143,8 +143,10 @@ def _agi_steps(rows: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 def _ours(url: str, host: str, port: int) -> bool:
-    rest = url[len("agi://"):] if url.startswith("agi://") else ""
-    where = rest.split("/", 1)[0]
+    """``url`` is a FastAGI URL naming this service (a local AGI script never is)."""
+    if not url.startswith("agi://"):
+        return False
+    where = url[len("agi://"):].split("/", 1)[0]
     h, _, p = where.partition(":")
     return (int(p) if p.isdigit() else 4573) == port and (host in ("0.0.0.0", "::", "") or h == host)
 
