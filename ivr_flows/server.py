@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
@@ -24,13 +25,14 @@ from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLo
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
-from .engine import Done, Effect, Engine
+from .engine import Done, Effect, Engine, warm_holidays
 from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 from .writes import SessionWrites
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
+STALLED = 2.0           # s without a reply to a quick AGI command: at the session cap, shed first
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -109,6 +111,7 @@ class AgiServer:
         self.refused = 0
         self.shed = 0
         self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
+        self._in_flow: dict[asyncio.StreamWriter, AgiRequest] = {}
         self._refusals = RepeatLimiter(log, self, interval=60.0)
         self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
@@ -119,6 +122,12 @@ class AgiServer:
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+                self.flow(path.stem)  # parsed now, not in the first caller's session on the loop
+        local_day = dt.datetime.fromtimestamp(self.now(), ZoneInfo(self.timezone)).date()
+        try:
+            warm_holidays(self.country, local_day)
+        except Exception as exc:  # noqa: BLE001 - as in the engine: flows then see no holidays
+            log.warning("no public holidays known for %r (%s): holiday conditions are false", self.country, exc)
         self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
@@ -233,11 +242,31 @@ class AgiServer:
                                         "environment dropped for a new one")
             writer.transport.abort()
             return True
+        # Next: the session longest without a reply to a command Asterisk answers at once
+        # (ANSWER, SET VARIABLE...), if that is over STALLED seconds: that is no PBX either.
+        now = asyncio.get_running_loop().time()
+        stalled = [(r.waiting_quick, w) for w, r in self._in_flow.items()
+                   if r.waiting_quick is not None and now - r.waiting_quick > STALLED]
+        if stalled:
+            _, writer = min(stalled, key=lambda x: x[0])
+            del self._in_flow[writer]
+            self.shed += 1
+            self._refusals.info("shed-stalled", "FastAGI session cap reached: a session without a reply "
+                                                "to a quick command dropped for a new one")
+            writer.transport.abort()
+            return True
         return False
 
     async def _run_flow(self, request: AgiRequest) -> None:
         """The route of every flow: run the engine over the request's commands."""
         self._no_env.pop(request.writer, None)
+        self._in_flow[request.writer] = request
+        try:
+            await self._flow(request)
+        finally:
+            self._in_flow.pop(request.writer, None)
+
+    async def _flow(self, request: AgiRequest) -> None:
         env = request.env
         flow = self.flow(env.script)
         if flow is None:
