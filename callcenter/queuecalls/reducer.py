@@ -7,7 +7,7 @@ place and returned.  Facts are ``(kind, payload)``: ``"joined"``/``"answered"``
 (a :class:`LiveCall`), ``"finished"`` (a :class:`QueueCallRecord`), ``"member"``
 (queue, :class:`Member`).
 
-What the traces taught (``shared/asterisk-traces/README.md``, "Queue lifecycle"):
+What the traces taught (``tests/fixtures/asterisk-traces/README.md``, "Queue lifecycle"):
 
 * keyed by the caller channel's ``Uniqueid`` (= Linkedid of the call); agent
   channels (Local ``;1`` halves of ``Local/<id>@…/n`` members) are only seen in
