@@ -16,7 +16,7 @@ from callcenter.store.locks import get_for_update
 
 from .campaigns import Settings, contact_row, ensure_campaign, insert_contacts
 from .models import Attempt, Contact, DoNotCall, Patient
-from .phones import PhoneError, normalise
+from callcenter.phones import PhoneError, normalise
 from .timeutil import as_utc
 
 log = logging.getLogger(__name__)

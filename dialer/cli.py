@@ -206,7 +206,7 @@ def cmd_plans(args, config) -> int:
 
 def cmd_dnc_add(args, config) -> int:
     from . import api
-    from .phones import PhoneError
+    from callcenter.phones import PhoneError
 
     with _db(config) as db:
         api.configure(api._settings, config.hospital.region)

@@ -25,7 +25,7 @@ from callcenter.store.retry import retrying
 from . import api, compliance, store
 from .campaigns import Settings
 from .pacing import AgentAvailability, Pacer, QueueCallsAgents, sleep
-from .phones import dial_string
+from callcenter.phones import dial_string
 from .tracker import AttemptTracker, Fact
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,8 @@ class Dialer:
         variables = {"ATTEMPT_ID": str(aid), "CAMPAIGN_ID": str(c["id"])}
         if c["mode"] == "survey":
             where = dict(context=self.dial.survey_context, exten="s", priority=1)
+            # The survey's AGI sees our CallerID as agi_callerid; this is who was dialled.
+            variables["PATIENT_NUMBER"] = cl.phone
         else:
             variables["QUEUE"] = c["queue"] or self.settings.default_queue
             where = dict(context=self.dial.agent_context, exten="s", priority=1)

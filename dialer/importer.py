@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Contact, Patient, Treatment
-from .phones import PhoneError, normalise
+from callcenter.phones import PhoneError, normalise
 
 KINDS = ("patients", "treatments", "appointments")
 COLUMNS = {

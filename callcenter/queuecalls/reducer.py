@@ -27,31 +27,13 @@ progress, not on the calls handled.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ami.codec import Message
+from ..phones import canonical
 
 OUTCOMES = ("answered", "abandoned", "timeout", "transferred", "redirected", "unknown")
-
-
-@functools.lru_cache(maxsize=8192)
-def normalize_number(raw: str | None, region: str = "CN") -> str:
-    """E.164 when the number is valid for ``region``; else the digits (and a leading +)."""
-    if not raw or raw.startswith("<"):
-        return ""
-    text = raw.strip()
-    import phonenumbers
-
-    try:
-        num = phonenumbers.parse(text, region)
-        if phonenumbers.is_valid_number(num):
-            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return ("+" + digits) if text.startswith("+") else digits
 
 
 @dataclass(slots=True)
@@ -235,7 +217,7 @@ def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
     c = LiveCall(
         uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
         queue=queue, leg=_next_leg(state, uid, queue, t),
-        caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+        caller_number=canonical(h.get("CallerIDNum"), state.config.region),
         caller_name=_name(h.get("CallerIDName")), entered_at=t,
         position=_int(h.get("Position")), ivr_session_id=ivr[0] if ivr else None)
     state.calls[uid] = c
@@ -304,7 +286,7 @@ def _connect(state, h, t, facts):
         hold = _int(h.get("HoldTime")) or 0
         c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True,
                      uncertain_join=True)
         state.calls[uid] = c
@@ -338,7 +320,7 @@ def _complete(state, h, t, facts):
         answered = t - (talk or 0)
         c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")),
                      entered_at=answered - (hold or 0), uncertain=True)
         c.answered_at = answered
@@ -557,7 +539,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         c = LiveCall(uniqueid=uid, linkedid=(alive.get(uid) or {}).get("Linkedid") or uid,
                      channel=e.get("Channel", ""), queue=queue,
                      leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(e.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(e.get("CallerIDNum"), state.config.region),
                      caller_name=_name(e.get("CallerIDName")), entered_at=t - wait,
                      position=_int(e.get("Position")), uncertain=True, uncertain_join=True)
         state.calls[uid] = c
@@ -571,7 +553,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         queue = (ch.get("ApplicationData") or "").split(",")[0]
         c = LiveCall(uniqueid=uid, linkedid=ch.get("Linkedid") or uid, channel=ch.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(ch.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(ch.get("CallerIDNum"), state.config.region),
                      caller_name=_name(ch.get("CallerIDName")), entered_at=None, uncertain=True,
                      uncertain_join=True)
         c.answered_at = t
