@@ -101,7 +101,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
     data = Path(config.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     db = Database(config.database_url)
-    migrate.upgrade(db.engine)  # the demo owns its embedded database
+    migrate.upgrade(db.engine, phone_region=config.hospital.region)  # the demo owns its embedded database
     db.close()
 
     async def main(stop: asyncio.Event) -> int:

@@ -269,7 +269,7 @@ class ScreenPop:
         from .dialer_calls import DialerCalls
 
         self.app = app
-        self.region = getattr(app.config.hospital, "region", "CN")
+        self.region = app.config.hospital.region
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
