@@ -1,4 +1,4 @@
-"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12: its only durable record).
+"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12, docs/asterisk-pitfalls.md: its only durable record).
 
 AMI cannot replay what happened while the link was down; ``queue_log`` can.
 Lines are ``epoch|callid|queue|agent|event|data…``; callid = caller Uniqueid,

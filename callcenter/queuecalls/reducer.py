@@ -1,4 +1,4 @@
-"""Pure reducer: AMI events → *queue calls* (DESIGN "queue call").
+"""Pure reducer: AMI events → *queue calls* (docs/architecture.md, "Vocabulary").
 
 ``reduce(state, msg, t) -> (state, facts)``: no I/O, time passed in (``t`` =
 the bridge's clock at the event's arrival: AMI events carry no timestamp, so

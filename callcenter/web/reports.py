@@ -3,7 +3,7 @@
 A row is a mapping with the ``queue_calls`` columns (CONTRACTS): ``queue``,
 ``entered_at`` (aware datetime), ``wait_seconds``, ``outcome``, ``agent``,
 ``agent_name``, ``talk_seconds``, ``within_target``, ``caller_number``.
-Definitions follow DESIGN: service level = answered within target ÷ offered,
+Definitions follow docs/architecture.md ("Vocabulary"): service level = answered within target ÷ offered,
 where offered leaves out abandons shorter than the short-abandon threshold.
 """
 from __future__ import annotations
