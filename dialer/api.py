@@ -33,7 +33,8 @@ def configure(settings: Settings, region: str = "CN") -> None:
 
 
 def _phone(phone: str) -> str:
-    return phone if phone.startswith("+") and phone[1:].isdigit() else normalise(phone, _region)
+    """A number to dial: validated even when it already looks like E.164 (normalise is idempotent)."""
+    return normalise(phone, _region)
 
 
 def _when(value, default: dt.datetime) -> dt.datetime:
