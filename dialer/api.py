@@ -11,12 +11,12 @@ import logging
 from sqlalchemy import select, update
 
 from callcenter.logs import mask_number
+from callcenter.phones import PhoneError, normalise
 from callcenter.store.base import utcnow
 from callcenter.store.locks import get_for_update
 
 from .campaigns import Settings, contact_row, ensure_campaign, insert_contacts
 from .models import Attempt, Contact, DoNotCall, Patient
-from callcenter.phones import PhoneError, normalise
 from .timeutil import as_utc
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from callcenter.logs import mask_number
+from callcenter.phones import dial_string
 from callcenter.store.retry import retrying
 
 from . import api, compliance, store
 from .campaigns import Settings
 from .pacing import AgentAvailability, Pacer, QueueCallsAgents, sleep
-from callcenter.phones import dial_string
 from .tracker import AttemptTracker, Fact
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 
+from callcenter.phones import PhoneError, normalise
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Contact, Patient, Treatment
-from callcenter.phones import PhoneError, normalise
 
 KINDS = ("patients", "treatments", "appointments")
 COLUMNS = {
