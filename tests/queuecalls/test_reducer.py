@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.ami.codec import Message
-from callcenter.queuecalls.reducer import ReducerConfig, TrackerState, evict, reduce
+from callcenter.queuecalls.reducer import Finished, ReducerConfig, TrackerState, evict, reduce
 
 UID, AGENT = "1800000000.1", "PJSIP/1001"
 
@@ -23,7 +23,7 @@ def run(events, state=None):
     done = []
     for t, msg in events:
         _, facts = reduce(state, msg, t)
-        done += [p for k, p in facts if k == "finished"]
+        done += [f.record for f in facts if isinstance(f, Finished)]
     return state, done
 
 
@@ -90,9 +90,9 @@ def test_unexplained_abandon_and_stale_callers_are_evicted():
     run([(0.0, ev("QueueCallerJoin", Queue="q", **caller())),
          (5.0, ev("QueueCallerAbandon", Queue="q", HoldTime=5, **caller())),
          (6.0, ev("QueueCallerJoin", Queue="q", **caller("1800000000.9")))], st)
-    (r,) = [p for k, p in evict(st, 20.0) if k == "finished"]
+    (r,) = [f.record for f in evict(st, 20.0) if isinstance(f, Finished)]
     assert (r.outcome, r.wait_seconds) == ("abandoned", 5.0)
-    (r,) = [p for k, p in evict(st, 6.0 + 3601) if k == "finished"]
+    (r,) = [f.record for f in evict(st, 6.0 + 3601) if isinstance(f, Finished)]
     assert (r.outcome, r.gap, r.uniqueid) == ("unknown", True, "1800000000.9")
     assert not st.calls
 
