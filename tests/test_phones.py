@@ -46,19 +46,21 @@ def test_patient_record_finds_rows_whatever_form_the_number_is_given_in(db):
     patients, queue calls and complaints store E.164."""
     import datetime as dt
 
-    from callcenter.complaints.service import open_ticket
+    from tests import support
     from callcenter.queuecalls.models import QueueCall
     from callcenter.web.data import patient_record
+    from dialer.campaigns import Settings as DialerSettings
     from dialer.importer import import_rows
 
     now = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
     with db.session() as s:
-        r = import_rows(s, "patients", [{"patient_id": "P1", "name": "王小明", "phone": "138 0013 8001"}], "t")
+        r = import_rows(s, "patients", [{"patient_id": "P1", "name": "王小明", "phone": "138 0013 8001"}], "t",
+                        region="CN", settings=DialerSettings())
         assert not r.errors
         s.add(QueueCall(uniqueid="1.1", linkedid="1.1", queue="consultation", leg=1,
                         caller_number=canonical("13800138001"), caller_name="", entered_at=now,
                         outcome="answered"))
-        open_ticket(s, actor="t", category="fees", received_at=now, patient_phone="+8613800138001")
+        support.complaints().open_ticket(s, actor="t", category="fees", received_at=now, patient_phone="+8613800138001")
         s.commit()
     for form in ("13800138001", "+8613800138001", "+86 138 0013 8001"):
         with db.session() as s:

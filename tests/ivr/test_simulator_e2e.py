@@ -67,7 +67,7 @@ async def test_session_stores_e164_number_and_every_key_pressed(db, tmp_path):
     from callcenter.simulator import SimulatedPBX
 
     clock = ScaledClock(reactor, 40, start=OPEN)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    server = support.agi_server(clock=clock, db=db)
     await server.start()
     pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
