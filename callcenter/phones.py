@@ -16,10 +16,12 @@ import functools
 
 import phonenumbers
 
+from callcenter.errors import InvalidInput
+
 DEFAULT_REGION = "CN"
 
 
-class PhoneError(ValueError):
+class PhoneError(InvalidInput):
     """A number that cannot be dialled; the message says why."""
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from callcenter.phones import DEFAULT_REGION
 
-from .policy import Policy, parse_rule, parse_rules
+from .policy import Policy, parse_campaign_rules, parse_rule, parse_rules
 
 KINDS = ("queue", "complaint", "voice_message", "outbound")
 
@@ -34,6 +34,12 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     phone_region: str = DEFAULT_REGION  # [hospital] region: caller numbers are stored in E.164
     enabled: bool = True
+    journal: Path | None = None  # capture's local journal; None: <directory>.journal beside it
+
+    @property
+    def journal_path(self) -> Path:
+        """Where capture notes what it did before the database knows (a local disk)."""
+        return self.journal or self.directory.with_name(self.directory.name + ".journal")
 
     @property
     def roots(self) -> list[Path]:
@@ -58,14 +64,16 @@ def from_config(config) -> Settings:
     directory = Path(r["directory"]).expanduser() if r["directory"] else config.data_dir / "recordings"
     if not directory.is_absolute() and config.source:
         directory = Path(config.source).resolve().parent / directory
+    directory = directory.resolve() if directory.exists() else directory.absolute()
+    # Asterisk needs absolute names (a relative RECORD FILE name lands in its sounds directory)
     spool = Path(r["spool_dir"]) if r["spool_dir"] else directory
     return Settings(
-        directory=directory.resolve() if directory.exists() else directory.absolute(),
+        directory=directory,
         spool_dir=spool,
         format=r["format"],
         policy=Policy(
             queues=parse_rules(r["queue_policy"]),
-            campaigns=parse_rules(r["campaign_policy"]),
+            campaigns=parse_campaign_rules(r["campaign_policy"]),
             default_queue=parse_rule(r["default_queue_policy"]),
             default_campaign=parse_rule(r["default_campaign_policy"]),
         ),
@@ -84,4 +92,5 @@ def from_config(config) -> Settings:
         timezone=config.values["hospital"]["timezone"],
         phone_region=config.values["hospital"]["region"],
         enabled=r["enabled"],
+        journal=Path(r["journal"]).expanduser().absolute() if r["journal"] else None,
     )
