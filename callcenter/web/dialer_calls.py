@@ -151,6 +151,10 @@ class NotYours(Forbidden):
 class Closed(Conflict):
     """The contact already has its result (recorded, or given up): nothing more to record."""
 
+    def __init__(self, contact_id: int, outcome: str):
+        super().__init__(f"contact {contact_id} is closed (outcome {outcome})")
+        self.outcome = outcome
+
 
 OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
 
@@ -171,7 +175,7 @@ def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now:
         raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
     if c.outcome not in OPEN_OUTCOMES:
-        raise Closed(c.outcome)
+        raise Closed(c.id, c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):
