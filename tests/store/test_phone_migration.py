@@ -28,9 +28,9 @@ def _recording(path, uniqueid, number):
 
 @pytest.mark.postgres
 def test_old_numbers_become_e164_and_survey_sessions_the_patient(db):
-    migrate.downgrade(db.engine, "0911_dialer_agent_interface")  # the revision before 0950
+    migrate.downgrade(db.engine, "0920_outbound_queue_calls")  # the revision before 0950
     try:
-        with db.session() as s:  # the ORM models match 0911: 0950 changes data only
+        with db.session() as s:  # the ORM models match 0920: 0950 changes data only
             c = create_campaign(s, name="s", kind="revisit", mode="survey", state="running")
             insert_contacts(s, [contact_row(c.id, "k", phone="+8613900139002", name="", reason="revisit",
                                             ref_type="", ref_id="", due_after=NOW, due_before=None,

@@ -11,7 +11,7 @@ No schema change.  Downgrade keeps the data as it is: E.164 is what the older co
 reads too (its look-ups tried every form).
 
 Revision ID: 0950_phone_numbers_e164
-Revises: 0911_dialer_agent_interface
+Revises: 0920_outbound_queue_calls
 """
 import sqlalchemy as sa
 from alembic import context, op
@@ -19,7 +19,7 @@ from alembic import context, op
 from callcenter.phones import canonical
 
 revision = "0950_phone_numbers_e164"
-down_revision = "0911_dialer_agent_interface"
+down_revision = "0920_outbound_queue_calls"
 branch_labels = None
 depends_on = None
 
