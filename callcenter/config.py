@@ -254,8 +254,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                             help="played when no agent took the patient in connect_timeout"),
         "abandon_connect_seconds": Key(float, 2.0, check=_positive,
                                        help="an answered patient not with an agent by then is abandoned"),
-        "keep_free_agents": Key(int, 0, check=_non_negative,
-                                help="free agents per queue the progressive/predictive dialer leaves to inbound"),
+        "keep_free_agents": Key(int, 1, check=_non_negative,
+                                help="free agents per queue the progressive/predictive dialer leaves to inbound "
+                                     "callers (the hotline's 30 s service level comes first; 0 = blend fully)"),
     },
     "hospital": {
         "name": Key(str, "City Hospital"),
