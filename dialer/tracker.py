@@ -9,6 +9,7 @@ in any order (the response can precede or follow the channels' hang-ups).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 # OriginateResponse Reason (Asterisk's outgoing control frame) -> disposition
@@ -26,18 +27,107 @@ def disposition_for(reason: int | None, cause: int | None = None) -> str:
     return disp
 
 
-@dataclass
+class LinkedAttempts:
+    """Linkedid -> attempt id from ``VarSet ATTEMPT_ID`` (the one place dial attempts are
+    correlated with the calls Asterisk reports; the dialer's tracker and the agent's screen
+    pop both use it).  ``ChanVariable`` headers are read too when manager.conf
+    ``channelvars`` lists ATTEMPT_ID.  Bounded: the oldest entries are dropped."""
+
+    def __init__(self, limit: int = 5000):
+        self.limit = limit
+        self.by_linked: OrderedDict[str, int] = OrderedDict()
+
+    def feed(self, msg) -> int | None:
+        """Remember a ``VarSet ATTEMPT_ID``; returns the attempt it names (None otherwise)."""
+        if msg.get("Event") != "VarSet" or msg.get("Variable") != "ATTEMPT_ID":
+            return None
+        value = msg.get("Value") or ""
+        linked = msg.get("Linkedid") or msg.get("Uniqueid") or ""
+        if not linked or not value.isdigit() or len(value) > 18:
+            return None
+        self.remember(linked, int(value))
+        return int(value)
+
+    def remember(self, linked: str, attempt_id: int) -> None:
+        self.by_linked[linked] = attempt_id
+        self.by_linked.move_to_end(linked)
+        while len(self.by_linked) > self.limit:
+            self.by_linked.popitem(last=False)
+
+    def get(self, linked: str) -> int | None:
+        return self.by_linked.get(linked)
+
+    def attempt_for(self, msg) -> int | None:
+        """The attempt behind the call of an event (``AgentConnect``, ``QueueCallerJoin``...)."""
+        for header in ("ChanVariable", "ChanVariableCaller"):
+            for v in msg.getall(header) if hasattr(msg, "getall") else []:
+                name, _, value = (v or "").partition("=")
+                if name == "ATTEMPT_ID" and value.isdigit():
+                    return int(value)
+        for key in (msg.get("Linkedid"), msg.get("Uniqueid")):
+            if key and key in self.by_linked:
+                return self.by_linked[key]
+        return None
+
+    def forget(self, attempt_id: int) -> None:
+        for k in [k for k, v in self.by_linked.items() if v == attempt_id]:
+            del self.by_linked[k]
+
+
+@dataclass(frozen=True)
 class Fact:
-    kind: str  # originated | cause | connected | abandoned | ended
+    """Something that happened to one dial attempt at ``t``; the subclasses are the facts."""
     attempt_id: int
     t: float
+
+    @property
+    def kind(self) -> str:  # for log lines
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Originated(Fact):
+    """The Originate's outcome: ``disposition`` answered, or why it failed."""
     disposition: str = ""
     reason: int | None = None
     cause: int | None = None
     channel: str = ""
     uniqueid: str = ""
+
+
+@dataclass(frozen=True)
+class CauseSeen(Fact):
+    """A hang-up cause of the attempt's channels (refines a failed Originate)."""
+    cause: int | None = None
+
+
+@dataclass(frozen=True)
+class Queued(Fact):
+    """The answered patient joined the queue."""
+    uniqueid: str = ""
+
+
+@dataclass(frozen=True)
+class Connected(Fact):
+    """An agent took the patient."""
     agent: str = ""
     interface: str = ""
+
+
+@dataclass(frozen=True)
+class Abandoned(Fact):
+    """The patient left the queue before an agent took the call."""
+
+
+@dataclass(frozen=True)
+class Ended(Fact):
+    """The patient's channel hung up."""
+    cause: int | None = None
+
+
+def ends_attempt(fact: Fact) -> bool:
+    """Whether the attempt is over with this fact (hung up, or an Originate that failed)."""
+    return isinstance(fact, Ended) or (isinstance(fact, Originated) and fact.disposition != "answered")
 
 
 @dataclass
@@ -54,7 +144,7 @@ class AttemptTracker:
     """Feed every AMI event; get back the facts concerning attempts we placed."""
 
     live: dict[int, _Live] = field(default_factory=dict)
-    by_linked: dict[str, int] = field(default_factory=dict)
+    linked: LinkedAttempts = field(default_factory=LinkedAttempts)
     by_uniqueid: dict[str, int] = field(default_factory=dict)
 
     def expect(self, attempt_id: int) -> None:
@@ -64,21 +154,17 @@ class AttemptTracker:
         live = self.live.pop(attempt_id, None)
         if live and live.uniqueid:
             self.by_uniqueid.pop(live.uniqueid, None)
-        for k in [k for k, v in self.by_linked.items() if v == attempt_id]:
-            del self.by_linked[k]
+        self.linked.forget(attempt_id)
 
     def feed(self, msg, t: float) -> list[Fact]:
         ev = msg.get("Event")
         if ev == "OriginateResponse":
             return self._originate_response(msg, t)
         if ev == "VarSet":
-            if msg.get("Variable") == "ATTEMPT_ID":
-                try:
-                    aid = int(msg.get("Value", ""))
-                except ValueError:
-                    return []
-                if aid in self.live and msg.get("Linkedid"):
-                    self.by_linked[msg["Linkedid"]] = aid
+            if msg.get("Variable") == "ATTEMPT_ID" and msg.get("Linkedid"):
+                aid = self.linked.feed(msg)
+                if aid is not None and aid not in self.live:
+                    self.linked.forget(aid)  # another instance's call: not ours to follow
             return []
         if ev == "Hangup":
             return self._hangup(msg, t)
@@ -86,12 +172,20 @@ class AttemptTracker:
             aid = self._by_call(msg)
             if aid is not None:
                 iface = msg.get("Interface", "")
-                return [Fact("connected", aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
+                return [Connected(aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
+            return []
+        if ev == "QueueCallerJoin":
+            # may come before the OriginateResponse: the VarSet (same Linkedid) names the attempt
+            aid = self._by_call(msg)
+            if aid is None:
+                aid = self.linked.get(msg.get("Linkedid", ""))
+            if aid is not None and aid in self.live:
+                return [Queued(aid, t, uniqueid=msg.get("Uniqueid", ""))]
             return []
         if ev == "QueueCallerAbandon":
             aid = self._by_call(msg)
             if aid is not None:
-                return [Fact("abandoned", aid, t)]
+                return [Abandoned(aid, t)]
         return []
 
     def _by_call(self, msg) -> int | None:
@@ -116,11 +210,11 @@ class AttemptTracker:
         if msg.get("Response") == "Success" and uniqueid and uniqueid != "<unknown>":
             live.answered, live.uniqueid = True, uniqueid
             self.by_uniqueid[uniqueid] = aid
-            return [Fact("originated", aid, t, disposition="answered", reason=reason,
+            return [Originated(aid, t, disposition="answered", reason=reason,
                          channel=msg.get("Channel", ""), uniqueid=uniqueid)]
         live.failed = True
         disp = disposition_for(reason, live.cause)
-        facts = [Fact("originated", aid, t, disposition=disp, reason=reason, cause=live.cause)]
+        facts = [Originated(aid, t, disposition=disp, reason=reason, cause=live.cause)]
         return facts
 
     def _hangup(self, msg, t: float) -> list[Fact]:
@@ -132,15 +226,15 @@ class AttemptTracker:
         aid = self.by_uniqueid.get(uid)
         if aid is not None:  # the answered patient's channel ended
             self.forget(aid)
-            return [Fact("ended", aid, t, cause=cause)]
-        aid = self.by_linked.get(msg.get("Linkedid", ""))
+            return [Ended(aid, t, cause=cause)]
+        aid = self.linked.get(msg.get("Linkedid", ""))
         if aid is None:
             return []
         live = self.live.get(aid)
         facts: list[Fact] = []
         if live is not None and not live.answered and cause and live.cause is None:
             live.cause = cause
-            facts.append(Fact("cause", aid, t, cause=cause))
+            facts.append(CauseSeen(aid, t, cause=cause))
         if uid == msg.get("Linkedid") and live is not None and live.failed:
             self.forget(aid)  # the root channel of a failed attempt is gone: nothing more to learn
         return facts

@@ -23,7 +23,7 @@ from ..logs import mask_number
 from ..ports import QueueLoadInfo
 from ..store.retry import retrying
 from . import queuelog, store
-from .agentstate import agent_state, wrapup_ends, wrapup_seconds
+from .agentstate import agent_state, in_wrapup, wrapup_ends, wrapup_seconds
 from .reducer import (FACT_TYPES, Fact, Finished, LiveCall, MemberChanged, QueueCallRecord, ReducerConfig,
                       TrackerState, evict, reduce, resync)
 
@@ -275,7 +275,7 @@ class QueueCallsTracker:
                 q["talking"].append({"uniqueid": c.uniqueid, "agent": c.agent,
                                      "agent_name": c.agent_name,
                                      "caller_number_masked": mask_number(c.caller_number),
-                                     "since": c.answered_at})
+                                     "since": c.answered_at, "direction": c.direction})
         for queue, members in self.state.members.items():
             q = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
             q["members"] = [self._member_entry(queue, m, now) for m in members.values()]
@@ -302,6 +302,9 @@ class QueueCallsTracker:
         """A member for the wallboard: ``state`` is the named state (agentstate.STATES)."""
         entry = _member_entry_fields(m)
         entry["state"] = self.member_state(queue, m, now)
+        # in wrap-up whatever else (a pause hides it in the state): app_queue would not offer
+        # this member a call once unpaused before the wrap-up ends (the dialer's reservation check)
+        entry["in_wrapup"] = in_wrapup(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)), now)
         entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
                                             now) if entry["state"] == "wrap_up" else None)
         return entry
@@ -315,4 +318,5 @@ def _member_entry_fields(m: Any) -> dict[str, Any]:
 def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
     return {"uniqueid": c.uniqueid, "caller_number_masked": mask_number(c.caller_number),
             "entered_at": c.entered_at, "wait": (now - c.entered_at) if c.entered_at else None,
-            "position": c.position, "uncertain": c.uncertain}
+            "position": c.position, "uncertain": c.uncertain, "direction": c.direction,
+            "campaign_id": c.campaign_id}

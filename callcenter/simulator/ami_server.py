@@ -2,7 +2,7 @@
 
 Framing is :mod:`callcenter.ami.codec` (the same code the service's client
 uses).  Responses, list responses and error texts are those recorded in
-``shared/asterisk-traces`` (see the README there): ``Permission denied``
+``tests/fixtures/asterisk-traces`` (see the README there): ``Permission denied``
 before login, ``Authentication failed`` ~1 s after a wrong secret followed by
 a close, ``Originate successfully queued`` then ``OriginateResponse`` …
 Events from the PBX go to every logged-in session with events on, filtered by the
@@ -535,6 +535,9 @@ class AmiSession(asyncio.Protocol):
     def a_queuepause(self, msg: Message) -> None:
         iface = msg.get("Interface") or ""
         qname = msg.get("Queue")
+        if not iface or not msg.get("Paused"):  # manager_pause_queue_member
+            self.error(msg, "Need 'Interface' and 'Paused' parameters.")
+            return
         paused = _truthy(msg.get("Paused"))
         if not any(q.member(iface) for q in self.pbx.queues.values() if not qname or q.name == qname):
             self.error(msg, "Interface not found")

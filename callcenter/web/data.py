@@ -7,11 +7,11 @@ function returns ``None`` so pages can say "not available" instead of failing.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.phones import canonical
 from callcenter.store import Base, load_all_models
 
 QUEUE_CALL_COLUMNS = ("uniqueid", "queue", "caller_number", "caller_name", "entered_at", "answered_at",
@@ -30,31 +30,15 @@ def _utc(d: dt.datetime | None) -> dt.datetime | None:
     return d.replace(tzinfo=dt.timezone.utc) if d.tzinfo is None else d.astimezone(dt.timezone.utc)
 
 
-def number_variants(number: str, region: str = "CN") -> list[str]:
-    """The forms a caller's number may be stored in (raw, digits, E.164, national)."""
-    raw = (number or "").strip()
-    out = {raw} if raw else set()
-    digits = re.sub(r"\D", "", raw)
-    if digits:
-        out.add(digits)
-    try:
-        import phonenumbers
-
-        parsed = phonenumbers.parse(raw, region)
-        out.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-        out.add(str(parsed.national_number))
-    except Exception:  # noqa: BLE001 - odd numbers simply match less
-        pass
-    return sorted(v for v in out if v)
-
-
-def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None) -> list[dict] | None:
-    """Queue calls that entered in [start, end)."""
+def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None,
+                direction: str = "inbound") -> list[dict] | None:
+    """Queue calls that entered in [start, end); inbound only unless ``direction`` says
+    otherwise (dialer calls have their own figures: :mod:`dialer.outbound`)."""
     t = _table("queue_calls")
     if t is None:
         return None
     cols = [t.c[c] for c in QUEUE_CALL_COLUMNS if c in t.c]
-    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end)
+    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == direction)
     if queue:
         q = q.where(t.c.queue == queue)
     rows = []
@@ -94,7 +78,8 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
         d = _utc(d)
         return d.astimezone(tz) if d is not None and tz is not None else d
 
-    variants = number_variants(number, region)
+    stored = canonical(number, region)  # every table stores this one form (callcenter.phones)
+    variants = [stored] if stored else []
     rec: dict[str, Any] = {"number": number, "name": caller_name, "patient_id": None,
                            "treatments": None, "appointments": None, "complaints": None,
                            "calls": None, "outcomes": []}
@@ -145,6 +130,17 @@ def campaign_statuses(s, now: float, abandon_days: float = 30.0) -> list[dict] |
     from dialer.campaigns import list_campaigns
 
     return [campaign_view(s, c, now, abandon_days) for c in list_campaigns(s)]
+
+
+def outbound_figures(s, now: float, day_start: float, window_days: float = 30.0,
+                     limit: float = 2.0) -> list[dict] | None:
+    """The dialer's outbound figures per campaign (:func:`dialer.outbound.campaign_figures`);
+    ``None`` without the dialer tables."""
+    if _table("dial_attempts") is None:
+        return None
+    from dialer.outbound import campaign_figures
+
+    return campaign_figures(s, now=now, day_start=day_start, window_days=window_days, limit=limit)
 
 
 def campaign_view(s, c, now: float, abandon_days: float = 30.0) -> dict:

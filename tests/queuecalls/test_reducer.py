@@ -122,3 +122,24 @@ def test_memory_is_bounded_by_calls_in_flight():
     assert total == 5000
     assert not st.calls and not st.by_member and not st.legs and not st.chan_vars
     assert len(st.finished) == 0
+
+
+def test_dialer_call_is_outbound_with_the_patient_not_the_caller_id():
+    """The dialer's Originate variables arrive as VarSet on the patient's channel before it
+    joins (trace 04): the queue call is outbound, with attempt, campaign and the patient."""
+    hospital = {"CallerIDNum": "02100000000", "CallerIDName": "City Hospital"}
+    pre = [(-5.0, ev("VarSet", Variable=v, Value=x, **caller(**hospital)))
+           for v, x in (("ATTEMPT_ID", "42"), ("CAMPAIGN_ID", "3"), ("PATIENT_NUMBER", "+8613900139003"),
+                        ("PATIENT_NAME", "张三"))]
+    call = [(t, Message([(k, hospital.get(k, v)) for k, v in m.headers])) for t, m in answered_call()]
+    state, done = run(pre + call)
+    (r,) = done
+    assert (r.direction, r.attempt_id, r.campaign_id) == ("outbound", 42, 3)
+    assert (r.caller_number, r.caller_name) == ("+8613900139003", "张三")
+    assert not state.chan_vars
+    _, (inbound,) = run(answered_call())
+    assert (inbound.direction, inbound.attempt_id, inbound.caller_number) == ("inbound", None, "+8613800138001")
+    # a garbage ATTEMPT_ID (a channel variable: anything from the network) is ignored
+    bad = [(-1.0, ev("VarSet", Variable="ATTEMPT_ID", Value="x1", **caller()))]
+    _, (r2,) = run(bad + answered_call())
+    assert r2.direction == "inbound"
