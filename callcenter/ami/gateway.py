@@ -222,6 +222,8 @@ class _Protocol(AMIProtocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.t = 0.0
+        self.booted = False  # FullyBooted seen on this connection
+        self.boot_waiter: asyncio.Future | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -264,7 +266,7 @@ class AmiGateway:
                  ping_interval: float = 10, ping_timeout: float = 5, action_timeout: float = 10,
                  reconnect_max_delay: float = 30, reconnect_base_delay: float = 0.5,
                  connect_timeout: float = 10, rng: random.Random | None = None,
-                 events: str = "on"):
+                 events: str = "on", boot_timeout: float = 300):
         self.host, self.port = host, port
         self.username, self._secret = username, secret
         self.clock = clock
@@ -273,6 +275,8 @@ class AmiGateway:
         self.reconnect_max_delay = reconnect_max_delay
         self.reconnect_base_delay = reconnect_base_delay
         self.connect_timeout = connect_timeout
+        # how long to wait after login for FullyBooted before running the on_connect hooks anyway
+        self.boot_timeout = boot_timeout
         self.rng = rng or random.Random()
         self.events = events
         self.connected = False
@@ -442,6 +446,10 @@ class AmiGateway:
             return
         self.events_received += 1
         msg, t = message.raw, proto.t
+        if msg.event == "FullyBooted":
+            proto.booted = True
+            if proto.boot_waiter is not None and not proto.boot_waiter.done():
+                proto.boot_waiter.set_result(None)
         for cb in self._subscribers:
             try:
                 cb(msg, t)
@@ -519,6 +527,8 @@ class AmiGateway:
         log.info("AMI logged in to %s:%s (%s)", self.host, self.port,
                  self.banner or "no banner")
         del resp
+        if not proto.booted:
+            await self._wait_booted(proto)
         for hook in list(self._on_connect):
             if not self.connected:
                 break
@@ -531,6 +541,28 @@ class AmiGateway:
             self._ping_task = asyncio.ensure_future(self._ping_loop(proto))
         await self._lost_future
         return True
+
+    async def _wait_booted(self, proto: _Protocol) -> None:
+        """Asterisk accepts logins while it is still loading modules (after a restart): it
+        sends ``FullyBooted`` after the login answer only once booted, else to every session
+        when it is; until then module actions (QueueStatus…) are "Invalid/unknown command".
+        So the on_connect hooks (resync) wait for it — at most ``boot_timeout`` (a user
+        without the ``system`` read class never gets it; the hooks then retry)."""
+        log.info("AMI %s:%s: Asterisk is still booting; waiting for FullyBooted", self.host, self.port)
+        fut = proto.boot_waiter = asyncio.get_running_loop().create_future()
+        dc = self.clock.callLater(self.boot_timeout, lambda: fut.done() or fut.set_result(None))
+        try:
+            await asyncio.wait([fut, self._lost_future], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if dc.active():
+                dc.cancel()
+            proto.boot_waiter = None
+        if not proto.booted and self.connected:
+            log.warning("AMI %s:%s: no FullyBooted within %g s of login (is 'system' missing from "
+                        "the manager user's read classes?); resyncing anyway", self.host, self.port,
+                        self.boot_timeout)
+        elif proto.booted:
+            log.info("AMI %s:%s: Asterisk fully booted", self.host, self.port)
 
     async def _ping_loop(self, proto: _Protocol) -> None:
         while self.connected and proto is self._proto:

@@ -26,6 +26,12 @@ VERSION = "22.10.1"
 VERSION_LINE = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-22 11:13:08 UTC"
 
 
+# Actions registered by loadable modules (app_queue, app_mixmonitor), not by manager.c:
+# while Asterisk boots (ast_fully_booted false) they are "Invalid/unknown command".
+MODULE_ACTIONS = frozenset({"queuestatus", "queuesummary", "queueadd", "queueremove", "queuepause",
+                            "queuepenalty", "mixmonitor", "stopmixmonitor"})
+
+
 def _tv(t: float) -> str:
     d = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}+0000"
@@ -155,6 +161,8 @@ class AmiSession(asyncio.Protocol):
             self.error(msg, "Permission denied")
             return
         fn = getattr(self, "a_" + key.replace("-", "_"), None) if key else None
+        if fn is not None and not self.pbx.fully_booted and key in MODULE_ACTIONS:
+            fn = None  # manager.c is up, the module that registers it is not loaded yet
         if fn is None:
             if not action:
                 self.error(msg, "Missing action in request")
@@ -177,10 +185,11 @@ class AmiSession(asyncio.Protocol):
             self.authenticated = True
             self.set_events(msg.get("Events"))
             self.ok(msg, "Authentication accepted")
-            up = str(int(self.pbx.now() - self.pbx.started_at))
-            rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
-            self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
-                           ("LastReload", rl), ("Status", "Fully Booted")])
+            if self.pbx.fully_booted:  # action_login: only once ast_fully_booted
+                up = str(int(self.pbx.now() - self.pbx.started_at))
+                rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
+                self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
+                               ("LastReload", rl), ("Status", "Fully Booted")])
             self.on_event([("Event", "SuccessfulAuth"), ("Privilege", "security,all"),
                            ("EventTV", _tv(self.pbx.now())), ("Severity", "Informational"), ("Service", "AMI"),
                            ("EventVersion", "1"), ("AccountID", self.server.username),
