@@ -137,7 +137,7 @@ def test_masking_of_numbers_and_secrets():
 
 def test_one_migration_head():
     """Parallel chains are merged: a new revision has one obvious parent."""
-    assert migrate.heads() == ["0900_merge_packages"]
+    assert migrate.heads() == ["0910_queuecall_checkpoint"]
 
 
 @pytest.mark.postgres

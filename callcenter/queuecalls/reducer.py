@@ -507,13 +507,15 @@ def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> lis
 
 
 def resync(state: TrackerState, queue_status: list[Message], channels: list[Message],
-           t: float) -> list[Fact]:
+           t: float, *, lost_at: float | None = None) -> list[Fact]:
     """Reconcile live state with ``QueueStatus`` + ``CoreShowChannels`` after a (re)connect.
 
     Callers still waiting are kept (or adopted, join time = now − ``Wait``,
     flagged uncertain); callers gone while we were away are finished with what we
-    know (``gap``); connected callers we did not know are adopted and completed
-    from ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
+    know (``gap``), ended at ``lost_at`` (when the link was lost: they were last known
+    alive then; after an Asterisk crash that is when they died) with the talk time up to
+    it; connected callers we did not know are adopted and completed from
+    ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
     """
     facts: list[Fact] = []
     state.last_t = max(state.last_t, t)
@@ -544,11 +546,12 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
                 c.uncertain = c.answer_uncertain = True
                 facts.append(("answered", c))
             else:
-                _finish(state, c, "unknown", None, facts, gap=True)
+                _finish(state, c, "unknown", _bound(c, lost_at), facts, gap=True)
         elif c.abandon_at is not None and c.answered_at is None:
             _finish(state, c, "abandoned", c.abandon_at, facts)
         elif ch is None:
-            _finish(state, c, "transferred" if c.transferred else "answered", None, facts, gap=True)
+            _finish(state, c, "transferred" if c.transferred else "answered", _bound(c, lost_at),
+                    facts, gap=True)
     for uid, e in entries.items():
         if uid in state.calls or uid in state.finished:
             continue
@@ -583,6 +586,14 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         state.calls[uid] = c
         facts.append(("answered", c))
     return facts
+
+
+def _bound(c: LiveCall, lost_at: float | None) -> float | None:
+    """When a call gone during an outage ended, at the earliest: when the link was lost
+    (never before what was seen of it)."""
+    if lost_at is None:
+        return None
+    return max([lost_at, *(v for v in (c.entered_at, c.answered_at) if v is not None)])
 
 
 def _member_of(state: TrackerState, queue: str, channel: str) -> Member | None:
