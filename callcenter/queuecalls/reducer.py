@@ -507,7 +507,7 @@ def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> lis
 
 
 def resync(state: TrackerState, queue_status: list[Message], channels: list[Message],
-           t: float, *, lost_at: float | None = None) -> list[Fact]:
+           t: float, *, lost_at: float | None = None, asked_at: float | None = None) -> list[Fact]:
     """Reconcile live state with ``QueueStatus`` + ``CoreShowChannels`` after a (re)connect.
 
     Callers still waiting are kept (or adopted, join time = now − ``Wait``,
@@ -515,7 +515,9 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
     know (``gap``), ended at ``lost_at`` (when the link was lost: they were last known
     alive then; after an Asterisk crash that is when they died) with the talk time up to
     it; connected callers we did not know are adopted and completed from
-    ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
+    ``AgentComplete``'s figures later.  A uniqueid is never counted twice.  A caller whose
+    join we saw after the snapshot was asked for (``asked_at``) is newer than the
+    snapshot, not gone.
     """
     facts: list[Fact] = []
     state.last_t = max(state.last_t, t)
@@ -535,6 +537,9 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
             if h.get("Uniqueid"):
                 alive[h["Uniqueid"]] = h
     for c in list(state.calls.values()):
+        if asked_at is not None and not c.uncertain_join and c.entered_at is not None \
+                and c.entered_at >= asked_at:
+            continue
         ch = alive.get(c.uniqueid)
         in_queue_app = ch is not None and ch.get("Application") == "Queue"
         if c.answered_at is None and c.abandon_at is None:

@@ -207,7 +207,7 @@ class QueueCallsTracker:
             snapshot = await self._snapshot()
             if snapshot is None:
                 return  # the link went again: the next login resyncs (the outage stays open)
-            qs, ch = snapshot
+            qs, ch, asked_at = snapshot
             t = self.clock.seconds()
             lost_at = self.outage_start
             if self._first_connect:
@@ -217,7 +217,7 @@ class QueueCallsTracker:
                 if cp is not None and (self.outage_start is None or cp < self.outage_start):
                     self.outage_start = cp
                 self.checkpoint = cp
-            facts = resync(self.state, qs, ch, t, lost_at=lost_at)
+            facts = resync(self.state, qs, ch, t, lost_at=lost_at, asked_at=asked_at)
             self._facts(facts)
             log.info("queuecalls resync: %d calls live", len(self.state.calls))
             if self.outage_start is not None:
@@ -228,16 +228,17 @@ class QueueCallsTracker:
             self._resyncing = False
             self._wake.set()
 
-    async def _snapshot(self) -> tuple[list, list] | None:
+    async def _snapshot(self) -> tuple[list, list, float] | None:
         """``QueueStatus`` + ``CoreShowChannels``; refused (Asterisk still loading app_queue,
         "Invalid/unknown command") → retried with capped backoff while the link is up."""
         gw = self.gateway
         delay = 1.0
         while True:
             try:
+                asked_at = self.clock.seconds()
                 qs = await gw.action({"Action": "QueueStatus"})
                 ch = await gw.action({"Action": "CoreShowChannels"})
-                return (qs if isinstance(qs, list) else [], ch if isinstance(ch, list) else [])
+                return (qs if isinstance(qs, list) else [], ch if isinstance(ch, list) else [], asked_at)
             except AmiNotConnected:
                 return None
             except AmiError as exc:

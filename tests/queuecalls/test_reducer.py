@@ -122,3 +122,16 @@ def test_memory_is_bounded_by_calls_in_flight():
     assert total == 5000
     assert not st.calls and not st.by_member and not st.legs and not st.chan_vars
     assert len(st.finished) == 0
+
+
+def test_resync_snapshot_older_than_a_join_does_not_end_that_call():
+    """QueueStatus asked at t=9.8; the caller's join arrives at 10.0 before the snapshot is
+    applied: the snapshot does not know her, she is newer than it, not gone."""
+    from callcenter.queuecalls.reducer import resync
+
+    state, _ = run([(10.0, ev("QueueCallerJoin", Queue="consultation", Position=1, Count=1, **caller()))])
+    facts = resync(state, [], [], 10.2, asked_at=9.8)
+    assert not [p for k, p in facts if k == "finished"] and UID in state.calls
+    facts = resync(state, [], [], 20.0, asked_at=19.9, lost_at=15.0)  # really gone by now
+    (rec,) = [p for k, p in facts if k == "finished"]
+    assert (rec.outcome, rec.ended_at, rec.gap) == ("unknown", 15.0, True)
