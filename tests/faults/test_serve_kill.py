@@ -37,8 +37,8 @@ from .harness import accounting
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-GAP = float(os.environ.get("SERVE_KILL_GAP", "6"))     # seconds between the kill and the restart
-BUSY = float(os.environ.get("SERVE_KILL_BUSY", "8"))   # seconds of traffic before the kill
+GAP = float(os.environ.get("SERVE_KILL_GAP", "5"))     # seconds between the kill and the restart
+BUSY = float(os.environ.get("SERVE_KILL_BUSY", "6"))   # seconds of traffic before the kill
 AGENTS = {"consultation": ["1001", "1002", "1003", "1004"], "complaint": ["2001", "2002"]}
 
 
@@ -96,7 +96,7 @@ async def test_sigkill_of_serve_on_a_busy_line_loses_no_queue_call(db, db_url, t
             else:
                 calls.append(pbx.inbound_call(number, f"Caller {n}", context="hotline-plain",
                                               digits="1" if n % 3 else "2", digit_delay=0.5,
-                                              patience=6 + n % 7))
+                                              patience=4 + n % 6))
             await asyncio.sleep(0.45)
 
     def logged_in() -> bool:
@@ -118,11 +118,11 @@ async def test_sigkill_of_serve_on_a_busy_line_loses_no_queue_call(db, db_url, t
         await asyncio.sleep(GAP)                         # callers keep coming while nobody listens
         procs.append(await spawn(env, log))
         await until(logged_in, 30, "serve did not come back: " + log.read_text(errors="replace")[-2000:])
-        await asyncio.sleep(4)
+        await asyncio.sleep(3)
         stop_traffic.set()
         await feeder
         await until(lambda: all(c.done for c in calls + ivr_calls), 60, "calls did not finish")
-        await asyncio.sleep(3)                           # one batch interval, then a clean stop
+        await asyncio.sleep(1.5)                         # the last Hangup reaches serve; SIGTERM flushes
     finally:
         stop_traffic.set()
         if feeder is not None and not feeder.done():
