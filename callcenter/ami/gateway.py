@@ -49,7 +49,9 @@ What is panoramisk's and what is ours:
   names.  So a per-connection :class:`_Factory` plays the part panoramisk's
   protocol expects of a Manager (``dispatch``, ``connection_lost``,
   ``forgetable_actions``, ``awaiting_actions``), and the gateway supervises:
-  login, ``on_connect`` hooks awaited after every login (resync), ping with a
+  login, ``FullyBooted`` awaited when the login answer came without it (a restarted
+  Asterisk still loading modules refuses QueueStatus & co.), ``on_connect`` hooks
+  awaited after every login (resync), ping with a
   deadline (no Pong within ``ping_timeout`` -> half-open, abort, reconnect),
   capped exponential backoff with jitter from an injected RNG; all timers on
   the injected clock, none of panoramisk's.

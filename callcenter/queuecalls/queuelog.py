@@ -197,8 +197,8 @@ def read_since(path: str | Path, since: float, *, lookback: float = 86400,
         dated.append((float("inf"), p, "") if e is None else (e.t, p, e.event))
     dated.sort(key=lambda d: (d[0], d[1] != Path(path)))
     born = bool(dated) and dated[0][2] == "QUEUESTART"  # Asterisk's first start: nothing before
-    nums = sorted(int(m.group(1)) for p in files
-                  if (m := re.search(r"\.(\d+)(?:\.gz|\.bz2|\.Z)?$", p.name)) and int(m.group(1)) < 10**6)
+    nums = sorted(int(m.group(1)) for p in files  # numbered archives, not `timestamp` (epoch) ones
+                  if (m := re.search(r"\.(\d+)(?:\.gz|\.bz2|\.Z)?$", p.name)) and int(m.group(1)) < 10**8)
     missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums)) if nums else []
     if missing:
         problems.append(f"{Path(path).name}.{missing[0]} is missing")
