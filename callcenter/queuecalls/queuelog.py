@@ -122,6 +122,30 @@ def recover(events: Iterable[QLEvent], start: float, end: float, *,
 
 
 @dataclass(slots=True)
+class CrashBound:
+    """What queue_log says of the calls an Asterisk restart cut off (no final event)."""
+
+    died_at: float                               # the old Asterisk's last line before QUEUESTART
+    connected: dict[str, tuple[float, str]]      # callid -> (CONNECT time, member name)
+
+
+def crash_bound(events: Iterable[QLEvent], start: float, end: float) -> CrashBound | None:
+    """If Asterisk started again within ``[start, end]`` (a ``QUEUESTART`` line), the calls
+    it cut off ended after the old one's last line before it; None when it did not."""
+    last = None
+    connected: dict[str, tuple[float, str]] = {}
+    for e in events:
+        if e.event == "QUEUESTART":
+            if start <= e.t <= end and last is not None:
+                return CrashBound(max(last, start), connected)
+            continue
+        last = e.t  # any line (a pause, a member added) says the old Asterisk was alive
+        if e.event == "CONNECT":
+            connected[e.callid] = (e.t, e.agent)
+    return None
+
+
+@dataclass(slots=True)
 class Span:
     """What :func:`read_since` found: the events, and whether they cover the whole span."""
 

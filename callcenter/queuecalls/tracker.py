@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -258,10 +259,11 @@ class QueueCallsTracker:
         recovered: list[QueueCallRecord] = []
         ok = False
         note = ""
+        span = None
         path = self.queue_log
+        members = {(q, m.name): iface for q, ms in self.state.members.items()
+                   for iface, m in ms.items() if m.name}
         if path and os.access(path, os.R_OK):
-            members = {(q, m.name): iface for q, ms in self.state.members.items()
-                       for iface, m in ms.items() if m.name}
             try:
                 span = await self.db.run_blocking(queuelog.read_since, path, start - SLACK)
                 recovered = queuelog.recover(span.events, start - SLACK, end, member_interfaces=members,
@@ -275,7 +277,13 @@ class QueueCallsTracker:
         recovered = [r for r in recovered if r.uniqueid not in live]
         if recovered:
             await self._merge_known(recovered, finished)
-        self._facts([("finished", r) for r in recovered])  # buffered, and subscribers see them
+        bounded: list[QueueCallRecord] = []
+        if span is not None and finished:
+            bound = queuelog.crash_bound(span.events, start - SLACK, end)
+            if bound is not None:
+                bounded = _cut_off(finished, {r.uniqueid for r in recovered}, bound, members)
+        # buffered, and subscribers see them
+        self._facts([("finished", r) for r in recovered + bounded])
         if ok:
             log.warning("AMI outage of %.1f s: recovered %d queue calls from queue_log",
                         end - start, len(recovered))
@@ -410,6 +418,30 @@ class QueueCallsTracker:
         entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
                                             now) if entry["state"] == "wrap_up" else None)
         return entry
+
+
+def _cut_off(finished: list[QueueCallRecord], recovered: set[str], bound: queuelog.CrashBound,
+             members: dict[tuple[str, str], str]) -> list[QueueCallRecord]:
+    """Calls the resync ended at the link loss that queue_log has no end for, while it shows
+    Asterisk restarting in the outage: they died with the old Asterisk, after its last line
+    (and were answered if it shows their CONNECT)."""
+    out = []
+    for r in finished:
+        if (not r.gap or r.uniqueid in recovered or r.ended_at is None or r.ended_at >= bound.died_at
+                or r.outcome not in ("unknown", "answered", "transferred")):
+            continue
+        new = dataclasses.replace(r, ended_at=bound.died_at)
+        seen = bound.connected.get(r.uniqueid)
+        if new.answered_at is None and seen is not None:
+            new.answered_at, new.agent_name = seen
+            new.agent = members.get((r.queue, seen[1]), seen[1])
+            new.outcome = "answered"
+        if new.answered_at is not None:
+            new.talk_seconds = max(0.0, bound.died_at - new.answered_at)
+        if new.entered_at is not None:
+            new.wait_seconds = max(0.0, (new.answered_at or bound.died_at) - new.entered_at)
+        out.append(new)
+    return out
 
 
 def _member_entry_fields(m: Any) -> dict[str, Any]:

@@ -263,3 +263,66 @@ def _ivr_row(s, uniqueid: str, t: float) -> int:
     s.add(row)
     s.flush()
     return row.id
+
+
+@pytest.mark.timeout(60)
+async def test_calls_cut_off_by_a_crash_during_an_outage_are_bounded_by_queue_log(db, tmp_path):
+    """The link is down when Asterisk crashes: the calls it cut off ended after its last
+    queue_log line (not at the link loss), and a caller connected in the outage was answered."""
+    clock = task.Clock()
+    clock.advance(EPOCH)
+    qlog = tmp_path / "queue_log"
+    old = SimulatedPBX(clock, seed=71, config=SIM, queue_log=qlog)
+    await old.start()
+    port = old.ami_port
+    gw, tracker = make_bridge(db, clock, port, queue_log=str(qlog))
+    st = Stepper(clock, [old], gw, tracker)
+    await tracker.start()
+    await gw.start()
+    new = None
+    try:
+        await st.until_connected()
+        old.set_agent("1001", answer_delay=2, talk_time=300)
+        old.set_agent("1002", answer_delay=2, talk_time=300)
+        old.pause_member("Local/1002@sim-agent/n", True, "break")
+        a = old.inbound_call("13800138001", "Li Na", context="hotline-plain", digits="1", patience=600)
+        await st.run_for(10)
+        b = old.inbound_call("13800138002", "王小明", context="hotline-plain", digits="1", patience=600)
+        await st.run_for(10)
+        assert tracker.state.calls[a.uniqueid].answered_at and not tracker.state.calls[b.uniqueid].answered_at
+        a_answered = tracker.state.calls[a.uniqueid].answered_at
+        old.ami._server.close()                          # the network goes
+        await old.ami._server.wait_closed()
+        for s in list(old.ami.sessions):
+            s.transport.abort()
+        await st.wait_lost()
+        lost_at = clock.seconds()
+        await st.run_for(10)
+        old.pause_member("Local/1002@sim-agent/n", False)  # b is answered while we are away
+        await st.run_for(30)
+        await old.stop()                                 # then Asterisk crashes
+        await st.run_for(10)
+        new = SimulatedPBX(clock, seed=72, config=SIM, queue_log=qlog)
+        await new.start(ami_port=port)
+        st.pbxs.append(new)
+        st.rebase()
+        await st.until_connected()
+        await st.run_for(30)
+        await tracker.flush()
+    finally:
+        await gw.stop()
+        await tracker.stop()
+        if new is not None:
+            await new.stop()
+    lines = [ln.split("|") for ln in qlog.read_text().splitlines()]
+    restart = max(i for i, p in enumerate(lines) if p[4] == "QUEUESTART")
+    died_at = float(lines[restart - 1][0])
+    connect = next(float(p[0]) for p in lines if p[1] == b.uniqueid and p[4] == "CONNECT")
+    assert lost_at < connect <= died_at
+    rows = {r.uniqueid: r for r in _rows(db)}
+    ra, rb = rows[a.uniqueid], rows[b.uniqueid]
+    assert (ra.outcome, ra.gap, _ts(ra.ended_at)) == ("answered", True, died_at)
+    assert ra.talk_seconds == pytest.approx(died_at - a_answered)
+    assert (rb.outcome, rb.gap, _ts(rb.ended_at), _ts(rb.answered_at)) == ("answered", True, died_at, connect)
+    assert rb.agent == "Local/1002@sim-agent/n" and rb.talk_seconds == pytest.approx(died_at - connect)
+    assert (rb.caller_name, ra.caller_name) == ("王小明", "Li Na")
