@@ -308,10 +308,10 @@ class QueueCallsTracker:
             for uid, (name, sid) in (await self._retrying(store.known_of, need)).items():
                 old_name, old_sid = known.get(uid, ("", None))
                 known[uid] = (old_name or name, old_sid or sid)
-        for r in recovered:
+        for i, r in enumerate(recovered):
             name, sid = known.get(r.uniqueid, ("", None))
-            r.caller_name = r.caller_name or name
-            r.ivr_session_id = r.ivr_session_id or sid
+            recovered[i] = dataclasses.replace(r, caller_name=r.caller_name or name,
+                                               ivr_session_id=r.ivr_session_id or sid)
 
     # -- writing ------------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -430,17 +430,19 @@ def _cut_off(finished: list[QueueCallRecord], recovered: set[str], bound: queuel
         if (not r.gap or r.uniqueid in recovered or r.ended_at is None or r.ended_at >= bound.died_at
                 or r.outcome not in ("unknown", "answered", "transferred")):
             continue
-        new = dataclasses.replace(r, ended_at=bound.died_at)
+        end = bound.died_at
+        change: dict[str, Any] = {"ended_at": end}
         seen = bound.connected.get(r.uniqueid)
-        if new.answered_at is None and seen is not None:
-            new.answered_at, new.agent_name = seen
-            new.agent = members.get((r.queue, seen[1]), seen[1])
-            new.outcome = "answered"
-        if new.answered_at is not None:
-            new.talk_seconds = max(0.0, bound.died_at - new.answered_at)
-        if new.entered_at is not None:
-            new.wait_seconds = max(0.0, (new.answered_at or bound.died_at) - new.entered_at)
-        out.append(new)
+        answered = r.answered_at
+        if answered is None and seen is not None:
+            answered = seen[0]
+            change.update(answered_at=answered, agent_name=seen[1], outcome="answered",
+                          agent=members.get((r.queue, seen[1]), seen[1]))
+        if answered is not None:
+            change["talk_seconds"] = max(0.0, end - answered)
+        if r.entered_at is not None:
+            change["wait_seconds"] = max(0.0, (answered if answered is not None else end) - r.entered_at)
+        out.append(dataclasses.replace(r, **change))
     return out
 
 
