@@ -3,8 +3,11 @@
 A batch is merged by (uniqueid, queue, leg) in one SELECT + bulk INSERT/UPDATE.
 Merge rule: a measured row (``gap`` false) is never overwritten by a
 reconstructed one (resync guess, ``queue_log``); otherwise the newer wins, and
-an ``unknown`` outcome is always replaced.  So replaying the same trace, a
-resync after a reconnect, or a queue_log recovery never counts a call twice.
+an ``unknown`` outcome is always replaced, and a stored caller name or IVR session
+is never blanked by a row that lacks them (queue_log has neither).  So replaying the
+same trace, a resync after a reconnect, or a queue_log recovery never counts a call
+twice.  The tracker's checkpoint is written in the same transaction as a batch
+(:func:`write_batch`).
 """
 from __future__ import annotations
 
