@@ -44,3 +44,14 @@ def test_a_rebuilt_row_keeps_the_name_and_ivr_session_it_replaces(db):
     with db.session() as s:
         (row,) = s.scalars(select(QueueCall))
     assert (row.outcome, row.source, row.caller_name, row.ivr_session_id) == ("answered", "queue_log", "王小明", 7)
+
+
+@pytest.mark.postgres
+def test_the_upgrade_seeds_the_checkpoint_from_the_newest_stored_call(db):
+    """An install upgraded to the checkpoint recovers the downtime of the upgrade itself."""
+    from callcenter.store import migrate
+
+    migrate.downgrade(db.engine, "0900_merge_packages")
+    db.call(store.write_calls, [rec("2.1")], 30.0)  # ended at 160.0
+    migrate.upgrade(db.engine)
+    assert db.call(store.load_checkpoint) == pytest.approx(160.0)
