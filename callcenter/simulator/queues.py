@@ -223,9 +223,9 @@ class QueueLog:
         else:
             raise ValueError(f"unknown rotatestrategy {strategy!r} (sequential, rotate, timestamp)")
         os.rename(p, new)
-        if compress:
+        gz = Path(f"{new}.gz")
+        if compress and not gz.exists():  # gzip does not overwrite (sequential reuses .0 then)
             st = os.stat(new)
-            gz = Path(f"{new}.gz")
             with open(new, "rb") as src, gzip.open(gz, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             os.utime(gz, (st.st_atime, st.st_mtime))
