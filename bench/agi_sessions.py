@@ -91,14 +91,24 @@ async def clients(port: int, n: int, scale: float) -> dict:
 
 
 async def server_main(args) -> int:
+    from callcenter.config import load_config
+    from callcenter.domain import build_domain
     from callcenter.store import Database, migrate
-    from ivr_flows.server import AgiServer
+    from ivr_flows.server import AgiServer, IvrPorts
+
+    class NoQueues:  # the bench calls do not reach a queue-load branch
+        def queue_load(self, queue):
+            return None
 
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     db = Database(f"sqlite:///{tmp / 'bench.sqlite'}")
     migrate.upgrade(db.engine)
     latency: list[float] = []
-    server = AgiServer("127.0.0.1", 0, clock=LoopClock(args.scale, OPEN), db=db, latency=latency,
+    clock = LoopClock(args.scale, OPEN)
+    d = build_domain(load_config(None), clock=clock)
+    ports = IvrPorts(queue_load=NoQueues(), voice_messages=d.catalog, tickets=d.complaints,
+                     callbacks=d.dialer, surveys=d.dialer)
+    server = AgiServer("127.0.0.1", 0, clock=clock, db=db, latency=latency, ports=ports,
                        recordings_dir=str(tmp / "rec"))
     await server.start()
     proc = await asyncio.create_subprocess_exec(

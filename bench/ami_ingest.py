@@ -163,7 +163,7 @@ def rss_mb() -> float:
 
 
 def memory(calls: int, in_flight: int = 50) -> dict:
-    from callcenter.queuecalls.reducer import TrackerState, reduce
+    from callcenter.queuecalls.reducer import Finished, TrackerState, reduce
 
     keep = {"QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect", "AgentComplete",
             "Hangup", "HangupRequest", "SoftHangupRequest"}
@@ -193,7 +193,7 @@ def memory(calls: int, in_flight: int = 50) -> dict:
             t += 0.25
             for evs in batch:
                 _, facts = reduce(st, evs[k], t)
-                finished += sum(1 for kind, _ in facts if kind == "finished")
+                finished += sum(1 for f in facts if isinstance(f, Finished))
         i += len(batch)
         if base is None and i >= 20_000:
             base = rss_mb()

@@ -120,14 +120,7 @@ async def pacing(url: str, n: int = 1000, rate: float = 50.0) -> None:
                                         patient_id=None, now=to_dt(now)) for i in range(n)])
     db.call(seed)
 
-    class Gateway:
-        connected = True
-
-        def subscribe(self, cb):
-            pass
-
-        async def originate(self, *a, **kw):
-            return None
+    from callcenter.ami.fake import FakeAmi as Gateway
 
     always = Rules(window_start=__import__("datetime").time(0, 0), window_end=__import__("datetime").time(23, 59, 59),
                    skip_holidays=False)

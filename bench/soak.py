@@ -143,9 +143,8 @@ def tcp(args) -> int:
 
         from callcenter.ami.gateway import AmiGateway
         from callcenter.clock import ScaledClock
-        from callcenter.queuecalls.tracker import QueueCallsTracker
-        from callcenter.service import Service
-        from callcenter.web.component import WebComponent
+        from callcenter.app import build
+        from callcenter.queuecalls.reducer import Finished
         from tests.web.helpers import Client
 
         clock = ScaledClock(reactor, args.scale, start=START)
@@ -158,18 +157,14 @@ def tcp(args) -> int:
         # loaded 2-core box misses; keep them ~5 s real
         gw = AmiGateway("127.0.0.1", port, "bridge", "bridge-secret", clock=clock, ping_interval=10 * args.scale,
                         ping_timeout=5 * args.scale, action_timeout=10 * args.scale)
-        tracker = QueueCallsTracker(db, clock, gateway=gw, region="CN")
-        service = Service(config, clock=clock, db=db, factories=[])
-        service.add(gw)
-        service.add(tracker)
-        web = WebComponent(host="127.0.0.1", port=0, clock=clock)
+        assembly = build(config.with_overrides({"web": {"host": "127.0.0.1", "port": 0}}), clock=clock, db=db, ami=gw)
+        tracker, web = assembly.queuecalls, assembly.web  # this bench runs the AMI -> tracker -> web path only
         finished_at: dict[str, float] = {}
         store_lat: list[float] = []
 
-        def on_fact(kind, payload):
-            if kind == "finished":
-                finished_at[payload.uniqueid] = time.perf_counter()
-        tracker.subscribe(on_fact)
+        def on_fact(fact):
+            finished_at[fact.record.uniqueid] = time.perf_counter()
+        tracker.subscribe(on_fact, Finished)
         orig_write = tracker._write_some
 
         async def timed_write():
@@ -184,7 +179,7 @@ def tcp(args) -> int:
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await web.start(service)
+        await web.start()
         client = Client(web.port)
         assert (await client.login("soak", "soak-password-1")).status == 303
         board_lat: list[float] = []
@@ -265,7 +260,7 @@ def store_month(args) -> int:
 
     from callcenter.ami.codec import Message, Parser
     from callcenter.queuecalls import stats, store
-    from callcenter.queuecalls.reducer import TrackerState, reduce
+    from callcenter.queuecalls.reducer import Finished, TrackerState, reduce
     from callcenter.store import Database, migrate
     from callcenter.web import data
     from callcenter.web.live import day_bounds
@@ -304,7 +299,7 @@ def store_month(args) -> int:
             t += step
             for evs in batch:
                 _, facts = reduce(st, evs[k], t)
-                buffer.extend(p for kind, p in facts if kind == "finished")
+                buffer.extend(f.record for f in facts if isinstance(f, Finished))
             if len(buffer) >= 500:
                 flush()
         i += n

@@ -9,6 +9,7 @@ seconds while real TCP traffic still flows.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from typing import Any, Callable, Protocol
@@ -19,6 +20,18 @@ class IClock(Protocol):
     def seconds(self) -> float: ...
 
     def callLater(self, delay: float, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any: ...
+
+
+async def sleep(clock: IClock, seconds: float) -> None:
+    """``asyncio.sleep`` on the injected clock: cancellable, and it leaves no pending
+    ``DelayedCall`` behind (a cancelled wait cancels its timer)."""
+    fut = asyncio.get_running_loop().create_future()
+    call = clock.callLater(max(0.0, seconds), lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        if call.active():
+            call.cancel()
 
 
 class ScaledClock:

@@ -50,7 +50,7 @@ def demo_users(s, *, language: str) -> dict[str, str]:
     return out
 
 
-def demo_patients(s, arrivals, *, now: float, tz: str) -> int:
+def demo_patients(s, arrivals, *, now: float, tz: str, region: str, settings) -> int:
     """Patients (the day's callers) with a recent treatment, so screen pops have context."""
     import datetime as dt
     from zoneinfo import ZoneInfo
@@ -71,8 +71,8 @@ def demo_patients(s, arrivals, *, now: float, tz: str) -> int:
         treatments.append({"treatment_id": f"T{i + 1:05d}", "patient_id": pid,
                            "type": types[i % len(types)],
                            "treated_at": when.strftime("%Y-%m-%d %H:%M")})
-    r1 = import_rows(s, "patients", patients, "demo")
-    r2 = import_rows(s, "treatments", treatments, "demo")
+    r1 = import_rows(s, "patients", patients, "demo", region=region, settings=settings)
+    r2 = import_rows(s, "treatments", treatments, "demo", region=region, settings=settings)
     if r1.errors or r2.errors:
         raise RuntimeError(f"demo data rejected: {(r1.errors + r2.errors)[:3]}")
     return len(patients)
@@ -80,8 +80,9 @@ def demo_patients(s, arrivals, *, now: float, tz: str) -> int:
 
 START_HOUR = 8
 # Callers' keys through the hotline flow: language (1 zh, 2 en), then the main menu
-# (1 consultation, 3 complaint: 1 complaint / 9 urgent, 4 callback, 0 operator).
-HOTLINE_CHOICES = {"11": 0.55, "21": 0.1, "131": 0.15, "139": 0.03, "14": 0.05, "10": 0.04, "": 0.08}
+# (1 consultation, 3 complaint: 1 complaint / 9 urgent, 4 callback, 0 operator); "111":
+# consultation, and yes to the callback the IVR offers when the queue's wait is long.
+HOTLINE_CHOICES = {"11": 0.45, "111": 0.1, "21": 0.1, "131": 0.15, "139": 0.03, "14": 0.05, "10": 0.04, "": 0.08}
 
 
 def day_start(now: float, tz: str) -> float:
@@ -108,7 +109,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
         from twisted.internet import reactor
 
         from .clock import ScaledClock
-        from .service import Service
+        from .app import build
         from .simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
 
         clock = ScaledClock(reactor, scale, start=day_start(reactor.seconds(), config.hospital.timezone))
@@ -132,14 +133,15 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
             pbx.set_agent(a, answer_delay=4, talk_time=150)
         profile = DayProfile(calls=calls, context="hotline", talk_mean=150, start_hour=START_HOUR,
                              choice_weights=HOTLINE_CHOICES)
-        service = Service(cfg, clock=clock)
+        service = build(cfg, clock=clock)
         traffic = None
         try:
             logins = await service.db.run(demo_users, language=cfg.hospital.language)
             from .simulator.people import plan_day
 
             n = await service.db.run(demo_patients, plan_day(profile, seed), now=clock.seconds(),
-                                     tz=cfg.hospital.timezone)
+                                     tz=cfg.hospital.timezone, region=cfg.hospital.region,
+                                     settings=service.domain.dialer_settings)
             await service.start()
             traffic = run_traffic(pbx, profile, seed=seed)
             print(f"\ncallcenter demo: simulated Asterisk on 127.0.0.1:{pbx.ami_port} (x{scale:g} time), "

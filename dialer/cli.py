@@ -205,11 +205,12 @@ def cmd_plans(args, config) -> int:
 
 
 def cmd_dnc_add(args, config) -> int:
-    from . import api
+    from callcenter.domain import build_domain
+
     from .phones import PhoneError
 
+    api = build_domain(config).dialer
     with _db(config) as db:
-        api.configure(api._settings, config.hospital.region)
         try:
             n = db.call(lambda s: api.add_do_not_call(s, args.phone, source="admin", reason=args.reason))
         except PhoneError as exc:
@@ -219,10 +220,10 @@ def cmd_dnc_add(args, config) -> int:
 
 
 def cmd_dnc_remove(args, config) -> int:
-    from . import api
+    from callcenter.domain import build_domain
 
+    api = build_domain(config).dialer
     with _db(config) as db:
-        api.configure(api._settings, config.hospital.region)
         ok = db.call(lambda s: api.remove_do_not_call(s, args.phone))
     if not ok:
         raise UserError("that number is not on the do-not-call list")

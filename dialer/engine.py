@@ -17,14 +17,14 @@ import logging
 import math
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from callcenter.logs import mask_number
+from callcenter.ports import AgentAvailability, AmiClient, require_all
 from callcenter.store.retry import retrying
 
-from . import api, compliance, store
+from . import compliance, store
 from .campaigns import Settings
-from .pacing import AgentAvailability, Pacer, QueueCallsAgents, sleep
+from .pacing import Pacer, wait_for_slot
 from .phones import dial_string
 from .tracker import AttemptTracker, Fact
 
@@ -67,7 +67,7 @@ class Dialer:
 
     def __init__(self, *, db, clock, gateway=None, rules: compliance.Rules | None = None,
                  dial: DialSettings | None = None, settings: Settings | None = None,
-                 agents: AgentAvailability | None = None, instance: str = "", region: str = "CN",
+                 agents: AgentAvailability, instance: str = "", region: str = "CN",
                  autotick: bool = True):
         self.db, self.clock, self.gateway = db, clock, gateway
         self.rules = rules or compliance.Rules()
@@ -96,24 +96,13 @@ class Dialer:
         self.send_lag: list[float] = []    # ... and how late against its pacing slot
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self, service=None) -> None:
-        if service is not None:
-            self.gateway = self.gateway or service.get("ami")
-            if self.agents is None:
-                self.agents = QueueCallsAgents(service)
-        if self.agents is None:
-            from .pacing import StaticAgents
-
-            self.agents = StaticAgents()
-        api.configure(self.settings, self.region)
+    async def start(self) -> None:
+        require_all([(self.gateway, AmiClient, "dialer gateway"),
+                     (self.agents, AgentAvailability, "dialer agents")])
         self._stopping = False
         self._facts = asyncio.Queue()
-        if self.gateway is not None:
-            self.gateway.subscribe(self.on_event)
-            if hasattr(self.gateway, "on_connect"):
-                self.gateway.on_connect(self.resync)
-        else:
-            log.warning("dialer: no AMI gateway; campaigns will not be dialled")
+        self.gateway.subscribe(self.on_event)
+        self.gateway.on_connect(self.resync)
         lost = await self.db.run(store.reconcile, now=self.clock.seconds(), instance=self.instance,
                                  stale_dialing=self._stale_dialing, stale_answered=self.dial.stale_answered_seconds,
                                  rules=self.rules)
@@ -138,8 +127,7 @@ class Dialer:
             unsent, self._unsent = sorted(self._unsent), set()
             for aid in unsent:
                 await self.db.run(store.release_unsent, aid, self.clock.seconds(), 0.0)
-        if self.gateway is not None and hasattr(self.gateway, "unsubscribe"):
-            self.gateway.unsubscribe(self.on_event)
+        self.gateway.unsubscribe(self.on_event)
         if self._facts is not None:
             await self.idle()
         if self._worker is not None:
@@ -188,7 +176,7 @@ class Dialer:
         if not compliance.in_window(self.rules, now):
             opens = compliance.next_window_open(self.rules, now)
             return min(max(opens - now, self.dial.tick_seconds), 300.0)
-        if self.gateway is None or not getattr(self.gateway, "connected", True):
+        if not self.gateway.connected:
             return self.dial.tick_seconds
         campaigns = await self.db.run(store.running_campaigns)
         for c in campaigns:
@@ -237,7 +225,7 @@ class Dialer:
         slot = None
         if compliance.in_window(self.rules, self.clock.seconds()):
             slot = self.clock.seconds() + self.pacer.reserve()
-            await sleep(self.clock, slot - self.clock.seconds())
+            await wait_for_slot(self.clock, slot - self.clock.seconds())
         if slot is None or not compliance.in_window(self.rules, self.clock.seconds()):
             # paced past the end of the calling window: give the claim back, uncounted
             self._unsent.discard(aid)
@@ -301,7 +289,7 @@ class Dialer:
         Returns how many were closed.  Unanswered attempts keep waiting for reconciliation
         (their OriginateResponse went to the lost session)."""
         answered = {live.uniqueid: aid for aid, live in self.tracker.live.items() if live.answered}
-        if not answered or self.gateway is None:
+        if not answered:
             return 0
         try:
             resp = await self.gateway.action([("Action", "CoreShowChannels")])
@@ -364,13 +352,3 @@ class Dialer:
         await retrying(self.db, store.apply_fact, fact, self.rules, self.dial.short_call_seconds,
                        clock=self.clock, base_delay=0.1, max_delay=5.0,
                        give_up=lambda: self._stopping, on_failure=failed)
-
-
-def from_service(service) -> Dialer | None:
-    """Component factory (``COMPONENT_FACTORIES``): reads ``[dialer]``/``[hospital]``."""
-    config = service.config
-    if not config.dialer.enabled:
-        return None
-    return Dialer(db=service.db, clock=service.clock, rules=compliance.Rules.from_config(config),
-                  dial=DialSettings.from_config(config), settings=Settings.from_config(config),
-                  instance=config.dialer.instance, region=config.hospital.region)

@@ -184,22 +184,19 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
 
 
 def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines: list[int] | None = None,
-                region: str | None = None, timezone: str | None = None, plans=None, rules=None,
-                settings=None, now: float | None = None, progress: Progress | None = None) -> ImportResult:
+                region: str, settings, timezone: str | None = None, plans=None, rules=None,
+                now: float | None = None, progress: Progress | None = None) -> ImportResult:
     """Validate then apply ``rows`` of ``kind`` in the caller's transaction.
 
     ``rows`` are dicts keyed by column name (a CSV row or a JSON object);
     ``lines`` their line numbers (default 1..n).  On any bad row nothing is written
-    and the result has ``applied=False`` and every error.  ``region``/``timezone``
-    default to the dialer's configured ones.
+    and the result has ``applied=False`` and every error.  ``region`` and ``settings``
+    are the dialer's configured ones; ``timezone`` defaults to the settings'.
     """
-    from . import api
     from .campaigns import materialize_all
 
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
-    settings = settings or api._settings
-    region = region or api._region
     zone = ZoneInfo(timezone or settings.timezone)
     if plans is None and kind == "treatments":
         from .plans import load_plans

@@ -7,8 +7,9 @@ slots at once; after a longer idle gap it restarts from now instead of bursting.
 """
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Protocol
+from typing import Any
+
+from callcenter.clock import sleep
 
 
 class Pacer:
@@ -30,23 +31,11 @@ class Pacer:
         return at - now
 
 
-async def sleep(clock: Any, delay: float) -> None:
-    """``asyncio.sleep`` on the injected clock (cancellable, leaves no DelayedCall behind)."""
-    if delay <= 0.0005:  # below timer resolution; the absolute schedule keeps the average rate
-        return
-    fut = asyncio.get_running_loop().create_future()
-    call = clock.callLater(delay, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        if call.active():
-            call.cancel()
-
-
-class AgentAvailability(Protocol):
-    """Who can take a dialled patient now (the queuecalls component provides the data)."""
-
-    def agents_free(self, queue: str) -> int: ...
+async def wait_for_slot(clock: Any, delay: float) -> None:
+    """Wait ``delay`` on the clock; below timer resolution not at all (the absolute
+    schedule keeps the average rate)."""
+    if delay > 0.0005:
+        await sleep(clock, delay)
 
 
 class StaticAgents:
@@ -63,18 +52,14 @@ _IDLE = {"1", "not_inuse", "not_in_use", "idle", "available", "notinuse"}
 
 
 class QueueCallsAgents:
-    """Free agents from the ``queuecalls`` component's live view (0 when it is missing,
-    so progressive mode never dials without a known free agent)."""
+    """Free agents from the queue-calls tracker's live view."""
 
-    def __init__(self, service: Any):
-        self.service = service
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
 
     def agents_free(self, queue: str) -> int:
-        qc = self.service.get("queuecalls")
-        if qc is None:
-            return 0
         try:
-            members = (qc.live().get(queue) or {}).get("members", [])
+            members = (self.tracker.live().get(queue) or {}).get("members", [])
         except Exception:  # noqa: BLE001 - a broken view must not stop the dialer
             return 0
         return sum(1 for m in members

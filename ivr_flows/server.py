@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from callcenter.logs import mask_number
+from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys, VoiceMessages,
+                             require_all)
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
@@ -42,19 +43,28 @@ def _ts(value: dt.datetime) -> float:
     return value.timestamp()
 
 
-def default_recordings_dir(config: Any = None) -> str:
-    """Asterisk's view of the recordings directory ([recordings] spool_dir), so the
-    recordings catalogue accepts the voice messages the IVR records."""
-    try:
-        if config is not None:
-            from recordings.settings import from_config
+@dataclass(frozen=True)
+class IvrPorts:
+    """What the IVR asks of other features, passed in by the composition root.
 
-            return str(from_config(config).spool_dir)
-        from recordings.catalog import current_settings
+    ``queue_load``: the live queues (``longest_wait_over`` conditions); the others
+    run inside the session's database transaction: voice messages are catalogued
+    (recordings), complaint messages open tickets (complaints), callback requests
+    and survey answers go to the dialer.
+    """
 
-        return str(current_settings().spool_dir)
-    except Exception:  # recordings package absent or not configured
-        return "/var/spool/asterisk/recordings"
+    queue_load: QueueLoad
+    voice_messages: VoiceMessages
+    tickets: ComplaintIntake
+    callbacks: Callbacks
+    surveys: Surveys
+
+    def __post_init__(self) -> None:
+        require_all([(self.queue_load, QueueLoad, "IVR queue_load"),
+                     (self.voice_messages, VoiceMessages, "IVR voice_messages"),
+                     (self.tickets, ComplaintIntake, "IVR tickets"),
+                     (self.callbacks, Callbacks, "IVR callbacks"),
+                     (self.surveys, Surveys, "IVR surveys")])
 
 
 def close_interrupted(s: Any, now: float) -> int:
@@ -69,57 +79,33 @@ def close_interrupted(s: Any, now: float) -> int:
                      .values(ended_at=_utc(now), result="interrupted")).rowcount
 
 
-class Hooks:
-    """The owners' functions the IVR calls, imported lazily (absent -> warning)."""
-
-    @staticmethod
-    def call(fn: Callable, session: Any, **kw: Any) -> Any:
-        """Call a hook with the keywords it accepts (the contract's, plus extras it knows)."""
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):  # pragma: no cover
-            return fn(session, **kw)
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            kw = {k: v for k, v in kw.items() if k in params}
-        return fn(session, **kw)
-
-    @staticmethod
-    def find(module: str, name: str) -> Callable | None:
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            return None
-        return getattr(mod, name, None)
-
-
 class AgiServer:
     """A service component (``name = "agi"``) serving ``agi://HOST:PORT/<flow>``.
 
-    ``queue_load(queue)`` (sync or async) -> ``{"longest_wait": s, "agents_available": n}``
-    or ``None``; if not given, the ``queuecalls`` component's ``queue_load`` is used.
-    ``db`` is a :class:`callcenter.store.Database` (sessions are stored when given).
+    ``ports`` (:class:`IvrPorts`) are the other features the flows use; ``db`` is a
+    :class:`callcenter.store.Database` (sessions are stored when given);
+    ``recordings_dir`` is where Asterisk writes voice messages (its own view).
     ``latency`` (a list) receives the server's own time per AGI round trip, in seconds.
     """
 
     name = "agi"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any = None,
-                 db: Any = None, flows_dir: str | Path | None = None,
+    def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any, ports: IvrPorts,
+                 recordings_dir: str, db: Any = None, flows_dir: str | Path | None = None,
                  timezone: str = "Asia/Shanghai", country: str = "CN",
-                 prompt_base: str = "callcenter",
-                 recordings_dir: str | None = None,
-                 queue_load: Callable | None = None, latency: list | None = None,
+                 prompt_base: str = "callcenter", latency: list | None = None,
                  shutdown_write_timeout: float = 10.0):
+        if not isinstance(ports, IvrPorts):
+            raise AssemblyError(f"AgiServer: ports must be IvrPorts, not {type(ports).__name__}")
         self.host, self.port = host, port
         self.clock = clock
         self.db = db
         self.flows_dir = Path(flows_dir) if flows_dir else None
         self.timezone, self.country = timezone, country
         self.prompt_base = prompt_base
-        self.recordings_dir = recordings_dir or default_recordings_dir()
-        self._queue_load = queue_load
+        self.recordings_dir = recordings_dir
+        self.ports = ports
         self.latency = latency
-        self.service = None
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._flows: dict[str, tuple[float, Flow]] = {}
@@ -130,11 +116,7 @@ class AgiServer:
         self.app = AgiApplication(resolve=self._resolve, latency=latency)
 
     # -- component ------------------------------------------------------------
-    async def start(self, service: Any = None) -> None:
-        self.service = service
-        if service is not None:
-            self.clock = self.clock or service.clock
-            self.db = self.db or service.db
+    async def start(self) -> None:
         if self.db is not None and (self.writes is None or self.writes.closing):
             self.writes = SessionWrites(self.db, self.clock)
         if self.db is not None:
@@ -175,7 +157,7 @@ class AgiServer:
         return self.flows_dir or FLOWS_DIR
 
     def now(self) -> float:
-        return self.clock.seconds() if self.clock is not None else time.time()
+        return self.clock.seconds()
 
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
@@ -195,19 +177,12 @@ class AgiServer:
         self._flows[name] = (mtime, flow)
         return flow
 
-    async def queue_load(self, queue: str) -> dict | None:
-        provider = self._queue_load
-        if provider is None and self.service is not None:
-            provider = getattr(self.service.get("queuecalls"), "queue_load", None)
-        if provider is None:
+    def queue_load(self, queue: str) -> dict | None:
+        """The engine's view of a queue's load (``None``: unknown, the condition fails)."""
+        info = self.ports.queue_load.queue_load(queue)
+        if info is None:
             return None
-        result = provider(queue)
-        if inspect.isawaitable(result):
-            result = await result
-        if result is not None and not isinstance(result, dict):
-            result = {"longest_wait": getattr(result, "longest_wait", 0),
-                      "agents_available": getattr(result, "agents_available", 0)}
-        return result
+        return {"longest_wait": info.longest_wait, "agents_available": info.agents_available}
 
     # -- connection -------------------------------------------------------------
     def _resolve(self, name: str):
@@ -264,7 +239,7 @@ class AgiServer:
     async def _effect(self, eff: Effect, engine: Engine, record: "_SessionRecord") -> Any:
         try:
             if eff.name == "queue_load":
-                return await self.queue_load(eff.args["queue"])
+                return self.queue_load(eff.args["queue"])
             if eff.name == "session_id":
                 return await record.session_id()
             if eff.name == "voicemail":
@@ -391,17 +366,11 @@ class _SessionRecord:
     # -- hooks --------------------------------------------------------------------
     async def voicemail(self, args: dict) -> dict:
         """Store the message (recordings) and open a ticket or a callback request."""
-        add = Hooks.find("recordings.catalog", "add_voice_message")
-        open_ticket = Hooks.find("callcenter.complaints.service", "open_from_voice_message")
-        request_cb = Hooks.find("dialer.api", "request_callback")
+        ports = self.server.ports
         eng = self.engine
         out: dict = {"voice_message": args["path"]}
         if self.lane is None:
             return out
-        missing = [n for n, f in (("recordings.catalog.add_voice_message", add),
-                                  ("complaints open_from_voice_message", open_ticket)) if f is None]
-        if missing:
-            eng.warn("voice message kept on the PBX only; missing hooks: " + ", ".join(missing))
 
         def work(s):
             row = self._row(s)
@@ -410,38 +379,36 @@ class _SessionRecord:
                 return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
             res = dict(out)
             rid = None
-            if add is not None:
-                try:  # a catalogue failure must not lose the ticket / callback
-                    with s.begin_nested():
-                        rid = Hooks.call(add, s, path=args["path"], uniqueid=eng.uniqueid,
-                                         caller_number=eng.caller_number,
-                                         started_at=_utc(args["started_at"]), duration=args["duration"])
-                    res["recording_id"] = rid
-                except TRANSIENT:
-                    raise
-                except Exception as exc:
-                    log.exception("voice message not catalogued")
-                    eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
-            if args["link"] == "complaint" and open_ticket is not None:
-                res["ticket_id"] = Hooks.call(open_ticket, s, caller_number=eng.caller_number,
-                                              uniqueid=eng.uniqueid, ivr_session_id=self.sid,
-                                              caller_name=eng.caller_name, recording_id=rid,
-                                              received_at=_utc(args["started_at"]),
-                                              language=eng.language)
-            elif args["link"] == "callback" and request_cb is not None:
-                res["contact_id"] = Hooks.call(request_cb, s, phone=eng.caller_number, name=eng.caller_name,
-                                               reason="voice message", requested_at=_utc(args["started_at"]),
-                                               ivr_session_id=self.sid)
+            try:  # a catalogue failure must not lose the ticket / callback
+                with s.begin_nested():
+                    rid = ports.voice_messages.add_voice_message(
+                        s, path=args["path"], uniqueid=eng.uniqueid, caller_number=eng.caller_number,
+                        started_at=_utc(args["started_at"]), duration=args["duration"])
+                res["recording_id"] = rid
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                log.exception("voice message not catalogued")
+                eng.warn(f"voice message not catalogued: {exc.__class__.__name__}")
+            if args["link"] == "complaint":
+                res["ticket_id"] = ports.tickets.open_from_voice_message(
+                    s, caller_number=eng.caller_number, uniqueid=eng.uniqueid, ivr_session_id=self.sid,
+                    caller_name=eng.caller_name, recording_id=rid, received_at=_utc(args["started_at"]),
+                    language=eng.language)
+            elif args["link"] == "callback":
+                res["contact_id"] = ports.callbacks.request_callback(
+                    s, phone=eng.caller_number, name=eng.caller_name, reason="voice message",
+                    requested_at=_utc(args["started_at"]), ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
             return res
         w = self.lane.submit(work, self._what("voice message " + str(args.get("link"))))
         return await self.server.writes.wait(w, out)
 
     async def callback(self, args: dict) -> int | None:
-        fn = Hooks.find("dialer.api", "request_callback")
+        callbacks = self.server.ports.callbacks
         eng = self.engine
-        if fn is None or self.lane is None:
-            eng.warn("callback requested but dialer.api.request_callback is not available")
+        if self.lane is None:
+            eng.warn("callback requested but IVR sessions are not stored (no database)")
             return None
         requested_at = _utc(self.server.now())
 
@@ -450,20 +417,19 @@ class _SessionRecord:
             before = self._done_before(row, "callback")
             if before is not None:
                 return before.get("contact_id")
-            cid = Hooks.call(fn, s, phone=eng.caller_number, name=eng.caller_name, reason=args["reason"],
-                             requested_at=requested_at, ivr_session_id=self.sid)
+            cid = callbacks.request_callback(s, phone=eng.caller_number, name=eng.caller_name,
+                                             reason=args["reason"], requested_at=requested_at,
+                                             ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
         w = self.lane.submit(work, self._what("callback request"))
         return await self.server.writes.wait(w, None)
 
     async def survey_result(self, args: dict) -> Any:
-        fn = Hooks.find("dialer.api", "record_survey_result")
+        surveys = self.server.ports.surveys
         eng = self.engine
-        if fn is None or self.lane is None or not args.get("attempt_id"):
+        if self.lane is None or not args.get("attempt_id"):
             eng.details["survey"] = {"answers": args["answers"], "opted_out": args["opted_out"]}
-            if fn is None:
-                eng.warn("dialer.api.record_survey_result not available; answers kept in the session")
             return None
         answers = {k: v for k, v in args["answers"].items() if v is not None}
         at = _utc(self.server.now())  # when the patient answered, not when the write got through
@@ -472,18 +438,10 @@ class _SessionRecord:
             row = self._row(s)
             if self._done_before(row, "survey") is not None:
                 return None
-            out = Hooks.call(fn, s, attempt_id=args["attempt_id"], answers=answers,
-                             opted_out=args["opted_out"], completed=args["completed"],
-                             ivr_session_id=self.sid, at=at)
+            out = surveys.record_survey_result(s, attempt_id=args["attempt_id"], answers=answers,
+                                               opted_out=args["opted_out"], completed=args["completed"],
+                                               ivr_session_id=self.sid, at=at)
             self._mark(row, "survey")
             return out
         w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
         return await self.server.writes.wait(w, None)
-
-
-def from_service(service: Any) -> AgiServer:
-    cfg = service.config
-    return AgiServer(cfg.agi.host, cfg.agi.port, clock=service.clock, db=service.db,
-                     flows_dir=cfg.agi.flows_dir or None, timezone=cfg.hospital.timezone,
-                     country=cfg.hospital.country, prompt_base=cfg.agi.prompt_base,
-                     recordings_dir=cfg.agi.recordings_dir or default_recordings_dir(cfg))

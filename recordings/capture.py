@@ -22,6 +22,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
+from callcenter.ports import AmiClient, require
 
 from . import catalog, layout
 from .settings import Settings
@@ -171,7 +172,7 @@ class RecordingsComponent:
 
     name = "recordings"
 
-    def __init__(self, settings: Settings, *, db, clock, gateway=None):
+    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient):
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -220,17 +221,12 @@ class RecordingsComponent:
         return sum(1 for c, _t in self._timers.values() if c.active())
 
     # -- lifecycle ----------------------------------------------------------------------
-    async def start(self, service=None) -> None:
-        catalog.configure(self.settings)
+    async def start(self) -> None:
+        require(self.gateway, AmiClient, "recordings capture")
         await self.db.run_blocking(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
-        if self.gateway is None and service is not None:
-            self.gateway = service.get("ami")
-        if self.gateway is None:
-            log.warning("recordings: no AMI gateway; only voice messages will be catalogued")
-            return
         self.gateway.subscribe(self._on_event)
         self.gateway.on_connect(self._resync)
-        if getattr(self.gateway, "connected", False):
+        if self.gateway.connected:
             self._spawn(self._resync())
 
     async def stop(self) -> None:
@@ -382,10 +378,8 @@ class RecordingsComponent:
 
 def _campaign(session, campaign_id: str) -> tuple[str | None, str | None]:
     """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` channel variable, if known."""
-    try:
-        from dialer.models import Campaign
-    except ImportError:
-        return None, None
+    from dialer.models import Campaign  # the dialer's table: loaded with the models at start
+
     try:
         c = session.get(Campaign, int(campaign_id))
     except ValueError:
@@ -401,14 +395,3 @@ def _inspect(settings: Settings, rel: str):
         return inspect_file(full, settings.format) if full.is_file() else None
     except (OSError, layout.UnsafePath):
         return None
-
-
-def from_service(service) -> RecordingsComponent | None:
-    """``COMPONENT_FACTORIES`` entry: ``recordings.capture:from_service``."""
-    from .settings import from_config
-
-    settings = from_config(service.config)
-    catalog.configure(settings)
-    if not settings.enabled:
-        return None
-    return RecordingsComponent(settings, db=service.db, clock=service.clock)

@@ -3,10 +3,9 @@ transaction, run off the event loop via ``Database.run``) and never blocks on
 anything but the database, except :func:`add_voice_message`, which fingerprints
 the (small) voice-message file in the caller's worker thread.
 
-Public hooks for other packages:
-``add_voice_message(session, *, path, uniqueid, caller_number, started_at, duration) -> id``
-(the IVR) and ``link_ticket(session, *, ticket_id, uniqueid=None, recording_id=None)``
-(complaints: a linked recording is kept with complaint retention).
+Other features get a :class:`Catalog` (the functions bound to the ``[recordings]``
+settings, built by the composition root): ``add_voice_message`` (the IVR) and
+``link_ticket`` (complaints: a linked recording is kept with complaint retention).
 """
 from __future__ import annotations
 
@@ -26,25 +25,18 @@ from .wav import FileInfo, inspect_file
 
 log = logging.getLogger(__name__)
 
-_settings: Settings | None = None
 
+class Catalog:
+    """The catalogue's operations for other features, bound to one :class:`Settings`."""
 
-def configure(settings: Settings) -> None:
-    """Set the process-wide settings (the component and the CLI do this at start)."""
-    global _settings
-    _settings = settings
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
+    def add_voice_message(self, session, **kw: Any) -> int:
+        return add_voice_message(session, settings=self.settings, **kw)
 
-def current_settings() -> Settings:
-    """Configured settings, or the ones from the environment's config (``$CALLCENTER_CONFIG``)."""
-    global _settings
-    if _settings is None:
-        from callcenter.config import load_config
-
-        from .settings import from_config
-
-        _settings = from_config(load_config())
-    return _settings
+    def link_ticket(self, session, **kw: Any) -> list[int]:
+        return link_ticket(session, settings=self.settings, **kw)
 
 
 def as_utc(value: dt.datetime | float | int | None) -> dt.datetime | None:
@@ -101,7 +93,7 @@ def mark_failed(session, rec_id: int, error: str, ended_at: dt.datetime | None =
 
 def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str | None = None,
                       started_at: dt.datetime | float, duration: float | None = None,
-                      settings: Settings | None = None) -> int:
+                      settings: Settings) -> int:
     """Catalogue a voice message recorded by the IVR (``RECORD FILE``); returns the recording id.
 
     ``path`` is the file Asterisk wrote, absolute (under ``spool_dir`` or the recordings
@@ -109,7 +101,7 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
     is readable here it is fingerprinted at once (``ready``); otherwise the row stays
     ``recording`` and the component's sweep (or ``recordings verify``) settles it.
     """
-    s = settings or current_settings()
+    s = settings
     fmt = s.format
     if not path.lower().endswith("." + fmt):
         path = f"{path}.{fmt}"
@@ -133,10 +125,10 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
 
 
 def link_ticket(session, *, ticket_id: int, uniqueid: str | None = None,
-                recording_id: int | None = None, settings: Settings | None = None) -> list[int]:
+                recording_id: int | None = None, settings: Settings) -> list[int]:
     """Attach a complaint ticket to the recordings of a call; they get complaint retention
     (never shorter than what they had)."""
-    s = settings or current_settings()
+    s = settings
     q = select(Recording)
     if recording_id is not None:
         q = q.where(Recording.id == recording_id)

@@ -43,12 +43,9 @@ def register(sub, common) -> None:
 def _setup(config):
     from callcenter.commands import open_db
 
-    from . import catalog
     from .settings import from_config
 
-    settings = from_config(config)
-    catalog.configure(settings)
-    return open_db(config), settings
+    return open_db(config), from_config(config)
 
 
 def _actor() -> str:

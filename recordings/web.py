@@ -1,4 +1,4 @@
-"""Controlled access to recordings over HTTP: ``RecordingsResource(service, authorize)``.
+"""Controlled access to recordings over HTTP: ``RecordingsResource(db, authorize, settings=...)``.
 
 Mounted by the web app at ``/recordings``:
 
@@ -28,15 +28,16 @@ import os
 import re
 from typing import Any, Callable
 
-from twisted.internet import defer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from callcenter.store.models import audit
+from callcenter.web.http import STREAMED, Route
 
 from . import catalog, layout
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,55 +124,37 @@ class _FileSender:
 
 
 def _role(user: Any) -> str:
-    return getattr(user, "role", None) or (user.get("role") if isinstance(user, dict) else "") or ""
+    return user.role or ""
 
 
 def _username(user: Any) -> str:
-    return getattr(user, "username", None) or (user.get("username") if isinstance(user, dict) else "") or "?"
+    return user.username or "?"
 
 
-class RecordingsResource(Resource):
-    """See the module docstring.  ``authorize(request) -> user | None`` (may return an
-    awaitable); the user has ``.username`` and ``.role``."""
+class RecordingsHttp:
+    """The recordings' HTTP side (see the module docstring) for one :class:`Settings`;
+    the web app serves it through :func:`routes`."""
 
-    isLeaf = True
-
-    def __init__(self, service, authorize: Callable[[Any], Any], *, settings=None):
-        super().__init__()
-        self.service = service
-        self.authorize = authorize
-        if settings is None:
-            comp = service.get("recordings") if hasattr(service, "get") else None
-            if comp is not None:
-                settings = comp.settings
-            else:
-                from .settings import from_config
-
-                settings = from_config(service.config)
+    def __init__(self, db, *, settings):
         self.settings = settings
-        self.db = service.db
+        self.db = db
 
-    # -- twisted.web entry points ----------------------------------------------------------
-    def render_GET(self, request):
-        task = asyncio.ensure_future(self._handle(request))
-        finished = []
-        request.notifyFinish().addBoth(lambda _: finished.append(True))
-        d = defer.Deferred.fromFuture(task)
-
-        def failed(f):
-            log.error("recordings request failed: %s", f.getErrorMessage(), exc_info=f.value)
-            if not finished and not request.startedWriting:
+    async def serve(self, request, user: Any, segments: list[str]) -> None:
+        """:meth:`handle`, and a failure answered as Asterisk-free JSON 500 (or the
+        connection dropped once the file has started to flow); never a traceback out."""
+        try:
+            await self.handle(request, user, segments)
+        except Exception as exc:  # noqa: BLE001 - logged; the client gets a clean end
+            log.error("recordings request failed: %s", exc.__class__.__name__, exc_info=exc)
+            if request.finished or getattr(request, "_disconnected", False):
+                return
+            if not request.startedWriting:
                 self._json(request, 500, {"error": "internal error"})
-            elif not finished:
+            else:
                 request.loseConnection()
 
-        d.addErrback(failed)
-        return NOT_DONE_YET
-
-    def render_HEAD(self, request):
-        return self.render_GET(request)
-
     # -- helpers -------------------------------------------------------------------------
+
     def _json(self, request, code: int, body: Any) -> None:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         request.setResponseCode(code)
@@ -190,14 +173,10 @@ class RecordingsResource(Resource):
         peer = request.getClientAddress()
         return getattr(peer, "host", "") or ""
 
-    async def _handle(self, request) -> None:
-        segments = [s.decode("utf-8", "replace") for s in request.postpath]
-        if segments and segments[-1] == "":
-            segments = segments[:-1]
+    async def handle(self, request, user: Any, segments: list[str]) -> None:
+        """Answer ``request`` for the path ``segments`` below ``/recordings`` by ``user``
+        (``None``: not logged in); writes and finishes the response."""
         target = "/".join(segments)[:64] or "*"
-        user = self.authorize(request)
-        if inspect.isawaitable(user):
-            user = await user
         ip = self._client(request)
         if user is None:
             await self._audit("anonymous", "recording.denied", target, reason="not logged in", ip=ip)
@@ -312,3 +291,60 @@ class RecordingsResource(Resource):
             await _FileSender(request, fh, start, length).run()
         if not gone:
             request.finish()
+
+
+class RecordingsResource(Resource):
+    """:class:`RecordingsHttp` as a stand-alone twisted.web resource (mounted on its own
+    ``Site``); ``authorize(request) -> user | None`` (may return an awaitable)."""
+
+    isLeaf = True
+
+    def __init__(self, db, authorize: Callable[[Any], Any], *, settings):
+        super().__init__()
+        self.http = RecordingsHttp(db, settings=settings)
+        self.authorize = authorize
+
+    def render_GET(self, request):
+        async def go():
+            segments = [s.decode("utf-8", "replace") for s in request.postpath]
+            if segments and segments[-1] == "":
+                segments = segments[:-1]
+            user = self.authorize(request)
+            if inspect.isawaitable(user):
+                user = await user
+            await self.http.serve(request, user, segments)
+
+        asyncio.ensure_future(go())
+        return NOT_DONE_YET
+
+    def render_HEAD(self, request):
+        return self.render_GET(request)
+
+
+_LIST_QUERY = (("kind", "string", "queue | complaint | voice_message | outbound"),
+               ("queue", "string", "queue name"), ("status", "string", "recording | ready | failed | purged"),
+               ("uniqueid", "string", "the call"), ("ticket_id", "integer", "complaint ticket"),
+               ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))
+
+
+def routes(settings: Settings) -> list[Route]:
+    """The recordings' part of the web's route table: the roles of ``[recordings]
+    allowed_roles``; every request, refused ones included, is audited."""
+    roles = frozenset(settings.allowed_roles)
+
+    def route(path: str, summary: str, **kw: Any) -> Route:
+        return Route("GET", path, roles, _serve, "stream", summary, audit_as="recording", **kw)
+
+    return [
+        route("/recordings/", "Recordings (JSON list; viewing the list is audited)", query=_LIST_QUERY),
+        route("/recordings/{id}", "One recording's metadata (JSON; audited)"),
+        route("/recordings/{id}/audio", "The recording for an <audio> element (Range requests answered "
+                                        "206; every play audited)"),
+        route("/recordings/{id}/download", "The recording as a file download (audited)"),
+    ]
+
+
+async def _serve(app, req) -> object:
+    segments = [p for p in req.path.split("/") if p][1:]
+    await app.recordings.serve(req.raw, req.user, segments)
+    return STREAMED

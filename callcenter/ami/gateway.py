@@ -96,6 +96,7 @@ from panoramisk.actions import Action as PanoAction
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
+from ..clock import sleep
 from .codec import Message, Parser, ProtocolError, encode
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,13 @@ class _Protocol(AMIProtocol):
 class AmiGateway:
     """A service component (``name = "ami"``); see the module docstring."""
 
+    @classmethod
+    def from_config(cls, c: Any, *, clock: Any) -> "AmiGateway":
+        """From the ``[ami]`` config section."""
+        return cls(c.host, c.port, c.username, c.secret, clock=clock, ping_interval=c.ping_interval,
+                   ping_timeout=c.ping_timeout, action_timeout=c.action_timeout,
+                   reconnect_max_delay=c.reconnect_max_delay)
+
     name = "ami"
 
     def __init__(self, host: str, port: int, username: str, secret: str, *, clock: Any,
@@ -321,7 +329,7 @@ class AmiGateway:
         self._on_disconnect.append(callback)
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self, service: Any = None) -> None:
+    async def start(self) -> None:
         self._stopping = False
         self._task = asyncio.ensure_future(self._run())
 
@@ -510,7 +518,7 @@ class AmiGateway:
             attempt = 0 if logged_in else attempt + 1
             delay = self.backoff_delay(attempt)
             log.info("AMI reconnect to %s:%s in %.1f s", self.host, self.port, delay)
-            await self._sleep(delay)
+            await sleep(self.clock, delay)
 
     async def _connect_once(self) -> bool:
         loop = asyncio.get_running_loop()
@@ -568,7 +576,7 @@ class AmiGateway:
 
     async def _ping_loop(self, proto: _Protocol) -> None:
         while self.connected and proto is self._proto:
-            await self._sleep(self.ping_interval)
+            await sleep(self.clock, self.ping_interval)
             if not self.connected or proto is not self._proto:
                 return
             try:
@@ -583,15 +591,6 @@ class AmiGateway:
                 return
             except AmiError:
                 pass  # an Error response is still an answer: the link is alive
-
-    async def _sleep(self, delay: float) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        dc = self.clock.callLater(delay, lambda: fut.done() or fut.set_result(None))
-        try:
-            await fut
-        finally:
-            if dc.active():
-                dc.cancel()
 
     async def _with_timeout(self, aw, timeout: float, what: str):
         task = asyncio.ensure_future(aw)
@@ -611,11 +610,3 @@ class AmiGateway:
         finally:
             if dc.active():
                 dc.cancel()
-
-
-def from_service(service: Any) -> AmiGateway:
-    """The service's gateway, from the ``[ami]`` config section."""
-    c = service.config.ami
-    return AmiGateway(c.host, c.port, c.username, c.secret, clock=service.clock,
-                      ping_interval=c.ping_interval, ping_timeout=c.ping_timeout,
-                      action_timeout=c.action_timeout, reconnect_max_delay=c.reconnect_max_delay)

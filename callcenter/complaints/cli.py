@@ -89,12 +89,11 @@ def register(sub, common) -> None:
 # -- helpers -------------------------------------------------------------------
 
 def _setup(config):
+    """The database and the complaints service as ``serve`` builds it."""
     from callcenter.commands import open_db
+    from callcenter.domain import build_domain
 
-    from . import service as svc
-
-    svc.configure_from(config)
-    return open_db(config), svc
+    return open_db(config), build_domain(config).complaints
 
 
 def _now(args, config) -> dt.datetime:

@@ -33,6 +33,10 @@ CHANNELS = ("phone", "voicemail", "online", "email", "api")
 KINDS = ("ack", "start", "progress", "answer", "revisit")
 
 
+class PolicyError(ValueError):
+    """Deadline settings that cannot work together (names the keys)."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """The configurable numbers (``[complaints]`` in the config)."""
@@ -53,15 +57,15 @@ class Policy:
 
     @classmethod
     def from_config(cls, config) -> "Policy":
-        from callcenter.config import ConfigError
-
+        """From a loaded configuration; :class:`PolicyError` for values that do not fit
+        together (each key alone was validated by :func:`config_problem`)."""
         c = config.values["complaints"]
         h = config.values["hospital"]
         try:
             hours = WorkingHours(parse_hhmm(c["workday_start"], "[complaints] workday_start"),
                                  parse_hhmm(c["workday_end"], "[complaints] workday_end"))
         except ValueError as exc:
-            raise ConfigError(f"[complaints] {exc}") from None
+            raise PolicyError(f"[complaints] {exc}") from None
         return cls(
             urgent_action_hours=c["urgent_action_hours"], ack_hours=c["ack_hours"],
             ack_in_working_hours=c["ack_in_working_hours"],

@@ -77,10 +77,10 @@ def open_alerts(session) -> list[dict]:
                                    D.ticket_id.in_(_OPEN_TICKET)))
 
 
-def check(session, now: dt.datetime | float) -> tuple[list[dict], list[dict]]:
+def check(session, now: dt.datetime | float, complaints: svc.Complaints) -> tuple[list[dict], list[dict]]:
     """One escalation pass in one transaction: (new alerts, all open alerts)."""
     new = scan(session, now)
-    svc.retry_pending_followups(session)
+    complaints.retry_pending_followups(session)
     return new, open_alerts(session)
 
 
@@ -89,8 +89,9 @@ class ComplaintsComponent:
 
     name = "complaints"
 
-    def __init__(self, db, clock, *, interval: float = 60.0):
+    def __init__(self, db, clock, *, complaints: svc.Complaints, interval: float = 60.0):
         self.db, self.clock, self.interval = db, clock, interval
+        self.complaints = complaints
         self._alerts: list[dict] = []
         self._subscribers: list[Callable[[list[dict], list[dict]], Any]] = []
         self._watchers: list[Callable[[list[dict]], Any]] = []
@@ -127,7 +128,7 @@ class ComplaintsComponent:
             log.exception("complaint escalation check failed")
             return []
 
-    async def start(self, service=None) -> None:
+    async def start(self) -> None:
         self._stopped = False
         await self.check()
         self._schedule()
@@ -147,7 +148,7 @@ class ComplaintsComponent:
 
     async def check(self) -> list[dict]:
         async with self._lock:  # one pass at a time (periodic and on-demand)
-            new, current = await self.db.run(check, self.clock.seconds())
+            new, current = await self.db.run(check, self.clock.seconds(), self.complaints)
             changed = _signature(current) != _signature(self._alerts)
             self._alerts = current
         calls: list = []
@@ -182,12 +183,3 @@ class ComplaintsComponent:
 
 def _signature(alerts: list[dict]) -> list[tuple]:
     return [(a["deadline_id"], a["state"]) for a in alerts]
-
-
-def from_service(service) -> ComplaintsComponent | None:
-    """Factory for ``COMPONENT_FACTORIES``: reads ``[complaints]``, installs the policy."""
-    c = service.config.values["complaints"]
-    svc.configure_from(service.config)
-    if not c["enabled"]:
-        return None
-    return ComplaintsComponent(service.db, service.clock, interval=c["check_seconds"])

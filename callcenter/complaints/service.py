@@ -6,8 +6,11 @@ through ``Database.run`` from the event loop), an ``actor`` (username, or
 seconds from the injected clock; never the wall clock).  Every change is written
 to ``complaint_events`` (who, when, what, from -> to) and to the shared audit log.
 
-Deadlines come from :mod:`.deadlines` with the configured :class:`Policy`
-(:func:`configure` is called by the component / CLI; defaults otherwise).
+Deadlines come from :mod:`.deadlines` with the :class:`Policy` a
+:class:`Complaints` service is built with (from ``[complaints]``/``[hospital]``).
+Read-only look-ups are plain functions; what depends on the policy or tells
+another feature (the dialer's revisit call, the recordings' retention) is a
+method of :class:`Complaints`.
 """
 from __future__ import annotations
 
@@ -19,20 +22,17 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from callcenter.logs import mask_text
+from callcenter.ports import Followups, RecordingLinks, require_all
 from callcenter.store.models import audit
 
 from . import deadlines as dl
 from . import lifecycle
 from .models import (CATEGORIES, LINK_KINDS, ComplaintCounter, ComplaintDeadline, ComplaintEvent,
                      ComplaintFollowup, ComplaintLink, ComplaintTicket)
-from .workdays import WorkCalendar, to_datetime
+from .workdays import to_datetime
 
 log = logging.getLogger("callcenter.complaints")
 alert_log = logging.getLogger("callcenter.complaints.alerts")
-
-_policy: dl.Policy = dl.Policy()
-_calendar: WorkCalendar | None = None
-_close_on_satisfied = True
 
 
 class ComplaintError(ValueError):
@@ -40,29 +40,6 @@ class ComplaintError(ValueError):
 
 
 IllegalTransition = lifecycle.IllegalTransition
-
-
-def configure(policy: dl.Policy, *, close_on_satisfied_revisit: bool = True) -> None:
-    """Install the configured policy (the component and the CLI call this)."""
-    global _policy, _calendar, _close_on_satisfied
-    _policy, _calendar, _close_on_satisfied = policy, None, close_on_satisfied_revisit
-
-
-def configure_from(config) -> dl.Policy:
-    pol = dl.Policy.from_config(config)
-    configure(pol, close_on_satisfied_revisit=config.values["complaints"]["close_on_satisfied_revisit"])
-    return pol
-
-
-def current_policy() -> dl.Policy:
-    return _policy
-
-
-def calendar() -> WorkCalendar:
-    global _calendar
-    if _calendar is None:
-        _calendar = _policy.calendar()
-    return _calendar
 
 
 def _utc(at: dt.datetime | float) -> dt.datetime:
@@ -179,296 +156,13 @@ def _validate(category: str, severity: str, channel: str, tags: Iterable[str]) -
 
 # -- opening ------------------------------------------------------------------
 
-def open_ticket(session, *, actor: str, category: str, severity: str = "normal", channel: str = "phone",
-                summary: str = "", received_at: dt.datetime | float, department: str = "",
-                tags: Iterable[str] = (), demand: str = "", patient_phone: str = "",
-                patient_name: str = "", language: str = "zh", call_uniqueid: str | None = None,
-                recording_id: int | str | None = None, ivr_session_id: int | str | None = None,
-                ) -> ComplaintTicket:
-    """Open a ticket and set its deadlines.  ``category=""`` means not yet classified
-    (voice messages); phone tickets are acknowledged at once by the agent on the call;
-    urgent tickets are escalated at once (an alert line is logged now)."""
-    clean_tags = _validate(category, severity, channel, tags)
-    at = _utc(received_at)
-    year = calendar().local(at).year
-    ticket = ComplaintTicket(
-        number=_next_number(session, year), category=category, tags=clean_tags, severity=severity,
-        channel=channel, department=department.strip(), summary=summary.strip(), demand=demand.strip(),
-        patient_phone=(patient_phone or "").strip(), patient_name=(patient_name or "").strip(),
-        language=language, status="received", created_by=actor, received_at=at, updated_at=at,
-        reopen_count=0,
-    )
-    session.add(ticket)
-    session.flush()
-    _event(session, ticket, actor, at, "opened", field="status", to_value="received",
-           note=f"channel={channel} severity={severity} category={category or '-'}")
-    _add_deadlines(session, ticket, dl.initial_deadlines(_policy, calendar(), severity=severity,
-                                                         channel=channel, received_at=at))
-    for kind, ref in (("call", call_uniqueid), ("recording", recording_id), ("ivr_session", ivr_session_id)):
-        if ref not in (None, ""):
-            _link(session, ticket, kind, str(ref), actor, at)
-    if channel in _policy.auto_ack_channels:
-        _move(session, ticket, "acknowledged", actor, at, note="acknowledged by the agent on the call")
-    if severity == "urgent":
-        ticket.escalated_at = at
-        _event(session, ticket, actor, at, "escalated", note="urgent: passed to the department at once")
-        alert_log.warning("complaint-alert ticket=%s deadline=start state=escalated due=%s",
-                          ticket.number, _text(ticket.start_due))
-    session.flush()
-    return ticket
 
-
-def open_from_voice_message(session, *, caller_number: str, caller_name: str = "",
-                            recording_id: int | str | None, received_at: dt.datetime | float,
-                            language: str = "zh", uniqueid: str | None = None,
-                            ivr_session_id: int | str | None = None) -> int:
-    """The IVR's hook: an after-hours voice message becomes an unclassified normal ticket
-    linked to its recording; returns the ticket id."""
-    ticket = open_ticket(
-        session, actor="ivr", category="", severity="normal", channel="voicemail",
-        summary="语音留言 voice message (listen to the recording)", received_at=received_at,
-        tags=["voice-message"], patient_phone=caller_number or "", patient_name=caller_name or "",
-        language=language or "zh", call_uniqueid=uniqueid, recording_id=recording_id,
-        ivr_session_id=ivr_session_id)
-    log.info("complaint %s opened from a voice message (caller %s)", ticket.number,
-             mask_text(caller_number or "unknown"))
-    return ticket.id
-
-
-def _link(session, ticket: ComplaintTicket, kind: str, ref: str, actor: str, at: dt.datetime) -> bool:
-    if kind not in LINK_KINDS:
-        raise ComplaintError(f"link kind: unknown {kind!r} (known: {', '.join(LINK_KINDS)})")
-    exists = session.scalars(select(ComplaintLink.id).where(
-        ComplaintLink.ticket_id == ticket.id, ComplaintLink.kind == kind, ComplaintLink.ref == ref)).first()
-    if exists:
-        return False
-    session.add(ComplaintLink(ticket_id=ticket.id, kind=kind, ref=ref, at=at))
-    _event(session, ticket, actor, at, "linked", field=kind, to_value=ref)
-    if kind in ("call", "recording"):
-        _mark_recordings(session, ticket, kind, ref)
-    return True
-
-
-def _mark_recordings(session, ticket: ComplaintTicket, kind: str, ref: str) -> None:
-    """Tell the recordings catalogue (if installed) that its recordings of this call belong to
-    a ticket: they get the ticket id and complaint retention.  Never fails the ticket."""
-    try:
-        from recordings.catalog import link_ticket  # noqa: PLC0415
-    except ImportError:
-        return
-    try:
-        with session.begin_nested():
-            if kind == "recording":
-                if ref.isdigit():
-                    link_ticket(session, ticket_id=ticket.id, recording_id=int(ref))
-            else:
-                link_ticket(session, ticket_id=ticket.id, uniqueid=ref)
-    except Exception as exc:  # noqa: BLE001 - the link stays on the ticket either way
-        log.warning("complaint %s: recordings not marked (%s)", ticket.number, exc.__class__.__name__)
-
-
-def link(session, ticket_id: int | str, kind: str, ref: int | str, *, actor: str,
-         at: dt.datetime | float) -> bool:
-    """Link a call (queue call uniqueid), recording (id) or IVR session; False if already linked."""
-    return _link(session, get_ticket(session, ticket_id), kind, str(ref), actor, _utc(at))
-
-
-# -- life cycle ---------------------------------------------------------------
-
-def _move(session, ticket: ComplaintTicket, to: str, actor: str, at: dt.datetime, *,
-          via: str = "move", note: str = "") -> None:
-    frm = ticket.status
-    lifecycle.check(frm, to, via=via, note=note)
-    ticket.status = to
-    _event(session, ticket, actor, at, "reopened" if (via == "reopen") else "moved",
-           field="status", from_value=frm, to_value=to, note=note)
-    if to == "acknowledged":
-        ticket.acknowledged_at = ticket.acknowledged_at or at
-        _meet(session, ticket, ["ack"], at)
-    elif to == "investigating" and via == "move":
-        ticket.acknowledged_at = ticket.acknowledged_at or at
-        ticket.started_at = ticket.started_at or at
-        _meet(session, ticket, ["ack", "start"], at)
-    elif to == "answered":
-        ticket.answered_at = at
-        _meet(session, ticket, ["ack", "start", "progress", "answer"], at)
-    elif to == "resolved":
-        ticket.resolved_at = at
-        _meet(session, ticket, ["ack", "start", "progress", "answer"], at)
-        rv = dl.revisit_deadline(_policy, at)
-        _add_deadlines(session, ticket, [rv])
-        _schedule_followup(session, ticket, at, rv.due)
-    elif to == "closed":
-        ticket.closed_at = at
-
-
-def transition(session, ticket_id: int | str, to_state: str, *, actor: str, at: dt.datetime | float,
-               note: str = "") -> ComplaintTicket:
-    """An operator's move (acknowledge, start, answer, resolve, close).  Illegal moves raise
-    :class:`IllegalTransition` naming from and to; revisits go through :func:`record_revisit`,
-    reopening through :func:`reopen`."""
-    ticket = get_ticket(session, ticket_id)
-    _move(session, ticket, to_state, actor, _utc(at), note=note)
-    session.flush()
-    return ticket
-
-
-def reopen(session, ticket_id: int | str, *, actor: str, at: dt.datetime | float, reason: str,
-           via: str = "reopen") -> ComplaintTicket:
-    """Back to ``investigating`` with a new round of deadlines (start and answer/progress)."""
-    if not reason.strip():
-        raise ComplaintError("reason: reopening a ticket needs a reason")
-    ticket = get_ticket(session, ticket_id)
-    at = _utc(at)
-    _move(session, ticket, "investigating", actor, at, via="reopen", note=reason)
-    ticket.reopen_count += 1
-    # Handling restarts now: the new round has the answer (or progress) deadline only.
-    _add_deadlines(session, ticket, [d for d in dl.initial_deadlines(
-        _policy, calendar(), severity=ticket.severity, channel=None, received_at=at) if d.kind != "start"])
-    session.flush()
-    return ticket
-
-
-def record_progress(session, ticket_id: int | str, *, actor: str, at: dt.datetime | float, note: str,
-                    expected_resolution: dt.date | None = None) -> ComplaintTicket:
-    """A progress update given to the patient (complex tickets), optionally with the expected
-    resolution date, which becomes the ``answer`` deadline."""
-    ticket = get_ticket(session, ticket_id)
-    at = _utc(at)
-    if not lifecycle.is_open(ticket.status):
-        raise ComplaintError(f"ticket {ticket.number} is {ticket.status}: no progress update on it")
-    ticket.progress_at = at
-    _meet(session, ticket, ["progress"], at)
-    _event(session, ticket, actor, at, "progress", field="expected_resolution",
-           from_value=ticket.expected_resolution, to_value=expected_resolution, note=note)
-    if expected_resolution is not None:
-        try:
-            d = dl.resolution_deadline(_policy, calendar(), set_at=at, expected=expected_resolution)
-        except ValueError as exc:
-            raise ComplaintError(f"expected_resolution: {exc}") from None
-        ticket.expected_resolution = expected_resolution
-        _add_deadlines(session, ticket, [d])
-    session.flush()
-    return ticket
-
-
-def record_revisit(session, ticket_id: int | str, satisfied: bool, note: str = "",
-                   at: dt.datetime | float | None = None, *, actor: str = "dialer",
-                   score: int | None = None, strict: bool = False) -> ComplaintTicket:
-    """The revisit (回访) after resolution.  Satisfied: ``revisited`` (then ``closed`` when
-    ``close_on_satisfied_revisit``).  Not satisfied: recorded, then the ticket reopens.
-
-    A revisit for a ticket that is no longer ``resolved`` (closed by hand meanwhile, a
-    second report of the same call) is recorded as an event and changes nothing, so the
-    dialer's transaction (which calls this) is never rolled back by it; ``strict=True``
-    (operators) raises :class:`IllegalTransition` instead."""
-    if at is None:
-        raise ComplaintError("at: the revisit time is required")
-    if score is not None and not 1 <= int(score) <= 5:
-        raise ComplaintError(f"score: must be 1-5, got {score!r}")
-    ticket = get_ticket(session, ticket_id)
-    at = _utc(at)
-    if ticket.status != "resolved" and not strict:
-        _event(session, ticket, actor, at, "revisit-ignored", field="satisfied", to_value=bool(satisfied),
-               note=f"ticket is {ticket.status}: {note}".strip(": "))
-        log.warning("complaint %s: revisit result ignored, ticket is %s", ticket.number, ticket.status)
-        session.flush()
-        return ticket
-    _move(session, ticket, "revisited", actor, at, via="revisit", note=note)
-    ticket.revisited_at = at
-    ticket.satisfied = bool(satisfied)
-    ticket.satisfaction = int(score) if score is not None else None
-    _meet(session, ticket, ["revisit"], at)
-    session.execute(update(ComplaintFollowup).where(
-        ComplaintFollowup.ticket_id == ticket.id, ComplaintFollowup.round == ticket.reopen_count,
-        ComplaintFollowup.status.in_(("scheduled", "pending"))).values(status="done"))
-    _event(session, ticket, actor, at, "revisit", field="satisfied", to_value=bool(satisfied),
-           note=note)
-    if satisfied:
-        if _close_on_satisfied:
-            _move(session, ticket, "closed", actor, at, note="patient satisfied at the revisit")
-    else:
-        reopen(session, ticket.id, actor=actor, at=at, reason=f"patient not satisfied at the revisit: {note}".strip(": "))
-    session.flush()
-    return ticket
-
-
-def update_ticket(session, ticket_id: int | str, *, actor: str, at: dt.datetime | float,
-                  **changes: Any) -> ComplaintTicket:
-    """Change classification or handling fields (category, tags, department, summary,
-    demand, assigned_to), each change audited.  Severity is fixed at opening (its
-    deadlines depend on it): open a new ticket or reopen instead."""
-    allowed = {"category", "tags", "department", "summary", "demand", "assigned_to"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ComplaintError(f"cannot change {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
-    ticket = get_ticket(session, ticket_id)
-    at = _utc(at)
-    if "category" in changes or "tags" in changes:
-        tags = _validate(changes.get("category", ticket.category) or "", ticket.severity, ticket.channel,
-                         changes.get("tags", ticket.tags))
-        if "tags" in changes:
-            changes["tags"] = tags
-    for key, value in changes.items():
-        old = getattr(ticket, key)
-        if old != value:
-            setattr(ticket, key, value)
-            _event(session, ticket, actor, at, "changed", field=key, from_value=old, to_value=value)
-    session.flush()
-    return ticket
-
-
-# -- the revisit call ---------------------------------------------------------
-
-def _dialer_schedule():
-    """``dialer.api.schedule_followup`` if the dialer has it (imported lazily), else None."""
-    try:
-        from dialer import api  # noqa: PLC0415
-    except ModuleNotFoundError as exc:
-        if exc.name in ("dialer", "dialer.api"):
-            return None
-        raise
-    return getattr(api, "schedule_followup", None)
-
-
-def _try_dialer(session, ticket: ComplaintTicket, fu: ComplaintFollowup) -> None:
-    fn = _dialer_schedule()
-    if fn is None:
-        fu.status = "pending"
-        return
-    try:
-        with session.begin_nested():
-            contact_id = fn(session, campaign_kind="complaint_followup", phone=ticket.patient_phone,
-                            name=ticket.patient_name, ref_type="complaint", ref_id=followup_ref(ticket, fu.round),
-                            due_after=fu.due_after, due_before=fu.due_before)
-    except Exception as exc:  # noqa: BLE001 - resolving must not fail because the dialer refused
-        fu.status, fu.error = "failed", mask_text(f"{exc.__class__.__name__}: {exc}")[:200]
-        log.warning("complaint %s: revisit call not scheduled: %s", ticket.number, fu.error)
-        return
-    if contact_id is None:  # the dialer's answer for a number on the do-not-call list
-        fu.status, fu.error = "refused", "do-not-call"
-        log.info("complaint %s: revisit call refused by the dialer (do-not-call)", ticket.number)
-        return
-    fu.status, fu.contact_id, fu.error = "scheduled", contact_id, ""
-
+# -- the revisit call (read side) ----------------------------------------------
 
 def followup_ref(ticket: ComplaintTicket, round_: int) -> int | str:
     """The ``ref_id`` given to the dialer: the ticket id, plus ``#<round>`` after a reopen
     (the dialer de-duplicates per reference, and each resolution needs its own revisit)."""
     return ticket.id if round_ == 0 else f"{ticket.id}#{round_}"
-
-
-def _schedule_followup(session, ticket: ComplaintTicket, at: dt.datetime, due_before: dt.datetime) -> None:
-    fu = ComplaintFollowup(ticket_id=ticket.id, round=ticket.reopen_count, due_after=at,
-                           due_before=due_before, status="pending", error="", created_at=at)
-    session.add(fu)
-    if not ticket.patient_phone:
-        fu.status = "no_phone"
-    else:
-        _try_dialer(session, ticket, fu)
-    session.flush()
-    _event(session, ticket, "system", at, "followup", field="followup", to_value=fu.status,
-           note=f"revisit call due before {due_before.isoformat()}")
 
 
 def pending_followups(session, *, limit: int = 100) -> list[dict]:
@@ -492,14 +186,295 @@ def mark_followup_scheduled(session, followup_id: int, contact_id: int | None) -
     fu.status, fu.contact_id = "scheduled", contact_id
 
 
-def retry_pending_followups(session) -> int:
-    """Hand pending revisit calls to the dialer once it has ``schedule_followup``."""
-    if _dialer_schedule() is None:
-        return 0
-    n = 0
-    for fu, t in session.execute(select(ComplaintFollowup, ComplaintTicket).join(
-            ComplaintTicket, ComplaintTicket.id == ComplaintFollowup.ticket_id)
-            .where(ComplaintFollowup.status == "pending")).all():
-        _try_dialer(session, t, fu)
-        n += fu.status == "scheduled"
-    return n
+class Complaints:
+    """Complaint tickets under one deadline policy, and the features they tell.
+
+    Built by the composition root: ``followups`` schedules the revisit call of a
+    resolved ticket (the dialer), ``recordings`` gives a linked call's recordings
+    complaint retention.  Every method takes the caller's ``session``.
+    """
+
+    def __init__(self, policy: dl.Policy, *, followups: Followups, recordings: RecordingLinks,
+                 close_on_satisfied_revisit: bool = True):
+        require_all([(followups, Followups, "complaints followups"),
+                     (recordings, RecordingLinks, "complaints recordings")])
+        self.policy = policy
+        self.calendar = policy.calendar()
+        self.followups = followups
+        self.recordings = recordings
+        self.close_on_satisfied = close_on_satisfied_revisit
+
+    @classmethod
+    def from_config(cls, config, *, followups: Followups, recordings: RecordingLinks) -> "Complaints":
+        return cls(dl.Policy.from_config(config), followups=followups, recordings=recordings,
+                   close_on_satisfied_revisit=config.values["complaints"]["close_on_satisfied_revisit"])
+
+    # read-only look-ups, also on the service for its callers
+    get_ticket = staticmethod(get_ticket)
+    events = staticmethod(events)
+    links = staticmethod(links)
+    ticket_deadlines = staticmethod(ticket_deadlines)
+    pending_followups = staticmethod(pending_followups)
+    mark_followup_scheduled = staticmethod(mark_followup_scheduled)
+
+    def open_ticket(self, session, *, actor: str, category: str, severity: str = "normal", channel: str = "phone",
+                    summary: str = "", received_at: dt.datetime | float, department: str = "",
+                    tags: Iterable[str] = (), demand: str = "", patient_phone: str = "",
+                    patient_name: str = "", language: str = "zh", call_uniqueid: str | None = None,
+                    recording_id: int | str | None = None, ivr_session_id: int | str | None = None,
+                    ) -> ComplaintTicket:
+        """Open a ticket and set its deadlines.  ``category=""`` means not yet classified
+        (voice messages); phone tickets are acknowledged at once by the agent on the call;
+        urgent tickets are escalated at once (an alert line is logged now)."""
+        clean_tags = _validate(category, severity, channel, tags)
+        at = _utc(received_at)
+        year = self.calendar.local(at).year
+        ticket = ComplaintTicket(
+            number=_next_number(session, year), category=category, tags=clean_tags, severity=severity,
+            channel=channel, department=department.strip(), summary=summary.strip(), demand=demand.strip(),
+            patient_phone=(patient_phone or "").strip(), patient_name=(patient_name or "").strip(),
+            language=language, status="received", created_by=actor, received_at=at, updated_at=at,
+            reopen_count=0,
+        )
+        session.add(ticket)
+        session.flush()
+        _event(session, ticket, actor, at, "opened", field="status", to_value="received",
+               note=f"channel={channel} severity={severity} category={category or '-'}")
+        _add_deadlines(session, ticket, dl.initial_deadlines(self.policy, self.calendar, severity=severity,
+                                                             channel=channel, received_at=at))
+        for kind, ref in (("call", call_uniqueid), ("recording", recording_id), ("ivr_session", ivr_session_id)):
+            if ref not in (None, ""):
+                self._link(session, ticket, kind, str(ref), actor, at)
+        if channel in self.policy.auto_ack_channels:
+            self._move(session, ticket, "acknowledged", actor, at, note="acknowledged by the agent on the call")
+        if severity == "urgent":
+            ticket.escalated_at = at
+            _event(session, ticket, actor, at, "escalated", note="urgent: passed to the department at once")
+            alert_log.warning("complaint-alert ticket=%s deadline=start state=escalated due=%s",
+                              ticket.number, _text(ticket.start_due))
+        session.flush()
+        return ticket
+
+    def open_from_voice_message(self, session, *, caller_number: str, caller_name: str = "",
+                                recording_id: int | str | None, received_at: dt.datetime | float,
+                                language: str = "zh", uniqueid: str | None = None,
+                                ivr_session_id: int | str | None = None) -> int:
+        """The IVR's hook: an after-hours voice message becomes an unclassified normal ticket
+        linked to its recording; returns the ticket id."""
+        ticket = self.open_ticket(
+            session, actor="ivr", category="", severity="normal", channel="voicemail",
+            summary="语音留言 voice message (listen to the recording)", received_at=received_at,
+            tags=["voice-message"], patient_phone=caller_number or "", patient_name=caller_name or "",
+            language=language or "zh", call_uniqueid=uniqueid, recording_id=recording_id,
+            ivr_session_id=ivr_session_id)
+        log.info("complaint %s opened from a voice message (caller %s)", ticket.number,
+                 mask_text(caller_number or "unknown"))
+        return ticket.id
+
+    def _link(self, session, ticket: ComplaintTicket, kind: str, ref: str, actor: str, at: dt.datetime) -> bool:
+        if kind not in LINK_KINDS:
+            raise ComplaintError(f"link kind: unknown {kind!r} (known: {', '.join(LINK_KINDS)})")
+        exists = session.scalars(select(ComplaintLink.id).where(
+            ComplaintLink.ticket_id == ticket.id, ComplaintLink.kind == kind, ComplaintLink.ref == ref)).first()
+        if exists:
+            return False
+        session.add(ComplaintLink(ticket_id=ticket.id, kind=kind, ref=ref, at=at))
+        _event(session, ticket, actor, at, "linked", field=kind, to_value=ref)
+        if kind in ("call", "recording"):
+            self._mark_recordings(session, ticket, kind, ref)
+        return True
+
+    def _mark_recordings(self, session, ticket: ComplaintTicket, kind: str, ref: str) -> None:
+        """Tell the recordings catalogue that its recordings of this call belong to a ticket:
+        they get the ticket id and complaint retention.  Never fails the ticket."""
+        try:
+            with session.begin_nested():
+                if kind == "recording":
+                    if ref.isdigit():
+                        self.recordings.link_ticket(session, ticket_id=ticket.id, recording_id=int(ref))
+                else:
+                    self.recordings.link_ticket(session, ticket_id=ticket.id, uniqueid=ref)
+        except Exception as exc:  # noqa: BLE001 - the link stays on the ticket either way
+            log.warning("complaint %s: recordings not marked (%s)", ticket.number, exc.__class__.__name__)
+
+    def link(self, session, ticket_id: int | str, kind: str, ref: int | str, *, actor: str,
+             at: dt.datetime | float) -> bool:
+        """Link a call (queue call uniqueid), recording (id) or IVR session; False if already linked."""
+        return self._link(session, get_ticket(session, ticket_id), kind, str(ref), actor, _utc(at))
+
+    def _move(self, session, ticket: ComplaintTicket, to: str, actor: str, at: dt.datetime, *,
+              via: str = "move", note: str = "") -> None:
+        frm = ticket.status
+        lifecycle.check(frm, to, via=via, note=note)
+        ticket.status = to
+        _event(session, ticket, actor, at, "reopened" if (via == "reopen") else "moved",
+               field="status", from_value=frm, to_value=to, note=note)
+        if to == "acknowledged":
+            ticket.acknowledged_at = ticket.acknowledged_at or at
+            _meet(session, ticket, ["ack"], at)
+        elif to == "investigating" and via == "move":
+            ticket.acknowledged_at = ticket.acknowledged_at or at
+            ticket.started_at = ticket.started_at or at
+            _meet(session, ticket, ["ack", "start"], at)
+        elif to == "answered":
+            ticket.answered_at = at
+            _meet(session, ticket, ["ack", "start", "progress", "answer"], at)
+        elif to == "resolved":
+            ticket.resolved_at = at
+            _meet(session, ticket, ["ack", "start", "progress", "answer"], at)
+            rv = dl.revisit_deadline(self.policy, at)
+            _add_deadlines(session, ticket, [rv])
+            self._schedule_followup(session, ticket, at, rv.due)
+        elif to == "closed":
+            ticket.closed_at = at
+
+    def transition(self, session, ticket_id: int | str, to_state: str, *, actor: str, at: dt.datetime | float,
+                   note: str = "") -> ComplaintTicket:
+        """An operator's move (acknowledge, start, answer, resolve, close).  Illegal moves raise
+        :class:`IllegalTransition` naming from and to; revisits go through :func:`record_revisit`,
+        reopening through :func:`reopen`."""
+        ticket = get_ticket(session, ticket_id)
+        self._move(session, ticket, to_state, actor, _utc(at), note=note)
+        session.flush()
+        return ticket
+
+    def reopen(self, session, ticket_id: int | str, *, actor: str, at: dt.datetime | float, reason: str,
+               via: str = "reopen") -> ComplaintTicket:
+        """Back to ``investigating`` with a new round of deadlines (start and answer/progress)."""
+        if not reason.strip():
+            raise ComplaintError("reason: reopening a ticket needs a reason")
+        ticket = get_ticket(session, ticket_id)
+        at = _utc(at)
+        self._move(session, ticket, "investigating", actor, at, via="reopen", note=reason)
+        ticket.reopen_count += 1
+        # Handling restarts now: the new round has the answer (or progress) deadline only.
+        _add_deadlines(session, ticket, [d for d in dl.initial_deadlines(
+            self.policy, self.calendar, severity=ticket.severity, channel=None, received_at=at) if d.kind != "start"])
+        session.flush()
+        return ticket
+
+    def record_progress(self, session, ticket_id: int | str, *, actor: str, at: dt.datetime | float, note: str,
+                        expected_resolution: dt.date | None = None) -> ComplaintTicket:
+        """A progress update given to the patient (complex tickets), optionally with the expected
+        resolution date, which becomes the ``answer`` deadline."""
+        ticket = get_ticket(session, ticket_id)
+        at = _utc(at)
+        if not lifecycle.is_open(ticket.status):
+            raise ComplaintError(f"ticket {ticket.number} is {ticket.status}: no progress update on it")
+        ticket.progress_at = at
+        _meet(session, ticket, ["progress"], at)
+        _event(session, ticket, actor, at, "progress", field="expected_resolution",
+               from_value=ticket.expected_resolution, to_value=expected_resolution, note=note)
+        if expected_resolution is not None:
+            try:
+                d = dl.resolution_deadline(self.policy, self.calendar, set_at=at, expected=expected_resolution)
+            except ValueError as exc:
+                raise ComplaintError(f"expected_resolution: {exc}") from None
+            ticket.expected_resolution = expected_resolution
+            _add_deadlines(session, ticket, [d])
+        session.flush()
+        return ticket
+
+    def record_revisit(self, session, ticket_id: int | str, satisfied: bool, note: str = "",
+                       at: dt.datetime | float | None = None, *, actor: str = "dialer",
+                       score: int | None = None, strict: bool = False) -> ComplaintTicket:
+        """The revisit (回访) after resolution.  Satisfied: ``revisited`` (then ``closed`` when
+        ``close_on_satisfied_revisit``).  Not satisfied: recorded, then the ticket reopens.
+
+        A revisit for a ticket that is no longer ``resolved`` (closed by hand meanwhile, a
+        second report of the same call) is recorded as an event and changes nothing, so the
+        dialer's transaction (which calls this) is never rolled back by it; ``strict=True``
+        (operators) raises :class:`IllegalTransition` instead."""
+        if at is None:
+            raise ComplaintError("at: the revisit time is required")
+        if score is not None and not 1 <= int(score) <= 5:
+            raise ComplaintError(f"score: must be 1-5, got {score!r}")
+        ticket = get_ticket(session, ticket_id)
+        at = _utc(at)
+        if ticket.status != "resolved" and not strict:
+            _event(session, ticket, actor, at, "revisit-ignored", field="satisfied", to_value=bool(satisfied),
+                   note=f"ticket is {ticket.status}: {note}".strip(": "))
+            log.warning("complaint %s: revisit result ignored, ticket is %s", ticket.number, ticket.status)
+            session.flush()
+            return ticket
+        self._move(session, ticket, "revisited", actor, at, via="revisit", note=note)
+        ticket.revisited_at = at
+        ticket.satisfied = bool(satisfied)
+        ticket.satisfaction = int(score) if score is not None else None
+        _meet(session, ticket, ["revisit"], at)
+        session.execute(update(ComplaintFollowup).where(
+            ComplaintFollowup.ticket_id == ticket.id, ComplaintFollowup.round == ticket.reopen_count,
+            ComplaintFollowup.status.in_(("scheduled", "pending"))).values(status="done"))
+        _event(session, ticket, actor, at, "revisit", field="satisfied", to_value=bool(satisfied),
+               note=note)
+        if satisfied:
+            if self.close_on_satisfied:
+                self._move(session, ticket, "closed", actor, at, note="patient satisfied at the revisit")
+        else:
+            self.reopen(session, ticket.id, actor=actor, at=at, reason=f"patient not satisfied at the revisit: {note}".strip(": "))
+        session.flush()
+        return ticket
+
+    def update_ticket(self, session, ticket_id: int | str, *, actor: str, at: dt.datetime | float,
+                      **changes: Any) -> ComplaintTicket:
+        """Change classification or handling fields (category, tags, department, summary,
+        demand, assigned_to), each change audited.  Severity is fixed at opening (its
+        deadlines depend on it): open a new ticket or reopen instead."""
+        allowed = {"category", "tags", "department", "summary", "demand", "assigned_to"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ComplaintError(f"cannot change {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+        ticket = get_ticket(session, ticket_id)
+        at = _utc(at)
+        if "category" in changes or "tags" in changes:
+            tags = _validate(changes.get("category", ticket.category) or "", ticket.severity, ticket.channel,
+                             changes.get("tags", ticket.tags))
+            if "tags" in changes:
+                changes["tags"] = tags
+        for key, value in changes.items():
+            old = getattr(ticket, key)
+            if old != value:
+                setattr(ticket, key, value)
+                _event(session, ticket, actor, at, "changed", field=key, from_value=old, to_value=value)
+        session.flush()
+        return ticket
+
+    def _try_dialer(self, session, ticket: ComplaintTicket, fu: ComplaintFollowup) -> None:
+        try:
+            with session.begin_nested():
+                contact_id = self.followups.schedule_followup(
+                    session, campaign_kind="complaint_followup", phone=ticket.patient_phone,
+                    name=ticket.patient_name, ref_type="complaint", ref_id=followup_ref(ticket, fu.round),
+                    due_after=fu.due_after, due_before=fu.due_before)
+        except Exception as exc:  # noqa: BLE001 - resolving must not fail because the dialer refused
+            fu.status, fu.error = "failed", mask_text(f"{exc.__class__.__name__}: {exc}")[:200]
+            log.warning("complaint %s: revisit call not scheduled: %s", ticket.number, fu.error)
+            return
+        if contact_id is None:  # the dialer's answer for a number on the do-not-call list
+            fu.status, fu.error = "refused", "do-not-call"
+            log.info("complaint %s: revisit call refused by the dialer (do-not-call)", ticket.number)
+            return
+        fu.status, fu.contact_id, fu.error = "scheduled", contact_id, ""
+
+    def _schedule_followup(self, session, ticket: ComplaintTicket, at: dt.datetime,
+                           due_before: dt.datetime) -> None:
+        fu = ComplaintFollowup(ticket_id=ticket.id, round=ticket.reopen_count, due_after=at,
+                               due_before=due_before, status="pending", error="", created_at=at)
+        session.add(fu)
+        if not ticket.patient_phone:
+            fu.status = "no_phone"
+        else:
+            self._try_dialer(session, ticket, fu)
+        session.flush()
+        _event(session, ticket, "system", at, "followup", field="followup", to_value=fu.status,
+               note=f"revisit call due before {due_before.isoformat()}")
+
+    def retry_pending_followups(self, session) -> int:
+        """Hand pending revisit calls (left by an earlier version) to the dialer."""
+        n = 0
+        for fu, t in session.execute(select(ComplaintFollowup, ComplaintTicket).join(
+                ComplaintTicket, ComplaintTicket.id == ComplaintFollowup.ticket_id)
+                .where(ComplaintFollowup.status == "pending")).all():
+            self._try_dialer(session, t, fu)
+            n += fu.status == "scheduled"
+        return n

@@ -3,9 +3,9 @@
 ``reduce(state, msg, t) -> (state, facts)``: no I/O, time passed in (``t`` =
 the bridge's clock at the event's arrival: AMI events carry no timestamp, so
 sub-second ``wait_seconds`` come from these).  For speed the state is mutated in
-place and returned.  Facts are ``(kind, payload)``: ``"joined"``/``"answered"``
-(a :class:`LiveCall`), ``"finished"`` (a :class:`QueueCallRecord`), ``"member"``
-(queue, :class:`Member`).
+place and returned.  Facts are frozen dataclasses (:data:`Fact`): :class:`Joined`,
+:class:`Answered`, :class:`Finished` (the :class:`QueueCallRecord` to store),
+:class:`MemberChanged`, :class:`MemberRemoved`.
 
 What the traces taught (``shared/asterisk-traces/README.md``, "Queue lifecycle"):
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..ami.codec import Message
 
@@ -152,7 +151,39 @@ class TrackerState:
     events: int = 0
 
 
-Fact = tuple[str, Any]
+@dataclass(frozen=True)
+class Joined:
+    """A caller entered a queue (or was found waiting by a resync)."""
+    call: LiveCall
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An agent took the call."""
+    call: LiveCall
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The queue call is over: its record is ready to store."""
+    record: QueueCallRecord
+
+
+@dataclass(frozen=True)
+class MemberChanged:
+    """A queue member's status, pause or call counters changed."""
+    queue: str
+    member: Member
+
+
+@dataclass(frozen=True)
+class MemberRemoved:
+    queue: str
+    interface: str
+
+
+Fact = Joined | Answered | Finished | MemberChanged | MemberRemoved
+FACT_TYPES = (Joined, Answered, Finished, MemberChanged, MemberRemoved)
 
 
 def _int(v: str | None) -> int | None:
@@ -183,7 +214,7 @@ def _finish(state: TrackerState, c: LiveCall, outcome: str, t: float | None,
             wait = float(c.abandon_hold)
     if wait is not None and wait < 0:
         wait = 0.0
-    facts.append(("finished", QueueCallRecord(
+    facts.append(Finished(QueueCallRecord(
         uniqueid=c.uniqueid, linkedid=c.linkedid, queue=c.queue, leg=c.leg,
         caller_number=c.caller_number, caller_name=c.caller_name, entered_at=c.entered_at,
         answered_at=c.answered_at, ended_at=t, wait_seconds=wait, agent=c.agent,
@@ -239,7 +270,7 @@ def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
         caller_name=_name(h.get("CallerIDName")), entered_at=t,
         position=_int(h.get("Position")), ivr_session_id=ivr[0] if ivr else None)
     state.calls[uid] = c
-    facts.append(("joined", c))
+    facts.append(Joined(c))
 
 
 def _name(v: str | None) -> str:
@@ -260,7 +291,7 @@ def _set_activity(state, h, facts, value: str | None) -> None:
         act[iface] = value
     m = state.members.get(h.get("Queue", ""), {}).get(iface)
     if m is not None:
-        facts.append(("member", (h.get("Queue", ""), m)))
+        facts.append(MemberChanged(h.get("Queue", ""), m))
 
 
 def _called(state, h, t, facts):
@@ -317,7 +348,7 @@ def _connect(state, h, t, facts):
     c.agent_name = h.get("MemberName", "")
     c.abandon_at = None
     state.by_member[(c.queue, c.agent)] = uid
-    facts.append(("answered", c))
+    facts.append(Answered(c))
 
 
 def _complete(state, h, t, facts):
@@ -444,7 +475,7 @@ def _member(state, h, t, facts):
         state.activity[iface] = "on_call"  # QueueStatus after a reconnect
     elif act is not None and (m.state in _IDLE_DEVICE or (act == "on_call" and "Location" in h)):
         del state.activity[iface]  # the device is idle again (rings cancelled, call over)
-    facts.append(("member", (queue, m)))
+    facts.append(MemberChanged(queue, m))
 
 
 _IDLE_DEVICE = (0, 1, 4, 5)  # UNKNOWN, NOT_INUSE, INVALID, UNAVAILABLE
@@ -454,7 +485,7 @@ def _member_removed(state, h, t, facts):
     queue, iface = _member_key(h)
     ms = state.members.get(queue)
     if ms and ms.pop(iface, None) is not None:
-        facts.append(("member_removed", (queue, iface)))
+        facts.append(MemberRemoved(queue, iface))
 
 
 _HANDLERS = {
@@ -549,7 +580,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
             elif in_queue_app and ch.get("BridgeId"):
                 c.answered_at = t  # answered while away: the moment is unknown
                 c.uncertain = c.answer_uncertain = True
-                facts.append(("answered", c))
+                facts.append(Answered(c))
             else:
                 _finish(state, c, "unknown", _bound(c, lost_at), facts, gap=True)
         elif c.abandon_at is not None and c.answered_at is None:
@@ -569,7 +600,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
                      caller_name=_name(e.get("CallerIDName")), entered_at=t - wait,
                      position=_int(e.get("Position")), uncertain=True, uncertain_join=True)
         state.calls[uid] = c
-        facts.append(("joined", c))
+        facts.append(Joined(c))
     agent_chans = {h.get("Linkedid"): h.get("Channel", "") for h in alive.values()
                    if h.get("Application") == "AppQueue"}
     for uid, ch in alive.items():
@@ -589,7 +620,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
             c.agent, c.agent_name = m.interface, m.name
             state.by_member[(queue, m.interface)] = uid
         state.calls[uid] = c
-        facts.append(("answered", c))
+        facts.append(Answered(c))
     return facts
 
 

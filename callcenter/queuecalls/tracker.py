@@ -28,10 +28,12 @@ from typing import Any, Callable
 
 from ..ami.gateway import AmiError, AmiNotConnected
 from ..logs import mask_number
+from ..ports import QueueLoadInfo
 from ..store.retry import retrying
 from . import queuelog, store
 from .agentstate import agent_state, wrapup_ends, wrapup_seconds
-from .reducer import LiveCall, QueueCallRecord, ReducerConfig, TrackerState, evict, reduce, resync
+from .reducer import (FACT_TYPES, Fact, Finished, LiveCall, MemberChanged, QueueCallRecord, ReducerConfig,
+                      TrackerState, evict, reduce, resync)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class QueueCallsTracker:
         self.written = 0
         self.write_errors = 0
         self.outage_start: float | None = None
-        self._subs: list[Callable[[str, Any], Any]] = []
+        self._subs: list[tuple[tuple[type, ...], Callable[[Fact], Any]]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self._timer: Any = None
@@ -92,14 +94,12 @@ class QueueCallsTracker:
         self._synced = False                   # a resync completed on the current link
 
     # -- wiring ------------------------------------------------------------------------------
-    async def start(self, service: Any = None) -> None:
-        if self.gateway is None and service is not None:
-            self.gateway = service.get("ami")
+    async def start(self) -> None:
         if self.gateway is not None:
             self.gateway.subscribe(self.on_event)
             self.gateway.on_connect(self.resync)
             self.gateway.on_disconnect(self.on_disconnect)
-            if getattr(self.gateway, "connected", False):
+            if self.gateway.connected:
                 asyncio.ensure_future(self.resync())  # logged in before we were listening
         self._stopping = False
         self._stopped_at = None
@@ -121,9 +121,9 @@ class QueueCallsTracker:
             self._timer.cancel()
         self._cancel_wrapup_timer()
 
-    def subscribe(self, cb: Callable[[str, Any], Any]) -> None:
-        """``cb(kind, payload)`` on every change (joined, answered, finished, member…)."""
-        self._subs.append(cb)
+    def subscribe(self, cb: Callable[[Fact], Any], *kinds: type) -> None:
+        """``cb(fact)`` for every fact of the given types (:data:`reducer.Fact`; all if none)."""
+        self._subs.append((kinds or FACT_TYPES, cb))
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, msg, t: float) -> None:
@@ -131,25 +131,26 @@ class QueueCallsTracker:
         if facts:
             self._facts(facts)
 
-    def _facts(self, facts: list) -> None:
+    def _facts(self, facts: list[Fact]) -> None:
         members = False
-        for kind, payload in facts:
-            if kind == "finished":
-                self.buffer.append(payload)
-            elif kind == "member":
+        for fact in facts:
+            if isinstance(fact, Finished):
+                self.buffer.append(fact.record)
+            elif isinstance(fact, MemberChanged):
                 members = True
-            self._notify(kind, payload)
+            self._notify(fact)
         if len(self.buffer) >= self.batch_size:
             self._wake.set()
         if members and not self._stopping:
             self._schedule_wrapup()
 
-    def _notify(self, kind: str, payload: Any) -> None:
-        for cb in self._subs:
-            try:
-                cb(kind, payload)
-            except Exception:  # noqa: BLE001
-                log.exception("queuecalls subscriber %r failed", cb)
+    def _notify(self, fact: Fact) -> None:
+        for kinds, cb in self._subs:
+            if isinstance(fact, kinds):
+                try:
+                    cb(fact)
+                except Exception:  # noqa: BLE001
+                    log.exception("queuecalls subscriber %r failed", cb)
 
     # -- agent states ------------------------------------------------------------------------
     def _queue_wrapup(self, queue: str) -> float:
@@ -187,7 +188,7 @@ class QueueCallsTracker:
                 w = wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue))
                 end = int(m.last_call) + math.ceil(w) if m.last_call and w > 0 else None
                 if end is not None and end <= now < end + 1:
-                    self._notify("member", (queue, m))
+                    self._notify(MemberChanged(queue, m))
         self._schedule_wrapup()
 
     def _cancel_wrapup_timer(self) -> None:
@@ -223,7 +224,7 @@ class QueueCallsTracker:
             log.info("queuecalls resync: %d calls live", len(self.state.calls))
             if self.outage_start is not None:
                 start, self.outage_start = self.outage_start, None
-                await self._close_outage(start, t, [p for k, p in facts if k == "finished"])
+                await self._close_outage(start, t, [f.record for f in facts if isinstance(f, Finished)])
             self._synced = True
         finally:
             self._resyncing = False
@@ -283,7 +284,7 @@ class QueueCallsTracker:
             if bound is not None:
                 bounded = _cut_off(finished, {r.uniqueid for r in recovered}, bound, members)
         # buffered, and subscribers see them
-        self._facts([("finished", r) for r in recovered + bounded])
+        self._facts([Finished(r) for r in recovered + bounded])
         if ok:
             log.warning("AMI outage of %.1f s: recovered %d queue calls from queue_log",
                         end - start, len(recovered))
@@ -362,13 +363,13 @@ class QueueCallsTracker:
 
     async def _retrying(self, fn, *args) -> Any:
         """Any failure keeps the data and retries (the merge in :mod:`.store` makes it safe),
-        in real time; at stop, after 50 failures, it gives up."""
+        waiting on the clock; at stop, after 50 failures, it gives up."""
         def failed(exc: BaseException, delay: float) -> None:
             self.write_errors += 1
             log.error("queuecalls: database write failed (%s); retrying in %.1f s",
                       exc.__class__.__name__, delay)
 
-        return await retrying(self.db, fn, *args, base_delay=self.retry_base_delay,
+        return await retrying(self.db, fn, *args, clock=self.clock, base_delay=self.retry_base_delay,
                               max_delay=self.retry_max_delay, retry_on=Exception, on_failure=failed,
                               give_up=lambda: self._stopping and self.write_errors >= 50)
 
@@ -410,6 +411,21 @@ class QueueCallsTracker:
         for q in out.values():
             q["waiting"].sort(key=lambda w: w["wait"], reverse=True)
         return out
+
+    def queue_load(self, queue: str) -> QueueLoadInfo | None:
+        """The IVR's view of ``queue``: longest current wait and agents free to answer.
+
+        ``None`` while the queue is unknown (no member or call seen since the last
+        resync): the flow's load condition then does not hold, and the IVR logs why.
+        """
+        now = self.clock.seconds()
+        calls = [c for c in self.state.calls.values() if c.queue == queue]
+        members = self.state.members.get(queue)
+        if not calls and not members:
+            return None
+        waits = [now - c.entered_at for c in calls if c.answered_at is None and c.entered_at]
+        free = sum(1 for m in (members or {}).values() if self.member_state(queue, m, now) == "available")
+        return QueueLoadInfo(longest_wait=max(waits, default=0.0), agents_available=free)
 
     def _member_entry(self, queue: str, m: Any, now: float) -> dict[str, Any]:
         """A member for the wallboard: ``state`` is the named state (agentstate.STATES)."""
@@ -455,11 +471,3 @@ def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
     return {"uniqueid": c.uniqueid, "caller_number_masked": mask_number(c.caller_number),
             "entered_at": c.entered_at, "wait": (now - c.entered_at) if c.entered_at else None,
             "position": c.position, "uncertain": c.uncertain}
-
-
-def from_service(service: Any) -> QueueCallsTracker:
-    cfg = service.config
-    return QueueCallsTracker(
-        service.db, service.clock, answer_target=cfg.hospital.answer_target_seconds,
-        short_abandon=cfg.hospital.short_abandon_seconds, region=cfg.hospital.region,
-        queue_log=cfg.ami.queue_log, queue_wrapup=cfg.ami.wrapup_seconds)

@@ -295,9 +295,7 @@ class AmiSession(asyncio.Protocol):
             self.error(msg, "Invalid priority")
             return
         context, exten = msg.get("Context") or ch.context, msg.get("Exten") or "s"
-        from .pbx import DIALPLAN
-
-        if context not in DIALPLAN:
+        if not self.pbx.has_context(context):
             self.error(msg, "Redirect failed")
             return
         self.ok(msg, "Redirect successful")
@@ -431,8 +429,7 @@ class AmiSession(asyncio.Protocol):
             m.last_pause = now
         q.members.append(m)
         if iface.startswith("Local/") and "@sim-agent" in iface:
-            self.pbx.agents.setdefault(m.agent_id, __import__(
-                "callcenter.simulator.pbx", fromlist=["AgentProfile"]).AgentProfile())
+            self.pbx.ensure_agent(m.agent_id)
         self.ok(msg, "Added interface to queue")
         self.pbx.dsc(f"Queue:{q.name}_pause_{iface}", "INUSE" if m.paused else "NOT_INUSE")
         self.pbx.ev("QueueMemberAdded", m.event_fields(q.name), "agent,all")

@@ -140,6 +140,14 @@ class SimulatedPBX:
                 self.add_agent(q.name, agent_id, name, answer_delay=self.config.agent_answer_delay,
                                talk_time=self.config.agent_talk_time)
 
+    def ensure_agent(self, agent_id: str) -> None:
+        """A simulated person behind a member added at run time (QueueAdd), default behaviour."""
+        self.agents.setdefault(agent_id, AgentProfile())
+
+    def has_context(self, context: str) -> bool:
+        """Whether the simulated dialplan has ``context`` (Redirect/Originate targets)."""
+        return context in DIALPLAN
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", ami_port: int = 0,
                     boot_seconds: float = 0.0) -> "SimulatedPBX":

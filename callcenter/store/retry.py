@@ -7,15 +7,16 @@ sessions and what callers asked for) are kept and written again with a capped
 exponential backoff instead of being logged and dropped.  Each caller awaits its own
 writes one after the other, so retrying keeps them in order.
 
-The backoff waits on the injected clock (``clock.callLater``) when one is given, so
-tests decide how long an outage lasts; ``clock=None`` waits in real time.
+The backoff waits on the injected clock (``clock.callLater``), so tests decide how
+long an outage lasts.
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+
+from callcenter.clock import sleep
 
 T = TypeVar("T")
 
@@ -27,21 +28,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
-async def sleep(clock: Any, seconds: float) -> None:
-    """``asyncio.sleep`` on the injected clock (cancellable; leaves no DelayedCall behind)."""
-    if clock is None:
-        await asyncio.sleep(seconds)
-        return
-    fut = asyncio.get_running_loop().create_future()
-    call = clock.callLater(max(0.0, seconds), lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        if call.active():
-            call.cancel()
-
-
-async def retrying(db: Any, fn: Callable[..., T], *args: Any, clock: Any = None,
+async def retrying(db: Any, fn: Callable[..., T], *args: Any, clock: Any,
                    base_delay: float = 0.1, max_delay: float = 5.0,
                    retry_on: tuple[type[BaseException], ...] | type[BaseException] = TRANSIENT,
                    give_up: Callable[[], bool] | None = None,

@@ -1,20 +1,19 @@
 """The "web" service component: twisted.web on ``[web] host/port``.
 
-Wires the live feeds to the other components (``queuecalls`` for the
-wallboard, ``ami`` for screen pops and queue actions) and mounts
-``recordings.web.RecordingsResource`` at ``/recordings`` when installed.
+Serves :class:`~callcenter.web.server.WebApp`, built by the composition root
+(:mod:`callcenter.app`) with its collaborators.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from twisted.internet import defer
 from twisted.web.server import Site
 
 from callcenter.logs import mask_text
 
-from .complaint_alerts import ComplaintAlertsFeed
-from .live import ScreenPop, WallboardFeed
-from .server import WebApp, authorize
+from .server import WebApp
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +30,14 @@ class _Site(Site):
 class WebComponent:
     name = "web"
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, clock=None, reactor=None):
+    def __init__(self, app: WebApp, *, host: str = "127.0.0.1", port: int = 8080):
+        self.app = app
         self.host = host
         self.port = port
-        self.clock = clock
-        self.reactor = reactor
-        self.app: WebApp | None = None
         self.listening = None
 
-    async def start(self, service) -> None:
-        if self.reactor is None:
-            from twisted.internet import reactor
-
-            self.reactor = reactor
-        app = WebApp(service, clock=self.clock, reactor=self.reactor)
-        app.extensions["wallboard"] = WallboardFeed(app, service.get("queuecalls"),
-                                                   gateway=service.get("ami"))
-        app.extensions["screenpop"] = ScreenPop(app, service.get("ami"))
-        app.extensions["complaints"] = ComplaintAlertsFeed(app, service.get("complaints"))
-        app.recordings = _recordings(service)
-        self.app = app
-        self.listening = self.reactor.listenTCP(self.port, _Site(app.resource), interface=self.host)
+    async def start(self) -> None:
+        self.listening = self.app.reactor.listenTCP(self.port, _Site(self.app.resource), interface=self.host)
         self.port = self.listening.getHost().port
         log.info("web listening on http://%s:%d/", self.host, self.port)
 
@@ -60,37 +46,8 @@ class WebComponent:
         return f"http://{self.host}:{self.port}"
 
     async def stop(self) -> None:
-        if self.app is not None:
-            gw = self.app.service.get("ami")
-            if gw is not None and hasattr(gw, "unsubscribe"):
-                try:
-                    gw.unsubscribe(self.app.extensions["screenpop"].on_ami)
-                except (ValueError, KeyError):
-                    pass
-            self.app.extensions["complaints"].close()
-            await self.app.close()
+        await self.app.close()
         if self.listening is not None:
-            from twisted.internet import defer
-
             d = defer.maybeDeferred(self.listening.stopListening)
-            await d.asFuture(__import__("asyncio").get_running_loop())
+            await d.asFuture(asyncio.get_running_loop())
             self.listening = None
-
-
-def _recordings(service):
-    try:
-        from recordings.web import RecordingsResource
-    except ImportError:
-        return None
-    try:
-        return RecordingsResource(service, authorize)
-    except Exception:  # noqa: BLE001 - the rest of the web works without recordings
-        log.exception("recordings web resource could not be created")
-        return None
-
-
-def from_service(service) -> WebComponent | None:
-    cfg = service.config.web
-    if not getattr(cfg, "enabled", True):
-        return None
-    return WebComponent(host=cfg.host, port=cfg.port)

@@ -5,8 +5,8 @@ them as ``VarSet`` events (same ``Linkedid`` as the call the agent then gets in
 ``AgentConnect``).  :class:`DialerCalls` remembers Linkedid -> attempt from those events
 (pure, bounded); the screen pop then loads the attempt's contact, campaign and the row
 it is about (treatment, missed appointment, complaint ticket) with :func:`call_context`.
-The outcome form goes to ``dialer.api.record_outcome`` and, when the patient asks never to
-be called again, ``dialer.api.add_do_not_call(..., source="agent")``.
+The outcome form goes to ``DialerApi.record_outcome`` and, when the patient asks never to
+be called again, ``DialerApi.add_do_not_call(..., source="agent")``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from callcenter.store.models import audit
 
 from .http import BadRequest
 
-OUTCOMES = {  # campaign kind -> what the agent may record (dialer.api.record_outcome)
+OUTCOMES = {  # campaign kind -> what the agent may record (DialerApi.record_outcome)
     "revisit": ("completed", "rebooked", "declined"),
     "no_show": ("rebooked", "declined"),
     "complaint_followup": ("completed", "declined"),
@@ -147,9 +147,9 @@ class NotYours(PermissionError):
     pass
 
 
-def save_outcome(s, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
-    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call)."""
-    from dialer import api
+def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
+    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call);
+    ``api`` is the app's :class:`dialer.api.DialerApi`."""
     from dialer.models import Attempt, Campaign, Contact
 
     from .models import CallOutcome

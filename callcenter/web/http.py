@@ -24,7 +24,7 @@ class Route:
     path: str                        # "/api/reports/{name}"; {x} matches one path segment
     roles: frozenset | None
     handler: Callable[..., Any]      # async fn(app, req) -> Response
-    kind: str                        # page | api | sse | form | static
+    kind: str                        # page | api | sse | form | static | stream
     summary: str
     query: tuple = ()                # ((name, type, description), ...) for OpenAPI
     body: tuple = ()                 # ((name, type, description, required), ...) for POSTs
@@ -32,6 +32,7 @@ class Route:
     response: dict | None = None     # JSON schema of the answer (api routes)
     csrf: bool = True                # POST routes check the session's CSRF token (not for API tokens)
     raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
+    audit_as: str = ""               # object type whose refused requests (401/403) are audited
 
     @property
     def segments(self) -> list[str]:
@@ -95,6 +96,9 @@ def as_json(obj: Any, status: int = 200) -> Response:
 
 def redirect(location: str, status: int = 303) -> Response:
     return Response(status, b"", headers={"Location": location})
+
+
+STREAMED = object()  # a "stream" handler's answer: it wrote (and finishes) the response itself
 
 
 @dataclass

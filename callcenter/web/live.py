@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_name, mask_number
+from callcenter.queuecalls.reducer import Fact, Finished
 
 from . import data, today
 
@@ -163,9 +164,9 @@ class WallboardFeed:
         self._agents_at = 0.0
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
-            if gateway is not None and hasattr(gateway, "on_connect"):
+            if gateway is not None:
                 # awaited after the tracker's resync: calls it recovered from queue_log after an
-                # outage reach its buffer without a ``finished`` fact, so reload once
+                # outage reach its buffer without a ``Finished`` fact, so reload once
                 gateway.on_connect(self._reconnected)
 
     async def _reconnected(self) -> None:
@@ -173,9 +174,9 @@ class WallboardFeed:
             self._facts = []
         self._changed()
 
-    def _changed(self, kind=None, payload=None, *_args) -> None:
-        if kind == "finished" and payload is not None:
-            self._finished(payload)
+    def _changed(self, fact: Fact | None = None) -> None:
+        if isinstance(fact, Finished):
+            self._finished(fact.record)
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 
@@ -219,7 +220,7 @@ class WallboardFeed:
         if self._facts is None:
             self._facts = []
         start, end = day_bounds(now, self.tz)
-        buffered = list(getattr(self.queuecalls, "buffer", None) or [])  # before the SELECT
+        buffered = list(self.queuecalls.buffer)  # before the SELECT
         rows = await self.app.db.run(today.load_rows, start, end)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
@@ -273,7 +274,7 @@ class ScreenPop:
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
-        self.dialer_cid = _cid_number(getattr(getattr(app.config, "dialer", None), "caller_id", ""))
+        self.dialer_cid = _cid_number(app.config.dialer.caller_id)
         if gateway is not None:
             gateway.subscribe(self.on_ami)
 

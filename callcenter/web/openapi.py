@@ -44,6 +44,14 @@ def document(routes) -> dict:
                 "application/json": {"schema": r.response or {"type": "object"}}}}
         elif r.kind == "sse":
             responses["200"] = {"description": "event stream", "content": {"text/event-stream": {}}}
+        elif r.kind == "stream":
+            responses["200"] = {"description": "JSON, or the file", "content": {
+                "application/json": {"schema": {"type": "object"}}, "audio/wav": {}}}
+            if "{id}" in r.path:
+                responses["404"] = {"description": "no such recording, or its file is missing"}
+            if r.path.endswith(("/audio", "/download")):
+                responses["206"] = {"description": "the requested byte range (Range: bytes=)"}
+                responses["416"] = {"description": "range not satisfiable"}
         elif r.method == "POST":
             responses["303"] = {"description": "done; redirect"}
         else:

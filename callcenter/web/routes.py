@@ -193,7 +193,7 @@ ROUTES: list[Route] = [
     Route("POST", "/agent/dialer-outcome", AGENTS, views_dialer.outcome_form, "form",
           "Record the result of an outbound dialer call (form)", body=_DIAL_OUTCOME_BODY),
     Route("POST", "/api/agent/dialer-outcome", AGENTS, views_dialer.outcome_api, "api",
-          "Record the result of an outbound dialer call this agent took (dialer.api.record_outcome; "
+          "Record the result of an outbound dialer call this agent took (DialerApi.record_outcome; "
           "do_not_call puts the number on the do-not-call list); 403 for another agent's call",
           body=_DIAL_OUTCOME_BODY, response={"type": "object", "properties": {
               "attempt_id": {"type": "integer"}, "contact_id": {"type": "integer"},

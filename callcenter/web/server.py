@@ -19,11 +19,15 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import jinja2
-from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from callcenter.ports import AmiClient, LiveQueues, require_all
+from callcenter.store.models import audit
+from recordings.web import routes as recordings_routes
+
 from . import auth
-from .http import SSE, BadRequest, Req, Response, Route, as_json, html, redirect
+from .http import SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html, redirect
 from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,17 @@ def set_security_headers(request, *, cacheable: bool = False) -> None:
 
 
 class WebApp:
-    def __init__(self, service, *, clock=None, reactor=None, routes: list[Route] | None = None):
+    """The web application: routes, auth, pages and live feeds over its collaborators.
+
+    ``ami`` sends agents' queue actions and feeds screen pops; ``live`` (the queue-calls
+    tracker) feeds the wallboard; ``escalation`` (the complaints component, ``None``
+    when ``[complaints] enabled = false``) feeds deadline alerts; ``recordings`` is the
+    ``/recordings`` resource; ``domain`` (:class:`callcenter.domain.Domain`) the
+    complaints service and dialer API the handlers call.
+    """
+
+    def __init__(self, config, db, clock, *, ami: AmiClient, live: LiveQueues, domain: Any,
+                 escalation=None, recordings: Any = None, reactor=None, routes: list[Route] | None = None):
         from .routes import ROUTES
 
         if reactor is None:
@@ -65,12 +79,18 @@ class WebApp:
             reactor = _reactor
         from .sse import Broker
 
-        self.service = service
-        self.config = service.config
-        self.db = service.db
-        self.clock = clock or service.clock
+        require_all([(ami, AmiClient, "web ami"), (live, LiveQueues, "web live")])
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.ami = ami
+        self.live = live
+        self.escalation = escalation
+        self.domain = domain
         self.reactor = reactor
-        self.routes = routes if routes is not None else ROUTES
+        if routes is None:
+            routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else [])
+        self.routes = routes
         self.broker = Broker(reactor)
         self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
         self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
@@ -83,11 +103,17 @@ class WebApp:
         self.jinja.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str,
                                                     "ensure_ascii": False}
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
-        self.recordings: Any = None
+        self.recordings = recordings
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
-        self.extensions: dict[str, Any] = {}   # live feeds (wallboard, screen pop) register here
+        from .complaint_alerts import ComplaintAlertsFeed
+        from .live import ScreenPop, WallboardFeed
+
+        self.wallboard = WallboardFeed(self, live, gateway=ami)
+        self.screenpop = ScreenPop(self, ami)
+        self.alerts = ComplaintAlertsFeed(self, escalation)
+        self.dialer_context: Any = None  # campaigns pages: built on first use from the config
 
     # -- helpers for handlers ---------------------------------------------------------------
     def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
@@ -152,6 +178,8 @@ class WebApp:
         if isinstance(resp, SSE):
             self._start_sse(request, resp)
             return
+        if resp is STREAMED:
+            return
         self._write(request, resp)
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
@@ -178,6 +206,7 @@ class WebApp:
             else:
                 user = await self.current_user(request)
             if user is None:
+                await self._audit_refusal(route, req, "anonymous", "not logged in")
                 if route.kind == "page":
                     return redirect("/login?next=" + quote(req.path), 303)
                 resp = as_json({"error": "login required", "status": 401}, 401)
@@ -186,6 +215,7 @@ class WebApp:
             req.user = user
             req.lang = user.language if user.language in LANGUAGES else self.default_language()
             if user.role not in route.roles:
+                await self._audit_refusal(route, req, user.username, f"role {user.role!r}")
                 return self.error(req, 403, "error.forbidden")
         else:
             req.lang = self._anon_language(req)
@@ -196,6 +226,11 @@ class WebApp:
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
                     return self.error(req, 403, "error.csrf")
         return await route.handler(self, req)
+
+    async def _audit_refusal(self, route: Route, req: Req, who: str, reason: str) -> None:
+        if route.audit_as:
+            await self.db.run(lambda s: audit(s, who, f"{route.audit_as}.denied", route.audit_as,
+                                              req.path[:64], reason=reason, ip=req.remote))
 
     def _anon_language(self, req: Req) -> str:
         lang = req.args.get("lang") or req.cookies.get("cc_lang", "")
@@ -246,6 +281,8 @@ class WebApp:
     async def close(self) -> None:
         """Stop taking work, end event streams, and wait for handlers in flight to finish."""
         self.closed = True
+        self.ami.unsubscribe(self.screenpop.on_ami)
+        self.alerts.close()
         self.broker.close()
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:
@@ -346,41 +383,6 @@ class _Leaf(Resource):
         return NOT_DONE_YET
 
 
-class _Mounted(Resource):
-    """A sub-application (recordings) behind our session check.
-
-    Loads the session, keeps it on the request for ``authorize(request)``, then
-    lets the mounted resource traverse and render the rest of the path.
-    """
-
-    isLeaf = True
-
-    def __init__(self, app: WebApp, inner: Resource):
-        super().__init__()
-        self.app = app
-        self.inner = inner
-
-    def render(self, request):
-        async def go():
-            try:
-                request.cc_user = await self.app.current_user(request)
-            except Exception:  # noqa: BLE001
-                log.exception("session lookup failed")
-                request.cc_user = None
-            set_security_headers(request)
-            if request.cc_user is None:
-                self.app._write(request, as_json({"error": "login required", "status": 401}, 401))
-                return
-            resource = getChildForRequest(self.inner, request)
-            body = resource.render(request)
-            if body is not NOT_DONE_YET and not request.finished:
-                request.write(body)
-                request.finish()
-
-        self.app.spawn(go())
-        return NOT_DONE_YET
-
-
 class _Root(Resource):
     def __init__(self, app: WebApp):
         super().__init__()
@@ -388,14 +390,8 @@ class _Root(Resource):
         self.leaf = _Leaf(app)
 
     def getChildWithDefault(self, name, request):
-        if name == b"recordings" and self.app.recordings is not None:
-            return _Mounted(self.app, self.app.recordings)
         return self.leaf
 
     def render(self, request):  # pragma: no cover - traversal always reaches the leaf
         return self.leaf.render(request)
 
-
-def authorize(request) -> auth.CurrentUser | None:
-    """For mounted sub-applications: the user whose session this request carries."""
-    return getattr(request, "cc_user", None)

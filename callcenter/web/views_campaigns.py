@@ -10,10 +10,9 @@ from .i18n import t
 
 
 def _ctx(app) -> cg.DialerContext:
-    ctx = app.extensions.get("dialer_context")
-    if ctx is None:
-        ctx = app.extensions["dialer_context"] = cg.DialerContext.from_config(app.config)
-    return ctx
+    if app.dialer_context is None:
+        app.dialer_context = cg.DialerContext.from_config(app.config)
+    return app.dialer_context
 
 
 def _now(app) -> float:

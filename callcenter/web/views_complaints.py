@@ -1,6 +1,6 @@
 """Handlers: complaint tickets (pages for supervisors, the agent's own tickets, JSON API).
 
-Store work goes through ``callcenter.complaints.service`` (which writes the ticket's
+Store work goes through the app's ``Complaints`` service (which writes the ticket's
 history and the audit log with the web user as actor) and ``.queries`` (read side),
 always on the database thread.  Errors: bad input -> 400 naming each field
 (``{"error", "status", "fields"}``); a move the life cycle refuses -> 409 with the
@@ -14,6 +14,8 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
+
+from callcenter.complaints import service as svc
 
 from .complaint_input import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
 from .http import BadRequest, Req, Response, as_json, redirect
@@ -31,12 +33,6 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     pass
-
-
-def _svc():
-    from callcenter.complaints import service
-
-    return service
 
 
 def _now(app) -> dt.datetime:
@@ -70,7 +66,6 @@ def _when(app):
 
 def _service_errors(exc: Exception) -> Exception:
     """ComplaintError "field: message" -> FieldErrors; other refusals -> Conflict."""
-    svc = _svc()
     if isinstance(exc, svc.IllegalTransition):
         return Conflict(str(exc))
     m = _FIELD_MSG.match(str(exc))
@@ -81,21 +76,20 @@ def _service_errors(exc: Exception) -> Exception:
 
 # --- database work (worker thread) ---------------------------------------------------------
 
-def _open(s, *, actor: str, fields: dict, now: dt.datetime) -> dict:
+def _open(s, complaints: svc.Complaints, *, actor: str, fields: dict, now: dt.datetime) -> dict:
     from callcenter.complaints import queries
 
     try:
         with s.begin_nested():
-            ticket = _svc().open_ticket(s, actor=actor, **fields)
+            ticket = complaints.open_ticket(s, actor=actor, **fields)
     except ValueError as exc:
         raise _service_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
 
 
-def _act(s, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
+def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
     from callcenter.complaints import queries
 
-    svc = _svc()
     try:
         ticket = svc.get_ticket(s, ref)
     except svc.ComplaintError:
@@ -104,17 +98,17 @@ def _act(s, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
     try:
         with s.begin_nested():
             if action == "progress":
-                svc.record_progress(s, ticket.id, actor=actor, at=now, note=note,
+                complaints.record_progress(s, ticket.id, actor=actor, at=now, note=note,
                                     expected_resolution=step.get("expected_resolution"))
             elif action == "reopen":
-                svc.reopen(s, ticket.id, actor=actor, at=now, reason=note)
+                complaints.reopen(s, ticket.id, actor=actor, at=now, reason=note)
             elif action == "revisit":
-                svc.record_revisit(s, ticket.id, step["satisfied"], note, now, actor=actor,
+                complaints.record_revisit(s, ticket.id, step["satisfied"], note, now, actor=actor,
                                    score=step.get("score"), strict=True)
             elif action == "edit":
-                svc.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
+                complaints.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
             else:
-                svc.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
+                complaints.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
     except ValueError as exc:
         raise _service_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
@@ -174,9 +168,8 @@ async def _list(app, req: Req, *, mine: bool = False) -> dict:
 def _changed(app) -> None:
     """A ticket changed: let the escalation component re-check now, so the wallboard's
     alerts follow at once instead of at the next periodic check."""
-    comp = app.service.get("complaints")
-    if comp is not None and hasattr(comp, "refresh"):
-        app.spawn(comp.refresh())
+    if app.escalation is not None:  # None: [complaints] enabled = false
+        app.spawn(app.escalation.refresh())
 
 
 def _api_error(exc: Exception) -> Response:
@@ -209,7 +202,7 @@ async def open_api(app, req: Req) -> Response:
     now = _now(app)
     try:
         fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang)
-        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+        view = await app.db.run(_open, app.domain.complaints, actor=req.user.username, fields=fields, now=now)
     except (FieldErrors, Conflict) as exc:
         return _api_error(exc)
     _changed(app)
@@ -221,7 +214,7 @@ async def open_api(app, req: Req) -> Response:
 async def _step(app, req: Req, step_of) -> dict:
     ref = _ref(req)
     step = step_of(req.form)
-    view = await app.db.run(_act, ref, actor=req.user.username, step=step, now=_now(app))
+    view = await app.db.run(_act, app.domain.complaints, ref, actor=req.user.username, step=step, now=_now(app))
     _changed(app)
     return view
 
@@ -280,7 +273,7 @@ async def open_form(app, req: Req) -> Response:
     now = _now(app)
     try:
         fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang, default_channel="online")
-        view = await app.db.run(_open, actor=req.user.username, fields=fields, now=now)
+        view = await app.db.run(_open, app.domain.complaints, actor=req.user.username, fields=fields, now=now)
     except FieldErrors as exc:
         req.args = {}
         return await list_page(app, req, errors=exc.fields, status=400)

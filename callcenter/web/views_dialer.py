@@ -11,11 +11,11 @@ from .i18n import t
 
 async def _save(app, req: Req) -> dict | Response:
     fields = dialer_calls.parse_outcome(req.form)   # BadRequest -> 400 naming the field
-    pop = app.extensions["screenpop"].current.get(req.user.username) or {}
+    pop = app.screenpop.current.get(req.user.username) or {}
     popped = (pop.get("dialer") or {}).get("attempt_id")
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
     try:
-        return await app.db.run(dialer_calls.save_outcome, fields, user=req.user, popped_attempt=popped, now=now)
+        return await app.db.run(dialer_calls.save_outcome, app.domain.dialer, fields, user=req.user, popped_attempt=popped, now=now)
     except LookupError:
         return app.error(req, 404, "error.notfound")
     except dialer_calls.NotYours:

@@ -18,21 +18,18 @@ QUEUE_ACTIONS = ("login", "logout", "pause", "unpause")
 
 
 async def _wallboard(app) -> dict:
-    feed = app.extensions.get("wallboard")
+    feed = app.wallboard
     if feed.latest is None:
         await feed.refresh()
     return feed.latest
 
 
 def _complaint_alerts(app) -> dict:
-    feed = app.extensions.get("complaints")
-    if feed is None:
-        return {"at": None, "available": False, "alerts": [], "overdue": 0, "approaching": 0}
-    return feed.document()
+    return app.alerts.document()
 
 
 async def wallboard_page(app, req: Req) -> Response:
-    board = await app.extensions["wallboard"].snapshot()
+    board = await app.wallboard.snapshot()
     messages = {**catalogue(req.lang, "state."), **catalogue(req.lang, "cp.dl."),
                 **catalogue(req.lang, "cp.sev."), **catalogue(req.lang, "cat."),
                 **catalogue(req.lang, "wb.alert.")}
@@ -41,11 +38,11 @@ async def wallboard_page(app, req: Req) -> Response:
 
 
 async def wallboard_api(app, req: Req) -> Response:
-    return as_json({**await app.extensions["wallboard"].snapshot(), "complaints": _complaint_alerts(app)})
+    return as_json({**await app.wallboard.snapshot(), "complaints": _complaint_alerts(app)})
 
 
 async def wallboard_events(app, req: Req):
-    board = await app.extensions["wallboard"].snapshot()
+    board = await app.wallboard.snapshot()
     return SSE("wallboard", [("wallboard", board), ("complaints", _complaint_alerts(app))])
 
 
@@ -53,8 +50,7 @@ async def wallboard_events(app, req: Req):
 
 def _queues(app) -> list[str]:
     names = list(getattr(app.config.web, "queues", []) or [])
-    feed = app.extensions.get("wallboard")
-    live = feed._live() if feed is not None else None
+    live = app.wallboard._live()
     for q in (live or {}):
         if q not in names:
             names.append(q)
@@ -63,8 +59,7 @@ def _queues(app) -> list[str]:
 
 def agent_status(app, user) -> dict:
     """Which queues this agent's interface is in, and whether it is paused (from the live tracker)."""
-    feed = app.extensions.get("wallboard")
-    live = feed._live() if feed is not None else None
+    live = app.wallboard._live()
     queues = []
     for q in _queues(app):
         member = None
@@ -74,13 +69,12 @@ def agent_status(app, user) -> dict:
         queues.append({"queue": q, "member": member is not None,
                        "paused": bool(member and member.get("paused")),
                        "reason": (member or {}).get("reason") or ""})
-    gw = app.service.get("ami")
     return {"interface": user.interface, "live": live is not None,
-            "ami_connected": bool(gw is not None and getattr(gw, "connected", False)), "queues": queues}
+            "ami_connected": bool(app.ami.connected), "queues": queues}
 
 
 async def agent_page(app, req: Req) -> Response:
-    pop = app.extensions["screenpop"].current.get(req.user.username)
+    pop = app.screenpop.current.get(req.user.username)
     return app.render(req, "agent.html", status=agent_status(app, req.user), pop=pop,
                       outcomes=OUTCOMES, categories=CATEGORIES, reasons=PAUSE_REASONS,
                       notice=req.arg("notice"),
@@ -89,7 +83,7 @@ async def agent_page(app, req: Req) -> Response:
 
 async def agent_events(app, req: Req):
     initial = [("status", agent_status(app, req.user))]
-    pop = app.extensions["screenpop"].current.get(req.user.username)
+    pop = app.screenpop.current.get(req.user.username)
     if pop:
         initial.append(("pop", pop))
     return SSE(f"agent:{req.user.username}", initial)
@@ -130,18 +124,14 @@ async def queue_action(app, req: Req, *, api: bool) -> Response:
             headers["Queue"] = queue
         if action == "pause" and reason:
             headers["Reason"] = reason
-    gw = app.service.get("ami")
     ok, message = False, ""
-    if gw is None:
-        message = t(req.lang, "agent.no_ami")
-    else:
-        try:
-            resp = await gw.action(headers)
-            first = resp[0] if isinstance(resp, list) else resp
-            message = first.get("Message") or ""
-            ok = (first.get("Response") or "").lower() == "success"
-        except AmiError as exc:
-            message = str(exc) or exc.__class__.__name__
+    try:
+        resp = await app.ami.action(headers)
+        first = resp[0] if isinstance(resp, list) else resp
+        message = first.get("Message") or ""
+        ok = (first.get("Response") or "").lower() == "success"
+    except AmiError as exc:
+        message = str(exc) or exc.__class__.__name__
     await app.db.run(lambda s: audit(s, user.username, f"queue_{action}", "queue", queue or "*",
                                      interface=user.interface, reason=reason, ok=ok, message=message))
     if api:
@@ -161,7 +151,7 @@ async def queue_action_api(app, req: Req) -> Response:
     return await queue_action(app, req, api=True)
 
 
-def _save_outcome(s, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
+def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
     from .models import CallOutcome
 
     outcome = form.get("outcome", "")
@@ -177,10 +167,6 @@ def _save_outcome(s, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
         category = form.get("category", "")
         if category not in CATEGORIES:
             raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
-        try:
-            from callcenter.complaints import service as complaints
-        except ImportError:
-            raise BadRequest(t("en", "outcome.no_complaints")) from None
         severity = "urgent" if form.get("urgent") in ("1", "on", "true", True) else (form.get("severity") or "normal")
         if severity not in ("urgent", "normal", "complex"):
             raise BadRequest("severity must be one of urgent, normal, complex")
@@ -206,7 +192,7 @@ def _save_outcome(s, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
 
 async def outcome(app, req: Req, *, api: bool) -> Response:
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    result = await app.db.run(_save_outcome, user=req.user, form=req.form, now=now, lang=req.lang)
+    result = await app.db.run(_save_outcome, app.domain.complaints, user=req.user, form=req.form, now=now, lang=req.lang)
     if api:
         return as_json(result, 201)
     from urllib.parse import quote

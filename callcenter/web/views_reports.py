@@ -73,8 +73,7 @@ async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
             goal = float(getattr(app.config.web, "staffing_goal", 0.8))
             rows = reports.staffing_by_hour(calls, tz, days=(end - start).days + 1, target=target, goal=goal)
             out["goal"], out["target"] = goal, target
-            feed = app.extensions.get("wallboard")
-            board = feed._live() if feed is not None else None
+            board = app.wallboard._live()
             logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
             out["agents_logged_in"] = len(logged) if board is not None else None
     if rows is None:

@@ -261,14 +261,9 @@ async def test_shutdown_then_reconnect_with_backoff():
         await until(lambda: r.gw.connected and r.server.connections == 2)
 
 
-def test_from_service(config):
-    from callcenter.ami.gateway import from_service
+def test_from_config(config):
+    from callcenter.ami.gateway import AmiGateway
 
-    class S:
-        pass
-
-    s = S()
-    s.config, s.clock = config, task.Clock()
-    gw = from_service(s)
+    gw = AmiGateway.from_config(config.ami, clock=task.Clock())
     assert (gw.host, gw.port, gw.name) == ("127.0.0.1", 5038, "ami")
     assert gw.ping_timeout == config.ami.ping_timeout

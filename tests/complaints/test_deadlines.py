@@ -199,5 +199,9 @@ def test_policy_from_config_and_bad_config(tmp_path):
     with pytest.raises(ConfigError, match="fax"):
         load_config(None, env={"CALLCENTER_COMPLAINTS_ACK_CHANNELS": "email,fax"})
     bad = load_config(None, env={"CALLCENTER_COMPLAINTS_WORKDAY_START": "18:00"})
-    with pytest.raises(ConfigError, match=r"\[complaints\].*before end"):
+    with pytest.raises(dl.PolicyError, match=r"\[complaints\].*before end"):
         dl.Policy.from_config(bad)
+    from callcenter.domain import build_domain
+
+    with pytest.raises(ConfigError, match=r"\[complaints\].*before end"):  # at start-up, one line
+        build_domain(bad)

@@ -9,20 +9,16 @@ import pytest
 from twisted.internet.task import Clock
 
 from callcenter.complaints import escalation
-from callcenter.complaints import service as svc
-from callcenter.complaints.deadlines import Policy
+
+from tests import support
+
+svc = support.complaints()  # the service as the product builds it (default policy)
 
 SH = ZoneInfo("Asia/Shanghai")
 
 
 def sh(*a) -> dt.datetime:
     return dt.datetime(*a, tzinfo=SH)
-
-
-@pytest.fixture(autouse=True)
-def _policy(monkeypatch):
-    svc.configure(Policy())
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
 
 
 def _clock_at(t: dt.datetime) -> Clock:
@@ -45,7 +41,7 @@ async def test_alerts_follow_the_clock(db, caplog):
         n_online = svc.open_ticket(s, actor="api", category="environment", severity="normal",
                                    channel="online", summary="no parking", received_at=sh(2026, 10, 12, 9, 0)).number
     clock = _clock_at(sh(2026, 10, 12, 9, 30))
-    comp = escalation.ComplaintsComponent(db, clock, interval=60)
+    comp = escalation.ComplaintsComponent(db, clock, complaints=svc, interval=60)
     seen = []
     comp.subscribe(lambda new, current: seen.append([(a["ticket"], a["deadline"], a["state"]) for a in new]))
     await comp.start()
@@ -99,7 +95,7 @@ async def test_urgent_is_escalated_at_once(db, caplog):
                             summary="bleeding after extraction", received_at=t0).number
     assert f"complaint-alert ticket={n} deadline=start state=escalated" in caplog.text
     clock = _clock_at(t0 + dt.timedelta(seconds=5))
-    comp = escalation.ComplaintsComponent(db, clock, interval=60)
+    comp = escalation.ComplaintsComponent(db, clock, complaints=svc, interval=60)
     await comp.start()
     try:
         assert _alerts_by(comp) == {(n, "start"): "approaching"}
@@ -123,17 +119,20 @@ def test_closed_tickets_raise_nothing(db):
         svc.transition(s, tid, "resolved", actor="a", at=sh(2026, 10, 12, 9, 10))
         svc.transition(s, tid, "closed", actor="a", at=sh(2026, 10, 12, 9, 15), note="no phone")
     with db.session() as s:
-        new, current = escalation.check(s, sh(2026, 10, 20, 9, 0))
+        new, current = escalation.check(s, sh(2026, 10, 20, 9, 0), svc)
     assert new == [] and current == []
 
 
-def test_factory_reads_config(config):
-    from callcenter.service import Service
+def test_assembly_builds_escalation_from_config(config):
+    from callcenter.app import build
 
-    service = Service(config, clock=Clock())
-    comp = escalation.from_service(service)
-    assert comp.name == "complaints" and comp.interval == 60.0
-    service.db.close()
+    a = build(config, clock=Clock())
+    assert a.escalation.name == "complaints" and a.escalation.interval == 60.0
+    assert a.escalation.complaints is a.domain.complaints
+    a.db.close()
+    off = build(config.with_overrides({"complaints": {"enabled": False}}), clock=Clock())
+    assert off.escalation is None and "complaints" not in [p.name for p in off.parts]
+    off.db.close()
 
 
 def test_alert_line_survives_log_masking():

@@ -11,20 +11,16 @@ import pytest
 
 from callcenter.cli import main
 from callcenter.complaints import reports
-from callcenter.complaints import service as svc
-from callcenter.complaints.deadlines import Policy
+
+from tests import support
+
+svc = support.complaints()  # the service as the product builds it (default policy)
 
 SH = ZoneInfo("Asia/Shanghai")
 
 
 def sh(*a) -> dt.datetime:
     return dt.datetime(*a, tzinfo=SH)
-
-
-@pytest.fixture(autouse=True)
-def _policy(monkeypatch):
-    svc.configure(Policy())
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
 
 
 def build_dataset(s) -> None:

@@ -8,10 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.complaints import lifecycle
-from callcenter.complaints import service as svc
-from callcenter.complaints.deadlines import Policy
+from callcenter.complaints import service
 from callcenter.complaints.models import ComplaintDeadline, ComplaintFollowup, ComplaintTicket
 from callcenter.store.models import AuditEntry
+
+from tests import support
+
+svc = support.complaints()  # the service as the product builds it (default policy)
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -22,15 +25,6 @@ def sh(*a) -> dt.datetime:
 
 def utc(t) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture(autouse=True)
-def _default_policy(monkeypatch):
-    svc.configure(Policy())
-    # the dialer may or may not have schedule_followup yet: these tests pin "not yet"
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
-    yield
-    svc.configure(Policy())
 
 
 def _open(s, **kw):
@@ -110,9 +104,8 @@ def test_full_life_cycle_with_satisfied_revisit(db):
         t = s.get(ComplaintTicket, tid)
         assert t.status == "resolved" and utc(t.revisit_due) == sh(2026, 10, 13, 10, 0)
         fu = s.scalars(select(ComplaintFollowup).where(ComplaintFollowup.ticket_id == tid)).one()
-        assert fu.status == "pending" and utc(fu.due_before) == sh(2026, 10, 13, 10, 0)
-        pend = svc.pending_followups(s)
-        assert [p["ticket_number"] for p in pend] == [t.number] and pend[0]["phone"] == "13800138001"
+        assert fu.status == "scheduled" and fu.contact_id and utc(fu.due_before) == sh(2026, 10, 13, 10, 0)
+        assert svc.pending_followups(s) == []  # handed to the dialer in the same transaction
         with pytest.raises(lifecycle.IllegalTransition, match="only a revisit"):
             svc.transition(s, tid, "revisited", actor="sup", at=sh(2026, 10, 12, 11, 0))
     with db.session() as s:
@@ -175,16 +168,16 @@ def test_voice_message_hook_opens_unclassified_ticket(db, caplog):
 
 def test_bad_input_names_the_field(db):
     with db.session() as s:
-        with pytest.raises(svc.ComplaintError, match="category: unknown 'food'"):
+        with pytest.raises(service.ComplaintError, match="category: unknown 'food'"):
             _open(s, category="food")
-        with pytest.raises(svc.ComplaintError, match="channel"):
+        with pytest.raises(service.ComplaintError, match="channel"):
             _open(s, channel="fax")
         tid = _open(s).id
-        with pytest.raises(svc.ComplaintError, match="severity"):
+        with pytest.raises(service.ComplaintError, match="severity"):
             svc.update_ticket(s, tid, actor="x", at=sh(2026, 10, 9, 12, 0), severity="urgent")
-        with pytest.raises(svc.ComplaintError, match="reason"):
+        with pytest.raises(service.ComplaintError, match="reason"):
             svc.reopen(s, tid, actor="x", at=sh(2026, 10, 9, 12, 0), reason=" ")
-        with pytest.raises(svc.ComplaintError, match="no complaint ticket TS-2026-999999"):
+        with pytest.raises(service.ComplaintError, match="no complaint ticket TS-2026-999999"):
             svc.get_ticket(s, "TS-2026-999999")
 
 
@@ -208,7 +201,7 @@ def test_resolve_hands_the_revisit_to_the_dialer(db, monkeypatch):
         calls.append(kw)
         return 99
 
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: schedule_followup)
+    monkeypatch.setattr(svc, "followups", support.FunctionFollowups(schedule_followup))
     with db.session() as s:
         tid = _open(s).id
         svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
@@ -224,7 +217,7 @@ def test_dialer_refusal_does_not_block_resolution(db, monkeypatch):
     def schedule_followup(session, **kw):
         raise ValueError("number 13800138001 is on the do-not-call list")
 
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: schedule_followup)
+    monkeypatch.setattr(svc, "followups", support.FunctionFollowups(schedule_followup))
     with db.session() as s:
         tid = _open(s).id
         svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
@@ -274,7 +267,7 @@ def test_do_not_call_and_reopened_rounds_reference(db, monkeypatch):
         seen.append(kw["ref_id"])
         return None if len(seen) == 1 else 7
 
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: schedule_followup)
+    monkeypatch.setattr(svc, "followups", support.FunctionFollowups(schedule_followup))
     with db.session() as s:
         tid = _open(s).id
         svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))
@@ -292,10 +285,9 @@ def test_do_not_call_and_reopened_rounds_reference(db, monkeypatch):
 def test_with_the_real_dialer_api(db, monkeypatch):
     """Contract with dialer.api: resolving creates a complaint-follow-up contact; the
     dialer's completed outcome comes back through record_revisit and closes the ticket."""
-    from dialer import api
     from dialer.models import Contact
 
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: api.schedule_followup)
+    api = svc.followups  # the real DialerApi the product wires in
     with db.session() as s:
         tid = _open(s).id
         svc.transition(s, tid, "investigating", actor="sup", at=sh(2026, 10, 9, 11, 0))

@@ -46,7 +46,7 @@ async def until(pred, what, limit=30.0):
 @pytest.mark.timeout(90)
 async def test_voice_message_to_closed_or_reopened_ticket(config, db, tmp_path):
     from callcenter.complaints.models import ComplaintTicket
-    from callcenter.service import Service
+    from callcenter.app import build
     from callcenter.simulator import SimConfig, SimulatedPBX
     from dialer.campaigns import create_campaign
     from dialer.models import Attempt, Contact
@@ -72,11 +72,11 @@ async def test_voice_message_to_closed_or_reopened_ticket(config, db, tmp_path):
     # without it the dialer creates the campaign in progressive (agent) mode.
     db.call(lambda s: create_campaign(s, name="complaint-revisits", kind="complaint_followup", mode="survey",
                                       state="running"))
-    service = Service(cfg, clock=clock, db=db)
+    service = build(cfg, clock=clock, db=db)
     try:
         await service.start()
-        pbx.agi_port = service.get("agi").port
-        await service.get("ami").wait_connected(10)
+        pbx.agi_port = service.agi.port
+        await service.ami.wait_connected(10)
         for number, digits in ((HAPPY, "1w4w5"), (UNHAPPY, "1w4w2")):
             pbx.set_patient(number, "answer", ring=2, survey_digits=digits, hold=30, delay=1)
 
@@ -111,7 +111,7 @@ async def test_voice_message_to_closed_or_reopened_ticket(config, db, tmp_path):
             by_phone[number] = (call, rec)
 
         # 3. the supervisor, over HTTP: finds the unclassified tickets, opens each, resolves it
-        web = Client(service.get("web").port)
+        web = Client(service.web.port)
         assert (await web.login("sup1")).status == 303
         h = {"X-CSRF-Token": await web.csrf()}
         listed = (await web.get("/api/complaints?category=none&status=open")).json()["tickets"]

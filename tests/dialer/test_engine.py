@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.task import Clock
 
-from dialer import api, store
+from dialer import store
 from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
 from dialer.compliance import Rules
 from dialer.engine import Dialer, DialSettings
@@ -17,6 +17,10 @@ from dialer.pacing import StaticAgents
 from dialer.timeutil import to_dt, to_ts
 
 from .helpers import FakeGateway, ts
+
+from tests import support
+
+api = support.domain().dialer  # the dialer API as serve wires it
 
 T0 = ts(2026, 11, 24, 10, 0)  # a Tuesday, inside the 09:00-20:00 window
 PHONES = ["+8613800138001", "+8613800138002", "+8613800138003"]
@@ -156,7 +160,7 @@ async def test_progressive_dials_only_for_free_agents(db):
     o = gw.originates[0]
     assert o["context"] == "dialer-agent" and o["variables"]["QUEUE"] == "consultation"
     gw.answer("1", uniqueid="5.1")
-    gw.emit(Event="AgentConnect", Uniqueid="5.1", Linkedid="5.1", MemberName="Agent Li", Queue="consultation")
+    gw.event(Event="AgentConnect", Uniqueid="5.1", Linkedid="5.1", MemberName="Agent Li", Queue="consultation")
     await d.idle()
     db.call(lambda s: api.record_outcome(s, contact_id=1, outcome="rebooked", by="li"))
     gw.hangup("5.1")
@@ -178,7 +182,7 @@ async def test_abandoned_in_queue_counts_for_the_abandon_rate(db):
     await d.start()
     await d.run_once()
     gw.answer("1", uniqueid="6.1")
-    gw.emit(Event="QueueCallerAbandon", Uniqueid="6.1", Linkedid="6.1", Queue="consultation", HoldTime=4)
+    gw.event(Event="QueueCallerAbandon", Uniqueid="6.1", Linkedid="6.1", Queue="consultation", HoldTime=4)
     gw.hangup("6.1")
     await d.idle()
     assert db.call(lambda s: store.abandon_counts(s, cid, T0 - 86400)) == (1, 1)
@@ -372,16 +376,8 @@ def test_free_agents_come_from_the_queuecalls_live_view():
                 {"interface": "PJSIP/1004", "state": 1, "paused": False},
             ]}}
 
-    class Service:
-        def __init__(self, comp):
-            self.comp = comp
-
-        def get(self, name):
-            return self.comp if name == "queuecalls" else None
-
-    assert QueueCallsAgents(Service(Tracker())).agents_free("consultation") == 2
-    assert QueueCallsAgents(Service(Tracker())).agents_free("complaint") == 0
-    assert QueueCallsAgents(Service(None)).agents_free("consultation") == 0   # unknown: dial nobody
+    assert QueueCallsAgents(Tracker()).agents_free("consultation") == 2
+    assert QueueCallsAgents(Tracker()).agents_free("complaint") == 0
 
 
 async def test_predictive_overdials_only_while_the_abandon_rate_allows(db):
@@ -435,7 +431,7 @@ async def test_reconnect_resync_closes_calls_that_ended_during_the_outage(db):
     gw.answer("2", uniqueid="3.2")
     await d.idle()
     # link lost; call 1 hangs up unseen, call 2 is still up when we are back
-    gw.channels = ["3.2"]
+    gw.live = ["3.2"]
     assert len(gw.connect_hooks) == 1
     await gw.connect_hooks[0]()
     await d.idle()
@@ -490,7 +486,8 @@ async def test_stop_mid_batch_hands_back_the_unsent_claims(db):
     clock = Clock()
     clock.advance(T0)
     gw = FakeGateway(clock)
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="a", dial=DialSettings(max_rate=1.0))
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="a", dial=DialSettings(max_rate=1.0),
+               agents=StaticAgents())
     await d.start()
     clock.advance(0)                                   # first tick: claims 5, sends 1, paces the rest
     await until(lambda: len(gw.originates) == 1)

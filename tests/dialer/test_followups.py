@@ -6,18 +6,20 @@ import datetime as dt
 from sqlalchemy import select
 from twisted.internet.task import Clock
 
-from dialer import api
+from tests import support
 from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_ts
 
 from .helpers import FakeGateway, ts
 from .test_engine import make
 
+_domain = support.domain()  # the dialer API and complaints service as serve wires them
+api, svc = _domain.dialer, _domain.complaints
+
 T0 = ts(2026, 11, 24, 10, 0)
 
 
 def resolve_ticket(s, phone="13800138001"):
-    from callcenter.complaints import service as svc
 
     t = svc.open_ticket(s, actor="agent", category="fees", channel="phone", summary="overcharged",
                         received_at=T0 - 7200, patient_phone=phone, patient_name="王小明")

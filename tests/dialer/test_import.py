@@ -11,6 +11,10 @@ from dialer.models import Appointment, Campaign, Contact, Patient, Treatment
 
 from .helpers import ts
 
+from dialer.campaigns import Settings as DialerSettings
+
+DIALER = {"region": "CN", "settings": DialerSettings()}  # what the dialer is configured with
+
 PATIENTS = """patient_id,name,phone,language
 P1,王小明,138 0013 8001,zh
 P2,Li Na,+86 139-0013-9002,en
@@ -26,7 +30,7 @@ def write(tmp_path, name, text):
 
 def imp(db, kind, path, **kw):
     rows, lines = read_csv(path)
-    return db.call(lambda s: import_rows(s, kind, rows, str(path), lines=lines, **kw))
+    return db.call(lambda s: import_rows(s, kind, rows, str(path), lines=lines, **{**DIALER, **kw}))
 
 
 def count(db, model):
@@ -123,7 +127,7 @@ def test_missed_appointment_becomes_a_no_show_contact(db, tmp_path):
 def test_json_rows_report_item_numbers(db):
     rows = [{"patient_id": "P1", "name": "A", "phone": "13800138001"},
             {"patient_id": "P2", "name": "B", "phone": "12345"}]
-    r = db.call(lambda s: import_rows(s, "patients", rows, "api"))
+    r = db.call(lambda s: import_rows(s, "patients", rows, "api", **DIALER))
     assert not r.applied and r.to_dict()["errors"] == [{"line": 2, "field": "phone",
                                                         "reason": "not a valid phone number for region CN"}]
 
@@ -166,7 +170,7 @@ def test_failure_while_applying_rolls_back_everything(db, tmp_path, monkeypatch)
 def test_large_import_reports_progress_per_chunk(db):
     rows = [{"patient_id": f"P{i}", "name": f"N{i}", "phone": f"138{i:08d}"} for i in range(2500)]
     seen = []
-    r = db.call(lambda s: import_rows(s, "patients", rows, "api", progress=lambda *a: seen.append(a)))
+    r = db.call(lambda s: import_rows(s, "patients", rows, "api", **DIALER, progress=lambda *a: seen.append(a)))
     assert r.inserted == 2500
     assert seen[0] == ("validated", 2500, 2500)
     assert [a[1] for a in seen if a[0] == "applied"] == [1000, 2000, 2500]

@@ -6,6 +6,8 @@ retry after its delay, crash/restart, the window's closing edge and progressive 
 on time-scaled clocks (a minute of campaign in about a second)."""
 from __future__ import annotations
 
+from dialer.pacing import StaticAgents
+
 import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -15,12 +17,15 @@ from sqlalchemy import select
 from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
-from dialer import api
 from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
 from dialer.compliance import Rules
 from dialer.engine import Dialer, DialSettings
 from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_dt, to_ts
+
+from tests import support
+
+api = support.domain().dialer  # the dialer API as serve wires it
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +53,7 @@ async def until(pred, limit=30.0):
 async def test_survey_campaign_through_simulator(db, tmp_path):
     from callcenter.ami.gateway import AmiGateway
     from callcenter.simulator import SimulatedPBX
-    from ivr_flows.server import AgiServer
+    from tests import support
 
     clock = ScaledClock(reactor, 60, start=OPEN)
 
@@ -61,7 +66,7 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
                             for i, num in enumerate(PATIENTS)])
     db.call(seed)
 
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    server = support.agi_server(clock=clock, db=db)
     await server.start()
     pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
@@ -70,7 +75,7 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     rules = Rules(retry_minutes={"busy": 1.0, "no_answer": 60.0, "congestion": 60.0, "failed": 60.0,
                                  "hungup": 60.0, "abandoned": 60.0})
-    dialer = Dialer(db=db, clock=clock, gateway=gw, rules=rules, instance="e2e",
+    dialer = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw, rules=rules, instance="e2e",
                     dial=DialSettings(channel_template="Local/{number}@sim-patient", originate_timeout=20,
                                       max_rate=20, caller_id='"City Hospital" <02100000000>'))
     try:
@@ -128,7 +133,6 @@ async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_pat
     is redialled only after it, the answered one never (its survey result still arrives)."""
     from callcenter.ami.gateway import AmiGateway
     from callcenter.simulator import SimulatedPBX
-    from ivr_flows.server import AgiServer
 
     clock = ScaledClock(reactor, 60, start=OPEN)
 
@@ -139,7 +143,7 @@ async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_pat
                                         due_before=None, patient_id=None, now=to_dt(OPEN - 60))
                             for i, num in enumerate(["13800138001", "13800138003"])])
     db.call(seed)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    server = support.agi_server(clock=clock, db=db)
     await server.start()
     pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
@@ -156,8 +160,8 @@ async def test_crash_and_restart_never_dials_twice_through_simulator(db, tmp_pat
 
     gw1 = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     gw2 = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
-    d1 = Dialer(db=db, clock=clock, gateway=gw1, rules=rules, instance="box", dial=dial)
-    d2 = Dialer(db=db, clock=clock, gateway=gw2, rules=rules, instance="box", dial=dial)
+    d1 = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw1, rules=rules, instance="box", dial=dial)
+    d2 = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw2, rules=rules, instance="box", dial=dial)
     try:
         await gw1.start()
         await gw1.wait_connected(10)
@@ -211,7 +215,7 @@ async def test_no_call_starts_after_the_window_closes(db, tmp_path):
     for n in nums:
         pbx.set_patient(n, "busy")
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="late",
+    d = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw, rules=Rules(), instance="late",
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=0.5))
     try:
         await gw.start()
@@ -264,11 +268,7 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="prog", agents=QueueCallsAgents(Services()),
+    d = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="prog", agents=QueueCallsAgents(tracker),
                dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10))
 
     def attempts():
@@ -280,7 +280,7 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
         await d.start()
 
         def done():

@@ -12,6 +12,7 @@ import sys
 
 from dialer.compliance import Rules
 from dialer.engine import DialSettings
+from dialer.pacing import StaticAgents
 
 RULES = Rules(max_attempts=3, retry_minutes={"busy": 2.0, "no_answer": 3.0, "congestion": 3.0, "failed": 3.0,
                                              "hungup": 3.0, "abandoned": 3.0})
@@ -37,11 +38,14 @@ def main(argv: list[str]) -> int:
         db = Database(db_url)
         from ivr_flows.server import AgiServer
 
-        agi = AgiServer("127.0.0.1", int(agi_port), clock=clock, db=db)
+        from tests import support
+
+        agi = AgiServer("127.0.0.1", int(agi_port), clock=clock, db=db, ports=support.ivr_ports(clock=clock),
+                        recordings_dir=str(support.domain(clock=clock).recording_settings.spool_dir))
         await agi.start()
         gw = AmiGateway("127.0.0.1", int(ami_port), "bridge", "bridge-secret", clock=clock,
                         action_timeout=600, reconnect_base_delay=1)
-        dialer = Dialer(db=db, clock=clock, gateway=gw, rules=RULES, instance=instance, dial=DIAL)
+        dialer = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw, rules=RULES, instance=instance, dial=DIAL)
         await gw.start()
         await gw.wait_connected(10)
         await dialer.start()

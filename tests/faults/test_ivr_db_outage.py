@@ -12,6 +12,8 @@ outage commit and then report a failure (commit in doubt), so retries must not r
 """
 from __future__ import annotations
 
+from dialer.pacing import StaticAgents
+
 import asyncio
 import json
 import sqlite3
@@ -23,7 +25,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
-from ivr_flows.server import AgiServer
+from tests import support
 
 from ..ivr.helpers import CLOSED, OPEN, call
 from .flaky_db import FlakyDatabase
@@ -78,11 +80,11 @@ async def test_hotline_callers_during_a_database_outage(db):
     from dialer.models import Contact
     from recordings.models import Recording
 
-    servers: dict[float, tuple[AgiServer, DoubtfulDatabase]] = {}
+    servers: dict[float, tuple] = {}
     for at in (OPEN, CLOSED):  # one server per hospital time (open hours, after hours)
         clock = ScaledClock(reactor, 100.0, start=at)
         flaky = DoubtfulDatabase(db, clock, [(at, at + OUTAGE)])
-        server = AgiServer("127.0.0.1", 0, clock=clock, db=flaky)
+        server = support.agi_server(clock=clock, db=flaky)
         await server.start()
         servers[at] = (server, flaky)
     results, ended_at = {}, {}
@@ -164,13 +166,13 @@ async def test_survey_answered_during_a_database_outage_completes_the_attempt(db
                                         due_before=None, patient_id=None, now=to_dt(OPEN - 60))])
     db.call(seed)
     flaky = DoubtfulDatabase(db, clock, [], doubtful=2)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=flaky)
+    server = support.agi_server(clock=clock, db=flaky)
     await server.start()
     pbx = SimulatedPBX(clock, seed=5, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
     pbx.set_patient("13800138021", "answer", ring=4, survey_digits="1w4w5", hold=30, delay=1)
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
-    dialer = Dialer(db=flaky, clock=clock, gateway=gw, rules=Rules(), instance="outage",
+    dialer = Dialer(agents=StaticAgents(), db=flaky, clock=clock, gateway=gw, rules=Rules(), instance="outage",
                     dial=DialSettings(channel_template="Local/{number}@sim-patient", originate_timeout=20,
                                       max_rate=20, caller_id='"City Hospital" <02100000000>'))
 
@@ -217,7 +219,7 @@ async def test_shutdown_during_an_outage_logs_what_was_not_stored_masked(db, cap
 
     clock = ScaledClock(reactor, 100.0, start=OPEN)
     flaky = FlakyDatabase(db, clock, [(OPEN, OPEN + 10**6)])
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=flaky, shutdown_write_timeout=2)
+    server = support.agi_server(clock=clock, db=flaky, shutdown_write_timeout=2)
     await server.start()
     try:
         _, number, uid, keys = CALLS["callback"]

@@ -54,16 +54,13 @@ def test_listeners_default_to_loopback(config_env, monkeypatch):
 
 async def test_components_bind_loopback_only(config, db):
     """Start the FastAGI and web components from the defaults (port 0) and look at the sockets."""
-    from callcenter.service import Service
-    from callcenter.web.component import WebComponent
-    from ivr_flows.server import AgiServer
+    from callcenter.app import build
 
     cfg = config.with_overrides({"agi": {"port": 0}, "web": {"port": 0}})
-    service = Service(cfg, db=db, factories=[])
-    agi = AgiServer(cfg.agi.host, 0, db=db)
-    web = WebComponent(host=cfg.web.host, port=0)
-    await agi.start(service)
-    await web.start(service)
+    assembly = build(cfg, db=db)  # the defaults as serve builds them; only the listeners started
+    agi, web = assembly.agi, assembly.web
+    await agi.start()
+    await web.start()
     try:
         bound = [s.getsockname()[0] for s in agi._server.sockets]
         assert bound and all(h in LOOPBACK for h in bound), bound
@@ -159,7 +156,7 @@ async def test_no_full_number_or_secret_in_any_log_record(config, db, tmp_path, 
     from sqlalchemy import select
 
     from callcenter.clock import ScaledClock
-    from callcenter.service import Service
+    from callcenter.app import build
     from callcenter.simulator import SimConfig, SimulatedPBX
     from callcenter.store.models import User
     from callcenter.web.passwords import hash_password
@@ -195,7 +192,7 @@ async def test_no_full_number_or_secret_in_any_log_record(config, db, tmp_path, 
     db.call(seed)
     for n in PATIENTS:
         pbx.set_patient(n, "answer", ring=2, survey_digits="1w4w5", hold=20, delay=1)
-    service = Service(cfg, clock=clock, db=db)
+    service = build(cfg, clock=clock, db=db)
     await service.start()
     try:
         calls = [pbx.inbound_call(n, "张三", context="hotline", digits=d, digit_delay=2, patience=120)

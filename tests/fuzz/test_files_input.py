@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from dialer.campaigns import Settings as DialerSettings
+
 import csv
 import io
 import logging
@@ -172,7 +174,7 @@ def test_csv_import_reports_bad_rows_by_line_and_applies_nothing(db, tmp_path, r
     before = db.call(lambda s: s.scalar(select(func.count()).select_from(Patient)))
     rows_, lines = read_csv(path)
     result = db.call(lambda s: import_rows(s, "patients", rows_, str(path), lines=lines, region="CN",
-                                           timezone="Asia/Shanghai"))
+                                           settings=DialerSettings(), timezone="Asia/Shanghai"))
     after = db.call(lambda s: s.scalar(select(func.count()).select_from(Patient)))
     if bad:
         assert not result.applied and after == before
@@ -194,7 +196,7 @@ def test_csv_import_of_random_bytes_never_raises(db, tmp_path, blob):
     except (UnicodeDecodeError, csv.Error):
         return  # the CLI turns these into one-line errors (tested below)
     result = db.call(lambda s: import_rows(s, "patients", rows_, str(path), lines=lines, region="CN",
-                                           timezone="Asia/Shanghai"))
+                                           settings=DialerSettings(), timezone="Asia/Shanghai"))
     after = db.call(lambda s: s.scalar(select(func.count()).select_from(Patient)))
     assert result.applied or after == before
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -9,7 +10,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from callcenter.simulator.agi_client import ScriptedCaller, run_agi
-from ivr_flows.server import AgiServer
+from tests import support
 
 TZ = ZoneInfo("Asia/Shanghai")
 # A Wednesday 10:00 in Shanghai (open), and a Wednesday 22:00 (closed); 2026-10-01 is a holiday.
@@ -19,9 +20,13 @@ HOLIDAY = dt.datetime(2026, 10, 1, 10, 0, tzinfo=TZ).timestamp()
 
 
 @contextlib.asynccontextmanager
-async def agi_server(db=None, *, at=OPEN, scale=200.0, **kw):
+async def agi_server(db=None, *, at=OPEN, scale=200.0, dialer=None, **kw):
+    """The product's FastAGI server on a scaled clock; ``dialer`` replaces the dialer's
+    callback/survey port (a test double that records what the IVR asked)."""
     clock = ScaledClock(reactor, scale, start=at)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db, **kw)
+    server = support.agi_server(clock=clock, db=db, **kw)
+    if dialer is not None:
+        server.ports = dataclasses.replace(server.ports, callbacks=dialer, surveys=dialer)
     await server.start()
     try:
         yield server

@@ -10,7 +10,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
-from ivr_flows.server import AgiServer
+from tests import support
 
 from .helpers import OPEN
 
@@ -30,7 +30,7 @@ async def test_hotline_calls_through_simulator(db, tmp_path):
     from callcenter.simulator import SimulatedPBX
 
     clock = ScaledClock(reactor, 40, start=OPEN)
-    server = AgiServer("127.0.0.1", 0, clock=clock, db=db)
+    server = support.agi_server(clock=clock, db=db)
     await server.start()
     pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()

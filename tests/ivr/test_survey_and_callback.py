@@ -1,34 +1,30 @@
-"""Revisit survey and callback requests over FastAGI TCP, through the owners' hooks."""
+"""Revisit survey and callback requests over FastAGI TCP, through the IVR's ports."""
 from __future__ import annotations
-
-import sys
-import types
 
 import pytest
 from sqlalchemy import select
 
+from callcenter.ports import QueueLoadInfo
 from ivr_flows.models import IvrSession
 
 from .helpers import agi_server, call
 
 
-@pytest.fixture
-def dialer_api(monkeypatch):
-    """Stand-in for dialer.api (owned by the dialer helper): records the contract calls."""
-    calls = []
-    mod = types.ModuleType("dialer.api")
+class RecordingDialer(list):
+    """The IVR's callbacks/surveys port, recording what the IVR asked (the real dialer's
+    side of it is tested in tests/dialer and end to end in tests/test_assembly.py)."""
 
-    def record_survey_result(session, *, attempt_id, answers, opted_out, **extra):
-        calls.append(("survey", attempt_id, answers, opted_out, extra))
+    def record_survey_result(self, session, *, attempt_id, answers, opted_out, **extra):
+        self.append(("survey", attempt_id, answers, opted_out, extra))
 
-    def request_callback(session, *, phone, name, reason, requested_at, ivr_session_id):
-        calls.append(("callback", phone, name, reason, ivr_session_id))
+    def request_callback(self, session, *, phone, name, reason, requested_at, ivr_session_id):
+        self.append(("callback", phone, name, reason, ivr_session_id))
         return 77
 
-    mod.record_survey_result = record_survey_result
-    mod.request_callback = request_callback
-    monkeypatch.setitem(sys.modules, "dialer.api", mod)
-    return calls
+
+@pytest.fixture
+def dialer_api():
+    return RecordingDialer()
 
 
 def rows(db):
@@ -40,7 +36,7 @@ SURVEY_ENV = {"agi_context": "survey", "agi_callerid": "02100000000", "agi_calle
 
 
 async def test_survey_scores_reported(db, dialer_api):
-    async with agi_server(db) as server:
+    async with agi_server(db, dialer=dialer_api) as server:
         status, caller = await call(server, "revisit_survey", env=SURVEY_ENV,
                                     variables={"ATTEMPT_ID": "42"}, keys=[(1, "1"), (1, "4"), (1, "5")])
     at = dialer_api[0][4].pop("at")  # when the patient answered (a delayed write keeps it)
@@ -54,7 +50,7 @@ async def test_survey_scores_reported(db, dialer_api):
 
 
 async def test_survey_opt_out_and_agent(db, dialer_api):
-    async with agi_server(db) as server:
+    async with agi_server(db, dialer=dialer_api) as server:
         await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "1"},
                    keys=[(1, "1"), (1, "9")])
         _, caller = await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "2"},
@@ -66,7 +62,7 @@ async def test_survey_opt_out_and_agent(db, dialer_api):
 
 
 async def test_survey_hangup_reports_partial_answers(db, dialer_api):
-    async with agi_server(db, scale=10) as server:
+    async with agi_server(db, scale=10, dialer=dialer_api) as server:
         await call(server, "revisit_survey", env=SURVEY_ENV, variables={"ATTEMPT_ID": "9"},
                    keys=[(0.5, "1"), (0.5, "2")], hangup_at=3.0)
     assert dialer_api[0][:4] == ("survey", "9", {"recovery": "2"}, False)
@@ -75,7 +71,7 @@ async def test_survey_hangup_reports_partial_answers(db, dialer_api):
 
 
 async def test_callback_request_links_session(db, dialer_api):
-    async with agi_server(db) as server:
+    async with agi_server(db, dialer=dialer_api) as server:
         status, caller = await call(server, keys=[(0.5, "1"), (0.5, "4")])
     row = rows(db)[0]
     assert dialer_api == [("callback", "13800138002", "王小明", "callback requested in the hotline IVR", row.id)]
@@ -86,11 +82,12 @@ async def test_callback_request_links_session(db, dialer_api):
 async def test_queue_load_offers_callback(db, dialer_api):
     loads = []
 
-    async def queue_load(queue):
-        loads.append(queue)
-        return {"longest_wait": 600.0, "agents_available": 0}
+    class Loaded:
+        def queue_load(self, queue):
+            loads.append(queue)
+            return QueueLoadInfo(longest_wait=600.0, agents_available=0)
 
-    async with agi_server(db, queue_load=queue_load) as server:
+    async with agi_server(db, queue_load=Loaded(), dialer=dialer_api) as server:
         _, caller = await call(server, keys=[(0.5, "1"), (0.5, "1"), (0.5, "1")])
     assert loads == ["consultation"]
     assert rows(db)[0].path[-4:] == ["consultation_load", "offer_callback", "callback", "goodbye"]

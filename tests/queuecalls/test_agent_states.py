@@ -13,7 +13,7 @@ from callcenter.ami.codec import Message
 from callcenter.ami.gateway import AmiGateway
 from callcenter.ami.tracefile import read_ami, traces_dir
 from callcenter.queuecalls.agentstate import agent_state, in_wrapup, wrapup_ends
-from callcenter.queuecalls.reducer import TrackerState, reduce
+from callcenter.queuecalls.reducer import MemberChanged, TrackerState, reduce
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimConfig, SimulatedPBX
 from callcenter.web.live import build_wallboard, member_state
@@ -158,8 +158,8 @@ async def test_simulated_agent_on_call_wrap_up_available(db, tmp_path):
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock,
                     ping_interval=3600, action_timeout=600, reconnect_base_delay=1, rng=random.Random(5))
     tracker = QueueCallsTracker(db, clock, gateway=gw)
-    notes: list[tuple[float, str]] = []
-    tracker.subscribe(lambda kind, payload: notes.append((clock.seconds(), kind)))
+    notes: list[tuple[float, MemberChanged]] = []
+    tracker.subscribe(lambda fact: notes.append((clock.seconds(), fact)), MemberChanged)
     member_events = []
     gw.subscribe(lambda msg, t: member_events.append(msg) if msg.event == "QueueMemberStatus" else None)
     drv = Stepper(clock, [pbx], gw, tracker)
@@ -193,7 +193,7 @@ async def test_simulated_agent_on_call_wrap_up_available(db, tmp_path):
     assert last_call <= t_wrap < last_call + 1
     assert last_call + 20 <= t_free <= last_call + 20.5  # app_queue's whole-second wrap-up
     # Asterisk sends nothing when the wrap-up ends: the tracker's own timer told subscribers
-    assert any(kind == "member" and t == last_call + 20 for t, kind in notes)
+    assert any(t == last_call + 20 and fact.member.interface == "Local/1001@sim-agent/n" for t, fact in notes)
     assert wrapup_board["agent_counts"]["wrap_up"] == 1
     assert wrapup_board["agents"][0]["state"] == "wrap_up"
     assert dt.datetime.fromtimestamp(last_call).year >= 2026

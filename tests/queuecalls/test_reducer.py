@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.ami.codec import Message
-from callcenter.queuecalls.reducer import ReducerConfig, TrackerState, evict, reduce
+from callcenter.queuecalls.reducer import Finished, ReducerConfig, TrackerState, evict, reduce
 
 UID, AGENT = "1800000000.1", "PJSIP/1001"
 
@@ -23,7 +23,7 @@ def run(events, state=None):
     done = []
     for t, msg in events:
         _, facts = reduce(state, msg, t)
-        done += [p for k, p in facts if k == "finished"]
+        done += [f.record for f in facts if isinstance(f, Finished)]
     return state, done
 
 
@@ -90,9 +90,9 @@ def test_unexplained_abandon_and_stale_callers_are_evicted():
     run([(0.0, ev("QueueCallerJoin", Queue="q", **caller())),
          (5.0, ev("QueueCallerAbandon", Queue="q", HoldTime=5, **caller())),
          (6.0, ev("QueueCallerJoin", Queue="q", **caller("1800000000.9")))], st)
-    (r,) = [p for k, p in evict(st, 20.0) if k == "finished"]
+    (r,) = [f.record for f in evict(st, 20.0) if isinstance(f, Finished)]
     assert (r.outcome, r.wait_seconds) == ("abandoned", 5.0)
-    (r,) = [p for k, p in evict(st, 6.0 + 3601) if k == "finished"]
+    (r,) = [f.record for f in evict(st, 6.0 + 3601) if isinstance(f, Finished)]
     assert (r.outcome, r.gap, r.uniqueid) == ("unknown", True, "1800000000.9")
     assert not st.calls
 
@@ -127,11 +127,11 @@ def test_memory_is_bounded_by_calls_in_flight():
 def test_resync_snapshot_older_than_a_join_does_not_end_that_call():
     """QueueStatus asked at t=9.8; the caller's join arrives at 10.0 before the snapshot is
     applied: the snapshot does not know her, she is newer than it, not gone."""
-    from callcenter.queuecalls.reducer import resync
+    from callcenter.queuecalls.reducer import Finished, resync
 
     state, _ = run([(10.0, ev("QueueCallerJoin", Queue="consultation", Position=1, Count=1, **caller()))])
     facts = resync(state, [], [], 10.2, asked_at=9.8)
-    assert not [p for k, p in facts if k == "finished"] and UID in state.calls
+    assert not [f for f in facts if isinstance(f, Finished)] and UID in state.calls
     facts = resync(state, [], [], 20.0, asked_at=19.9, lost_at=15.0)  # really gone by now
-    (rec,) = [p for k, p in facts if k == "finished"]
+    (rec,) = [f.record for f in facts if isinstance(f, Finished)]
     assert (rec.outcome, rec.ended_at, rec.gap) == ("unknown", 15.0, True)

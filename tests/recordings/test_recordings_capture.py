@@ -210,23 +210,22 @@ async def test_reconnect_settles_rows_whose_call_ended_and_adopts_live_ones(db, 
     await comp.stop()
 
 
-async def test_factory_builds_the_component_from_config(db, config, monkeypatch):
-    from callcenter.service import COMPONENT_FACTORIES, Service
+async def test_assembly_builds_capture_from_config(db, config, monkeypatch):
+    from callcenter.app import build
 
-    assert "recordings.capture:from_service" in COMPONENT_FACTORIES
-    svc = Service(config, clock=Clock(), db=db, factories=["recordings.capture:from_service"])
-    await svc.start()  # no AMI gateway: capture is off, the catalogue still works
-    comp = svc.get("recordings")
+    a = build(config, clock=Clock(), db=db, ami=FakeGateway(spool=SPOOL))
+    comp = a.recordings
+    await comp.start()
     assert comp.settings.directory == config.data_dir / "recordings" and comp.settings.directory.is_dir()
-    assert catalog.current_settings() is comp.settings
-    await svc.stop()
+    assert comp.gateway is a.ami and a.domain.catalog.settings is comp.settings  # one settings object
+    assert a.agi.ports.voice_messages is a.domain.catalog
+    await comp.stop()
     monkeypatch.setenv("CALLCENTER_RECORDINGS_ENABLED", "false")
     from callcenter.config import load_config
 
-    svc = Service(load_config(None), clock=Clock(), db=db, factories=["recordings.capture:from_service"])
-    await svc.start()
-    assert svc.get("recordings") is None
-    await svc.stop()
+    a = build(load_config(None), clock=Clock(), db=db, ami=FakeGateway(spool=SPOOL))
+    assert a.recordings is None and "recordings" not in [p.name for p in a.parts]
+    assert a.web.app.recordings is not None  # stored recordings stay reachable on the web
 
 
 async def test_voice_message_written_later_is_settled_on_connect(db, tmp_path):

@@ -44,14 +44,6 @@ def authorize(request):
     return USERS.get(name)
 
 
-class FakeService:
-    def __init__(self, db):
-        self.db = db
-
-    def get(self, name):
-        return None
-
-
 def test_parse_range():
     assert parse_range(None, 100) is None
     assert parse_range("bytes=0-9", 100) == (0, 9)
@@ -87,7 +79,7 @@ def server(db, tmp_path):
 
         recs[name] = db.call(add)
     root = Resource()
-    root.putChild(b"recordings", RecordingsResource(FakeService(db), authorize, settings=s))
+    root.putChild(b"recordings", RecordingsResource(db, authorize, settings=s))
     site = Site(root)
     site.timeOut = None
     port = reactor.listenTCP(0, site, interface="127.0.0.1")

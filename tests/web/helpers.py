@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from callcenter.service import Service
+from callcenter.ami.fake import FakeAmi
 from callcenter.store.models import User
 from callcenter.web.component import WebComponent
 from callcenter.web.passwords import hash_password
@@ -96,13 +96,22 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, extra=()):
-    service = Service(config, clock=clock, db=db, factories=[])
-    for comp in (queuecalls, gateway, *extra):
-        if comp is not None:
-            service.add(comp)
-    web = WebComponent(host="127.0.0.1", port=0, clock=clock)
-    await web.start(service)
+async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, escalation=None):
+    """The web app as the composition root builds it, on a free port, over this test's
+    live view (``queuecalls``, default: an empty :class:`FakeQueueCalls`), AMI client
+    (default: :class:`FakeAmi`) and complaint escalation (default: none)."""
+    from twisted.internet import reactor
+
+    from callcenter.web.server import WebApp
+    from recordings.web import RecordingsHttp
+    from tests import support
+
+    d = support.domain(config, clock=clock or reactor)
+    app = WebApp(config, db, clock or reactor, ami=gateway or FakeAmi(clock), live=queuecalls or FakeQueueCalls(),
+                 domain=d, escalation=escalation, reactor=reactor,
+                 recordings=RecordingsHttp(db, settings=d.recording_settings))
+    web = WebComponent(app, host="127.0.0.1", port=0)
+    await web.start()
     try:
         yield web
     finally:
@@ -118,7 +127,7 @@ class FakeQueueCalls:
         self.subs = []
         self.buffer = []
 
-    async def start(self, service=None):
+    async def start(self):
         pass
 
     async def stop(self):
@@ -130,9 +139,10 @@ class FakeQueueCalls:
     def subscribe(self, cb):
         self.subs.append(cb)
 
-    def changed(self, kind="member", payload=None):
+    def changed(self, fact=None):
+        """A fact from the tracker (None: something changed that the feed re-reads)."""
         for cb in self.subs:
-            cb(kind, payload)
+            cb(fact)
 
 
 class SSEClient:
@@ -187,36 +197,4 @@ class SSEClient:
         self.writer.close()
 
 
-class FakeGateway:
-    """The AMI gateway's contract: records actions, lets the test push events."""
-    name = "ami"
-    connected = True
-
-    def __init__(self, reply=None):
-        self.sent = []
-        self.subs = []
-        self.reply = reply
-
-    async def start(self, service=None):
-        pass
-
-    async def stop(self):
-        pass
-
-    def subscribe(self, cb):
-        self.subs.append(cb)
-
-    def unsubscribe(self, cb):
-        self.subs.remove(cb)
-
-    def emit(self, msg, t=0.0):
-        for cb in self.subs:
-            cb(msg, t)
-
-    async def action(self, headers, *, timeout=None):
-        from callcenter.ami.codec import Message
-
-        self.sent.append(dict(headers))
-        if self.reply is not None:
-            return self.reply(headers)
-        return Message([("Response", "Success"), ("Message", "Added interface to queue")])
+FakeGateway = FakeAmi  # the one AMI test double (callcenter/ami/fake.py)

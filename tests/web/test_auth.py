@@ -45,7 +45,9 @@ async def test_authorisation_matrix(config, db):
             assert (await clients[role].login(user)).status == 303
         anon = Client(web.port)
         checked = 0
-        for route in ROUTES:
+        routes = web.app.routes  # the app's one table: recordings' routes included
+        assert {"/recordings/", "/recordings/{id}/audio"} <= {r.path for r in routes}
+        for route in routes:
             if route.roles is None:
                 continue
             path = concrete(route.path, route)
@@ -78,7 +80,12 @@ async def test_authorisation_matrix(config, db):
                 checked += 1
                 if route.path == "/logout":
                     assert (await client.login(ROLE_USER[role])).status == 303
-        assert checked == 3 * len([r for r in ROUTES if r.roles is not None])
+        assert checked == 3 * len([r for r in routes if r.roles is not None])
+    from callcenter.store.models import AuditEntry
+
+    with db.session() as s:  # refusals of audited routes are in the audit log
+        denied = {(a.actor, a.action) for a in s.query(AuditEntry).filter(AuditEntry.action == "recording.denied")}
+    assert {("anonymous", "recording.denied"), ("agent1", "recording.denied")} <= denied
 
 
 async def test_unknown_path_404_and_wrong_method_405(config, db):

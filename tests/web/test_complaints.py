@@ -13,20 +13,17 @@ from sqlalchemy import select
 from twisted.internet.task import Clock
 
 from callcenter.complaints import escalation
-from callcenter.complaints import service as svc
-from callcenter.complaints.deadlines import Policy
 from callcenter.store.models import AuditEntry
 from callcenter.web.i18n import MESSAGES
 
 from .helpers import Client, FakeQueueCalls, SSEClient, add_users, running_web
 
+from tests import support
+
+svc = support.complaints()  # the service as the product builds it (default policy)
+
 SH = ZoneInfo("Asia/Shanghai")
 T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=SH)   # a Wednesday, working day
-
-
-@pytest.fixture(autouse=True)
-def _policy():
-    svc.configure(Policy())
 
 
 def _clock(at: dt.datetime = T0) -> Clock:
@@ -177,7 +174,6 @@ def _seed(s):
 
 
 async def test_lists_filters_and_agent_view(config, db, monkeypatch):
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
     add_users(db)
     n = db.call(_seed)
     async with running_web(config, db, clock=_clock()) as web:
@@ -275,11 +271,10 @@ def test_every_message_key_used_by_the_templates_exists():
 
 
 async def test_deadline_alerts_pushed_to_the_wallboard(config, db, monkeypatch):
-    monkeypatch.setattr(svc, "_dialer_schedule", lambda: None)
     add_users(db)
     clock = _clock()
-    comp = escalation.ComplaintsComponent(db, clock, interval=60)
-    async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls(), extra=(comp,)) as web:
+    comp = escalation.ComplaintsComponent(db, clock, complaints=svc, interval=60)
+    async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls(), escalation=comp) as web:
         await comp.start()
         try:
             c, h = await _login(web.port, "sup1")

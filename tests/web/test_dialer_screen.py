@@ -81,11 +81,7 @@ async def test_dialer_call_pops_why_and_agent_records_outcome_through_simulator(
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     tracker = QueueCallsTracker(db, clock, gateway=gw)
 
-    class Services:
-        def get(self, name):
-            return {"queuecalls": tracker, "ami": gw}.get(name)
-
-    dialer = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="web", agents=QueueCallsAgents(Services()),
+    dialer = Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), instance="web", agents=QueueCallsAgents(tracker),
                     dial=DialSettings(channel_template="Local/{number}@sim-patient", max_rate=10))
 
     def attempts():
@@ -101,12 +97,12 @@ async def test_dialer_call_pops_why_and_agent_records_outcome_through_simulator(
             await c.login("agent1")
             sse = await SSEClient.open(web.port, "/events/agent", c.cookies)
             await sse.next_event("status")
-            await until(lambda: QueueCallsAgents(Services()).agents_free("consultation") == 1)
+            await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
             await dialer.start()
             _, pop = await sse.next_event("pop", timeout=20)
             d = pop["dialer"]
             # found through the VarSet ATTEMPT_ID the PBX reported for the call (same Linkedid)
-            assert web.app.extensions["screenpop"].dialer.by_linked.get(pop["uniqueid"]) == d["attempt_id"]
+            assert web.app.screenpop.dialer.by_linked.get(pop["uniqueid"]) == d["attempt_id"]
             aid = attempts()[0][0]
             assert (d["attempt_id"], d["campaign"], d["kind"], d["outcomes"]) == (
                 aid, "no-shows", "no_show", ["rebooked", "declined"])
@@ -145,10 +141,10 @@ async def test_dialer_call_pops_why_and_agent_records_outcome_through_simulator(
 
 def seed_followup(s, now: float) -> tuple[int, int, str]:
     """A resolved complaint ticket and its follow-up call, placed (attempt) and answered."""
-    from callcenter.complaints import service as complaints
+    from tests import support
 
-    from dialer import api
-
+    d = support.domain()
+    api, complaints = d.dialer, d.complaints
     t = complaints.open_ticket(s, actor="sup1", category="attitude", severity="normal", channel="phone",
                                summary="rude at the front desk", received_at=to_dt(now - 86400 * 3),
                                patient_phone="+8613800138002", patient_name="Li Si", language="zh")

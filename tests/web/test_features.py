@@ -155,7 +155,7 @@ async def test_wallboard_pushed_within_one_second(config, db):
             {"uniqueid": "1.1", "caller_number_masked": "*******8001", "entered_at": now - 45, "wait": 45}]
         qc.state["consultation"]["members"][0].update(paused=True, reason="meal")
         t0 = time.monotonic()
-        qc.changed("joined")
+        qc.changed()
         _, board = await sse.next_event("wallboard", timeout=1.0)
         assert time.monotonic() - t0 < 1.0
         q = board["queues"][0]
@@ -266,13 +266,15 @@ def test_patient_record_times_in_the_hospitals_timezone(db):
     from zoneinfo import ZoneInfo
 
     from callcenter.web import data
+    from dialer.campaigns import Settings
     from dialer.importer import import_rows
 
     def seed(s):
         assert import_rows(s, "patients", [{"patient_id": "P1", "name": "李娜", "phone": "13800138001"}],
-                           "test").applied
+                           "test", region="CN", settings=Settings()).applied
         assert import_rows(s, "treatments", [{"treatment_id": "T1", "patient_id": "P1", "type": "filling",
-                                              "treated_at": "2026-11-20 09:30"}], "test").applied
+                                              "treated_at": "2026-11-20 09:30"}], "test", region="CN",
+                           settings=Settings()).applied
     db.call(seed)
     rec = db.call(data.patient_record, "13800138001", "", "CN", None, ZoneInfo("Asia/Shanghai"))
     at = rec["treatments"][0]["at"]

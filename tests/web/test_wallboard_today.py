@@ -14,7 +14,7 @@ from twisted.internet import task
 
 from callcenter.queuecalls import stats
 from callcenter.queuecalls.models import QueueCall
-from callcenter.queuecalls.reducer import QueueCallRecord
+from callcenter.queuecalls.reducer import Finished, QueueCallRecord
 from callcenter.queuecalls.store import write_calls
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.web import today
@@ -91,16 +91,16 @@ async def test_running_totals_equal_stats_summarize_over_stored_rows(config, db)
     db.call(write_calls, calls[:150] + yesterday, 30.0)
     tr.buffer.extend(calls[150:200])
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
-        feed = web.app.extensions["wallboard"]
+        feed = web.app.wallboard
         await feed.snapshot()
         # after start: finished facts, some of them again for calls already stored or buffered
-        tr._facts([("finished", r) for r in calls[140:320]])
+        tr._facts([Finished(r) for r in calls[140:320]])
         # a reconstructed (gap) copy of a measured call must not replace it; an unknown is replaced
-        tr._facts([("finished", rec(calls[0].uniqueid, calls[0].queue, calls[0].entered_at, "abandoned", 1.0,
-                                    gap=True))])
+        tr._facts([Finished(rec(calls[0].uniqueid, calls[0].queue, calls[0].entered_at, "abandoned", 1.0,
+                                gap=True))])
         late = [r for r in calls[320:] if r.outcome == "unknown"]
-        tr._facts([("finished", r) for r in calls[320:]])
-        tr._facts([("finished", rec(r.uniqueid, r.queue, r.entered_at, "answered", 12.5, gap=True))
+        tr._facts([Finished(r) for r in calls[320:]])
+        tr._facts([Finished(rec(r.uniqueid, r.queue, r.entered_at, "answered", 12.5, gap=True))
                    for r in late])
         await tr.flush()
         board = await feed.snapshot()
@@ -122,16 +122,16 @@ async def test_day_rolls_over_at_the_hospitals_midnight(config, db):
     tr = tracker_for(db, clock)
     add_users(db)
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
-        feed = web.app.extensions["wallboard"]
-        tr._facts([("finished", rec("m.1", "consultation", MIDNIGHT - 500, "answered", 10.0)),
-                   ("finished", rec("m.2", "consultation", MIDNIGHT - 400, "abandoned", 40.0))])
+        feed = web.app.wallboard
+        tr._facts([Finished(rec("m.1", "consultation", MIDNIGHT - 500, "answered", 10.0)),
+                   Finished(rec("m.2", "consultation", MIDNIGHT - 400, "abandoned", 40.0))])
         board = await feed.snapshot()
         assert board["totals"]["offered"] == 2 and board["totals"]["service_level"] == 0.5
         clock.advance(590)  # 23:59:50: a call entering before midnight ends after it
-        tr._facts([("finished", rec("m.3", "consultation", MIDNIGHT - 5, "answered", 20.0))])
+        tr._facts([Finished(rec("m.3", "consultation", MIDNIGHT - 5, "answered", 20.0))])
         assert (await feed.snapshot())["totals"]["offered"] == 3
         clock.advance(30)  # Tuesday 00:00:20
-        tr._facts([("finished", rec("t.1", "consultation", MIDNIGHT + 1, "answered", 50.0))])
+        tr._facts([Finished(rec("t.1", "consultation", MIDNIGHT + 1, "answered", 50.0))])
         await tr.flush()
         board = await feed.snapshot()
         assert board["at"].startswith("2026-11-03T00:00")
@@ -139,7 +139,7 @@ async def test_day_rolls_over_at_the_hospitals_midnight(config, db):
         assert board["totals"]["service_level"] == 0.0 and board["totals"]["asa_seconds"] == 50.0
         assert feed.loads == 2
         assert feed.figures.summaries() == stored_summaries(db, clock.seconds())
-        tr._facts([("finished", rec("t.2", "consultation", MIDNIGHT + 10, "answered", 5.0))])
+        tr._facts([Finished(rec("t.2", "consultation", MIDNIGHT + 10, "answered", 5.0))])
         assert (await feed.snapshot())["totals"]["offered"] == 2 and feed.loads == 2
 
 
@@ -149,15 +149,15 @@ async def test_no_double_count_across_a_reload(config, db):
     calls = mixed_day(60, MON_0800 - 3600, seed=3)
     tr = tracker_for(db, clock)
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
-        feed = web.app.extensions["wallboard"]
-        tr._facts([("finished", r) for r in calls[:30]])
+        feed = web.app.wallboard
+        tr._facts([Finished(r) for r in calls[:30]])
         await feed.snapshot()
         await tr.flush()
         # an AMI re-login reloads the day: stored calls and facts already counted meet again
         await feed._reconnected()
-        tr._facts([("finished", r) for r in calls[20:45]])     # facts while the reload is due
+        tr._facts([Finished(r) for r in calls[20:45]])     # facts while the reload is due
         await feed.snapshot()
-        tr._facts([("finished", r) for r in calls[40:]])       # and after it, partly repeated
+        tr._facts([Finished(r) for r in calls[40:]])       # and after it, partly repeated
         await tr.flush()
         await feed._reconnected()
         await feed.snapshot()
@@ -172,7 +172,7 @@ async def test_snapshot_runs_no_sql_whatever_the_days_traffic(config, db):
     clock.advance(MON_0800 + 9 * 3600)  # 17:00
     tr = tracker_for(db, clock)
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
-        feed = web.app.extensions["wallboard"]
+        feed = web.app.wallboard
         sql = Statements(db.engine)
         try:
             first = await feed.snapshot()
@@ -181,7 +181,7 @@ async def test_snapshot_runs_no_sql_whatever_the_days_traffic(config, db):
             per_day = {}
             for n in (10, 3000):  # a quiet morning, then a busy day's worth of calls
                 day = mixed_day(n, MON_0800 - 7 * 3600 + 1, seed=n)
-                tr._facts([("finished", r) for r in day])
+                tr._facts([Finished(r) for r in day])
                 sql.n = 0
                 for _ in range(20):
                     board = await feed.snapshot()

@@ -1,0 +1,142 @@
+"""The typed ports between features, and the start-up check that they are met.
+
+A feature never looks another one up by name: the composition root
+(:mod:`callcenter.app`) passes each collaborator in, and :func:`require` checks it
+against the port it is meant to fill *at start-up*, so a missing method is one
+error naming the collaborator and the method, not a silent no-op on every call.
+
+Ports are small: only what the consumer calls.  Functions that run inside a
+database transaction take the caller's SQLAlchemy ``session`` first.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Protocol
+
+
+class AssemblyError(RuntimeError):
+    """The product cannot be put together: a collaborator is missing or incomplete."""
+
+
+@dataclass(frozen=True)
+class QueueLoadInfo:
+    """How loaded a queue is right now (the IVR's ``longest_wait_over`` /
+    ``agents_available_below`` conditions)."""
+
+    longest_wait: float
+    agents_available: int
+
+
+class AmiClient(Protocol):
+    """What features need of the AMI connection (:class:`callcenter.ami.gateway.AmiGateway`)."""
+
+    connected: bool
+
+    def subscribe(self, callback: Callable[[Any, float], Any]) -> Any: ...
+
+    def unsubscribe(self, callback: Callable[[Any, float], Any]) -> None: ...
+
+    def on_connect(self, coro_fn: Callable[[], Awaitable[Any]]) -> None: ...
+
+    def on_disconnect(self, callback: Callable[[float], Any]) -> None: ...
+
+    async def action(self, headers: Any, *, timeout: float | None = None) -> Any: ...
+
+
+class QueueLoad(Protocol):
+    def queue_load(self, queue: str) -> QueueLoadInfo | None: ...
+
+
+class AgentAvailability(Protocol):
+    def agents_free(self, queue: str) -> int: ...
+
+
+class LiveQueues(Protocol):
+    """The live view the wallboard and agent screen read (the queue-calls tracker);
+    ``buffer``: finished calls not yet written (counted by the wallboard meanwhile)."""
+
+    buffer: list
+
+    def live(self) -> dict[str, dict[str, Any]]: ...
+
+    def subscribe(self, callback: Callable[[Any], Any]) -> None: ...
+
+
+class Callbacks(Protocol):
+    def request_callback(self, session: Any, *, phone: str, name: str = "", reason: str = "",
+                         requested_at: Any = None, ivr_session_id: int | None = None) -> int | None: ...
+
+
+class Surveys(Protocol):
+    def record_survey_result(self, session: Any, *, attempt_id: Any, answers: dict,
+                             opted_out: bool = False, completed: bool = True,
+                             ivr_session_id: int | None = None, at: Any = None) -> Any: ...
+
+
+class VoiceMessages(Protocol):
+    def add_voice_message(self, session: Any, *, path: str, uniqueid: str, caller_number: str | None = None,
+                          started_at: Any = None, duration: float | None = None) -> int: ...
+
+
+class RecordingLinks(Protocol):
+    """The recordings' side of a complaint: a linked call's recordings get complaint retention."""
+
+    def link_ticket(self, session: Any, *, ticket_id: int, uniqueid: str | None = None,
+                    recording_id: int | None = None) -> list[int]: ...
+
+
+class ComplaintIntake(Protocol):
+    """Tickets opened by the IVR from an after-hours voice message."""
+
+    def open_from_voice_message(self, session: Any, *, caller_number: str, caller_name: str = "",
+                                uniqueid: str = "", ivr_session_id: int | None = None,
+                                recording_id: int | None = None, received_at: Any = None,
+                                language: str = "zh") -> int: ...
+
+
+class Followups(Protocol):
+    """The dialer's side of a complaint revisit: schedule the call."""
+
+    def schedule_followup(self, session: Any, *, campaign_kind: str = "complaint_followup", phone: str,
+                          name: str = "", ref_type: str, ref_id: Any, due_after: Any = None,
+                          due_before: Any = None) -> int | None: ...
+
+
+class Revisits(Protocol):
+    """The complaints' side of a revisit: the patient's verdict on a resolved ticket."""
+
+    def record_revisit(self, session: Any, ticket_id: int | str, satisfied: bool, note: str = "",
+                       at: dt.datetime | float | None = None, *, score: int | None = None) -> Any: ...
+
+
+def members(port: type) -> list[str]:
+    """The names a port declares (methods and attributes), in declaration order."""
+    names = [n for n in vars(port) if not n.startswith("_")]
+    names += [n for n in getattr(port, "__annotations__", {}) if not n.startswith("_") and n not in names]
+    return names
+
+
+def require(obj: Any, port: type, what: str) -> Any:
+    """``obj`` if it fills ``port``; else :class:`AssemblyError` naming ``what`` and the gap."""
+    if obj is None:
+        raise AssemblyError(f"{what}: no {port.__name__} given")
+    missing = [n for n in members(port) if not hasattr(obj, n)]
+    missing += [n for n in members(port) if n not in missing and n in vars(port)
+                and callable(vars(port)[n]) and not callable(getattr(obj, n))]
+    if missing:
+        raise AssemblyError(f"{what}: {type(obj).__name__} is not a {port.__name__} "
+                            f"(missing {', '.join(missing)})")
+    return obj
+
+
+def require_all(pairs: Iterable[tuple[Any, type, str]]) -> None:
+    """Check several collaborators; one error listing every gap."""
+    errors = []
+    for obj, port, what in pairs:
+        try:
+            require(obj, port, what)
+        except AssemblyError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise AssemblyError("; ".join(errors))
