@@ -127,7 +127,7 @@ def test_memory_is_bounded_by_calls_in_flight():
 def test_resync_snapshot_older_than_a_join_does_not_end_that_call():
     """QueueStatus asked at t=9.8; the caller's join arrives at 10.0 before the snapshot is
     applied: the snapshot does not know her, she is newer than it, not gone."""
-    from callcenter.queuecalls.reducer import Finished, resync
+    from callcenter.queuecalls.reducer import resync
 
     state, _ = run([(10.0, ev("QueueCallerJoin", Queue="consultation", Position=1, Count=1, **caller()))])
     facts = resync(state, [], [], 10.2, asked_at=9.8)
