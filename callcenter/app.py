@@ -30,7 +30,7 @@ from .domain import Domain, build_domain
 from .ports import AmiClient, require
 from .queuecalls.tracker import QueueCallsTracker
 from .store import Database
-from .web.component import WebComponent
+from .web.component import WebComponent, limits_from_config
 from .web.server import WebApp
 
 log = logging.getLogger("callcenter")
@@ -103,6 +103,8 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         config.agi.host, config.agi.port, clock=clock, db=db, flows_dir=config.agi.flows_dir or None,
         timezone=h.timezone, country=h.country, prompt_base=config.agi.prompt_base,
         recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
+        max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
+        sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=queuecalls, voice_messages=domain.catalog, tickets=domain.complaints,
                        callbacks=domain.dialer, surveys=domain.dialer))
     web = None
@@ -110,7 +112,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         app = WebApp(config, db, clock, ami=ami, live=queuecalls, escalation=escalation, domain=domain,
                      recordings=RecordingsHttp(db, settings=domain.recording_settings),
                      reactor=reactor)
-        web = WebComponent(app, host=config.web.host, port=config.web.port)
+        web = WebComponent(app, host=config.web.host, port=config.web.port, limits=limits_from_config(config))
     parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]
     return Assembly(config=config, clock=clock, db=db, domain=domain, ami=ami, queuecalls=queuecalls,
                     agi=agi, recordings=recordings, escalation=escalation, dialer=dialer, web=web,

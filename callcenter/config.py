@@ -31,6 +31,17 @@ def _port(v: int) -> str | None:
     return None if 0 <= v <= 65535 else "must be a TCP port (0-65535)"
 
 
+def _proxies(v: list) -> str | None:
+    import ipaddress
+
+    for item in v:
+        try:
+            ipaddress.ip_network(str(item).strip(), strict=False)
+        except ValueError:
+            return f"{item!r} is not an IP address or network"
+    return None
+
+
 def _positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
 
@@ -67,6 +78,12 @@ def _recording_rules(v: list) -> str | None:
     from recordings.policy import rules_problem
 
     return rules_problem(v)
+
+
+def _campaign_recording_rules(v: list) -> str | None:
+    from recordings.policy import campaign_rules_problem
+
+    return campaign_rules_problem(v)
 
 
 def _days(v: int) -> str | None:
@@ -111,6 +128,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ping_timeout": Key(float, 5.0, check=_positive),
         "action_timeout": Key(float, 10.0, check=_positive),
         "reconnect_max_delay": Key(float, 30.0, check=_positive),
+        "healthy_after": Key(float, 30.0, check=_positive,
+                             help="s a link must stay up before the reconnect backoff starts again from 0"),
         "queue_log": Key(str, "", help="path of Asterisk's queue_log, if readable"),
         "wrapup_seconds": Key(float, 0.0, check=_non_negative,
                               help="queues.conf wrapuptime (AMI does not report it); a member's own "
@@ -123,6 +142,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "prompt_base": Key(str, "callcenter", help="prompt path prefix under Asterisk sounds dir"),
         "recordings_dir": Key(str, "", help="where Asterisk writes voice messages (RECORD FILE); "
                               "default: [recordings] spool_dir"),
+        "max_sessions": Key(int, 256, check=_positive, help="FastAGI sessions at once (more: refused)"),
+        "reply_timeout": Key(float, 120.0, check=_positive,
+                             help="s Asterisk may take to answer one AGI command (plus the "
+                                  "command's own timeout, e.g. GET DATA, RECORD FILE)"),
+        "sounds_dir": Key(str, "", help="Asterisk's sounds directory, when readable here: the flows' "
+                          "prompt files are checked at start (missing ones logged)"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),
@@ -148,6 +173,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "session_hours": Key(float, 12.0, check=_positive),
         "enabled": Key(bool, True, help="serve the wallboard, agent desk, reports and API"),
         "secure_cookies": Key(bool, False, help="mark cookies Secure (set when served over HTTPS)"),
+        "idle_timeout": Key(float, 15.0, check=_positive, help="s without a byte before/between requests"),
+        "header_timeout": Key(float, 10.0, check=_positive,
+                              help="s from a request's first byte to the end of its headers"),
+        "body_timeout": Key(float, 30.0, check=_positive, help="s to receive a request body"),
+        "max_connections": Key(int, 512, check=_positive, help="open HTTP connections in total"),
+        "max_connections_per_client": Key(int, 128, check=_positive,
+                                          help="open HTTP connections per client address (not for "
+                                               "trusted proxies)"),
+        "trusted_proxies": Key(list, [], check=_proxies,
+                               help="reverse proxies (addresses or networks) whose X-Forwarded-For / "
+                                    "X-Forwarded-Proto are believed"),
         "queues": Key(list, ["consultation", "complaint"], help="queues agents can log in to"),
         "staffing_goal": Key(float, 0.8, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
                              help="share of calls to answer within the target (Erlang C advice)"),
@@ -160,7 +196,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_queue_policy": Key(str, "all", check=_recording_rule, help="all | none | N%"),
         "queue_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint=all", "consultation=20%"]'),
         "default_campaign_policy": Key(str, "none", check=_recording_rule),
-        "campaign_policy": Key(list, [], check=_recording_rules, help='e.g. ["complaint_followup=all"]'),
+        "campaign_policy": Key(list, [], check=_campaign_recording_rules,
+                               help='e.g. ["kind:no_show=all", "name:complaint-followup=all", "kind:revisit=10%"]'),
         "complaint_queues": Key(list, ["complaint"], help="queue calls kept with complaint retention"),
         "campaign_variable": Key(str, "CAMPAIGN", help="channel variable the dialer sets on Originate"),
         "mixmonitor_options": Key(str, "b"),
@@ -171,6 +208,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allowed_roles": Key(list, ["supervisor", "admin"], help="roles that may list and play recordings"),
         "finalize_delay": Key(float, 2.0, check=_non_negative, help="seconds after hang-up before reading the file"),
         "finalize_attempts": Key(int, 5, check=_positive),
+        "journal": Key(str, "", help="capture's durable journal on a local disk (MixMonitor never waits "
+                       "for the database); default <directory>.journal"),
     },
     "dialer": {  # outbound campaigns (dialer/); times in the hospital's timezone
         "enabled": Key(bool, True, help="run the dialer component in serve/demo"),

@@ -34,6 +34,9 @@ def run(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
     SIGINT/SIGTERM set ``stop_event``: ``main`` then stops taking new work,
     finishes writes and closes connections before returning.
     """
+    from .fdlimit import raise_soft_limit
+
+    raise_soft_limit()  # before any socket: the web's and FastAGI's caps are sized on it
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     reactor = install_reactor(loop)

@@ -15,7 +15,7 @@ from callcenter.logs import mask_number
 from callcenter.ports import AssemblyError, Revisits, require
 from callcenter.store.locks import get_for_update
 
-from .campaigns import Settings, contact_row, ensure_campaign, insert_contacts
+from .campaigns import Settings, close_appointment_work, contact_row, ensure_campaign, insert_contacts
 from .models import Attempt, Contact, DoNotCall, Patient
 from .phones import PhoneError, normalise
 from .timeutil import as_utc
@@ -205,6 +205,8 @@ class DialerApi:
             c.state, c.completed_at = "done", when
         elif c.state == "done":
             c.completed_at = c.completed_at or when
+        if c.ref_type == "appointment":  # the missed appointment is dealt with, whichever campaign asks again
+            close_appointment_work(session, [c.ref_id], when, keep_contact=c.id)
         # state 'dialing': the call is still up; its hang-up finishes the contact with this outcome.
         if c.reason == "complaint_followup" and c.ref_id and outcome == "completed" and satisfied is not None:
             self._tell_complaints(session, c, satisfied=satisfied, note=note, at=when)

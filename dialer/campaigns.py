@@ -3,7 +3,10 @@
 * revisit: every treatment x every step of its type's plan (``plans.yaml``) -> one
   contact, due from the local day ``treated + day`` for ``window_days``.
 * no_show: every appointment marked ``missed`` -> one contact, due within
-  ``[dialer] no_show_hours`` of calling time after it was marked.
+  ``[dialer] no_show_hours`` of calling time after it was marked.  A missed appointment
+  is one piece of work across campaigns: it gets no contact while another one for it is
+  open (a partial unique index, ``ux_contacts_open_appointment``) or once a contact dealt
+  with the patient (``HANDLED``); a new one goes to a single campaign (``materialize_all``).
 * complaint_followup / callback: created one by one through :mod:`dialer.api`.
 
 Contacts carry a dedupe key (campaign + source row + step), inserted with
@@ -15,23 +18,26 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import String, and_, case, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import compliance
+from callcenter.errors import InvalidInput
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient, Treatment
 from .timeutil import as_utc, to_dt
 
 KINDS = ("revisit", "no_show", "complaint_followup", "callback")
+# Contact outcomes that mean the patient was dealt with: the work on its source row is over.
+HANDLED = ("reached", "completed", "rebooked", "declined", "opted_out")
 ID_CHUNK = 5000
 MODES = ("progressive", "survey", "predictive")
 STATES = ("draft", "running", "paused")
 
 
-class CampaignError(ValueError):
-    pass
+class CampaignError(InvalidInput):
+    """A campaign definition or command that cannot be carried out as given."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,20 @@ def set_state(session: Session, ref: str | int, state: str) -> Campaign:
     return c
 
 
+def auto_name(kind: str) -> str:
+    """The name of the campaign :func:`ensure_campaign` creates for ``kind`` (``complaint-followup``)."""
+    return kind.replace("_", "-")
+
+
+# Kinds whose campaign is created on first use, so its name is known before it exists.
+AUTO_CREATED = ("complaint_followup", "callback")
+
+
 def ensure_campaign(session: Session, kind: str, settings: Settings) -> Campaign:
     """The campaign that API-created contacts of ``kind`` go to (created running on first use)."""
     c = session.scalar(select(Campaign).where(Campaign.kind == kind).order_by(Campaign.id).limit(1))
     if c is None:
-        c = create_campaign(session, name=kind.replace("_", "-"), kind=kind, mode="progressive",
+        c = create_campaign(session, name=auto_name(kind), kind=kind, mode="progressive",
                             queue=settings.default_queue, state="running")
     return c
 
@@ -104,7 +119,8 @@ def list_campaigns(session: Session) -> list[Campaign]:
 
 
 def insert_contacts(session: Session, rows: list[dict]) -> int:
-    """Insert contacts, skipping dedupe keys that exist; returns how many were new."""
+    """Insert contacts, skipping those that exist (dedupe key) or whose missed appointment
+    already has an open contact (``ux_contacts_open_appointment``); returns how many were new."""
     if not rows:
         return 0
     if session.bind.dialect.name == "postgresql":
@@ -114,8 +130,27 @@ def insert_contacts(session: Session, rows: list[dict]) -> int:
     table = Contact.__table__
     # Core executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
     # with one cached compilation; RETURNING yields only the rows actually inserted.
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    # No conflict target: both unique indexes (dedupe key, open appointment) skip the row.
+    stmt = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return len(session.connection().execute(stmt, rows).all())
+
+
+def close_appointment_work(session: Session, appointment_ids: list, when: dt.datetime,
+                           keep_contact: int | None = None) -> int:
+    """The patient's missed appointments were dealt with (rebooked / declined on another
+    contact, or the hospital's record no longer says missed): their pending contacts in any
+    campaign end ``superseded``.  Returns how many were closed."""
+    refs = [str(i) for i in appointment_ids]
+    total = 0
+    for i in range(0, len(refs), 500):
+        q = update(Contact).where(Contact.ref_type == "appointment", Contact.ref_id.in_(refs[i:i + 500]),
+                                  Contact.state == "pending")
+        if keep_contact is not None:
+            q = q.where(Contact.id != keep_contact)
+        res = session.execute(q.values(state="done", outcome="superseded", completed_at=when)
+                              .execution_options(synchronize_session=False))
+        total += res.rowcount or 0
+    return total
 
 
 def contact_row(campaign_id: int, key: str, *, phone: str, name: str, reason: str, ref_type: str,
@@ -199,9 +234,12 @@ def _materialize_revisit(session, campaign, now, plans, settings, treatment_ids)
 
 def _materialize_no_show(session, campaign, now, settings, rules, appointment_ids) -> int:
     now_dt = to_dt(now)
+    other = and_(Contact.ref_type == "appointment", Contact.ref_id == cast(Appointment.id, String))
     q = (select(Appointment.id, Appointment.patient_id, Appointment.scheduled_at, Patient.phone, Patient.name)
          .join(Patient, Patient.id == Appointment.patient_id)
-         .where(Appointment.status == "missed"))
+         .where(Appointment.status == "missed")
+         # one piece of work: not while another campaign has it open, never once handled
+         .where(~exists().where(other, Contact.state.in_(("pending", "dialing")) | Contact.outcome.in_(HANDLED))))
     if appointment_ids is not None:
         if not appointment_ids:
             return 0
@@ -221,9 +259,13 @@ def _materialize_no_show(session, campaign, now, settings, rules, appointment_id
 
 def materialize_all(session: Session, *, now: float, plans, settings: Settings, rules,
                     treatment_ids=None, appointment_ids=None) -> int:
-    """After an import: give every running or draft revisit/no-show campaign its new contacts."""
+    """After an import: give the revisit campaigns their new contacts, and each newly missed
+    appointment to one no-show campaign (running before draft before paused, then oldest)."""
     total = 0
-    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show")))):
+    order = case((Campaign.state == "running", 0), (Campaign.state == "draft", 1), else_=2)
+    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show")))
+                             .order_by(order, Campaign.id)):
+        # a no-show campaign later in the order finds the appointments taken (open contact)
         total += materialize(session, c, now=now, plans=plans, settings=settings, rules=rules,
                              treatment_ids=treatment_ids if c.kind == "revisit" else None,
                              appointment_ids=appointment_ids if c.kind == "no_show" else None)
@@ -257,7 +299,9 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         n(Attempt.answered_at.is_not(None)),
         n(Attempt.answered_at.is_not(None) & (Attempt.started_at >= since)),
         n(Attempt.abandoned & (Attempt.started_at >= since)),
-        func.count(func.distinct(case((Attempt.answered_at.is_not(None), Attempt.contact_id)))),
+        # "reached" means what it means on an attempt: an agent took the call (abandoned
+        # and hung-up answers are "answered" attempts, not reached contacts)
+        func.count(func.distinct(case((Attempt.connected_at.is_not(None), Attempt.contact_id)))),
     ).where(Attempt.campaign_id == campaign.id)).one()
     disp = dict(session.execute(select(Attempt.disposition, func.count())
                                 .where(Attempt.campaign_id == campaign.id)

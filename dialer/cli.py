@@ -106,7 +106,8 @@ def cmd_import(args, config) -> int:
             print(f"... and {more} more", file=sys.stderr)
         raise UserError(f"{args.file}: {len(result.errors)} problem(s); nothing imported")
     print(f"{args.kind}: {result.rows} rows: {result.inserted} inserted, {result.updated} updated, "
-          f"{result.unchanged} unchanged; {result.contacts_created} contacts created "
+          f"{result.unchanged} unchanged; {result.contacts_created} contacts created, "
+          f"{result.contacts_closed} closed "
           f"({time.monotonic() - started:.1f} s)")
     return 0
 
@@ -185,10 +186,10 @@ def cmd_status(args, config) -> int:
     for st in out:
         print(f"{st['campaign']} ({st['kind']}, {st['mode']}, {st['state']})")
         print(f"  contacts {st['contacts']}: due {st['due']}, pending {st['pending']}, in call {st['in_call']}")
-        print(f"  dialled {st['dialled']}, reached {st['reached']}, completed {st['completed']}, "
+        print(f"  dialled {st['dialled']}, reached an agent {st['reached']}, completed {st['completed']}, "
               f"rebooked {st['rebooked']}, declined {st['declined']}, opted out {st['opted_out']}, "
               f"unreachable {st['unreachable']}, expired {st['expired']}")
-        print(f"  attempts {st['attempts']} ({st['attempts_per_contact']} per contact), "
+        print(f"  attempts {st['attempts']} (answered {st['answered']}, {st['attempts_per_contact']} per contact), "
               f"abandoned rate {st['abandon_rate'] * 100:.1f}% ({days:g} days)")
         if st["survey_responses"]:
             qs = ", ".join(f"{k} {v}" for k, v in st["survey_question_avg"].items())

@@ -18,6 +18,7 @@ import math
 import socket
 from dataclasses import dataclass
 
+from callcenter.ami.gateway import AmiNotConnected, AmiNotSent, AmiTimeout
 from callcenter.logs import mask_number
 from callcenter.ports import AgentAvailability, AmiClient, require_all
 from callcenter.store.retry import retrying
@@ -252,21 +253,19 @@ class Dialer:
                                          caller_id=self.dial.caller_id, variables=variables, **where)
             self.originated += 1
             log.info("attempt %d: dialling %s for campaign %s", aid, mask_number(cl.phone), c["name"])
-        except Exception as exc:  # noqa: BLE001 - classified below
-            kind = type(exc).__name__
-            if kind == "AmiNotConnected" and str(exc).startswith("AMI not connected"):
-                # Refused before anything was written: undo the attempt, retry soon.
-                log.warning("attempt %d: not sent (%s); contact retried in 30 s", aid, exc)
-                self._done(aid)
-                await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
-            elif kind in ("AmiTimeout", "AmiNotConnected"):
-                # Written but unanswered (timeout, link lost): Asterisk may have it.  Keep the
-                # attempt 'dialing'; its OriginateResponse or reconciliation decides, never a resend.
-                log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
-            else:
-                log.warning("attempt %d: Originate refused: %s", aid, exc)
-                self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",
-                                            reason=None))
+        except AmiNotSent as exc:
+            # Refused before anything was written: undo the attempt, retry soon.
+            log.warning("attempt %d: not sent (%s); contact retried in 30 s", aid, exc)
+            self._done(aid)
+            await self.db.run(store.release_unsent, aid, self.clock.seconds(), 30.0)
+        except (AmiTimeout, AmiNotConnected) as exc:
+            # Written but unanswered (timeout, link lost): Asterisk may have it.  Keep the
+            # attempt 'dialing'; its OriginateResponse or reconciliation decides, never a resend.
+            log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
+        except Exception as exc:  # noqa: BLE001 - an Error response (or a bug): the attempt failed
+            log.warning("attempt %d: Originate refused: %s", aid, exc)
+            self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",
+                                        reason=None))
 
     def _forget_stale(self, now: float) -> None:
         """Free capacity held by attempts whose outcome never came (reconciliation owns them)."""

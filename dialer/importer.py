@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select, update
 
 from callcenter.store.base import utcnow
+from callcenter.text import unstorable
 
 from .models import Appointment, Contact, Patient, Treatment
 from .phones import PhoneError, normalise
@@ -53,6 +54,7 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     contacts_created: int = 0
+    contacts_closed: int = 0   # pending no-show calls for appointments no longer missed
     applied: bool = False
     errors: list[RowError] = field(default_factory=list)
 
@@ -103,6 +105,10 @@ def parse_time(value: str, zone: ZoneInfo) -> dt.datetime:
     return d.astimezone(dt.timezone.utc)
 
 
+def _json_kind(v) -> str:
+    return {dict: "an object", list: "an array", bool: "true/false"}.get(type(v), type(v).__name__)
+
+
 def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: ZoneInfo,
               plans) -> tuple[list[dict], list[RowError]]:
     required, optional = COLUMNS[kind]
@@ -124,7 +130,18 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
             bad("*", "more values than columns")
         for k in unknown:
             bad(k, "unknown field")
-        vals = {k: ("" if row.get(k) is None else str(row.get(k)).strip()) for k in required + optional}
+        wrong_type = set()
+        for k in required + optional:
+            v = row.get(k)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                bad(k, f"must be text or a number, not {_json_kind(v)}")
+                wrong_type.add(k)
+            elif isinstance(v, str) and unstorable(v):
+                bad(k, unstorable(v))
+        vals = {k: ("" if row.get(k) is None or not isinstance(row.get(k), (str, int, float))
+                    else str(row.get(k)).strip()) for k in required + optional}
         for k in required:
             if not vals[k]:
                 bad(k, "missing")
@@ -176,6 +193,8 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
                     bad("scheduled_at", str(exc))
             out["department"] = vals["department"][:64]
         out["_line"] = line
+        if wrong_type:  # its type is the problem: not also "missing" or "not a phone number"
+            row_errs = [e for e in row_errs if e.field not in wrong_type or e.reason.startswith("must be")]
         if row_errs:
             errors.extend(row_errs)
         else:
@@ -193,7 +212,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     and the result has ``applied=False`` and every error.  ``region`` and ``settings``
     are the dialer's configured ones; ``timezone`` defaults to the settings'.
     """
-    from .campaigns import materialize_all
+    from .campaigns import close_appointment_work, materialize_all
 
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
@@ -205,7 +224,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     rows = list(rows)
     lines = list(lines) if lines is not None else list(range(1, len(rows) + 1))
     result = ImportResult(kind=kind, source=source)
-    if rows and "__header__" in rows[0]:  # CSV: check the header once
+    if rows and isinstance(rows[0], dict) and "__header__" in rows[0]:  # CSV: check the header once
         header = rows.pop(0)["__header__"]
         hline = lines.pop(0)
         required, optional = COLUMNS[kind]
@@ -231,6 +250,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
               "treatments": ("patient_id", "treatment_type", "treated_at", "doctor"),
               "appointments": ("patient_id", "scheduled_at", "status", "department")}[kind]
     touched: list[int] = []
+    settled: list[int] = []
     stamp = utcnow()
     for i in range(0, len(clean), CHUNK):
         chunk = clean[i:i + CHUNK]
@@ -250,6 +270,8 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
             if not changed:
                 result.unchanged += 1
                 continue
+            if kind == "appointments" and obj.status == "missed" and r["status"] != "missed":
+                settled.append(obj.id)   # rebooked, attended or cancelled at the hospital
             for f in changed:
                 setattr(obj, f, r[f])
             obj.source = source[:128]
@@ -273,8 +295,11 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
         session.flush()
         if progress:
             progress("applied", min(i + CHUNK, len(clean)), len(clean))
+    now = now if now is not None else stamp.timestamp()
+    if settled:
+        result.contacts_closed = close_appointment_work(session, settled, dt.datetime.fromtimestamp(
+            now, dt.timezone.utc))
     if touched and kind != "patients":
-        now = now if now is not None else stamp.timestamp()
         result.contacts_created = materialize_all(
             session, now=now, plans=plans, settings=settings, rules=rules,
             treatment_ids=touched if kind == "treatments" else [],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.base import Base, utcnow
@@ -72,6 +72,11 @@ class Campaign(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# A missed appointment is one piece of work: at most one open contact for it, whichever
+# no-show campaign holds it (the database refuses a second; inserts skip it).
+OPEN_APPOINTMENT = "ref_type = 'appointment' AND state IN ('pending', 'dialing')"
+
+
 class Contact(Base):
     """One person to reach for one reason; the unit the dialer claims."""
 
@@ -80,6 +85,8 @@ class Contact(Base):
         # The due-work index: claim = state 'pending' ordered by next_attempt_at.
         Index("ix_contacts_due", "state", "next_attempt_at"),
         Index("ix_contacts_ref", "ref_type", "ref_id"),
+        Index("ux_contacts_open_appointment", "ref_id", unique=True,
+              sqlite_where=text(OPEN_APPOINTMENT), postgresql_where=text(OPEN_APPOINTMENT)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -95,6 +102,8 @@ class Contact(Base):
     due_before: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     next_attempt_at: Mapped[dt.datetime] = mapped_column()
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | dialing | done
+    # reached | completed | rebooked | declined | opted_out (the patient was dealt with);
+    # unreachable | expired (gave up); superseded (a duplicate closed for another contact)
     outcome: Mapped[str] = mapped_column(String(16), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_disposition: Mapped[str] = mapped_column(String(16), default="")
@@ -123,7 +132,9 @@ class Attempt(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
     channel: Mapped[str] = mapped_column(String(128), default="")
     uniqueid: Mapped[str] = mapped_column(String(64), default="")
-    agent: Mapped[str] = mapped_column(String(128), default="")
+    agent: Mapped[str] = mapped_column(String(128), default="")  # the queue member's name (display)
+    # ... and its interface (e.g. PJSIP/1001): unique per member, what ties the call to a user
+    agent_interface: Mapped[str] = mapped_column(String(128), default="")
     abandoned: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[dt.datetime] = mapped_column(index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import phonenumbers
 
+from callcenter.errors import InvalidInput
 
-class PhoneError(ValueError):
-    pass
+
+class PhoneError(InvalidInput):
+    """Not a phone number we can dial (the message says why)."""
 
 
 def normalise(raw: str, region: str = "CN") -> str:

@@ -93,7 +93,8 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
         insert(Attempt).returning(Attempt.id, Attempt.contact_id, Attempt.campaign_id, Attempt.phone,
                                   sort_by_parameter_order=True),
         [dict(contact_id=cid, campaign_id=camp, phone=phone, instance=instance, state="dialing",
-              disposition="", abandoned=False, started_at=now_dt, channel="", uniqueid="", agent="")
+              disposition="", abandoned=False, started_at=now_dt, channel="", uniqueid="", agent="",
+              agent_interface="")
          for cid, camp, phone in sorted(claimed)],
     ).all()
     return sorted((Claimed(*r) for r in rows), key=lambda c: c.attempt_id)
@@ -154,7 +155,7 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
         _finish_contact(session, c, fact.disposition, now, rules)
         return fact.disposition
     if fact.kind == "connected":
-        a.connected_at, a.agent = to_dt(now), fact.agent[:128]
+        a.connected_at, a.agent, a.agent_interface = to_dt(now), fact.agent[:128], fact.interface[:128]
         if c.state == "dialing" and not c.outcome:
             c.outcome = "reached"
         return None

@@ -37,6 +37,7 @@ class Fact:
     channel: str = ""
     uniqueid: str = ""
     agent: str = ""
+    interface: str = ""
 
 
 @dataclass
@@ -84,7 +85,8 @@ class AttemptTracker:
         if ev == "AgentConnect":
             aid = self._by_call(msg)
             if aid is not None:
-                return [Fact("connected", aid, t, agent=msg.get("MemberName") or msg.get("Interface", ""))]
+                iface = msg.get("Interface", "")
+                return [Fact("connected", aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
             return []
         if ev == "QueueCallerAbandon":
             aid = self._by_call(msg)

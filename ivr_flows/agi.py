@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from callcenter.text import clean
+
 # Order of the environment block as sent by Asterisk 22 (traces 04, 07*).
 ENV_ORDER = (
     "agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language",
@@ -67,7 +69,7 @@ def parse_env(block: bytes) -> Env:
     values: dict[str, str] = {}
     bad = 0
     for raw in block.split(b"\n"):
-        line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        line = clean(raw.rstrip(b"\r").decode("utf-8", "replace"))  # NUL in a caller ID: no row stored
         if not line:
             continue
         key, sep, value = line.partition(":")

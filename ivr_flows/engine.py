@@ -23,6 +23,14 @@ from typing import Any, Callable, Generator
 from zoneinfo import ZoneInfo
 
 from .agi import Env, Reply, command, quote
+
+_CALLABLE = re.compile(r"\+?[0-9]{6,15}")
+
+
+def callable_number(number: str) -> bool:
+    """A number a callback can dial: digits (an optional leading +), 6-15 of them.  A withheld
+    caller ID arrives as "", "unknown", "anonymous", "Restricted", "+" or "0": none is."""
+    return bool(number) and _CALLABLE.fullmatch(number) is not None
 from .flow import Flow
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,7 @@ class Command:
 
 @dataclass
 class Effect:
-    name: str  # queue_load | session_id | voicemail | callback | survey_result
+    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result
     args: dict = field(default_factory=dict)
 
 
@@ -163,11 +171,20 @@ class Engine:
     def _play(self, prompt_id: str, escape: str = "") -> Generator[Step, Any, str | None]:
         reply = yield from self._cmd(command("STREAM FILE", self._file(prompt_id), quote(escape)))
         if reply.code == 200 and reply.result == "-1":
-            if reply.endpos == 0 and not self.channel_gone:
-                self.warn(f"prompt {self._file(prompt_id)} missing on the PBX; carrying on")
-                return None
-            raise CallerHungUp
+            yield from self._still_there(f"STREAM FILE {self._file(prompt_id)}")
+            what = "missing on the PBX" if reply.endpos == 0 else "stopped playing"
+            self.warn(f"prompt {self._file(prompt_id)} {what}; carrying on")
+            return None
         return reply.digit if reply.code == 200 else None
+
+    def _still_there(self, what: str) -> Generator[Step, Any, None]:
+        """``result=-1`` is a hang-up or a failed playback (a missing file answers at once):
+        ask the channel (``CHANNEL STATUS``: 511 once the caller is gone)."""
+        if self.channel_gone:
+            raise CallerHungUp
+        status = yield from self._cmd("CHANNEL STATUS")
+        if status.code != 200 or status.result in ("", "-1"):
+            raise CallerHungUp
 
     def _play_all(self, prompts: Any) -> Generator[Step, Any, None]:
         for pid in prompts if isinstance(prompts, list) else [prompts]:
@@ -175,8 +192,13 @@ class Engine:
 
     def _get_data(self, prompt_id: str, timeout: float, maxdigits: int) -> Generator[Step, Any, str]:
         reply = yield from self._cmd(
-            command("GET DATA", self._file(prompt_id), int(timeout * 1000), int(maxdigits)), media=True)
+            command("GET DATA", self._file(prompt_id), int(timeout * 1000), int(maxdigits)))
         if reply.code != 200:
+            return ""
+        if reply.result == "-1":
+            yield from self._still_there(f"GET DATA {self._file(prompt_id)}")
+            self.warn(f"prompt {self._file(prompt_id)} missing on the PBX (GET DATA answered "
+                      "200 result=-1 on a live channel); taken as no input")
             return ""
         return re.sub(r"[^0-9*#A-D]", "", reply.result)
 
@@ -360,6 +382,8 @@ class Engine:
         return None
 
     def _n_voicemail(self, nid, node):
+        """Record a message; one that was not recorded is never acted on: the caller hears
+        the apology of node ``failed`` (which offers a callback) instead of the thanks."""
         if node.get("prompt"):
             yield from self._play_all(node["prompt"])
         started = self.now()
@@ -368,26 +392,67 @@ class Engine:
         base = f"{self.recordings_dir}/voicemail/{day}/voicemsg-{uid}"
         max_ms = int(float(node.get("max_seconds", 120)) * 1000)
         silence = int(node.get("silence_seconds", 5))
+        problem = yield Effect("voicemail_prepare", {"path": base})
+        if problem:
+            return self._voicemail_failed(node, f"not recorded: {problem}")
         if self.channel_gone:
             raise CallerHungUp
         reply = yield Command(command("RECORD FILE", quote(base), "wav", quote("#"), max_ms, 0,
                                       f"s={silence}"))
         if not isinstance(reply, Reply) or reply.code == 511:
             raise CallerHungUp
-        hung = reply.result == "-1"
+        if reply.code != 200 or reply.data not in ("dtmf", "timeout", "hangup"):
+            if reply.code == 200 and reply.data == "randomerror" and reply.result == "-1":
+                raise CallerHungUp  # hung up during the beep: nothing recorded, nobody to tell
+            line = reply.lines[0] if reply.lines else str(reply.code)
+            return self._voicemail_failed(node, f"RECORD FILE {base} answered {line!r}")
+        hung = reply.data == "hangup"
         self.result = "voicemail"
         ids = yield Effect("voicemail", {
             "path": base + ".wav", "link": node.get("link", "complaint"), "started_at": started,
+            "callback_phone": self.caller_number if callable_number(self.caller_number) else "",
             "duration": max(0.0, self.now() - started), "endpos": reply.endpos or 0,
         })
-        self.details.update(ids or {})
+        ids = dict(ids or {})
+        unusable = ids.pop("unusable", None)
+        self.details.update(ids)
+        target = self._voicemail_failed(node, unusable) if unusable else node["next"]
         if hung:
             raise CallerHungUp
-        return node["next"]
+        return target
+
+    def _voicemail_failed(self, node, why: str) -> str:
+        self.result = "voicemail_failed"
+        self.details["voice_message_error"] = why[:300]
+        self.warn(f"voice message {why}")
+        return node["failed"]
 
     def _n_callback(self, nid, node):
-        cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR")})
-        if cid is not None:
+        """Store a callback request for a number we can call: the caller ID, or (withheld)
+        one the caller keys in when ``ask_prompt`` is given.  Only a stored (or queued)
+        request is confirmed; otherwise ``unavailable_prompt`` says a callback is not
+        possible and the call goes on at ``unavailable`` (default ``next``)."""
+        phone = self.caller_number if callable_number(self.caller_number) else ""
+        if not phone and node.get("ask_prompt"):
+            retries = int(node.get("retries", 2))
+            for attempt in range(retries + 1):
+                got = (yield from self._get_data(node["ask_prompt"], float(node.get("timeout", 8)), 15)).rstrip("#")
+                if callable_number(got):
+                    phone = got
+                    self.details["callback_number"] = "entered"
+                    break
+                if attempt < retries and node.get("invalid_prompt"):
+                    yield from self._play_all(node["invalid_prompt"])
+        cid = None
+        if phone:
+            cid = yield Effect("callback", {"reason": node.get("reason", "callback requested in IVR"),
+                                            "phone": phone})
+        if cid is None:
+            self.result = "callback_unavailable" if phone else "callback_no_number"
+            if node.get("unavailable_prompt"):
+                yield from self._play_all(node["unavailable_prompt"])
+            return node.get("unavailable", node["next"])
+        if isinstance(cid, int):
             self.details["contact_id"] = cid
         self.result = "callback"
         if node.get("prompt"):

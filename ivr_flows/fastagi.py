@@ -34,6 +34,7 @@ from .agi import MAX_ENV_BYTES, R200, EnvError, Env, Reply, parse_env
 
 log = logging.getLogger(__name__)
 ENV_TIMEOUT = 10.0           # seconds to receive the agi_* block
+REPLY_TIMEOUT = 120.0        # seconds Asterisk may take to answer a command, beyond its own timeout
 MAX_REPLY_LINE = 1024 * 1024  # a longer "line" is not Asterisk: handled as a closed connection
 _CODE = re.compile(r"^\d{3}")
 EOF = {"status_code": None, "result": ("", ""), "msg": "connection closed by Asterisk",
@@ -89,6 +90,28 @@ def to_reply(result: dict) -> Reply | None:
     return Reply(result["status_code"], value, data if data != "" else None, endpos, lines)
 
 
+def reply_deadline(command: str, base: float) -> float:
+    """Seconds to wait for the reply to ``command``: ``base`` (prompt playback, a busy PBX)
+    plus the time the command itself may legitimately take (GET DATA's digit timeout per
+    digit, RECORD FILE's maximum length, WAIT FOR DIGIT's timeout)."""
+    words = command.split()
+    extra_ms = 0
+    try:
+        if command.startswith("GET DATA") and len(words) >= 4:
+            extra_ms = int(words[3]) * max(1, int(words[4]) if len(words) > 4 else 1)
+        elif command.startswith("RECORD FILE") and len(words) >= 6:
+            extra_ms = int(words[5])
+        elif command.startswith("WAIT FOR DIGIT") and len(words) >= 4:
+            extra_ms = int(words[3])
+    except ValueError:
+        extra_ms = 0
+    return base + max(0, extra_ms) / 1000.0
+
+
+class ReplyTimeout(EnvError):
+    """Asterisk did not answer a command within its deadline: the session is dropped."""
+
+
 class AgiRequest(fast_agi.Request):
     """One FastAGI connection: panoramisk's Request with a ``send_command`` that
     follows Asterisk (unsolicited ``HANGUP``, 511, multi-line 5xx, EOF).
@@ -98,8 +121,10 @@ class AgiRequest(fast_agi.Request):
     time from the last reply bytes read to the next command written."""
 
     def __init__(self, app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 encoding: str = "utf-8", *, latency: list | None = None):
+                 encoding: str = "utf-8", *, latency: list | None = None,
+                 reply_timeout: float = REPLY_TIMEOUT):
         super().__init__(app, OrderedDict(), reader, writer, encoding=encoding)
+        self.reply_timeout = reply_timeout
         self.env = Env({})
         self.hungup = False
         self.on_hangup: Callable[[], Any] | None = None
@@ -155,7 +180,8 @@ class AgiRequest(fast_agi.Request):
 
         An unsolicited ``HANGUP`` before the reply is noted (``hungup``), not
         returned; ``100 Trying`` is skipped; a ``NNN-`` block is read to its
-        ``NNN `` line (``lines`` holds every line); at EOF the dict has ``eof``."""
+        ``NNN `` line (``lines`` holds every line); at EOF the dict has ``eof``.
+        No reply within :func:`reply_deadline` raises :class:`ReplyTimeout`."""
         self.writer.write((command + "\n").encode(self.encoding))
         if self.latency is not None and self._t_read is not None:
             self.latency.append(time.perf_counter() - self._t_read)
@@ -163,6 +189,13 @@ class AgiRequest(fast_agi.Request):
             await self.writer.drain()
         except ConnectionError:
             pass  # the reply read below sees the EOF
+        deadline = reply_deadline(command, self.reply_timeout)
+        try:
+            return await asyncio.wait_for(self._reply(), deadline)
+        except asyncio.TimeoutError:
+            raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
+
+    async def _reply(self) -> dict:
         block: list[str] | None = None
         while True:
             try:
@@ -210,7 +243,8 @@ class AgiApplication(fast_agi.Application):
 
     def __init__(self, default_encoding: str = "utf-8", loop: Any = None, *,
                  resolve: Callable[[str], Route | None] | None = None,
-                 latency: list | None = None, env_timeout: float = ENV_TIMEOUT):
+                 latency: list | None = None, env_timeout: float = ENV_TIMEOUT,
+                 reply_timeout: float = REPLY_TIMEOUT):
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -220,6 +254,7 @@ class AgiApplication(fast_agi.Application):
         self.resolve = resolve
         self.latency = latency
         self.env_timeout = env_timeout
+        self.reply_timeout = reply_timeout
 
     def add_route(self, path: str, endpoint: Route) -> None:
         # panoramisk wraps a plain function with asyncio.coroutine, gone in 3.11 (PITFALLS 6)
@@ -240,7 +275,8 @@ class AgiApplication(fast_agi.Application):
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Read the environment, run the route for it, close.  Errors propagate to the caller
         (the server logs them); the socket is closed in every case."""
-        request = AgiRequest(self, reader, writer, encoding=self.default_encoding, latency=self.latency)
+        request = AgiRequest(self, reader, writer, encoding=self.default_encoding, latency=self.latency,
+                             reply_timeout=self.reply_timeout)
         try:
             if not await asyncio.wait_for(request.read_env(), self.env_timeout):
                 return

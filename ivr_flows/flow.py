@@ -28,8 +28,10 @@ NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     "branch": ({"cases", "default"}, set(), False),
     "set": ({"next"}, {"vars", "channel"}, False),
     "queue": ({"queue"}, {"priority", "prompt"}, True),
-    "voicemail": ({"next"}, {"prompt", "max_seconds", "link", "silence_seconds"}, False),
-    "callback": ({"next"}, {"prompt", "reason"}, False),
+    # failed: where a caller goes whose message could not be recorded (apology, callback offer)
+    "voicemail": ({"next", "failed"}, {"prompt", "max_seconds", "link", "silence_seconds"}, False),
+    "callback": ({"next"}, {"prompt", "reason", "ask_prompt", "invalid_prompt", "retries", "timeout",
+                            "unavailable_prompt", "unavailable"}, False),
     "report": ({"next"}, {"answers", "opted_out"}, False),
     "transfer": (set(), {"target", "prompt"}, True),
     "hangup": (set(), {"prompt", "result"}, True),
@@ -191,7 +193,7 @@ def _parse_hours(raw: Any, path: str, problems: list[Problem]) -> Hours | None:
 def _targets(node: LDict) -> list[tuple[str, Any, int]]:
     """(label, target, line) for every outgoing edge of a node."""
     out: list[tuple[str, Any, int]] = []
-    for key in ("next", "default"):
+    for key in ("next", "default", "unavailable", "failed"):
         if key in node:
             out.append((key, node[key], node.line_of(key)))
     if node.get("type") == "menu" and isinstance(node.get("options"), LDict):
@@ -209,7 +211,7 @@ def _targets(node: LDict) -> list[tuple[str, Any, int]]:
 
 def _prompt_refs(node: LDict) -> list[tuple[str, int]]:
     refs = []
-    for key in ("prompt", "invalid_prompt", "timeout_prompt"):
+    for key in ("prompt", "invalid_prompt", "timeout_prompt", "ask_prompt", "unavailable_prompt"):
         if key in node:
             val = node[key]
             for p in (val if isinstance(val, list) else [val]):

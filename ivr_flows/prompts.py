@@ -3,7 +3,7 @@
 Output layout matches what the engine asks the PBX to play:
 ``<out>/<lang>/<flow>/<prompt>.wav`` -> ``STREAM FILE <prompt_base>/<lang>/<flow>/<prompt>``
 (copy ``<out>`` to ``/var/lib/asterisk/sounds/<prompt_base>``).  Missing tools are
-a warning, not an error: the engine carries on when a prompt file is missing.
+a warning, not an error.  :func:`missing_files` is the start-up check of ``[agi] sounds_dir``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,23 @@ from pathlib import Path
 from .flow import Flow
 
 VOICES = {"zh": "cmn", "en": "en"}
+# formats Asterisk can play a prompt from (file name without extension in STREAM FILE)
+SOUND_FORMATS = ("wav", "gsm", "ulaw", "alaw", "sln", "g722", "wav16", "g729")
+
+
+def missing_files(flows: list[Flow], sounds_dir: Path, base: str) -> list[str]:
+    """Every prompt file the flows play (``<base>/<lang>/<flow>/<prompt>`` or a ``file:``)
+    that is in no format under Asterisk's ``sounds_dir`` (nor its ``en/``); sorted."""
+    out = set()
+    for flow in flows:
+        for pid in flow.prompts:
+            for lang in flow.languages:
+                name = flow.prompt_file(pid, lang, base)
+                candidates = [Path(name)] if Path(name).is_absolute() else [sounds_dir / name,
+                                                                           sounds_dir / "en" / name]
+                if not any(c.with_name(f"{c.name}.{ext}").is_file() for c in candidates for ext in SOUND_FORMATS):
+                    out.add(name)
+    return sorted(out)
 
 
 @dataclass

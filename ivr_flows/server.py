@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callcenter.logs import mask_number
+from callcenter.errors import DomainError
+from callcenter.logs import RepeatLimiter, mask_number
 from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys, VoiceMessages,
                              require_all)
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
 from .engine import Done, Effect, Engine
-from .fastagi import AgiApplication, AgiRequest, to_reply
+from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 from .writes import SessionWrites
 
@@ -94,7 +95,8 @@ class AgiServer:
                  recordings_dir: str, db: Any = None, flows_dir: str | Path | None = None,
                  timezone: str = "Asia/Shanghai", country: str = "CN",
                  prompt_base: str = "callcenter", latency: list | None = None,
-                 shutdown_write_timeout: float = 10.0):
+                 shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
+                 reply_timeout: float = REPLY_TIMEOUT, sounds_dir: str | Path | None = None):
         if not isinstance(ports, IvrPorts):
             raise AssemblyError(f"AgiServer: ports must be IvrPorts, not {type(ports).__name__}")
         self.host, self.port = host, port
@@ -106,6 +108,8 @@ class AgiServer:
         self.recordings_dir = recordings_dir
         self.ports = ports
         self.latency = latency
+        self.sounds_dir = Path(sounds_dir) if sounds_dir else None
+        self.missing_prompts: list[str] = []  # what the start-up check found
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._flows: dict[str, tuple[float, Flow]] = {}
@@ -113,7 +117,12 @@ class AgiServer:
         self.active = 0
         self.writes: SessionWrites | None = None  # the sessions' database writes (start)
         self.shutdown_write_timeout = shutdown_write_timeout
-        self.app = AgiApplication(resolve=self._resolve, latency=latency)
+        self.max_sessions = max_sessions  # more at once are refused at accept: the fds stay bounded
+        self.refused = 0
+        self.shed = 0
+        self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
+        self._refusals = RepeatLimiter(log, self, interval=60.0)
+        self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
     # -- component ------------------------------------------------------------
     async def start(self) -> None:
@@ -124,6 +133,7 @@ class AgiServer:
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+        self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -153,11 +163,33 @@ class AgiServer:
         if n:
             log.warning("closed %d IVR sessions left open by the last run (result 'interrupted')", n)
 
+    def check_prompts(self) -> list[str]:
+        """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's
+        sounds directory lacks: a caller would hear nothing there."""
+        from .prompts import missing_files
+
+        if self.sounds_dir is None:
+            log.info("IVR prompts not checked: [agi] sounds_dir not set (Asterisk's sounds directory)")
+            return []
+        if not self.sounds_dir.is_dir():
+            log.error("IVR prompts not checked: sounds directory %s is not readable here", self.sounds_dir)
+            return []
+        flows = [f for f in (self.flow(name) for name in sorted(self.app._route)) if f is not None]
+        self.missing_prompts = missing_files(flows, self.sounds_dir, self.prompt_base)
+        if self.missing_prompts:
+            log.error("IVR prompts missing in %s (callers hear nothing there; `callcenter prompts build "
+                      "--out %s/%s`): %s", self.sounds_dir, self.sounds_dir, self.prompt_base,
+                      ", ".join(self.missing_prompts))
+        return self.missing_prompts
+
     def flows_root(self) -> Path:
         return self.flows_dir or FLOWS_DIR
 
     def now(self) -> float:
         return self.clock.seconds()
+
+    def seconds(self) -> float:  # IReactorTime-like, for the repeat limiter
+        return self.now()
 
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
@@ -190,7 +222,14 @@ class AgiServer:
         return self._run_flow if flow_path(name, self.flows_dir) is not None else None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_sessions and not self._shed_one():
+            self.refused += 1
+            self._refusals.warning("cap", "FastAGI session refused: %d sessions open ([agi] max_sessions)",
+                                   self.active)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
+        self._no_env[writer] = task
         self._tasks.add(task)
         self.active += 1
         try:
@@ -204,13 +243,27 @@ class AgiServer:
         finally:
             self.active -= 1
             self._tasks.discard(task)
+            self._no_env.pop(writer, None)
             try:
                 writer.close()
             except Exception:  # pragma: no cover
                 pass
 
+    def _shed_one(self) -> bool:
+        """At the cap, drop the oldest connection that has not sent its environment: Asterisk
+        sends it at once, so that is not a caller, and a flood of them must not keep one out."""
+        for writer in self._no_env:
+            del self._no_env[writer]
+            self.shed += 1
+            self._refusals.info("shed", "FastAGI session cap reached: a connection without its "
+                                        "environment dropped for a new one")
+            writer.transport.abort()
+            return True
+        return False
+
     async def _run_flow(self, request: AgiRequest) -> None:
         """The route of every flow: run the engine over the request's commands."""
+        self._no_env.pop(request.writer, None)
         env = request.env
         flow = self.flow(env.script)
         if flow is None:
@@ -236,19 +289,31 @@ class AgiServer:
         log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
                  engine.result, "/".join(engine.path))
 
+    async def prepare_voice_message(self, path: str) -> str | None:
+        """Make the voice message's directory exist (off the loop); None, or why not (logged)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.ports.voice_messages.prepare_voice_message, path)
+        except OSError as exc:
+            log.error("voice message cannot be recorded: %s", exc)
+            return str(exc)
+        return None
+
     async def _effect(self, eff: Effect, engine: Engine, record: "_SessionRecord") -> Any:
         try:
             if eff.name == "queue_load":
                 return self.queue_load(eff.args["queue"])
             if eff.name == "session_id":
                 return await record.session_id()
+            if eff.name == "voicemail_prepare":
+                return await self.prepare_voice_message(eff.args["path"])
             if eff.name == "voicemail":
                 return await record.voicemail(eff.args)
             if eff.name == "callback":
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
-        except LookupError as exc:  # caller/network data naming nothing we know: bad input, not a bug
+        except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
         except Exception:
@@ -376,7 +441,8 @@ class _SessionRecord:
             row = self._row(s)
             before = self._done_before(row, "voicemail")
             if before is not None:
-                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id") if k in before}}
+                return {**out, **{k: before[k] for k in ("recording_id", "ticket_id", "contact_id", "unusable")
+                                  if k in before}}
             res = dict(out)
             rid = None
             try:  # a catalogue failure must not lose the ticket / callback
@@ -385,6 +451,10 @@ class _SessionRecord:
                         s, path=args["path"], uniqueid=eng.uniqueid, caller_number=eng.caller_number,
                         started_at=_utc(args["started_at"]), duration=args["duration"])
                 res["recording_id"] = rid
+                if not ports.voice_messages.usable(s, rid):  # empty, cut short or not there
+                    res["unusable"] = "file empty or missing after RECORD FILE (see recordings)"
+                    self._mark(row, "voicemail", recording_id=rid, unusable=res["unusable"])
+                    return res
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -395,9 +465,11 @@ class _SessionRecord:
                     s, caller_number=eng.caller_number, uniqueid=eng.uniqueid, ivr_session_id=self.sid,
                     caller_name=eng.caller_name, recording_id=rid, received_at=_utc(args["started_at"]),
                     language=eng.language)
+            elif args["link"] == "callback" and not args.get("callback_phone"):
+                eng.warn("voice message kept; caller ID withheld, no callback requested")
             elif args["link"] == "callback":
                 res["contact_id"] = ports.callbacks.request_callback(
-                    s, phone=eng.caller_number, name=eng.caller_name, reason="voice message",
+                    s, phone=args["callback_phone"], name=eng.caller_name, reason="voice message",
                     requested_at=_utc(args["started_at"]), ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
             return res
@@ -417,13 +489,14 @@ class _SessionRecord:
             before = self._done_before(row, "callback")
             if before is not None:
                 return before.get("contact_id")
-            cid = callbacks.request_callback(s, phone=eng.caller_number, name=eng.caller_name,
+            cid = callbacks.request_callback(s, phone=args["phone"], name=eng.caller_name,
                                              reason=args["reason"], requested_at=requested_at,
                                              ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
         w = self.lane.submit(work, self._what("callback request"))
-        return await self.server.writes.wait(w, None)
+        # database down: the request is queued and retried until stored, so it may be confirmed
+        return await self.server.writes.wait(w, "queued")
 
     async def survey_result(self, args: dict) -> Any:
         surveys = self.server.ports.surveys

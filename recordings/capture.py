@@ -1,10 +1,13 @@
 """Starting recordings on answered calls and cataloguing them when the call ends.
 
 :class:`CaptureTracker` is the sans-IO core: it is fed AMI events and returns
-:class:`Start` / :class:`Stop` commands.  :class:`RecordingsComponent` (service
-component ``"recordings"``) runs them: catalogue row first (``recording``), then
-``MixMonitor`` on the caller's channel over the AMI gateway; after the caller's
-``Hangup`` it reads the file off the loop and finalises the row.
+:class:`Start` / :class:`Attach` (a recorded campaign call reached an agent) /
+:class:`Stop` commands.  :class:`RecordingsComponent` (service
+component ``"recordings"``) runs them: a fact in the local :mod:`.journal` first, then
+``MixMonitor`` on the caller's channel over the AMI gateway at once (never waiting for
+the database); the catalogue row (``recording``) follows from the journal, retried
+through a database outage; after the caller's ``Hangup`` it reads the file off the loop
+and finalises the row.
 
 Why ``Hangup`` and not ``MixMonitorStop``: a monitor left running until the call
 ends produces no ``MixMonitorStop`` at all, and ``MixMonitorStop`` never carries
@@ -17,14 +20,17 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
 from callcenter.ports import AmiClient, require
+from callcenter.store.retry import TRANSIENT, retrying
 
 from . import catalog, layout
+from .journal import Journal, unsettled
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,9 +48,19 @@ class Start:
     agent: str | None = None
     agent_name: str | None = None
     caller_number: str | None = None
-    # Outbound with only the dialer's campaign id known: the component looks the
-    # campaign up (name, kind) and applies the campaign policy before recording.
+    # Outbound: the component looks the campaign up in the dialer (by id, else by name)
+    # for its name and kind, and applies the campaign policy before recording.
     campaign_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Attach:
+    """A recorded campaign call was queued to an agent: the recording gets its queue and agent."""
+
+    uniqueid: str
+    queue: str | None
+    agent: str | None
+    agent_name: str | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,36 @@ class CaptureTracker:
     def forget(self, uniqueid: str) -> None:
         self.active.pop(uniqueid, None)
 
+    @staticmethod
+    def answered_in_queue(channels: list) -> list:
+        """``CoreShowChannel`` items of callers talking to a queue agent: the caller leg runs
+        ``Queue`` and is in a bridge (trace 08; a caller still waiting has no BridgeId)."""
+        return [m for m in channels if m.get("Application") == "Queue" and m.get("BridgeId")
+                and m.get("ChannelState") == "6" and m.get("Uniqueid") and m.get("Channel")]
+
+    def recover(self, channels: list, t: float, campaign_ids: dict[str, str]) -> list[Start]:
+        """After a reconnect: answered queue calls nobody records (answered while the AMI link
+        was down, so no ``AgentConnect`` was seen) that policy says to record, from now on.
+        ``campaign_ids``: the dialer's campaign id of those that are campaign calls."""
+        out = []
+        for m in self.answered_in_queue(channels):
+            uid, channel = m["Uniqueid"], m["Channel"]
+            if uid in self.active:
+                continue
+            queue = (m.get("ApplicationData") or "").split(",")[0]
+            cid = campaign_ids.get(uid)
+            if cid:  # the campaign's policy decides, once the component has looked it up
+                start = Start(uid, channel, "outbound", f"campaign-{cid}", t, caller_number=m.get("CallerIDNum"),
+                              campaign_id=cid)
+            elif self.settings.policy.record_queue_call(queue, uid):
+                start = Start(uid, channel, self.settings.kind_for_queue(queue), queue or "queue", t,
+                              queue=queue or None, caller_number=m.get("CallerIDNum"))
+            else:
+                continue
+            self.active[uid] = Active(start)
+            out.append(start)
+        return out
+
     def feed(self, msg: Any, t: float) -> list[Start | Stop]:
         ev = msg.event
         if ev == "VarSet":
@@ -131,7 +177,11 @@ class CaptureTracker:
 
     def _agent_connect(self, msg, t: float) -> list:
         uid, channel, queue = msg.get("Uniqueid"), msg.get("Channel"), msg.get("Queue") or ""
-        if not uid or not channel or uid in self.active or uid in self._outbound:
+        if uid and uid in self._outbound:  # a campaign call: its policy decided at the answer
+            if uid in self.active:
+                return [Attach(uid, queue or None, msg.get("Interface"), msg.get("MemberName"))]
+            return []
+        if not uid or not channel or uid in self.active:
             return []
         if not self.settings.policy.record_queue_call(queue, uid):
             return []
@@ -154,11 +204,9 @@ class CaptureTracker:
         if not campaign and not campaign_id:
             return []  # not a campaign call (or the dialer told us nothing): queue policy applies
         self._remember(self._outbound, uid, campaign or campaign_id or "")
-        if campaign and not self.settings.policy.record_campaign_call(campaign, uid):
-            return []
+        # the policy needs the campaign's kind too: the component resolves it, then decides
         start = Start(uid, channel, "outbound", campaign or f"campaign-{campaign_id}", t,
-                      campaign=campaign, caller_number=msg.get("CallerIDNum"),
-                      campaign_id=None if campaign else campaign_id)
+                      campaign=campaign, caller_number=msg.get("CallerIDNum"), campaign_id=campaign_id)
         self.active[uid] = Active(start)
         return [start]
 
@@ -172,13 +220,23 @@ class RecordingsComponent:
 
     name = "recordings"
 
-    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient):
+    COMPACT_EVERY = 500  # settled recordings between journal compactions
+
+    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient, journal: Journal | None = None):
         self.settings = settings
         self.db = db
         self.clock = clock
         self.gateway = gateway
+        self.journal = journal or Journal(settings.journal_path)
+        # file work (journal, fingerprints) never queues behind a database that hangs
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordings-io")
         self.tracker = CaptureTracker(settings)
         self._ids: dict[str, tuple[int, str]] = {}  # uniqueid -> (recording id, relative path)
+        self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
+        self._settled_since_compact = 0
+        self._end_unknown: set[str] = set()
+        self._campaigns: dict[str, tuple[str, str | None]] = {}  # "id|name" -> (name, kind)
+        self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -223,7 +281,15 @@ class RecordingsComponent:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         require(self.gateway, AmiClient, "recordings capture")
-        await self.db.run_blocking(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
+        if self.settings.policy.campaign_names:
+            check_campaign_names(self.settings.policy, await self.db.run(_campaign_names))
+        await self._file_io(lambda: self.settings.directory.mkdir(parents=True, exist_ok=True))
+        try:
+            entries = await self._file_io(self.journal.open)
+        except OSError as exc:
+            raise RuntimeError(f"recordings journal {self.journal.path} cannot be opened ({exc}); "
+                               "set [recordings] journal to a writable file on a local disk") from None
+        await self._replay(entries)
         self.gateway.subscribe(self._on_event)
         self.gateway.on_connect(self._resync)
         if self.gateway.connected:
@@ -231,6 +297,9 @@ class RecordingsComponent:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task, failed in list(self._writes.items()):
+            if failed:  # waiting out an outage: the journal has it
+                task.cancel()
         for uid, (call, t) in list(self._timers.items()):
             if call.active():
                 call.cancel()
@@ -238,6 +307,33 @@ class RecordingsComponent:
         self._timers.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        owed = await self._file_io(self.journal.compact)
+        if owed:
+            log.warning("recordings: %d recording(s) not yet catalogued; kept in %s for the next start",
+                        owed, self.journal.path)
+        await self._file_io(self.journal.close)
+        self._io.shutdown(wait=True)
+
+    async def _file_io(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def _replay(self, entries: list[dict]) -> None:
+        """Catalogue what a previous run started but could not store (its database was down,
+        or it stopped first); settle what has ended, follow the rest like adopted calls."""
+        owed = unsettled(entries)
+        if owed:
+            log.info("recordings: %d recording(s) from the journal to catalogue", len(owed))
+        for uid, o in owed.items():
+            f = o.start
+            self._rows[uid] = self._spawn(self._catalogue(f))
+            if o.refused is not None:
+                self._spawn(self._settle_refused(uid, o.refused, f["t"]))
+            elif o.ended is not None:
+                self._spawn(self._finalize(uid, o.ended, attempt=0))
+            else:
+                self.tracker.adopt(Start(uid, f["channel"], f["kind"], f["rel"].split("/")[-2], f["t"],
+                                         queue=f.get("queue"), campaign=f.get("campaign"),
+                                         caller_number=f.get("caller_number")))
 
     # -- events -------------------------------------------------------------------------
     def _spawn(self, coro) -> asyncio.Future:
@@ -255,6 +351,8 @@ class RecordingsComponent:
         for cmd in self.tracker.feed(msg, t):
             if isinstance(cmd, Start):
                 self._starting[cmd.uniqueid] = self._spawn(self._start(cmd))
+            elif isinstance(cmd, Attach):
+                self._spawn(self._attach(cmd))
             else:
                 self._spawn(self._stopped(cmd))
 
@@ -266,14 +364,24 @@ class RecordingsComponent:
                 log.exception("recordings listener failed")
 
     async def _start(self, cmd: Start) -> None:
-        if cmd.campaign_id is not None:
-            try:
-                name, kind = await self.db.run(_campaign, cmd.campaign_id)
-            except Exception:  # noqa: BLE001 - no dialer tables: fall back to the id
-                log.warning("recordings: cannot look up campaign %s", cmd.campaign_id, exc_info=True)
-                name, kind = None, None
-            name = name or f"campaign-{cmd.campaign_id}"
-            if not self.settings.policy.record_campaign_call(name, cmd.uniqueid):
+        if cmd.kind == "outbound":
+            key = f"{cmd.campaign_id}|{cmd.campaign}"
+            known = self._campaigns.get(key)  # a campaign's name and kind never wait twice
+            if known is not None:
+                name, kind = known
+            else:
+                try:
+                    name, kind = await self.db.run(_campaign, cmd.campaign_id, cmd.campaign)
+                except Exception:  # noqa: BLE001 - database down: the policy cannot be applied
+                    log.exception("recordings: cannot look up campaign %s; not recording %s",
+                                  cmd.campaign or cmd.campaign_id, cmd.uniqueid)
+                    self.tracker.forget(cmd.uniqueid)
+                    self._starting.pop(cmd.uniqueid, None)
+                    return
+                if name is not None:
+                    self._campaigns[key] = (name, kind)
+            name = name or cmd.campaign or f"campaign-{cmd.campaign_id}"
+            if not self.settings.policy.record_campaign_call(name, kind, cmd.uniqueid):
                 self.tracker.forget(cmd.uniqueid)
                 self._starting.pop(cmd.uniqueid, None)
                 return
@@ -281,19 +389,18 @@ class RecordingsComponent:
                                       kind="complaint" if kind == "complaint_followup" else cmd.kind)
         when = dt.datetime.fromtimestamp(cmd.t, tz=self._zone)
         rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format)
+        fact = {"op": "start", "uid": cmd.uniqueid, "rel": rel, "kind": cmd.kind, "channel": cmd.channel,
+                "t": cmd.t, "queue": cmd.queue, "campaign": cmd.campaign, "agent": cmd.agent,
+                "agent_name": cmd.agent_name, "caller_number": cmd.caller_number}
         try:
-            rec_id = await self.db.run(
-                catalog.start, rel=rel, kind=cmd.kind, uniqueid=cmd.uniqueid, channel=cmd.channel,
-                started_at=utc(cmd.t), settings=self.settings, queue=cmd.queue,
-                campaign=cmd.campaign, agent=cmd.agent, agent_name=cmd.agent_name,
-                caller_number=cmd.caller_number, fmt=self.settings.format)
-        except Exception:  # noqa: BLE001 - e.g. a duplicate path after a restart
-            log.exception("recordings: cannot catalogue %s; not recording it", cmd.uniqueid)
+            await self._file_io(self.journal.append, fact)
+        except OSError as exc:  # no durable note: a recording nobody could find is not made
+            log.error("recordings: journal %s not writable (%s); not recording %s",
+                      self.journal.path, exc, cmd.uniqueid)
             self.tracker.forget(cmd.uniqueid)
             self._starting.pop(cmd.uniqueid, None)
             return
-        self._ids[cmd.uniqueid] = (rec_id, rel)
-        self._notify("started", rec_id, cmd.uniqueid, "recording")
+        self._rows[cmd.uniqueid] = self._spawn(self._catalogue(fact))
         action = [("Action", "MixMonitor"), ("Channel", cmd.channel),
                   ("File", self.settings.asterisk_path(rel))]
         if self.settings.mixmonitor_options:
@@ -308,19 +415,83 @@ class RecordingsComponent:
             log.warning("recordings: MixMonitor refused for %s (%s): %s",
                         cmd.uniqueid, mask_number(cmd.caller_number), exc)
             self.tracker.forget(cmd.uniqueid)
-            self._ids.pop(cmd.uniqueid, None)
             self._starting.pop(cmd.uniqueid, None)
-            await self.db.run(catalog.mark_failed, rec_id, f"MixMonitor: {exc}", utc(cmd.t))
-            self._notify("finalized", rec_id, cmd.uniqueid, "failed")
+            await self._file_io(self.journal.append, {"op": "refused", "uid": cmd.uniqueid,
+                                                      "error": f"MixMonitor: {exc}"})
+            await self._settle_refused(cmd.uniqueid, f"MixMonitor: {exc}", cmd.t)
             return
-        log.info("recording %s started for %s %s", rec_id, cmd.kind, cmd.group)
+        log.info("recording of %s started for %s %s", cmd.uniqueid, cmd.kind, cmd.group)
+
+    async def _write(self, fn, *args, **kw):
+        """A catalogue write, retried while the database is unavailable; at stop a write
+        waiting to retry is abandoned (the journal keeps its fact for the next start)."""
+        failed: list[BaseException] = []
+
+        def on_failure(exc, delay):
+            failed.append(exc)
+            log.warning("recordings: database unavailable (%s); retrying in %.1f s",
+                        exc.__class__.__name__, delay)
+        task = asyncio.ensure_future(retrying(
+            self.db, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5, max_delay=10.0,
+            give_up=lambda: self._stopping, on_failure=on_failure))
+        self._writes[task] = failed
+        try:
+            return await task
+        finally:
+            self._writes.pop(task, None)
+
+    async def _catalogue(self, f: dict) -> None:
+        """The ``recording`` row of a journal ``start`` fact (idempotent: a replay finds it)."""
+        rec_id = await self._write(
+            catalog.start_or_get, rel=f["rel"], kind=f["kind"], uniqueid=f["uid"], channel=f["channel"],
+            started_at=utc(f["t"]), settings=self.settings, queue=f.get("queue"),
+            campaign=f.get("campaign"), agent=f.get("agent"), agent_name=f.get("agent_name"),
+            caller_number=f.get("caller_number"), fmt=self.settings.format)
+        self._ids[f["uid"]] = (rec_id, f["rel"])
+        self._notify("started", rec_id, f["uid"], "recording")
+
+    async def _row(self, uid: str) -> tuple[int, str] | None:
+        """The catalogue row of ``uid``, once its insert got through (None: it never will)."""
+        task = self._rows.get(uid)
+        if uid not in self._ids and task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return self._ids.get(uid)
+
+    async def _settle_refused(self, uid: str, error: str, t: float) -> None:
+        row = await self._row(uid)
+        if row is None:
+            return
+        await self._write(catalog.mark_failed, row[0], error, utc(t))
+        await self._settled(uid)
+        self._notify("finalized", row[0], uid, "failed")
+
+    async def _settled(self, uid: str) -> None:
+        self._ids.pop(uid, None)
+        self._rows.pop(uid, None)
+        await self._file_io(self.journal.append, {"op": "settled", "uid": uid})
+        self._settled_since_compact += 1
+        if self._settled_since_compact >= self.COMPACT_EVERY:
+            self._settled_since_compact = 0
+            await self._file_io(self.journal.compact)
+
+    async def _attach(self, cmd: Attach) -> None:
+        starting = self._starting.get(cmd.uniqueid)
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
+        row = await self._row(cmd.uniqueid)  # None: dropped by the policy or a refused MixMonitor
+        if row is not None:
+            await self._write(catalog.set_agent, row[0], queue=cmd.queue, agent=cmd.agent,
+                              agent_name=cmd.agent_name)
 
     async def _stopped(self, cmd: Stop) -> None:
         starting = self._starting.pop(cmd.uniqueid, None)
         if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
-        if cmd.uniqueid not in self._ids:
+        if cmd.uniqueid not in self._rows and cmd.uniqueid not in self._ids:
             return
+        if cmd.reason == "gone":  # noticed after a reconnect: the call's length is not known
+            self._end_unknown.add(cmd.uniqueid)
+        await self._file_io(self.journal.append, {"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
         if self._stopping:
             await self._finalize(cmd.uniqueid, cmd.t, attempt=10**6)
         else:
@@ -330,36 +501,48 @@ class RecordingsComponent:
         self._timers[uid] = (self.clock.callLater(
             delay, lambda: self._spawn(self._finalize(uid, t, attempt))), t)
 
-    async def _finalize(self, uid: str, t: float, attempt: int) -> None:
+    async def _finalize(self, uid: str, t: float, attempt: int, end_known: bool = True) -> None:
         self._timers.pop(uid, None)
-        if uid not in self._ids:
+        row = await self._row(uid)
+        if row is None:
             return
-        rec_id, rel = self._ids[uid]
+        rec_id, rel = row
         active = self.tracker.active.get(uid)
-        info = await self.db.run_blocking(_inspect, self.settings, rel)
+        info = await self._file_io(_inspect, self.settings, rel)
         if info is None and attempt + 1 < self.settings.finalize_attempts and not self._stopping:
             self._schedule(uid, t, attempt + 1, max(1.0, self.settings.finalize_delay) * 2 ** attempt)
             return
         error = ""
         if info is None and active is not None and not active.monitor_started:
             error = "file not found; no MixMonitorStart was seen"
-        status = await self.db.run(catalog.finalize, rec_id, info, utc(t), error=error)
+        end_known = end_known and uid not in self._end_unknown
+        self._end_unknown.discard(uid)
+        status = await self._write(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
         self.tracker.forget(uid)
-        self._ids.pop(uid, None)
-        log.info("recording %s %s", rec_id, status)
+        await self._settled(uid)
+        if status == "ready":
+            log.info("recording %s %s", rec_id, status)
         self._notify("finalized", rec_id, uid, status)
 
     async def _resync(self) -> None:
-        """After (re)connecting: settle rows left ``recording`` whose channel is gone, and
-        keep tracking those whose call is still up (MixMonitor runs on in Asterisk)."""
+        """After (re)connecting: settle rows left ``recording`` whose channel is gone, keep
+        tracking those whose call is still up (MixMonitor runs on in Asterisk), and start
+        recording answered calls that were answered while the link was down."""
         try:
-            live = await self._live_uniqueids()
+            resp = await self.gateway.action([("Action", "CoreShowChannels")])
         except Exception as exc:  # noqa: BLE001
             log.warning("recordings: cannot list channels after connect: %s", exc)
             return
-        rows = await self.db.run(lambda s: [(r.id, r.uniqueid, r.channel, r.kind, r.path)
-                                            for r in catalog.pending(s)])
+        channels = [m for m in (resp if isinstance(resp, list) else [resp]) if m.get("Uniqueid")]
+        live = {m.get("Uniqueid") for m in channels}
         now = self.clock.seconds()
+        try:
+            rows = await self.db.run(lambda s: [(r.id, r.uniqueid, r.channel, r.kind, r.path)
+                                                for r in catalog.pending(s)])
+        except TRANSIENT as exc:  # the journal knows what this process started; the rest waits
+            log.warning("recordings: database unavailable after connect (%s); rows left 'recording' "
+                        "are settled at the next connect", exc.__class__.__name__)
+            rows = []
         for rec_id, uid, channel, kind, path in rows:
             if uid in live and uid not in self.tracker.active:
                 self.tracker.adopt(Start(uid, channel, kind, path.split("/")[-2], now))
@@ -368,23 +551,65 @@ class RecordingsComponent:
                 self._ids[uid] = (rec_id, path)
                 if uid in self.tracker.active:
                     self.tracker.forget(uid)
-                self._spawn(self._finalize(uid, now, attempt=10**6))
+                self._spawn(self._finalize(uid, now, attempt=10**6, end_known=False))
+        for uid in [u for u in self.tracker.active if u not in live and u in self._rows]:
+            self._on_event_stop(Stop(uid, now, "gone"))  # journal-known, ended while we were away
+        campaign_ids = {}
+        for m in self.tracker.answered_in_queue(channels):
+            if m["Uniqueid"] not in self.tracker.active:
+                campaign_ids[m["Uniqueid"]] = await self._channel_var(m["Channel"],
+                                                                      self.settings.campaign_id_variable)
+        for cmd in self.tracker.recover(channels, now, {u: c for u, c in campaign_ids.items() if c}):
+            log.warning("recordings: %s was answered while the AMI link was down; recording from now on",
+                        cmd.uniqueid)
+            self._starting[cmd.uniqueid] = self._spawn(self._start(cmd))
 
-    async def _live_uniqueids(self) -> set[str]:
-        resp = await self.gateway.action([("Action", "CoreShowChannels")])
-        items = resp if isinstance(resp, list) else [resp]
-        return {m.get("Uniqueid") for m in items if m.get("Uniqueid")}
+    def _on_event_stop(self, cmd: Stop) -> None:
+        self._spawn(self._stopped(cmd))
+
+    async def _channel_var(self, channel: str, name: str) -> str:
+        try:
+            resp = await self.gateway.action([("Action", "Getvar"), ("Channel", channel), ("Variable", name)])
+        except Exception as exc:  # noqa: BLE001 - the channel went meanwhile: nothing to record
+            log.info("recordings: Getvar %s on %s: %s", name, channel, exc)
+            return ""
+        if isinstance(resp, list):
+            resp = resp[0]
+        return resp.get("Value") or ""
 
 
-def _campaign(session, campaign_id: str) -> tuple[str | None, str | None]:
-    """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` channel variable, if known."""
+def _campaign(session, campaign_id: str | None, name: str | None) -> tuple[str | None, str | None]:
+    """The dialer's campaign (name, kind) for a ``CAMPAIGN_ID`` (else ``CAMPAIGN``) channel
+    variable; (None, None) when the dialer has no such campaign."""
+    from sqlalchemy import select
+
     from dialer.models import Campaign  # the dialer's table: loaded with the models at start
 
-    try:
-        c = session.get(Campaign, int(campaign_id))
-    except ValueError:
-        return None, None
+    c = session.get(Campaign, int(campaign_id)) if campaign_id and campaign_id.isdigit() else None
+    if c is None and name:
+        c = session.scalar(select(Campaign).where(Campaign.name == name))
     return (c.name, c.kind) if c is not None else (None, None)
+
+
+def _campaign_names(session) -> list[str]:
+    from sqlalchemy import select
+
+    from dialer.models import Campaign
+
+    return list(session.scalars(select(Campaign.name)))
+
+
+def check_campaign_names(policy, known: list[str]) -> None:
+    """Start-up check: every ``name:`` entry of ``[recordings] campaign_policy`` names a
+    campaign the dialer has, or one it creates on first use (complaint-followup, callback)."""
+    from callcenter.config import ConfigError
+    from dialer.campaigns import AUTO_CREATED, auto_name
+
+    names = sorted(set(known) | {auto_name(k) for k in AUTO_CREATED})
+    for name in policy.campaign_names:
+        if name not in names:
+            raise ConfigError(f"[recordings] campaign_policy: entry name:{name}: no campaign named {name!r} "
+                              f"(known: {', '.join(names)}); create it first or use kind:<kind>")
 
 
 def _inspect(settings: Settings, rel: str):

@@ -4,13 +4,15 @@ anything but the database, except :func:`add_voice_message`, which fingerprints
 the (small) voice-message file in the caller's worker thread.
 
 Other features get a :class:`Catalog` (the functions bound to the ``[recordings]``
-settings, built by the composition root): ``add_voice_message`` (the IVR) and
-``link_ticket`` (complaints: a linked recording is kept with complaint retention).
+settings, built by the composition root): ``prepare_voice_message`` (blocking, before
+RECORD FILE), ``add_voice_message`` and ``usable`` (the IVR), and ``link_ticket``
+(complaints: a linked recording is kept with complaint retention).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from callcenter.store.models import audit
 
-from . import layout
+from . import layout, quality
 from .models import Recording
 from .settings import Settings
 from .wav import FileInfo, inspect_file
@@ -32,8 +34,14 @@ class Catalog:
     def __init__(self, settings: Settings):
         self.settings = settings
 
+    def prepare_voice_message(self, path: str) -> Path:
+        return prepare_voice_message(path, settings=self.settings)
+
     def add_voice_message(self, session, **kw: Any) -> int:
         return add_voice_message(session, settings=self.settings, **kw)
+
+    def usable(self, session, rec_id: int) -> bool:
+        return usable(session, rec_id)
 
     def link_ticket(self, session, **kw: Any) -> list[int]:
         return link_ticket(session, settings=self.settings, **kw)
@@ -68,9 +76,33 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
     return rec.id
 
 
+def set_agent(session, rec_id: int, *, queue: str | None, agent: str | None, agent_name: str | None) -> None:
+    """A campaign call's recording learns the queue and agent the patient was put through to."""
+    rec = session.get(Recording, rec_id)
+    if rec is None:
+        raise LookupError(f"no recording {rec_id}")
+    rec.queue = rec.queue or queue
+    rec.agent = rec.agent or agent
+    rec.agent_name = rec.agent_name or agent_name
+
+
+def start_or_get(session, *, rel: str, uniqueid: str, **kw: Any) -> int:
+    """:func:`start`, or the row an earlier try of the same start wrote (a commit in doubt,
+    a journal replayed after a restart); a row of another call at that path is refused."""
+    rec = session.scalars(select(Recording).where(Recording.path == rel)).first()
+    if rec is not None:
+        if rec.uniqueid != uniqueid:
+            raise ValueError(f"recording path {rel} is catalogued for call {rec.uniqueid}")
+        return rec.id
+    return start(session, rel=rel, uniqueid=uniqueid, **kw)
+
+
 def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime | None,
-             *, error: str = "") -> str:
-    """Record the file's fingerprint (``ready``) or its absence (``missing``); returns the status."""
+             *, error: str = "", end_known: bool = True) -> str:
+    """Record the file's fingerprint (``ready``), its absence (``missing``) or that it is
+    empty / cut short (``failed``, see :mod:`.quality`); returns the status.
+    ``end_known=False``: ``ended_at`` is only when we noticed (after a reconnect), so the
+    call's length is not judged."""
     rec = session.get(Recording, rec_id)
     if rec is None:
         raise LookupError(f"no recording {rec_id}")
@@ -78,9 +110,15 @@ def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime 
     if info is None:
         rec.status = "missing"
         rec.error = (error or "file not found after the call ended")[:256]
-    else:
-        rec.status, rec.size, rec.duration, rec.sha256 = "ready", info.size, info.duration, info.sha256
-        rec.error = ""
+        log.error("recording %s (%s, %s) missing: %s", rec_id, rec.kind, rec.path, rec.error)
+        return rec.status
+    rec.size, rec.duration, rec.sha256 = info.size, info.duration, info.sha256
+    call = None
+    if end_known and rec.ended_at is not None and rec.started_at is not None:
+        call = (as_utc(rec.ended_at) - as_utc(rec.started_at)).total_seconds()
+    rec.status, rec.error = quality.judge(info, rec.format or "wav", call)
+    if rec.status == "failed":
+        log.error("recording %s (%s, %s) failed: %s", rec_id, rec.kind, rec.path, rec.error)
     return rec.status
 
 
@@ -91,15 +129,60 @@ def mark_failed(session, rec_id: int, error: str, ended_at: dt.datetime | None =
         rec.ended_at = as_utc(ended_at) if ended_at is not None else rec.ended_at
 
 
+class VoiceMessageUnavailable(OSError):
+    """The directory a voice message is to be recorded into cannot be made ready."""
+
+
+def prepare_voice_message(path: str, settings: Settings) -> Path:
+    """Make the directory of voice message ``path`` (Asterisk's name for it) exist before
+    ``RECORD FILE``, which, unlike MixMonitor, creates no directory.  Missing levels are
+    created with their parent's permission bits and group (so a setgid, group-writable
+    tree stays writable for Asterisk); returns the directory.  Blocking."""
+    s = settings
+    fmt = s.format
+    if not path.lower().endswith("." + fmt):
+        path = f"{path}.{fmt}"
+    try:
+        folder = layout.resolve_inside(s.directory, layout.to_relative(path, s.roots)).parent
+    except layout.UnsafePath as exc:
+        raise VoiceMessageUnavailable(f"voice message {path!r}: {exc}") from None
+    missing = []
+    probe = folder
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for d in reversed(missing):
+        parent = d.parent.stat()
+        try:
+            d.mkdir(mode=0o700)
+            os.chmod(d, parent.st_mode & 0o7777)
+            if d.stat().st_gid != parent.st_gid:
+                os.chown(d, -1, parent.st_gid)
+        except FileExistsError:
+            if d.is_dir():  # made meanwhile by another call
+                continue
+            raise VoiceMessageUnavailable(
+                f"cannot create voice-message directory {d}: a file of that name is in the way") from None
+        except OSError as exc:
+            raise VoiceMessageUnavailable(
+                f"cannot create voice-message directory {d}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VoiceMessageUnavailable(f"voice-message directory {folder} is not writable")
+    return folder
+
+
 def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str | None = None,
                       started_at: dt.datetime | float, duration: float | None = None,
                       settings: Settings) -> int:
     """Catalogue a voice message recorded by the IVR (``RECORD FILE``); returns the recording id.
 
     ``path`` is the file Asterisk wrote, absolute (under ``spool_dir`` or the recordings
-    directory) or relative to it, with or without the format extension.  When the file
-    is readable here it is fingerprinted at once (``ready``); otherwise the row stays
-    ``recording`` and the component's sweep (or ``recordings verify``) settles it.
+    directory) or relative to it, with or without the format extension.  RECORD FILE has
+    finished when this runs, so the row is settled at once (never left ``recording``):
+    ``ready``, ``failed`` (empty or cut short) or ``missing`` (not in the directory).
+    Whether the message can be acted on: :func:`usable`.
     """
     s = settings
     fmt = s.format
@@ -109,19 +192,22 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
     started = as_utc(started_at)
     rec_id = start(session, rel=rel, kind="voice_message", uniqueid=uniqueid, started_at=started,
                    settings=s, caller_number=caller_number, fmt=fmt)
-    rec = session.get(Recording, rec_id)
     try:
         full = layout.resolve_inside(s.directory, rel)
         info = inspect_file(full, fmt) if full.is_file() else None
     except (OSError, layout.UnsafePath):
         info = None
-    if info is not None:
-        if info.duration is None and duration is not None:
-            info = FileInfo(info.size, float(duration), info.sha256)
-        finalize(session, rec_id, info, started + dt.timedelta(seconds=info.duration or duration or 0))
-    elif duration is not None:
-        rec.duration = float(duration)
+    ended = started + dt.timedelta(seconds=duration or 0)
+    if info is not None and info.duration is None and duration is not None and fmt.lower() != "wav":
+        info = FileInfo(info.size, float(duration), info.sha256)
+    finalize(session, rec_id, info, ended, error=f"RECORD FILE ended but {rel} is not in {s.directory}")
     return rec_id
+
+
+def usable(session, rec_id: int) -> bool:
+    """A catalogued recording that exists and holds audio (``ready``)."""
+    rec = session.get(Recording, rec_id)
+    return rec is not None and rec.status == "ready"
 
 
 def link_ticket(session, *, ticket_id: int, uniqueid: str | None = None,

@@ -25,7 +25,7 @@ STALE_AFTER = dt.timedelta(hours=24)
 
 @dataclass
 class Problem:
-    kind: str  # missing | orphan | size_mismatch | checksum_mismatch | stale | unsafe_path
+    kind: str  # missing | orphan | size_mismatch | checksum_mismatch | stale | failed | empty | unsafe_path
     path: str
     recording_id: int | None = None
     detail: str = ""
@@ -60,15 +60,17 @@ def files_on_disk(root: Path) -> set[str]:
 
 
 def verify(db, settings: Settings, *, now: dt.datetime, check_hash: bool = True) -> VerifyReport:
-    """Missing files, orphan files, size/checksum mismatches, rows stuck in ``recording``."""
+    """Missing files, orphan files, size/checksum mismatches, rows stuck in ``recording``
+    (voice messages at once: RECORD FILE has ended when they are catalogued), ``failed``
+    recordings (refused, empty or cut short) and ``ready`` rows of empty files."""
     report = VerifyReport()
     root = settings.directory
     disk = files_on_disk(root)
     report.files_on_disk = len(disk)
-    rows = db.call(lambda s: [(r.id, r.path, r.status, r.size, r.sha256, r.started_at)
+    rows = db.call(lambda s: [(r.id, r.path, r.status, r.size, r.sha256, r.started_at, r.kind, r.error)
                               for r in s.scalars(select(Recording).order_by(Recording.id))])
     catalogued: set[str] = set()
-    for rec_id, path, status, size, sha, started in rows:
+    for rec_id, path, status, size, sha, started, kind, error in rows:
         if status == "purged":
             continue
         catalogued.add(path)
@@ -80,11 +82,12 @@ def verify(db, settings: Settings, *, now: dt.datetime, check_hash: bool = True)
             continue
         exists = full.is_file()
         if status == "recording":
-            if now - as_utc(started) > STALE_AFTER:
+            if kind == "voice_message" or now - as_utc(started) > STALE_AFTER:
                 report.problems.append(Problem("stale", path, rec_id,
                                                f"still 'recording' since {as_utc(started).isoformat()}"))
             continue
         if status == "failed":
+            report.problems.append(Problem("failed", path, rec_id, error or "recording failed"))
             continue
         if not exists:
             report.problems.append(Problem("missing", path, rec_id,
@@ -94,7 +97,9 @@ def verify(db, settings: Settings, *, now: dt.datetime, check_hash: bool = True)
             report.problems.append(Problem("missing", path, rec_id, "catalogued missing but on disk"))
             continue
         actual = full.stat().st_size
-        if size is not None and actual != size:
+        if actual == 0:
+            report.problems.append(Problem("empty", path, rec_id, "catalogued ready, but the file is 0 bytes"))
+        elif size is not None and actual != size:
             report.problems.append(Problem("size_mismatch", path, rec_id, f"catalogue {size} B, disk {actual} B"))
         elif check_hash and sha and sha256_file(full) != sha:
             report.problems.append(Problem("checksum_mismatch", path, rec_id, "sha256 differs"))

@@ -62,6 +62,6 @@ class Recording(Base):
             "uniqueid": self.uniqueid, "queue": self.queue, "campaign": self.campaign,
             "agent": self.agent, "agent_name": self.agent_name, "ticket_id": self.ticket_id,
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
-            "status": self.status, "legal_hold": self.legal_hold,
+            "status": self.status, "error": self.error, "legal_hold": self.legal_hold,
             "purge_after": iso(self.purge_after), "purged_at": iso(self.purged_at),
         }

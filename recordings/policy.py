@@ -4,6 +4,11 @@ Pure.  A rule is ``all``, ``none`` or a percentage (``20%``, ``sample:20``,
 ``sample 20%``).  Sampling is deterministic: the same Uniqueid always gets the
 same answer (a hash, not a random draw), so a restart or a replayed trace
 decides exactly as the live run did, and an auditor can recompute it.
+
+Campaign entries say what they match — ``kind:no_show=all`` (every campaign of a
+dialer kind) or ``name:complaint-followup=all`` (one campaign); a name entry wins
+over a kind entry.  A bare ``no_show=all`` is refused: it used to be read as a
+campaign name and silently matched nothing.
 """
 from __future__ import annotations
 
@@ -66,6 +71,40 @@ def parse_rules(entries: list[str]) -> dict[str, Rule]:
     return out
 
 
+def campaign_kinds() -> tuple[str, ...]:
+    from dialer.campaigns import KINDS
+
+    return KINDS
+
+
+def parse_campaign_rules(entries: list[str]) -> dict[str, Rule]:
+    """``["kind:no_show=all", "name:complaint-followup=50%"]`` → {selector: Rule}; a bare
+    name, an unknown prefix or an unknown kind is a ValueError naming the entry."""
+    rules = parse_rules(entries)
+    kinds = campaign_kinds()
+    out: dict[str, Rule] = {}
+    for entry, (selector, rule) in zip(entries, rules.items()):
+        how, sep, what = selector.partition(":")
+        how, what = how.strip(), what.strip()
+        if not sep or how not in ("kind", "name") or not what:
+            raise ValueError(f"entry {entry!r} must say what it matches: kind:<campaign kind>=... "
+                             f"(kinds: {', '.join(kinds)}) or name:<campaign name>=...")
+        if how == "kind" and what not in kinds:
+            raise ValueError(f"entry {entry!r}: unknown campaign kind {what!r} (known: {', '.join(kinds)})")
+        if f"{how}:{what}" in out:
+            raise ValueError(f"entry {entry!r}: {how}:{what} is given twice")
+        out[f"{how}:{what}"] = rule
+    return out
+
+
+def campaign_rules_problem(entries: list[str]) -> str | None:
+    try:
+        parse_campaign_rules(entries)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def rule_problem(text: str) -> str | None:
     """Config check: None when valid, else the reason."""
     try:
@@ -99,21 +138,36 @@ def selected(rule: Rule, uniqueid: str) -> bool:
 
 @dataclass(frozen=True)
 class Policy:
-    """Rules for queues and campaigns, with a default for names not listed."""
+    """Rules for queues and campaigns, with a default for names not listed.
+
+    ``campaigns`` is keyed by selector, ``kind:<kind>`` or ``name:<name>``."""
 
     queues: dict[str, Rule] = field(default_factory=dict)
     campaigns: dict[str, Rule] = field(default_factory=dict)
     default_queue: Rule = ALL
     default_campaign: Rule = NONE
 
+    def __post_init__(self) -> None:
+        for selector in self.campaigns:
+            if not selector.startswith(("kind:", "name:")):
+                raise ValueError(f"campaign policy key {selector!r} must be kind:<kind> or name:<name>")
+
+    @property
+    def campaign_names(self) -> list[str]:
+        """The campaign names the policy mentions (checked against the dialer at start-up)."""
+        return [s[5:] for s in self.campaigns if s.startswith("name:")]
+
     def queue_rule(self, queue: str) -> Rule:
         return self.queues.get(queue, self.default_queue)
 
-    def campaign_rule(self, campaign: str) -> Rule:
-        return self.campaigns.get(campaign, self.default_campaign)
+    def campaign_rule(self, name: str | None, kind: str | None) -> Rule:
+        for selector in (f"name:{name}" if name else None, f"kind:{kind}" if kind else None):
+            if selector in self.campaigns:
+                return self.campaigns[selector]
+        return self.default_campaign
 
     def record_queue_call(self, queue: str, uniqueid: str) -> bool:
         return selected(self.queue_rule(queue), uniqueid)
 
-    def record_campaign_call(self, campaign: str, uniqueid: str) -> bool:
-        return selected(self.campaign_rule(campaign), uniqueid)
+    def record_campaign_call(self, name: str | None, kind: str | None, uniqueid: str) -> bool:
+        return selected(self.campaign_rule(name, kind), uniqueid)

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .policy import Policy, parse_rule, parse_rules
+from .policy import Policy, parse_campaign_rules, parse_rule, parse_rules
 
 KINDS = ("queue", "complaint", "voice_message", "outbound")
 
@@ -31,6 +31,12 @@ class Settings:
     finalize_attempts: int = 5
     timezone: str = "Asia/Shanghai"
     enabled: bool = True
+    journal: Path | None = None  # capture's local journal; None: <directory>.journal beside it
+
+    @property
+    def journal_path(self) -> Path:
+        """Where capture notes what it did before the database knows (a local disk)."""
+        return self.journal or self.directory.with_name(self.directory.name + ".journal")
 
     @property
     def roots(self) -> list[Path]:
@@ -55,14 +61,16 @@ def from_config(config) -> Settings:
     directory = Path(r["directory"]).expanduser() if r["directory"] else config.data_dir / "recordings"
     if not directory.is_absolute() and config.source:
         directory = Path(config.source).resolve().parent / directory
+    directory = directory.resolve() if directory.exists() else directory.absolute()
+    # Asterisk needs absolute names (a relative RECORD FILE name lands in its sounds directory)
     spool = Path(r["spool_dir"]) if r["spool_dir"] else directory
     return Settings(
-        directory=directory.resolve() if directory.exists() else directory.absolute(),
+        directory=directory,
         spool_dir=spool,
         format=r["format"],
         policy=Policy(
             queues=parse_rules(r["queue_policy"]),
-            campaigns=parse_rules(r["campaign_policy"]),
+            campaigns=parse_campaign_rules(r["campaign_policy"]),
             default_queue=parse_rule(r["default_queue_policy"]),
             default_campaign=parse_rule(r["default_campaign_policy"]),
         ),
@@ -80,4 +88,5 @@ def from_config(config) -> Settings:
         finalize_attempts=r["finalize_attempts"],
         timezone=config.values["hospital"]["timezone"],
         enabled=r["enabled"],
+        journal=Path(r["journal"]).expanduser().absolute() if r["journal"] else None,
     )

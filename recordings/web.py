@@ -34,7 +34,8 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from callcenter.store.models import audit
-from callcenter.web.http import STREAMED, Route
+from callcenter.web.http import STREAMED, BadRequest, Route
+from callcenter.web.params import MAX_OFFSET, int_arg
 
 from . import catalog, layout
 from .settings import Settings
@@ -48,6 +49,9 @@ _SAFE_QUERY = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
 
 class RangeNotSatisfiable(ValueError):
     pass
+
+
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -67,7 +71,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, dash, last = spec.partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+    # ASCII digits only: "²".isdigit() is true but int("²") fails (was a 500, and unaudited)
+    if not dash or (first and not _DIGITS.fullmatch(first)) or (last and not _DIGITS.fullmatch(last)) \
+            or not (first or last):
         raise RangeNotSatisfiable(header)
     if not first:  # suffix: the last N bytes
         n = int(last)
@@ -206,14 +212,12 @@ class RecordingsHttp:
             for key in ("kind", "queue", "status", "uniqueid"):
                 if args.get(key):
                     if not _SAFE_QUERY.match(args[key]):
-                        raise ValueError(key)
+                        raise BadRequest(f"{key}: letters, digits, '.', '-', '_' only")
                     filters[key] = args[key]
-            limit = int(args.get("limit", "100"))
-            offset = int(args.get("offset", "0"))
-            ticket = int(args["ticket_id"]) if args.get("ticket_id") else None
-            if not (1 <= limit <= 500) or offset < 0:
-                raise ValueError("limit")
-        except ValueError as exc:
+            limit = int_arg(args, "limit", 100, 1, 500)
+            offset = int_arg(args, "offset", 0, 0, MAX_OFFSET)  # beyond, the database's integer overflows
+            ticket = int_arg(args, "ticket_id", 0, 1, MAX_OFFSET) or None
+        except BadRequest as exc:
             return self._json(request, 400, {"error": f"bad query parameter: {exc}"})
 
         def fetch(s):

@@ -137,7 +137,8 @@ def test_masking_of_numbers_and_secrets():
 
 def test_one_migration_head():
     """Parallel chains are merged: a new revision has one obvious parent."""
-    assert migrate.heads() == ["0910_queuecall_checkpoint"]
+    heads = migrate.heads()
+    assert len(heads) == 1, heads
 
 
 @pytest.mark.postgres

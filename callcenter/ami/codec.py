@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from callcenter.text import clean
+
 CRLF = b"\r\n"
 MAX_MESSAGE_BYTES = 1 << 20  # one AMI message larger than this is garbage, not data
 
@@ -145,6 +147,7 @@ class Parser:
             pos = stop
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
+            text = clean(text)  # NUL etc. from a caller ID would fail the queue-call row (PostgreSQL)
             append = out.append
             for block in text.split("\n\n"):
                 if not block:

@@ -89,6 +89,7 @@ import itertools
 import logging
 import random
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 from panoramisk import utils as pano_utils
@@ -119,6 +120,10 @@ class AmiTimeout(AmiError):
 
 class AmiNotConnected(AmiError):
     """Not logged in, or the link dropped before the answer (the action may have run)."""
+
+
+class AmiNotSent(AmiNotConnected):
+    """Refused before a byte was written (no link): the action certainly did not run."""
 
 
 class AmiMessage(PanoMessage):
@@ -241,7 +246,7 @@ class _Protocol(AMIProtocol):
         try:
             msgs = self.parser.feed(data)
         except ProtocolError as exc:
-            log.error("AMI stream from %s:%s is not AMI (%s); reconnecting", gw.host, gw.port, exc)
+            gw._why = f"stream is not AMI ({exc})"  # said once, in the reconnect line
             self.transport.abort()
             return
         if self.version is None and self.parser.banner is not None:
@@ -260,6 +265,15 @@ class _Protocol(AMIProtocol):
                 log.exception("AMI message not handled: %r", msg.event or msg.get("Response"))
 
 
+@dataclass
+class Outage:
+    """From the loss of a link until a new one has stayed up ``healthy_after`` seconds
+    (``end`` is then; the outage proper ended ``healthy_after`` before it)."""
+    start: float
+    end: float | None = None
+    logins: int = 0          # logins during the outage (the last one is the one that held)
+
+
 class AmiGateway:
     """A service component (``name = "ami"``); see the module docstring."""
 
@@ -268,7 +282,7 @@ class AmiGateway:
         """From the ``[ami]`` config section."""
         return cls(c.host, c.port, c.username, c.secret, clock=clock, ping_interval=c.ping_interval,
                    ping_timeout=c.ping_timeout, action_timeout=c.action_timeout,
-                   reconnect_max_delay=c.reconnect_max_delay)
+                   reconnect_max_delay=c.reconnect_max_delay, healthy_after=c.healthy_after)
 
     name = "ami"
 
@@ -276,7 +290,8 @@ class AmiGateway:
                  ping_interval: float = 10, ping_timeout: float = 5, action_timeout: float = 10,
                  reconnect_max_delay: float = 30, reconnect_base_delay: float = 0.5,
                  connect_timeout: float = 10, rng: random.Random | None = None,
-                 events: str = "on", boot_timeout: float = 300):
+                 events: str = "on", healthy_after: float = 30,
+                 boot_timeout: float = 300):
         self.host, self.port = host, port
         self.username, self._secret = username, secret
         self.clock = clock
@@ -285,6 +300,12 @@ class AmiGateway:
         self.reconnect_max_delay = reconnect_max_delay
         self.reconnect_base_delay = reconnect_base_delay
         self.connect_timeout = connect_timeout
+        self.healthy_after = healthy_after  # the backoff resets only after a link stayed up this long
+        self.outages: list[Outage] = []     # ended outages (a lost link until one is healthy again)
+        self.outage: Outage | None = None   # the one in progress
+        self._login_at: float | None = None
+        self._healthy_timer = None
+        self._why = ""
         # how long to wait after login for FullyBooted before running the on_connect hooks anyway
         self.boot_timeout = boot_timeout
         self.rng = rng or random.Random()
@@ -363,7 +384,7 @@ class AmiGateway:
                      timeout: float | None = None) -> Message | list[Message]:
         """Send one action; one response, or ``[response, items…, complete]`` for lists."""
         if not self.connected:
-            raise AmiNotConnected(f"AMI not connected to {self.host}:{self.port}")
+            raise AmiNotSent(f"AMI not connected to {self.host}:{self.port}")
         return await self._send(headers, timeout)
 
     async def originate(self, action_id: str, channel: str, *, context: str | None = None,
@@ -407,7 +428,7 @@ class AmiGateway:
         encode(pairs)  # refuses CR/LF in names and values: no header injection
         proto = self._proto
         if not self._usable(proto):
-            raise AmiNotConnected(f"AMI not connected to {self.host}:{self.port}")
+            raise AmiNotSent(f"AMI not connected to {self.host}:{self.port}")
         if pano_utils.EOL != CRLF:  # PITFALLS 10: panoramisk.testing sets it to "\n"
             log.warning("panoramisk utils.EOL was %r; reset to CRLF", pano_utils.EOL)
             pano_utils.EOL = CRLF
@@ -480,12 +501,15 @@ class AmiGateway:
             self._ping_task = None
         if self._lost_future is not None and not self._lost_future.done():
             self._lost_future.set_result(exc)
+        if self._healthy_timer is not None and self._healthy_timer.active():
+            self._healthy_timer.cancel()
+        self._healthy_timer = None
         if was:
-            why = ("Asterisk shut down" if isinstance(exc, PanoMessage)
-                   else str(exc) if exc else "")
-            log.warning("AMI connection to %s:%s lost%s", self.host, self.port,
-                        f": {why}" if why else "")
+            self._why = self._why or ("Asterisk shut down" if isinstance(exc, PanoMessage)
+                                      else str(exc) if exc else "connection closed")
             t = self.clock.seconds()
+            if self.outage is None:
+                self.outage = Outage(start=t)
             for cb in list(self._on_disconnect):
                 try:
                     cb(t)
@@ -499,26 +523,51 @@ class AmiGateway:
         return d / 2 + self.rng.random() * d / 2
 
     async def _run(self) -> None:
+        """Connect, and after each loss wait a backoff that grows until a link has stayed up
+        ``healthy_after`` seconds: a server that takes the login and drops at once gets a
+        few logins a minute, not one a second.  One log line per cycle."""
         attempt = 0
         while not self._stopping:
             logged_in = False
+            self._why = ""
+            self._login_at = None
             try:
                 logged_in = await self._connect_once()
             except asyncio.CancelledError:
                 raise
             except (OSError, AmiError) as exc:
-                log.warning("AMI %s:%s: %s", self.host, self.port, exc)
+                self._why = self._why or str(exc) or exc.__class__.__name__
             except Exception:  # noqa: BLE001
                 log.exception("AMI connection to %s:%s failed", self.host, self.port)
+                self._why = "unexpected error (logged above)"
             finally:
                 if self._proto is not None and self._proto.transport is not None:
                     self._proto.transport.abort()
             if self._stopping:
                 break
-            attempt = 0 if logged_in else attempt + 1
+            now = self.clock.seconds()
+            up = now - self._login_at if logged_in and self._login_at is not None else None
+            healthy = up is not None and up >= self.healthy_after
+            attempt = 0 if healthy else attempt + 1
+            if self.outage is None:
+                self.outage = Outage(start=now)
             delay = self.backoff_delay(attempt)
-            log.info("AMI reconnect to %s:%s in %.1f s", self.host, self.port, delay)
+            lasted = f"lost {up:.1f} s after login" if up is not None else "no link"
+            log.warning("AMI %s:%s: %s (%s); reconnect in %.1f s (outage since %.0f s, %d login(s) in it)",
+                        self.host, self.port, lasted, self._why or "closed", delay,
+                        now - self.outage.start, self.outage.logins)
             await sleep(self.clock, delay)
+
+    def _link_healthy(self) -> None:
+        """The link stayed up ``healthy_after`` seconds: the outage (if any) is over."""
+        self._healthy_timer = None
+        if self.outage is not None and self.connected:
+            self.outage.end = self.clock.seconds()
+            self.outages.append(self.outage)
+            log.warning("AMI %s:%s: outage over after %.0f s (%d login(s) that did not hold)",
+                        self.host, self.port, self.outage.end - self.outage.start - self.healthy_after,
+                        self.outage.logins - 1)
+            self.outage = None
 
     async def _connect_once(self) -> bool:
         loop = asyncio.get_running_loop()
@@ -534,8 +583,12 @@ class AmiGateway:
                                 self.action_timeout)
         self.connected = True
         self.connects += 1
-        log.info("AMI logged in to %s:%s (%s)", self.host, self.port,
-                 self.banner or "no banner")
+        self._login_at = self.clock.seconds()
+        if self.outage is None:
+            log.info("AMI logged in to %s:%s (%s)", self.host, self.port, self.banner or "no banner")
+        else:  # in an outage the cycle's one line says it
+            self.outage.logins += 1
+        self._healthy_timer = self.clock.callLater(self.healthy_after, self._link_healthy)
         del resp
         if not proto.booted:
             await self._wait_booted(proto)
@@ -544,6 +597,8 @@ class AmiGateway:
                 break
             try:
                 await hook()
+            except AmiNotConnected:
+                break  # the link went during the resync: the reconnect line says so
             except Exception:  # noqa: BLE001 - a failed resync must not drop the link
                 log.exception("AMI on_connect hook %r failed", hook)
         if self.connected:

@@ -116,11 +116,11 @@ def _local(t, tz) -> str:
 
 
 def _run(db, fn):
-    from . import service as svc
+    from callcenter.errors import DomainError
 
     try:
         return db.call(fn)
-    except (svc.ComplaintError, svc.IllegalTransition) as exc:
+    except DomainError as exc:
         raise UserError(str(exc)) from None
     finally:
         db.close()

@@ -18,6 +18,8 @@
 """
 from __future__ import annotations
 
+from callcenter.errors import Conflict
+
 STATES = ("received", "acknowledged", "investigating", "answered", "resolved", "revisited", "closed")
 OPEN_STATES = ("received", "acknowledged", "investigating", "answered")
 
@@ -37,7 +39,7 @@ REOPENS = {("resolved", "investigating"), ("revisited", "investigating"), ("clos
 NEEDS_NOTE = {("resolved", "closed")}  # closing without a revisit must say why
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(Conflict, ValueError):
     """A move the life cycle does not allow; the message names from and to."""
 
     def __init__(self, from_state: str, to_state: str, why: str = ""):

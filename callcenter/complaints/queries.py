@@ -147,19 +147,19 @@ def _recordings(session, ticket_id: int, rec_ids: list[int], uniqueids: list[str
         return []
     from sqlalchemy import or_
 
-    cols = [t.c[c] for c in ("id", "kind", "uniqueid", "started_at", "duration", "status") if c in t.c]
+    cols = [t.c[c] for c in ("id", "kind", "uniqueid", "started_at", "duration", "status", "error") if c in t.c]
     rows = session.execute(select(*cols).where(or_(*conds)).order_by(t.c.id)).all()
     return [{**dict(r._mapping), "started_at": _iso(r._mapping.get("started_at"))} for r in rows]
 
 
 def ticket_view(session, ref: int | str, *, now: dt.datetime | float) -> dict[str, Any] | None:
     """Everything about one ticket, or None if there is no such ticket."""
-    from .service import ComplaintError, get_ticket
+    from .service import TicketNotFound, get_ticket
 
     now = to_datetime(now).astimezone(dt.timezone.utc)
     try:
         t = get_ticket(session, ref)
-    except (ComplaintError, ValueError):
+    except (TicketNotFound, ValueError):  # ValueError: not a number nor a ticket number
         return None
     deadlines = list(session.scalars(select(ComplaintDeadline).where(ComplaintDeadline.ticket_id == t.id)
                                      .order_by(ComplaintDeadline.round, ComplaintDeadline.id)))

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.logs import mask_text
 from callcenter.ports import Followups, RecordingLinks, require_all
 from callcenter.store.models import audit
@@ -35,8 +36,12 @@ log = logging.getLogger("callcenter.complaints")
 alert_log = logging.getLogger("callcenter.complaints.alerts")
 
 
-class ComplaintError(ValueError):
-    """Bad input for a complaint (names the field)."""
+class ComplaintError(InvalidInput):
+    """Bad input for a complaint (``field`` names it)."""
+
+
+class TicketNotFound(NotFound):
+    """No ticket (or follow-up) by that reference."""
 
 
 IllegalTransition = lifecycle.IllegalTransition
@@ -68,7 +73,7 @@ def get_ticket(session, ref: int | str) -> ComplaintTicket:
     else:
         t = session.get(ComplaintTicket, int(ref))
     if t is None:
-        raise ComplaintError(f"no complaint ticket {ref}")
+        raise TicketNotFound(f"no complaint ticket {ref}")
     return t
 
 
@@ -139,16 +144,16 @@ def _meet(session, ticket: ComplaintTicket, kinds: Iterable[str], at: dt.datetim
 
 def _validate(category: str, severity: str, channel: str, tags: Iterable[str]) -> list[str]:
     if category and category not in CATEGORIES:
-        raise ComplaintError(f"category: unknown {category!r} (known: {', '.join(CATEGORIES)})")
+        raise ComplaintError(f"unknown {category!r} (known: {', '.join(CATEGORIES)})", field="category")
     if severity not in dl.SEVERITIES:
-        raise ComplaintError(f"severity: unknown {severity!r} (known: {', '.join(dl.SEVERITIES)})")
+        raise ComplaintError(f"unknown {severity!r} (known: {', '.join(dl.SEVERITIES)})", field="severity")
     if channel not in dl.CHANNELS:
-        raise ComplaintError(f"channel: unknown {channel!r} (known: {', '.join(dl.CHANNELS)})")
+        raise ComplaintError(f"unknown {channel!r} (known: {', '.join(dl.CHANNELS)})", field="channel")
     clean = []
     for tag in tags or ():
         tag = str(tag).strip()
         if not tag or len(tag) > 32:
-            raise ComplaintError(f"tags: each tag must be 1-32 characters, got {tag!r}")
+            raise ComplaintError(f"each tag must be 1-32 characters, got {tag!r}", field="tags")
         if tag not in clean:
             clean.append(tag)
     return clean
@@ -182,7 +187,7 @@ def mark_followup_scheduled(session, followup_id: int, contact_id: int | None) -
     """The dialer took a pending revisit call (``pending_followups``)."""
     fu = session.get(ComplaintFollowup, followup_id)
     if fu is None:
-        raise ComplaintError(f"no complaint follow-up {followup_id}")
+        raise TicketNotFound(f"no complaint follow-up {followup_id}")
     fu.status, fu.contact_id = "scheduled", contact_id
 
 
@@ -273,7 +278,7 @@ class Complaints:
 
     def _link(self, session, ticket: ComplaintTicket, kind: str, ref: str, actor: str, at: dt.datetime) -> bool:
         if kind not in LINK_KINDS:
-            raise ComplaintError(f"link kind: unknown {kind!r} (known: {', '.join(LINK_KINDS)})")
+            raise ComplaintError(f"unknown {kind!r} (known: {', '.join(LINK_KINDS)})", field="link kind")
         exists = session.scalars(select(ComplaintLink.id).where(
             ComplaintLink.ticket_id == ticket.id, ComplaintLink.kind == kind, ComplaintLink.ref == ref)).first()
         if exists:
@@ -342,7 +347,7 @@ class Complaints:
                via: str = "reopen") -> ComplaintTicket:
         """Back to ``investigating`` with a new round of deadlines (start and answer/progress)."""
         if not reason.strip():
-            raise ComplaintError("reason: reopening a ticket needs a reason")
+            raise ComplaintError("reopening a ticket needs a reason", field="reason")
         ticket = get_ticket(session, ticket_id)
         at = _utc(at)
         self._move(session, ticket, "investigating", actor, at, via="reopen", note=reason)
@@ -360,7 +365,7 @@ class Complaints:
         ticket = get_ticket(session, ticket_id)
         at = _utc(at)
         if not lifecycle.is_open(ticket.status):
-            raise ComplaintError(f"ticket {ticket.number} is {ticket.status}: no progress update on it")
+            raise Conflict(f"ticket {ticket.number} is {ticket.status}: no progress update on it")
         ticket.progress_at = at
         _meet(session, ticket, ["progress"], at)
         _event(session, ticket, actor, at, "progress", field="expected_resolution",
@@ -369,7 +374,7 @@ class Complaints:
             try:
                 d = dl.resolution_deadline(self.policy, self.calendar, set_at=at, expected=expected_resolution)
             except ValueError as exc:
-                raise ComplaintError(f"expected_resolution: {exc}") from None
+                raise ComplaintError(f"{exc}", field="expected_resolution") from None
             ticket.expected_resolution = expected_resolution
             _add_deadlines(session, ticket, [d])
         session.flush()
@@ -386,9 +391,9 @@ class Complaints:
         dialer's transaction (which calls this) is never rolled back by it; ``strict=True``
         (operators) raises :class:`IllegalTransition` instead."""
         if at is None:
-            raise ComplaintError("at: the revisit time is required")
+            raise ComplaintError("the revisit time is required", field="at")
         if score is not None and not 1 <= int(score) <= 5:
-            raise ComplaintError(f"score: must be 1-5, got {score!r}")
+            raise ComplaintError(f"must be 1-5, got {score!r}", field="score")
         ticket = get_ticket(session, ticket_id)
         at = _utc(at)
         if ticket.status != "resolved" and not strict:

@@ -6,9 +6,10 @@ set through AGI are channel variables (``VarSet`` events like Asterisk).
 from __future__ import annotations
 
 import asyncio
-import wave
 from pathlib import Path
 from typing import Any, Callable
+
+from .agi_client import wav_header
 
 
 class _ChannelVars(dict):
@@ -84,26 +85,36 @@ class SimAgiChannel:
             return
         self.ch.data.setdefault("on_hangup", []).append(cb)
 
-    def play_seconds(self, filename: str) -> float:
+    def play_seconds(self, filename: str) -> float | None:
+        """Seconds a sound file plays; None when the PBX has no such file (only known when
+        the simulator is given a sounds directory: ``pbx.sounds_dir``)."""
+        if not self.pbx.has_sound(filename):
+            return None
         return float(self.pbx.config.prompt_seconds.get(filename.rsplit("/", 1)[-1], 1.0))
 
-    def record(self, path: str, fmt: str, seconds: float) -> int:
-        """RECORD FILE: a Local channel carries no audio, so (like trace 07c) the WAV is a
-        44-byte header and endpos is 0.  ``/var/spool/asterisk/...`` maps below spool_dir."""
+    def _spool_path(self, path: str, fmt: str) -> Path:
+        """Asterisk's file name on the simulator's disk: ``/var/spool/asterisk/...`` maps
+        below spool_dir, other absolute paths are used as they are."""
         p = Path(path if path.endswith("." + fmt) else f"{path}.{fmt}")
         spool = self.pbx.spool_dir
         if spool is not None and not p.is_absolute():
             p = spool / p
         elif spool is not None and str(p).startswith("/var/spool/asterisk"):
             p = spool / p.relative_to("/var/spool/asterisk")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if fmt.lower() == "wav":
-            with wave.open(str(p), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(8000)
-        else:
-            p.write_bytes(b"")
+        return p
+
+    def record_open(self, path: str, fmt: str) -> None:
+        """``ast_writefile``: opens (creates) the file and no directory, so a missing one
+        raises here and RECORD FILE answers ``(writefile)`` like Asterisk; a full disk is
+        ``pbx.disk_full`` (the file is created, nothing can be written into it)."""
+        p = self._spool_path(path, fmt)
+        with open(p, "wb") as fh:
+            if fmt.lower() == "wav" and not self.pbx.disk_full:
+                fh.write(wav_header(0))
+
+    def record(self, path: str, fmt: str, seconds: float) -> int:
+        """RECORD FILE ended: a Local channel carries no audio, so (like trace 07c) the WAV
+        stays a 44-byte header and endpos is 0."""
         return 0
 
     def hangup(self) -> None:

@@ -16,6 +16,8 @@ import asyncio
 import logging
 import math
 import re
+import struct
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import urlsplit
 
@@ -48,10 +50,17 @@ class AgiChannel(Protocol):
     def next_digit(self, timeout: float) -> Awaitable[str | None]: ...
     def on_hangup(self, cb: Callable[[], None]) -> None: ...
     def play_seconds(self, filename: str) -> float | None: ...
+    def record_open(self, path: str, fmt: str) -> None: ...  # raises OSError like ast_writefile
     def record(self, path: str, fmt: str, seconds: float) -> int | None: ...
     # optional: def hangup(self) -> None   (AGI HANGUP command)
     # optional: def agi_exec_start(self, command: str) -> str   (AMI AGIExecStart; returns CommandId)
     # optional: def agi_exec_end(self, command_id: str, command: str, reply: str) -> None
+
+
+def wav_header(data_bytes: int, rate: int = SAMPLE_RATE) -> bytes:
+    """The 44-byte header of an 8 kHz 16-bit mono PCM WAV (what Asterisk's wav format writes)."""
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE" + b"fmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes))
 
 
 class _Hangup(Exception):
@@ -96,6 +105,8 @@ async def run_agi(url: str, env: dict[str, str], channel: AgiChannel) -> str:
         pass
     finally:
         session.close()
+    if session.failed:  # a command failed on a live channel: FAILURE sticks (res_agi run_agi)
+        return "FAILURE"
     return "HANGUP" if channel.hung_up or session._hangup_seen else "SUCCESS"
 
 
@@ -113,6 +124,7 @@ class AgiSession:
         self._hangup_seen = channel.hung_up
         self._closed = False
         self._agi_hangup = False
+        self.failed = False  # a handler returned RESULT_FAILURE while the channel was up
         channel.on_hangup(self._on_hangup)
 
     # -- hang-up handling ------------------------------------------------------
@@ -285,7 +297,9 @@ class AgiSession:
     async def c_stream_file(self, args):
         filename, escape = args[2], args[3]
         seconds = self.ch.play_seconds(filename)
-        if seconds is None:
+        if seconds is None:  # ast_openstream failed: RESULT_FAILURE, AGISTATUS ends FAILURE
+            log.warning("simulated Asterisk: File %s does not exist in any format", filename)
+            self.failed = not self.dead
             return "200 result=-1 endpos=0\n"
         t0 = self.ch.clock.seconds()
         try:
@@ -308,8 +322,11 @@ class AgiSession:
         maxdigits = int(args[4]) if len(args) > 4 and args[4].isdigit() else 1024
         timeout = (timeout_ms if timeout_ms > 0 else GETDATA_DEFAULT_MS) / 1000.0
         digits = ""
+        seconds = self.ch.play_seconds(filename)
+        if seconds is None:  # ast_app_getdata_full: ast_streamfile < 0 -> "result=-1" at once
+            log.warning("simulated Asterisk: File %s does not exist in any format", filename)
+            return "200 result=-1\n"
         try:
-            seconds = self.ch.play_seconds(filename) or 0.0
             first = await self._digit(seconds, None) if seconds > 0 else None
             if first is not None:
                 if first == "#":
@@ -338,11 +355,20 @@ class AgiSession:
         return f"200 result={ord(digit) if digit else 0}\n"
 
     async def c_record_file(self, args):
+        """Like res_agi ``handle_recordfile``: the file is opened (``ast_writefile``, which
+        creates no directory) before anything is recorded; if that fails the reply is
+        ``200 result=-1 (writefile)`` at once and AGISTATUS ends up FAILURE."""
         path, fmt, escape = args[2], args[3], args[4]
+        if not re.match(r"^\s*-?\d+", args[5]):
+            return ("520-Invalid command syntax.  Proper usage follows:\n"
+                    "Usage: RECORD FILE (see 'agi show commands')\n520 End of proper usage.\n")
+        ms = int(re.match(r"^\s*(-?\d+)", args[5]).group(1))
         try:
-            ms = int(args[5])
-        except ValueError:
-            ms = -1
+            self.ch.record_open(path, fmt)
+        except OSError as exc:
+            log.warning("simulated Asterisk: Unable to open %s.%s: %s", path, fmt, exc.strerror or exc)
+            self.failed = not self.dead
+            return "200 result=-1 (writefile)\n"
         t0 = self.ch.clock.seconds()
         outcome, digit = "timeout", None
         try:
@@ -352,11 +378,7 @@ class AgiSession:
         except _Hangup:
             outcome = "hangup"
         seconds = max(0.0, self.ch.clock.seconds() - t0)
-        endpos = 0
-        try:
-            endpos = int(self.ch.record(f"{path}.{fmt}", fmt, seconds) or 0)
-        except Exception:
-            log.exception("simulated RECORD FILE could not write %s", path)
+        endpos = int(self.ch.record(path, fmt, seconds) or 0)
         if outcome == "dtmf":
             return f"200 result={ord(digit)} (dtmf) endpos={endpos}\n"
         if outcome == "hangup":
@@ -462,14 +484,18 @@ class ScriptedCaller:
     caller starts waiting for it (the first ``next_digit`` call after the previous key).
     ``hangup_at``: seconds after creation when the caller hangs up (``None``: never).
     ``prompts``: seconds per file (default ``default_prompt``); ``missing``: files that
-    do not exist on the PBX (``play_seconds`` -> ``None``).
+    do not exist on the PBX (``play_seconds`` -> ``None``).  RECORD FILE writes a real file
+    (``/var/spool/asterisk/...`` below ``spool_dir`` when given) and, like Asterisk, fails
+    with ``(writefile)`` when its directory does not exist.
     """
 
     def __init__(self, clock, *, uniqueid: str = "1795346775.48", name: str = "Local/s@sim-caller-00000018;1",
                  keys: list[tuple[float, str]] | None = None, hangup_at: float | None = None,
                  prompts: dict[str, float] | None = None, default_prompt: float = 1.0,
-                 missing: set[str] | None = None, variables: dict[str, str] | None = None):
+                 missing: set[str] | None = None, variables: dict[str, str] | None = None,
+                 spool_dir: str | Path | None = None):
         self.clock = clock
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.uniqueid, self.name = uniqueid, name
         self.variables: dict[str, str] = dict(variables or {})
         self.hung_up = False
@@ -506,8 +532,17 @@ class ScriptedCaller:
             return None
         return self.prompts.get(filename, self.default_prompt)
 
+    def record_open(self, path: str, fmt: str) -> None:
+        """``ast_writefile`` on the machine's own file system: the directory must exist."""
+        target = Path(f"{path}.{fmt}")
+        if self.spool_dir is not None and str(target).startswith("/var/spool/asterisk/"):
+            target = self.spool_dir / target.relative_to("/var/spool/asterisk")
+        with open(target, "wb") as fh:  # OSError (no such directory) -> "(writefile)"
+            if fmt.lower() == "wav":
+                fh.write(wav_header(0))
+
     def record(self, path: str, fmt: str, seconds: float) -> int:
-        self.recorded.append((path, fmt, seconds))
+        self.recorded.append((f"{path}.{fmt}", fmt, seconds))
         return 0  # like a Local channel: no audio frames, endpos=0 (trace 07c)
 
     async def next_digit(self, timeout: float) -> str | None:

@@ -133,6 +133,12 @@ class SimulatedPBX:
         self.ami = None
         self.ami_port: int | None = None
         self._mixmonitors: dict[str, list[dict]] = {}
+        # A full disk under the spool: files are still created (a directory entry fits) but
+        # not a byte goes into them, so MixMonitor leaves 0-byte files (like Asterisk on ENOSPC).
+        self.disk_full = False
+        # Asterisk's sounds directory; when set, a file not in it (any format) is missing
+        # for STREAM FILE / GET DATA like on a real PBX.  None: every sound exists.
+        self.sounds_dir: Path | None = None
         self.queue_log.write(self.started_at, "NONE", "NONE", "NONE", "QUEUESTART", "")
         for qname, members in self.config.queues.items():
             q = self.add_queue(qname)
@@ -1249,6 +1255,16 @@ class SimulatedPBX:
             return
         self.varset(ch, name, value)
 
+    SOUND_FORMATS = ("wav", "gsm", "ulaw", "alaw", "sln", "g722", "wav16")
+
+    def has_sound(self, name: str) -> bool:
+        if self.sounds_dir is None:
+            return True
+        base = Path(name) if Path(name).is_absolute() else self.sounds_dir / name
+        return any(base.with_name(f"{base.name}.{ext}").is_file() for ext in self.SOUND_FORMATS) \
+            or any((self.sounds_dir / "en" / name).with_name(f"{Path(name).name}.{ext}").is_file()
+                   for ext in self.SOUND_FORMATS)
+
     # MixMonitor ------------------------------------------------------------
     def mixmonitor_start(self, ch: Channel, path: str, options: str = "") -> None:
         p = Path(path)
@@ -1256,11 +1272,15 @@ class SimulatedPBX:
             p = self.spool_dir / p
         elif self.spool_dir is not None and str(p).startswith("/var/spool/asterisk"):
             p = self.spool_dir / p.relative_to("/var/spool/asterisk")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        w = wave.open(str(p), "wb")
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
+        p.parent.mkdir(parents=True, exist_ok=True)  # MixMonitor does ast_mkdir (RECORD FILE does not)
+        if self.disk_full:
+            p.write_bytes(b"")
+            w = None
+        else:
+            w = wave.open(str(p), "wb")
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
         rec = {"path": p, "wave": w, "start": self.now(), "options": options}
         self._mixmonitors.setdefault(ch.name, []).append(rec)
         self.varset(ch, "MIXMONITOR_FILENAME", path)
@@ -1269,7 +1289,8 @@ class SimulatedPBX:
     def record_audio(self, ch: Channel, seconds: float) -> None:
         """Audio heard on ``ch`` (Local channels carry only what is played: no silence)."""
         for rec in self._mixmonitors.get(ch.name, []):
-            self._write_tone(rec["wave"], seconds)
+            if rec["wave"] is not None:
+                self._write_tone(rec["wave"], seconds)
 
     def _write_tone(self, w, seconds: float) -> None:
         import math
@@ -1290,7 +1311,8 @@ class SimulatedPBX:
         recs = self._mixmonitors.pop(ch.name, [])
         for rec in recs:
             try:
-                rec["wave"].close()
+                if rec["wave"] is not None:
+                    rec["wave"].close()
             except Exception:
                 log.exception("closing recording failed")
         if recs and stop_event:

@@ -52,6 +52,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
+    # SQL parameters are patient data (numbers, names): never in an exception's text,
+    # so no traceback can log them whatever the log filter misses.
+    kw.setdefault("hide_parameters", True)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         db = u.database

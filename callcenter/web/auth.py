@@ -90,6 +90,10 @@ def load(s, token: str, now: float) -> CurrentUser | None:
                        user.interface, user.language, sess.id, sess.csrf_token)
 
 
+def audit_throttled(s, username: str, client: str, kinds: list[str]) -> None:
+    audit(s, username[:64] or "?", "login_throttled", "user", username[:64], remote=client, keys=kinds)
+
+
 def logout(s, session_id: int, username: str) -> None:
     s.execute(delete(WebSession).where(WebSession.id == session_id))
     audit(s, username, "logout", "user", username)
@@ -100,47 +104,87 @@ def set_language(s, user_id: int, lang: str) -> None:
     user.language = lang
 
 
-class LoginLimiter:
-    """Failed logins per key (user name, remote address) in a sliding window.
+@dataclass(frozen=True)
+class ThrottleRule:
+    """After ``free`` failures within ``window`` seconds, each further attempt waits
+    ``2 ** (n - free)`` seconds (at most ``max_wait``) after the last failure."""
+    free: int
+    window: float
+    max_wait: float
 
-    After ``max_failures`` within ``window`` seconds the key is locked until the
-    oldest failure leaves the window.  Time comes from the injected clock.
-    """
+    def wait(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(2.0 ** (failures - self.free), self.max_wait)
 
-    def __init__(self, clock, *, max_failures: int = 5, window: float = 300.0):
+
+# Per (user, client): a user mistyping at their desk is slowed, nobody else is.  Per user
+# (all clients) and per client (all users, e.g. a NAT address): higher, for password
+# sprays; still a slow-down, never a lock-out of the whole call centre.
+PAIR = ThrottleRule(free=5, window=900, max_wait=300)
+USER = ThrottleRule(free=20, window=900, max_wait=60)
+CLIENT = ThrottleRule(free=50, window=900, max_wait=60)
+
+
+class LoginThrottle:
+    """Failed logins counted per (user, client), per user and per client, on the injected clock.
+
+    :meth:`attempt` checks *and* counts in one step, before the password is verified
+    (the event loop runs it without a pause), so concurrent wrong passwords cannot all
+    pass the check: an attempt is counted as a failure until :meth:`succeeded` says
+    otherwise."""
+
+    def __init__(self, clock, *, pair: ThrottleRule = PAIR, user: ThrottleRule = USER,
+                 client: ThrottleRule = CLIENT, max_keys: int = 20000):
         self.clock = clock
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[str, deque] = {}
+        self.rules = {"pair": pair, "user": user, "client": client}
+        self.max_keys = max_keys
+        self._failures: dict[tuple, deque] = {}
 
-    def _prune(self, key: str) -> deque:
+    def _keys(self, username: str, client: str) -> dict[str, tuple]:
+        u = username.lower()
+        return {"pair": ("pair", u, client), "user": ("user", u), "client": ("client", client)}
+
+    def _recent(self, key: tuple, window: float, now: float) -> deque:
         q = self._failures.get(key)
         if q is None:
             return deque()
-        now = self.clock.seconds()
-        while q and q[0] <= now - self.window:
+        while q and q[0] <= now - window:
             q.popleft()
         if not q:
             self._failures.pop(key, None)
         return q
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until a locked key opens again; 0 when none is locked."""
+    def attempt(self, username: str, client: str) -> tuple[float, list[str]]:
+        """(seconds to wait, []) when slowed down -- nothing counted then; else (0, the kinds
+        of key that this attempt, should it fail, brings to their first slow-down)."""
+        now = self.clock.seconds()
+        keys = self._keys(username, client)
         wait = 0.0
-        now = self.clock.seconds()
-        for key in keys:
-            q = self._prune(key)
-            if len(q) >= self.max_failures:
-                wait = max(wait, q[0] + self.window - now)
-        return wait
+        for kind, key in keys.items():
+            rule = self.rules[kind]
+            q = self._recent(key, rule.window, now)
+            if q:
+                wait = max(wait, q[-1] + rule.wait(len(q)) - now)
+        if wait > 0:
+            return wait, []
+        reached = []
+        for kind, key in keys.items():
+            q = self._failures.setdefault(key, deque())
+            q.append(now)
+            if len(q) == self.rules[kind].free:
+                reached.append(kind)
+        while len(self._failures) > self.max_keys:  # bound memory under a spray of user names
+            self._failures.pop(next(iter(self._failures)))
+        return 0.0, reached
 
-    def failed(self, *keys: str) -> None:
-        now = self.clock.seconds()
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-            if len(self._failures) > 10000:  # bound memory under a spray of user names
-                self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    def succeeded(self, username: str, client: str) -> None:
+        """The attempt was right: it was no failure, and the pair starts afresh."""
+        keys = self._keys(username, client)
+        self._failures.pop(keys["pair"], None)
+        for kind in ("user", "client"):
+            q = self._failures.get(keys[kind])
+            if q:
+                q.pop()
+                if not q:
+                    self._failures.pop(keys[kind], None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from callcenter import errors
 from callcenter.store.models import audit
 
 from .http import BadRequest
@@ -22,11 +23,11 @@ _QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TRUE = ("1", "on", "true", "yes")
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    """No campaign by that name or id (HTTP 404)."""
 
 
-class Conflict(ValueError):
+class Conflict(errors.Conflict):
     """The request is valid but the campaign's state refuses it (HTTP 409)."""
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.complaints.deadlines import CHANNELS, SEVERITIES
 from callcenter.complaints.models import CATEGORIES
+from callcenter.errors import InvalidInput
 
 # Operator actions on a ticket and what they do (the state they move to, or a special step).
 ACTIONS = {
@@ -29,10 +30,16 @@ _FALSE = ("0", "false", "off", "no", False, 0)
 MAX_TAGS = 20
 
 
-class FieldErrors(ValueError):
+class FieldErrors(InvalidInput):
+    """Bad input in one or more fields: ``fields`` maps each to its message."""
+
     def __init__(self, fields: dict[str, str]):
         self.fields = fields
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+
+    def to_dict(self) -> dict:
+        return {"error": f"invalid input: {self}", "code": self.code, "status": self.status,
+                "fields": self.fields}
 
 
 def _text(form: dict, name: str, errors: dict, *, max_len: int, required: bool = False) -> str:

@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from sqlalchemy import select
 
+from callcenter.errors import Conflict, Forbidden, NotFound
 from callcenter.store.models import audit
 
 from .http import BadRequest
@@ -143,12 +144,21 @@ def parse_outcome(form: dict) -> dict:
             "note": str(form.get("note") or "").strip()[:2000]}
 
 
-class NotYours(PermissionError):
-    pass
+class NotYours(Forbidden):
+    """The dial attempt is another agent's call."""
+
+
+class Closed(Conflict):
+    """The contact already has its result (recorded, or given up): nothing more to record."""
+
+
+OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
 
 
 def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now: dt.datetime) -> dict:
-    """Record the agent's result for the contact behind ``attempt_id`` (the agent's own call);
+    """Record the agent's result for the contact behind ``attempt_id``: a call this agent took
+    (the one on screen, or any earlier one whose queue member interface is the user's), until
+    the contact is closed.  The member *name* is display text and never identifies a user.
     ``api`` is the app's :class:`dialer.api.DialerApi`."""
     from dialer.models import Attempt, Campaign, Contact
 
@@ -156,10 +166,12 @@ def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now:
 
     a = s.get(Attempt, fields["attempt_id"])
     if a is None:
-        raise LookupError(fields["attempt_id"])
-    if popped_attempt != a.id and not (a.agent and a.agent in (user.interface, user.display_name)):
-        raise NotYours(a.id)
+        raise NotFound(f"no dial attempt {fields['attempt_id']}")
+    if popped_attempt != a.id and not (user.interface and a.agent_interface == user.interface):
+        raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
+    if c.outcome not in OPEN_OUTCOMES:
+        raise Closed(c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):

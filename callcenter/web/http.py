@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from callcenter.errors import InvalidInput
+
 from .auth import CurrentUser
 
 PUBLIC = None                        # a route anyone may open (login form, static files)
@@ -14,8 +16,12 @@ AGENTS = frozenset({"agent"})
 ADMINS = frozenset({"admin"})
 
 
-class BadRequest(Exception):
-    """Invalid input; the message names the field and is shown to the user."""
+DEFAULT_BODY = 256 * 1024           # a form or a JSON object: far more than any field needs
+NO_ROUTE_BODY = 16 * 1024            # unknown path, or a method that takes no body
+
+
+class BadRequest(InvalidInput):
+    """Invalid input found by the web layer; the message names the field and is shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Route:
     response: dict | None = None     # JSON schema of the answer (api routes)
     csrf: bool = True                # POST routes check the session's CSRF token (not for API tokens)
     raw_body: bool = False           # the handler reads the request body itself (e.g. a JSON list)
+    max_body: int = 0                # bytes of request body accepted (0: DEFAULT_BODY); more -> 413
+    statuses: dict = field(default_factory=dict)  # route-specific answers for OpenAPI: {201: "created"}
     audit_as: str = ""               # object type whose refused requests (401/403) are audited
 
     @property

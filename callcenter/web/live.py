@@ -19,6 +19,7 @@ from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls.reducer import Fact, Finished
 
 from . import data, today
+from .lookups import audit_view
 
 log = logging.getLogger(__name__)
 
@@ -309,8 +310,12 @@ class ScreenPop:
                 aid = dialer_calls.attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
-            return (data.users_with_interface(s, iface), data.patient_record(s, num, nm, self.region, now,
-                                                                               self.tz), ctx)
+            users = data.users_with_interface(s, iface)
+            record = data.patient_record(s, num, nm, self.region, now, self.tz)
+            for username in users:  # each agent the record is shown to has viewed it
+                audit_view(s, username, record, via="screen_pop",
+                           call=msg.get("Linkedid") or msg.get("Uniqueid") or "")
+            return users, record, ctx
 
         try:
             users, record, dialer = await self.app.db.run(load)

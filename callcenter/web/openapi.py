@@ -68,7 +68,14 @@ def document(routes) -> dict:
                                 "not needed with an API token",
                  "schema": {"type": "string"}})
         responses["400"] = {"description": "invalid input (the message names the field)"}
-        op["responses"] = responses
+        if "{" in r.path:
+            responses["404"] = {"description": "no such item (or a path value not known)"}
+        if r.method == "POST":
+            responses["413"] = {"description": "request body over the route's limit (by Content-Length)"}
+        responses["503"] = {"description": "the database is not answering; retry after Retry-After seconds"}
+        for code, desc in r.statuses.items():
+            responses[str(code)] = {"description": desc}
+        op["responses"] = dict(sorted(responses.items()))
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -6,6 +6,8 @@ wrong roles, and the OpenAPI document is generated from it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import (views, views_campaigns, views_complaints, views_dialer, views_import, views_live, views_reports,
                views_tokens)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
@@ -134,7 +136,7 @@ _CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
 _IMPORT_RESULT = {"type": "object", "properties": {
     "kind": {"type": "string"}, "rows": {"type": "integer"}, "applied": {"type": "boolean"},
     "inserted": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
-    "contacts_created": {"type": "integer"},
+    "contacts_created": {"type": "integer"}, "contacts_closed": {"type": "integer"},
     "errors": {"type": "array", "items": {"type": "object", "properties": {
         "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}}
 
@@ -142,6 +144,7 @@ ROUTES: list[Route] = [
     # public
     Route("GET", "/login", PUBLIC, views.login_form, "page", "Login form"),
     Route("POST", "/login", PUBLIC, views.login_post, "form", "Log in (rate limited)", csrf=False,
+          max_body=16 * 1024,
           body=(("username", "string", "", True), ("password", "string", "", True),
                 ("login_token", "string", "double-submit token from the form", True))),
     Route("GET", "/static/{name}", PUBLIC, views.static, "static", "Script and style sheet"),
@@ -194,7 +197,8 @@ ROUTES: list[Route] = [
           "Record the result of an outbound dialer call (form)", body=_DIAL_OUTCOME_BODY),
     Route("POST", "/api/agent/dialer-outcome", AGENTS, views_dialer.outcome_api, "api",
           "Record the result of an outbound dialer call this agent took (DialerApi.record_outcome; "
-          "do_not_call puts the number on the do-not-call list); 403 for another agent's call",
+          "do_not_call puts the number on the do-not-call list); 403 for another agent's call, "
+          "409 once the contact is closed",
           body=_DIAL_OUTCOME_BODY, response={"type": "object", "properties": {
               "attempt_id": {"type": "integer"}, "contact_id": {"type": "integer"},
               "outcome": {"type": "string"}, "do_not_call": {"type": "boolean"}}}),
@@ -251,7 +255,8 @@ ROUTES: list[Route] = [
           "Import patients, treatments or appointments: body = JSON list of rows with the CSV columns "
           "(docs/dialer.md), or {\"rows\": [...]}. All or nothing: 201 applied (200: nothing changed); "
           "422 {error, errors: [{line, field, reason}]} (line = item number) and nothing written",
-          enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT),
+          enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT,
+          max_body=views_import.MAX_BYTES),
     # administrators
     Route("GET", "/api/tokens", ADMINS, views_tokens.list_api, "api",
           "API tokens (names, roles, last use; never the tokens)",
@@ -263,3 +268,26 @@ ROUTES: list[Route] = [
           response={"type": "object", "properties": {"users": {"type": "array",
                                                                 "items": {"type": "object"}}}}),
 ]
+
+# Answers beyond each kind's usual ones (the OpenAPI document declares every status a
+# route gives; tests/web/test_openapi_conformance.py checks it with schemathesis).
+_REFUSED = {409: "the current state refuses it (the message says why)"}
+_FORM = {400: "the form again, the field named", 404: "no such item", **_REFUSED}
+STATUSES: dict[tuple[str, str], dict[int, str]] = {
+    ("GET", "/login"): {303: "already logged in: to the start page (or a same-origin next=)"},
+    ("POST", "/login"): {401: "wrong user name or password", 403: "stale login form (login CSRF token)",
+                         429: "too many failures for this user/client: slowed down, see Retry-After"},
+    ("POST", "/api/agent/queue"): {502: "Asterisk refused or did not answer the action (ok: false)"},
+    ("POST", "/api/agent/outcome"): {201: "recorded"},
+    ("POST", "/agent/dialer-outcome"): {404: "no such dial attempt"},
+    ("POST", "/api/agent/dialer-outcome"): {201: "recorded", 404: "no such dial attempt"},
+    ("POST", "/complaints"): {**_FORM, 201: "opened"},
+    ("POST", "/complaints/{id}/transition"): _FORM, ("POST", "/complaints/{id}/edit"): _FORM,
+    ("POST", "/api/complaints"): {201: "opened; Location names the ticket", **_REFUSED},
+    ("POST", "/api/complaints/{id}/transition"): _REFUSED, ("POST", "/api/complaints/{id}/edit"): _REFUSED,
+    ("POST", "/campaigns"): _FORM, ("POST", "/campaigns/{id}/{action}"): _FORM,
+    ("POST", "/api/campaigns"): {201: "created", **_REFUSED}, ("POST", "/api/campaigns/{id}/{action}"): _REFUSED,
+    ("GET", "/api/patients"): {429: "too many look-ups by this user (30 per 10 minutes); see Retry-After"},
+    ("POST", "/api/import/{kind}"): {201: "applied", 422: "bad rows: every {line, field, reason}; nothing written"},
+}
+ROUTES = [replace(r, statuses={**STATUSES.get((r.method, r.path), {}), **r.statuses}) for r in ROUTES]

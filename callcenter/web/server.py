@@ -27,7 +27,14 @@ from callcenter.store.models import audit
 from recordings.web import routes as recordings_routes
 
 from . import auth
-from .http import SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html, redirect
+from callcenter.errors import DomainError, InvalidInput, Unavailable
+from callcenter.store.retry import TRANSIENT
+from callcenter.text import clean, unstorable
+
+from .clientaddr import TrustedProxies
+from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html,
+                   redirect)
+from .lookups import LookupLimit
 from .i18n import LANGUAGES, catalogue, column, t
 
 log = logging.getLogger(__name__)
@@ -92,10 +99,11 @@ class WebApp:
             routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else [])
         self.routes = routes
         self.broker = Broker(reactor)
-        self.user_limiter = auth.LoginLimiter(self.clock, max_failures=5, window=300)
-        self.ip_limiter = auth.LoginLimiter(self.clock, max_failures=30, window=300)
+        self.login_throttle = auth.LoginThrottle(self.clock)
+        self.lookup_limit = LookupLimit(self.clock)
         self.session_hours = float(self.config.web.session_hours)
-        self.secure_cookies = bool(getattr(self.config.web, "secure_cookies", False))
+        self.secure_cookies = bool(self.config.web.secure_cookies)
+        self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined,
@@ -129,6 +137,15 @@ class WebApp:
             return as_json({"error": t("en", key, **kw), "status": status}, status)
         return self.render(req, "error.html", status, message=t(req.lang, key, **kw))
 
+    def domain_error(self, req: Req, exc: DomainError) -> Response:
+        """The one mapping from a domain error to an answer: its code's status, its message."""
+        if req.route is None or req.route.kind in ("api", "sse") or req.path.startswith("/api/"):
+            return as_json(exc.to_dict(), exc.status)
+        if isinstance(exc, InvalidInput):
+            return self.render(req, "error.html", exc.status, message=t(req.lang, "error.bad_request", detail=str(exc)))
+        key = {404: "error.notfound", 403: "error.forbidden"}.get(exc.status)
+        return self.render(req, "error.html", exc.status, message=t(req.lang, key) if key else str(exc))
+
     def default_language(self) -> str:
         lang = self.config.hospital.language
         return lang if lang in LANGUAGES else "zh"
@@ -155,6 +172,21 @@ class WebApp:
                 return route, params, True
         return None, {}, path_known
 
+    def client_address(self, request) -> str:
+        """The browser's address: ``X-Forwarded-For`` only from a trusted proxy."""
+        return self.proxies.client(_remote(request), request.getHeader("x-forwarded-for"))
+
+    def over_tls(self, request) -> bool:
+        """Did the browser use HTTPS (to us, or to a trusted proxy that says so)?"""
+        return self.proxies.tls(_remote(request), request.isSecure(), request.getHeader("x-forwarded-proto"))
+
+    def body_limit(self, method: str, path: str) -> int:
+        """Bytes of body accepted for this request, known from the route before any is read."""
+        route, _, _ = self.find(method, path)
+        if route is None or route.method != "POST":
+            return NO_ROUTE_BODY
+        return route.max_body or DEFAULT_BODY
+
     async def current_user(self, request) -> auth.CurrentUser | None:
         token = _cookie(request, SESSION_COOKIE)
         if not token or len(token) > 100:
@@ -167,11 +199,15 @@ class WebApp:
         route, params, known = self.find(method, path)
         set_security_headers(request, cacheable=bool(route and route.kind == "static"))
         req = Req(method, path, route, params, _query(request), {}, None, self.default_language(),
-                  _remote(request), request, _cookies(request))
+                  self.client_address(request), request, _cookies(request))
         try:
             resp = await self._dispatch(req, request, route, known)
-        except BadRequest as exc:
-            resp = self.error(req, 400, "error.bad_request", detail=str(exc))
+        except DomainError as exc:
+            resp = self.domain_error(req, exc)
+        except TRANSIENT:  # the database refuses connections: say so, and when to come back
+            log.warning("database unavailable for %s %s", method, path)
+            resp = self.domain_error(req, Unavailable("the database is not answering; try again shortly"))
+            resp.headers["Retry-After"] = "5"
         except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
             log.exception("error handling %s %s", method, path)
             resp = self.error(req, 500, "error.server")
@@ -183,6 +219,8 @@ class WebApp:
         self._write(request, resp)
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
+        _check_text("query parameter", req.args)
+        _check_text("path segment", req.params)
         if route is None:
             if req.path.startswith("/api/") or not known:
                 user = await self.current_user(request)
@@ -221,6 +259,7 @@ class WebApp:
             req.lang = self._anon_language(req)
         if req.method == "POST":
             req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
+            _check_text("field", req.form)
             if route.csrf and not (req.user is not None and req.user.via_token):
                 given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
@@ -243,7 +282,10 @@ class WebApp:
         request.setHeader("Content-Type", resp.content_type)
         for k, v in resp.headers.items():
             request.setHeader(k, v)
+        secure = self.secure_cookies or self.over_tls(request)  # HTTPS here or at a trusted proxy
         for c in resp.cookies:
+            if secure and "; Secure" not in c:
+                c += "; Secure"
             request.responseHeaders.addRawHeader("Set-Cookie", c)
         if request.method != b"HEAD":
             request.write(resp.body)
@@ -291,6 +333,36 @@ class WebApp:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
+
+
+def _check_text(what: str, values: dict) -> None:
+    """Refuse what no store keeps (NUL, lone surrogates, control characters), naming the field;
+    JSON arrays/objects arrive as JSON text, so their strings are checked inside it too."""
+    for key, value in values.items():
+        for text in _strings(key, value):
+            problem = unstorable(text)
+            if problem:
+                raise BadRequest(f"{what} {clean(str(key))[:40]!r} {problem}")
+
+
+def _strings(key, value):
+    yield str(key)
+    if isinstance(value, str):
+        yield value
+        if value[:1] in "[{":
+            try:
+                stack = [json.loads(value)]
+            except ValueError:
+                return
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    yield v
+                elif isinstance(v, dict):
+                    stack.extend(v.keys())
+                    stack.extend(v.values())
+                elif isinstance(v, list):
+                    stack.extend(v)
 
 
 def _cookie(request, name: str) -> str | None:

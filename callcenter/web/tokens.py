@@ -14,6 +14,7 @@ import secrets
 
 from sqlalchemy import select
 
+from callcenter.errors import InvalidInput
 from callcenter.store.models import audit
 
 from .auth import CurrentUser, token_hash
@@ -23,8 +24,8 @@ TOKEN_ROLES = ("supervisor", "admin")
 PREFIX = "cct_"
 
 
-class TokenError(ValueError):
-    pass
+class TokenError(InvalidInput):
+    """A token name or role that cannot be used."""
 
 
 def _ts(t: float) -> dt.datetime:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import mimetypes
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy import select
 
@@ -13,10 +13,26 @@ from .i18n import LANGUAGES, t
 HOME = {"agent": "/agent", "supervisor": "/wallboard", "admin": "/wallboard"}
 
 
+def _same_origin_path(target: str) -> bool:
+    """True for a path on this site, as every browser will read it.  Browsers drop tabs and
+    line breaks inside a URL and read ``\\`` as ``/``, so ``/\t/evil`` and ``/\\evil`` are
+    ``//evil``: another origin.  Checked on the text and on it percent-decoded once."""
+    for text in (target, unquote(target)):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text) or "\\" in text:
+            return False
+        if not text.startswith("/") or text.startswith("//"):
+            return False
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
+
+
 def _safe_next(target: str, role: str) -> str:
-    # Only local paths: no open redirect to another site.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and target != "/login":
-        return target
+    """Where to go after login: ``target`` when it is a same-origin path (not /login), else
+    the role's start page.  No open redirect to another site."""
+    if target and _same_origin_path(target) and urlsplit(target).path != "/login":
+        return quote(target, safe="/?=&%#:@!$'()*+,;~-._")
     return HOME.get(role, "/")
 
 
@@ -52,21 +68,20 @@ async def login_post(app, req: Req) -> Response:
         return await login_form(app, req, status=403, message=t(req.lang, "error.csrf"))
     username = (req.form.get("username") or "").strip()[:64]
     password = req.form.get("password") or ""
-    keys_user, key_ip = f"user:{username.lower()}", f"ip:{req.remote}"
-    wait = max(app.user_limiter.retry_after(keys_user), app.ip_limiter.retry_after(key_ip))
+    wait, reached = app.login_throttle.attempt(username, req.remote)  # checked and counted at once
     if wait > 0:
         resp = await login_form(app, req, status=429,
-                                message=t(req.lang, "login.locked", minutes=max(1, round(wait / 60))))
+                                message=t(req.lang, "login.locked", seconds=int(wait) + 1))
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
     result = await app.db.run(auth.login, username, password, app.clock.seconds(), app.session_hours,
                               req.remote)
     if result is None:
-        app.user_limiter.failed(keys_user)
-        app.ip_limiter.failed(key_ip)
+        if reached:  # this failure slows the next attempts down: audited once per slow-down
+            await app.db.run(auth.audit_throttled, username, req.remote, reached)
         return await login_form(app, req, status=401, message=t(req.lang, "login.failed"))
+    app.login_throttle.succeeded(username, req.remote)
     token, user = result
-    app.user_limiter.succeeded(keys_user)
     resp = redirect(_safe_next(req.form.get("next", ""), user.role))
     resp.cookies.append(app.cookie("cc_session", token, max_age=int(app.session_hours * 3600)))
     resp.cookies.append(app.cookie("cc_login", "", max_age=0))

@@ -82,8 +82,8 @@ async def action_form(app, req: Req) -> Response:
 
 # --- JSON API --------------------------------------------------------------------------------
 
-def _conflict(exc: Exception) -> Response:
-    return as_json({"error": str(exc), "status": 409}, 409)
+def _conflict(exc: cg.Conflict) -> Response:
+    return as_json(exc.to_dict(), exc.status)
 
 
 async def list_api(app, req: Req) -> Response:

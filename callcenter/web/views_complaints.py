@@ -16,23 +16,16 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from callcenter.complaints import service as svc
+from callcenter.errors import DomainError, InvalidInput, NotFound
 
 from .complaint_input import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
 from .http import BadRequest, Req, Response, as_json, redirect
 from .i18n import t
+from .params import MAX_OFFSET, int_arg
 
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"^(?:[1-9][0-9]{0,11}|TS-[0-9]{4}-[0-9]{6})$", re.IGNORECASE)
-_FIELD_MSG = re.compile(r"^([a-z_]+): (.+)$", re.DOTALL)
-
-
-class Conflict(Exception):
-    """The life cycle refused the step (409)."""
-
-
-class NotFound(Exception):
-    pass
 
 
 def _now(app) -> dt.datetime:
@@ -50,7 +43,7 @@ def _today(app) -> dt.date:
 def _ref(req: Req) -> str:
     ref = req.params.get("id", "")
     if not _REF.match(ref):
-        raise NotFound(ref)
+        raise NotFound(f"no complaint ticket {ref[:40]!r}")
     return ref
 
 
@@ -64,14 +57,9 @@ def _when(app):
     return when
 
 
-def _service_errors(exc: Exception) -> Exception:
-    """ComplaintError "field: message" -> FieldErrors; other refusals -> Conflict."""
-    if isinstance(exc, svc.IllegalTransition):
-        return Conflict(str(exc))
-    m = _FIELD_MSG.match(str(exc))
-    if m:
-        return FieldErrors({m.group(1): m.group(2)})
-    return Conflict(str(exc))
+def _field_errors(exc: InvalidInput) -> DomainError:
+    """The service's bad input, as the form's per-field errors when it names a field."""
+    return FieldErrors({exc.field: exc.message}) if exc.field else exc
 
 
 # --- database work (worker thread) ---------------------------------------------------------
@@ -82,18 +70,15 @@ def _open(s, complaints: svc.Complaints, *, actor: str, fields: dict, now: dt.da
     try:
         with s.begin_nested():
             ticket = complaints.open_ticket(s, actor=actor, **fields)
-    except ValueError as exc:
-        raise _service_errors(exc) from None
+    except InvalidInput as exc:
+        raise _field_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
 
 
 def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now: dt.datetime) -> dict:
     from callcenter.complaints import queries
 
-    try:
-        ticket = svc.get_ticket(s, ref)
-    except svc.ComplaintError:
-        raise NotFound(ref) from None
+    ticket = svc.get_ticket(s, ref)   # TicketNotFound is a NotFound: 404
     action, note = step["action"], step.get("note", "")
     try:
         with s.begin_nested():
@@ -109,8 +94,8 @@ def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now
                 complaints.update_ticket(s, ticket.id, actor=actor, at=now, **step["changes"])
             else:
                 complaints.transition(s, ticket.id, ACTIONS[action], actor=actor, at=now, note=note)
-    except ValueError as exc:
-        raise _service_errors(exc) from None
+    except InvalidInput as exc:   # IllegalTransition is a Conflict: 409 as it is
+        raise _field_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
 
 
@@ -120,7 +105,7 @@ def _view(s, ref: str, *, now: dt.datetime, viewer: str) -> dict:
 
     view = queries.ticket_view(s, ref, now=now)
     if view is None:
-        raise NotFound(ref)
+        raise NotFound(f"no complaint ticket {ref}")
     # the view shows the patient's name and number: who looked is recorded
     audit(s, viewer, "complaint.viewed", "complaint", view["number"])
     return view
@@ -145,13 +130,8 @@ def _filters(req: Req) -> dict[str, Any]:
     if severity is not None and severity not in SEVERITIES:
         raise BadRequest(f"severity: must be one of {', '.join(SEVERITIES)}")
     overdue = req.arg("overdue") in ("1", "true", "on", "yes")
-    try:
-        limit = int(req.arg("limit") or 100)
-        offset = int(req.arg("offset") or 0)
-    except ValueError:
-        raise BadRequest("limit/offset: must be integers") from None
-    if not 1 <= limit <= 500 or offset < 0:
-        raise BadRequest("limit: 1-500; offset: 0 or more")
+    limit = int_arg(req.args, "limit", 100, 1, 500)
+    offset = int_arg(req.args, "offset", 0, 0, MAX_OFFSET)
     return {"status": status, "category": category, "severity": severity, "overdue": overdue,
             "limit": limit, "offset": offset}
 
@@ -172,12 +152,8 @@ def _changed(app) -> None:
         app.spawn(app.escalation.refresh())
 
 
-def _api_error(exc: Exception) -> Response:
-    if isinstance(exc, FieldErrors):
-        return as_json({"error": f"invalid input: {exc}", "status": 400, "fields": exc.fields}, 400)
-    if isinstance(exc, Conflict):
-        return as_json({"error": str(exc), "status": 409}, 409)
-    return as_json({"error": "no such complaint ticket", "status": 404}, 404)
+def _api_error(exc: DomainError) -> Response:
+    return as_json(exc.to_dict(), exc.status)
 
 
 # --- JSON API -----------------------------------------------------------------------------
@@ -194,7 +170,7 @@ async def detail_api(app, req: Req) -> Response:
     try:
         ref = _ref(req)
         return as_json(await app.db.run(_view, ref, now=_now(app), viewer=req.user.username))
-    except NotFound as exc:
+    except DomainError as exc:
         return _api_error(exc)
 
 
@@ -203,7 +179,7 @@ async def open_api(app, req: Req) -> Response:
     try:
         fields = parse_open(req.form, now=now, tz=_tz(app), lang=req.lang)
         view = await app.db.run(_open, app.domain.complaints, actor=req.user.username, fields=fields, now=now)
-    except (FieldErrors, Conflict) as exc:
+    except DomainError as exc:
         return _api_error(exc)
     _changed(app)
     resp = as_json(view, 201)
@@ -226,14 +202,14 @@ def _edit_step(form: dict) -> dict:
 async def transition_api(app, req: Req) -> Response:
     try:
         return as_json(await _step(app, req, lambda f: parse_action(f, tz=_tz(app), today=_today(app))))
-    except (FieldErrors, Conflict, NotFound) as exc:
+    except DomainError as exc:
         return _api_error(exc)
 
 
 async def edit_api(app, req: Req) -> Response:
     try:
         return as_json(await _step(app, req, _edit_step))
-    except (FieldErrors, Conflict, NotFound) as exc:
+    except DomainError as exc:
         return _api_error(exc)
 
 
@@ -277,9 +253,9 @@ async def open_form(app, req: Req) -> Response:
     except FieldErrors as exc:
         req.args = {}
         return await list_page(app, req, errors=exc.fields, status=400)
-    except Conflict as exc:
+    except DomainError as exc:
         req.args = {}
-        return await list_page(app, req, errors={"ticket": str(exc)}, status=409)
+        return await list_page(app, req, errors={"ticket": str(exc)}, status=exc.status)
     _changed(app)
     return redirect(f"/complaints/{view['id']}?notice=" + quote(t(req.lang, "cp.opened", id=view["number"])))
 
@@ -292,8 +268,8 @@ async def _step_form(app, req: Req, step_of) -> Response:
     except FieldErrors as exc:
         return await detail_page(app, req, error=t(req.lang, "error.bad_request", detail=str(exc)),
                                  errors=exc.fields, status=400)
-    except Conflict as exc:
-        return await detail_page(app, req, error=str(exc), status=409)
+    except DomainError as exc:
+        return await detail_page(app, req, error=str(exc), status=exc.status)
     return redirect(f"/complaints/{view['id']}?" + urlencode({"notice": t(req.lang, "cp.saved")}))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
+from callcenter.errors import NotFound
+
 from . import dialer_calls
 from .http import Req, Response, as_json, redirect
 from .i18n import t
@@ -16,10 +18,12 @@ async def _save(app, req: Req) -> dict | Response:
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
     try:
         return await app.db.run(dialer_calls.save_outcome, app.domain.dialer, fields, user=req.user, popped_attempt=popped, now=now)
-    except LookupError:
+    except NotFound:
         return app.error(req, 404, "error.notfound")
     except dialer_calls.NotYours:
         return app.error(req, 403, "error.forbidden")
+    except dialer_calls.Closed as exc:
+        return app.error(req, 409, "dial.closed", outcome=str(exc))
 
 
 async def outcome_form(app, req: Req) -> Response:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from callcenter.errors import InvalidInput
 from callcenter.store.models import audit
 
 from .http import SSE, BadRequest, Req, Response, as_json, redirect
+from .lookups import audit_view
 from .i18n import catalogue, t
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,7 @@ def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: st
                 channel="phone", summary=note or outcome, received_at=now, patient_phone=number,
                 patient_name=(form.get("caller_name") or "").strip()[:64], language=lang,
                 call_uniqueid=uniqueid)
-        except ValueError as exc:  # ComplaintError is a ValueError
+        except InvalidInput as exc:  # the complaint's own validation (ComplaintError)
             raise BadRequest(str(exc)) from None
     row = CallOutcome(uniqueid=uniqueid, queue=(form.get("queue") or "")[:64], caller_number=number,
                       agent=user.username, outcome=outcome, note=note,
@@ -217,7 +219,20 @@ async def patient_api(app, req: Req) -> Response:
     number = req.arg("number").strip()
     if not number or len(number) > 32:
         raise BadRequest("number is required (the caller's phone number)")
+    wait = app.lookup_limit.take(req.user.username)  # checked and counted before any await
+    if wait > 0:
+        resp = as_json({"error": "too many patient look-ups; try again later", "code": "rate_limited",
+                        "status": 429}, 429)
+        resp.headers["Retry-After"] = str(int(wait) + 1)
+        return resp
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    rec = await app.db.run(data.patient_record, number, "", app.config.hospital.region, now)
-    await app.db.run(lambda s: audit(s, req.user.username, "patient_lookup", "phone", number[-4:]))
-    return as_json(rec)
+    user, ip, first_refusal_next = req.user.username, req.remote, app.lookup_limit.at_limit(req.user.username)
+
+    def look(s):
+        rec = data.patient_record(s, number, "", app.config.hospital.region, now)
+        audit_view(s, user, rec, via="lookup", ip=ip)
+        if first_refusal_next:  # the next look-up will be refused: say so once, in the audit
+            audit(s, user, "patient.lookups_limited", "user", user, burst=app.lookup_limit.burst,
+                  window=app.lookup_limit.window, ip=ip)
+        return rec
+    return as_json(await app.db.run(look))

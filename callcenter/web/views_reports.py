@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
+from .params import date_arg
 
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
            "campaigns", "complaints", "staffing")
@@ -17,15 +18,11 @@ MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
 def period(app, req: Req) -> tuple[dt.date, dt.date]:
     tz = ZoneInfo(app.config.hospital.timezone)
     today = dt.datetime.fromtimestamp(app.clock.seconds(), tz).date()
-    try:
-        end = dt.date.fromisoformat(req.arg("to")) if req.arg("to") else today
-    except ValueError:
-        raise BadRequest(f"to: not a date (YYYY-MM-DD): {req.arg('to')!r}") from None
+    end = date_arg(req.args, "to", today)
     _in_range("to", end)
-    try:
-        start = dt.date.fromisoformat(req.arg("from")) if req.arg("from") else end - dt.timedelta(days=6)
-    except ValueError:
-        raise BadRequest(f"from: not a date (YYYY-MM-DD): {req.arg('from')!r}") from None
+    start = date_arg(req.args, "from", None)
+    if start is None:
+        start = end - dt.timedelta(days=6)
     _in_range("from", start)
     if start > end:
         raise BadRequest("from must not be after to")

@@ -177,7 +177,7 @@ def test_bad_input_names_the_field(db):
             svc.update_ticket(s, tid, actor="x", at=sh(2026, 10, 9, 12, 0), severity="urgent")
         with pytest.raises(service.ComplaintError, match="reason"):
             svc.reopen(s, tid, actor="x", at=sh(2026, 10, 9, 12, 0), reason=" ")
-        with pytest.raises(service.ComplaintError, match="no complaint ticket TS-2026-999999"):
+        with pytest.raises(service.TicketNotFound, match="no complaint ticket TS-2026-999999"):
             svc.get_ticket(s, "TS-2026-999999")
 
 

@@ -96,7 +96,8 @@ async def test_survey_campaign_dispositions_and_retries(db):
     assert [o["action_id"] for o in gw.originates[3:]] == ["4"]
     assert gw.originates[3]["channel"] == "PJSIP/13800138001@trunk"
     s = db.call(lambda s: status(s, s.get(Campaign, 1), now=clock.seconds()))
-    assert s["dialled"] == 3 and s["completed"] == 1 and s["reached"] == 1
+    # the survey answered without an agent: answered, not reached (issue 22.6)
+    assert s["dialled"] == 3 and s["completed"] == 1 and s["answered"] == 1 and s["reached"] == 0
     assert s["survey_score_avg"] == 4.5 and s["survey_question_avg"] == {"q1": 4.0, "q2": 5.0}
     assert s["attempts"] == 4 and s["attempts_per_contact"] == round(4 / 3, 2)
     await d.stop()
@@ -272,10 +273,9 @@ async def test_not_connected_releases_the_attempt(db):
     clock.advance(T0)
     gw = FakeGateway(clock)
 
-    class AmiNotConnected(Exception):
-        pass
+    from callcenter.ami.gateway import AmiNotSent
 
-    gw.fail_with = AmiNotConnected("AMI not connected to 127.0.0.1:5038")
+    gw.fail_with = AmiNotSent("AMI not connected to 127.0.0.1:5038")   # typed: no message matching
     d = make(db, clock, gw)
     await d.start()
     await d.run_once()

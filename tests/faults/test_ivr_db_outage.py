@@ -27,7 +27,7 @@ from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
 from tests import support
 
-from ..ivr.helpers import CLOSED, OPEN, call
+from ..ivr.helpers import CLOSED, OPEN, call, recordings_config
 from .flaky_db import FlakyDatabase
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ CALLS = {  # name -> (hospital time, caller number, uniqueid, keys)
 
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
-async def test_hotline_callers_during_a_database_outage(db):
+async def test_hotline_callers_during_a_database_outage(db, tmp_path):
     from callcenter.complaints.models import ComplaintLink, ComplaintTicket
     from dialer.models import Contact
     from recordings.models import Recording
@@ -84,7 +84,8 @@ async def test_hotline_callers_during_a_database_outage(db):
     for at in (OPEN, CLOSED):  # one server per hospital time (open hours, after hours)
         clock = ScaledClock(reactor, 100.0, start=at)
         flaky = DoubtfulDatabase(db, clock, [(at, at + OUTAGE)])
-        server = support.agi_server(clock=clock, db=flaky)
+        server = support.agi_server(clock=clock, db=flaky, config=recordings_config(tmp_path),
+                                    recordings_dir=str(tmp_path))
         await server.start()
         servers[at] = (server, flaky)
     results, ended_at = {}, {}

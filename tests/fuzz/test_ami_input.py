@@ -29,9 +29,11 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 _special = st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"\n\n", b": ", b":", b"Event: X",
                             "张三".encode(), "张".encode()[:2], b"\xff", b"\x00", b"Response: Success"])
 junk = st.lists(st.one_of(st.binary(max_size=40), _special), max_size=40).map(b"".join)
-header_name = st.text(st.characters(blacklist_characters=":\r\n", blacklist_categories=("Cs",)),
+# Well-formed = storable: the parser drops NUL and other C0 controls (callcenter.text.clean;
+# tests/faults/test_unstorable_input.py), so round trips are over text without them.
+header_name = st.text(st.characters(blacklist_characters=":\r\n", blacklist_categories=("Cs", "Cc")),
                       min_size=1, max_size=12).filter(lambda s: s.strip() == s and s)
-header_value = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+header_value = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs", "Cc")),
                        max_size=30)
 headers = st.lists(st.tuples(header_name, header_value), min_size=1, max_size=8)
 

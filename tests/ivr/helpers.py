@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import tempfile
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor
@@ -19,19 +21,36 @@ CLOSED = dt.datetime(2026, 11, 25, 22, 0, tzinfo=TZ).timestamp()
 HOLIDAY = dt.datetime(2026, 10, 1, 10, 0, tzinfo=TZ).timestamp()
 
 
+def recordings_config(directory, config=None):
+    """The configuration with `[recordings] directory` = `spool_dir` = ``directory``
+    (ours and Asterisk's name for it): voice messages are recorded there."""
+    from callcenter.config import load_config
+
+    return (config or load_config(None)).with_overrides(
+        {"recordings": {"directory": str(directory), "spool_dir": str(directory)}})
+
+
 @contextlib.asynccontextmanager
-async def agi_server(db=None, *, at=OPEN, scale=200.0, dialer=None, **kw):
+async def agi_server(db=None, *, at=OPEN, scale=200.0, dialer=None, spool=None, **kw):
     """The product's FastAGI server on a scaled clock; ``dialer`` replaces the dialer's
-    callback/survey port (a test double that records what the IVR asked)."""
+    callback/survey port (a test double that records what the IVR asked).  Voice messages
+    go to ``spool`` (default: a temporary directory) as both the catalogue's directory
+    and Asterisk's."""
     clock = ScaledClock(reactor, scale, start=at)
-    server = support.agi_server(clock=clock, db=db, **kw)
-    if dialer is not None:
-        server.ports = dataclasses.replace(server.ports, callbacks=dialer, surveys=dialer)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+    with contextlib.ExitStack() as stack:
+        if spool is None and "config" not in kw:
+            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ivr-recordings-")))
+        if spool is not None:
+            kw["config"] = recordings_config(spool, kw.get("config"))
+            kw.setdefault("recordings_dir", str(spool))
+        server = support.agi_server(clock=clock, db=db, **kw)
+        if dialer is not None:
+            server.ports = dataclasses.replace(server.ports, callbacks=dialer, surveys=dialer)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
 
 
 async def call(server, flow="hotline", *, number="13800138002", name="王小明",

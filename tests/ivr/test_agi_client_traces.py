@@ -38,7 +38,7 @@ def segments(entries):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-async def test_replies_match_trace(name):
+async def test_replies_match_trace(name, tmp_path):
     entries = [e for e in read_agi(traces_dir() / name) if e.direction in ("<<<", ">>>")]
     env_raw, script = segments(entries)
     got = {"env": None, "replies": []}
@@ -59,7 +59,9 @@ async def test_replies_match_trace(name):
     port = server.sockets[0].getsockname()[1]
     env = parse_env(env_raw).values
     clock = ScaledClock(reactor, 50)
-    caller = ScriptedCaller(clock, uniqueid=env["agi_uniqueid"], name=env["agi_channel"], **CASES[name])
+    (tmp_path / "recordings").mkdir()  # the trace's RECORD FILE went to an existing directory
+    caller = ScriptedCaller(clock, uniqueid=env["agi_uniqueid"], name=env["agi_channel"], spool_dir=tmp_path,
+                            **CASES[name])
     url = env["agi_request"].replace("127.0.0.1:4573", f"127.0.0.1:{port}")
     env["agi_request"] = url
     status = await run_agi(url, env, caller)
@@ -71,3 +73,29 @@ async def test_replies_match_trace(name):
     assert b"".join(got["replies"]) == b"".join(exp for _, exp in script)
     assert got["replies"] == [exp for _, exp in script] or name.startswith("07b")
     assert status == ("HANGUP" if name[:3] in ("04-", "07b", "07c") else "SUCCESS")
+
+
+async def test_record_file_into_a_missing_directory_fails_like_asterisk(tmp_path):
+    """res_agi handle_recordfile: ast_writefile creates no directory -> ``200 result=-1
+    (writefile)`` at once, the session goes on, and AGISTATUS ends FAILURE; into an existing
+    directory the file is there (a 44-byte WAV header from a Local channel)."""
+    replies = []
+
+    async def script(reader, writer):
+        await reader.readuntil(b"\n\n")
+        for line in (f'RECORD FILE "{tmp_path}/nodir/msg" wav "#" 120000 0 s=5\n', "NOOP\n",
+                     f'RECORD FILE "{tmp_path}/msg" wav "#" 1000 0 s=5\n'):
+            writer.write(line.encode())
+            replies.append((await reader.readline()).decode())
+        writer.close()
+
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    url = f"agi://127.0.0.1:{server.sockets[0].getsockname()[1]}/hotline"
+    caller = ScriptedCaller(ScaledClock(reactor, 50))
+    status = await run_agi(url, {}, caller)
+    caller.close()
+    server.close()
+    await server.wait_closed()
+    assert replies == ["200 result=-1 (writefile)\n", "200 result=0\n", "200 result=0 (timeout) endpos=0\n"]
+    assert status == "FAILURE"
+    assert not (tmp_path / "nodir").exists() and (tmp_path / "msg.wav").stat().st_size == 44

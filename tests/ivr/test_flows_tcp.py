@@ -62,8 +62,8 @@ async def test_hangup_mid_menu_is_recorded(db):
 
 
 @pytest.mark.parametrize("at", [CLOSED, HOLIDAY])
-async def test_after_hours_voice_message(db, at):
-    async with agi_server(db, at=at) as server:
+async def test_after_hours_voice_message(db, at, tmp_path):
+    async with agi_server(db, at=at, spool=tmp_path) as server:
         _, caller = await call(server, keys=[(0.5, "1"), (1, "1"), (4, "#")])
     [(path, fmt, seconds)] = caller.recorded
     assert path.startswith(server.recordings_dir + "/voicemail/") and path.endswith(

@@ -129,6 +129,12 @@ async def test_policy_none_records_nothing(db, tmp_path):
     await comp.stop()
 
 
+def add_campaign(db, name="revisit", kind="revisit") -> int:
+    from dialer.campaigns import create_campaign
+
+    return db.call(lambda ses: create_campaign(ses, name=name, kind=kind, state="running").id)
+
+
 def _outbound_events(campaign_var: str | None):
     out = []
     for msg, t in trace_events(traces_dir() / "04-outbound-answered-survey.ami"):
@@ -143,7 +149,8 @@ def _outbound_events(campaign_var: str | None):
 
 @pytest.mark.parametrize("how", ["variable", "announced", "unknown"])
 async def test_answered_outbound_campaign_call(db, tmp_path, how):
-    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": Rule(100)}))
+    add_campaign(db)   # the CAMPAIGN variable names it; the policy matches its kind
+    s = make_settings(tmp_path, policy=Policy(campaigns={"kind:revisit": Rule(100)}))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
@@ -184,7 +191,9 @@ async def test_failed_originate_is_not_recorded(db, tmp_path):
 async def test_reconnect_settles_rows_whose_call_ended_and_adopts_live_ones(db, tmp_path):
     s = make_settings(tmp_path)
     src = PART1.read_bytes()
-    started = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+    # calls begun a few seconds before the reconnect (the fixture holds 1.4 s of audio: a
+    # much longer call would be judged cut short)
+    started = dt.datetime.fromtimestamp(1795346795, tz=dt.timezone.utc)
     ids = {}
     for uid in ("100.1", "100.2"):
         rel = f"2026/11/22/consultation/{uid}.wav"
@@ -228,23 +237,21 @@ async def test_assembly_builds_capture_from_config(db, config, monkeypatch):
     assert a.web.app.recordings is not None  # stored recordings stay reachable on the web
 
 
-async def test_voice_message_written_later_is_settled_on_connect(db, tmp_path):
+def test_voice_message_not_on_disk_is_missing_at_once(db, tmp_path):
+    """RECORD FILE has ended when the IVR catalogues: a file that is not there is `missing`
+    then and there (it used to stay `recording` for ever), and `verify` reports it."""
+    from recordings.maintenance import verify
+
     s = make_settings(tmp_path)
     rel = "2026/11/22/voicemail/1795346800.9.wav"
     rid = db.call(lambda ses: catalog.add_voice_message(
         ses, path=f"{SPOOL}/{rel[:-4]}", uniqueid="1795346800.9", caller_number="13400134007",
         started_at=1795346800.0, duration=4.0, settings=s))
     rec = db.call(lambda ses: ses.get(Recording, rid))
-    assert (rec.status, rec.path, rec.duration) == ("recording", rel, 4.0)  # not visible here yet
-    (s.directory / rel).parent.mkdir(parents=True)
-    (s.directory / rel).write_bytes(PART1.read_bytes())  # e.g. the spool sync caught up
-    gw = FakeGateway(spool=SPOOL)
-    comp = capture.RecordingsComponent(s, db=db, clock=Clock(), gateway=gw)
-    await comp.start()
-    await comp.idle()
-    rec = db.call(lambda ses: ses.get(Recording, rid))
-    assert (rec.status, rec.size, rec.duration) == ("ready", 22764, pytest.approx(1.42))
-    await comp.stop()
+    assert (rec.status, rec.path) == ("missing", rel) and rel in rec.error
+    assert not db.call(lambda ses: catalog.usable(ses, rid))
+    report = verify(db, s, now=dt.datetime.fromtimestamp(1795346810, tz=dt.timezone.utc))
+    assert [(p.kind, p.recording_id) for p in report.problems] == [("missing", rid)]
 
 
 def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True):
@@ -266,7 +273,8 @@ def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True
 async def test_campaign_policy_governs_dialer_calls_queued_to_agents(db, tmp_path, campaign_rule, recorded):
     from recordings.policy import parse_rule
 
-    s = make_settings(tmp_path, policy=Policy(campaigns={"revisit": parse_rule(campaign_rule)},
+    add_campaign(db)
+    s = make_settings(tmp_path, policy=Policy(campaigns={"name:revisit": parse_rule(campaign_rule)},
                                               default_queue=Rule(100)))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
@@ -277,13 +285,15 @@ async def test_campaign_policy_governs_dialer_calls_queued_to_agents(db, tmp_pat
     await run_trace(comp, gw, clock, events)
     clock.advance(s.finalize_delay)
     await comp.idle()
-    got = [(r.kind, r.campaign, r.queue, r.status) for r in rows(db)]
-    assert got == ([("outbound", "revisit", None, "ready")] if recorded else [])
+    got = [(r.kind, r.campaign, r.queue, r.agent, r.agent_name, r.status) for r in rows(db)]
+    # recorded under the campaign policy, with the queue and agent the patient was put through to
+    assert got == ([("outbound", "revisit", "consultation", "Local/1001@sim-agent/n", "Agent 1001", "ready")]
+                   if recorded else [])
     await comp.stop()
 
 
 async def test_campaign_id_without_a_known_campaign_uses_a_fallback_name(db, tmp_path):
-    s = make_settings(tmp_path, policy=Policy(campaigns={"campaign-99999": Rule(100)}))
+    s = make_settings(tmp_path, policy=Policy(default_campaign=Rule(100)))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
@@ -305,7 +315,7 @@ async def test_campaign_id_is_looked_up_in_the_dialer(db, tmp_path):
     cid = db.call(lambda ses: (lambda c: (ses.add(c), ses.flush(), c.id)[2])(
         Campaign(name="complaint-callbacks", kind="complaint_followup", mode="progressive", state="running",
                  queue="complaint", settings={})))
-    s = make_settings(tmp_path, policy=Policy(campaigns={"complaint-callbacks": Rule(100)}))
+    s = make_settings(tmp_path, policy=Policy(campaigns={"name:complaint-callbacks": Rule(100)}))
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
@@ -337,3 +347,27 @@ async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
     [rec] = rows(db)
     hangup_t = [t for m, t in events if m.event == "Hangup" and m.get("Uniqueid") == CALLER][0]
     assert rec.status == "ready" and catalog.as_utc(rec.ended_at).timestamp() == pytest.approx(hangup_t, abs=1e-3)
+
+
+def test_recover_starts_answered_queue_calls_nobody_records():
+    """CoreShowChannels after a reconnect (fields as in trace 08): the bridged caller in Queue
+    is recorded per its queue's policy; a waiting caller, the caller's ;2 half, a call we
+    already record and a queue whose policy is none are not; a campaign call waits for the
+    campaign policy (its id)."""
+    def chan(uid, name, app, data, bridge, state="6"):
+        return Message.of(("Event", "CoreShowChannel"), ("Channel", name), ("ChannelState", state),
+                          ("CallerIDNum", "13100131002"), ("Uniqueid", uid), ("Application", app),
+                          ("ApplicationData", data), ("BridgeId", bridge))
+    s = Settings(directory=Path("/x"), spool_dir=Path(SPOOL), policy=Policy(queues={"quiet": NONE}))
+    tr = capture.CaptureTracker(s)
+    tr.adopt(capture.Start("5.0", "Local/s@c-5;1", "queue", "consultation", 1.0))
+    channels = [chan("1.0", "Local/s@c-1;1", "Queue", "consultation", "b-1"),
+                chan("1.1", "Local/s@c-1;2", "Wait", "300", "b-1"),
+                chan("2.0", "Local/s@c-2;1", "Queue", "consultation", ""),  # still waiting
+                chan("3.0", "Local/s@c-3;1", "Queue", "quiet,,,,", "b-3"),
+                chan("4.0", "Local/02100@p-4;1", "Queue", "consultation", "b-4"),
+                chan("5.0", "Local/s@c-5;1", "Queue", "consultation", "b-5")]
+    got = tr.recover(channels, 100.0, {"4.0": "7"})
+    assert [(c.uniqueid, c.kind, c.queue, c.campaign_id, c.t) for c in got] == [
+        ("1.0", "queue", "consultation", None, 100.0), ("4.0", "outbound", None, "7", 100.0)]
+    assert tr.recover(channels, 101.0, {}) == []  # now tracked: not started twice

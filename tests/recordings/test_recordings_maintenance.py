@@ -32,7 +32,7 @@ def add_ready(db, s: Settings, uid: str, *, kind="queue", queue="consultation", 
 
     def fn(ses):
         rid = catalog.start(ses, rel=rel, kind=kind, uniqueid=uid, started_at=started, settings=s, queue=queue)
-        catalog.finalize(ses, rid, info, started + dt.timedelta(seconds=60))
+        catalog.finalize(ses, rid, info, started + dt.timedelta(seconds=1))
         return rid
 
     return db.call(fn), rel
@@ -91,6 +91,25 @@ def test_add_voice_message_from_asterisk_path(db, tmp_path):
                                                       started_at=T0, settings=s))
 
 
+def test_prepare_voice_message_makes_the_day_directory_like_its_parent(tmp_path):
+    import os
+    import stat
+
+    s = settings_for(tmp_path)
+    s.directory.mkdir()
+    os.chmod(s.directory, 0o2770)  # setgid, group-writable: Asterisk's group writes here
+    made = catalog.prepare_voice_message(f"{s.spool_dir}/voicemail/2026-11-25/voicemsg-1.2", settings=s)
+    assert made == s.directory / "voicemail" / "2026-11-25" and made.is_dir()
+    for d in (made, made.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o2770 and d.stat().st_gid == s.directory.stat().st_gid
+    assert catalog.prepare_voice_message(f"{s.spool_dir}/voicemail/2026-11-25/voicemsg-1.3", settings=s) == made
+    (s.directory / "voicemail" / "2026-11-26").write_text("")  # a file where the directory goes
+    with pytest.raises(catalog.VoiceMessageUnavailable, match="2026-11-26: a file of that name"):
+        catalog.prepare_voice_message(f"{s.spool_dir}/voicemail/2026-11-26/voicemsg-1.4", settings=s)
+    with pytest.raises(catalog.VoiceMessageUnavailable, match="not under"):
+        catalog.prepare_voice_message("/tmp/elsewhere/voicemsg-1.5", settings=s)
+
+
 def test_link_ticket_extends_retention(db, tmp_path):
     s = settings_for(tmp_path)
     rid, _ = add_ready(db, s, "200.1")
@@ -135,6 +154,11 @@ def test_verify_flags_rows_stuck_recording_and_unsafe_paths(db, tmp_path):
     assert [p.kind for p in report.problems] == ["unsafe_path"]
     report = maintenance.verify(db, s, now=T0 + dt.timedelta(days=2))
     assert sorted(p.kind for p in report.problems) == ["stale", "unsafe_path"]
+    # a voice message left 'recording' (as RECORD FILE failures left them) is reported at once
+    vm = db.call(lambda ses: catalog.start(ses, rel="voicemail/2026-01-10/voicemsg-2.2.wav", kind="voice_message",
+                                           uniqueid="2.2", started_at=T0, settings=s))
+    report = maintenance.verify(db, s, now=T0 + dt.timedelta(minutes=5))
+    assert sorted((p.kind, p.recording_id) for p in report.problems if p.kind != "unsafe_path") == [("stale", vm)]
 
 
 # -- purge ----------------------------------------------------------------------------------

@@ -91,8 +91,11 @@ async def test_answered_call_recorded_catalogued_and_verified(db, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_policy_and_outbound_campaign_through_the_simulator(db, tmp_path):
+    from dialer.campaigns import create_campaign
+
+    db.call(lambda ses: create_campaign(ses, name="revisit", kind="revisit", state="running"))
     clock, pbx, gw, s = await _setup(tmp_path, policy=Policy(
-        queues={"consultation": Rule(0)}, campaigns={"revisit": Rule(100)}))
+        queues={"consultation": Rule(0)}, campaigns={"kind:revisit": Rule(100)}))
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
     await comp.start()
     try:
@@ -120,3 +123,31 @@ async def test_policy_and_outbound_campaign_through_the_simulator(db, tmp_path):
         assert rows == [("outbound", "revisit", "ready")]
     finally:
         await _teardown(comp, gw, pbx)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_full_disk_recording_is_failed_logged_and_verified(db, tmp_path, caplog):
+    """Issue 14.8: on a full disk Asterisk's MixMonitor still creates the file and answers
+    Success, but writes nothing into it.  The 0-byte file is ``failed`` (was: ``ready`` with
+    the sha256 of an empty file and an INFO line), logged as an error, listed with its
+    reason, and ``verify`` reports it."""
+    clock, pbx, gw, s = await _setup(tmp_path)
+    pbx.globals["AGENT_SAY"] = "hello-world"
+    pbx.disk_full = True
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    try:
+        call = pbx.inbound_call("13600136007", "Wang Fang", context="hotline-plain", digits="1",
+                                digit_delay=1, patience=60)
+        rec_id = await comp.wait_finalized(call.uniqueid, timeout=40)
+    finally:
+        await _teardown(comp, gw, pbx)
+    rec = db.call(lambda ses: ses.get(Recording, rec_id).as_dict())
+    assert (rec["status"], rec["size"]) == ("failed", 0) and "0 bytes" in rec["error"]
+    assert (s.directory / rec["path"]).stat().st_size == 0  # what Asterisk left
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and f"recording {rec_id} " in r.getMessage()]
+    assert errors and "0 bytes" in errors[0].getMessage()
+    problems = maintenance.verify(db, s, now=dt.datetime.now(dt.timezone.utc)).problems
+    assert [(p.kind, p.recording_id) for p in problems] == [("failed", rec_id)]
+    assert "0 bytes" in problems[0].detail

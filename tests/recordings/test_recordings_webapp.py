@@ -91,3 +91,40 @@ async def test_recordings_through_the_web_app(config, db):
     assert actions == [("anonymous", "recording.denied"),  # refused requests are audited too
                        ("agent1", "recording.denied"), ("agent1", "recording.denied"), ("sup1", "recording.list"),
                        ("sup1", "recording.play"), ("sup1", "recording.refused")]
+
+
+async def test_odd_range_and_offset_get_a_4xx_and_are_audited(config, db):
+    """Issue 16.7: ``Range: bytes=\\xb2-`` gave a 500 (200 of 200, none audited); a 20-digit
+    offset gave a 500 from the database."""
+    with db.session() as s:
+        s.add(User(username="sup1", display_name="sup1", role="supervisor", interface="", language="en",
+                   password_hash=hash_password(PASSWORD, n=2**10), active=True))
+    settings = from_config(config)
+    rel = "2026/11/22/consultation/1795346754.44.wav"
+    (settings.directory / rel).parent.mkdir(parents=True)
+    (settings.directory / rel).write_bytes(PART1.read_bytes())
+    t0 = dt.datetime(2026, 11, 22, 11, 26, tzinfo=dt.timezone.utc)
+
+    def add(ses):
+        rid = catalog.start(ses, rel=rel, kind="queue", uniqueid="1795346754.44", started_at=t0,
+                            settings=settings, queue="consultation")
+        catalog.finalize(ses, rid, inspect_file(settings.directory / rel), t0)
+        return rid
+
+    rid = db.call(add)
+    web = build(config.with_overrides({"web": {"port": 0}}), db=db).web  # as serve builds it
+    await web.start()
+    try:
+        sup = Browser(web.port)
+        assert await sup.login("sup1") == 303
+        for rng in ("bytes=\xb2-", "bytes=-\xb2", "bytes=1-\u0663"[:9]):
+            status, _h, _b = await sup.get(f"/recordings/{rid}/audio", {"Range": rng.encode("latin-1", "replace")
+                                                                                 .decode("latin-1")})
+            assert status == 416, rng
+        status, _h, body = await sup.get("/recordings/?offset=99999999999999999999")
+        assert status == 400 and b"offset" in body
+    finally:
+        await web.stop()
+    refused = db.call(lambda s: [(e.detail.get("ok"), e.detail.get("reason")) for e in s.scalars(
+        select(AuditEntry).where(AuditEntry.action == "recording.play"))])
+    assert refused == [(False, "range not satisfiable")] * 3

@@ -37,6 +37,9 @@ class Harness:
     async def create(cls, tmp_path, epoch: float = 1795346592.0, seed: int = 1, config: SimConfig | None = None):
         clock = task.Clock()
         clock.advance(epoch)
+        # the recording machine's spool had recordings/ (made by trace 06's MixMonitor), so the
+        # RECORD FILE of trace 07c found its directory
+        (tmp_path / "spool" / "recordings").mkdir(parents=True, exist_ok=True)
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=tmp_path / "spool", config=config,
                            queue_log=tmp_path / "queue_log")
         await pbx.start("127.0.0.1", 0)

@@ -96,10 +96,12 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, escalation=None):
+async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, escalation=None,
+                      limits=None, timers=None):
     """The web app as the composition root builds it, on a free port, over this test's
     live view (``queuecalls``, default: an empty :class:`FakeQueueCalls`), AMI client
-    (default: :class:`FakeAmi`) and complaint escalation (default: none)."""
+    (default: :class:`FakeAmi`) and complaint escalation (default: none); ``limits``/``timers``:
+    the connection limits and the clock of their timers (default: the reactor's)."""
     from twisted.internet import reactor
 
     from callcenter.web.server import WebApp
@@ -110,7 +112,7 @@ async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, 
     app = WebApp(config, db, clock or reactor, ami=gateway or FakeAmi(clock), live=queuecalls or FakeQueueCalls(),
                  domain=d, escalation=escalation, reactor=reactor,
                  recordings=RecordingsHttp(db, settings=d.recording_settings))
-    web = WebComponent(app, host="127.0.0.1", port=0)
+    web = WebComponent(app, host="127.0.0.1", port=0, limits=limits, timers=timers)
     await web.start()
     try:
         yield web

@@ -138,6 +138,45 @@ async def test_next_parameter_is_local_only(config, db):
         assert r.status == 303 and r.location == "/wallboard"
 
 
+HOSTILE_NEXT = ["/\t/evil.example", "/%09/evil.example", "/\n/evil.example", "/\r\n/evil.example",
+                "/\\evil.example", "\\\\evil.example", "/\\/evil.example", "//evil.example", " //evil.example",
+                "\t//evil.example", "https://evil.example/", "http:/evil.example", "/\x00/evil.example",
+                "/\x7f/evil.example", "javascript:alert(1)", "evil.example", "/login"]
+
+
+def test_safe_next_accepts_only_same_origin_paths():
+    from callcenter.web.views import _safe_next
+
+    for target in HOSTILE_NEXT:
+        assert _safe_next(target, "supervisor") == "/wallboard", repr(target)
+    assert _safe_next("/reports?from=2026-11-01&to=2026-11-07", "supervisor") == \
+        "/reports?from=2026-11-01&to=2026-11-07"
+    assert _safe_next("/complaints/TS-2026-000001#x", "agent") == "/complaints/TS-2026-000001#x"
+    assert _safe_next("/投诉", "agent") == "/%E6%8A%95%E8%AF%89"   # a Location header is ASCII
+
+
+async def test_next_is_same_origin_after_login_and_when_already_logged_in(config, db):
+    from urllib.parse import quote
+
+    add_users(db)
+    async with running_web(config, db) as web:
+        c = Client(web.port)
+        for target in HOSTILE_NEXT:
+            form = await c.get("/login?next=" + quote(target))
+            if form.status == 400:   # a NUL or control character: refused at the boundary already
+                assert "location" not in form.headers and any(ch < " " for ch in target), target
+                continue
+            import re
+
+            token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+            r = await c.post("/login", {"username": "sup1", "password": "correct horse 1",
+                                        "login_token": token, "next": target})
+            assert r.status == 303 and r.location == "/wallboard", (target, r.location)
+            r = await c.get("/login?next=" + quote(target))   # already logged in: redirected at once
+            assert r.status == 303 and r.location == "/wallboard", (target, r.location)
+            c.cookies.clear()
+
+
 async def test_session_expires_on_the_injected_clock(config, db):
     add_users(db)
     clock = Clock()

@@ -252,6 +252,30 @@ async def test_pages_and_forms(config, db, tmp_path):
         assert "投诉工单" in (await c.get("/complaints")).text
 
 
+async def test_ticket_page_shows_a_failed_recording_and_why_not_a_play_link(config, db):
+    """Issue 14.8: a recording that failed (a full disk left it empty) is shown to the
+    supervisor as failed, with the reason, instead of a play link to nothing."""
+    from recordings.models import Recording
+
+    add_users(db)
+
+    def seed(s):
+        tid = svc.open_ticket(s, summary="noise at night", category="environment", channel="phone", actor="sup1",
+                              received_at=T0.astimezone(dt.timezone.utc)).id
+        for path, status, error in (("2026/11/25/complaint/1.1.wav", "failed", "empty file (0 bytes): disk full?"),
+                                    ("2026/11/25/complaint/1.2.wav", "ready", "")):
+            s.add(Recording(path=path, kind="complaint", uniqueid=path[-7:-4], started_at=T0, status=status,
+                            error=error, legal_hold=False, ticket_id=tid, size=0 if error else 16044))
+        s.flush()
+        return tid, [r.id for r in s.scalars(select(Recording).order_by(Recording.id))]
+    tid, (bad, good) = db.call(seed)
+    async with running_web(config, db, clock=_clock(), queuecalls=FakeQueueCalls()) as web:
+        c, _ = await _login(web.port, "sup1")
+        page = (await c.get(f"/complaints/{tid}")).text
+    assert "recording failed" in page and "empty file (0 bytes): disk full?" in page
+    assert f"/recordings/{bad}/audio" not in page and f"/recordings/{good}/audio" in page
+
+
 def test_every_message_key_used_by_the_templates_exists():
     root = Path(__file__).resolve().parents[2] / "callcenter" / "web" / "templates"
     used = set()
@@ -265,7 +289,8 @@ def test_every_message_key_used_by_the_templates_exists():
 
     for prefix, values in (("cp.state.", lifecycle.STATES), ("cp.sev.", SEVERITIES), ("cp.ch.", CHANNELS),
                            ("cp.dl.", KINDS), ("cp.do.", ACTIONS),
-                           ("cp.dls.", ("due", "approaching", "overdue", "met", "replaced"))):
+                           ("cp.dls.", ("due", "approaching", "overdue", "met", "replaced")),
+                           ("cp.recording_status.", ("recording", "missing", "failed", "purged"))):
         for v in values:
             assert prefix + v in MESSAGES, prefix + v
 

@@ -1,0 +1,91 @@
+"""The capture journal: facts on disk before the database, replayed after a restart."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from twisted.internet.task import Clock
+
+from callcenter.ami.codec import Message
+from callcenter.ami.tracefile import traces_dir
+from recordings import capture, catalog
+from recordings.journal import Journal, JournalError, unsettled
+from recordings.settings import Settings
+
+from rec_fakes import FakeGateway
+
+SPOOL = "/var/spool/asterisk/recordings"
+PART1 = traces_dir() / "06-mixmonitor-part1.wav"
+T = 1795346800.0
+
+
+class DownDatabase:
+    """Every database call fails (a database that never came back before the stop)."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    async def run(self, fn, *args, **kw):
+        raise OperationalError("(injected)", {}, sqlite3.OperationalError("database is locked"))
+
+
+def connect(uid: str) -> Message:
+    return Message.of(("Event", "AgentConnect"), ("Channel", f"PJSIP/x-{uid}"), ("Uniqueid", uid),
+                      ("Queue", "consultation"), ("Interface", "Local/1001@agents"), ("MemberName", "A"),
+                      ("CallerIDNum", "13800138001"))
+
+
+def test_fold_torn_line_and_bad_line(tmp_path):
+    j = Journal(tmp_path / "j")
+    assert j.open() == []
+    j.append({"op": "start", "uid": "1.1", "rel": "a/1.1.wav"})
+    j.append({"op": "start", "uid": "1.2", "rel": "a/1.2.wav"})
+    j.append({"op": "ended", "uid": "1.2", "t": 5})
+    j.append({"op": "settled", "uid": "1.1"})
+    j.close()
+    with open(tmp_path / "j", "a") as fh:
+        fh.write('{"op": "ended", "ui')  # a crash in the middle of an append
+    owed = unsettled(Journal(tmp_path / "j").read())
+    assert list(owed) == ["1.2"] and owed["1.2"].ended == 5.0
+    j = Journal(tmp_path / "j")
+    j.open()
+    assert j.compact() == 1 and [e["op"] for e in j.read()] == ["start", "ended"]
+    j.close()
+    (tmp_path / "k").write_text('{"op": "start", "uid": "1"}\nnot json\n{"op": "settled", "uid": "1"}\n')
+    with pytest.raises(JournalError, match=r"k:2: not a recordings journal fact"):
+        Journal(tmp_path / "k").read()
+
+
+@pytest.mark.postgres
+async def test_recording_started_while_the_database_is_down_is_catalogued_after_a_restart(db, tmp_path):
+    s = Settings(directory=tmp_path / "rec", spool_dir=Path(SPOOL), finalize_delay=1.0)
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    clock.advance(T)
+    first = capture.RecordingsComponent(s, db=DownDatabase(db), clock=clock, gateway=gw)
+    await first.start()
+    gw.emit(connect("1.1"), T)
+    while not any(a["Action"] == "MixMonitor" for a in gw.sent):  # although no row could be written
+        await asyncio.sleep(0.005)
+    assert [a["File"] for a in gw.sent if a["Action"] == "MixMonitor"] == [
+        f"{SPOOL}/2026/11/22/consultation/1.1.wav"]
+    gw.emit(Message.of(("Event", "Hangup"), ("Channel", "PJSIP/x-1.1"), ("Uniqueid", "1.1")), T + 10)
+    await first.stop()  # the database never came back: the journal keeps the facts
+    assert db.call(lambda ses: catalog.query(ses)) == []
+    assert [e["op"] for e in Journal(s.journal_path).read()] == ["start", "ended"]
+
+    second = capture.RecordingsComponent(s, db=db, clock=clock, gateway=FakeGateway(spool=SPOOL))
+    await second.start()
+    await second.idle()
+    [rec] = db.call(lambda ses: [r.as_dict() for r in catalog.query(ses)])
+    assert (rec["uniqueid"], rec["status"], rec["size"]) == ("1.1", "ready", PART1.stat().st_size)
+    assert catalog.as_utc(dt.datetime.fromisoformat(rec["ended_at"])).timestamp() == T + 10  # the hang-up
+    await second.stop()
+    assert Journal(s.journal_path).read() == []
