@@ -1,6 +1,6 @@
 """AMI ingest benchmark: TCP bytes -> stored queue calls, vs raw panoramisk parsing.
 
-    .venv/bin/python bench/ami_ingest.py [--calls 2000] [--memory-calls 1000000] [--cores 1]
+    .venv/bin/python bench/ami_ingest.py [--calls 2000] [--memory-calls 1000000] [--cores 1] [--rounds 3]
 
 1. **End to end** (one core: the process is pinned with ``sched_setaffinity``,
    database thread included): a server process streams N copies of the recorded
@@ -144,16 +144,18 @@ def raw_parse(payload: bytes) -> dict:
     p.connection_made(None)
     f = Factory()
     p.factory, p.encoding = f, "utf8"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(payload), 65536):
         p.data_received(payload[i:i + 65536])
     pano = f.n / (time.perf_counter() - t0)
+    pano_cpu = f.n / (time.process_time() - c0)
     ours = Parser()
     n = 0
     t0 = time.perf_counter()
     for i in range(0, len(payload), 65536):
         n += len(ours.feed(payload[i:i + 65536]))
-    return {"panoramisk_msgs_per_s": pano, "codec_msgs_per_s": n / (time.perf_counter() - t0),
+    return {"panoramisk_msgs_per_s": pano, "panoramisk_msgs_per_cpu_s": pano_cpu,
+            "codec_msgs_per_s": n / (time.perf_counter() - t0),
             "messages": n}
 
 
@@ -203,29 +205,53 @@ def memory(calls: int, in_flight: int = 50) -> dict:
             "remembered_uids": len(st.finished), "seconds": time.perf_counter() - t0}
 
 
+def _e2e_child(q, *args) -> None:
+    q.put(end_to_end(*args))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=2000, help="calls in the end-to-end stream")
     ap.add_argument("--memory-calls", type=int, default=1_000_000)
     ap.add_argument("--cores", type=int, default=1, help="pin to this many cores (0: no pinning)")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     payload, events = make_stream(args.calls)
     with tempfile.NamedTemporaryFile(suffix=".ami", delete=False) as fh:
         fh.write(payload)
     print(f"stream: {args.calls} calls, {events} events, {len(payload) / 2**20:.1f} MiB")
-    raw = raw_parse(payload)
-    print(f"raw parse, panoramisk 1.4: {raw['panoramisk_msgs_per_s']:,.0f} msg/s; "
-          f"our codec: {raw['codec_msgs_per_s']:,.0f} msg/s")
     if args.cores:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
-    e2e = end_to_end(fh.name, args.calls, events)
+    ratios, cpu_ratios, raws, e2es = [], [], [], []
+    for r in range(args.rounds):  # interleaved: the anchor (panoramisk's parse) first, then last
+        steps = ["raw", "e2e"] if r % 2 == 0 else ["e2e", "raw"]
+        for step in steps:
+            if step == "raw":
+                raw = raw_parse(payload)
+            else:  # the reactor runs once per process: each round in a fresh one
+                ctx = mp.get_context("spawn")
+                q = ctx.Queue()
+                child = ctx.Process(target=_e2e_child, args=(q, fh.name, args.calls, events))
+                child.start()
+                e2e = q.get()
+                child.join()
+        ratios.append(e2e["events_per_s"] / raw["panoramisk_msgs_per_s"])
+        cpu_ratios.append(e2e["events"] / e2e["cpu_seconds"] / raw["panoramisk_msgs_per_cpu_s"])
+        raws.append(raw)
+        e2es.append(e2e)
+        print(f"round {r + 1}: raw parse, panoramisk 1.4: {raw['panoramisk_msgs_per_s']:,.0f} msg/s; "
+              f"our codec: {raw['codec_msgs_per_s']:,.0f} msg/s; end to end "
+              f"(TCP -> gateway -> reducer -> SQLite, {args.cores or 'all'} core(s)): "
+              f"{e2e['events']:,} events, {e2e['stored']} queue calls stored ({e2e['rows']} rows) in "
+              f"{e2e['seconds']:.2f} s = {e2e['events_per_s']:,.0f} events/s "
+              f"({ratios[-1]:.2f}x raw panoramisk parse; CPU {e2e['cpu_seconds']:.2f} s: "
+              f"{cpu_ratios[-1]:.2f}x per CPU second)", flush=True)
     os.unlink(fh.name)
-    ratio = e2e["events_per_s"] / raw["panoramisk_msgs_per_s"]
-    print(f"end to end (TCP -> gateway -> reducer -> SQLite, {args.cores or 'all'} core(s)): "
-          f"{e2e['events']:,} events, {e2e['stored']} queue calls stored ({e2e['rows']} rows) in "
-          f"{e2e['seconds']:.2f} s = {e2e['events_per_s']:,.0f} events/s "
-          f"({ratio:.2f}x raw panoramisk parse; CPU {e2e['cpu_seconds']:.2f} s)")
-    ok = e2e["events_per_s"] >= 20_000 and ratio >= 0.5 and e2e["rows"] == args.calls
+    ratio = sorted(ratios)[len(ratios) // 2]
+    print(f"end to end / panoramisk raw parse over {args.rounds} rounds: median {ratio:.2f}x "
+          f"[{min(ratios):.2f} .. {max(ratios):.2f}]; per CPU second (the machine is shared): median "
+          f"{sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f}x [{min(cpu_ratios):.2f} .. {max(cpu_ratios):.2f}]")
+    ok = all(e["events_per_s"] >= 20_000 and e["rows"] == args.calls for e in e2es) and ratio >= 1.2
     if args.memory_calls:
         mem = memory(args.memory_calls)
         print(f"memory (reducer level, {mem['calls']:,} calls / {mem['events']:,} events in "
@@ -234,7 +260,7 @@ def main() -> int:
               f"{mem['finished']:,} finished, {mem['live_calls_left']} live left, "
               f"{mem['remembered_uids']} finished uids remembered")
         ok = ok and mem["growth_mb"] < 50 and mem["finished"] == mem["calls"]
-    print("targets (>= 20,000 events/s, >= 0.5x raw parse, < 50 MB growth):", "met" if ok else "NOT met")
+    print("targets (>= 20,000 events/s, >= 1.2x raw parse, < 50 MB growth):", "met" if ok else "NOT met")
     return 0 if ok else 1
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 from zoneinfo import ZoneInfo
 
+import holidays
+
 from .agi import Env, Reply, command, quote
 
 _CALLABLE = re.compile(r"\+?[0-9]{6,15}")
@@ -63,9 +65,14 @@ class CallerHungUp(Exception):
 
 @functools.lru_cache(maxsize=8)
 def _holidays(country: str):
-    import holidays
-
     return holidays.country_holidays(country)
+
+
+def warm_holidays(country: str, day: dt.date) -> None:
+    """Build ``country``'s holidays for ``day``'s year now (the server's start-up), not in the
+    first caller's session on the event loop (the import and a year's dates took ~100 ms).
+    Raises what ``holidays`` raises for an unknown country."""
+    _ = day in _holidays(country)
 
 
 def luhn_ok(digits: str) -> bool:

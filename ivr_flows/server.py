@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
@@ -24,7 +25,7 @@ from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLo
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
-from .engine import Done, Effect, Engine
+from .engine import Done, Effect, Engine, warm_holidays
 from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
 from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
 from .writes import SessionWrites
@@ -133,6 +134,12 @@ class AgiServer:
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
+                self.flow(path.stem)  # parsed now, not in the first caller's session on the loop
+        local_day = dt.datetime.fromtimestamp(self.now(), ZoneInfo(self.timezone)).date()
+        try:
+            warm_holidays(self.country, local_day)
+        except Exception as exc:  # noqa: BLE001 - as in the engine: flows then see no holidays
+            log.warning("no public holidays known for %r (%s): holiday conditions are false", self.country, exc)
         self.check_prompts()
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
                                                   limit=256 * 1024, backlog=1024)

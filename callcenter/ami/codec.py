@@ -31,6 +31,9 @@ class Message:
     """
 
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # set by the Parser: False when no ActionID/CommandID header can be in the message (its
+    # lower-cased text has neither word), so the gateway skips looking; None: not known
+    has_id: bool | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, *pairs: tuple[str, str], **kw: str) -> "Message":
@@ -164,7 +167,8 @@ class Parser:
                         name, sep, value = line.partition(":")
                         headers.append((name, value) if sep else ("", line))
                 if headers:
-                    append(Message(headers))
+                    low = block.lower()
+                    append(Message(headers, "actionid" in low or "commandid" in low))
         if pos:
             del buf[:pos]
         if len(buf) > MAX_MESSAGE_BYTES:

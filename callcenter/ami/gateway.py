@@ -127,38 +127,94 @@ class AmiNotSent(AmiNotConnected):
 
 
 class AmiMessage(PanoMessage):
-    """A panoramisk ``Message`` built from one of our parsed messages (kept as ``.raw``).
+    """A panoramisk ``Message`` over one of our parsed messages (kept as ``.raw``), built lazily.
 
     Same mapping as ``panoramisk.message.Message.from_line``: case-insensitive
     keys, a repeated key becomes a list, a ``content`` key (the bare lines of a
-    ``Follows`` answer here).  The store is filled directly rather than through
-    ``MutableMapping.update`` (one Python call per header): this runs for every
-    event (bench/ami_ingest.py).
+    ``Follows`` answer here).  But the mapping (a second copy of every header) is
+    only built when something reads it: an action's answer (``Action.add_message``).
+    What ``AMIProtocol.handle_message`` asks of every event (its ``id``, ``action_id``
+    and ``event``) is read from the parsed headers, so the events, nearly all of the
+    traffic, pass through panoramisk without being copied (bench/ami_ingest.py).
     """
 
     def __init__(self, raw: Message):
-        hs = raw.headers
-        store = {k.lower(): (k, v) for k, v in hs}
-        content = ""
-        if len(store) != len(hs) or "" in store:
-            store = {}
-            bare = []
-            for k, v in hs:
-                if not k:
-                    bare.append(v)
-                    continue
-                lk = k.lower()
-                old = store.get(lk)
-                if old is None:
-                    store[lk] = (k, v)
-                else:
-                    prev = old[1]
-                    store[lk] = (k, (prev if isinstance(prev, list) else [prev]) + [v])
-            content = "\n".join(bare)
-        store["content"] = ("content", content)
-        self._store = store
-        self.manager = None
-        self.raw = raw
+        d = self.__dict__
+        d["raw"], d["manager"], d["_built"], d["_ids"] = raw, None, None, None
+
+    @property
+    def _store(self) -> dict:
+        store = self.__dict__["_built"]
+        if store is None:
+            store = self.__dict__["_built"] = _store_of(self.raw.headers)
+        return store
+
+    @_store.setter
+    def _store(self, value: dict) -> None:
+        self.__dict__["_built"] = value
+
+    def _id_headers(self) -> tuple[str | None, str | None, bool]:
+        """(CommandID, ActionID, unique): one pass, cached; not unique -> ask the mapping."""
+        ids = self.__dict__["_ids"]
+        if ids is None and self.raw.has_id is False:
+            ids = self.__dict__["_ids"] = (None, None, True)
+        if ids is None:
+            cid = aid = None
+            unique = True
+            for n, v in self.raw.headers:
+                if len(n) == 8 and n.lower() == "actionid":
+                    unique, aid = unique and aid is None, v
+                elif len(n) == 9 and n.lower() == "commandid":
+                    unique, cid = unique and cid is None, v
+            ids = self.__dict__["_ids"] = (cid, aid, unique)
+        return ids
+
+    @property
+    def id(self):
+        cid, aid, unique = self._id_headers()
+        if not unique:
+            return PanoMessage.id.fget(self)
+        return cid if cid is not None else aid
+
+    @property
+    def action_id(self):
+        _, aid, unique = self._id_headers()
+        return aid if unique else PanoMessage.action_id.fget(self)
+
+    def __contains__(self, key) -> bool:
+        hs = self.raw.headers
+        if key == "event" and hs and hs[0][0] == "Event" and self.__dict__["_built"] is None:
+            return True  # Asterisk's events start with Event:
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        hs = self.raw.headers
+        if key == "event" and hs and hs[0][0] == "Event" and self.__dict__["_built"] is None:
+            return hs[0][1]  # the first Event: (a repeated one would be a list panoramisk cannot .lower())
+        return super().__getitem__(key)
+
+
+def _store_of(hs: list[tuple[str, str]]) -> dict:
+    """panoramisk's mapping of ``hs``: lower-cased key -> (key, value or list of values)."""
+    store = {k.lower(): (k, v) for k, v in hs}
+    content = ""
+    if len(store) != len(hs) or "" in store:
+        store = {}
+        bare = []
+        for k, v in hs:
+            if not k:
+                bare.append(v)
+                continue
+            lk = k.lower()
+            old = store.get(lk)
+            if old is None:
+                store[lk] = (k, v)
+            else:
+                prev = old[1]
+                store[lk] = (k, (prev if isinstance(prev, list) else [prev]) + [v])
+        content = "\n".join(bare)
+    store["content"] = ("content", content)
+    return store
 
 
 class _Action(PanoAction):

@@ -19,11 +19,10 @@ Definitions (DESIGN "Vocabulary"; the issue's reconciliation with ``queue show``
 """
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections import defaultdict
-from typing import Any, Callable, Iterable
-from zoneinfo import ZoneInfo
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 ANSWERED = ("answered", "transferred")
 UNANSWERED = ("abandoned", "timeout", "redirected")
@@ -45,41 +44,76 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-def summarize(calls: Iterable[Any], answer_target: float = 30.0,
-              short_abandon: float = 5.0) -> dict[str, Any]:
-    answered = abandoned = short = timeouts = redirected = within = unans_within = gaps = 0
-    answered_wait = 0.0
-    waits: list[float] = []
-    for r in calls:
-        outcome = _get(r, "outcome")
-        w = _get(r, "wait_seconds")
-        if _get(r, "gap"):
-            gaps += 1
-        if outcome not in ANSWERED and outcome not in UNANSWERED:
-            continue
-        w = float(w) if w is not None else None
+@dataclass(slots=True)
+class Totals:
+    """The counters behind a summary, updated one call at a time (``sign=-1`` takes a call back).
+
+    The wallboard keeps one per queue for today; :func:`summarize` feeds one with a list
+    of calls; the SQL reports fill the same fields from one GROUP BY (:func:`figures`).
+    """
+
+    answered: int = 0
+    abandoned: int = 0
+    short: int = 0
+    timeouts: int = 0
+    redirected: int = 0
+    within: int = 0
+    unans_within: int = 0
+    gaps: int = 0
+    answered_wait: float = 0.0
+    waits: list[float] = field(default_factory=list)  # ascending, for max and p90
+
+    def add(self, outcome: str | None, wait: float | None, gap: bool, target: float,
+            short_abandon: float, sign: int = 1) -> None:
+        """Count one call in (or, with ``sign=-1``, out), keeping ``waits`` sorted."""
+        w = self.count(outcome, wait, gap, target, short_abandon, sign)
         if w is not None:
-            waits.append(w)
+            if sign > 0:
+                insort(self.waits, w)
+            else:
+                del self.waits[bisect_left(self.waits, w)]
+
+    def count(self, outcome: str | None, wait: float | None, gap: bool, target: float,
+              short_abandon: float, sign: int = 1) -> float | None:
+        """The counters only; returns the wait that belongs in ``waits`` (None: none)."""
+        if gap:
+            self.gaps += sign
+        if outcome not in ANSWERED and outcome not in UNANSWERED:
+            return None
+        w = float(wait) if wait is not None else None
         if outcome in ANSWERED:
-            answered += 1
-            answered_wait += w or 0.0
-            if w is not None and w <= answer_target:
-                within += 1
-            continue
+            self.answered += sign
+            self.answered_wait += sign * (w or 0.0)
+            if w is not None and w <= target:
+                self.within += sign
+            return w
         if outcome == "abandoned":
-            abandoned += 1
+            self.abandoned += sign
             if w is not None and w < short_abandon:
-                short += 1
+                self.short += sign
         elif outcome == "timeout":
-            timeouts += 1
+            self.timeouts += sign
         else:
-            redirected += 1
-        if w is not None and w <= answer_target:
-            unans_within += 1
+            self.redirected += sign
+        if w is not None and w <= target:
+            self.unans_within += sign
+        return w
+
+    def summary(self, target: float, short_abandon: float) -> dict[str, Any]:
+        w = self.waits
+        return figures(self.answered, self.abandoned, self.short, self.timeouts, self.redirected,
+                       self.within, self.unans_within, self.gaps,
+                       self.answered_wait if self.answered else 0.0,
+                       w[-1] if w else None, percentile(w, 90), target, short_abandon)
+
+
+def figures(answered: int, abandoned: int, short: int, timeouts: int, redirected: int, within: int,
+            unans_within: int, gaps: int, answered_wait: float, max_wait: float | None,
+            p90_wait: float | None, target: float, short_abandon: float) -> dict[str, Any]:
+    """The summary dict from its counters: the one place the rates are defined."""
     total = answered + abandoned + timeouts + redirected
     offered = total - short
     unanswered = abandoned + timeouts + redirected
-    waits.sort()
     return {
         "offered": offered,
         "answered": answered,
@@ -92,13 +126,26 @@ def summarize(calls: Iterable[Any], answer_target: float = 30.0,
         "sl_asterisk": _ratio(within, answered),
         "sl2": _ratio(within + unans_within, answered + unanswered),
         "asa_seconds": _round(answered_wait / answered) if answered else None,
-        "max_wait_seconds": _round(waits[-1]) if waits else None,
-        "p90_wait_seconds": _round(percentile(waits, 90)),
+        "max_wait_seconds": _round(max_wait),
+        "p90_wait_seconds": _round(p90_wait),
         "abandon_rate": _ratio(abandoned - short, offered),
         "gaps": gaps,
-        "answer_target_seconds": answer_target,
+        "answer_target_seconds": target,
         "short_abandon_seconds": short_abandon,
     }
+
+
+def summarize(calls: Iterable[Any], answer_target: float = 30.0,
+              short_abandon: float = 5.0) -> dict[str, Any]:
+    """The summary of ``calls`` (mappings or records with outcome, wait_seconds, gap)."""
+    t = Totals()
+    for r in calls:
+        w = t.count(_get(r, "outcome"), _get(r, "wait_seconds"), bool(_get(r, "gap")),
+                    answer_target, short_abandon)
+        if w is not None:
+            t.waits.append(w)
+    t.waits.sort()
+    return t.summary(answer_target, short_abandon)
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -107,41 +154,3 @@ def _ratio(a: int, b: int) -> float | None:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
-
-
-def _as_local(v: Any, tz: ZoneInfo) -> dt.datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return dt.datetime.fromtimestamp(v, tz)
-    if v.tzinfo is None:
-        v = v.replace(tzinfo=dt.timezone.utc)
-    return v.astimezone(tz)
-
-
-def group_by(calls: Iterable[Any], key: Callable[[Any], Any], answer_target: float = 30.0,
-             short_abandon: float = 5.0) -> list[dict[str, Any]]:
-    groups: dict[Any, list] = defaultdict(list)
-    for r in calls:
-        k = key(r)
-        if k is not None:
-            groups[k].append(r)
-    return [{"key": k, **summarize(v, answer_target, short_abandon)}
-            for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))]
-
-
-def breakdowns(calls: list[Any], answer_target: float, short_abandon: float,
-               tz: ZoneInfo) -> dict[str, list[dict[str, Any]]]:
-    """Per queue, per agent (answered calls), per local hour of day and per local day."""
-    def local(r):
-        return _as_local(_get(r, "entered_at"), tz)
-
-    return {
-        "queue": group_by(calls, lambda r: _get(r, "queue"), answer_target, short_abandon),
-        "agent": group_by([r for r in calls if _get(r, "outcome") in ANSWERED],
-                          lambda r: _get(r, "agent") or None, answer_target, short_abandon),
-        "hour": group_by(calls, lambda r: (local(r).strftime("%H:00") if local(r) else None),
-                         answer_target, short_abandon),
-        "day": group_by(calls, lambda r: (local(r).date().isoformat() if local(r) else None),
-                        answer_target, short_abandon),
-    }

@@ -50,7 +50,7 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
         row = row_of(r, answer_target)
         key = (row["uniqueid"], row["queue"], row["leg"])
         old = rows.get(key)
-        if old is None or _better(row, old):
+        if old is None or replaces(row, old):
             rows[key] = row
     if not rows:
         return 0, 0
@@ -133,7 +133,8 @@ def _epoch(v: dt.datetime | str) -> float:
     return v.timestamp()
 
 
-def _better(row: dict, old: dict) -> bool:
+def replaces(row: dict, old: dict) -> bool:
+    """The merge rule: does ``row`` (outcome, gap) replace ``old`` for the same call?"""
     if old["outcome"] == "unknown":
         return True
     if row["outcome"] == "unknown":

@@ -1,143 +1,14 @@
-"""Report figures from queue calls: pure functions over plain rows.
+"""Report output formats: CSV for spreadsheets and the answer-time chart as SVG.
 
-A row is a mapping with the ``queue_calls`` columns (CONTRACTS): ``queue``,
-``entered_at`` (aware datetime), ``wait_seconds``, ``outcome``, ``agent``,
-``agent_name``, ``talk_seconds``, ``within_target``, ``caller_number``.
-Definitions follow DESIGN: service level = answered within target ÷ offered,
-where offered leaves out abandons shorter than the short-abandon threshold.
+The figures themselves are counted by the database in
+:mod:`callcenter.queuecalls.report_queries`.
 """
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import math
-from collections import defaultdict
-from typing import Any, Iterable, Mapping
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from callcenter import staffing
-from callcenter.queuecalls import stats
-from callcenter.logs import mask_number
-
-Row = Mapping[str, Any]
-BUCKETS = (0, 10, 20, 30, 45, 60, 90, 120, 180)
-
-
-def _abandoned(r: Row) -> bool:
-    return r.get("outcome") in ("abandoned", "timeout")
-
-
-def _answered(r: Row) -> bool:
-    return r.get("outcome") in ("answered", "transferred") or (
-        r.get("answered_at") is not None and r.get("outcome") not in ("abandoned", "timeout"))
-
-
-def _wait(r: Row) -> float:
-    return float(r.get("wait_seconds") or 0.0)
-
-
-def summarize(rows: Iterable[Row], target: float, short_abandon: float) -> dict[str, Any]:
-    """The answer-time summary, with the one set of definitions (``queuecalls.stats``),
-    so reports, the wallboard and ``callcenter report answer-times`` agree."""
-    return stats.summarize(rows, target, short_abandon)
-
-
-def _local(d: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    return d.astimezone(tz)
-
-
-def answer_time_distribution(rows: Iterable[Row], buckets: tuple = BUCKETS) -> list[dict]:
-    """Answered and abandoned calls per wait-time bucket ``[lo, hi)``; the last is open."""
-    out = []
-    for i, lo in enumerate(buckets):
-        hi = buckets[i + 1] if i + 1 < len(buckets) else None
-        out.append({"from_seconds": lo, "to_seconds": hi,
-                    "label": f"{lo}-{hi}s" if hi is not None else f"{lo}s+",
-                    "answered": 0, "abandoned": 0})
-    for r in rows:
-        w = _wait(r)
-        idx = max(i for i, lo in enumerate(buckets) if w >= lo) if w >= buckets[0] else 0
-        if _answered(r):
-            out[idx]["answered"] += 1
-        elif _abandoned(r):
-            out[idx]["abandoned"] += 1
-    return out
-
-
-def service_level_by(rows: Iterable[Row], key: str, tz: ZoneInfo, target: float,
-                     short_abandon: float) -> list[dict]:
-    """``key`` = "hour" (0-23, all days together) or "day" (local date)."""
-    groups: dict[Any, list] = defaultdict(list)
-    for r in rows:
-        local = _local(r["entered_at"], tz)
-        groups[local.hour if key == "hour" else local.date().isoformat()].append(r)
-    out = []
-    for k in sorted(groups):
-        s = summarize(groups[k], target, short_abandon)
-        out.append({key: k, **s})
-    return out
-
-
-def per_agent(rows: Iterable[Row], target: float) -> list[dict]:
-    groups: dict[str, list] = defaultdict(list)
-    names: dict[str, str] = {}
-    for r in rows:
-        if _answered(r) and r.get("agent"):
-            groups[r["agent"]].append(r)
-            names[r["agent"]] = r.get("agent_name") or names.get(r["agent"], "")
-    out = []
-    for agent in sorted(groups):
-        calls = groups[agent]
-        talk = [float(r.get("talk_seconds") or 0) for r in calls]
-        out.append({
-            "agent": agent, "name": names.get(agent, ""), "answered": len(calls),
-            "talk_seconds_total": round(sum(talk), 1),
-            "talk_seconds_avg": round(sum(talk) / len(talk), 1),
-            "wait_seconds_avg": round(sum(_wait(r) for r in calls) / len(calls), 1),
-            "answered_within_target": sum(1 for r in calls if _wait(r) <= target),
-        })
-    return out
-
-
-def abandoned_calls(rows: Iterable[Row], tz: ZoneInfo) -> list[dict]:
-    out = []
-    for r in rows:
-        if _abandoned(r):
-            out.append({
-                "entered_at": _local(r["entered_at"], tz).isoformat(timespec="seconds"),
-                "queue": r.get("queue", ""), "caller": mask_number(r.get("caller_number") or ""),
-                "wait_seconds": round(_wait(r), 1), "outcome": r.get("outcome"),
-            })
-    return sorted(out, key=lambda x: x["entered_at"])
-
-
-def staffing_by_hour(rows: Iterable[Row], tz: ZoneInfo, *, days: int, target: float, goal: float,
-                     wrap_seconds: float = 0.0) -> list[dict]:
-    """Agents needed per hour of day from the average arrivals and handling time per hour."""
-    rows = list(rows)
-    by_hour: dict[int, list] = defaultdict(list)
-    for r in rows:
-        by_hour[_local(r["entered_at"], tz).hour].append(r)
-    all_talk = [float(r.get("talk_seconds") or 0) for r in rows if _answered(r) and r.get("talk_seconds")]
-    default_aht = (sum(all_talk) / len(all_talk)) if all_talk else 180.0
-    out = []
-    for hour in sorted(by_hour):
-        calls = by_hour[hour]
-        talk = [float(r.get("talk_seconds") or 0) for r in calls if _answered(r) and r.get("talk_seconds")]
-        aht = (sum(talk) / len(talk) if talk else default_aht) + wrap_seconds
-        per_hour = len(calls) / max(1, days)
-        adv = staffing.agents_needed(math.ceil(per_hour), 3600.0, aht, target_seconds=target, goal=goal)
-        out.append({"hour": hour, "calls_per_hour": round(per_hour, 2), "aht_seconds": round(aht, 1),
-                    "traffic_erlangs": round(adv.traffic_erlangs, 2), "agents_needed": adv.agents,
-                    "expected_service_level": round(adv.service_level, 3),
-                    "expected_asa_seconds": round(adv.asa_seconds, 1)})
-    return out
-
-
-# --- output formats --------------------------------------------------------------------------
 
 def to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
     """UTF-8 with BOM (so spreadsheet programs read Chinese correctly), formula-safe cells."""

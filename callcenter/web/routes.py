@@ -15,6 +15,8 @@ from .views_reports import REPORTS
 
 _PERIOD = (("from", "string(date)", "first local day (YYYY-MM-DD), default 6 days before `to`"),
            ("to", "string(date)", "last local day (YYYY-MM-DD), default today"))
+_PAGED = _PERIOD + (("page", "integer", "abandoned calls: page number, from 1"),
+                    ("per_page", "integer", "abandoned calls per page (default 100, at most 1000)"))
 
 _SUMMARY = {"type": "object", "properties": {
     "offered": {"type": "integer"}, "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
@@ -166,13 +168,13 @@ ROUTES: list[Route] = [
     Route("GET", "/api/wallboard", SUPERVISORS, views_live.wallboard_api, "api",
           "Per queue: waiting calls, longest wait, today's service level, abandons, ASA; agents by state",
           response=_WALLBOARD),
-    Route("GET", "/reports", SUPERVISORS, views_reports.reports_page, "page", "Reports", query=_PERIOD),
+    Route("GET", "/reports", SUPERVISORS, views_reports.reports_page, "page", "Reports", query=_PAGED),
     Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
           "Answer-time distribution chart (SVG)", query=_PERIOD),
     Route("GET", "/reports/{name}.csv", SUPERVISORS, views_reports.report_csv, "page",
           "A report as CSV", query=_PERIOD, enums={"name": REPORTS}),
     Route("GET", "/api/reports/{name}", SUPERVISORS, views_reports.report_api, "api", "A report as JSON",
-          query=_PERIOD, enums={"name": REPORTS}, response=_REPORT),
+          query=_PAGED, enums={"name": REPORTS}, response=_REPORT),
     Route("GET", "/api/patients", frozenset({"agent", "supervisor"}), views_live.patient_api, "api",
           "Patient record by phone number (audited)",
           query=(("number", "string", "caller's phone number"),), response={"type": "object"}),

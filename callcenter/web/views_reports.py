@@ -1,18 +1,30 @@
-"""Handlers: reports as a page, JSON, CSV and an SVG chart (all from the same computation)."""
+"""Handlers: reports as a page, JSON, CSV and an SVG chart (all from the same computation).
+
+The figures are counted by the database (:mod:`callcenter.queuecalls.report_queries`) in
+one ``db.run`` per request, on a worker thread; rendering the page and writing a CSV
+also run off the event loop, so a year of calls never stalls the wallboard or calls.
+The abandoned-call list is paginated (``page``, ``per_page``; the CSV has them all).
+"""
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from callcenter.queuecalls import report_queries as rq
+
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
-from .params import date_arg
+from .params import MAX_OFFSET, date_arg, int_arg
 
 REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
            "campaigns", "complaints", "staffing")
 MAX_DAYS = 366
 MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
+QUEUE_REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned", "staffing")
+PER_PAGE, MAX_PER_PAGE = 100, 1000
+NEEDS = {"answer-times": {"whole"}, "service-level-hourly": {"hour"}, "service-level-daily": {"day"},
+         "staffing": {"whole", "hour"}}  # the period_figures parts each report shows
 
 
 def period(app, req: Req) -> tuple[dt.date, dt.date]:
@@ -37,74 +49,123 @@ def _in_range(name: str, d: dt.date) -> None:
         raise BadRequest(f"{name}: outside {MIN_DATE.isoformat()} .. {MAX_DATE.isoformat()}")
 
 
-async def compute(app, name: str, start: dt.date, end: dt.date) -> dict:
-    """One report: {"rows": [...], "columns": [...], "available": bool, ...}."""
+def paging(req: Req) -> tuple[int, int]:
+    """(page >= 1, per_page 1..MAX_PER_PAGE) of the abandoned-call list."""
+    per_page = int_arg(req.args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+    return int_arg(req.args, "page", 1, 1, MAX_OFFSET // per_page), per_page
+
+
+def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *, tz: ZoneInfo, target: float,
+                  short: float, days: int, goal: float, page: int, per_page: int | None) -> dict[str, dict]:
+    """The queue-call reports in ``names`` (one transaction, on the database thread)."""
+    out: dict[str, dict] = {}
+    src = rq.period_calls(t0, t1)
+    parts = set()
+    for name in names:
+        parts |= NEEDS.get(name, set())
+    f = None
+    if parts:  # one scan for all of them; only the groups these reports show
+        f = rq.period_figures(s, t0, t1, tz, target=target, short_abandon=short, parts=sorted(parts),
+                              extras=bool({"answer-times", "staffing"} & set(names)))
+    for name in names:
+        r: dict = {}
+        if name == "answer-times":
+            r["rows"], r["summary"] = rq.distribution(f.whole), f.whole.summary(target, short)
+        elif name == "service-level-hourly":
+            r["rows"] = rq.sorted_groups(f.by_hour, target, short, "hour")
+            r["rows"].sort(key=lambda x: x["hour"])
+        elif name == "service-level-daily":
+            r["rows"] = rq.sorted_groups(f.by_day, target, short, "day")
+        elif name == "agents":
+            r["rows"] = rq.agent_rows(s, src, target)
+        elif name == "abandoned":
+            if per_page is None:
+                total, rows = rq.abandoned_page(s, src, offset=0, limit=None)
+            else:
+                total, rows = rq.abandoned_page(s, src, offset=(page - 1) * per_page, limit=per_page)
+            r["rows"] = rq.abandoned_rows(rows, tz)
+            r["total"], r["page"], r["per_page"] = total, page, per_page
+        elif name == "staffing":
+            r["rows"] = rq.staffing_rows(f, days=days, target=target, goal=goal)
+            r["goal"], r["target"] = goal, target
+        out[name] = r
+    return out
+
+
+async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date, *, page: int = 1,
+                       per_page: int | None = PER_PAGE) -> dict[str, dict]:
+    """Reports by name: {"rows": [...], "columns": [...], "available": bool, ...} each."""
     cfg = app.config.hospital
     tz = ZoneInfo(cfg.timezone)
     target, short = float(cfg.answer_target_seconds), float(cfg.short_abandon_seconds)
     t0 = dt.datetime.combine(start, dt.time(), tz).astimezone(dt.timezone.utc)
     t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.timezone.utc)
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    out: dict = {"report": name, "from": start.isoformat(), "to": end.isoformat(), "available": True}
-    if name == "campaigns":
-        rows = await app.db.run(data.campaign_progress, app.clock.seconds(),
-                                float(app.config.dialer.predictive_window_days))
-    elif name == "complaints":
-        rows = await app.db.run(data.complaint_deadlines, now)
-    else:
-        calls = await app.db.run(data.queue_calls, t0, t1)
-        if calls is None:
-            rows = None
-        elif name == "answer-times":
-            rows = reports.answer_time_distribution(calls)
-            out["summary"] = reports.summarize(calls, target, short)
-        elif name == "service-level-hourly":
-            rows = reports.service_level_by(calls, "hour", tz, target, short)
-        elif name == "service-level-daily":
-            rows = reports.service_level_by(calls, "day", tz, target, short)
-        elif name == "agents":
-            rows = reports.per_agent(calls, target)
-        elif name == "abandoned":
-            rows = reports.abandoned_calls(calls, tz)
-        else:  # staffing
-            goal = float(getattr(app.config.web, "staffing_goal", 0.8))
-            rows = reports.staffing_by_hour(calls, tz, days=(end - start).days + 1, target=target, goal=goal)
-            out["goal"], out["target"] = goal, target
-            board = app.wallboard._live()
-            logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
-            out["agents_logged_in"] = len(logged) if board is not None else None
-    if rows is None:
-        out.update(available=False, rows=[], columns=[])
-    else:
-        out["rows"] = rows
-        out["columns"] = list(rows[0].keys()) if rows else []
+    goal = float(getattr(app.config.web, "staffing_goal", 0.8))
+    results: dict[str, dict] = {}
+    queue_names = tuple(n for n in names if n in QUEUE_REPORTS)
+    if queue_names:
+        results.update(await app.db.run(queue_reports, queue_names, t0, t1, tz=tz, target=target, short=short,
+                                        days=(end - start).days + 1, goal=goal, page=page, per_page=per_page))
+    if "staffing" in results:
+        board = app.wallboard._live()
+        logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
+        results["staffing"]["agents_logged_in"] = len(logged) if board is not None else None
+    for name in names:
+        if name == "campaigns":
+            rows = await app.db.run(data.campaign_progress, app.clock.seconds(),
+                                    float(app.config.dialer.predictive_window_days))
+            results[name] = {"rows": rows} if rows is not None else {"rows": None}
+        elif name == "complaints":
+            rows = await app.db.run(data.complaint_deadlines, now)
+            results[name] = {"rows": rows} if rows is not None else {"rows": None}
+    out = {}
+    for name in names:
+        r = {"report": name, "from": start.isoformat(), "to": end.isoformat(), "available": True, **results[name]}
+        if r["rows"] is None:
+            r.update(available=False, rows=[], columns=[])
+        else:
+            r["columns"] = list(r["rows"][0].keys()) if r["rows"] else []
+        out[name] = r
     return out
+
+
+async def compute(app, name: str, start: dt.date, end: dt.date, **kw) -> dict:
+    """One report: {"rows": [...], "columns": [...], "available": bool, ...}."""
+    return (await compute_many(app, (name,), start, end, **kw))[name]
 
 
 async def reports_page(app, req: Req) -> Response:
     start, end = period(app, req)
-    results = {name: await compute(app, name, start, end) for name in REPORTS}
+    page, per_page = paging(req)
+    results = await compute_many(app, REPORTS, start, end, page=page, per_page=per_page)
     dist = results["answer-times"]
-    chart = ""
-    if dist["available"] and dist["rows"]:
-        chart = reports.histogram_svg(dist["rows"], target=float(app.config.hospital.answer_target_seconds),
-                                      title=t(req.lang, "rep.answer-times"),
-                                      answered_label=t(req.lang, "wb.answered"),
-                                      abandoned_label=t(req.lang, "wb.abandoned"))
-    return app.render(req, "reports.html", results=results, names=REPORTS, chart=chart,
-                      start=start.isoformat(), end=end.isoformat())
+    target = float(app.config.hospital.answer_target_seconds)
+
+    def render() -> Response:  # a year of days and a page of calls: rendered off the loop
+        chart = ""
+        if dist["available"] and dist["rows"]:
+            chart = reports.histogram_svg(dist["rows"], target=target, title=t(req.lang, "rep.answer-times"),
+                                          answered_label=t(req.lang, "wb.answered"),
+                                          abandoned_label=t(req.lang, "wb.abandoned"))
+        return app.render(req, "reports.html", results=results, names=REPORTS, chart=chart,
+                          start=start.isoformat(), end=end.isoformat())
+
+    return await app.db.run_blocking(render)
 
 
 async def report_api(app, req: Req) -> Response:
     start, end = period(app, req)
-    return as_json(await compute(app, req.params["name"], start, end))
+    page, per_page = paging(req)
+    result = await compute(app, req.params["name"], start, end, page=page, per_page=per_page)
+    return await app.db.run_blocking(as_json, result)
 
 
 async def report_csv(app, req: Req) -> Response:
     start, end = period(app, req)
     name = req.params["name"]
-    result = await compute(app, name, start, end)
-    body = reports.to_csv(result["rows"], result["columns"] or None)
+    result = await compute(app, name, start, end, per_page=None)  # the download has every row
+    body = await app.db.run_blocking(reports.to_csv, result["rows"], result["columns"] or None)
     return Response(200, body, "text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}_{start}_{end}.csv"'})
 
@@ -112,7 +173,7 @@ async def report_csv(app, req: Req) -> Response:
 async def answer_chart(app, req: Req) -> Response:
     start, end = period(app, req)
     result = await compute(app, "answer-times", start, end)
-    svg = reports.histogram_svg(result["rows"] or reports.answer_time_distribution([]),
+    svg = reports.histogram_svg(result["rows"] or rq.distribution(rq.Group()),
                                 target=float(app.config.hospital.answer_target_seconds),
                                 title=t(req.lang, "rep.answer-times"),
                                 answered_label=t(req.lang, "wb.answered"),

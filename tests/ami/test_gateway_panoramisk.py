@@ -159,3 +159,46 @@ def test_amimessage_maps_like_panoramisk_from_line(trace):
             (want.id, want.action_id, want.event, want.success)
         n += 1
     assert n > 10
+
+
+def _pano(raw: Message) -> PanoMessage:
+    """The panoramisk Message panoramisk itself would build from these headers."""
+    m = PanoMessage({})
+    for k, v in raw.headers:
+        if k:
+            lk = k.lower()
+            if lk in m._store:
+                prev = m._store[lk][1]
+                m._store[lk] = (k, (prev if isinstance(prev, list) else [prev]) + [v])
+            else:
+                m._store[lk] = (k, v)
+    m._store["content"] = ("content", "\n".join(v for k, v in raw.headers if not k))
+    return m
+
+
+def test_events_reach_panoramisk_without_a_copy_of_their_headers():
+    """What ``handle_message`` reads of an event (id, action_id, 'event') comes from the parsed
+    headers; the panoramisk mapping is built only when read, and then equals panoramisk's."""
+    msgs = [e.message for tr in ("01-inbound-answered.ami", "08-queue-status.ami")
+            for e in read_ami(traces_dir() / tr).received if e.message is not None]
+    msgs.append(Message([("Event", "UserEvent"), ("ActionID", "a"), ("actionid", "b")]))  # repeated id
+    msgs.append(Message([("Response", "Follows"), ("", "line 1"), ("CommandID", "c"), ("ActionID", "d")]))
+    assert len(msgs) > 150
+    for raw in msgs:
+        lazy, want = AmiMessage(raw), _pano(raw)
+        assert (lazy.id, lazy.action_id, "event" in lazy) == (want.id, want.action_id, "event" in want)
+        if "event" in want:
+            assert lazy["event"] == want["event"]
+        if raw.headers[0][0] == "Event" and len(raw.getall("ActionID")) <= 1:
+            assert lazy.__dict__["_built"] is None, raw  # nothing copied for an event
+        assert dict(lazy.items()) == dict(want.items()) and lazy.get("Uniqueid") == want.get("Uniqueid")
+
+
+def test_parser_marks_messages_without_an_action_id():
+    p = Parser()
+    a, b, c = p.feed(b"Event: Newexten\r\nUniqueid: 1.1\r\n\r\n"
+                     b"Event: QueueEntry\r\nactionID: qs-1\r\n\r\n"
+                     b"Response: Success\r\nCommandID: c-1\r\n\r\n")
+    assert (a.has_id, b.has_id, c.has_id) == (False, True, True)
+    assert AmiMessage(a).id is None and AmiMessage(b).id == "qs-1" and AmiMessage(c).id == "c-1"
+    assert Message([("ActionID", "x")]).has_id is None and AmiMessage(Message([("ActionID", "x")])).id == "x"

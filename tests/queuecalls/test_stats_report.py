@@ -59,14 +59,19 @@ def test_target_is_configurable_and_inclusive():
     assert stats.summarize(CALLS, 30, 1)["short_abandons"] == 0
 
 
-def test_breakdowns():
+@pytest.mark.postgres
+def test_breakdowns(db):
     from zoneinfo import ZoneInfo
 
-    g = stats.breakdowns(CALLS, 30, 5, ZoneInfo("Asia/Shanghai"))
+    from callcenter.queuecalls.cli import load_figures
+
+    db.call(write_calls, CALLS, 30.0)
+    g = db.call(load_figures, None, None, None, ZoneInfo("Asia/Shanghai"), 30.0, 5.0)
     assert [x["key"] for x in g["queue"]] == ["complaint", "consultation"]
     assert [(x["key"], x["answered"]) for x in g["agent"]] == [("Local/1001", 2), ("Local/1002", 1)]
     assert [x["key"] for x in g["hour"]] == ["19:00", "20:00"]
     assert [x["key"] for x in g["day"]] == ["2026-11-22"]
+    assert g["summary"] == stats.summarize(CALLS, 30, 5)
 
 
 @pytest.mark.postgres

@@ -53,25 +53,45 @@ ROWS = [_call(9, 0, 5, "answered"), _call(9, 10, 40, "answered"), _call(9, 20, 3
         _call(10, 0, 50, "abandoned"), _call(10, 5, 12, "answered", day=24), _call(10, 6, 60, "timeout")]
 
 
-def test_summary_and_breakdowns():
-    s = reports.summarize(ROWS, 30, 5)
+def _reports(db, rows):
+    """The queue-call reports over ``rows`` stored as queue calls (the database counts them)."""
+    from callcenter.queuecalls.models import QueueCall
+    from callcenter.web.views_reports import QUEUE_REPORTS, queue_reports
+
+    with db.session() as s:
+        for i, r in enumerate(rows):
+            s.add(QueueCall(uniqueid=f"u{i}", linkedid=f"u{i}", queue=r["queue"], leg=1,
+                            caller_number=r["caller_number"], caller_name="",
+                            entered_at=r["entered_at"].astimezone(dt.timezone.utc),
+                            answered_at=None, ended_at=None, wait_seconds=r["wait_seconds"], agent=r["agent"],
+                            agent_name=r["agent_name"], talk_seconds=r["talk_seconds"], outcome=r["outcome"],
+                            gap=False, source="ami"))
+    t0, t1 = dt.datetime(2026, 11, 23, tzinfo=TZ), dt.datetime(2026, 11, 25, tzinfo=TZ)
+    return db.call(queue_reports, QUEUE_REPORTS, t0, t1, tz=TZ, target=30.0, short=5.0, days=2, goal=0.8,
+                   page=1, per_page=100)
+
+
+@pytest.mark.postgres
+def test_summary_and_breakdowns(db):
+    got = _reports(db, ROWS)
+    s = got["answer-times"]["summary"]
     # 6 calls, one short abandon (3 s) not offered -> 5 offered, 2 of 3 answered within 30 s
     assert (s["offered"], s["answered"], s["abandoned"], s["short_abandons"], s["timeouts"]) == (5, 3, 2, 1, 1)
     assert s["service_level"] == pytest.approx(2 / 5)
-    assert s["asa_seconds"] == pytest.approx((5 + 40 + 12) / 3)
-    hours = {r["hour"]: r for r in reports.service_level_by(ROWS, "hour", TZ, 30, 5)}
+    assert s["asa_seconds"] == pytest.approx((5 + 40 + 12) / 3, abs=1e-3)
+    hours = {r["hour"]: r for r in got["service-level-hourly"]["rows"]}
     assert hours[9]["offered"] == 2 and hours[9]["service_level"] == 0.5
     assert hours[10]["answered"] == 1
-    days = [r["day"] for r in reports.service_level_by(ROWS, "day", TZ, 30, 5)]
+    days = [r["day"] for r in got["service-level-daily"]["rows"]]
     assert days == ["2026-11-23", "2026-11-24"]
-    dist = reports.answer_time_distribution(ROWS)
+    dist = got["answer-times"]["rows"]
     assert sum(d["answered"] for d in dist) == 3 and sum(d["abandoned"] for d in dist) == 3
     assert dist[0]["answered"] == 1 and dist[1]["answered"] == 1  # 5 s in 0-10, 12 s in 10-20
-    agents = reports.per_agent(ROWS, 30)
+    agents = got["agents"]["rows"]
     assert agents[0]["answered"] == 3 and agents[0]["answered_within_target"] == 2
-    ab = reports.abandoned_calls(ROWS, TZ)
-    assert len(ab) == 3 and all("13800138001" not in r["caller"] for r in ab)
-    st = reports.staffing_by_hour(ROWS, TZ, days=2, target=30, goal=0.8)
+    ab = got["abandoned"]
+    assert ab["total"] == 3 and len(ab["rows"]) == 3 and all("13800138001" not in r["caller"] for r in ab["rows"])
+    st = got["staffing"]["rows"]
     assert [r["hour"] for r in st] == [9, 10] and all(r["agents_needed"] >= 1 for r in st)
 
 
@@ -83,7 +103,11 @@ def test_csv_bom_and_no_formula_injection():
 
 
 def test_svg_chart_is_plain_svg():
-    svg = reports.histogram_svg(reports.answer_time_distribution(ROWS), target=30, title="A<b>",
+    from callcenter.queuecalls.report_queries import BUCKETS
+
+    dist = [{"from_seconds": lo, "label": f"{lo}s", "answered": i % 3, "abandoned": i % 2}
+            for i, lo in enumerate(BUCKETS)]
+    svg = reports.histogram_svg(dist, target=30, title="A<b>",
                                 answered_label="answered", abandoned_label="abandoned")
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg")
@@ -233,6 +257,12 @@ async def test_reports_api_csv_and_chart(config, db):
         r = await c.get("/api/reports/agents?from=2026-13-01")
         assert r.status == 400 and "from" in r.json()["error"]
         assert (await c.get("/reports")).status == 200
+        for bad in ("page=0", "page=x", "per_page=0", "per_page=1001", "page=999999999999"):
+            r = await c.get(f"/api/reports/abandoned?{bad}")
+            assert r.status == 400 and bad.split("=")[0] in r.json()["error"], bad
+        r = await c.get("/api/reports/abandoned?page=2&per_page=10")
+        assert r.status == 200 and (r.json()["total"], r.json()["page"], r.json()["per_page"]) == (0, 2, 10)
+        assert (await c.get("/reports?page=x")).status == 400
 
 
 async def test_report_column_headings_follow_the_language(config, db):

@@ -1,0 +1,322 @@
+"""Reports benchmark: answer-time figures over 1,000,000 stored queue calls, against SQL anchors.
+
+Rows measured (each a ratio against its anchor in the same round; rounds interleaved):
+
+1. ``callcenter report answer-times`` (table output: summary, per queue, agent, hour,
+   day) in-process (``queuecalls.cli.load_figures``), against the **one-SQL-scan anchor**:
+   the summary's counters in one aggregate SELECT over the period plus its p90 by SQL
+   (PostgreSQL ``percentile_disc`` in the same SELECT; SQLite ``ORDER BY wait LIMIT 1
+   OFFSET k``).  Peak RSS of a separate ``callcenter report answer-times`` process.
+2. ``/api/reports/service-level-hourly``: the real ``WebApp``'s handler on an asyncio loop
+   (no HTTP: the figures and their JSON, as the server awaits them),
+   against **one GROUP BY local hour** (counters only) in the same round, in alternating
+   order; and the longest the event loop was kept waiting meanwhile (a 5 ms ticker on the
+   loop), next to the same while the anchor runs on a thread (the shared machine's own lag).
+3. ``/reports`` (all reports, the abandoned list paginated), its handler likewise.
+
+The 1M calls (365 days, 8 queues, 80 agents) are generated once into a cached SQLite file
+under /tmp (not committed); ``--pg`` copies them into a throw-away PostgreSQL database.
+
+    nice .venv/bin/python bench/reports_sql.py [--rows 1000000] [--rounds 3] [--pg-url postgresql://postgres@127.0.0.1/test]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from callcenter.queuecalls import cli as qcli  # noqa: E402
+from callcenter.store import Database, migrate  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+START = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+QUEUES = [f"q{i}" for i in range(8)]
+AGENTS = [f"PJSIP/{1000 + i}" for i in range(80)]
+OUTCOMES = ["answered"] * 80 + ["transferred"] * 3 + ["abandoned"] * 10 + ["timeout"] * 3 + ["redirected"] * 2 \
+    + ["unknown"] * 2
+COLS = ("uniqueid, linkedid, queue, leg, caller_number, caller_name, entered_at, answered_at, ended_at, "
+        "wait_seconds, agent, agent_name, talk_seconds, outcome, within_target, position, ivr_session_id, gap, source")
+KNOWN = "('answered','transferred','abandoned','timeout','redirected')"
+
+
+def _rows(n: int):
+    rnd = random.Random(19)
+    span = 365 * 86400
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    for i in range(n):
+        t = START + dt.timedelta(seconds=rnd.random() * span)
+        o = rnd.choice(OUTCOMES)
+        w = None if rnd.random() < 0.01 else round(rnd.expovariate(1 / 25), 3)
+        ans = o in ("answered", "transferred")
+        ag = rnd.choice(AGENTS) if ans else ""
+        a = (t + dt.timedelta(seconds=w or 0)).strftime(fmt) if ans else None
+        yield (f"u{i}", f"u{i}", rnd.choice(QUEUES), 1, f"+86138{i:08d}", "", t.strftime(fmt), a, t.strftime(fmt),
+               w, ag, ag[-4:], round(rnd.expovariate(1 / 180), 1) if ans else None, o,
+               (w is not None and w <= 30) if ans else None, 1, None, o == "unknown" or rnd.random() < 0.005, "ami")
+
+
+def cached_sqlite(n: int) -> Path:
+    path = Path(tempfile.gettempdir()) / f"cc_bench_reports_{n}.sqlite"
+    if path.exists():
+        return path
+    tmp = path.with_suffix(".partial")
+    tmp.unlink(missing_ok=True)
+    db = Database(f"sqlite:///{tmp}")
+    migrate.upgrade(db.engine)
+    db.close()
+    c = sqlite3.connect(tmp)
+    c.executemany(f"INSERT INTO queue_calls ({COLS}) VALUES ({', '.join('?' * 19)})", _rows(n))
+    c.commit()
+    c.execute("ANALYZE")
+    c.commit()
+    c.close()
+    tmp.rename(path)
+    return path
+
+
+def copy_to_pg(src: Path, admin_url: str) -> str:
+    import psycopg
+
+    name = f"cc_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.close()
+    lite = sqlite3.connect(src)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY queue_calls ({COLS}) FROM STDIN") as cp:
+            for r in lite.execute(f"SELECT {COLS} FROM queue_calls"):
+                r = list(r)
+                for k in (6, 7, 8):
+                    if r[k] is not None:
+                        r[k] = r[k] + "+00"
+                r[14] = None if r[14] is None else bool(r[14])
+                r[17] = bool(r[17])
+                cp.write_row(r)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE queue_calls")
+    return url
+
+
+def drop_pg(admin_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def anchor_scan(db: Database, since: dt.datetime, until: dt.datetime) -> tuple:
+    """The summary's counters in one SELECT, and its p90 by SQL."""
+    p = {"a": since.astimezone(dt.timezone.utc), "b": until.astimezone(dt.timezone.utc)}
+    if db.dialect == "sqlite":
+        p = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in p.items()}
+    counters = f"""count(*), sum(case when outcome in ('answered','transferred') then 1 else 0 end),
+      sum(case when outcome = 'abandoned' then 1 else 0 end),
+      sum(case when outcome = 'abandoned' and wait_seconds < 5 then 1 else 0 end),
+      sum(case when outcome = 'timeout' then 1 else 0 end), sum(case when outcome = 'redirected' then 1 else 0 end),
+      sum(case when outcome in ('answered','transferred') and wait_seconds <= 30 then 1 else 0 end),
+      sum(case when outcome in ('abandoned','timeout','redirected') and wait_seconds <= 30 then 1 else 0 end),
+      sum(case when gap then 1 else 0 end),
+      sum(case when outcome in ('answered','transferred') then coalesce(wait_seconds, 0) else 0 end),
+      max(case when outcome in {KNOWN} then wait_seconds end),
+      count(case when outcome in {KNOWN} then wait_seconds end)"""
+    where = "entered_at >= :a and entered_at < :b"
+    with db.session() as s:
+        if db.dialect == "postgresql":
+            return tuple(s.execute(text(
+                f"select {counters}, percentile_disc(0.9) within group (order by wait_seconds) "
+                f"filter (where outcome in {KNOWN} and wait_seconds is not null) from queue_calls where {where}"),
+                p).one())
+        row = tuple(s.execute(text(f"select {counters} from queue_calls where {where}"), p).one())
+        k = max(1, (9 * row[-1] + 9) // 10)
+        p90 = s.execute(text(f"select wait_seconds from queue_calls where {where} and outcome in {KNOWN} "
+                             f"and wait_seconds is not null order by wait_seconds limit 1 offset :k"),
+                        {**p, "k": k - 1}).scalar()
+        return row + (p90,)
+
+
+def anchor_hourly(db: Database, since: dt.datetime, until: dt.datetime) -> list:
+    """One GROUP BY local hour with the service-level counters (no percentile)."""
+    p = {"a": since.astimezone(dt.timezone.utc), "b": until.astimezone(dt.timezone.utc)}
+    if db.dialect == "sqlite":
+        p = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in p.items()}
+        hour = "cast(substr(datetime(entered_at, '+28800 seconds'), 12, 2) as integer)"
+    else:
+        hour = "extract(hour from entered_at at time zone 'Asia/Shanghai')"
+    sql = f"""select {hour} h, sum(case when outcome in ('answered','transferred') then 1 else 0 end),
+      sum(case when outcome = 'abandoned' and wait_seconds < 5 then 1 else 0 end),
+      sum(case when outcome in {KNOWN} then 1 else 0 end),
+      sum(case when outcome in ('answered','transferred') and wait_seconds <= 30 then 1 else 0 end)
+      from queue_calls where entered_at >= :a and entered_at < :b group by h"""
+    with db.session() as s:
+        return list(s.execute(text(sql), p))
+
+
+def timed(fn, *a):
+    t = time.perf_counter()
+    r = fn(*a)
+    return time.perf_counter() - t, r
+
+
+def cli_figures(db: Database, since, until):
+    return db.call(qcli.load_figures, since, until, None, TZ, 30.0, 5.0)
+
+
+def cli_peak_rss(url: str, since: str, until: str) -> tuple[float, float]:
+    """(seconds, peak RSS MB) of ``callcenter report answer-times`` as its own process."""
+    t = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCENTER_DATABASE_URL": url,
+           "CALLCENTER_SERVICE_DATA_DIR": tempfile.mkdtemp()}
+    env.pop("CALLCENTER_CONFIG", None)
+    p = subprocess.run([sys.executable, "-c", (
+        "import resource, sys\nfrom callcenter.cli import main\n"
+        f"rc = main(['report', 'answer-times', '--since', {since!r}, '--until', {until!r}])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")],
+        env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"callcenter report answer-times failed: {p.stderr[-2000:]}")
+    return took, int(p.stderr.strip().splitlines()[-1]) / 1024
+
+
+class _Clock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def seconds(self) -> float:
+        return self.t
+
+
+async def web_round(db: Database, start: dt.date, end: dt.date, since, until, flip: bool) -> dict:
+    """The hourly API and the /reports page handlers on an asyncio loop, as the web app runs them;
+    a 5 ms ticker on the loop records the longest it was kept waiting."""
+    from twisted.internet import reactor
+
+    from callcenter.config import load_config
+    from callcenter.web import views_reports
+    from callcenter.web.auth import CurrentUser
+    from callcenter.web.http import Req
+    from callcenter.web.server import WebApp
+    from tests import support
+    from tests.web.helpers import FakeAmi, FakeQueueCalls
+
+    config = load_config(None, env={"CALLCENTER_DATABASE_URL": db.url})
+    clock = _Clock(until.timestamp())
+    app = WebApp(config, db, clock, ami=FakeAmi(clock), live=FakeQueueCalls(),
+                 domain=support.domain(config, clock=clock), reactor=reactor)
+    user = CurrentUser(1, "sup", "Sup", "supervisor", "", "en", 1, "csrf")
+    q = {"from": start.isoformat(), "to": end.isoformat()}
+    out: dict[str, float] = {}
+    worst = [0.0]
+    stop = asyncio.Event()
+
+    async def ticker():
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            worst[0] = max(worst[0], now - last - 0.005)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.02)
+    loop = asyncio.get_running_loop()
+
+    async def hourly():
+        t = time.perf_counter()
+        r = await views_reports.report_api(app, Req("GET", "/api/reports/service-level-hourly", None,
+                                                    {"name": "service-level-hourly"}, q, {}, user, "en", "127.0.0.1"))
+        assert r.status == 200, r.status
+        out["hourly"] = time.perf_counter() - t
+
+    async def anchor():
+        # the anchor runs on a thread too, so the ticker's lateness meanwhile is the machine's own
+        out["hourly_anchor"], _ = await loop.run_in_executor(None, timed, anchor_hourly, db, since, until)
+
+    for step in ((hourly, anchor) if flip else (anchor, hourly)):
+        worst[0] = 0.0
+        await step()
+        out[f"{step.__name__}_blocked_ms"] = worst[0] * 1000
+    worst[0] = 0.0
+    t = time.perf_counter()
+    page = await views_reports.reports_page(app, Req("GET", "/reports", None, {}, q, {}, user, "en", "127.0.0.1"))
+    out["page"] = time.perf_counter() - t
+    out["page_blocked_ms"] = worst[0] * 1000
+    out["page_kb"] = len(page.body) / 1024
+    stop.set()
+    await tick
+    assert page.status == 200, page.status
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pg-url", default=None, help="also run once on PostgreSQL (admin URL)")
+    ap.add_argument("--pg-rounds", type=int, default=1)
+    ap.add_argument("--no-web", action="store_true")
+    args = ap.parse_args()
+    path = cached_sqlite(args.rows)
+    start, end = dt.date(2025, 12, 1), dt.date(2026, 11, 30)
+    since = dt.datetime.combine(start, dt.time(), TZ)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), TZ)
+    targets = [("sqlite", f"sqlite:///{path}", args.rounds)] if args.rounds else []
+    pg_url = None
+    if args.pg_url:
+        pg_url = copy_to_pg(path, args.pg_url)
+        targets.append(("postgresql", pg_url, args.pg_rounds))
+    try:
+        for name, url, rounds in targets:
+            db = Database(url)
+            res: dict[str, list[float]] = {}
+            for r in range(rounds):
+                order = [("anchor", anchor_scan), ("report", cli_figures)]
+                if r % 2:
+                    order.reverse()
+                for label, fn in order:
+                    took, _ = timed(fn, db, since, until)
+                    res.setdefault(label, []).append(took)
+                res.setdefault("ratio", []).append(res["report"][-1] / res["anchor"][-1])
+                if not args.no_web:
+                    w = asyncio.run(web_round(db, start, end, since, until, bool(r % 2)))
+                    for k, v in w.items():
+                        res.setdefault(k, []).append(v)
+                    res.setdefault("hourly_ratio", []).append(w["hourly"] / w["hourly_anchor"])
+                took, rss = cli_peak_rss(url, start.isoformat(), end.isoformat())
+                res.setdefault("cli_process", []).append(took)
+                res.setdefault("cli_rss_mb", []).append(rss)
+                print(f"{name} round {r + 1}: " + ", ".join(f"{k}={v[-1]:.3f}" for k, v in res.items()), flush=True)
+            print(f"\n{name}, {args.rows:,} calls, {rounds} round(s): median [min..max]")
+            for k, v in res.items():
+                print(f"  {k:16s} {statistics.median(v):8.3f}  [{min(v):.3f} .. {max(v):.3f}]")
+            db.close()
+    finally:
+        if pg_url:
+            drop_pg(args.pg_url, pg_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
