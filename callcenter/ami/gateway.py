@@ -367,6 +367,7 @@ class AmiGateway:
         self.rng = rng or random.Random()
         self.events = events
         self.connected = False
+        self.connecting = False
         self.banner: str | None = None
         # counters (tests synchronise on bytes; the bench reports them)
         self.bytes_received = 0
@@ -629,14 +630,18 @@ class AmiGateway:
         loop = asyncio.get_running_loop()
         self._lost_future = loop.create_future()
         self._proto = None
-        transport, proto = await self._with_timeout(
-            loop.create_connection(lambda: _Protocol(self), self.host, self.port),
-            self.connect_timeout, "connect")
-        self._proto = proto
-        self.banner = proto.parser.banner  # None until the banner line arrived
-        resp = await self._send([("Action", "Login"), ("Username", self.username),
-                                 ("Secret", self._secret), ("Events", self.events)],
-                                self.action_timeout)
+        self.connecting = True  # TCP connect and login under way (stepped test clocks wait on it)
+        try:
+            transport, proto = await self._with_timeout(
+                loop.create_connection(lambda: _Protocol(self), self.host, self.port),
+                self.connect_timeout, "connect")
+            self._proto = proto
+            self.banner = proto.parser.banner  # None until the banner line arrived
+            resp = await self._send([("Action", "Login"), ("Username", self.username),
+                                     ("Secret", self._secret), ("Events", self.events)],
+                                    self.action_timeout)
+        finally:
+            self.connecting = False
         self.connected = True
         self.connects += 1
         self._login_at = self.clock.seconds()

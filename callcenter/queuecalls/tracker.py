@@ -92,6 +92,7 @@ class QueueCallsTracker:
         self._stopped_at: float | None = None
         self._checkpoint_due = 0.0
         self._synced = False                   # a resync completed on the current link
+        self._resync_backoff = False           # waiting to retry a refused resync
 
     # -- wiring ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -247,11 +248,11 @@ class QueueCallsTracker:
                 if not gw.connected or self._stopping:
                     return None
                 log.warning("queuecalls resync refused by Asterisk (%s); retrying in %.0f s", exc, delay)
-            self._resyncing = False  # idle until the timer (test steppers wait on this flag)
+            self._resyncing, self._resync_backoff = False, True  # idle until the timer (test steppers)
             try:
                 await _sleep(self.clock, delay)
             finally:
-                self._resyncing = True
+                self._resyncing, self._resync_backoff = True, False
             delay = min(self.resync_max_delay, delay * 2)
 
     async def _close_outage(self, start: float, end: float, finished: list[QueueCallRecord]) -> None:

@@ -49,7 +49,12 @@ class Stepper:
         await asyncio.sleep(0)
         while loop.time() < end:
             behind = self.gw.bytes_received - self.base_gw < self._srv_bytes() - self.base_srv
-            busy = bool(self.gw._pending) or self.tracker._resyncing
+            gw, proto = self.gw, self.gw._proto
+            # logged in and FullyBooted seen, the on_connect hooks not yet sending (a few loop
+            # turns): no timer may fire before the resync's snapshot is asked for
+            hooks_due = (gw.connected and not gw._connected_event.is_set() and proto is not None
+                         and proto.booted and not self.tracker._resync_backoff)
+            busy = bool(gw._pending) or gw.connecting or self.tracker._resyncing or hooks_due
             if not behind and not busy:
                 break
             await asyncio.sleep(0.0005)
