@@ -133,6 +133,24 @@ async def stalled_agi(port: int, t0: float, out: dict, n: int) -> None:
         w.close()
 
 
+async def stalled_after_env(port: int, t0: float, out: dict, n: int) -> None:
+    """A "PBX" that sends the environment, reads ANSWER and never replies."""
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        out["connect_failed"] += 1
+        return
+    try:
+        w.write(ENV % f"8{n}.1".encode())
+        while await r.read(4096):
+            pass
+        out["cut_at"].append(time.monotonic() - t0)
+    except OSError:
+        out["cut_at"].append(time.monotonic() - t0)
+    finally:
+        w.close()
+
+
 async def phase(name: str, attacker, port: int, web: int, agi: int, clients: int, log_path: Path,
                 seconds: float) -> dict:
     out = {"connect_failed": 0, "got_408": 0, "got_503": 0, "cut_at": []}
@@ -171,12 +189,18 @@ async def attack(args, web: int, agi: int, log_path: Path) -> None:
     await asyncio.sleep(2)
     print("RESULT", json.dumps(await phase("stalled_fastagi", stalled_agi, agi, web, agi, args.clients,
                                            log_path, args.seconds)), flush=True)
+    if args.after_env:
+        await asyncio.sleep(12)
+        print("RESULT", json.dumps(await phase("stalled_after_env", stalled_after_env, agi, web, agi,
+                                               args.clients, log_path, args.seconds)), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=1100)
     ap.add_argument("--seconds", type=float, default=40.0, help="length of each attack phase")
+    ap.add_argument("--after-env", action="store_true",
+                    help="a third phase: sessions that send the environment and then never answer")
     ap.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:

@@ -245,6 +245,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "phone_gap_minutes": Key(float, 60.0, check=_non_negative,
                                  help="no call to a number another contact dialled this recently"),
         "plans_file": Key(str, "", help="revisit plans YAML (default: the shipped dialer/plans.yaml)"),
+        "callback_after_call_seconds": Key(float, 120.0, check=_non_negative,
+                                           help="an IVR callback is dialled this long after the caller's call ended"),
+        "connect_timeout": Key(float, 20.0, check=_positive,
+                               help="seconds an answered patient waits for an agent before the apology"),
+        "queue_priority": Key(int, 10, help="QUEUE_PRIO of answered patients (above inbound callers)"),
+        "sorry_prompt": Key(str, "dialer-sorry-callback",
+                            help="played when no agent took the patient in connect_timeout"),
+        "abandon_connect_seconds": Key(float, 2.0, check=_positive,
+                                       help="an answered patient not with an agent by then is abandoned"),
+        "keep_free_agents": Key(int, 1, check=_non_negative,
+                                help="free agents per queue the progressive/predictive dialer leaves to inbound "
+                                     "callers (the hotline's 30 s service level comes first; 0 = blend fully)"),
     },
     "hospital": {
         "name": Key(str, "City Hospital"),

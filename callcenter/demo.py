@@ -78,6 +78,28 @@ def demo_patients(s, arrivals, *, now: float, tz: str, region: str, settings) ->
     return len(patients)
 
 
+def demo_campaigns(s, *, now: float, per_campaign: int = 25) -> list[str]:
+    """Two progressive campaigns on the consultation queue (no-shows, revisits) beside the
+    hotline traffic, so the wallboard shows outbound figures apart from the inbound ones.
+    Returns the patients' E.164 numbers (the simulator answers them)."""
+    from sqlalchemy import select
+
+    from dialer.campaigns import contact_row, create_campaign, insert_contacts
+    from dialer.models import Campaign, Patient
+    from dialer.timeutil import to_dt
+
+    numbers = [p.phone for p in s.scalars(select(Patient).order_by(Patient.id).limit(2 * per_campaign))]
+    for i, (name, kind) in enumerate((("demo-no-shows", "no_show"), ("demo-revisits", "revisit"))):
+        if s.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+            continue
+        c = create_campaign(s, name=name, kind=kind, mode="progressive", queue="consultation", state="running")
+        insert_contacts(s, [contact_row(c.id, f"demo:{n}", phone=n, name="", reason=kind, ref_type="demo",
+                                        ref_id=str(j), due_after=to_dt(now), due_before=None, patient_id=None,
+                                        now=to_dt(now))
+                            for j, n in enumerate(numbers[i * per_campaign:(i + 1) * per_campaign])])
+    return numbers
+
+
 START_HOUR = 8
 # Callers' keys through the hotline flow: language (1 zh, 2 en), then the main menu
 # (1 consultation, 3 complaint: 1 complaint / 9 urgent, 4 callback, 0 operator); "111":
@@ -142,6 +164,11 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
             n = await service.db.run(demo_patients, plan_day(profile, seed), now=clock.seconds(),
                                      tz=cfg.hospital.timezone, region=cfg.hospital.region,
                                      settings=service.domain.dialer_settings)
+            from dialer.phones import dial_string
+
+            for i, number in enumerate(await service.db.run(demo_campaigns, now=clock.seconds())):
+                pbx.set_patient(dial_string(number, "national"), "noanswer" if i % 5 == 4 else "answer",
+                                ring=6 + i % 7, hold=240, delay=1)
             await service.start()
             traffic = run_traffic(pbx, profile, seed=seed)
             print(f"\ncallcenter demo: simulated Asterisk on 127.0.0.1:{pbx.ami_port} (x{scale:g} time), "

@@ -48,8 +48,20 @@ class QueueLoad(Protocol):
     def queue_load(self, queue: str) -> QueueLoadInfo | None: ...
 
 
+@dataclass(frozen=True)
+class FreeAgents:
+    """Who in a queue can take a dialled patient now: the members app_queue would offer a
+    call to (``callcenter.queuecalls.agentstate.can_take_call``: not paused, not in
+    wrap-up, idle) and the inbound callers already waiting for one of them."""
+
+    free: tuple[str, ...] = ()   # member interfaces
+    waiting: int = 0             # inbound callers waiting without an agent
+    # members ringing, talking or in wrap-up whether paused or not: a reservation of one came too late
+    in_call: frozenset[str] = frozenset()
+
+
 class AgentAvailability(Protocol):
-    def agents_free(self, queue: str) -> int: ...
+    def free_agents(self, queue: str) -> FreeAgents: ...
 
 
 class LiveQueues(Protocol):

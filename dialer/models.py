@@ -152,3 +152,21 @@ class DoNotCall(Base):
     source: Mapped[str] = mapped_column(String(32))  # survey | agent | import | admin
     reason: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class AgentReservation(Base):
+    """A queue member taken out of inbound distribution for one progressive attempt.
+
+    Written (committed) before the member is paused with reason ``dialer:<attempt>`` and
+    before the patient is dialled; deleted once the member is unpaused.  ``interface`` is
+    unique, so two dialer instances sharing the database never reserve one agent twice.
+    """
+
+    __tablename__ = "agent_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interface: Mapped[str] = mapped_column(String(128), unique=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    attempt_id: Mapped[int] = mapped_column(Integer)
+    instance: Mapped[str] = mapped_column(String(64), index=True)
+    reserved_at: Mapped[dt.datetime] = mapped_column()

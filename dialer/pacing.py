@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.clock import sleep
+from callcenter.ports import FreeAgents
+from callcenter.queuecalls.agentstate import can_take_call
 
 
 class Pacer:
@@ -39,28 +41,31 @@ async def wait_for_slot(clock: Any, delay: float) -> None:
 
 
 class StaticAgents:
-    """Test double / fixed staffing: ``StaticAgents({"consultation": 2})``."""
+    """Test double / fixed staffing: ``StaticAgents({"consultation": 2})`` (2 free members
+    ``Static/consultation-1``, ``-2``); ``waiting`` inbound callers per queue."""
 
-    def __init__(self, free: dict[str, int] | None = None):
+    def __init__(self, free: dict[str, int] | None = None, waiting: dict[str, int] | None = None):
         self.free = dict(free or {})
+        self.waiting = dict(waiting or {})
 
-    def agents_free(self, queue: str) -> int:
-        return self.free.get(queue, 0)
-
-
-_IDLE = {"1", "not_inuse", "not_in_use", "idle", "available", "notinuse"}
+    def free_agents(self, queue: str) -> FreeAgents:
+        n = self.free.get(queue, 0)
+        return FreeAgents(tuple(f"Static/{queue}-{i + 1}" for i in range(n)), self.waiting.get(queue, 0))
 
 
 class QueueCallsAgents:
-    """Free agents from the queue-calls tracker's live view."""
+    """Free members and waiting inbound callers from the queue-calls tracker's live view
+    (member states are :mod:`~callcenter.queuecalls.agentstate`'s, the one vocabulary; a
+    dialer patient waiting is not an inbound caller: its agent is reserved for it)."""
 
     def __init__(self, tracker: Any):
         self.tracker = tracker
 
-    def agents_free(self, queue: str) -> int:
-        try:
-            members = (self.tracker.live().get(queue) or {}).get("members", [])
-        except Exception:  # noqa: BLE001 - a broken view must not stop the dialer
-            return 0
-        return sum(1 for m in members
-                   if not m.get("paused") and str(m.get("state", "")).strip().lower() in _IDLE)
+    def free_agents(self, queue: str) -> FreeAgents:
+        q = self.tracker.live().get(queue) or {}
+        members = q.get("members", [])
+        free = tuple(m["interface"] for m in members if can_take_call(m["state"]))
+        waiting = sum(1 for c in q.get("waiting", []) if c["direction"] == "inbound")
+        in_call = frozenset(m["interface"] for m in members
+                            if m["state"] in ("ringing", "on_call") or m["in_wrapup"])
+        return FreeAgents(free, waiting, in_call)

@@ -30,6 +30,7 @@ class Claimed:
     contact_id: int
     campaign_id: int
     phone: str
+    name: str = ""
 
 
 def _probe(q):
@@ -41,8 +42,9 @@ def _probe(q):
 
 
 def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock: bool,
-                  phone_gap: float = 0.0):
-    """The next due contacts: pending, due, not on the do-not-call list, phone not in a call,
+                  phone_gap: float = 0.0, exclude_phones: frozenset[str] | set[str] = frozenset()):
+    """The next due contacts: pending, due, not on the do-not-call list, phone not in one of
+    our calls nor in ``exclude_phones`` (on a call Asterisk reports, :mod:`.callstate`),
     and (``phone_gap`` seconds) not called for another reason in the last ``phone_gap``."""
     busy = aliased(Contact)
     q = (
@@ -59,20 +61,23 @@ def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock
                                                      Attempt.contact_id != Contact.id)))
     if campaign_id is not None:
         q = q.where(Contact.campaign_id == campaign_id)
+    if exclude_phones:
+        q = q.where(Contact.phone.notin_(sorted(exclude_phones)))
     if lock:
         q = q.with_for_update(skip_locked=True, of=Contact)
     return q
 
 
 def claim(session: Session, *, campaign_id: int, limit: int, now: float, instance: str,
-          guard_seconds: float, phone_gap: float = 0.0) -> list[Claimed]:
+          guard_seconds: float, phone_gap: float = 0.0,
+          exclude_phones: frozenset[str] | set[str] = frozenset()) -> list[Claimed]:
     """Take up to ``limit`` due contacts of one campaign and write their attempt rows."""
     if limit <= 0:
         return []
     now_dt = to_dt(now)
     token = uuid.uuid4().hex
     pg = session.bind.dialect.name == "postgresql"
-    due = due_ids_query(campaign_id, now_dt, limit, lock=pg, phone_gap=phone_gap)
+    due = due_ids_query(campaign_id, now_dt, limit, lock=pg, phone_gap=phone_gap, exclude_phones=exclude_phones)
     # PostgreSQL: ``id = ANY(ARRAY(...))`` runs the pick once and updates by primary key; as
     # ``IN (...)`` the planner may hash-join it against a scan of every contact
     picked = Contact.id == func.any(func.array(due.scalar_subquery())) if pg else Contact.id.in_(due.scalar_subquery())
@@ -100,6 +105,8 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
             state="pending", attempts=Contact.attempts - 1, next_attempt_at=now_dt, claimed_by="",
             claim_token="").execution_options(synchronize_session=False))
         claimed = list(keep.values())
+    names = dict(session.execute(select(Contact.id, Contact.name).where(
+        Contact.id.in_([r[0] for r in claimed]))).all())
     rows = session.execute(
         insert(Attempt).returning(Attempt.id, Attempt.contact_id, Attempt.campaign_id, Attempt.phone,
                                   sort_by_parameter_order=True),
@@ -108,7 +115,7 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
               agent_interface="")
          for cid, camp, phone in sorted(claimed)],
     ).all()
-    return sorted((Claimed(*r) for r in rows), key=lambda c: c.attempt_id)
+    return sorted((Claimed(*r, name=names.get(r[1]) or "") for r in rows), key=lambda c: c.attempt_id)
 
 
 def release_unsent(session: Session, attempt_id: int, now: float, retry_in: float) -> None:
@@ -240,13 +247,34 @@ def expire(session: Session, now: float) -> int:
     return res.rowcount or 0
 
 
-def abandon_counts(session: Session, campaign_id: int, since: float) -> tuple[int, int]:
-    """(answered, abandoned) attempts of a campaign since ``since``, for predictive pacing."""
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((Attempt.abandoned, 1), else_=0)), 0))
-        .where(Attempt.campaign_id == campaign_id, Attempt.answered_at.is_not(None),
-               Attempt.started_at >= to_dt(since))).one()
-    return int(row[0]), int(row[1])
+def abandon_counts(session: Session, campaign_id: int, since: float, limit: float = 2.0) -> tuple[int, int]:
+    """(answered, abandoned) attempts of a campaign since ``since``, for predictive pacing;
+    abandoned = not connected to an agent within ``limit`` s (:mod:`.outbound`)."""
+    from .outbound import abandon_counts as regulatory
+
+    return regulatory(session, campaign_id, since, limit)
+
+
+def unconnected_on_queue(session: Session, queue: str, default_queue: str, mode: str = "predictive") -> int:
+    """Calls of ``mode`` campaigns on ``queue`` (any campaign, any instance) still ringing or
+    answered without an agent: each will want an agent of that queue."""
+    q = (select(func.count()).select_from(Attempt).join(Campaign, Campaign.id == Attempt.campaign_id)
+         .where(Campaign.mode == mode, Attempt.state.in_(("dialing", "answered")),
+                Attempt.connected_at.is_(None), Attempt.abandoned.is_(False)))
+    if queue == default_queue:
+        q = q.where(Campaign.queue.in_((queue, "")))
+    else:
+        q = q.where(Campaign.queue == queue)
+    return int(session.scalar(q) or 0)
+
+
+def attempt_by_call(session: Session, ids: list[str]) -> int | None:
+    """The attempt whose patient channel had one of these Uniqueids/Linkedids (the screen
+    pop's fallback when the ``VarSet ATTEMPT_ID`` was not seen, e.g. the web restarted)."""
+    ids = [i for i in ids if i]
+    if not ids:
+        return None
+    return session.scalar(select(Attempt.id).where(Attempt.uniqueid.in_(ids)).order_by(Attempt.id.desc()).limit(1))
 
 
 def running_campaigns(session: Session) -> list[dict]:

@@ -9,6 +9,7 @@ in any order (the response can precede or follow the channels' hang-ups).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 # OriginateResponse Reason (Asterisk's outgoing control frame) -> disposition
@@ -26,9 +27,56 @@ def disposition_for(reason: int | None, cause: int | None = None) -> str:
     return disp
 
 
+class LinkedAttempts:
+    """Linkedid -> attempt id from ``VarSet ATTEMPT_ID`` (the one place dial attempts are
+    correlated with the calls Asterisk reports; the dialer's tracker and the agent's screen
+    pop both use it).  ``ChanVariable`` headers are read too when manager.conf
+    ``channelvars`` lists ATTEMPT_ID.  Bounded: the oldest entries are dropped."""
+
+    def __init__(self, limit: int = 5000):
+        self.limit = limit
+        self.by_linked: OrderedDict[str, int] = OrderedDict()
+
+    def feed(self, msg) -> int | None:
+        """Remember a ``VarSet ATTEMPT_ID``; returns the attempt it names (None otherwise)."""
+        if msg.get("Event") != "VarSet" or msg.get("Variable") != "ATTEMPT_ID":
+            return None
+        value = msg.get("Value") or ""
+        linked = msg.get("Linkedid") or msg.get("Uniqueid") or ""
+        if not linked or not value.isdigit() or len(value) > 18:
+            return None
+        self.remember(linked, int(value))
+        return int(value)
+
+    def remember(self, linked: str, attempt_id: int) -> None:
+        self.by_linked[linked] = attempt_id
+        self.by_linked.move_to_end(linked)
+        while len(self.by_linked) > self.limit:
+            self.by_linked.popitem(last=False)
+
+    def get(self, linked: str) -> int | None:
+        return self.by_linked.get(linked)
+
+    def attempt_for(self, msg) -> int | None:
+        """The attempt behind the call of an event (``AgentConnect``, ``QueueCallerJoin``...)."""
+        for header in ("ChanVariable", "ChanVariableCaller"):
+            for v in msg.getall(header) if hasattr(msg, "getall") else []:
+                name, _, value = (v or "").partition("=")
+                if name == "ATTEMPT_ID" and value.isdigit():
+                    return int(value)
+        for key in (msg.get("Linkedid"), msg.get("Uniqueid")):
+            if key and key in self.by_linked:
+                return self.by_linked[key]
+        return None
+
+    def forget(self, attempt_id: int) -> None:
+        for k in [k for k, v in self.by_linked.items() if v == attempt_id]:
+            del self.by_linked[k]
+
+
 @dataclass
 class Fact:
-    kind: str  # originated | cause | connected | abandoned | ended
+    kind: str  # originated | cause | queued | connected | abandoned | ended
     attempt_id: int
     t: float
     disposition: str = ""
@@ -54,7 +102,7 @@ class AttemptTracker:
     """Feed every AMI event; get back the facts concerning attempts we placed."""
 
     live: dict[int, _Live] = field(default_factory=dict)
-    by_linked: dict[str, int] = field(default_factory=dict)
+    linked: LinkedAttempts = field(default_factory=LinkedAttempts)
     by_uniqueid: dict[str, int] = field(default_factory=dict)
 
     def expect(self, attempt_id: int) -> None:
@@ -64,21 +112,17 @@ class AttemptTracker:
         live = self.live.pop(attempt_id, None)
         if live and live.uniqueid:
             self.by_uniqueid.pop(live.uniqueid, None)
-        for k in [k for k, v in self.by_linked.items() if v == attempt_id]:
-            del self.by_linked[k]
+        self.linked.forget(attempt_id)
 
     def feed(self, msg, t: float) -> list[Fact]:
         ev = msg.get("Event")
         if ev == "OriginateResponse":
             return self._originate_response(msg, t)
         if ev == "VarSet":
-            if msg.get("Variable") == "ATTEMPT_ID":
-                try:
-                    aid = int(msg.get("Value", ""))
-                except ValueError:
-                    return []
-                if aid in self.live and msg.get("Linkedid"):
-                    self.by_linked[msg["Linkedid"]] = aid
+            if msg.get("Variable") == "ATTEMPT_ID" and msg.get("Linkedid"):
+                aid = self.linked.feed(msg)
+                if aid is not None and aid not in self.live:
+                    self.linked.forget(aid)  # another instance's call: not ours to follow
             return []
         if ev == "Hangup":
             return self._hangup(msg, t)
@@ -87,6 +131,14 @@ class AttemptTracker:
             if aid is not None:
                 iface = msg.get("Interface", "")
                 return [Fact("connected", aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
+            return []
+        if ev == "QueueCallerJoin":
+            # may come before the OriginateResponse: the VarSet (same Linkedid) names the attempt
+            aid = self._by_call(msg)
+            if aid is None:
+                aid = self.linked.get(msg.get("Linkedid", ""))
+            if aid is not None and aid in self.live:
+                return [Fact("queued", aid, t, uniqueid=msg.get("Uniqueid", ""))]
             return []
         if ev == "QueueCallerAbandon":
             aid = self._by_call(msg)
@@ -133,7 +185,7 @@ class AttemptTracker:
         if aid is not None:  # the answered patient's channel ended
             self.forget(aid)
             return [Fact("ended", aid, t, cause=cause)]
-        aid = self.by_linked.get(msg.get("Linkedid", ""))
+        aid = self.linked.get(msg.get("Linkedid", ""))
         if aid is None:
             return []
         live = self.live.get(aid)

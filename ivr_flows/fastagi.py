@@ -35,6 +35,10 @@ from .agi import MAX_ENV_BYTES, R200, EnvError, Env, Reply, parse_env
 log = logging.getLogger(__name__)
 ENV_TIMEOUT = 10.0           # seconds to receive the agi_* block
 REPLY_TIMEOUT = 120.0        # seconds Asterisk may take to answer a command, beyond its own timeout
+QUICK_TIMEOUT = 10.0         # ... and a command it answers at once (ANSWER, SET/GET VARIABLE, ...)
+# Commands Asterisk answers without playing or waiting for anything.
+QUICK = ("ANSWER", "SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "NOOP", "CHANNEL STATUS",
+         "SET CONTEXT", "SET EXTENSION", "SET PRIORITY", "SET CALLERID", "SET MUSIC", "DATABASE ")
 MAX_REPLY_LINE = 1024 * 1024  # a longer "line" is not Asterisk: handled as a closed connection
 _CODE = re.compile(r"^\d{3}")
 EOF = {"status_code": None, "result": ("", ""), "msg": "connection closed by Asterisk",
@@ -90,10 +94,17 @@ def to_reply(result: dict) -> Reply | None:
     return Reply(result["status_code"], value, data if data != "" else None, endpos, lines)
 
 
-def reply_deadline(command: str, base: float) -> float:
-    """Seconds to wait for the reply to ``command``: ``base`` (prompt playback, a busy PBX)
-    plus the time the command itself may legitimately take (GET DATA's digit timeout per
-    digit, RECORD FILE's maximum length, WAIT FOR DIGIT's timeout)."""
+def is_quick(command: str) -> bool:
+    return command.upper().startswith(QUICK)
+
+
+def reply_deadline(command: str, base: float, quick: float = QUICK_TIMEOUT) -> float:
+    """Seconds to wait for the reply to ``command``: ``quick`` for a command Asterisk answers
+    at once; else ``base`` (prompt playback, a busy PBX) plus the time the command itself may
+    legitimately take (GET DATA's digit timeout per digit, RECORD FILE's maximum length,
+    WAIT FOR DIGIT's timeout)."""
+    if is_quick(command):
+        return min(quick, base)
     words = command.split()
     extra_ms = 0
     try:
@@ -131,6 +142,7 @@ class AgiRequest(fast_agi.Request):
         self.latency = latency
         self._buf = b""
         self._t_read: float | None = None
+        self.waiting_quick: float | None = None  # loop time since a quick command awaits its reply
 
     async def _readline(self, limit: int = MAX_REPLY_LINE) -> bytes | None:
         """One line without its LF (CR kept), or None at EOF (a partial line is dropped)."""
@@ -190,10 +202,14 @@ class AgiRequest(fast_agi.Request):
         except ConnectionError:
             pass  # the reply read below sees the EOF
         deadline = reply_deadline(command, self.reply_timeout)
+        if is_quick(command):
+            self.waiting_quick = asyncio.get_running_loop().time()
         try:
             return await asyncio.wait_for(self._reply(), deadline)
         except asyncio.TimeoutError:
             raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
+        finally:
+            self.waiting_quick = None
 
     async def _reply(self) -> dict:
         block: list[str] | None = None

@@ -32,6 +32,7 @@ from .writes import SessionWrites
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
+STALLED = 2.0           # s without a reply to a quick AGI command: at the session cap, shed first
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -122,6 +123,7 @@ class AgiServer:
         self.refused = 0
         self.shed = 0
         self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
+        self._in_flow: dict[asyncio.StreamWriter, AgiRequest] = {}
         self._refusals = RepeatLimiter(log, self, interval=60.0)
         self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
@@ -266,11 +268,31 @@ class AgiServer:
                                         "environment dropped for a new one")
             writer.transport.abort()
             return True
+        # Next: the session longest without a reply to a command Asterisk answers at once
+        # (ANSWER, SET VARIABLE...), if that is over STALLED seconds: that is no PBX either.
+        now = asyncio.get_running_loop().time()
+        stalled = [(r.waiting_quick, w) for w, r in self._in_flow.items()
+                   if r.waiting_quick is not None and now - r.waiting_quick > STALLED]
+        if stalled:
+            _, writer = min(stalled, key=lambda x: x[0])
+            del self._in_flow[writer]
+            self.shed += 1
+            self._refusals.info("shed-stalled", "FastAGI session cap reached: a session without a reply "
+                                                "to a quick command dropped for a new one")
+            writer.transport.abort()
+            return True
         return False
 
     async def _run_flow(self, request: AgiRequest) -> None:
         """The route of every flow: run the engine over the request's commands."""
         self._no_env.pop(request.writer, None)
+        self._in_flow[request.writer] = request
+        try:
+            await self._flow(request)
+        finally:
+            self._in_flow.pop(request.writer, None)
+
+    async def _flow(self, request: AgiRequest) -> None:
         env = request.env
         flow = self.flow(env.script)
         if flow is None:

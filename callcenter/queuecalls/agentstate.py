@@ -26,6 +26,24 @@ from __future__ import annotations
 import math
 
 STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "unavailable")
+# the wallboard shows an unreachable device with the logged-out agents (users without a member)
+BOARD_STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "logged_out")
+BUSIEST_FIRST = ("on_call", "ringing", "wrap_up", "paused", "available", "logged_out")
+
+
+def can_take_call(state: str) -> bool:
+    """Would app_queue offer this member a call now?  Only ``available``: not paused,
+    not in wrap-up (``time - lastcall < wrapuptime``), device idle."""
+    if state not in STATES:
+        raise ValueError(f"unknown agent state {state!r} (one of {', '.join(STATES)})")
+    return state == "available"
+
+
+def board_state(state: str) -> str:
+    """A member's named state as the wallboard counts it (``unavailable`` -> ``logged_out``)."""
+    if state not in STATES:
+        raise ValueError(f"unknown agent state {state!r} (one of {', '.join(STATES)})")
+    return "logged_out" if state == "unavailable" else state
 
 # ast_device_state numbers (QueueMemberStatus Status)
 UNKNOWN, NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD = range(9)

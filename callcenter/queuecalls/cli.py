@@ -22,7 +22,7 @@ from .models import AmiOutage
 
 CALL_FIELDS = ("uniqueid", "linkedid", "queue", "caller_number", "caller_name", "entered_at",
                "answered_at", "ended_at", "wait_seconds", "agent", "agent_name", "talk_seconds",
-               "outcome", "within_target", "position", "ivr_session_id", "gap", "source")
+               "outcome", "within_target", "position", "ivr_session_id", "gap", "source", "direction")
 GROUP_COLUMNS = ("key", "offered", "answered", "abandoned", "short_abandons", "timeouts",
                  "answered_within_target", "service_level", "sl_asterisk", "sl2", "asa_seconds",
                  "max_wait_seconds", "p90_wait_seconds", "abandon_rate")

@@ -21,6 +21,7 @@ class QueueCall(Base):
     __table_args__ = (
         UniqueConstraint("uniqueid", "queue", "leg", name="uq_queue_calls_key"),
         Index("ix_queue_calls_queue_entered", "queue", "entered_at"),
+        Index("ix_queue_calls_direction_entered", "direction", "entered_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -44,6 +45,11 @@ class QueueCall(Base):
     ivr_session_id: Mapped[int | None] = mapped_column(Integer)
     gap: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="ami")  # ami | queue_log
+    # inbound | outbound (a dialer call: the answered patient queued for an agent); the
+    # inbound figures (report, wallboard, service level, Erlang C) count inbound only
+    direction: Mapped[str] = mapped_column(String(8), default="inbound", server_default="inbound")
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
+    attempt_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class AmiOutage(Base):

@@ -20,7 +20,12 @@ What the traces taught (``shared/asterisk-traces/README.md``, "Queue lifecycle")
   timeout; ``Newexten`` → redirected;
 * ``AgentComplete`` may carry no channel fields at all: matched by queue + interface;
 * a call first seen at ``AgentConnect``/``AgentComplete`` (joined while the link
-  was down) is reconstructed from ``HoldTime``/``TalkTime`` and flagged ``gap``.
+  was down) is reconstructed from ``HoldTime``/``TalkTime`` and flagged ``gap``;
+* a dialer call is a queue call too (the answered patient waits for an agent), but it
+  is *outbound*: the dialer's Originate variables arrive as ``VarSet`` on the patient's
+  channel before it joins (traces 04/05: ``Uniqueid`` = the Originate's channel) —
+  ``ATTEMPT_ID``, ``CAMPAIGN_ID``, ``PATIENT_NUMBER``/``PATIENT_NAME`` (the channel's
+  caller ID is the hospital's own number, not the patient's).
 
 Stale state is evicted (:func:`evict`), so memory depends on the calls in
 progress, not on the calls handled.
@@ -75,6 +80,9 @@ class QueueCallRecord:
     ivr_session_id: int | None
     gap: bool
     source: str = "ami"  # or "queue_log"
+    direction: str = "inbound"  # or "outbound": a dialer call (attempt_id set)
+    campaign_id: int | None = None
+    attempt_id: int | None = None
 
     def within(self, target: float) -> bool | None:
         """Answered within ``target`` seconds; None when not answered."""
@@ -107,6 +115,12 @@ class LiveCall:
     ringing: str = ""
     answer_uncertain: bool = False  # answered while the link was down: moment unknown
     uncertain_join: bool = False    # entered_at estimated (adopted), not measured
+    campaign_id: int | None = None  # set with attempt_id: an outbound (dialer) call
+    attempt_id: int | None = None
+
+    @property
+    def direction(self) -> str:
+        return "outbound" if self.attempt_id is not None else "inbound"
 
 
 @dataclass(slots=True)
@@ -137,7 +151,8 @@ class TrackerState:
     config: ReducerConfig = field(default_factory=ReducerConfig)
     calls: dict[str, LiveCall] = field(default_factory=dict)
     by_member: dict[tuple[str, str], str] = field(default_factory=dict)
-    chan_vars: dict[str, tuple[int, float]] = field(default_factory=dict)  # uid -> (ivr id, t)
+    # uid -> ({IVR_SESSION/ATTEMPT_ID/...: value}, t): variables set before the channel queued
+    chan_vars: dict[str, tuple[dict[str, str], float]] = field(default_factory=dict)
     legs: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)  # uid -> joins per queue
     members: dict[str, dict[str, Member]] = field(default_factory=dict)
     # interface -> "ringing" | "on_call" | "ring_ended" from AgentCalled/AgentConnect/
@@ -219,7 +234,8 @@ def _finish(state: TrackerState, c: LiveCall, outcome: str, t: float | None,
         caller_number=c.caller_number, caller_name=c.caller_name, entered_at=c.entered_at,
         answered_at=c.answered_at, ended_at=t, wait_seconds=wait, agent=c.agent,
         agent_name=c.agent_name, talk_seconds=talk, outcome=outcome, position=c.position,
-        ivr_session_id=c.ivr_session_id, gap=gap or c.uncertain)))
+        ivr_session_id=c.ivr_session_id, gap=gap or c.uncertain, direction=c.direction,
+        campaign_id=c.campaign_id, attempt_id=c.attempt_id)))
 
 
 def _next_leg(state: TrackerState, uid: str, queue: str, t: float) -> int:
@@ -262,19 +278,46 @@ def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
         return
     if c is not None:
         _finish(state, c, "unknown", t, facts, gap=True)
-    ivr = state.chan_vars.pop(uid, None)
     c = LiveCall(
         uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
         queue=queue, leg=_next_leg(state, uid, queue, t),
         caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
         caller_name=_name(h.get("CallerIDName")), entered_at=t,
-        position=_int(h.get("Position")), ivr_session_id=ivr[0] if ivr else None)
+        position=_int(h.get("Position")))
+    _apply_vars(state, c)
     state.calls[uid] = c
     facts.append(Joined(c))
 
 
 def _name(v: str | None) -> str:
     return "" if not v or v == "<unknown>" else v
+
+
+# channel variables the reducer keeps (set by the IVR / the dialer's Originate)
+_CALL_VARS = ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID", "PATIENT_NUMBER", "PATIENT_NAME")
+
+
+def _apply_vars(state: TrackerState, c: LiveCall) -> None:
+    """Variables seen on the channel before it queued: the IVR session; for a dialer call
+    the attempt, campaign and the patient (instead of the hospital's caller ID)."""
+    got = state.chan_vars.pop(c.uniqueid, None)
+    if got is None:
+        return
+    for var, value in got[0].items():
+        _set_var(state, c, var, value)
+
+
+def _set_var(state: TrackerState, c: LiveCall, var: str, value: str) -> None:
+    if var == "IVR_SESSION":
+        c.ivr_session_id = _int(value)
+    elif var == "ATTEMPT_ID":
+        c.attempt_id = _int(value)
+    elif var == "CAMPAIGN_ID":
+        c.campaign_id = _int(value)
+    elif var == "PATIENT_NUMBER" and value:
+        c.caller_number = normalize_number(value, state.config.region)
+    elif var == "PATIENT_NAME":
+        c.caller_name = _name(value)
 
 
 def _set_activity(state, h, facts, value: str | None) -> None:
@@ -338,6 +381,7 @@ def _connect(state, h, t, facts):
                      caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True,
                      uncertain_join=True)
+        _apply_vars(state, c)
         state.calls[uid] = c
     c.answered_at = c.left_at if c.left_at is not None else t
     c.answer_uncertain = False
@@ -372,6 +416,7 @@ def _complete(state, h, t, facts):
                      caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")),
                      entered_at=answered - (hold or 0), uncertain=True)
+        _apply_vars(state, c)
         c.answered_at = answered
         c.agent, c.agent_name = iface, h.get("MemberName", "")
         _finish(state, c, "answered", t, facts, talk=float(talk or 0), gap=True)
@@ -401,16 +446,19 @@ def _varset(state, h, t, facts):
         c = state.calls.get(h.get("Uniqueid", ""))
         if c is not None and c.answered_at is None and (c.abandon_at is not None or c.left_at is not None):
             _finish(state, c, "timeout", t, facts)
-    elif var == "IVR_SESSION":
+    elif var in _CALL_VARS:
         uid = h.get("Uniqueid", "")
-        sid = _int(h.get("Value"))
-        if sid is None or not uid:
+        value = h.get("Value") or ""
+        if not uid or (var in ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID") and _int(value) is None):
             return
         c = state.calls.get(uid)
         if c is not None:
-            c.ivr_session_id = sid
+            _set_var(state, c, var, value)
         else:
-            state.chan_vars[uid] = (sid, t)
+            got = state.chan_vars.get(uid)
+            if got is None:
+                got = state.chan_vars[uid] = ({}, t)
+            got[0][var] = value
 
 
 def _newexten(state, h, t, facts):

@@ -6,7 +6,7 @@ summary is filled from the counters by :func:`stats.figures`, so a report moves 
 few thousand group rows, not the calls:
 
 * :func:`period_calls` is the one place that says which calls a report counts
-  (entered in ``[since, until)``, optionally one queue); every query here reads it.
+  (inbound, entered in ``[since, until)``, optionally one queue); every query here reads it.
 * :func:`grouped` counts per (queue, local day, local hour), per agent, ... with the
   definitions of :mod:`.stats`.  The 90th percentile is nearest rank (``stats.percentile``):
   PostgreSQL ``percentile_disc(0.9)`` over ``GROUPING SETS``; SQLite has no ordered-set
@@ -50,10 +50,13 @@ def utc(d: dt.datetime | None) -> dt.datetime | None:
 
 def period_calls(since: dt.datetime | None, until: dt.datetime | None,
                  queue: str | None = None) -> Subquery:
-    """The calls a report counts: entered in ``[since, until)`` (aware), optionally one queue."""
+    """The calls a report counts: inbound (a dialer patient queued for an agent is an
+    outbound call, with its own figures: ``dialer.outbound``), entered in ``[since, until)``
+    (aware), optionally one queue."""
     t = QueueCall.__table__
     q = select(t.c.id, t.c.queue, t.c.agent, t.c.agent_name, t.c.caller_number, t.c.entered_at,
-               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap)
+               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap
+               ).where(t.c.direction == "inbound")
     if since is not None:
         q = q.where(t.c.entered_at >= utc(since))
     if until is not None:

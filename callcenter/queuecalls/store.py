@@ -39,6 +39,7 @@ def row_of(r: QueueCallRecord, answer_target: float) -> dict:
         "talk_seconds": r.talk_seconds, "outcome": r.outcome,
         "within_target": r.within(answer_target), "position": r.position,
         "ivr_session_id": r.ivr_session_id, "gap": bool(r.gap), "source": r.source,
+        "direction": r.direction, "campaign_id": r.campaign_id, "attempt_id": r.attempt_id,
     }
 
 
@@ -57,24 +58,29 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
     uids = sorted({k[0] for k in rows})
     existing: dict[tuple, tuple] = {}
     for i in range(0, len(uids), 500):
-        q = select(QueueCall.id, QueueCall.uniqueid, QueueCall.queue, QueueCall.leg,
-                   QueueCall.gap, QueueCall.outcome, QueueCall.caller_name,
-                   QueueCall.ivr_session_id).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
-        for rid, uid, queue, leg, gap, outcome, name, sid in session.execute(q):
-            existing[(uid, queue, leg)] = (rid, gap, outcome, name, sid)
+        q = select(QueueCall.id, QueueCall.uniqueid, QueueCall.queue, QueueCall.leg, QueueCall.gap,
+                   QueueCall.outcome, QueueCall.ivr_session_id, QueueCall.direction, QueueCall.campaign_id,
+                   QueueCall.attempt_id, QueueCall.caller_number,
+                   QueueCall.caller_name).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
+        for rid, uid, queue, leg, gap, outcome, sid, *outbound in session.execute(q):
+            existing[(uid, queue, leg)] = (rid, gap, outcome, sid, outbound)
     new, changed = [], []
     for key, row in rows.items():
         old = existing.get(key)
         if old is None:
             new.append(row)
             continue
-        rid, old_gap, old_outcome, old_name, old_sid = old
+        rid, old_gap, old_outcome, old_sid, (direction, campaign, attempt, number, name) = old
         if old_outcome != "unknown" and not old_gap and row["gap"]:
             continue  # keep the measured row
         if row["outcome"] == "unknown" and old_outcome != "unknown":
             continue
+        if direction == "outbound" and row["attempt_id"] is None:
+            # queue_log does not know the attempt: a recovered row keeps what was known live
+            row = {**row, "direction": direction, "campaign_id": campaign, "attempt_id": attempt,
+                   "caller_number": number, "caller_name": name}
         # a rebuilt row (queue_log has no caller name, no IVR link) keeps what was known
-        changed.append({"id": rid, **row, "caller_name": row["caller_name"] or old_name or "",
+        changed.append({"id": rid, **row, "caller_name": row["caller_name"] or name or "",
                         "ivr_session_id": row["ivr_session_id"] or old_sid})
     if new:
         session.execute(insert(QueueCall), new)

@@ -31,7 +31,7 @@ from ..logs import mask_number
 from ..ports import QueueLoadInfo
 from ..store.retry import retrying
 from . import queuelog, store
-from .agentstate import agent_state, wrapup_ends, wrapup_seconds
+from .agentstate import agent_state, in_wrapup, wrapup_ends, wrapup_seconds
 from .reducer import (FACT_TYPES, Fact, Finished, LiveCall, MemberChanged, QueueCallRecord, ReducerConfig,
                       TrackerState, evict, reduce, resync)
 
@@ -301,9 +301,11 @@ class QueueCallsTracker:
         just finished, the channel variables seen, then stored rows and ``ivr_sessions``."""
         known: dict[str, tuple[str, int | None]] = {r.uniqueid: (r.caller_name, r.ivr_session_id)
                                                     for r in finished}
-        for uid, (sid, _) in self.state.chan_vars.items():
-            name, old = known.get(uid, ("", None))
-            known[uid] = (name, old or sid)
+        for uid, (variables, _) in self.state.chan_vars.items():
+            sid = variables.get("IVR_SESSION")
+            if sid is not None and sid.isdigit():
+                name, old = known.get(uid, ("", None))
+                known[uid] = (name, old or int(sid))
         need = sorted({r.uniqueid for r in recovered
                        if not all(known.get(r.uniqueid, ("", None)))})
         if need:
@@ -405,7 +407,7 @@ class QueueCallsTracker:
                 q["talking"].append({"uniqueid": c.uniqueid, "agent": c.agent,
                                      "agent_name": c.agent_name,
                                      "caller_number_masked": mask_number(c.caller_number),
-                                     "since": c.answered_at})
+                                     "since": c.answered_at, "direction": c.direction})
         for queue, members in self.state.members.items():
             q = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
             q["members"] = [self._member_entry(queue, m, now) for m in members.values()]
@@ -432,6 +434,9 @@ class QueueCallsTracker:
         """A member for the wallboard: ``state`` is the named state (agentstate.STATES)."""
         entry = _member_entry_fields(m)
         entry["state"] = self.member_state(queue, m, now)
+        # in wrap-up whatever else (a pause hides it in the state): app_queue would not offer
+        # this member a call once unpaused before the wrap-up ends (the dialer's reservation check)
+        entry["in_wrapup"] = in_wrapup(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)), now)
         entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
                                             now) if entry["state"] == "wrap_up" else None)
         return entry
@@ -471,4 +476,5 @@ def _member_entry_fields(m: Any) -> dict[str, Any]:
 def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
     return {"uniqueid": c.uniqueid, "caller_number_masked": mask_number(c.caller_number),
             "entered_at": c.entered_at, "wait": (now - c.entered_at) if c.entered_at else None,
-            "position": c.position, "uncertain": c.uncertain}
+            "position": c.position, "uncertain": c.uncertain, "direction": c.direction,
+            "campaign_id": c.campaign_id}

@@ -451,6 +451,9 @@ class AmiSession(asyncio.Protocol):
     def a_queuepause(self, msg: Message) -> None:
         iface = msg.get("Interface") or ""
         qname = msg.get("Queue")
+        if not iface or not msg.get("Paused"):  # manager_pause_queue_member
+            self.error(msg, "Need 'Interface' and 'Paused' parameters.")
+            return
         paused = _truthy(msg.get("Paused"))
         if not any(q.member(iface) for q in self.pbx.queues.values() if not qname or q.name == qname):
             self.error(msg, "Interface not found")

@@ -1004,6 +1004,10 @@ class SimulatedPBX:
             self.newexten(a1, "AppQueue", "(Outgoing Line)")
             self.chev("NewConnectedLine", a1)
             d = self.globals.get(f"AGENT_DELAY_{agent_id}") or "2"
+            if caller.variables.get("AUTO_ANSWER"):
+                # a dialer patient: the agent's phone auto-answers (in production a predial
+                # handler adds "Call-Info: answer-after=0"; here the phone answers after 0.5 s)
+                d = self.globals.get("AGENT_AUTOANSWER_DELAY") or "0.5"
             t = self.globals.get(f"AGENT_TALK_{agent_id}") or self.globals.get("AGENT_TALK_DEFAULT") or "5"
             if prof.talk_sd > 0:
                 t = _fmt_num(max(1, round(self.rng.gauss(float(t), prof.talk_sd))))
@@ -1204,14 +1208,19 @@ class SimulatedPBX:
             if m is None:
                 continue
             n += 1
+            if n == 1 and not queue:  # app_queue set_member_paused: all queues -> PAUSEALL first
+                self.queue_log.write(now, "NONE", "NONE", m.name, "PAUSEALL" if paused else "UNPAUSEALL", reason)
             m.paused = paused
-            m.reason = reason if paused else ""
+            # set_queue_member_pause: an unpause with a reason shows it in the event and the
+            # queue_log line, then clears it
+            m.reason = reason
             if paused:
                 m.last_pause = now
             self.dsc(f"Queue:{q.name}_pause_{m.interface}", "INUSE" if paused else "NOT_INUSE")
+            self.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", m.reason)
             self.ev("QueueMemberPause", m.event_fields(q.name), "agent,all")
-            self.queue_log.write(now, "NONE", q.name, m.name, "PAUSE" if paused else "UNPAUSE", reason)
             if not paused:
+                m.reason = ""
                 self._wake_queue(q)
         return n
 
@@ -1420,10 +1429,28 @@ def _ctx_dialer_agent(pbx: SimulatedPBX, ch: Channel):
     Asterisk's Queue() without a queue name fails and the channel hangs up; so here."""
     pbx.newexten(ch, "NoOp", f"Dialer call {ch.variables.get('ATTEMPT_ID', '')}", priority=1)
     qname = ch.variables.get("QUEUE", "")
+    agent = ch.variables.get("AGENT", "")
+    reason = f"dialer:{ch.variables.get('ATTEMPT_ID', '')}"
+    # ExecIf($["${AGENT}" != ""]?UnpauseQueueMember(,${AGENT},,dialer:${ATTEMPT_ID})): the agent the
+    # dialer reserved is handed back to the queue just before the patient joins it, ahead of
+    # inbound callers (app_queue upqm_exec: UPQMSTATUS UNPAUSED | NOTFOUND)
+    pbx.newexten(ch, "ExecIf", f'{1 if agent else 0}?UnpauseQueueMember(,{agent},,{reason})', priority=2)
+    if agent:
+        found = pbx.pause_member(agent, False, reason)
+        pbx.varset(ch, "UPQMSTATUS", "UNPAUSED" if found else "NOTFOUND")
+    status = ""
     if qname:
-        ch.priority = 2
-        yield from pbx.app_queue(ch, qname)
-    pbx.newexten(ch, "Hangup", "", priority=3)
+        ch.priority = 3
+        # Queue(${QUEUE},,,,${CONNECT_TIMEOUT}) with the channel's QUEUE_PRIO (ahead of inbound
+        # callers); music on hold while the agent's phone rings
+        timeout = float(ch.variables.get("CONNECT_TIMEOUT") or 0) or None
+        status = yield from pbx.app_queue(ch, qname, timeout=timeout,
+                                          prio=int(ch.variables.get("QUEUE_PRIO") or 0))
+    if status == "TIMEOUT":  # nobody took the patient: apology, we call back later
+        prompt = ch.variables.get("SORRY_PROMPT") or "dialer-sorry-callback"
+        pbx.newexten(ch, "Playback", prompt, priority=4)
+        yield from pbx.app_playback(ch, prompt)
+    pbx.newexten(ch, "Hangup", "", priority=5)
 
 
 DIALPLAN: dict[str, Callable] = {

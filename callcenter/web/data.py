@@ -48,13 +48,15 @@ def number_variants(number: str, region: str = "CN") -> list[str]:
     return sorted(v for v in out if v)
 
 
-def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None) -> list[dict] | None:
-    """Queue calls that entered in [start, end)."""
+def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None,
+                direction: str = "inbound") -> list[dict] | None:
+    """Queue calls that entered in [start, end); inbound only unless ``direction`` says
+    otherwise (dialer calls have their own figures: :mod:`dialer.outbound`)."""
     t = _table("queue_calls")
     if t is None:
         return None
     cols = [t.c[c] for c in QUEUE_CALL_COLUMNS if c in t.c]
-    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end)
+    q = select(*cols).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == direction)
     if queue:
         q = q.where(t.c.queue == queue)
     rows = []
@@ -145,6 +147,17 @@ def campaign_statuses(s, now: float, abandon_days: float = 30.0) -> list[dict] |
     from dialer.campaigns import list_campaigns
 
     return [campaign_view(s, c, now, abandon_days) for c in list_campaigns(s)]
+
+
+def outbound_figures(s, now: float, day_start: float, window_days: float = 30.0,
+                     limit: float = 2.0) -> list[dict] | None:
+    """The dialer's outbound figures per campaign (:func:`dialer.outbound.campaign_figures`);
+    ``None`` without the dialer tables."""
+    if _table("dial_attempts") is None:
+        return None
+    from dialer.outbound import campaign_figures
+
+    return campaign_figures(s, now=now, day_start=day_start, window_days=window_days, limit=limit)
 
 
 def campaign_view(s, c, now: float, abandon_days: float = 30.0) -> dict:

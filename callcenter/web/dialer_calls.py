@@ -2,8 +2,8 @@
 
 The dialer originates with channel variables ``ATTEMPT_ID``/``CAMPAIGN_ID``; Asterisk reports
 them as ``VarSet`` events (same ``Linkedid`` as the call the agent then gets in
-``AgentConnect``).  :class:`DialerCalls` remembers Linkedid -> attempt from those events
-(pure, bounded); the screen pop then loads the attempt's contact, campaign and the row
+``AgentConnect``).  :class:`dialer.tracker.LinkedAttempts` (the dialer's one correlation)
+remembers Linkedid -> attempt from those events; the screen pop then loads the attempt's contact, campaign and the row
 it is about (treatment, missed appointment, complaint ticket) with :func:`call_context`.
 The outcome form goes to ``DialerApi.record_outcome`` and, when the patient asks never to
 be called again, ``DialerApi.add_do_not_call(..., source="agent")``.
@@ -11,7 +11,6 @@ be called again, ``DialerApi.add_do_not_call(..., source="agent")``.
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
 
 from sqlalchemy import select
 
@@ -31,39 +30,6 @@ _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
 
 
-class DialerCalls:
-    """Linkedid -> attempt id from ``VarSet ATTEMPT_ID`` (or ``ChanVariable`` headers when
-    manager.conf ``channelvars`` lists it).  Bounded: the oldest entries are dropped."""
-
-    def __init__(self, limit: int = 5000):
-        self.limit = limit
-        self.by_linked: OrderedDict[str, int] = OrderedDict()
-
-    def feed(self, msg) -> None:
-        if msg.event == "VarSet" and msg.get("Variable") == "ATTEMPT_ID":
-            self._remember(msg.get("Linkedid") or msg.get("Uniqueid") or "", msg.get("Value") or "")
-
-    def attempt_for(self, msg) -> int | None:
-        """The attempt behind the call of an ``AgentConnect`` (None: not a dialer call)."""
-        for header in ("ChanVariable", "ChanVariableCaller"):
-            for v in msg.getall(header) if hasattr(msg, "getall") else []:
-                name, _, value = (v or "").partition("=")
-                if name == "ATTEMPT_ID" and value.isdigit():
-                    return int(value)
-        for key in (msg.get("Linkedid"), msg.get("Uniqueid")):
-            if key and key in self.by_linked:
-                return self.by_linked[key]
-        return None
-
-    def _remember(self, linked: str, value: str) -> None:
-        if not linked or not value.isdigit():
-            return
-        self.by_linked[linked] = int(value)
-        self.by_linked.move_to_end(linked)
-        while len(self.by_linked) > self.limit:
-            self.by_linked.popitem(last=False)
-
-
 def _utc(d):
     from .data import _utc as utc
 
@@ -71,19 +37,6 @@ def _utc(d):
 
 
 # --- database thread ---------------------------------------------------------------------------
-
-def attempt_by_call(s, ids: list[str]) -> int | None:
-    """Fallback when the VarSet was not seen (web restarted mid-call): the attempt whose
-    patient channel the dialer recorded."""
-    from .data import _table
-
-    ids = [i for i in ids if i]
-    if not ids or _table("dial_attempts") is None:
-        return None
-    from dialer.models import Attempt
-
-    return s.scalar(select(Attempt.id).where(Attempt.uniqueid.in_(ids)).order_by(Attempt.id.desc()).limit(1))
-
 
 def call_context(s, attempt_id: int) -> dict | None:
     """Why this patient is being called: campaign, contact, and the treatment / missed
@@ -151,6 +104,10 @@ class NotYours(Forbidden):
 class Closed(Conflict):
     """The contact already has its result (recorded, or given up): nothing more to record."""
 
+    def __init__(self, contact_id: int, outcome: str):
+        super().__init__(f"contact {contact_id} is closed (outcome {outcome})")
+        self.outcome = outcome
+
 
 OPEN_OUTCOMES = ("", "reached")  # a contact with any other outcome is closed
 
@@ -171,7 +128,7 @@ def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now:
         raise NotYours(f"dial attempt {a.id} is not your call")
     c = s.get(Contact, a.contact_id)
     if c.outcome not in OPEN_OUTCOMES:
-        raise Closed(c.outcome)
+        raise Closed(c.id, c.outcome)
     kind = s.get(Campaign, a.campaign_id).kind
     outcome = fields["outcome"]
     if outcome and outcome not in OUTCOMES.get(kind, ALL_OUTCOMES):

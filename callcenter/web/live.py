@@ -16,46 +16,28 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_name, mask_number
-from callcenter.queuecalls.reducer import Fact, Finished
+from callcenter.queuecalls import agentstate
+from callcenter.queuecalls.reducer import Fact, Finished, Joined
 
 from . import data, today
 from .lookups import audit_view
 
 log = logging.getLogger(__name__)
 
-STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "logged_out")
-_DEVICE_STATES = {  # Asterisk device state numbers (QueueMemberStatus Status)
-    "0": "available", "1": "available", "2": "on_call", "3": "on_call", "4": "logged_out",
-    "5": "logged_out", "6": "ringing", "7": "on_call", "8": "on_call",
-}
+STATES = agentstate.BOARD_STATES
 
 
 def member_state(member: dict) -> str:
-    """One of STATES from a queuecalls member dict (state given as a word or a device number).
+    """One of STATES for a queuecalls member dict.
 
-    A named state is the tracker's (``queuecalls/agentstate.py``: ringing/on_call beat a
-    pause, a pause beats wrap-up, wrap-up from LastCall + Wrapuptime on the clock): taken
-    as is; ``unavailable`` (device unreachable) is counted with the logged-out agents."""
-    raw = str(member.get("state", "")).strip().lower().replace("-", "_").replace(" ", "_")
-    if raw in STATES:
-        return raw
-    if raw == "unavailable":
-        return "logged_out"
-    if member.get("paused"):
-        return "paused"
-    if raw in _DEVICE_STATES:
-        return _DEVICE_STATES[raw]
-    if "wrap" in raw:
-        return "wrap_up"
-    if "ring" in raw:
-        return "ringing"
-    if raw in ("inuse", "in_use", "busy", "incall", "in_call", "talking", "onhold", "on_hold", "connected"):
-        return "on_call"
-    if raw in ("not_inuse", "idle", "free", "ready"):
-        return "available"
-    if raw in ("unavailable", "invalid", "logged_out", "removed", "offline"):
-        return "logged_out"
-    return "available"
+    The state is the tracker's (:mod:`callcenter.queuecalls.agentstate`, the one
+    vocabulary: ringing/on_call beat a pause, a pause beats wrap-up, wrap-up from
+    LastCall + Wrapuptime on the clock); a bare device number (a member dict built
+    from a raw event) goes through the same :func:`agentstate.agent_state`."""
+    raw = member.get("state")
+    if isinstance(raw, int):
+        raw = agentstate.agent_state(status=raw, paused=bool(member.get("paused")), now=0.0)
+    return agentstate.board_state(str(raw))
 
 
 def _wait_of(caller: dict, now: float) -> float:
@@ -70,15 +52,18 @@ def _wait_of(caller: dict, now: float) -> float:
 
 
 def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
-                    target: float, tz: ZoneInfo) -> dict[str, Any]:
-    """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues)."""
+                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None) -> dict[str, Any]:
+    """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
+    inbound hotline only.  ``outbound``: the dialer's figures per campaign
+    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer."""
     queues = []
     members_by_interface: dict[str, dict] = {}
     names = sorted(set(live or {}) | {q for q in today if q})
     for name in names:
         q = (live or {}).get(name) or {}
         waiting = [{"caller": c.get("caller_number_masked") or mask_number(c.get("caller_number", "")),
-                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])]
+                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])
+                   if c.get("direction", "inbound") == "inbound"]
         longest = max((c["wait"] for c in waiting), default=0.0)
         s = today.get(name) or {}
         queues.append({"name": name, "waiting": len(waiting), "longest_wait": longest,
@@ -93,7 +78,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                 "reason": m.get("reason") or "", "queues": []})
             entry["queues"].append(name)
             # busiest state wins when a member is in several queues
-            order = ("on_call", "ringing", "wrap_up", "paused", "available", "logged_out")
+            order = agentstate.BUSIEST_FIRST
             st = member_state(m)
             if order.index(st) < order.index(entry["state"]):
                 entry["state"], entry["reason"] = st, m.get("reason") or entry["reason"]
@@ -120,7 +105,16 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                    "offered": total.get("offered", 0), "answered": total.get("answered", 0),
                    "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
                    "asa_seconds": total.get("asa_seconds")},
+        "outbound": [_outbound_row(r) for r in outbound or ()],
     }
+
+
+def _outbound_row(r: dict) -> dict:
+    today, window = r.get("today") or r["total"], r["window"]
+    return {"campaign": r["campaign"], "mode": r["mode"], "queue": r["queue"], "state": r["state"],
+            "answered": today["answered"], "connected": today["connected"], "abandoned": today["abandoned"],
+            "connect_p90": today["connect_seconds_p90"], "abandon_rate_window": window["abandon_rate"],
+            "abandon_rate_total": r["total"]["abandon_rate"], "window_days": r["window_days"]}
 
 
 def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -145,7 +139,8 @@ class WallboardFeed:
     once: calls recovered from ``queue_log`` are buffered without a fact.
     """
 
-    def __init__(self, app, queuecalls=None, *, gateway=None, coalesce: float = 0.1, agents_ttl: float = 60.0):
+    def __init__(self, app, queuecalls=None, *, gateway=None, coalesce: float = 0.1, agents_ttl: float = 60.0,
+                 outbound_ttl: float = 30.0):
         self.app = app
         self.queuecalls = queuecalls
         self.coalesce = coalesce
@@ -163,6 +158,10 @@ class WallboardFeed:
         self._load_lock = asyncio.Lock()
         self._agents: list[dict] | None = None
         self._agents_at = 0.0
+        self.outbound_ttl = outbound_ttl   # the dialer's per-campaign figures: one query per ttl
+        self._outbound: list[dict] | None = None
+        self._outbound_at = 0.0
+        self._outbound_dirty = False   # a dialer call joined/left a queue since the last read
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
             if gateway is not None:
@@ -176,6 +175,10 @@ class WallboardFeed:
         self._changed()
 
     def _changed(self, fact: Fact | None = None) -> None:
+        if isinstance(fact, (Joined, Finished)):
+            call = fact.record if isinstance(fact, Finished) else fact.call
+            if call.direction == "outbound":
+                self._outbound_dirty = True
         if isinstance(fact, Finished):
             self._finished(fact.record)
         if self._pending is None or self._pending.done():
@@ -255,7 +258,22 @@ class WallboardFeed:
         else:
             summaries = await self._today(now)
         agents = await self._agent_users(now)
-        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz)
+        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz,
+                               outbound=await self._outbound_figures(now))
+
+    async def _outbound_figures(self, now: float) -> list[dict] | None:
+        """Read when a dialer call changed (the tracker's outbound facts), at most once per
+        ``outbound_ttl``: no dialer traffic, no SQL."""
+        due = self._outbound_dirty and not (self._outbound_at <= now < self._outbound_at + self.outbound_ttl)
+        if self._outbound is None or due or (self.queuecalls is None and self._outbound_at + self.outbound_ttl <= now):
+            self._outbound_dirty = False
+            start, _ = day_bounds(now, self.tz)
+            dialer = self.app.config.dialer
+            self._outbound = await self.app.db.run(data.outbound_figures, now, start.timestamp(),
+                                                   float(dialer.predictive_window_days),
+                                                   float(dialer.abandon_connect_seconds))
+            self._outbound_at = now
+        return self._outbound
 
     async def refresh(self) -> dict:
         self.latest = await self.snapshot()
@@ -268,13 +286,13 @@ class ScreenPop:
     """``AgentConnect`` on an agent's interface -> ``pop`` to that agent's browser."""
 
     def __init__(self, app, gateway=None):
-        from .dialer_calls import DialerCalls
+        from dialer.tracker import LinkedAttempts
 
         self.app = app
         self.region = getattr(app.config.hospital, "region", "CN")
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
-        self.dialer = DialerCalls()          # outbound dialer calls: Linkedid -> attempt
+        self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt
         self.dialer_cid = _cid_number(app.config.dialer.caller_id)
         if gateway is not None:
             gateway.subscribe(self.on_ami)
@@ -307,7 +325,9 @@ class ScreenPop:
 
             aid = attempt
             if lookup:
-                aid = dialer_calls.attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
+                from dialer.store import attempt_by_call
+
+                aid = attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
             users = data.users_with_interface(s, iface)

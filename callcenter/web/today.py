@@ -11,7 +11,8 @@ Calls are keyed like the ``queue_calls`` table (uniqueid, queue, leg) and a call
 again replaces its earlier contribution under the store's own merge rule (a measured
 row is not overwritten by a reconstructed one, ``unknown`` always gives way), so a
 call both loaded from the database and delivered as a fact counts once.  "Today" is
-the hospital's local day of ``entered_at``, as in the reports.
+the hospital's local day of ``entered_at``, as in the reports.  Inbound calls only: a
+dialer call queued for an agent is outbound and has its own figures per campaign.
 """
 from __future__ import annotations
 
@@ -63,7 +64,10 @@ class TodayFigures:
         return True
 
     def apply_record(self, rec: Any) -> bool:
-        """A ``QueueCallRecord`` (the tracker's ``finished`` fact or its unwritten buffer)."""
+        """A ``QueueCallRecord`` (the tracker's ``finished`` fact or its unwritten buffer);
+        dialer (outbound) calls are not hotline traffic and are left out."""
+        if rec.direction != "inbound":
+            return False
         return self.apply((rec.uniqueid, rec.queue, int(rec.leg or 1)), rec.entered_at,
                           Contribution(rec.queue, rec.outcome, rec.wait_seconds, bool(rec.gap)))
 
@@ -92,7 +96,7 @@ def load_rows(s, start: dt.datetime, end: dt.datetime) -> list[dict] | None:
     if t is None:
         return None
     q = select(t.c.uniqueid, t.c.queue, t.c.leg, t.c.entered_at, t.c.outcome, t.c.wait_seconds,
-               t.c.gap).where(t.c.entered_at >= start, t.c.entered_at < end)
+               t.c.gap).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == "inbound")
     rows = []
     for r in s.execute(q):
         d = dict(r._mapping)

@@ -23,7 +23,7 @@ async def _save(app, req: Req) -> dict | Response:
     except dialer_calls.NotYours:
         return app.error(req, 403, "error.forbidden")
     except dialer_calls.Closed as exc:
-        return app.error(req, 409, "dial.closed", outcome=str(exc))
+        return app.error(req, 409, "dial.closed", outcome=exc.outcome)
 
 
 async def outcome_form(app, req: Req) -> Response:

@@ -365,19 +365,26 @@ async def test_two_dialer_instances_share_the_work_without_double_dialling(db):
 
 
 def test_free_agents_come_from_the_queuecalls_live_view():
+    """Named states (queuecalls/agentstate.py, the one vocabulary): only ``available`` members
+    can take a patient — wrap-up ("Not in use" on the device) is not free; inbound callers
+    already waiting are counted, dialer patients waiting are not (their agent is reserved)."""
     from dialer.pacing import QueueCallsAgents
 
     class Tracker:
         def live(self):
             return {"consultation": {"members": [
-                {"interface": "PJSIP/1001", "state": 1, "paused": False},   # idle
-                {"interface": "PJSIP/1002", "state": 2, "paused": False},   # in use
-                {"interface": "PJSIP/1003", "state": 1, "paused": True},    # paused
-                {"interface": "PJSIP/1004", "state": 1, "paused": False},
-            ]}}
+                {"interface": "PJSIP/1001", "state": "available", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1002", "state": "on_call", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1003", "state": "paused", "paused": True, "in_wrapup": True},
+                {"interface": "PJSIP/1004", "state": "available", "paused": False, "in_wrapup": False},
+                {"interface": "PJSIP/1005", "state": "wrap_up", "paused": False, "in_wrapup": True},
+            ], "waiting": [{"direction": "inbound"}, {"direction": "outbound"}]}}
 
-    assert QueueCallsAgents(Tracker()).agents_free("consultation") == 2
-    assert QueueCallsAgents(Tracker()).agents_free("complaint") == 0
+    from callcenter.ports import FreeAgents
+
+    assert QueueCallsAgents(Tracker()).free_agents("consultation") == FreeAgents(
+        ("PJSIP/1001", "PJSIP/1004"), 1, frozenset({"PJSIP/1002", "PJSIP/1003", "PJSIP/1005"}))
+    assert QueueCallsAgents(Tracker()).free_agents("complaint") == FreeAgents((), 0)
 
 
 async def test_predictive_overdials_only_while_the_abandon_rate_allows(db):
@@ -386,8 +393,11 @@ async def test_predictive_overdials_only_while_the_abandon_rate_allows(db):
     def history(s, answered, abandoned):
         c = s.scalar(select(Contact))
         for i in range(answered):
+            # abandoned = answered and no agent within 2 s (the regulatory definition)
             s.add(Attempt(contact_id=c.id, campaign_id=cid, phone=c.phone, state="ended", disposition="reached",
-                          started_at=to_dt(T0 - 86400), answered_at=to_dt(T0 - 86400), abandoned=i < abandoned))
+                          started_at=to_dt(T0 - 86400), answered_at=to_dt(T0 - 86400),
+                          connected_at=None if i < abandoned else to_dt(T0 - 86400 + 1.5),
+                          abandoned=i < abandoned))
     db.call(history, 200, 0)
     clock = Clock()
     clock.advance(T0)

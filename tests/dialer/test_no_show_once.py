@@ -175,7 +175,7 @@ async def test_second_no_show_campaign_never_redials_handled_appointments_throug
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
+        await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 1)
         await d.start()
         await until(lambda: len(attempts()) == 2 and all_done())
         await d.idle()

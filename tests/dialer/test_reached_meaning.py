@@ -55,6 +55,7 @@ async def test_reached_counts_patients_an_agent_took_not_answers_through_simulat
                        config=SimConfig(queues={"consultation": [("1001", "Agent 1001")]}))
     await pbx.start()
     pbx.set_agent("1001", answer_delay=6, talk_time=10)
+    pbx.globals["AGENT_AUTOANSWER_DELAY"] = "6"   # this agent's phone does not auto-answer dialer calls
     pbx.set_patient(nums[0], "answer", ring=2, hold=2, delay=1)    # gone before the agent answers
     pbx.set_patient(nums[1], "answer", ring=2, hold=60, delay=1)
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
@@ -73,7 +74,7 @@ async def test_reached_counts_patients_an_agent_took_not_answers_through_simulat
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
+        await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 1)
         await d.start()
         await until(lambda: len(attempts()) == 2 and all(a[1] == "ended" for a in attempts()))
         await d.idle()

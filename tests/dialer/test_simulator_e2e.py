@@ -280,7 +280,7 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
         await tracker.start()
         await gw.start()
         await gw.wait_connected(10)
-        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
+        await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 1)
         await d.start()
 
         def done():

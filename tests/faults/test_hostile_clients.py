@@ -267,7 +267,8 @@ def test_repeated_errors_logged_once_per_interval_with_a_count():
 
 
 def test_agi_reply_deadline_covers_the_commands_own_time():
-    assert reply_deadline("ANSWER", 120) == 120
+    assert reply_deadline("ANSWER", 120) == 10 and reply_deadline("SET VARIABLE QUEUE x", 120) == 10  # quick
+    assert reply_deadline("EXEC Playback x", 120) == 120
     assert reply_deadline("GET DATA callcenter/zh/menu 5000 1", 120) == 125
     assert reply_deadline("GET DATA callcenter/zh/number 5000 12", 120) == 180
     assert reply_deadline('RECORD FILE "/x/y" wav "#" 120000 0 BEEP s=5', 120) == 240
@@ -279,7 +280,7 @@ _ENV = (b"agi_network: yes\nagi_network_script: hotline\nagi_request: agi://127.
         b"agi_calleridname: unknown\nagi_context: hotline\nagi_extension: s\nagi_priority: 1\n\n")
 
 
-async def test_fastagi_session_cap_sheds_silent_connections_then_refuses():
+async def test_fastagi_session_cap_sheds_silent_and_stalled_sessions_then_refuses():
     from ..ivr.helpers import agi_server
 
     async with agi_server(None, max_sessions=3) as server:
@@ -295,9 +296,15 @@ async def test_fastagi_session_cap_sheds_silent_connections_then_refuses():
             assert (await asyncio.wait_for(r.readline(), 5)) == b"ANSWER\n"
             callers.append((r, wr))
         assert server.shed == 5
-        r, wr = await asyncio.open_connection("127.0.0.1", server.port)  # every session busy: refused
+        r, wr = await asyncio.open_connection("127.0.0.1", server.port)  # all in a flow, none stalled: refused
         assert await _closed(r) == b"" and server.refused == 1
         assert all([await _still_open(cr) for cr, _ in callers])
+        await asyncio.sleep(2.1)   # the callers stay silent after ANSWER: no PBX takes 2 s for that
+        r2, wr2 = await asyncio.open_connection("127.0.0.1", server.port)
+        wr2.write(_ENV)
+        assert (await asyncio.wait_for(r2.readline(), 5)) == b"ANSWER\n"   # the oldest stalled one made room
+        assert server.shed == 6 and [await _still_open(cr) for cr, _ in callers] == [False, True, True]
+        wr2.close()
         for _, w in [*silent, *callers, (r, wr)]:
             w.close()
 

@@ -135,3 +135,24 @@ def test_resync_snapshot_older_than_a_join_does_not_end_that_call():
     facts = resync(state, [], [], 20.0, asked_at=19.9, lost_at=15.0)  # really gone by now
     (rec,) = [f.record for f in facts if isinstance(f, Finished)]
     assert (rec.outcome, rec.ended_at, rec.gap) == ("unknown", 15.0, True)
+
+
+def test_dialer_call_is_outbound_with_the_patient_not_the_caller_id():
+    """The dialer's Originate variables arrive as VarSet on the patient's channel before it
+    joins (trace 04): the queue call is outbound, with attempt, campaign and the patient."""
+    hospital = {"CallerIDNum": "02100000000", "CallerIDName": "City Hospital"}
+    pre = [(-5.0, ev("VarSet", Variable=v, Value=x, **caller(**hospital)))
+           for v, x in (("ATTEMPT_ID", "42"), ("CAMPAIGN_ID", "3"), ("PATIENT_NUMBER", "+8613900139003"),
+                        ("PATIENT_NAME", "张三"))]
+    call = [(t, Message([(k, hospital.get(k, v)) for k, v in m.headers])) for t, m in answered_call()]
+    state, done = run(pre + call)
+    (r,) = done
+    assert (r.direction, r.attempt_id, r.campaign_id) == ("outbound", 42, 3)
+    assert (r.caller_number, r.caller_name) == ("+8613900139003", "张三")
+    assert not state.chan_vars
+    _, (inbound,) = run(answered_call())
+    assert (inbound.direction, inbound.attempt_id, inbound.caller_number) == ("inbound", None, "+8613800138001")
+    # a garbage ATTEMPT_ID (a channel variable: anything from the network) is ignored
+    bad = [(-1.0, ev("VarSet", Variable="ATTEMPT_ID", Value="x1", **caller()))]
+    _, (r2,) = run(bad + answered_call())
+    assert r2.direction == "inbound"

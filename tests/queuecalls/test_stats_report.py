@@ -126,3 +126,22 @@ def test_write_is_idempotent_and_prefers_measured_rows(db):
         rows = {r.uniqueid: r for r in s.scalars(select(QueueCall))}
     assert rows["9.1"].wait_seconds == 3.2 and not rows["9.1"].gap
     assert rows["9.2"].outcome == "abandoned"
+
+
+def test_queue_log_recovery_keeps_a_dialer_call_outbound(db):
+    """A row recovered from queue_log (no attempt known) replacing an 'unknown' live row keeps
+    its direction, campaign, attempt and patient."""
+    from callcenter.queuecalls.models import QueueCall
+    from callcenter.queuecalls.reducer import QueueCallRecord
+    from callcenter.queuecalls.store import write_calls
+
+    live = QueueCallRecord("9.1", "9.1", "consultation", 1, "+8613900139003", "P", 100.0, None, None, None, "",
+                           "", None, "unknown", 1, None, True, direction="outbound", campaign_id=3, attempt_id=42)
+    recovered = QueueCallRecord("9.1", "9.1", "consultation", 1, "02100000000", "", 100.0, 101.0, 160.0, 1.0,
+                                "Local/1001@sim-agent/n", "Agent", 59.0, "answered", 1, None, True,
+                                source="queue_log")
+    db.call(write_calls, [live], 30.0)
+    db.call(write_calls, [recovered], 30.0)
+    row = db.call(lambda s: s.query(QueueCall).one())
+    assert (row.outcome, row.direction, row.attempt_id, row.campaign_id, row.caller_number) == (
+        "answered", "outbound", 42, 3, "+8613900139003")

@@ -134,7 +134,7 @@ async def test_campaign_calls_recorded_by_kind_and_name_with_queue_and_agent_thr
         await gw.start()
         await gw.wait_connected(10)
         await rec.start()
-        await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
+        await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 1)
         await d.start()
         await until(lambda: len(attempts()) == 3 and all(a[1] == "ended" for a in attempts()))
         await d.idle()

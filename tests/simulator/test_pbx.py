@@ -203,3 +203,45 @@ def test_wrapup_keeps_agent_out_of_rotation():
     connects = [e for e in events if e.get("Event") == "AgentConnect"]
     # call 1 ends at ~10.5 s, wrap-up to ~40.5 s; caller 2 joined at ~15.4 s
     assert len(connects) == 2 and 22 <= int(connects[1]["HoldTime"]) <= 28, connects[1]["HoldTime"]
+
+
+async def test_queuepause_answers_and_events_like_app_queue(tmp_path):
+    """manager_pause_queue_member / set_queue_member_pause (app_queue.c, 22.10.1): missing
+    Interface or Paused -> "Need 'Interface' and 'Paused' parameters."; no Queue -> all queues,
+    PAUSEALL logged first; an unpause with a Reason shows it in the event, then clears it.
+    UnpauseQueueMember in [dialer-agent] hands the reserved agent back before Queue()."""
+    from .harness import Harness
+
+    h = await Harness.create(tmp_path, config=SimConfig(queues={"consultation": [("1001", "Agent 1001")],
+                                                                "complaint": [("1001", "Agent 1001")]}))
+    try:
+        await h.connect()
+        await h.send([("Action", "Login"), ("Username", "bridge"), ("Secret", "bridge-secret")])
+        iface = "Local/1001@sim-agent/n"
+        await h.send([("Action", "QueuePause"), ("ActionID", "p0"), ("Interface", iface)])
+        await h.send([("Action", "QueuePause"), ("ActionID", "p1"), ("Interface", iface), ("Paused", "true"),
+                      ("Reason", "dialer:7")])
+        await h.send([("Action", "QueuePause"), ("ActionID", "p2"), ("Interface", iface), ("Paused", "false"),
+                      ("Reason", "dialer:7")])
+        msgs = [r.msg for r in h.received]
+        resp = {m.get("ActionID"): m.get("Message") for m in msgs if m.get("Response")}
+        assert resp["p0"] == "Need 'Interface' and 'Paused' parameters."
+        assert resp["p1"] == "Interface paused successfully" and resp["p2"] == "Interface unpaused successfully"
+        pauses = [(m["Queue"], m["Paused"], m["PausedReason"]) for m in msgs if m.event == "QueueMemberPause"]
+        assert pauses == [("consultation", "1", "dialer:7"), ("complaint", "1", "dialer:7"),
+                          ("consultation", "0", "dialer:7"), ("complaint", "0", "dialer:7")]
+        assert all(m.reason == "" and not m.paused for q in h.pbx.queues.values() for m in q.members)
+        log = (tmp_path / "queue_log").read_text().splitlines()
+        assert [ln.split("|")[4] for ln in log if "PAUSE" in ln] == ["PAUSEALL", "PAUSE", "PAUSE", "UNPAUSEALL",
+                                                                     "UNPAUSE", "UNPAUSE"]
+        # [dialer-agent]: a paused reserved agent is unpaused by the dialplan, then the patient queues
+        h.pbx.pause_member(iface, True, "dialer:8")
+        h.pbx.set_patient("13800138001", "answer", ring=1, hold=30, delay=1)
+        h.pbx.originate("Local/13800138001@sim-patient", context="dialer-agent", exten="s",
+                        variables={"ATTEMPT_ID": "8", "QUEUE": "consultation", "AGENT": iface, "QUEUE_PRIO": "10"})
+        await h.advance_to(h.clock.seconds() - h.t0 + 8)
+        msgs = [r.msg for r in h.received]
+        order = [m.event for m in msgs if m.event in ("QueueMemberPause", "QueueCallerJoin", "AgentConnect")][-4:]
+        assert order == ["QueueMemberPause", "QueueMemberPause", "QueueCallerJoin", "AgentConnect"]
+    finally:
+        await h.close()

@@ -97,7 +97,7 @@ async def test_dialer_call_pops_why_and_agent_records_outcome_through_simulator(
             await c.login("agent1")
             sse = await SSEClient.open(web.port, "/events/agent", c.cookies)
             await sse.next_event("status")
-            await until(lambda: QueueCallsAgents(tracker).agents_free("consultation") == 1)
+            await until(lambda: len(QueueCallsAgents(tracker).free_agents("consultation").free) == 1)
             await dialer.start()
             _, pop = await sse.next_event("pop", timeout=20)
             d = pop["dialer"]

@@ -204,3 +204,45 @@ def test_totals_remove_what_they_added():
     s = f.summaries()["q"]
     assert (s["offered"], s["answered"], s["gaps"], s["max_wait_seconds"]) == (1, 1, 0, 12.0)
     assert s == stats.summarize([{"outcome": "answered", "wait_seconds": 12.0, "gap": False}], 30.0, 5.0)
+
+
+async def test_dialer_calls_are_shown_apart_from_the_hotline(config, db):
+    """An outbound queue call (a dialer patient) changes no hotline figure; the campaign's
+    outbound figures (answered, connected, abandoned under the 2 s rule) are their own section,
+    re-read when a dialer call changed."""
+    from dialer.campaigns import contact_row, create_campaign, insert_contacts
+    from dialer.models import Attempt, Contact
+    from dialer.timeutil import to_dt
+
+    add_users(db)
+    clock = task.Clock()
+    clock.advance(MON_0800 + 3600)
+    t = clock.seconds()
+
+    def seed(s):
+        c = create_campaign(s, name="no-shows", kind="no_show", mode="progressive", queue="consultation",
+                            state="running")
+        insert_contacts(s, [contact_row(c.id, "k", phone="+8613800138001", name="P", reason="no_show",
+                                        ref_type="t", ref_id="1", due_after=to_dt(t - 600), due_before=None,
+                                        patient_id=None, now=to_dt(t - 600))])
+        k = s.scalar(select(Contact))
+        for i, delay in enumerate((0.8, 1.4, 3.5, None)):  # the last two: abandoned (> 2 s, never)
+            s.add(Attempt(contact_id=k.id, campaign_id=c.id, phone=k.phone, state="ended", disposition="reached",
+                          started_at=to_dt(t - 300 + i), answered_at=to_dt(t - 290 + i),
+                          connected_at=None if delay is None else to_dt(t - 290 + i + delay)))
+    db.call(seed)
+    tr = tracker_for(db, clock)
+    async with running_web(config, db, clock=clock, queuecalls=tr) as web:
+        feed = web.app.wallboard
+        before = await feed.snapshot()
+        assert [(o["campaign"], o["answered"], o["connected"], o["abandoned"]) for o in before["outbound"]] == [
+            ("no-shows", 4, 3, 2)]
+        out = rec("1800.1", "consultation", t - 100, "answered", 1.0)
+        out.direction, out.attempt_id, out.campaign_id = "outbound", 9, 1
+        tr._facts([Finished(rec("1800.2", "consultation", t - 100, "answered", 20.0)), Finished(out)])
+        after = await feed.snapshot()
+        assert after["totals"]["offered"] == before["totals"]["offered"] + 1   # the hotline call only
+        assert feed._outbound_dirty                       # re-read at most once per 30 s
+        clock.advance(31)
+        await feed.snapshot()
+        assert feed._outbound_dirty is False and feed._outbound_at == clock.seconds()

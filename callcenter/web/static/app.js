@@ -54,6 +54,22 @@
       tr.appendChild(el("td", secs(q.asa_seconds), "asa"));
       body.appendChild(tr);
     });
+    var ob = $("wb-outbound") && $("wb-outbound").tBodies[0];
+    if (ob) {
+      clear(ob);
+      (b.outbound || []).forEach(function (o) {
+        var tr = el("tr");
+        tr.dataset.campaign = o.campaign;
+        tr.appendChild(el("td", o.campaign));
+        tr.appendChild(el("td", o.queue));
+        tr.appendChild(el("td", String(o.answered), "answered"));
+        tr.appendChild(el("td", String(o.connected), "connected"));
+        tr.appendChild(el("td", secs(o.connect_p90), "connect"));
+        tr.appendChild(el("td", String(o.abandoned), "abandoned"));
+        tr.appendChild(el("td", pct(o.abandon_rate_window), "rate"));
+        ob.appendChild(tr);
+      });
+    }
     document.querySelectorAll("#wb-counts b[data-state]").forEach(function (node) {
       node.textContent = b.agent_counts[node.dataset.state] || 0;
     });

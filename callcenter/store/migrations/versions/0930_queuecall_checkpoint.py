@@ -3,14 +3,14 @@
 Seeded from the newest stored queue-call moment, so the first start after the upgrade
 recovers the time the service was down for it.
 
-Revision ID: 0912_queuecall_checkpoint
-Revises: 0911_dialer_agent_interface
+Revision ID: 0930_queuecall_checkpoint
+Revises: 0920_outbound_queue_calls
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0912_queuecall_checkpoint"
-down_revision = "0911_dialer_agent_interface"
+revision = "0930_queuecall_checkpoint"
+down_revision = "0920_outbound_queue_calls"
 branch_labels = None
 depends_on = None
 
