@@ -101,7 +101,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                         settings=domain.dialer_settings, instance=config.dialer.instance, region=h.region)
     agi = AgiServer(
         config.agi.host, config.agi.port, clock=clock, db=db, flows_dir=config.agi.flows_dir or None,
-        timezone=h.timezone, country=h.country, prompt_base=config.agi.prompt_base,
+        timezone=h.timezone, country=h.country, region=h.region, prompt_base=config.agi.prompt_base,
         recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
         sounds_dir=config.agi.sounds_dir or None,

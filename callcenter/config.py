@@ -380,6 +380,8 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{where}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read the config file: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     values: dict[str, dict[str, Any]] = {}

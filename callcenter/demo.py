@@ -124,7 +124,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
     data = Path(config.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     db = Database(config.database_url)
-    migrate.upgrade(db.engine)  # the demo owns its embedded database
+    migrate.upgrade(db.engine, phone_region=config.hospital.region)  # the demo owns its embedded database
     db.close()
 
     async def main(stop: asyncio.Event) -> int:
@@ -164,7 +164,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
             n = await service.db.run(demo_patients, plan_day(profile, seed), now=clock.seconds(),
                                      tz=cfg.hospital.timezone, region=cfg.hospital.region,
                                      settings=service.domain.dialer_settings)
-            from dialer.phones import dial_string
+            from callcenter.phones import dial_string
 
             for i, number in enumerate(await service.db.run(demo_campaigns, now=clock.seconds())):
                 pbx.set_patient(dial_string(number, "national"), "noanswer" if i % 5 == 4 else "answer",

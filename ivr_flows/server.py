@@ -95,7 +95,7 @@ class AgiServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any, ports: IvrPorts,
                  recordings_dir: str, db: Any = None, flows_dir: str | Path | None = None,
-                 timezone: str = "Asia/Shanghai", country: str = "CN",
+                 timezone: str = "Asia/Shanghai", country: str = "CN", region: str = "CN",
                  prompt_base: str = "callcenter", latency: list | None = None,
                  shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
                  reply_timeout: float = REPLY_TIMEOUT, sounds_dir: str | Path | None = None):
@@ -105,7 +105,7 @@ class AgiServer:
         self.clock = clock
         self.db = db
         self.flows_dir = Path(flows_dir) if flows_dir else None
-        self.timezone, self.country = timezone, country
+        self.timezone, self.country, self.region = timezone, country, region
         self.prompt_base = prompt_base
         self.recordings_dir = recordings_dir
         self.ports = ports
@@ -300,7 +300,7 @@ class AgiServer:
             return
         self.sessions_total += 1
         engine = Engine(flow, env, now=self.now, timezone=self.timezone, country=self.country,
-                        prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
+                        region=self.region, prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
         request.on_hangup = engine.hangup_seen
         record = _SessionRecord(self, engine)
         step = engine.start()
@@ -370,6 +370,7 @@ class _SessionRecord:
         self.server = server
         self.engine = engine
         self.started = engine.started_at
+        self.number = engine.caller_number[:64]  # as first inserted (a retried insert looks for it)
         self.sid: int | None = None  # set by the insert, in lane order before later writes
         self._insert_tried = False
         self.lane = server.writes.lane() if server.db is not None and server.writes is not None else None
@@ -388,7 +389,7 @@ class _SessionRecord:
         from .models import IvrSession
 
         e = self.engine
-        uniqueid, number = e.uniqueid[:64], e.caller_number[:64]
+        uniqueid, number = e.uniqueid[:64], self.number
         if self._insert_tried:  # an earlier try may have committed: find its row
             for row in s.scalars(select(IvrSession).where(IvrSession.uniqueid == uniqueid,
                                                           IvrSession.flow == e.flow.name,
@@ -442,6 +443,7 @@ class _SessionRecord:
         if engine.warnings:
             detail["warnings"] = engine.warnings[:20]
         path, digits = list(engine.path), ",".join(engine.digits)[:256]
+        number = engine.caller_number[:64]  # an outbound survey learns the patient's number after ANSWER
         result, language = (engine.result or "hangup")[:64], engine.language
 
         def upd(s):
@@ -450,6 +452,7 @@ class _SessionRecord:
                 return
             row.ended_at = _utc(ended)
             row.path, row.digits, row.result, row.language = path, digits, result, language
+            row.caller_number = number
             row.detail = {**(row.detail or {}), **detail}  # keeps ids written by deferred hooks
         w = self.lane.submit(upd, self._what("IVR session end"))
         try:

@@ -1,6 +1,6 @@
 """The one AMI client of the service: panoramisk 1.4 on the socket, our fixes around it.
 
-Data path (``PITFALLS.md`` numbers in brackets)::
+Data path (``docs/asterisk-pitfalls.md`` numbers in brackets)::
 
     TCP bytes -> _Protocol(panoramisk.ami_protocol.AMIProtocol).data_received
               -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1])

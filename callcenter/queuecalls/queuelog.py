@@ -1,4 +1,4 @@
-"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12: its only durable record).
+"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12, docs/asterisk-pitfalls.md: its only durable record).
 
 AMI cannot replay what happened while the link was down; ``queue_log`` can.
 Lines are ``epoch|callid|queue|agent|event|data…``; callid = caller Uniqueid,
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .reducer import QueueCallRecord, normalize_number
+from ..phones import canonical
+from .reducer import QueueCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def recover(events: Iterable[QLEvent], start: float, end: float, *,
             c["wait"] = (c.get("answered") or ended) - c["entered"]
         out.append(QueueCallRecord(
             uniqueid=e.callid, linkedid=e.callid, queue=e.queue, leg=c["leg"],
-            caller_number=normalize_number(c["number"], region), caller_name="",
+            caller_number=canonical(c["number"], region), caller_name="",
             entered_at=c["entered"], answered_at=c.get("answered"), ended_at=ended,
             wait_seconds=c["wait"], agent=agent, agent_name=name, talk_seconds=talk,
             outcome=outcome, position=c["position"], ivr_session_id=None, gap=True,

@@ -2,7 +2,7 @@
 
 Asterisk cannot be installed here, so tests and ``callcenter demo`` talk real AMI
 (TCP) and FastAGI to this simulator, whose event shapes are checked against the
-recorded traces in ``shared/asterisk-traces`` (tests/simulator/test_traces.py).
+recorded traces in ``tests/fixtures/asterisk-traces`` (tests/simulator/test_traces.py).
 
 API (everything timed on the injected clock: ``twisted.internet.task.Clock`` in unit
 tests, ``callcenter.clock.ScaledClock(reactor, 60)`` for a day in minutes)::

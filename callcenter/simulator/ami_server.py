@@ -2,7 +2,7 @@
 
 Framing is :mod:`callcenter.ami.codec` (the same code the service's client
 uses).  Responses, list responses and error texts are those recorded in
-``shared/asterisk-traces`` (see the README there): ``Permission denied``
+``tests/fixtures/asterisk-traces`` (see the README there): ``Permission denied``
 before login, ``Authentication failed`` ~1 s after a wrong secret followed by
 a close, ``Originate successfully queued`` then ``OriginateResponse`` …
 Events from the PBX go to every logged-in session with events on.

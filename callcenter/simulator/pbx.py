@@ -2,7 +2,7 @@
 
 Everything is driven by the injected clock through generator processes
 (:mod:`.runner`), and every AMI event is emitted in the order and with the
-fields the recorded Asterisk 22 traces show (``shared/asterisk-traces``).
+fields the recorded Asterisk 22 traces show (``tests/fixtures/asterisk-traces``).
 Calls use Local channel pairs exactly like the recording harness did:
 
 * inbound: ``Local/s@sim-caller-XXXXXXXX;1`` is the caller as the PBX sees it

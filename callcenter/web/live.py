@@ -289,7 +289,7 @@ class ScreenPop:
         from dialer.tracker import LinkedAttempts
 
         self.app = app
-        self.region = getattr(app.config.hospital, "region", "CN")
+        self.region = app.config.hospital.region
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt

@@ -62,7 +62,7 @@ async def test_nul_in_the_caller_id_keeps_the_ivr_session_row(db):
         status, caller = await call(server, number="1380013\x008002", name="王\x00小明", keys=[(1, "2"), (1, "1")])
     with db.session() as s:
         rows = s.scalars(select(IvrSession)).all()
-    assert len(rows) == 1 and rows[0].caller_number == "13800138002" and rows[0].ended_at is not None
+    assert len(rows) == 1 and rows[0].caller_number == "+8613800138002" and rows[0].ended_at is not None
 
 
 def test_pbx_fields_are_cleaned():

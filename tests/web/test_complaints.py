@@ -353,3 +353,7 @@ async def test_agent_opens_a_ticket_from_the_outcome_form(config, db):
         view = (await s.get(f"/api/complaints/{mine[0]['id']}")).json()
         assert {d["kind"] for d in view["deadlines"]} == {"start", "progress"}
         assert ("call", "1795346775.48") in {(lk["kind"], lk["ref"]) for lk in view["links"]}
+        assert view["patient_phone"] == "+8613800138001"  # stored in E.164 like every number
+        from callcenter.web.models import CallOutcome
+        assert [o.caller_number for o in db.call(lambda ses: list(ses.scalars(select(CallOutcome))))] == [
+            "+8613800138001"]
