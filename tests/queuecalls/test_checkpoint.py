@@ -51,7 +51,7 @@ def test_the_upgrade_seeds_the_checkpoint_from_the_newest_stored_call(db):
     """An install upgraded to the checkpoint recovers the downtime of the upgrade itself."""
     from callcenter.store import migrate
 
-    migrate.downgrade(db.engine, "0920_outbound_queue_calls")  # the revision before ours
+    migrate.downgrade(db.engine, "0950_phone_numbers_e164")  # the revision before ours
     db.call(store.write_calls, [rec("2.1")], 30.0)  # ended at 160.0
     migrate.upgrade(db.engine)
     assert db.call(store.load_checkpoint) == pytest.approx(160.0)

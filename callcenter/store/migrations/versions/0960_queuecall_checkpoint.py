@@ -3,14 +3,14 @@
 Seeded from the newest stored queue-call moment, so the first start after the upgrade
 recovers the time the service was down for it.
 
-Revision ID: 0930_queuecall_checkpoint
-Revises: 0920_outbound_queue_calls
+Revision ID: 0960_queuecall_checkpoint
+Revises: 0950_phone_numbers_e164
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0930_queuecall_checkpoint"
-down_revision = "0920_outbound_queue_calls"
+revision = "0960_queuecall_checkpoint"
+down_revision = "0950_phone_numbers_e164"
 branch_labels = None
 depends_on = None
 
