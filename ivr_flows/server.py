@@ -70,6 +70,18 @@ class IvrPorts:
                      (self.surveys, Surveys, "IVR surveys")])
 
 
+def close_interrupted(s: Any, now: float) -> int:
+    """``ended_at`` NULL = a session whose process died (kill -9, crash) mid-flow: end it
+    at ``now``, result "interrupted".  A session still running in another process
+    rewrites both when it finishes."""
+    from sqlalchemy import update
+
+    from .models import IvrSession
+
+    return s.execute(update(IvrSession).where(IvrSession.ended_at.is_(None), IvrSession.started_at <= _utc(now))
+                     .values(ended_at=_utc(now), result="interrupted")).rowcount
+
+
 class AgiServer:
     """A service component (``name = "agi"``) serving ``agi://HOST:PORT/<flow>``.
 
@@ -119,6 +131,8 @@ class AgiServer:
     async def start(self) -> None:
         if self.db is not None and (self.writes is None or self.writes.closing):
             self.writes = SessionWrites(self.db, self.clock)
+        if self.db is not None:
+            await self._close_interrupted()
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
@@ -145,6 +159,18 @@ class AgiServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writes is not None:  # flush what the database takes; log (masked) the rest
             await self.writes.close(self.shutdown_write_timeout)
+
+    async def _close_interrupted(self) -> None:
+        """Sessions a previous run left open (killed mid-menu) are closed now as
+        "interrupted"; the moment they ended is unknown (at most now)."""
+        try:
+            n = await self.db.run(close_interrupted, self.now())
+        except Exception as exc:  # noqa: BLE001 - the database may be down at start: try next start
+            log.error("could not close the IVR sessions left open by the last run (%s); "
+                      "they stay open until the next start", exc.__class__.__name__)
+            return
+        if n:
+            log.warning("closed %d IVR sessions left open by the last run (result 'interrupted')", n)
 
     def check_prompts(self) -> list[str]:
         """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's

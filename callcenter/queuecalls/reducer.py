@@ -568,13 +568,17 @@ def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> lis
 
 
 def resync(state: TrackerState, queue_status: list[Message], channels: list[Message],
-           t: float) -> list[Fact]:
+           t: float, *, lost_at: float | None = None, asked_at: float | None = None) -> list[Fact]:
     """Reconcile live state with ``QueueStatus`` + ``CoreShowChannels`` after a (re)connect.
 
     Callers still waiting are kept (or adopted, join time = now − ``Wait``,
     flagged uncertain); callers gone while we were away are finished with what we
-    know (``gap``); connected callers we did not know are adopted and completed
-    from ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
+    know (``gap``), ended at ``lost_at`` (when the link was lost: they were last known
+    alive then; after an Asterisk crash that is when they died) with the talk time up to
+    it; connected callers we did not know are adopted and completed from
+    ``AgentComplete``'s figures later.  A uniqueid is never counted twice.  A caller whose
+    join we saw after the snapshot was asked for (``asked_at``) is newer than the
+    snapshot, not gone.
     """
     facts: list[Fact] = []
     state.last_t = max(state.last_t, t)
@@ -594,6 +598,9 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
             if h.get("Uniqueid"):
                 alive[h["Uniqueid"]] = h
     for c in list(state.calls.values()):
+        if asked_at is not None and not c.uncertain_join and c.entered_at is not None \
+                and c.entered_at >= asked_at:
+            continue
         ch = alive.get(c.uniqueid)
         in_queue_app = ch is not None and ch.get("Application") == "Queue"
         if c.answered_at is None and c.abandon_at is None:
@@ -605,11 +612,12 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
                 c.uncertain = c.answer_uncertain = True
                 facts.append(Answered(c))
             else:
-                _finish(state, c, "unknown", None, facts, gap=True)
+                _finish(state, c, "unknown", _bound(c, lost_at), facts, gap=True)
         elif c.abandon_at is not None and c.answered_at is None:
             _finish(state, c, "abandoned", c.abandon_at, facts)
         elif ch is None:
-            _finish(state, c, "transferred" if c.transferred else "answered", None, facts, gap=True)
+            _finish(state, c, "transferred" if c.transferred else "answered", _bound(c, lost_at),
+                    facts, gap=True)
     for uid, e in entries.items():
         if uid in state.calls or uid in state.finished:
             continue
@@ -644,6 +652,14 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         state.calls[uid] = c
         facts.append(Answered(c))
     return facts
+
+
+def _bound(c: LiveCall, lost_at: float | None) -> float | None:
+    """When a call gone during an outage ended, at the earliest: when the link was lost
+    (never before what was seen of it)."""
+    if lost_at is None:
+        return None
+    return max([lost_at, *(v for v in (c.entered_at, c.answered_at) if v is not None)])
 
 
 def _member_of(state: TrackerState, queue: str, channel: str) -> Member | None:

@@ -80,6 +80,11 @@ def authority_to_str(classes: frozenset[str]) -> str:
     """manager.c: the classes in perms[] order, then ``all`` (any bit set matches INT_MAX)."""
     return ",".join([*(c for c in CLASSES if c in classes), "all"]) if classes else "<none>"
 
+# Actions registered by loadable modules (app_queue, app_mixmonitor), not by manager.c:
+# while Asterisk boots (ast_fully_booted false) they are "Invalid/unknown command".
+MODULE_ACTIONS = frozenset({"queuestatus", "queuesummary", "queueadd", "queueremove", "queuepause",
+                            "queuepenalty", "mixmonitor", "stopmixmonitor"})
+
 
 def _tv(t: float) -> str:
     d = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
@@ -212,6 +217,8 @@ class AmiSession(asyncio.Protocol):
             self.error(msg, "Permission denied")
             return
         fn = getattr(self, "a_" + key.replace("-", "_"), None) if key else None
+        if fn is not None and not self.pbx.fully_booted and key in MODULE_ACTIONS:
+            fn = None  # manager.c is up, the module that registers it is not loaded yet
         if fn is None:
             if not action:
                 self.error(msg, "Missing action in request")
@@ -242,10 +249,11 @@ class AmiSession(asyncio.Protocol):
             self.authenticated = True
             self.set_events(msg.get("Events"))
             self.ok(msg, "Authentication accepted")
-            up = str(int(self.pbx.now() - self.pbx.started_at))
-            rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
-            self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
-                           ("LastReload", rl), ("Status", "Fully Booted")])
+            if self.pbx.fully_booted:  # action_login: only once ast_fully_booted
+                up = str(int(self.pbx.now() - self.pbx.started_at))
+                rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
+                self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
+                               ("LastReload", rl), ("Status", "Fully Booted")])
             self.on_event([("Event", "SuccessfulAuth"), ("Privilege", "security,all"),
                            ("EventTV", _tv(self.pbx.now())), ("Severity", "Informational"), ("Service", "AMI"),
                            ("EventVersion", "1"), ("AccountID", self.server.username),

@@ -129,6 +129,7 @@ class SimulatedPBX:
         self.agi_handler: Callable | None = None  # async fn(url, env, channel) -> AGISTATUS
         self.started_at = clock.seconds()
         self.reloaded_at = self.started_at
+        self.fully_booted = True  # False during start(boot_seconds=...): Asterisk still loading
         self.processed_calls = 0
         self._uid_seq = 0
         self._local_seq = 0
@@ -177,14 +178,32 @@ class SimulatedPBX:
         return [(ctx, "s", i, app, data) for ctx in DIALPLAN for i, (app, data) in enumerate(steps[ctx], 1)]
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self, host: str = "127.0.0.1", ami_port: int = 0) -> "SimulatedPBX":
+    async def start(self, host: str = "127.0.0.1", ami_port: int = 0,
+                    boot_seconds: float = 0.0) -> "SimulatedPBX":
+        """Listen for AMI.  ``boot_seconds`` > 0 is the boot window of a restarted Asterisk:
+        the manager accepts logins at once but sends no ``FullyBooted`` and answers the
+        module actions (QueueStatus, …) "Invalid/unknown command" until the modules are
+        loaded; then every session gets ``FullyBooted`` (main/asterisk.c publish_fully_booted)."""
         from .ami_server import AmiServer
 
         self.ami = AmiServer(self, username=self.config.username, secret=self.config.secret,
                              read=self.config.read_perm, write=self.config.write_perm)
         await self.ami.start(host, ami_port)
         self.ami_port = self.ami.port
+        if boot_seconds > 0:
+            self.fully_booted = False
+            self.timers.call_later(boot_seconds, self._fully_booted)
         return self
+
+    def logger_rotate(self, strategy: str = "sequential", *, compress: bool = False) -> Path | None:
+        """The CLI's ``logger rotate`` for queue_log (see :meth:`QueueLog.rotate`)."""
+        return self.queue_log.rotate(strategy, compress=compress, now=self.now())
+
+    def _fully_booted(self) -> None:
+        self.fully_booted = True
+        now = self.now()
+        self.ev("FullyBooted", [("Status", "Fully Booted"), ("Uptime", str(int(now - self.started_at))),
+                                ("LastReload", str(int(now - self.reloaded_at)))], "system,all")
 
     async def stop(self) -> None:
         """Close the AMI server, cancel the FastAGI sessions still running (their sockets close)
