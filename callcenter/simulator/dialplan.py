@@ -2,16 +2,11 @@
 recording harness (``DIALPLAN``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from typing import Callable
+from typing import Any, Callable
 
 from .channels import Channel
 from .profiles import ChannelRedirect
 from .runner import ChannelHangup
-
-if TYPE_CHECKING:
-    from .pbx import SimulatedPBX
 
 
 class DialplanMixin:
@@ -151,7 +146,7 @@ class DialplanMixin:
             "agi_accountcode": "", "agi_threadid": str(140000000000000 + self.rng.randrange(10 ** 9)),
         }
 
-def _ctx_hotline_plain(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_hotline_plain(pbx: Any, ch: Channel):
     if ch.priority <= 1:
         pbx.newexten(ch, "NoOp", f'Plain hotline call from "{ch.cid_name}" <{ch.cid_num}>', priority=1)
         pbx.newexten(ch, "Answer", "", priority=2)
@@ -172,7 +167,7 @@ def _ctx_hotline_plain(pbx: "SimulatedPBX", ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=9)
 
 
-def _after_agi(pbx: "SimulatedPBX", ch: Channel, start_priority: int):
+def _after_agi(pbx: Any, ch: Channel, start_priority: int):
     """CONTRACTS: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> operator; else Hangup."""
     qname = ch.variables.get("QUEUE", "")
     transfer = ch.variables.get("TRANSFER", "")
@@ -189,7 +184,7 @@ def _after_agi(pbx: "SimulatedPBX", ch: Channel, start_priority: int):
     pbx.newexten(ch, "Hangup", "", priority=start_priority + 2)
 
 
-def _ctx_hotline(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_hotline(pbx: Any, ch: Channel):
     pbx.newexten(ch, "NoOp", f'Hotline call from "{ch.cid_name}" <{ch.cid_num}>', priority=1)
     pbx.newexten(ch, "Answer", "", priority=2)
     ch.priority = 3
@@ -197,7 +192,7 @@ def _ctx_hotline(pbx: "SimulatedPBX", ch: Channel):
     yield from _after_agi(pbx, ch, 4)
 
 
-def _ctx_hotline_timeout(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_hotline_timeout(pbx: Any, ch: Channel):
     pbx.newexten(ch, "Answer", "", priority=1)
     ch.priority = 2
     t = float(ch.variables.get("QTIMEOUT") or 10)
@@ -206,14 +201,14 @@ def _ctx_hotline_timeout(pbx: "SimulatedPBX", ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=4)
 
 
-def _ctx_survey(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_survey(pbx: Any, ch: Channel):
     pbx.newexten(ch, "NoOp", f"Survey call for {ch.cid_num}", priority=1)
     ch.priority = 2
     yield from pbx.app_agi(ch, "revisit_survey")
     yield from _after_agi(pbx, ch, 3)
 
 
-def _ctx_operator(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_operator(pbx: Any, ch: Channel):
     call = ch.data.get("simcall")
     if call is not None:
         call.outcome = "redirected" if call.outcome in (None, "abandoned") else call.outcome
@@ -223,7 +218,7 @@ def _ctx_operator(pbx: "SimulatedPBX", ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=3)
 
 
-def _ctx_dialer_agent(pbx: "SimulatedPBX", ch: Channel):
+def _ctx_dialer_agent(pbx: Any, ch: Channel):
     """``[dialer-agent]`` (docs/dialer.md): the answered patient of a progressive/predictive
     dialer call (``;1`` of the originated Local channel) waits in ``Queue(${QUEUE})`` for an agent.
     Asterisk's Queue() without a queue name fails and the channel hangs up; so here."""
