@@ -26,7 +26,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 
-from ..web.helpers import Client, add_users
+from tests.support.web import Client, add_users
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from dialer.compliance import Rules, after_attempt, in_window, next_window_open,
 from dialer.plans import PlanError, load_plans, parse_plans
 from dialer.tracker import AttemptTracker, CauseSeen, Connected, Ended, Originated, disposition_for
 
-from .helpers import msg, ts
+from tests.support.dialer import msg, ts
 
 R = Rules()
 

@@ -25,7 +25,7 @@ from callcenter.queuecalls.models import AmiOutage, QueueCall
 from callcenter.simulator import DayProfile, SimulatedPBX, run_traffic
 from ivr_flows.models import IvrSession
 
-from .harness import EPOCH, Stepper, accounting, make_bridge
+from tests.support.harness import EPOCH, Stepper, accounting, make_bridge
 from .test_ami_faults import SIM, slow_config_agents
 
 pytestmark = pytest.mark.slow

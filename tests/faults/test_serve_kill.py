@@ -33,7 +33,7 @@ from callcenter.queuecalls.models import AmiOutage
 from callcenter.simulator import SimConfig, SimulatedPBX
 from ivr_flows.models import IvrSession
 
-from .harness import accounting
+from tests.support.harness import accounting
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

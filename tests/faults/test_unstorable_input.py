@@ -14,8 +14,8 @@ from callcenter.text import clean, unstorable
 from ivr_flows.agi import parse_env
 from ivr_flows.models import IvrSession
 
-from ..ivr.helpers import agi_server, call
-from ..web.helpers import Client, add_users, running_web
+from tests.support.ivr import agi_server, call
+from tests.support.web import Client, add_users, running_web
 
 
 def test_unstorable_names_the_character():
@@ -99,7 +99,7 @@ def test_tracebacks_are_masked_in_the_log():
 async def test_nul_in_the_caller_name_keeps_the_voice_message_and_its_ticket(db):
     from callcenter.complaints.models import ComplaintTicket
 
-    from ..ivr.helpers import CLOSED
+    from tests.support.ivr import CLOSED
 
     async with agi_server(db, at=CLOSED) as server:
         _, caller = await call(server, number="13800138002", name="王\x00小明",

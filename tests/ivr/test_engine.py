@@ -5,7 +5,7 @@ from ivr_flows.agi import Env, parse_reply_line
 from ivr_flows.engine import Command, Done, Effect, Engine, luhn_ok, mod11_ok
 from ivr_flows.flow import FLOWS_DIR, load_flow
 
-from .helpers import CLOSED, HOLIDAY, OPEN
+from tests.support.ivr import CLOSED, HOLIDAY, OPEN
 
 ENV = Env({"agi_callerid": "13800138002", "agi_calleridname": "王小明", "agi_uniqueid": "1.2"})
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ivr_flows.models import IvrSession
 
-from .helpers import CLOSED, HOLIDAY, agi_server, call
+from tests.support.ivr import CLOSED, HOLIDAY, agi_server, call
 
 
 def sessions(db):

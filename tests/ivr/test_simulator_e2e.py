@@ -12,7 +12,7 @@ from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
 from tests import support
 
-from .helpers import OPEN
+from tests.support.ivr import OPEN
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from callcenter.ports import QueueLoadInfo
 from ivr_flows.models import IvrSession
 
-from .helpers import agi_server, call
+from tests.support.ivr import agi_server, call
 
 
 class RecordingDialer(list):

@@ -146,7 +146,7 @@ async def test_nginx_site_proxies_tls_to_the_web(config, db, tmp_path):
     import http.client
     import ssl
 
-    from tests.web.helpers import running_web
+    from tests.support.web import running_web
 
     site = (ROOT / "docs" / "ops" / "nginx-callcenter.conf").read_text()
     key, cert = tmp_path / "hotline.key", tmp_path / "hotline.pem"
@@ -207,7 +207,7 @@ async def test_alert_rules_use_metrics_the_service_exports(db):
 
     from callcenter.ami.fake import FakeAmi
     from callcenter.metrics import ServiceMetrics
-    from tests.web.helpers import FakeQueueCalls
+    from tests.support.web import FakeQueueCalls
 
     rules = yaml.safe_load((ROOT / "docs" / "ops" / "alerts.yml").read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]

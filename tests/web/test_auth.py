@@ -11,7 +11,7 @@ from callcenter.web.http import ANY, SUPERVISORS
 from callcenter.web.passwords import hash_password, verify_password
 from callcenter.web.routes import ROUTES
 
-from .helpers import FakeGateway, FakeQueueCalls, Client, add_users, running_web, SSEClient
+from tests.support.web import FakeGateway, FakeQueueCalls, Client, add_users, running_web, SSEClient
 
 ROLE_USER = {"agent": "agent1", "supervisor": "sup1", "admin": "admin1"}
 

@@ -16,7 +16,7 @@ from callcenter.complaints import escalation
 from callcenter.store.models import AuditEntry
 from callcenter.web.i18n import MESSAGES
 
-from .helpers import Client, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, SSEClient, add_users, running_web
 
 from tests import support
 

@@ -13,8 +13,8 @@ from callcenter.complaints import lifecycle
 from callcenter.complaints import service as svc
 from callcenter.web.complaint_input import FieldErrors
 
-from ..faults.flaky_db import FlakyDatabase
-from .helpers import Client, FakeQueueCalls, add_users, running_web
+from tests.support.flaky_db import FlakyDatabase
+from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
 WEB = Path(__file__).resolve().parents[2] / "callcenter" / "web"
 

@@ -12,7 +12,7 @@ from callcenter.app import build
 from callcenter.clock import ScaledClock
 from callcenter.web import tokens
 
-from .helpers import Client
+from tests.support.web import Client
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ async def test_dialer_dispositions_and_recording_failures_since_start(db):
     from callcenter.metrics import ServiceMetrics
     from recordings.models import Recording
 
-    from .helpers import FakeQueueCalls
+    from tests.support.web import FakeQueueCalls
     from .test_campaigns import NOW, seed_campaign
 
     def seed(s):
