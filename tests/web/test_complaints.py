@@ -285,7 +285,7 @@ def test_every_message_key_used_by_the_templates_exists():
     assert static <= set(MESSAGES), static - set(MESSAGES)
     from callcenter.complaints import lifecycle
     from callcenter.complaints.deadlines import CHANNELS, KINDS, SEVERITIES
-    from callcenter.web.complaint_input import ACTIONS
+    from callcenter.complaints.forms import ACTIONS
 
     for prefix, values in (("cp.state.", lifecycle.STATES), ("cp.sev.", SEVERITIES), ("cp.ch.", CHANNELS),
                            ("cp.dl.", KINDS), ("cp.do.", ACTIONS),

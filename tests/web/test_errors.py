@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from callcenter import errors
 from callcenter.complaints import lifecycle
 from callcenter.complaints import service as svc
-from callcenter.web.complaint_input import FieldErrors
+from callcenter.complaints.forms import FieldErrors
 
 from tests.support.flaky_db import FlakyDatabase
 from tests.support.web import Client, FakeQueueCalls, add_users, running_web
