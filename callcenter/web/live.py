@@ -15,6 +15,7 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callcenter.clock import sleep
 from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Fact, Finished, Joined
@@ -197,7 +198,7 @@ class WallboardFeed:
         return f is None or not (f.start <= now < f.end)
 
     async def _refresh_later(self) -> None:
-        await asyncio.sleep(self.coalesce)
+        await sleep(self.app.clock, self.coalesce)
         try:
             await self.refresh()
         except Exception:  # noqa: BLE001 - the next change tries again
