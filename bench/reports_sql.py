@@ -218,7 +218,7 @@ async def web_round(db: Database, start: dt.date, end: dt.date, since, until, fl
     from callcenter.web.http import Req
     from callcenter.web.server import WebApp
     from tests import support
-    from tests.web.helpers import FakeAmi, FakeQueueCalls
+    from tests.support.web import FakeAmi, FakeQueueCalls
 
     config = load_config(None, env={"CALLCENTER_DATABASE_URL": db.url})
     clock = _Clock(until.timestamp())

@@ -145,7 +145,7 @@ def tcp(args) -> int:
         from callcenter.clock import ScaledClock
         from callcenter.app import build
         from callcenter.queuecalls.reducer import Finished
-        from tests.web.helpers import Client
+        from tests.support.web import Client
 
         clock = ScaledClock(reactor, args.scale, start=START)
         child = subprocess.Popen(

@@ -12,6 +12,7 @@ starts after, and stops before, the feeds it shows).  ``stop`` runs in reverse.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,13 @@ from .ami.gateway import AmiGateway
 from .complaints.escalation import ComplaintsComponent
 from .config import Config
 from .domain import Domain, build_domain
+from .metrics import ServiceMetrics
 from .ports import AmiClient, require
 from .queuecalls.tracker import QueueCallsTracker
 from .store import Database
 from .web.component import WebComponent, limits_from_config
 from .web.server import WebApp
+from .web.views_ops import routes as ops_routes
 
 log = logging.getLogger("callcenter")
 
@@ -51,6 +54,7 @@ class Assembly:
     escalation: ComplaintsComponent | None
     dialer: Dialer | None
     web: WebComponent | None
+    metrics: ServiceMetrics | None = None
     parts: list = field(default_factory=list)
     _started: list = field(default_factory=list)
 
@@ -101,22 +105,24 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                         settings=domain.dialer_settings, instance=config.dialer.instance, region=h.region)
     agi = AgiServer(
         config.agi.host, config.agi.port, clock=clock, db=db, flows_dir=config.agi.flows_dir or None,
-        timezone=h.timezone, country=h.country, prompt_base=config.agi.prompt_base,
+        timezone=h.timezone, country=h.country, region=h.region, prompt_base=config.agi.prompt_base,
         recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
         sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=queuecalls, voice_messages=domain.catalog, tickets=domain.complaints,
                        callbacks=domain.dialer, surveys=domain.dialer))
+    metrics = ServiceMetrics(ami=ami, queuecalls=queuecalls, db=db, clock=clock, timer=time.perf_counter,
+                             answer_target=h.answer_target_seconds)
     web = None
     if config.web.enabled:
         app = WebApp(config, db, clock, ami=ami, live=queuecalls, escalation=escalation, domain=domain,
                      recordings=RecordingsHttp(db, settings=domain.recording_settings),
-                     reactor=reactor)
+                     reactor=reactor, ops=ops_routes(metrics))
         web = WebComponent(app, host=config.web.host, port=config.web.port, limits=limits_from_config(config))
     parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]
     return Assembly(config=config, clock=clock, db=db, domain=domain, ami=ami, queuecalls=queuecalls,
                     agi=agi, recordings=recordings, escalation=escalation, dialer=dialer, web=web,
-                    parts=parts)
+                    metrics=metrics, parts=parts)
 
 
 def _check_schema(config: Config) -> None:

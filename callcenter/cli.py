@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "callcenter.web.cli",
     "recordings.cli",
     "callcenter.simulator.cli",
+    "callcenter.doctor.cli",
 ]
 
 
@@ -33,15 +34,25 @@ class UserError(Exception):
     """An error caused by input the operator can fix; printed as one line."""
 
 
+CONFIG_HELP = "TOML config file ($CALLCENTER_CONFIG)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Global options are accepted before and after the command.
+
+    The sub-commands' copy of ``--config`` defaults to ``SUPPRESS``: argparse copies
+    a sub-parser's defaults over the namespace, so a ``None`` default there would
+    silently discard ``callcenter --config F cmd``.
+    """
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="FILE", help="TOML config file ($CALLCENTER_CONFIG)")
+    common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     parser = argparse.ArgumentParser(
         prog="callcenter",
         description="Hospital hotline bridge for Asterisk: IVR, queues, answer times, "
         "outbound revisits, complaints and recordings.",
-        parents=[common],
     )
+    parser.add_argument("--config", "-c", metavar="FILE", default=None, help=CONFIG_HELP)
+    parser.set_defaults(func=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
@@ -51,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if args.func is None:
         parser.print_help()
         return 2
     try:
-        config = load_config(getattr(args, "config", None))
+        config = load_config(args.config)
         from .logs import setup_logging
 
         setup_logging(config.values["service"]["log_level"])

@@ -26,6 +26,10 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_db_upgrade)
     p = dbsub.add_parser("status", parents=[common], help="show the schema revision")
     p.set_defaults(func=cmd_db_status)
+    p = dbsub.add_parser("downgrade", parents=[common],
+                         help="migrate the schema back to REVISION (before installing older code)")
+    p.add_argument("revision", help="the revision the older release's code is at (its `callcenter db status`)")
+    p.set_defaults(func=cmd_db_downgrade)
 
     c = sub.add_parser("config", parents=[common], help="configuration")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -47,10 +51,27 @@ def cmd_db_upgrade(args, config: Config) -> int:
     from .store import Database, migrate
 
     db = Database(config.database_url)
-    migrate.upgrade(db.engine)
+    migrate.upgrade(db.engine, phone_region=config.hospital.region)
     current, _ = migrate.current_and_heads(db.engine)
     print(f"database {db.safe_url} is at {', '.join(sorted(current))}")
     db.close()
+    return 0
+
+
+def cmd_db_downgrade(args, config: Config) -> int:
+    from .store import Database, migrate
+
+    from alembic.util import CommandError
+
+    from .cli import UserError
+
+    with Database(config.database_url) as db:
+        try:
+            migrate.downgrade(db.engine, args.revision)
+        except CommandError as exc:
+            raise UserError(f"cannot downgrade to {args.revision!r}: {exc}") from None
+        current, _ = migrate.current_and_heads(db.engine)
+        print(f"database {db.safe_url} is at {', '.join(sorted(current)) or 'nothing (empty schema)'}")
     return 0
 
 

@@ -147,7 +147,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              help="s Asterisk may take to answer one AGI command (plus the "
                                   "command's own timeout, e.g. GET DATA, RECORD FILE)"),
         "sounds_dir": Key(str, "", help="Asterisk's sounds directory, when readable here: the flows' "
-                          "prompt files are checked at start (missing ones logged)"),
+                          "prompt files are checked at start (missing ones logged) and by callcenter doctor"),
     },
     "complaints": {
         "enabled": Key(bool, True, help="run the deadline escalation check"),
@@ -254,8 +254,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                             help="played when no agent took the patient in connect_timeout"),
         "abandon_connect_seconds": Key(float, 2.0, check=_positive,
                                        help="an answered patient not with an agent by then is abandoned"),
-        "keep_free_agents": Key(int, 0, check=_non_negative,
-                                help="free agents per queue the progressive/predictive dialer leaves to inbound"),
+        "keep_free_agents": Key(int, 1, check=_non_negative,
+                                help="free agents per queue the progressive/predictive dialer leaves to inbound "
+                                     "callers (the hotline's 30 s service level comes first; 0 = blend fully)"),
     },
     "hospital": {
         "name": Key(str, "City Hospital"),
@@ -379,6 +380,8 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{where}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read the config file: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     values: dict[str, dict[str, Any]] = {}

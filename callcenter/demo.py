@@ -116,6 +116,19 @@ def day_start(now: float, tz: str) -> float:
     return local.replace(hour=START_HOUR, minute=0, second=0, microsecond=0).timestamp()
 
 
+def demo_config(config: Config, *, ami_port: int, sim) -> Config:
+    """The service's configuration against the demo's simulator (``callcenter doctor``
+    passes on it: tests/doctor)."""
+    data = Path(config.data_dir)
+    recordings = str(data / "recordings")
+    return config.with_overrides({
+        "ami": {"host": "127.0.0.1", "port": ami_port, "username": sim.username,
+                "secret": sim.secret, "queue_log": str(data / "queue_log")},
+        "recordings": {"directory": recordings, "spool_dir": recordings},
+        "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national"},
+    })
+
+
 def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: float = 0,
              calls: float = 400) -> int:
     from . import runtime
@@ -124,7 +137,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
     data = Path(config.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     db = Database(config.database_url)
-    migrate.upgrade(db.engine)  # the demo owns its embedded database
+    migrate.upgrade(db.engine, phone_region=config.hospital.region)  # the demo owns its embedded database
     db.close()
 
     async def main(stop: asyncio.Event) -> int:
@@ -139,13 +152,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)
-        recordings = str(data / "recordings")
-        cfg = config.with_overrides({
-            "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username,
-                    "secret": sim.secret, "queue_log": str(data / "queue_log")},
-            "recordings": {"directory": recordings, "spool_dir": recordings},
-            "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national"},
-        })
+        cfg = demo_config(config, ami_port=pbx.ami_port, sim=sim)
         existing = {a for agents in AGENTS.values() for a in agents}
         for queue, agents in AGENTS.items():
             for a in agents:
@@ -164,7 +171,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
             n = await service.db.run(demo_patients, plan_day(profile, seed), now=clock.seconds(),
                                      tz=cfg.hospital.timezone, region=cfg.hospital.region,
                                      settings=service.domain.dialer_settings)
-            from dialer.phones import dial_string
+            from callcenter.phones import dial_string
 
             for i, number in enumerate(await service.db.run(demo_campaigns, now=clock.seconds())):
                 pbx.set_patient(dial_string(number, "national"), "noanswer" if i % 5 == 4 else "answer",

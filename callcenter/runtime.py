@@ -1,7 +1,7 @@
 """One event loop: asyncio with Twisted's asyncio reactor installed on it.
 
 panoramisk (AMI, FastAGI) is asyncio; twisted.web is Twisted.  Installing the
-asyncio reactor on the same loop lets both run in one thread (DESIGN 3).
+asyncio reactor on the same loop lets both run in one thread (docs/architecture.md, principle 3).
 """
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.logs import mask_number
+from callcenter.phones import PhoneError, normalise
 from callcenter.ports import AssemblyError, Revisits, require
 from callcenter.store.locks import get_for_update
 
 from .campaigns import Settings, close_appointment_work, contact_row, ensure_campaign, insert_contacts
 from .models import Attempt, Contact, DoNotCall, Patient
-from .phones import PhoneError, normalise
 from .timeutil import as_utc
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class DialerApi:
         return dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc)
 
     def _phone(self, phone: str) -> str:
-        return phone if phone.startswith("+") and phone[1:].isdigit() else normalise(phone, self.region)
+        """A number to dial: validated even when it already looks like E.164 (normalise is idempotent)."""
+        return normalise(phone, self.region)
 
     def schedule_followup(self, session, *, campaign_kind: str = "complaint_followup", phone: str, name: str = "",
                           ref_type: str, ref_id, due_after=None, due_before=None) -> int | None:

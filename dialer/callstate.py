@@ -8,14 +8,14 @@ calls; the rest comes from Asterisk: every channel's caller ID (``Newchannel``,
 ``NewCallerid``, a ``CoreShowChannel`` after a reconnect) until its ``Hangup``.
 On an inbound call the caller ID is the caller's number; on our own Originates it is
 the hospital's, which is never a patient's number (and the claim guards those by
-attempt).  Numbers are E.164 (:func:`callcenter.queuecalls.reducer.normalize_number`,
+attempt).  Numbers are E.164 (:func:`callcenter.phones.canonical`,
 the form contacts store).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from callcenter.queuecalls.reducer import normalize_number
+from callcenter.phones import canonical
 
 
 @dataclass
@@ -29,7 +29,7 @@ class CallState:
         ev = msg.get("Event")
         if ev in ("Newchannel", "NewCallerid", "CoreShowChannel"):
             uid = msg.get("Uniqueid") or ""
-            number = normalize_number(msg.get("CallerIDNum"), self.region)
+            number = canonical(msg.get("CallerIDNum"), self.region)
             if uid and number:
                 self.by_channel[uid] = number
         elif ev == "Hangup":

@@ -207,8 +207,7 @@ def cmd_plans(args, config) -> int:
 
 def cmd_dnc_add(args, config) -> int:
     from callcenter.domain import build_domain
-
-    from .phones import PhoneError
+    from callcenter.phones import PhoneError
 
     api = build_domain(config).dialer
     with _db(config) as db:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from callcenter.ami.gateway import AmiNotConnected, AmiNotSent, AmiTimeout
 from callcenter.logs import mask_number
+from callcenter.phones import dial_string
 from callcenter.ports import AgentAvailability, AmiClient, require_all
 from callcenter.store.retry import retrying
 
@@ -33,8 +34,7 @@ from . import compliance, reservations, store
 from .callstate import CallState
 from .campaigns import Settings
 from .pacing import Pacer, wait_for_slot
-from .phones import dial_string
-from .tracker import AttemptTracker, Fact
+from .tracker import Abandoned, AttemptTracker, Connected, Ended, Fact, Originated, Queued, ends_attempt
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +409,8 @@ class Dialer:
                      "PATIENT_NAME": cl.name}
         if c["mode"] == "survey":
             where = dict(context=self.dial.survey_context, exten="s", priority=1)
+            # The survey's AGI sees our CallerID as agi_callerid; this is who was dialled.
+            variables["PATIENT_NUMBER"] = cl.phone
         else:
             variables.update(QUEUE=c["queue"] or self.settings.default_queue, AGENT=self.reserved.get(aid, ""),
                              QUEUE_PRIO=str(self.dial.queue_priority),
@@ -443,7 +445,7 @@ class Dialer:
             log.warning("attempt %d: Originate not acknowledged (%s); awaiting its outcome", aid, exc)
         except Exception as exc:  # noqa: BLE001 - an Error response (or a bug): the attempt failed
             log.warning("attempt %d: Originate refused: %s", aid, exc)
-            self._facts.put_nowait(Fact("originated", aid, self.clock.seconds(), disposition="failed",
+            self._facts.put_nowait(Originated(aid, self.clock.seconds(), disposition="failed",
                                         reason=None))
 
     def _forget_stale(self, now: float) -> None:
@@ -485,7 +487,7 @@ class Dialer:
             if uid not in alive:
                 self.tracker.forget(aid)
                 if self._facts is not None:
-                    self._facts.put_nowait(Fact("ended", aid, now))
+                    self._facts.put_nowait(Ended(aid, now))
                 closed += 1
         if closed:
             log.info("dialer resync: %d call(s) ended during the AMI outage", closed)
@@ -501,7 +503,7 @@ class Dialer:
                 self._paused.discard(int(tail))
         for fact in self.tracker.feed(msg, t):
             aid = fact.attempt_id
-            if fact.kind == "queued":
+            if isinstance(fact, Queued):
                 # the answered patient is in the queue, ahead of inbound callers: its agent must be
                 # free now (the dialplan unpauses it just before Queue(); a dialplan without that
                 # step costs an AMI round trip here)
@@ -511,12 +513,11 @@ class Dialer:
                     self._paused.discard(aid)
                     self._spawn(self._unpause_for(aid))
                 continue
-            if fact.kind == "connected":
+            if isinstance(fact, Connected):
                 cid = self._campaign_of.get(aid)
                 if cid is not None:
                     self.unconnected.get(cid, set()).discard(aid)
-            ended = fact.kind in ("ended", "abandoned", "connected") or (
-                fact.kind == "originated" and fact.disposition != "answered")
+            ended = ends_attempt(fact) or isinstance(fact, (Abandoned, Connected))
             if ended and aid in self.reserved:
                 self._spawn(self.release_agent(aid))
             if self._facts is not None:
@@ -537,14 +538,13 @@ class Dialer:
             fact = await self._facts.get()
             try:
                 await self._store_fact(fact)
-                ended = fact.kind == "ended" or (fact.kind == "originated" and fact.disposition != "answered")
-                if ended:
+                if ends_attempt(fact):
                     self._sent_at.pop(fact.attempt_id, None)
                     cid = self._campaign_of.pop(fact.attempt_id, None)
                     if cid is not None:
                         self.inflight.get(cid, set()).discard(fact.attempt_id)
                         self.unconnected.get(cid, set()).discard(fact.attempt_id)
-                elif fact.kind == "abandoned":
+                elif isinstance(fact, Abandoned):
                     cid = self._campaign_of.get(fact.attempt_id)
                     if cid is not None:
                         self.unconnected.get(cid, set()).discard(fact.attempt_id)

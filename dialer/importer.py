@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 
+from callcenter.phones import PhoneError, normalise
 from callcenter.store.base import utcnow
 from callcenter.text import unstorable
 
 from .models import Appointment, Contact, Patient, Treatment
-from .phones import PhoneError, normalise
 
 KINDS = ("patients", "treatments", "appointments")
 COLUMNS = {

@@ -22,6 +22,7 @@ from callcenter.store.locks import get_for_update
 from . import compliance
 from .models import Attempt, Campaign, Contact, DoNotCall
 from .timeutil import to_dt, to_ts
+from .tracker import Abandoned, CauseSeen, Connected, Ended, Originated
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,11 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
         return None
     now = fact.t
     c = session.get(Contact, a.contact_id)
-    if fact.kind == "cause":
+    if isinstance(fact, CauseSeen):
         if a.hangup_cause is None:
             a.hangup_cause = fact.cause
         return None
-    if fact.kind == "originated":
+    if isinstance(fact, Originated):
         a.reason_code = fact.reason
         if fact.disposition == "answered":
             a.state, a.answered_at = "answered", to_dt(now)
@@ -172,15 +173,15 @@ def apply_fact(session: Session, fact, rules, short_call: float = 5.0) -> str | 
             a.hangup_cause = fact.cause
         _finish_contact(session, c, fact.disposition, now, rules)
         return fact.disposition
-    if fact.kind == "connected":
+    if isinstance(fact, Connected):
         a.connected_at, a.agent, a.agent_interface = to_dt(now), fact.agent[:128], fact.interface[:128]
         if c.state == "dialing" and not c.outcome:
             c.outcome = "reached"
         return None
-    if fact.kind == "abandoned":
+    if isinstance(fact, Abandoned):
         a.abandoned = True
         return None
-    if fact.kind == "ended":
+    if isinstance(fact, Ended):
         a.state, a.ended_at = "ended", to_dt(now)
         if fact.cause is not None:
             a.hangup_cause = fact.cause

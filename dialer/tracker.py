@@ -74,18 +74,60 @@ class LinkedAttempts:
             del self.by_linked[k]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fact:
-    kind: str  # originated | cause | queued | connected | abandoned | ended
+    """Something that happened to one dial attempt at ``t``; the subclasses are the facts."""
     attempt_id: int
     t: float
+
+    @property
+    def kind(self) -> str:  # for log lines
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Originated(Fact):
+    """The Originate's outcome: ``disposition`` answered, or why it failed."""
     disposition: str = ""
     reason: int | None = None
     cause: int | None = None
     channel: str = ""
     uniqueid: str = ""
+
+
+@dataclass(frozen=True)
+class CauseSeen(Fact):
+    """A hang-up cause of the attempt's channels (refines a failed Originate)."""
+    cause: int | None = None
+
+
+@dataclass(frozen=True)
+class Queued(Fact):
+    """The answered patient joined the queue."""
+    uniqueid: str = ""
+
+
+@dataclass(frozen=True)
+class Connected(Fact):
+    """An agent took the patient."""
     agent: str = ""
     interface: str = ""
+
+
+@dataclass(frozen=True)
+class Abandoned(Fact):
+    """The patient left the queue before an agent took the call."""
+
+
+@dataclass(frozen=True)
+class Ended(Fact):
+    """The patient's channel hung up."""
+    cause: int | None = None
+
+
+def ends_attempt(fact: Fact) -> bool:
+    """Whether the attempt is over with this fact (hung up, or an Originate that failed)."""
+    return isinstance(fact, Ended) or (isinstance(fact, Originated) and fact.disposition != "answered")
 
 
 @dataclass
@@ -130,7 +172,7 @@ class AttemptTracker:
             aid = self._by_call(msg)
             if aid is not None:
                 iface = msg.get("Interface", "")
-                return [Fact("connected", aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
+                return [Connected(aid, t, agent=msg.get("MemberName") or iface, interface=iface)]
             return []
         if ev == "QueueCallerJoin":
             # may come before the OriginateResponse: the VarSet (same Linkedid) names the attempt
@@ -138,12 +180,12 @@ class AttemptTracker:
             if aid is None:
                 aid = self.linked.get(msg.get("Linkedid", ""))
             if aid is not None and aid in self.live:
-                return [Fact("queued", aid, t, uniqueid=msg.get("Uniqueid", ""))]
+                return [Queued(aid, t, uniqueid=msg.get("Uniqueid", ""))]
             return []
         if ev == "QueueCallerAbandon":
             aid = self._by_call(msg)
             if aid is not None:
-                return [Fact("abandoned", aid, t)]
+                return [Abandoned(aid, t)]
         return []
 
     def _by_call(self, msg) -> int | None:
@@ -168,11 +210,11 @@ class AttemptTracker:
         if msg.get("Response") == "Success" and uniqueid and uniqueid != "<unknown>":
             live.answered, live.uniqueid = True, uniqueid
             self.by_uniqueid[uniqueid] = aid
-            return [Fact("originated", aid, t, disposition="answered", reason=reason,
+            return [Originated(aid, t, disposition="answered", reason=reason,
                          channel=msg.get("Channel", ""), uniqueid=uniqueid)]
         live.failed = True
         disp = disposition_for(reason, live.cause)
-        facts = [Fact("originated", aid, t, disposition=disp, reason=reason, cause=live.cause)]
+        facts = [Originated(aid, t, disposition=disp, reason=reason, cause=live.cause)]
         return facts
 
     def _hangup(self, msg, t: float) -> list[Fact]:
@@ -184,7 +226,7 @@ class AttemptTracker:
         aid = self.by_uniqueid.get(uid)
         if aid is not None:  # the answered patient's channel ended
             self.forget(aid)
-            return [Fact("ended", aid, t, cause=cause)]
+            return [Ended(aid, t, cause=cause)]
         aid = self.linked.get(msg.get("Linkedid", ""))
         if aid is None:
             return []
@@ -192,7 +234,7 @@ class AttemptTracker:
         facts: list[Fact] = []
         if live is not None and not live.answered and cause and live.cause is None:
             live.cause = cause
-            facts.append(Fact("cause", aid, t, cause=cause))
+            facts.append(CauseSeen(aid, t, cause=cause))
         if uid == msg.get("Linkedid") and live is not None and live.failed:
             self.forget(aid)  # the root channel of a failed attempt is gone: nothing more to learn
         return facts

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from callcenter.phones import DEFAULT_REGION, canonical
+
 from .agi import Env, Reply, command, quote
 
 _CALLABLE = re.compile(r"\+?[0-9]{6,15}")
@@ -37,6 +39,7 @@ from .flow import Flow
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 300
+REJECTED = "!"  # marks a key (or entry) in ``digits`` that the menu or collect node refused
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -101,10 +104,11 @@ def mod11_ok(digits: str) -> bool:
 
 class Engine:
     def __init__(self, flow: Flow, env: Env, *, now: Callable[[], float],
-                 timezone: str = "Asia/Shanghai", country: str = "CN",
+                 timezone: str = "Asia/Shanghai", country: str = "CN", region: str = DEFAULT_REGION,
                  prompt_base: str = "callcenter",
                  recordings_dir: str = "/var/spool/asterisk/recordings"):
         self.flow = flow
+        self.region = region
         self.env = env
         self.now = now
         self.tz = ZoneInfo(timezone)
@@ -113,7 +117,8 @@ class Engine:
         self.recordings_dir = recordings_dir.rstrip("/")
         self.language = flow.default_language
         self.path: list[str] = []
-        self.digits: list[str] = []
+        self.digits: list[str] = []  # every key pressed, in order; rejected ones end in "!"
+        self.dialled_number = ""  # outbound: the patient's number (PATIENT_NUMBER), not our CallerID
         self.vars: dict[str, str] = {}
         self.result: str | None = None
         self.warnings: list[str] = []
@@ -126,8 +131,11 @@ class Engine:
     # -- public sans-IO interface -------------------------------------------
     @property
     def caller_number(self) -> str:
-        num = self.env.get("agi_callerid")
-        return "" if num in ("", "unknown") else num
+        """The other party, in the stored form (callcenter.phones): the caller of an inbound
+        call; on an outbound survey the dialled patient, since ``agi_callerid`` is then the
+        hospital's own CallerID from the Originate."""
+        num = self.dialled_number or self.env.get("agi_callerid")
+        return "" if num in ("", "unknown") else canonical(num, self.region)
 
     @property
     def caller_name(self) -> str:
@@ -229,6 +237,9 @@ class Engine:
                 reply = yield from self._cmd("GET VARIABLE ATTEMPT_ID")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.vars["attempt_id"] = reply.data
+                reply = yield from self._cmd("GET VARIABLE PATIENT_NUMBER")
+                if reply.code == 200 and reply.result == "1" and reply.data:
+                    self.dialled_number = reply.data
             node_id: str | None = self.flow.start
             steps = 0
             while node_id is not None:
@@ -272,6 +283,8 @@ class Engine:
                         self._assign(str(k), v)
                     target = target["next"]
                 return target
+            if got:
+                self.digits.append(got + REJECTED)
             if attempt < retries:
                 extra = node.get("invalid_prompt") if got else node.get("timeout_prompt")
                 extra = extra or node.get("invalid_prompt")
@@ -303,6 +316,8 @@ class Engine:
                 self.digits.append(got)
                 self.vars[str(node["var"])] = got
                 return node["next"]
+            if got:
+                self.digits.append(got + REJECTED)
             if attempt < retries and node.get("invalid_prompt"):
                 yield from self._play_all(node["invalid_prompt"])
         return node["default"]

@@ -27,6 +27,7 @@ class IvrSession(Base):
     path: Mapped[list] = mapped_column(JSON, default=list)
     digits: Mapped[str] = mapped_column(String(256), default="")
     # queued:<queue> | voicemail | callback | operator | hangup | optout | survey_done | error
+    # | interrupted (the process died mid-flow; closed at the next start)
     result: Mapped[str] = mapped_column(String(64), default="")
     language: Mapped[str] = mapped_column(String(8), default="")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)

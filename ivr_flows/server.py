@@ -70,6 +70,18 @@ class IvrPorts:
                      (self.surveys, Surveys, "IVR surveys")])
 
 
+def close_interrupted(s: Any, now: float) -> int:
+    """``ended_at`` NULL = a session whose process died (kill -9, crash) mid-flow: end it
+    at ``now``, result "interrupted".  A session still running in another process
+    rewrites both when it finishes."""
+    from sqlalchemy import update
+
+    from .models import IvrSession
+
+    return s.execute(update(IvrSession).where(IvrSession.ended_at.is_(None), IvrSession.started_at <= _utc(now))
+                     .values(ended_at=_utc(now), result="interrupted")).rowcount
+
+
 class AgiServer:
     """A service component (``name = "agi"``) serving ``agi://HOST:PORT/<flow>``.
 
@@ -83,7 +95,7 @@ class AgiServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4573, *, clock: Any, ports: IvrPorts,
                  recordings_dir: str, db: Any = None, flows_dir: str | Path | None = None,
-                 timezone: str = "Asia/Shanghai", country: str = "CN",
+                 timezone: str = "Asia/Shanghai", country: str = "CN", region: str = "CN",
                  prompt_base: str = "callcenter", latency: list | None = None,
                  shutdown_write_timeout: float = 10.0, max_sessions: int = 256,
                  reply_timeout: float = REPLY_TIMEOUT, sounds_dir: str | Path | None = None):
@@ -93,7 +105,7 @@ class AgiServer:
         self.clock = clock
         self.db = db
         self.flows_dir = Path(flows_dir) if flows_dir else None
-        self.timezone, self.country = timezone, country
+        self.timezone, self.country, self.region = timezone, country, region
         self.prompt_base = prompt_base
         self.recordings_dir = recordings_dir
         self.ports = ports
@@ -119,6 +131,8 @@ class AgiServer:
     async def start(self) -> None:
         if self.db is not None and (self.writes is None or self.writes.closing):
             self.writes = SessionWrites(self.db, self.clock)
+        if self.db is not None:
+            await self._close_interrupted()
         for path in sorted(self.flows_root().glob("*.y*ml")):
             if flow_path(path.stem, self.flows_dir) is not None and path.stem not in self.app._route:
                 self.app.add_route(path.stem, self._run_flow)
@@ -145,6 +159,18 @@ class AgiServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writes is not None:  # flush what the database takes; log (masked) the rest
             await self.writes.close(self.shutdown_write_timeout)
+
+    async def _close_interrupted(self) -> None:
+        """Sessions a previous run left open (killed mid-menu) are closed now as
+        "interrupted"; the moment they ended is unknown (at most now)."""
+        try:
+            n = await self.db.run(close_interrupted, self.now())
+        except Exception as exc:  # noqa: BLE001 - the database may be down at start: try next start
+            log.error("could not close the IVR sessions left open by the last run (%s); "
+                      "they stay open until the next start", exc.__class__.__name__)
+            return
+        if n:
+            log.warning("closed %d IVR sessions left open by the last run (result 'interrupted')", n)
 
     def check_prompts(self) -> list[str]:
         """Log (ERROR, naming them) the prompt files of the served flows that Asterisk's
@@ -274,7 +300,7 @@ class AgiServer:
             return
         self.sessions_total += 1
         engine = Engine(flow, env, now=self.now, timezone=self.timezone, country=self.country,
-                        prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
+                        region=self.region, prompt_base=self.prompt_base, recordings_dir=self.recordings_dir)
         request.on_hangup = engine.hangup_seen
         record = _SessionRecord(self, engine)
         step = engine.start()
@@ -344,6 +370,7 @@ class _SessionRecord:
         self.server = server
         self.engine = engine
         self.started = engine.started_at
+        self.number = engine.caller_number[:64]  # as first inserted (a retried insert looks for it)
         self.sid: int | None = None  # set by the insert, in lane order before later writes
         self._insert_tried = False
         self.lane = server.writes.lane() if server.db is not None and server.writes is not None else None
@@ -362,7 +389,7 @@ class _SessionRecord:
         from .models import IvrSession
 
         e = self.engine
-        uniqueid, number = e.uniqueid[:64], e.caller_number[:64]
+        uniqueid, number = e.uniqueid[:64], self.number
         if self._insert_tried:  # an earlier try may have committed: find its row
             for row in s.scalars(select(IvrSession).where(IvrSession.uniqueid == uniqueid,
                                                           IvrSession.flow == e.flow.name,
@@ -416,6 +443,7 @@ class _SessionRecord:
         if engine.warnings:
             detail["warnings"] = engine.warnings[:20]
         path, digits = list(engine.path), ",".join(engine.digits)[:256]
+        number = engine.caller_number[:64]  # an outbound survey learns the patient's number after ANSWER
         result, language = (engine.result or "hangup")[:64], engine.language
 
         def upd(s):
@@ -424,6 +452,7 @@ class _SessionRecord:
                 return
             row.ended_at = _utc(ended)
             row.path, row.digits, row.result, row.language = path, digits, result, language
+            row.caller_number = number
             row.detail = {**(row.detail or {}), **detail}  # keeps ids written by deferred hooks
         w = self.lane.submit(upd, self._what("IVR session end"))
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.phones import canonical
 from callcenter.store.models import audit
 
 from . import layout, quality
@@ -67,8 +68,8 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
     started_at = as_utc(started_at)
     rec = Recording(
         path=rel, kind=kind, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
-        campaign=campaign, agent=agent, agent_name=agent_name, caller_number=caller_number,
-        started_at=started_at, status="recording", legal_hold=False,
+        campaign=campaign, agent=agent, agent_name=agent_name,
+        caller_number=canonical(caller_number, settings.phone_region) or None, started_at=started_at, status="recording", legal_hold=False,
         purge_after=settings.purge_after(kind, started_at), error="",
     )
     session.add(rec)

@@ -9,6 +9,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callcenter.phones import DEFAULT_REGION
+
 from .policy import Policy, parse_campaign_rules, parse_rule, parse_rules
 
 KINDS = ("queue", "complaint", "voice_message", "outbound")
@@ -30,6 +32,7 @@ class Settings:
     finalize_delay: float = 2.0
     finalize_attempts: int = 5
     timezone: str = "Asia/Shanghai"
+    phone_region: str = DEFAULT_REGION  # [hospital] region: caller numbers are stored in E.164
     enabled: bool = True
     journal: Path | None = None  # capture's local journal; None: <directory>.journal beside it
 
@@ -87,6 +90,7 @@ def from_config(config) -> Settings:
         finalize_delay=r["finalize_delay"],
         finalize_attempts=r["finalize_attempts"],
         timezone=config.values["hospital"]["timezone"],
+        phone_region=config.values["hospital"]["region"],
         enabled=r["enabled"],
         journal=Path(r["journal"]).expanduser().absolute() if r["journal"] else None,
     )

@@ -80,6 +80,50 @@ def test_config_show_masks_secrets(tmp_path, capsys, monkeypatch):
     assert shown["hospital"]["timezone"] == "Asia/Shanghai"
 
 
+@pytest.fixture
+def own_config(tmp_path, monkeypatch):
+    """A config file naming its own database; the environment points elsewhere."""
+    for name in ("CALLCENTER_DATABASE_URL", "CALLCENTER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CALLCENTER_SERVICE_DATA_DIR", str(tmp_path / "default-data"))
+    path = tmp_path / "cc.toml"
+    path.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'configured.sqlite'}'\n"
+                    "[hospital]\nanswer_target_seconds = 17\n")
+    return path
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_option_before_or_after_the_command_db_upgrade(own_config, tmp_path, where):
+    """``callcenter --config F db upgrade`` used to migrate the default database instead."""
+    args = ["--config", str(own_config), "db", "upgrade"] if where == "before" \
+        else ["db", "upgrade", "--config", str(own_config)]
+    assert main(args) == 0
+    assert (tmp_path / "configured.sqlite").exists()
+    assert not (tmp_path / "default-data").exists()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_option_before_or_after_the_command_config_show(own_config, capsys, where):
+    args = ["-c", str(own_config), "config", "show", "--format", "json"] if where == "before" \
+        else ["config", "show", "--format", "json", "-c", str(own_config)]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["hospital"]["answer_target_seconds"] == 17
+
+
+@pytest.mark.parametrize("args", [
+    ["--config", "{missing}", "db", "upgrade"],
+    ["db", "upgrade", "--config", "{missing}"],
+    ["--config", "{missing}", "config", "show"],
+    ["config", "show", "--config", "{missing}"],
+])
+def test_missing_config_file_is_an_error_naming_it(tmp_path, capsys, monkeypatch, args):
+    monkeypatch.setenv("CALLCENTER_SERVICE_DATA_DIR", str(tmp_path / "default-data"))
+    missing = str(tmp_path / "nope.toml")
+    assert main([a.format(missing=missing) for a in args]) == 2
+    assert f"{missing}: no such config file" in capsys.readouterr().err
+    assert not (tmp_path / "default-data").exists()
+
+
 def test_help_lists_commands():
     r = run_cli("--help")
     assert r.returncode == 0

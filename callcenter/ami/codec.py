@@ -4,7 +4,7 @@ AMI is a line protocol: ``Key: Value`` lines ended by CRLF, a message ended by a
 empty line, and a one-line banner (``Asterisk Call Manager/11.0.0``) on connect.
 The parser keeps raw *bytes* until a whole message has arrived and only then
 decodes it, so a UTF-8 character split across TCP reads (panoramisk 1.4 drops
-it, see PITFALLS 1) arrives intact.  Both the service's AMI client and the
+it, see PITFALLS 1 in docs/asterisk-pitfalls.md) arrives intact.  Both the service's AMI client and the
 simulator's AMI server use this module, which keeps the two honest with each other.
 """
 from __future__ import annotations

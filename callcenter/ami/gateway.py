@@ -1,6 +1,6 @@
 """The one AMI client of the service: panoramisk 1.4 on the socket, our fixes around it.
 
-Data path (``PITFALLS.md`` numbers in brackets)::
+Data path (``docs/asterisk-pitfalls.md`` numbers in brackets)::
 
     TCP bytes -> _Protocol(panoramisk.ami_protocol.AMIProtocol).data_received
               -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1])
@@ -49,7 +49,9 @@ What is panoramisk's and what is ours:
   names.  So a per-connection :class:`_Factory` plays the part panoramisk's
   protocol expects of a Manager (``dispatch``, ``connection_lost``,
   ``forgetable_actions``, ``awaiting_actions``), and the gateway supervises:
-  login, ``on_connect`` hooks awaited after every login (resync), ping with a
+  login, ``FullyBooted`` awaited when the login answer came without it (a restarted
+  Asterisk still loading modules refuses QueueStatus & co.), ``on_connect`` hooks
+  awaited after every login (resync), ping with a
   deadline (no Pong within ``ping_timeout`` -> half-open, abort, reconnect),
   capped exponential backoff with jitter from an injected RNG; all timers on
   the injected clock, none of panoramisk's.
@@ -284,6 +286,8 @@ class _Protocol(AMIProtocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.t = 0.0
+        self.booted = False  # FullyBooted seen on this connection
+        self.boot_waiter: asyncio.Future | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -342,7 +346,8 @@ class AmiGateway:
                  ping_interval: float = 10, ping_timeout: float = 5, action_timeout: float = 10,
                  reconnect_max_delay: float = 30, reconnect_base_delay: float = 0.5,
                  connect_timeout: float = 10, rng: random.Random | None = None,
-                 events: str = "on", healthy_after: float = 30):
+                 events: str = "on", healthy_after: float = 30,
+                 boot_timeout: float = 300):
         self.host, self.port = host, port
         self.username, self._secret = username, secret
         self.clock = clock
@@ -357,9 +362,12 @@ class AmiGateway:
         self._login_at: float | None = None
         self._healthy_timer = None
         self._why = ""
+        # how long to wait after login for FullyBooted before running the on_connect hooks anyway
+        self.boot_timeout = boot_timeout
         self.rng = rng or random.Random()
         self.events = events
         self.connected = False
+        self.connecting = False
         self.banner: str | None = None
         # counters (tests synchronise on bytes; the bench reports them)
         self.bytes_received = 0
@@ -526,6 +534,10 @@ class AmiGateway:
             return
         self.events_received += 1
         msg, t = message.raw, proto.t
+        if msg.event == "FullyBooted":
+            proto.booted = True
+            if proto.boot_waiter is not None and not proto.boot_waiter.done():
+                proto.boot_waiter.set_result(None)
         for cb in self._subscribers:
             try:
                 cb(msg, t)
@@ -618,14 +630,18 @@ class AmiGateway:
         loop = asyncio.get_running_loop()
         self._lost_future = loop.create_future()
         self._proto = None
-        transport, proto = await self._with_timeout(
-            loop.create_connection(lambda: _Protocol(self), self.host, self.port),
-            self.connect_timeout, "connect")
-        self._proto = proto
-        self.banner = proto.parser.banner  # None until the banner line arrived
-        resp = await self._send([("Action", "Login"), ("Username", self.username),
-                                 ("Secret", self._secret), ("Events", self.events)],
-                                self.action_timeout)
+        self.connecting = True  # TCP connect and login under way (stepped test clocks wait on it)
+        try:
+            transport, proto = await self._with_timeout(
+                loop.create_connection(lambda: _Protocol(self), self.host, self.port),
+                self.connect_timeout, "connect")
+            self._proto = proto
+            self.banner = proto.parser.banner  # None until the banner line arrived
+            resp = await self._send([("Action", "Login"), ("Username", self.username),
+                                     ("Secret", self._secret), ("Events", self.events)],
+                                    self.action_timeout)
+        finally:
+            self.connecting = False
         self.connected = True
         self.connects += 1
         self._login_at = self.clock.seconds()
@@ -635,6 +651,8 @@ class AmiGateway:
             self.outage.logins += 1
         self._healthy_timer = self.clock.callLater(self.healthy_after, self._link_healthy)
         del resp
+        if not proto.booted:
+            await self._wait_booted(proto)
         for hook in list(self._on_connect):
             if not self.connected:
                 break
@@ -649,6 +667,28 @@ class AmiGateway:
             self._ping_task = asyncio.ensure_future(self._ping_loop(proto))
         await self._lost_future
         return True
+
+    async def _wait_booted(self, proto: _Protocol) -> None:
+        """Asterisk accepts logins while it is still loading modules (after a restart): it
+        sends ``FullyBooted`` after the login answer only once booted, else to every session
+        when it is; until then module actions (QueueStatus…) are "Invalid/unknown command".
+        So the on_connect hooks (resync) wait for it — at most ``boot_timeout`` (a user
+        without the ``system`` read class never gets it; the hooks then retry)."""
+        log.info("AMI %s:%s: Asterisk is still booting; waiting for FullyBooted", self.host, self.port)
+        fut = proto.boot_waiter = asyncio.get_running_loop().create_future()
+        dc = self.clock.callLater(self.boot_timeout, lambda: fut.done() or fut.set_result(None))
+        try:
+            await asyncio.wait([fut, self._lost_future], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if dc.active():
+                dc.cancel()
+            proto.boot_waiter = None
+        if not proto.booted and self.connected:
+            log.warning("AMI %s:%s: no FullyBooted within %g s of login (is 'system' missing from "
+                        "the manager user's read classes?); resyncing anyway", self.host, self.port,
+                        self.boot_timeout)
+        elif proto.booted:
+            log.info("AMI %s:%s: Asterisk fully booted", self.host, self.port)
 
     async def _ping_loop(self, proto: _Protocol) -> None:
         while self.connected and proto is self._proto:

@@ -90,6 +90,11 @@ class ReplayServer:
         # last list), as a real Asterisk's snapshot and later events are in order
         self.hold_until = hold_until.lower() if hold_until else None
         self.banner, self.login_response, self.script = self._split(self.trace)
+        # Asterisk's action_login appends FullyBooted to its answer (when booted): sent with
+        # the login answer on every login, not held back with the stream
+        self.login_booted = b""
+        if self.script and self.script[0][0] == "msg" and b"Event: FullyBooted" in self.script[0][2][:40]:
+            self.login_booted = self.script.pop(0)[2]
         self.cursor = 0
         self.bytes_sent = 0
         self.connections = 0
@@ -194,6 +199,8 @@ class ReplayServer:
                         if self.login_response.get("Response") != "Success":
                             closing.set()
                             break
+                        if self.login_booted:
+                            await self._write(writer, self.login_booted, lock)
                         if self.hold_until is None:
                             released.set()
                         streamer = asyncio.ensure_future(

@@ -1,4 +1,4 @@
-"""Readers for the recorded Asterisk traces (``shared/asterisk-traces``).
+"""Readers for the recorded Asterisk traces (``tests/fixtures/asterisk-traces``).
 
 ``.ami`` files are Asterisk's exact bytes with ``#`` annotation lines between
 messages: ``# t=S`` (arrival time), ``# >>> t=S sent:`` + ``# >>> Key: value``
@@ -22,16 +22,17 @@ _EPOCH = re.compile(rb"connect at epoch ([0-9.]+)")
 
 
 def traces_dir() -> Path:
-    """Where the shared traces live: ``$CALLCENTER_TRACES`` or ``../shared/asterisk-traces``."""
+    """The recorded traces: ``$CALLCENTER_TRACES`` or the checkout's ``tests/fixtures/asterisk-traces``.
+
+    They are test data (recordings of a real Asterisk 22.10.1), not shipped in the wheel;
+    a missing directory is an error naming it, so a parametrised test never silently
+    collects nothing.
+    """
     env = os.environ.get("CALLCENTER_TRACES")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "asterisk-traces"
-        if cand.is_dir():
-            return cand
-    return here.parents[2].parent / "shared" / "asterisk-traces"
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "asterisk-traces"
+    if not path.is_dir():
+        raise FileNotFoundError(f"recorded Asterisk traces not found: {path} (set CALLCENTER_TRACES)")
+    return path
 
 
 @dataclass

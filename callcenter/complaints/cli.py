@@ -12,6 +12,7 @@ import sys
 from zoneinfo import ZoneInfo
 
 from callcenter.cli import UserError
+from callcenter.phones import canonical
 from callcenter.reports_cli import add_report, emit, iter_sections, parse_when, period
 
 from .deadlines import CHANNELS, SEVERITIES
@@ -135,7 +136,7 @@ def cmd_open(args, config) -> int:
     def go(s):
         t = svc.open_ticket(s, actor=_actor(args), category=args.category, severity=args.severity,
                             channel=args.channel, department=args.department, summary=args.summary,
-                            demand=args.demand, patient_phone=args.phone, patient_name=args.name,
+                            demand=args.demand, patient_phone=canonical(args.phone or "", config.hospital.region), patient_name=args.name,
                             tags=args.tag, received_at=at, call_uniqueid=args.call,
                             recording_id=args.recording)
         return t.number, t.status

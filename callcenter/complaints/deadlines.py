@@ -1,6 +1,6 @@
 """Complaint deadlines from the hospital's rules (pure: no I/O, no clock).
 
-DOMAIN.md, "投诉处理的时效要求":
+docs/domain.md, "Response times for complaints" (投诉处理的时效要求):
 
 * urgent (patient safety, medical quality): escalated at once; corrective action
   (the ``start`` deadline: handling begun) within 1 hour, around the clock;

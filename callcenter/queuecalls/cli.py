@@ -30,7 +30,7 @@ GROUP_COLUMNS = ("key", "offered", "answered", "abandoned", "short_abandons", "t
 
 def register(sub, common) -> None:
     p = add_report(sub, common, "answer-times",
-                   help="answer times: service level (DESIGN and Asterisk SL/SL2), ASA, abandons, waits",
+                   help="answer times: service level (ours and Asterisk SL/SL2), ASA, abandons, waits",
                    func=cmd_answer_times)
     p.add_argument("--queue", metavar="Q", help="only this queue")
 

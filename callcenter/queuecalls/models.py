@@ -63,3 +63,14 @@ class AmiOutage(Base):
     recovered_from_queue_log: Mapped[bool] = mapped_column(Boolean, default=False)
     recovered_calls: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str] = mapped_column(String(256), default="")
+
+
+class TrackerCheckpoint(Base):
+    """Up to when every queue call is stored: the moment the tracker last heard from
+    Asterisk with nothing left unwritten.  Written with each batch (and every few seconds on
+    a quiet line); every start recovers from here (queue_log) or stores the gap."""
+
+    __tablename__ = "queuecall_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "queuecalls"
+    heard_at: Mapped[dt.datetime]

@@ -1,19 +1,25 @@
-"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12: its only durable record).
+"""Recover queue calls from Asterisk's ``queue_log`` (PITFALLS 12, docs/asterisk-pitfalls.md: its only durable record).
 
 AMI cannot replay what happened while the link was down; ``queue_log`` can.
 Lines are ``epoch|callid|queue|agent|event|data…``; callid = caller Uniqueid,
 agent = the member *name* (mapped back to the interface when we know it).
 Times are whole seconds, so recovered rows are flagged ``gap`` and ``source =
-queue_log``.  Pure: :func:`parse` and :func:`recover` take lines, not files.
+queue_log``.  Pure: :func:`parse` and :func:`recover` take lines, not files;
+:func:`read_since` reads the file and its rotated predecessors (``logger rotate``)
+and says whether they reach back far enough.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .reducer import QueueCallRecord, normalize_number
+from ..phones import canonical
+from .reducer import QueueCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +114,7 @@ def recover(events: Iterable[QLEvent], start: float, end: float, *,
             c["wait"] = (c.get("answered") or ended) - c["entered"]
         out.append(QueueCallRecord(
             uniqueid=e.callid, linkedid=e.callid, queue=e.queue, leg=c["leg"],
-            caller_number=normalize_number(c["number"], region), caller_name="",
+            caller_number=canonical(c["number"], region), caller_name="",
             entered_at=c["entered"], answered_at=c.get("answered"), ended_at=ended,
             wait_seconds=c["wait"], agent=agent, agent_name=name, talk_seconds=talk,
             outcome=outcome, position=c["position"], ivr_session_id=None, gap=True,
@@ -116,14 +122,127 @@ def recover(events: Iterable[QLEvent], start: float, end: float, *,
     return out
 
 
-def read_tail(path: str | Path, since: float, *, max_bytes: int = 64 << 20) -> list[QLEvent]:
-    """Events with epoch >= ``since`` − 1 day from the end of the file (blocking: run in a thread)."""
+@dataclass(slots=True)
+class CrashBound:
+    """What queue_log says of the calls an Asterisk restart cut off (no final event)."""
+
+    died_at: float                               # the old Asterisk's last line before QUEUESTART
+    connected: dict[str, tuple[float, str]]      # callid -> (CONNECT time, member name)
+
+
+def crash_bound(events: Iterable[QLEvent], start: float, end: float) -> CrashBound | None:
+    """If Asterisk started again within ``[start, end]`` (a ``QUEUESTART`` line), the calls
+    it cut off ended after the old one's last line before it; None when it did not."""
+    last = None
+    connected: dict[str, tuple[float, str]] = {}
+    for e in events:
+        if e.event == "QUEUESTART":
+            if start <= e.t <= end and last is not None:
+                return CrashBound(max(last, start), connected)
+            continue
+        last = e.t  # any line (a pause, a member added) says the old Asterisk was alive
+        if e.event == "CONNECT":
+            connected[e.callid] = (e.t, e.agent)
+    return None
+
+
+@dataclass(slots=True)
+class Span:
+    """What :func:`read_since` found: the events, and whether they cover the whole span."""
+
+    events: list[QLEvent]
+    complete: bool
+    note: str = ""               # why not complete (or the files read)
+    files: list[str] = field(default_factory=list)
+
+
+_OPENERS = {"": open, ".gz": gzip.open, ".bz2": bz2.open}
+
+
+def archives(path: str | Path) -> list[Path]:
+    """``path`` and its rotated predecessors as main/logger.c names them: ``queue_log.N``
+    (sequential, rotate) or ``queue_log.<epoch>`` (timestamp), optionally compressed
+    by ``exec_after_rotate`` (``.gz``, ``.bz2``, ``.Z``)."""
     path = Path(path)
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        if size > max_bytes:
+    rx = re.compile(re.escape(path.name) + r"\.(\d+)(\.gz|\.bz2|\.Z)?$")
+    out = [path] if path.exists() else []
+    if path.parent.is_dir():
+        out += sorted(p for p in path.parent.iterdir() if rx.match(p.name))
+    return out
+
+
+def _suffix(p: Path) -> str:
+    return next((sfx for sfx in (".gz", ".bz2", ".Z") if p.name.endswith(sfx)), "")
+
+
+def _first(p: Path) -> QLEvent | None:
+    with _OPENERS[_suffix(p)](p, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            ev = parse([line], str(p))
+            if ev:
+                return ev[0]
+    return None
+
+
+def _read(p: Path, max_bytes: int) -> tuple[str, bool]:
+    """The file's text (the last ``max_bytes`` of a plain file); True when cut."""
+    if _suffix(p):
+        with _OPENERS[_suffix(p)](p, "rb") as fh:
+            return fh.read().decode("utf-8", "replace"), False
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        cut = size > max_bytes
+        if cut:
             fh.seek(size - max_bytes)
             fh.readline()  # skip a partial line
-        text = fh.read().decode("utf-8", "replace")
-    events = parse(text.splitlines(), str(path))
-    return [e for e in events if e.t >= since - 86400]
+        return fh.read().decode("utf-8", "replace"), cut
+
+
+def read_since(path: str | Path, since: float, *, lookback: float = 86400,
+               max_bytes: int = 64 << 20) -> Span:
+    """Events with epoch >= ``since`` − ``lookback`` from ``path`` and its rotated
+    predecessors, oldest first (blocking: run in a thread).
+
+    ``complete`` is False when the files cannot prove they hold everything from
+    ``since`` on: no file starts at or before ``since`` (the older ones were removed;
+    unless the oldest begins with ``QUEUESTART``: Asterisk's first start), a
+    numbered predecessor is missing or unreadable (``.Z``), or a file had to be cut.
+    Only the first line of the older archives is read to order them."""
+    files = archives(path)
+    if not files:
+        raise FileNotFoundError(str(path))
+    problems: list[str] = []
+    dated: list[tuple[float, Path, str]] = []
+    for p in files:
+        if _suffix(p) == ".Z":
+            problems.append(f"{p.name} is compress(1)ed (not readable here)")
+            continue
+        e = _first(p)
+        # an empty file is the new current one, after a rotation
+        dated.append((float("inf"), p, "") if e is None else (e.t, p, e.event))
+    dated.sort(key=lambda d: (d[0], d[1] != Path(path)))
+    born = bool(dated) and dated[0][2] == "QUEUESTART"  # Asterisk's first start: nothing before
+    nums = sorted(int(m.group(1)) for p in files  # numbered archives, not `timestamp` (epoch) ones
+                  if (m := re.search(r"\.(\d+)(?:\.gz|\.bz2|\.Z)?$", p.name)) and int(m.group(1)) < 10**8)
+    missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums)) if nums else []
+    if missing:
+        problems.append(f"{Path(path).name}.{missing[0]} is missing")
+    first = 0
+    for i, (t, _, _) in enumerate(dated):
+        if t <= since - lookback:
+            first = i
+    if not dated or (dated[0][0] > since and not born):
+        start = "nothing" if not dated or dated[0][0] == float("inf") else f"epoch {dated[0][0]:.0f}"
+        problems.append(f"the oldest queue_log line is at {start}, after the span's start "
+                        f"(epoch {since:.0f}): older files were removed")
+    events: list[QLEvent] = []
+    read: list[str] = []
+    for _, p, _ in dated[first:]:
+        text, cut = _read(p, max_bytes)
+        evs = parse(text.splitlines(), str(p))
+        if cut and (not evs or evs[0].t > since):
+            problems.append(f"{p.name} is over {max_bytes >> 20} MB; its start was not read")
+        events += [e for e in evs if e.t >= since - lookback]
+        read.append(p.name)
+    return Span(events, not problems, "; ".join(problems), read)
+

@@ -1,4 +1,4 @@
-"""Pure reducer: AMI events → *queue calls* (DESIGN "queue call").
+"""Pure reducer: AMI events → *queue calls* (docs/architecture.md, "Vocabulary").
 
 ``reduce(state, msg, t) -> (state, facts)``: no I/O, time passed in (``t`` =
 the bridge's clock at the event's arrival: AMI events carry no timestamp, so
@@ -7,7 +7,7 @@ place and returned.  Facts are frozen dataclasses (:data:`Fact`): :class:`Joined
 :class:`Answered`, :class:`Finished` (the :class:`QueueCallRecord` to store),
 :class:`MemberChanged`, :class:`MemberRemoved`.
 
-What the traces taught (``shared/asterisk-traces/README.md``, "Queue lifecycle"):
+What the traces taught (``tests/fixtures/asterisk-traces/README.md``, "Queue lifecycle"):
 
 * keyed by the caller channel's ``Uniqueid`` (= Linkedid of the call); agent
   channels (Local ``;1`` halves of ``Local/<id>@…/n`` members) are only seen in
@@ -32,30 +32,12 @@ progress, not on the calls handled.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from ..ami.codec import Message
+from ..phones import canonical
 
 OUTCOMES = ("answered", "abandoned", "timeout", "transferred", "redirected", "unknown")
-
-
-@functools.lru_cache(maxsize=8192)
-def normalize_number(raw: str | None, region: str = "CN") -> str:
-    """E.164 when the number is valid for ``region``; else the digits (and a leading +)."""
-    if not raw or raw.startswith("<"):
-        return ""
-    text = raw.strip()
-    import phonenumbers
-
-    try:
-        num = phonenumbers.parse(text, region)
-        if phonenumbers.is_valid_number(num):
-            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return ("+" + digits) if text.startswith("+") else digits
 
 
 @dataclass(slots=True)
@@ -281,7 +263,7 @@ def _join(state: TrackerState, h: dict, t: float, facts: list[Fact]) -> None:
     c = LiveCall(
         uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
         queue=queue, leg=_next_leg(state, uid, queue, t),
-        caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+        caller_number=canonical(h.get("CallerIDNum"), state.config.region),
         caller_name=_name(h.get("CallerIDName")), entered_at=t,
         position=_int(h.get("Position")))
     _apply_vars(state, c)
@@ -315,7 +297,7 @@ def _set_var(state: TrackerState, c: LiveCall, var: str, value: str) -> None:
     elif var == "CAMPAIGN_ID":
         c.campaign_id = _int(value)
     elif var == "PATIENT_NUMBER" and value:
-        c.caller_number = normalize_number(value, state.config.region)
+        c.caller_number = canonical(value, state.config.region)
     elif var == "PATIENT_NAME":
         c.caller_name = _name(value)
 
@@ -378,7 +360,7 @@ def _connect(state, h, t, facts):
         hold = _int(h.get("HoldTime")) or 0
         c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")), entered_at=t - hold, uncertain=True,
                      uncertain_join=True)
         _apply_vars(state, c)
@@ -413,7 +395,7 @@ def _complete(state, h, t, facts):
         answered = t - (talk or 0)
         c = LiveCall(uniqueid=uid, linkedid=h.get("Linkedid") or uid, channel=h.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(h.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(h.get("CallerIDNum"), state.config.region),
                      caller_name=_name(h.get("CallerIDName")),
                      entered_at=answered - (hold or 0), uncertain=True)
         _apply_vars(state, c)
@@ -586,13 +568,17 @@ def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> lis
 
 
 def resync(state: TrackerState, queue_status: list[Message], channels: list[Message],
-           t: float) -> list[Fact]:
+           t: float, *, lost_at: float | None = None, asked_at: float | None = None) -> list[Fact]:
     """Reconcile live state with ``QueueStatus`` + ``CoreShowChannels`` after a (re)connect.
 
     Callers still waiting are kept (or adopted, join time = now − ``Wait``,
     flagged uncertain); callers gone while we were away are finished with what we
-    know (``gap``); connected callers we did not know are adopted and completed
-    from ``AgentComplete``'s figures later.  A uniqueid is never counted twice.
+    know (``gap``), ended at ``lost_at`` (when the link was lost: they were last known
+    alive then; after an Asterisk crash that is when they died) with the talk time up to
+    it; connected callers we did not know are adopted and completed from
+    ``AgentComplete``'s figures later.  A uniqueid is never counted twice.  A caller whose
+    join we saw after the snapshot was asked for (``asked_at``) is newer than the
+    snapshot, not gone.
     """
     facts: list[Fact] = []
     state.last_t = max(state.last_t, t)
@@ -612,6 +598,9 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
             if h.get("Uniqueid"):
                 alive[h["Uniqueid"]] = h
     for c in list(state.calls.values()):
+        if asked_at is not None and not c.uncertain_join and c.entered_at is not None \
+                and c.entered_at >= asked_at:
+            continue
         ch = alive.get(c.uniqueid)
         in_queue_app = ch is not None and ch.get("Application") == "Queue"
         if c.answered_at is None and c.abandon_at is None:
@@ -623,11 +612,12 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
                 c.uncertain = c.answer_uncertain = True
                 facts.append(Answered(c))
             else:
-                _finish(state, c, "unknown", None, facts, gap=True)
+                _finish(state, c, "unknown", _bound(c, lost_at), facts, gap=True)
         elif c.abandon_at is not None and c.answered_at is None:
             _finish(state, c, "abandoned", c.abandon_at, facts)
         elif ch is None:
-            _finish(state, c, "transferred" if c.transferred else "answered", None, facts, gap=True)
+            _finish(state, c, "transferred" if c.transferred else "answered", _bound(c, lost_at),
+                    facts, gap=True)
     for uid, e in entries.items():
         if uid in state.calls or uid in state.finished:
             continue
@@ -636,7 +626,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         c = LiveCall(uniqueid=uid, linkedid=(alive.get(uid) or {}).get("Linkedid") or uid,
                      channel=e.get("Channel", ""), queue=queue,
                      leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(e.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(e.get("CallerIDNum"), state.config.region),
                      caller_name=_name(e.get("CallerIDName")), entered_at=t - wait,
                      position=_int(e.get("Position")), uncertain=True, uncertain_join=True)
         state.calls[uid] = c
@@ -650,7 +640,7 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         queue = (ch.get("ApplicationData") or "").split(",")[0]
         c = LiveCall(uniqueid=uid, linkedid=ch.get("Linkedid") or uid, channel=ch.get("Channel", ""),
                      queue=queue, leg=_next_leg(state, uid, queue, t),
-                     caller_number=normalize_number(ch.get("CallerIDNum"), state.config.region),
+                     caller_number=canonical(ch.get("CallerIDNum"), state.config.region),
                      caller_name=_name(ch.get("CallerIDName")), entered_at=None, uncertain=True,
                      uncertain_join=True)
         c.answered_at = t
@@ -662,6 +652,14 @@ def resync(state: TrackerState, queue_status: list[Message], channels: list[Mess
         state.calls[uid] = c
         facts.append(Answered(c))
     return facts
+
+
+def _bound(c: LiveCall, lost_at: float | None) -> float | None:
+    """When a call gone during an outage ended, at the earliest: when the link was lost
+    (never before what was seen of it)."""
+    if lost_at is None:
+        return None
+    return max([lost_at, *(v for v in (c.entered_at, c.answered_at) if v is not None)])
 
 
 def _member_of(state: TrackerState, queue: str, channel: str) -> Member | None:

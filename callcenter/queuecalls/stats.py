@@ -1,6 +1,6 @@
 """Answer-time figures over queue calls: pure functions over rows (mappings or records).
 
-Definitions (DESIGN "Vocabulary"; the issue's reconciliation with ``queue show``):
+Definitions (docs/architecture.md "Vocabulary"; the issue's reconciliation with ``queue show``):
 
 * *answered* = outcome answered or transferred; *abandoned* = outcome abandoned
   (caller hung up); *timeouts* = left the queue unanswered (Queue() timeout or
@@ -9,7 +9,7 @@ Definitions (DESIGN "Vocabulary"; the issue's reconciliation with ``queue show``
   kept out of every rate so it neither helps nor hurts).
 * *short abandon* = abandoned with wait < ``short_abandon`` seconds.
 * *offered* = all calls with a known outcome − short abandons.
-* **service level** (DESIGN) = answered within target ÷ offered.
+* **service level** (docs/architecture.md) = answered within target ÷ offered.
 * **Asterisk SL** (``ServicelevelPerf``) = answered within target ÷ answered.
 * **Asterisk SL2** (``ServicelevelPerf2``) = (answered within target + unanswered
   within target) ÷ (answered + unanswered); Asterisk counts timeouts and

@@ -3,8 +3,11 @@
 A batch is merged by (uniqueid, queue, leg) in one SELECT + bulk INSERT/UPDATE.
 Merge rule: a measured row (``gap`` false) is never overwritten by a
 reconstructed one (resync guess, ``queue_log``); otherwise the newer wins, and
-an ``unknown`` outcome is always replaced.  So replaying the same trace, a
-resync after a reconnect, or a queue_log recovery never counts a call twice.
+an ``unknown`` outcome is always replaced, and a stored caller name or IVR session
+is never blanked by a row that lacks them (queue_log has neither).  So replaying the
+same trace, a resync after a reconnect, or a queue_log recovery never counts a call
+twice.  The tracker's checkpoint is written in the same transaction as a batch
+(:func:`write_batch`).
 """
 from __future__ import annotations
 
@@ -14,8 +17,12 @@ from typing import Iterable
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from .models import AmiOutage, QueueCall
+from ivr_flows.models import IvrSession
+
+from .models import AmiOutage, QueueCall, TrackerCheckpoint
 from .reducer import QueueCallRecord
+
+CHECKPOINT = "queuecalls"
 
 
 def _ts(v: float | None) -> dt.datetime | None:
@@ -52,17 +59,18 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
     existing: dict[tuple, tuple] = {}
     for i in range(0, len(uids), 500):
         q = select(QueueCall.id, QueueCall.uniqueid, QueueCall.queue, QueueCall.leg, QueueCall.gap,
-                   QueueCall.outcome, QueueCall.direction, QueueCall.campaign_id, QueueCall.attempt_id,
-                   QueueCall.caller_number, QueueCall.caller_name).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
-        for rid, uid, queue, leg, gap, outcome, *outbound in session.execute(q):
-            existing[(uid, queue, leg)] = (rid, gap, outcome, outbound)
+                   QueueCall.outcome, QueueCall.ivr_session_id, QueueCall.direction, QueueCall.campaign_id,
+                   QueueCall.attempt_id, QueueCall.caller_number,
+                   QueueCall.caller_name).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
+        for rid, uid, queue, leg, gap, outcome, sid, *outbound in session.execute(q):
+            existing[(uid, queue, leg)] = (rid, gap, outcome, sid, outbound)
     new, changed = [], []
     for key, row in rows.items():
         old = existing.get(key)
         if old is None:
             new.append(row)
             continue
-        rid, old_gap, old_outcome, (direction, campaign, attempt, number, name) = old
+        rid, old_gap, old_outcome, old_sid, (direction, campaign, attempt, number, name) = old
         if old_outcome != "unknown" and not old_gap and row["gap"]:
             continue  # keep the measured row
         if row["outcome"] == "unknown" and old_outcome != "unknown":
@@ -71,12 +79,64 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
             # queue_log does not know the attempt: a recovered row keeps what was known live
             row = {**row, "direction": direction, "campaign_id": campaign, "attempt_id": attempt,
                    "caller_number": number, "caller_name": name}
-        changed.append({"id": rid, **row})
+        # a rebuilt row (queue_log has no caller name, no IVR link) keeps what was known
+        changed.append({"id": rid, **row, "caller_name": row["caller_name"] or name or "",
+                        "ivr_session_id": row["ivr_session_id"] or old_sid})
     if new:
         session.execute(insert(QueueCall), new)
     if changed:
         session.execute(update(QueueCall), changed)
     return len(new), len(changed)
+
+
+def write_batch(session: Session, records: Iterable[QueueCallRecord], answer_target: float,
+                checkpoint: float | None) -> tuple[int, int]:
+    """:func:`write_calls` and, in the same transaction, the checkpoint (when given)."""
+    n = write_calls(session, records, answer_target)
+    if checkpoint is not None:
+        save_checkpoint(session, checkpoint)
+    return n
+
+
+def save_checkpoint(session: Session, t: float) -> None:
+    """Move the checkpoint to ``t`` (never backwards: a late batch must not rewind it)."""
+    row = session.get(TrackerCheckpoint, CHECKPOINT)
+    if row is None:
+        session.add(TrackerCheckpoint(name=CHECKPOINT, heard_at=_ts(t)))
+    elif _epoch(row.heard_at) < t:
+        row.heard_at = _ts(t)
+
+
+def load_checkpoint(session: Session) -> float | None:
+    row = session.get(TrackerCheckpoint, CHECKPOINT)
+    return None if row is None else _epoch(row.heard_at)
+
+
+def known_of(session: Session, uniqueids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """What stored rows and ``ivr_sessions`` know of these calls: uniqueid -> (caller
+    name, IVR session id), for rows rebuilt from queue_log (which has neither)."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for i in range(0, len(uniqueids), 500):
+        chunk = uniqueids[i:i + 500]
+        for uid, name, sid in session.execute(
+                select(QueueCall.uniqueid, QueueCall.caller_name, QueueCall.ivr_session_id)
+                .where(QueueCall.uniqueid.in_(chunk))):
+            old = out.get(uid, ("", None))
+            out[uid] = (old[0] or name or "", old[1] or sid)
+        for uid, sid in session.execute(
+                select(IvrSession.uniqueid, func.max(IvrSession.id))
+                .where(IvrSession.uniqueid.in_(chunk)).group_by(IvrSession.uniqueid)):
+            old = out.get(uid, ("", None))
+            out[uid] = (old[0], old[1] or sid)
+    return out
+
+
+def _epoch(v: dt.datetime | str) -> float:
+    if isinstance(v, str):
+        v = dt.datetime.fromisoformat(v)
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.timezone.utc)
+    return v.timestamp()
 
 
 def replaces(row: dict, old: dict) -> bool:
@@ -97,13 +157,3 @@ def record_outage(session: Session, start: float, end: float | None, recovered: 
     return o.id
 
 
-def last_seen(session: Session) -> float | None:
-    """Epoch of the newest stored queue-call moment (start of a restart outage)."""
-    v = session.execute(select(func.max(func.coalesce(QueueCall.ended_at, QueueCall.entered_at)))).scalar()
-    if v is None:
-        return None
-    if isinstance(v, str):
-        v = dt.datetime.fromisoformat(v)
-    if v.tzinfo is None:
-        v = v.replace(tzinfo=dt.timezone.utc)
-    return v.timestamp()

@@ -4,21 +4,29 @@
   finished queue calls are buffered and written in batches by one writer task via
   ``db.run`` (a worker thread).  A failed write keeps the batch and retries with
   backoff: nothing is dropped, and the merge in :mod:`.store` makes retries safe;
-* on every (re)connect: ``QueueStatus`` + ``CoreShowChannels`` → :func:`reducer.resync`;
-  after an outage (a lost link, or at start-up the time since the last stored call
-  while the bridge was not running) the calls that began or ended in it are recovered from
-  ``queue_log`` when ``[ami] queue_log`` is readable, otherwise the outage is
-  stored as a gap (``ami_outages``);
+* a durable checkpoint (``queuecall_checkpoints``) says up to when every queue call is
+  stored: the moment the tracker last heard from Asterisk with nothing buffered, written
+  in the same transaction as each batch and every ``checkpoint_interval`` on a quiet line;
+  it does not move while the link is down or a resync is under way;
+* on every (re)connect (after ``FullyBooted``, see the gateway): ``QueueStatus`` +
+  ``CoreShowChannels`` → :func:`reducer.resync`, retried with backoff while Asterisk
+  refuses them; then the time nobody listened — a lost link, or at start-up everything
+  since the checkpoint, however short — is recovered from ``queue_log`` and its rotated
+  predecessors when ``[ami] queue_log`` is readable, and always stored as an
+  ``ami_outages`` row (recovered, or a gap when queue_log is missing or does not reach
+  back far enough).  Rebuilt rows keep what was known live (caller name, IVR session);
 * ``live()`` and ``subscribe(cb)`` feed the wallboard.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
 from typing import Any, Callable
 
+from ..ami.gateway import AmiError, AmiNotConnected
 from ..logs import mask_number
 from ..ports import QueueLoadInfo
 from ..store.retry import retrying
@@ -29,6 +37,20 @@ from .reducer import (FACT_TYPES, Fact, Finished, LiveCall, MemberChanged, Queue
 
 log = logging.getLogger(__name__)
 
+# queue_log has whole seconds and a call may end a moment before the checkpoint is taken:
+# recovery starts this much earlier (what is already stored merges, never counts twice)
+SLACK = 2.0
+
+
+async def _sleep(clock: Any, delay: float) -> None:
+    fut = asyncio.get_running_loop().create_future()
+    dc = clock.callLater(delay, lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        if dc.active():
+            dc.cancel()
+
 
 class QueueCallsTracker:
     name = "queuecalls"
@@ -36,7 +58,8 @@ class QueueCallsTracker:
     def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
                  batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
-                 retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] = 0.0):
+                 retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] = 0.0,
+                 checkpoint_interval: float = 5.0, resync_max_delay: float = 30.0):
         self.db = db
         # queues.conf wrapuptime (AMI does not report it): used when a member's Wrapuptime is 0
         self.queue_wrapup = queue_wrapup
@@ -63,7 +86,13 @@ class QueueCallsTracker:
         self._resyncing = False
         self._write_lock = asyncio.Lock()
         self._first_connect = True
-        self.restart_gap = 60.0  # a restart shorter than this is not worth an outage row
+        self.checkpoint_interval = checkpoint_interval
+        self.resync_max_delay = resync_max_delay
+        self.checkpoint: float | None = None   # the last one stored
+        self._stopped_at: float | None = None
+        self._checkpoint_due = 0.0
+        self._synced = False                   # a resync completed on the current link
+        self._resync_backoff = False           # waiting to retry a refused resync
 
     # -- wiring ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -74,10 +103,12 @@ class QueueCallsTracker:
             if self.gateway.connected:
                 asyncio.ensure_future(self.resync())  # logged in before we were listening
         self._stopping = False
+        self._stopped_at = None
         self._writer = asyncio.ensure_future(self._writer_loop())
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped_at = self.clock.seconds()  # events after this are not reduced
         if self.gateway is not None:
             self.gateway.unsubscribe(self.on_event)
         self._wake.set()
@@ -167,58 +198,124 @@ class QueueCallsTracker:
         self._wrapup_timer = None
 
     def on_disconnect(self, t: float) -> None:
+        self._synced = False
         if self.outage_start is None:
             self.outage_start = t
 
     async def resync(self) -> None:
         """Rebuild live state from Asterisk after every login (the gateway awaits this)."""
-        gw = self.gateway
         self._resyncing = True
+        self._synced = False
         try:
-            qs = await gw.action({"Action": "QueueStatus"})
-            ch = await gw.action({"Action": "CoreShowChannels"})
+            snapshot = await self._snapshot()
+            if snapshot is None:
+                return  # the link went again: the next login resyncs (the outage stays open)
+            qs, ch, asked_at = snapshot
             t = self.clock.seconds()
-            facts = resync(self.state, qs if isinstance(qs, list) else [],
-                           ch if isinstance(ch, list) else [], t)
+            lost_at = self.outage_start
+            if self._first_connect:
+                # nobody listened since the checkpoint (this process was not running)
+                self._first_connect = False
+                cp = await self._retrying(store.load_checkpoint)
+                if cp is not None and (self.outage_start is None or cp < self.outage_start):
+                    self.outage_start = cp
+                self.checkpoint = cp
+            facts = resync(self.state, qs, ch, t, lost_at=lost_at, asked_at=asked_at)
             self._facts(facts)
             log.info("queuecalls resync: %d calls live", len(self.state.calls))
-            if self._first_connect:
-                # the bridge itself was not running since its last stored call: an outage too
-                self._first_connect = False
-                last = await self._retrying(store.last_seen)
-                if last is not None and t - last > self.restart_gap and self.outage_start is None:
-                    self.outage_start = last
             if self.outage_start is not None:
                 start, self.outage_start = self.outage_start, None
-                await self._close_outage(start, t)
+                await self._close_outage(start, t, [f.record for f in facts if isinstance(f, Finished)])
+            self._synced = True
         finally:
             self._resyncing = False
             self._wake.set()
 
-    async def _close_outage(self, start: float, end: float) -> None:
+    async def _snapshot(self) -> tuple[list, list, float] | None:
+        """``QueueStatus`` + ``CoreShowChannels``; refused (Asterisk still loading app_queue,
+        "Invalid/unknown command") → retried with capped backoff while the link is up."""
+        gw = self.gateway
+        delay = 1.0
+        while True:
+            try:
+                asked_at = self.clock.seconds()
+                qs = await gw.action({"Action": "QueueStatus"})
+                ch = await gw.action({"Action": "CoreShowChannels"})
+                return (qs if isinstance(qs, list) else [], ch if isinstance(ch, list) else [], asked_at)
+            except AmiNotConnected:
+                return None
+            except AmiError as exc:
+                if not gw.connected or self._stopping:
+                    return None
+                log.warning("queuecalls resync refused by Asterisk (%s); retrying in %.0f s", exc, delay)
+            self._resyncing, self._resync_backoff = False, True  # idle until the timer (test steppers)
+            try:
+                await _sleep(self.clock, delay)
+            finally:
+                self._resyncing, self._resync_backoff = True, False
+            delay = min(self.resync_max_delay, delay * 2)
+
+    async def _close_outage(self, start: float, end: float, finished: list[QueueCallRecord]) -> None:
+        """Recover ``[start, end]`` from queue_log and store the outage row.  ``finished``:
+        the calls the resync just finished (their names and IVR links are merged in)."""
         recovered: list[QueueCallRecord] = []
         ok = False
         note = ""
+        span = None
         path = self.queue_log
+        members = {(q, m.name): iface for q, ms in self.state.members.items()
+                   for iface, m in ms.items() if m.name}
         if path and os.access(path, os.R_OK):
-            members = {(q, m.name): iface for q, ms in self.state.members.items()
-                       for iface, m in ms.items() if m.name}
             try:
-                events = await self.db.run_blocking(queuelog.read_tail, path, start)
-                recovered = queuelog.recover(events, start, end, member_interfaces=members,
+                span = await self.db.run_blocking(queuelog.read_since, path, start - SLACK)
+                recovered = queuelog.recover(span.events, start - SLACK, end, member_interfaces=members,
                                              region=self.state.config.region)
-                ok = True
+                ok, note = span.complete, span.note
             except OSError as exc:
                 note = f"queue_log unreadable: {exc.__class__.__name__}"
         else:
             note = "no queue_log configured" if not path else "queue_log not readable"
         live = set(self.state.calls)
         recovered = [r for r in recovered if r.uniqueid not in live]
-        self._facts([Finished(r) for r in recovered])  # buffered, and subscribers see them
-        log.warning("AMI outage of %.1f s: %s", end - start,
-                    f"recovered {len(recovered)} queue calls from queue_log" if ok
-                    else f"recorded as a gap ({note})")
+        if recovered:
+            await self._merge_known(recovered, finished)
+        bounded: list[QueueCallRecord] = []
+        if span is not None and finished:
+            bound = queuelog.crash_bound(span.events, start - SLACK, end)
+            if bound is not None:
+                bounded = _cut_off(finished, {r.uniqueid for r in recovered}, bound, members)
+        # buffered, and subscribers see them
+        self._facts([Finished(r) for r in recovered + bounded])
+        if ok:
+            log.warning("AMI outage of %.1f s: recovered %d queue calls from queue_log",
+                        end - start, len(recovered))
+        elif recovered:
+            log.warning("AMI outage of %.1f s: recovered %d queue calls from queue_log, but it may be "
+                        "incomplete (%s): recorded as a gap", end - start, len(recovered), note)
+        else:
+            log.warning("AMI outage of %.1f s: recorded as a gap (%s)", end - start, note)
         await self._retrying(store.record_outage, start, end, ok, len(recovered), note)
+
+    async def _merge_known(self, recovered: list[QueueCallRecord], finished: list[QueueCallRecord]) -> None:
+        """queue_log has no caller name and no IVR session: take them from what the resync
+        just finished, the channel variables seen, then stored rows and ``ivr_sessions``."""
+        known: dict[str, tuple[str, int | None]] = {r.uniqueid: (r.caller_name, r.ivr_session_id)
+                                                    for r in finished}
+        for uid, (variables, _) in self.state.chan_vars.items():
+            sid = variables.get("IVR_SESSION")
+            if sid is not None and sid.isdigit():
+                name, old = known.get(uid, ("", None))
+                known[uid] = (name, old or int(sid))
+        need = sorted({r.uniqueid for r in recovered
+                       if not all(known.get(r.uniqueid, ("", None)))})
+        if need:
+            for uid, (name, sid) in (await self._retrying(store.known_of, need)).items():
+                old_name, old_sid = known.get(uid, ("", None))
+                known[uid] = (old_name or name, old_sid or sid)
+        for i, r in enumerate(recovered):
+            name, sid = known.get(r.uniqueid, ("", None))
+            recovered[i] = dataclasses.replace(r, caller_name=r.caller_name or name,
+                                               ivr_session_id=r.ivr_session_id or sid)
 
     # -- writing ------------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -231,9 +328,41 @@ class QueueCallsTracker:
             batch = self.buffer[: self.batch_size]
             if not batch:
                 return
-            await self._retrying(store.write_calls, batch, self.answer_target)
+            cp = self._safe_point() if len(batch) == len(self.buffer) else None
+            await self._retrying(store.write_batch, batch, self.answer_target, cp)
             del self.buffer[: len(batch)]
             self.written += len(batch)
+            self._stored_checkpoint(cp)
+
+    def _safe_point(self) -> float | None:
+        """The checkpoint a write may store: now, when the link is up and resynced and
+        every call that ended so far has been reduced (an abandon the reducer still
+        holds — it waits for what follows — ended at its ``abandon_at``); else None."""
+        gw = self.gateway
+        if gw is None or not gw.connected or not self._synced or self._resyncing \
+                or self.outage_start is not None:
+            return None
+        t = self.clock.seconds() if self._stopped_at is None else self._stopped_at
+        held = [c.abandon_at for c in self.state.calls.values() if c.abandon_at is not None]
+        return min([t, *held])
+
+    def _stored_checkpoint(self, cp: float | None) -> None:
+        if cp is not None:
+            self.checkpoint = max(cp, self.checkpoint or cp)
+            self._checkpoint_due = self.clock.seconds() + self.checkpoint_interval
+
+    async def _heartbeat(self, final: bool = False) -> None:
+        """On a quiet line: move the checkpoint every ``checkpoint_interval`` (and at stop)."""
+        if not final and self.clock.seconds() < self._checkpoint_due:
+            return
+        cp = self._safe_point()
+        if cp is None:
+            return
+        async with self._write_lock:
+            if self.buffer:
+                return  # the next batch carries it
+            await self._retrying(store.save_checkpoint, cp)
+            self._stored_checkpoint(cp)
 
     async def _retrying(self, fn, *args) -> Any:
         """Any failure keeps the data and retries (the merge in :mod:`.store` makes it safe),
@@ -261,7 +390,10 @@ class QueueCallsTracker:
             if self.buffer:
                 await self._write_some()
             elif self._stopping:
+                await self._heartbeat(final=True)
                 return
+            else:
+                await self._heartbeat()
 
     # -- live view ---------------------------------------------------------------------------
     def live(self) -> dict[str, dict[str, Any]]:
@@ -308,6 +440,32 @@ class QueueCallsTracker:
         entry["wrapup_ends"] = (wrapup_ends(m.last_call, wrapup_seconds(m.wrapuptime, self._queue_wrapup(queue)),
                                             now) if entry["state"] == "wrap_up" else None)
         return entry
+
+
+def _cut_off(finished: list[QueueCallRecord], recovered: set[str], bound: queuelog.CrashBound,
+             members: dict[tuple[str, str], str]) -> list[QueueCallRecord]:
+    """Calls the resync ended at the link loss that queue_log has no end for, while it shows
+    Asterisk restarting in the outage: they died with the old Asterisk, after its last line
+    (and were answered if it shows their CONNECT)."""
+    out = []
+    for r in finished:
+        if (not r.gap or r.uniqueid in recovered or r.ended_at is None or r.ended_at >= bound.died_at
+                or r.outcome not in ("unknown", "answered", "transferred")):
+            continue
+        end = bound.died_at
+        change: dict[str, Any] = {"ended_at": end}
+        seen = bound.connected.get(r.uniqueid)
+        answered = r.answered_at
+        if answered is None and seen is not None:
+            answered = seen[0]
+            change.update(answered_at=answered, agent_name=seen[1], outcome="answered",
+                          agent=members.get((r.queue, seen[1]), seen[1]))
+        if answered is not None:
+            change["talk_seconds"] = max(0.0, end - answered)
+        if r.entered_at is not None:
+            change["wait_seconds"] = max(0.0, (answered if answered is not None else end) - r.entered_at)
+        out.append(dataclasses.replace(r, **change))
+    return out
 
 
 def _member_entry_fields(m: Any) -> dict[str, Any]:

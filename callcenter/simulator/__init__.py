@@ -2,7 +2,7 @@
 
 Asterisk cannot be installed here, so tests and ``callcenter demo`` talk real AMI
 (TCP) and FastAGI to this simulator, whose event shapes are checked against the
-recorded traces in ``shared/asterisk-traces`` (tests/simulator/test_traces.py).
+recorded traces in ``tests/fixtures/asterisk-traces`` (tests/simulator/test_traces.py).
 
 API (everything timed on the injected clock: ``twisted.internet.task.Clock`` in unit
 tests, ``callcenter.clock.ScaledClock(reactor, 60)`` for a day in minutes)::
@@ -30,6 +30,11 @@ tests, ``callcenter.clock.ScaledClock(reactor, 60)`` for a day in minutes)::
     pbx.ami.disconnect_all(shutdown_event=False)      # drop AMI connections (reconnect tests)
     pbx.listeners.append(fn)                          # fn(headers) for every event, in-process
     await pbx.stop()                                  # closes AMI (Shutdown event), cancels timers
+    await pbx.start(ami_port=port, boot_seconds=20)   # a restarted Asterisk still booting: logins
+    #   accepted, module actions (QueueStatus, QueueAdd, MixMonitor…) "Invalid/unknown command",
+    #   FullyBooted to every session after 20 s (real 22.10.1: ~0.3 s before FullyBooted
+    #   app_queue already answers; the simulator refuses until FullyBooted: stricter)
+    pbx.logger_rotate("sequential" | "rotate" | "timestamp", compress=False)  # `logger rotate`
 
 Traffic for a day (Poisson arrivals per hour of day, menu choices, patience)::
 

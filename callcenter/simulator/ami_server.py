@@ -2,10 +2,13 @@
 
 Framing is :mod:`callcenter.ami.codec` (the same code the service's client
 uses).  Responses, list responses and error texts are those recorded in
-``shared/asterisk-traces`` (see the README there): ``Permission denied``
+``tests/fixtures/asterisk-traces`` (see the README there): ``Permission denied``
 before login, ``Authentication failed`` ~1 s after a wrong secret followed by
 a close, ``Originate successfully queued`` then ``OriginateResponse`` …
-Events from the PBX go to every logged-in session with events on.
+Events from the PBX go to every logged-in session with events on, filtered by the
+user's ``read`` classes; an action outside its ``write`` classes is ``Permission denied``
+(manager.c), and ``ListCommands`` lists only what the user may send (``SimConfig``
+``read_perm``/``write_perm``, manager.conf syntax).
 """
 from __future__ import annotations
 
@@ -24,6 +27,63 @@ log = logging.getLogger(__name__)
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 VERSION = "22.10.1"
 VERSION_LINE = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-22 11:13:08 UTC"
+
+
+# Write class each action needs (0 = none): ast_manager_register_xml* calls in Asterisk
+# 22.10.1 main/manager.c, main/pbx.c, apps/app_queue.c, apps/app_mixmonitor.c.
+ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
+    name: (synopsis, frozenset(classes.split(",")) if classes else frozenset())
+    for name, synopsis, classes in [
+        ("Ping", "Keepalive command.", ""),
+        ("Events", "Control Event Flow.", ""),
+        ("Logoff", "Logoff Manager.", ""),
+        ("Login", "Login Manager.", ""),
+        ("Challenge", "Generate Challenge for MD5 Auth.", ""),
+        ("ListCommands", "List available manager commands.", ""),
+        ("Hangup", "Hangup channel.", "system,call"),
+        ("Setvar", "Sets a channel variable or function value.", "call"),
+        ("Getvar", "Gets a channel variable or function value.", "call,reporting"),
+        ("Redirect", "Redirect (transfer) a call.", "call"),
+        ("Originate", "Originate a call.", "originate"),
+        ("Command", "Execute Asterisk CLI Command.", "command"),
+        ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting"),
+        ("CoreStatus", "Show PBX core status variables.", "system,reporting"),
+        ("Reload", "Send a reload event.", "system,config"),
+        ("CoreShowChannels", "List currently active channels.", "system,reporting"),
+        ("ShowDialPlan", "Show dialplan contexts and extensions", "config,reporting"),
+        ("QueueStatus", "Show queue status.", ""),
+        ("QueueSummary", "Show queue summary.", ""),
+        ("QueueAdd", "Add interface to queue.", "agent"),
+        ("QueueRemove", "Remove interface from queue.", "agent"),
+        ("QueuePause", "Makes a queue member temporarily unavailable.", "agent"),
+        ("QueuePenalty", "Set the penalty for a queue member.", "agent"),
+        ("MixMonitor", "Record a call and mix the audio during the recording.  Use of StopMixMonitor is "
+                       "required to guarantee the audio file is available for processing during dialplan "
+                       "execution.", "system"),
+        ("StopMixMonitor", "Stop recording a call through MixMonitor, and free the recording's file handle.",
+         "system,call"),
+    ]}
+# manager.c perms[] order (authority_to_str lists classes in this order)
+CLASSES = ("system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf", "reporting",
+           "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security", "message")
+
+
+def perm_classes(spec: str) -> frozenset[str]:
+    """manager.conf ``read``/``write`` value -> the classes it grants (``all`` = every one)."""
+    got = {c.strip().lower() for c in (spec or "").split(",") if c.strip()}
+    if "all" in got:
+        return frozenset(CLASSES)
+    return frozenset(got & set(CLASSES))
+
+
+def authority_to_str(classes: frozenset[str]) -> str:
+    """manager.c: the classes in perms[] order, then ``all`` (any bit set matches INT_MAX)."""
+    return ",".join([*(c for c in CLASSES if c in classes), "all"]) if classes else "<none>"
+
+# Actions registered by loadable modules (app_queue, app_mixmonitor), not by manager.c:
+# while Asterisk boots (ast_fully_booted false) they are "Invalid/unknown command".
+MODULE_ACTIONS = frozenset({"queuestatus", "queuesummary", "queueadd", "queueremove", "queuepause",
+                            "queuepenalty", "mixmonitor", "stopmixmonitor"})
 
 
 def _tv(t: float) -> str:
@@ -102,10 +162,12 @@ class AmiSession(asyncio.Protocol):
     def on_event(self, headers: list[tuple[str, str]]) -> None:
         if not (self.authenticated and self.events_on):
             return
-        if self.event_classes is not None:
-            priv = headers[1][1] if len(headers) > 1 and headers[1][0] == "Privilege" else ""
-            if not (set(priv.split(",")) & self.event_classes):
-                return
+        priv = set(headers[1][1].split(",")) if len(headers) > 1 and headers[1][0] == "Privilege" else set()
+        priv.discard("all")
+        if priv and not (priv & self.server.read):  # manager.conf read classes
+            return
+        if self.event_classes is not None and not (priv & self.event_classes):
+            return
         self.send(headers)
 
     def set_events(self, value: str | None) -> None:
@@ -155,6 +217,8 @@ class AmiSession(asyncio.Protocol):
             self.error(msg, "Permission denied")
             return
         fn = getattr(self, "a_" + key.replace("-", "_"), None) if key else None
+        if fn is not None and not self.pbx.fully_booted and key in MODULE_ACTIONS:
+            fn = None  # manager.c is up, the module that registers it is not loaded yet
         if fn is None:
             if not action:
                 self.error(msg, "Missing action in request")
@@ -166,7 +230,15 @@ class AmiSession(asyncio.Protocol):
                        ("RemoteAddress", self.remote), ("RequestType", f"Action: {action}"),
                        ("SessionTV", _tv(self.connected_at)), ("AccountID", self.server.username)])
             return
+        needs = ACTIONS.get(self._canonical(key), ("", frozenset()))[1]
+        if needs and not (needs & self.server.write):  # manager.c: writeperm & authority
+            self.error(msg, "Permission denied")
+            return
         fn(msg)
+
+    @staticmethod
+    def _canonical(key: str) -> str:
+        return next((n for n in ACTIONS if n.lower() == key), key)
 
     # session actions -----------------------------------------------------------
     def a_login(self, msg: Message) -> None:
@@ -177,10 +249,11 @@ class AmiSession(asyncio.Protocol):
             self.authenticated = True
             self.set_events(msg.get("Events"))
             self.ok(msg, "Authentication accepted")
-            up = str(int(self.pbx.now() - self.pbx.started_at))
-            rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
-            self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
-                           ("LastReload", rl), ("Status", "Fully Booted")])
+            if self.pbx.fully_booted:  # action_login: only once ast_fully_booted
+                up = str(int(self.pbx.now() - self.pbx.started_at))
+                rl = str(int(self.pbx.now() - self.pbx.reloaded_at))
+                self.on_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
+                               ("LastReload", rl), ("Status", "Fully Booted")])
             self.on_event([("Event", "SuccessfulAuth"), ("Privilege", "security,all"),
                            ("EventTV", _tv(self.pbx.now())), ("Severity", "Informational"), ("Service", "AMI"),
                            ("EventVersion", "1"), ("AccountID", self.server.username),
@@ -207,8 +280,36 @@ class AmiSession(asyncio.Protocol):
         self.respond(msg, "Success", [("Events", "On" if self.events_on else "Off")])
 
     def a_listcommands(self, msg: Message) -> None:
-        names = sorted(n[2:] for n in dir(self) if n.startswith("a_"))
-        self.respond(msg, "Success", [(n, n) for n in names])
+        """``Name: synopsis (Priv: classes)`` for each action this user may send (manager.c)."""
+        mine = {n[2:] for n in dir(self) if n.startswith("a_")}
+        rows = [(name, f"{syn}  (Priv: {authority_to_str(needs)})") for name, (syn, needs) in ACTIONS.items()
+                if name.lower() in mine and (not needs or needs & self.server.write)]
+        self.respond(msg, "Success", rows)
+
+    def a_showdialplan(self, msg: Message) -> None:
+        """pbx.c manager_show_dialplan: one ``ListDialplan`` per priority; unknown context: error."""
+        context = msg.get("Context") or ""
+        exten = msg.get("Extension") or ""
+        rows = [r for r in self.pbx.dialplan_listing() if not context or r[0] == context]
+        if context and not rows:
+            self.error(msg, f"Did not find context {context}")
+            return
+        if exten:
+            rows = [r for r in rows if r[1] == exten]
+            if not rows:
+                self.error(msg, f"Did not find extension {exten}@{context}" if context
+                           else f"Did not find extension {exten} in any context")
+                return
+        self.list_start(msg, "DialPlan list will follow")
+        aid = [("ActionID", msg.action_id)] if msg.action_id is not None else []
+        for ctx, ext, prio, app, data in rows:
+            self.send([("Event", "ListDialplan"), *aid, ("Context", ctx), ("Extension", ext),
+                       ("Priority", str(prio)), ("Application", app), ("AppData", data),
+                       ("Registrar", "pbx_config")])
+        exts = {(r[0], r[1]) for r in rows}
+        self.send([("Event", "ShowDialPlanComplete"), *aid, ("EventList", "Complete"),
+                   ("ListItems", str(len(rows))), ("ListExtensions", str(len(exts))),
+                   ("ListPriorities", str(len(rows))), ("ListContexts", str(len({r[0] for r in rows})))])
 
     # channel actions -----------------------------------------------------------
     def a_originate(self, msg: Message) -> None:
@@ -524,7 +625,7 @@ class AmiSession(asyncio.Protocol):
     def a_coresettings(self, msg: Message) -> None:
         self.respond(msg, "Success", [
             ("AMIversion", "11.0.0"), ("AsteriskVersion", VERSION), ("SystemName", ""), ("CoreMaxCalls", "0"),
-            ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
+            ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", self.pbx.config.run_user), ("CoreRunGroup", ""),
             ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
             ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No")])
 
@@ -539,9 +640,11 @@ class AmiSession(asyncio.Protocol):
 
 
 class AmiServer:
-    def __init__(self, pbx: Any, username: str = "bridge", secret: str = "bridge-secret"):
+    def __init__(self, pbx: Any, username: str = "bridge", secret: str = "bridge-secret",
+                 read: str = "all", write: str = "all"):
         self.pbx = pbx
         self.username, self.secret = username, secret
+        self.read, self.write = perm_classes(read), perm_classes(write)
         self.sessions: set[AmiSession] = set()
         self._server: asyncio.base_events.Server | None = None
         self.port: int | None = None

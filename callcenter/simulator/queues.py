@@ -6,6 +6,9 @@ Numbers follow Asterisk 22: hold/talk averages are the running average
 """
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -184,3 +187,48 @@ class QueueLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def rotate(self, strategy: str = "sequential", *, compress: bool = False,
+               now: float | None = None) -> Path | None:
+        """``logger rotate`` (main/logger.c ``rotate_file``): the file is renamed and a new
+        one is started at the next line.  ``sequential`` (Asterisk's default): the first
+        free ``queue_log.N`` (the oldest keeps ``.0``); ``rotate``: ``.N`` -> ``.N+1`` and
+        the file becomes ``.0`` (a ``.gz`` suffix follows its file); ``timestamp``:
+        ``queue_log.<epoch>``.  ``compress`` is ``exec_after_rotate=gzip ${filename}``
+        (gzip keeps the file's mtime).  Returns the archived file's path."""
+        self.close()
+        if self.path is None or not self.path.exists():
+            return None
+        p = self.path
+        suffixes = ("", ".gz", ".bz2", ".Z")
+
+        def taken(n: int) -> str | None:
+            return next((sfx for sfx in suffixes if Path(f"{p}.{n}{sfx}").exists()), None)
+
+        if strategy == "sequential":
+            n = 0
+            while Path(f"{p}.{n}").exists():
+                n += 1
+            new = Path(f"{p}.{n}")
+        elif strategy == "rotate":
+            n = 0
+            while taken(n) is not None:
+                n += 1
+            for y in range(n, 0, -1):
+                sfx = taken(y - 1)
+                os.rename(f"{p}.{y - 1}{sfx}", f"{p}.{y}{sfx}")
+            new = Path(f"{p}.0")
+        elif strategy == "timestamp":
+            new = Path(f"{p}.{int(now if now is not None else os.path.getmtime(p))}")
+        else:
+            raise ValueError(f"unknown rotatestrategy {strategy!r} (sequential, rotate, timestamp)")
+        os.rename(p, new)
+        gz = Path(f"{new}.gz")
+        if compress and not gz.exists():  # gzip does not overwrite (sequential reuses .0 then)
+            st = os.stat(new)
+            with open(new, "rb") as src, gzip.open(gz, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.utime(gz, (st.st_atime, st.st_mtime))
+            os.unlink(new)
+            new = gz
+        return new

@@ -1,7 +1,7 @@
 """Engine, sessions, and running database work off the event loop.
 
 SQLAlchemy here is synchronous; every call made from the service goes through
-:meth:`Database.run`, which executes it in a worker thread (PITFALLS 11) inside
+:meth:`Database.run`, which executes it in a worker thread (PITFALLS 11 in docs/asterisk-pitfalls.md) inside
 one transaction, so a slow disk or a PostgreSQL round trip never stalls calls
 in flight.
 """

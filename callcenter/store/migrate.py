@@ -15,14 +15,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from callcenter.phones import DEFAULT_REGION
+
 HERE = Path(__file__).parent
 
 
-def alembic_config(engine: Engine | None = None) -> AlembicConfig:
+def alembic_config(engine: Engine | None = None, *, phone_region: str | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     if engine is not None:
         cfg.attributes["engine"] = engine
+    if phone_region is not None:
+        cfg.attributes["phone_region"] = phone_region  # data migrations that normalise numbers
     return cfg
 
 
@@ -36,8 +40,10 @@ def current_and_heads(engine: Engine) -> tuple[list[str], list[str]]:
     return current, heads()
 
 
-def upgrade(engine: Engine, target: str = "heads") -> None:
-    command.upgrade(alembic_config(engine), target)
+def upgrade(engine: Engine, target: str = "heads", *, phone_region: str = DEFAULT_REGION) -> None:
+    """Migrate to ``target``; ``phone_region`` is ``[hospital] region`` (stored numbers are
+    normalised to E.164 with it by 0950)."""
+    command.upgrade(alembic_config(engine, phone_region=phone_region), target)
 
 
 def downgrade(engine: Engine, target: str) -> None:

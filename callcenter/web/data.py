@@ -7,11 +7,11 @@ function returns ``None`` so pages can say "not available" instead of failing.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.phones import canonical
 from callcenter.store import Base, load_all_models
 
 QUEUE_CALL_COLUMNS = ("uniqueid", "queue", "caller_number", "caller_name", "entered_at", "answered_at",
@@ -28,24 +28,6 @@ def _utc(d: dt.datetime | None) -> dt.datetime | None:
     if d is None:
         return None
     return d.replace(tzinfo=dt.timezone.utc) if d.tzinfo is None else d.astimezone(dt.timezone.utc)
-
-
-def number_variants(number: str, region: str = "CN") -> list[str]:
-    """The forms a caller's number may be stored in (raw, digits, E.164, national)."""
-    raw = (number or "").strip()
-    out = {raw} if raw else set()
-    digits = re.sub(r"\D", "", raw)
-    if digits:
-        out.add(digits)
-    try:
-        import phonenumbers
-
-        parsed = phonenumbers.parse(raw, region)
-        out.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-        out.add(str(parsed.national_number))
-    except Exception:  # noqa: BLE001 - odd numbers simply match less
-        pass
-    return sorted(v for v in out if v)
 
 
 def queue_calls(s, start: dt.datetime, end: dt.datetime, queue: str | None = None,
@@ -96,7 +78,8 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
         d = _utc(d)
         return d.astimezone(tz) if d is not None and tz is not None else d
 
-    variants = number_variants(number, region)
+    stored = canonical(number, region)  # every table stores this one form (callcenter.phones)
+    variants = [stored] if stored else []
     rec: dict[str, Any] = {"number": number, "name": caller_name, "patient_id": None,
                            "treatments": None, "appointments": None, "complaints": None,
                            "calls": None, "outcomes": []}

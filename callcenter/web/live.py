@@ -15,6 +15,7 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callcenter.clock import sleep
 from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Fact, Finished, Joined
@@ -197,7 +198,7 @@ class WallboardFeed:
         return f is None or not (f.start <= now < f.end)
 
     async def _refresh_later(self) -> None:
-        await asyncio.sleep(self.coalesce)
+        await sleep(self.app.clock, self.coalesce)
         try:
             await self.refresh()
         except Exception:  # noqa: BLE001 - the next change tries again
@@ -289,7 +290,7 @@ class ScreenPop:
         from dialer.tracker import LinkedAttempts
 
         self.app = app
-        self.region = getattr(app.config.hospital, "region", "CN")
+        self.region = app.config.hospital.region
         self.tz = ZoneInfo(app.config.hospital.timezone)
         self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
         self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import (views, views_campaigns, views_complaints, views_dialer, views_import, views_live, views_reports,
+from callcenter.complaints.http import ROUTES as COMPLAINT_ROUTES
+
+from . import (views, views_campaigns, views_dialer, views_import, views_live, views_reports,
                views_tokens)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
@@ -65,49 +67,6 @@ _DIAL_OUTCOME_BODY = (
     ("satisfied", "boolean", "complaint follow-up completed: was the patient satisfied (required then)", False),
     ("do_not_call", "boolean", "the patient asks not to be called again (all campaigns)", False),
     ("note", "string", "free text", False))
-_CP_FILTERS = (("status", "string", "comma-separated: open | received | acknowledged | investigating | answered | "
-                                     "resolved | revisited | closed"),
-               ("category", "string", "medical | attitude | environment | fees | communication | none (unclassified)"),
-               ("severity", "string", "urgent | normal | complex"),
-               ("overdue", "boolean", "only tickets with a deadline already past due"),
-               ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))
-_CP_OPEN_BODY = (("summary", "string", "what the patient complains about", True),
-                 ("category", "string", "medical | attitude | environment | fees | communication (empty: "
-                                        "not yet classified)", False),
-                 ("severity", "string", "urgent | normal (default) | complex; fixed at opening", False),
-                 ("channel", "string", "phone | voicemail | online | email | api (default api)", False),
-                 ("department", "string", "department concerned", False),
-                 ("demand", "string", "what the patient asks for", False),
-                 ("tags", "array", "free tags, 1-32 characters each (or comma-separated text)", False),
-                 ("patient_phone", "string", "patient's phone number", False),
-                 ("patient_name", "string", "patient's name", False),
-                 ("language", "string", "zh | en", False),
-                 ("received_at", "string", "ISO 8601 (default now; local time if no offset)", False),
-                 ("call_uniqueid", "string", "link a call (Asterisk uniqueid)", False),
-                 ("recording_id", "integer", "link a recording", False))
-_CP_STEP_BODY = (("action", "string", "acknowledge | investigate | answer | resolve | close | progress | reopen | "
-                                      "revisit", True),
-                 ("to", "string", "instead of action: the state (acknowledged, investigating, answered, "
-                                  "resolved, closed)", False),
-                 ("note", "string", "what was done; required for reopen (the reason), progress, and for "
-                                    "close without a revisit", False),
-                 ("expected_resolution", "string(date)", "progress: the expected resolution date", False),
-                 ("satisfied", "boolean", "revisit: was the patient satisfied", False),
-                 ("score", "integer", "revisit: satisfaction 1-5", False))
-_CP_EDIT_BODY = (("category", "string", "classification", False), ("department", "string", "", False),
-                 ("assigned_to", "string", "who handles it", False), ("tags", "array", "free tags", False),
-                 ("summary", "string", "", False), ("demand", "string", "", False))
-_CP_TICKET = {"type": "object", "properties": {
-    "id": {"type": "integer"}, "number": {"type": "string"}, "status": {"type": "string"},
-    "deadlines": {"type": "array", "items": {"type": "object", "properties": {
-        "kind": {"type": "string"}, "due_at": {"type": "string"},
-        "state": {"type": "string", "enum": ["due", "approaching", "overdue", "met", "replaced"]}}}},
-    "events": {"type": "array", "items": {"type": "object"}},
-    "links": {"type": "array", "items": {"type": "object"}},
-    "recordings": {"type": ["array", "null"], "items": {"type": "object"}}}}
-_CP_LIST = {"type": "object", "properties": {"total": {"type": "integer"},
-                                             "tickets": {"type": "array", "items": {"type": "object"}}}}
-_CP_ERROR = "400: {error, status, fields: {field: message}}; 404: no such ticket; 409: the life cycle refuses"
 
 _CAMP_BODY = (("name", "string", "unique, 1-64 characters (not only digits)", True),
               ("kind", "string", "revisit | no_show | complaint_followup", True),
@@ -204,33 +163,7 @@ ROUTES: list[Route] = [
           body=_DIAL_OUTCOME_BODY, response={"type": "object", "properties": {
               "attempt_id": {"type": "integer"}, "contact_id": {"type": "integer"},
               "outcome": {"type": "string"}, "do_not_call": {"type": "boolean"}}}),
-    # complaint tickets
-    Route("GET", "/complaints", SUPERVISORS, views_complaints.list_page, "page", "Complaint tickets",
-          query=_CP_FILTERS),
-    Route("POST", "/complaints", SUPERVISORS, views_complaints.open_form, "form",
-          "Open a complaint ticket (online/e-mail complaints; form)", body=_CP_OPEN_BODY),
-    Route("GET", "/complaints/{id}", SUPERVISORS, views_complaints.detail_page, "page",
-          "One complaint ticket: deadlines, history, calls, recordings (viewing is audited)"),
-    Route("POST", "/complaints/{id}/transition", SUPERVISORS, views_complaints.transition_form, "form",
-          "Move a ticket through its life cycle (form)", body=_CP_STEP_BODY),
-    Route("POST", "/complaints/{id}/edit", SUPERVISORS, views_complaints.edit_form, "form",
-          "Classify / assign a ticket (form)", body=_CP_EDIT_BODY),
-    Route("GET", "/api/complaints", SUPERVISORS, views_complaints.list_api, "api",
-          "Complaint tickets, newest first (patients masked)", query=_CP_FILTERS, response=_CP_LIST),
-    Route("POST", "/api/complaints", ANY, views_complaints.open_api, "api",
-          "Open a complaint ticket (201 with the ticket; " + _CP_ERROR + ")", body=_CP_OPEN_BODY,
-          response=_CP_TICKET),
-    Route("GET", "/api/complaints/{id}", SUPERVISORS, views_complaints.detail_api, "api",
-          "One complaint ticket by id or number (viewing is audited)", response=_CP_TICKET),
-    Route("POST", "/api/complaints/{id}/transition", SUPERVISORS, views_complaints.transition_api, "api",
-          "A life-cycle step: acknowledge, investigate, progress, answer, resolve, close, reopen, revisit ("
-          + _CP_ERROR + ")", body=_CP_STEP_BODY, response=_CP_TICKET),
-    Route("POST", "/api/complaints/{id}/edit", SUPERVISORS, views_complaints.edit_api, "api",
-          "Classify / assign a ticket (" + _CP_ERROR + ")", body=_CP_EDIT_BODY, response=_CP_TICKET),
-    Route("GET", "/agent/complaints", AGENTS, views_complaints.mine_page, "page",
-          "Complaint tickets this agent opened", query=_CP_FILTERS),
-    Route("GET", "/api/agent/complaints", AGENTS, views_complaints.mine_api, "api",
-          "Complaint tickets this agent opened", query=_CP_FILTERS, response=_CP_LIST),
+    *COMPLAINT_ROUTES,  # complaint tickets (callcenter/complaints/http.py)
     # outbound campaigns (dialer)
     Route("GET", "/campaigns", SUPERVISORS, views_campaigns.list_page, "page",
           "Outbound campaigns with their figures, and a form to create one"),

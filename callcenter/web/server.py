@@ -73,11 +73,13 @@ class WebApp:
     tracker) feeds the wallboard; ``escalation`` (the complaints component, ``None``
     when ``[complaints] enabled = false``) feeds deadline alerts; ``recordings`` is the
     ``/recordings`` resource; ``domain`` (:class:`callcenter.domain.Domain`) the
-    complaints service and dialer API the handlers call.
+    complaints service and dialer API the handlers call; ``ops`` the health and metrics
+    routes (:func:`callcenter.web.views_ops.routes`).
     """
 
     def __init__(self, config, db, clock, *, ami: AmiClient, live: LiveQueues, domain: Any,
-                 escalation=None, recordings: Any = None, reactor=None, routes: list[Route] | None = None):
+                 escalation=None, recordings: Any = None, reactor=None, routes: list[Route] | None = None,
+                 ops: list[Route] = ()):
         from .routes import ROUTES
 
         if reactor is None:
@@ -96,7 +98,7 @@ class WebApp:
         self.domain = domain
         self.reactor = reactor
         if routes is None:
-            routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else [])
+            routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else []) + list(ops)
         self.routes = routes
         self.broker = Broker(reactor)
         self.login_throttle = auth.LoginThrottle(self.clock)

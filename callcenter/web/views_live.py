@@ -153,7 +153,9 @@ async def queue_action_api(app, req: Req) -> Response:
     return await queue_action(app, req, api=True)
 
 
-def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: str) -> dict:
+def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: str, region: str) -> dict:
+    from callcenter.phones import canonical
+
     from .models import CallOutcome
 
     outcome = form.get("outcome", "")
@@ -163,7 +165,7 @@ def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: st
     if not uniqueid:
         raise BadRequest("uniqueid is required (the call this outcome belongs to)")
     note = (form.get("note") or "").strip()[:4000]
-    number = (form.get("caller_number") or "").strip()[:32]
+    number = canonical((form.get("caller_number") or "").strip()[:32], region)
     ticket = None
     if form.get("open_complaint") in ("1", "on", "true", True):
         category = form.get("category", "")
@@ -194,7 +196,8 @@ def _save_outcome(s, complaints, *, user, form: dict, now: dt.datetime, lang: st
 
 async def outcome(app, req: Req, *, api: bool) -> Response:
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    result = await app.db.run(_save_outcome, app.domain.complaints, user=req.user, form=req.form, now=now, lang=req.lang)
+    result = await app.db.run(_save_outcome, app.domain.complaints, user=req.user, form=req.form, now=now,
+                              lang=req.lang, region=app.config.hospital.region)
     if api:
         return as_json(result, 201)
     from urllib.parse import quote

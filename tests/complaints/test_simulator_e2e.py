@@ -26,7 +26,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 
-from ..web.helpers import Client, add_users
+from tests.support.web import Client, add_users
 
 pytestmark = pytest.mark.slow
 
@@ -119,8 +119,9 @@ async def test_voice_message_to_closed_or_reopened_ticket(config, db, tmp_path):
         ids = {}
         for t in listed:
             view = (await web.get(f"/api/complaints/{t['id']}")).json()
-            call, rec = by_phone[view["patient_phone"]]
-            ids[view["patient_phone"]] = t["id"]
+            assert view["patient_phone"].startswith("+86")  # stored in E.164 like every number
+            call, rec = by_phone[view["patient_phone"][3:]]
+            ids[view["patient_phone"][3:]] = t["id"]
             assert {(lk["kind"], lk["ref"]) for lk in view["links"]} == {
                 ("recording", str(rec.id)), ("call", call.uniqueid),
                 ("ivr_session", str(sessions[call.uniqueid].id))}

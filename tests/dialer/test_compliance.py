@@ -8,9 +8,9 @@ import pytest
 from dialer import compliance
 from dialer.compliance import Rules, after_attempt, in_window, next_window_open, predictive_ratio
 from dialer.plans import PlanError, load_plans, parse_plans
-from dialer.tracker import AttemptTracker, disposition_for
+from dialer.tracker import AttemptTracker, CauseSeen, Connected, Ended, Originated, disposition_for
 
-from .helpers import msg, ts
+from tests.support.dialer import msg, ts
 
 R = Rules()
 
@@ -108,10 +108,10 @@ def test_tracker_correlates_failure_by_actionid_and_cause_by_linkedid():
     tr.expect(7)
     assert tr.feed(msg(Event="VarSet", Uniqueid="1.1", Linkedid="1.1", Variable="ATTEMPT_ID", Value="7"), 1) == []
     f = tr.feed(msg(Event="Hangup", Uniqueid="1.2", Linkedid="1.1", Cause="17"), 2)
-    assert [(x.kind, x.cause) for x in f] == [("cause", 17)]
+    assert [(type(x), x.cause) for x in f] == [(CauseSeen, 17)]
     f = tr.feed(msg(Event="OriginateResponse", ActionID="7", Response="Failure", Reason="5",
                     Uniqueid="<unknown>"), 3)
-    assert [(x.kind, x.disposition, x.cause) for x in f] == [("originated", "busy", 17)]
+    assert [(type(x), x.disposition, x.cause) for x in f] == [(Originated, "busy", 17)]
     assert tr.feed(msg(Event="Hangup", Uniqueid="1.1", Linkedid="1.1", Cause="0"), 4) == []
     assert 7 not in tr.live
     # someone else's OriginateResponse is ignored
@@ -126,9 +126,9 @@ def test_tracker_answered_call_ends_on_its_channel_hangup():
                     Channel="Local/answer@sim-patient-0e;1", Uniqueid="9.1"), 1)
     assert f[0].disposition == "answered" and f[0].uniqueid == "9.1"
     f = tr.feed(msg(Event="AgentConnect", Uniqueid="9.1", Linkedid="9.1", MemberName="Agent 1"), 2)
-    assert f[0].kind == "connected" and f[0].agent == "Agent 1"
+    assert isinstance(f[0], Connected) and f[0].agent == "Agent 1"
     f = tr.feed(msg(Event="Hangup", Uniqueid="9.1", Linkedid="9.1", Cause="16"), 9)
-    assert [(x.kind, x.cause) for x in f] == [("ended", 16)]
+    assert [(type(x), x.cause) for x in f] == [(Ended, 16)]
 
 
 def test_shipped_plans_cover_the_six_treatments():

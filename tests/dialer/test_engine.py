@@ -9,33 +9,18 @@ from sqlalchemy import select
 from twisted.internet.task import Clock
 
 from dialer import store
-from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
+from dialer.campaigns import status
 from dialer.compliance import Rules
 from dialer.engine import Dialer, DialSettings
 from dialer.models import Attempt, Campaign, Contact, DoNotCall
 from dialer.pacing import StaticAgents
 from dialer.timeutil import to_dt, to_ts
 
-from .helpers import FakeGateway, ts
+from tests.support.dialer import PHONES, T0, FakeGateway, seed, ts
 
 from tests import support
 
 api = support.domain().dialer  # the dialer API as serve wires it
-
-T0 = ts(2026, 11, 24, 10, 0)  # a Tuesday, inside the 09:00-20:00 window
-PHONES = ["+8613800138001", "+8613800138002", "+8613800138003"]
-
-
-def seed(db, *, mode="survey", n=3, phones=PHONES, name="c1", kind="revisit", due=T0 - 60, **kw) -> int:
-    def work(s):
-        c = create_campaign(s, name=name, kind=kind, mode=mode, queue="consultation", state="running", **kw)
-        rows = [contact_row(c.id, f"k{i}", phone=phones[i % len(phones)], name=f"P{i}", reason=kind,
-                            ref_type="t", ref_id=str(i), due_after=to_dt(due), due_before=None,
-                            patient_id=None, now=to_dt(due)) for i in range(n)]
-        insert_contacts(s, rows)
-        return c.id
-    return db.call(work)
-
 
 def make(db, clock, gw, **kw):
     return Dialer(db=db, clock=clock, gateway=gw, rules=Rules(), autotick=False, instance=kw.pop("instance", "a"),
@@ -490,7 +475,7 @@ def test_one_claim_never_takes_the_same_number_twice(db):
 async def test_stop_mid_batch_hands_back_the_unsent_claims(db):
     from dialer.engine import Dialer
 
-    from .helpers import until
+    from tests.support.dialer import until
 
     seed(db, n=5, phones=[f"+86138{i:08d}" for i in range(5)])
     clock = Clock()

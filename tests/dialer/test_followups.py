@@ -10,7 +10,7 @@ from tests import support
 from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_ts
 
-from .helpers import FakeGateway, ts
+from tests.support.dialer import FakeGateway, ts
 from .test_engine import make
 
 _domain = support.domain()  # the dialer API and complaints service as serve wires them

@@ -9,7 +9,7 @@ from dialer.campaigns import create_campaign, materialize
 from dialer.importer import import_rows, read_csv
 from dialer.models import Appointment, Campaign, Contact, Patient, Treatment
 
-from .helpers import ts
+from tests.support.dialer import ts
 
 from dialer.campaigns import Settings as DialerSettings
 

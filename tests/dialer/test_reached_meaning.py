@@ -37,7 +37,7 @@ async def test_reached_counts_patients_an_agent_took_not_answers_through_simulat
     from dialer.engine import Dialer, DialSettings
     from dialer.pacing import QueueCallsAgents
 
-    from tests.web.helpers import Client, FakeQueueCalls, add_users, running_web
+    from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
     clock = ScaledClock(reactor, 30, start=OPEN)
     nums = ["13800138001", "13800138002"]

@@ -21,7 +21,7 @@ from dialer.models import AgentReservation
 from dialer.pacing import StaticAgents
 from dialer.timeutil import to_dt
 
-from .helpers import FakeGateway, msg
+from tests.support.dialer import FakeGateway, msg
 from .test_engine import T0, make, seed
 
 PHONES_B = ["+8613800138011", "+8613800138012", "+8613800138013"]

@@ -123,6 +123,13 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     assert outcomes["13800138003"][0] == "pending"
     assert outcomes["13800138006"] == ("done", "reached")
     assert st["completed"] == 2 and st["opted_out"] == 1 and st["survey_score_avg"] == 4.5  # survey + agent
+    # The survey sessions name the patient who was dialled (E.164, like every stored number),
+    # not the hospital's own CallerID that Asterisk hands the AGI as agi_callerid.
+    from ivr_flows.models import IvrSession
+    with db.session() as s:
+        sessions = {r.caller_number: r for r in s.scalars(select(IvrSession))}
+    assert set(sessions) == {"+8613800138001", "+8613800138005", "+8613800138006"}
+    assert sessions["+8613800138001"].digits == "1,4,5"
 
 
 @pytest.mark.postgres

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from callcenter.simulator import agi_client
 from ivr_flows.models import IvrSession
 
-from ..ivr.helpers import CLOSED, OPEN, agi_server, call
+from tests.support.ivr import CLOSED, OPEN, agi_server, call
 
 PATHS = {  # name -> (time, caller keys)
     "consultation": (OPEN, [(0.3, "1"), (0.3, "1")]),

@@ -22,7 +22,7 @@ from twisted.internet import task
 
 from callcenter.simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
 
-from .harness import EPOCH, Stepper, accounting, drop_link, make_bridge
+from tests.support.harness import EPOCH, Stepper, accounting, drop_link, make_bridge
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from twisted.internet import task
 
 from callcenter.simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
 
-from .flaky_db import FlakyDatabase
-from .harness import EPOCH, Stepper, accounting, make_bridge
+from tests.support.flaky_db import FlakyDatabase
+from tests.support.harness import EPOCH, Stepper, accounting, make_bridge
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +78,8 @@ async def test_dialer_outcomes_survive_a_database_outage(db):
     from dialer.models import Attempt, Contact
     from dialer.pacing import StaticAgents
 
-    from ..dialer.helpers import FakeGateway, until
-    from ..dialer.test_engine import T0, seed
+    from tests.support.dialer import FakeGateway, until
+    from tests.support.dialer import T0, seed
 
     seed(db, n=3)
     clock = Clock()

@@ -21,7 +21,7 @@ from callcenter.web.component import limits_from_config
 from callcenter.web.guard import HttpLimits
 from ivr_flows.fastagi import reply_deadline
 
-from ..web.helpers import Client, running_web
+from tests.support.web import Client, running_web
 
 LIMITS = HttpLimits(idle_timeout=15, header_timeout=10, body_timeout=30, max_connections=40, max_per_client=30)
 
@@ -281,7 +281,7 @@ _ENV = (b"agi_network: yes\nagi_network_script: hotline\nagi_request: agi://127.
 
 
 async def test_fastagi_session_cap_sheds_silent_and_stalled_sessions_then_refuses():
-    from ..ivr.helpers import agi_server
+    from tests.support.ivr import agi_server
 
     async with agi_server(None, max_sessions=3) as server:
         silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
@@ -319,7 +319,7 @@ async def test_fastagi_command_without_reply_ends_the_session(db):
 
     from ivr_flows.models import IvrSession
 
-    from ..ivr.helpers import agi_server
+    from tests.support.ivr import agi_server
 
     async with agi_server(db, reply_timeout=0.3) as server:
         r, wr = await asyncio.open_connection("127.0.0.1", server.port)

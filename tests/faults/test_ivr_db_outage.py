@@ -27,8 +27,8 @@ from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
 from tests import support
 
-from ..ivr.helpers import CLOSED, OPEN, call, recordings_config
-from .flaky_db import FlakyDatabase
+from tests.support.ivr import CLOSED, OPEN, call, recordings_config
+from tests.support.flaky_db import FlakyDatabase
 
 pytestmark = pytest.mark.slow
 

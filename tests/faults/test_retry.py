@@ -13,7 +13,7 @@ from twisted.internet import task
 from callcenter.store.retry import retrying
 from ivr_flows.writes import SessionWrites
 
-from .flaky_db import FlakyDatabase
+from tests.support.flaky_db import FlakyDatabase
 
 
 class ScriptedDb:

@@ -88,7 +88,7 @@ def _non_loopback_address() -> str | None:
 
 
 async def test_security_headers_on_every_kind_of_answer(config, db):
-    from ..web.helpers import Client, FakeGateway, FakeQueueCalls, add_users, running_web
+    from tests.support.web import Client, FakeGateway, FakeQueueCalls, add_users, running_web
 
     add_users(db)
     async with running_web(config, db, queuecalls=FakeQueueCalls(), gateway=FakeGateway()) as web:
@@ -164,7 +164,7 @@ async def test_no_full_number_or_secret_in_any_log_record(config, db, tmp_path, 
     from dialer.models import Attempt
     from dialer.timeutil import to_dt
 
-    from ..web.helpers import Client
+    from tests.support.web import Client
 
     caplog.set_level(logging.DEBUG)
     clock = ScaledClock(reactor, 60, start=OPEN)

@@ -14,8 +14,8 @@ from callcenter.text import clean, unstorable
 from ivr_flows.agi import parse_env
 from ivr_flows.models import IvrSession
 
-from ..ivr.helpers import agi_server, call
-from ..web.helpers import Client, add_users, running_web
+from tests.support.ivr import agi_server, call
+from tests.support.web import Client, add_users, running_web
 
 
 def test_unstorable_names_the_character():
@@ -62,7 +62,7 @@ async def test_nul_in_the_caller_id_keeps_the_ivr_session_row(db):
         status, caller = await call(server, number="1380013\x008002", name="王\x00小明", keys=[(1, "2"), (1, "1")])
     with db.session() as s:
         rows = s.scalars(select(IvrSession)).all()
-    assert len(rows) == 1 and rows[0].caller_number == "13800138002" and rows[0].ended_at is not None
+    assert len(rows) == 1 and rows[0].caller_number == "+8613800138002" and rows[0].ended_at is not None
 
 
 def test_pbx_fields_are_cleaned():
@@ -99,7 +99,7 @@ def test_tracebacks_are_masked_in_the_log():
 async def test_nul_in_the_caller_name_keeps_the_voice_message_and_its_ticket(db):
     from callcenter.complaints.models import ComplaintTicket
 
-    from ..ivr.helpers import CLOSED
+    from tests.support.ivr import CLOSED
 
     async with agi_server(db, at=CLOSED) as server:
         _, caller = await call(server, number="13800138002", name="王\x00小明",

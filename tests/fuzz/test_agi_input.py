@@ -20,7 +20,7 @@ from sqlalchemy import select
 from ivr_flows.agi import ENV_ORDER
 from ivr_flows.models import IvrSession
 
-from ..ivr.helpers import agi_server
+from tests.support.ivr import agi_server
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

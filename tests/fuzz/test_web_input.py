@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from callcenter.web.routes import ROUTES
 
-from ..web.helpers import Client, FakeGateway, FakeQueueCalls, add_users, running_web
+from tests.support.web import Client, FakeGateway, FakeQueueCalls, add_users, running_web
 
 FUZZ = settings(max_examples=15, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -5,7 +5,7 @@ from ivr_flows.agi import Env, parse_reply_line
 from ivr_flows.engine import Command, Done, Effect, Engine, luhn_ok, mod11_ok
 from ivr_flows.flow import FLOWS_DIR, load_flow
 
-from .helpers import CLOSED, HOLIDAY, OPEN
+from tests.support.ivr import CLOSED, HOLIDAY, OPEN
 
 ENV = Env({"agi_callerid": "13800138002", "agi_calleridname": "王小明", "agi_uniqueid": "1.2"})
 
@@ -57,3 +57,19 @@ def test_checksums():
     assert luhn_ok("12345674") and not luhn_ok("12345678")
     assert mod11_ok("123456789") and not mod11_ok("123456780")
     assert not mod11_ok("x1")
+
+
+def test_digits_keep_every_key_and_mark_the_refused_ones():
+    """Issue 14.10: a refused key (menu) or entry (collect) was left out of ``digits``."""
+    keys = iter(["7", "1", "2", "2", "12345678", "12345674"])  # 7: no such language; bad Luhn, then good
+    engine = Engine(load_flow(FLOWS_DIR / "hotline.yaml"), ENV, now=lambda: OPEN)
+    step = engine.start()
+    while not isinstance(step, Done):
+        if isinstance(step, Effect):
+            step = engine.send(7 if step.name == "session_id" else None)
+            continue
+        line = f"200 result={next(keys)}" if step.line.startswith("GET DATA") else "200 result=0"
+        step = engine.send(parse_reply_line(line))
+    assert engine.digits == ["7!", "1", "2", "2", "12345678!", "12345674"]
+    assert engine.vars["patient_id"] == "12345674" and step.result == "queued:consultation"
+    assert engine.caller_number == "+8613800138002"  # the stored form (callcenter.phones)

@@ -16,7 +16,7 @@ from panoramisk.utils import parse_agi_result
 from callcenter.ami.tracefile import read_agi, traces_dir
 from ivr_flows.fastagi import AgiApplication, AgiRequest, parse_result, to_reply
 
-from .helpers import agi_server, call
+from tests.support.ivr import agi_server, call
 
 TRACES = ["04-outbound-answered-survey.agi", "07-fastagi-session.agi", "07b-fastagi-caller-hangup.agi",
           "07c-fastagi-voice-message.agi", "07d-fastagi-no-input.agi"]

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ivr_flows.models import IvrSession
 
-from .helpers import CLOSED, HOLIDAY, agi_server, call
+from tests.support.ivr import CLOSED, HOLIDAY, agi_server, call
 
 
 def sessions(db):
@@ -27,7 +27,7 @@ async def test_consultation_is_queued_and_linked(db):
     assert row.result == "queued:consultation"
     assert row.path == ["language", "welcome", "opening_hours", "main", "consultation_load", "consultation"]
     assert row.digits == "2,1" and row.language == "en" and row.flow == "hotline"
-    assert row.caller_number == "13800138002" and row.ended_at >= row.started_at
+    assert row.caller_number == "+8613800138002" and row.ended_at >= row.started_at
     assert "callcenter/en/hotline/main_menu" in caller.played
 
 

@@ -20,7 +20,7 @@ from ivr_flows.flow import flow_path, load_flow
 from ivr_flows.models import IvrSession
 from tests import support
 
-from .helpers import OPEN
+from tests.support.ivr import OPEN
 
 MISSING = {"callcenter/zh/hotline/main_menu", "callcenter/zh/hotline/welcome"}
 

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from ivr_flows.agi import clean, parse_args, parse_env, quote
 
-from .helpers import agi_server, call
+from tests.support.ivr import agi_server, call
 
 EVIL_FLOW = """
 flow: evil

@@ -12,7 +12,7 @@ from callcenter.clock import ScaledClock
 from ivr_flows.models import IvrSession
 from tests import support
 
-from .helpers import OPEN
+from tests.support.ivr import OPEN
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +58,30 @@ async def test_hotline_calls_through_simulator(db, tmp_path):
     assert rows[urgent.uniqueid].digits == "1,3,9"
     assert rows[gone.uniqueid].result == "hangup" and rows[gone.uniqueid].ended_at is not None
     assert gone.queue is None
+
+
+@pytest.mark.timeout(60)
+async def test_session_stores_e164_number_and_every_key_pressed(db, tmp_path):
+    """Issue 14.10: the IVR stored ``13800138001`` (queue calls store E.164) and dropped the
+    rejected key: Asterisk returned 7, the row said ``2,1``."""
+    from callcenter.simulator import SimulatedPBX
+
+    clock = ScaledClock(reactor, 40, start=OPEN)
+    server = support.agi_server(clock=clock, db=db)
+    await server.start()
+    pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path, agi_port=server.port)
+    await pbx.start()
+    try:
+        pbx.add_agent("consultation", "1001", "Agent A", answer_delay=1, talk_time=2)
+        caller = pbx.inbound_call("13800138001", "Li Na", context="hotline", digits="7w2w1",
+                                  digit_delay=0.5, patience=40)
+        await until(lambda: caller.done)
+    finally:
+        await pbx.stop()
+        await server.stop()
+    with db.session() as s:
+        row = s.scalars(select(IvrSession).where(IvrSession.uniqueid == caller.uniqueid)).one()
+    assert caller.queue == "consultation"
+    assert row.caller_number == "+8613800138001"
+    assert row.digits == "7!,2,1"
+    assert row.language == "en" and row.result == "queued:consultation"

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from callcenter.ports import QueueLoadInfo
 from ivr_flows.models import IvrSession
 
-from .helpers import agi_server, call
+from tests.support.ivr import agi_server, call
 
 
 class RecordingDialer(list):
@@ -74,7 +74,7 @@ async def test_callback_request_links_session(db, dialer_api):
     async with agi_server(db, dialer=dialer_api) as server:
         status, caller = await call(server, keys=[(0.5, "1"), (0.5, "4")])
     row = rows(db)[0]
-    assert dialer_api == [("callback", "13800138002", "王小明", "callback requested in the hotline IVR", row.id)]
+    assert dialer_api == [("callback", "+8613800138002", "王小明", "callback requested in the hotline IVR", row.id)]
     assert row.result == "callback" and row.detail["contact_id"] == 77
     assert "QUEUE" not in caller.variables
 

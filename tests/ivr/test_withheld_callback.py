@@ -12,7 +12,7 @@ from dialer.models import Contact
 from ivr_flows.engine import callable_number
 from ivr_flows.models import IvrSession
 
-from .helpers import agi_server, call
+from tests.support.ivr import agi_server, call
 
 WITHHELD = ["", "unknown", "anonymous", "Restricted", "+", "0"]
 MENU = [(1, "2"), (1, "4")]          # English, then 4 = call me back

@@ -18,7 +18,7 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimConfig, SimulatedPBX
 from callcenter.web.live import build_wallboard, member_state
 
-from ..faults.harness import Stepper
+from tests.support.harness import Stepper
 
 
 def _state_of(st: TrackerState, queue: str, iface: str, now: float, queue_wrapup: float = 0.0) -> str:

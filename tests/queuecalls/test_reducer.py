@@ -124,6 +124,19 @@ def test_memory_is_bounded_by_calls_in_flight():
     assert len(st.finished) == 0
 
 
+def test_resync_snapshot_older_than_a_join_does_not_end_that_call():
+    """QueueStatus asked at t=9.8; the caller's join arrives at 10.0 before the snapshot is
+    applied: the snapshot does not know her, she is newer than it, not gone."""
+    from callcenter.queuecalls.reducer import resync
+
+    state, _ = run([(10.0, ev("QueueCallerJoin", Queue="consultation", Position=1, Count=1, **caller()))])
+    facts = resync(state, [], [], 10.2, asked_at=9.8)
+    assert not [f for f in facts if isinstance(f, Finished)] and UID in state.calls
+    facts = resync(state, [], [], 20.0, asked_at=19.9, lost_at=15.0)  # really gone by now
+    (rec,) = [f.record for f in facts if isinstance(f, Finished)]
+    assert (rec.outcome, rec.ended_at, rec.gap) == ("unknown", 15.0, True)
+
+
 def test_dialer_call_is_outbound_with_the_patient_not_the_caller_id():
     """The dialer's Originate variables arrive as VarSet on the patient's channel before it
     joins (trace 04): the queue call is outbound, with attempt, campaign and the patient."""

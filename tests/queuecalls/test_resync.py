@@ -139,14 +139,15 @@ async def test_database_errors_are_retried_nothing_dropped(bridge, db):
 
 
 async def test_restart_of_the_bridge_is_an_outage_recovered_from_queue_log(bridge, db):
-    """The service was down since its last stored call; queue_log fills in what it missed."""
+    """The service was down since its checkpoint; queue_log fills in what it missed."""
     from callcenter.queuecalls.reducer import QueueCallRecord
-    from callcenter.queuecalls.store import write_calls
+    from callcenter.queuecalls.store import save_checkpoint, write_calls
 
     before = QueueCallRecord("1795346400.1", "1795346400.1", "consultation", 1, "+8613800138009", "",
                              1795346400.0, 1795346402.0, 1795346410.0, 2.0, "Local/1001@sim-agent/n",
                              "Agent 1001", 8.0, "answered", 1, None, False)
     db.call(write_calls, [before], 30.0)
+    db.call(save_checkpoint, 1795346410.0)
     b = bridge("01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG})
     after = b.index(lambda m: m.get("Response") == "Goodbye")
     b.__init__(db, "01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG}, start_at=after)
@@ -157,6 +158,6 @@ async def test_restart_of_the_bridge_is_an_outage_recovered_from_queue_log(bridg
     (o,) = b.outages()
     assert o.recovered_from_queue_log and o.recovered_calls == 1
     start = o.start if o.start.tzinfo else o.start.replace(tzinfo=dt.timezone.utc)
-    assert start.timestamp() == pytest.approx(1795346410.0)  # the last stored call's end
+    assert start.timestamp() == pytest.approx(1795346410.0)  # the checkpoint
     assert sorted((r.uniqueid, r.source) for r in rows) == [
         ("1795346400.1", "ami"), ("1795346592.0", "queue_log")]

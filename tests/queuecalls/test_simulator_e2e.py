@@ -18,7 +18,7 @@ from callcenter.queuecalls.models import AmiOutage, QueueCall
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimulatedPBX
 
-from ..faults.harness import Stepper
+from tests.support.harness import Stepper
 
 
 @pytest.mark.timeout(60)

@@ -42,7 +42,7 @@ def test_summary_definitions():
     assert s["offered"] == 6 and s["answered"] == 3 and s["abandoned"] == 2
     assert s["short_abandons"] == 1 and s["timeouts"] == 1 and s["redirected"] == 1
     assert s["answered_within_target"] == 2
-    assert s["service_level"] == pytest.approx(2 / 6, abs=1e-4)      # DESIGN
+    assert s["service_level"] == pytest.approx(2 / 6, abs=1e-4)      # docs/architecture.md
     assert s["sl_asterisk"] == pytest.approx(2 / 3, abs=1e-4)        # within ÷ answered
     # SL2: (answered within 2 + unanswered within: 2.0, 10.0, 3.0) ÷ (3 + 4)
     assert s["sl2"] == pytest.approx(5 / 7, abs=1e-4)

@@ -68,6 +68,7 @@ async def test_answered_call_recorded_catalogued_and_verified(db, tmp_path):
         local = dt.datetime.fromtimestamp(catalog.as_utc(rec.started_at).timestamp(), ZoneInfo(s.timezone))
         assert rec.path == f"{local:%Y/%m/%d}/consultation/{call.uniqueid}.wav"
         assert (rec.queue, rec.agent, rec.kind) == ("consultation", connect["Interface"], "queue")
+        assert rec.caller_number == "+8613600136005"  # E.164, like queue_calls (was 13600136005)
         f = s.directory / rec.path
         data = f.read_bytes()
         assert data[:4] == b"RIFF" and rec.size == len(data) >= 44

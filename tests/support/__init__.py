@@ -1,7 +1,12 @@
 """What tests share: the product's own services as the composition root builds them,
 and small doubles for the edges a test must drive itself.
 
-Import from here, not from another test folder.
+Import from here (and its modules), not from another test folder:
+``web`` (the web app on a free port, an HTTP client, an SSE reader), ``ivr`` (a FastAGI
+server and scripted calls), ``dialer`` (dialer fixtures and the AMI double's outcomes),
+``harness`` (stepping a ``task.Clock`` against the simulator: ``Stepper``, ``until``),
+``flaky_db`` (a database that fails on cue).  The one AMI test double is
+:mod:`callcenter.ami.fake`.
 """
 from __future__ import annotations
 

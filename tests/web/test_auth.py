@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from twisted.internet.task import Clock
 
-from callcenter.web.http import ANY
+from callcenter.web.http import ANY, SUPERVISORS
 from callcenter.web.passwords import hash_password, verify_password
 from callcenter.web.routes import ROUTES
 
-from .helpers import FakeGateway, FakeQueueCalls, Client, add_users, running_web, SSEClient
+from tests.support.web import FakeGateway, FakeQueueCalls, Client, add_users, running_web, SSEClient
 
 ROLE_USER = {"agent": "agent1", "supervisor": "sup1", "admin": "admin1"}
 
@@ -32,6 +32,10 @@ def test_password_hash_salted_and_verified():
 def test_only_login_and_static_are_public():
     public = {(r.method, r.path) for r in ROUTES if r.roles is None}
     assert public == {("GET", "/login"), ("POST", "/login"), ("GET", "/static/{name}")}
+    from callcenter.web.views_ops import routes as ops_routes
+
+    ops = {(r.method, r.path): r.roles for r in ops_routes(metrics=None)}  # the product adds these
+    assert ops == {("GET", "/healthz"): None, ("GET", "/readyz"): None, ("GET", "/metrics"): SUPERVISORS}
 
 
 async def test_authorisation_matrix(config, db):

@@ -20,7 +20,7 @@ from callcenter.clock import ScaledClock
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.simulator import SimulatedPBX
 
-from .helpers import PASSWORD, add_users, running_web
+from tests.support.web import PASSWORD, add_users, running_web
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

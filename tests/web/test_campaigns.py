@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from dialer.campaigns import contact_row, create_campaign, insert_contacts, status
 from dialer.models import Attempt, Campaign, Contact
 
-from .helpers import Client, FakeQueueCalls, add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.timezone.utc)  # 11:00 in Shanghai
 

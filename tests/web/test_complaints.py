@@ -16,7 +16,7 @@ from callcenter.complaints import escalation
 from callcenter.store.models import AuditEntry
 from callcenter.web.i18n import MESSAGES
 
-from .helpers import Client, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, SSEClient, add_users, running_web
 
 from tests import support
 
@@ -285,7 +285,7 @@ def test_every_message_key_used_by_the_templates_exists():
     assert static <= set(MESSAGES), static - set(MESSAGES)
     from callcenter.complaints import lifecycle
     from callcenter.complaints.deadlines import CHANNELS, KINDS, SEVERITIES
-    from callcenter.web.complaint_input import ACTIONS
+    from callcenter.complaints.forms import ACTIONS
 
     for prefix, values in (("cp.state.", lifecycle.STATES), ("cp.sev.", SEVERITIES), ("cp.ch.", CHANNELS),
                            ("cp.dl.", KINDS), ("cp.do.", ACTIONS),
@@ -353,3 +353,7 @@ async def test_agent_opens_a_ticket_from_the_outcome_form(config, db):
         view = (await s.get(f"/api/complaints/{mine[0]['id']}")).json()
         assert {d["kind"] for d in view["deadlines"]} == {"start", "progress"}
         assert ("call", "1795346775.48") in {(lk["kind"], lk["ref"]) for lk in view["links"]}
+        assert view["patient_phone"] == "+8613800138001"  # stored in E.164 like every number
+        from callcenter.web.models import CallOutcome
+        assert [o.caller_number for o in db.call(lambda ses: list(ses.scalars(select(CallOutcome))))] == [
+            "+8613800138001"]

@@ -21,7 +21,7 @@ from dialer.models import Attempt, Contact
 from dialer.timeutil import to_dt
 from dialer.tracker import AttemptTracker
 
-from .helpers import PASSWORD, Client, FakeGateway, FakeQueueCalls, add_users, running_web
+from tests.support.web import PASSWORD, Client, FakeGateway, FakeQueueCalls, add_users, running_web
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 AGENT1 = "Local/1001@sim-agent/n"   # agent1's interface in helpers.USERS

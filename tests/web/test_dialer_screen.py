@@ -22,7 +22,7 @@ from dialer.campaigns import contact_row, create_campaign, insert_contacts
 from dialer.models import Appointment, Attempt, Contact, DoNotCall, Patient, Treatment
 from dialer.timeutil import to_dt
 
-from .helpers import PASSWORD, Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import PASSWORD, Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 AGENT_IFACE = "Local/1001@sim-agent/n"   # agent1's interface in helpers.USERS

@@ -11,10 +11,10 @@ from twisted.internet.task import Clock
 from callcenter import errors
 from callcenter.complaints import lifecycle
 from callcenter.complaints import service as svc
-from callcenter.web.complaint_input import FieldErrors
+from callcenter.complaints.forms import FieldErrors
 
-from ..faults.flaky_db import FlakyDatabase
-from .helpers import Client, FakeQueueCalls, add_users, running_web
+from tests.support.flaky_db import FlakyDatabase
+from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
 WEB = Path(__file__).resolve().parents[2] / "callcenter" / "web"
 

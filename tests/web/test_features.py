@@ -17,7 +17,7 @@ from callcenter.web import reports
 from callcenter.web.openapi import document
 from callcenter.web.routes import ROUTES
 
-from .helpers import Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
 
 TZ = ZoneInfo("Asia/Shanghai")
 

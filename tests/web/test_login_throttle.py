@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from callcenter.store.models import AuditEntry
 from callcenter.web.auth import LoginThrottle
 
-from .helpers import PASSWORD, Client, add_users, running_web
+from tests.support.web import PASSWORD, Client, add_users, running_web
 
 AGENTS = {f"agent{i:02d}": ("agent", f"Local/1{i:03d}@sim-agent/n") for i in range(40)}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twisted.internet.task import Clock
 
-from .helpers import Client, FakeQueueCalls, add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 EXAMPLES = int(os.environ.get("CC_SCHEMATHESIS_EXAMPLES", "2"))

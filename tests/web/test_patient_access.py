@@ -9,7 +9,7 @@ from callcenter.ami.tracefile import read_ami, traces_dir
 from callcenter.store.models import AuditEntry, User
 from dialer.models import Patient
 
-from .helpers import Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
 
 
 def _views(db, action="patient.viewed"):

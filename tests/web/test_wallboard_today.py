@@ -20,7 +20,7 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.web import today
 from callcenter.web.live import day_bounds
 
-from .helpers import add_users, running_web
+from tests.support.web import add_users, running_web
 
 TZ = ZoneInfo("Asia/Shanghai")  # the config's [hospital] timezone
 MON_0800 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ).timestamp()

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gzip
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from twisted.internet import task
 
 from callcenter.ami.gateway import AmiGateway
 from callcenter.queuecalls.models import AmiOutage, QueueCall
+from callcenter.queuecalls.queuelog import archives
 from callcenter.queuecalls.tracker import QueueCallsTracker
 
 EPOCH = 1_795_400_000.0  # 2026-11-20 09:46 Asia/Shanghai
@@ -46,7 +49,12 @@ class Stepper:
         await asyncio.sleep(0)
         while loop.time() < end:
             behind = self.gw.bytes_received - self.base_gw < self._srv_bytes() - self.base_srv
-            busy = bool(self.gw._pending) or self.tracker._resyncing
+            gw, proto = self.gw, self.gw._proto
+            # logged in and FullyBooted seen, the on_connect hooks not yet sending (a few loop
+            # turns): no timer may fire before the resync's snapshot is asked for
+            hooks_due = (gw.connected and not gw._connected_event.is_set() and proto is not None
+                         and proto.booted and not self.tracker._resync_backoff)
+            busy = bool(gw._pending) or gw.connecting or self.tracker._resyncing or hooks_due
             if not behind and not busy:
                 break
             await asyncio.sleep(0.0005)
@@ -131,18 +139,29 @@ QL_OUTCOME = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "COMPLETEAGE
               "COMPLETECALLER": "answered", "TRANSFER": "transferred"}
 
 
+def queue_log_lines(queue_log) -> list[str]:
+    """Every line of the simulator's queue_log, rotated files included (oldest first)."""
+    files = []
+    for p in archives(queue_log):
+        opener = gzip.open if p.name.endswith(".gz") else open
+        with opener(p, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        if lines:
+            files.append((int(lines[0].split("|")[0]), p != Path(queue_log), lines))
+    return [line for _, _, lines in sorted(files, key=lambda f: (f[0], not f[1])) for line in lines]
+
+
 def simulator_record(queue_log) -> dict[str, str | None]:
-    """Each queue call the simulator handled (its queue_log file: the simulator's own
+    """Each queue call the simulator handled (its queue_log files: the simulator's own
     record, kept in full) -> its final outcome (None: cut off by a crash)."""
     out: dict[str, str | None] = {}
-    with open(queue_log, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("|")
-            callid, event = parts[1], parts[4]
-            if event == "ENTERQUEUE":
-                out.setdefault(callid, None)
-            elif event in QL_OUTCOME and callid in out:
-                out[callid] = QL_OUTCOME[event]
+    for line in queue_log_lines(queue_log):
+        parts = line.split("|")
+        callid, event = parts[1], parts[4]
+        if event == "ENTERQUEUE":
+            out.setdefault(callid, None)
+        elif event in QL_OUTCOME and callid in out:
+            out[callid] = QL_OUTCOME[event]
     return out
 
 

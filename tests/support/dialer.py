@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from callcenter.ami.codec import Message
 from callcenter.ami.fake import FakeAmi
+from dialer.campaigns import contact_row, create_campaign, insert_contacts
+from dialer.timeutil import to_dt
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -51,3 +53,18 @@ async def until(pred, clock=None, step=0.0, limit=2000):
             clock.advance(step)
         await asyncio.sleep(0.002)
     raise AssertionError("condition not reached")
+
+
+T0 = ts(2026, 11, 24, 10, 0)  # a Tuesday, inside the 09:00-20:00 window
+PHONES = ["+8613800138001", "+8613800138002", "+8613800138003"]
+
+
+def seed(db, *, mode="survey", n=3, phones=PHONES, name="c1", kind="revisit", due=T0 - 60, **kw) -> int:
+    def work(s):
+        c = create_campaign(s, name=name, kind=kind, mode=mode, queue="consultation", state="running", **kw)
+        rows = [contact_row(c.id, f"k{i}", phone=phones[i % len(phones)], name=f"P{i}", reason=kind,
+                            ref_type="t", ref_id=str(i), due_after=to_dt(due), due_before=None,
+                            patient_id=None, now=to_dt(due)) for i in range(n)]
+        insert_contacts(s, rows)
+        return c.id
+    return db.call(work)

@@ -15,13 +15,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from callcenter.complaints import service as svc
 from callcenter.errors import DomainError, InvalidInput, NotFound
 
-from .complaint_input import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
-from .http import BadRequest, Req, Response, as_json, redirect
-from .i18n import t
-from .params import MAX_OFFSET, int_arg
+from callcenter.web.http import AGENTS, ANY, SUPERVISORS, BadRequest, Req, Response, Route, as_json, redirect
+from callcenter.web.i18n import t
+from callcenter.web.params import MAX_OFFSET, int_arg
+
+from . import service as svc
+from .forms import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
 
 log = logging.getLogger(__name__)
 
@@ -279,3 +280,79 @@ async def transition_form(app, req: Req) -> Response:
 
 async def edit_form(app, req: Req) -> Response:
     return await _step_form(app, req, _edit_step)
+
+
+# --- the complaints' part of the web's route table ------------------------------------------
+
+_CP_FILTERS = (("status", "string", "comma-separated: open | received | acknowledged | investigating | answered | "
+                                     "resolved | revisited | closed"),
+               ("category", "string", "medical | attitude | environment | fees | communication | none (unclassified)"),
+               ("severity", "string", "urgent | normal | complex"),
+               ("overdue", "boolean", "only tickets with a deadline already past due"),
+               ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))
+_CP_OPEN_BODY = (("summary", "string", "what the patient complains about", True),
+                 ("category", "string", "medical | attitude | environment | fees | communication (empty: "
+                                        "not yet classified)", False),
+                 ("severity", "string", "urgent | normal (default) | complex; fixed at opening", False),
+                 ("channel", "string", "phone | voicemail | online | email | api (default api)", False),
+                 ("department", "string", "department concerned", False),
+                 ("demand", "string", "what the patient asks for", False),
+                 ("tags", "array", "free tags, 1-32 characters each (or comma-separated text)", False),
+                 ("patient_phone", "string", "patient's phone number", False),
+                 ("patient_name", "string", "patient's name", False),
+                 ("language", "string", "zh | en", False),
+                 ("received_at", "string", "ISO 8601 (default now; local time if no offset)", False),
+                 ("call_uniqueid", "string", "link a call (Asterisk uniqueid)", False),
+                 ("recording_id", "integer", "link a recording", False))
+_CP_STEP_BODY = (("action", "string", "acknowledge | investigate | answer | resolve | close | progress | reopen | "
+                                      "revisit", True),
+                 ("to", "string", "instead of action: the state (acknowledged, investigating, answered, "
+                                  "resolved, closed)", False),
+                 ("note", "string", "what was done; required for reopen (the reason), progress, and for "
+                                    "close without a revisit", False),
+                 ("expected_resolution", "string(date)", "progress: the expected resolution date", False),
+                 ("satisfied", "boolean", "revisit: was the patient satisfied", False),
+                 ("score", "integer", "revisit: satisfaction 1-5", False))
+_CP_EDIT_BODY = (("category", "string", "classification", False), ("department", "string", "", False),
+                 ("assigned_to", "string", "who handles it", False), ("tags", "array", "free tags", False),
+                 ("summary", "string", "", False), ("demand", "string", "", False))
+_CP_TICKET = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "number": {"type": "string"}, "status": {"type": "string"},
+    "deadlines": {"type": "array", "items": {"type": "object", "properties": {
+        "kind": {"type": "string"}, "due_at": {"type": "string"},
+        "state": {"type": "string", "enum": ["due", "approaching", "overdue", "met", "replaced"]}}}},
+    "events": {"type": "array", "items": {"type": "object"}},
+    "links": {"type": "array", "items": {"type": "object"}},
+    "recordings": {"type": ["array", "null"], "items": {"type": "object"}}}}
+_CP_LIST = {"type": "object", "properties": {"total": {"type": "integer"},
+                                             "tickets": {"type": "array", "items": {"type": "object"}}}}
+_CP_ERROR = "400: {error, status, fields: {field: message}}; 404: no such ticket; 409: the life cycle refuses"
+
+ROUTES: list[Route] = [
+    Route("GET", "/complaints", SUPERVISORS, list_page, "page", "Complaint tickets",
+          query=_CP_FILTERS),
+    Route("POST", "/complaints", SUPERVISORS, open_form, "form",
+          "Open a complaint ticket (online/e-mail complaints; form)", body=_CP_OPEN_BODY),
+    Route("GET", "/complaints/{id}", SUPERVISORS, detail_page, "page",
+          "One complaint ticket: deadlines, history, calls, recordings (viewing is audited)"),
+    Route("POST", "/complaints/{id}/transition", SUPERVISORS, transition_form, "form",
+          "Move a ticket through its life cycle (form)", body=_CP_STEP_BODY),
+    Route("POST", "/complaints/{id}/edit", SUPERVISORS, edit_form, "form",
+          "Classify / assign a ticket (form)", body=_CP_EDIT_BODY),
+    Route("GET", "/api/complaints", SUPERVISORS, list_api, "api",
+          "Complaint tickets, newest first (patients masked)", query=_CP_FILTERS, response=_CP_LIST),
+    Route("POST", "/api/complaints", ANY, open_api, "api",
+          "Open a complaint ticket (201 with the ticket; " + _CP_ERROR + ")", body=_CP_OPEN_BODY,
+          response=_CP_TICKET),
+    Route("GET", "/api/complaints/{id}", SUPERVISORS, detail_api, "api",
+          "One complaint ticket by id or number (viewing is audited)", response=_CP_TICKET),
+    Route("POST", "/api/complaints/{id}/transition", SUPERVISORS, transition_api, "api",
+          "A life-cycle step: acknowledge, investigate, progress, answer, resolve, close, reopen, revisit ("
+          + _CP_ERROR + ")", body=_CP_STEP_BODY, response=_CP_TICKET),
+    Route("POST", "/api/complaints/{id}/edit", SUPERVISORS, edit_api, "api",
+          "Classify / assign a ticket (" + _CP_ERROR + ")", body=_CP_EDIT_BODY, response=_CP_TICKET),
+    Route("GET", "/agent/complaints", AGENTS, mine_page, "page",
+          "Complaint tickets this agent opened", query=_CP_FILTERS),
+    Route("GET", "/api/agent/complaints", AGENTS, mine_api, "api",
+          "Complaint tickets this agent opened", query=_CP_FILTERS, response=_CP_LIST),
+]

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions; a package so the wheel ships them (``callcenter db upgrade``)."""
