@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from callcenter.cli import main
 from callcenter.queuecalls.history import half_hours
 from callcenter.queuecalls.models import QueueCall
+from tests.support.web import Client, FakeQueueCalls, add_users, running_web
 
 from .simulated import simulate
 
@@ -84,8 +85,6 @@ def test_cli_too_little_history_says_what_is_missing(db, config, capsys):
 
 @pytest.mark.postgres
 async def test_http_staffing_plan_api_and_reports_page(db, config, history):
-    from tests.web.helpers import Client, FakeQueueCalls, add_users, running_web
-
     clock = Clock()
     clock.advance(dt.datetime.combine(END, dt.time(10), TZ).timestamp())  # Monday 10:00, plan from Tuesday
     add_users(db)
