@@ -133,7 +133,8 @@ def test_reducer_never_raises_on_junk_values(events, dt):
 
 # -- the gateway over TCP ---------------------------------------------------------------------
 class GarbageAmi:
-    """A minimal AMI server: banner, accepts any Login, then writes what the test says."""
+    """A minimal AMI server: banner, accepts any Login (then ``FullyBooted``, as a booted
+    Asterisk sends), then writes what the test says."""
 
     def __init__(self):
         self.sessions: list[asyncio.StreamWriter] = []
@@ -153,6 +154,9 @@ class GarbageAmi:
                 for m in p.feed(data):
                     aid = m.get("ActionID", "")
                     writer.write(encode([("Response", "Success"), ("ActionID", aid), ("Message", "ok")]))
+                    if m.get("Action") == "Login":
+                        writer.write(encode([("Event", "FullyBooted"), ("Privilege", "system,all"),
+                                             ("Status", "Fully Booted")]))
         except (ConnectionError, ProtocolError):
             pass
 
