@@ -224,6 +224,7 @@ async def web_round(db: Database, start: dt.date, end: dt.date, since, until, fl
     clock = _Clock(until.timestamp())
     app = WebApp(config, db, clock, ami=FakeAmi(clock), live=FakeQueueCalls(),
                  domain=support.domain(config, clock=clock), reactor=reactor)
+    app.open()
     user = CurrentUser(1, "sup", "Sup", "supervisor", "", "en", 1, "csrf")
     q = {"from": start.isoformat(), "to": end.isoformat()}
     out: dict[str, float] = {}

@@ -27,6 +27,7 @@ import os
 from typing import Any, Callable
 
 from ..ami.gateway import AmiError, AmiNotConnected
+from ..clock import sleep
 from ..logs import mask_number
 from ..ports import QueueLoadInfo
 from ..store.retry import retrying
@@ -40,16 +41,6 @@ log = logging.getLogger(__name__)
 # queue_log has whole seconds and a call may end a moment before the checkpoint is taken:
 # recovery starts this much earlier (what is already stored merges, never counts twice)
 SLACK = 2.0
-
-
-async def _sleep(clock: Any, delay: float) -> None:
-    fut = asyncio.get_running_loop().create_future()
-    dc = clock.callLater(delay, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        if dc.active():
-            dc.cancel()
 
 
 class QueueCallsTracker:
@@ -250,7 +241,7 @@ class QueueCallsTracker:
                 log.warning("queuecalls resync refused by Asterisk (%s); retrying in %.0f s", exc, delay)
             self._resyncing, self._resync_backoff = False, True  # idle until the timer (test steppers)
             try:
-                await _sleep(self.clock, delay)
+                await sleep(self.clock, delay)
             finally:
                 self._resyncing, self._resync_backoff = True, False
             delay = min(self.resync_max_delay, delay * 2)

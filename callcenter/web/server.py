@@ -116,7 +116,8 @@ class WebApp:
         self.recordings = recordings
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
-        self.closed = False
+        self.closed = True  # until served (WebComponent.start -> open()): a web that is built
+                            # but not serving does no work for the feeds it follows
         from .complaint_alerts import ComplaintAlertsFeed
         from .live import ScreenPop, WallboardFeed
 
@@ -321,6 +322,10 @@ class WebApp:
 
     async def authorize_request(self, request) -> auth.CurrentUser | None:
         return await self.current_user(request)
+
+    def open(self) -> None:
+        """Start taking work (requests, feed refreshes)."""
+        self.closed = False
 
     async def close(self) -> None:
         """Stop taking work, end event streams, and wait for handlers in flight to finish."""
