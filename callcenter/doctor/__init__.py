@@ -38,7 +38,9 @@ def _database(config: Config) -> Result:
 
 
 def _why(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None) or exc
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     return f"{orig.__class__.__name__}: {str(orig).splitlines()[0] if str(orig) else ''}"
 
 
