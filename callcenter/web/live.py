@@ -197,6 +197,12 @@ class WallboardFeed:
         f = self.figures
         return f is None or not (f.start <= now < f.end)
 
+    def close(self) -> None:
+        """Drop a coalescing refresh that is still waiting: nobody will see it (the app is
+        closing), and on a test's clock its wait may never end."""
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+
     async def _refresh_later(self) -> None:
         await sleep(self.app.clock, self.coalesce)
         try:

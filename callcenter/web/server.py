@@ -332,6 +332,7 @@ class WebApp:
         self.closed = True
         self.ami.unsubscribe(self.screenpop.on_ami)
         self.alerts.close()
+        self.wallboard.close()
         self.broker.close()
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:

@@ -22,7 +22,9 @@ from ivr_flows.models import IvrSession
 
 from tests.support.ivr import agi_server
 
-FUZZ = settings(max_examples=60, deadline=None,
+# derandomize: the same 60 examples every run, so a CI result can be reproduced (a random draw
+# could give fewer than the 10 sessions that must really run a flow)
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
