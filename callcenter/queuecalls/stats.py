@@ -32,10 +32,6 @@ SUMMARY_KEYS = ("offered", "answered", "abandoned", "short_abandons", "timeouts"
                 "asa_seconds", "max_wait_seconds", "p90_wait_seconds", "abandon_rate")
 
 
-def _get(r: Any, k: str) -> Any:
-    return r.get(k) if isinstance(r, dict) else getattr(r, k, None)
-
-
 def percentile(sorted_values: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -137,11 +133,11 @@ def figures(answered: int, abandoned: int, short: int, timeouts: int, redirected
 
 def summarize(calls: Iterable[Any], answer_target: float = 30.0,
               short_abandon: float = 5.0) -> dict[str, Any]:
-    """The summary of ``calls`` (mappings or records with outcome, wait_seconds, gap)."""
+    """The summary of ``calls``: queue-call records or rows (``outcome``, ``wait_seconds``,
+    ``gap`` attributes: :class:`~.reducer.QueueCallRecord`, :class:`~.models.QueueCall`)."""
     t = Totals()
     for r in calls:
-        w = t.count(_get(r, "outcome"), _get(r, "wait_seconds"), bool(_get(r, "gap")),
-                    answer_target, short_abandon)
+        w = t.count(r.outcome, r.wait_seconds, bool(r.gap), answer_target, short_abandon)
         if w is not None:
             t.waits.append(w)
     t.waits.sort()

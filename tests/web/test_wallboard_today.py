@@ -5,6 +5,7 @@ path, an injected ``task.Clock``."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 import random
 from zoneinfo import ZoneInfo
 
@@ -203,7 +204,7 @@ def test_totals_remove_what_they_added():
     assert not f.apply(("v", "q", 1), 86400.0, today.Contribution("q", "answered", 1.0, False))  # tomorrow
     s = f.summaries()["q"]
     assert (s["offered"], s["answered"], s["gaps"], s["max_wait_seconds"]) == (1, 1, 0, 12.0)
-    assert s == stats.summarize([{"outcome": "answered", "wait_seconds": 12.0, "gap": False}], 30.0, 5.0)
+    assert s == stats.summarize([SimpleNamespace(outcome="answered", wait_seconds=12.0, gap=False)], 30.0, 5.0)
 
 
 async def test_dialer_calls_are_shown_apart_from_the_hotline(config, db):
