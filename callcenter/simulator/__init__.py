@@ -49,8 +49,8 @@ hooks that emit AGIExecStart/AGIExecEnd (run_agi does not call them yet).
 CLI: ``callcenter simulator run --ami-port 5038 --scale 60 --calls 500``.
 
 FastAGI: ``hotline`` runs ``AGI(agi://<agi_host>:<agi_port>/hotline)`` and ``survey`` runs
-``.../revisit_survey`` through ``callcenter.simulator.agi_client.run_agi`` (IVR helper);
-until it exists — or to plug a fake — set ``pbx.agi_handler = async fn(url, env, channel)``.
+``.../revisit_survey`` through ``callcenter.simulator.agi_client.run_agi`` (the FastAGI
+client); to plug a scripted server instead set ``pbx.agi_handler = async fn(url, env, channel)``.
 After AGI: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> operator; else Hangup.
 ``hotline-plain`` needs no AGI (Playback, Read 1 digit: 2 -> complaint, else consultation).
 

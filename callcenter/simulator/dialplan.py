@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .agi_channel import SimAgiChannel
+from .agi_client import run_agi
 from .channels import Channel
 from .profiles import ChannelRedirect
 from .runner import ChannelHangup
@@ -109,23 +111,14 @@ class DialplanMixin:
         """AGI(agi://host:port/flow): FastAGI client (IVR helper's ``run_agi``) or a plugged handler."""
         url = f"agi://{self.agi_host}:{self.agi_port}/{flow}"
         self.newexten(ch, "AGI", url)
-        handler = self.agi_handler
-        if handler is None:
-            try:
-                from .agi_client import run_agi as handler  # type: ignore
-            except ImportError:
-                handler = None
-        status = "FAILURE"
-        if handler is not None:
-            from .agi_channel import SimAgiChannel
-
-            env = self.agi_env(ch, url, flow)
-            agi_ch = SimAgiChannel(self, ch)
-            try:
-                status = yield handler(url, env, agi_ch)
-            finally:
-                agi_ch.close()
-            status = status or "SUCCESS"
+        handler = self.agi_handler or run_agi
+        env = self.agi_env(ch, url, flow)
+        agi_ch = SimAgiChannel(self, ch)
+        try:
+            status = yield handler(url, env, agi_ch)
+        finally:
+            agi_ch.close()
+        status = status or "SUCCESS"
         pending = ch.data.pop("pending_hangup", None)
         if pending is not None:
             status = "HANGUP"
