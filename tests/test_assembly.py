@@ -6,7 +6,6 @@ tracker and asks the real dialer API for the callback, the way ``serve`` runs.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -17,18 +16,11 @@ from twisted.internet import reactor
 from callcenter.app import build
 from callcenter.clock import ScaledClock
 from callcenter.ports import AssemblyError
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()  # a Wednesday
-
-
-async def until(pred, what: str, limit: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await pred():
-        assert loop.time() < end, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.postgres

@@ -16,7 +16,6 @@ hotline is closed, the dialer's calling window still open):
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -27,20 +26,12 @@ from twisted.internet import reactor
 from callcenter.clock import ScaledClock
 
 from tests.support.web import Client, add_users
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
 AFTER_HOURS = dt.datetime(2026, 11, 25, 18, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 HAPPY, UNHAPPY = "13800138001", "13900139002"
-
-
-async def until(pred, what, limit=30.0):
-    """Wait (bounded, real time) for the simulated world to get somewhere; no fixed sleeps."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await pred():
-        assert loop.time() < end, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.timeout(90)

@@ -23,6 +23,7 @@ from dialer.importer import import_rows
 from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_dt
 from tests import support
+from tests.support.waiting import until
 
 api = support.domain().dialer  # the dialer API as serve wires it
 
@@ -113,14 +114,6 @@ def test_rebooking_closes_the_appointment_everywhere(db):
         return {c.campaign_id: (c.state, c.outcome) for c in s.scalars(select(Contact))}, a.id, b.id
     got, a_id, b_id = db.call(work)
     assert got == {a_id: ("done", "rebooked"), b_id: ("done", "superseded")}
-
-
-async def until(pred, limit=40.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "did not get there in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 gives up in the queue before the agent picks up (abandoned), the next one is taken."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -16,16 +15,9 @@ from dialer.campaigns import contact_row, create_campaign, insert_contacts, stat
 from dialer.compliance import Rules
 from dialer.models import Attempt, Campaign
 from dialer.timeutil import to_dt
+from tests.support.waiting import until
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-
-
-async def until(pred, limit=40.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "did not get there in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dialer.pacing import StaticAgents
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -24,6 +23,7 @@ from dialer.models import Attempt, Campaign, Contact
 from dialer.timeutil import to_dt, to_ts
 
 from tests import support
+from tests.support.waiting import until
 
 api = support.domain().dialer  # the dialer API as serve wires it
 
@@ -38,14 +38,6 @@ PATIENTS = {  # national number -> (simulated behaviour, survey digits)
     "13800138005": ("answer", "9"),
     "13800138006": ("answer", "0"),
 }
-
-
-async def until(pred, limit=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "campaign did not get there in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.postgres

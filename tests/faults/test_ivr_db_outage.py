@@ -29,6 +29,7 @@ from tests import support
 
 from tests.support.ivr import CLOSED, OPEN, call, recordings_config
 from tests.support.flaky_db import FlakyDatabase
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +50,6 @@ class DoubtfulDatabase(FlakyDatabase):
             self.in_doubt += 1
             raise OperationalError("(injected) COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
         return result
-
-
-async def until(pred, limit=20.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "not there in time"
-        await asyncio.sleep(0.01)
 
 
 def count(db, model, *where) -> int:

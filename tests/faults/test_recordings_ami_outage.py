@@ -9,7 +9,6 @@ outage cannot be recorded at all (docs/recordings.md).
 """
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,10 @@ from callcenter.clock import ScaledClock
 from callcenter.store.retry import sleep
 from recordings import capture, catalog
 from recordings.settings import Settings
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 SPOOL = "/var/spool/asterisk/recordings"
-
-
-async def until(pred, what, limit=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.timeout(60)

@@ -2,7 +2,6 @@
 real FastAGI TCP -> Queue(${QUEUE}) with ${QUEUE_PRIO}; the IVR session is stored."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from sqlalchemy import select
@@ -13,16 +12,9 @@ from ivr_flows.models import IvrSession
 from tests import support
 
 from tests.support.ivr import OPEN
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
-
-
-async def until(pred, limit=20.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "simulated call did not finish"
-        await asyncio.sleep(0.005)
 
 
 @pytest.mark.timeout(60)

@@ -12,7 +12,6 @@ directory and answers ``200 result=-1 (writefile)`` when the directory is missin
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -21,18 +20,11 @@ from sqlalchemy import select
 from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
 AFTER_HOURS = dt.datetime(2026, 11, 25, 22, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-
-
-async def until(pred, what, limit=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await pred():
-        assert loop.time() < end, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
 
 
 async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings_dir=None, disk_full=False):

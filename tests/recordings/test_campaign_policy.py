@@ -6,7 +6,6 @@ simulated PBX (AMI over TCP, MixMonitor writing WAVs); the recordings component 
 with ``kind:no_show=all`` / ``name:complaint-followup=all`` from the config."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from dialer.timeutil import to_dt
 from recordings import capture, catalog
 from recordings.policy import Policy, parse_campaign_rules, parse_rule
 from recordings.settings import Settings
+from tests.support.waiting import until
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 SPOOL = "/var/spool/asterisk/recordings"
@@ -71,14 +71,6 @@ async def test_start_refuses_a_name_entry_for_a_campaign_nobody_has(db, tmp_path
     # complaint-followup does not exist yet but is known: the dialer creates it on first use
     assert "entry name:noshows: no campaign named 'noshows' (known: callback, complaint-followup, no-shows)" \
         in str(err.value)
-
-
-async def until(pred, limit=60.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "did not get there in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ queue -> agent -> AgentConnect -> screen pop over SSE -> outcome over HTTP -> di
 time-scaled; the others drive the screen pop with AMI messages (VarSet + AgentConnect)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -23,17 +22,10 @@ from dialer.models import Appointment, Attempt, Contact, DoNotCall, Patient, Tre
 from dialer.timeutil import to_dt
 
 from tests.support.web import PASSWORD, Client, FakeGateway, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.waiting import until
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 AGENT_IFACE = "Local/1001@sim-agent/n"   # agent1's interface in helpers.USERS
-
-
-async def until(pred, limit=30.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not pred():
-        assert loop.time() < end, "did not get there in time"
-        await asyncio.sleep(0.01)
 
 
 def seed_no_show(s, now: float):

@@ -2,7 +2,6 @@
 assembles it, against the simulated Asterisk over TCP."""
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -13,18 +12,11 @@ from callcenter.clock import ScaledClock
 from callcenter.web import tokens
 
 from tests.support.web import Client
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
 OPEN = 1795572000.0  # 2026-11-25 10:00 Asia/Shanghai, a Wednesday
-
-
-async def until(pred, what: str, limit: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not await pred():
-        assert loop.time() < end, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
 
 
 def sample(text: str, name: str, **labels) -> float | None:
