@@ -19,6 +19,8 @@ Definitions (docs/architecture.md "Vocabulary"; the issue's reconciliation with 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import math
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
@@ -133,11 +135,16 @@ def figures(answered: int, abandoned: int, short: int, timeouts: int, redirected
 
 def summarize(calls: Iterable[Any], answer_target: float = 30.0,
               short_abandon: float = 5.0) -> dict[str, Any]:
-    """The summary of ``calls``: queue-call records or rows (``outcome``, ``wait_seconds``,
-    ``gap`` attributes: :class:`~.reducer.QueueCallRecord`, :class:`~.models.QueueCall`)."""
+    """The summary of ``calls``: records or rows with ``outcome``, ``wait_seconds`` and ``gap``
+    (:class:`~.reducer.QueueCallRecord`, :class:`~.models.QueueCall`), or mappings with those
+    keys (SQL result mappings); a missing field is an error, never taken as empty."""
     t = Totals()
     for r in calls:
-        w = t.count(r.outcome, r.wait_seconds, bool(r.gap), answer_target, short_abandon)
+        if isinstance(r, Mapping):
+            outcome, wait, gap = r["outcome"], r["wait_seconds"], r["gap"]
+        else:
+            outcome, wait, gap = r.outcome, r.wait_seconds, r.gap
+        w = t.count(outcome, wait, bool(gap), answer_target, short_abandon)
         if w is not None:
             t.waits.append(w)
     t.waits.sort()
