@@ -4,7 +4,9 @@ Each session has a *lane*: its row insert, the callback request, voice message a
 survey answers it produced, and the row's completion, written one after the other
 (the later ones need the row's id).  A write that meets an unavailable database is
 retried (:func:`callcenter.store.retry.retrying`) until the database is back; lanes
-of different sessions run side by side.
+of different sessions run side by side, and their writes that are due together are
+committed in one transaction (:class:`callcenter.store.group_commit.GroupCommit`: a
+burst of callers costs a few transactions, not one per caller).
 
 The caller never waits on an outage: :meth:`SessionWrites.wait` returns the write's
 result while the database answers, and a default at once when it does not (the
@@ -20,6 +22,7 @@ from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
 
+from callcenter.store.group_commit import GroupCommit
 from callcenter.store.retry import TRANSIENT, retrying, sleep
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ class Lane:
     async def run(self, fn: Callable) -> Any:
         """``retrying`` calls this as its database: the write itself is shielded, so a
         shutdown that cancels the lane can still learn whether it committed."""
-        self.inflight = asyncio.ensure_future(self.owner.db.run(fn))
+        self.inflight = self.owner.group.run(fn)
         return await asyncio.shield(self.inflight)
 
     async def _drain(self) -> None:
@@ -120,6 +123,7 @@ class SessionWrites:
 
     def __init__(self, db: Any, clock: Any = None, *, base_delay: float = 0.1, max_delay: float = 5.0):
         self.db, self.clock = db, clock
+        self.group = GroupCommit(db)
         self.base_delay, self.max_delay = base_delay, max_delay
         self.lanes: set[Lane] = set()
         self.down = False
