@@ -205,8 +205,9 @@ class AgiRequest(fast_agi.Request):
         if is_quick(command):
             self.waiting_quick = asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(self._reply(), deadline)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(deadline):  # no task per command, unlike wait_for
+                return await self._reply()
+        except TimeoutError:
             raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
         finally:
             self.waiting_quick = None
