@@ -79,6 +79,7 @@ class Req:
     remote: str
     raw: Any = None                  # the twisted request (SSE only)
     cookies: dict[str, str] = field(default_factory=dict)
+    flash: str = ""                  # the session's one-time message, shown by this page (flash.py)
 
     def arg(self, name: str, default: str = "") -> str:
         return self.args.get(name, default)

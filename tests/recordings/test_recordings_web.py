@@ -79,7 +79,7 @@ def server(db, tmp_path):
 
         recs[name] = db.call(add)
     root = Resource()
-    root.putChild(b"recordings", RecordingsResource(db, authorize, settings=s))
+    root.putChild(b"recordings", RecordingsResource(db, authorize, settings=s, clock=reactor))
     site = Site(root)
     site.timeOut = None
     port = reactor.listenTCP(0, site, interface="127.0.0.1")
