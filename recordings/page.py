@@ -47,7 +47,7 @@ async def page(app, req: Req) -> Response:
         if query is not None:
             try:
                 with s.begin_nested():
-                    rows = [r.as_dict() for r in http.find(s, who, ip, query)]
+                    rows = [{**r.as_dict(), "caller_number": r.caller_number} for r in http.find(s, who, ip, query)]
             except BadRequest as exc:  # an unknown ticket: said on the page
                 error = str(exc)
         return rows, _choices(s)

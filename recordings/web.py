@@ -38,7 +38,7 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from callcenter.store.models import audit
-from callcenter.web.http import STREAMED, BadRequest, Route
+from callcenter.web.http import STREAMED, BadRequest, Route, wants_html
 
 from . import catalog, layout, search
 from .plays import Plays
@@ -367,15 +367,9 @@ def routes(settings: Settings) -> list[Route]:
     ]
 
 
-def wants_page(request) -> bool:
-    """A browser opening the page (its first preferred type is HTML), not an API client."""
-    accept = (request.getHeader(b"accept") or b"").decode("latin-1")
-    return accept.split(",", 1)[0].split(";", 1)[0].strip().lower() == "text/html"
-
-
 async def _serve(app, req) -> object:
     segments = [p for p in req.path.split("/") if p][1:]
-    if not segments and wants_page(req.raw):
+    if not segments and wants_html(req.raw.getHeader("accept")):
         from .page import page
 
         return await page(app, req)

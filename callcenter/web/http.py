@@ -107,6 +107,11 @@ def redirect(location: str, status: int = 303) -> Response:
     return Response(status, b"", headers={"Location": location})
 
 
+def wants_html(accept: str | None) -> bool:
+    """A browser opening a page (its first preferred type is HTML), not an API client."""
+    return (accept or "").split(",", 1)[0].split(";", 1)[0].strip().lower() == "text/html"
+
+
 STREAMED = object()  # a "stream" handler's answer: it wrote (and finishes) the response itself
 
 

@@ -33,7 +33,7 @@ from callcenter.text import clean, unstorable
 
 from .clientaddr import TrustedProxies
 from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html,
-                   redirect)
+                   redirect, wants_html)
 from .lookups import LookupLimit
 from .i18n import LANGUAGES, catalogue, column, t
 
@@ -249,8 +249,8 @@ class WebApp:
                 user = await self.current_user(request)
             if user is None:
                 await self._audit_refusal(route, req, "anonymous", "not logged in")
-                if route.kind == "page":
-                    return redirect("/login?next=" + quote(req.path), 303)
+                if route.kind == "page" or (route.kind == "stream" and wants_html(request.getHeader("accept"))):
+                    return redirect("/login?next=" + quote(req.path), 303)  # a browser: to the login form
                 resp = as_json({"error": "login required", "status": 401}, 401)
                 resp.headers["WWW-Authenticate"] = 'Cookie realm="callcenter"'
                 return resp
