@@ -24,10 +24,12 @@ def _error_text(lang: str, exc: users.AccountError) -> str:
 async def page(app, req: Req, *, error: users.AccountError | None = None, target: str = "",
                status: int = 200) -> Response:
     rows = await app.db.run(users.listing)
+    if target not in {u["username"] for u in rows}:
+        target = ""  # no row to show it beside: above the table
     return app.render(req, "users.html", status, users=rows, roles=ROLES, languages=users.LANGUAGES,
                       error=_error_text(req.lang, error) if error else "",
                       error_field=error.field if error else "", target=target,
-                      form=req.form if error and target == "" else {}, me=req.user.username,
+                      form=req.form if error and req.path == "/admin/users" else {}, me=req.user.username,
                       default_language=app.default_language())
 
 
