@@ -32,6 +32,14 @@ def _choices(s) -> tuple[list[tuple[str, str]], list[str]]:
     return sorted(agents.items(), key=lambda kv: kv[1]), queues
 
 
+def _ticket_numbers(s, ids: set[int]) -> dict[int, str]:
+    from callcenter.complaints.models import ComplaintTicket
+
+    if not ids:
+        return {}
+    return dict(s.execute(select(ComplaintTicket.id, ComplaintTicket.number).where(ComplaintTicket.id.in_(ids))).all())
+
+
 async def page(app, req: Req) -> Response:
     http = app.recordings
     who, ip = req.user.username, req.remote
@@ -50,9 +58,9 @@ async def page(app, req: Req) -> Response:
                     rows = [{**r.as_dict(), "caller_number": r.caller_number} for r in http.find(s, who, ip, query)]
             except BadRequest as exc:  # an unknown ticket: said on the page
                 error = str(exc)
-        return rows, _choices(s)
+        return rows, _choices(s), _ticket_numbers(s, {r["ticket_id"] for r in rows if r["ticket_id"]})
 
-    rows, (agents, queues) = await app.db.run(fetch)
+    rows, (agents, queues), tickets = await app.db.run(fetch)
     tz = http.tz
     names = dict(agents)
 
@@ -70,5 +78,5 @@ async def page(app, req: Req) -> Response:
     limit = query.limit if query is not None else 100
     offset = query.offset if query is not None else 0
     return app.render(req, "recordings.html", 400 if error else 200, rows=rows, agents=agents, queues=queues,
-                      names=names, kinds=KINDS, args=req.args, error=error, local=local, length=length,
+                      names=names, tickets=tickets, kinds=KINDS, args=req.args, error=error, local=local, length=length,
                       limit=limit, offset=offset, more=len(rows) == limit, timezone=http.settings.timezone)

@@ -17,6 +17,7 @@ Tr = Callable[..., str]
 
 # Notes the service writes itself (not typed by a person), said in the reader's language.
 SYSTEM_NOTES = {
+    "acknowledged by the agent on the call": "cp.hist.note.agent_ack",
     "patient satisfied at the revisit": "cp.hist.note.satisfied",
     "urgent: passed to the department at once": "cp.hist.note.urgent",
 }
@@ -40,12 +41,25 @@ def _value(tr: Tr, field: str, value: Any, names: dict[str, str]) -> str:
     return str(value)
 
 
+def _opened(note: str, tr: Tr) -> str:
+    """The service's "channel=phone severity=normal category=fees" note, in words."""
+    from callcenter.complaints.deadlines import CHANNELS, SEVERITIES
+
+    said = dict(part.partition("=")[::2] for part in note.split() if "=" in part)
+    words = []
+    for key, prefix, known in (("channel", "cp.ch.", CHANNELS), ("severity", "cp.sev.", SEVERITIES),
+                               ("category", "cat.", CATEGORIES)):
+        if said.get(key) in known:
+            words.append(tr(prefix + said[key]))
+    return tr("cp.hist.sep").join(words) or "—"
+
+
 def describe(event: dict, tr: Tr, when: Callable[[str | None], str], names: dict[str, str]) -> str:
     """What happened, in one sentence (the note is shown beside it: :func:`note`)."""
     action, field = event["action"], event.get("field")
     frm, to = event.get("from"), event.get("to")
     if action == "opened":
-        return tr("cp.hist.opened")
+        return tr("cp.hist.opened", how=_opened(event.get("note") or "", tr))
     if action == "moved" or action == "reopened":
         key = "cp.hist.reopened" if action == "reopened" else "cp.hist.moved"
         return tr(key, frm=_state(tr, frm), to=_state(tr, to))
@@ -72,10 +86,18 @@ def note(event: dict, tr: Tr) -> str:
     """The event's note; the service's own notes in the reader's language (the follow-up's
     note repeats its due time in UTC: the follow-ups list shows it in local time)."""
     text = event.get("note") or ""
-    if event["action"] == "followup":
+    if event["action"] in ("followup", "opened"):  # said in the sentence itself
         return ""
     key = SYSTEM_NOTES.get(text)
-    return tr(key) if key else text
+    if key:
+        return tr(key)
+    unhappy = "patient not satisfied at the revisit"  # + ": what the patient said"
+    if text.startswith(unhappy):
+        rest = text[len(unhappy):].lstrip(": ")
+        return tr("cp.hist.note.unsatisfied") + (tr("cp.hist.note.said", said=rest) if rest else "")
+    if event["action"] == "revisit-ignored" and text.startswith("ticket is "):
+        return text.partition(": ")[2]  # what the revisit said; the sentence says it was not applied
+    return text
 
 
 def actor(name: str, tr: Tr, names: dict[str, str]) -> str:

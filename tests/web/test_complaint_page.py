@@ -45,7 +45,8 @@ def test_offered_actions_follow_the_life_cycle():
 
 def test_history_words_cover_every_event_the_service_writes():
     when = lambda iso: iso  # noqa: E731
-    events = [{"action": "opened", "field": "status", "to": "received"},
+    events = [{"action": "opened", "field": "status", "to": "received",
+               "note": "channel=phone severity=urgent category=fees"},
               {"action": "moved", "field": "status", "from": "received", "to": "acknowledged"},
               {"action": "reopened", "field": "status", "from": "closed", "to": "investigating"},
               {"action": "escalated", "note": "urgent: passed to the department at once"},
@@ -58,6 +59,7 @@ def test_history_words_cover_every_event_the_service_writes():
               {"action": "changed", "field": "category", "from": "", "to": "fees"},
               {"action": "followup", "field": "followup", "to": "no_phone", "note": "revisit call due before 2026"}]
     zh = [history.describe(e, lambda k, **kw: t("zh", k, **kw), when, {"sup1": "张班长"}) for e in events]
+    assert zh[0] == "登记工单（电话、紧急、费用类）" and history.note(events[0], lambda k, **kw: k) == ""
     assert zh[1] == "状态：已受理 → 已确认" and zh[2] == "重新处理：已结案 → 调查处理中"
     assert zh[6] == "回访：患者满意" and zh[7] == "回访：患者不满意"
     assert zh[9] == "处理人：— → 张班长" and zh[10] == "类别：— → 费用类" and zh[11] == "回访电话：患者无电话号码"
@@ -67,6 +69,10 @@ def test_history_words_cover_every_event_the_service_writes():
     assert history.note(events[3], lambda k, **kw: t("zh", k, **kw)) == "紧急：已立即转交科室"
     assert history.note(events[11], lambda k, **kw: t("zh", k, **kw)) == ""
     assert all(k in MESSAGES for k in history.SYSTEM_NOTES.values())
+    zh_note = lambda text: history.note({"action": "reopened", "note": text}, lambda k, **kw: t("zh", k, **kw))  # noqa: E731
+    assert zh_note("patient not satisfied at the revisit: still rude") == "回访时患者不满意：still rude"
+    assert zh_note("acknowledged by the agent on the call") == "坐席在通话中已确认受理"
+    assert zh_note("called the ward") == "called the ward"  # what a person typed stays as typed
 
 
 async def test_ticket_page_steps_handler_history_and_one_time_messages(config, db):
