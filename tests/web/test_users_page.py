@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from callcenter.store.models import AuditEntry, User
@@ -31,7 +30,6 @@ def _error(page: str) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else ("", "")
 
 
-@pytest.mark.postgres
 async def test_admin_adds_a_user_who_then_logs_in(config, db):
     add_users(db)
     async with running_web(config, db) as web:
