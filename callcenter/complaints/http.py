@@ -245,7 +245,7 @@ def _ctx(app) -> dict:
     from callcenter.complaints.models import CATEGORIES
 
     return {"categories": CATEGORIES, "severities": SEVERITIES, "channels": CHANNELS,
-            "statuses": _STATUS_FILTERS, "when": _when(app), "actions": tuple(ACTIONS)}
+            "statuses": _STATUS_FILTERS, "when": _when(app)}
 
 
 async def list_page(app, req: Req, *, errors: dict | None = None, status: int = 200) -> Response:

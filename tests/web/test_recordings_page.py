@@ -115,6 +115,7 @@ async def test_search_page_roles_and_filters(config, db):
         # OpenAPI: the page and its filters are in the document
         doc = (await sup.get("/api/openapi.json")).json()
         op = doc["paths"]["/recordings/"]["get"]
+        assert "text/html" in op["responses"]["200"]["content"]
         assert "search page" in op["summary"] and {"from", "to", "agent", "queue", "number", "ticket"} <= {
             p["name"] for p in op["parameters"]}
     finally:
