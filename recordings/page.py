@@ -15,7 +15,7 @@ from callcenter.web.http import BadRequest, Req, Response
 
 from . import catalog
 from .models import Recording
-from .search import KINDS
+from .search import KINDS, STATUSES
 
 
 def _choices(s) -> tuple[list[tuple[str, str]], list[str]]:
@@ -78,5 +78,5 @@ async def page(app, req: Req) -> Response:
     limit = query.limit if query is not None else 100
     offset = query.offset if query is not None else 0
     return app.render(req, "recordings.html", 400 if error else 200, rows=rows, agents=agents, queues=queues,
-                      names=names, tickets=tickets, kinds=KINDS, args=req.args, error=error, local=local, length=length,
+                      names=names, tickets=tickets, kinds=KINDS, statuses=STATUSES, args=req.args, error=error, local=local, length=length,
                       limit=limit, offset=offset, more=len(rows) == limit, timezone=http.settings.timezone)

@@ -95,6 +95,8 @@ async def test_search_page_roles_and_filters(config, db):
                                 ("queue=complaint", [ids["c"]]),
                                 ("number=139+0013+9002", [ids["b"]]),
                                 (f"ticket={ids['ticket']}", [ids["c"]]),
+                                ("status=ready&queue=consultation", [ids["b"], ids["a"]]),
+                                ("status=failed", []),
                                 ("ticket=1", [ids["c"]]),
                                 ("agent=&queue=&number=&ticket=&from=&to=", [ids["c"], ids["b"], ids["a"]])):
             got = await sup.get("/recordings/?" + query, HTML)
