@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from callcenter.web.http import BadRequest, Req, Response
+from callcenter.web.i18n import t
 
 from . import catalog
 from .models import Recording
@@ -32,6 +33,18 @@ def _choices(s) -> tuple[list[tuple[str, str]], list[str]]:
     return sorted(agents.items(), key=lambda kv: kv[1]), queues
 
 
+_LABELS = {"from": "rec.from", "to": "rec.to", "agent": "rec.agent", "queue": "rec.queue", "number": "rec.number",
+           "ticket": "rec.ticket", "status": "rec.status", "kind": "rec.kind", "uniqueid": "rec.call",
+           "limit": "rec.limit", "offset": "rec.offset"}
+
+
+def _said(lang: str, exc: BadRequest) -> str:
+    """A refused search parameter in the reader's words (the field named)."""
+    if exc.field not in _LABELS:
+        return t(lang, "error.bad_request", detail=str(exc))
+    return t(lang, "rec.bad", field=t(lang, _LABELS[exc.field]), why=t(lang, "rec.bad." + exc.field))
+
+
 def _ticket_numbers(s, ids: set[int]) -> dict[int, str]:
     from callcenter.complaints.models import ComplaintTicket
 
@@ -47,7 +60,7 @@ async def page(app, req: Req) -> Response:
     try:
         query = http.parse_search(req.args)
     except BadRequest as exc:
-        error = str(exc)
+        error = _said(req.lang, exc)
 
     def fetch(s):
         nonlocal error
@@ -57,7 +70,7 @@ async def page(app, req: Req) -> Response:
                 with s.begin_nested():
                     rows = [{**r.as_dict(), "caller_number": r.caller_number} for r in http.find(s, who, ip, query)]
             except BadRequest as exc:  # an unknown ticket: said on the page
-                error = str(exc)
+                error = _said(req.lang, exc)
         return rows, _choices(s), _ticket_numbers(s, {r["ticket_id"] for r in rows if r["ticket_id"]})
 
     rows, (agents, queues), tickets = await app.db.run(fetch)

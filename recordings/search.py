@@ -33,6 +33,14 @@ class Search:
     day_to: dt.date | None = None
 
 
+def _named(parse_arg, args: dict, name: str, *rest):
+    """``parse_arg(args, name, ...)`` with its error naming ``name`` as the field."""
+    try:
+        return parse_arg(args, name, *rest)
+    except BadRequest as exc:
+        raise BadRequest(exc.message.removeprefix(f"{name}: "), field=name) from None
+
+
 def parse(args: dict, *, tz: ZoneInfo, region: str) -> Search:
     """``args`` (query parameters) as a :class:`Search`, or :class:`BadRequest` naming the parameter."""
     out = Search()
@@ -41,37 +49,37 @@ def parse(args: dict, *, tz: ZoneInfo, region: str) -> Search:
         value = (args.get(key) or "").strip()
         if value:
             if value not in allowed:
-                raise BadRequest(f"{key}: must be one of {', '.join(allowed)}")
+                raise BadRequest(f"must be one of {', '.join(allowed)}", field=key)
             f[key] = value
     for key in ("queue", "uniqueid"):
         value = (args.get(key) or "").strip()
         if value:
             if not _SAFE.match(value):
-                raise BadRequest(f"{key}: letters, digits, '.', '-', '_' only")
+                raise BadRequest("letters, digits, '.', '-', '_' only", field=key)
             f[key] = value
     agent = (args.get("agent") or "").strip()
     if agent:
         if not _INTERFACE.match(agent):
-            raise BadRequest("agent: the agent's phone (queue member interface), e.g. PJSIP/1001")
+            raise BadRequest("the agent's phone (queue member interface), e.g. PJSIP/1001", field="agent")
         f["agent"] = agent
     number = (args.get("number") or "").strip()
     if number:
         stored = canonical(number, region)
         if len(number) > 32 or sum(c.isdigit() for c in stored) < 3:
-            raise BadRequest("number: not a phone number")
+            raise BadRequest("not a phone number", field="number")
         f["caller_number"] = stored
     ticket = (args.get("ticket") or args.get("ticket_id") or "").strip()
     if ticket:
         if not _TICKET.match(ticket):
-            raise BadRequest("ticket: a complaint ticket number (TS-2026-000123) or id")
+            raise BadRequest("a complaint ticket number (TS-2026-000123) or id", field="ticket")
         out.ticket = ticket.upper()
-    out.day_from, out.day_to = date_arg(args, "from", None), date_arg(args, "to", None)
+    out.day_from, out.day_to = _named(date_arg, args, "from", None), _named(date_arg, args, "to", None)
     if out.day_from and out.day_to and out.day_from > out.day_to:
-        raise BadRequest("from: after to")
+        raise BadRequest("after to", field="from")
     if out.day_from:
         f["started_from"] = dt.datetime.combine(out.day_from, dt.time(), tz)
     if out.day_to:
         f["started_before"] = dt.datetime.combine(out.day_to + dt.timedelta(days=1), dt.time(), tz)
-    out.limit = int_arg(args, "limit", 100, 1, 500)
-    out.offset = int_arg(args, "offset", 0, 0, MAX_OFFSET)  # beyond, the database's integer overflows
+    out.limit = _named(int_arg, args, "limit", 100, 1, 500)
+    out.offset = _named(int_arg, args, "offset", 0, 0, MAX_OFFSET)  # beyond, the database's integer overflows
     return out

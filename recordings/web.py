@@ -224,7 +224,7 @@ class RecordingsHttp:
             try:
                 filters["ticket_id"] = get_ticket(s, query.ticket).id
             except TicketNotFound:
-                raise BadRequest(f"ticket: no complaint ticket {query.ticket}") from None
+                raise BadRequest(f"no complaint ticket {query.ticket}", field="ticket") from None
         rows = catalog.query(s, limit=query.limit, offset=query.offset, **filters)
         shown = {k: str(v) for k, v in filters.items()}
         audit(s, who, "recording.list", "recording", "*", filters=shown, count=len(rows), ip=ip)

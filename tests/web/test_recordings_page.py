@@ -105,15 +105,20 @@ async def test_search_page_roles_and_filters(config, db):
         r = await sup.get("/recordings/?number=13900139002")
         assert r.status == 200 and [x["id"] for x in r.json()["recordings"]] == [ids["b"]]
         # bad input names the parameter (page: 400 with the form; JSON: 400)
-        for query, name in (("from=yesterday", "from"), ("number=abc", "number"), ("ticket=TS-9", "ticket"),
-                            ("agent=nobody", "agent"), ("ticket=TS-2026-999999", "ticket")):
+        for query, label in (("from=yesterday", "From"), ("number=abc", "Caller&#39;s number"),
+                             ("ticket=TS-9", "Complaint ticket"), ("agent=nobody", "Agent"),
+                             ("ticket=TS-2026-999999", "Complaint ticket"), ("from=2026-11-24&to=2026-11-20", "From")):
             got = await sup.get("/recordings/?" + query, HTML)
-            assert got.status == 400 and f"{name}:" in got.text and 'id="rec-search"' in got.text, query
+            assert got.status == 400 and f'id="rec-error">{label}: ' in got.text and 'id="rec-search"' in got.text, query
+        r = await sup.get("/recordings/?number=abc")
+        assert r.status == 400 and r.json()["error"] == "bad query parameter: number: not a phone number"
         assert (await sup.get("/recordings/?from=2026-13-01")).status == 400
         # in Chinese
         await sup.post("/language", {"csrf_token": await sup.csrf(), "lang": "zh"})
         zh = (await sup.get("/recordings/", HTML)).text
         assert "通话录音" in zh and "每次播放均记入审计日志" in zh and "Recordings" not in zh
+        bad = (await sup.get("/recordings/?number=abc", HTML)).text
+        assert 'id="rec-error">来电号码：不是有效的电话号码。<' in bad
         # OpenAPI: the page and its filters are in the document
         doc = (await sup.get("/api/openapi.json")).json()
         op = doc["paths"]["/recordings/"]["get"]
