@@ -91,5 +91,6 @@ async def page(app, req: Req) -> Response:
     limit = query.limit if query is not None else 100
     offset = query.offset if query is not None else 0
     return app.render(req, "recordings.html", 400 if error else 200, rows=rows, agents=agents, queues=queues,
-                      names=names, tickets=tickets, kinds=KINDS, statuses=STATUSES, args=req.args, error=error, local=local, length=length,
+                      names=names, tickets=tickets, kinds=KINDS, statuses=STATUSES, args=req.args, error=error,
+                      local=local, length=length,
                       limit=limit, offset=offset, more=len(rows) == limit, timezone=http.settings.timezone)

@@ -13,8 +13,8 @@ Mounted by the web app at ``/recordings``:
 Only users whose role is in ``[recordings] allowed_roles`` get anything (401 without
 login, 403 otherwise); every request, allowed or not, is written to the audit log
 with who, which recording, what byte range and from where — audio once per *play*
-(the requests of one listening, :mod:`recordings.plays`), not once per byte range.  Files are named by
-numeric id only; the catalogue path is resolved with
+(the requests of one listening, :mod:`recordings.plays`), not once per byte range.
+Files are named by numeric id only; the catalogue path is resolved with
 :func:`recordings.layout.resolve_inside`, so no parameter can reach a file
 outside the recordings directory.  File reads run in worker threads and the
 body is pushed with back-pressure (a push producer), so a slow client or a

@@ -144,7 +144,8 @@ def set_active(s, *, actor: str, username: str, active: bool) -> User:
         if user.username == actor:
             raise _refuse("username", "self_disable", "you cannot disable your own account", AccountConflict)
         if user.role == "admin" and user.active and not _other_admins(s, user):
-            raise _refuse("username", "last_admin", "the last active administrator cannot be disabled", AccountConflict)
+            raise _refuse("username", "last_admin", "the last active administrator cannot be disabled",
+                          AccountConflict)
         _end_sessions(s, user)
     if user.active != active:
         user.active = active
@@ -163,9 +164,11 @@ def update(s, *, actor: str, username: str, **changes: Any) -> dict[str, tuple]:
     user = _get(s, username)
     if "role" in new and new["role"] != user.role and user.role == "admin":
         if user.username == actor:
-            raise _refuse("role", "self_demote", "you cannot take the administrator role from yourself", AccountConflict)
+            raise _refuse("role", "self_demote", "you cannot take the administrator role from yourself",
+                          AccountConflict)
         if user.active and not _other_admins(s, user):
-            raise _refuse("role", "last_admin", "the last active administrator must stay an administrator", AccountConflict)
+            raise _refuse("role", "last_admin", "the last active administrator must stay an administrator",
+                          AccountConflict)
     attrs = {"role": "role", "interface": "interface", "language": "language", "name": "display_name"}
     changed = {}
     for key, value in new.items():
