@@ -116,7 +116,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     web = None
     if config.web.enabled:
         app = WebApp(config, db, clock, ami=ami, live=queuecalls, escalation=escalation, domain=domain,
-                     recordings=RecordingsHttp(db, settings=domain.recording_settings),
+                     recordings=RecordingsHttp(db, settings=domain.recording_settings, clock=clock),
                      reactor=reactor, ops=ops_routes(metrics))
         web = WebComponent(app, host=config.web.host, port=config.web.port, limits=limits_from_config(config))
     parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]

@@ -250,19 +250,26 @@ def get(session, rec_id: int) -> Recording | None:
 
 
 def query(session, *, status: str | None = None, kind: str | None = None, queue: str | None = None,
-          uniqueid: str | None = None, include_purged: bool = False, limit: int = 100,
+          uniqueid: str | None = None, agent: str | None = None, caller_number: str | None = None,
+          ticket_id: int | None = None, started_from: dt.datetime | None = None,
+          started_before: dt.datetime | None = None, include_purged: bool = False, limit: int = 100,
           offset: int = 0) -> list[Recording]:
+    """Recordings newest first; ``agent`` is the member interface, ``caller_number`` the stored
+    (canonical) number, ``started_from``/``started_before`` bound ``started_at`` (UTC)."""
     q = select(Recording)
     if status:
         q = q.where(Recording.status == status)
     elif not include_purged:
         q = q.where(Recording.status != "purged")
-    if kind:
-        q = q.where(Recording.kind == kind)
-    if queue:
-        q = q.where(Recording.queue == queue)
-    if uniqueid:
-        q = q.where(Recording.uniqueid == uniqueid)
+    for column, value in ((Recording.kind, kind), (Recording.queue, queue), (Recording.uniqueid, uniqueid),
+                          (Recording.agent, agent), (Recording.caller_number, caller_number),
+                          (Recording.ticket_id, ticket_id)):
+        if value:
+            q = q.where(column == value)
+    if started_from is not None:
+        q = q.where(Recording.started_at >= as_utc(started_from))
+    if started_before is not None:
+        q = q.where(Recording.started_at < as_utc(started_before))
     q = q.order_by(Recording.started_at.desc(), Recording.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(q))
 

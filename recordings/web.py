@@ -2,16 +2,19 @@
 
 Mounted by the web app at ``/recordings``:
 
-- ``GET /recordings/`` → JSON list (filters: ``kind``, ``queue``, ``status``, ``uniqueid``,
-  ``ticket_id``, ``limit`` ≤ 500, ``offset``)
+- ``GET /recordings/`` → the search page for a browser (``Accept: text/html``,
+  :mod:`recordings.page`), else the JSON list (filters of :mod:`recordings.search`:
+  ``from``/``to`` local days, ``agent``, ``queue``, ``number``, ``ticket``, ``kind``,
+  ``status``, ``uniqueid``, ``limit`` ≤ 500, ``offset``)
 - ``GET /recordings/<id>`` → JSON metadata of one recording
 - ``GET /recordings/<id>/audio`` → the file, inline (for an ``<audio>`` element)
 - ``GET /recordings/<id>/download`` → the file as an attachment
 
 Only users whose role is in ``[recordings] allowed_roles`` get anything (401 without
 login, 403 otherwise); every request, allowed or not, is written to the audit log
-with who, which recording, what byte range and from where.  Files are named by
-numeric id only; the catalogue path is resolved with
+with who, which recording, what byte range and from where — audio once per *play*
+(the requests of one listening, :mod:`recordings.plays`), not once per byte range.
+Files are named by numeric id only; the catalogue path is resolved with
 :func:`recordings.layout.resolve_inside`, so no parameter can reach a file
 outside the recordings directory.  File reads run in worker threads and the
 body is pushed with back-pressure (a push producer), so a slow client or a
@@ -27,6 +30,7 @@ import logging
 import os
 import re
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -34,17 +38,16 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
 from callcenter.store.models import audit
-from callcenter.web.http import STREAMED, BadRequest, Route
-from callcenter.web.params import MAX_OFFSET, int_arg
+from callcenter.web.http import STREAMED, BadRequest, Route, wants_html
 
-from . import catalog, layout
+from . import catalog, layout, search
+from .plays import Plays
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 _ID = re.compile(r"^[1-9][0-9]{0,17}$")
-_SAFE_QUERY = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
 
 
 class RangeNotSatisfiable(ValueError):
@@ -141,9 +144,12 @@ class RecordingsHttp:
     """The recordings' HTTP side (see the module docstring) for one :class:`Settings`;
     the web app serves it through :func:`routes`."""
 
-    def __init__(self, db, *, settings):
+    def __init__(self, db, *, settings, clock):
         self.settings = settings
         self.db = db
+        self.clock = clock
+        self.plays = Plays()
+        self.tz = ZoneInfo(settings.timezone)
 
     async def serve(self, request, user: Any, segments: list[str]) -> None:
         """:meth:`handle`, and a failure answered as Asterisk-free JSON 500 (or the
@@ -205,30 +211,33 @@ class RecordingsHttp:
         await self._audit(who, "recording.refused", target, reason="bad path", ip=ip)
         return self._json(request, 404, {"error": "no such recording"})
 
+    def parse_search(self, args: dict) -> search.Search:
+        """The query parameters of the list or the page as a search (BadRequest names the parameter)."""
+        return search.parse(args, tz=self.tz, region=self.settings.phone_region)
+
+    def find(self, s, who: str, ip: str, query: search.Search) -> list[Any]:
+        """The recordings ``query`` finds (database thread); viewing the list is audited."""
+        filters = dict(query.filters)
+        if query.ticket:
+            from callcenter.complaints.service import TicketNotFound, get_ticket
+
+            try:
+                filters["ticket_id"] = get_ticket(s, query.ticket).id
+            except TicketNotFound:
+                raise BadRequest(f"no complaint ticket {query.ticket}", field="ticket") from None
+        rows = catalog.query(s, limit=query.limit, offset=query.offset, **filters)
+        shown = {k: str(v) for k, v in filters.items()}
+        audit(s, who, "recording.list", "recording", "*", filters=shown, count=len(rows), ip=ip)
+        return rows
+
     async def _list(self, request, who: str, ip: str) -> None:
         args = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in request.args.items() if v}
-        filters: dict[str, Any] = {}
         try:
-            for key in ("kind", "queue", "status", "uniqueid"):
-                if args.get(key):
-                    if not _SAFE_QUERY.match(args[key]):
-                        raise BadRequest(f"{key}: letters, digits, '.', '-', '_' only")
-                    filters[key] = args[key]
-            limit = int_arg(args, "limit", 100, 1, 500)
-            offset = int_arg(args, "offset", 0, 0, MAX_OFFSET)  # beyond, the database's integer overflows
-            ticket = int_arg(args, "ticket_id", 0, 1, MAX_OFFSET) or None
+            query = self.parse_search(args)
+            rows = await self.db.run(lambda s: [r.as_dict() for r in self.find(s, who, ip, query)])
         except BadRequest as exc:
             return self._json(request, 400, {"error": f"bad query parameter: {exc}"})
-
-        def fetch(s):
-            rows = catalog.query(s, limit=limit, offset=offset, **filters)
-            if ticket is not None:
-                rows = [r for r in rows if r.ticket_id == ticket]
-            audit(s, who, "recording.list", "recording", "*", filters=filters, count=len(rows), ip=ip)
-            return [r.as_dict() for r in rows]
-
-        rows = await self.db.run(fetch)
-        return self._json(request, 200, {"recordings": rows, "limit": limit, "offset": offset})
+        return self._json(request, 200, {"recordings": rows, "limit": query.limit, "offset": query.offset})
 
     async def _meta(self, request, who: str, ip: str, rec_id: int) -> None:
         def fetch(s):
@@ -243,12 +252,13 @@ class RecordingsHttp:
 
     async def _send(self, request, who: str, ip: str, rec_id: int, *, download: bool) -> None:
         action = "recording.download" if download else "recording.play"
-        row = await self.db.run(lambda s: (lambda r: r and (r.path, r.status, r.format))(catalog.get(s, rec_id)))
+        row = await self.db.run(lambda s: (lambda r: r and (r.path, r.status, r.format, r.duration))(
+            catalog.get(s, rec_id)))
         range_header = (request.getHeader(b"range") or b"").decode("latin-1")[:100]
         if row is None:
             await self._audit(who, action, rec_id, ok=False, reason="unknown id", range=range_header, ip=ip)
             return self._json(request, 404, {"error": "no such recording"})
-        path, status, fmt = row
+        path, status, fmt, duration = row
         if status != "ready":
             await self._audit(who, action, rec_id, ok=False, reason=f"status {status}", range=range_header, ip=ip)
             return self._json(request, 404, {"error": f"recording is {status}"})
@@ -275,8 +285,10 @@ class RecordingsHttp:
             return self._json(request, 416, {"error": "range not satisfiable", "size": size})
         start, end = rng if rng is not None else (0, size - 1)
         length = max(0, end - start + 1)
-        await self._audit(who, action, rec_id, ok=True, range=range_header,
-                          bytes=[start, end] if length else [], size=size, ip=ip)
+        # a download is audited each time; audio requests once per play (recordings/plays.py)
+        if download or self.plays.starts_play(who, rec_id, self.clock.seconds(), duration):
+            await self._audit(who, action, rec_id, ok=True, range=range_header,
+                              bytes=[start, end] if length else [], size=size, ip=ip)
         request.setResponseCode(206 if rng is not None else 200)
         if rng is not None:
             request.setHeader(b"content-range", f"bytes {start}-{end}/{size}".encode())
@@ -303,9 +315,9 @@ class RecordingsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, db, authorize: Callable[[Any], Any], *, settings):
+    def __init__(self, db, authorize: Callable[[Any], Any], *, settings, clock):
         super().__init__()
-        self.http = RecordingsHttp(db, settings=settings)
+        self.http = RecordingsHttp(db, settings=settings, clock=clock)
         self.authorize = authorize
 
     def render_GET(self, request):
@@ -325,30 +337,41 @@ class RecordingsResource(Resource):
         return self.render_GET(request)
 
 
-_LIST_QUERY = (("kind", "string", "queue | complaint | voice_message | outbound"),
-               ("queue", "string", "queue name"), ("status", "string", "recording | ready | failed | purged"),
-               ("uniqueid", "string", "the call"), ("ticket_id", "integer", "complaint ticket"),
+_LIST_QUERY = (("from", "string(date)", "first local day (YYYY-MM-DD)"),
+               ("to", "string(date)", "last local day (YYYY-MM-DD)"),
+               ("agent", "string", "the agent's phone (queue member interface), e.g. PJSIP/1001"),
+               ("queue", "string", "queue name"), ("number", "string", "caller's number"),
+               ("ticket", "string", "complaint ticket number (TS-2026-000123) or id (also: ticket_id)"),
+               ("kind", "string", "queue | complaint | voice_message | outbound"),
+               ("status", "string", "recording | ready | missing | failed | purged"),
+               ("uniqueid", "string", "the call"),
                ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))
 
 
 def routes(settings: Settings) -> list[Route]:
     """The recordings' part of the web's route table: the roles of ``[recordings]
-    allowed_roles``; every request, refused ones included, is audited."""
+    allowed_roles``; every request, refused ones included, is audited (audio: once per
+    play, see :mod:`recordings.plays`)."""
     roles = frozenset(settings.allowed_roles)
 
     def route(path: str, summary: str, **kw: Any) -> Route:
         return Route("GET", path, roles, _serve, "stream", summary, audit_as="recording", **kw)
 
     return [
-        route("/recordings/", "Recordings (JSON list; viewing the list is audited)", query=_LIST_QUERY),
+        route("/recordings/", "Recordings: the search page for a browser (Accept: text/html), else the "
+                              "JSON list; newest first; viewing the list is audited", query=_LIST_QUERY),
         route("/recordings/{id}", "One recording's metadata (JSON; audited)"),
         route("/recordings/{id}/audio", "The recording for an <audio> element (Range requests answered "
-                                        "206; every play audited)"),
+                                        "206; every play audited: recordings/plays.py)"),
         route("/recordings/{id}/download", "The recording as a file download (audited)"),
     ]
 
 
 async def _serve(app, req) -> object:
     segments = [p for p in req.path.split("/") if p][1:]
+    if not segments and wants_html(req.raw.getHeader("accept")):
+        from .page import page
+
+        return await page(app, req)
     await app.recordings.serve(req.raw, req.user, segments)
     return STREAMED

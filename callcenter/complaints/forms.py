@@ -12,6 +12,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callcenter.complaints import lifecycle
 from callcenter.complaints.deadlines import CHANNELS, SEVERITIES
 from callcenter.complaints.models import CATEGORIES
 from callcenter.errors import InvalidInput
@@ -28,6 +29,23 @@ _UNIQUEID = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _TRUE = ("1", "true", "on", "yes", True, 1)
 _FALSE = ("0", "false", "off", "no", False, 0)
 MAX_TAGS = 20
+
+
+def offered_actions(status: str) -> tuple[str, ...]:
+    """The operator actions the life cycle allows from ``status``, in :data:`ACTIONS` order:
+    what a ticket's page offers (the API's ``allowed`` lists the target states)."""
+    offered = set()
+    for to in lifecycle.TRANSITIONS.get(status, ()):
+        pair = (status, to)
+        if pair in lifecycle.REOPENS:
+            offered.add("reopen")
+        elif pair in lifecycle.REVISIT_ONLY:
+            offered.add("revisit")
+        else:
+            offered.add(STATE_ACTION[to])
+    if lifecycle.is_open(status):
+        offered.add("progress")  # a progress update is given on any open ticket
+    return tuple(a for a in ACTIONS if a in offered)
 
 
 class FieldErrors(InvalidInput):

@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import re
 from typing import Any
-from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from callcenter.errors import DomainError, InvalidInput, NotFound
@@ -21,8 +20,9 @@ from callcenter.web.http import AGENTS, ANY, SUPERVISORS, BadRequest, Req, Respo
 from callcenter.web.i18n import t
 from callcenter.web.params import MAX_OFFSET, int_arg
 
+from . import history
 from . import service as svc
-from .forms import ACTIONS, FieldErrors, parse_action, parse_edit, parse_open
+from .forms import ACTIONS, FieldErrors, offered_actions, parse_action, parse_edit, parse_open
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now
 
     ticket = svc.get_ticket(s, ref)   # TicketNotFound is a NotFound: 404
     action, note = step["action"], step.get("note", "")
+    handler = step.get("changes", {}).get("assigned_to")
+    if handler and handler not in _handlers(s):
+        raise FieldErrors({"assigned_to": f"no active user {handler!r}"})
     try:
         with s.begin_nested():
             if action == "progress":
@@ -98,6 +101,27 @@ def _act(s, complaints: svc.Complaints, ref: str, *, actor: str, step: dict, now
     except InvalidInput as exc:   # IllegalTransition is a Conflict: 409 as it is
         raise _field_errors(exc) from None
     return queries.ticket_view(s, ticket.id, now=now)
+
+
+def _handlers(s) -> dict[str, str]:
+    """Who may handle a ticket ("handled by"): the active users, user name -> display name."""
+    from sqlalchemy import select
+
+    from callcenter.store.models import User
+
+    return {u.username: u.display_name or u.username
+            for u in s.scalars(select(User).where(User.active.is_(True)).order_by(User.display_name, User.username))}
+
+
+def _page_view(s, ref: str, *, now: dt.datetime, viewer: str) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """The ticket, the users who may handle it, and every name its history mentions."""
+    from sqlalchemy import select
+
+    from callcenter.store.models import User
+
+    view = _view(s, ref, now=now, viewer=viewer)
+    names = {u.username: u.display_name or u.username for u in s.scalars(select(User))}
+    return view, _handlers(s), names
 
 
 def _view(s, ref: str, *, now: dt.datetime, viewer: str) -> dict:
@@ -221,13 +245,13 @@ def _ctx(app) -> dict:
     from callcenter.complaints.models import CATEGORIES
 
     return {"categories": CATEGORIES, "severities": SEVERITIES, "channels": CHANNELS,
-            "statuses": _STATUS_FILTERS, "when": _when(app), "actions": tuple(ACTIONS)}
+            "statuses": _STATUS_FILTERS, "when": _when(app)}
 
 
 async def list_page(app, req: Req, *, errors: dict | None = None, status: int = 200) -> Response:
     result = await _list(app, req)
     return app.render(req, "complaints.html", status, result=result, args=req.args, errors=errors or {},
-                      form=req.form if errors else {}, notice=req.arg("notice"), **_ctx(app))
+                      form=req.form if errors else {}, **_ctx(app))
 
 
 async def mine_page(app, req: Req) -> Response:
@@ -239,11 +263,23 @@ async def detail_page(app, req: Req, *, error: str = "", errors: dict | None = N
                       status: int = 200) -> Response:
     try:
         ref = _ref(req)
-        view = await app.db.run(_view, ref, now=_now(app), viewer=req.user.username)
+        view, handlers, names = await app.db.run(_page_view, ref, now=_now(app), viewer=req.user.username)
     except NotFound:
         return app.error(req, 404, "error.notfound")
-    return app.render(req, "complaint.html", status, c=view, notice=req.arg("notice"), error=error,
-                      errors=errors or {}, recordings_url=app.recordings is not None, **_ctx(app))
+    lang = req.lang
+
+    def tr(key: str, **kw) -> str:
+        return t(lang, key, **kw)
+
+    when = _when(app)
+    events = [{**e, "what": history.describe(e, tr, when, names), "said": history.note(e, tr),
+               "by": history.actor(e["actor"], tr, names)} for e in view["events"]]
+    handlers = dict(handlers)
+    if view["assigned_to"] and view["assigned_to"] not in handlers:  # a disabled user still holds it
+        handlers[view["assigned_to"]] = names.get(view["assigned_to"], view["assigned_to"])
+    return app.render(req, "complaint.html", status, c=view, error=error, errors=errors or {},
+                      offered=offered_actions(view["status"]), handlers=handlers, events=events,
+                      recordings_url=app.recordings is not None, **_ctx(app))
 
 
 async def open_form(app, req: Req) -> Response:
@@ -258,7 +294,8 @@ async def open_form(app, req: Req) -> Response:
         req.args = {}
         return await list_page(app, req, errors={"ticket": str(exc)}, status=exc.status)
     _changed(app)
-    return redirect(f"/complaints/{view['id']}?notice=" + quote(t(req.lang, "cp.opened", id=view["number"])))
+    await app.flash_next(req, "cp.opened", id=view["number"])
+    return redirect(f"/complaints/{view['id']}")
 
 
 async def _step_form(app, req: Req, step_of) -> Response:
@@ -271,7 +308,8 @@ async def _step_form(app, req: Req, step_of) -> Response:
                                  errors=exc.fields, status=400)
     except DomainError as exc:
         return await detail_page(app, req, error=str(exc), status=exc.status)
-    return redirect(f"/complaints/{view['id']}?" + urlencode({"notice": t(req.lang, "cp.saved")}))
+    await app.flash_next(req, "cp.saved")
+    return redirect(f"/complaints/{view['id']}")
 
 
 async def transition_form(app, req: Req) -> Response:

@@ -35,6 +35,7 @@ class CurrentUser:
     session_id: int
     csrf_token: str
     via_token: bool = False          # an API token (Authorization: Bearer), not a browser session
+    flash: str = ""                  # the session's pending one-time message (callcenter/web/flash.py)
 
 
 def token_hash(token: str) -> str:
@@ -87,7 +88,7 @@ def load(s, token: str, now: float) -> CurrentUser | None:
         s.delete(sess)
         return None
     return CurrentUser(user.id, user.username, user.display_name or user.username, user.role,
-                       user.interface, user.language, sess.id, sess.csrf_token)
+                       user.interface, user.language, sess.id, sess.csrf_token, flash=sess.flash or "")
 
 
 def audit_throttled(s, username: str, client: str, kinds: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""``callcenter users add|passwd|list``: web accounts.
+"""``callcenter users add|passwd|list|disable|enable``: web accounts (the same code as the
+admin's users page: :mod:`callcenter.web.users`).
 
 Passwords come from an interactive prompt (asked twice, not echoed) or, for
 scripts, from the first line of standard input with ``--password-stdin``;
@@ -10,12 +11,12 @@ from __future__ import annotations
 import getpass
 import sys
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from callcenter.cli import UserError
 
 from .auth import ROLES
-from .passwords import WeakPassword, check_strength, hash_password
+from .passwords import WeakPassword, check_strength
 
 
 def register(sub, common) -> None:
@@ -38,6 +39,9 @@ def register(sub, common) -> None:
     p = us.add_parser("disable", parents=[common], help="disable a user (ends their sessions)")
     p.add_argument("username")
     p.set_defaults(func=cmd_disable)
+    p = us.add_parser("enable", parents=[common], help="enable a disabled user")
+    p.add_argument("username")
+    p.set_defaults(func=cmd_enable)
 
     tk = sub.add_parser("tokens", parents=[common], help="API tokens for machine clients (Authorization: Bearer)")
     ts = tk.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
@@ -69,72 +73,65 @@ def _read_password(args) -> str:
     return password
 
 
-def _valid_username(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise UserError(f"user name {name!r}: 1-64 characters, no spaces")
-    return name
-
-
 def _open(config):
     from callcenter.commands import open_db
 
     return open_db(config)
 
 
-def cmd_add(args, config) -> int:
-    from callcenter.store.models import User, audit
+def _account(config, fn, **kw):
+    """Run one of :mod:`.users` (the same code as the admin's users page) as actor ``cli``."""
+    from callcenter.errors import DomainError
 
-    username = _valid_username(args.username)
+    with _open(config) as db:
+        try:
+            with db.session() as s:
+                return fn(s, actor="cli", **kw)
+        except DomainError as exc:
+            raise UserError(str(exc)) from None
+
+
+def cmd_add(args, config) -> int:
+    from . import users
+
     if args.role == "agent" and not args.interface:
         print("note: agent without --interface: no queue log-in or screen pop until one is set",
               file=sys.stderr)
+    from callcenter.errors import DomainError
+
+    try:
+        username = users.check_username(args.username)  # before asking for the password
+    except DomainError as exc:
+        raise UserError(f"user name {args.username!r}: {exc.message}") from None
     password = _read_password(args)
-    with _open(config) as db:
-        with db.session() as s:
-            if s.scalar(select(User).where(User.username == username)) is not None:
-                raise UserError(f"user {username!r} already exists (use: callcenter users passwd)")
-            s.add(User(username=username, display_name=args.name or username, role=args.role,
-                       interface=args.interface, language=args.language or config.hospital.language,
-                       password_hash=hash_password(password), active=True))
-            audit(s, "cli", "user_add", "user", username, role=args.role)
+    _account(config, users.add, username=args.username, role=args.role, password=password, name=args.name,
+             interface=args.interface, language=args.language or config.hospital.language)
     print(f"user {username} ({args.role}) added")
     return 0
 
 
-def _change_user(config, username: str, action: str, change) -> None:
-    """Apply ``change(user)``, end the user's web sessions and audit, in one transaction."""
-    from callcenter.store.models import User, audit
-
-    from .models import WebSession
-
-    with _open(config) as db:
-        with db.session() as s:
-            user = s.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise UserError(f"no user {username!r}")
-            change(user)
-            s.execute(delete(WebSession).where(WebSession.user_id == user.id))
-            audit(s, "cli", action, "user", user.username)
-
-
 def cmd_passwd(args, config) -> int:
+    from . import users
+
     password = _read_password(args)
-
-    def change(user):
-        user.password_hash = hash_password(password)
-
-    _change_user(config, args.username, "user_passwd", change)
+    _account(config, users.set_password, username=args.username, password=password)
     print(f"password of {args.username} changed; their sessions were ended")
     return 0
 
 
 def cmd_disable(args, config) -> int:
-    def change(user):
-        user.active = False
+    from . import users
 
-    _change_user(config, args.username, "user_disable", change)
+    _account(config, users.set_active, username=args.username, active=False)
     print(f"user {args.username} disabled")
+    return 0
+
+
+def cmd_enable(args, config) -> int:
+    from . import users
+
+    _account(config, users.set_active, username=args.username, active=True)
+    print(f"user {args.username} enabled")
     return 0
 
 

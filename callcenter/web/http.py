@@ -79,6 +79,7 @@ class Req:
     remote: str
     raw: Any = None                  # the twisted request (SSE only)
     cookies: dict[str, str] = field(default_factory=dict)
+    flash: str = ""                  # the session's one-time message, shown by this page (flash.py)
 
     def arg(self, name: str, default: str = "") -> str:
         return self.args.get(name, default)
@@ -104,6 +105,11 @@ def as_json(obj: Any, status: int = 200) -> Response:
 
 def redirect(location: str, status: int = 303) -> Response:
     return Response(status, b"", headers={"Location": location})
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser opening a page (its first preferred type is HTML), not an API client."""
+    return (accept or "").split(",", 1)[0].split(";", 1)[0].strip().lower() == "text/html"
 
 
 STREAMED = object()  # a "stream" handler's answer: it wrote (and finishes) the response itself

@@ -25,6 +25,8 @@ class WebSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column()
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     remote: Mapped[str] = mapped_column(String(64), default="")
+    # The one-time message for the next page of this session (callcenter/web/flash.py).
+    flash: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CallOutcome(Base):

@@ -49,6 +49,9 @@ def document(routes) -> dict:
                 "application/json": {"schema": {"type": "object"}}, "audio/wav": {}}}
             if "{id}" in r.path:
                 responses["404"] = {"description": "no such recording, or its file is missing"}
+            else:  # the list: a browser (Accept: text/html) gets the search page
+                responses["200"] = {"description": "the JSON list, or the search page for a browser", "content": {
+                    "application/json": {"schema": {"type": "object"}}, "text/html": {}}}
             if r.path.endswith(("/audio", "/download")):
                 responses["206"] = {"description": "the requested byte range (Range: bytes=)"}
                 responses["416"] = {"description": "range not satisfiable"}

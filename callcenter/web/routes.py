@@ -11,7 +11,7 @@ from dataclasses import replace
 from callcenter.complaints.http import ROUTES as COMPLAINT_ROUTES
 
 from . import (views, views_campaigns, views_dialer, views_import, views_live, views_reports,
-               views_tokens)
+               views_tokens, views_users)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -93,6 +93,11 @@ _CAMPAIGN = {"type": "object", "description": "the campaign and `callcenter camp
                  "survey_responses": {"type": "integer"}, "survey_score_avg": {"type": ["number", "null"]},
                  "survey_question_avg": {"type": "object"}}}
 _CAMP_ERROR = "400: a field is invalid (named); 404: no such campaign; 409: "
+
+_USER_BODY = (("role", "string", "agent | supervisor | admin", False),
+              ("name", "string", "display name", False),
+              ("interface", "string", "agent's phone (queue member interface), e.g. PJSIP/1001", False),
+              ("language", "string", "zh | en", False))
 
 _IMPORT_RESULT = {"type": "object", "properties": {
     "kind": {"type": "string"}, "rows": {"type": "integer"}, "applied": {"type": "boolean"},
@@ -198,8 +203,19 @@ ROUTES: list[Route] = [
           response={"type": "object", "properties": {"tokens": {"type": "array", "items": {"type": "object"}}}}),
     Route("POST", "/api/tokens/{name}/revoke", ADMINS, views_tokens.revoke_api, "api",
           "Revoke an API token (it stops working at once; audited)", response={"type": "object"}),
-    Route("GET", "/admin/users", ADMINS, views.users_page, "page", "User list"),
-    Route("GET", "/api/users", ADMINS, views.users_api, "api", "User list",
+    Route("GET", "/admin/users", ADMINS, views_users.page, "page",
+          "Users: add, change role/phone/language, disable/enable, set a new password"),
+    Route("POST", "/admin/users", ADMINS, views_users.add_form, "form", "Add a user (audited)",
+          body=_USER_BODY + (("username", "string", "1-64 characters, no spaces", True),
+                             ("password", "string", "at least 8 characters", True),
+                             ("password2", "string", "the password again", True))),
+    Route("POST", "/admin/users/{username}/{action}", ADMINS, views_users.action_form, "form",
+          "edit (role, interface, language, name) | password (password, password2) | disable | enable "
+          "(audited; an admin cannot disable or demote themselves, nor remove the last admin)",
+          enums={"action": views_users.ACTIONS},
+          body=_USER_BODY + (("password", "string", "password: the new password", False),
+                             ("password2", "string", "password: the new password again", False))),
+    Route("GET", "/api/users", ADMINS, views_users.api, "api", "User list",
           response={"type": "object", "properties": {"users": {"type": "array",
                                                                 "items": {"type": "object"}}}}),
 ]
@@ -220,6 +236,7 @@ STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/complaints/{id}/transition"): _FORM, ("POST", "/complaints/{id}/edit"): _FORM,
     ("POST", "/api/complaints"): {201: "opened; Location names the ticket", **_REFUSED},
     ("POST", "/api/complaints/{id}/transition"): _REFUSED, ("POST", "/api/complaints/{id}/edit"): _REFUSED,
+    ("POST", "/admin/users"): _FORM, ("POST", "/admin/users/{username}/{action}"): _FORM,
     ("POST", "/campaigns"): _FORM, ("POST", "/campaigns/{id}/{action}"): _FORM,
     ("POST", "/api/campaigns"): {201: "created", **_REFUSED}, ("POST", "/api/campaigns/{id}/{action}"): _REFUSED,
     ("GET", "/api/patients"): {429: "too many look-ups by this user (30 per 10 minutes); see Retry-After"},

@@ -26,14 +26,14 @@ from callcenter.ports import AmiClient, LiveQueues, require_all
 from callcenter.store.models import audit
 from recordings.web import routes as recordings_routes
 
-from . import auth
+from . import auth, flash
 from callcenter.errors import DomainError, InvalidInput, Unavailable
 from callcenter.store.retry import TRANSIENT
 from callcenter.text import clean, unstorable
 
 from .clientaddr import TrustedProxies
 from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html,
-                   redirect)
+                   redirect, wants_html)
 from .lookups import LookupLimit
 from .i18n import LANGUAGES, catalogue, column, t
 
@@ -114,6 +114,7 @@ class WebApp:
                                                     "ensure_ascii": False}
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir() if p.is_file()}
         self.recordings = recordings
+        self.recording_roles = frozenset(recordings.settings.allowed_roles) if recordings is not None else frozenset()
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
         self.closed = True  # until served (WebComponent.start -> open()): a web that is built
@@ -131,7 +132,7 @@ class WebApp:
         lang = req.lang
         page = self.jinja.get_template(template).render(
             t=lambda key, **kw: t(lang, key, **kw), col=lambda key: column(lang, key),
-            lang=lang, user=req.user, req=req,
+            lang=lang, user=req.user, req=req, flash=req.flash, recording_roles=self.recording_roles,
             csrf=req.user.csrf_token if req.user else "", hospital=self.config.hospital.name, **ctx)
         return html(page, code)
 
@@ -248,8 +249,8 @@ class WebApp:
                 user = await self.current_user(request)
             if user is None:
                 await self._audit_refusal(route, req, "anonymous", "not logged in")
-                if route.kind == "page":
-                    return redirect("/login?next=" + quote(req.path), 303)
+                if route.kind == "page" or (route.kind == "stream" and wants_html(request.getHeader("accept"))):
+                    return redirect("/login?next=" + quote(req.path), 303)  # a browser: to the login form
                 resp = as_json({"error": "login required", "status": 401}, 401)
                 resp.headers["WWW-Authenticate"] = 'Cookie realm="callcenter"'
                 return resp
@@ -258,6 +259,9 @@ class WebApp:
             if user.role not in route.roles:
                 await self._audit_refusal(route, req, user.username, f"role {user.role!r}")
                 return self.error(req, 403, "error.forbidden")
+            if user.flash and route.kind == "page" and req.method == "GET":  # shown once, by this page
+                await self.db.run(flash.clear, user.session_id)
+                req.flash = flash.text(req.lang, user.flash)
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
@@ -316,6 +320,10 @@ class WebApp:
         if max_age is not None:
             parts.append(f"Max-Age={max_age}")
         return "; ".join(parts)
+
+    async def flash_next(self, req: Req, key: str, **values) -> None:
+        """Leave a one-time message (a catalogue key) for the next page of this session."""
+        await self.db.run(flash.put, req.user.session_id, key, **values)
 
     def new_login_token(self) -> str:
         return secrets.token_urlsafe(24)

@@ -1,10 +1,8 @@
-"""Handlers: login/logout, language, home, static files, the user list, /api/me."""
+"""Handlers: login/logout, language, home, static files, /api/me (users: views_users.py)."""
 from __future__ import annotations
 
 import mimetypes
 from urllib.parse import quote, unquote, urlsplit
-
-from sqlalchemy import select
 
 from . import auth
 from .http import BadRequest, Req, Response, as_json, redirect
@@ -119,22 +117,6 @@ async def me(app, req: Req) -> Response:
     u = req.user
     return as_json({"username": u.username, "name": u.display_name, "role": u.role,
                     "interface": u.interface, "language": u.language, "csrf_token": u.csrf_token})
-
-
-def _users(s):
-    from callcenter.store.models import User
-
-    return [{"username": u.username, "name": u.display_name, "role": u.role, "interface": u.interface,
-             "language": u.language, "active": u.active}
-            for u in s.scalars(select(User).order_by(User.username))]
-
-
-async def users_page(app, req: Req) -> Response:
-    return app.render(req, "users.html", users=await app.db.run(_users))
-
-
-async def users_api(app, req: Req) -> Response:
-    return as_json({"users": await app.db.run(_users)})
 
 
 async def openapi(app, req: Req) -> Response:

@@ -111,7 +111,7 @@ async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, 
     d = support.domain(config, clock=clock or reactor)
     app = WebApp(config, db, clock or reactor, ami=gateway or FakeAmi(clock), live=queuecalls or FakeQueueCalls(),
                  domain=d, escalation=escalation, reactor=reactor,
-                 recordings=RecordingsHttp(db, settings=d.recording_settings))
+                 recordings=RecordingsHttp(db, settings=d.recording_settings, clock=clock or reactor))
     web = WebComponent(app, host="127.0.0.1", port=0, limits=limits, timers=timers)
     await web.start()
     try:
