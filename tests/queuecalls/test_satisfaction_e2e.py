@@ -133,3 +133,48 @@ async def test_a_caller_who_hangs_up_first_stores_no_rating(config, db, tmp_path
     finally:
         await product.stop()
         await pbx.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_an_unsatisfied_complaint_call_flags_the_ticket_opened_on_it(config, db, tmp_path):
+    from callcenter.complaints.models import ComplaintEvent, ComplaintTicket
+    from callcenter.complaints.service import UNSATISFIED_TAG
+
+    product, pbx = await _product(config, db, tmp_path)
+    try:
+        add_users(db, {"agent2": ("agent", "Local/2001@sim-agent/n")})
+        pbx.pause_member("Local/2002@sim-agent/n", True, "meal")  # 2001 answers
+        # Chinese, 3 complaint menu, 1 complaint; presses 3 (not satisfied) after the agent hangs up
+        call = pbx.inbound_call("13600136004", "陈洁", digits="1w3w1", digit_delay=1, stay_when_connected=True,
+                                rate="3")
+        await until(lambda: call.outcome == "answered", "the complaint agent answers")
+        c = Client(product.web.port)
+        await c.login("agent2")
+        r = await c.post("/api/agent/outcome", json_body={
+            "uniqueid": call.uniqueid, "outcome": "complaint", "note": "rude at the registration desk",
+            "caller_number": "13600136004", "open_complaint": True, "category": "attitude"},
+            headers={"X-CSRF-Token": await c.csrf()})
+        assert r.status == 201, r.text
+        ticket_id = r.json()["complaint"]["id"]
+
+        async def rated():
+            row = await db.run(_call, call.uniqueid)
+            return row is not None and row.rating_outcome
+        await until(rated, "the complaint call carries its rating")
+        row = await db.run(_call, call.uniqueid)
+        assert (row.queue, row.agent, row.rating_outcome, row.rating_level) == \
+            ("complaint", "Local/2001@sim-agent/n", "rated", "unsatisfied")
+
+        def ticket(s):
+            t = s.get(ComplaintTicket, ticket_id)
+            evs = [(e.action, e.actor, e.note) for e in s.scalars(select(ComplaintEvent).where(
+                ComplaintEvent.ticket_id == ticket_id).order_by(ComplaintEvent.id))]
+            return t.status, list(t.tags), evs
+        status, tags, evs = await db.run(ticket)
+        assert status == "acknowledged" and UNSATISFIED_TAG in tags  # still open: flagged, not reopened
+        flagged = [e for e in evs if e[0] == "flagged"]
+        assert len(flagged) == 1 and flagged[0][1] == "ivr" and "post-call rating" in flagged[0][2]
+        assert f"queue call {row.id}" in flagged[0][2]
+    finally:
+        await product.stop()
+        await pbx.stop()
