@@ -148,7 +148,7 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
         from .simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
 
         clock = ScaledClock(reactor, scale, start=day_start(reactor.seconds(), config.hospital.timezone))
-        sim = SimConfig()
+        sim = SimConfig(hotline_queue_options="c")  # the hotline of docs/asterisk: rating after the call
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)

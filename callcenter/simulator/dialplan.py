@@ -190,7 +190,7 @@ def _ctx_hotline(pbx: Any, ch: Channel):
     pbx.newexten(ch, "Answer", "", priority=2)
     ch.priority = 3
     yield from pbx.app_agi(ch, "hotline")
-    yield from _after_agi(pbx, ch, 4, queue_options="c")  # docs/asterisk: Queue(${QUEUE},c)
+    yield from _after_agi(pbx, ch, 4, queue_options=pbx.config.hotline_queue_options)
 
 
 def _ctx_hotline_timeout(pbx: Any, ch: Channel):

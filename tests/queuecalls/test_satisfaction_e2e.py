@@ -30,7 +30,7 @@ async def _product(config, db, tmp_path):
     from callcenter.simulator import SimConfig, SimulatedPBX
 
     clock = ScaledClock(reactor, 30, start=OPEN)
-    sim = SimConfig()
+    sim = SimConfig(hotline_queue_options="c")  # [hotline] of docs/asterisk/extensions.conf
     pbx = SimulatedPBX(clock, seed=7, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
     await pbx.start(host="127.0.0.1", ami_port=0)
     cfg = config.with_overrides({
