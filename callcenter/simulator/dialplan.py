@@ -202,6 +202,18 @@ def _ctx_hotline_timeout(pbx: Any, ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=4)
 
 
+def _ctx_hotline_continue(pbx: Any, ch: Channel):
+    """``[hotline-continue]`` (trace 13): ``Queue(consultation,c)``; when the agent hangs up the
+    caller goes on (QUEUESTATUS=CONTINUE) to a Playback; a caller who hangs up ends it there."""
+    pbx.newexten(ch, "Answer", "", priority=1)
+    ch.priority = 2
+    status = yield from pbx.app_queue(ch, "consultation", options="c")
+    pbx.newexten(ch, "NoOp", f"QUEUESTATUS={status}", priority=3)
+    pbx.newexten(ch, "Playback", "hello-world", priority=4)
+    yield from pbx.app_playback(ch, "hello-world")
+    pbx.newexten(ch, "Hangup", "", priority=5)
+
+
 def _ctx_survey(pbx: Any, ch: Channel):
     pbx.newexten(ch, "NoOp", f"Survey call for {ch.cid_num}", priority=1)
     ch.priority = 2
@@ -254,6 +266,7 @@ DIALPLAN: dict[str, Callable] = {
     "hotline": _ctx_hotline,
     "hotline-plain": _ctx_hotline_plain,
     "hotline-timeout": _ctx_hotline_timeout,
+    "hotline-continue": _ctx_hotline_continue,
     "survey": _ctx_survey,
     "operator": _ctx_operator,
 }
