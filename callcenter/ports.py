@@ -122,6 +122,8 @@ class Ratings(Protocol):
     def record_rating(self, session: Any, *, uniqueid: str, queue: str, agent: str, outcome: str,
                       score: int | None, level: str, at: Any, ivr_session_id: int | None) -> Any: ...
 
+    def rated(self, fact: Any) -> None: ...  # on the loop, once committed: tells the wallboard
+
 
 class UnsatisfiedCalls(Protocol):
     """The complaints' side of an unsatisfied rating: the tickets linked to the call reopen

@@ -582,7 +582,7 @@ class _SessionRecord:
             return out
         what = self._what(f"rating {args['outcome']} of the {args['queue'][:32]} call")
         try:
-            return await self.server.writes.wait(self.lane.submit(work, what), None)
+            return self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
         except QueueCallNotStored:
             task = asyncio.ensure_future(self._rating_later(work, what))
             self.server._tasks.add(task)
@@ -595,7 +595,7 @@ class _SessionRecord:
             while True:
                 await sleep(clock, delay)
                 try:
-                    await self.server.writes.wait(self.lane.submit(work, what), None)
+                    self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
                     return
                 except QueueCallNotStored:
                     if self.server.now() >= deadline:
@@ -608,3 +608,9 @@ class _SessionRecord:
             raise
         except Exception:
             log.exception("IVR: %s failed", what)
+
+    def _told(self, out: Any) -> Any:
+        """A rating just committed: tell who follows them (the wallboard)."""
+        if isinstance(out, dict) and out.get("fact") is not None:
+            self.server.ports.ratings.rated(out["fact"])
+        return out

@@ -52,9 +52,10 @@ class QueueCall(Base):
     attempt_id: Mapped[int | None] = mapped_column(Integer)
     # the post-call rating (queuecalls/ratings.py): rated | no_input | invalid | hangup; "" = none
     # offered (not answered, or the caller hung up first); the agent rated is ``agent``
-    rating_outcome: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    # server-side defaults only: an insert names no rating column (rows written before the rating)
+    rating_outcome: Mapped[str] = mapped_column(String(12), server_default="")
     rating_score: Mapped[int | None] = mapped_column(Integer)  # the key pressed (rated only)
-    rating_level: Mapped[str] = mapped_column(String(12), default="", server_default="")  # satisfied|neutral|unsatisfied
+    rating_level: Mapped[str] = mapped_column(String(12), server_default="")  # satisfied|neutral|unsatisfied
     rated_at: Mapped[dt.datetime | None]
     rating_session_id: Mapped[int | None] = mapped_column(Integer)  # the ivr_sessions row that asked
 

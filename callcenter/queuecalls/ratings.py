@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import select
 
@@ -31,6 +32,20 @@ log = logging.getLogger(__name__)
 LEVELS = ("satisfied", "neutral", "unsatisfied")
 OUTCOMES = ("rated", "no_input", "invalid", "hangup")
 ANSWERED = ("answered", "transferred")
+
+
+@dataclass(frozen=True)
+class Rated:
+    """A rating just stored on its queue call (keyed like ``queue_calls``): what the wallboard's
+    figures for today follow (:meth:`CallRatings.watch`)."""
+
+    uniqueid: str
+    queue: str
+    leg: int
+    entered_at: float | None
+    direction: str
+    outcome: str
+    level: str
 
 
 class QueueCallNotStored(LookupError):
@@ -75,6 +90,23 @@ class CallRatings:
     def __init__(self, *, complaints: UnsatisfiedCalls, flag_queues: Iterable[str] = ("complaint",)):
         self.complaints = require(complaints, UnsatisfiedCalls, "ratings complaints")
         self.flag_queues = frozenset(flag_queues)
+        self._watchers: list[Callable[[Rated], Any]] = []
+
+    def watch(self, callback: Callable[[Rated], Any]) -> None:
+        """``callback(Rated)`` on the event loop for every rating stored from now on."""
+        self._watchers.append(callback)
+
+    def unwatch(self, callback: Callable[[Rated], Any]) -> None:
+        if callback in self._watchers:
+            self._watchers.remove(callback)
+
+    def rated(self, fact: Rated) -> None:
+        """Tell the watchers (the IVR calls this on the loop once the rating is committed)."""
+        for cb in list(self._watchers):
+            try:
+                cb(fact)
+            except Exception:  # noqa: BLE001 - a watcher's bug must not fail the caller's flow
+                log.exception("rating watcher %r failed", cb)
 
     def record_rating(self, session, *, uniqueid: str, queue: str, agent: str, outcome: str,
                       score: int | None, level: str, at: dt.datetime | float,
@@ -99,6 +131,12 @@ class CallRatings:
             return {**out, "already": True}
         call.rating_outcome, call.rating_score, call.rating_level = outcome, score, level
         call.rated_at, call.rating_session_id = _utc(at), ivr_session_id
+        entered = call.entered_at
+        if entered is not None and entered.tzinfo is None:
+            entered = entered.replace(tzinfo=dt.timezone.utc)  # SQLite drops the offset
+        out["fact"] = Rated(uniqueid=call.uniqueid, queue=call.queue, leg=call.leg,
+                            entered_at=entered.timestamp() if entered is not None else None,
+                            direction=call.direction, outcome=outcome, level=level)
         if outcome == "rated" and level == "unsatisfied" and call.queue in self.flag_queues:
             out["tickets"] = self.complaints.flag_unsatisfied_call(
                 session, call_refs=[call.uniqueid, call.linkedid], at=_utc(at),

@@ -166,7 +166,7 @@ class WallboardFeed:
         self._outbound: list[dict] | None = None
         self._outbound_at = 0.0
         self._outbound_dirty = False   # a dialer call joined/left a queue since the last read
-        self.satisfaction = satisfaction_today.SatisfactionToday(app)
+        self.satisfaction = satisfaction_today.SatisfactionToday(app, app.domain.ratings, self._changed)
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
             if gateway is not None:
@@ -206,6 +206,7 @@ class WallboardFeed:
         closing), and on a test's clock its wait may never end."""
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
+        self.satisfaction.close()
 
     async def _refresh_later(self) -> None:
         await sleep(self.app.clock, self.coalesce)
