@@ -166,6 +166,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "warn_fraction": Key(float, 0.8, check=lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
         "check_seconds": Key(float, 60.0, check=_positive, help="how often the escalation check runs"),
         "close_on_satisfied_revisit": Key(bool, True),
+        "rating_flag_queues": Key(list, ["complaint"],
+                                  help="queues whose calls rated unsatisfied after the call reopen or flag "
+                                       "the call's tickets"),
     },
     "web": {
         "host": Key(str, "127.0.0.1"),

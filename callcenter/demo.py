@@ -116,6 +116,14 @@ def day_start(now: float, tz: str) -> float:
     return local.replace(hour=START_HOUR, minute=0, second=0, microsecond=0).timestamp()
 
 
+def demo_sim():
+    """The demo's simulated Asterisk: the hotline of docs/asterisk/extensions.conf
+    (``Queue(${QUEUE},c)``, then the post-call rating when the agent hangs up)."""
+    from .simulator import SimConfig
+
+    return SimConfig(hotline_queue_options="c")
+
+
 def demo_config(config: Config, *, ami_port: int, sim) -> Config:
     """The service's configuration against the demo's simulator (``callcenter doctor``
     passes on it: tests/doctor)."""
@@ -145,10 +153,10 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
 
         from .clock import ScaledClock
         from .app import build
-        from .simulator import DayProfile, SimConfig, SimulatedPBX, run_traffic
+        from .simulator import DayProfile, SimulatedPBX, run_traffic
 
         clock = ScaledClock(reactor, scale, start=day_start(reactor.seconds(), config.hospital.timezone))
-        sim = SimConfig()
+        sim = demo_sim()
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)

@@ -19,6 +19,7 @@ from recordings.settings import from_config as recording_settings
 from .complaints.deadlines import PolicyError
 from .complaints.service import Complaints
 from .config import Config, ConfigError
+from .queuecalls.ratings import CallRatings
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Domain:
     complaints: Complaints
     dialer: DialerApi
     dialer_settings: DialerSettings
+    ratings: CallRatings
 
 
 def build_domain(config: Config, *, clock: Any = None) -> Domain:
@@ -45,5 +47,6 @@ def build_domain(config: Config, *, clock: Any = None) -> Domain:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     dialer.connect(complaints)
+    ratings = CallRatings(complaints=complaints, flag_queues=config.values["complaints"]["rating_flag_queues"])
     return Domain(recording_settings=rec, catalog=catalog, complaints=complaints, dialer=dialer,
-                  dialer_settings=dsettings)
+                  dialer_settings=dsettings, ratings=ratings)

@@ -115,6 +115,24 @@ class ComplaintIntake(Protocol):
                                 language: str = "zh") -> int: ...
 
 
+class Ratings(Protocol):
+    """The queue calls' side of a post-call satisfaction rating (the IVR's ``rating`` node):
+    store it on the rated queue call (:class:`callcenter.queuecalls.ratings.CallRatings`)."""
+
+    def record_rating(self, session: Any, *, uniqueid: str, queue: str, agent: str, outcome: str,
+                      score: int | None, level: str, at: Any, ivr_session_id: int | None) -> Any: ...
+
+    def rated(self, fact: Any) -> None: ...  # on the loop, once committed: tells the wallboard
+
+
+class UnsatisfiedCalls(Protocol):
+    """The complaints' side of an unsatisfied rating: the tickets linked to the call reopen
+    or are flagged (audited); returns their ids."""
+
+    def flag_unsatisfied_call(self, session: Any, *, call_refs: list[str], at: Any,
+                              note: str = "") -> list[int]: ...
+
+
 class Followups(Protocol):
     """The dialer's side of a complaint revisit: schedule the call."""
 

@@ -50,7 +50,7 @@ class Command:
 
 @dataclass
 class Effect:
-    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result
+    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result | rating
     args: dict = field(default_factory=dict)
 
 
@@ -125,6 +125,8 @@ class Engine:
         self.details: dict[str, Any] = {}
         self.channel_gone = False
         self.reported = False
+        self.rated_call: dict[str, str] = {}  # rating flows: the queue call being rated
+        self.rating_stored = False
         self.started_at = now()
         self._gen = self._run()
 
@@ -240,6 +242,8 @@ class Engine:
                 reply = yield from self._cmd("GET VARIABLE PATIENT_NUMBER")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.dialled_number = reply.data
+            if self._rates():
+                yield from self._rated_call()
             node_id: str | None = self.flow.start
             steps = 0
             while node_id is not None:
@@ -260,6 +264,8 @@ class Engine:
                 yield Effect("survey_result", {"answers": answers, "opted_out": False,
                                                "completed": False,
                                                "attempt_id": self.vars.get("attempt_id")})
+            if self._rates() and not self.rating_stored and self.rated_call.get("queue"):
+                yield from self._store_rating("hangup", None, "")  # gone before rating: stored as such
         return self.result or "hangup"
 
     # -- node types -------------------------------------------------------------
@@ -490,3 +496,60 @@ class Engine:
         self.reported = True
         self.result = "optout" if opted_out else "survey_done"
         return node["next"]
+
+    # -- post-call satisfaction (docs/asterisk/extensions.conf: Queue(${QUEUE},c), then this flow) --
+    def _rates(self) -> bool:
+        return any(n.get("type") == "rating" for n in self.flow.nodes.values())
+
+    def _rated_call(self) -> Generator[Step, Any, None]:
+        """Which queue call is rated: app_queue leaves QUEUENAME (setqueuevar) and the answering
+        member's MEMBERINTERFACE (setinterfacevar) on the caller's channel; the hotline left the
+        caller's language in IVR_LANGUAGE."""
+        for var, key in (("QUEUENAME", "queue"), ("MEMBERINTERFACE", "agent")):
+            reply = yield from self._cmd(f"GET VARIABLE {var}")
+            if reply.code == 200 and reply.result == "1" and reply.data:
+                self.rated_call[key] = reply.data
+        reply = yield from self._cmd("GET VARIABLE IVR_LANGUAGE")  # the hotline's language choice
+        if reply.code == 200 and reply.result == "1" and reply.data in self.flow.languages:
+            self.language = reply.data
+
+    def _store_rating(self, outcome: str, score: int | None, level: str) -> Generator[Step, Any, None]:
+        self.rating_stored = True
+        self.vars["rating_level"] = level
+        self.details["rating"] = {"outcome": outcome, "score": score, "level": level, **self.rated_call}
+        yield Effect("rating", {"uniqueid": self.uniqueid, "queue": self.rated_call.get("queue", ""),
+                                "agent": self.rated_call.get("agent", ""), "outcome": outcome,
+                                "score": score, "level": level})
+
+    def _n_rating(self, nid, node):
+        """Ask for the rating on the node's ``scale`` (key -> level).  Stored as what happened:
+        rated, no_input (no key at all), invalid (only keys off the scale); a hang-up is stored
+        by ``_run``.  Without a queue call to rate (QUEUENAME unset: the flow was not reached
+        from ``Queue(...,c)``) nothing is asked."""
+        if not self.rated_call.get("queue"):
+            self.warn("rating flow run without QUEUENAME on the channel (not after Queue(...,c)?): "
+                      "nothing to rate")
+            self.result = "rating_no_call"
+            return node["default"]
+        scale = {str(k): str(v) for k, v in node["scale"].items()}
+        retries = int(node.get("retries", 1))
+        timeout = float(node.get("timeout", 5))
+        pressed = False
+        for attempt in range(retries + 1):
+            got = yield from self._get_data(node["prompt"], timeout, 1)
+            if got and got in scale:
+                self.digits.append(got)
+                yield from self._store_rating("rated", int(got), scale[got])
+                self.result = f"rated:{scale[got]}"
+                return node["next"]
+            if got:
+                pressed = True
+                self.digits.append(got + REJECTED)
+            if attempt < retries:
+                extra = (node.get("invalid_prompt") if got else node.get("timeout_prompt")) or node.get("invalid_prompt")
+                if extra:
+                    yield from self._play_all(extra)
+        outcome = "invalid" if pressed else "no_input"
+        yield from self._store_rating(outcome, None, "")
+        self.result = f"rating_{outcome}"
+        return node["default"]

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from callcenter.queuecalls.ratings import LEVELS
+
 FLOWS_DIR = Path(__file__).resolve().parent
 
 # node type -> (required fields, optional fields, end node?)
@@ -33,6 +35,9 @@ NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     "callback": ({"next"}, {"prompt", "reason", "ask_prompt", "invalid_prompt", "retries", "timeout",
                             "unavailable_prompt", "unavailable"}, False),
     "report": ({"next"}, {"answers", "opted_out"}, False),
+    # post-call satisfaction: scale = key -> level; next after a rating, default without one
+    "rating": ({"prompt", "scale", "next", "default"},
+               {"timeout", "retries", "invalid_prompt", "timeout_prompt"}, False),
     "transfer": (set(), {"target", "prompt"}, True),
     "hangup": (set(), {"prompt", "result"}, True),
 }
@@ -369,6 +374,18 @@ def check_data(data: Any, path: str) -> tuple[list[Problem], Flow | None]:
                         P(vals.line_of(var), f"set {nid!r}: {var!r} is not a variable name")
             if "language" in node.get("vars", {}) and node["vars"]["language"] not in languages:
                 P(node["vars"].line_of("language"), f"set {nid!r}: language must be one of {languages}")
+        if ntype == "rating":
+            scale = node.get("scale")
+            if not isinstance(scale, LDict) or not scale:
+                P(node.line_of("scale"), f"rating {nid!r}: scale must map keys to levels, e.g. "
+                  '{"1": satisfied, "2": neutral, "3": unsatisfied}')
+            else:
+                for key, level in scale.items():
+                    if str(key) not in "0123456789" or len(str(key)) != 1:
+                        P(scale.line_of(key), f"rating {nid!r}: scale key {key!r} is not one digit 0-9")
+                    if level not in LEVELS:
+                        P(scale.line_of(key), f"rating {nid!r}: level {level!r} for key {key} is not one of "
+                          f"{', '.join(LEVELS)}")
         if ntype == "queue" and not re.match(r"^[A-Za-z0-9_\-]+$", str(node.get("queue", ""))):
             P(node.line_of("queue"), f"queue {nid!r}: queue must be a queue name")
         if ntype == "voicemail" and node.get("link", "complaint") not in ("complaint", "callback", "none"):

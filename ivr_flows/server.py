@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo
 
 from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
-from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys, VoiceMessages,
+from callcenter.clock import sleep
+from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Ratings, Surveys, VoiceMessages,
                              require_all)
+from callcenter.queuecalls.ratings import QueueCallNotStored
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
@@ -33,6 +35,7 @@ from .writes import SessionWrites
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
 STALLED = 2.0           # s without a reply to a quick AGI command: at the session cap, shed first
+RATING_LINK_WAIT = 600.0  # s a rating waits for its queue call to be stored (the tracker's batches)
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -53,7 +56,7 @@ class IvrPorts:
     ``queue_load``: the live queues (``longest_wait_over`` conditions); the others
     run inside the session's database transaction: voice messages are catalogued
     (recordings), complaint messages open tickets (complaints), callback requests
-    and survey answers go to the dialer.
+    and survey answers go to the dialer; post-call ratings go to the queue calls (``ratings``).
     """
 
     queue_load: QueueLoad
@@ -61,13 +64,15 @@ class IvrPorts:
     tickets: ComplaintIntake
     callbacks: Callbacks
     surveys: Surveys
+    ratings: Ratings
 
     def __post_init__(self) -> None:
         require_all([(self.queue_load, QueueLoad, "IVR queue_load"),
                      (self.voice_messages, VoiceMessages, "IVR voice_messages"),
                      (self.tickets, ComplaintIntake, "IVR tickets"),
                      (self.callbacks, Callbacks, "IVR callbacks"),
-                     (self.surveys, Surveys, "IVR surveys")])
+                     (self.surveys, Surveys, "IVR surveys"),
+                     (self.ratings, Ratings, "IVR ratings")])
 
 
 def close_interrupted(s: Any, now: float) -> int:
@@ -342,6 +347,8 @@ class AgiServer:
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
+            if eff.name == "rating":
+                return await record.rating(eff.args)
         except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
@@ -550,3 +557,60 @@ class _SessionRecord:
             return out
         w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
         return await self.server.writes.wait(w, None)
+
+    async def rating(self, args: dict) -> Any:
+        """Store the post-call rating on its queue call (and flag the call's tickets when it is
+        unsatisfied).  The call's row may not be written yet (the tracker writes in batches):
+        then the write is tried again in the background, so the caller hears the thanks at once;
+        the rating is in the session's ``detail`` whatever happens."""
+        eng = self.engine
+        if self.lane is None:
+            eng.warn("rating not stored: IVR sessions are not stored (no database)")
+            return None
+        ratings = self.server.ports.ratings
+        at = _utc(self.server.now())  # when the caller answered, not when the write got through
+
+        def work(s):
+            row = self._row(s)
+            before = self._done_before(row, "rating")
+            if before is not None:
+                return {"queue_call_id": before.get("queue_call_id"), "tickets": before.get("tickets") or []}
+            out = ratings.record_rating(s, uniqueid=args["uniqueid"], queue=args["queue"], agent=args["agent"],
+                                        outcome=args["outcome"], score=args["score"], level=args["level"],
+                                        at=at, ivr_session_id=self.sid)
+            self._mark(row, "rating", queue_call_id=out["queue_call_id"], tickets=out["tickets"] or None)
+            return out
+        what = self._what(f"rating {args['outcome']} of the {args['queue'][:32]} call")
+        try:
+            return self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+        except QueueCallNotStored:
+            task = asyncio.ensure_future(self._rating_later(work, what))
+            self.server._tasks.add(task)
+            task.add_done_callback(self.server._tasks.discard)
+            return None
+
+    async def _rating_later(self, work, what: str) -> None:
+        clock, deadline, delay = self.server.clock, self.server.now() + RATING_LINK_WAIT, 1.0
+        try:
+            while True:
+                await sleep(clock, delay)
+                try:
+                    self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+                    return
+                except QueueCallNotStored:
+                    if self.server.now() >= deadline:
+                        log.error("IVR: %s not linked: its queue call was not stored within %.0f s "
+                                  "(kept in the IVR session's detail)", what, RATING_LINK_WAIT)
+                        return
+                    delay = min(delay * 2, 30.0)
+        except asyncio.CancelledError:
+            log.error("IVR: %s not linked at shutdown (kept in the IVR session's detail)", what)
+            raise
+        except Exception:
+            log.exception("IVR: %s failed", what)
+
+    def _told(self, out: Any) -> Any:
+        """A rating just committed: tell who follows them (the wallboard)."""
+        if isinstance(out, dict) and out.get("fact") is not None:
+            self.server.ports.ratings.rated(out["fact"])
+        return out

@@ -45,6 +45,7 @@ class TicketNotFound(NotFound):
 
 
 IllegalTransition = lifecycle.IllegalTransition
+UNSATISFIED_TAG = "unsatisfied-call"  # an open ticket whose call the caller rated unsatisfied
 
 
 def _utc(at: dt.datetime | float) -> dt.datetime:
@@ -357,6 +358,35 @@ class Complaints:
             self.policy, self.calendar, severity=ticket.severity, channel=None, received_at=at) if d.kind != "start"])
         session.flush()
         return ticket
+
+    def flag_unsatisfied_call(self, session, *, call_refs: list[str], at: dt.datetime | float,
+                              note: str = "", actor: str = "ivr") -> list[int]:
+        """The caller rated a call unsatisfied after it (post-call rating): every ticket linked
+        to the call (``call`` links: uniqueid or Linkedid) is reopened when it was resolved,
+        revisited or closed, or, still open, flagged (tag ``UNSATISFIED_TAG`` and a ``flagged``
+        event), so its handler sees it.  Returns the ticket ids."""
+        refs = [r for r in dict.fromkeys(call_refs) if r]
+        if not refs:
+            return []
+        at = _utc(at)
+        why = "caller not satisfied in the post-call rating" + (f": {note}" if note else "")
+        ids = sorted(set(session.scalars(select(ComplaintLink.ticket_id).where(
+            ComplaintLink.kind == "call", ComplaintLink.ref.in_(refs)))))
+        for tid in ids:
+            ticket = get_ticket(session, tid)
+            if lifecycle.is_open(ticket.status):
+                before = list(ticket.tags or [])
+                if UNSATISFIED_TAG not in before:
+                    ticket.tags = [*before, UNSATISFIED_TAG]
+                _event(session, ticket, actor, at, "flagged", field="tags", from_value=before,
+                       to_value=ticket.tags, note=why)
+                done = "flagged"
+            else:
+                self.reopen(session, ticket.id, actor=actor, at=at, reason=why)
+                done = "reopened"
+            log.info("complaint %s %s after an unsatisfied post-call rating", ticket.number, done)
+        session.flush()
+        return ids
 
     def record_progress(self, session, ticket_id: int | str, *, actor: str, at: dt.datetime | float, note: str,
                         expected_resolution: dt.date | None = None) -> ComplaintTicket:

@@ -50,6 +50,14 @@ class QueueCall(Base):
     direction: Mapped[str] = mapped_column(String(8), default="inbound", server_default="inbound")
     campaign_id: Mapped[int | None] = mapped_column(Integer)
     attempt_id: Mapped[int | None] = mapped_column(Integer)
+    # the post-call rating (queuecalls/ratings.py): rated | no_input | invalid | hangup; "" = none
+    # offered (not answered, or the caller hung up first); the agent rated is ``agent``
+    # server-side defaults only: an insert names no rating column (rows written before the rating)
+    rating_outcome: Mapped[str] = mapped_column(String(12), server_default="")
+    rating_score: Mapped[int | None] = mapped_column(Integer)  # the key pressed (rated only)
+    rating_level: Mapped[str] = mapped_column(String(12), server_default="")  # satisfied|neutral|unsatisfied
+    rated_at: Mapped[dt.datetime | None]
+    rating_session_id: Mapped[int | None] = mapped_column(Integer)  # the ivr_sessions row that asked
 
 
 class AmiOutage(Base):

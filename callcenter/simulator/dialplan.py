@@ -160,8 +160,10 @@ def _ctx_hotline_plain(pbx: Any, ch: Channel):
     pbx.newexten(ch, "Hangup", "", priority=9)
 
 
-def _after_agi(pbx: Any, ch: Channel, start_priority: int):
-    """CONTRACTS: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> operator; else Hangup."""
+def _after_agi(pbx: Any, ch: Channel, start_priority: int, queue_options: str = ""):
+    """CONTRACTS: QUEUE set -> Queue(${QUEUE}[,options]) prio ${QUEUE_PRIO}; elif TRANSFER ->
+    operator; else Hangup.  With option ``c`` (the hotline): QUEUESTATUS=CONTINUE (the agent
+    hung up) -> AGI satisfaction (the post-call rating), then Hangup."""
     qname = ch.variables.get("QUEUE", "")
     transfer = ch.variables.get("TRANSFER", "")
     pbx.newexten(ch, "NoOp", f"AGISTATUS={ch.variables.get('AGISTATUS', '')} QUEUE={qname}",
@@ -169,7 +171,13 @@ def _after_agi(pbx: Any, ch: Channel, start_priority: int):
     if qname:
         ch.priority = start_priority + 1
         prio = int(ch.variables.get("QUEUE_PRIO") or 0)
-        yield from pbx.app_queue(ch, qname, prio=prio)
+        status = yield from pbx.app_queue(ch, qname, prio=prio, options=queue_options)
+        if status == "CONTINUE":
+            pbx.newexten(ch, "GotoIf", "1?rating", priority=start_priority + 2)
+            ch.priority = start_priority + 3
+            yield from pbx.app_agi(ch, "satisfaction")
+            pbx.newexten(ch, "Hangup", "", priority=start_priority + 4)
+            return
     elif transfer:
         pbx.newexten(ch, "Dial", transfer, priority=start_priority + 1)
         yield from _ctx_operator(pbx, ch)
@@ -182,7 +190,7 @@ def _ctx_hotline(pbx: Any, ch: Channel):
     pbx.newexten(ch, "Answer", "", priority=2)
     ch.priority = 3
     yield from pbx.app_agi(ch, "hotline")
-    yield from _after_agi(pbx, ch, 4)
+    yield from _after_agi(pbx, ch, 4, queue_options=pbx.config.hotline_queue_options)
 
 
 def _ctx_hotline_timeout(pbx: Any, ch: Channel):
@@ -192,6 +200,18 @@ def _ctx_hotline_timeout(pbx: Any, ch: Channel):
     status = yield from pbx.app_queue(ch, "consultation", timeout=t)
     pbx.newexten(ch, "NoOp", f"QUEUESTATUS={status}", priority=3)
     pbx.newexten(ch, "Hangup", "", priority=4)
+
+
+def _ctx_hotline_continue(pbx: Any, ch: Channel):
+    """``[hotline-continue]`` (trace 13): ``Queue(consultation,c)``; when the agent hangs up the
+    caller goes on (QUEUESTATUS=CONTINUE) to a Playback; a caller who hangs up ends it there."""
+    pbx.newexten(ch, "Answer", "", priority=1)
+    ch.priority = 2
+    status = yield from pbx.app_queue(ch, "consultation", options="c")
+    pbx.newexten(ch, "NoOp", f"QUEUESTATUS={status}", priority=3)
+    pbx.newexten(ch, "Playback", "hello-world", priority=4)
+    yield from pbx.app_playback(ch, "hello-world")
+    pbx.newexten(ch, "Hangup", "", priority=5)
 
 
 def _ctx_survey(pbx: Any, ch: Channel):
@@ -246,6 +266,7 @@ DIALPLAN: dict[str, Callable] = {
     "hotline": _ctx_hotline,
     "hotline-plain": _ctx_hotline_plain,
     "hotline-timeout": _ctx_hotline_timeout,
+    "hotline-continue": _ctx_hotline_continue,
     "survey": _ctx_survey,
     "operator": _ctx_operator,
 }

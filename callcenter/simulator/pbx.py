@@ -96,9 +96,15 @@ class SimulatedPBX(EventsMixin, ChannelsMixin, OriginateMixin, PersonsMixin, Dia
         agi = f"agi://{self.agi_host}:{self.agi_port}"
         after = [("NoOp", "AGISTATUS=${AGISTATUS} QUEUE=${QUEUE}"), ("Queue", "${QUEUE},,,,,,,,,"),
                  ("Hangup", "")]
+        opts = self.config.hotline_queue_options
+        hotline_after = after if "c" not in opts else [  # docs/asterisk: the rating after the call
+            after[0], ("Queue", f"${{QUEUE}},{opts}"), ("GotoIf", '$["${QUEUESTATUS}" = "CONTINUE"]?rating'),
+            ("Hangup", ""), ("AGI", f"{agi}/satisfaction"), ("Hangup", "")]
         steps = {
             "hotline": [("NoOp", "Hotline call from ${CALLERID(all)}"), ("Answer", ""),
-                        ("AGI", f"{agi}/hotline"), *after],
+                        ("AGI", f"{agi}/hotline"), *hotline_after],
+            "hotline-continue": [("Answer", ""), ("Queue", "consultation,c"), ("NoOp", "QUEUESTATUS=${QUEUESTATUS}"),
+                                 ("Playback", "hello-world"), ("Hangup", "")],
             "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/revisit_survey"), *after],
             "hotline-plain": [("NoOp", "Plain hotline call"), ("Answer", ""), ("Playback", "hello-world"),
                               ("Read", "choice,beep,1,,,5"), ("GotoIf", '$["${choice}" = "2"]?complaint'),

@@ -23,6 +23,8 @@ class DayProfile:
     hourly_weights: dict[int, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     start_hour: int | None = None  # the hour of day the clock's "now" stands for (default: first weighted hour)
     choice_weights: dict[str, float] = field(default_factory=lambda: {"1": 0.7, "2": 0.25, "": 0.05})
+    # the key pressed in the post-call rating after the agent hangs up ("": none)
+    rating_weights: dict[str, float] = field(default_factory=lambda: {"1": 0.6, "2": 0.2, "3": 0.1, "": 0.1})
     patience_mean: float = 120.0  # s an unanswered caller waits after the menu
     digit_delay: tuple[float, float] = (2.0, 6.0)
     context: str = "hotline-plain"
@@ -41,6 +43,7 @@ class Arrival:
     digits: str
     digit_delay: float
     patience: float
+    rating: str = ""
 
 
 class Traffic:
@@ -81,6 +84,8 @@ def plan_day(profile: DayProfile, seed: int = 1) -> list[Arrival]:
     total_w = sum(profile.hourly_weights[h] for h in hours)
     choices = list(profile.choice_weights)
     cw = [profile.choice_weights[c] for c in choices]
+    ratings = list(profile.rating_weights)
+    rw = [profile.rating_weights[r] for r in ratings]
     out: list[Arrival] = []
     for h in hours:
         if h < start:
@@ -100,6 +105,9 @@ def plan_day(profile: DayProfile, seed: int = 1) -> list[Arrival]:
                 digit_delay=round(rng.uniform(*profile.digit_delay), 1),
                 patience=round(rng.expovariate(1.0 / profile.patience_mean) + 5, 1),
             ))
+    rating_rng = random.Random(seed + 0x5A7)  # its own stream: the arrivals stay those of the seed
+    for a in out:
+        a.rating = rating_rng.choices(ratings, rw)[0]
     return out
 
 
@@ -116,7 +124,8 @@ def run_traffic(pbx: Any, profile: DayProfile | None = None, seed: int = 1) -> T
 
     def start(a: Arrival) -> None:
         call = pbx.inbound_call(a.number, a.name, context=profile.context, digits=a.digits,
-                                digit_delay=a.digit_delay, patience=a.patience, stay_when_connected=True)
+                                digit_delay=a.digit_delay, patience=a.patience, stay_when_connected=True,
+                                rate=a.rating)
         traffic.calls.append(call)
 
     for a in traffic.arrivals:

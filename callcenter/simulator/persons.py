@@ -44,9 +44,23 @@ class PersonsMixin:
             self.newexten(two, "ExecIf", f"1?SendDTMF({digits})" if digits else "0?SendDTMF()", priority=3)
             yield from self._send_dtmf(two, digits)
             self.newexten(two, "Wait", _fmt_num(hold), priority=4)
-            yield hold
-            if two.data.get("stay_when_connected") and two.peer.bridge is not None:
-                yield Waiter()  # talking to an agent: stay until the agent ends the call
+            stay = two.data.get("stay_when_connected")
+            # a caller who stays: patience ends the wait unanswered; Queue(...,c) fires it when the
+            # agent hangs up (the caller is still on the line for the rating)
+            ended = two.data["bridge_ended"] = Waiter(timeout=hold) if stay else None
+            got = yield (ended if stay else hold)
+            if stay and got != "continue" and two.peer.bridge is not None:
+                ended = two.data["bridge_ended"] = Waiter()
+                got = yield ended  # talking to an agent: stay until the agent ends the call
+            if stay and got == "continue":
+                rate, after = v.get("RATE", ""), float(v.get("RATE_DELAY") or 2)
+                self.newexten(two, "Wait", _fmt_num(after), priority=6)
+                yield after
+                if rate:
+                    self.newexten(two, "SendDTMF", rate, priority=7)
+                    yield from self._send_dtmf(two, rate)
+                self.newexten(two, "Wait", "30", priority=8)
+                yield 30.0  # the rating flow hangs up first
             self._person_hangup(two, 5)
         except ChannelHangup:
             return
@@ -142,13 +156,17 @@ class PersonsMixin:
     # ------------------------------------------------------------------ people: inbound calls
     def inbound_call(self, number: str, name: str = "", context: str = "hotline", *, digits: str = "1",
                      digit_delay: float = 3, patience: float = 60, hold: float | None = None,
-                     stay_when_connected: bool = False) -> SimCall:
+                     stay_when_connected: bool = False, rate: str = "", rate_delay: float = 2) -> SimCall:
         """A caller dials the hotline: ``;1`` enters ``context``; the person sends ``digits``
         after ``digit_delay`` s and hangs up ``patience`` s later — also while talking to an
-        agent (like the trace harness) unless ``stay_when_connected``."""
+        agent (like the trace harness) unless ``stay_when_connected``.  A caller who stays is
+        still there when the agent hangs up (``Queue(...,c)``): ``rate_delay`` s later it
+        presses ``rate`` (nothing if empty) and waits for the rating flow to end the call."""
         cid = f'"{name}" <{number}>' if name else number
         variables = {"DIGITS": digits, "DELAY": _fmt_num(digit_delay),
                      "HOLD": _fmt_num(patience if hold is None else hold)}
+        if stay_when_connected:
+            variables.update(RATE=rate, RATE_DELAY=_fmt_num(rate_delay))
         one = self.originate("Local/s@sim-caller", context=context, exten="s", priority=1, callerid=cid,
                              variables=variables, emit_response=False)
         call = SimCall(one)

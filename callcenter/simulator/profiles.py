@@ -60,6 +60,10 @@ class SimConfig:
     write_perm: str = "all"
     run_user: str = ""  # asterisk.conf runuser (CoreSettings CoreRunUser)
     prompt_seconds: dict[str, float] = field(default_factory=lambda: dict(PROMPT_SECONDS))
+    # Queue() options of the simulated [hotline]: "" as the recording harness's dialplan (the
+    # traces: the caller is hung up with the agent); "c" as docs/asterisk/extensions.conf (the
+    # caller continues to AGI satisfaction, the post-call rating, when the agent hangs up)
+    hotline_queue_options: str = ""
 
 
 class SimCall:

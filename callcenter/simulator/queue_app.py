@@ -13,10 +13,19 @@ class QueueAppMixin:
     """Part of :class:`~callcenter.simulator.pbx.SimulatedPBX` (a mixin: ``self`` is the PBX)."""
 
     # ------------------------------------------------------------------ the Queue application
-    def app_queue(self, ch: Channel, qname: str, timeout: float | None = None, prio: int = 0):
-        """Generator for ``Queue(qname,,,,timeout)``: returns QUEUESTATUS."""
-        appdata = qname if timeout is None else f"{qname},,,,{_fmt_num(timeout)}"
+    def app_queue(self, ch: Channel, qname: str, timeout: float | None = None, prio: int = 0,
+                  options: str = ""):
+        """Generator for ``Queue(qname,options,,,timeout)``: returns QUEUESTATUS.
+
+        Option ``c`` (app_queue OPT_GO_ON): when the *called* party (the agent) hangs up, the
+        caller continues in the dialplan with QUEUESTATUS=CONTINUE; without it the caller is
+        hung up with the bridge.  A caller who hangs up ends the call either way (Asterisk
+        still sets QUEUESTATUS=CONTINUE on the dying channel with ``c``)."""
+        appdata = qname + (f",{options}" if options else "")
+        if timeout is not None:
+            appdata = f"{qname},{options},,,{_fmt_num(timeout)}"
         self.newexten(ch, "Queue", appdata)
+        ch.data["queue_continue"] = "c" in options
         q = self.queues.get(qname)
         if q is None:
             self.varset(ch, "QUEUESTATUS", "JOINEMPTY")
@@ -61,9 +70,8 @@ class QueueAppMixin:
                         q_waiters.remove(w)
                     continue
                 result = yield from self._ring_member(entry, member)
-                if result == "answered":
-                    status = "ANSWERED"
-                    return status
+                if result == "continue":  # option c: the agent hung up, the caller goes on
+                    return "CONTINUE"
                 if result == "timeout":
                     break
                 # no answer: wait `retry` before the next attempt (or until the caller timeout)
@@ -172,8 +180,8 @@ class QueueAppMixin:
         res = yield w
         kind = res[0]
         if kind == "answer":
-            yield from self._connect(entry, ring)
-            return "answered"
+            yield from self._connect(entry, ring)  # ends by ChannelHangup unless option c
+            return "continue"
         # ring timeout: RNA, DialEnd NOANSWER + CANCEL, agent pair torn down
         ring_ms = int(round((self.now() - ring["start"]) * 1000))
         self.ev("AgentRingNoAnswer", [*ch.snapshot(), *a1.snapshot("Dest"), ("Queue", q.name),
@@ -370,6 +378,14 @@ class QueueAppMixin:
             self.varset(ch, "DIALEDTIME_MS", int(round((self.now() - ch.created) * 1000)))
             for k, v in q.queue_vars():
                 self.varset(ch, k, v)
+            if ch.data.get("queue_continue"):
+                # Queue(...,c): QUEUESTATUS=CONTINUE, then the next priority (trace of 22.10.1:
+                # BridgeDestroy, QUEUENAME x2, VarSet QUEUESTATUS, Newexten)
+                self.varset(ch, "QUEUESTATUS", "CONTINUE")
+                person = ch.peer.data.pop("bridge_ended", None) if ch.peer is not None else None
+                if person is not None:
+                    person.fire("continue")
+                return
             raise ChannelHangup(16, "bridge")
         # the caller hung up (person or AMI Hangup)
         self._bridge_leave(bridge, ch)
@@ -385,6 +401,10 @@ class QueueAppMixin:
         self.hangup_event(a2, 16)
         self.kill(a2, ChannelHangup(16))
         self._member_free(q, member, dict(pending_tail=True))
+        if ch.data.get("queue_continue"):  # set on the dying channel; no dialplan runs after
+            for k, v in q.queue_vars():
+                self.varset(ch, k, v)
+            self.varset(ch, "QUEUESTATUS", "CONTINUE")
         raise ChannelHangup(16, "hangup")
 
     def _bridge_fields(self, b: dict) -> Headers:

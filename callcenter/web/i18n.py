@@ -40,6 +40,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "wb.answered": ("Answered", "接通"),
     "wb.abandoned": ("Abandoned", "放弃"),
     "wb.asa": ("ASA", "平均应答时间"),
+    "wb.satisfaction": ("Satisfied after the call (rated)", "通话后满意率（评价数）"),
     "wb.agents": ("Agents", "坐席"),
     "wb.inbound": ("Inbound hotline (today)", "呼入热线（今日）"),
     "wb.outbound": ("Outbound campaigns (today)", "外呼任务（今日）"),
@@ -125,6 +126,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rep.service-level-hourly": ("Service level by hour", "分时服务水平"),
     "rep.service-level-daily": ("Service level by day", "每日服务水平"),
     "rep.agents": ("Per agent", "坐席统计"),
+    "rep.satisfaction": ("Caller satisfaction after the call, per queue", "通话后满意度评价（按队列）"),
     "rep.abandoned": ("Abandoned calls", "放弃来电"),
     "rep.campaigns": ("Campaign progress", "外呼活动进度"),
     "rep.complaints": ("Complaint deadlines", "投诉时限"),
@@ -495,6 +497,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "agents_needed_actual": ("Agents needed (actual)", "所需坐席（实际）"),
     "agents_seen_answering": ("Agents seen answering", "接听坐席"), "wape": ("WAPE", "WAPE"), "mape": ("MAPE", "MAPE"),
     "survey_score_avg": ("Survey score (avg)", "平均评分"), "progress": ("Progress", "进度"),
+    "ratings_offered": ("Asked to rate", "邀请评价"), "rated": ("Rated", "已评价"),
+    "satisfied": ("Satisfied", "满意"), "neutral": ("Average", "一般"), "unsatisfied": ("Not satisfied", "不满意"),
+    "no_rating": ("No key pressed", "未按键"), "invalid_rating": ("Wrong keys only", "按键无效"),
+    "hung_up_before_rating": ("Hung up before rating", "未评价挂机"),
+    "satisfaction_rate": ("Satisfaction rate", "满意率"), "response_rate": ("Response rate", "参评率"),
 }
 
 

@@ -20,7 +20,7 @@ from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Fact, Finished, Joined
 
-from . import data, today
+from . import data, satisfaction_today, today
 from .lookups import audit_view
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,13 @@ def _wait_of(caller: dict, now: float) -> float:
 
 
 def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
-                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None) -> dict[str, Any]:
+                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None,
+                    satisfaction: dict[str, dict] | None = None) -> dict[str, Any]:
     """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
     inbound hotline only.  ``outbound``: the dialer's figures per campaign
-    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer."""
+    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer.
+    ``satisfaction``: today's post-call ratings per queue (:mod:`.satisfaction_today`)."""
+    sat = satisfaction or {}
     queues = []
     members_by_interface: dict[str, dict] = {}
     names = sorted(set(live or {}) | {q for q in today if q})
@@ -71,7 +74,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                        "over_target": longest > target, "callers": waiting,
                        "offered": s.get("offered", 0), "answered": s.get("answered", 0),
                        "abandoned": s.get("abandoned", 0), "service_level": s.get("service_level"),
-                       "asa_seconds": s.get("asa_seconds")})
+                       "asa_seconds": s.get("asa_seconds"), **satisfaction_today.columns(sat, name)})
         for m in q.get("members", []):
             iface = m.get("interface", "")
             entry = members_by_interface.setdefault(iface, {
@@ -105,7 +108,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                    "longest_wait": max((q["longest_wait"] for q in queues), default=0.0),
                    "offered": total.get("offered", 0), "answered": total.get("answered", 0),
                    "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
-                   "asa_seconds": total.get("asa_seconds")},
+                   "asa_seconds": total.get("asa_seconds"), **satisfaction_today.columns(sat, "")},
         "outbound": [_outbound_row(r) for r in outbound or ()],
     }
 
@@ -163,6 +166,7 @@ class WallboardFeed:
         self._outbound: list[dict] | None = None
         self._outbound_at = 0.0
         self._outbound_dirty = False   # a dialer call joined/left a queue since the last read
+        self.satisfaction = satisfaction_today.SatisfactionToday(app, app.domain.ratings, self._changed)
         if queuecalls is not None:
             queuecalls.subscribe(self._changed)
             if gateway is not None:
@@ -202,6 +206,7 @@ class WallboardFeed:
         closing), and on a test's clock its wait may never end."""
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
+        self.satisfaction.close()
 
     async def _refresh_later(self) -> None:
         await sleep(self.app.clock, self.coalesce)
@@ -266,7 +271,8 @@ class WallboardFeed:
             summaries = await self._today(now)
         agents = await self._agent_users(now)
         return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz,
-                               outbound=await self._outbound_figures(now))
+                               outbound=await self._outbound_figures(now),
+                               satisfaction=await self.satisfaction.figures(now, *day_bounds(now, self.tz)))
 
     async def _outbound_figures(self, now: float) -> list[dict] | None:
         """Read when a dialer call changed (the tracker's outbound facts), at most once per

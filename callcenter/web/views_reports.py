@@ -11,6 +11,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from callcenter.queuecalls import report_queries as rq
+from callcenter.queuecalls import satisfaction
 
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
@@ -18,11 +19,12 @@ from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
 from .staffing_plan_view import plan_svg, staffing_plan
 
-REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned",
+REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "satisfaction", "abandoned",
            "campaigns", "complaints", "staffing", "staffing-plan")
 MAX_DAYS = 366
 MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
-QUEUE_REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "abandoned", "staffing")
+QUEUE_REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "satisfaction", "abandoned",
+                 "staffing")
 PER_PAGE, MAX_PER_PAGE = 100, 1000
 NEEDS = {"answer-times": {"whole"}, "service-level-hourly": {"hour"}, "service-level-daily": {"day"},
          "staffing": {"whole", "hour"}}  # the period_figures parts each report shows
@@ -77,8 +79,10 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
             r["rows"].sort(key=lambda x: x["hour"])
         elif name == "service-level-daily":
             r["rows"] = rq.sorted_groups(f.by_day, target, short, "day")
-        elif name == "agents":
-            r["rows"] = rq.agent_rows(s, src, target)
+        elif name == "agents":  # with the post-call satisfaction columns
+            r["rows"] = satisfaction.with_agent_columns(s, src, rq.agent_rows(s, src, target))
+        elif name == "satisfaction":
+            r["rows"] = satisfaction.queue_rows(s, src)
         elif name == "abandoned":
             if per_page is None:
                 total, rows = rq.abandoned_page(s, src, offset=0, limit=None)

@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
-from callcenter.demo import demo_config
+from callcenter.demo import demo_config, demo_sim
 from callcenter.doctor import checks, run
 from callcenter.simulator import SimConfig, SimulatedPBX
 
@@ -57,7 +57,7 @@ async def _start(config) -> Setup:
     (data / "recordings").mkdir(parents=True)
     clock = task.Clock()
     clock.advance(EPOCH)
-    sim = SimConfig()
+    sim = demo_sim()
     pbx = SimulatedPBX(clock, spool_dir=data / "spool", agi_host=config.agi.host, agi_port=config.agi.port,
                        config=sim, queue_log=data / "queue_log")
     await pbx.start("127.0.0.1", 0)

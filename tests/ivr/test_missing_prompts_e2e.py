@@ -16,7 +16,7 @@ from twisted.internet import reactor
 
 from callcenter.clock import ScaledClock
 from callcenter.simulator import SimulatedPBX
-from ivr_flows.flow import flow_path, load_flow
+from ivr_flows.flow import FLOWS_DIR, load_flow
 from ivr_flows.models import IvrSession
 from tests import support
 
@@ -28,7 +28,7 @@ MISSING = {"callcenter/zh/hotline/main_menu", "callcenter/zh/hotline/welcome"}
 def sounds(tmp_path):
     """What `callcenter prompts build` would install, less MISSING."""
     root = tmp_path / "sounds"
-    for flow in (load_flow(flow_path(n)) for n in ("hotline", "revisit_survey")):
+    for flow in (load_flow(p) for p in sorted(FLOWS_DIR.glob("*.yaml"))):  # every flow the server serves
         for pid in flow.prompts:
             for lang in flow.languages:
                 name = flow.prompt_file(pid, lang, "callcenter")

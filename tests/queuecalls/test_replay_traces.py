@@ -25,6 +25,10 @@ EXPECTED = {
         ("consultation", "Caller Two", "answered", 1.002, True, "Local/1001@sim-agent/n"),
         ("consultation", "Caller Three", "redirected", 2.21, None, "")],
     "11-inbound-queue-timeout.ami": [("consultation", "Zhou Qing", "timeout", 10.005, None, "")],
+    # Queue(...,c): the caller continuing after the agent hung up is still one answered call
+    "13-inbound-queue-continue.ami": [
+        ("consultation", "Li Na", "answered", 3.011, True, "Local/1001@sim-agent/n"),
+        ("consultation", "王小明", "answered", 3.061, True, "Local/1002@sim-agent/n")],
 }
 
 

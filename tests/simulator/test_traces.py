@@ -12,7 +12,7 @@ import pytest
 
 from callcenter.ami.tracefile import read_ami, traces_dir
 
-from .harness import Harness, compare, replay
+from .harness import Harness, compare, replay, significant
 
 
 def _agents(delay=None, talk=None, queue=None, say=None):
@@ -174,6 +174,36 @@ async def test_11_queue_timeout(tmp_path):
     assert any(m.event == "VarSet" and m["Variable"] == "QUEUESTATUS" and m["Value"] == "TIMEOUT"
                for m in msgs[i:])
     assert any("|EXITWITHTIMEOUT|" in line for line in h.pbx.queue_log.lines)
+
+
+async def test_13_queue_option_c_continues_only_when_the_agent_hangs_up(tmp_path):
+    """Queue(consultation,c): the agent hangs up -> QUEUESTATUS=CONTINUE and the caller's next
+    priority runs (the post-call rating's way in); the caller hangs up -> CONTINUE is set on the
+    dying channel, no priority runs after it."""
+    trace, h = await run_trace(tmp_path, "13-inbound-queue-continue.ami", _agents(3, 5))
+    assert_same(trace, h, sequence=False)  # header names and orders, value formats
+
+    # the significant events in order, but for where call 2's ;2 half (the person who hung up)
+    # reports its Hangup: Asterisk's two Local channel threads race there (before AgentComplete
+    # in this recording, after the ;1 Hangup in an earlier run of the same scenario)
+    def flat(pairs):
+        return [x for b in significant(pairs, frozenset()) for x in b
+                if not x.startswith("Hangup Channel=Local/s@sim-caller-C2;2")]
+    assert flat([(e.t, e.message) for e in trace.received if e.message]) == \
+        flat([(r.t, r.msg) for r in h.received])
+    for msgs in ([e.message for e in trace.received if e.message], h.messages()):
+        callers = [m["Uniqueid"] for m in msgs if m.event == "QueueCallerJoin"]
+        assert len(callers) == 2
+        after = {}
+        for uid in callers:
+            mine = [m for m in msgs if m.get("Uniqueid") == uid]
+            reason = next(m["Reason"] for m in msgs if m.event == "AgentComplete" and m.get("Uniqueid") == uid)
+            i = next(i for i, m in enumerate(mine) if m.event == "VarSet" and m["Variable"] == "QUEUESTATUS")
+            assert mine[i]["Value"] == "CONTINUE"
+            after[reason] = [m["Application"] for m in mine[i:] if m.event == "Newexten"]
+        assert after == {"agent": ["NoOp", "Playback", "Hangup"], "caller": []}, after
+    assert [line.split("|")[4] for line in h.pbx.queue_log.lines if "|COMPLETE" in line] == \
+        ["COMPLETEAGENT", "COMPLETECALLER"]
 
 
 async def test_12_reload(tmp_path):

@@ -52,6 +52,7 @@
       tr.appendChild(el("td", String(q.answered), "answered"));
       tr.appendChild(el("td", String(q.abandoned), "abandoned"));
       tr.appendChild(el("td", secs(q.asa_seconds), "asa"));
+      tr.appendChild(el("td", pct(q.satisfaction_rate) + " (" + (q.rated || 0) + ")", "satisfaction"));
       body.appendChild(tr);
     });
     var ob = $("wb-outbound") && $("wb-outbound").tBodies[0];
