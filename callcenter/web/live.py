@@ -138,7 +138,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
         for m in q.get("members", []):
             iface = m.get("interface", "")
             entry = members_by_interface.setdefault(iface, {
-                "interface": iface, "name": m.get("name") or iface, "state": member_state(m),
+                "interface": iface, "name": m.get("name") or iface, "username": "", "state": member_state(m),
                 "reason": m.get("reason") or "", "queues": [], "call": None})
             entry["queues"].append(name)
             # busiest state wins when a member is in several queues
