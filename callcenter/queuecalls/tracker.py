@@ -395,7 +395,7 @@ class QueueCallsTracker:
             if c.answered_at is None:
                 q["waiting"].append(_waiting(c, now))
             else:
-                q["talking"].append({"uniqueid": c.uniqueid, "leg": c.leg, "agent": c.agent,
+                q["talking"].append({"uniqueid": c.uniqueid, "queue": c.queue, "leg": c.leg, "agent": c.agent,
                                      "agent_name": c.agent_name,
                                      "caller_number_masked": mask_number(c.caller_number),
                                      "entered_at": c.entered_at, "since": c.answered_at,
