@@ -3,7 +3,7 @@
 ``build_wallboard`` is pure: the queuecalls live snapshot + today's figures +
 the agent users -> what the browser shows.  :class:`WallboardFeed` rebuilds it
 when the tracker reports a change (coalesced, so a burst of ~180 AMI events
-per call becomes one push) and publishes it to the ``wallboard`` SSE topic.
+per call becomes one push) and publishes what changed to the ``wallboard`` SSE topic.
 :class:`ScreenPop` turns ``AgentConnect`` for an agent's interface into a
 ``pop`` event carrying the caller's record on that agent's topic.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from .lookups import audit_view
 log = logging.getLogger(__name__)
 
 STATES = agentstate.BOARD_STATES
+CLOCK_KEYS = {"at", "now", "clock"}  # change with every snapshot; the pages tick them themselves
 
 
 def member_state(member: dict) -> str:
@@ -256,7 +258,9 @@ class WallboardFeed:
         self.queuecalls = queuecalls
         self.coalesce = coalesce
         self.agents_ttl = agents_ttl
-        self.latest: dict | None = None
+        self.latest: dict | None = None   # the last document pushed, with its version ``v``
+        self.version = 0
+        self._parts: dict[str, str] = {}  # its top-level parts as JSON, to find what changed
         self._pending: asyncio.Task | None = None
         self.pushes = 0
         self.loads = 0
@@ -411,9 +415,24 @@ class WallboardFeed:
         return self._outbound
 
     async def refresh(self) -> dict:
-        self.latest = await self.snapshot()
+        """A new snapshot; pushed as a ``patch`` of the parts that changed (``set``: top-level
+        keys, ``base`` -> ``v`` versions), serialised once for every client by the broker.  A
+        snapshot where only the clock moved is kept (``latest``) but not pushed: the pages
+        advance their clocks themselves.  A client whose version is not the patch's base
+        reconnects and starts from the full document (:func:`views_live.wallboard_events`)."""
+        board = await self.snapshot()
+        parts = {k: json.dumps(v, sort_keys=True, default=str) for k, v in board.items()}
+        changed = [k for k, part in parts.items() if self._parts.get(k) != part]
+        if self.latest is not None and set(changed) <= CLOCK_KEYS:
+            self.latest = {**board, "v": self.version}
+            return self.latest
+        base = self.version if self.latest is not None else None
+        self.version += 1
+        self.latest, self._parts = {**board, "v": self.version}, parts
         self.pushes += 1
-        self.app.broker.publish("wallboard", "wallboard", self.latest)
+        if base is not None:
+            self.app.broker.publish("wallboard", "patch", {"base": base, "v": self.version,
+                                                           "set": {k: board[k] for k in changed}})
         return self.latest
 
 

@@ -48,7 +48,8 @@ async def wallboard_api(app, req: Req) -> Response:
 
 
 async def wallboard_events(app, req: Req):
-    board = await app.wallboard.snapshot()
+    """The full document first (current, with its version), then ``patch`` events."""
+    board = await app.wallboard.refresh()
     return SSE("wallboard", [("wallboard", board), ("complaints", _complaint_alerts(app))])
 
 

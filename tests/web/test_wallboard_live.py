@@ -1,7 +1,7 @@
 """The wallboard's data, fast: a call counts as answered when it is answered (AMI events
 through the real reducer and tracker into the feed), today per half hour, the colours
 against the goal and thresholds, the waiting list in app_queue's order with the urgent
-flag, and each agent's call, time in state and answered calls."""
+flag, each agent's call, time in state and answered calls, and pushes of only what changed."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,7 +16,7 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.web import today
 from callcenter.web.live import StateClock, Thresholds, build_wallboard
 
-from tests.support.web import add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, SSEClient, add_users, running_web
 
 TZ = ZoneInfo("Asia/Shanghai")
 MON_1000 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=TZ).timestamp()
@@ -160,3 +160,26 @@ def test_the_ivrs_queue_priority_reaches_the_waiting_caller():
     tr.on_event(ev("VarSet", Channel="Local/s@sim-caller-1;2", Uniqueid="u.1", Variable="QUEUE_PRIO", Value="10"), 1.0)
     tr.on_event(join("u.1", "complaint"), 2.0)
     assert tr.live()["complaint"]["waiting"][0]["priority"] == 10
+
+
+async def test_pushes_carry_only_what_changed_and_not_the_clock_alone(config, db):
+    add_users(db)
+    qc = FakeQueueCalls()
+    qc.state = {"consultation": {"waiting": [], "members": []}}
+    async with running_web(config, db, queuecalls=qc) as web:  # the reactor's clock, as served
+        c = Client(web.port)
+        await c.login("sup1")
+        sse = await SSEClient.open(web.port, "/events/wallboard", c.cookies)
+        _, first = await sse.next_event("wallboard")          # the full document, with its version
+        feed = web.app.wallboard
+        await feed.refresh()                                   # only the clock moved: nothing pushed
+        assert feed.latest["now"] > first["now"] and feed.latest["v"] == first["v"] == feed.version
+        qc.state["consultation"]["waiting"] = [{"caller_number_masked": "*******8001",
+                                                "entered_at": feed.latest["now"] - 5, "priority": 0,
+                                                "direction": "inbound"}]
+        await feed.refresh()
+        _, patch = await sse.next_event("patch")
+        assert (patch["base"], patch["v"]) == (first["v"], first["v"] + 1)
+        assert {"queues", "callers", "totals"} <= set(patch["set"]) and not {"outbound", "series"} & set(patch["set"])
+        assert 5.0 <= patch["set"]["callers"][0]["wait"] < 7
+        sse.close()

@@ -311,6 +311,12 @@
     if (es) es.close();
     es = new EventSource("/events/wallboard");
     es.addEventListener("wallboard", function (e) { heard(); render(JSON.parse(e.data)); });
+    es.addEventListener("patch", function (e) {
+      heard();
+      var p = JSON.parse(e.data);
+      if (!board || board.v !== p.base) { connect(); return; }  // missed one: start from the full document
+      render(Object.assign({}, board, p.set, { v: p.v }));
+    });
     es.addEventListener("complaints", function (e) { heard(); renderComplaints(JSON.parse(e.data)); });
     es.addEventListener("ping", function () { heard(); lastHeard = serverNow(); });
     es.onopen = heard;
