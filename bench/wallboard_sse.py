@@ -14,7 +14,8 @@ Each round runs the 1-client anchor, then the N-client phase, ``--events`` event
     .venv/bin/python bench/wallboard_sse.py --clients 500 --rounds 3
 
 Prints one ``RESULT`` JSON line per phase and a ``SUMMARY`` line: p50/p99/max per phase,
-bytes per push per client, and p99(N)/floor.
+bytes per push per client, the server's time to write one push to every client, and
+p99(N)/floor.
 """
 from __future__ import annotations
 
@@ -65,6 +66,16 @@ def serve(data_dir: str) -> None:
         ami = FakeAmi(reactor)
         assembly = build(config, db=db, ami=ami)
         tracker, web = assembly.queuecalls, assembly.web
+        broker, spent = web.app.broker, []
+        publish = broker.publish
+
+        def timed(*a):  # the server's own share: one push written to every client
+            t = time.perf_counter()
+            n = publish(*a)
+            if n > 1:
+                spent.append(time.perf_counter() - t)
+            return n
+        broker.publish = timed
         await tracker.start()
         await web.start()
         loop = asyncio.get_running_loop()
@@ -93,7 +104,9 @@ def serve(data_dir: str) -> None:
                 for uid in uids:
                     ami.emit(message(Event="Hangup", Channel="x", Uniqueid=uid, Linkedid=uid, Cause="16"))
                 await asyncio.sleep(gap)
-                print(f"DONE {web.app.wallboard.pushes}", flush=True)
+                print(f"DONE {max(spent, default=0) * 1000:.1f} "
+                      f"{sorted(spent)[len(spent) // 2] * 1000 if spent else 0:.1f}", flush=True)
+                spent.clear()
         await web.stop()
         await tracker.stop()
     runtime.run(main)
@@ -169,6 +182,7 @@ async def phase(proc, port: int, cookie: str, clients: int, events: int, gap: fl
         if line[0] == "SENT":
             sent[int(line[1])] = float(line[2])
         elif line[0] == "DONE":
+            write_max_ms, write_p50_ms = float(line[1]), float(line[2])
             break
     await asyncio.sleep(0.2)
     for c in conns:
@@ -187,7 +201,8 @@ async def phase(proc, port: int, cookie: str, clients: int, events: int, gap: fl
         missing += len(set(sent) - seen)
     return {"clients": clients, "events": len(sent), "samples": len(lat), "missing": missing,
             "p50_ms": round(pct(lat, 50) * 1000, 1), "p99_ms": round(pct(lat, 99) * 1000, 1),
-            "max_ms": round(max(lat) * 1000, 1), "bytes_per_push": round(sum(sizes) / max(1, len(sizes)))}
+            "max_ms": round(max(lat) * 1000, 1), "bytes_per_push": round(sum(sizes) / max(1, len(sizes))),
+            "server_write_p50_ms": write_p50_ms, "server_write_max_ms": write_max_ms}
 
 
 async def run(args) -> None:
@@ -213,6 +228,7 @@ async def run(args) -> None:
                 f"p99_{args.clients}_clients_ms": [x["p99_ms"] for x in many],
                 "p99_over_floor": [round(x["p99_ms"] / 100.0, 2) for x in many],
                 "bytes_per_push": [x["bytes_per_push"] for x in many],
+                "server_write_p50_ms": [x["server_write_p50_ms"] for x in many],
                 "missing": sum(x["missing"] for x in many)}), flush=True)
         finally:
             if proc.poll() is None:
