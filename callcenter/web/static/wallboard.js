@@ -329,5 +329,13 @@
     render(json("wb-initial"));
     setInterval(tick, 1000);
     connect();
+    if (document.body.classList.contains("kiosk")) {
+      // browsers enter full screen only on a gesture: the first click on the wall screen
+      document.addEventListener("click", function () {
+        if (!document.fullscreenElement && document.documentElement.requestFullscreen) {
+          document.documentElement.requestFullscreen().catch(function () {});
+        }
+      });
+    }
   });
 })();
