@@ -59,6 +59,12 @@ class ScaledClock:
         return []
 
 
+def rate(clock: IClock) -> float:
+    """Clock seconds per real second: a browser counting timers between pushes needs it
+    (the demo's simulated day runs ``--scale`` times faster)."""
+    return clock.scale if isinstance(clock, ScaledClock) else 1.0
+
+
 class WallClock:
     """``IClock`` on the real time, for code that runs without a reactor (CLI)."""
 

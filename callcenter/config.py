@@ -191,6 +191,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "staffing_goal": Key(float, 0.8, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
                              help="share of calls to answer within the target (Erlang C advice)"),
     },
+    "wallboard": {  # colours against [web] staffing_goal (the service-level goal, green at or above it)
+        "sl_amber": Key(float, 0.6, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+                        help="service level at or above this but under [web] staffing_goal: amber; below: red"),
+        "abandon_amber": Key(float, 0.05, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+                             help="abandon rate above this: amber"),
+        "abandon_red": Key(float, 0.10, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+                           help="abandon rate above this: red"),
+        "chart_start": Key(str, "08:00", check=_hhmm, help="the half-hour charts start here (or at the "
+                           "day's first call, if earlier)"),
+    },
     "recordings": {
         "enabled": Key(bool, True, help="start MixMonitor on answered calls per the policies"),
         "directory": Key(str, "", help="where recordings are read from; default <data_dir>/recordings"),

@@ -99,6 +99,7 @@ class LiveCall:
     uncertain_join: bool = False    # entered_at estimated (adopted), not measured
     campaign_id: int | None = None  # set with attempt_id: an outbound (dialer) call
     attempt_id: int | None = None
+    priority: int = 0               # QUEUE_PRIO set by the IVR (urgent complaints: above 0)
 
     @property
     def direction(self) -> str:
@@ -276,7 +277,7 @@ def _name(v: str | None) -> str:
 
 
 # channel variables the reducer keeps (set by the IVR / the dialer's Originate)
-_CALL_VARS = ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID", "PATIENT_NUMBER", "PATIENT_NAME")
+_CALL_VARS = ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID", "PATIENT_NUMBER", "PATIENT_NAME", "QUEUE_PRIO")
 
 
 def _apply_vars(state: TrackerState, c: LiveCall) -> None:
@@ -300,6 +301,8 @@ def _set_var(state: TrackerState, c: LiveCall, var: str, value: str) -> None:
         c.caller_number = canonical(value, state.config.region)
     elif var == "PATIENT_NAME":
         c.caller_name = _name(value)
+    elif var == "QUEUE_PRIO":
+        c.priority = _int(value) or 0
 
 
 def _set_activity(state, h, facts, value: str | None) -> None:
@@ -431,7 +434,7 @@ def _varset(state, h, t, facts):
     elif var in _CALL_VARS:
         uid = h.get("Uniqueid", "")
         value = h.get("Value") or ""
-        if not uid or (var in ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID") and _int(value) is None):
+        if not uid or (var in ("IVR_SESSION", "ATTEMPT_ID", "CAMPAIGN_ID", "QUEUE_PRIO") and _int(value) is None):
             return
         c = state.calls.get(uid)
         if c is not None:

@@ -395,10 +395,11 @@ class QueueCallsTracker:
             if c.answered_at is None:
                 q["waiting"].append(_waiting(c, now))
             else:
-                q["talking"].append({"uniqueid": c.uniqueid, "agent": c.agent,
+                q["talking"].append({"uniqueid": c.uniqueid, "queue": c.queue, "leg": c.leg, "agent": c.agent,
                                      "agent_name": c.agent_name,
                                      "caller_number_masked": mask_number(c.caller_number),
-                                     "since": c.answered_at, "direction": c.direction})
+                                     "entered_at": c.entered_at, "since": c.answered_at,
+                                     "uncertain": c.uncertain, "direction": c.direction})
         for queue, members in self.state.members.items():
             q = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
             q["members"] = [self._member_entry(queue, m, now) for m in members.values()]
@@ -467,5 +468,5 @@ def _member_entry_fields(m: Any) -> dict[str, Any]:
 def _waiting(c: LiveCall, now: float) -> dict[str, Any]:
     return {"uniqueid": c.uniqueid, "caller_number_masked": mask_number(c.caller_number),
             "entered_at": c.entered_at, "wait": (now - c.entered_at) if c.entered_at else None,
-            "position": c.position, "uncertain": c.uncertain, "direction": c.direction,
-            "campaign_id": c.campaign_id}
+            "position": c.position, "priority": c.priority, "uncertain": c.uncertain,
+            "direction": c.direction, "campaign_id": c.campaign_id}

@@ -3,7 +3,7 @@
 ``build_wallboard`` is pure: the queuecalls live snapshot + today's figures +
 the agent users -> what the browser shows.  :class:`WallboardFeed` rebuilds it
 when the tracker reports a change (coalesced, so a burst of ~180 AMI events
-per call becomes one push) and publishes it to the ``wallboard`` SSE topic.
+per call becomes one push) and publishes what changed to the ``wallboard`` SSE topic.
 :class:`ScreenPop` turns ``AgentConnect`` for an agent's interface into a
 ``pop`` event carrying the caller's record on that agent's topic.
 """
@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from callcenter.clock import sleep
+from callcenter.clock import rate, sleep
+from callcenter.config import ConfigError
 from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
-from callcenter.queuecalls.reducer import Fact, Finished, Joined
+from callcenter.queuecalls.reducer import Answered, Fact, Finished, Joined
 
 from . import data, satisfaction_today, today
 from .lookups import audit_view
@@ -26,6 +29,7 @@ from .lookups import audit_view
 log = logging.getLogger(__name__)
 
 STATES = agentstate.BOARD_STATES
+CLOCK_KEYS = {"at", "now", "clock"}  # change with every snapshot; the pages tick them themselves
 
 
 def member_state(member: dict) -> str:
@@ -52,40 +56,106 @@ def _wait_of(caller: dict, now: float) -> float:
     return float(caller.get("wait") or 0.0)
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """The wallboard's colours: service level green at or above ``sl_goal`` ([web]
+    staffing_goal), amber down to ``sl_amber``, red below; abandon rate amber above
+    ``abandon_amber``, red above ``abandon_red`` ([wallboard])."""
+
+    sl_goal: float = 0.8
+    sl_amber: float = 0.6
+    abandon_amber: float = 0.05
+    abandon_red: float = 0.10
+
+    @classmethod
+    def from_config(cls, config) -> "Thresholds":
+        w = config.wallboard
+        th = cls(float(config.web.staffing_goal), float(w.sl_amber), float(w.abandon_amber),
+                 float(w.abandon_red))
+        if not th.sl_amber < th.sl_goal:
+            raise ConfigError(f"[wallboard] sl_amber = {th.sl_amber} must be below [web] staffing_goal = "
+                              f"{th.sl_goal} (amber is between them)")
+        if not th.abandon_amber < th.abandon_red:
+            raise ConfigError(f"[wallboard] abandon_amber = {th.abandon_amber} must be below "
+                              f"abandon_red = {th.abandon_red}")
+        return th
+
+    def service_level(self, v: float | None) -> str | None:
+        """``good``/``warn``/``bad`` (green/amber/red), None without a figure."""
+        if v is None:
+            return None
+        return "good" if v >= self.sl_goal else "warn" if v >= self.sl_amber else "bad"
+
+    def abandon_rate(self, v: float | None) -> str | None:
+        if v is None:
+            return None
+        return "bad" if v > self.abandon_red else "warn" if v > self.abandon_amber else "good"
+
+
+def _figures(s: dict, th: Thresholds) -> dict:
+    """Today's figures of a queue (or all) as the board shows them, with their colours."""
+    sl, ab = s.get("service_level"), s.get("abandon_rate")
+    return {"offered": s.get("offered", 0), "answered": s.get("answered", 0),
+            "abandoned": s.get("abandoned", 0), "service_level": sl, "sl_band": th.service_level(sl),
+            "abandon_rate": ab, "abandon_band": th.abandon_rate(ab), "asa_seconds": s.get("asa_seconds")}
+
+
+def _waiting_list(name: str, q: dict, now: float) -> list[dict]:
+    """Inbound callers waiting in one queue, in app_queue's order (higher ``QUEUE_PRIO``
+    first, then first come): ``position`` is that rank now (the join's Position goes stale
+    as callers ahead leave); ``urgent`` = a priority above 0 (the IVR's urgent complaints)."""
+    inbound = [c for c in q.get("waiting", []) if c.get("direction", "inbound") == "inbound"]
+    inbound.sort(key=lambda c: (-int(c.get("priority") or 0), -_wait_of(c, now)))
+    return [{"queue": name, "position": i + 1,
+             "caller": c.get("caller_number_masked") or mask_number(c.get("caller_number", "")),
+             "wait": round(_wait_of(c, now), 1), "urgent": int(c.get("priority") or 0) > 0}
+            for i, c in enumerate(inbound)]
+
+
 def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
                     target: float, tz: ZoneInfo, outbound: list[dict] | None = None,
+                    thresholds: Thresholds = Thresholds(), answered_by: dict[str, int] | None = None,
+                    series: list[dict] | None = None, rate: float = 1.0,
                     satisfaction: dict[str, dict] | None = None) -> dict[str, Any]:
     """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
     inbound hotline only.  ``outbound``: the dialer's figures per campaign
     (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer.
+    ``answered_by``: interface -> calls answered today; ``series``: today per half hour
+    (:meth:`.today.TodayFigures.half_hours`); ``rate``: clock seconds per real second, so the
+    browser's timers count at the clock's pace between pushes.  Each agent carries
+    ``call`` (caller, queue, answered at) while talking; ``since`` is stamped by the feed.
     ``satisfaction``: today's post-call ratings per queue (:mod:`.satisfaction_today`)."""
     sat = satisfaction or {}
     queues = []
     members_by_interface: dict[str, dict] = {}
     names = sorted(set(live or {}) | {q for q in today if q})
+    callers: list[dict] = []
     for name in names:
         q = (live or {}).get(name) or {}
-        waiting = [{"caller": c.get("caller_number_masked") or mask_number(c.get("caller_number", "")),
-                    "wait": round(_wait_of(c, now), 1)} for c in q.get("waiting", [])
-                   if c.get("direction", "inbound") == "inbound"]
+        waiting = _waiting_list(name, q, now)
+        callers.extend(waiting)
         longest = max((c["wait"] for c in waiting), default=0.0)
-        s = today.get(name) or {}
         queues.append({"name": name, "waiting": len(waiting), "longest_wait": longest,
-                       "over_target": longest > target, "callers": waiting,
-                       "offered": s.get("offered", 0), "answered": s.get("answered", 0),
-                       "abandoned": s.get("abandoned", 0), "service_level": s.get("service_level"),
-                       "asa_seconds": s.get("asa_seconds"), **satisfaction_today.columns(sat, name)})
+                       "over_target": longest > target,
+                       "callers": [{"caller": c["caller"], "wait": c["wait"]} for c in waiting],
+                       **_figures(today.get(name) or {}, thresholds), **satisfaction_today.columns(sat, name),
+                       "agents": {}})
+        talks = {c.get("agent"): c for c in q.get("talking", []) if c.get("agent")}
         for m in q.get("members", []):
             iface = m.get("interface", "")
             entry = members_by_interface.setdefault(iface, {
-                "interface": iface, "name": m.get("name") or iface, "state": member_state(m),
-                "reason": m.get("reason") or "", "queues": []})
+                "interface": iface, "name": m.get("name") or iface, "username": "", "state": member_state(m),
+                "reason": m.get("reason") or "", "queues": [], "call": None})
             entry["queues"].append(name)
             # busiest state wins when a member is in several queues
             order = agentstate.BUSIEST_FIRST
             st = member_state(m)
             if order.index(st) < order.index(entry["state"]):
                 entry["state"], entry["reason"] = st, m.get("reason") or entry["reason"]
+            talk = talks.get(iface)
+            if talk is not None and talk.get("since") is not None:
+                entry["call"] = {"queue": name, "caller": talk.get("caller_number_masked") or "",
+                                 "since": talk["since"], "outbound": talk.get("direction") == "outbound"}
     for a in agents:
         iface = a.get("interface") or ""
         if iface and iface in members_by_interface:
@@ -94,23 +164,59 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
         elif iface or live is not None:
             members_by_interface.setdefault(iface or f"user:{a['username']}", {
                 "interface": iface, "name": a["name"], "username": a["username"],
-                "state": "logged_out", "reason": "", "queues": []})
+                "state": "logged_out", "reason": "", "queues": [], "call": None})
+    for m in members_by_interface.values():
+        if m["state"] != "on_call":
+            m["call"] = None  # a talk that ended a moment ago (wrap-up) is not a call
+        if m["state"] != "paused":
+            m["reason"] = ""
+        m["answered_today"] = (answered_by or {}).get(m["interface"], 0) if m["interface"] else 0
     agent_list = sorted(members_by_interface.values(), key=lambda m: (STATES.index(m["state"]), m["name"]))
     counts = {s: 0 for s in STATES}
     for m in agent_list:
         counts[m["state"]] += 1
+    by_queue = {q["name"]: q for q in queues}
+    for m in agent_list:
+        for name in m["queues"]:
+            per = by_queue[name]["agents"]
+            per[m["state"]] = per.get(m["state"], 0) + 1
+    callers.sort(key=lambda c: (not c["urgent"], -c["wait"]))
     total = today.get("") or {}
+    local = dt.datetime.fromtimestamp(now, tz)
     return {
-        "at": dt.datetime.fromtimestamp(now, tz).isoformat(timespec="seconds"),
+        "at": local.isoformat(timespec="seconds"), "now": now, "clock": local.strftime("%H:%M:%S"),
+        "timezone": tz.key, "rate": rate,
         "live": live is not None, "target": target, "queues": queues, "agents": agent_list,
-        "agent_counts": counts,
+        "agent_counts": counts, "callers": callers,
+        "thresholds": {"sl_goal": thresholds.sl_goal, "sl_amber": thresholds.sl_amber,
+                       "abandon_amber": thresholds.abandon_amber, "abandon_red": thresholds.abandon_red},
         "totals": {"waiting": sum(q["waiting"] for q in queues),
                    "longest_wait": max((q["longest_wait"] for q in queues), default=0.0),
-                   "offered": total.get("offered", 0), "answered": total.get("answered", 0),
-                   "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
-                   "asa_seconds": total.get("asa_seconds"), **satisfaction_today.columns(sat, "")},
+                   **_figures(total, thresholds), **satisfaction_today.columns(sat, "")},
+        "series": series or [],
         "outbound": [_outbound_row(r) for r in outbound or ()],
     }
+
+
+class StateClock:
+    """Since when each agent has been in its state, as the feed saw it change: a call's
+    ``since`` is its answer time; otherwise the first snapshot that showed the new state
+    (pushes follow every change within the coalescing delay).  After a restart the
+    states found are timed from then (Asterisk does not say since when)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[str, float]] = {}
+
+    def stamp(self, agents: list[dict], now: float) -> None:
+        for a in agents:
+            key = a["interface"] or a.get("username", "")
+            state = a["state"] + ":" + a["reason"]  # a new pause reason restarts the timer
+            old = self.seen.get(key)
+            since = old[1] if old is not None and old[0] == state else now
+            if a["call"] is not None:
+                since = a["call"]["since"]
+            self.seen[key] = (state, since)
+            a["since"] = since
 
 
 def _outbound_row(r: dict) -> dict:
@@ -119,6 +225,13 @@ def _outbound_row(r: dict) -> dict:
             "answered": today["answered"], "connected": today["connected"], "abandoned": today["abandoned"],
             "connect_p90": today["connect_seconds_p90"], "abandon_rate_window": window["abandon_rate"],
             "abandon_rate_total": r["total"]["abandon_rate"], "window_days": r["window_days"]}
+
+
+def _apply(figures: today.TodayFigures, item) -> None:
+    if isinstance(item, dict):
+        figures.apply_answered(item)
+    else:
+        figures.apply_record(item)
 
 
 def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -131,12 +244,12 @@ def day_bounds(now: float, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
 class WallboardFeed:
     """Keeps the latest wallboard and pushes it to the ``wallboard`` topic on every change.
 
-    Today's figures are running totals (:mod:`.today`) fed by the tracker's ``finished``
-    facts; the database is read once at start and again when the hospital's local day
+    Today's figures are running totals (:mod:`.today`) fed by the tracker's ``answered``
+    and ``finished`` facts (a call counts as answered when it is answered); the database is read once at start and again when the hospital's local day
     changes.  A load collects the facts that arrive meanwhile and applies, in order, the
     stored rows, the tracker's unwritten buffer (copied before the SELECT, so a batch
-    written during the load is in one or the other) and those facts: each call counts
-    once.  The agent users are cached for ``agents_ttl`` clock seconds.  So a snapshot
+    written during the load is in one or the other), the calls being talked and those
+    facts: each call counts once.  The agent users are cached for ``agents_ttl`` clock seconds.  So a snapshot
     runs no SQL between loads, whatever the day's traffic.  Without a tracker (no facts
     to follow) each snapshot reads the day from the database as before.  After every AMI
     login (``gateway.on_connect``, run after the tracker's resync) the day is reloaded
@@ -149,7 +262,9 @@ class WallboardFeed:
         self.queuecalls = queuecalls
         self.coalesce = coalesce
         self.agents_ttl = agents_ttl
-        self.latest: dict | None = None
+        self.latest: dict | None = None   # the last document pushed, with its version ``v``
+        self.version = 0
+        self._parts: dict[str, str] = {}  # its top-level parts as JSON, to find what changed
         self._pending: asyncio.Task | None = None
         self.pushes = 0
         self.loads = 0
@@ -157,8 +272,12 @@ class WallboardFeed:
         self.tz = ZoneInfo(cfg.timezone)
         self.target = float(cfg.answer_target_seconds)
         self.short = float(cfg.short_abandon_seconds)
+        self.thresholds = Thresholds.from_config(app.config)
+        self.chart_start = int(app.config.wallboard.chart_start.split(":")[0])
+        self.states = StateClock()
         self.figures: today.TodayFigures | None = None
-        self._facts: list | None = []   # finished calls waiting for a load (None: applied directly)
+        # finished records and answered calls waiting for a load (None: applied directly)
+        self._facts: list | None = []
         self._load_lock = asyncio.Lock()
         self._agents: list[dict] | None = None
         self._agents_at = 0.0
@@ -185,17 +304,23 @@ class WallboardFeed:
             if call.direction == "outbound":
                 self._outbound_dirty = True
         if isinstance(fact, Finished):
-            self._finished(fact.record)
+            self._count(fact.record)
+        elif isinstance(fact, Answered):
+            c = fact.call  # the tracker's live call, still changing: keep what it is now
+            self._count({"direction": c.direction, "uniqueid": c.uniqueid, "queue": c.queue, "leg": c.leg,
+                         "entered_at": c.entered_at, "since": c.answered_at, "agent": c.agent,
+                         "uncertain": c.uncertain})
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 
-    def _finished(self, rec) -> None:
+    def _count(self, item) -> None:
+        """A finished record, or an answered call (a dict: :meth:`today.TodayFigures.apply_answered`)."""
         if self._facts is None and self.figures is not None and self._stale(self.app.clock.seconds()):
             self._facts = []  # the local day changed: the next snapshot reloads
         if self._facts is not None:
-            self._facts.append(rec)
+            self._facts.append(item)
         else:
-            self.figures.apply_record(rec)
+            _apply(self.figures, item)
 
     def _stale(self, now: float) -> bool:
         f = self.figures
@@ -224,27 +349,30 @@ class WallboardFeed:
             log.exception("queuecalls.live() failed")
             return None
 
-    async def _today(self, now: float) -> dict[str, dict]:
-        """Today's summaries by queue ("" = all), (re)loading when due."""
+    async def _today(self, now: float) -> today.TodayFigures:
+        """Today's figures, (re)loading when due."""
         if self._facts is not None or self._stale(now):
             async with self._load_lock:
                 if self._facts is not None or self._stale(now):
                     await self._load(now)
-        return self.figures.summaries()
+        return self.figures
 
     async def _load(self, now: float) -> None:
         if self._facts is None:
             self._facts = []
         start, end = day_bounds(now, self.tz)
         buffered = list(self.queuecalls.buffer)  # before the SELECT
+        talking = [t for q in (self._live() or {}).values() for t in q.get("talking", [])]
         rows = await self.app.db.run(today.load_rows, start, end)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
             figures.apply_row(r)
         for rec in buffered:
             figures.apply_record(rec)
-        for rec in self._facts:
-            figures.apply_record(rec)
+        for call in talking:
+            figures.apply_answered(call)
+        for item in self._facts:
+            _apply(figures, item)
         self.figures, self._facts = figures, None
         self.loads += 1
         log.info("wallboard: %d queue calls of today loaded", len(figures.calls))
@@ -255,24 +383,29 @@ class WallboardFeed:
             self._agents_at = now
         return self._agents
 
-    async def _today_from_db(self, now: float) -> dict[str, dict]:
+    async def _today_from_db(self, now: float) -> today.TodayFigures:
         start, end = day_bounds(now, self.tz)
         rows = await self.app.db.run(today.load_rows, start, end)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
             figures.apply_row(r)
-        return figures.summaries()
+        return figures
 
     async def snapshot(self) -> dict:
         now = self.app.clock.seconds()
         if self.queuecalls is None:
-            summaries = await self._today_from_db(now)
+            figures = await self._today_from_db(now)
         else:
-            summaries = await self._today(now)
+            figures = await self._today(now)
         agents = await self._agent_users(now)
-        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz,
-                               outbound=await self._outbound_figures(now),
-                               satisfaction=await self.satisfaction.figures(now, *day_bounds(now, self.tz)))
+        board = build_wallboard(self._live(), figures.summaries(), agents, now=now, target=self.target,
+                                tz=self.tz, outbound=await self._outbound_figures(now),
+                                thresholds=self.thresholds, answered_by=figures.by_agent,
+                                series=figures.half_hours(now, self.tz, self.chart_start),
+                                rate=rate(self.app.clock),
+                                satisfaction=await self.satisfaction.figures(now, *day_bounds(now, self.tz)))
+        self.states.stamp(board["agents"], now)
+        return board
 
     async def _outbound_figures(self, now: float) -> list[dict] | None:
         """Read when a dialer call changed (the tracker's outbound facts), at most once per
@@ -289,9 +422,24 @@ class WallboardFeed:
         return self._outbound
 
     async def refresh(self) -> dict:
-        self.latest = await self.snapshot()
+        """A new snapshot; pushed as a ``patch`` of the parts that changed (``set``: top-level
+        keys, ``base`` -> ``v`` versions), serialised once for every client by the broker.  A
+        snapshot where only the clock moved is kept (``latest``) but not pushed: the pages
+        advance their clocks themselves.  A client whose version is not the patch's base
+        reconnects and starts from the full document (:func:`views_live.wallboard_events`)."""
+        board = await self.snapshot()
+        parts = {k: json.dumps(v, sort_keys=True, default=str) for k, v in board.items()}
+        changed = [k for k, part in parts.items() if self._parts.get(k) != part]
+        if self.latest is not None and set(changed) <= CLOCK_KEYS:
+            self.latest = {**board, "v": self.version}
+            return self.latest
+        base = self.version if self.latest is not None else None
+        self.version += 1
+        self.latest, self._parts = {**board, "v": self.version}, parts
         self.pushes += 1
-        self.app.broker.publish("wallboard", "wallboard", self.latest)
+        if base is not None:
+            self.app.broker.publish("wallboard", "patch", {"base": base, "v": self.version,
+                                                           "set": {k: board[k] for k in changed}})
         return self.latest
 
 

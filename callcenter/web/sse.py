@@ -1,7 +1,10 @@
 """Server-sent events: open requests grouped by topic, a heartbeat, clean removal.
 
 A topic is ``wallboard`` or ``agent:<username>``.  Writes go straight to the
-transport on the reactor thread; a client that disconnected is dropped.
+transport on the reactor thread; a client that disconnected is dropped.  The heartbeat
+is a ``ping`` event, not a comment: it keeps proxies from closing an idle stream *and*
+lets the wallboard tell a silent, dead link from a quiet hotline (comments never reach
+the page's script).
 """
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+PING = b"event: ping\ndata: {}\n\n"
 
 
 def format_event(event: str, data: Any, event_id: int | None = None) -> bytes:
@@ -66,7 +71,7 @@ class Broker:
         self._beat = None
         for group in list(self.clients.values()):
             for request in list(group):
-                self.write(request, b": keep-alive\n\n")
+                self.write(request, PING)
         if self.clients:
             self._beat = self.reactor.callLater(self.heartbeat, self._heartbeat)
 

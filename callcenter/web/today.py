@@ -13,17 +13,27 @@ row is not overwritten by a reconstructed one, ``unknown`` always gives way), so
 call both loaded from the database and delivered as a fact counts once.  "Today" is
 the hospital's local day of ``entered_at``, as in the reports.  Inbound calls only: a
 dialer call queued for an agent is outbound and has its own figures per campaign.
+
+A call counts as answered *when it is answered* (the tracker's ``answered`` fact, or a
+call being talked at load time), not when it ends: three agents talking show three
+answered calls.  The finished record then replaces that contribution under the same
+merge rule (usually equal: same wait, same outcome).  Per half hour of the local day
+(by ``entered_at``, as the interval report) the same counters give the wallboard's
+charts; per agent (interface) the answered calls of the day.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from callcenter.queuecalls import stats
 from callcenter.queuecalls.store import replaces
+
+SLOT = 1800.0  # half an hour
 
 from . import data
 
@@ -38,6 +48,7 @@ class Contribution:
     outcome: str
     wait: float | None
     gap: bool
+    agent: str = ""   # the member interface that answered (answered/transferred calls)
 
 
 class TodayFigures:
@@ -48,6 +59,9 @@ class TodayFigures:
         self.target, self.short_abandon = target, short_abandon
         self.calls: dict[Key, Contribution] = {}
         self.totals: dict[str, stats.Totals] = {}
+        self.slots: dict[int, stats.Totals] = {}   # half hours since ``start``, all queues
+        self.by_agent: dict[str, int] = {}         # interface -> answered calls
+        self._slot_of: dict[Key, int] = {}
 
     def apply(self, key: Key, entered: float | None, c: Contribution) -> bool:
         """Count one call (again): returns whether the figures changed."""
@@ -58,9 +72,10 @@ class TodayFigures:
             if old == c or not replaces({"outcome": c.outcome, "gap": c.gap},
                                          {"outcome": old.outcome, "gap": old.gap}):
                 return False
-            self._add(old, -1)
-        self.calls[key] = c
-        self._add(c, 1)
+            self._add(old, self._slot_of[key], -1)
+        slot = int((entered - self.start) // SLOT)
+        self.calls[key], self._slot_of[key] = c, slot
+        self._add(c, slot, 1)
         return True
 
     def apply_record(self, rec: Any) -> bool:
@@ -69,25 +84,68 @@ class TodayFigures:
         if rec.direction != "inbound":
             return False
         return self.apply((rec.uniqueid, rec.queue, int(rec.leg or 1)), rec.entered_at,
-                          Contribution(rec.queue, rec.outcome, rec.wait_seconds, bool(rec.gap)))
+                          Contribution(rec.queue, rec.outcome, rec.wait_seconds, bool(rec.gap), rec.agent or ""))
+
+    def apply_answered(self, call: Any) -> bool:
+        """A call an agent has just taken (the tracker's ``LiveCall``, or a ``talking`` entry
+        of its live view): answered now, with the wait it had."""
+        if isinstance(call, dict):
+            direction, uid, queue, leg = call["direction"], call["uniqueid"], call["queue"], call["leg"]
+            entered, answered, agent, gap = call["entered_at"], call["since"], call["agent"], call["uncertain"]
+        else:
+            direction, uid, queue, leg = call.direction, call.uniqueid, call.queue, call.leg
+            entered, answered, agent, gap = call.entered_at, call.answered_at, call.agent, call.uncertain
+        if direction != "inbound" or answered is None:
+            return False
+        wait = max(0.0, answered - entered) if entered is not None else None
+        return self.apply((uid, queue, int(leg or 1)), entered,
+                          Contribution(queue, "answered", wait, bool(gap), agent or ""))
 
     def apply_row(self, row: dict) -> bool:
         """A stored row from :func:`load_rows`."""
         entered = row["entered_at"]
         return self.apply((row["uniqueid"], row["queue"], int(row["leg"] or 1)),
                           entered.timestamp() if entered is not None else None,
-                          Contribution(row["queue"], row["outcome"], row["wait_seconds"], bool(row["gap"])))
+                          Contribution(row["queue"], row["outcome"], row["wait_seconds"], bool(row["gap"]),
+                                       row["agent"] or ""))
 
-    def _add(self, c: Contribution, sign: int) -> None:
+    def _add(self, c: Contribution, slot: int, sign: int) -> None:
         for q in (c.queue, ""):
             t = self.totals.get(q)
             if t is None:
                 t = self.totals[q] = stats.Totals()
             t.add(c.outcome, c.wait, c.gap, self.target, self.short_abandon, sign)
+        t = self.slots.get(slot)
+        if t is None:
+            t = self.slots[slot] = stats.Totals()
+        t.count(c.outcome, c.wait, c.gap, self.target, self.short_abandon, sign)
+        if c.agent and c.outcome in stats.ANSWERED:
+            self.by_agent[c.agent] = self.by_agent.get(c.agent, 0) + sign
 
     def summaries(self) -> dict[str, dict]:
         """queue -> ``stats.summarize``-style dict, plus ``""`` for all queues (when any call)."""
         return {q: t.summary(self.target, self.short_abandon) for q, t in self.totals.items()}
+
+    def half_hours(self, now: float, tz: ZoneInfo, first_hour: int = 8) -> list[dict]:
+        """All queues per half hour of the day, from ``first_hour`` (or the first call, if
+        earlier) to the half hour of ``now``: label ``08:00–08:30`` in local time, offered,
+        answered, abandoned and the service level (None without offered calls).  Slots are
+        counted from the local midnight, so a daylight-saving day has its real 46 or 50."""
+        last = int((min(max(now, self.start), self.end - 1) - self.start) // SLOT)
+        opening = dt.datetime.fromtimestamp(self.start, tz).replace(hour=first_hour)
+        first = min([int((opening.timestamp() - self.start) // SLOT), *self.slots], default=0)
+        out = []
+        for i in range(max(0, min(first, last)), last + 1):
+            t = self.slots.get(i) or stats.Totals()
+            f = stats.figures(t.answered, t.abandoned, t.short, t.timeouts, t.redirected, t.within,
+                              t.unans_within, t.gaps, t.answered_wait, None, None, self.target,
+                              self.short_abandon)
+            a, b = self.start + i * SLOT, self.start + (i + 1) * SLOT
+            label = (f"{dt.datetime.fromtimestamp(a, tz):%H:%M}–"
+                     f"{dt.datetime.fromtimestamp(b, tz):%H:%M}")
+            out.append({"slot": label, "start": a, "offered": f["offered"], "answered": f["answered"],
+                        "abandoned": f["abandoned"], "service_level": f["service_level"]})
+        return out
 
 
 def load_rows(s, start: dt.datetime, end: dt.datetime) -> list[dict] | None:
@@ -96,7 +154,7 @@ def load_rows(s, start: dt.datetime, end: dt.datetime) -> list[dict] | None:
     if t is None:
         return None
     q = select(t.c.uniqueid, t.c.queue, t.c.leg, t.c.entered_at, t.c.outcome, t.c.wait_seconds,
-               t.c.gap).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == "inbound")
+               t.c.gap, t.c.agent).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == "inbound")
     rows = []
     for r in s.execute(q):
         d = dict(r._mapping)

@@ -31,12 +31,16 @@ def _complaint_alerts(app) -> dict:
 
 
 async def wallboard_page(app, req: Req) -> Response:
+    """The wallboard; ``?kiosk=1``: the wall-screen layout (full screen, no navigation)."""
+    kiosk = req.arg("kiosk")
+    if kiosk not in ("", "0", "1"):
+        raise BadRequest("kiosk must be 1 (wall screen) or 0")
     board = await app.wallboard.snapshot()
     messages = {**catalogue(req.lang, "state."), **catalogue(req.lang, "cp.dl."),
                 **catalogue(req.lang, "cp.sev."), **catalogue(req.lang, "cat."),
-                **catalogue(req.lang, "wb.alert.")}
+                **catalogue(req.lang, "wb."), **catalogue(req.lang, "agent.reason.")}
     return app.render(req, "wallboard.html", board=board, complaints=_complaint_alerts(app),
-                      messages=messages)
+                      messages=messages, kiosk=kiosk == "1")
 
 
 async def wallboard_api(app, req: Req) -> Response:
@@ -44,7 +48,8 @@ async def wallboard_api(app, req: Req) -> Response:
 
 
 async def wallboard_events(app, req: Req):
-    board = await app.wallboard.snapshot()
+    """The full document first (current, with its version), then ``patch`` events."""
+    board = await app.wallboard.refresh()
     return SSE("wallboard", [("wallboard", board), ("complaints", _complaint_alerts(app))])
 
 

@@ -180,8 +180,11 @@ async def test_wallboard_pushed_within_one_second(config, db):
         qc.state["consultation"]["members"][0].update(paused=True, reason="meal")
         t0 = time.monotonic()
         qc.changed()
-        _, board = await sse.next_event("wallboard", timeout=1.0)
+        _, patch = await sse.next_event("patch", timeout=1.0)   # only what changed
         assert time.monotonic() - t0 < 1.0
+        assert patch["base"] == first["v"] and patch["v"] == first["v"] + 1
+        assert "outbound" not in patch["set"] and "agent_counts" in patch["set"]
+        board = {**first, **patch["set"]}
         q = board["queues"][0]
         assert q["waiting"] == 1 and q["over_target"] and q["longest_wait"] >= 45
         assert board["agent_counts"]["paused"] == 1 and board["agents"][0]["reason"] == "meal"

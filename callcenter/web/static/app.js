@@ -1,11 +1,9 @@
-// Wallboard and agent desk: server-sent events, no framework, no CDN.
+// Agent desk: server-sent events, no framework, no CDN (the wallboard: wallboard.js).
 // DOM is only filled with textContent (never innerHTML): caller data cannot inject markup.
 "use strict";
 (function () {
   function $(id) { return document.getElementById(id); }
   function json(id) { var el = $(id); return el ? JSON.parse(el.textContent || "null") : null; }
-  function pct(v) { return v === null || v === undefined ? "—" : Math.round(v * 100) + "%"; }
-  function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
     if (text !== undefined) e.textContent = text;
@@ -14,105 +12,6 @@
   }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   var msgs = {};
-
-  // ---- wallboard -------------------------------------------------------------------
-  var receivedAt = 0;
-  function tickWaits() {
-    // waits keep counting between server pushes
-    var target = parseFloat(($("wb-queues") || {dataset: {}}).dataset.target || "30");
-    var dt = (Date.now() - receivedAt) / 1000;
-    document.querySelectorAll(".wait[data-wait]").forEach(function (node) {
-      var base = parseFloat(node.dataset.wait);
-      var w = base > 0 ? base + dt : 0;
-      node.textContent = Math.round(w) + " s";
-      node.classList.toggle("over", w > target);
-    });
-  }
-  function renderWallboard(b) {
-    receivedAt = Date.now();
-    $("wb-at").textContent = b.at;
-    $("wb-unavailable").hidden = !!b.live;
-    $("total-waiting").textContent = b.totals.waiting;
-    $("total-longest").dataset.wait = b.totals.longest_wait;
-    $("total-sl").textContent = pct(b.totals.service_level);
-    $("total-abandoned").textContent = b.totals.abandoned;
-    $("total-asa").textContent = secs(b.totals.asa_seconds);
-    var body = $("wb-queues").tBodies[0];
-    clear(body);
-    b.queues.forEach(function (q) {
-      var tr = el("tr");
-      tr.dataset.queue = q.name;
-      tr.appendChild(el("td", q.name));
-      tr.appendChild(el("td", String(q.waiting), "waiting"));
-      var w = el("td", Math.round(q.longest_wait) + " s", "longest wait" + (q.over_target ? " over" : ""));
-      w.dataset.wait = q.longest_wait;
-      tr.appendChild(w);
-      tr.appendChild(el("td", pct(q.service_level), "sl"));
-      tr.appendChild(el("td", String(q.offered), "offered"));
-      tr.appendChild(el("td", String(q.answered), "answered"));
-      tr.appendChild(el("td", String(q.abandoned), "abandoned"));
-      tr.appendChild(el("td", secs(q.asa_seconds), "asa"));
-      tr.appendChild(el("td", pct(q.satisfaction_rate) + " (" + (q.rated || 0) + ")", "satisfaction"));
-      body.appendChild(tr);
-    });
-    var ob = $("wb-outbound") && $("wb-outbound").tBodies[0];
-    if (ob) {
-      clear(ob);
-      (b.outbound || []).forEach(function (o) {
-        var tr = el("tr");
-        tr.dataset.campaign = o.campaign;
-        tr.appendChild(el("td", o.campaign));
-        tr.appendChild(el("td", o.queue));
-        tr.appendChild(el("td", String(o.answered), "answered"));
-        tr.appendChild(el("td", String(o.connected), "connected"));
-        tr.appendChild(el("td", secs(o.connect_p90), "connect"));
-        tr.appendChild(el("td", String(o.abandoned), "abandoned"));
-        tr.appendChild(el("td", pct(o.abandon_rate_window), "rate"));
-        ob.appendChild(tr);
-      });
-    }
-    document.querySelectorAll("#wb-counts b[data-state]").forEach(function (node) {
-      node.textContent = b.agent_counts[node.dataset.state] || 0;
-    });
-    var agents = $("wb-agents").tBodies[0];
-    clear(agents);
-    b.agents.forEach(function (a) {
-      var tr = el("tr", undefined, "state-" + a.state);
-      tr.appendChild(el("td", a.name));
-      tr.appendChild(el("td", (msgs["state." + a.state] || a.state) + (a.reason ? " (" + a.reason + ")" : "")));
-      tr.appendChild(el("td", a.queues.join(", ")));
-      agents.appendChild(tr);
-    });
-    tickWaits();
-    document.body.dataset.updates = String(parseInt(document.body.dataset.updates || "0", 10) + 1);
-  }
-
-  function renderComplaints(c) {
-    var body = $("wb-complaints") && $("wb-complaints").tBodies[0];
-    if (!body) return;
-    clear(body);
-    (c.alerts || []).forEach(function (a) {
-      var tr = el("tr", undefined, "alert-" + a.state);
-      tr.dataset.ticket = a.ticket;
-      tr.dataset.state = a.state;
-      var td = el("td");
-      var link = el("a", a.ticket);
-      link.href = "/complaints/" + encodeURIComponent(a.ticket_id);
-      td.appendChild(link);
-      tr.appendChild(td);
-      tr.appendChild(el("td", msgs["cp.dl." + a.deadline] || a.deadline));
-      tr.appendChild(el("td", msgs["wb.alert." + a.state] || a.state));
-      tr.appendChild(el("td", a.due_local));
-      tr.appendChild(el("td", a.severity ? (msgs["cp.sev." + a.severity] || a.severity) : ""));
-      tr.appendChild(el("td", a.category ? (msgs["cat." + a.category] || a.category) : "—"));
-      tr.appendChild(el("td", a.department || ""));
-      body.appendChild(tr);
-    });
-    $("wb-complaints-none").hidden = (c.alerts || []).length > 0;
-    $("wb-complaints-overdue").textContent = c.overdue || 0;
-    $("wb-complaints-approaching").textContent = c.approaching || 0;
-    document.body.dataset.alerts = String((c.alerts || []).length);
-  }
 
   // ---- agent desk -------------------------------------------------------------------
   function fillList(id, items, fmt) {
@@ -186,11 +85,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     msgs = json("messages") || {};
     var page = document.body.dataset.page;
-    if (page === "wallboard") {
-      receivedAt = Date.now();
-      setInterval(tickWaits, 1000);
-      listen("/events/wallboard", { wallboard: renderWallboard, complaints: renderComplaints });
-    } else if (page === "agent") {
+    if (page === "agent") {
       renderPop(json("initial-pop"));
       listen("/events/agent", { pop: renderPop, status: function () {}, complete: function () {} });
     }
