@@ -144,6 +144,8 @@ async def test_an_unsatisfied_complaint_call_flags_the_ticket_opened_on_it(confi
     try:
         add_users(db, {"agent2": ("agent", "Local/2001@sim-agent/n")})
         pbx.pause_member("Local/2002@sim-agent/n", True, "meal")  # 2001 answers
+        # talks 90 s (3 s real): the agent's outcome (and ticket) is saved before the rating
+        pbx.set_agent("2001", talk_time=90)
         # Chinese, 3 complaint menu, 1 complaint; presses 3 (not satisfied) after the agent hangs up
         call = pbx.inbound_call("13600136004", "陈洁", digits="1w3w1", digit_delay=1, stay_when_connected=True,
                                 rate="3")
