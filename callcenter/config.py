@@ -105,6 +105,15 @@ def _hhmm(v: str) -> str | None:
     return None
 
 
+def _pause_reasons(v: list) -> str | None:
+    from callcenter.web.pause_reasons import problem
+
+    return problem(v)
+
+
+_PAUSE_DEFAULT = ("break=休息|Break", "meal=用餐|Meal", "training=培训|Training", "paperwork=文书工作|Paperwork")
+
+
 def _weekdays(v: list) -> str | None:
     days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
     bad = [d for d in v if str(d).lower() not in days]
@@ -131,9 +140,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "healthy_after": Key(float, 30.0, check=_positive,
                              help="s a link must stay up before the reconnect backoff starts again from 0"),
         "queue_log": Key(str, "", help="path of Asterisk's queue_log, if readable"),
-        "wrapup_seconds": Key(float, 0.0, check=_non_negative,
-                              help="queues.conf wrapuptime (AMI does not report it); a member's own "
-                                   "Wrapuptime wins; for the wallboard's wrap-up state"),
     },
     "agi": {
         "host": Key(str, "127.0.0.1"),
@@ -185,6 +191,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                help="reverse proxies (addresses or networks) whose X-Forwarded-For / "
                                     "X-Forwarded-Proto are believed"),
         "queues": Key(list, ["consultation", "complaint"], help="queues agents can log in to"),
+        "pause_reasons": Key(list, list(_PAUSE_DEFAULT), check=_pause_reasons,
+                             help='pause reasons as "code=中文|English" (the code goes to Asterisk)'),
         "staffing_goal": Key(float, 0.8, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
                              help="share of calls to answer within the target (Erlang C advice)"),
     },
