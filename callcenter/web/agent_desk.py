@@ -85,9 +85,12 @@ class AgentDesk:
             rows.append({"queue": q, "member": m is not None, "paused": bool(m and m.get("paused")),
                          "state": member_state(m) if m else "logged_out",
                          "reason": code, "reason_label": self.reasons.label(code, lang) if code else ""})
+        since = self._since_of(user.interface or f"user:{user.username}", (state, reason), now)
+        call = self.app.screenpop.calls.get(user.username) or {}
+        if (state, call.get("state")) in (("on_call", "connected"), ("ringing", "ringing")):
+            since = call["at"]   # the call's own moment (the desk may have opened mid-call)
         return {"interface": user.interface, "extension": extension(user.interface) if user.interface else "",
-                "name": user.display_name or user.username, "state": state,
-                "since": self._since_of(user.interface or f"user:{user.username}", (state, reason), now),
+                "name": user.display_name or user.username, "state": state, "since": since,
                 "reason": reason, "reason_label": self.reasons.label(reason, lang) if reason else "",
                 "wrapup_ends": ends, "now": now, "rate": self.rate, "queues": rows,
                 "live": self.live.live() is not None, "ami_connected": bool(self.app.ami.connected),
