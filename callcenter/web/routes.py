@@ -141,9 +141,11 @@ ROUTES: list[Route] = [
     # agents
     Route("GET", "/agent", AGENTS, views_agent.agent_page, "page", "Agent desk"),
     Route("GET", "/events/agent", AGENTS, views_agent.agent_events, "sse",
-          "Screen pops and status for this agent (server-sent events `pop`, `complete`, `status`)"),
+          "This agent's desk (server-sent events `status`: own state, since, pause reason, "
+          "wrap-up end; `call`: ringing / connected / ended / idle; `pop`: the caller's record)"),
     Route("GET", "/api/agent/status", AGENTS, views_agent.agent_status_api, "api",
-          "This agent's queue membership and pause state", response={"type": "object"}),
+          "This agent's own state (since when, pause reason code and label, wrap-up end), queue "
+          "membership, the configured pause reasons", response={"type": "object"}),
     Route("POST", "/agent/queue", AGENTS, views_agent.queue_action_form, "form",
           "Log in/out of a queue, pause/resume (form)", body=_QUEUE_BODY),
     Route("POST", "/api/agent/queue", AGENTS, views_agent.queue_action_api, "api",

@@ -201,7 +201,7 @@ async def test_tracker_reads_the_queues_wrapuptime_from_asterisk(db, tmp_path, w
     the ``config``/``system`` write class it is refused and the error names it."""
     from twisted.internet import reactor
 
-    from callcenter.ami.gateway import AmiGateway
+    from callcenter.ami.gateway import AmiError, AmiGateway
     from callcenter.queuecalls.tracker import QueueCallsTracker
     from callcenter.simulator import SimConfig, SimulatedPBX
 
@@ -217,6 +217,14 @@ async def test_tracker_reads_the_queues_wrapuptime_from_asterisk(db, tmp_path, w
         if write == "all":
             assert tracker.queue_wrapup == {"consultation": 5.0, "complaint": 5.0}
             assert tracker.queue_config_error is None
+            refused = {}   # what a real Asterisk 22.10.1 answered to each
+            for name in ("", "nope.conf", "../x.conf", "/etc/passwd"):
+                with pytest.raises(AmiError) as err:
+                    await gw.action({"Action": "GetConfig", **({"Filename": name} if name else {})})
+                refused[name] = str(err.value)
+            assert refused == {"": "Filename not specified", "nope.conf": "Config file not found",
+                               "../x.conf": "Config file not found",
+                               "/etc/passwd": "File requires escalated privileges"}
         else:
             assert tracker.queue_wrapup == {}
             assert "GetConfig queues.conf" in tracker.queue_config_error
