@@ -233,3 +233,29 @@ async def test_tracker_reads_the_queues_wrapuptime_from_asterisk(db, tmp_path, w
         await tracker.stop()
         await gw.stop()
         await pbx.stop()
+
+
+@pytest.mark.postgres
+def test_the_upgrade_keeps_outcomes_stored_twice_and_then_holds_one_per_call(db):
+    """Rows saved twice before the rule are kept, renamed ``#2``...; after it a second row of
+    a call is refused by the database itself."""
+    import datetime as dt
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from callcenter.store import migrate
+
+    migrate.downgrade(db.engine, "0960_queuecall_checkpoint")   # the revision before ours
+    at = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
+    with db.engine.begin() as conn:
+        for uid, outcome in (("1795347400.1", "complaint"), ("1795347400.1", "complaint"), ("1795347400.2", "query"),
+                             ("1795347400.1", "other")):
+            conn.execute(text("INSERT INTO call_outcomes (uniqueid, queue, caller_number, agent, outcome, note, "
+                              "created_at) VALUES (:u, '', '', 'agent1', :o, '', :at)"), {"u": uid, "o": outcome, "at": at})
+    migrate.upgrade(db.engine)
+    rows = db.call(lambda s: [(o.uniqueid, o.outcome) for o in s.scalars(select(CallOutcome).order_by(CallOutcome.id))])
+    assert rows == [("1795347400.1", "complaint"), ("1795347400.1#2", "complaint"), ("1795347400.2", "query"),
+                    ("1795347400.1#3", "other")]
+    with pytest.raises(IntegrityError):
+        db.call(lambda s: s.add(CallOutcome(uniqueid="1795347400.2", agent="agent1", outcome="query", created_at=at)))
