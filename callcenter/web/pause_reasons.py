@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dialer.reservations import is_dialer_reason
+
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -73,11 +75,13 @@ class PauseReasons:
         return tuple(r.code for r in self.reasons)
 
     def label(self, code: str, lang: str) -> str:
-        """What a person reads for the ``PausedReason`` Asterisk reports.  A reason set
-        outside the desk (CLI ``queue pause ... reason lunch``) is not a code: shown as
-        Asterisk has it."""
+        """What a person reads for the ``PausedReason`` Asterisk reports: the configured
+        label; the dialer's reservation (``dialer:<attempt>``) as such; a reason set outside
+        the desk (CLI ``queue pause ... reason lunch``) is not a code: shown as Asterisk has it."""
         r = self._by_code.get(code)
         if r is None:
+            if is_dialer_reason(code):   # the dialer holds the agent for a patient it dials
+                return "外呼预留" if lang == "zh" else "Held for an outbound call"
             return code
         return r.zh if lang == "zh" else r.en
 

@@ -153,6 +153,7 @@ async def test_pause_reasons_come_from_the_config(config_env, db, tmp_path):
     assert reasons.codes == ("lunch", "huddle")
     assert (reasons.label("huddle", "zh"), reasons.label("huddle", "en")) == ("班前会", "Team huddle")
     assert reasons.label("set in the CLI", "zh") == "set in the CLI"   # not a code: as Asterisk has it
+    assert reasons.label("dialer:42", "zh") == "外呼预留"                # the dialer's reservation
 
     add_users(db)
     gw = FakeGateway()

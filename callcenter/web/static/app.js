@@ -145,12 +145,14 @@
     $("me-state").textContent = msgs["state." + st.state] || st.state;
     $("me-state").dataset.state = st.state;
     $("me-reason").textContent = st.reason_label ? " · " + st.reason_label : "";
-    (st.queues || []).forEach(function (q) {
-      var form = document.querySelector('#membership form.queue[data-queue="' + q.queue + '"] .member');
-      if (!form) return;
+    var rows = {};
+    (st.queues || []).forEach(function (q) { rows[q.queue] = q; });
+    document.querySelectorAll("#membership form.queue").forEach(function (form) {
+      var q = rows[form.dataset.queue], span = form.querySelector(".member");
+      if (!q || !span) return;
       var text = q.queue + ": " + (q.member ? msgs["agent.member"] : msgs["agent.not_member"]);
       if (q.paused) text += " · " + msgs["agent.paused"] + (q.reason_label ? " (" + q.reason_label + ")" : "");
-      form.textContent = text;
+      span.textContent = text;
     });
     var noAmi = $("no-ami");
     if (noAmi) noAmi.hidden = !!st.ami_connected;
