@@ -331,6 +331,11 @@ class Config:
         return out
 
 
+# keys that were dropped, with what replaces them (an old config file gets told, not just "unknown")
+REMOVED = {("ami", "wrapup_seconds"): "each queue's wrapuptime is read from Asterisk (AMI GetConfig "
+                                      "queues.conf); delete the key"}
+
+
 def _coerce(sec: str, key: str, spec: Key, value: Any, where: str) -> Any:
     name = f"[{sec}] {key}"
     if spec.type is bool:
@@ -399,6 +404,8 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: [{sec}] must be a table")
         for key in data:
+            if (sec, key) in REMOVED:
+                raise ConfigError(f"{where}: [{sec}] {key} is no longer used: {REMOVED[sec, key]}")
             if key not in SCHEMA[sec]:
                 raise ConfigError(
                     f"{where}: unknown key [{sec}] {key} (known: {', '.join(SCHEMA[sec])})"

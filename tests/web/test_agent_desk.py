@@ -146,6 +146,10 @@ async def test_pause_reasons_come_from_the_config(config_env, db, tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(bad, env={})
     assert str(bad) in str(err.value) and "[web] pause_reasons" in str(err.value) and "item 2" in str(err.value)
+    old = tmp_path / "old.toml"
+    old.write_text("[ami]\nwrapup_seconds = 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[ami\] wrapup_seconds is no longer used: .*GetConfig queues.conf"):
+        load_config(old, env={})
     good = tmp_path / "ok.toml"
     good.write_text('[web]\npause_reasons = ["lunch=午餐|Lunch", "huddle=班前会|Team huddle"]\n', encoding="utf-8")
     config = load_config(good, env={})
