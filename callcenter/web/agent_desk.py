@@ -102,6 +102,10 @@ class AgentDesk:
         """Push this agent's status from now on (their desk is open)."""
         self.watching[user.username] = (user, lang)
 
+    def changed(self) -> None:
+        """Something the status reads changed outside the tracker (the call on screen)."""
+        self._changed()
+
     def _changed(self, fact=None) -> None:
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._push_later())

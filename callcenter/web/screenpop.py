@@ -111,6 +111,7 @@ class ScreenPop:
                         pop["call"] = call
                 self.calls[username] = call
                 self.app.broker.publish(f"agent:{username}", "call", call)
+            self.app.agent_desk.changed()   # its timer counts from the call's own moment
 
     async def _pop(self, msg) -> None:
         async with self._order:
@@ -158,4 +159,5 @@ class ScreenPop:
             self.calls[username] = call
             self._shown.setdefault(username, collections.deque(maxlen=SHOWN_PER_USER)).append(uid)
             self.app.broker.publish(f"agent:{username}", "pop", pop)
+        self.app.agent_desk.changed()
         log.info("screen pop for %s (%s) to %d user(s)", mask_name(name), mask_number(number), len(users))
