@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from callcenter.store.models import audit
 
-from . import call_outcomes
+from . import call_outcomes, dialer_calls
 from .http import SSE, BadRequest, Req, Response, as_json, redirect
 from .i18n import catalogue, t
 from .views_live import _queues
@@ -26,10 +26,11 @@ async def agent_page(app, req: Req) -> Response:
     status = _status(app, req)
     chosen = req.arg("reason")
     messages = {**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."), **catalogue(req.lang, "call."),
-                **catalogue(req.lang, "state."), **catalogue(req.lang, "agent.")}
+                **catalogue(req.lang, "state."), **catalogue(req.lang, "agent."),
+                **catalogue(req.lang, "camp.kind.")}
     return app.render(req, "agent.html", status=status, pop=pop, call=app.screenpop.calls.get(user.username),
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
-                      reasons=app.pause_reasons.options(req.lang),
+                      reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
                       chosen_reason=status["reason"] or (chosen if chosen in app.pause_reasons.codes else ""),
                       notice=req.arg("notice"), messages=messages)
 

@@ -228,6 +228,7 @@
     if (w.appointment) return fmt("dial.why.no_show", { at: day(w.appointment.at), department: w.appointment.department });
     if (w.complaint) return fmt("dial.why.complaint_followup", { number: w.complaint.number, summary: w.complaint.summary });
     if (d.kind === "callback") return fmt("dial.why.callback", { reason: w.reason });
+    if (msgs["camp.kind." + w.reason]) return msgs["camp.kind." + w.reason];  // a contact with no details
     return fmt("dial.why.other", { reason: w.reason });
   }
   function renderDialer(d) {
