@@ -91,7 +91,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     h = config.hospital
     queuecalls = QueueCallsTracker(
         db, clock, gateway=ami, answer_target=h.answer_target_seconds, short_abandon=h.short_abandon_seconds,
-        region=h.region, queue_log=config.ami.queue_log, queue_wrapup=config.ami.wrapup_seconds)
+        region=h.region, queue_log=config.ami.queue_log)
     recordings = None
     if domain.recording_settings.enabled:
         recordings = RecordingsComponent(domain.recording_settings, db=db, clock=clock, gateway=ami)

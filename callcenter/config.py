@@ -105,6 +105,15 @@ def _hhmm(v: str) -> str | None:
     return None
 
 
+def _pause_reasons(v: list) -> str | None:
+    from callcenter.web.pause_reasons import problem
+
+    return problem(v)
+
+
+_PAUSE_DEFAULT = ("break=休息|Break", "meal=用餐|Meal", "training=培训|Training", "paperwork=文书工作|Paperwork")
+
+
 def _weekdays(v: list) -> str | None:
     days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
     bad = [d for d in v if str(d).lower() not in days]
@@ -131,9 +140,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "healthy_after": Key(float, 30.0, check=_positive,
                              help="s a link must stay up before the reconnect backoff starts again from 0"),
         "queue_log": Key(str, "", help="path of Asterisk's queue_log, if readable"),
-        "wrapup_seconds": Key(float, 0.0, check=_non_negative,
-                              help="queues.conf wrapuptime (AMI does not report it); a member's own "
-                                   "Wrapuptime wins; for the wallboard's wrap-up state"),
     },
     "agi": {
         "host": Key(str, "127.0.0.1"),
@@ -188,6 +194,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                help="reverse proxies (addresses or networks) whose X-Forwarded-For / "
                                     "X-Forwarded-Proto are believed"),
         "queues": Key(list, ["consultation", "complaint"], help="queues agents can log in to"),
+        "pause_reasons": Key(list, list(_PAUSE_DEFAULT), check=_pause_reasons,
+                             help='pause reasons as "code=中文|English" (the code goes to Asterisk)'),
         "staffing_goal": Key(float, 0.8, check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
                              help="share of calls to answer within the target (Erlang C advice)"),
     },
@@ -336,6 +344,11 @@ class Config:
         return out
 
 
+# keys that were dropped, with what replaces them (an old config file gets told, not just "unknown")
+REMOVED = {("ami", "wrapup_seconds"): "each queue's wrapuptime is read from Asterisk (AMI GetConfig "
+                                      "queues.conf); delete the key"}
+
+
 def _coerce(sec: str, key: str, spec: Key, value: Any, where: str) -> Any:
     name = f"[{sec}] {key}"
     if spec.type is bool:
@@ -404,6 +417,8 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: [{sec}] must be a table")
         for key in data:
+            if (sec, key) in REMOVED:
+                raise ConfigError(f"{where}: [{sec}] {key} is no longer used: {REMOVED[sec, key]}")
             if key not in SCHEMA[sec]:
                 raise ConfigError(
                     f"{where}: unknown key [{sec}] {key} (known: {', '.join(SCHEMA[sec])})"

@@ -66,9 +66,11 @@ class AgentAvailability(Protocol):
 
 class LiveQueues(Protocol):
     """The live view the wallboard and agent screen read (the queue-calls tracker);
-    ``buffer``: finished calls not yet written (counted by the wallboard meanwhile)."""
+    ``buffer``: finished calls not yet written (counted by the wallboard meanwhile);
+    ``queue_config_error``: why the queues' wrap-up time could not be read from Asterisk."""
 
     buffer: list
+    queue_config_error: str | None
 
     def live(self) -> dict[str, dict[str, Any]]: ...
 

@@ -44,12 +44,14 @@ ACTION_CLASSES = {
     "QueueStatus": "(none)", "CoreShowChannels": "system,reporting", "Originate": "originate",
     "MixMonitor": "system", "QueuePause": "agent", "QueueAdd": "agent", "QueueRemove": "agent",
     "Setvar": "call", "Getvar": "call,reporting", "ShowDialPlan": "config,reporting",
+    "GetConfig": "system,config",
 }
 
 
 def needed_actions(*, dialer: bool, recordings: bool) -> list[str]:
     """The actions the service sends with this configuration."""
-    names = ["QueueStatus", "CoreShowChannels", "QueuePause", "QueueAdd", "QueueRemove", "Setvar", "Getvar"]
+    names = ["QueueStatus", "CoreShowChannels", "GetConfig", "QueuePause", "QueueAdd", "QueueRemove", "Setvar",
+             "Getvar"]  # GetConfig: the queues' wrapuptime (queuecalls.queueconf)
     if dialer:
         names.append("Originate")
     if recordings:

@@ -31,7 +31,7 @@ from ..clock import sleep
 from ..logs import mask_number
 from ..ports import QueueLoadInfo
 from ..store.retry import retrying
-from . import queuelog, store
+from . import queueconf, queuelog, store
 from .agentstate import agent_state, in_wrapup, wrapup_ends, wrapup_seconds
 from .reducer import (FACT_TYPES, Fact, Finished, LiveCall, MemberChanged, QueueCallRecord, ReducerConfig,
                       TrackerState, evict, reduce, resync)
@@ -49,11 +49,14 @@ class QueueCallsTracker:
     def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
                  batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
-                 retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] = 0.0,
+                 retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] | None = None,
                  checkpoint_interval: float = 5.0, resync_max_delay: float = 30.0):
         self.db = db
-        # queues.conf wrapuptime (AMI does not report it): used when a member's Wrapuptime is 0
-        self.queue_wrapup = queue_wrapup
+        # queues.conf wrapuptime, used when a member's Wrapuptime is 0: None = read from Asterisk
+        # (GetConfig, :mod:`.queueconf`) on every login; a number or {queue: s} = given (tests)
+        self.read_queue_config = queue_wrapup is None
+        self.queue_wrapup: float | dict[str, float] = {} if queue_wrapup is None else queue_wrapup
+        self.queue_config_error: str | None = None   # why the queues' wrapuptime is unknown
         self.clock = clock
         self.gateway = gateway
         self.answer_target = answer_target
@@ -198,6 +201,7 @@ class QueueCallsTracker:
         self._resyncing = True
         self._synced = False
         try:
+            await self._read_queue_config()
             snapshot = await self._snapshot()
             if snapshot is None:
                 return  # the link went again: the next login resyncs (the outage stays open)
@@ -221,6 +225,19 @@ class QueueCallsTracker:
         finally:
             self._resyncing = False
             self._wake.set()
+
+    async def _read_queue_config(self) -> None:
+        """Each queue's wrapuptime from Asterisk; refused: an error naming it, kept until a
+        later login reads it (the wrap-up state then counts only members' own Wrapuptime)."""
+        if not self.read_queue_config:
+            return
+        try:
+            self.queue_wrapup = await queueconf.read_wrapup(self.gateway)
+            self.queue_config_error = None
+            log.info("queuecalls: queues.conf wrapuptime %s", self.queue_wrapup)
+        except queueconf.QueueConfigError as exc:
+            self.queue_config_error = str(exc)
+            log.error("queuecalls: %s", exc)
 
     async def _snapshot(self) -> tuple[list, list, float] | None:
         """``QueueStatus`` + ``CoreShowChannels``; refused (Asterisk still loading app_queue,

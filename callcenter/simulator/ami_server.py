@@ -49,6 +49,7 @@ ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
         ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting"),
         ("CoreStatus", "Show PBX core status variables.", "system,reporting"),
         ("Reload", "Send a reload event.", "system,config"),
+        ("GetConfig", "Retrieve configuration.", "system,config"),
         ("CoreShowChannels", "List currently active channels.", "system,reporting"),
         ("ShowDialPlan", "Show dialplan contexts and extensions", "config,reporting"),
         ("QueueStatus", "Show queue status.", ""),
@@ -612,6 +613,33 @@ class AmiSession(asyncio.Protocol):
             out.append("")
         out.append("")
         return out
+
+    def a_getconfig(self, msg: Message) -> None:
+        """manager.c ``action_getconfig``: ``Category-NNNNNN`` / ``Line-NNNNNN-MMMMMM: k=v``
+        after ``Response: Success`` (no Message); the simulator's only file is queues.conf.
+        Refusals as Asterisk 22.10.1 answered them: an absolute path (outside the config
+        directory) "File requires escalated privileges", any other unknown name (``../x``
+        included: realpath fails) "Config file not found"."""
+        fn = (msg.get("Filename") or "").strip()
+        if not fn:
+            self.error(msg, "Filename not specified")
+            return
+        if fn.startswith("/"):
+            self.error(msg, "File requires escalated privileges")
+            return
+        if fn != "queues.conf":
+            self.error(msg, "Config file not found")
+            return
+        wanted = msg.get("Category")
+        fields: list[tuple[str, str]] = []
+        n = 0
+        for category, lines in self.pbx.queues_conf():
+            if wanted and category != wanted:
+                continue
+            fields.append((f"Category-{n:06d}", category))
+            fields += [(f"Line-{n:06d}-{i:06d}", f"{k}={v}") for i, (k, v) in enumerate(lines)]
+            n += 1
+        self.respond(msg, "Success", fields)
 
     def a_corestatus(self, msg: Message) -> None:
         s = dt.datetime.fromtimestamp(self.pbx.started_at, tz=dt.timezone.utc)

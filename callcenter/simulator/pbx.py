@@ -171,9 +171,14 @@ class SimulatedPBX(EventsMixin, ChannelsMixin, OriginateMixin, PersonsMixin, Dia
         q = self.queues.get(name)
         if q is None:
             q = Queue(name, servicelevel=self.config.servicelevel, timeout=self.config.ring_timeout,
-                      retry=self.config.retry)
+                      retry=self.config.retry, wrapuptime=self.config.wrapuptime)
             self.queues[name] = q
         return q
+
+    def queues_conf(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """queues.conf as Asterisk's config parser has it: (category, [(key, value)])."""
+        general = [("persistentmembers", "yes"), ("autofill", "yes"), ("shared_lastcall", "yes")]
+        return [("general", general), *((q.name, q.conf_lines()) for q in self.queues.values())]
 
     def add_agent(self, queue: str, agent_id: str, name: str | None = None, *, answer_delay: float = 3,
                   talk_time: float = 5, talk_sd: float = 0.0, wrapup: float = 0.0, static: bool = True) -> Member:

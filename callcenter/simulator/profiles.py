@@ -51,6 +51,7 @@ class SimConfig:
     servicelevel: int = 30
     ring_timeout: int = 15
     retry: int = 1
+    wrapuptime: int = 0  # every queue's queues.conf wrapuptime (Asterisk's default 0)
     agent_answer_delay: float = 3.0
     agent_talk_time: float = 5.0
     queue_log: str | Path | None = None

@@ -350,9 +350,9 @@ class QueueAppMixin:
         member.calls_taken += 1
         member.last_call = int(self.now())
         member.in_call = False
-        if member.wrapuptime > 0:
+        if q.wrapup_of(member) > 0:
             # app_queue: not rung while time(NULL) - lastcall < wrapuptime (whole seconds)
-            member.wrapup_until = member.last_call + member.wrapuptime
+            member.wrapup_until = member.last_call + q.wrapup_of(member)
             self.timers.call_later(member.wrapup_until - self.now(), self._wake_queue, q)
         q.record_complete(talk)
         complete_fields = [("Queue", q.name), ("Interface", member.interface), ("MemberName", member.name),

@@ -89,6 +89,7 @@ class Queue:
     servicelevel: int = 30
     timeout: int = 15
     retry: int = 1
+    wrapuptime: int = 0  # queues.conf wrapuptime: a member's own Wrapuptime wins (get_wrapuptime)
     members: list[Member] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     holdtime: int = 0
@@ -104,6 +105,18 @@ class Queue:
             if m.interface.lower() == interface.lower():
                 return m
         return None
+
+    def wrapup_of(self, member: Member) -> int:
+        """app_queue ``get_wrapuptime``: the member's own, else the queue's."""
+        return member.wrapuptime or self.wrapuptime
+
+    def conf_lines(self) -> list[tuple[str, str]]:
+        """This queue's section of queues.conf as GetConfig lists it."""
+        lines = [("strategy", self.strategy), ("servicelevel", str(self.servicelevel)),
+                 ("timeout", str(self.timeout)), ("retry", str(self.retry)), ("wrapuptime", str(self.wrapuptime)),
+                 ("joinempty", "yes"), ("leavewhenempty", "no"), ("ringinuse", "no")]
+        return lines + [("member", f"{m.interface},{m.penalty},{m.name}") for m in self.members
+                        if m.membership == "static"]
 
     def position(self, entry: Entry) -> int:
         return self.entries.index(entry) + 1

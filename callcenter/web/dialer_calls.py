@@ -17,6 +17,7 @@ from sqlalchemy import select
 from callcenter.errors import Conflict, Forbidden, NotFound
 from callcenter.store.models import audit
 
+from .call_outcomes import AlreadyRecorded, stored
 from .http import BadRequest
 
 OUTCOMES = {  # campaign kind -> what the agent may record (DialerApi.record_outcome)
@@ -136,15 +137,19 @@ def save_outcome(s, api, fields: dict, *, user, popped_attempt: int | None, now:
     satisfied = fields["satisfied"]
     if kind == "complaint_followup" and outcome == "completed" and satisfied is None:
         raise BadRequest("satisfied: required for a completed complaint follow-up (yes or no)")
+    uniqueid = (a.uniqueid or f"attempt:{a.id}")[:64]
+    if stored(s, uniqueid) is not None:
+        raise AlreadyRecorded(f"call {uniqueid} (dial attempt {a.id}) already has its outcome")
+    final = outcome or "opted_out"
+    s.add(CallOutcome(uniqueid=uniqueid, queue="", caller_number=c.phone,
+                      agent=user.username, outcome=f"dialer_{final}", note=fields["note"], created_at=now))
+    s.flush()  # one outcome per call (unique uniqueid): a concurrent save stops here, before any change
     closed = 0
     if fields["do_not_call"]:
         closed = api.add_do_not_call(s, c.phone, source="agent", reason=f"agent {user.username} attempt {a.id}",
                                      at=now)
-    final = outcome or "opted_out"
     api.record_outcome(s, contact_id=c.id, outcome=final, by=user.username,
                        satisfied=satisfied if kind == "complaint_followup" else None, note=fields["note"], at=now)
-    s.add(CallOutcome(uniqueid=(a.uniqueid or f"attempt:{a.id}")[:64], queue="", caller_number=c.phone,
-                      agent=user.username, outcome=f"dialer_{final}", note=fields["note"], created_at=now))
     audit(s, user.username, "dialer_outcome", "dial_attempt", a.id, contact=c.id, kind=kind, outcome=final,
           do_not_call=fields["do_not_call"], satisfied=satisfied)
     return {"attempt_id": a.id, "contact_id": c.id, "outcome": final, "do_not_call": fields["do_not_call"],

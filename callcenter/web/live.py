@@ -4,8 +4,7 @@
 the agent users -> what the browser shows.  :class:`WallboardFeed` rebuilds it
 when the tracker reports a change (coalesced, so a burst of ~180 AMI events
 per call becomes one push) and publishes what changed to the ``wallboard`` SSE topic.
-:class:`ScreenPop` turns ``AgentConnect`` for an agent's interface into a
-``pop`` event carrying the caller's record on that agent's topic.
+(The agent's screen pop: :mod:`.screenpop`.)
 """
 from __future__ import annotations
 
@@ -19,12 +18,11 @@ from zoneinfo import ZoneInfo
 
 from callcenter.clock import rate, sleep
 from callcenter.config import ConfigError
-from callcenter.logs import mask_name, mask_number
+from callcenter.logs import mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Answered, Fact, Finished, Joined
 
 from . import data, satisfaction_today, today
-from .lookups import audit_view
 
 log = logging.getLogger(__name__)
 
@@ -441,86 +439,3 @@ class WallboardFeed:
             self.app.broker.publish("wallboard", "patch", {"base": base, "v": self.version,
                                                            "set": {k: board[k] for k in changed}})
         return self.latest
-
-
-class ScreenPop:
-    """``AgentConnect`` on an agent's interface -> ``pop`` to that agent's browser."""
-
-    def __init__(self, app, gateway=None):
-        from dialer.tracker import LinkedAttempts
-
-        self.app = app
-        self.region = app.config.hospital.region
-        self.tz = ZoneInfo(app.config.hospital.timezone)
-        self.current: dict[str, dict] = {}   # username -> last pop (for a page reload)
-        self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt
-        self.dialer_cid = _cid_number(app.config.dialer.caller_id)
-        if gateway is not None:
-            gateway.subscribe(self.on_ami)
-
-    def on_ami(self, msg, t: float | None = None) -> None:
-        event = msg.event
-        if event == "AgentConnect":
-            self.app.spawn(self._pop(msg))
-        elif event == "AgentComplete":
-            self.app.spawn(self._complete(msg))
-        elif event == "VarSet":
-            self.dialer.feed(msg)
-
-    async def _pop(self, msg) -> None:
-        iface = msg.get("Interface") or ""
-        number = msg.get("CallerIDNum") or ""
-        name = msg.get("CallerIDName") or ""
-        if number in ("<unknown>",):
-            number = ""
-        if name in ("<unknown>",):
-            name = ""
-        now = dt.datetime.fromtimestamp(self.app.clock.seconds(), dt.timezone.utc)
-
-        attempt = self.dialer.attempt_for(msg)
-        # web restarted mid-call (VarSet not seen): look the call up, only for calls from our caller ID
-        lookup = attempt is None and bool(self.dialer_cid) and number == self.dialer_cid
-
-        def load(s):
-            from . import dialer_calls
-
-            aid = attempt
-            if lookup:
-                from dialer.store import attempt_by_call
-
-                aid = attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
-            ctx = dialer_calls.call_context(s, aid) if aid is not None else None
-            num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
-            users = data.users_with_interface(s, iface)
-            record = data.patient_record(s, num, nm, self.region, now, self.tz)
-            for username in users:  # each agent the record is shown to has viewed it
-                audit_view(s, username, record, via="screen_pop",
-                           call=msg.get("Linkedid") or msg.get("Uniqueid") or "")
-            return users, record, ctx
-
-        try:
-            users, record, dialer = await self.app.db.run(load)
-        except Exception:  # noqa: BLE001
-            log.exception("screen pop lookup failed for interface %s", iface)
-            return
-        pop = {"uniqueid": msg.get("Linkedid") or msg.get("Uniqueid") or "", "queue": msg.get("Queue") or "",
-               "interface": iface, "hold_time": msg.get("HoldTime"), "record": record, "dialer": dialer}
-        for username in users:
-            self.current[username] = pop
-            self.app.broker.publish(f"agent:{username}", "pop", pop)
-        log.info("screen pop for %s (%s) to %d user(s)", mask_name(name), mask_number(number), len(users))
-
-    async def _complete(self, msg) -> None:
-        iface = msg.get("Interface") or ""
-        users = await self.app.db.run(data.users_with_interface, iface)
-        for username in users:
-            self.app.broker.publish(f"agent:{username}", "complete",
-                                    {"queue": msg.get("Queue") or "", "talk_time": msg.get("TalkTime")})
-
-
-def _cid_number(caller_id: str) -> str:
-    """``"City Hospital" <02100000000>`` -> ``02100000000``."""
-    caller_id = caller_id or ""
-    if "<" in caller_id and caller_id.endswith(">"):
-        return caller_id.rsplit("<", 1)[1][:-1].strip()
-    return caller_id.strip()

@@ -30,12 +30,14 @@ class WebSession(Base):
 
 
 class CallOutcome(Base):
-    """What the agent recorded about a call (the reason and result of the conversation)."""
+    """What the agent recorded about a call (the reason and result of the conversation):
+    one row per call (``uniqueid`` is unique), so a repeated or concurrent save cannot
+    store a second outcome or open a second complaint ticket."""
 
     __tablename__ = "call_outcomes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     queue: Mapped[str] = mapped_column(String(64), default="")
     caller_number: Mapped[str] = mapped_column(String(32), default="", index=True)
     agent: Mapped[str] = mapped_column(String(64))

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from callcenter.complaints.http import ROUTES as COMPLAINT_ROUTES
 
-from . import (views, views_campaigns, views_dialer, views_import, views_live, views_reports,
+from . import (views, views_agent, views_campaigns, views_dialer, views_import, views_live, views_reports,
                views_tokens, views_users)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
@@ -46,7 +46,8 @@ _REPORT = {"type": "object", "properties": {
     "rows": {"type": "array", "items": {"type": "object"}}}}
 _QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
                ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
-               ("reason", "string", "pause reason: break | meal | training | paperwork", False))
+               ("reason", "string", "pause reason: a code of [web] pause_reasons (default break | meal | "
+                                    "training | paperwork)", False))
 _OUTCOME_BODY = (("uniqueid", "string", "the call (Linkedid of the caller channel)", True),
                  ("outcome", "string", "consultation | appointment | query | complaint | suggestion | "
                                        "callback | other", True),
@@ -143,20 +144,22 @@ ROUTES: list[Route] = [
           "Patient record by phone number (audited)",
           query=(("number", "string", "caller's phone number"),), response={"type": "object"}),
     # agents
-    Route("GET", "/agent", AGENTS, views_live.agent_page, "page", "Agent desk"),
-    Route("GET", "/events/agent", AGENTS, views_live.agent_events, "sse",
-          "Screen pops and status for this agent (server-sent events `pop`, `complete`, `status`)"),
-    Route("GET", "/api/agent/status", AGENTS, views_live.agent_status_api, "api",
-          "This agent's queue membership and pause state", response={"type": "object"}),
-    Route("POST", "/agent/queue", AGENTS, views_live.queue_action_form, "form",
+    Route("GET", "/agent", AGENTS, views_agent.agent_page, "page", "Agent desk"),
+    Route("GET", "/events/agent", AGENTS, views_agent.agent_events, "sse",
+          "This agent's desk (server-sent events `status`: own state, since, pause reason, "
+          "wrap-up end; `call`: ringing / connected / ended / idle; `pop`: the caller's record)"),
+    Route("GET", "/api/agent/status", AGENTS, views_agent.agent_status_api, "api",
+          "This agent's own state (since when, pause reason code and label, wrap-up end), queue "
+          "membership, the configured pause reasons", response={"type": "object"}),
+    Route("POST", "/agent/queue", AGENTS, views_agent.queue_action_form, "form",
           "Log in/out of a queue, pause/resume (form)", body=_QUEUE_BODY),
-    Route("POST", "/api/agent/queue", AGENTS, views_live.queue_action_api, "api",
+    Route("POST", "/api/agent/queue", AGENTS, views_agent.queue_action_api, "api",
           "Log in/out of a queue, pause/resume (QueueAdd/QueueRemove/QueuePause)", body=_QUEUE_BODY,
           response={"type": "object", "properties": {"ok": {"type": "boolean"},
                                                       "message": {"type": "string"}}}),
-    Route("POST", "/agent/outcome", AGENTS, views_live.outcome_form, "form",
+    Route("POST", "/agent/outcome", AGENTS, views_agent.outcome_form, "form",
           "Record a call's outcome, optionally opening a complaint ticket (form)", body=_OUTCOME_BODY),
-    Route("POST", "/api/agent/outcome", AGENTS, views_live.outcome_api, "api",
+    Route("POST", "/api/agent/outcome", AGENTS, views_agent.outcome_api, "api",
           "Record a call's outcome, optionally opening a complaint ticket", body=_OUTCOME_BODY,
           response={"type": "object"}),
     Route("POST", "/agent/dialer-outcome", AGENTS, views_dialer.outcome_form, "form",
@@ -229,7 +232,11 @@ STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/login"): {401: "wrong user name or password", 403: "stale login form (login CSRF token)",
                          429: "too many failures for this user/client: slowed down, see Retry-After"},
     ("POST", "/api/agent/queue"): {502: "Asterisk refused or did not answer the action (ok: false)"},
-    ("POST", "/api/agent/outcome"): {201: "recorded"},
+    ("POST", "/agent/outcome"): {404: "no such call taken by this agent", 409: "the call has another outcome"},
+    ("POST", "/api/agent/outcome"): {201: "recorded", 200: "already recorded, the same: the stored result",
+                                     404: "no such call taken by this agent (not on their screen, not "
+                                          "answered by their interface)",
+                                     409: "the call already has a different outcome (named)"},
     ("POST", "/agent/dialer-outcome"): {404: "no such dial attempt"},
     ("POST", "/api/agent/dialer-outcome"): {201: "recorded", 404: "no such dial attempt"},
     ("POST", "/complaints"): {**_FORM, 201: "opened"},

@@ -120,10 +120,15 @@ class WebApp:
         self.closed = True  # until served (WebComponent.start -> open()): a web that is built
                             # but not serving does no work for the feeds it follows
         from .complaint_alerts import ComplaintAlertsFeed
-        from .live import ScreenPop, WallboardFeed
+        from .live import WallboardFeed
+        from .agent_desk import AgentDesk
+        from .pause_reasons import PauseReasons
+        from .screenpop import ScreenPop
 
         self.wallboard = WallboardFeed(self, live, gateway=ami)
         self.screenpop = ScreenPop(self, ami)
+        self.pause_reasons = PauseReasons.from_config(config)
+        self.agent_desk = AgentDesk(self, live, self.pause_reasons)
         self.alerts = ComplaintAlertsFeed(self, escalation)
         self.dialer_context: Any = None  # campaigns pages: built on first use from the config
 
@@ -341,6 +346,7 @@ class WebApp:
         self.ami.unsubscribe(self.screenpop.on_ami)
         self.alerts.close()
         self.wallboard.close()
+        self.agent_desk.close()
         self.broker.close()
         tasks = [t for t in self._tasks if not t.done()]
         if tasks:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
+from sqlalchemy.exc import IntegrityError
+
 from callcenter.errors import NotFound
 
 from . import dialer_calls
@@ -16,8 +18,13 @@ async def _save(app, req: Req) -> dict | Response:
     pop = app.screenpop.current.get(req.user.username) or {}
     popped = (pop.get("dialer") or {}).get("attempt_id")
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
+    run = (dialer_calls.save_outcome, app.domain.dialer, fields)
+    kw = dict(user=req.user, popped_attempt=popped, now=now)
     try:
-        return await app.db.run(dialer_calls.save_outcome, app.domain.dialer, fields, user=req.user, popped_attempt=popped, now=now)
+        try:
+            return await app.db.run(*run, **kw)
+        except IntegrityError:  # a concurrent save of this call won: this one rolled back whole
+            return await app.db.run(*run, **kw)   # now Closed (409)
     except NotFound:
         return app.error(req, 404, "error.notfound")
     except dialer_calls.NotYours:

@@ -28,7 +28,9 @@ async def test_assembly_wires_gateway_and_tracker(config_env, db, monkeypatch):
         await asyncio.wait_for(server.finished.wait(), 10)
         while tracker.written < 1:
             await asyncio.sleep(0.01)
-        assert [a.get("Action") for a in server.actions][:3] == ["Login", "QueueStatus", "CoreShowChannels"]
+        # every login: the queues' wrapuptime (GetConfig queues.conf), then the live state
+        assert [a.get("Action") for a in server.actions][:4] == ["Login", "GetConfig", "QueueStatus",
+                                                                  "CoreShowChannels"]
     finally:
         await tracker.stop()
         await gw.stop()

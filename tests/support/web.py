@@ -30,6 +30,20 @@ def add_users(db, users=USERS, password=PASSWORD):
                        password_hash=hash_password(password, n=2**10), active=True))
 
 
+def answered_call(db, uniqueid: str, interface: str = USERS["agent1"][1], *, number: str = "+8613800138001",
+                  queue: str = "consultation"):
+    """A stored queue call answered by ``interface``: a call that agent may record the outcome of."""
+    import datetime as dt
+
+    from callcenter.queuecalls.models import QueueCall
+
+    at = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
+    with db.session() as s:
+        s.add(QueueCall(uniqueid=uniqueid, linkedid=uniqueid, queue=queue, caller_number=number, entered_at=at,
+                        answered_at=at, ended_at=at + dt.timedelta(seconds=60), wait_seconds=0.0, agent=interface,
+                        talk_seconds=60.0, outcome="answered", within_target=True))
+
+
 @dataclass
 class Reply:
     status: int
@@ -128,6 +142,7 @@ class FakeQueueCalls:
         self.state: dict = {}
         self.subs = []
         self.buffer = []
+        self.queue_config_error = None
 
     async def start(self):
         pass

@@ -16,7 +16,7 @@ from callcenter.complaints import escalation
 from callcenter.store.models import AuditEntry
 from callcenter.web.i18n import MESSAGES
 
-from tests.support.web import Client, FakeQueueCalls, SSEClient, add_users, running_web
+from tests.support.web import Client, FakeQueueCalls, SSEClient, add_users, answered_call, running_web
 
 from tests import support
 
@@ -338,6 +338,7 @@ async def test_deadline_alerts_pushed_to_the_wallboard(config, db, monkeypatch):
 
 async def test_agent_opens_a_ticket_from_the_outcome_form(config, db):
     add_users(db)
+    answered_call(db, "1795346775.48")  # the agent's call: an unknown one is 404
     async with running_web(config, db, clock=_clock(), queuecalls=FakeQueueCalls()) as web:
         a, h = await _login(web.port, "agent1")
         form = {"csrf_token": h["X-CSRF-Token"], "uniqueid": "1795346775.48", "outcome": "complaint",

@@ -5,6 +5,7 @@ queue -> agent -> AgentConnect -> screen pop over SSE -> outcome over HTTP -> di
 time-scaled; the others drive the screen pop with AMI messages (VarSet + AgentConnect)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from twisted.internet.task import Clock
 from callcenter.ami.codec import Message
 from callcenter.clock import ScaledClock
 from callcenter.store.models import AuditEntry, User
+from callcenter.web.models import CallOutcome
 from callcenter.web.passwords import hash_password
 from dialer.campaigns import contact_row, create_campaign, insert_contacts
 from dialer.models import Appointment, Attempt, Contact, DoNotCall, Patient, Treatment
@@ -170,6 +172,7 @@ def varset(linkedid, aid):
                     ("Value", str(aid))])
 
 
+@pytest.mark.postgres
 async def test_complaint_followup_pop_and_outcome_rules(config, db):
     from callcenter.complaints.models import ComplaintTicket
 
@@ -197,6 +200,9 @@ async def test_complaint_followup_pop_and_outcome_rules(config, db):
         assert pop["record"]["name"] == "Li Si"
         page = (await c.get("/agent")).text
         assert f"Follow-up of complaint {number}: rude at the front desk" in page
+        # headed as outbound, with only the dialer's result form
+        assert pop["direction"] == "outbound" and "Outbound call" in page
+        assert 'id="outcome-form" class="outcome" hidden' in page
         h = {"X-CSRF-Token": await c.csrf()}
         for body, field in (({"attempt_id": aid, "outcome": "completed"}, "satisfied"),
                             ({"attempt_id": aid, "outcome": "rebooked"}, "outcome"),
@@ -212,10 +218,14 @@ async def test_complaint_followup_pop_and_outcome_rules(config, db):
         r = await other.post("/api/agent/dialer-outcome", json_body={"attempt_id": aid, "outcome": "declined"},
                              headers={"X-CSRF-Token": await other.csrf()})
         assert r.status == 403
-        # the form: satisfied -> the ticket is revisited through dialer.api.record_outcome
-        r = await c.post("/agent/dialer-outcome", {"csrf_token": h["X-CSRF-Token"], "attempt_id": str(aid),
-                                                   "outcome": "completed", "satisfied": "yes", "note": "happy now"})
-        assert r.status == 303 and r.location.startswith("/agent?notice=")
+        # the form: satisfied -> the ticket is revisited through dialer.api.record_outcome; saved
+        # twice at once (a double click): one result, the other refused (409), one outcome row
+        form = {"csrf_token": h["X-CSRF-Token"], "attempt_id": str(aid), "outcome": "completed", "satisfied": "yes",
+                "note": "happy now"}
+        got = await asyncio.gather(*(c.post("/agent/dialer-outcome", form) for _ in range(2)))
+        assert sorted(r.status for r in got) == [303, 409], [r.text for r in got]
+        assert next(r for r in got if r.status == 303).location.startswith("/agent?notice=")
+        assert db.call(lambda s: len(list(s.scalars(select(CallOutcome))))) == 1
     with db.session() as s:
         contact = s.get(Contact, s.get(Attempt, aid).contact_id)
         ticket = s.get(ComplaintTicket, ticket_id)

@@ -14,6 +14,10 @@
   var msgs = {};
 
   // ---- agent desk -------------------------------------------------------------------
+  // Own state + timer (status), the call's state (call: ringing / connected / ended; wrap-up
+  // from the status's wrapup_ends), the pop.  Server times are the service clock's seconds;
+  // "rate" is how fast that clock runs against the wall clock (a time-scaled simulator).
+  var desk = { status: null, statusAt: 0, call: null, pop: null };
   function fillList(id, items, fmt) {
     var ul = $(id);
     if (!ul) return;
@@ -22,11 +26,80 @@
     items.forEach(function (it) { ul.appendChild(el("li", fmt(it))); });
   }
   function day(s) { return s ? String(s).slice(0, 16).replace("T", " ") : ""; }
+  function serverNow() {
+    var st = desk.status;
+    if (!st) return Date.now() / 1000;
+    return st.now + (Date.now() - desk.statusAt) / 1000 * (st.rate || 1);
+  }
+  function clockText(seconds) {
+    var s = Math.max(0, Math.floor(seconds)), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
+    var mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s % 60).padStart(2, "0");
+    return h ? h + ":" + mm : mm;
+  }
+  function renderStatus(st) {
+    if (!st) return;
+    desk.status = st;
+    desk.statusAt = Date.now();
+    var me = $("me");
+    if (me) me.className = "me state-" + st.state;
+    $("me-state").textContent = msgs["state." + st.state] || st.state;
+    $("me-state").dataset.state = st.state;
+    $("me-reason").textContent = st.reason_label ? " · " + st.reason_label : "";
+    var rows = {};
+    (st.queues || []).forEach(function (q) { rows[q.queue] = q; });
+    document.querySelectorAll("#membership form.queue").forEach(function (form) {
+      var q = rows[form.dataset.queue], span = form.querySelector(".member");
+      if (!q || !span) return;
+      var text = q.queue + ": " + (q.member ? msgs["agent.member"] : msgs["agent.not_member"]);
+      if (q.paused) text += " · " + msgs["agent.paused"] + (q.reason_label ? " (" + q.reason_label + ")" : "");
+      span.textContent = text;
+    });
+    var noAmi = $("no-ami");
+    if (noAmi) noAmi.hidden = !!st.ami_connected;
+    tickDesk();
+  }
+  function renderCall(c) {
+    desk.call = c;
+    var p = desk.pop;
+    var ended = !!(c && p && c.uniqueid === p.uniqueid && c.state === "ended");
+    if (p && c && c.uniqueid === p.uniqueid) {
+      $("pop").classList.toggle("ended", ended);
+      $("pop-ended").hidden = !ended;
+    }
+    tickDesk();
+  }
+  function callShown() {
+    // what the call line says now: none | ringing | connected | ended | wrap_up | idle
+    var c = desk.call, st = desk.status;
+    if (!c) return { state: "none" };
+    var now = serverNow();
+    if (c.state === "ringing") return { state: "ringing", timer: clockText(now - c.at) };
+    if (c.state === "connected") return { state: "connected", timer: clockText(now - (c.connected_at || c.at)) };
+    if (c.state === "ended" && st && st.state === "wrap_up" && st.wrapup_ends) {
+      var left = Math.ceil(st.wrapup_ends - now);
+      if (left > 0) return { state: "wrap_up", timer: fmt("call.left", { s: left }) };
+    }
+    return { state: c.state };
+  }
+  function tickDesk() {
+    var st = desk.status;
+    if (st && $("me-timer")) $("me-timer").textContent = clockText(serverNow() - st.since);
+    var shown = callShown();
+    var label = shown.state === "none" ? msgs["call.none"] : msgs["call." + shown.state];
+    $("call-state").textContent = label || shown.state;
+    $("call-timer").textContent = shown.timer || "";
+    $("call").className = "call call-" + shown.state;
+    document.body.dataset.callState = shown.state;
+  }
   function renderPop(p) {
     if (!p) return;
+    desk.pop = p;
     var r = p.record || {};
+    var outbound = p.direction === "outbound";
     $("pop").hidden = false;
+    $("pop-record").hidden = false;
     $("waiting-call").hidden = true;
+    $("pop-kind").textContent = msgs[outbound ? "pop.outbound" : "pop.inbound"] || "";
     $("pop-name").textContent = r.name || msgs["pop.unknown"] || "?";
     $("pop-number").textContent = r.number || "";
     $("pop-queue").textContent = p.queue || "";
@@ -35,10 +108,14 @@
     fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
     fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
     renderDialer(p.dialer);
+    $("outcome-form").hidden = outbound;   // a dialer call has only the dialer's result form
     $("f-uniqueid").value = p.uniqueid || "";
     $("f-queue").value = p.queue || "";
     $("f-number").value = r.number || "";
     $("f-name").value = r.name || "";
+    var c = desk.call;   // the newer of the pop's call and the last call event
+    if (!c || (p.call && p.call.at > c.at)) c = p.call;
+    renderCall(c);
     document.body.dataset.pops = String(parseInt(document.body.dataset.pops || "0", 10) + 1);
   }
 
@@ -51,6 +128,7 @@
     if (w.appointment) return fmt("dial.why.no_show", { at: day(w.appointment.at), department: w.appointment.department });
     if (w.complaint) return fmt("dial.why.complaint_followup", { number: w.complaint.number, summary: w.complaint.summary });
     if (d.kind === "callback") return fmt("dial.why.callback", { reason: w.reason });
+    if (msgs["camp.kind." + w.reason]) return msgs["camp.kind." + w.reason];  // a contact with no details
     return fmt("dial.why.other", { reason: w.reason });
   }
   function renderDialer(d) {
@@ -86,8 +164,12 @@
     msgs = json("messages") || {};
     var page = document.body.dataset.page;
     if (page === "agent") {
+      renderStatus(json("initial-status"));
+      desk.call = json("initial-call");
       renderPop(json("initial-pop"));
-      listen("/events/agent", { pop: renderPop, status: function () {}, complete: function () {} });
+      renderCall(desk.call);
+      setInterval(tickDesk, 250);
+      listen("/events/agent", { status: renderStatus, call: renderCall, pop: renderPop });
     }
   });
 })();

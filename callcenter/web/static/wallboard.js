@@ -137,7 +137,9 @@
     $("wb-callers-none").hidden = b.callers.length > 0;
   }
 
-  function reasonLabel(r) { return msgs["agent.reason." + r] || r; }
+  function reasonLabel(r) {  // labels of [web] pause_reasons; the dialer's hold is "dialer:<attempt>"
+    return msgs["agent.reason." + (r.indexOf("dialer:") === 0 ? "dialer" : r)] || r;
+  }
 
   function renderAgents(b) {
     document.querySelectorAll("#wb-counts b[data-state]").forEach(function (node) {
