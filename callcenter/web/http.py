@@ -79,9 +79,17 @@ class Req:
     remote: str
     raw: Any = None                  # the twisted request (SSE only)
     cookies: dict[str, str] = field(default_factory=dict)
+    files: dict[str, "Upload"] = field(default_factory=dict)   # multipart/form-data file fields
 
     def arg(self, name: str, default: str = "") -> str:
         return self.args.get(name, default)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a multipart/form-data form: its name as the browser gave it, its bytes."""
+    filename: str
+    data: bytes
 
 
 @dataclass
