@@ -175,8 +175,11 @@ ROUTES: list[Route] = [
           "Start a draft, pause a running or resume a paused campaign (form)", enums={"action": _CAMP_ACTIONS}),
     Route("GET", "/api/campaigns", SUPERVISORS, views_campaigns.list_api, "api",
           "Campaigns with their status figures (as `callcenter campaign status`)",
-          response={"type": "object", "properties": {"available": {"type": "boolean"},
-                                                      "campaigns": {"type": "array", "items": _CAMPAIGN}}}),
+          response={"type": "object", "properties": {
+              "available": {"type": "boolean"}, "campaigns": {"type": "array", "items": _CAMPAIGN},
+              "calling_window": {"type": "object", "description": "the dialer's window now (local time)",
+                                 "properties": {"open": {"type": "boolean"}, "closes": {"type": "string"},
+                                                "opens": {"type": "string"}, "opens_at": {"type": "number"}}}}}),
     Route("POST", "/api/campaigns", SUPERVISORS, views_campaigns.create_api, "api",
           "Create a campaign and its due contacts (201; " + _CAMP_ERROR + "name taken)", body=_CAMP_BODY,
           response=_CAMPAIGN),
