@@ -60,7 +60,7 @@ async def test_gbk_file_previewed_with_its_problems_then_imported_after_confirma
         problems = re.findall(r'<tr data-line="(\d+)" data-field="([^"]+)">', r.text)
         assert problems == [("3", "name"), ("4", "patient_id"), ("5", "phone")]
         table = text_of(r.text, "import-problems")
-        assert "缺少内容" in table and "P1 重复（首次出现在第 2 行）" in table and "不是号码 不是可拨打的电话号码" in table
+        assert "缺少内容" in table and "“P1”重复（首次出现在第 2 行）" in table and "“不是号码”不是可拨打的电话号码" in table
         assert "GBK" in text_of(r.text, "import-summary") and "王小明" in r.text   # read as Chinese, not mojibake
         assert 'id="import-go"' not in r.text                                       # nothing to confirm
         assert count(db, Patient) == 0
