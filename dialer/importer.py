@@ -107,7 +107,7 @@ def _looks_chinese(text: str) -> bool:
         o = ord(ch)
         if o < 0x80:
             continue
-        if 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF:
+        if 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3134F:
             ideographs += 1
             try:
                 ch.encode("gb2312")
