@@ -268,7 +268,7 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
         started_sim, started_real = clock.seconds(), time.monotonic()
         zone = ZoneInfo(config.hospital.timezone)
         hhmm = lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%H:%M")  # noqa: E731
-        sim = SimConfig()
+        sim = SimConfig(talk_audio=True)  # the hospital's callers come over a trunk: calls are recorded whole
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)
@@ -299,7 +299,18 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
                 pbx.set_patient(dial_string(number, "national"), "noanswer" if i % 5 == 4 else "answer",
                                 ring=6 + i % 7, hold=240, delay=1)
             await service.db.run(demo_complaints, service.domain.complaints, now=clock.seconds())
-            await service.start()
+            try:
+                await service.start()
+            except OSError as exc:  # a port taken: say which and how to choose others
+                import errno
+
+                from .cli import UserError
+
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise UserError(f"cannot listen: {exc.strerror} (web port {cfg.web.port}, AGI port "
+                                f"{cfg.agi.port}; is another demo or service running? choose others with "
+                                "CALLCENTER_WEB_PORT / CALLCENTER_AGI_PORT)") from None
             await service.ami.wait_connected(30)
             tickets = await service.db.run(lambda s: demo_figures(
                 s, since=started_sim, answer_target=hospital.answer_target_seconds,

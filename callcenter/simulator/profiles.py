@@ -60,6 +60,10 @@ class SimConfig:
     write_perm: str = "all"
     run_user: str = ""  # asterisk.conf runuser (CoreSettings CoreRunUser)
     prompt_seconds: dict[str, float] = field(default_factory=lambda: dict(PROMPT_SECONDS))
+    # Callers on a trunk (the demo's hospital): their RTP stream, silence included, reaches
+    # MixMonitor for the whole talk.  Off (the default, as on the recorded test rig whose
+    # phones are Local channels): only what is played is recorded.
+    talk_audio: bool = False
 
 
 class SimCall:
