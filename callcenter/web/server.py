@@ -265,8 +265,9 @@ class WebApp:
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
-            if _is_multipart(request):  # a form with a file (CSV import): fields and files
-                req.form, req.files = _multipart(request, route.max_body or DEFAULT_BODY)
+            if _is_multipart(request):  # a form with a file (CSV import): parsed off the loop (up to 20 MB)
+                req.form, req.files = await asyncio.get_running_loop().run_in_executor(
+                    None, _multipart, request, route.max_body or DEFAULT_BODY)
             else:
                 req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
             _check_text("field", req.form)

@@ -19,6 +19,7 @@ import csv
 import json
 
 from callcenter.store.models import audit
+from callcenter.text import clean
 from dialer.importer import COLUMNS
 
 from .http import BadRequest, Req, Response, as_json
@@ -143,10 +144,14 @@ async def preview_form(app, req: Req) -> Response:
     upload = req.files.get("file")
     if upload is None or not upload.data.strip():
         return _page(app, req, 400, kind=kind, error=t(req.lang, "imp.no_file"))
-    name = upload.filename or "upload.csv"
-    try:
+    name = clean(upload.filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()[:100] or "upload.csv"  # for audit and page
+
+    def read():  # decoding and splitting up to 20 MB: off the loop
         text, encoding = decode_csv(upload.data, name)
-        rows, lines = parse_csv(text)
+        return (text, encoding, *parse_csv(text))
+
+    try:
+        text, encoding, rows, lines = await app.db.run_blocking(read)
     except CsvEncodingError as exc:
         return _page(app, req, 422, kind=kind, error=t(req.lang, "imp.enc." + exc.reason, file=name))
     except csv.Error as exc:
@@ -172,7 +177,7 @@ async def confirm_form(app, req: Req) -> Response:
     staged = app.import_uploads.take(req.user.username, req.form.get("token") or "")
     if staged is None:
         return _page(app, req, 409, error=t(req.lang, "imp.expired"))
-    rows, lines = parse_csv(staged.text)
+    rows, lines = await app.db.run_blocking(parse_csv, staged.text)
     result = await app.db.run(_import, staged.kind, list(rows), lines=list(lines), actor=req.user.username,
                               now=app.clock.seconds(), ctx=_ctx(app), region=app.config.hospital.region,
                               source=f"web:{req.user.username}:{staged.filename}")
