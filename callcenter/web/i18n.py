@@ -425,6 +425,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "disp.in_progress": ("in progress", "进行中"),
     "survey.q.recovery": ("recovery", "恢复情况"),
     "survey.q.satisfaction": ("satisfaction", "满意度"),
+    "queue.consultation": ("Consultation", "咨询"),
+    "queue.complaint": ("Complaints", "投诉"),
     "appt.booked": ("booked", "已预约"),
     "appt.attended": ("attended", "已到诊"),
     "appt.missed": ("missed", "爽约"),
@@ -488,6 +490,7 @@ LABEL_KINDS: dict[str, str] = {
     "appointment_status": "appt.",
     "complaint_state": "cp.state.",
     "agent_state": "state.",
+    "queue": "queue.",                   # the sample queues.conf's queues (a hospital's own show as named)
 }
 
 

@@ -51,7 +51,19 @@ def codes() -> dict[str, set[str]]:
         "appointment_status": set(importer.APPOINTMENT_STATUSES),
         "complaint_state": set(COMPLAINT_STATES),
         "agent_state": set(BOARD_STATES),
+        "queue": _sample_queues(),
     }
+
+
+def _sample_queues() -> set[str]:
+    """The queues of the sample docs/asterisk/queues.conf (and the demo's simulator)."""
+    from pathlib import Path
+
+    from callcenter.demo import AGENTS
+
+    conf = (Path(__file__).parents[2] / "docs" / "asterisk" / "queues.conf").read_text(encoding="utf-8")
+    found = set(re.findall(r"^\[([a-z0-9_-]+)\]", conf, re.M)) - {"general"}
+    return found | set(AGENTS)
 
 
 def test_every_code_has_a_label_in_both_languages():
