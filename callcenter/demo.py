@@ -193,14 +193,18 @@ def demo_figures(s, *, since: float, answer_target: float, short_abandon: float)
             "open_tickets": tickets}
 
 
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _pct(v) -> str:
     return "—" if v is None else f"{v * 100:.0f} %"
 
 
 def status_line(f: dict, *, local_time: str, waiting: int, talking: int, target: float) -> str:
-    return (f"[{local_time} simulated] hotline: {f['calls']} calls ended ({f['answered']} answered, "
+    return (f"[{local_time} simulated] hotline: {_n(f['calls'], 'call')} ended ({f['answered']} answered, "
             f"{f['abandoned']} abandoned, {_pct(f['service_level'])} within {target:g} s), "
-            f"{waiting} waiting, {talking} on a call · dialer: {f['dialled']} calls, {f['reached']} reached "
+            f"{waiting} waiting, {talking} on a call · dialer: {_n(f['dialled'], 'call')}, {f['reached']} reached "
             f"an agent · {f['open_tickets']} complaint tickets open")
 
 
@@ -226,10 +230,10 @@ def summary_text(f: dict, *, real_seconds: float, sim_from: str, sim_to: str, ta
     minutes, seconds = divmod(int(real_seconds), 60)
     return "\n".join([
         f"callcenter demo stopped after {minutes} min {seconds:02d} s (simulated {sim_from}–{sim_to}).",
-        f"  hotline:    {f['calls']} calls ended: {f['answered']} answered, {f['abandoned']} abandoned; "
+        f"  hotline:    {_n(f['calls'], 'call')} ended: {f['answered']} answered, {f['abandoned']} abandoned; "
         f"{_pct(f['service_level'])} answered within {target:g} s",
-        f"  dialer:     {f['dialled']} calls to patients, {f['reached']} reached an agent",
-        f"  complaints: {f['open_tickets']} tickets open",
+        f"  dialer:     {_n(f['dialled'], 'call')} to patients, {f['reached']} reached an agent",
+        f"  complaints: {_n(f['open_tickets'], 'ticket')} open",
         f"  data kept in {data_dir} (the next start continues with it)"]) + "\n"
 
 

@@ -17,8 +17,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-STATUS = re.compile(r"\[(\d\d:\d\d) simulated\] hotline: (\d+) calls ended .*?, (\d+) waiting, (\d+) on a call "
-                    r"· dialer: (\d+) calls")
+STATUS = re.compile(r"\[(\d\d:\d\d) simulated\] hotline: (\d+) calls? ended .*?, (\d+) waiting, (\d+) on a call "
+                    r"· dialer: (\d+) calls?")
 
 
 def test_demo_shows_a_living_hotline_in_the_first_minute(tmp_path):
@@ -67,8 +67,8 @@ def test_demo_shows_a_living_hotline_in_the_first_minute(tmp_path):
     assert " ERROR " not in out + rest and "Traceback" not in out + rest, (out + rest)[-3000:]
     summary = rest[rest.index("callcenter demo stopped after"):]
     assert "{" not in summary and "'planned'" not in rest, summary
-    assert re.search(r"hotline: +\d+ calls ended: \d+ answered, \d+ abandoned", summary), summary
-    assert re.search(r"dialer: +\d+ calls to patients", summary) and "complaints: 3 tickets open" in summary
+    assert re.search(r"hotline: +\d+ calls? ended: \d+ answered, \d+ abandoned", summary), summary
+    assert re.search(r"dialer: +\d+ calls? to patients", summary) and "complaints: 3 tickets open" in summary
     # what was seeded is in the demo's database
     from sqlalchemy import create_engine, text
 
