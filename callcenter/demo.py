@@ -109,23 +109,33 @@ def demo_campaigns(s, *, now: float, per_campaign: int = 25) -> list[str]:
 
 
 def demo_complaints(s, complaints, *, now: float) -> int:
-    """Three complaint tickets a supervisor would find in the morning: an online complaint
-    whose 1-hour acknowledgement is nearly due, an e-mail one already overdue, and a phone
-    complaint from yesterday being handled.  Once per data directory."""
+    """Three complaint tickets a supervisor finds in the morning, so the deadline alerts
+    move in the first minutes: an e-mail complaint from the previous working day's last
+    half hour (its 1-hour acknowledgement comes due at 08:30), an online one that arrived
+    at the opening (due 09:00), and a phone complaint from the previous working day being
+    handled.  Once per data directory."""
+    import datetime as dt
+
     from sqlalchemy import func, select
 
     from callcenter.complaints.models import ComplaintTicket
 
     if s.scalar(select(func.count()).select_from(ComplaintTicket).where(ComplaintTicket.created_by == "demo")):
         return 0
+    cal = complaints.calendar
+    day = cal.local(now).date() - dt.timedelta(days=1)
+    while not cal.is_working_day(day):
+        day -= dt.timedelta(days=1)
+    yesterday_close = cal.closing(day).timestamp()
     tickets = [
-        dict(category="attitude", channel="online", received_at=now - 50 * 60, department="口腔科",
-             summary="前台工作人员态度冷淡，询问种植牙费用时没有耐心解答", demand="希望得到道歉并说明费用",
-             patient_name="王小明", patient_phone="+8613800138001"),
-        dict(category="fees", channel="email", received_at=now - 2 * 3600, department="收费处",
+        dict(category="fees", channel="email", received_at=yesterday_close - 30 * 60, department="收费处",
              summary="根管治疗收费与预约时告知的价格不一致", demand="核对费用并退还差额",
              patient_name="李娜", patient_phone="+8613900139002"),
-        dict(category="medical", channel="phone", received_at=now - 20 * 3600, department="口腔外科",
+        dict(category="attitude", channel="online", received_at=now, department="口腔科",
+             summary="前台工作人员态度冷淡，询问种植牙费用时没有耐心解答", demand="希望得到道歉并说明费用",
+             patient_name="王小明", patient_phone="+8613800138001"),
+        dict(category="medical", channel="phone", received_at=cal.opening(day).timestamp() + 2 * 3600,
+             department="口腔外科",
              summary="拔牙后第二天仍出血，复诊时等候时间过长", demand="安排医生尽快复查",
              patient_name="张三", patient_phone="+8613700137003"),
     ]
