@@ -54,6 +54,9 @@ async def test_gbk_file_previewed_with_its_problems_then_imported_after_confirma
         await c.login("sup1")
         page = await c.get("/imports")
         assert page.status == 200 and "导入 CSV 文件" in page.text
+        # the upload form needs the session's CSRF token too
+        r = await c.post_file("/imports/preview", {"kind": "patients"}, "file", "p.csv", PATIENTS.encode())
+        assert r.status == 403
         # a GBK file with bad rows: every problem named by line and column, in Chinese, nothing written
         r = await preview(c, "patients", "患者.csv", BAD.encode("gbk"))
         assert r.status == 422, r.text
