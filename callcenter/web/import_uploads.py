@@ -37,8 +37,8 @@ class ImportUploads:
     def put(self, username: str, kind: str, filename: str, text: str, encoding: str) -> str:
         """Hold the file; the token the confirm form sends back."""
         self._expire()
-        mine = sorted((v.at, k) for k, v in self._files.items() if v.username == username)
-        for _, token in mine[:max(0, len(mine) - PER_USER + 1)]:
+        mine = [k for k, v in self._files.items() if v.username == username]  # oldest first (insertion order)
+        for token in mine[:max(0, len(mine) - PER_USER + 1)]:
             del self._files[token]
         token = secrets.token_urlsafe(18)
         self._files[token] = Staged(username, kind, filename, text, encoding, self.clock.seconds())

@@ -140,3 +140,17 @@ async def test_agents_cannot_import_and_another_users_preview_is_not_theirs(conf
         assert count(db, Patient) == 0
         assert (await a.post("/imports/confirm", {"token": token, "csrf_token": await a.csrf()})).status == 200
         assert count(db, Patient) == 3
+
+
+def test_held_files_expire_and_each_user_holds_a_few():
+    from callcenter.web.import_uploads import PER_USER, TTL, ImportUploads
+
+    c = Clock()
+    held = ImportUploads(c)
+    tokens = [held.put("sup1", "patients", f"{i}.csv", "x", "utf-8") for i in range(PER_USER + 1)]
+    other = held.put("sup2", "patients", "o.csv", "x", "utf-8")
+    assert held.take("sup1", tokens[0]) is None                      # the oldest made room
+    assert held.take("sup1", tokens[-1]).filename == f"{PER_USER}.csv"
+    assert held.take("sup1", tokens[-1]) is None                     # once only
+    c.advance(TTL + 1)
+    assert held.take("sup1", tokens[1]) is None and held.take("sup2", other) is None
