@@ -102,3 +102,15 @@ async def test_queue_action_notice_is_ours_not_asterisks(config, db, reply, expe
         # the JSON API still gives Asterisk's own reply, for machines
         r = await c.post("/api/agent/queue", json_body={"action": "pause"}, headers={"X-CSRF-Token": await c.csrf()})
         assert r.json()["message"] == reply
+
+
+def test_the_refusals_we_reword_are_what_a_real_asterisk_says():
+    """tests/fixtures/asterisk-traces/10-misc-actions.ami: recorded from Asterisk 22.10.1."""
+    from pathlib import Path
+
+    from callcenter.web.views_live import ASTERISK_REFUSALS
+
+    trace = (Path(__file__).parents[1] / "fixtures" / "asterisk-traces" / "10-misc-actions.ami").read_text(
+        encoding="utf-8")
+    said = set(re.findall(r"^Message: (.+?)\r?$", trace, re.M))
+    assert set(ASTERISK_REFUSALS) <= said, set(ASTERISK_REFUSALS) - said
