@@ -323,6 +323,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "camp.window": ("Calling window", "外呼时段"),
     "camp.window_line": ("Calling window: {state}", "外呼时段：{state}"),
     "camp.window_open": ("open now, until {end}", "当前可外呼，至 {end}"),
+    "camp.window_closed": ("closed, opens {at}", "未开放，{at} 开始"),
     "camp.import_link": ("Import patients, treatments or appointments (CSV)", "导入患者、治疗或预约（CSV 文件）"),
     # imports from the browser (CSV upload, preview, confirm)
     "imp.title": ("Import a CSV file", "导入 CSV 文件"),
