@@ -13,11 +13,17 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("demo", parents=[common],
                        help="run the simulated PBX and the service together (SQLite, localhost)")
-    p.add_argument("--scale", type=float, default=1.0, help="simulated seconds per real second")
+    from .demo import DEFAULT_SCALE, STATUS_EVERY
+
+    p.add_argument("--scale", type=float, default=DEFAULT_SCALE,
+                   help=f"simulated seconds per real second (default {DEFAULT_SCALE:g}: a caller every few seconds)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--calls", type=float, default=400, help="inbound calls over the simulated day")
     p.add_argument("--duration", type=float, default=0,
                    help="stop after this many real seconds (0: run until Ctrl-C)")
+    p.add_argument("--verbose", action="store_true", help="log every call (IVR path, screen pop, recording)")
+    p.add_argument("--status-every", type=float, default=STATUS_EVERY, metavar="SECONDS",
+                   help=f"real seconds between status lines (default {STATUS_EVERY:g})")
     p.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", parents=[common], help="database schema")
@@ -112,4 +118,7 @@ def cmd_demo(args, config: Config) -> int:
 
     if args.scale <= 0:
         raise UserError("--scale must be > 0")
-    return run_demo(config, scale=args.scale, seed=args.seed, duration=args.duration, calls=args.calls)
+    if args.status_every <= 0:
+        raise UserError("--status-every must be > 0")
+    return run_demo(config, scale=args.scale, seed=args.seed, duration=args.duration, calls=args.calls,
+                    verbose=args.verbose, status_every=args.status_every)

@@ -1,10 +1,13 @@
 """``callcenter demo``: the simulated PBX and the whole service in one process.
 
 A newcomer sees the system working with one command: the simulator plays a
-hospital day of hotline traffic (time-scaled with ``--scale``) through the real
-AMI and FastAGI sockets into the service, which answers IVR calls, accounts
-answer times, records calls and serves the dashboard.  Demo users get fresh
-random passwords on every start, printed once.
+hospital day of hotline traffic (time-scaled, ×20 by default: a caller every few
+seconds) through the real AMI and FastAGI sockets into the service, which answers IVR
+calls, accounts answer times, records calls and serves the dashboard.  A few complaint
+tickets and two running campaigns are seeded, and the dialer's calling window covers
+the simulated day, so every page has something to show in the first minute.  Demo
+users get fresh random passwords on every start, printed once as one block after the
+start-up logs; a status line follows the day, and Ctrl-C prints what happened.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from .config import Config
 log = logging.getLogger("callcenter.demo")
 
 AGENTS = {"consultation": ["1001", "1002", "1003"], "complaint": ["2001", "2002"]}
+DEFAULT_SCALE = 20.0   # simulated seconds per real second: a caller every 3-4 s at the morning peak
+STATUS_EVERY = 15.0    # real seconds between status lines
+# Per-call INFO lines (IVR path, screen pop, recording start, agent reservation): with
+# several calls a second they bury everything else; ``--verbose`` shows them.
+CHATTY_LOGGERS = ("ivr_flows.server", "callcenter.web.live", "recordings.capture", "dialer.engine")
 
 
 def _interface(agent_id: str) -> str:
@@ -100,6 +108,42 @@ def demo_campaigns(s, *, now: float, per_campaign: int = 25) -> list[str]:
     return numbers
 
 
+def demo_complaints(s, complaints, *, now: float) -> int:
+    """Three complaint tickets a supervisor finds in the morning, so the deadline alerts
+    move in the first minutes: an e-mail complaint from the previous working day's last
+    half hour (its 1-hour acknowledgement comes due at 08:30), an online one that arrived
+    at the opening (due 09:00), and a phone complaint from the previous working day being
+    handled.  Once per data directory."""
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from callcenter.complaints.models import ComplaintTicket
+
+    if s.scalar(select(func.count()).select_from(ComplaintTicket).where(ComplaintTicket.created_by == "demo")):
+        return 0
+    cal = complaints.calendar
+    day = cal.local(now).date() - dt.timedelta(days=1)
+    while not cal.is_working_day(day):
+        day -= dt.timedelta(days=1)
+    yesterday_close = cal.closing(day).timestamp()
+    tickets = [
+        dict(category="fees", channel="email", received_at=yesterday_close - 30 * 60, department="收费处",
+             summary="根管治疗收费与预约时告知的价格不一致", demand="核对费用并退还差额",
+             patient_name="李娜", patient_phone="+8613900139002"),
+        dict(category="attitude", channel="online", received_at=now, department="口腔科",
+             summary="前台工作人员态度冷淡，询问种植牙费用时没有耐心解答", demand="希望得到道歉并说明费用",
+             patient_name="王小明", patient_phone="+8613800138001"),
+        dict(category="medical", channel="phone", received_at=cal.opening(day).timestamp() + 2 * 3600,
+             department="口腔外科",
+             summary="拔牙后第二天仍出血，复诊时等候时间过长", demand="安排医生尽快复查",
+             patient_name="张三", patient_phone="+8613700137003"),
+    ]
+    for kw in tickets:
+        complaints.open_ticket(s, actor="demo", severity="normal", **kw)
+    return len(tickets)
+
+
 START_HOUR = 8
 # Callers' keys through the hotline flow: language (1 zh, 2 en), then the main menu
 # (1 consultation, 3 complaint: 1 complaint / 9 urgent, 4 callback, 0 operator); "111":
@@ -118,10 +162,11 @@ def day_start(now: float, tz: str) -> float:
 
 def demo_sim():
     """The demo's simulated Asterisk: the hotline of docs/asterisk/extensions.conf
-    (``Queue(${QUEUE},c)``, then the post-call rating when the agent hangs up)."""
+    (``Queue(${QUEUE},c)``, then the post-call rating when the agent hangs up), whose
+    callers come over a trunk: calls are recorded whole (``talk_audio``)."""
     from .simulator import SimConfig
 
-    return SimConfig(hotline_queue_options="c")
+    return SimConfig(hotline_queue_options="c", talk_audio=True)
 
 
 def demo_config(config: Config, *, ami_port: int, sim) -> Config:
@@ -133,12 +178,89 @@ def demo_config(config: Config, *, ami_port: int, sim) -> Config:
         "ami": {"host": "127.0.0.1", "port": ami_port, "username": sim.username,
                 "secret": sim.secret, "queue_log": str(data / "queue_log")},
         "recordings": {"directory": recordings, "spool_dir": recordings},
-        "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national"},
+        # the simulated day starts at 08:00 (START_HOUR): the window covers it, every day
+        # (a demo run on a Sunday or a public holiday still shows the dialer at work)
+        "dialer": {"channel_template": "Local/{number}@sim-patient", "dial_format": "national",
+                   "window_start": f"{START_HOUR:02d}:00", "window_end": "21:00", "skip_holidays": False},
     })
 
 
-def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: float = 0,
-             calls: float = 400) -> int:
+def demo_figures(s, *, since: float, answer_target: float, short_abandon: float) -> dict:
+    """What the status line and the closing summary say: the hotline's calls since the demo
+    started (the service's own definitions, ``queuecalls.stats``), the dialer's attempts and
+    the complaint tickets still open."""
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from callcenter.complaints.lifecycle import OPEN_STATES
+    from callcenter.complaints.models import ComplaintTicket
+    from callcenter.queuecalls.models import QueueCall
+    from callcenter.queuecalls.stats import summarize
+    from dialer.models import Attempt
+
+    t0 = dt.datetime.fromtimestamp(since, dt.timezone.utc)
+    calls = s.execute(select(QueueCall.outcome, QueueCall.wait_seconds, QueueCall.gap)
+                      .where(QueueCall.direction == "inbound", QueueCall.entered_at >= t0)).mappings().all()
+    summary = summarize(calls, answer_target, short_abandon)
+    attempts = s.execute(select(func.count(), func.count(Attempt.connected_at))
+                         .where(Attempt.started_at >= t0)).one()
+    tickets = s.scalar(select(func.count()).select_from(ComplaintTicket)
+                       .where(ComplaintTicket.status.in_(OPEN_STATES)))
+    return {"calls": len(calls), "answered": summary["answered"], "abandoned": summary["abandoned"],
+            "service_level": summary["service_level"], "dialled": attempts[0], "reached": attempts[1],
+            "open_tickets": tickets}
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v * 100:.0f} %"
+
+
+def status_line(f: dict, *, local_time: str, waiting: int, talking: int, target: float) -> str:
+    return (f"[{local_time} simulated] hotline: {_n(f['calls'], 'call')} ended ({f['answered']} answered, "
+            f"{f['abandoned']} abandoned, {_pct(f['service_level'])} within {target:g} s), "
+            f"{waiting} waiting, {talking} on a call · dialer: {_n(f['dialled'], 'call')}, {f['reached']} reached "
+            f"an agent · {f['open_tickets']} complaint tickets open")
+
+
+def logins_block(*, url: str, logins: dict[str, str], scale: float, planned: int, patients: int,
+                 tickets: int, campaigns: list[str], ami_port: int) -> str:
+    """The one block a newcomer needs: where to look and how to log in."""
+    roles = {"supervisor": "wallboard, complaints, campaigns, imports, reports", "admin": "everything, users"}
+    rule = "=" * 72
+    lines = [rule, f"callcenter demo is running: simulated Asterisk on 127.0.0.1:{ami_port}, "
+             f"{scale:g}× time from {START_HOUR:02d}:00",
+             f"  {planned} hotline calls planned today, {patients} sample patients, {tickets} complaint tickets, "
+             f"campaigns {', '.join(campaigns)} running", "",
+             f"  Open {url} and log in (new passwords on every start):"]
+    for user, pw in logins.items():
+        what = roles.get(user) or ("agent desk, queue " + ("consultation" if user[5:6] == "1" else "complaint"))
+        lines.append(f"    {user:<12} {pw:<14} {what}")
+    lines += ["", "  Ctrl-C to stop.", rule]
+    return "\n".join(lines) + "\n"
+
+
+def summary_text(f: dict, *, real_seconds: float, sim_from: str, sim_to: str, target: float,
+                 data_dir: str) -> str:
+    minutes, seconds = divmod(int(real_seconds), 60)
+    return "\n".join([
+        f"callcenter demo stopped after {minutes} min {seconds:02d} s (simulated {sim_from}–{sim_to}).",
+        f"  hotline:    {_n(f['calls'], 'call')} ended: {f['answered']} answered, {f['abandoned']} abandoned; "
+        f"{_pct(f['service_level'])} answered within {target:g} s",
+        f"  dialer:     {_n(f['dialled'], 'call')} to patients, {f['reached']} reached an agent",
+        f"  complaints: {_n(f['open_tickets'], 'ticket')} open",
+        f"  data kept in {data_dir} (the next start continues with it)"]) + "\n"
+
+
+def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, duration: float = 0,
+             calls: float = 400, verbose: bool = False, status_every: float = STATUS_EVERY) -> int:
+    import sys
+    import time
+
     from . import runtime
     from .store import Database, migrate
 
@@ -147,8 +269,18 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
     db = Database(config.database_url)
     migrate.upgrade(db.engine, phone_region=config.hospital.region)  # the demo owns its embedded database
     db.close()
+    if not verbose:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def say(text: str) -> None:  # one write, so log lines on the same terminal cannot split it
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
     async def main(stop: asyncio.Event) -> int:
+        import datetime as dt
+        from zoneinfo import ZoneInfo
+
         from twisted.internet import reactor
 
         from .clock import ScaledClock
@@ -156,11 +288,15 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
         from .simulator import DayProfile, SimulatedPBX, run_traffic
 
         clock = ScaledClock(reactor, scale, start=day_start(reactor.seconds(), config.hospital.timezone))
+        started_sim, started_real = clock.seconds(), time.monotonic()
+        zone = ZoneInfo(config.hospital.timezone)
+        hhmm = lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%H:%M")  # noqa: E731
         sim = demo_sim()
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)
         cfg = demo_config(config, ami_port=pbx.ami_port, sim=sim)
+        hospital = cfg.hospital
         existing = {a for agents in AGENTS.values() for a in agents}
         for queue, agents in AGENTS.items():
             for a in agents:
@@ -172,42 +308,78 @@ def run_demo(config: Config, *, scale: float = 1.0, seed: int = 1, duration: flo
                              choice_weights=HOTLINE_CHOICES)
         service = build(cfg, clock=clock)
         traffic = None
+        figures = None
         try:
-            logins = await service.db.run(demo_users, language=cfg.hospital.language)
+            logins = await service.db.run(demo_users, language=hospital.language)
             from .simulator.people import plan_day
 
-            n = await service.db.run(demo_patients, plan_day(profile, seed), now=clock.seconds(),
-                                     tz=cfg.hospital.timezone, region=cfg.hospital.region,
-                                     settings=service.domain.dialer_settings)
+            arrivals = plan_day(profile, seed)
+            n = await service.db.run(demo_patients, arrivals, now=clock.seconds(), tz=hospital.timezone,
+                                     region=hospital.region, settings=service.domain.dialer_settings)
             from callcenter.phones import dial_string
 
             for i, number in enumerate(await service.db.run(demo_campaigns, now=clock.seconds())):
                 pbx.set_patient(dial_string(number, "national"), "noanswer" if i % 5 == 4 else "answer",
                                 ring=6 + i % 7, hold=240, delay=1)
-            await service.start()
+            await service.db.run(demo_complaints, service.domain.complaints, now=clock.seconds())
+            try:
+                await service.start()
+            except OSError as exc:  # a port taken: say which and how to choose others
+                import errno
+
+                from .cli import UserError
+
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise UserError(f"cannot listen: {exc.strerror} (web port {cfg.web.port}, AGI port "
+                                f"{cfg.agi.port}; is another demo or service running? choose others with "
+                                "CALLCENTER_WEB_PORT / CALLCENTER_AGI_PORT)") from None
+            await service.ami.wait_connected(30)
+            tickets = await service.db.run(lambda s: demo_figures(
+                s, since=started_sim, answer_target=hospital.answer_target_seconds,
+                short_abandon=hospital.short_abandon_seconds)["open_tickets"])
+            say("\n" + logins_block(url=f"http://{cfg.web.host}:{cfg.web.port}/", logins=logins, scale=scale,
+                                   planned=len(arrivals), patients=n, tickets=tickets, ami_port=pbx.ami_port,
+                                   campaigns=["demo-no-shows", "demo-revisits"]))
             traffic = run_traffic(pbx, profile, seed=seed)
-            print(f"\ncallcenter demo: simulated Asterisk on 127.0.0.1:{pbx.ami_port} (x{scale:g} time), "
-                  f"{len(traffic.arrivals)} calls planned, {n} sample patients", flush=True)
-            print(f"dashboard: http://{cfg.web.host}:{cfg.web.port}/", flush=True)
-            print("logins (new passwords every start):", flush=True)
-            for user, pw in logins.items():
-                print(f"  {user:<14} {pw}", flush=True)
-            print("Ctrl-C to stop.", flush=True)
-            if duration > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), duration)
-                except asyncio.TimeoutError:
-                    pass
-            else:
-                await stop.wait()
+
+            async def figures_now() -> dict:
+                return await service.db.run(demo_figures, since=started_sim,
+                                            answer_target=hospital.answer_target_seconds,
+                                            short_abandon=hospital.short_abandon_seconds)
+
+            async def report() -> None:
+                while True:
+                    await asyncio.sleep(status_every)  # real seconds: the terminal's pace, not the day's
+                    live = service.queuecalls.live()
+                    waiting = sum(len(q["waiting"]) for q in live.values())
+                    talking = sum(len(q["talking"]) for q in live.values())
+                    say(status_line(await figures_now(), local_time=hhmm(clock.seconds()), waiting=waiting,
+                                    talking=talking, target=hospital.answer_target_seconds) + "\n")
+
+            reporter = asyncio.ensure_future(report())
+            try:
+                if duration > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), duration)
+                    except asyncio.TimeoutError:
+                        pass
+                else:
+                    await stop.wait()
+            finally:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
+            figures = await figures_now()
         finally:
             if traffic is not None:
                 traffic.cancel()
             await service.stop()
             service.db.close()
             await pbx.stop()
-        if traffic is not None:
-            print(traffic.summary(), flush=True)
+        if figures is not None:
+            say("\n" + summary_text(figures, real_seconds=time.monotonic() - started_real,
+                                     sim_from=hhmm(started_sim), sim_to=hhmm(clock.seconds()),
+                                     target=hospital.answer_target_seconds, data_dir=str(data)))
         return 0
 
     return runtime.run(main)

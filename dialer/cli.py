@@ -75,14 +75,18 @@ def _context(config):
 
 
 def cmd_import(args, config) -> int:
-    from .importer import import_rows, read_csv
+    from .importer import CsvEncodingError, decode_csv, import_rows, parse_csv
 
     try:
-        rows, lines = read_csv(args.file)
+        with open(args.file, "rb") as fh:
+            text, encoding = decode_csv(fh.read(), args.file)
     except FileNotFoundError:
         raise UserError(f"{args.file}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except CsvEncodingError as exc:
+        raise UserError(str(exc)) from None
+    if encoding != "utf-8":
+        print(f"{args.file}: read as Chinese GBK/GB18030 (not UTF-8)", file=sys.stderr)
+    rows, lines = parse_csv(text)
     settings, rules = _context(config)
     plans = _plans(config) if args.kind == "treatments" else None
     started = time.monotonic()

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 
+from callcenter.errors import InvalidInput
 from callcenter.phones import PhoneError, normalise
 from callcenter.store.base import utcnow
 from callcenter.text import unstorable
@@ -37,9 +38,13 @@ CHUNK = 1000
 
 @dataclass(frozen=True)
 class RowError:
+    """One problem: ``reason`` is the English text (CLI, API); ``code`` and ``params`` let the
+    web say it in the user's language (``imp.err.<code>`` in callcenter/web/i18n.py)."""
     line: int
     field: str
     reason: str
+    code: str = "other"
+    params: tuple = ()
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.field}: {self.reason}"
@@ -60,7 +65,7 @@ class ImportResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["errors"] = [asdict(e) for e in self.errors]
+        d["errors"] = [{"line": e.line, "field": e.field, "reason": e.reason} for e in self.errors]
         return d
 
 
@@ -73,11 +78,79 @@ class ImportFailed(ValueError):
 Progress = Callable[[str, int, int], None]
 
 
-def read_csv(path) -> tuple[list[dict], list[int]]:
-    """Rows of a UTF-8 CSV (BOM tolerated) with the physical line number of each row."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        text = fh.read()
-    reader = csv.DictReader(io.StringIO(text))
+class CsvEncodingError(InvalidInput):
+    """The bytes of a CSV file are neither UTF-8 nor Chinese text in GBK/GB18030.
+
+    ``reason``: ``utf16`` (Excel's "Unicode text") or ``unknown``; the message says how to
+    save the file as UTF-8, the web says it in the user's language."""
+
+    def __init__(self, source: str, reason: str):
+        self.reason = reason
+        what = ("is UTF-16 (Excel's \"Unicode Text\")" if reason == "utf16"
+                else "is neither UTF-8 nor Chinese text in GBK/GB18030, so its encoding cannot be told")
+        super().__init__(f"{source}: the file {what}; in Excel use File > Save As > "
+                         "\"CSV UTF-8 (Comma delimited) (*.csv)\" (WPS: 另存为 > CSV UTF-8) and import that file")
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _looks_chinese(text: str) -> bool:
+    """Is this (GB18030-decoded) text Chinese, or bytes of another encoding read as GBK?
+
+    Every non-ASCII character must be a CJK ideograph, CJK/fullwidth punctuation or a
+    common symbol, and at least 80 % of the ideographs must be among GB2312's 6,763 common
+    characters (a Latin-1 "é" followed by a letter reads as a rare GBK ideograph; real
+    names are overwhelmingly common characters, rare ones like 喆 still pass)."""
+    ideographs = common = 0
+    for ch in text:
+        o = ord(ch)
+        if o < 0x80:
+            continue
+        if 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3134F:
+            ideographs += 1
+            try:
+                ch.encode("gb2312")
+                common += 1
+            except UnicodeEncodeError:
+                pass
+        elif not (0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF or 0x2000 <= o <= 0x206F
+                  or ch in "·×÷°±№"):
+            return False
+    return ideographs > 0 and common >= 0.8 * ideographs
+
+
+def decode_csv(raw: bytes, source: str) -> tuple[str, str]:
+    """``(text, encoding)`` of a CSV file's bytes: UTF-8 (with or without BOM), or GB18030
+    (the superset of GBK: what Excel's plain "CSV" writes on Chinese Windows) when the
+    bytes are not UTF-8 and read as Chinese text.  Anything else is a
+    :class:`CsvEncodingError` saying how to save the file as UTF-8: guessing would store
+    garbled names."""
+    if raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM):]
+        try:
+            return raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            raise CsvEncodingError(source, "unknown") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise CsvEncodingError(source, "utf16")
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise CsvEncodingError(source, "unknown") from None
+    if not _looks_chinese(text):
+        raise CsvEncodingError(source, "unknown")
+    return text, "gb18030"
+
+
+def parse_csv(text: str) -> tuple[list[dict], list[int]]:
+    """Rows of CSV text with the physical line number of each row; the header first, as
+    ``{"__header__": [...]}`` (what :func:`import_rows` checks once)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, lines = [], []
     start = 2
     for row in reader:
@@ -89,6 +162,13 @@ def read_csv(path) -> tuple[list[dict], list[int]]:
     rows.insert(0, {"__header__": reader.fieldnames})
     lines.insert(0, 1)
     return rows, lines
+
+
+def read_csv(path) -> tuple[list[dict], list[int]]:
+    """Rows of a CSV file (UTF-8, or GBK/GB18030: :func:`decode_csv`) with their line numbers."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    return parse_csv(decode_csv(raw, str(path))[0])
 
 
 def parse_time(value: str, zone: ZoneInfo) -> dt.datetime:
@@ -119,39 +199,39 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
     for row, line in zip(rows, lines):
         row_errs: list[RowError] = []
 
-        def bad(fieldname, reason):
-            row_errs.append(RowError(line, fieldname, reason))
+        def bad(fieldname, reason, code="other", *params):
+            row_errs.append(RowError(line, fieldname, reason, code, tuple(str(p) for p in params)))
 
         if not isinstance(row, dict):
-            errors.append(RowError(line, "*", "row must be an object"))
+            errors.append(RowError(line, "*", "row must be an object", "not_object"))
             continue
         unknown = [k for k in row if k not in required + optional and k is not None]
         if None in row:
-            bad("*", "more values than columns")
+            bad("*", "more values than columns", "extra_values")
         for k in unknown:
-            bad(k, "unknown field")
+            bad(k, "unknown field", "unknown_field")
         wrong_type = set()
         for k in required + optional:
             v = row.get(k)
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                bad(k, f"must be text or a number, not {_json_kind(v)}")
+                bad(k, f"must be text or a number, not {_json_kind(v)}", "wrong_type")
                 wrong_type.add(k)
             elif isinstance(v, str) and unstorable(v):
-                bad(k, unstorable(v))
+                bad(k, unstorable(v), "unstorable")
         vals = {k: ("" if row.get(k) is None or not isinstance(row.get(k), (str, int, float))
                     else str(row.get(k)).strip()) for k in required + optional}
         for k in required:
             if not vals[k]:
-                bad(k, "missing")
+                bad(k, "missing", "missing")
         out: dict = {}
         ext = vals[key]
         if ext:
             if len(ext) > 64:
-                bad(key, "longer than 64 characters")
+                bad(key, "longer than 64 characters", "too_long", 64)
             elif ext in seen:
-                bad(key, f"duplicate {ext!r} (first on line {seen[ext]})")
+                bad(key, f"duplicate {ext!r} (first on line {seen[ext]})", "duplicate", ext, seen[ext])
             else:
                 seen[ext] = line
         out["external_id"] = ext
@@ -160,37 +240,39 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
                 try:
                     out["phone"] = normalise(vals["phone"], region)
                 except PhoneError as exc:
-                    bad("phone", str(exc))
+                    bad("phone", str(exc), "phone", vals["phone"])
             if len(vals["name"]) > 128:
-                bad("name", "longer than 128 characters")
+                bad("name", "longer than 128 characters", "too_long", 128)
             out["name"] = vals["name"]
             lang = vals["language"] or "zh"
             if lang not in ("zh", "en"):
-                bad("language", f"must be zh or en, got {lang!r}")
+                bad("language", f"must be zh or en, got {lang!r}", "language", lang)
             out["language"] = lang
         else:
             out["patient_ext"] = vals["patient_id"]
         if kind == "treatments":
             t = vals["type"].lower()
             if t and plans is not None and t not in plans:
-                bad("type", f"unknown treatment type {t!r} (known: {', '.join(plans)})")
+                bad("type", f"unknown treatment type {t!r} (known: {', '.join(plans)})", "treatment_type", t,
+                    ", ".join(plans))
             out["treatment_type"] = t
             if vals["treated_at"]:
                 try:
                     out["treated_at"] = parse_time(vals["treated_at"], zone)
                 except ValueError as exc:
-                    bad("treated_at", str(exc))
+                    bad("treated_at", str(exc), "date", vals["treated_at"])
             out["doctor"] = vals["doctor"][:128]
         if kind == "appointments":
             st = vals["status"].lower()
             if st and st not in APPOINTMENT_STATUSES:
-                bad("status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}, got {st!r}")
+                bad("status", f"must be one of {', '.join(APPOINTMENT_STATUSES)}, got {st!r}", "status", st,
+                    ", ".join(APPOINTMENT_STATUSES))
             out["status"] = st
             if vals["scheduled_at"]:
                 try:
                     out["scheduled_at"] = parse_time(vals["scheduled_at"], zone)
                 except ValueError as exc:
-                    bad("scheduled_at", str(exc))
+                    bad("scheduled_at", str(exc), "date", vals["scheduled_at"])
             out["department"] = vals["department"][:64]
         out["_line"] = line
         if wrong_type:  # its type is the problem: not also "missing" or "not a phone number"
@@ -204,13 +286,16 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
 
 def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines: list[int] | None = None,
                 region: str, settings, timezone: str | None = None, plans=None, rules=None,
-                now: float | None = None, progress: Progress | None = None) -> ImportResult:
+                now: float | None = None, progress: Progress | None = None,
+                preview: bool = False) -> ImportResult:
     """Validate then apply ``rows`` of ``kind`` in the caller's transaction.
 
     ``rows`` are dicts keyed by column name (a CSV row or a JSON object);
     ``lines`` their line numbers (default 1..n).  On any bad row nothing is written
     and the result has ``applied=False`` and every error.  ``region`` and ``settings``
     are the dialer's configured ones; ``timezone`` defaults to the settings'.
+    ``preview``: validate and count what would be inserted/updated/unchanged, reading
+    only (the web's preview before the user confirms); ``applied`` stays False.
     """
     from .campaigns import close_appointment_work, materialize_all
 
@@ -232,9 +317,10 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
         extra = [c for c in header if c not in required + optional]
         if missing or extra:
             for c in missing:
-                result.errors.append(RowError(hline, c, "required column missing from the header"))
+                result.errors.append(RowError(hline, c, "required column missing from the header", "header_missing"))
             for c in extra:
-                result.errors.append(RowError(hline, c, f"unknown column (known: {', '.join(required + optional)})"))
+                result.errors.append(RowError(hline, c, f"unknown column (known: {', '.join(required + optional)})",
+                                              "header_unknown", (", ".join(required + optional),)))
             return result
     result.rows = len(rows)
     clean, errors = _validate(kind, rows, lines, region, zone, plans)
@@ -259,6 +345,9 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
         new_rows = []
         for r in chunk:
             obj = existing.get(r["external_id"])
+            if obj is None and preview:
+                result.inserted += 1
+                continue
             if obj is None:
                 new = {f: r[f] for f in fields}
                 new.update(external_id=r["external_id"], source=source[:128], created_at=stamp)
@@ -269,6 +358,9 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
             changed = [f for f in fields if _differs(getattr(obj, f), r[f])]
             if not changed:
                 result.unchanged += 1
+                continue
+            if preview:
+                result.updated += 1
                 continue
             if kind == "appointments" and obj.status == "missed" and r["status"] != "missed":
                 settled.append(obj.id)   # rebooked, attended or cancelled at the hospital
@@ -292,9 +384,13 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
                 touched.extend(ids)
             elif kind == "appointments":
                 touched.extend(i for i, r in zip(ids, new_rows) if r["status"] == "missed")
+        if preview:
+            continue
         session.flush()
         if progress:
             progress("applied", min(i + CHUNK, len(clean)), len(clean))
+    if preview:
+        return result
     now = now if now is not None else stamp.timestamp()
     if settled:
         result.contacts_closed = close_appointment_work(session, settled, dt.datetime.fromtimestamp(
@@ -328,6 +424,6 @@ def _resolve_patients(session, clean: list[dict]) -> list[RowError]:
         pid = known.get(r["patient_ext"])
         if pid is None:
             errors.append(RowError(r["_line"], "patient_id", f"unknown patient {r['patient_ext']!r} "
-                                   "(import patients first)"))
+                                   "(import patients first)", "unknown_patient", (r["patient_ext"],)))
         r["patient_id"] = pid
     return errors

@@ -27,8 +27,12 @@ if [ "${1:-}" = "--test" ]; then
   command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
   command -v sox >/dev/null 2>&1 || need+=(sox)
   command -v nginx >/dev/null 2>&1 || need+=(nginx)   # the TLS reverse-proxy test (docs/ops)
+  # Chinese glyphs in the browser test's screenshots (without a CJK font they are boxes)
+  fc-list :lang=zh family 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
   if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 \
       || echo "bootstrap: could not install ${need[*]} (tests that need them will say so)" >&2
+  elif [ ${#need[@]} -gt 0 ]; then
+    echo "bootstrap: missing ${need[*]}; install them (Debian: sudo apt-get install ${need[*]})" >&2
   fi
 fi

@@ -55,7 +55,8 @@ After AGI: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> ope
 ``hotline-plain`` needs no AGI (Playback, Read 1 digit: 2 -> complaint, else consultation).
 
 MixMonitor writes real 8 kHz 16-bit mono WAVs; paths under ``/var/spool/asterisk`` are
-mapped below ``spool_dir``.  queue_log lines (``epoch|callid|queue|agent|event|data``)
+mapped below ``spool_dir``.  They hold what is played (Local channels carry no silence),
+and with ``SimConfig(talk_audio=True)`` also the talk, as from callers on a trunk (the demo).  queue_log lines (``epoch|callid|queue|agent|event|data``)
 go to ``queue_log`` (optional) and ``pbx.queue_log.lines``.
 """
 from .pbx import SimCall, SimConfig, SimulatedPBX

@@ -140,6 +140,12 @@ class ActionsMixin:
             if rec["wave"] is not None:
                 self._write_tone(rec["wave"], seconds)
 
+    def record_silence(self, ch: Channel, seconds: float) -> None:
+        """Silence heard on ``ch`` (a trunk caller's stream between words: SimConfig.talk_audio)."""
+        for rec in self._mixmonitors.get(ch.name, []):
+            if rec["wave"] is not None:
+                rec["wave"].writeframes(b"\x00\x00" * int(8000 * seconds))
+
     def _write_tone(self, w, seconds: float) -> None:
         import math
         import struct

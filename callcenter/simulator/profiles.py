@@ -65,6 +65,10 @@ class SimConfig:
     # traces: the caller is hung up with the agent); "c" as docs/asterisk/extensions.conf (the
     # caller continues to AGI satisfaction, the post-call rating, when the agent hangs up)
     hotline_queue_options: str = ""
+    # Callers on a trunk (the demo's hospital): their RTP stream, silence included, reaches
+    # MixMonitor for the whole talk.  Off (the default, as on the recorded test rig whose
+    # phones are Local channels): only what is played is recorded.
+    talk_audio: bool = False
 
 
 class SimCall:

@@ -277,6 +277,9 @@ class QueueAppMixin:
                 yield secs
             self.newexten(a2, "Wait", t, priority=8)
             yield float(t)
+            if self.config.talk_audio and a1.bridge:   # the talk, as a trunk caller's RTP carries it
+                for other in a1.bridge["channels"]:
+                    self.record_silence(other, float(t))
             self.newexten(a2, "Hangup", "", priority=9)
             self.soft_hangup_request(a2, 16)
             self.hangup_request(a1, 16)

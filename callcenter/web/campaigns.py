@@ -7,6 +7,7 @@ Every change is audited.  Input arrives as text (form or JSON body, see server._
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,26 @@ class DialerContext:
             return load_plans(self.plans_file or None)
         except PlanError as exc:
             raise BadRequest(f"revisit plans file has errors: {exc.problems[0]}") from None
+
+
+def calling_window(rules, now: float) -> dict:
+    """Is the dialer's calling window open at ``now`` (the injected clock), and when does it
+    close or next open, as the hospital's local time: ``HH:MM`` today, ``MM-DD HH:MM`` on a
+    later day (a weekend or holiday in between).  From ``dialer.compliance``, the rules the
+    dialer itself follows."""
+    from dialer.compliance import in_window, next_window_open, window_close
+
+    zone = rules.zone
+    today = dt.datetime.fromtimestamp(now, zone).date()
+
+    def local(ts: float) -> str:
+        d = dt.datetime.fromtimestamp(ts, zone)
+        return d.strftime("%H:%M") if d.date() == today else d.strftime("%m-%d %H:%M")
+
+    if in_window(rules, now):
+        return {"open": True, "closes": local(window_close(rules, now))}
+    opens = next_window_open(rules, now)
+    return {"open": False, "opens": local(opens), "opens_at": opens}
 
 
 def _int(form: dict, name: str, lo: int, hi: int) -> int | None:

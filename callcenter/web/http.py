@@ -80,9 +80,17 @@ class Req:
     raw: Any = None                  # the twisted request (SSE only)
     cookies: dict[str, str] = field(default_factory=dict)
     flash: str = ""                  # the session's one-time message, shown by this page (flash.py)
+    files: dict[str, "Upload"] = field(default_factory=dict)   # multipart/form-data file fields
 
     def arg(self, name: str, default: str = "") -> str:
         return self.args.get(name, default)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a multipart/form-data form: its name as the browser gave it, its bytes."""
+    filename: str
+    data: bytes
 
 
 @dataclass

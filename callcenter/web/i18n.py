@@ -103,11 +103,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "agent.not_member": ("not logged in", "未签入"),
     "agent.paused": ("paused", "已暂停"),
     "agent.waiting_call": ("Waiting for a call…", "等待来电…"),
-    "agent.did.login": ("Logged in to the queue.", "已签入队列。"),
-    "agent.did.logout": ("Logged out of the queue.", "已签出队列。"),
-    "agent.did.pause": ("Paused.", "已暂停。"),
-    "agent.did.unpause": ("Resumed: you can take calls.", "已恢复，可以接听来电。"),
     "agent.failed": ("Asterisk refused: {what}", "Asterisk 拒绝：{what}"),
+    "agent.did.login": ("You are logged in to {queue}.", "已签入队列 {queue}。"),
+    "agent.did.logout": ("You are logged out of {queue}.", "已签出队列 {queue}。"),
+    "agent.did.pause": ("You are paused ({queue}).", "已暂停接听（{queue}）。"),
+    "agent.did.unpause": ("You are taking calls again ({queue}).", "已恢复接听（{queue}）。"),
+    "agent.all_queues": ("all queues", "全部队列"),
+    "agent.refused.already_in": ("You are already logged in to {queue}.", "您已在队列 {queue} 中。"),
+    "agent.refused.not_in": ("You are not logged in to {queue}.", "您未签入队列 {queue}。"),
+    "agent.refused.not_in_any": ("You are not logged in to any queue.", "您未签入任何队列。"),
+    "agent.refused.no_queue": ("Asterisk does not know the queue {queue}.", "Asterisk 中没有队列 {queue}。"),
     "agent.no_ami": ("Not connected to Asterisk.", "未连接 Asterisk。"),
     "pop.title": ("Caller", "来电"),
     "pop.inbound": ("Inbound call", "来电"),
@@ -471,6 +476,119 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "camp.f.abandon_rate": ("Abandoned rate", "放弃率"),
     "camp.f.survey_responses": ("Survey responses", "调查回复"),
     "camp.f.survey_score_avg": ("Survey average", "调查平均分"),
+    "camp.waiting_window": ("waiting for the calling window ({at})", "等待外呼时段（{at}）"),
+    "camp.window": ("Calling window", "外呼时段"),
+    "camp.window_line": ("Calling window: {state}", "外呼时段：{state}"),
+    "camp.window_open": ("open now, until {end}", "当前可外呼，至 {end}"),
+    "camp.window_closed": ("closed, opens {at}", "未开放，{at} 开始"),
+    "camp.import_link": ("Import patients, treatments or appointments (CSV)", "导入患者、治疗或预约（CSV 文件）"),
+    # imports from the browser (CSV upload, preview, confirm)
+    "imp.title": ("Import a CSV file", "导入 CSV 文件"),
+    "imp.kind": ("What the file holds", "文件内容"),
+    "imp.kind.patients": ("Patients", "患者"),
+    "imp.kind.treatments": ("Treatments", "治疗记录"),
+    "imp.kind.appointments": ("Appointments", "预约"),
+    "imp.file": ("CSV file", "CSV 文件"),
+    "imp.columns": ("columns {required} (required), {optional} (optional)", "列：{required}（必填），{optional}（可选）"),
+    "imp.file_note": ("A header row, then one row per line; UTF-8 or GBK (what Excel saves as \"CSV\"); at most {mb} MB.",
+                      "第一行为表头，每行一条记录；UTF-8 或 GBK 编码（Excel 保存的 CSV 即可）；最大 {mb} MB。"),
+    "imp.preview": ("Check the file", "检查文件"),
+    "imp.preview_note": ("Nothing is imported until you confirm.", "确认之前不会导入任何数据。"),
+    "imp.encoding.utf-8": ("read as UTF-8", "按 UTF-8 读取"),
+    "imp.encoding.gb18030": ("read as Chinese GBK/GB18030 (Excel's default CSV)", "按中文 GBK/GB18030 读取（Excel 默认 CSV 编码）"),
+    "imp.summary": ("{kind} · {file}: {total} rows, {encoding}.", "{kind} · {file}：共 {total} 行，{encoding}。"),
+    "imp.would": ("Would import: {inserted} new, {updated} changed, {unchanged} unchanged.",
+                  "将导入：新增 {inserted} 条，更新 {updated} 条，{unchanged} 条无变化。"),
+    "imp.bad": ("{n} problem(s) in {rows} row(s): fix the file and upload it again. Nothing was imported.",
+                "{rows} 行共有 {n} 个问题：请修改文件后重新上传。未导入任何数据。"),
+    "imp.more_problems": ("… and {n} more problem(s).", "……另有 {n} 个问题。"),
+    "imp.problems": ("Problems", "问题"),
+    "imp.rows": ("Rows", "数据行"),
+    "imp.rows_note": ("The first {n} rows and every row with a problem.", "前 {n} 行及所有有问题的行。"),
+    "imp.line": ("Line", "行号"),
+    "imp.field": ("Column", "列"),
+    "imp.message": ("Problem", "问题"),
+    "imp.row_ok": ("ok", "正常"),
+    "imp.row_bad": ("problem", "有问题"),
+    "imp.confirm": ("Import {total} rows", "确认导入 {total} 行"),
+    "imp.cancel": ("Choose another file", "重新选择文件"),
+    "imp.done": ("{file} imported: {rows} rows — {inserted} new, {updated} changed, {unchanged} unchanged; "
+                 "{contacts} calls added to campaigns.",
+                 "{file} 已导入：共 {rows} 行，新增 {inserted} 条，更新 {updated} 条，{unchanged} 条无变化；"
+                 "外呼活动新增 {contacts} 个联系人。"),
+    "imp.no_file": ("Choose a CSV file to upload.", "请选择要上传的 CSV 文件。"),
+    "imp.empty": ("{file} has no rows under its header.", "{file} 表头下没有数据行。"),
+    "imp.not_csv": ("{file} is not a CSV file: {detail}", "{file} 不是有效的 CSV 文件：{detail}"),
+    "imp.too_many": ("At most {n} rows per file: split the file.", "每个文件最多 {n} 行，请拆分文件。"),
+    "imp.expired": ("This preview has expired or was already imported. Upload the file again.",
+                    "该预览已过期或已导入，请重新上传文件。"),
+    "imp.enc.unknown": ("The encoding of {file} cannot be told: it is neither UTF-8 nor Chinese GBK text. In Excel "
+                        "choose File → Save As → \"CSV UTF-8 (Comma delimited) (*.csv)\" (WPS: Save As → CSV UTF-8) "
+                        "and upload that file.",
+                        "无法识别 {file} 的文字编码：既不是 UTF-8，也不是中文 GBK。请在 Excel 中选择“文件 → 另存为 → "
+                        "CSV UTF-8（逗号分隔）(*.csv)”（WPS：另存为 → CSV UTF-8），然后上传新文件。"),
+    "imp.enc.utf16": ("{file} is UTF-16 (Excel's \"Unicode Text\"). In Excel choose File → Save As → \"CSV UTF-8 "
+                      "(Comma delimited) (*.csv)\" and upload that file.",
+                      "{file} 是 UTF-16 编码（Excel 的“Unicode 文本”）。请在 Excel 中选择“文件 → 另存为 → CSV UTF-8"
+                      "（逗号分隔）(*.csv)”，然后上传新文件。"),
+    "imp.err.missing": ("missing", "缺少内容"),
+    "imp.err.unknown_field": ("unknown field", "未知字段"),
+    "imp.err.extra_values": ("more values than columns", "数值个数多于列数"),
+    "imp.err.wrong_type": ("must be text or a number", "必须是文字或数字"),
+    "imp.err.unstorable": ("contains characters that cannot be stored (control characters)", "含有无法保存的字符（控制字符）"),
+    "imp.err.too_long": ("longer than {p0} characters", "超过 {p0} 个字符"),
+    "imp.err.duplicate": ("\"{p0}\" appears twice (first on line {p1})", "“{p0}”重复（首次出现在第 {p1} 行）"),
+    "imp.err.phone": ("\"{p0}\" is not a phone number that can be dialled", "“{p0}”不是可拨打的电话号码"),
+    "imp.err.language": ("must be zh or en, not {p0}", "只能是 zh 或 en，而不是 {p0}"),
+    "imp.err.treatment_type": ("unknown treatment type {p0} (known: {p1})", "未知的治疗类型 {p0}（可用：{p1}）"),
+    "imp.err.date": ("\"{p0}\" is not a date (use YYYY-MM-DD or YYYY-MM-DD HH:MM)", "“{p0}”不是日期（格式：YYYY-MM-DD 或 YYYY-MM-DD HH:MM）"),
+    "imp.err.status": ("must be one of {p1}, not {p0}", "必须是 {p1} 之一，而不是 {p0}"),
+    "imp.err.unknown_patient": ("unknown patient {p0} (import the patients first)", "未知患者 {p0}（请先导入患者）"),
+    "imp.err.header_missing": ("required column missing from the header", "表头缺少必填列"),
+    "imp.err.header_unknown": ("unknown column (known: {p0})", "未知列（可用：{p0}）"),
+    "imp.err.not_object": ("the row must be an object", "该行必须是对象"),
+    # value labels (``label(lang, kind, code)``): treatment types and revisit plan steps
+    "treatment.cleaning": ("Routine cleaning", "洁牙"),
+    "treatment.filling": ("Filling", "补牙"),
+    "treatment.root_canal": ("Root canal", "根管治疗"),
+    "treatment.extraction": ("Extraction", "拔牙"),
+    "treatment.implant": ("Implant", "种植牙"),
+    "treatment.orthodontics": ("Orthodontics", "正畸"),
+    "step.satisfaction": ("satisfaction", "满意度回访"),
+    "step.discomfort": ("discomfort", "不适情况"),
+    "step.check": ("check-up", "复查"),
+    "step.pain": ("pain", "疼痛情况"),
+    "step.recovery": ("recovery", "恢复情况"),
+    "step.crown_reminder": ("crown reminder", "牙冠修复提醒"),
+    "step.bleeding": ("bleeding", "出血情况"),
+    "step.healing": ("healing", "愈合情况"),
+    "step.swelling": ("swelling", "肿胀情况"),
+    "step.stitches": ("stitches", "拆线"),
+    "step.osseointegration": ("osseointegration", "骨结合情况"),
+    "step.restoration": ("restoration", "上部修复"),
+    "step.comfort": ("comfort", "佩戴舒适度"),
+    "step.adjustment": ("adjustment", "复诊调整"),
+    "disp.answered": ("answered", "已接听"),
+    "disp.busy": ("busy", "占线"),
+    "disp.no_answer": ("no answer", "无人接听"),
+    "disp.congestion": ("network busy", "线路拥塞"),
+    "disp.failed": ("failed", "呼叫失败"),
+    "disp.invalid": ("wrong number", "空号/错号"),
+    "disp.reached": ("reached an agent", "已接通坐席"),
+    "disp.completed": ("survey completed", "已完成调查"),
+    "disp.abandoned": ("no agent in time", "未及时接通坐席"),
+    "disp.hungup": ("answered, hung up", "接听后挂断"),
+    "disp.opted_out": ("opted out", "拒绝再次来电"),
+    "disp.not_sent": ("not sent", "未发出"),
+    "disp.in_progress": ("in progress", "进行中"),
+    "survey.q.recovery": ("recovery", "恢复情况"),
+    "survey.q.satisfaction": ("satisfaction", "满意度"),
+    "queue.consultation": ("Consultation", "咨询"),
+    "queue.complaint": ("Complaints", "投诉"),
+    "appt.booked": ("booked", "已预约"),
+    "appt.attended": ("attended", "已到诊"),
+    "appt.missed": ("missed", "爽约"),
+    "appt.cancelled": ("cancelled", "已取消"),
     # agent screen: outbound dialer calls
     "dial.title": ("Outbound call", "外呼来电"),
     "dial.campaign": ("Campaign", "外呼活动"),
@@ -485,6 +603,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dial.outcome.rebooked": ("Rebooked", "已重新预约"),
     "dial.outcome.declined": ("Declined", "患者拒绝"),
     "dial.outcome.opted_out": ("Not to be called again", "不再来电"),
+    "dial.outcome.reached": ("Reached an agent", "已接通坐席"),
+    "dial.outcome.unreachable": ("Unreachable", "无法联系"),
+    "dial.outcome.expired": ("Expired", "已过期"),
+    "dial.outcome.superseded": ("Dealt with elsewhere", "已由其他任务处理"),
+    "dial.outcome.invalid": ("Wrong number", "空号/错号"),
     "dial.satisfied": ("Patient satisfied with how the complaint was handled?", "患者对投诉处理是否满意？"),
     "dial.dnc": ("Patient asks not to be called again", "患者要求不再来电"),
     "dial.save": ("Save result", "保存结果"),
@@ -501,6 +624,43 @@ def t(lang: str, key: str, **kw) -> str:
     en, zh = MESSAGES[key]
     text = zh if lang == "zh" else en
     return text.format(**kw) if kw else text
+
+
+def has_message(key: str) -> bool:
+    return key in MESSAGES
+
+
+# The one home of value labels: a code the system stores or sends (a treatment type, a
+# campaign state, a disposition ...) -> its words in MESSAGES under the kind's prefix.
+# tests/web/test_labels.py checks that every code the config, the plans and the enums
+# can produce has both languages.
+LABEL_KINDS: dict[str, str] = {
+    "treatment": "treatment.",           # dialer/plans.yaml types
+    "plan_step": "step.",                # dialer/plans.yaml step names
+    "campaign_kind": "camp.kind.",
+    "campaign_mode": "camp.mode.",
+    "campaign_state": "camp.state.",
+    "disposition": "disp.",              # how an attempt ended (dialer.tracker, dialer.compliance)
+    "contact_outcome": "dial.outcome.",  # how a contact ended (agents' results included)
+    "call_outcome": "outcome.",          # inbound call outcomes on the agent desk
+    "survey_question": "survey.q.",      # ivr_flows/revisit_survey.yaml answers
+    "import_kind": "imp.kind.",
+    "appointment_status": "appt.",
+    "complaint_state": "cp.state.",
+    "agent_state": "state.",
+    "queue": "queue.",                   # the sample queues.conf's queues (a hospital's own show as named)
+}
+
+
+def has_label(kind: str, code: str) -> bool:
+    return LABEL_KINDS[kind] + code in MESSAGES
+
+
+def label(lang: str, kind: str, code: str) -> str:
+    """Words for ``code`` of ``kind`` in ``lang``.  A code without a label (a treatment type a
+    hospital added to its own plans file) shows as itself; the shipped codes all have one."""
+    key = LABEL_KINDS[kind] + code
+    return t(lang, key) if key in MESSAGES else code
 
 
 # Report and CSV column keys -> (English, Chinese) headings; unknown keys show as they are.

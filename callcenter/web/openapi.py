@@ -7,7 +7,8 @@ import callcenter
 
 _TYPES = {"string": {"type": "string"}, "boolean": {"type": "boolean"}, "integer": {"type": "integer"},
           "number": {"type": "number"}, "array": {"type": "array", "items": {"type": "string"}},
-          "string(date)": {"type": "string", "format": "date"}}
+          "string(date)": {"type": "string", "format": "date"},
+          "string(binary)": {"type": "string", "format": "binary"}}
 
 
 def document(routes) -> dict:
@@ -32,9 +33,12 @@ def document(routes) -> dict:
             props = {n: {**_TYPES.get(typ, {"type": "string"}), "description": d} for n, typ, d, _ in r.body}
             required = [n for n, _, _, req in r.body if req]
             schema = {"type": "object", "properties": props, "required": required}
-            op["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": schema},
-                "application/x-www-form-urlencoded": {"schema": schema}}}
+            if any(typ == "string(binary)" for _, typ, _, _ in r.body):  # a file upload form
+                content = {"multipart/form-data": {"schema": schema}}
+            else:
+                content = {"application/json": {"schema": schema},
+                           "application/x-www-form-urlencoded": {"schema": schema}}
+            op["requestBody"] = {"required": True, "content": content}
         if r.raw_body:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
                 "type": "array", "items": {"type": "object"}}}}}

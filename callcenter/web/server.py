@@ -32,10 +32,10 @@ from callcenter.store.retry import TRANSIENT
 from callcenter.text import clean, unstorable
 
 from .clientaddr import TrustedProxies
-from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, as_json, html,
-                   redirect, wants_html)
+from .http import (DEFAULT_BODY, NO_ROUTE_BODY, SSE, STREAMED, BadRequest, Req, Response, Route, Upload, as_json,
+                   html, redirect, wants_html)
 from .lookups import LookupLimit
-from .i18n import LANGUAGES, catalogue, column, t
+from .i18n import LANGUAGES, catalogue, column, label, t
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,16 @@ class WebApp:
         self.agent_desk = AgentDesk(self, live, self.pause_reasons)
         self.alerts = ComplaintAlertsFeed(self, escalation)
         self.dialer_context: Any = None  # campaigns pages: built on first use from the config
+        from .import_uploads import ImportUploads
+
+        self.import_uploads = ImportUploads(clock)  # CSV files between preview and confirmation
 
     # -- helpers for handlers ---------------------------------------------------------------
     def render(self, req: Req, template: str, code: int = 200, **ctx) -> Response:
         lang = req.lang
         page = self.jinja.get_template(template).render(
             t=lambda key, **kw: t(lang, key, **kw), col=lambda key: column(lang, key),
+            label=lambda kind, code: label(lang, kind, code),
             lang=lang, user=req.user, req=req, flash=req.flash, recording_roles=self.recording_roles,
             csrf=req.user.csrf_token if req.user else "", hospital=self.config.hospital.name, **ctx)
         return html(page, code)
@@ -270,7 +274,11 @@ class WebApp:
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
-            req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
+            if _is_multipart(request):  # a form with a file (CSV import): parsed off the loop (up to 20 MB)
+                req.form, req.files = await asyncio.get_running_loop().run_in_executor(
+                    None, _multipart, request, route.max_body or DEFAULT_BODY)
+            else:
+                req.form = _body(request) if not route.raw_body or _is_form(request) else {}  # raw: handler reads it
             _check_text("field", req.form)
             if route.csrf and not (req.user is not None and req.user.via_token):
                 given = req.form.get("csrf_token") or _header(request, "X-CSRF-Token")
@@ -410,6 +418,43 @@ def _header(request, name: str) -> str | None:
 def _is_form(request) -> bool:
     ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
     return ctype == "application/x-www-form-urlencoded"
+
+
+def _is_multipart(request) -> bool:
+    ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+    return ctype == "multipart/form-data"
+
+
+def _multipart(request, limit: int) -> tuple[dict[str, str], dict[str, Upload]]:
+    """Text fields and files of a multipart/form-data body (the stdlib's MIME parser)."""
+    import email
+    import email.policy
+
+    request.content.seek(0)
+    raw = request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise BadRequest("request body too large")
+    ctype = request.getHeader("content-type") or ""
+    msg = email.message_from_bytes(b"Content-Type: " + ctype.encode("latin-1", "replace") + b"\r\n\r\n" + raw,
+                                   policy=email.policy.HTTP)
+    if not msg.is_multipart():
+        raise BadRequest("form is not valid multipart/form-data")
+    fields: dict[str, str] = {}
+    files: dict[str, Upload] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[str(name)] = Upload(str(filename)[-200:], data)
+            continue
+        try:
+            fields[str(name)] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(f"field {str(name)[:40]!r} is not UTF-8") from None
+    return fields, files
 
 
 def _bearer(request) -> str | None:

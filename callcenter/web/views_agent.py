@@ -27,7 +27,8 @@ async def agent_page(app, req: Req) -> Response:
     chosen = req.arg("reason")
     messages = {**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."), **catalogue(req.lang, "call."),
                 **catalogue(req.lang, "state."), **catalogue(req.lang, "agent."),
-                **catalogue(req.lang, "camp.kind.")}
+                **catalogue(req.lang, "camp.kind."), **catalogue(req.lang, "treatment."),
+                **catalogue(req.lang, "step.")}
     return app.render(req, "agent.html", status=status, pop=pop, call=app.screenpop.calls.get(user.username),
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
                       reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
@@ -96,11 +97,32 @@ async def queue_action(app, req: Req, *, api: bool) -> Response:
     if api:
         return as_json({"ok": ok, "message": message, "action": action, "queue": queue},
                        200 if ok else 502)
-    done = t(req.lang, f"agent.did.{action}") if ok else t(req.lang, "agent.failed", what=message or action)
-    back = "/agent?notice=" + quote(done)
+    back = "/agent?notice=" + quote(queue_action_text(req.lang, action, queue, ok, message))
     if action == "pause" and reason:
         back += "&reason=" + quote(reason)   # the choice stays as chosen
     return redirect(back)
+
+
+# Asterisk's replies to QueueAdd/QueueRemove/QueuePause (app_queue.c), in our own words.
+ASTERISK_REFUSALS = {"Unable to add interface: Already there": "agent.refused.already_in",
+                     "Unable to remove interface: Not there": "agent.refused.not_in",
+                     "Interface not found": "agent.refused.not_in",
+                     "Unable to add interface to queue: No such queue": "agent.refused.no_queue",
+                     "Unable to remove interface from queue: No such queue": "agent.refused.no_queue"}
+
+
+def queue_action_text(lang: str, action: str, queue: str, ok: bool, message: str) -> str:
+    """What the agent reads after a queue action: our message for what was done, never
+    Asterisk's English reply ("Interface paused successfully"); a refusal Asterisk gives
+    for a known reason in our words, any other one as "Asterisk refused" with its text."""
+    if ok:
+        return t(lang, "agent.did." + action, queue=queue or t(lang, "agent.all_queues"))
+    key = ASTERISK_REFUSALS.get(message.strip())
+    if key == "agent.refused.not_in" and not queue:
+        return t(lang, "agent.refused.not_in_any")
+    if key:
+        return t(lang, key, queue=queue)
+    return t(lang, "agent.failed", what=message or action)
 
 
 async def queue_action_form(app, req: Req) -> Response:

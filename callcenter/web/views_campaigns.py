@@ -6,7 +6,7 @@ from urllib.parse import quote
 from . import campaigns as cg
 from . import data
 from .http import BadRequest, Req, Response, as_json, redirect
-from .i18n import t
+from .i18n import label, t
 
 
 def _ctx(app) -> cg.DialerContext:
@@ -37,6 +37,7 @@ async def list_page(app, req: Req, *, status: int = 200, error: str = "", form: 
 
     return app.render(req, "campaigns.html", status, campaigns=await _list(app), kinds=cg.WEB_KINDS,
                       modes=cg.MODES, queues=_queues(app), plan_types=_plan_names(app),
+                      window=cg.calling_window(_ctx(app).rules, _now(app)),
                       default_queue=_ctx(app).default_queue, notice=req.arg("notice"), error=error,
                       form=form or {}, actions=_actions_for)
 
@@ -51,6 +52,7 @@ async def detail_page(app, req: Req, *, status: int = 200, error: str = "") -> R
     except cg.NotFound:
         return app.error(req, 404, "error.notfound")
     return app.render(req, "campaign.html", status, c=c, actions=_actions_for(c["state"]),
+                      window=cg.calling_window(_ctx(app).rules, _now(app)),
                       notice=req.arg("notice"), error=error, abandon_days=_ctx(app).abandon_days)
 
 
@@ -76,7 +78,7 @@ async def action_form(app, req: Req) -> Response:
         return app.error(req, 404, "error.notfound")
     except cg.Conflict as exc:
         return await detail_page(app, req, status=409, error=str(exc))
-    msg = t(req.lang, "camp.state_now", name=c["campaign"], state=t(req.lang, "camp.state." + c["state"]))
+    msg = t(req.lang, "camp.state_now", name=c["campaign"], state=label(req.lang, "campaign_state", c["state"]))
     return redirect(f"/campaigns/{c['id']}?notice=" + quote(msg))
 
 
@@ -88,7 +90,8 @@ def _conflict(exc: cg.Conflict) -> Response:
 
 async def list_api(app, req: Req) -> Response:
     rows = await _list(app)
-    return as_json({"available": rows is not None, "campaigns": rows or []})
+    return as_json({"available": rows is not None, "campaigns": rows or [],
+                    "calling_window": cg.calling_window(_ctx(app).rules, _now(app))})
 
 
 async def detail_api(app, req: Req) -> Response:

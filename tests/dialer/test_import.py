@@ -174,3 +174,46 @@ def test_large_import_reports_progress_per_chunk(db):
     assert r.inserted == 2500
     assert seen[0] == ("validated", 2500, 2500)
     assert [a[1] for a in seen if a[0] == "applied"] == [1000, 2000, 2500]
+
+
+def test_cli_reads_excel_gbk_files_and_explains_unknown_encodings(db_url, tmp_path, capsys, monkeypatch):
+    """The CLI decodes like the web (dialer.importer.decode_csv): GBK bytes become the right
+    names; bytes that are neither UTF-8 nor Chinese are refused with how to save as UTF-8."""
+    from callcenter.store import Database
+
+    monkeypatch.setenv("CALLCENTER_DATABASE_URL", db_url)
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(PATIENTS.encode("gbk"))
+    assert main(["import", "patients", str(gbk)]) == 0
+    out = capsys.readouterr()
+    assert "read as Chinese GBK/GB18030" in out.err and "3 inserted" in out.out
+    db = Database(db_url)
+    try:
+        names = db.call(lambda s: sorted(s.scalars(select(Patient.name))))
+    finally:
+        db.close()
+    assert names == sorted(["王小明", "Li Na", "张三"])
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("patient_id,name,phone\nP9,Müller,13800138009\n".encode("latin-1"))
+    assert main(["import", "patients", str(latin1)]) != 0
+    err = capsys.readouterr().err
+    assert "cannot be told" in err and "CSV UTF-8" in err and "Traceback" not in err
+
+
+def test_decode_csv_tells_utf8_gbk_and_the_rest_apart():
+    from dialer.importer import CsvEncodingError, decode_csv
+
+    text = "patient_id,name\nP1,王小明\nP2,李喆\nP3,“刘”·陈\n"   # 喆: GBK, not GB2312
+    assert decode_csv(text.encode("utf-8"), "f") == (text, "utf-8")
+    assert decode_csv(b"\xef\xbb\xbf" + text.encode("utf-8"), "f") == (text, "utf-8")
+    assert decode_csv(text.encode("gbk"), "f") == (text, "gb18030")
+    rare = "P1,王小明\nP2,林𠀾\nP3,张三丰\n"   # 𠀾 (CJK Ext. B) is a 4-byte GB18030 sequence
+    assert decode_csv(rare.encode("gb18030"), "f") == (rare, "gb18030")
+    for raw, reason in (("P1,Müller,José\n".encode("latin-1"), "unknown"),
+                        ("P1,Mühlé\n".encode("latin-1"), "unknown"),
+                        ("P1,王小明,陳大文,張三\n".encode("big5"), "unknown"),
+                        ("P1,王小明\n".encode("utf-16"), "utf16")):
+        with pytest.raises(CsvEncodingError) as e:
+            decode_csv(raw, "x.csv")
+        assert e.value.reason == reason, raw
+        assert "CSV UTF-8" in str(e.value) and str(e.value).startswith("x.csv:")

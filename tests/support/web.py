@@ -100,6 +100,17 @@ class Client:
             h["Content-Type"] = "application/x-www-form-urlencoded"
         return await asyncio.to_thread(self._do, "POST", path, body, h)
 
+    async def post_file(self, path, fields: dict, name: str, filename: str, data: bytes) -> Reply:
+        """A multipart/form-data POST, as a browser sends a form with a file."""
+        boundary = "----cc-test-boundary-7d2f"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                 for k, v in fields.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     f"Content-Type: text/csv\r\n\r\n".encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return await asyncio.to_thread(self._do, "POST", path, body,
+                                       {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
     async def login(self, username, password=PASSWORD) -> Reply:
         form = await self.get("/login")
         token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)

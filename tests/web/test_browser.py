@@ -102,7 +102,7 @@ async def test_wallboard_and_screen_pop_in_chromium(config, db, tmp_path):
                 # answered -> screen pop on the agent's desk, with the dialer's patient record
                 await agent.wait_for_selector("#pop:not([hidden])", timeout=15000)
                 assert await agent.text_content("#pop-name") == "李娜"
-                assert "implant" in await agent.text_content("#pop-treatments")
+                assert "Implant" in await agent.text_content("#pop-treatments")  # the label, not the code
                 assert await agent.input_value("#f-number") == "13800138001"
                 assert await agent.input_value("#f-uniqueid") != ""
                 # ... and the wallboard: nobody waiting, the finished call counts for the service level

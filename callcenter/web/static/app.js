@@ -103,7 +103,7 @@
     $("pop-name").textContent = r.name || msgs["pop.unknown"] || "?";
     $("pop-number").textContent = r.number || "";
     $("pop-queue").textContent = p.queue || "";
-    fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + x.type + (x.doctor ? " · " + x.doctor : ""); });
+    fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + label("treatment.", x.type) + (x.doctor ? " · " + x.doctor : ""); });
     fillList("pop-appointments", r.appointments, function (x) { return day(x.at) + " " + (x.department || "") + " · " + x.status; });
     fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
     fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
@@ -119,12 +119,14 @@
     document.body.dataset.pops = String(parseInt(document.body.dataset.pops || "0", 10) + 1);
   }
 
+  // a stored code in the user's language (i18n.label's messages, sent with the page)
+  function label(prefix, code) { return msgs[prefix + code] || code; }
   function fmt(key, vals) {
     return String(msgs[key] || "").replace(/\{(\w+)\}/g, function (_, k) { return vals[k] == null ? "" : vals[k]; });
   }
   function why(d) {
     var w = d.why || {};
-    if (w.treatment) return fmt("dial.why.revisit", { type: w.treatment.type, at: day(w.treatment.at).slice(0, 10), step: w.treatment.step });
+    if (w.treatment) return fmt("dial.why.revisit", { type: label("treatment.", w.treatment.type), at: day(w.treatment.at).slice(0, 10), step: label("step.", w.treatment.step) });
     if (w.appointment) return fmt("dial.why.no_show", { at: day(w.appointment.at), department: w.appointment.department });
     if (w.complaint) return fmt("dial.why.complaint_followup", { number: w.complaint.number, summary: w.complaint.summary });
     if (d.kind === "callback") return fmt("dial.why.callback", { reason: w.reason });
