@@ -122,6 +122,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "service": {
         "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
         "log_level": Key(str, "INFO"),
+        "standby_poll_seconds": Key(float, 2.0, check=_positive,
+                                    help="PostgreSQL: how often a standby instance tries to take over an "
+                                         "Asterisk server (its advisory lock) and the active one checks it"),
     },
     "database": {
         "url": Key(str, "", secret=True, help="SQLAlchemy URL; default sqlite under data_dir"),
