@@ -390,7 +390,7 @@ class RecordingsComponent:
             cmd = dataclasses.replace(cmd, campaign=name, group=name, campaign_id=None,
                                       kind="complaint" if kind == "complaint_followup" else cmd.kind)
         when = dt.datetime.fromtimestamp(cmd.t, tz=self._zone)
-        rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format)
+        rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format, self.server)
         fact = {"op": "start", "uid": cmd.uniqueid, "rel": rel, "kind": cmd.kind, "channel": cmd.channel,
                 "t": cmd.t, "queue": cmd.queue, "campaign": cmd.campaign, "agent": cmd.agent,
                 "agent_name": cmd.agent_name, "caller_number": cmd.caller_number}

@@ -53,10 +53,13 @@ def _wait_of(caller: dict, now: float) -> float:
 
 
 def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict], *, now: float,
-                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None) -> dict[str, Any]:
+                    target: float, tz: ZoneInfo, outbound: list[dict] | None = None,
+                    servers: list[str] = ()) -> dict[str, Any]:
     """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
     inbound hotline only.  ``outbound``: the dialer's figures per campaign
-    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer."""
+    (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer.
+    ``servers``: the Asterisk servers, each with its live figures (the live entries name
+    theirs); the queues and totals are over all of them."""
     queues = []
     members_by_interface: dict[str, dict] = {}
     names = sorted(set(live or {}) | {q for q in today if q})
@@ -107,7 +110,19 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                    "abandoned": total.get("abandoned", 0), "service_level": total.get("service_level"),
                    "asa_seconds": total.get("asa_seconds")},
         "outbound": [_outbound_row(r) for r in outbound or ()],
+        "servers": [_server_row(name, live, now) for name in servers],
     }
+
+
+def _server_row(name: str, live: dict | None, now: float) -> dict:
+    """One Asterisk server's live figures (inbound callers; members counted once per interface)."""
+    qs = (live or {}).values()
+    waiting = [_wait_of(c, now) for q in qs for c in q.get("waiting", [])
+               if c.get("server") == name and c.get("direction", "inbound") == "inbound"]
+    talking = sum(1 for q in qs for c in q.get("talking", []) if c.get("server") == name)
+    members = {m.get("interface") for q in qs for m in q.get("members", []) if m.get("server") == name}
+    return {"server": name, "waiting": len(waiting), "longest_wait": round(max(waiting, default=0.0), 1),
+            "talking": talking, "members": len(members)}
 
 
 def _outbound_row(r: dict) -> dict:
@@ -210,11 +225,15 @@ class WallboardFeed:
         except Exception:  # noqa: BLE001 - the next change tries again
             log.exception("wallboard refresh failed")
 
-    def _live(self) -> dict | None:
+    def _live(self, server: str | None = None) -> dict | None:
         if self.queuecalls is None:
             return None
         try:
-            return self.queuecalls.live()
+            live = self.queuecalls.live()
+            if server is None:
+                return live
+            return {queue: {k: [e for e in q[k] if e.get("server") == server]
+                            for k in ("waiting", "talking", "members")} for queue, q in live.items()}
         except Exception:  # noqa: BLE001
             log.exception("queuecalls.live() failed")
             return None
@@ -250,23 +269,27 @@ class WallboardFeed:
             self._agents_at = now
         return self._agents
 
-    async def _today_from_db(self, now: float) -> dict[str, dict]:
+    async def _today_from_db(self, now: float, server: str | None = None) -> dict[str, dict]:
         start, end = day_bounds(now, self.tz)
-        rows = await self.app.db.run(today.load_rows, start, end)
+        rows = await self.app.db.run(today.load_rows, start, end, server)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
             figures.apply_row(r)
         return figures.summaries()
 
-    async def snapshot(self) -> dict:
+    async def snapshot(self, server: str | None = None) -> dict:
+        """The wallboard; ``server``: one Asterisk server's (its stored calls of today, read
+        afresh, and its live entries) instead of all of them."""
         now = self.app.clock.seconds()
-        if self.queuecalls is None:
-            summaries = await self._today_from_db(now)
+        if self.queuecalls is None or server is not None:
+            summaries = await self._today_from_db(now, server)
         else:
             summaries = await self._today(now)
         agents = await self._agent_users(now)
-        return build_wallboard(self._live(), summaries, agents, now=now, target=self.target, tz=self.tz,
-                               outbound=await self._outbound_figures(now))
+        servers = [s.name for s in self.app.config.ami_servers]
+        return build_wallboard(self._live(server), summaries, agents, now=now, target=self.target, tz=self.tz,
+                               outbound=await self._outbound_figures(now),
+                               servers=[server] if server is not None else servers)
 
     async def _outbound_figures(self, now: float) -> list[dict] | None:
         """Read when a dialer call changed (the tracker's outbound facts), at most once per

@@ -34,6 +34,11 @@ _WALLBOARD = {"type": "object", "properties": {
         "state": {"type": "string", "enum": ["available", "ringing", "on_call", "wrap_up", "paused",
                                              "logged_out"]}, "reason": {"type": "string"}}}},
     "agent_counts": {"type": "object"}, "totals": _SUMMARY,
+    "servers": {"type": "array", "description": "per Asterisk server ([[ami]] name): live figures",
+                "items": {"type": "object", "properties": {
+                    "server": {"type": "string"}, "waiting": {"type": "integer"},
+                    "longest_wait": {"type": "number"}, "talking": {"type": "integer"},
+                    "members": {"type": "integer"}}}},
     "complaints": {"type": "object", "description": "complaint tickets approaching/past a deadline",
                    "properties": {"overdue": {"type": "integer"}, "approaching": {"type": "integer"},
                                   "alerts": {"type": "array", "items": {"type": "object", "properties": {
@@ -126,6 +131,7 @@ ROUTES: list[Route] = [
           "Wallboard updates (server-sent events `wallboard`, and `complaints` for deadline alerts)"),
     Route("GET", "/api/wallboard", SUPERVISORS, views_live.wallboard_api, "api",
           "Per queue: waiting calls, longest wait, today's service level, abandons, ASA; agents by state",
+          query=(("server", "string", "one Asterisk server ([[ami]] name) instead of all"),),
           response=_WALLBOARD),
     Route("GET", "/reports", SUPERVISORS, views_reports.reports_page, "page", "Reports", query=_PAGED),
     Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
