@@ -23,6 +23,7 @@ from callcenter.queuecalls.models import QueueCall
 from callcenter.simulator import SimConfig, SimulatedPBX
 from tests.support.harness import accounting
 from tests.support.waiting import until
+from tests.support.web import Client, add_users
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +107,21 @@ async def test_two_asterisk_servers_each_stored_under_its_name_and_dialled_where
             return all(c.done for c in calls) and all(
                 accounting(db, pbx.queue_log.path, server=name).exact for name, pbx in pbxs.items())
         await until(all_stored, "every queue call stored", limit=60)
+
+        add_users(db)  # the supervisor's API: per server and in total
+        web = Client(product.web.port)
+        await web.login("sup1")
+        day = dt.datetime.fromtimestamp(clock.seconds(), ZoneInfo("Asia/Shanghai")).date().isoformat()
+        offered = {}
+        for server in ("north", "south", ""):
+            r = await web.get(f"/api/reports/answer-times?from={day}&to={day}&server={server}")
+            assert r.status == 200, r.text
+            offered[server] = r.json()["summary"]["offered"]
+        assert offered["north"] + offered["south"] == offered[""] > 0 and offered["north"] > 0
+        assert (await web.get(f"/api/reports/answer-times?server=east")).status == 400
+        r = await web.get("/api/wallboard?server=north")
+        assert r.status == 200 and [x["server"] for x in r.json()["servers"]] == ["north"]
+        assert (await web.get("/api/wallboard?server=east")).status == 400
     finally:
         await product.stop()
         for pbx in pbxs.values():

@@ -23,6 +23,7 @@ _PAGED = _PERIOD + (("page", "integer", "abandoned calls: page number, from 1"),
 _SUMMARY = {"type": "object", "properties": {
     "offered": {"type": "integer"}, "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
     "service_level": {"type": ["number", "null"]}, "asa_seconds": {"type": ["number", "null"]}}}
+_SERVER = (("server", "string", "queue-call reports of one Asterisk server ([[ami]] name); default: all"),)
 _WALLBOARD = {"type": "object", "properties": {
     "at": {"type": "string"}, "live": {"type": "boolean"}, "target": {"type": "number"},
     "queues": {"type": "array", "items": {"type": "object", "properties": {
@@ -47,7 +48,7 @@ _WALLBOARD = {"type": "object", "properties": {
                                       "due_at": {"type": "string"}}}}}}}}
 _REPORT = {"type": "object", "properties": {
     "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
-    "available": {"type": "boolean"}, "columns": {"type": "array", "items": {"type": "string"}},
+    "available": {"type": "boolean"}, "server": {"type": ["string", "null"]}, "columns": {"type": "array", "items": {"type": "string"}},
     "rows": {"type": "array", "items": {"type": "object"}}}}
 _QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
                ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
@@ -137,9 +138,9 @@ ROUTES: list[Route] = [
     Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
           "Answer-time distribution chart (SVG)", query=_PERIOD),
     Route("GET", "/reports/{name}.csv", SUPERVISORS, views_reports.report_csv, "page",
-          "A report as CSV", query=_PERIOD, enums={"name": REPORTS}),
+          "A report as CSV", query=_PERIOD + _SERVER, enums={"name": REPORTS}),
     Route("GET", "/api/reports/{name}", SUPERVISORS, views_reports.report_api, "api", "A report as JSON",
-          query=_PAGED, enums={"name": REPORTS}, response=_REPORT),
+          query=_PAGED + _SERVER, enums={"name": REPORTS}, response=_REPORT),
     Route("GET", "/api/patients", frozenset({"agent", "supervisor"}), views_live.patient_api, "api",
           "Patient record by phone number (audited)",
           query=(("number", "string", "caller's phone number"),), response={"type": "object"}),
