@@ -32,6 +32,7 @@ from .complaints.escalation import ComplaintsComponent
 from .config import Config
 from .domain import Domain, build_domain
 from .leases import ServerLease, libpq_dsn
+from .live_relay import LiveRelay
 from .metrics import ServiceMetrics
 from .ports import AmiClient, AssemblyError, require
 from .queuecalls.tracker import QueueCallsTracker
@@ -161,10 +162,12 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     leases: list[ServerLease] = []
     consumers: list = []
     if db.engine.dialect.name == "postgresql":
-        leases = [ServerLease(srv.name, dsn=libpq_dsn(config.database_url), make_site=site_of(srv),
-                              sites=sites, clock=clock, poll=config.service.standby_poll_seconds)
-                  for srv in servers]
+        dsn = libpq_dsn(config.database_url)
+        leases = [ServerLease(srv.name, dsn=dsn, make_site=site_of(srv), sites=sites, clock=clock,
+                              poll=config.service.standby_poll_seconds) for srv in servers]
         consumers = list(leases)
+        if config.web.enabled:  # every instance's wallboard shows every server's live queues
+            consumers.append(LiveRelay(sites, db=db, clock=clock, dsn=dsn))
     else:  # one instance: every server's site runs for the process's life
         for srv in servers:
             site = site_of(srv)()

@@ -9,7 +9,9 @@ site attached here, each entry naming its ``server``.
 
 Subscribers of the hub (the wallboard, the screen pop, the metrics) are handed on to
 every site's gateway and tracker when it attaches, and taken off when it detaches, so
-a site taken over from another instance feeds them like one started here.
+a site taken over from another instance feeds them like one started here.  ``remote``
+holds the live queues of servers consumed by *other* instances (``callcenter/live_relay.py``,
+PostgreSQL NOTIFY), shown beside the local ones and announced as :class:`RemoteLive`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,14 @@ from .ami.gateway import AmiError, AmiNotSent
 from .ports import QueueLoadInfo
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteLive:
+    """Another instance published ``server``'s live queues (``finished``: and stored calls)."""
+
+    server: str
+    finished: bool = False
 
 
 @dataclass
@@ -76,12 +86,15 @@ class Sites:
     def __init__(self, servers: list[str]):
         self.servers = list(servers)       # every configured server, in the config's order
         self.active: dict[str, Site] = {}  # the ones consumed here now
+        # server -> (live queues, published at, finished count) as its consumer elsewhere published them
+        self.remote: dict[str, tuple[dict, float, bool]] = {}
         self.ami = SitesAmi(self)
         self.queues = SitesQueues(self)
 
     def attach(self, site: Site) -> None:
         """``site`` runs here now: hand it every subscriber of the hub."""
         self.active[site.server] = site
+        self.remote.pop(site.server, None)
         gw, tracker = site.ami, site.queuecalls
         for cb in self.ami._events:
             gw.subscribe(cb)
@@ -101,6 +114,15 @@ class Sites:
             for cb in self.ami._events:
                 site.ami.unsubscribe(cb)
         return site
+
+    def set_remote(self, server: str, live: dict, at: float, *, finished: bool = False) -> None:
+        """``server``'s live queues as the instance consuming it published them at ``at``."""
+        self.remote[server] = (live, at, finished)
+        self.queues._announce(RemoteLive(server, finished))
+
+    def drop_remote(self, server: str) -> None:
+        if self.remote.pop(server, None) is not None:
+            self.queues._announce(RemoteLive(server))
 
     def link_states(self) -> dict[str, bool | None]:
         """Per configured server: logged in (True/False) here, or None: consumed elsewhere."""
@@ -180,18 +202,29 @@ class SitesQueues:
         return [r for s in self.sites.active.values() for r in s.queuecalls.buffer]
 
     def subscribe(self, cb: Callable[[Any], Any], *kinds: type) -> None:
+        """The trackers' facts of ``kinds`` (all: also :class:`RemoteLive`)."""
         self._subs.append((kinds, cb))
         for site in self.sites.active.values():
             site.queuecalls.subscribe(cb, *kinds)
+
+    def _announce(self, fact: RemoteLive) -> None:
+        for kinds, cb in self._subs:
+            if not kinds or RemoteLive in kinds:
+                try:
+                    cb(fact)
+                except Exception:  # noqa: BLE001
+                    log.exception("live queues subscriber %r failed", cb)
 
     def live(self, server: str | None = None) -> dict[str, dict[str, Any]]:
         """Queue -> waiting/talking/members over the servers consumed here (or just
         ``server``), each entry carrying its ``server``."""
         out: dict[str, dict[str, Any]] = {}
-        for name, site in self.sites.active.items():
+        here = {name: site.queuecalls.live() for name, site in self.sites.active.items()}
+        there = {name: live for name, (live, _, _) in self.sites.remote.items() if name not in here}
+        for name, live in {**here, **there}.items():
             if server is not None and name != server:
                 continue
-            for queue, q in site.queuecalls.live().items():
+            for queue, q in live.items():
                 into = out.setdefault(queue, {"waiting": [], "talking": [], "members": []})
                 for key in ("waiting", "talking", "members"):
                     into[key] += [{**e, "server": name} for e in q[key]]

@@ -21,6 +21,7 @@ from callcenter.clock import ScaledClock
 from callcenter.config import ConfigError, load_config
 from callcenter.queuecalls.models import QueueCall
 from callcenter.simulator import SimConfig, SimulatedPBX
+from callcenter.store import Database
 from tests.support.harness import accounting
 from tests.support.waiting import until
 from tests.support.web import Client, add_users
@@ -166,3 +167,39 @@ def test_ami_entries_are_checked_naming_the_file_and_entry(tmp_path):
         load_config(path, env={"CALLCENTER_AMI_PORT": "1"})
     with pytest.raises(ConfigError, match=r"no AMI server named 'b' \(known: a\)"):
         load_config(path, env={}).ami_server("b")
+
+
+@pytest.mark.postgres_only
+@pytest.mark.timeout(60)
+async def test_a_standby_wallboard_shows_the_active_instances_live_queues(config, db, tmp_path):
+    """Two instances in one process on one PostgreSQL (as two hosts would run them): the
+    standby's live queues and wallboard come from the active one over LISTEN/NOTIFY."""
+    clock = ScaledClock(reactor, 20, start=OPEN)
+    sim = SimConfig()
+    pbx = SimulatedPBX(clock, seed=9, spool_dir=tmp_path / "pbx", agi_port=1, config=sim,
+                       queue_log=tmp_path / "queue_log")
+    await pbx.start(host="127.0.0.1", ami_port=0)
+    cfg = two_server_config(config, {"north": pbx}, sim, tmp_path).with_overrides({"dialer": {"enabled": False}})
+    active = build(cfg, clock=clock, db=db)
+    standby = build(cfg, clock=clock, db=Database(db.url))
+    try:
+        await active.start()
+        await standby.start()
+        assert list(active.sites.active) == ["north"] and not standby.sites.active
+        for agent in ("1001", "1002"):  # nobody answers: the caller waits
+            pbx.pause_member(f"Local/{agent}@sim-agent/n", True, "meal")
+        pbx.inbound_call("13800138009", "Caller", context="hotline-plain", digits="1", digit_delay=1, patience=600)
+
+        async def standby_sees_the_caller():
+            board = await standby.web.app.wallboard.snapshot()
+            return board["servers"][0]["waiting"] == 1 and board["totals"]["waiting"] == 1
+        await until(standby_sees_the_caller, "the caller on the standby's wallboard", limit=20)
+        (waiting,) = [w for q in standby.sites.queues.live().values() for w in q["waiting"]]
+        assert waiting["server"] == "north" and waiting["caller_number_masked"] != "13800138009"
+        consultation = standby.sites.queues.live()["consultation"]["members"]
+        assert {(m["state"], m["reason"], m["server"]) for m in consultation} == {("paused", "meal", "north")}
+    finally:
+        await standby.stop()
+        await active.stop()
+        standby.db.close()
+        await pbx.stop()

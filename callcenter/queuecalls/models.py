@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.base import Base
@@ -77,3 +77,15 @@ class TrackerCheckpoint(Base):
 
     server: Mapped[str] = mapped_column(String(32), primary_key=True)  # [[ami]] name
     heard_at: Mapped[dt.datetime]
+
+
+class LiveSnapshot(Base):
+    """One Asterisk server's live queues (``QueueCallsTracker.live()`` as JSON) as the
+    instance consuming it last published them: what the other instances' wallboards show
+    (``callcenter/live_relay.py``)."""
+
+    __tablename__ = "live_snapshots"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime]

@@ -19,6 +19,7 @@ from callcenter.clock import sleep
 from callcenter.logs import mask_name, mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Fact, Finished, Joined
+from callcenter.sites import RemoteLive
 
 from . import data, today
 from .lookups import audit_view
@@ -197,6 +198,8 @@ class WallboardFeed:
                 self._outbound_dirty = True
         if isinstance(fact, Finished):
             self._finished(fact.record)
+        if isinstance(fact, RemoteLive) and fact.finished and self._facts is None:
+            self._facts = []  # another instance stored calls: today's figures are read again
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 

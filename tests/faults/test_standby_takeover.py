@@ -3,7 +3,8 @@ the active one is killed with SIGKILL mid-call and the standby takes both server
 
 Both instances read the same config (``[[ami]]`` north and south) and start together;
 for each server one takes its advisory lock and the other says it is the standby (one
-instance usually wins both).  The instance consuming north is killed.  Callers keep arriving on
+instance usually wins both), and its wallboard shows the other's calls (LISTEN/NOTIFY).
+The instance consuming north is killed.  Callers keep arriving on
 both servers; the active instance is SIGKILLed while calls wait and talk; PostgreSQL ends
 its session, the standby takes each lock within ``standby_poll_seconds``, logs in and
 recovers the gap from each server's queue_log from its checkpoint.  Then every queue
@@ -35,6 +36,7 @@ from callcenter.simulator import SimConfig, SimulatedPBX
 from tests.faults.test_serve_kill import free_port, until
 from tests.support.harness import accounting
 from tests.support.waiting import until as wait_for
+from tests.support.web import Client, add_users
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,10 +144,18 @@ async def test_sigkill_of_the_active_instance_the_standby_takes_over_and_loses_n
             await wait_for(lambda: _is(port, "/healthz", 200), "every instance serving the web", limit=20)
             assert await _status(port, "/readyz") == 200  # nothing of its own is down
         phases["standby_ready_s"] = round(time.monotonic() - t0, 1)
-        await asyncio.sleep(max(0.0, busy_until - time.monotonic()))
         victim = holders()["north"][0]
         survivor = 1 - victim
         moved = [name for name, ks in holders().items() if ks == [victim]]
+        add_users(db)  # the standby's wallboard shows the active one's calls (LISTEN/NOTIFY)
+        web = Client(webs[survivor])
+        await web.login("sup1")
+
+        async def standby_board_live() -> bool:
+            board = (await web.get("/api/wallboard")).json()
+            return any(s["waiting"] + s["talking"] for s in board["servers"] if s["server"] in moved)
+        await wait_for(standby_board_live, "the active instance's calls on the standby's wallboard", limit=10)
+        await asyncio.sleep(max(0.0, busy_until - time.monotonic()))
         live_at_kill = sum(1 for c in calls if not c.done)
         os.kill(procs[victim].pid, signal.SIGKILL)
         killed_at = time.monotonic()

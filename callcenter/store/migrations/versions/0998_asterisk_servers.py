@@ -2,7 +2,9 @@
 
 A queue call's key becomes (server, uniqueid, queue, leg): two Asterisk servers may hand
 out the same Uniqueid.  The tracker's checkpoint is kept per server (each one recovers
-its own queue_log).  Existing rows belong to the single server of before, ``default``
+its own queue_log).  ``live_snapshots``: each server's live queues as its consumer sees
+them, for the other instances' wallboards (PostgreSQL NOTIFY says when one changed).
+Existing rows belong to the single server of before, ``default``
 (the name ``[ami]`` gets unless it sets one).
 
 Revision ID: 0998_asterisk_servers
@@ -43,9 +45,17 @@ def upgrade() -> None:
     op.execute("INSERT INTO queuecall_server_checkpoints (server, heard_at) "
                f"SELECT '{DEFAULT}', heard_at FROM queuecall_checkpoints WHERE name = 'queuecalls'")
     op.drop_table("queuecall_checkpoints")
+    op.create_table(
+        "live_snapshots",
+        sa.Column("server", sa.String(32), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("server", name="pk_live_snapshots"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("live_snapshots")
     op.create_table(
         "queuecall_checkpoints",
         sa.Column("name", sa.String(32), nullable=False),
