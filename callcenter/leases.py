@@ -151,10 +151,16 @@ class ServerLease:
         self.acquired_at = self.clock.seconds()
         self.takeovers += 1
         self._told_standby = False
-        log.warning("active consumer of Asterisk server %s (advisory lock %d held by %s)",
-                    self.server, self.key, self.label)
+        log.warning("active consumer of Asterisk server %s (its advisory lock held by %s)",
+                    self.server, self.label)
         site = self.make_site()
-        await site.start()
+        try:
+            await site.start()
+        except Exception:
+            # closing the session frees the lock: another instance (or our next poll) tries
+            log.exception("could not start consuming Asterisk server %s; lock released", self.server)
+            await self._give_up("start failed")
+            return
         self.site = site
         self.sites.attach(site)
 
