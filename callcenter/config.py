@@ -361,9 +361,9 @@ class Config:
                 elif spec is not None and spec.secret and v:
                     v = "***"
                 out[sec][k] = v
-        if self._servers is not None:
-            out["ami_servers"] = [{k: ("***" if SCHEMA["ami"][k].secret and v else v) for k, v in e.items()}
-                                  for e in self._servers]
+        if self._servers is not None:  # [[ami]] entries: a list, as in the file
+            out["ami"] = [{k: ("***" if SCHEMA["ami"][k].secret and v else v) for k, v in e.items()}
+                          for e in self._servers]
         return out
 
 

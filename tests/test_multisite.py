@@ -152,6 +152,8 @@ def test_ami_entries_are_checked_naming_the_file_and_entry(tmp_path):
     two = load('[[ami]]\nname = "north"\nport = 5038\n[[ami]]\nname = "south"\nhost = "10.1.0.2"\n')
     assert [(s.name, s.host) for s in two.ami_servers] == [("north", "127.0.0.1"), ("south", "10.1.0.2")]
     assert two.ami.name == "north" and two.ami_server("south").host == "10.1.0.2"
+    secret = load('[[ami]]\nname = "north"\nsecret = "s3cret"\n').masked()["ami"]  # `config show`
+    assert [(e["name"], e["secret"]) for e in secret] == [("north", "***")]
     assert [s.name for s in load('[ami]\nport = 5038\n').ami_servers] == ["default"]
     for text, error in [
         ('[[ami]]\nname = "a"\n[[ami]]\nname = "a"\n', r"entry 2: name 'a' is already used by entry 1"),
