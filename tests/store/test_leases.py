@@ -70,6 +70,8 @@ async def test_the_standby_takes_over_when_the_active_lock_session_ends(db_url):
     try:
         assert a.holding and not b.holding and sorted(a.sites.active) == ["north"] and not b.sites.active
         assert events == [("start", "a.ami"), ("start", "a.queuecalls")]
+        # PostgreSQL drops a lock session whose host vanished without closing it in ~10 s, not hours
+        assert a._conn._conn.execute("SHOW tcp_keepalives_idle").fetchone() == ("5",)
         with psycopg.connect(libpq_dsn(db_url), autocommit=True) as admin:
             (pid,) = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'test a'").fetchone()
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
