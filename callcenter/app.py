@@ -6,8 +6,13 @@ complaint escalation, the dialer, the FastAGI server and the web, each given wha
 it uses (typed ports, :mod:`callcenter.ports`) rather than finding it by name.
 A collaborator that is missing or lacks a method stops start-up with its name.
 
-Start order matters: the gateway first (others subscribe to it), the web last (it
-starts after, and stops before, the feeds it shows).  ``stop`` runs in reverse.
+The AMI gateway, tracker, recordings capture and dialer are built per Asterisk server
+(a :class:`~callcenter.sites.Site` per ``[[ami]]`` entry); on PostgreSQL each site runs
+only while this instance holds that server's lease (:mod:`callcenter.leases`), so several
+instances can share one database.
+
+Start order matters: the sites first (a site's gateway before its subscribers), the web
+last (it starts after, and stops before, the feeds it shows).  ``stop`` runs in reverse.
 """
 from __future__ import annotations
 
@@ -151,11 +156,13 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                                                  journal=journal, server=srv.name)
             dialer = None
             if config.dialer.enabled:
-                instance = config.dialer.instance or socket.gethostname()[:48]
+                # one dialer per server: each reconciles its own attempts at start
+                instance = config.dialer.instance if len(servers) == 1 else \
+                    f"{config.dialer.instance or socket.gethostname()[:48]}/{srv.name}"
                 dialer = Dialer(db=db, clock=clock, gateway=gw, agents=QueueCallsAgents(tracker),
                                 rules=compliance.Rules.from_config(config), dial=DialSettings.from_config(config),
                                 settings=domain.dialer_settings, region=h.region, server=srv.name,
-                                instance=instance if len(servers) == 1 else f"{instance}/{srv.name}")
+                                instance=instance)
             return Site(srv.name, gw, tracker, recordings, dialer)
         return make
 
