@@ -191,8 +191,9 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=sites.queues, voice_messages=domain.catalog, tickets=domain.complaints,
                        callbacks=domain.dialer, surveys=domain.dialer))
-    metrics = ServiceMetrics(ami=sites.ami, queuecalls=sites.queues, db=db, clock=clock, timer=time.perf_counter,
-                             answer_target=h.answer_target_seconds)
+    metrics = ServiceMetrics(ami=sites.ami, queuecalls=sites.local_queues, db=db, clock=clock,
+                             timer=time.perf_counter, answer_target=h.answer_target_seconds,
+                             servers=sites.link_states)
     web = None
     if config.web.enabled:
         app = WebApp(config, db, clock, ami=sites.ami, live=sites.queues, escalation=escalation, domain=domain,

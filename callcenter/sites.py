@@ -89,7 +89,8 @@ class Sites:
         # server -> (live queues, published at, finished count) as its consumer elsewhere published them
         self.remote: dict[str, tuple[dict, float, bool]] = {}
         self.ami = SitesAmi(self)
-        self.queues = SitesQueues(self)
+        self.queues = SitesQueues(self)                      # with the other instances' (the web's)
+        self.local_queues = SitesQueues(self, remote=False)  # this instance's only (its metrics)
 
     def attach(self, site: Site) -> None:
         """``site`` runs here now: hand it every subscriber of the hub."""
@@ -104,7 +105,7 @@ class Sites:
             gw.on_connect(fn)
             if gw.connected:
                 asyncio.ensure_future(fn())
-        for kinds, cb in self.queues._subs:
+        for kinds, cb in self.queues._subs + self.local_queues._subs:
             tracker.subscribe(cb, *kinds)
 
     def detach(self, server: str) -> Site | None:
@@ -193,8 +194,9 @@ class SitesAmi:
 class SitesQueues:
     """``LiveQueues`` and ``QueueLoad`` over the trackers of the sites attached here."""
 
-    def __init__(self, sites: Sites):
+    def __init__(self, sites: Sites, *, remote: bool = True):
         self.sites = sites
+        self.remote = remote
         self._subs: list[tuple[tuple, Callable]] = []
 
     @property
@@ -220,7 +222,8 @@ class SitesQueues:
         ``server``), each entry carrying its ``server``."""
         out: dict[str, dict[str, Any]] = {}
         here = {name: site.queuecalls.live() for name, site in self.sites.active.items()}
-        there = {name: live for name, (live, _, _) in self.sites.remote.items() if name not in here}
+        there = {name: live for name, (live, _, _) in self.sites.remote.items()
+                 if name not in here and self.remote}
         for name, live in {**here, **there}.items():
             if server is not None and name != server:
                 continue

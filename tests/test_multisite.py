@@ -198,6 +198,11 @@ async def test_a_standby_wallboard_shows_the_active_instances_live_queues(config
         await until(standby_sees_the_caller, "the caller on the standby's wallboard", limit=20)
         (waiting,) = [w for q in standby.sites.queues.live().values() for w in q["waiting"]]
         assert waiting["server"] == "north" and waiting["caller_number_masked"] != "13800138009"
+        here, there = (await active.metrics.render()).decode(), (await standby.metrics.render()).decode()
+        assert 'callcenter_ami_server_consumed{server="north"} 1.0' in here
+        assert 'callcenter_ami_server_consumed{server="north"} 0.0' in there  # summed: 1 consumer
+        assert 'callcenter_queue_waiting{queue="consultation"} 1.0' in here
+        assert "callcenter_queue_waiting{" not in there  # a standby's metrics count only its own
         consultation = standby.sites.queues.live()["consultation"]["members"]
         assert {(m["state"], m["reason"], m["server"]) for m in consultation} == {("paused", "meal", "north")}
     finally:
