@@ -286,7 +286,7 @@ def store_month(args) -> int:
 
     def flush():
         w0 = time.perf_counter()
-        db.call(store.write_calls, buffer, 30.0)
+        db.call(store.write_calls, buffer, 30.0, "default")
         write_lat.append(time.perf_counter() - w0)
         buffer.clear()
 

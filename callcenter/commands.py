@@ -100,9 +100,10 @@ def cmd_config_show(args, config: Config) -> int:
         return 0
     print(f"# effective configuration (source: {config.source or 'defaults + environment'})")
     for sec, keys in masked.items():
-        print(f"\n[{sec}]")
-        for k, v in keys.items():
-            print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
+        for entry, header in ([(e, f"[[{sec}]]") for e in keys] if isinstance(keys, list) else [(keys, f"[{sec}]")]):
+            print(f"\n{header}")
+            for k, v in entry.items():
+                print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
     return 0
 
 

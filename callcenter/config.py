@@ -42,6 +42,13 @@ def _proxies(v: list) -> str | None:
     return None
 
 
+def _server_name(v: str) -> str | None:
+    import re
+
+    return (None if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v)
+            else "must be 1-32 of a-z, 0-9, '-', '_' (it is stored with every queue call)")
+
+
 def _positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
 
@@ -124,11 +131,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "service": {
         "data_dir": Key(str, "var", help="where the SQLite file, recordings and logs live"),
         "log_level": Key(str, "INFO"),
+        "standby_poll_seconds": Key(float, 2.0, check=_positive,
+                                    help="PostgreSQL: how often a standby instance tries to take over an "
+                                         "Asterisk server (its advisory lock) and the active one checks it"),
     },
     "database": {
         "url": Key(str, "", secret=True, help="SQLAlchemy URL; default sqlite under data_dir"),
     },
-    "ami": {
+    "ami": {  # one Asterisk; several: [[ami]] entries with the same keys, each with its own name
+        "name": Key(str, "default", check=_server_name,
+                    help="this Asterisk server's name (stored with its queue calls, recordings, campaigns)"),
         "host": Key(str, "127.0.0.1"),
         "port": Key(int, 5038, check=_port),
         "username": Key(str, "bridge"),
@@ -303,18 +315,47 @@ class Section:
 
 
 class Config:
-    def __init__(self, values: dict[str, dict[str, Any]], source: str | None):
+    def __init__(self, values: dict[str, dict[str, Any]], source: str | None,
+                 servers: list[dict[str, Any]] | None = None):
         self.values = values
         self.source = source
+        # [[ami]] entries; None: the single [ami] is the one server
+        self._servers = servers
         for name, vals in values.items():
             setattr(self, name, Section(name, vals))
+
+    @property
+    def ami_servers(self) -> list[Section]:
+        """Every Asterisk server, in the file's order (``[ami]`` alone: one, named by its
+        ``name``, "default" unless set).  ``config.ami`` is the first of them."""
+        entries = self._servers if self._servers is not None else [self.values["ami"]]
+        return [Section("ami", dict(e)) for e in entries]
+
+    def ami_server(self, name: str) -> Section:
+        """The ``[[ami]]`` entry called ``name``; a ConfigError naming the known ones if none."""
+        for s in self.ami_servers:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.ami_servers)
+        raise ConfigError(f"{self.source or 'defaults'}: no AMI server named {name!r} (known: {known})")
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> "Config":
         """A copy with some values replaced (the demo points [ami] at the simulator)."""
         values = {sec: dict(keys) for sec, keys in self.values.items()}
         for sec, keys in overrides.items():
             values[sec].update(keys)
-        return Config(values, self.source)
+        servers = self._servers
+        if servers is not None and "ami" in overrides:
+            servers = [{**servers[0], **overrides["ami"]}, *servers[1:]]
+        return Config(values, self.source, servers)
+
+    def with_servers(self, servers: list[dict[str, Any]]) -> "Config":
+        """A copy with these AMI servers (each: [ami] keys; the rest default), checked like
+        ``[[ami]]`` entries: the demo and tests point several at simulators."""
+        entries = _ami_entries(servers, "with_servers")
+        values = {sec: dict(keys) for sec, keys in self.values.items()}
+        values["ami"] = dict(entries[0])
+        return Config(values, self.source, entries)
 
     @property
     def data_dir(self) -> Path:
@@ -341,12 +382,40 @@ class Config:
                 elif spec is not None and spec.secret and v:
                     v = "***"
                 out[sec][k] = v
+        if self._servers is not None:  # [[ami]] entries: a list, as in the file
+            out["ami"] = [{k: ("***" if SCHEMA["ami"][k].secret and v else v) for k, v in e.items()}
+                          for e in self._servers]
         return out
 
 
 # keys that were dropped, with what replaces them (an old config file gets told, not just "unknown")
 REMOVED = {("ami", "wrapup_seconds"): "each queue's wrapuptime is read from Asterisk (AMI GetConfig "
                                       "queues.conf); delete the key"}
+
+
+def _ami_entries(raw: Any, where: str) -> list[dict[str, Any]]:
+    """Validate ``[[ami]]`` entries: each a table of [ami] keys with its own ``name``
+    (required, unique); errors name the file, the entry and the key."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: [[ami]] must be one or more tables")
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for n, entry in enumerate(raw, 1):
+        at = f"{where}: [[ami]] entry {n}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at} must be a table")
+        unknown = [k for k in entry if k not in SCHEMA["ami"]]
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {unknown[0]} (known: {', '.join(SCHEMA['ami'])})")
+        if "name" not in entry:
+            raise ConfigError(f"{at}: name is required (each Asterisk server has its own)")
+        vals = {k: (_coerce("ami", k, spec, entry[k], at) if k in entry else spec.default)
+                for k, spec in SCHEMA["ami"].items()}
+        if vals["name"] in seen:
+            raise ConfigError(f"{at}: name {vals['name']!r} is already used by entry {seen[vals['name']]}")
+        seen[vals["name"]] = n
+        out.append(vals)
+    return out
 
 
 def _coerce(sec: str, key: str, spec: Key, value: Any, where: str) -> Any:
@@ -411,6 +480,13 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     values: dict[str, dict[str, Any]] = {}
+    servers = None
+    if isinstance(raw.get("ami"), list):  # [[ami]]: several Asterisk servers
+        servers = _ami_entries(raw.pop("ami"), where)
+        overridden = sorted(k for k in env if k.startswith("CALLCENTER_AMI_"))
+        if overridden:
+            raise ConfigError(f"environment {overridden[0]}: overrides the single [ami], but {where} has "
+                              "[[ami]] entries: set it in the entry")
     for sec, data in raw.items():
         if sec not in SCHEMA:
             raise ConfigError(f"{where}: unknown section [{sec}] (known: {', '.join(SCHEMA)})")
@@ -454,4 +530,6 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
                 f"{where}: [database] url: unsupported database {u.get_backend_name()!r} "
                 "(use sqlite or postgresql)"
             )
-    return Config(values, str(path) if path else None)
+    if servers is not None:
+        values["ami"] = dict(servers[0])
+    return Config(values, str(path) if path else None, servers)

@@ -35,7 +35,8 @@ class ServiceMetrics:
     seconds counter for latencies (``time.perf_counter`` in the product)."""
 
     def __init__(self, *, ami: AmiClient, queuecalls: LiveQueues, db: Any, clock: Any,
-                 timer: Callable[[], float], answer_target: float):
+                 timer: Callable[[], float], answer_target: float,
+                 servers: Callable[[], dict[str, bool | None]]):
         require_all([(ami, AmiClient, "metrics ami"), (queuecalls, LiveQueues, "metrics queuecalls")])
         self.ami, self.queuecalls, self.db, self.clock, self.timer = ami, queuecalls, db, clock, timer
         self.answer_target = answer_target
@@ -58,6 +59,7 @@ class ServiceMetrics:
                                   "Execution time of INSERT/UPDATE/DELETE statements", buckets=WRITE_BUCKETS,
                                   registry=r)
         r.register(_LiveQueuesCollector(queuecalls))
+        r.register(_ServersCollector(servers))  # Sites.link_states: consumed here / logged in
         self._store = _StoreCollector()
         r.register(self._store)
         self._connected_once = False
@@ -159,6 +161,29 @@ class _StoreCollector:
         o.add_metric(["queue_log"], self.counts["outages_recovered"])
         o.add_metric(["gap"], self.counts["outages_gap"])
         yield o
+
+    def describe(self):
+        return []
+
+
+class _ServersCollector:
+    """Per Asterisk server: consumed by this instance (its lease), and logged in.  Summed over
+    the instances, ``callcenter_ami_server_consumed`` is 1 per server; 0 means nobody consumes it."""
+
+    def __init__(self, states: Callable[[], dict[str, bool | None]]):
+        self.states = states
+
+    def collect(self):
+        consumed = GaugeMetricFamily("callcenter_ami_server_consumed",
+                                     "1 while this instance consumes the Asterisk server", labels=["server"])
+        up = GaugeMetricFamily("callcenter_ami_server_up",
+                               "1 while this instance is logged in to the Asterisk server it consumes",
+                               labels=["server"])
+        for server, state in self.states().items():
+            consumed.add_metric([server], 0.0 if state is None else 1.0)
+            up.add_metric([server], 1.0 if state else 0.0)
+        yield consumed
+        yield up
 
     def describe(self):
         return []

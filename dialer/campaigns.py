@@ -58,7 +58,9 @@ class Settings:
 
 def create_campaign(session: Session, *, name: str, kind: str, mode: str = "progressive",
                     queue: str = "", max_attempts: int | None = None, settings: dict | None = None,
-                    state: str = "draft") -> Campaign:
+                    state: str = "draft", server: str = "default") -> Campaign:
+    """``server``: the Asterisk server ([[ami]] name) its calls are originated on (the
+    caller checks it against the configuration: ``Config.ami_server``)."""
     name = name.strip()
     if not name or len(name) > 64:
         raise CampaignError("campaign name must be 1-64 characters")
@@ -71,7 +73,7 @@ def create_campaign(session: Session, *, name: str, kind: str, mode: str = "prog
     if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
         raise CampaignError(f"a campaign named {name!r} exists already")
     c = Campaign(name=name, kind=kind, mode=mode, queue=queue, max_attempts=max_attempts,
-                 settings=settings or {}, state=state, created_at=utcnow())
+                 settings=settings or {}, state=state, created_at=utcnow(), server=server)
     session.add(c)
     session.flush()
     return c

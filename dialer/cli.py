@@ -20,6 +20,8 @@ def register(sub, common) -> None:
     p.add_argument("name")
     p.add_argument("--kind", required=True, choices=["revisit", "no_show", "complaint_followup", "callback"])
     p.add_argument("--mode", default="progressive", choices=["progressive", "survey", "predictive"])
+    p.add_argument("--server", default=None,
+                   help="the Asterisk server ([[ami]] name) to originate on (default: the first configured)")
     p.add_argument("--queue", default="", help="agent queue (default [dialer] default_queue)")
     p.add_argument("--types", default="", help="revisit: only these treatment types (comma-separated)")
     p.add_argument("--max-attempts", type=int, default=None)
@@ -131,12 +133,13 @@ def cmd_create(args, config) -> int:
             raise UserError(f"unknown treatment type(s) {unknown} (known: {', '.join(plans)})")
     if args.max_channels:
         extra["max_channels"] = args.max_channels
+    server = config.ami_server(args.server).name if args.server else config.ami_servers[0].name
     with _db(config) as db:
         def work(s):
             c = create_campaign(s, name=args.name, kind=args.kind, mode=args.mode,
                                 queue=args.queue or config.dialer.default_queue,
                                 max_attempts=args.max_attempts, settings=extra,
-                                state="running" if args.start else "draft")
+                                state="running" if args.start else "draft", server=server)
             n = materialize(s, c, now=time.time(), plans=plans, settings=settings, rules=rules)
             return c.id, c.state, n
         try:

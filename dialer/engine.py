@@ -86,8 +86,9 @@ class Dialer:
     def __init__(self, *, db, clock, gateway=None, rules: compliance.Rules | None = None,
                  dial: DialSettings | None = None, settings: Settings | None = None,
                  agents: AgentAvailability, instance: str = "", region: str = "CN",
-                 autotick: bool = True):
+                 autotick: bool = True, server: str = "default"):
         self.db, self.clock, self.gateway = db, clock, gateway
+        self.server = server  # originates the campaigns assigned to this Asterisk server, on it
         self.rules = rules or compliance.Rules()
         self.dial = dial or DialSettings()
         self.settings = settings or Settings()
@@ -219,7 +220,7 @@ class Dialer:
             return min(max(opens - now, self.dial.tick_seconds), 300.0)
         if not self.gateway.connected:
             return self.dial.tick_seconds
-        campaigns = await self.db.run(store.running_campaigns)
+        campaigns = await self.db.run(store.running_campaigns, self.server)
         if campaigns:  # campaigns sharing a queue take turns at its free agents
             k = self._turn % len(campaigns)
             campaigns, self._turn = campaigns[k:] + campaigns[:k], self._turn + 1

@@ -67,6 +67,8 @@ class Campaign(Base):
     mode: Mapped[str] = mapped_column(String(16), default="progressive")  # progressive | survey | predictive
     state: Mapped[str] = mapped_column(String(16), default="draft")  # draft | running | paused
     queue: Mapped[str] = mapped_column(String(64), default="")
+    # the Asterisk server ([[ami]] name) its calls are originated on
+    server: Mapped[str] = mapped_column(String(32), server_default="default")
     max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. {"treatment_types": [...]}
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

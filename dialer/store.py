@@ -278,7 +278,15 @@ def attempt_by_call(session: Session, ids: list[str]) -> int | None:
     return session.scalar(select(Attempt.id).where(Attempt.uniqueid.in_(ids)).order_by(Attempt.id.desc()).limit(1))
 
 
-def running_campaigns(session: Session) -> list[dict]:
-    rows = session.execute(select(Campaign).where(Campaign.state == "running").order_by(Campaign.id)).scalars()
+def unknown_servers(session: Session, servers: list[str]) -> list[tuple[str, str]]:
+    """(campaign, server) of the running campaigns assigned to a server not configured."""
+    return [(n, srv) for n, srv in session.execute(
+        select(Campaign.name, Campaign.server).where(Campaign.state == "running", Campaign.server.not_in(servers)))]
+
+
+def running_campaigns(session: Session, server: str = "default") -> list[dict]:
+    """The running campaigns assigned to Asterisk ``server`` (the dialer of that server's site)."""
+    rows = session.execute(select(Campaign).where(Campaign.state == "running", Campaign.server == server)
+                           .order_by(Campaign.id)).scalars()
     return [dict(id=c.id, name=c.name, kind=c.kind, mode=c.mode, queue=c.queue,
                  max_attempts=c.max_attempts, settings=dict(c.settings or {})) for c in rows]

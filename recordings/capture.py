@@ -222,8 +222,10 @@ class RecordingsComponent:
 
     COMPACT_EVERY = 500  # settled recordings between journal compactions
 
-    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient, journal: Journal | None = None):
+    def __init__(self, settings: Settings, *, db, clock, gateway: AmiClient, journal: Journal | None = None,
+                 server: str = "default"):
         self.settings = settings
+        self.server = server  # the Asterisk server ([[ami]] name) this capture records on
         self.db = db
         self.clock = clock
         self.gateway = gateway
@@ -388,7 +390,7 @@ class RecordingsComponent:
             cmd = dataclasses.replace(cmd, campaign=name, group=name, campaign_id=None,
                                       kind="complaint" if kind == "complaint_followup" else cmd.kind)
         when = dt.datetime.fromtimestamp(cmd.t, tz=self._zone)
-        rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format)
+        rel = layout.relative_path(when, cmd.group, cmd.uniqueid, self.settings.format, self.server)
         fact = {"op": "start", "uid": cmd.uniqueid, "rel": rel, "kind": cmd.kind, "channel": cmd.channel,
                 "t": cmd.t, "queue": cmd.queue, "campaign": cmd.campaign, "agent": cmd.agent,
                 "agent_name": cmd.agent_name, "caller_number": cmd.caller_number}
@@ -446,7 +448,7 @@ class RecordingsComponent:
             catalog.start_or_get, rel=f["rel"], kind=f["kind"], uniqueid=f["uid"], channel=f["channel"],
             started_at=utc(f["t"]), settings=self.settings, queue=f.get("queue"),
             campaign=f.get("campaign"), agent=f.get("agent"), agent_name=f.get("agent_name"),
-            caller_number=f.get("caller_number"), fmt=self.settings.format)
+            caller_number=f.get("caller_number"), fmt=self.settings.format, server=self.server)
         self._ids[f["uid"]] = (rec_id, f["rel"])
         self._notify("started", rec_id, f["uid"], "recording")
 

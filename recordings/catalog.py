@@ -62,12 +62,13 @@ def as_utc(value: dt.datetime | float | int | None) -> dt.datetime | None:
 def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
           started_at: dt.datetime, settings: Settings, queue: str | None = None,
           campaign: str | None = None, agent: str | None = None, agent_name: str | None = None,
-          caller_number: str | None = None, fmt: str = "wav") -> int:
-    """Insert the row for a recording about to start (status ``recording``); returns its id."""
+          caller_number: str | None = None, fmt: str = "wav", server: str = "default") -> int:
+    """Insert the row for a recording about to start (status ``recording``) on Asterisk
+    ``server``; returns its id."""
     layout.check_relative(rel)
     started_at = as_utc(started_at)
     rec = Recording(
-        path=rel, kind=kind, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
+        path=rel, kind=kind, server=server, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
         campaign=campaign, agent=agent, agent_name=agent_name,
         caller_number=canonical(caller_number, settings.phone_region) or None, started_at=started_at, status="recording", legal_hold=False,
         purge_after=settings.purge_after(kind, started_at), error="",

@@ -1,4 +1,5 @@
-"""Where recording files live: ``<YYYY>/<MM>/<DD>/<queue-or-campaign>/<uniqueid>.<fmt>``.
+"""Where recording files live: ``<YYYY>/<MM>/<DD>/<queue-or-campaign>/<uniqueid>.<fmt>``,
+under ``<server>/`` for a named Asterisk server (``[[ami]]``: two may reuse a Uniqueid).
 
 Pure path logic.  The catalogue stores paths *relative* to the recordings
 directory, so the directory can move (or be mounted elsewhere than Asterisk's
@@ -28,9 +29,10 @@ def safe_name(text: str, *, fallback: str = "unknown") -> str:
     return name or fallback
 
 
-def relative_path(when: dt.datetime, group: str, uniqueid: str, fmt: str = "wav") -> str:
-    """``2026/11/22/consultation/1795346754.44.wav`` (``when`` in the hospital's local time)."""
-    return "/".join((
+def relative_path(when: dt.datetime, group: str, uniqueid: str, fmt: str = "wav", server: str = "default") -> str:
+    """``2026/11/22/consultation/1795346754.44.wav`` (``when`` in the hospital's local time);
+    ``north/2026/...`` for Asterisk server ``north`` (the one server of before: no prefix)."""
+    return "/".join((*(() if server == "default" else (safe_name(server),)),
         f"{when.year:04d}", f"{when.month:02d}", f"{when.day:02d}",
         safe_name(group), f"{safe_name(uniqueid)}.{safe_name(fmt, fallback='wav')}",
     ))

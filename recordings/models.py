@@ -30,6 +30,7 @@ class Recording(Base):
     # Relative to the recordings directory, '/'-separated; unique (one file, one row).
     path: Mapped[str] = mapped_column(String(512), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # queue | complaint | voice_message | outbound
+    server: Mapped[str] = mapped_column(String(32), server_default="default")  # [[ami]] name
     format: Mapped[str] = mapped_column(String(8), default="wav")
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -52,9 +52,12 @@ def pytest_report_header(config):
 
 def pytest_generate_tests(metafunc):
     if "db_backend" in metafunc.fixturenames:
-        backends = ["sqlite"]
-        if metafunc.definition.get_closest_marker("postgres") and _postgres_available():
-            backends.append("postgresql")
+        if metafunc.definition.get_closest_marker("postgres_only"):  # e.g. several instances: PostgreSQL's
+            backends = ["postgresql"] if _postgres_available() else []
+        else:
+            backends = ["sqlite"]
+            if metafunc.definition.get_closest_marker("postgres") and _postgres_available():
+                backends.append("postgresql")
         metafunc.parametrize("db_backend", backends, scope="function")
 
 

@@ -1,6 +1,7 @@
 """``callcenter doctor``: check a live installation and say what to fix (docs/operations.md)."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -68,21 +69,30 @@ async def run(config: Config, *, now: Callable[[], float] = time.time) -> list[R
     from recordings.settings import from_config as recording_settings
 
     results = [_database(config)]
-    a = config.ami
-    facts = await probe(a.host, a.port, a.username, a.secret, now=now)
     flows = _flows(config)
     rec = recording_settings(config)
+    servers = config.ami_servers
+    first_facts = None
+    for a in servers:  # each Asterisk server ([[ami]] entry): its link, its set-up, its queue_log
+        facts = await probe(a.host, a.port, a.username, a.secret, now=now)
+        first_facts = first_facts or facts
+        per = [
+            checks.check_ami_login(facts, a.username),
+            checks.check_ami_actions(facts, checks.needed_actions(dialer=config.dialer.enabled,
+                                                                  recordings=rec.enabled), a.username),
+            checks.check_ami_events(facts, a.username),
+            checks.check_queues(facts, expected_queues(config, flows), config.hospital.answer_target_seconds),
+            checks.check_dialplan(facts, agi_host=config.agi.host, agi_port=config.agi.port,
+                                  flows=[f.name for f in flows],
+                                  contexts=[config.dialer.survey_context, config.dialer.agent_context]
+                                  if config.dialer.enabled else []),
+            checks.check_clock(facts),
+        ]
+        if len(servers) > 1:
+            per = [dataclasses.replace(r, check=f"{r.check} [{a.name}]") for r in per]
+        results += per
+    facts = first_facts
     results += [
-        checks.check_ami_login(facts, a.username),
-        checks.check_ami_actions(facts, checks.needed_actions(dialer=config.dialer.enabled,
-                                                              recordings=rec.enabled), a.username),
-        checks.check_ami_events(facts, a.username),
-        checks.check_queues(facts, expected_queues(config, flows), config.hospital.answer_target_seconds),
-        checks.check_dialplan(facts, agi_host=config.agi.host, agi_port=config.agi.port,
-                              flows=[f.name for f in flows],
-                              contexts=[config.dialer.survey_context, config.dialer.agent_context]
-                              if config.dialer.enabled else []),
-        checks.check_clock(facts),
         checks.check_timezone(config.hospital.timezone, (config.dialer.window_start, config.dialer.window_end),
                               now()),
         checks.check_prompts(config.agi.sounds_dir, flows, config.agi.prompt_base),
@@ -98,5 +108,7 @@ async def run(config: Config, *, now: Callable[[], float] = time.time) -> list[R
                               f"not checked: {vm} is Asterisk's path on another host ([recordings] spool_dir)"))
     else:
         results.append(checks.check_directory("voice-message directory", vm, "[agi] recordings_dir", run_user))
-    results.append(checks.check_queue_log(a.queue_log, now()))
+    for a in servers:
+        r = checks.check_queue_log(a.queue_log, now())
+        results.append(dataclasses.replace(r, check=f"{r.check} [{a.name}]") if len(servers) > 1 else r)
     return results

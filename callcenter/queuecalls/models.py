@@ -1,7 +1,7 @@
 """Tables: ``queue_calls`` (one row per caller's stay in one queue) and ``ami_outages``.
 
-A row is keyed by the caller channel's Uniqueid, the queue and the leg (the n-th
-time that channel joined that queue), so a replay, a resync or a ``queue_log``
+A row is keyed by the Asterisk server, the caller channel's Uniqueid, the queue and the
+leg (the n-th time that channel joined that queue; two servers may reuse a Uniqueid), so a replay, a resync or a ``queue_log``
 recovery of the same call updates the row instead of counting it twice.
 Times are UTC; ``wait_seconds``/``talk_seconds`` keep the bridge's sub-second
 measure (whole seconds when reconstructed, then ``gap`` is true).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.base import Base
@@ -19,12 +19,13 @@ from ..store.base import Base
 class QueueCall(Base):
     __tablename__ = "queue_calls"
     __table_args__ = (
-        UniqueConstraint("uniqueid", "queue", "leg", name="uq_queue_calls_key"),
+        UniqueConstraint("server", "uniqueid", "queue", "leg", name="uq_queue_calls_key"),
         Index("ix_queue_calls_queue_entered", "queue", "entered_at"),
         Index("ix_queue_calls_direction_entered", "direction", "entered_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(String(32), server_default="default")  # [[ami]] name
     uniqueid: Mapped[str] = mapped_column(String(64))
     linkedid: Mapped[str] = mapped_column(String(64), default="")
     queue: Mapped[str] = mapped_column(String(64))
@@ -66,6 +67,7 @@ class AmiOutage(Base):
     __tablename__ = "ami_outages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(String(32), server_default="default")
     start: Mapped[dt.datetime] = mapped_column(index=True)
     end: Mapped[dt.datetime | None]
     recovered_from_queue_log: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -74,11 +76,24 @@ class AmiOutage(Base):
 
 
 class TrackerCheckpoint(Base):
-    """Up to when every queue call is stored: the moment the tracker last heard from
-    Asterisk with nothing left unwritten.  Written with each batch (and every few seconds on
-    a quiet line); every start recovers from here (queue_log) or stores the gap."""
+    """Up to when every queue call of one Asterisk server is stored: the moment its tracker
+    last heard from it with nothing left unwritten.  Written with each batch (and every few
+    seconds on a quiet line); every start (or takeover) recovers from here (queue_log) or
+    stores the gap."""
 
-    __tablename__ = "queuecall_checkpoints"
+    __tablename__ = "queuecall_server_checkpoints"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "queuecalls"
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)  # [[ami]] name
     heard_at: Mapped[dt.datetime]
+
+
+class LiveSnapshot(Base):
+    """One Asterisk server's live queues (``QueueCallsTracker.live()`` as JSON) as the
+    instance consuming it last published them: what the other instances' wallboards show
+    (``callcenter/live_relay.py``)."""
+
+    __tablename__ = "live_snapshots"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime]

@@ -49,10 +49,10 @@ def utc(d: dt.datetime | None) -> dt.datetime | None:
 
 
 def period_calls(since: dt.datetime | None, until: dt.datetime | None,
-                 queue: str | None = None) -> Subquery:
+                 queue: str | None = None, server: str | None = None) -> Subquery:
     """The calls a report counts: inbound (a dialer patient queued for an agent is an
     outbound call, with its own figures: ``dialer.outbound``), entered in ``[since, until)``
-    (aware), optionally one queue."""
+    (aware), optionally one queue, one Asterisk server (else all: the total)."""
     t = QueueCall.__table__
     q = select(t.c.id, t.c.queue, t.c.agent, t.c.agent_name, t.c.caller_number, t.c.entered_at,
                t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap
@@ -63,6 +63,8 @@ def period_calls(since: dt.datetime | None, until: dt.datetime | None,
         q = q.where(t.c.entered_at < utc(until))
     if queue:
         q = q.where(t.c.queue == queue)
+    if server is not None:
+        q = q.where(t.c.server == server)
     return q.subquery("calls")
 
 
@@ -355,10 +357,10 @@ PARTS = ("whole", "queue", "hour", "day")
 
 def period_figures(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo,
                    *, target: float, short_abandon: float, queue: str | None = None,
-                   extras: bool = False, parts: Sequence[str] = PARTS) -> PeriodFigures:
+                   extras: bool = False, parts: Sequence[str] = PARTS, server: str | None = None) -> PeriodFigures:
     """Per queue, per local hour of day, per local day and for the whole period (those in
     ``parts``; the others stay empty), from one scan."""
-    src = period_calls(since, until, queue)
+    src = period_calls(since, until, queue, server)
     hour, day = local_hour_day(session, src, tz, since, until)
     keys = {k: v for k, v in (("queue", src.c.queue), ("hour", hour), ("day", day)) if k in parts}
     sets = [(k,) if k != "whole" else () for k in PARTS if k in parts]

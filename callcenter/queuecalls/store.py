@@ -1,6 +1,7 @@
 """Writing queue calls: idempotent, set-based, run on a worker thread (``db.run``).
 
-A batch is merged by (uniqueid, queue, leg) in one SELECT + bulk INSERT/UPDATE.
+A batch (one Asterisk server's) is merged by (server, uniqueid, queue, leg) in one
+SELECT + bulk INSERT/UPDATE.
 Merge rule: a measured row (``gap`` false) is never overwritten by a
 reconstructed one (resync guess, ``queue_log``); otherwise the newer wins, and
 an ``unknown`` outcome is always replaced, and a stored caller name or IVR session
@@ -22,16 +23,15 @@ from ivr_flows.models import IvrSession
 from .models import AmiOutage, QueueCall, TrackerCheckpoint
 from .reducer import QueueCallRecord
 
-CHECKPOINT = "queuecalls"
 
 
 def _ts(v: float | None) -> dt.datetime | None:
     return None if v is None else dt.datetime.fromtimestamp(v, dt.timezone.utc)
 
 
-def row_of(r: QueueCallRecord, answer_target: float) -> dict:
+def row_of(r: QueueCallRecord, answer_target: float, server: str) -> dict:
     return {
-        "uniqueid": r.uniqueid, "linkedid": r.linkedid or r.uniqueid, "queue": r.queue,
+        "server": server, "uniqueid": r.uniqueid, "linkedid": r.linkedid or r.uniqueid, "queue": r.queue,
         "leg": r.leg, "caller_number": (r.caller_number or "")[:32],
         "caller_name": (r.caller_name or "")[:128], "entered_at": _ts(r.entered_at),
         "answered_at": _ts(r.answered_at), "ended_at": _ts(r.ended_at),
@@ -44,11 +44,11 @@ def row_of(r: QueueCallRecord, answer_target: float) -> dict:
 
 
 def write_calls(session: Session, records: Iterable[QueueCallRecord],
-                answer_target: float) -> tuple[int, int]:
-    """Upsert ``records``; returns (inserted, updated)."""
+                answer_target: float, server: str) -> tuple[int, int]:
+    """Upsert ``records`` of Asterisk ``server``; returns (inserted, updated)."""
     rows: dict[tuple, dict] = {}
     for r in records:
-        row = row_of(r, answer_target)
+        row = row_of(r, answer_target, server)
         key = (row["uniqueid"], row["queue"], row["leg"])
         old = rows.get(key)
         if old is None or replaces(row, old):
@@ -61,7 +61,8 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
         q = select(QueueCall.id, QueueCall.uniqueid, QueueCall.queue, QueueCall.leg, QueueCall.gap,
                    QueueCall.outcome, QueueCall.ivr_session_id, QueueCall.direction, QueueCall.campaign_id,
                    QueueCall.attempt_id, QueueCall.caller_number,
-                   QueueCall.caller_name).where(QueueCall.uniqueid.in_(uids[i:i + 500]))
+                   QueueCall.caller_name).where(QueueCall.server == server,
+                                                QueueCall.uniqueid.in_(uids[i:i + 500]))
         for rid, uid, queue, leg, gap, outcome, sid, *outbound in session.execute(q):
             existing[(uid, queue, leg)] = (rid, gap, outcome, sid, outbound)
     new, changed = [], []
@@ -90,29 +91,29 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
 
 
 def write_batch(session: Session, records: Iterable[QueueCallRecord], answer_target: float,
-                checkpoint: float | None) -> tuple[int, int]:
-    """:func:`write_calls` and, in the same transaction, the checkpoint (when given)."""
-    n = write_calls(session, records, answer_target)
+                checkpoint: float | None, server: str) -> tuple[int, int]:
+    """:func:`write_calls` and, in the same transaction, the server's checkpoint (when given)."""
+    n = write_calls(session, records, answer_target, server)
     if checkpoint is not None:
-        save_checkpoint(session, checkpoint)
+        save_checkpoint(session, checkpoint, server)
     return n
 
 
-def save_checkpoint(session: Session, t: float) -> None:
-    """Move the checkpoint to ``t`` (never backwards: a late batch must not rewind it)."""
-    row = session.get(TrackerCheckpoint, CHECKPOINT)
+def save_checkpoint(session: Session, t: float, server: str) -> None:
+    """Move ``server``'s checkpoint to ``t`` (never backwards: a late batch must not rewind it)."""
+    row = session.get(TrackerCheckpoint, server)
     if row is None:
-        session.add(TrackerCheckpoint(name=CHECKPOINT, heard_at=_ts(t)))
+        session.add(TrackerCheckpoint(server=server, heard_at=_ts(t)))
     elif _epoch(row.heard_at) < t:
         row.heard_at = _ts(t)
 
 
-def load_checkpoint(session: Session) -> float | None:
-    row = session.get(TrackerCheckpoint, CHECKPOINT)
+def load_checkpoint(session: Session, server: str) -> float | None:
+    row = session.get(TrackerCheckpoint, server, populate_existing=True)
     return None if row is None else _epoch(row.heard_at)
 
 
-def known_of(session: Session, uniqueids: list[str]) -> dict[str, tuple[str, int | None]]:
+def known_of(session: Session, uniqueids: list[str], server: str) -> dict[str, tuple[str, int | None]]:
     """What stored rows and ``ivr_sessions`` know of these calls: uniqueid -> (caller
     name, IVR session id), for rows rebuilt from queue_log (which has neither)."""
     out: dict[str, tuple[str, int | None]] = {}
@@ -120,7 +121,7 @@ def known_of(session: Session, uniqueids: list[str]) -> dict[str, tuple[str, int
         chunk = uniqueids[i:i + 500]
         for uid, name, sid in session.execute(
                 select(QueueCall.uniqueid, QueueCall.caller_name, QueueCall.ivr_session_id)
-                .where(QueueCall.uniqueid.in_(chunk))):
+                .where(QueueCall.server == server, QueueCall.uniqueid.in_(chunk))):
             old = out.get(uid, ("", None))
             out[uid] = (old[0] or name or "", old[1] or sid)
         for uid, sid in session.execute(
@@ -149,8 +150,8 @@ def replaces(row: dict, old: dict) -> bool:
 
 
 def record_outage(session: Session, start: float, end: float | None, recovered: bool,
-                  recovered_calls: int = 0, note: str = "") -> int:
-    o = AmiOutage(start=_ts(start), end=_ts(end), recovered_from_queue_log=recovered,
+                  recovered_calls: int = 0, note: str = "", server: str = "default") -> int:
+    o = AmiOutage(server=server, start=_ts(start), end=_ts(end), recovered_from_queue_log=recovered,
                   recovered_calls=recovered_calls, note=note[:256])
     session.add(o)
     session.flush()

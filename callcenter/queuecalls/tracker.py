@@ -4,7 +4,9 @@
   finished queue calls are buffered and written in batches by one writer task via
   ``db.run`` (a worker thread).  A failed write keeps the batch and retries with
   backoff: nothing is dropped, and the merge in :mod:`.store` makes retries safe;
-* a durable checkpoint (``queuecall_checkpoints``) says up to when every queue call is
+* one tracker per Asterisk server (``server``: its ``[[ami]]`` name): its state, rows,
+  checkpoint and outages are that server's (two servers may reuse a Uniqueid);
+* a durable checkpoint (``queuecall_server_checkpoints``) says up to when every queue call is
   stored: the moment the tracker last heard from Asterisk with nothing buffered, written
   in the same transaction as each batch and every ``checkpoint_interval`` on a quiet line;
   it does not move while the link is down or a resync is under way;
@@ -46,12 +48,14 @@ SLACK = 2.0
 class QueueCallsTracker:
     name = "queuecalls"
 
-    def __init__(self, db: Any, clock: Any, *, gateway: Any = None, answer_target: float = 30.0,
+    def __init__(self, db: Any, clock: Any, *, gateway: Any = None, server: str = "default",
+                 answer_target: float = 30.0,
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
                  batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
                  retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] | None = None,
                  checkpoint_interval: float = 5.0, resync_max_delay: float = 30.0):
         self.db = db
+        self.server = server
         # queues.conf wrapuptime, used when a member's Wrapuptime is 0: None = read from Asterisk
         # (GetConfig, :mod:`.queueconf`) on every login; a number or {queue: s} = given (tests)
         self.read_queue_config = queue_wrapup is None
@@ -211,7 +215,7 @@ class QueueCallsTracker:
             if self._first_connect:
                 # nobody listened since the checkpoint (this process was not running)
                 self._first_connect = False
-                cp = await self._retrying(store.load_checkpoint)
+                cp = await self._retrying(store.load_checkpoint, self.server)
                 if cp is not None and (self.outage_start is None or cp < self.outage_start):
                     self.outage_start = cp
                 self.checkpoint = cp
@@ -302,7 +306,7 @@ class QueueCallsTracker:
                         "incomplete (%s): recorded as a gap", end - start, len(recovered), note)
         else:
             log.warning("AMI outage of %.1f s: recorded as a gap (%s)", end - start, note)
-        await self._retrying(store.record_outage, start, end, ok, len(recovered), note)
+        await self._retrying(store.record_outage, start, end, ok, len(recovered), note, self.server)
 
     async def _merge_known(self, recovered: list[QueueCallRecord], finished: list[QueueCallRecord]) -> None:
         """queue_log has no caller name and no IVR session: take them from what the resync
@@ -317,7 +321,7 @@ class QueueCallsTracker:
         need = sorted({r.uniqueid for r in recovered
                        if not all(known.get(r.uniqueid, ("", None)))})
         if need:
-            for uid, (name, sid) in (await self._retrying(store.known_of, need)).items():
+            for uid, (name, sid) in (await self._retrying(store.known_of, need, self.server)).items():
                 old_name, old_sid = known.get(uid, ("", None))
                 known[uid] = (old_name or name, old_sid or sid)
         for i, r in enumerate(recovered):
@@ -337,7 +341,7 @@ class QueueCallsTracker:
             if not batch:
                 return
             cp = self._safe_point() if len(batch) == len(self.buffer) else None
-            await self._retrying(store.write_batch, batch, self.answer_target, cp)
+            await self._retrying(store.write_batch, batch, self.answer_target, cp, self.server)
             del self.buffer[: len(batch)]
             self.written += len(batch)
             self._stored_checkpoint(cp)
@@ -369,7 +373,7 @@ class QueueCallsTracker:
         async with self._write_lock:
             if self.buffer:
                 return  # the next batch carries it
-            await self._retrying(store.save_checkpoint, cp)
+            await self._retrying(store.save_checkpoint, cp, self.server)
             self._stored_checkpoint(cp)
 
     async def _retrying(self, fn, *args) -> Any:

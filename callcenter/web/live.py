@@ -21,6 +21,7 @@ from callcenter.config import ConfigError
 from callcenter.logs import mask_number
 from callcenter.queuecalls import agentstate
 from callcenter.queuecalls.reducer import Answered, Fact, Finished, Joined
+from callcenter.sites import RemoteLive
 
 from . import data, satisfaction_today, today
 
@@ -114,7 +115,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                     target: float, tz: ZoneInfo, outbound: list[dict] | None = None,
                     thresholds: Thresholds = Thresholds(), answered_by: dict[str, int] | None = None,
                     series: list[dict] | None = None, rate: float = 1.0,
-                    satisfaction: dict[str, dict] | None = None) -> dict[str, Any]:
+                    satisfaction: dict[str, dict] | None = None, servers: list[str] = ()) -> dict[str, Any]:
     """The wallboard document.  ``today`` maps queue -> summary (plus "" for all queues): the
     inbound hotline only.  ``outbound``: the dialer's figures per campaign
     (:func:`dialer.outbound.campaign_figures`), shown apart; None without the dialer.
@@ -122,7 +123,9 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
     (:meth:`.today.TodayFigures.half_hours`); ``rate``: clock seconds per real second, so the
     browser's timers count at the clock's pace between pushes.  Each agent carries
     ``call`` (caller, queue, answered at) while talking; ``since`` is stamped by the feed.
-    ``satisfaction``: today's post-call ratings per queue (:mod:`.satisfaction_today`)."""
+    ``satisfaction``: today's post-call ratings per queue (:mod:`.satisfaction_today`).
+    ``servers``: the Asterisk servers, each with its live figures (the live entries name
+    theirs); the queues and totals are over all of them."""
     sat = satisfaction or {}
     queues = []
     members_by_interface: dict[str, dict] = {}
@@ -193,6 +196,7 @@ def build_wallboard(live: dict | None, today: dict[str, dict], agents: list[dict
                    **_figures(total, thresholds), **satisfaction_today.columns(sat, "")},
         "series": series or [],
         "outbound": [_outbound_row(r) for r in outbound or ()],
+        "servers": [_server_row(name, live, now) for name in servers],
     }
 
 
@@ -215,6 +219,17 @@ class StateClock:
                 since = a["call"]["since"]
             self.seen[key] = (state, since)
             a["since"] = since
+
+
+def _server_row(name: str, live: dict | None, now: float) -> dict:
+    """One Asterisk server's live figures (inbound callers; members counted once per interface)."""
+    qs = (live or {}).values()
+    waiting = [_wait_of(c, now) for q in qs for c in q.get("waiting", [])
+               if c.get("server") == name and c.get("direction", "inbound") == "inbound"]
+    talking = sum(1 for q in qs for c in q.get("talking", []) if c.get("server") == name)
+    members = {m.get("interface") for q in qs for m in q.get("members", []) if m.get("server") == name}
+    return {"server": name, "waiting": len(waiting), "longest_wait": round(max(waiting, default=0.0), 1),
+            "talking": talking, "members": len(members)}
 
 
 def _outbound_row(r: dict) -> dict:
@@ -308,6 +323,8 @@ class WallboardFeed:
             self._count({"direction": c.direction, "uniqueid": c.uniqueid, "queue": c.queue, "leg": c.leg,
                          "entered_at": c.entered_at, "since": c.answered_at, "agent": c.agent,
                          "uncertain": c.uncertain})
+        if isinstance(fact, RemoteLive) and fact.finished and self._facts is None:
+            self._facts = []  # another instance stored calls: today's figures are read again
         if self._pending is None or self._pending.done():
             self._pending = self.app.spawn(self._refresh_later())  # None once the app is closed
 
@@ -338,11 +355,15 @@ class WallboardFeed:
         except Exception:  # noqa: BLE001 - the next change tries again
             log.exception("wallboard refresh failed")
 
-    def _live(self) -> dict | None:
+    def _live(self, server: str | None = None) -> dict | None:
         if self.queuecalls is None:
             return None
         try:
-            return self.queuecalls.live()
+            live = self.queuecalls.live()
+            if server is None:
+                return live
+            return {queue: {k: [e for e in q[k] if e.get("server") == server]
+                            for k in ("waiting", "talking", "members")} for queue, q in live.items()}
         except Exception:  # noqa: BLE001
             log.exception("queuecalls.live() failed")
             return None
@@ -381,27 +402,31 @@ class WallboardFeed:
             self._agents_at = now
         return self._agents
 
-    async def _today_from_db(self, now: float) -> today.TodayFigures:
+    async def _today_from_db(self, now: float, server: str | None = None) -> today.TodayFigures:
         start, end = day_bounds(now, self.tz)
-        rows = await self.app.db.run(today.load_rows, start, end)
+        rows = await self.app.db.run(today.load_rows, start, end, server)
         figures = today.TodayFigures(start.timestamp(), end.timestamp(), self.target, self.short)
         for r in rows or ():
             figures.apply_row(r)
         return figures
 
-    async def snapshot(self) -> dict:
+    async def snapshot(self, server: str | None = None) -> dict:
+        """The wallboard; ``server``: one Asterisk server's (its stored calls of today, read
+        afresh, and its live entries) instead of all of them."""
         now = self.app.clock.seconds()
-        if self.queuecalls is None:
-            figures = await self._today_from_db(now)
+        if self.queuecalls is None or server is not None:
+            figures = await self._today_from_db(now, server)
         else:
             figures = await self._today(now)
         agents = await self._agent_users(now)
-        board = build_wallboard(self._live(), figures.summaries(), agents, now=now, target=self.target,
+        servers = [s.name for s in self.app.config.ami_servers]
+        board = build_wallboard(self._live(server), figures.summaries(), agents, now=now, target=self.target,
                                 tz=self.tz, outbound=await self._outbound_figures(now),
                                 thresholds=self.thresholds, answered_by=figures.by_agent,
                                 series=figures.half_hours(now, self.tz, self.chart_start),
                                 rate=rate(self.app.clock),
-                                satisfaction=await self.satisfaction.figures(now, *day_bounds(now, self.tz)))
+                                satisfaction=await self.satisfaction.figures(now, *day_bounds(now, self.tz)),
+                                servers=[server] if server is not None else servers)
         self.states.stamp(board["agents"], now)
         return board
 

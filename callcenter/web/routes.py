@@ -23,6 +23,7 @@ _PAGED = _PERIOD + (("page", "integer", "abandoned calls: page number, from 1"),
 _SUMMARY = {"type": "object", "properties": {
     "offered": {"type": "integer"}, "answered": {"type": "integer"}, "abandoned": {"type": "integer"},
     "service_level": {"type": ["number", "null"]}, "asa_seconds": {"type": ["number", "null"]}}}
+_SERVER = (("server", "string", "queue-call reports of one Asterisk server ([[ami]] name); default: all"),)
 _WALLBOARD = {"type": "object", "properties": {
     "at": {"type": "string"}, "live": {"type": "boolean"}, "target": {"type": "number"},
     "queues": {"type": "array", "items": {"type": "object", "properties": {
@@ -34,6 +35,11 @@ _WALLBOARD = {"type": "object", "properties": {
         "state": {"type": "string", "enum": ["available", "ringing", "on_call", "wrap_up", "paused",
                                              "logged_out"]}, "reason": {"type": "string"}}}},
     "agent_counts": {"type": "object"}, "totals": _SUMMARY,
+    "servers": {"type": "array", "description": "per Asterisk server ([[ami]] name): live figures",
+                "items": {"type": "object", "properties": {
+                    "server": {"type": "string"}, "waiting": {"type": "integer"},
+                    "longest_wait": {"type": "number"}, "talking": {"type": "integer"},
+                    "members": {"type": "integer"}}}},
     "complaints": {"type": "object", "description": "complaint tickets approaching/past a deadline",
                    "properties": {"overdue": {"type": "integer"}, "approaching": {"type": "integer"},
                                   "alerts": {"type": "array", "items": {"type": "object", "properties": {
@@ -42,7 +48,7 @@ _WALLBOARD = {"type": "object", "properties": {
                                       "due_at": {"type": "string"}}}}}}}}
 _REPORT = {"type": "object", "properties": {
     "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
-    "available": {"type": "boolean"}, "columns": {"type": "array", "items": {"type": "string"}},
+    "available": {"type": "boolean"}, "server": {"type": ["string", "null"]}, "columns": {"type": "array", "items": {"type": "string"}},
     "rows": {"type": "array", "items": {"type": "object"}}}}
 _QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
                ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
@@ -132,14 +138,15 @@ ROUTES: list[Route] = [
           "Wallboard updates (server-sent events `wallboard`, and `complaints` for deadline alerts)"),
     Route("GET", "/api/wallboard", SUPERVISORS, views_live.wallboard_api, "api",
           "Per queue: waiting calls, longest wait, today's service level, abandons, ASA; agents by state",
+          query=(("server", "string", "one Asterisk server ([[ami]] name) instead of all"),),
           response=_WALLBOARD),
     Route("GET", "/reports", SUPERVISORS, views_reports.reports_page, "page", "Reports", query=_PAGED),
     Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
           "Answer-time distribution chart (SVG)", query=_PERIOD),
     Route("GET", "/reports/{name}.csv", SUPERVISORS, views_reports.report_csv, "page",
-          "A report as CSV", query=_PERIOD, enums={"name": REPORTS}),
+          "A report as CSV", query=_PERIOD + _SERVER, enums={"name": REPORTS}),
     Route("GET", "/api/reports/{name}", SUPERVISORS, views_reports.report_api, "api", "A report as JSON",
-          query=_PAGED, enums={"name": REPORTS}, response=_REPORT),
+          query=_PAGED + _SERVER, enums={"name": REPORTS}, response=_REPORT),
     Route("GET", "/api/patients", frozenset({"agent", "supervisor"}), views_live.patient_api, "api",
           "Patient record by phone number (audited)",
           query=(("number", "string", "caller's phone number"),), response={"type": "object"}),

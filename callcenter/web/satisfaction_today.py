@@ -10,6 +10,8 @@ snapshot runs no SQL for them between loads.
 """
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any, Callable
 
 from callcenter.queuecalls import satisfaction
@@ -23,6 +25,7 @@ class SatisfactionToday:
         self.start = self.end = 0.0
         self.calls: dict[Key, tuple[str, str, str]] = {}   # key -> (queue, outcome, level)
         self._pending: list | None = []                     # facts waiting for a load (None: loaded)
+        self._loading = asyncio.Lock()
         ratings.watch(self._rated)
 
     def close(self) -> None:
@@ -43,15 +46,16 @@ class SatisfactionToday:
 
     async def figures(self, now: float, start, end) -> dict[str, dict]:
         """queue -> figures ("" = all queues) for the day ``[start, end)`` (aware UTC) that holds ``now``."""
-        if self._pending is not None or not (self.start <= now < self.end):
-            if self._pending is None:
-                self._pending = []
-            rows = await self.app.db.run(satisfaction.day_calls, start, end)
-            self.start, self.end = start.timestamp(), end.timestamp()
-            self.calls = {(u, q, int(leg or 1)): (q, outcome, level) for u, q, leg, outcome, level in rows}
-            for fact in self._pending:
-                self._apply(fact)
-            self._pending = None
+        async with self._loading:  # two snapshots at once (a push and an API call) load once
+            if self._pending is not None or not (self.start <= now < self.end):
+                if self._pending is None:
+                    self._pending = []
+                rows = await self.app.db.run(satisfaction.day_calls, start, end)
+                self.start, self.end = start.timestamp(), end.timestamp()
+                self.calls = {(u, q, int(leg or 1)): (q, outcome, level) for u, q, leg, outcome, level in rows}
+                for fact in self._pending:
+                    self._apply(fact)
+                self._pending = None
         counts: dict[str, dict[str, int]] = {}
         for queue, outcome, level in self.calls.values():
             add = satisfaction.counts_of(outcome, level)

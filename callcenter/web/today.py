@@ -148,13 +148,16 @@ class TodayFigures:
         return out
 
 
-def load_rows(s, start: dt.datetime, end: dt.datetime) -> list[dict] | None:
-    """The stored calls of one day, in one SELECT (None when the queue_calls table is unknown)."""
+def load_rows(s, start: dt.datetime, end: dt.datetime, server: str | None = None) -> list[dict] | None:
+    """The stored calls of one day (of one Asterisk ``server``, or all), in one SELECT (None
+    when the queue_calls table is unknown)."""
     t = data._table("queue_calls")
     if t is None:
         return None
     q = select(t.c.uniqueid, t.c.queue, t.c.leg, t.c.entered_at, t.c.outcome, t.c.wait_seconds,
                t.c.gap, t.c.agent).where(t.c.entered_at >= start, t.c.entered_at < end, t.c.direction == "inbound")
+    if server is not None:
+        q = q.where(t.c.server == server)
     rows = []
     for r in s.execute(q):
         d = dict(r._mapping)

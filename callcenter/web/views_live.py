@@ -55,7 +55,11 @@ async def wallboard_page(app, req: Req) -> Response:
 
 
 async def wallboard_api(app, req: Req) -> Response:
-    return as_json({**await app.wallboard.snapshot(), "complaints": _complaint_alerts(app)})
+    server = req.arg("server") or None
+    names = [s.name for s in app.config.ami_servers]
+    if server is not None and server not in names:
+        raise BadRequest(f"server: unknown Asterisk server {server!r} (known: {', '.join(names)})")
+    return as_json({**await app.wallboard.snapshot(server), "complaints": _complaint_alerts(app)})
 
 
 async def wallboard_events(app, req: Req):

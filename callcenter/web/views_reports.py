@@ -59,16 +59,18 @@ def paging(req: Req) -> tuple[int, int]:
 
 
 def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *, tz: ZoneInfo, target: float,
-                  short: float, days: int, goal: float, page: int, per_page: int | None) -> dict[str, dict]:
-    """The queue-call reports in ``names`` (one transaction, on the database thread)."""
+                  short: float, days: int, goal: float, page: int, per_page: int | None,
+                  server: str | None = None) -> dict[str, dict]:
+    """The queue-call reports in ``names`` (one transaction, on the database thread), of
+    one Asterisk ``server`` or of all."""
     out: dict[str, dict] = {}
-    src = rq.period_calls(t0, t1)
+    src = rq.period_calls(t0, t1, server=server)
     parts = set()
     for name in names:
         parts |= NEEDS.get(name, set())
     f = None
     if parts:  # one scan for all of them; only the groups these reports show
-        f = rq.period_figures(s, t0, t1, tz, target=target, short_abandon=short, parts=sorted(parts),
+        f = rq.period_figures(s, t0, t1, tz, target=target, short_abandon=short, parts=sorted(parts), server=server,
                               extras=bool({"answer-times", "staffing"} & set(names)))
     for name in names:
         r: dict = {}
@@ -98,8 +100,9 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
 
 
 async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date, *, page: int = 1,
-                       per_page: int | None = PER_PAGE) -> dict[str, dict]:
-    """Reports by name: {"rows": [...], "columns": [...], "available": bool, ...} each."""
+                       per_page: int | None = PER_PAGE, server: str | None = None) -> dict[str, dict]:
+    """Reports by name: {"rows": [...], "columns": [...], "available": bool, ...} each;
+    ``server``: the queue-call reports of one Asterisk server only."""
     cfg = app.config.hospital
     tz = ZoneInfo(cfg.timezone)
     target, short = float(cfg.answer_target_seconds), float(cfg.short_abandon_seconds)
@@ -111,7 +114,8 @@ async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date
     queue_names = tuple(n for n in names if n in QUEUE_REPORTS)
     if queue_names:
         results.update(await app.db.run(queue_reports, queue_names, t0, t1, tz=tz, target=target, short=short,
-                                        days=(end - start).days + 1, goal=goal, page=page, per_page=per_page))
+                                        days=(end - start).days + 1, goal=goal, page=page, per_page=per_page,
+                                        server=server))
     if "staffing" in results:
         board = app.wallboard._live()
         logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
@@ -162,17 +166,29 @@ async def reports_page(app, req: Req) -> Response:
     return await app.db.run_blocking(render)
 
 
+def server_arg(app, req: Req) -> str | None:
+    """``?server=``: one Asterisk server ([[ami]] name), checked; absent: all of them."""
+    server = req.arg("server") or None
+    names = [s.name for s in app.config.ami_servers]
+    if server is not None and server not in names:
+        raise BadRequest(f"server: unknown Asterisk server {server!r} (known: {', '.join(names)})")
+    return server
+
+
 async def report_api(app, req: Req) -> Response:
     start, end = period(app, req)
     page, per_page = paging(req)
-    result = await compute(app, req.params["name"], start, end, page=page, per_page=per_page)
+    result = await compute(app, req.params["name"], start, end, page=page, per_page=per_page,
+                           server=server_arg(app, req))
+    result["server"] = server_arg(app, req)
     return await app.db.run_blocking(as_json, result)
 
 
 async def report_csv(app, req: Req) -> Response:
     start, end = period(app, req)
     name = req.params["name"]
-    result = await compute(app, name, start, end, per_page=None)  # the download has every row
+    result = await compute(app, name, start, end, per_page=None,  # the download has every row
+                           server=server_arg(app, req))
     body = await app.db.run_blocking(reports.to_csv, result["rows"], result["columns"] or None)
     return Response(200, body, "text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}_{start}_{end}.csv"'})

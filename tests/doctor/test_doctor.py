@@ -270,3 +270,15 @@ def test_agi_url_matching():
     assert not _ours("agi://10.0.0.9:4573/hotline", "127.0.0.1", 4573)
     assert _ours("agi://10.0.0.9:4573/hotline", "0.0.0.0", 4573)
     assert not _ours("/usr/share/asterisk/agi-bin/x.agi", "0.0.0.0", 4573)
+
+
+async def test_each_asterisk_server_is_checked_and_named(setup):
+    """[[ami]] entries: the AMI and queue_log checks run per server, each line naming it."""
+    north = dict(setup.config.values["ami"], name="north")
+    south = dict(north, name="south", port=1, queue_log=str(Path(north["queue_log"]).with_name("south.queue_log")))
+    setup.config = setup.config.with_servers([north, south])
+    results = await setup.doctor()
+    assert results["ami login [north]"].status == "ok" and results["queues [north]"].status == "ok"
+    assert results["ami login [south]"].status == "fail" and "127.0.0.1:1" in results["ami login [south]"].detail
+    assert results["queue_log [north]"].status == "ok" and results["queue_log [south]"].status == "fail"
+    assert "ami login" not in results and "database" in results

@@ -223,7 +223,7 @@ async def test_alert_rules_use_metrics_the_service_exports(db):
     used = {re.sub(r"_(bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"callcenter_\w+", e)}
     clock = Clock()
     m = ServiceMetrics(ami=FakeAmi(clock), queuecalls=FakeQueueCalls(), db=db, clock=clock, timer=lambda: 0.0,
-                       answer_target=30)
+                       answer_target=30, servers=lambda: {"default": True})
     m.queue_calls.labels("consultation", "answered")  # labelled families appear once they have a child
     m.queue_within_target.labels("consultation")
     text = (await m.render()).decode()

@@ -146,8 +146,8 @@ async def test_restart_of_the_bridge_is_an_outage_recovered_from_queue_log(bridg
     before = QueueCallRecord("1795346400.1", "1795346400.1", "consultation", 1, "+8613800138009", "",
                              1795346400.0, 1795346402.0, 1795346410.0, 2.0, "Local/1001@sim-agent/n",
                              "Agent 1001", 8.0, "answered", 1, None, False)
-    db.call(write_calls, [before], 30.0)
-    db.call(save_checkpoint, 1795346410.0)
+    db.call(write_calls, [before], 30.0, "default")
+    db.call(save_checkpoint, 1795346410.0, "default")
     b = bridge("01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG})
     after = b.index(lambda m: m.get("Response") == "Goodbye")
     b.__init__(db, "01-inbound-answered.ami", tracker_kw={"queue_log": QUEUE_LOG}, start_at=after)

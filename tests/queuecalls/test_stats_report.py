@@ -65,7 +65,7 @@ def test_breakdowns(db):
 
     from callcenter.queuecalls.cli import load_figures
 
-    db.call(write_calls, CALLS, 30.0)
+    db.call(write_calls, CALLS, 30.0, "default")
     g = db.call(load_figures, None, None, None, ZoneInfo("Asia/Shanghai"), 30.0, 5.0)
     assert [x["key"] for x in g["queue"]] == ["complaint", "consultation"]
     assert [(x["key"], x["answered"]) for x in g["agent"]] == [("Local/1001", 2), ("Local/1002", 1)]
@@ -76,7 +76,7 @@ def test_breakdowns(db):
 
 @pytest.mark.postgres
 def test_report_cli_json_csv_table(db, config, capsys):
-    db.call(write_calls, CALLS, 30.0)
+    db.call(write_calls, CALLS, 30.0, "default")
     assert main(["report", "answer-times", "--format", "json", "--since", "2026-11-22"]) == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("offered", "answered", "abandoned", "short_abandons", "timeouts",
@@ -119,9 +119,9 @@ def test_write_is_idempotent_and_prefers_measured_rows(db):
     measured = rec("9.1", "answered", 3.2, agent="Local/1001", talk=5)
     guess = rec("9.1", "answered", 3.0, agent="Local/1001", talk=6, gap=True)
     unknown = rec("9.2", "unknown", None, gap=True)
-    assert db.call(write_calls, [measured, unknown], 30.0) == (2, 0)
-    assert db.call(write_calls, [guess, measured], 30.0) == (0, 1)
-    assert db.call(write_calls, [rec("9.2", "abandoned", 40.0, gap=True)], 30.0) == (0, 1)
+    assert db.call(write_calls, [measured, unknown], 30.0, "default") == (2, 0)
+    assert db.call(write_calls, [guess, measured], 30.0, "default") == (0, 1)
+    assert db.call(write_calls, [rec("9.2", "abandoned", 40.0, gap=True)], 30.0, "default") == (0, 1)
     with db.session() as s:
         rows = {r.uniqueid: r for r in s.scalars(select(QueueCall))}
     assert rows["9.1"].wait_seconds == 3.2 and not rows["9.1"].gap
@@ -140,8 +140,8 @@ def test_queue_log_recovery_keeps_a_dialer_call_outbound(db):
     recovered = QueueCallRecord("9.1", "9.1", "consultation", 1, "02100000000", "", 100.0, 101.0, 160.0, 1.0,
                                 "Local/1001@sim-agent/n", "Agent", 59.0, "answered", 1, None, True,
                                 source="queue_log")
-    db.call(write_calls, [live], 30.0)
-    db.call(write_calls, [recovered], 30.0)
+    db.call(write_calls, [live], 30.0, "default")
+    db.call(write_calls, [recovered], 30.0, "default")
     row = db.call(lambda s: s.query(QueueCall).one())
     assert (row.outcome, row.direction, row.attempt_id, row.campaign_id, row.caller_number) == (
         "answered", "outbound", 42, 3, "+8613900139003")

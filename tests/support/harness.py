@@ -165,11 +165,16 @@ def simulator_record(queue_log) -> dict[str, str | None]:
     return out
 
 
-def accounting(db, queue_log) -> Accounting:
+def accounting(db, queue_log, server: str | None = None) -> Accounting:
+    """Stored rows against one simulator's queue_log; ``server``: only that Asterisk
+    server's rows and outages (several simulators may reuse a Uniqueid)."""
     record = simulator_record(queue_log)
+    calls, outs = select(QueueCall), select(AmiOutage)
+    if server is not None:
+        calls, outs = calls.where(QueueCall.server == server), outs.where(AmiOutage.server == server)
     with db.session() as s:
-        rows = list(s.scalars(select(QueueCall)))
-        outages = list(s.scalars(select(AmiOutage)))
+        rows = list(s.scalars(calls))
+        outages = list(s.scalars(outs))
     per_uid = collections.Counter(r.uniqueid for r in rows)
     acc = Accounting(expected=len(record), stored=len(rows))
     acc.missing = sorted(set(record) - set(per_uid))

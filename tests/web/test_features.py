@@ -282,7 +282,7 @@ async def test_report_column_headings_follow_the_language(config, db):
         uniqueid="1.1", linkedid="1.1", queue="consultation", leg=1, caller_number="13800138000",
         caller_name="", entered_at=now, answered_at=now + 12, ended_at=now + 72, wait_seconds=12.0,
         agent="Local/1001@sim-agent/n", agent_name="Agent 1001", talk_seconds=60.0, outcome="answered",
-        position=1, ivr_session_id=None, gap=False)], 30.0)
+        position=1, ivr_session_id=None, gap=False)], 30.0, "default")
     add_users(db)
     async with running_web(config, db, queuecalls=FakeQueueCalls()) as web:
         c = Client(web.port)

@@ -146,7 +146,7 @@ async def test_dialer_dispositions_and_recording_failures_since_start(db):
         clock = Clock()
         clock.advance(start.timestamp())
         return ServiceMetrics(ami=FakeAmi(clock), queuecalls=FakeQueueCalls(), db=db, clock=clock,
-                              timer=lambda: 0.0, answer_target=30)
+                              timer=lambda: 0.0, answer_target=30, servers=lambda: {"default": True})
 
     text = (await metrics_from(NOW - dt.timedelta(hours=3)).render()).decode()
     assert sample(text, "callcenter_dialer_attempts_total", disposition="busy") == 1.0

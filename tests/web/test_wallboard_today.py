@@ -89,7 +89,7 @@ async def test_running_totals_equal_stats_summarize_over_stored_rows(config, db)
     yesterday = [rec("1699.1", "consultation", MON_0800 - 9 * 3600, "answered", 3.0)]  # 23:00 the day before
     tr = tracker_for(db, clock)
     # before the web starts: written, and one batch still in the tracker's unwritten buffer
-    db.call(write_calls, calls[:150] + yesterday, 30.0)
+    db.call(write_calls, calls[:150] + yesterday, 30.0, "default")
     tr.buffer.extend(calls[150:200])
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
         feed = web.app.wallboard
