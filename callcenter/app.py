@@ -30,6 +30,7 @@ from .config import Config
 from .domain import Domain, build_domain
 from .metrics import ServiceMetrics
 from .ports import AmiClient, require
+from .queuecalls.agent_recorder import AgentSessionRecorder
 from .queuecalls.tracker import QueueCallsTracker
 from .store import Database
 from .web.component import WebComponent, limits_from_config
@@ -55,6 +56,7 @@ class Assembly:
     dialer: Dialer | None
     web: WebComponent | None
     metrics: ServiceMetrics | None = None
+    agent_sessions: AgentSessionRecorder | None = None
     parts: list = field(default_factory=list)
     _started: list = field(default_factory=list)
 
@@ -92,6 +94,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     queuecalls = QueueCallsTracker(
         db, clock, gateway=ami, answer_target=h.answer_target_seconds, short_abandon=h.short_abandon_seconds,
         region=h.region, queue_log=config.ami.queue_log, queue_wrapup=config.ami.wrapup_seconds)
+    agent_sessions = AgentSessionRecorder(db, clock, tracker=queuecalls, gateway=ami)
     recordings = None
     if domain.recording_settings.enabled:
         recordings = RecordingsComponent(domain.recording_settings, db=db, clock=clock, gateway=ami)
@@ -119,10 +122,10 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                      recordings=RecordingsHttp(db, settings=domain.recording_settings),
                      reactor=reactor, ops=ops_routes(metrics))
         web = WebComponent(app, host=config.web.host, port=config.web.port, limits=limits_from_config(config))
-    parts = [p for p in (ami, queuecalls, agi, recordings, escalation, dialer, web) if p is not None]
+    parts = [p for p in (ami, queuecalls, agent_sessions, agi, recordings, escalation, dialer, web) if p is not None]
     return Assembly(config=config, clock=clock, db=db, domain=domain, ami=ami, queuecalls=queuecalls,
                     agi=agi, recordings=recordings, escalation=escalation, dialer=dialer, web=web,
-                    metrics=metrics, parts=parts)
+                    metrics=metrics, agent_sessions=agent_sessions, parts=parts)
 
 
 def _check_schema(config: Config) -> None:
