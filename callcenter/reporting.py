@@ -59,8 +59,7 @@ def bounds(start: dt.date, end: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.
 
 def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *, tz: ZoneInfo, target: float,
                   short: float, days: int, goal: float, page: int, per_page: int | None,
-                  queue: str | None = None, agent: str | None = None,
-                  wrapup: Callable[[str], float] | None = None) -> dict[str, dict]:
+                  queue: str | None = None, agent: str | None = None) -> dict[str, dict]:
     """The queue-call reports in ``names`` (one transaction, on the database thread)."""
     out: dict[str, dict] = {}
     src = rq.period_calls(t0, t1, queue, agent)
