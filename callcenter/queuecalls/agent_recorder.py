@@ -32,8 +32,8 @@ class AgentSessionRecorder:
         self.clock = clock
         self.log = AgentLog()
         self.buffer: list[Edge] = []
-        self._started = False
         self._stopping = False
+        self.write_errors = 0
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one writer at a time: the batch is the buffer's head
@@ -54,19 +54,19 @@ class AgentSessionRecorder:
 
     async def start(self) -> None:
         self._stopping = False
-        cp = await self._retrying(store.load_checkpoint)
-        closed = await self._retrying(agent_sessions.close_open, min(cp or self.clock.seconds(),
-                                                                       self.clock.seconds()))
-        if closed:
-            log.info("agent sessions: %d left open by the previous run closed at its last checkpoint", closed)
-        self._writer = asyncio.ensure_future(self._writer_loop())
+        self._writer = asyncio.ensure_future(self._writer_loop())  # a slow database never holds up start
 
     async def stop(self) -> None:
         self._stopping = True
         self.buffer.extend(self.log.close_all(self.clock.seconds()))
         self._wake.set()
         if self._writer is not None:
-            await self._writer
+            try:
+                await self._writer
+            except Exception as exc:  # noqa: BLE001 - the database is gone at stop: say what is lost
+                log.error("agent sessions: %d login/pause changes not written at stop (%s); the next start "
+                          "closes the open stretches at the last checkpoint", len(self.buffer),
+                          exc.__class__.__name__)
             self._writer = None
 
     async def flush(self) -> None:
@@ -77,7 +77,17 @@ class AgentSessionRecorder:
                 await self._retrying(agent_sessions.write_edges, batch)
                 del self.buffer[: len(batch)]
 
+    async def _close_previous(self) -> None:
+        """Before anything of this run is written: what the previous run left open ends
+        at its last checkpoint (when it last heard Asterisk)."""
+        now = self.clock.seconds()
+        cp = await self._retrying(store.load_checkpoint)
+        closed = await self._retrying(agent_sessions.close_open, min(cp or now, now))
+        if closed:
+            log.info("agent sessions: %d left open by the previous run closed at its last checkpoint", closed)
+
     async def _writer_loop(self) -> None:
+        await self._close_previous()
         while True:
             if not self.buffer and not self._stopping:
                 self._wake.clear()
@@ -88,8 +98,10 @@ class AgentSessionRecorder:
 
     async def _retrying(self, fn, *args) -> Any:
         def failed(exc: BaseException, delay: float) -> None:
+            self.write_errors += 1
             log.error("agent sessions: database write failed (%s); retrying in %.1f s",
                       exc.__class__.__name__, delay)
 
         return await retrying(self.db, fn, *args, clock=self.clock, base_delay=0.5, max_delay=30.0,
-                              on_failure=failed)
+                              on_failure=failed,
+                              give_up=lambda: self._stopping and self.write_errors >= 20)

@@ -2,6 +2,7 @@
 (simulated PBX over real AMI -> gateway -> tracker -> recorder -> database)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 
@@ -119,3 +120,40 @@ async def test_recorder_through_the_simulated_pbx(db, tmp_path):
         await pbx.stop()
     with db.session() as s:  # stopping closes every open stretch
         assert s.scalars(select(AgentSession).where(AgentSession.ended_at.is_(None))).all() == []
+
+
+@pytest.mark.timeout(30)
+async def test_recorder_keeps_changes_through_a_database_outage_and_a_lost_link(db):
+    from callcenter.ami.fake import FakeAmi
+
+    from tests.support.flaky_db import FlakyDatabase
+    from tests.support.waiting import until
+
+    clock = task.Clock()
+    clock.advance(1_795_400_000)
+    t0 = clock.seconds()
+    flaky = FlakyDatabase(db, clock, [(t0 + 5, t0 + 40)])
+    ami = FakeAmi(clock)
+    tracker = QueueCallsTracker(flaky, clock, gateway=ami)
+    recorder = AgentSessionRecorder(flaky, clock, tracker=tracker, gateway=ami)
+    await tracker.start()
+    await recorder.start()
+    try:
+        member = dict(Queue="consultation", Interface=A, MemberName="Wang", Status="1")
+        ami.event(Event="QueueMemberAdded", Paused="0", **member)
+        clock.advance(10)                                   # the database is down from t0+5
+        ami.event(Event="QueueMemberPause", Paused="1", PausedReason="meal", **member)
+        for _ in range(12):                                 # retries with backoff, nothing dropped
+            clock.advance(5)
+            await asyncio.sleep(0.02)
+        ami.disconnect(clock.seconds())                     # link lost: nothing open any more
+        # the writer's backoff waits on this clock: step it while waiting
+        await until(lambda: (clock.advance(1), not recorder.buffer)[1], "the changes written", 10)
+        with db.session() as s:
+            rows = s.scalars(select(AgentSession).order_by(AgentSession.id)).all()
+            assert [(r.kind, r.reason, r.ended_at is not None) for r in rows] == [
+                ("login", "", True), ("pause", "meal", True)]
+        assert flaky.failures >= 1 and recorder.write_errors >= 1
+    finally:
+        await recorder.stop()
+        await tracker.stop()
