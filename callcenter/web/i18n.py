@@ -373,7 +373,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "sl2": ("SL2 (Asterisk)", "服务水平2 (Asterisk)"), "asa_seconds": ("ASA (s)", "平均应答 (秒)"),
     "max_wait_seconds": ("Longest wait (s)", "最长等待 (秒)"), "p90_wait_seconds": ("90% wait (s)", "90% 等待 (秒)"),
     "abandon_rate": ("Abandon rate", "放弃率"), "gaps": ("Gaps", "数据缺口"),
-    "talk_seconds_total": ("Talk total (s)", "通话总时长 (秒)"), "talk_seconds_avg": ("Talk avg (s)", "平均通话 (秒)"),
+    "talk_seconds_total": ("Talk time", "通话时长"), "talk_seconds_avg": ("Talk avg (s)", "平均通话 (秒)"),
     "wait_seconds_avg": ("Wait avg (s)", "平均等待 (秒)"), "wait_seconds": ("Wait (s)", "等待 (秒)"),
     "entered_at": ("Entered", "进入队列"), "caller": ("Caller", "来电"), "outcome": ("Outcome", "结果"),
     "calls_per_hour": ("Calls/hour", "每小时来电"), "aht_seconds": ("Handling time (s)", "处理时长 (秒)"),
