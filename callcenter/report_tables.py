@@ -50,6 +50,14 @@ COLUMNS: dict[str, tuple[Spec, ...]] = {
     "staffing-plan-past": (("queue", "text"), ("day", "text"), ("time", "hhmm"), ("actual_calls", "int"),
                            ("forecast_calls", "num"), ("agents_needed_forecast", "int"),
                            ("agents_needed_actual", "int"), ("agents_seen_answering", "int")),
+    # the post-call satisfaction report (per queue; "*" is all queues)
+    "satisfaction": (("queue", "text"), ("ratings_offered", "int"), ("rated", "int"), ("satisfied", "int"),
+                     ("neutral", "int"), ("unsatisfied", "int"), ("no_rating", "int"), ("invalid_rating", "int"),
+                     ("hung_up_before_rating", "int"), ("satisfaction_rate", "pct"), ("response_rate", "pct")),
+}
+# columns a report shows when its rows carry them (another feature adds them to the rows)
+OPTIONAL: dict[str, tuple[Spec, ...]] = {
+    "agents": (("rated", "int"), ("satisfaction_rate", "pct"), ("unsatisfied", "int")),
 }
 PAUSE_PREFIX = "pause:"  # agents: one column per pause reason, after pause_seconds
 
@@ -156,6 +164,7 @@ def table(name: str, result: dict, lang: str, tz: ZoneInfo,
     """``result`` (a report from :func:`callcenter.reporting.compute`) as shown to ``lang``."""
     specs = list(COLUMNS[name])
     rows = [r for r in result.get("rows") or [] if keep(r)]
+    specs += [sp for sp in OPTIONAL.get(name, ()) if any(sp[0] in r for r in rows)]
     reasons: list[str] = []
     if name == "agents":
         reasons = sorted({k for r in rows for k in r.get("pause_by_reason", {})})

@@ -211,3 +211,11 @@ def test_cli_writes_the_same_files(db, config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "时段" in out and "08:30–09:00" in out and "09:30–10:00" in out and "08:00–08:30" not in out
     assert main([*args, "--format", "xlsx"]) == 2  # a workbook needs --output
+
+
+def test_a_report_gains_the_columns_its_rows_carry():
+    row = {"agent": A1, "name": "Wang", "answered": 3, "login_seconds": None, "pause_by_reason": {}}
+    plain = table("agents", {"rows": [row]}, "en", TZ)
+    rated = table("agents", {"rows": [{**row, "rated": 2, "satisfaction_rate": 0.5, "unsatisfied": 1}]}, "en", TZ)
+    assert rated.keys == plain.keys + ["rated", "satisfaction_rate", "unsatisfied"]
+    assert [c.text for c in rated.rows[0][-3:]] == ["2", "50.0%", "1"]
