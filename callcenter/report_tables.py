@@ -59,7 +59,8 @@ COLUMNS: dict[str, tuple[Spec, ...]] = {
 OPTIONAL: dict[str, tuple[Spec, ...]] = {
     "agents": (("rated", "int"), ("satisfaction_rate", "pct"), ("unsatisfied", "int")),
 }
-PAUSE_PREFIX = "pause:"  # agents: one column per pause reason, after pause_seconds
+PAUSE_PREFIX = "pause:"
+TEXT_KINDS = ("text", "ext", "code", "time", "slot", "hour", "hhmm", "bool")  # agents: one column per pause reason, after pause_seconds
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class Table:
     kinds: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)   # per row: "" or "over" (overdue)
+
+    @property
+    def textual(self) -> list[bool]:
+        """Per column: words (left-aligned), not a figure (right-aligned on the page)."""
+        return [k.split(":")[0] in TEXT_KINDS for k in self.kinds]
 
 
 def interval_label(slot: int) -> str:
