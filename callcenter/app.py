@@ -40,6 +40,7 @@ from .leases import ServerLease, libpq_dsn
 from .live_relay import LiveRelay
 from .metrics import ServiceMetrics
 from .ports import AmiClient, AssemblyError, require
+from .queuecalls.agent_recorder import AgentSessionRecorder
 from .queuecalls.tracker import QueueCallsTracker
 from .sites import Site, Sites
 from .store import Database
@@ -147,6 +148,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
             tracker = QueueCallsTracker(
                 db, clock, gateway=gw, server=srv.name, answer_target=h.answer_target_seconds,
                 short_abandon=h.short_abandon_seconds, region=h.region, queue_log=srv.queue_log)
+            agent_sessions = AgentSessionRecorder(db, clock, tracker=tracker, gateway=gw)
             recordings = None
             if domain.recording_settings.enabled:
                 journal = None if len(servers) == 1 else Journal(
@@ -162,7 +164,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                                 rules=compliance.Rules.from_config(config), dial=DialSettings.from_config(config),
                                 settings=domain.dialer_settings, region=h.region, server=srv.name,
                                 instance=instance)
-            return Site(srv.name, gw, tracker, recordings, dialer)
+            return Site(srv.name, gw, tracker, recordings, dialer, agent_sessions)
         return make
 
     leases: list[ServerLease] = []

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "callcenter.commands",
     "callcenter.queuecalls.cli",
     "callcenter.staffing_plan_cli",
+    "callcenter.reporting_cli",
     "dialer.cli",
     "ivr_flows.cli",
     "callcenter.complaints.cli",

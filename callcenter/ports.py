@@ -67,12 +67,15 @@ class AgentAvailability(Protocol):
 class LiveQueues(Protocol):
     """The live view the wallboard and agent screen read (the queue-calls tracker);
     ``buffer``: finished calls not yet written (counted by the wallboard meanwhile);
-    ``queue_config_error``: why the queues' wrap-up time could not be read from Asterisk."""
+    ``queue_config_error``: why the queues' wrap-up time could not be read from Asterisk;
+    ``wrapup_of(queue)``: that wrap-up time (the reports' handling time adds it)."""
 
     buffer: list
     queue_config_error: str | None
 
     def live(self) -> dict[str, dict[str, Any]]: ...
+
+    def wrapup_of(self, queue: str) -> float: ...
 
     def subscribe(self, callback: Callable[[Any], Any]) -> None: ...
 

@@ -32,12 +32,12 @@ def report_subparsers(sub, common) -> Any:
 
 
 def add_report(sub, common, name: str, *, help: str, func: Callable[[argparse.Namespace, Any], int],
-               ) -> argparse.ArgumentParser:
+               formats: Sequence[str] = ("table", "csv", "json")) -> argparse.ArgumentParser:
     """Add ``callcenter report <name>`` with the common options; returns its parser."""
     p = report_subparsers(sub, common).add_parser(name, parents=[common], help=help)
     p.add_argument("--since", metavar="DATE", help="from this date/time (inclusive; hospital timezone)")
     p.add_argument("--until", metavar="DATE", help="until this date/time (exclusive; a date means its end)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--format", choices=list(formats), default="table")
     p.set_defaults(func=func)
     return p
 

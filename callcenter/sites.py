@@ -43,6 +43,7 @@ class Site:
     queuecalls: Any
     recordings: Any = None
     dialer: Any = None
+    agent_sessions: Any = None   # agents' login/pause history from the tracker's member facts
 
     @property
     def name(self) -> str:
@@ -50,7 +51,8 @@ class Site:
 
     @property
     def parts(self) -> list:
-        return [p for p in (self.ami, self.queuecalls, self.recordings, self.dialer) if p is not None]
+        return [p for p in (self.ami, self.queuecalls, self.agent_sessions, self.recordings, self.dialer)
+                if p is not None]
 
     async def start(self) -> None:
         started = []
@@ -202,6 +204,10 @@ class SitesQueues:
     @property
     def buffer(self) -> list:
         return [r for s in self.sites.active.values() for r in s.queuecalls.buffer]
+
+    def wrapup_of(self, queue: str) -> float:
+        """The queue's wrap-up seconds: the longest the servers consumed here read."""
+        return max((s.queuecalls.wrapup_of(queue) for s in self.sites.active.values()), default=0.0)
 
     @property
     def queue_config_error(self) -> str | None:

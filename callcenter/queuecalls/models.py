@@ -97,3 +97,24 @@ class LiveSnapshot(Base):
     server: Mapped[str] = mapped_column(String(32), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime]
+
+
+class AgentSession(Base):
+    """One stretch of an agent's (queue member's) time: logged in to at least one queue
+    (``kind`` "login"), or paused in every queue they are in ("pause", with the reason).
+    Opened and closed from the tracker's member facts (:mod:`.agent_log`); ``ended_at`` is
+    NULL while it lasts.  The agent-performance report adds these up per period."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (
+        Index("ix_agent_sessions_interface_started", "interface", "started_at"),
+        Index("ix_agent_sessions_open", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interface: Mapped[str] = mapped_column(String(128))
+    agent_name: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(8))            # login | pause
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

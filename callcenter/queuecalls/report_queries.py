@@ -49,10 +49,11 @@ def utc(d: dt.datetime | None) -> dt.datetime | None:
 
 
 def period_calls(since: dt.datetime | None, until: dt.datetime | None,
-                 queue: str | None = None, server: str | None = None) -> Subquery:
+                 queue: str | None = None, agent: str | None = None, server: str | None = None) -> Subquery:
     """The calls a report counts: inbound (a dialer patient queued for an agent is an
     outbound call, with its own figures: ``dialer.outbound``), entered in ``[since, until)``
-    (aware), optionally one queue, one Asterisk server (else all: the total)."""
+    (aware), optionally one queue, one agent (interface: the calls that agent took) and one
+    Asterisk server (else all: the total)."""
     t = QueueCall.__table__
     q = select(t.c.id, t.c.queue, t.c.agent, t.c.agent_name, t.c.caller_number, t.c.entered_at,
                t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap
@@ -65,6 +66,8 @@ def period_calls(since: dt.datetime | None, until: dt.datetime | None,
         q = q.where(t.c.queue == queue)
     if server is not None:
         q = q.where(t.c.server == server)
+    if agent:
+        q = q.where(t.c.agent == agent)
     return q.subquery("calls")
 
 
@@ -122,6 +125,24 @@ def local_hour_day(session: Session, src: Subquery, tz: ZoneInfo, since: dt.date
     hi = max(utc(hi) or lo, lo)
     local = _sqlite_local(col, tz, lo, hi)
     return cast(func.substr(local, 12, 2), Integer), func.substr(local, 1, 10)
+
+
+def local_slot(session: Session, src: Subquery, tz: ZoneInfo, since: dt.datetime | None,
+               until: dt.datetime | None) -> ColumnElement:
+    """The local half hour of the day of ``entered_at`` (0 = 00:00-00:30 ... 47) as SQL."""
+    col = src.c.entered_at
+    if session.get_bind().dialect.name == "postgresql":
+        zone = literal_column("'" + tz.key.replace("'", "''") + "'")
+        local = func.timezone(zone, col)
+        return (cast(func.extract("hour", local), Integer) * 2
+                + case((func.extract("minute", local) >= 30, 1), else_=0))
+    hour, _ = local_hour_day(session, src, tz, since, until)
+    t = QueueCall.__table__
+    lo = utc(since) or _as_dt(session.execute(select(func.min(t.c.entered_at))).scalar())
+    hi = utc(until) or _as_dt(session.execute(select(func.max(t.c.entered_at))).scalar())
+    lo = utc(lo) or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    local = _sqlite_local(col, tz, lo, max(utc(hi) or lo, lo))
+    return hour * 2 + case((cast(func.substr(local, 15, 2), Integer) >= 30, 1), else_=0)
 
 
 def _as_dt(v: Any) -> dt.datetime | None:
@@ -357,10 +378,11 @@ PARTS = ("whole", "queue", "hour", "day")
 
 def period_figures(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo,
                    *, target: float, short_abandon: float, queue: str | None = None,
-                   extras: bool = False, parts: Sequence[str] = PARTS, server: str | None = None) -> PeriodFigures:
+                   agent: str | None = None, extras: bool = False, parts: Sequence[str] = PARTS,
+                   server: str | None = None) -> PeriodFigures:
     """Per queue, per local hour of day, per local day and for the whole period (those in
     ``parts``; the others stay empty), from one scan."""
-    src = period_calls(since, until, queue, server)
+    src = period_calls(since, until, queue, agent, server)
     hour, day = local_hour_day(session, src, tz, since, until)
     keys = {k: v for k, v in (("queue", src.c.queue), ("hour", hour), ("day", day)) if k in parts}
     sets = [(k,) if k != "whole" else () for k in PARTS if k in parts]
@@ -369,6 +391,16 @@ def period_figures(session: Session, since: dt.datetime | None, until: dt.dateti
     return PeriodFigures(whole, {k[0]: v for k, v in g.get(("queue",), {}).items()},
                          {int(k[0]): v for k, v in g.get(("hour",), {}).items()},
                          {str(k[0]): v for k, v in g.get(("day",), {}).items()})
+
+
+def by_half_hour(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo,
+                 *, target: float, short_abandon: float, queue: str | None = None,
+                 agent: str | None = None, server: str | None = None) -> dict[int, Group]:
+    """Per local half hour of the day (0-47) over the period's days, with talk time (AHT)."""
+    src = period_calls(since, until, queue, agent, server)
+    g = grouped(session, src, {"slot": local_slot(session, src, tz, since, until)}, [("slot",)],
+                target=target, short_abandon=short_abandon, extras=True)
+    return {int(k[0]): v for k, v in g[("slot",)].items()}
 
 
 def by_agent(session: Session, src: Subquery, *, target: float, short_abandon: float) -> dict[str, Group]:

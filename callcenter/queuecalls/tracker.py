@@ -156,6 +156,10 @@ class QueueCallsTracker:
         w = self.queue_wrapup
         return float(w.get(queue, 0.0)) if isinstance(w, dict) else float(w or 0.0)
 
+    def wrapup_of(self, queue: str) -> float:
+        """The queue's wrap-up seconds (queues.conf ``wrapuptime`` as read from Asterisk)."""
+        return self._queue_wrapup(queue)
+
     def member_state(self, queue: str, m: Any, now: float | None = None) -> str:
         """The member's named state (:func:`agentstate.agent_state`) at ``now`` (default: the clock)."""
         return agent_state(status=m.state, paused=m.paused, in_call=m.in_call, last_call=m.last_call,

@@ -1,13 +1,79 @@
-"""Report output formats: CSV for spreadsheets and the answer-time chart as SVG.
+"""Report output formats: CSV and XLSX for spreadsheets, and the answer-time chart as SVG.
 
-The figures themselves are counted by the database in
-:mod:`callcenter.queuecalls.report_queries`.
+The figures themselves are counted by the database (:mod:`callcenter.reporting`); the
+CSV and XLSX of a report are written from the same :class:`~callcenter.report_tables.Table`
+as the page, so they have its columns and headings in the reader's language.
 """
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Any, Sequence
+
+from callcenter.report_tables import Table
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def table_csv(table: Table) -> bytes:
+    """The table as on screen: headings, then each cell's text (UTF-8 with BOM, formula-safe)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([_safe(h) for h in table.headings])
+    for row in table.rows:
+        w.writerow(["" if c.value is None else _safe(c.text) for c in row])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _safe(s: str) -> str:
+    if s and s[0] in "=+-@\t\r" and not _is_number(s.rstrip("%")):
+        return "'" + s  # no formula injection when opened in a spreadsheet
+    return s
+
+
+def tables_xlsx(tables: Sequence[tuple[str, Table]]) -> bytes:
+    """One sheet per ``(title, table)``: headings bold and frozen, numbers as numbers with
+    the page's format (percent, ``[h]:mm:ss``, local date-times), text never a formula."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    used: set[str] = set()
+    for title, table in tables:
+        ws = wb.create_sheet(_sheet_title(title, used))
+        bold = Font(bold=True)
+        widths = [len(h) for h in table.headings]
+        for j, h in enumerate(table.headings, 1):
+            c = ws.cell(row=1, column=j, value=h)
+            c.data_type = "s"
+            c.font = bold
+        for i, row in enumerate(table.rows, 2):
+            for j, cl in enumerate(row, 1):
+                c = ws.cell(row=i, column=j, value=cl.value)
+                if isinstance(cl.value, str):
+                    c.data_type = "s"  # "=..." stays text, never a formula
+                elif cl.fmt:
+                    c.number_format = cl.fmt
+                widths[j - 1] = max(widths[j - 1], len(cl.text))
+        for j, w in enumerate(widths, 1):
+            ws.column_dimensions[get_column_letter(j)].width = min(60, 2 + w * 1.3)
+        ws.freeze_panes = "A2"
+    if not tables:
+        wb.create_sheet("-")
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _sheet_title(title: str, used: set[str]) -> str:
+    base = "".join(ch for ch in title if ch not in "[]:*?/\\")[:28] or "report"
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base[:25]} {n}", n + 1
+    used.add(name)
+    return name
 
 
 def to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:

@@ -16,7 +16,9 @@ from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
 _PERIOD = (("from", "string(date)", "first local day (YYYY-MM-DD), default 6 days before `to`"),
-           ("to", "string(date)", "last local day (YYYY-MM-DD), default today"))
+           ("to", "string(date)", "last local day (YYYY-MM-DD), default today"),
+           ("queue", "string", "only this queue (call reports, agents, outcomes)"),
+           ("agent", "string", "only this agent's calls: the queue interface, e.g. PJSIP/1001"))
 _PAGED = _PERIOD + (("page", "integer", "abandoned calls: page number, from 1"),
                     ("per_page", "integer", "abandoned calls per page (default 100, at most 1000)"))
 
@@ -144,7 +146,11 @@ ROUTES: list[Route] = [
     Route("GET", "/reports/answer-times.svg", SUPERVISORS, views_reports.answer_chart, "page",
           "Answer-time distribution chart (SVG)", query=_PERIOD),
     Route("GET", "/reports/{name}.csv", SUPERVISORS, views_reports.report_csv, "page",
-          "A report as CSV", query=_PERIOD + _SERVER, enums={"name": REPORTS}),
+          "A report as CSV (the page's columns and headings, in the user's language)", query=_PERIOD + _SERVER,
+          enums={"name": REPORTS}),
+    Route("GET", "/reports/{name}.xlsx", SUPERVISORS, views_reports.report_xlsx, "page",
+          "A report as an Excel workbook (the page's columns and headings; numbers as numbers, local times)",
+          query=_PERIOD + _SERVER, enums={"name": REPORTS}),
     Route("GET", "/api/reports/{name}", SUPERVISORS, views_reports.report_api, "api", "A report as JSON",
           query=_PAGED + _SERVER, enums={"name": REPORTS}, response=_REPORT),
     Route("GET", "/api/patients", frozenset({"agent", "supervisor"}), views_live.patient_api, "api",

@@ -5,7 +5,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from ..forecast import ForecastError
-from ..staffing_plan import load_plan
+from ..staffing_plan import HISTORY_WEEKS, NotEnoughHistory, load_plan
 
 PLAN_DAYS = 7
 
@@ -21,6 +21,9 @@ async def staffing_plan(app, end: dt.date) -> dict:
                                 days=days, target=float(h.answer_target_seconds),
                                 goal=float(app.config.web.staffing_goal),
                                 short_abandon=float(h.short_abandon_seconds))
+    except NotEnoughHistory as e:  # the usual case on a new system: the page says it in the user's language
+        return {"rows": [], "columns": [], "history_error": str(e), "no_history": True,
+                "history_weeks": HISTORY_WEEKS}
     except ForecastError as e:
         return {"rows": [], "columns": [], "history_error": str(e)}
 

@@ -1,17 +1,23 @@
-"""Handlers: reports as a page, JSON, CSV and an SVG chart (all from the same computation).
+"""Handlers: reports as a page, JSON, CSV, XLSX and an SVG chart (all from the same computation).
 
-The figures are counted by the database (:mod:`callcenter.queuecalls.report_queries`) in
-one ``db.run`` per request, on a worker thread; rendering the page and writing a CSV
-also run off the event loop, so a year of calls never stalls the wallboard or calls.
-The abandoned-call list is paginated (``page``, ``per_page``; the CSV has them all).
+The figures are counted by the database (:mod:`callcenter.reporting`) in one ``db.run``
+per request, on a worker thread; rendering the page and writing a CSV or XLSX file also
+run off the event loop, so a year of calls never stalls the wallboard or calls.  The
+page, the CSV and the XLSX show the same :class:`~callcenter.report_tables.Table`: the
+same columns and headings in the user's language, local times, rates as percentages.
+The abandoned-call list is paginated (``page``, ``per_page``; the downloads have them all).
+``queue`` and ``agent`` (an interface) filter the call reports.
 """
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
+from urllib.parse import urlencode
 
+from sqlalchemy import text
+
+from callcenter import reporting
 from callcenter.queuecalls import report_queries as rq
-from callcenter.queuecalls import satisfaction
+from callcenter.report_tables import table
 
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
@@ -19,19 +25,16 @@ from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
 from .staffing_plan_view import plan_svg, staffing_plan
 
-REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "satisfaction", "abandoned",
-           "campaigns", "complaints", "staffing", "staffing-plan")
+REPORTS = reporting.REPORTS
+QUEUE_REPORTS = reporting.QUEUE_REPORTS
+queue_reports = reporting.queue_reports  # the oracle test's entry point (tests/queuecalls)
 MAX_DAYS = 366
 MIN_DATE, MAX_DATE = dt.date(1970, 1, 2), dt.date(2999, 12, 31)
-QUEUE_REPORTS = ("answer-times", "service-level-hourly", "service-level-daily", "agents", "satisfaction", "abandoned",
-                 "staffing")
 PER_PAGE, MAX_PER_PAGE = 100, 1000
-NEEDS = {"answer-times": {"whole"}, "service-level-hourly": {"hour"}, "service-level-daily": {"day"},
-         "staffing": {"whole", "hour"}}  # the period_figures parts each report shows
 
 
 def period(app, req: Req) -> tuple[dt.date, dt.date]:
-    tz = ZoneInfo(app.config.hospital.timezone)
+    tz = settings(app).tz
     today = dt.datetime.fromtimestamp(app.clock.seconds(), tz).date()
     end = date_arg(req.args, "to", today)
     _in_range("to", end)
@@ -58,87 +61,57 @@ def paging(req: Req) -> tuple[int, int]:
     return int_arg(req.args, "page", 1, 1, MAX_OFFSET // per_page), per_page
 
 
-def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *, tz: ZoneInfo, target: float,
-                  short: float, days: int, goal: float, page: int, per_page: int | None,
-                  server: str | None = None) -> dict[str, dict]:
-    """The queue-call reports in ``names`` (one transaction, on the database thread), of
-    one Asterisk ``server`` or of all."""
-    out: dict[str, dict] = {}
-    src = rq.period_calls(t0, t1, server=server)
-    parts = set()
-    for name in names:
-        parts |= NEEDS.get(name, set())
-    f = None
-    if parts:  # one scan for all of them; only the groups these reports show
-        f = rq.period_figures(s, t0, t1, tz, target=target, short_abandon=short, parts=sorted(parts), server=server,
-                              extras=bool({"answer-times", "staffing"} & set(names)))
-    for name in names:
-        r: dict = {}
-        if name == "answer-times":
-            r["rows"], r["summary"] = rq.distribution(f.whole), f.whole.summary(target, short)
-        elif name == "service-level-hourly":
-            r["rows"] = rq.sorted_groups(f.by_hour, target, short, "hour")
-            r["rows"].sort(key=lambda x: x["hour"])
-        elif name == "service-level-daily":
-            r["rows"] = rq.sorted_groups(f.by_day, target, short, "day")
-        elif name == "agents":  # with the post-call satisfaction columns
-            r["rows"] = satisfaction.with_agent_columns(s, src, rq.agent_rows(s, src, target))
-        elif name == "satisfaction":
-            r["rows"] = satisfaction.queue_rows(s, src)
-        elif name == "abandoned":
-            if per_page is None:
-                total, rows = rq.abandoned_page(s, src, offset=0, limit=None)
-            else:
-                total, rows = rq.abandoned_page(s, src, offset=(page - 1) * per_page, limit=per_page)
-            r["rows"] = rq.abandoned_rows(rows, tz)
-            r["total"], r["page"], r["per_page"] = total, page, per_page
-        elif name == "staffing":
-            r["rows"] = rq.staffing_rows(f, days=days, target=target, goal=goal)
-            r["goal"], r["target"] = goal, target
-        out[name] = r
-    return out
+def settings(app) -> "reporting.ReportSettings":
+    """The reports' settings; handling time adds each queue's wrap-up as the live trackers read it."""
+    return reporting.ReportSettings.from_config(app.config, wrapup=app.live.wrapup_of)
+
+
+def _wrapups(app, queue: str | None, queues: list[str]) -> str:
+    """The wrap-up seconds the handling times add, as the page says them ("5", "consultation 5, complaint 3")."""
+    names = [queue] if queue else queues
+    values = {q: app.live.wrapup_of(q) for q in names}
+    if len(set(values.values())) <= 1:
+        return f"{next(iter(values.values()), 0.0):g}"
+    return ", ".join(f"{q} {w:g}" for q, w in values.items())
+
+
+def filters(req: Req) -> tuple[str | None, str | None]:
+    """(queue, agent interface) from the query; empty = all."""
+    out = []
+    for name, longest in (("queue", 64), ("agent", 128)):
+        v = (req.args.get(name) or "").strip()
+        if len(v) > longest or any(ord(ch) < 32 for ch in v):
+            raise BadRequest(f"{name}: at most {longest} printable characters")
+        out.append(v or None)
+    return out[0], out[1]
+
+
+def known_queues(s) -> list[str]:
+    """Every queue with stored calls: a skip scan over the (queue, entered_at) index, so it
+    costs one index probe per queue, not a scan of the calls."""
+    sql = text("WITH RECURSIVE q(queue) AS (SELECT MIN(queue) FROM queue_calls UNION ALL "
+               "SELECT (SELECT MIN(queue) FROM queue_calls WHERE queue > q.queue) FROM q "
+               "WHERE q.queue IS NOT NULL) SELECT queue FROM q WHERE queue IS NOT NULL")
+    return [r[0] for r in s.execute(sql)]
 
 
 async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date, *, page: int = 1,
-                       per_page: int | None = PER_PAGE, server: str | None = None) -> dict[str, dict]:
+                       per_page: int | None = PER_PAGE, queue: str | None = None,
+                       agent: str | None = None, server: str | None = None) -> dict[str, dict]:
     """Reports by name: {"rows": [...], "columns": [...], "available": bool, ...} each;
     ``server``: the queue-call reports of one Asterisk server only."""
-    cfg = app.config.hospital
-    tz = ZoneInfo(cfg.timezone)
-    target, short = float(cfg.answer_target_seconds), float(cfg.short_abandon_seconds)
-    t0 = dt.datetime.combine(start, dt.time(), tz).astimezone(dt.timezone.utc)
-    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.timezone.utc)
+    st = settings(app)
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    goal = float(getattr(app.config.web, "staffing_goal", 0.8))
-    results: dict[str, dict] = {}
-    queue_names = tuple(n for n in names if n in QUEUE_REPORTS)
-    if queue_names:
-        results.update(await app.db.run(queue_reports, queue_names, t0, t1, tz=tz, target=target, short=short,
-                                        days=(end - start).days + 1, goal=goal, page=page, per_page=per_page,
-                                        server=server))
+    results = await app.db.run(reporting.compute, tuple(n for n in names if n != "staffing-plan"), start, end,
+                               settings=st, now=now, queue=queue, agent=agent, page=page, per_page=per_page,
+                               server=server)
     if "staffing" in results:
         board = app.wallboard._live()
         logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
         results["staffing"]["agents_logged_in"] = len(logged) if board is not None else None
-    for name in names:
-        if name == "campaigns":
-            rows = await app.db.run(data.campaign_progress, app.clock.seconds(),
-                                    float(app.config.dialer.predictive_window_days))
-            results[name] = {"rows": rows} if rows is not None else {"rows": None}
-        elif name == "complaints":
-            rows = await app.db.run(data.complaint_deadlines, now)
-            results[name] = {"rows": rows} if rows is not None else {"rows": None}
-        elif name == "staffing-plan":  # the 7 days after `to`
-            results[name] = await staffing_plan(app, end)
-    out = {}
-    for name in names:
-        r = {"report": name, "from": start.isoformat(), "to": end.isoformat(), "available": True, **results[name]}
-        if r["rows"] is None:
-            r.update(available=False, rows=[], columns=[])
-        else:
-            r["columns"] = list(r["rows"][0].keys()) if r["rows"] else []
-        out[name] = r
-    return out
+    if "staffing-plan" in names:  # the 7 days after `to`
+        results["staffing-plan"] = await staffing_plan(app, end)
+    return {n: reporting.wrap(n, start, end, results[n], queue=queue, agent=agent) for n in names}
 
 
 async def compute(app, name: str, start: dt.date, end: dt.date, **kw) -> dict:
@@ -146,12 +119,23 @@ async def compute(app, name: str, start: dt.date, end: dt.date, **kw) -> dict:
     return (await compute_many(app, (name,), start, end, **kw))[name]
 
 
+def _keep(name: str):
+    return (lambda row: bool(row.get("agents_needed"))) if name == "staffing-plan" else (lambda row: True)
+
+
 async def reports_page(app, req: Req) -> Response:
     start, end = period(app, req)
     page, per_page = paging(req)
-    results = await compute_many(app, REPORTS, start, end, page=page, per_page=per_page)
+    queue, agent = filters(req)
+    results = await compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page,
+                                 queue=queue, agent=agent)
+    queues = sorted(set(await app.db.run(known_queues)) | ({queue} if queue else set()))
+    agents = await app.db.run(data.agent_users)
     dist = results["answer-times"]
     target = float(app.config.hospital.answer_target_seconds)
+    tz = settings(app).tz
+    query = urlencode({k: v for k, v in (("from", start.isoformat()), ("to", end.isoformat()),
+                                         ("queue", queue), ("agent", agent)) if v})
 
     def render() -> Response:  # a year of days and a page of calls: rendered off the loop
         chart = ""
@@ -160,8 +144,14 @@ async def reports_page(app, req: Req) -> Response:
                                           answered_label=t(req.lang, "wb.answered"),
                                           abandoned_label=t(req.lang, "wb.abandoned"))
         plan_chart = plan_svg(results["staffing-plan"]["rows"], title=t(req.lang, "rep.plan_chart"))
-        return app.render(req, "reports.html", results=results, names=REPORTS, chart=chart,
-                          plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat())
+        tables = {n: table(n, results[n], req.lang, tz, _keep(n)) for n in reporting.PAGE_REPORTS}
+        tables["staffing-plan-past"] = table(
+            "staffing-plan-past", {"rows": results["staffing-plan"].get("past", [])}, req.lang, tz,
+            lambda row: bool(row.get("actual_calls") or row.get("agents_needed_forecast")))
+        return app.render(req, "reports.html", results=results, tables=tables, names=reporting.PAGE_REPORTS,
+                          chart=chart, plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat(),
+                          queue=queue or "", agent=agent or "", queues=queues, agents=agents, query=query,
+                          wrapup=_wrapups(app, queue, queues))
 
     return await app.db.run_blocking(render)
 
@@ -178,25 +168,45 @@ def server_arg(app, req: Req) -> str | None:
 async def report_api(app, req: Req) -> Response:
     start, end = period(app, req)
     page, per_page = paging(req)
+    queue, agent = filters(req)
     result = await compute(app, req.params["name"], start, end, page=page, per_page=per_page,
-                           server=server_arg(app, req))
+                           queue=queue, agent=agent, server=server_arg(app, req))
     result["server"] = server_arg(app, req)
     return await app.db.run_blocking(as_json, result)
 
 
-async def report_csv(app, req: Req) -> Response:
+async def _download(app, req: Req, ext: str) -> Response:
     start, end = period(app, req)
+    queue, agent = filters(req)
     name = req.params["name"]
-    result = await compute(app, name, start, end, per_page=None,  # the download has every row
+    result = await compute(app, name, start, end, per_page=None, queue=queue, agent=agent,  # every row
                            server=server_arg(app, req))
-    body = await app.db.run_blocking(reports.to_csv, result["rows"], result["columns"] or None)
-    return Response(200, body, "text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name}_{start}_{end}.csv"'})
+    tz = settings(app).tz
+
+    def write() -> bytes:
+        tb = table(name, result, req.lang, tz)  # every row (the page leaves out empty plan intervals)
+        if ext == "csv":
+            return reports.table_csv(tb)
+        return reports.tables_xlsx([(t(req.lang, "rep." + name), tb)])
+
+    body = await app.db.run_blocking(write)
+    kind = "text/csv; charset=utf-8" if ext == "csv" else reports.XLSX_TYPE
+    return Response(200, body, kind, headers={
+        "Content-Disposition": f'attachment; filename="{name}_{start}_{end}.{ext}"'})
+
+
+async def report_csv(app, req: Req) -> Response:
+    return await _download(app, req, "csv")
+
+
+async def report_xlsx(app, req: Req) -> Response:
+    return await _download(app, req, "xlsx")
 
 
 async def answer_chart(app, req: Req) -> Response:
     start, end = period(app, req)
-    result = await compute(app, "answer-times", start, end)
+    queue, agent = filters(req)
+    result = await compute(app, "answer-times", start, end, queue=queue, agent=agent)
     svg = reports.histogram_svg(result["rows"] or rq.distribution(rq.Group()),
                                 target=float(app.config.hospital.answer_target_seconds),
                                 title=t(req.lang, "rep.answer-times"),

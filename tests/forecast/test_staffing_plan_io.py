@@ -98,7 +98,7 @@ async def test_http_staffing_plan_api_and_reports_page(db, config, history):
         assert min(days) == (END + dt.timedelta(days=1)).isoformat() and len(days) == 7
         assert body["backtest"]["wape"] is not None and body["past"]
         csv = (await c.get(f"/reports/staffing-plan.csv?to={END.isoformat()}")).body.decode("utf-8-sig").splitlines()
-        assert csv[0] == "queue,day,time,forecast_calls,aht_seconds,agents_needed,expected_service_level"
+        assert csv[0] == "Queue,Day,Time,Forecast calls,Handling time (s),Agents needed,Expected service level"
         assert len(csv) == 1 + 7 * 48
         page = (await c.get(f"/reports?to={END.isoformat()}")).text
         assert 'id="report-staffing-plan"' in page and 'id="plan-backtest"' in page and "WAPE" in page

@@ -102,7 +102,7 @@ async def test_caller_rates_the_agent_after_the_call_and_the_agents_report_shows
         assert agents[row.agent]["rated"] == 1 and agents[row.agent]["satisfaction_rate"] == 1.0
         assert agents[row.agent]["unsatisfied"] == 0
         csv = (await c.get("/reports/agents.csv?from=2026-11-25&to=2026-11-25")).text
-        assert "satisfaction_rate" in csv.splitlines()[0]
+        assert "Satisfaction rate" in csv.splitlines()[0]  # the headings as on the page (en)
         sat = (await c.get("/api/reports/satisfaction?from=2026-11-25&to=2026-11-25")).json()["rows"]
         assert sat == [{"queue": "consultation", "ratings_offered": 2, "rated": 1, "satisfied": 1, "neutral": 0,
                         "unsatisfied": 0, "no_rating": 0, "invalid_rating": 1, "hung_up_before_rating": 0,

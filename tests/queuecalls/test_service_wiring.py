@@ -19,7 +19,7 @@ async def test_assembly_wires_gateway_and_tracker(config_env, db, monkeypatch):
     a = build(load_config(None), db=db)
     names = [p.name for p in a.parts]
     assert names.index("Asterisk server default") < names.index("web")  # the server's consumers start first
-    assert [p.name for p in a.site("default").parts] == ["ami", "queuecalls", "recordings", "dialer"]
+    assert [p.name for p in a.site("default").parts] == ["ami", "queuecalls", "agent-sessions", "recordings", "dialer"]
     assert a.queuecalls.gateway is a.ami and a.dialer.gateway is a.ami and a.recordings.gateway is a.ami
     gw, tracker = a.ami, a.queuecalls
     await gw.start()

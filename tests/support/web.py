@@ -154,6 +154,10 @@ class FakeQueueCalls:
         self.subs = []
         self.buffer = []
         self.queue_config_error = None
+        self.wrapup = 0.0
+
+    def wrapup_of(self, queue):
+        return self.wrapup
 
     async def start(self):
         pass

@@ -70,7 +70,9 @@ async def test_campaigns_report_counts_what_the_dialer_writes(config, db):
         assert {k: v for k, v in row.items() if k != "progress"} == {
             k: expected[k] for k in row if k != "progress"}
         csv = (await c.get("/reports/campaigns.csv")).body.decode("utf-8-sig").splitlines()
-        assert csv[0].startswith("campaign,kind,mode,state,contacts,due") and csv[1].startswith("no-shows,no_show")
+        # the page's table: headings and words in the user's language, rates as percentages
+        assert csv[0].startswith("Campaign,Kind,State,Contacts,Pending,Dialled,Reached an agent")
+        assert csv[1].startswith("no-shows,No-show recovery,") and csv[1].endswith(",25.0%,,60.0%")
 
 
 def seed_missed_appointment(s):

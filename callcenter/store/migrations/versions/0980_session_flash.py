@@ -2,13 +2,13 @@
 shows once on the next page, kept with the session instead of in the URL.
 
 Revision ID: 0980_session_flash
-Revises: 0970_call_outcome_per_call
+Revises: 0975_agent_sessions
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0980_session_flash"
-down_revision = "0970_call_outcome_per_call"
+down_revision = "0975_agent_sessions"
 branch_labels = None
 depends_on = None
 
