@@ -60,6 +60,14 @@ class SimConfig:
     write_perm: str = "all"
     run_user: str = ""  # asterisk.conf runuser (CoreSettings CoreRunUser)
     prompt_seconds: dict[str, float] = field(default_factory=lambda: dict(PROMPT_SECONDS))
+    # What the people's lines carry (what MixMonitor records): "phones" send media all call
+    # long (silence and their voices, like SIP phones); "local" are the trace harness's Local
+    # channels, which carry only what is played.
+    media: str = "phones"
+
+    def __post_init__(self) -> None:
+        if self.media not in ("phones", "local"):
+            raise ValueError(f"SimConfig.media must be 'phones' or 'local', not {self.media!r}")
 
 
 class SimCall:
