@@ -123,7 +123,8 @@ class ActionsMixin:
             p = self.spool_dir / p.relative_to("/var/spool/asterisk")
         p.parent.mkdir(parents=True, exist_ok=True)  # MixMonitor does ast_mkdir (RECORD FILE does not)
         try:
-            f = MixMonitorFile(p, self.now(), media=self.config.media, disk_full=lambda: self.disk_full)
+            f = MixMonitorFile(p, self.now(), media=self.config.media, disk_full=lambda: self.disk_full,
+                               bridged_only="b" in options)
         except ValueError as exc:  # Asterisk: "No such format", no file, no recording
             log.error("MixMonitor on %s: %s", ch.name, exc)
             return
@@ -177,6 +178,17 @@ class ActionsMixin:
                 log.exception("closing recording %s failed", rec["path"])
         if recs and stop_event:
             self.chev("MixMonitorStop", ch)
+
+    def _close_mixmonitors(self) -> None:
+        """Shut-down: Asterisk hangs up every channel, so every MixMonitor file is finished
+        (header sizes written) — none is left open or half-written."""
+        for name in list(self._mixmonitors):
+            for rec in self._mixmonitors.pop(name):
+                self.timers.cancel(rec["flush"])
+                try:
+                    rec["file"].close(self.now())
+                except OSError:
+                    log.exception("closing recording %s failed", rec["path"])
 
     def recordings(self) -> list[Path]:
         return []

@@ -81,8 +81,10 @@ class MixMonitorFile:
     """One running MixMonitor: feed it with :meth:`play`, :meth:`bridged`, :meth:`unbridged`
     and :meth:`advance` (simulator clock seconds), end it with :meth:`close`."""
 
-    def __init__(self, path: Path, start: float, *, media: str, disk_full: Callable[[], bool]):
+    def __init__(self, path: Path, start: float, *, media: str, disk_full: Callable[[], bool],
+                 bridged_only: bool = False):
         self.path, self.start, self.media, self.disk_full = path, start, media, disk_full
+        self.bridged_only = bridged_only  # option b: frames outside a bridge are dropped
         self.fmt = path.suffix.lstrip(".").lower() or "wav"
         if self.fmt not in FORMATS:
             raise ValueError(f"simulated MixMonitor cannot write format {self.fmt!r} ({path.name}); "
@@ -130,9 +132,21 @@ class MixMonitorFile:
             for t, clip in conv.until(now if until is None else until):
                 if t + len(clip) / RATE > since:
                     self._lay(buf, t, clip, (since, until))
+        if self.bridged_only:
+            buf = self._in_bridge(buf)
         self.pos = end
         self.prompts = [(t, c) for t, c in self.prompts if self._sample(t) + len(c) > end]
         self._queue(encode(buf, self.fmt))
+
+    def _in_bridge(self, buf: array) -> array:
+        """The samples of ``buf`` taken while the channel was bridged (option ``b``)."""
+        kept = array("h")
+        for _conv, since, until in self.talks:
+            a = max(self.pos, self._sample(since))
+            b = min(self.pos + len(buf), self.pos + len(buf) if until is None else self._sample(until))
+            if a < b:
+                kept += buf[a - self.pos:b - self.pos]
+        return kept
 
     def _sample(self, t: float) -> int:
         return int(round((t - self.start) * RATE))

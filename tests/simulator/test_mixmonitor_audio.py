@@ -98,3 +98,39 @@ def test_disk_filling_during_the_call_cuts_the_audio_short(tmp_path):
     info = inspect_file(path)
     assert 0 < info.duration < 10 and (path.stat().st_size - 44) % 32768 == 0
     assert quality.judge(info, "wav", seen["talk"])[0] == "failed"
+
+
+def test_option_b_keeps_only_the_bridged_time(tmp_path):
+    """Started while the caller waits in the queue: without ``b`` the wait (silence, music)
+    is in the file too, with ``b`` (what the recordings component sends) only the bridge."""
+    clock = task.Clock()
+    clock.advance(1795346592)
+    pbx = SimulatedPBX(clock, seed=2, spool_dir=tmp_path)
+    pbx.set_agent("1001", answer_delay=12, talk_time=30)
+    pbx.set_agent("1002", answer_delay=12, talk_time=30)
+    seen: dict = {}
+
+    def on_event(h):
+        ev = dict(h)
+        if ev.get("Event") == "QueueCallerJoin":
+            ch = pbx.find_channel(ev["Channel"])
+            pbx.mixmonitor_start(ch, "all.wav")
+            pbx.mixmonitor_start(ch, "bridged.wav", "b")
+        if ev.get("Event") == "AgentComplete":
+            seen["hold"], seen["talk"] = int(ev["HoldTime"]), int(ev["TalkTime"])
+
+    pbx.listeners.append(on_event)
+    pbx.inbound_call("13600136005", "Chen Jie", context="hotline-plain", digits="1", digit_delay=1,
+                     patience=200, stay_when_connected=True)
+    _advance(clock, 120)
+    whole, bridged = inspect_file(tmp_path / "all.wav").duration, inspect_file(tmp_path / "bridged.wav").duration
+    assert seen["hold"] >= 12 and abs(bridged - seen["talk"]) < 1.5, (bridged, seen)
+    assert abs(whole - (seen["hold"] + seen["talk"])) < 2, (whole, seen)
+
+
+async def test_shutdown_finishes_the_files_of_calls_still_up(tmp_path):
+    clock, pbx, seen, path = _call(tmp_path, "phones", talk=150)
+    _advance(clock, 40)
+    await pbx.stop()  # like `core stop now`: the channels go, MixMonitor writes the sizes
+    data = path.read_bytes()
+    assert struct.unpack("<I", data[40:44])[0] == len(data) - 44 > 30 * 16000
