@@ -17,7 +17,6 @@ fills during the call cuts the audio at the last whole block.
 """
 from __future__ import annotations
 
-import logging
 import struct
 import sys
 from array import array
@@ -25,8 +24,6 @@ from pathlib import Path
 from typing import Callable
 
 from .voices import RATE, Conversation
-
-log = logging.getLogger("callcenter.simulator.pbx")
 
 BLOCK = 32768  # the stdio buffer Asterisk's file streams write through
 FORMATS = ("wav", "sln", "raw", "ulaw", "alaw")  # 8 kHz formats the simulator encodes
