@@ -162,11 +162,11 @@ def day_start(now: float, tz: str) -> float:
 
 def demo_sim():
     """The demo's simulated Asterisk: the hotline of docs/asterisk/extensions.conf
-    (``Queue(${QUEUE},c)``, then the post-call rating when the agent hangs up), whose
-    callers come over a trunk: calls are recorded whole (``talk_audio``)."""
+    (``Queue(${QUEUE},c)``, then the post-call rating when the agent hangs up); its lines
+    carry media all call long (``media="phones"``, the default), so calls are recorded whole."""
     from .simulator import SimConfig
 
-    return SimConfig(hotline_queue_options="c", talk_audio=True)
+    return SimConfig(hotline_queue_options="c")
 
 
 def demo_config(config: Config, *, ami_port: int, sim) -> Config:

@@ -105,3 +105,47 @@ def test_ivr_ports_are_checked(config):
     with pytest.raises(AssemblyError, match="IVR queue_load: object is not a QueueLoad"):
         IvrPorts(queue_load=object(), voice_messages=good.voice_messages, tickets=good.tickets,
                  callbacks=good.callbacks, surveys=good.surveys, ratings=good.ratings)
+
+
+@pytest.mark.timeout(60)
+async def test_an_answered_call_is_recorded_with_its_audio(config, db, tmp_path):
+    """The demo's path: MixMonitor from the recordings component on the simulated PBX, the
+    file covers the talk time (scaled clock) and the catalogue keeps it as ``ready``."""
+    from callcenter.simulator import SimConfig, SimulatedPBX
+    from recordings.models import Recording
+
+    clock = ScaledClock(reactor, 60, start=OPEN)
+    sim = SimConfig()
+    pbx = SimulatedPBX(clock, seed=4, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
+    await pbx.start(host="127.0.0.1", ami_port=0)
+    pbx.globals["AGENT_SAY"] = "hello-world"
+    for agent in ("1001", "1002"):
+        pbx.set_agent(agent, answer_delay=2, talk_time=90)
+    talk = []
+    pbx.listeners.append(lambda h: talk.append(int(dict(h)["TalkTime"])) if dict(h).get("Event") == "AgentComplete"
+                         else None)
+    cfg = config.with_overrides({
+        "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
+        "agi": {"host": "127.0.0.1", "port": 0},
+        "recordings": {"directory": str(tmp_path / "rec"), "spool_dir": str(tmp_path / "rec")},
+        "dialer": {"enabled": False},
+        "web": {"host": "127.0.0.1", "port": 0},
+    })
+    product = build(cfg, clock=clock, db=db)
+    try:
+        await product.start()
+        await product.ami.wait_connected(10)
+        call = pbx.inbound_call("13800138001", "王小明", context="hotline-plain", digits="1", digit_delay=1,
+                                patience=600, stay_when_connected=True)
+        rec_id = await product.recordings.wait_finalized(call.uniqueid, timeout=30)
+        rec = await db.run(lambda s: s.get(Recording, rec_id).as_dict())
+    finally:
+        await product.stop()
+        await pbx.stop()
+    assert call.outcome == "answered"
+    assert rec["status"] == "ready" and not rec["error"], rec
+    # 90 s of talk (1.5 s on the x60 clock); the file starts when MixMonitor arrives, a
+    # moment after AgentConnect (on a loaded machine that lag is simulated seconds)
+    assert talk and talk[0] >= 90 and 60 <= rec["duration"] <= talk[0] + 1, (rec, talk)
+    assert (tmp_path / "rec" / rec["path"]).stat().st_size == rec["size"]
+    assert rec["size"] == pytest.approx(44 + rec["duration"] * 16000, abs=16)  # duration: ms

@@ -54,9 +54,12 @@ client); to plug a scripted server instead set ``pbx.agi_handler = async fn(url,
 After AGI: QUEUE set -> Queue(${QUEUE}) prio ${QUEUE_PRIO}; elif TRANSFER -> operator; else Hangup.
 ``hotline-plain`` needs no AGI (Playback, Read 1 digit: 2 -> complaint, else consultation).
 
-MixMonitor writes real 8 kHz 16-bit mono WAVs; paths under ``/var/spool/asterisk`` are
-mapped below ``spool_dir``.  They hold what is played (Local channels carry no silence),
-and with ``SimConfig(talk_audio=True)`` also the talk, as from callers on a trunk (the demo).  queue_log lines (``epoch|callid|queue|agent|event|data``)
+MixMonitor writes real 8 kHz 16-bit mono WAVs the way Asterisk does (header sizes 0 and
+32 KiB blocks while the call is up, sizes patched at hang-up; :mod:`.mixmonitor`): with
+``SimConfig(media="phones")`` (default) the whole monitored time, silence and the people's
+deterministic voices (:mod:`.voices`); ``media="local"`` only what is played, like the
+trace harness's Local channels.  Paths under ``/var/spool/asterisk`` are mapped below
+``spool_dir``.  queue_log lines (``epoch|callid|queue|agent|event|data``)
 go to ``queue_log`` (optional) and ``pbx.queue_log.lines``.
 """
 from .pbx import SimCall, SimConfig, SimulatedPBX

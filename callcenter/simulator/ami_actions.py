@@ -3,11 +3,12 @@ MixMonitor)."""
 from __future__ import annotations
 
 import logging
-import wave
 from pathlib import Path
 
 from .channels import Channel
+from . import voices
 from .dialplan import DIALPLAN
+from .mixmonitor import MixMonitorFile
 from .profiles import ChannelRedirect
 from .runner import ChannelHangup
 
@@ -121,38 +122,44 @@ class ActionsMixin:
         elif self.spool_dir is not None and str(p).startswith("/var/spool/asterisk"):
             p = self.spool_dir / p.relative_to("/var/spool/asterisk")
         p.parent.mkdir(parents=True, exist_ok=True)  # MixMonitor does ast_mkdir (RECORD FILE does not)
-        if self.disk_full:
-            p.write_bytes(b"")
-            w = None
-        else:
-            w = wave.open(str(p), "wb")
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(8000)
-        rec = {"path": p, "wave": w, "start": self.now(), "options": options}
+        try:
+            f = MixMonitorFile(p, self.now(), media=self.config.media, disk_full=lambda: self.disk_full,
+                               bridged_only="b" in options)
+        except ValueError as exc:  # Asterisk: "No such format", no file, no recording
+            log.error("MixMonitor on %s: %s", ch.name, exc)
+            return
+        rec = {"path": p, "file": f, "options": options, "flush": None}
         self._mixmonitors.setdefault(ch.name, []).append(rec)
+        if ch.bridge is not None:
+            f.bridged(self.now(), ch.bridge["conversation"])
+        self._schedule_flush(rec)
         self.varset(ch, "MIXMONITOR_FILENAME", path)
         self.chev("MixMonitorStart", ch)
 
-    def record_audio(self, ch: Channel, seconds: float) -> None:
-        """Audio heard on ``ch`` (Local channels carry only what is played: no silence)."""
+    def _schedule_flush(self, rec: dict) -> None:
+        """Phones send frames all the time: the buffer reaches the disk every 32 KiB."""
+        if self.config.media != "phones":
+            return
+        f = rec["file"]
+        rec["flush"] = self.timers.call_later(f.next_flush() - self.now(), self._flush, rec)
+
+    def _flush(self, rec: dict) -> None:
+        rec["file"].advance(self.now())
+        self._schedule_flush(rec)
+
+    def record_audio(self, ch: Channel, prompt_name: str, seconds: float) -> None:
+        """``prompt_name`` (``seconds`` long) is played into ``ch`` from now on."""
+        clip = voices.prompt(prompt_name, seconds)
         for rec in self._mixmonitors.get(ch.name, []):
-            if rec["wave"] is not None:
-                self._write_tone(rec["wave"], seconds)
+            rec["file"].play(self.now(), clip)
 
-    def record_silence(self, ch: Channel, seconds: float) -> None:
-        """Silence heard on ``ch`` (a trunk caller's stream between words: SimConfig.talk_audio)."""
+    def monitors_bridged(self, ch: Channel, bridge: dict | None) -> None:
+        """``ch`` entered (``bridge``) or left (None) a bridge: the peer's voice starts/stops."""
         for rec in self._mixmonitors.get(ch.name, []):
-            if rec["wave"] is not None:
-                rec["wave"].writeframes(b"\x00\x00" * int(8000 * seconds))
-
-    def _write_tone(self, w, seconds: float) -> None:
-        import math
-        import struct
-
-        n = int(8000 * seconds)
-        frames = b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(n))
-        w.writeframes(frames)
+            if bridge is None:
+                rec["file"].unbridged(self.now())
+            else:
+                rec["file"].bridged(self.now(), bridge["conversation"])
 
     def mixmonitor_stop(self, ch: Channel) -> bool:
         recs = self._mixmonitors.get(ch.name)
@@ -164,13 +171,24 @@ class ActionsMixin:
     def _end_mixmonitors(self, ch: Channel, stop_event: bool) -> None:
         recs = self._mixmonitors.pop(ch.name, [])
         for rec in recs:
+            self.timers.cancel(rec["flush"])
             try:
-                if rec["wave"] is not None:
-                    rec["wave"].close()
-            except Exception:
-                log.exception("closing recording failed")
+                rec["file"].close(self.now())
+            except OSError:
+                log.exception("closing recording %s failed", rec["path"])
         if recs and stop_event:
             self.chev("MixMonitorStop", ch)
+
+    def _close_mixmonitors(self) -> None:
+        """Shut-down: Asterisk hangs up every channel, so every MixMonitor file is finished
+        (header sizes written) — none is left open or half-written."""
+        for name in list(self._mixmonitors):
+            for rec in self._mixmonitors.pop(name):
+                self.timers.cancel(rec["flush"])
+                try:
+                    rec["file"].close(self.now())
+                except OSError:
+                    log.exception("closing recording %s failed", rec["path"])
 
     def recordings(self) -> list[Path]:
         return []

@@ -157,6 +157,7 @@ class SimulatedPBX(EventsMixin, ChannelsMixin, OriginateMixin, PersonsMixin, Dia
                     proc.gen.close()  # run its finally blocks now, not at garbage collection
                 except Exception:
                     log.debug("closing the dialplan of %s failed", ch.name, exc_info=True)
+        self._close_mixmonitors()
         if self.ami is not None:
             await self.ami.stop()
             self.ami = None

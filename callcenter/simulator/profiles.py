@@ -65,10 +65,14 @@ class SimConfig:
     # traces: the caller is hung up with the agent); "c" as docs/asterisk/extensions.conf (the
     # caller continues to AGI satisfaction, the post-call rating, when the agent hangs up)
     hotline_queue_options: str = ""
-    # Callers on a trunk (the demo's hospital): their RTP stream, silence included, reaches
-    # MixMonitor for the whole talk.  Off (the default, as on the recorded test rig whose
-    # phones are Local channels): only what is played is recorded.
-    talk_audio: bool = False
+    # What the people's lines carry (what MixMonitor records): "phones" send media all call
+    # long (silence and their voices, like SIP phones); "local" are the trace harness's Local
+    # channels, which carry only what is played.
+    media: str = "phones"
+
+    def __post_init__(self) -> None:
+        if self.media not in ("phones", "local"):
+            raise ValueError(f"SimConfig.media must be 'phones' or 'local', not {self.media!r}")
 
 
 class SimCall:

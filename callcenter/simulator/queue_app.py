@@ -7,6 +7,10 @@ from .channels import Channel
 from .profiles import AgentProfile, CID_PRES, ChannelRedirect, Headers, QUEUE_TIME_VARS, _fmt_num
 from .queues import Entry, Member, Queue
 from .runner import ChannelHangup, Waiter
+from .voices import Conversation
+
+
+TALK_AFTER = 0.8  # s after the bridge forms before the caller starts speaking
 
 
 class QueueAppMixin:
@@ -272,14 +276,12 @@ class QueueAppMixin:
             if say:
                 secs = float(self.config.prompt_seconds.get(say, 1.0))
                 if a1.bridge:
+                    a1.bridge["conversation"].hold_until(self.now() + secs)
                     for other in a1.bridge["channels"]:
-                        self.record_audio(other, secs)
+                        self.record_audio(other, say, secs)
                 yield secs
             self.newexten(a2, "Wait", t, priority=8)
             yield float(t)
-            if self.config.talk_audio and a1.bridge:   # the talk, as a trunk caller's RTP carries it
-                for other in a1.bridge["channels"]:
-                    self.record_silence(other, float(t))
             self.newexten(a2, "Hangup", "", priority=9)
             self.soft_hangup_request(a2, 16)
             self.hangup_request(a1, 16)
@@ -416,19 +418,23 @@ class QueueAppMixin:
                 ("BridgeNumChannels", str(len(b["channels"]))), ("BridgeVideoSourceMode", "none")]
 
     def _bridge_create(self) -> dict:
-        b = {"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "channels": []}
+        bid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        # the people in it talk (phones carry their voices); seeded by the id: replayable
+        b = {"id": bid, "channels": [], "conversation": Conversation(bid, self.now() + TALK_AFTER)}
         self.ev("BridgeCreate", self._bridge_fields(b))
         return b
 
     def _bridge_enter(self, b: dict, ch: Channel) -> None:
         b["channels"].append(ch)
         ch.bridge = b
+        self.monitors_bridged(ch, b)
         self.ev("BridgeEnter", [*self._bridge_fields(b), *ch.snapshot()])
 
     def _bridge_leave(self, b: dict, ch: Channel) -> None:
         if ch in b["channels"]:
             b["channels"].remove(ch)
         ch.bridge = None
+        self.monitors_bridged(ch, None)
         self.ev("BridgeLeave", [*self._bridge_fields(b), *ch.snapshot()])
 
     def _bridge_destroy(self, b: dict) -> None:

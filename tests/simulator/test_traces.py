@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from callcenter.simulator import SimConfig
 from callcenter.ami.tracefile import read_ami, traces_dir
 
 from .harness import Harness, compare, replay, significant
@@ -36,7 +37,8 @@ def _load(name):
 
 async def run_trace(tmp_path, name, setup=None, schedule=()):
     trace = _load(name)
-    h = await Harness.create(tmp_path, epoch=int(trace.epoch or 1795346592))
+    # the traces were recorded with Local channels: only played sounds reach MixMonitor
+    h = await Harness.create(tmp_path, epoch=int(trace.epoch or 1795346592), config=SimConfig(media="local"))
     try:
         await replay(h, trace, setup=setup, schedule=schedule)
     finally:
