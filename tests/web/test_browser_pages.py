@@ -10,6 +10,7 @@ of the three pages in zh and en at 1366x768 and 1920x1080.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,8 @@ async def test_recordings_users_and_ticket_pages_in_chromium(config, db):
                 newbie = await (await browser.new_context()).new_page()
                 await _login(newbie, base, "zhou.min", "zhou min 2026!")
                 assert newbie.url.endswith("/agent")
-                await expect(newbie.locator("h1")).to_contain_text("坐席工作台")
+                await expect(newbie).to_have_title(re.compile("^坐席工作台"))   # in Chinese, as the admin set her
+                await expect(newbie.locator("#me-state")).to_be_visible()
                 assert not errors, errors  # no CSP violations or script errors
             finally:
                 await browser.close()
