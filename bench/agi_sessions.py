@@ -107,7 +107,7 @@ async def server_main(args) -> int:
     clock = LoopClock(args.scale, OPEN)
     d = build_domain(load_config(None), clock=clock)
     ports = IvrPorts(queue_load=NoQueues(), voice_messages=d.catalog, tickets=d.complaints,
-                     callbacks=d.dialer, surveys=d.dialer)
+                     callbacks=d.dialer, surveys=d.dialer, appointments=d.dialer)
     server = AgiServer("127.0.0.1", 0, clock=clock, db=db, latency=latency, ports=ports,
                        recordings_dir=str(tmp / "rec"))
     await server.start()

@@ -110,7 +110,7 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
         sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=queuecalls, voice_messages=domain.catalog, tickets=domain.complaints,
-                       callbacks=domain.dialer, surveys=domain.dialer))
+                       callbacks=domain.dialer, surveys=domain.dialer, appointments=domain.dialer))
     metrics = ServiceMetrics(ami=ami, queuecalls=queuecalls, db=db, clock=clock, timer=time.perf_counter,
                              answer_target=h.answer_target_seconds)
     web = None

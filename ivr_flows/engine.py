@@ -27,6 +27,7 @@ import holidays
 from callcenter.phones import DEFAULT_REGION, canonical
 
 from .agi import Env, Reply, command, quote
+from .segments import appointment_segments, message_file, segment_file
 
 _CALLABLE = re.compile(r"\+?[0-9]{6,15}")
 
@@ -50,7 +51,9 @@ class Command:
 
 @dataclass
 class Effect:
-    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result
+    # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result |
+    # appointment | appointment_answer | notification_message
+    name: str
     args: dict = field(default_factory=dict)
 
 
@@ -125,6 +128,7 @@ class Engine:
         self.details: dict[str, Any] = {}
         self.channel_gone = False
         self.reported = False
+        self.appointment: dict | None = None  # what a lookup_appointment node found
         self.started_at = now()
         self._gen = self._run()
 
@@ -230,16 +234,26 @@ class Engine:
         return dt.datetime.fromtimestamp(self.now(), tz=self.tz)
 
     # -- the run --------------------------------------------------------------
+    def _outbound(self) -> bool:
+        """A flow the dialer's calls run: it needs the attempt and the dialled number."""
+        return any(n.get("type") in ("report", "play_message")
+                   or (n.get("type") == "lookup_appointment" and n.get("by") == "call")
+                   for n in self.flow.nodes.values())
+
     def _run(self) -> Generator[Step, Any, str]:
         try:
             yield from self._cmd("ANSWER")
-            if any(n.get("type") == "report" for n in self.flow.nodes.values()):
+            if self._outbound():
                 reply = yield from self._cmd("GET VARIABLE ATTEMPT_ID")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.vars["attempt_id"] = reply.data
                 reply = yield from self._cmd("GET VARIABLE PATIENT_NUMBER")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.dialled_number = reply.data
+            if any(n.get("type") == "play_message" for n in self.flow.nodes.values()):
+                reply = yield from self._cmd("GET VARIABLE PATIENT_LANGUAGE")  # the patient's, from the import
+                if reply.code == 200 and reply.result == "1" and reply.data in self.flow.languages:
+                    self.language = reply.data
             node_id: str | None = self.flow.start
             steps = 0
             while node_id is not None:
@@ -489,4 +503,69 @@ class Engine:
                                        "attempt_id": self.vars.get("attempt_id")})
         self.reported = True
         self.result = "optout" if opted_out else "survey_done"
+        return node["next"]
+
+    # -- appointments and notifications ---------------------------------------------
+    def _n_lookup_appointment(self, nid, node):
+        """The appointment this call is about: the one the dialer called for (``by: call``),
+        the caller's next one (``caller``: caller ID) or that of a keyed-in patient number."""
+        by = node["by"]
+        number = self.vars.get(str(node.get("var", ""))) if by == "patient_number" else None
+        if by == "caller" and not callable_number(self.caller_number):
+            return node["missing"]
+        found = yield Effect("appointment", {"by": by, "attempt_id": self.vars.get("attempt_id"),
+                                             "caller_number": self.caller_number, "patient_number": number})
+        if not found:
+            self.details["appointment"] = "none"
+            return node["missing"]
+        self.appointment = dict(found)
+        self.vars["appointment_id"] = str(found["appointment_id"])
+        self.details["appointment_id"] = found["appointment_id"]
+        if by == "call" and found.get("language") in self.flow.languages:
+            self.language = found["language"]  # a reminder speaks the patient's language
+        return node["found"]
+
+    def _n_say_appointment(self, nid, node):
+        if node.get("prompt"):
+            yield from self._play_all(node["prompt"])
+        appt = self.appointment
+        if appt is None:
+            self.warn(f"say_appointment {nid}: no appointment looked up before it; nothing said")
+            return node["next"]
+        local = dt.datetime.fromtimestamp(float(appt["at"]), tz=self.tz)
+        for name in appointment_segments(self.language, local, appt.get("department") or ""):
+            yield from self._stream(segment_file(name, self.language, self.prompt_base))
+        return node["next"]
+
+    def _stream(self, file: str) -> Generator[Step, Any, None]:
+        """Play one sound file (a segment or message, not a flow prompt) to its end."""
+        reply = yield from self._cmd(command("STREAM FILE", file, quote("")))
+        if reply.code == 200 and reply.result == "-1":
+            yield from self._still_there(f"STREAM FILE {file}")
+            self.warn(f"prompt {file} {'missing on the PBX' if reply.endpos == 0 else 'stopped playing'}; "
+                      "carrying on")
+
+    def _n_answer_appointment(self, nid, node):
+        """Store the patient's answer on the appointment; ``failed`` when it could not be."""
+        answer = node["answer"]
+        appt = self.appointment
+        stored = None
+        if appt is not None:
+            stored = yield Effect("appointment_answer", {"appointment_id": appt["appointment_id"], "answer": answer,
+                                                         "attempt_id": self.vars.get("attempt_id")})
+        if not stored:
+            self.warn(f"appointment answer {answer!r} not stored")
+            return node.get("failed", node["next"])
+        self.details["appointment_answer"] = answer
+        self.result = f"appointment_{answer}"
+        return node["next"]
+
+    def _n_play_message(self, nid, node):
+        """The voice notification the dialled campaign chose."""
+        message = yield Effect("notification_message", {"attempt_id": self.vars.get("attempt_id")})
+        if not message:
+            self.warn("no notification message for this call")
+            return node["missing"]
+        self.details["message"] = message
+        yield from self._stream(message_file(str(message), self.language, self.prompt_base))
         return node["next"]

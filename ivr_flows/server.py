@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
-from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys, VoiceMessages,
-                             require_all)
+from callcenter.ports import (Appointments, AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Surveys,
+                             VoiceMessages, require_all)
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
@@ -52,8 +52,8 @@ class IvrPorts:
 
     ``queue_load``: the live queues (``longest_wait_over`` conditions); the others
     run inside the session's database transaction: voice messages are catalogued
-    (recordings), complaint messages open tickets (complaints), callback requests
-    and survey answers go to the dialer.
+    (recordings), complaint messages open tickets (complaints), callback requests,
+    survey answers and appointment look-ups and answers go to the dialer.
     """
 
     queue_load: QueueLoad
@@ -61,13 +61,15 @@ class IvrPorts:
     tickets: ComplaintIntake
     callbacks: Callbacks
     surveys: Surveys
+    appointments: Appointments
 
     def __post_init__(self) -> None:
         require_all([(self.queue_load, QueueLoad, "IVR queue_load"),
                      (self.voice_messages, VoiceMessages, "IVR voice_messages"),
                      (self.tickets, ComplaintIntake, "IVR tickets"),
                      (self.callbacks, Callbacks, "IVR callbacks"),
-                     (self.surveys, Surveys, "IVR surveys")])
+                     (self.surveys, Surveys, "IVR surveys"),
+                     (self.appointments, Appointments, "IVR appointments")])
 
 
 def close_interrupted(s: Any, now: float) -> int:
@@ -342,6 +344,12 @@ class AgiServer:
                 return await record.callback(eff.args)
             if eff.name == "survey_result":
                 return await record.survey_result(eff.args)
+            if eff.name == "appointment":
+                return await record.appointment(eff.args)
+            if eff.name == "appointment_answer":
+                return await record.appointment_answer(eff.args)
+            if eff.name == "notification_message":
+                return await record.notification_message(eff.args)
         except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
@@ -549,4 +557,49 @@ class _SessionRecord:
             self._mark(row, "survey")
             return out
         w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
+        return await self.server.writes.wait(w, None)
+
+    async def appointment(self, args: dict) -> dict | None:
+        """The appointment the call is about (a read: nothing to mark as done)."""
+        if self.lane is None:
+            self.engine.warn("appointment look-up needs the database (IVR sessions not stored)")
+            return None
+        appointments, at = self.server.ports.appointments, _utc(self.server.now())
+
+        def work(s):
+            return appointments.find_appointment(s, by=args["by"], attempt_id=args.get("attempt_id"),
+                                                 caller_number=args.get("caller_number") or "",
+                                                 patient_number=args.get("patient_number"), at=at)
+        w = self.lane.submit(work, self._what("appointment look-up"))
+        return await self.server.writes.wait(w, None)
+
+    async def appointment_answer(self, args: dict) -> bool:
+        """Store the patient's answer on the appointment (retried through an outage, once)."""
+        if self.lane is None:
+            self.engine.warn("appointment answer not stored: IVR sessions are not stored (no database)")
+            return False
+        appointments, eng = self.server.ports.appointments, self.engine
+        at = _utc(self.server.now())  # when the patient pressed the key
+        via = "reminder" if args.get("attempt_id") else "hotline"
+
+        def work(s):
+            row = self._row(s)
+            if self._done_before(row, "appointment_answer") is not None:
+                return True
+            ok = appointments.answer_appointment(s, appointment_id=int(args["appointment_id"]),
+                                                 answer=args["answer"], via=via, attempt_id=args.get("attempt_id"),
+                                                 ivr_session_id=self.sid, at=at)
+            self._mark(row, "appointment_answer", appointment_answer=args["answer"])
+            return ok
+        w = self.lane.submit(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
+        return await self.server.writes.wait(w, True)  # database down: queued, so it will be stored
+
+    async def notification_message(self, args: dict) -> str | None:
+        if self.lane is None or not args.get("attempt_id"):
+            return None
+        appointments = self.server.ports.appointments
+
+        def work(s):
+            return appointments.notification_message(s, attempt_id=args["attempt_id"])
+        w = self.lane.submit(work, self._what("notification message"))
         return await self.server.writes.wait(w, None)

@@ -104,4 +104,4 @@ def test_ivr_ports_are_checked(config):
     good = support.ivr_ports(config=config)
     with pytest.raises(AssemblyError, match="IVR queue_load: object is not a QueueLoad"):
         IvrPorts(queue_load=object(), voice_messages=good.voice_messages, tickets=good.tickets,
-                 callbacks=good.callbacks, surveys=good.surveys)
+                 callbacks=good.callbacks, surveys=good.surveys, appointments=good.appointments)

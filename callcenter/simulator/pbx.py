@@ -99,7 +99,7 @@ class SimulatedPBX(EventsMixin, ChannelsMixin, OriginateMixin, PersonsMixin, Dia
         steps = {
             "hotline": [("NoOp", "Hotline call from ${CALLERID(all)}"), ("Answer", ""),
                         ("AGI", f"{agi}/hotline"), *after],
-            "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/revisit_survey"), *after],
+            "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/${{SURVEY_FLOW}}"), *after],
             "hotline-plain": [("NoOp", "Plain hotline call"), ("Answer", ""), ("Playback", "hello-world"),
                               ("Read", "choice,beep,1,,,5"), ("GotoIf", '$["${choice}" = "2"]?complaint'),
                               ("Queue", "consultation"), ("Hangup", ""), ("Queue", "complaint"), ("Hangup", "")],
