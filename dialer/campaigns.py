@@ -26,6 +26,7 @@ from sqlalchemy import String, and_, case, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import compliance
+from .appointments import materialize_reminders, reminder_counts
 from callcenter.errors import InvalidInput
 from callcenter.store.base import utcnow
 
@@ -208,8 +209,6 @@ def materialize(session: Session, campaign: Campaign, *, now: float, plans=None,
     if campaign.kind == "reminder":
         if rules is None:
             raise CampaignError("reminder campaigns need the calling rules (the window decides when a reminder is due)")
-        from .appointments import materialize_reminders
-
         return materialize_reminders(session, campaign, now=now, settings=settings, rules=rules,
                                      appointment_ids=appointment_ids)
     return 0
@@ -345,6 +344,8 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         if score is not None:
             overall.append(score)
         for k, v in (survey or {}).items():
+            if campaign.kind == "reminder":  # {"answer": "confirm"}: counted below, not a score
+                continue
             try:
                 scores.setdefault(k, []).append(float(v))
             except (TypeError, ValueError):
@@ -363,4 +364,5 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         "survey_responses": len(overall),
         "survey_score_avg": round(sum(overall) / len(overall), 2) if overall else None,
         "survey_question_avg": {k: round(sum(v) / len(v), 2) for k, v in sorted(scores.items())},
+        **({"answers": reminder_counts(session, campaign.id)} if campaign.kind == "reminder" else {}),
     }

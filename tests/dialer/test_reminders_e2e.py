@@ -90,7 +90,7 @@ async def test_reminder_campaign_answers_land_on_the_appointments(db, tmp_path):
     pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
     for _pid, num, _lang, digits in PATIENTS:  # the keys come once the date and time were said
-        pbx.set_patient(num, "answer", ring=2, survey_digits=digits, hold=40, delay=14)
+        pbx.set_patient(num, "answer", ring=2, survey_digits=digits, hold=900, delay=14)
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     dialer = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw, rules=RULES, instance="e2e",
                     settings=SETTINGS, dial=DialSettings(channel_template="Local/{number}@sim-patient",

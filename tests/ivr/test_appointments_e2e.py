@@ -61,13 +61,13 @@ async def test_callers_confirm_cancel_and_reschedule_appointments_in_the_hotline
         pbx.add_agent("consultation", "1001", "Agent A", answer_delay=1, talk_time=2)
         # 1 Mandarin, 2 appointments, 1 my appointment (caller ID known), then 1 confirm
         confirm = pbx.inbound_call("13800138001", "李娜", context="hotline", digits=f"1w2w1{SAY}1",
-                                   digit_delay=0.5, patience=50)
+                                   digit_delay=0.5, patience=600)
         # number unknown: the patient number (8 digits, check digit), then 2 cancel, 1 yes
         cancel = pbx.inbound_call("13900139009", "", context="hotline", digits=f"2w2w1wwww10000024#{SAY}2ww1",
-                                  digit_delay=0.5, patience=50)
+                                  digit_delay=0.5, patience=600)
         # 3: change it -> an agent, with the reason and the appointment on the channel
         resched = pbx.inbound_call("13800138003", "张敏", context="hotline", digits=f"1w2w1{SAY}3",
-                                   digit_delay=0.5, patience=50)
+                                   digit_delay=0.5, patience=600)
         await until(lambda: confirm.done and cancel.done and resched.done)
     finally:
         await pbx.stop()
@@ -75,8 +75,9 @@ async def test_callers_confirm_cancel_and_reschedule_appointments_in_the_hotline
     with db.session() as s:
         appts = {a.external_id: a for a in s.scalars(select(Appointment))}
         rows = {r.uniqueid: r for r in s.scalars(select(IvrSession))}
+    seen = {r.caller_number: (r.path, r.digits, r.result, (r.detail or {}).get("warnings")) for r in rows.values()}
     assert {k: (a.answer, a.answered_via) for k, a in appts.items()} == {
-        "A1": ("confirm", "hotline"), "A2": ("cancel", "hotline"), "A3": ("reschedule", "hotline")}
+        "A1": ("confirm", "hotline"), "A2": ("cancel", "hotline"), "A3": ("reschedule", "hotline")}, seen
     assert all(a.answered_for == a.scheduled_at for a in appts.values())
     assert rows[confirm.uniqueid].result == "appointment_confirm"
     assert "say_my_appointment" in rows[confirm.uniqueid].path
