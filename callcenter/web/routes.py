@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from callcenter.complaints.http import ROUTES as COMPLAINT_ROUTES
 
-from . import (views, views_campaigns, views_dialer, views_import, views_live, views_reports,
-               views_tokens)
+from . import (views, views_appointments, views_campaigns, views_dialer, views_import, views_live,
+               views_reports, views_tokens)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -44,6 +44,10 @@ _REPORT = {"type": "object", "properties": {
     "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
     "available": {"type": "boolean"}, "columns": {"type": "array", "items": {"type": "string"}},
     "rows": {"type": "array", "items": {"type": "object"}}}}
+_SINCE = (("since", "string(date-time)", "only answers given after this moment (ISO 8601 with offset)"),)
+_APPT_ANSWER = {"type": "object", "properties": {k: {"type": "string"} for k in (
+    "appointment_id", "patient_id", "scheduled_at", "department", "doctor", "status", "answer", "answered_at",
+    "answered_via", "answered_for")}}
 _QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
                ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
                ("reason", "string", "pause reason: break | meal | training | paperwork", False))
@@ -192,6 +196,24 @@ ROUTES: list[Route] = [
           "422 {error, errors: [{line, field, reason}]} (line = item number) and nothing written",
           enums={"kind": views_import.KINDS}, raw_body=True, response=_IMPORT_RESULT,
           max_body=views_import.MAX_BYTES),
+    # appointments: the patients' answers (reminder calls, hotline) back to the booking system
+    Route("GET", "/api/appointments/answers", SUPERVISORS, views_appointments.answers_api, "api",
+          "Patients' answers to their appointments (confirm | cancel | reschedule | stop_reminders), "
+          "from reminder calls and the hotline IVR, oldest answer first; `since` for the new ones (audited)",
+          query=_SINCE, response={"type": "object", "properties": {
+              "count": {"type": "integer"}, "answers": {"type": "array", "items": _APPT_ANSWER}}}),
+    Route("GET", "/api/appointments/answers.csv", SUPERVISORS, views_appointments.answers_csv, "api",
+          "The same answers as a CSV download (UTF-8 with BOM; audited)", query=_SINCE),
+    Route("GET", "/api/appointments/cancelled-slots", SUPERVISORS, views_appointments.cancelled_slots_api, "api",
+          "Appointment slots ahead that patients cancelled with us, for booking to re-use (audited)",
+          response={"type": "object", "properties": {
+              "count": {"type": "integer"}, "slots": {"type": "array", "items": _APPT_ANSWER}}}),
+    Route("POST", "/api/notifications/{id}/patients", SUPERVISORS, views_appointments.notification_patients_api,
+          "api", "Voice notification campaign (id or name): call these patients (JSON list of the hospital's "
+          "patient ids). 201 contacts created (200: all listed before); 422 unknown patient ids or not a "
+          "notification campaign, and nothing written", raw_body=True, response={"type": "object", "properties": {
+              "created": {"type": "integer"}, "already": {"type": "integer"},
+              "do_not_call": {"type": "integer"}, "unknown": {"type": "array", "items": {"type": "string"}}}}),
     # administrators
     Route("GET", "/api/tokens", ADMINS, views_tokens.list_api, "api",
           "API tokens (names, roles, last use; never the tokens)",
