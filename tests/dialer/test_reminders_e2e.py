@@ -141,3 +141,62 @@ async def test_reminder_campaign_answers_land_on_the_appointments(db, tmp_path):
     assert sorted(e["appointment_id"] for e in exported) == ["A1", "A2", "A3", "A4"]
     assert [e["answered_at"] for e in exported] == sorted(e["answered_at"] for e in exported)
     assert [(x["appointment_id"], x["department"], x["doctor"]) for x in slots] == [("A2", "dental", "Dr Wang")]
+
+
+@pytest.mark.timeout(60)
+async def test_voice_notification_plays_the_message_and_asks_for_a_confirmation(db, tmp_path):
+    """A one-off notification: the patient who pressed 1 is done (in their language); one who
+    did not is retried by the rules; a number on the do-not-call list is never dialled."""
+    from callcenter.ami.gateway import AmiGateway
+    from callcenter.simulator import SimulatedPBX
+    from dialer.notifications import add_patients
+
+    api = support.domain().dialer
+    people = [("10000016", "13800138001", "zh", "1"), ("10000024", "13800138002", "en", "1"),
+              ("10000032", "13800138003", "zh", ""), ("10000040", "13800138004", "zh", "1")]
+    _import(db, "patients", [{"patient_id": p, "name": f"P{p}", "phone": n, "language": lang}
+                             for p, n, lang, _ in people])
+
+    def seed(s):
+        api.add_do_not_call(s, "13800138004", source="admin")
+        c = create_campaign(s, name="flu", kind="notification", mode="survey", state="running",
+                            settings={"message": "flu_vaccine"})
+        return add_patients(s, c, [p for p, *_ in people], now=NOW, rules=RULES).to_dict()
+    assert db.call(seed) == {"created": 3, "already": 0, "do_not_call": 1, "unknown": []}
+
+    clock = ScaledClock(reactor, 60, start=NOW)
+    server = support.agi_server(clock=clock, db=db)
+    await server.start()
+    pbx = SimulatedPBX(clock, seed=2, spool_dir=tmp_path, agi_port=server.port)
+    await pbx.start()
+    for _p, num, _lang, digits in people:
+        pbx.set_patient(num, "answer", ring=2, survey_digits=digits or "", hold=900, delay=3)
+    gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
+    dialer = Dialer(agents=StaticAgents(), db=db, clock=clock, gateway=gw, rules=RULES, instance="e2e",
+                    settings=SETTINGS, dial=DialSettings(channel_template="Local/{number}@sim-patient",
+                                                         originate_timeout=20, max_rate=20))
+
+    def attempts():
+        with db.session() as s:
+            return list(s.scalars(select(Attempt).order_by(Attempt.id)))
+    try:
+        await gw.start()
+        await gw.wait_connected(10)
+        await dialer.start()
+        await until(lambda: len(attempts()) == 3 and all(a.state == "ended" for a in attempts()))
+        await dialer.idle()
+    finally:
+        await dialer.stop()
+        await gw.stop()
+        await pbx.stop()
+        await server.stop()
+    with db.session() as s:
+        contacts = {c.phone[3:]: (c.state, c.outcome, c.attempts) for c in s.scalars(select(Contact))}
+        sessions = {r.caller_number[3:]: r for r in s.scalars(select(IvrSession))}
+    assert contacts["13800138001"] == ("done", "completed", 1)
+    assert contacts["13800138002"] == ("done", "completed", 1)
+    assert contacts["13800138003"][:2] == ("pending", "")          # not confirmed: tried again later
+    assert "13800138004" not in contacts and "13800138004" not in sessions
+    assert {a.phone[3:]: a.survey for a in attempts()}["13800138001"] == {"heard": "1"}
+    assert sessions["13800138002"].language == "en" and sessions["13800138002"].detail["message"] == "flu_vaccine"
+    assert sessions["13800138003"].result == "not_confirmed"
