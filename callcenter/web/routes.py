@@ -246,5 +246,8 @@ STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/campaigns"): {201: "created", **_REFUSED}, ("POST", "/api/campaigns/{id}/{action}"): _REFUSED,
     ("GET", "/api/patients"): {429: "too many look-ups by this user (30 per 10 minutes); see Retry-After"},
     ("POST", "/api/import/{kind}"): {201: "applied", 422: "bad rows: every {line, field, reason}; nothing written"},
+    ("POST", "/api/notifications/{id}/patients"): {201: "contacts created", 404: "no such campaign",
+                                                   422: "unknown patient ids, or not a notification campaign; "
+                                                        "nothing written"},
 }
 ROUTES = [replace(r, statuses={**STATUSES.get((r.method, r.path), {}), **r.statuses}) for r in ROUTES]

@@ -93,7 +93,10 @@ async def notification_patients_api(app, req: Req) -> Response:
     rules = _ctx(app).rules
 
     def work(s):
-        c = get_campaign(s, req.params["id"])
+        try:
+            c = get_campaign(s, req.params["id"])
+        except CampaignError:
+            return None
         added = add_patients(s, c, data, now=app.clock.seconds(), rules=rules)
         audit(s, req.user.username, "add_patients", "campaign", c.id, **added.to_dict())
         return added.to_dict()
@@ -101,4 +104,6 @@ async def notification_patients_api(app, req: Req) -> Response:
         result = await app.db.run(work)
     except CampaignError as exc:
         return as_json({"error": str(exc), "status": 422}, 422)
+    if result is None:
+        return as_json({"error": f"no campaign {req.params['id'][:40]!r}", "status": 404}, 404)
     return as_json(result, 201 if result["created"] else 200)
