@@ -40,6 +40,7 @@ from .flow import Flow
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 300
+ANY_KEY = "0123456789*#"  # escape digits of an announcement a caller may cut short
 REJECTED = "!"  # marks a key (or entry) in ``digits`` that the menu or collect node refused
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -129,6 +130,7 @@ class Engine:
         self.channel_gone = False
         self.reported = False
         self.appointment: dict | None = None  # what a lookup_appointment node found
+        self.typed_ahead = ""  # a key pressed during an interruptible announcement: the next menu's
         self.started_at = now()
         self._gen = self._run()
 
@@ -286,7 +288,10 @@ class Engine:
         retries = int(node.get("retries", 2))
         timeout = float(node.get("timeout", 5))
         for attempt in range(retries + 1):
-            got = yield from self._get_data(node["prompt"], timeout, 1)
+            if attempt == 0 and self.typed_ahead:
+                got, self.typed_ahead = self.typed_ahead, ""
+            else:
+                got = yield from self._get_data(node["prompt"], timeout, 1)
             if got and got in options:
                 self.digits.append(got)
                 if node.get("store") and got in str(node.get("store_digits", got)):
@@ -526,24 +531,37 @@ class Engine:
         return node["found"]
 
     def _n_say_appointment(self, nid, node):
-        if node.get("prompt"):
-            yield from self._play_all(node["prompt"])
+        """Say the appointment; any key cuts it short and is the next menu's choice (Asterisk
+        drops keys pressed during a STREAM FILE without escape digits: a patient who already
+        knows the answer would otherwise press it into the void)."""
+        for pid in (node["prompt"] if isinstance(node.get("prompt"), list) else [node["prompt"]]
+                    if node.get("prompt") else []):
+            key = yield from self._play(pid, ANY_KEY)
+            if key:
+                self.typed_ahead = key
+                return node["next"]
         appt = self.appointment
         if appt is None:
             self.warn(f"say_appointment {nid}: no appointment looked up before it; nothing said")
             return node["next"]
         local = dt.datetime.fromtimestamp(float(appt["at"]), tz=self.tz)
         for name in appointment_segments(self.language, local, appt.get("department") or ""):
-            yield from self._stream(segment_file(name, self.language, self.prompt_base))
+            key = yield from self._stream(segment_file(name, self.language, self.prompt_base), ANY_KEY)
+            if key:
+                self.typed_ahead = key
+                break
         return node["next"]
 
-    def _stream(self, file: str) -> Generator[Step, Any, None]:
-        """Play one sound file (a segment or message, not a flow prompt) to its end."""
-        reply = yield from self._cmd(command("STREAM FILE", file, quote("")))
+    def _stream(self, file: str, escape: str = "") -> Generator[Step, Any, str | None]:
+        """Play one sound file (a segment or message, not a flow prompt); the key that
+        interrupted it (one of ``escape``), else None."""
+        reply = yield from self._cmd(command("STREAM FILE", file, quote(escape)))
         if reply.code == 200 and reply.result == "-1":
             yield from self._still_there(f"STREAM FILE {file}")
             self.warn(f"prompt {file} {'missing on the PBX' if reply.endpos == 0 else 'stopped playing'}; "
                       "carrying on")
+            return None
+        return reply.digit if reply.code == 200 else None
 
     def _n_answer_appointment(self, nid, node):
         """Store the patient's answer on the appointment; ``failed`` when it could not be."""
@@ -567,5 +585,6 @@ class Engine:
             self.warn("no notification message for this call")
             return node["missing"]
         self.details["message"] = message
-        yield from self._stream(message_file(str(message), self.language, self.prompt_base))
+        key = yield from self._stream(message_file(str(message), self.language, self.prompt_base), ANY_KEY)
+        self.typed_ahead = key or ""
         return node["next"]
