@@ -40,7 +40,9 @@ from .flow import Flow
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 300
-ANY_KEY = "0123456789*#"  # escape digits of an announcement a caller may cut short
+# escape digits of an announcement a caller may cut short: not # (it ends a keyed-in number, and
+# a caller who typed the whole number presses it after the entry is complete)
+ANY_KEY = "0123456789"
 REJECTED = "!"  # marks a key (or entry) in ``digits`` that the menu or collect node refused
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

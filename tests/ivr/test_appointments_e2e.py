@@ -77,7 +77,8 @@ async def test_callers_confirm_cancel_and_reschedule_appointments_in_the_hotline
         rows = {r.uniqueid: r for r in s.scalars(select(IvrSession))}
     seen = {r.caller_number: (r.path, r.digits, r.result, (r.detail or {}).get("warnings")) for r in rows.values()}
     assert {k: (a.answer, a.answered_via) for k, a in appts.items()} == {
-        "A1": ("confirm", "hotline"), "A2": ("cancel", "hotline"), "A3": ("reschedule", "hotline")}, seen
+        "A1": ("confirm", "hotline"), "A2": ("cancel", "hotline"), "A3": ("reschedule", "hotline")}, \
+        {k: v for k, v in seen.items() if k.endswith("9009")}
     assert all(a.answered_for == a.scheduled_at for a in appts.values())
     assert rows[confirm.uniqueid].result == "appointment_confirm"
     assert "say_my_appointment" in rows[confirm.uniqueid].path
