@@ -87,6 +87,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pop.queue": ("Queue", "队列"),
     "pop.treatments": ("Recent treatments", "近期治疗"),
     "pop.appointments": ("Appointments", "预约"),
+    # the patient's answer to an appointment (reminder call or hotline IVR)
+    "pop.answer.confirm": ("confirmed by the patient", "患者已确认"),
+    "pop.answer.cancel": ("cancelled by the patient", "患者已取消"),
+    "pop.answer.reschedule": ("patient asks to reschedule", "患者要求改约"),
+    "pop.answer.stop_reminders": ("no more reminders", "不再接收预约提醒"),
+    "pop.answer.via.reminder": ("reminder call", "预约提醒电话"),
+    "pop.answer.via.hotline": ("hotline", "热线自助"),
     "pop.complaints": ("Open complaints", "未结投诉"),
     "pop.calls": ("Previous calls", "历史来电"),
     "pop.none": ("none", "无"),

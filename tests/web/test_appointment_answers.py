@@ -74,3 +74,17 @@ async def test_answers_api_csv_and_cancelled_slots(config, db, capsys):
         assert s.query(Contact).filter(Contact.ref_type == "patient").count() == 2
     assert [a[2] for a in audit_rows(db, "view") if a[2] in ("api", "csv", "cancelled_slots")][:4] == [
         "api", "api", "csv", "cancelled_slots"]
+
+
+def test_the_agents_record_shows_the_patients_answer(db):
+    """A caller who asked to reschedule reaches an agent: the screen pop's record (the same
+    ``patient_record``) shows the appointment with the answer, the channel and the time."""
+    from zoneinfo import ZoneInfo
+
+    from callcenter.web import data
+
+    _seed(db)
+    rec = db.call(data.patient_record, "13800138002", "", "CN", None, ZoneInfo("Asia/Shanghai"))
+    (appt,) = rec["appointments"]
+    assert (appt["answer"], appt["answered_via"], appt["doctor"]) == ("cancel", "hotline", "Dr Wang")
+    assert appt["answered_at"].isoformat() == "2026-11-25T10:00:00+08:00"

@@ -131,7 +131,11 @@
     $("pop-number").textContent = r.number || "";
     $("pop-queue").textContent = p.queue || "";
     fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + x.type + (x.doctor ? " · " + x.doctor : ""); });
-    fillList("pop-appointments", r.appointments, function (x) { return day(x.at) + " " + (x.department || "") + " · " + x.status; });
+    fillList("pop-appointments", r.appointments, function (x) {
+      return day(x.at) + " " + (x.department || "") + (x.doctor ? " · " + x.doctor : "") + " · " + x.status +
+        (x.answer ? " · " + (msgs["pop.answer." + x.answer] || x.answer) + " (" +
+          (msgs["pop.answer.via." + x.answered_via] || x.answered_via) + " " + day(x.answered_at) + ")" : "");
+    });
     fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
     fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
     renderDialer(p.dialer);
