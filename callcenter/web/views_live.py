@@ -80,7 +80,15 @@ async def agent_page(app, req: Req) -> Response:
     return app.render(req, "agent.html", status=agent_status(app, req.user), pop=pop,
                       outcomes=OUTCOMES, categories=CATEGORIES, reasons=PAUSE_REASONS,
                       notice=req.arg("notice"),
-                      messages={**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial.")})
+                      messages={**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."),
+                                **_department_names(req.lang)})
+
+
+def _department_names(lang: str) -> dict[str, str]:
+    """The departments as the reminder says them (ivr_flows/spoken/departments.yaml), for the pop."""
+    from ivr_flows.segments import load_departments
+
+    return {f"pop.dept.{code}": names[lang] for code, names in load_departments().items()}
 
 
 async def agent_events(app, req: Req):

@@ -132,7 +132,8 @@
     $("pop-queue").textContent = p.queue || "";
     fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + x.type + (x.doctor ? " · " + x.doctor : ""); });
     fillList("pop-appointments", r.appointments, function (x) {
-      return day(x.at) + " " + (x.department || "") + (x.doctor ? " · " + x.doctor : "") + " · " + x.status +
+      return day(x.at) + " " + (msgs["pop.dept." + x.department] || x.department || "") +
+        (x.doctor ? " · " + x.doctor : "") + " · " + (msgs["pop.status." + x.status] || x.status) +
         (x.answer ? " · " + (msgs["pop.answer." + x.answer] || x.answer) + " (" +
           (msgs["pop.answer.via." + x.answered_via] || x.answered_via) + " " + day(x.answered_at) + ")" : "");
     });
