@@ -88,3 +88,26 @@ def test_the_agents_record_shows_the_patients_answer(db):
     (appt,) = rec["appointments"]
     assert (appt["answer"], appt["answered_via"], appt["doctor"]) == ("cancel", "hotline", "Dr Wang")
     assert appt["answered_at"].isoformat() == "2026-11-25T10:00:00+08:00"
+
+
+def test_a_reminder_call_on_the_agents_screen_says_which_appointment(db):
+    """A patient who pressed 2 (reschedule) on a reminder call reaches an agent: the dialer box
+    says it is that appointment's reminder and what the patient answered."""
+    from dialer.campaigns import materialize
+    from dialer.models import Attempt
+
+    from callcenter.web import dialer_calls
+
+    _seed(db)
+
+    def work(s):
+        c = create_campaign(s, name="rem", kind="reminder", mode="survey", state="running")
+        materialize(s, c, now=(NOW + dt.timedelta(days=1)).timestamp(), settings=Settings(), rules=Rules())
+        contact = s.query(Contact).filter(Contact.campaign_id == c.id).order_by(Contact.id).first()
+        a = Attempt(contact_id=contact.id, campaign_id=c.id, phone=contact.phone, started_at=NOW, state="answered")
+        s.add(a)
+        s.flush()
+        return dialer_calls.call_context(s, a.id)
+    ctx = db.call(work)
+    assert ctx["kind"] == "reminder"
+    assert ctx["why"]["appointment"]["external_id"] == "A3" and ctx["why"]["appointment"]["answer"] == ""

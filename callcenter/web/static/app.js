@@ -153,6 +153,9 @@
   function why(d) {
     var w = d.why || {};
     if (w.treatment) return fmt("dial.why.revisit", { type: w.treatment.type, at: day(w.treatment.at).slice(0, 10), step: w.treatment.step });
+    if (w.appointment && d.kind === "reminder") return fmt("dial.why.reminder", { at: day(w.appointment.at),
+      department: msgs["pop.dept." + w.appointment.department] || w.appointment.department,
+      answer: msgs["pop.answer." + w.appointment.answer] || w.appointment.answer || "" });
     if (w.appointment) return fmt("dial.why.no_show", { at: day(w.appointment.at), department: w.appointment.department });
     if (w.complaint) return fmt("dial.why.complaint_followup", { number: w.complaint.number, summary: w.complaint.summary });
     if (d.kind === "callback") return fmt("dial.why.callback", { reason: w.reason });
