@@ -144,3 +144,29 @@ def test_reminder_and_notification_campaigns_are_ivr_calls(db):
         return create_campaign(s, name="n", kind="notification", mode="survey",
                                settings={"message": "flu_vaccine"}).settings
     assert db.call(work) == {"message": "flu_vaccine"}
+
+
+@pytest.mark.postgres
+def test_a_reminder_and_a_no_show_call_for_one_number_are_never_dialled_together(db):
+    """The claim's rules hold for reminders like for any campaign: the number dialled for the
+    no-show is not dialled for the reminder within the phone gap, nor while in a call."""
+    from dialer import store
+    from dialer.campaigns import materialize
+
+    now = ts(2026, 11, 24, 10, 0)
+
+    def work(s):
+        rem = create_campaign(s, name="rem", kind="reminder", mode="survey", state="running")
+        nos = create_campaign(s, name="nos", kind="no_show", mode="survey", state="running")
+        _imp(s, "patients", [{"patient_id": "10000016", "name": "李娜", "phone": "13800138001"}], now)
+        _imp(s, "appointments", [
+            {"appointment_id": "A1", "patient_id": "10000016", "scheduled_at": "2026-11-24 08:00", "status": "missed"},
+            {"appointment_id": "A2", "patient_id": "10000016", "scheduled_at": "2026-11-25 09:00",
+             "status": "booked"}], now)
+        assert materialize(s, nos, now=now, settings=SETTINGS, rules=RULES) == 0  # the import gave it already
+        first = store.claim(s, campaign_id=nos.id, limit=5, now=now, instance="t", guard_seconds=3600,
+                            phone_gap=3600)
+        during = store.claim(s, campaign_id=rem.id, limit=5, now=now + 60, instance="t", guard_seconds=3600,
+                             phone_gap=3600)
+        return len(first), len(during), s.query(Contact).filter(Contact.campaign_id == rem.id).count()
+    assert db.call(work) == (1, 0, 1)
