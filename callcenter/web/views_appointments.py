@@ -14,21 +14,13 @@ import json
 from callcenter.store.models import audit
 
 from .http import BadRequest, Req, Response, as_json
+from .params import moment_arg
 
 MAX_PATIENTS = 100_000
 
 
 def _since(req: Req) -> dt.datetime | None:
-    raw = req.arg("since")
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"since: not an ISO date/time {raw[:40]!r} (e.g. 2026-12-01T08:00:00+08:00)") from None
-    if value.tzinfo is None:
-        raise BadRequest("since: give the offset (e.g. +08:00 or Z)")
-    return value
+    return moment_arg(req.args, "since")
 
 
 def _answers(s, *, since, actor: str, what: str) -> list[dict]:
