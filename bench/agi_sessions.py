@@ -147,7 +147,8 @@ class Ours:
         clock = LoopClock(self.scale, OPEN)
         d = build_domain(load_config(None), clock=clock)
         ports = IvrPorts(queue_load=NoQueues(), voice_messages=d.catalog, tickets=d.complaints,
-                         callbacks=d.dialer, surveys=d.dialer, ratings=d.ratings)
+                         callbacks=d.dialer, surveys=d.dialer, ratings=d.ratings,
+                         appointments=d.dialer)
         self.server = AgiServer("127.0.0.1", 0, clock=clock, db=self.db, latency=self.latency, ports=ports,
                                 recordings_dir=str(self.tmp / "rec"))
         await self.server.start()

@@ -191,7 +191,8 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
         sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=sites.queues, voice_messages=domain.catalog, tickets=domain.complaints,
-                       callbacks=domain.dialer, surveys=domain.dialer, ratings=domain.ratings))
+                       callbacks=domain.dialer, surveys=domain.dialer, ratings=domain.ratings,
+                       appointments=domain.dialer))
     metrics = ServiceMetrics(ami=sites.ami, queuecalls=sites.local_queues, db=db, clock=clock,
                              timer=time.perf_counter, answer_target=h.answer_target_seconds,
                              servers=sites.link_states)

@@ -268,6 +268,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_queue": Key(str, "consultation"),
         "no_show_hours": Key(float, 4.0, check=_positive),
         "followup_hours": Key(float, 24.0, check=_positive),
+        "reminder_lead_hours": Key(float, 24.0, check=_positive,
+                                   help="appointment reminders are due this long before the appointment "
+                                        "(then the next opening of the calling window)"),
+        "reminder_stop_minutes": Key(float, 60.0, check=_non_negative,
+                                     help="no reminder call (nor retry) later than this before the appointment"),
         "max_rate": Key(float, 5.0, check=_positive, help="originates per second, all campaigns"),
         "max_channels": Key(int, 30, check=_positive, help="calls in flight per survey campaign"),
         "predictive_max_abandon": Key(float, 0.03, check=_positive),

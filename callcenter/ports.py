@@ -91,6 +91,19 @@ class Surveys(Protocol):
                              ivr_session_id: int | None = None, at: Any = None) -> Any: ...
 
 
+class Appointments(Protocol):
+    """The dialer's appointments for the IVR (reminder calls, the hotline): find the one a call
+    is about, store the patient's answer on it, and the message a notification call plays."""
+
+    def find_appointment(self, session: Any, *, by: str, attempt_id: Any = None, caller_number: str = "",
+                         patient_number: str | None = None, at: Any = None) -> dict | None: ...
+
+    def answer_appointment(self, session: Any, *, appointment_id: int, answer: str, via: str,
+                           attempt_id: Any = None, ivr_session_id: int | None = None, at: Any = None) -> bool: ...
+
+    def notification_message(self, session: Any, *, attempt_id: Any) -> str | None: ...
+
+
 class VoiceMessages(Protocol):
     """The recordings' side of a voice message: its directory made before RECORD FILE
     (blocking; raises OSError naming what is wrong), the row after it, and whether the

@@ -16,8 +16,9 @@ from callcenter.phones import PhoneError, normalise
 from callcenter.ports import AssemblyError, Revisits, require
 from callcenter.store.locks import get_for_update
 
+from . import appointments
 from .campaigns import Settings, close_appointment_work, contact_row, ensure_campaign, insert_contacts
-from .models import Attempt, Contact, DoNotCall, Patient
+from .models import Attempt, Campaign, Contact, DoNotCall, Patient
 from .timeutil import as_utc
 
 log = logging.getLogger(__name__)
@@ -223,3 +224,48 @@ class DialerApi:
                                              at, score=score)
         except Exception:  # noqa: BLE001 - the call's result is kept even if the ticket refuses it
             log.exception("complaint follow-up %s: record_revisit failed", ref)
+
+    # -- appointments (reminder calls and the hotline IVR) ------------------------------
+    def find_appointment(self, session, *, by: str, attempt_id=None, caller_number: str = "",
+                         patient_number: str | None = None, at=None) -> dict | None:
+        """The appointment an IVR call is about: the reminder's (``by="call"``), the caller's
+        next one (``"caller"``: caller ID) or a keyed-in patient number's (``"patient_number"``).
+        ``None``: nothing booked ahead (or no longer: cancelled or moved since the reminder
+        was planned)."""
+        when = _when(at, self._now())
+        if by == "call":
+            return appointments.for_attempt(session, _attempt_id(attempt_id), when)
+        if by == "caller":
+            try:
+                phone = self._phone(caller_number)
+            except PhoneError:
+                return None
+            return appointments.for_phone(session, phone, when)
+        if by == "patient_number":
+            return appointments.for_patient_number(session, str(patient_number or ""), when)
+        raise ValueError(f"unknown appointment look-up {by!r} (call, caller, patient_number)")
+
+    def answer_appointment(self, session, *, appointment_id: int, answer: str, via: str, attempt_id=None,
+                           ivr_session_id: int | None = None, at=None) -> bool:
+        """Store the patient's answer on the appointment (:func:`dialer.appointments.record_answer`)."""
+        appointments.record_answer(session, appointment_id=appointment_id, answer=answer, via=via,
+                                   at=_when(at, self._now()),
+                                   attempt_id=_attempt_id(attempt_id) if attempt_id not in (None, "") else None)
+        log.info("appointment %s: %s (%s)", appointment_id, answer, via)
+        return True
+
+    def notification_message(self, session, *, attempt_id) -> str | None:
+        """The message a voice notification call plays: its campaign's ``settings.message``."""
+        a = session.get(Attempt, _attempt_id(attempt_id))
+        if a is None:
+            raise LookupError(f"no dial attempt {attempt_id}")
+        c = session.get(Campaign, a.campaign_id)
+        return (c.settings or {}).get("message") if c.kind == "notification" else None
+
+
+def _attempt_id(value) -> int:
+    """ATTEMPT_ID comes from a channel variable: anything but an id names no attempt."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise LookupError(f"no dial attempt {str(value)[:20]!r}") from None

@@ -7,6 +7,10 @@
   is one piece of work across campaigns: it gets no contact while another one for it is
   open (a partial unique index, ``ux_contacts_open_appointment``) or once a contact dealt
   with the patient (``HANDLED``); a new one goes to a single campaign (``materialize_all``).
+* reminder: every booked appointment ahead -> one reminder call before it
+  (:mod:`dialer.appointments`; one per appointment slot across reminder campaigns).
+* notification: a voice message (``settings.message``) for a list of patients
+  (:mod:`dialer.notifications`).
 * complaint_followup / callback: created one by one through :mod:`dialer.api`.
 
 Contacts carry a dedupe key (campaign + source row + step), inserted with
@@ -22,13 +26,20 @@ from sqlalchemy import String, and_, case, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import compliance
+from .appointments import materialize_reminders, reminder_counts
 from callcenter.errors import InvalidInput
 from callcenter.store.base import utcnow
 
 from .models import Appointment, Attempt, Campaign, Contact, DoNotCall, Patient, Treatment
 from .timeutil import as_utc, to_dt
 
-KINDS = ("revisit", "no_show", "complaint_followup", "callback")
+KINDS = ("revisit", "no_show", "reminder", "notification", "complaint_followup", "callback")
+# The IVR flow (``ivr_flows/<name>.yaml``) a survey-mode call of each kind runs: the dialer
+# sets it as channel variable SURVEY_FLOW, the ``survey`` context's AGI request path.
+SURVEY_FLOWS = {"reminder": "appointment_reminder", "notification": "voice_notification"}
+DEFAULT_SURVEY_FLOW = "revisit_survey"
+# Kinds that are IVR calls only: no agent, so survey mode.
+IVR_ONLY = ("reminder", "notification")
 # Contact outcomes that mean the patient was dealt with: the work on its source row is over.
 HANDLED = ("reached", "completed", "rebooked", "declined", "opted_out")
 ID_CHUNK = 5000
@@ -49,11 +60,15 @@ class Settings:
     followup_hours: float = 24.0
     default_queue: str = "consultation"
     no_show_lookback_days: float = 2.0
+    reminder_lead_hours: float = 24.0
+    reminder_stop_minutes: float = 60.0
 
     @classmethod
     def from_config(cls, config) -> "Settings":
-        return cls(timezone=config.hospital.timezone, no_show_hours=config.dialer.no_show_hours,
-                   followup_hours=config.dialer.followup_hours, default_queue=config.dialer.default_queue)
+        d = config.dialer
+        return cls(timezone=config.hospital.timezone, no_show_hours=d.no_show_hours,
+                   followup_hours=d.followup_hours, default_queue=d.default_queue,
+                   reminder_lead_hours=d.reminder_lead_hours, reminder_stop_minutes=d.reminder_stop_minutes)
 
 
 def create_campaign(session: Session, *, name: str, kind: str, mode: str = "progressive",
@@ -70,6 +85,16 @@ def create_campaign(session: Session, *, name: str, kind: str, mode: str = "prog
         raise CampaignError(f"unknown dial mode {mode!r} (known: {', '.join(MODES)})")
     if max_attempts is not None and max_attempts < 1:
         raise CampaignError("max attempts must be >= 1")
+    if kind in IVR_ONLY and mode != "survey":
+        raise CampaignError(f"a {kind} campaign is an IVR call: mode must be survey, not {mode!r}")
+    if kind == "notification":
+        from ivr_flows.segments import load_notifications
+
+        known = load_notifications()
+        message = (settings or {}).get("message")
+        if message not in known:
+            raise CampaignError(f"a notification campaign needs a message: one of {', '.join(known)} "
+                                f"(ivr_flows/spoken/notifications.yaml), not {message!r}")
     if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
         raise CampaignError(f"a campaign named {name!r} exists already")
     c = Campaign(name=name, kind=kind, mode=mode, queue=queue, max_attempts=max_attempts,
@@ -183,6 +208,11 @@ def materialize(session: Session, campaign: Campaign, *, now: float, plans=None,
         return _materialize_revisit(session, campaign, now, plans, settings, treatment_ids)
     if campaign.kind == "no_show":
         return _materialize_no_show(session, campaign, now, settings, rules, appointment_ids)
+    if campaign.kind == "reminder":
+        if rules is None:
+            raise CampaignError("reminder campaigns need the calling rules (the window decides when a reminder is due)")
+        return materialize_reminders(session, campaign, now=now, settings=settings, rules=rules,
+                                     appointment_ids=appointment_ids)
     return 0
 
 
@@ -260,17 +290,18 @@ def _materialize_no_show(session, campaign, now, settings, rules, appointment_id
 
 
 def materialize_all(session: Session, *, now: float, plans, settings: Settings, rules,
-                    treatment_ids=None, appointment_ids=None) -> int:
-    """After an import: give the revisit campaigns their new contacts, and each newly missed
-    appointment to one no-show campaign (running before draft before paused, then oldest)."""
+                    treatment_ids=None, appointment_ids=None, reminder_ids=None) -> int:
+    """After an import: give the revisit campaigns their new contacts, each newly missed
+    appointment to one no-show campaign and each new or moved booked one to one reminder
+    campaign (running before draft before paused, then oldest)."""
     total = 0
     order = case((Campaign.state == "running", 0), (Campaign.state == "draft", 1), else_=2)
-    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show")))
+    for c in session.scalars(select(Campaign).where(Campaign.kind.in_(("revisit", "no_show", "reminder")))
                              .order_by(order, Campaign.id)):
-        # a no-show campaign later in the order finds the appointments taken (open contact)
+        # a campaign later in the order finds the appointments taken (open contact / slot key)
+        ids = reminder_ids if c.kind == "reminder" else appointment_ids if c.kind == "no_show" else None
         total += materialize(session, c, now=now, plans=plans, settings=settings, rules=rules,
-                             treatment_ids=treatment_ids if c.kind == "revisit" else None,
-                             appointment_ids=appointment_ids if c.kind == "no_show" else None)
+                             treatment_ids=treatment_ids if c.kind == "revisit" else None, appointment_ids=ids)
     return total
 
 
@@ -315,6 +346,8 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         if score is not None:
             overall.append(score)
         for k, v in (survey or {}).items():
+            if campaign.kind == "reminder":  # {"answer": "confirm"}: counted below, not a score
+                continue
             try:
                 scores.setdefault(k, []).append(float(v))
             except (TypeError, ValueError):
@@ -333,4 +366,5 @@ def status(session: Session, campaign: Campaign, *, now: float, abandon_days: fl
         "survey_responses": len(overall),
         "survey_score_avg": round(sum(overall) / len(overall), 2) if overall else None,
         "survey_question_avg": {k: round(sum(v) / len(v), 2) for k, v in sorted(scores.items())},
+        **({"answers": reminder_counts(session, campaign.id)} if campaign.kind == "reminder" else {}),
     }

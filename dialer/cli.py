@@ -14,11 +14,13 @@ def register(sub, common) -> None:
     p.add_argument("file", help="UTF-8 CSV with a header row (see docs/dialer.md)")
     p.set_defaults(func=cmd_import)
 
-    c = sub.add_parser("campaign", parents=[common], help="outbound campaigns (revisits, no-shows, follow-ups)")
+    c = sub.add_parser("campaign", parents=[common],
+                       help="outbound campaigns (revisits, no-shows, reminders, notifications, follow-ups)")
     cs = c.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
     p = cs.add_parser("create", parents=[common], help="create a campaign (and its due contacts)")
     p.add_argument("name")
-    p.add_argument("--kind", required=True, choices=["revisit", "no_show", "complaint_followup", "callback"])
+    p.add_argument("--kind", required=True, choices=["revisit", "no_show", "reminder", "notification",
+                                                     "complaint_followup", "callback"])
     p.add_argument("--mode", default="progressive", choices=["progressive", "survey", "predictive"])
     p.add_argument("--server", default=None,
                    help="the Asterisk server ([[ami]] name) to originate on (default: the first configured)")
@@ -26,6 +28,8 @@ def register(sub, common) -> None:
     p.add_argument("--types", default="", help="revisit: only these treatment types (comma-separated)")
     p.add_argument("--max-attempts", type=int, default=None)
     p.add_argument("--max-channels", type=int, default=None, help="survey mode: calls in flight")
+    p.add_argument("--message", default="", help="notification: the message id (ivr_flows/spoken/notifications.yaml)")
+    p.add_argument("--days", type=float, default=None, help="notification: days a patient may be called")
     p.add_argument("--start", action="store_true", help="start dialling at once")
     p.set_defaults(func=cmd_create)
     p = cs.add_parser("list", parents=[common], help="list campaigns")
@@ -38,6 +42,11 @@ def register(sub, common) -> None:
     p.add_argument("campaign", nargs="?", help="name or id (default: all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+    p = cs.add_parser("add-patients", parents=[common],
+                      help="notification campaign: call these patients (CSV with a patient_id column)")
+    p.add_argument("campaign", help="name or id")
+    p.add_argument("file", help="UTF-8 CSV with a header row and a patient_id column")
+    p.set_defaults(func=cmd_add_patients)
     p = cs.add_parser("plans", parents=[common], help="check and show the revisit plans file")
     p.set_defaults(func=cmd_plans)
 
@@ -133,6 +142,12 @@ def cmd_create(args, config) -> int:
             raise UserError(f"unknown treatment type(s) {unknown} (known: {', '.join(plans)})")
     if args.max_channels:
         extra["max_channels"] = args.max_channels
+    if (args.message or args.days is not None) and args.kind != "notification":
+        raise UserError("--message and --days are for notification campaigns")
+    if args.message:
+        extra["message"] = args.message
+    if args.days is not None:
+        extra["days"] = args.days
     server = config.ami_server(args.server).name if args.server else config.ami_servers[0].name
     with _db(config) as db:
         def work(s):
@@ -147,6 +162,34 @@ def cmd_create(args, config) -> int:
         except CampaignError as exc:
             raise UserError(str(exc)) from None
     print(f"campaign {args.name} (id {cid}) created, {state}; {n} contacts")
+    return 0
+
+
+def cmd_add_patients(args, config) -> int:
+    import csv
+
+    from .campaigns import CampaignError, get_campaign
+    from .notifications import add_patients
+
+    try:
+        with open(args.file, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if "patient_id" not in (reader.fieldnames or []):
+                raise UserError(f"{args.file}:1: patient_id: required column missing from the header")
+            ids = [row["patient_id"] or "" for row in reader]
+    except FileNotFoundError:
+        raise UserError(f"{args.file}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{args.file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    _settings, rules = _context(config)
+    with _db(config) as db:
+        try:
+            added = db.call(lambda s: add_patients(s, get_campaign(s, args.campaign), ids, now=time.time(),
+                                                   rules=rules))
+        except CampaignError as exc:
+            raise UserError(f"{args.file}: {exc}") from None
+    print(f"{added.created} contacts created, {added.already} already listed, "
+          f"{added.do_not_call} on the do-not-call list")
     return 0
 
 
@@ -198,6 +241,8 @@ def cmd_status(args, config) -> int:
               f"unreachable {st['unreachable']}, expired {st['expired']}")
         print(f"  attempts {st['attempts']} (answered {st['answered']}, {st['attempts_per_contact']} per contact), "
               f"abandoned rate {st['abandon_rate'] * 100:.1f}% ({days:g} days)")
+        if st.get("answers"):
+            print("  answers: " + ", ".join(f"{k} {v}" for k, v in st["answers"].items()))
         if st["survey_responses"]:
             qs = ", ".join(f"{k} {v}" for k, v in st["survey_question_avg"].items())
             print(f"  survey: {st['survey_responses']} responses, average {st['survey_score_avg']} ({qs})")

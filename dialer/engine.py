@@ -32,7 +32,7 @@ from callcenter.store.retry import retrying
 
 from . import compliance, reservations, store
 from .callstate import CallState
-from .campaigns import Settings
+from .campaigns import DEFAULT_SURVEY_FLOW, SURVEY_FLOWS, Settings
 from .pacing import Pacer, wait_for_slot
 from .tracker import Abandoned, AttemptTracker, Connected, Ended, Fact, Originated, Queued, ends_attempt
 
@@ -412,6 +412,11 @@ class Dialer:
             where = dict(context=self.dial.survey_context, exten="s", priority=1)
             # The survey's AGI sees our CallerID as agi_callerid; this is who was dialled.
             variables["PATIENT_NUMBER"] = cl.phone
+            # which flow the survey context runs (its AGI request path), in the patient's language
+            variables["SURVEY_FLOW"] = (c["settings"] or {}).get("flow") or SURVEY_FLOWS.get(
+                c["kind"], DEFAULT_SURVEY_FLOW)
+            if cl.language:
+                variables["PATIENT_LANGUAGE"] = cl.language
         else:
             variables.update(QUEUE=c["queue"] or self.settings.default_queue, AGENT=self.reserved.get(aid, ""),
                              QUEUE_PRIO=str(self.dial.queue_priority),

@@ -6,7 +6,9 @@ same file) and *all* problems are reported with line, field and reason; only a
 clean file is applied, inside the caller's transaction, so either everything or
 nothing lands.  Rows are keyed by the hospital's own ids, so importing the same
 file again changes nothing.  New treatments and missed appointments become
-contacts of the revisit / no-show campaigns.
+contacts of the revisit / no-show campaigns; new booked appointments get their reminder
+(reminder campaigns), and a moved or cancelled one loses its pending reminder (a moved one
+gets a new one for its new time).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ KINDS = ("patients", "treatments", "appointments")
 COLUMNS = {
     "patients": (("patient_id", "name", "phone"), ("language",)),
     "treatments": (("treatment_id", "patient_id", "type", "treated_at"), ("doctor",)),
-    "appointments": (("appointment_id", "patient_id", "scheduled_at", "status"), ("department",)),
+    "appointments": (("appointment_id", "patient_id", "scheduled_at", "status"), ("department", "doctor")),
 }
 APPOINTMENT_STATUSES = ("booked", "attended", "missed", "cancelled")
 CHUNK = 1000
@@ -59,7 +61,7 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     contacts_created: int = 0
-    contacts_closed: int = 0   # pending no-show calls for appointments no longer missed
+    contacts_closed: int = 0   # pending no-show calls for appointments no longer missed, reminders of moved ones
     applied: bool = False
     errors: list[RowError] = field(default_factory=list)
 
@@ -192,6 +194,11 @@ def _json_kind(v) -> str:
 def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: ZoneInfo,
               plans) -> tuple[list[dict], list[RowError]]:
     required, optional = COLUMNS[kind]
+    departments = None
+    if kind == "appointments":  # the reminder says the department: it must be one it can say
+        from ivr_flows.segments import load_departments
+
+        departments = load_departments()
     errors: list[RowError] = []
     clean: list[dict] = []
     seen: dict[str, int] = {}
@@ -273,7 +280,13 @@ def _validate(kind: str, rows: list[dict], lines: list[int], region: str, zone: 
                     out["scheduled_at"] = parse_time(vals["scheduled_at"], zone)
                 except ValueError as exc:
                     bad("scheduled_at", str(exc), "date", vals["scheduled_at"])
-            out["department"] = vals["department"][:64]
+            if vals["department"] and vals["department"] not in departments:
+                bad("department", f"unknown department {vals['department']!r} (known: {', '.join(departments)}; "
+                                  "see ivr_flows/spoken/departments.yaml)")
+            out["department"] = vals["department"]
+            if len(vals["doctor"]) > 128:
+                bad("doctor", "longer than 128 characters")
+            out["doctor"] = vals["doctor"]
         out["_line"] = line
         if wrong_type:  # its type is the problem: not also "missing" or "not a phone number"
             row_errs = [e for e in row_errs if e.field not in wrong_type or e.reason.startswith("must be")]
@@ -297,6 +310,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     ``preview``: validate and count what would be inserted/updated/unchanged, reading
     only (the web's preview before the user confirms); ``applied`` stays False.
     """
+    from .appointments import close_reminders
     from .campaigns import close_appointment_work, materialize_all
 
     if kind not in KINDS:
@@ -334,9 +348,11 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     model = {"patients": Patient, "treatments": Treatment, "appointments": Appointment}[kind]
     fields = {"patients": ("name", "phone", "language"),
               "treatments": ("patient_id", "treatment_type", "treated_at", "doctor"),
-              "appointments": ("patient_id", "scheduled_at", "status", "department")}[kind]
+              "appointments": ("patient_id", "scheduled_at", "status", "department", "doctor")}[kind]
     touched: list[int] = []
     settled: list[int] = []
+    rebooked: list[int] = []   # booked appointments that are new or moved: a reminder is owed
+    unbooked: list[int] = []   # moved, cancelled or no longer booked: their pending reminder ends
     stamp = utcnow()
     for i in range(0, len(clean), CHUNK):
         chunk = clean[i:i + CHUNK]
@@ -364,6 +380,10 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
                 continue
             if kind == "appointments" and obj.status == "missed" and r["status"] != "missed":
                 settled.append(obj.id)   # rebooked, attended or cancelled at the hospital
+            if kind == "appointments" and ("scheduled_at" in changed or "status" in changed):
+                unbooked.append(obj.id)
+                if r["status"] == "booked":
+                    rebooked.append(obj.id)
             for f in changed:
                 setattr(obj, f, r[f])
             obj.source = source[:128]
@@ -384,6 +404,7 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
                 touched.extend(ids)
             elif kind == "appointments":
                 touched.extend(i for i, r in zip(ids, new_rows) if r["status"] == "missed")
+                rebooked.extend(i for i, r in zip(ids, new_rows) if r["status"] == "booked")
         if preview:
             continue
         session.flush()
@@ -395,11 +416,14 @@ def import_rows(session, kind: str, rows: Iterable[dict], source: str, *, lines:
     if settled:
         result.contacts_closed = close_appointment_work(session, settled, dt.datetime.fromtimestamp(
             now, dt.timezone.utc))
-    if touched and kind != "patients":
+    if unbooked:
+        result.contacts_closed += close_reminders(session, unbooked, dt.datetime.fromtimestamp(now, dt.timezone.utc))
+    if (touched or rebooked) and kind != "patients":
         result.contacts_created = materialize_all(
             session, now=now, plans=plans, settings=settings, rules=rules,
             treatment_ids=touched if kind == "treatments" else [],
-            appointment_ids=touched if kind == "appointments" else [])
+            appointment_ids=touched if kind == "appointments" else [],
+            reminder_ids=rebooked if kind == "appointments" else [])
     result.applied = True
     return result
 

@@ -30,6 +30,8 @@ class Patient(Base):
     source: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # pressed 9 on a reminder call: no more appointment reminders (other calls still allowed)
+    reminders_stopped_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class Treatment(Base):
@@ -54,8 +56,15 @@ class Appointment(Base):
     scheduled_at: Mapped[dt.datetime] = mapped_column()
     status: Mapped[str] = mapped_column(String(16))  # booked | attended | missed | cancelled
     department: Mapped[str] = mapped_column(String(64), default="")
+    doctor: Mapped[str] = mapped_column(String(128), default="")
     source: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The patient's answer (reminder call or hotline IVR), for the hospital's booking system:
+    # confirm | cancel | reschedule | stop_reminders; when, through which channel, for which slot.
+    answer: Mapped[str] = mapped_column(String(16), default="")
+    answered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    answered_via: Mapped[str] = mapped_column(String(16), default="")  # reminder | hotline
+    answered_for: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # scheduled_at then
 
 
 class Campaign(Base):
@@ -63,7 +72,7 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))  # revisit | no_show | complaint_followup | callback
+    kind: Mapped[str] = mapped_column(String(32))  # revisit | no_show | reminder | notification | complaint_followup | callback
     mode: Mapped[str] = mapped_column(String(16), default="progressive")  # progressive | survey | predictive
     state: Mapped[str] = mapped_column(String(16), default="draft")  # draft | running | paused
     queue: Mapped[str] = mapped_column(String(64), default="")

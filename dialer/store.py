@@ -14,13 +14,13 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, insert, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from callcenter.store.locks import get_for_update
 
 from . import compliance
-from .models import Attempt, Campaign, Contact, DoNotCall
+from .models import Attempt, Campaign, Contact, DoNotCall, Patient
 from .timeutil import to_dt, to_ts
 from .tracker import Abandoned, CauseSeen, Connected, Ended, Originated
 
@@ -32,6 +32,7 @@ class Claimed:
     campaign_id: int
     phone: str
     name: str = ""
+    language: str = ""  # the patient's (import), for an IVR call: PATIENT_LANGUAGE
 
 
 def _probe(q):
@@ -44,13 +45,15 @@ def _probe(q):
 
 def due_ids_query(campaign_id: int | None, now: dt.datetime, limit: int, *, lock: bool,
                   phone_gap: float = 0.0, exclude_phones: frozenset[str] | set[str] = frozenset()):
-    """The next due contacts: pending, due, not on the do-not-call list, phone not in one of
+    """The next due contacts: pending, due and not past their deadline (a reminder is never
+    placed after it), not on the do-not-call list, phone not in one of
     our calls nor in ``exclude_phones`` (on a call Asterisk reports, :mod:`.callstate`),
     and (``phone_gap`` seconds) not called for another reason in the last ``phone_gap``."""
     busy = aliased(Contact)
     q = (
         select(Contact.id)
         .where(Contact.state == "pending", Contact.next_attempt_at <= now)
+        .where(or_(Contact.due_before.is_(None), Contact.due_before > now))
         .where(~_probe(select(DoNotCall.id).where(DoNotCall.phone == Contact.phone)))
         .where(~_probe(select(busy.id).where(busy.phone == Contact.phone, busy.state == "dialing")))
         .order_by(Contact.next_attempt_at)
@@ -106,8 +109,9 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
             state="pending", attempts=Contact.attempts - 1, next_attempt_at=now_dt, claimed_by="",
             claim_token="").execution_options(synchronize_session=False))
         claimed = list(keep.values())
-    names = dict(session.execute(select(Contact.id, Contact.name).where(
-        Contact.id.in_([r[0] for r in claimed]))).all())
+    people = {cid: (name, lang or "") for cid, name, lang in session.execute(
+        select(Contact.id, Contact.name, Patient.language).outerjoin(Patient, Patient.id == Contact.patient_id)
+        .where(Contact.id.in_([r[0] for r in claimed]))).all()}
     rows = session.execute(
         insert(Attempt).returning(Attempt.id, Attempt.contact_id, Attempt.campaign_id, Attempt.phone,
                                   sort_by_parameter_order=True),
@@ -116,7 +120,8 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
               agent_interface="")
          for cid, camp, phone in sorted(claimed)],
     ).all()
-    return sorted((Claimed(*r, name=names.get(r[1]) or "") for r in rows), key=lambda c: c.attempt_id)
+    return sorted((Claimed(*r, name=people.get(r[1], ("", ""))[0] or "", language=people.get(r[1], ("", ""))[1])
+                   for r in rows), key=lambda c: c.attempt_id)
 
 
 def release_unsent(session: Session, attempt_id: int, now: float, retry_in: float) -> None:

@@ -27,6 +27,7 @@ import holidays
 from callcenter.phones import DEFAULT_REGION, canonical
 
 from .agi import Env, Reply, command, quote
+from .segments import appointment_segments, message_file, segment_file
 
 _CALLABLE = re.compile(r"\+?[0-9]{6,15}")
 
@@ -39,6 +40,9 @@ from .flow import Flow
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 300
+# escape digits of an announcement a caller may cut short: not # (it ends a keyed-in number, and
+# a caller who typed the whole number presses it after the entry is complete)
+ANY_KEY = "0123456789"
 REJECTED = "!"  # marks a key (or entry) in ``digits`` that the menu or collect node refused
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -50,7 +54,9 @@ class Command:
 
 @dataclass
 class Effect:
-    name: str  # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result | rating
+    # queue_load | session_id | voicemail_prepare | voicemail | callback | survey_result | rating |
+    # appointment | appointment_answer | notification_message
+    name: str
     args: dict = field(default_factory=dict)
 
 
@@ -127,6 +133,8 @@ class Engine:
         self.reported = False
         self.rated_call: dict[str, str] = {}  # rating flows: the queue call being rated
         self.rating_stored = False
+        self.appointment: dict | None = None  # what a lookup_appointment node found
+        self.typed_ahead = ""  # a key pressed during an interruptible announcement: the next menu's
         self.started_at = now()
         self._gen = self._run()
 
@@ -232,10 +240,16 @@ class Engine:
         return dt.datetime.fromtimestamp(self.now(), tz=self.tz)
 
     # -- the run --------------------------------------------------------------
+    def _outbound(self) -> bool:
+        """A flow the dialer's calls run: it needs the attempt and the dialled number."""
+        return any(n.get("type") in ("report", "play_message")
+                   or (n.get("type") == "lookup_appointment" and n.get("by") == "call")
+                   for n in self.flow.nodes.values())
+
     def _run(self) -> Generator[Step, Any, str]:
         try:
             yield from self._cmd("ANSWER")
-            if any(n.get("type") == "report" for n in self.flow.nodes.values()):
+            if self._outbound():
                 reply = yield from self._cmd("GET VARIABLE ATTEMPT_ID")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.vars["attempt_id"] = reply.data
@@ -244,6 +258,10 @@ class Engine:
                     self.dialled_number = reply.data
             if self._rates():
                 yield from self._rated_call()
+            if any(n.get("type") == "play_message" for n in self.flow.nodes.values()):
+                reply = yield from self._cmd("GET VARIABLE PATIENT_LANGUAGE")  # the patient's, from the import
+                if reply.code == 200 and reply.result == "1" and reply.data in self.flow.languages:
+                    self.language = reply.data
             node_id: str | None = self.flow.start
             steps = 0
             while node_id is not None:
@@ -278,7 +296,10 @@ class Engine:
         retries = int(node.get("retries", 2))
         timeout = float(node.get("timeout", 5))
         for attempt in range(retries + 1):
-            got = yield from self._get_data(node["prompt"], timeout, 1)
+            if attempt == 0 and self.typed_ahead:
+                got, self.typed_ahead = self.typed_ahead, ""
+            else:
+                got = yield from self._get_data(node["prompt"], timeout, 1)
             if got and got in options:
                 self.digits.append(got)
                 if node.get("store") and got in str(node.get("store_digits", got)):
@@ -553,3 +574,82 @@ class Engine:
         yield from self._store_rating(outcome, None, "")
         self.result = f"rating_{outcome}"
         return node["default"]
+
+    # -- appointments and notifications ---------------------------------------------
+    def _n_lookup_appointment(self, nid, node):
+        """The appointment this call is about: the one the dialer called for (``by: call``),
+        the caller's next one (``caller``: caller ID) or that of a keyed-in patient number."""
+        by = node["by"]
+        number = self.vars.get(str(node.get("var", ""))) if by == "patient_number" else None
+        if by == "caller" and not callable_number(self.caller_number):
+            return node["missing"]
+        found = yield Effect("appointment", {"by": by, "attempt_id": self.vars.get("attempt_id"),
+                                             "caller_number": self.caller_number, "patient_number": number})
+        if not found:
+            self.details["appointment"] = "none"
+            return node["missing"]
+        self.appointment = dict(found)
+        self.vars["appointment_id"] = str(found["appointment_id"])
+        self.details["appointment_id"] = found["appointment_id"]
+        if by == "call" and found.get("language") in self.flow.languages:
+            self.language = found["language"]  # a reminder speaks the patient's language
+        return node["found"]
+
+    def _n_say_appointment(self, nid, node):
+        """Say the appointment; any key cuts it short and is the next menu's choice (Asterisk
+        drops keys pressed during a STREAM FILE without escape digits: a patient who already
+        knows the answer would otherwise press it into the void)."""
+        for pid in (node["prompt"] if isinstance(node.get("prompt"), list) else [node["prompt"]]
+                    if node.get("prompt") else []):
+            key = yield from self._play(pid, ANY_KEY)
+            if key:
+                self.typed_ahead = key
+                return node["next"]
+        appt = self.appointment
+        if appt is None:
+            self.warn(f"say_appointment {nid}: no appointment looked up before it; nothing said")
+            return node["next"]
+        local = dt.datetime.fromtimestamp(float(appt["at"]), tz=self.tz)
+        for name in appointment_segments(self.language, local, appt.get("department") or ""):
+            key = yield from self._stream(segment_file(name, self.language, self.prompt_base), ANY_KEY)
+            if key:
+                self.typed_ahead = key
+                break
+        return node["next"]
+
+    def _stream(self, file: str, escape: str = "") -> Generator[Step, Any, str | None]:
+        """Play one sound file (a segment or message, not a flow prompt); the key that
+        interrupted it (one of ``escape``), else None."""
+        reply = yield from self._cmd(command("STREAM FILE", file, quote(escape)))
+        if reply.code == 200 and reply.result == "-1":
+            yield from self._still_there(f"STREAM FILE {file}")
+            self.warn(f"prompt {file} {'missing on the PBX' if reply.endpos == 0 else 'stopped playing'}; "
+                      "carrying on")
+            return None
+        return reply.digit if reply.code == 200 else None
+
+    def _n_answer_appointment(self, nid, node):
+        """Store the patient's answer on the appointment; ``failed`` when it could not be."""
+        answer = node["answer"]
+        appt = self.appointment
+        stored = None
+        if appt is not None:
+            stored = yield Effect("appointment_answer", {"appointment_id": appt["appointment_id"], "answer": answer,
+                                                         "attempt_id": self.vars.get("attempt_id")})
+        if not stored:
+            self.warn(f"appointment answer {answer!r} not stored")
+            return node.get("failed", node["next"])
+        self.details["appointment_answer"] = answer
+        self.result = f"appointment_{answer}"
+        return node["next"]
+
+    def _n_play_message(self, nid, node):
+        """The voice notification the dialled campaign chose."""
+        message = yield Effect("notification_message", {"attempt_id": self.vars.get("attempt_id")})
+        if not message:
+            self.warn("no notification message for this call")
+            return node["missing"]
+        self.details["message"] = message
+        key = yield from self._stream(message_file(str(message), self.language, self.prompt_base), ANY_KEY)
+        self.typed_ahead = key or ""
+        return node["next"]

@@ -38,11 +38,19 @@ NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     # post-call satisfaction: scale = key -> level; next after a rating, default without one
     "rating": ({"prompt", "scale", "next", "default"},
                {"timeout", "retries", "invalid_prompt", "timeout_prompt"}, False),
+    # appointments (reminder calls, the hotline): find one, say it, store the patient's answer
+    "lookup_appointment": ({"by", "found", "missing"}, {"var"}, False),
+    "say_appointment": ({"next"}, {"prompt"}, False),
+    "answer_appointment": ({"answer", "next"}, {"failed"}, False),
+    # voice notification: the message the campaign chose (settings.message)
+    "play_message": ({"next", "missing"}, set(), False),
     "transfer": (set(), {"target", "prompt"}, True),
     "hangup": (set(), {"prompt", "result"}, True),
 }
 COMMON_FIELDS = {"type", "note"}
 CHECKSUMS = ("luhn", "mod11", "none")
+LOOKUP_BY = ("call", "caller", "patient_number")  # the dialled appointment, caller ID, a keyed-in number
+ANSWERS = ("confirm", "cancel", "reschedule", "stop_reminders")
 CONDITIONS = {"open", "holiday", "queue", "longest_wait_over", "agents_available_below",
               "var", "equals", "in"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -198,7 +206,7 @@ def _parse_hours(raw: Any, path: str, problems: list[Problem]) -> Hours | None:
 def _targets(node: LDict) -> list[tuple[str, Any, int]]:
     """(label, target, line) for every outgoing edge of a node."""
     out: list[tuple[str, Any, int]] = []
-    for key in ("next", "default", "unavailable", "failed"):
+    for key in ("next", "default", "unavailable", "failed", "found", "missing"):
         if key in node:
             out.append((key, node[key], node.line_of(key)))
     if node.get("type") == "menu" and isinstance(node.get("options"), LDict):
@@ -388,6 +396,14 @@ def check_data(data: Any, path: str) -> tuple[list[Problem], Flow | None]:
                           f"{', '.join(LEVELS)}")
         if ntype == "queue" and not re.match(r"^[A-Za-z0-9_\-]+$", str(node.get("queue", ""))):
             P(node.line_of("queue"), f"queue {nid!r}: queue must be a queue name")
+        if ntype == "lookup_appointment":
+            if node.get("by") not in LOOKUP_BY:
+                P(node.line_of("by"), f"lookup_appointment {nid!r}: by must be one of {', '.join(LOOKUP_BY)}")
+            if node.get("by") == "patient_number" and not _VAR.match(str(node.get("var", ""))):
+                P(node.line_of("var") if "var" in node else line,
+                  f"lookup_appointment {nid!r}: by patient_number needs var: (the collected number)")
+        if ntype == "answer_appointment" and node.get("answer") not in ANSWERS:
+            P(node.line_of("answer"), f"answer_appointment {nid!r}: answer must be one of {', '.join(ANSWERS)}")
         if ntype == "voicemail" and node.get("link", "complaint") not in ("complaint", "callback", "none"):
             P(node.line_of("link"), f"voicemail {nid!r}: link must be complaint, callback or none")
     if problems:

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from callcenter.errors import DomainError
 from callcenter.logs import RepeatLimiter, mask_number
 from callcenter.clock import sleep
-from callcenter.ports import (AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Ratings, Surveys, VoiceMessages,
-                             require_all)
+from callcenter.ports import (Appointments, AssemblyError, Callbacks, ComplaintIntake, QueueLoad, Ratings, Surveys,
+                             VoiceMessages, require_all)
 from callcenter.queuecalls.ratings import QueueCallNotStored
 from callcenter.store.retry import TRANSIENT
 
@@ -55,8 +55,9 @@ class IvrPorts:
 
     ``queue_load``: the live queues (``longest_wait_over`` conditions); the others
     run inside the session's database transaction: voice messages are catalogued
-    (recordings), complaint messages open tickets (complaints), callback requests
-    and survey answers go to the dialer; post-call ratings go to the queue calls (``ratings``).
+    (recordings), complaint messages open tickets (complaints), callback requests,
+    survey answers and appointment look-ups and answers go to the dialer; post-call ratings
+    go to the queue calls (``ratings``).
     """
 
     queue_load: QueueLoad
@@ -65,6 +66,7 @@ class IvrPorts:
     callbacks: Callbacks
     surveys: Surveys
     ratings: Ratings
+    appointments: Appointments
 
     def __post_init__(self) -> None:
         require_all([(self.queue_load, QueueLoad, "IVR queue_load"),
@@ -72,7 +74,8 @@ class IvrPorts:
                      (self.tickets, ComplaintIntake, "IVR tickets"),
                      (self.callbacks, Callbacks, "IVR callbacks"),
                      (self.surveys, Surveys, "IVR surveys"),
-                     (self.ratings, Ratings, "IVR ratings")])
+                     (self.ratings, Ratings, "IVR ratings"),
+                     (self.appointments, Appointments, "IVR appointments")])
 
 
 def close_interrupted(s: Any, now: float) -> int:
@@ -349,6 +352,12 @@ class AgiServer:
                 return await record.survey_result(eff.args)
             if eff.name == "rating":
                 return await record.rating(eff.args)
+            if eff.name == "appointment":
+                return await record.appointment(eff.args)
+            if eff.name == "appointment_answer":
+                return await record.appointment_answer(eff.args)
+            if eff.name == "notification_message":
+                return await record.notification_message(eff.args)
         except (LookupError, DomainError) as exc:  # caller/network data we cannot use: bad input, not a bug
             log.warning("IVR effect %s refused: %s", eff.name, exc)
             engine.warn(f"{eff.name} refused: {exc}")
@@ -614,3 +623,48 @@ class _SessionRecord:
         if isinstance(out, dict) and out.get("fact") is not None:
             self.server.ports.ratings.rated(out["fact"])
         return out
+
+    async def appointment(self, args: dict) -> dict | None:
+        """The appointment the call is about (a read: nothing to mark as done)."""
+        if self.lane is None:
+            self.engine.warn("appointment look-up needs the database (IVR sessions not stored)")
+            return None
+        appointments, at = self.server.ports.appointments, _utc(self.server.now())
+
+        def work(s):
+            return appointments.find_appointment(s, by=args["by"], attempt_id=args.get("attempt_id"),
+                                                 caller_number=args.get("caller_number") or "",
+                                                 patient_number=args.get("patient_number"), at=at)
+        w = self.lane.submit(work, self._what("appointment look-up"))
+        return await self.server.writes.wait(w, None)
+
+    async def appointment_answer(self, args: dict) -> bool:
+        """Store the patient's answer on the appointment (retried through an outage, once)."""
+        if self.lane is None:
+            self.engine.warn("appointment answer not stored: IVR sessions are not stored (no database)")
+            return False
+        appointments, eng = self.server.ports.appointments, self.engine
+        at = _utc(self.server.now())  # when the patient pressed the key
+        via = "reminder" if args.get("attempt_id") else "hotline"
+
+        def work(s):
+            row = self._row(s)
+            if self._done_before(row, "appointment_answer") is not None:
+                return True
+            ok = appointments.answer_appointment(s, appointment_id=int(args["appointment_id"]),
+                                                 answer=args["answer"], via=via, attempt_id=args.get("attempt_id"),
+                                                 ivr_session_id=self.sid, at=at)
+            self._mark(row, "appointment_answer", appointment_answer=args["answer"])
+            return ok
+        w = self.lane.submit(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
+        return await self.server.writes.wait(w, True)  # database down: queued, so it will be stored
+
+    async def notification_message(self, args: dict) -> str | None:
+        if self.lane is None or not args.get("attempt_id"):
+            return None
+        appointments = self.server.ports.appointments
+
+        def work(s):
+            return appointments.notification_message(s, attempt_id=args["attempt_id"])
+        w = self.lane.submit(work, self._what("notification message"))
+        return await self.server.writes.wait(w, None)

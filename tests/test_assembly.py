@@ -104,7 +104,8 @@ def test_ivr_ports_are_checked(config):
     good = support.ivr_ports(config=config)
     with pytest.raises(AssemblyError, match="IVR queue_load: object is not a QueueLoad"):
         IvrPorts(queue_load=object(), voice_messages=good.voice_messages, tickets=good.tickets,
-                 callbacks=good.callbacks, surveys=good.surveys, ratings=good.ratings)
+                 callbacks=good.callbacks, surveys=good.surveys, ratings=good.ratings,
+                 appointments=good.appointments)
 
 
 @pytest.mark.timeout(60)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from callcenter.config import Config
+from dialer.campaigns import DEFAULT_SURVEY_FLOW, SURVEY_FLOWS
 
 from . import checks
 from .ami_probe import probe
@@ -85,6 +86,8 @@ async def run(config: Config, *, now: Callable[[], float] = time.time) -> list[R
             checks.check_dialplan(facts, agi_host=config.agi.host, agi_port=config.agi.port,
                                   flows=[f.name for f in flows],
                                   contexts=[config.dialer.survey_context, config.dialer.agent_context]
+                                  if config.dialer.enabled else [],
+                                  dialer_flows=[DEFAULT_SURVEY_FLOW, *SURVEY_FLOWS.values()]
                                   if config.dialer.enabled else []),
             checks.check_clock(facts),
         ]

@@ -154,9 +154,11 @@ def _ours(url: str, host: str, port: int) -> bool:
 
 
 def check_dialplan(facts: AmiFacts, *, agi_host: str, agi_port: int, flows: Iterable[str],
-                   contexts: Iterable[str]) -> Result:
+                   contexts: Iterable[str], dialer_flows: Iterable[str] = ()) -> Result:
     """Every flow is reached by an ``AGI(agi://<this service>/<flow>)`` somewhere, no AGI step
-    names a flow of ours on another host/port, and the contexts the dialer originates into exist."""
+    names a flow of ours on another host/port, and the contexts the dialer originates into exist.
+    ``AGI(agi://<this service>/${SURVEY_FLOW})`` reaches ``dialer_flows``: the flows the dialer
+    names in that channel variable (docs/asterisk/extensions.conf ``[survey]``)."""
     if facts.commands is None:
         return Result("dialplan", SKIP, "not checked: no AMI session")
     if facts.dialplan is None:
@@ -174,6 +176,8 @@ def check_dialplan(facts: AmiFacts, *, agi_host: str, agi_port: int, flows: Iter
             problems.append(f"context {ctx!r} runs AGI({url}), not this service ({ours})")
             remedies.append(f"in extensions.conf [{ctx}]: AGI({ours}/{flow})")
     reached = {url.rsplit("/", 1)[-1] for _, url in steps if _ours(url, agi_host, agi_port)}
+    if "${SURVEY_FLOW}" in reached:
+        reached |= set(dialer_flows)
     for flow in flows:
         if flow not in reached:
             problems.append(f"no context runs AGI({ours}/{flow})")

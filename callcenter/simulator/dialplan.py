@@ -215,9 +215,11 @@ def _ctx_hotline_continue(pbx: Any, ch: Channel):
 
 
 def _ctx_survey(pbx: Any, ch: Channel):
+    """``[survey]`` (docs/asterisk/extensions.conf): the flow the dialer named in SURVEY_FLOW
+    (reminder, notification, revisit survey), revisit_survey when the Originate set none."""
     pbx.newexten(ch, "NoOp", f"Survey call for {ch.cid_num}", priority=1)
     ch.priority = 2
-    yield from pbx.app_agi(ch, "revisit_survey")
+    yield from pbx.app_agi(ch, ch.variables.get("SURVEY_FLOW") or "revisit_survey")
     yield from _after_agi(pbx, ch, 3)
 
 

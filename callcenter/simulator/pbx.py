@@ -105,7 +105,7 @@ class SimulatedPBX(EventsMixin, ChannelsMixin, OriginateMixin, PersonsMixin, Dia
                         ("AGI", f"{agi}/hotline"), *hotline_after],
             "hotline-continue": [("Answer", ""), ("Queue", "consultation,c"), ("NoOp", "QUEUESTATUS=${QUEUESTATUS}"),
                                  ("Playback", "hello-world"), ("Hangup", "")],
-            "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/revisit_survey"), *after],
+            "survey": [("NoOp", "Survey call for ${CALLERID(num)}"), ("AGI", f"{agi}/${{SURVEY_FLOW}}"), *after],
             "hotline-plain": [("NoOp", "Plain hotline call"), ("Answer", ""), ("Playback", "hello-world"),
                               ("Read", "choice,beep,1,,,5"), ("GotoIf", '$["${choice}" = "2"]?complaint'),
                               ("Queue", "consultation"), ("Hangup", ""), ("Queue", "complaint"), ("Hangup", "")],

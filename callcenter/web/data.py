@@ -98,7 +98,9 @@ def patient_record(s, number: str, caller_name: str = "", region: str = "CN",
                 for tr in s.scalars(select(Treatment).where(Treatment.patient_id == patient.id)
                                     .order_by(Treatment.treated_at.desc()).limit(5))]
             rec["appointments"] = [
-                {"at": at(a.scheduled_at), "status": a.status, "department": a.department}
+                {"at": at(a.scheduled_at), "status": a.status, "department": a.department, "doctor": a.doctor,
+                 # the patient's answer (reminder call / hotline), e.g. a reschedule request
+                 "answer": a.answer, "answered_at": at(a.answered_at), "answered_via": a.answered_via}
                 for a in s.scalars(select(Appointment).where(Appointment.patient_id == patient.id)
                                    .order_by(Appointment.scheduled_at.desc()).limit(5))]
     if _table("complaint_tickets") is not None:

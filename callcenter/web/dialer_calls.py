@@ -61,11 +61,11 @@ def call_context(s, attempt_id: int) -> dict | None:
             step = c.reason.split(":")[2] if c.reason.count(":") >= 2 else ""
             why["treatment"] = {"type": tr.treatment_type, "at": _utc(tr.treated_at), "doctor": tr.doctor,
                                 "step": step, "external_id": tr.external_id}
-    elif c.ref_type == "appointment" and ref.isdigit():
+    elif c.ref_type in ("appointment", "appointment_reminder") and ref.isdigit():  # no-show, reminder
         ap = s.get(Appointment, int(ref))
         if ap is not None:
             why["appointment"] = {"at": _utc(ap.scheduled_at), "department": ap.department, "status": ap.status,
-                                  "external_id": ap.external_id}
+                                  "external_id": ap.external_id, "answer": ap.answer}
     elif c.ref_type == "complaint" and ref.isdigit() and _table("complaint_tickets") is not None:
         from callcenter.complaints.models import ComplaintTicket
 

@@ -30,3 +30,17 @@ def date_arg(args: dict, name: str, default: dt.date | None) -> dt.date | None:
         return dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {raw[:20]!r}") from None
+
+
+def moment_arg(args: dict, name: str) -> dt.datetime | None:
+    """An ISO 8601 date and time with its offset (``2026-12-01T08:00:00+08:00``, ``...Z``)."""
+    raw = args.get(name) or ""
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: not an ISO date/time {raw[:40]!r} (e.g. 2026-12-01T08:00:00+08:00)") from None
+    if value.tzinfo is None:
+        raise BadRequest(f"{name}: give the offset (e.g. +08:00 or Z)")
+    return value

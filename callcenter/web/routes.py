@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from callcenter.complaints.http import ROUTES as COMPLAINT_ROUTES
 
-from . import (views, views_agent, views_campaigns, views_dialer, views_import, views_live, views_reports,
-               views_tokens, views_users)
+from . import (views, views_agent, views_appointments, views_campaigns, views_dialer, views_import,
+               views_live, views_reports, views_tokens, views_users)
 from .http import ADMINS, AGENTS, ANY, PUBLIC, SUPERVISORS, Route
 from .views_reports import REPORTS
 
@@ -52,6 +52,10 @@ _REPORT = {"type": "object", "properties": {
     "report": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
     "available": {"type": "boolean"}, "server": {"type": ["string", "null"]}, "columns": {"type": "array", "items": {"type": "string"}},
     "rows": {"type": "array", "items": {"type": "object"}}}}
+_SINCE = (("since", "string(date-time)", "only answers given after this moment (ISO 8601 with offset)"),)
+_APPT_ANSWER = {"type": "object", "properties": {k: {"type": "string"} for k in (
+    "appointment_id", "patient_id", "scheduled_at", "department", "doctor", "status", "answer", "answered_at",
+    "answered_via", "answered_for")}}
 _QUEUE_BODY = (("action", "string", "login | logout | pause | unpause", True),
                ("queue", "string", "queue name (login/logout; optional for pause: all queues)", False),
                ("reason", "string", "pause reason: a code of [web] pause_reasons (default break | meal | "
@@ -231,6 +235,24 @@ ROUTES: list[Route] = [
           body=(("token", "string", "from the preview page", True),),
           statuses={200: "the result page", 409: "no such preview (expired, or used)",
                     422: "the data changed since the preview: its problems, nothing written"}),
+    # appointments: the patients' answers (reminder calls, hotline) back to the booking system
+    Route("GET", "/api/appointments/answers", SUPERVISORS, views_appointments.answers_api, "api",
+          "Patients' answers to their appointments (confirm | cancel | reschedule | stop_reminders), "
+          "from reminder calls and the hotline IVR, oldest answer first; `since` for the new ones (audited)",
+          query=_SINCE, response={"type": "object", "properties": {
+              "count": {"type": "integer"}, "answers": {"type": "array", "items": _APPT_ANSWER}}}),
+    Route("GET", "/api/appointments/answers.csv", SUPERVISORS, views_appointments.answers_csv, "api",
+          "The same answers as a CSV download (UTF-8 with BOM; audited)", query=_SINCE),
+    Route("GET", "/api/appointments/cancelled-slots", SUPERVISORS, views_appointments.cancelled_slots_api, "api",
+          "Appointment slots ahead that patients cancelled with us, for booking to re-use (audited)",
+          response={"type": "object", "properties": {
+              "count": {"type": "integer"}, "slots": {"type": "array", "items": _APPT_ANSWER}}}),
+    Route("POST", "/api/notifications/{id}/patients", SUPERVISORS, views_appointments.notification_patients_api,
+          "api", "Voice notification campaign (id or name): call these patients (JSON list of the hospital's "
+          "patient ids). 201 contacts created (200: all listed before); 422 unknown patient ids or not a "
+          "notification campaign, and nothing written", raw_body=True, response={"type": "object", "properties": {
+              "created": {"type": "integer"}, "already": {"type": "integer"},
+              "do_not_call": {"type": "integer"}, "unknown": {"type": "array", "items": {"type": "string"}}}}),
     # administrators
     Route("GET", "/api/tokens", ADMINS, views_tokens.list_api, "api",
           "API tokens (names, roles, last use; never the tokens)",
@@ -279,5 +301,8 @@ STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/campaigns"): {201: "created", **_REFUSED}, ("POST", "/api/campaigns/{id}/{action}"): _REFUSED,
     ("GET", "/api/patients"): {429: "too many look-ups by this user (30 per 10 minutes); see Retry-After"},
     ("POST", "/api/import/{kind}"): {201: "applied", 422: "bad rows: every {line, field, reason}; nothing written"},
+    ("POST", "/api/notifications/{id}/patients"): {201: "contacts created", 404: "no such campaign",
+                                                   422: "unknown patient ids, or not a notification campaign; "
+                                                        "nothing written"},
 }
 ROUTES = [replace(r, statuses={**STATUSES.get((r.method, r.path), {}), **r.statuses}) for r in ROUTES]

@@ -28,12 +28,19 @@ async def agent_page(app, req: Req) -> Response:
     messages = {**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."), **catalogue(req.lang, "call."),
                 **catalogue(req.lang, "state."), **catalogue(req.lang, "agent."),
                 **catalogue(req.lang, "camp.kind."), **catalogue(req.lang, "treatment."),
-                **catalogue(req.lang, "step.")}
+                **catalogue(req.lang, "step."), **_department_names(req.lang)}
     return app.render(req, "agent.html", status=status, pop=pop, call=app.screenpop.calls.get(user.username),
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
                       reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
                       chosen_reason=status["reason"] or (chosen if chosen in app.pause_reasons.codes else ""),
                       notice=req.arg("notice"), messages=messages)
+
+
+def _department_names(lang: str) -> dict[str, str]:
+    """The departments as the reminder says them (ivr_flows/spoken/departments.yaml), for the pop."""
+    from ivr_flows.segments import load_departments
+
+    return {f"pop.dept.{code}": names[lang] for code, names in load_departments().items()}
 
 
 async def agent_events(app, req: Req):

@@ -68,3 +68,28 @@ def test_dnc_commands_mask_numbers(config_env, capsys):
     assert code == 2 and "not on the do-not-call list" in err
     code, _, err = run(capsys, "dnc", "add", "12")
     assert code == 2 and "'12'" in err
+
+
+def test_reminder_and_notification_campaigns_from_the_command_line(config_env, tmp_path, capsys):
+    (tmp_path / "p.csv").write_text(PATIENTS, encoding="utf-8")
+    (tmp_path / "a.csv").write_text("appointment_id,patient_id,scheduled_at,status,department,doctor\n"
+                                    "A1,P1,2099-01-10 09:30,booked,dental,Dr Wang\n", encoding="utf-8")
+    (tmp_path / "list.csv").write_text("patient_id\nP1\nP2\n", encoding="utf-8")
+    (tmp_path / "bad.csv").write_text("patient_id\nP1\nP9\n", encoding="utf-8")
+    assert run(capsys, "import", "patients", str(tmp_path / "p.csv"))[0] == 0
+    code, _, err = run(capsys, "campaign", "create", "r", "--kind", "reminder", "--mode", "progressive")
+    assert code != 0 and "mode must be survey" in err
+    assert run(capsys, "campaign", "create", "reminders", "--kind", "reminder", "--mode", "survey")[0] == 0
+    code, out, _ = run(capsys, "import", "appointments", str(tmp_path / "a.csv"))
+    assert code == 0 and "1 contacts created" in out
+    code, out, _ = run(capsys, "campaign", "status", "reminders")
+    assert "answers: confirm 0, cancel 0, reschedule 0, stop_reminders 0" in out
+    code, _, err = run(capsys, "campaign", "create", "n", "--kind", "notification", "--mode", "survey",
+                       "--message", "nope")
+    assert code != 0 and "needs a message: one of flu_vaccine" in err
+    assert run(capsys, "campaign", "create", "flu", "--kind", "notification", "--mode", "survey",
+               "--message", "flu_vaccine", "--days", "2")[0] == 0
+    code, _, err = run(capsys, "campaign", "add-patients", "flu", str(tmp_path / "bad.csv"))
+    assert code != 0 and "unknown patient id(s) P9" in err and "nothing added" in err
+    code, out, _ = run(capsys, "campaign", "add-patients", "flu", str(tmp_path / "list.csv"))
+    assert code == 0 and out.startswith("2 contacts created, 0 already listed")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.cli import main
-from ivr_flows.flow import FLOWS_DIR, check_file, parse_text
+from ivr_flows.flow import FLOWS_DIR, check_file, load_flow, parse_text
 
 GOOD = """\
 flow: t
@@ -90,3 +90,28 @@ def test_prompts_build_renders_8khz(tmp_path, capsys, config_env):
         assert w.getnframes() > 1000
     assert main(["prompts", "build", str(flow), "--out", str(tmp_path / "out")]) == 0
     assert "0 rendered, 2 unchanged" in capsys.readouterr().out
+
+
+def test_shipped_flows_pass_the_check_and_need_their_spoken_segments(tmp_path, capsys, config_env):
+    from ivr_flows.prompts import missing_files
+
+    shipped = sorted(FLOWS_DIR.glob("*.yaml"))
+    assert {p.stem for p in shipped} >= {"hotline", "revisit_survey", "appointment_reminder", "voice_notification"}
+    assert main(["ivr", "check", *map(str, shipped)]) == 0
+    reminder, notification = (load_flow(FLOWS_DIR / f"{n}.yaml") for n in ("appointment_reminder",
+                                                                           "voice_notification"))
+    missing = missing_files([reminder, notification], tmp_path, "callcenter")
+    for name in ("callcenter/zh/segments/month_12", "callcenter/en/segments/dept_dental",
+                 "callcenter/en/segments/minute_5", "callcenter/zh/notifications/flu_vaccine",
+                 "callcenter/en/appointment_reminder/greeting"):
+        assert name in missing
+    # a flow that says no appointment needs no segments
+    assert not any("/segments/" in n for n in missing_files([load_flow(FLOWS_DIR / "revisit_survey.yaml")],
+                                                              tmp_path, "callcenter"))
+
+
+def test_appointment_nodes_are_checked():
+    bad = GOOD.replace("    type: queue\n    queue: consultation\n",
+                       "    type: lookup_appointment\n    by: telepathy\n    found: q\n    missing: q\n")
+    found = problems(bad)
+    assert any("by must be one of call, caller, patient_number" in p for p in found), found

@@ -73,3 +73,54 @@ def test_digits_keep_every_key_and_mark_the_refused_ones():
     assert engine.digits == ["7!", "1", "2", "2", "12345678!", "12345674"]
     assert engine.vars["patient_id"] == "12345674" and step.result == "queued:consultation"
     assert engine.caller_number == "+8613800138002"  # the stored form (callcenter.phones)
+
+
+def _reminder(replies, found=True):
+    """The reminder flow on an outbound call; ``replies``: (command prefix, reply) tried in order,
+    each used once (default 200 result=0)."""
+    engine = Engine(load_flow(FLOWS_DIR / "appointment_reminder.yaml"), ENV, now=lambda: OPEN)
+    replies = list(replies)
+    sent, effects, step = [], [], engine.start()
+    appt = {"appointment_id": 5, "at": OPEN + 86400 - 1800, "department": "dental", "language": "en"}
+    while not isinstance(step, Done):
+        if isinstance(step, Effect):
+            effects.append((step.name, step.args))
+            step = engine.send({"appointment": appt if found else None, "appointment_answer": True}.get(step.name))
+            continue
+        sent.append(step.line)
+        hit = next((i for i, (p, _) in enumerate(replies) if step.line.startswith(p)), None)
+        line = replies.pop(hit)[1] if hit is not None else "200 result=0"
+        if step.line.startswith("GET VARIABLE ATTEMPT_ID"):
+            line = "200 result=1 (12)"
+        step = engine.send(parse_reply_line(line))
+    return engine, sent, effects, step.result
+
+
+def test_reminder_says_the_appointment_from_segments_in_the_patients_language():
+    engine, sent, effects, result = _reminder([("GET DATA", "200 result=1")])
+    streams = [line.split(" ")[2] for line in sent if line.startswith("STREAM FILE")]
+    # 2026-11-26 09:30 (Thursday), in English (the patient's), then the goodbye
+    assert streams == ["callcenter/en/appointment_reminder/greeting"] + [
+        f"callcenter/en/segments/{n}" for n in ("weekday_3", "month_11", "day_26", "word_at", "hour_9",
+                                               "minute_30", "period_morning", "word_in", "dept_dental")] + [
+        "callcenter/en/appointment_reminder/confirmed"]
+    assert ("appointment_answer", {"appointment_id": 5, "answer": "confirm", "attempt_id": "12"}) in effects
+    assert result == "appointment_confirm" and engine.language == "en"
+
+
+def test_a_key_pressed_during_the_date_is_the_menus_choice():
+    """Asterisk drops keys pressed during a STREAM FILE without escape digits (seen on a real
+    Asterisk 22: the patient's 2 during the department name was lost): the segments are
+    played with every key as escape digit and the key goes to the menu."""
+    engine, sent, effects, result = _reminder([("STREAM FILE callcenter/en/segments/hour_9",
+                                                "200 result=51 endpos=800")])   # "3"
+    assert all(line.endswith('"0123456789"') for line in sent if "/segments/" in line)
+    assert not any(line.startswith("GET DATA") for line in sent)          # no menu prompt needed
+    assert "callcenter/en/segments/minute_30" not in " ".join(sent)     # cut short at the key
+    assert result == "appointment_cancel" and engine.digits == ["3"]
+
+
+def test_a_reminder_for_an_appointment_no_longer_booked_says_so():
+    engine, sent, effects, result = _reminder([], found=False)
+    assert result == "appointment_changed" and not any("segments" in line for line in sent)
+    assert [e[0] for e in effects] == ["appointment"]

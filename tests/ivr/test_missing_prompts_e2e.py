@@ -17,6 +17,7 @@ from twisted.internet import reactor
 from callcenter.clock import ScaledClock
 from callcenter.simulator import SimulatedPBX
 from ivr_flows.flow import FLOWS_DIR, load_flow
+from ivr_flows.prompts import extra_texts
 from ivr_flows.models import IvrSession
 from tests import support
 
@@ -26,15 +27,16 @@ MISSING = {"callcenter/zh/hotline/main_menu", "callcenter/zh/hotline/welcome"}
 
 
 def sounds(tmp_path):
-    """What `callcenter prompts build` would install, less MISSING."""
+    """What `callcenter prompts build` would install (every served flow's prompts, the
+    spoken segments and notification messages), less MISSING."""
     root = tmp_path / "sounds"
-    for flow in (load_flow(p) for p in sorted(FLOWS_DIR.glob("*.yaml"))):  # every flow the server serves
-        for pid in flow.prompts:
-            for lang in flow.languages:
-                name = flow.prompt_file(pid, lang, "callcenter")
-                if name not in MISSING:
-                    (root / name).parent.mkdir(parents=True, exist_ok=True)
-                    (root / f"{name}.wav").write_bytes(b"RIFF")
+    flows = [load_flow(p) for p in sorted(FLOWS_DIR.glob("*.yaml"))]
+    names = {flow.prompt_file(pid, lang, "callcenter") for flow in flows for pid in flow.prompts
+             for lang in flow.languages}
+    names |= {f"callcenter/{lang}/{d}/{name}" for d, name, lang, _ in extra_texts(flows)}
+    for name in names - MISSING:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{name}.wav").write_bytes(b"RIFF")
     return root
 
 

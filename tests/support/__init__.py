@@ -72,7 +72,7 @@ def ivr_ports(queue_load: Any = None, *, config: Config | None = None, clock: An
     d = domain(config, clock=clock)
     return IvrPorts(queue_load=queue_load if queue_load is not None else StaticQueueLoad(),
                     voice_messages=d.catalog, tickets=d.complaints, callbacks=d.dialer, surveys=d.dialer,
-                    ratings=d.ratings)
+                    ratings=d.ratings, appointments=d.dialer)
 
 
 def agi_server(*, clock: Any, db: Any = None, queue_load: Any = None, config: Config | None = None,

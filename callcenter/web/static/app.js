@@ -104,7 +104,12 @@
     $("pop-number").textContent = r.number || "";
     $("pop-queue").textContent = p.queue || "";
     fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + label("treatment.", x.type) + (x.doctor ? " · " + x.doctor : ""); });
-    fillList("pop-appointments", r.appointments, function (x) { return day(x.at) + " " + (x.department || "") + " · " + x.status; });
+    fillList("pop-appointments", r.appointments, function (x) {
+      return day(x.at) + " " + (msgs["pop.dept." + x.department] || x.department || "") +
+        (x.doctor ? " · " + x.doctor : "") + " · " + (msgs["pop.status." + x.status] || x.status) +
+        (x.answer ? " · " + (msgs["pop.answer." + x.answer] || x.answer) + " (" +
+          (msgs["pop.answer.via." + x.answered_via] || x.answered_via) + " " + day(x.answered_at) + ")" : "");
+    });
     fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
     fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
     renderDialer(p.dialer);
@@ -127,6 +132,9 @@
   function why(d) {
     var w = d.why || {};
     if (w.treatment) return fmt("dial.why.revisit", { type: label("treatment.", w.treatment.type), at: day(w.treatment.at).slice(0, 10), step: label("step.", w.treatment.step) });
+    if (w.appointment && d.kind === "reminder") return fmt("dial.why.reminder", { at: day(w.appointment.at),
+      department: msgs["pop.dept." + w.appointment.department] || w.appointment.department,
+      answer: msgs["pop.answer." + w.appointment.answer] || w.appointment.answer || "" });
     if (w.appointment) return fmt("dial.why.no_show", { at: day(w.appointment.at), department: w.appointment.department });
     if (w.complaint) return fmt("dial.why.complaint_followup", { number: w.complaint.number, summary: w.complaint.summary });
     if (d.kind === "callback") return fmt("dial.why.callback", { reason: w.reason });

@@ -8,13 +8,13 @@ Existing rows belong to the single server of before, ``default``
 (the name ``[ami]`` gets unless it sets one).
 
 Revision ID: 0998_asterisk_servers
-Revises: 0990_queuecall_rating
+Revises: 0995_appointment_answers
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0998_asterisk_servers"
-down_revision = "0990_queuecall_rating"
+down_revision = "0995_appointment_answers"
 branch_labels = None
 depends_on = None
 
