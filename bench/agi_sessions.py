@@ -127,8 +127,8 @@ async def clients(port: int, n: int, scale: float, spread: float, record: bool) 
 
 # -- the servers (this process) -------------------------------------------------------
 class Ours:
-    def __init__(self, scale: float):
-        self.scale = scale
+    def __init__(self, scale: float, sessions: int):
+        self.scale, self.sessions = scale, sessions
         self.latency: list[float] = []
 
     async def start(self) -> int:
@@ -149,8 +149,9 @@ class Ours:
         ports = IvrPorts(queue_load=NoQueues(), voice_messages=d.catalog, tickets=d.complaints,
                          callbacks=d.dialer, surveys=d.dialer, ratings=d.ratings,
                          appointments=d.dialer)
+        # every caller of the burst at once: above [agi] max_sessions (256) the rest would be refused
         self.server = AgiServer("127.0.0.1", 0, clock=clock, db=self.db, latency=self.latency, ports=ports,
-                                recordings_dir=str(self.tmp / "rec"))
+                                recordings_dir=str(self.tmp / "rec"), max_sessions=self.sessions + 16)
         await self.server.start()
         return self.server.port
 
@@ -231,7 +232,7 @@ async def run_clients(port: int, args, *, spread: float, record: bool = False) -
 
 
 async def one_phase(kind: str, args, scripts, *, spread: float, record: bool = False) -> dict:
-    server = Ours(args.scale) if kind == "ours" else (Panoramisk if kind == "panoramisk" else BareAsyncio)(scripts)
+    server = Ours(args.scale, args.sessions) if kind == "ours" else (Panoramisk if kind == "panoramisk" else BareAsyncio)(scripts)
     port = await server.start()
     got = await run_clients(port, args, spread=spread, record=record)
     got.update(await server.stop())

@@ -123,6 +123,10 @@ async def test_two_asterisk_servers_each_stored_under_its_name_and_dialled_where
         r = await web.get("/api/wallboard?server=north")
         assert r.status == 200 and [x["server"] for x in r.json()["servers"]] == ["north"]
         assert (await web.get("/api/wallboard?server=east")).status == 400
+        page = (await web.get("/wallboard")).text  # the page shows each server's live figures
+        assert 'data-server="north"' in page and 'data-server="south"' in page
+        page = (await web.get(f"/reports?from={day}&to={day}&server=south")).text  # and reports one
+        assert '<option value="south" selected>' in page and 'id="active-filters"' in page
     finally:
         await product.stop()
         for pbx in pbxs.values():

@@ -127,15 +127,16 @@ async def reports_page(app, req: Req) -> Response:
     start, end = period(app, req)
     page, per_page = paging(req)
     queue, agent = filters(req)
+    server = server_arg(app, req)
     results = await compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page,
-                                 queue=queue, agent=agent)
+                                 queue=queue, agent=agent, server=server)
     queues = sorted(set(await app.db.run(known_queues)) | ({queue} if queue else set()))
     agents = await app.db.run(data.agent_users)
     dist = results["answer-times"]
     target = float(app.config.hospital.answer_target_seconds)
     tz = settings(app).tz
     query = urlencode({k: v for k, v in (("from", start.isoformat()), ("to", end.isoformat()),
-                                         ("queue", queue), ("agent", agent)) if v})
+                                         ("queue", queue), ("agent", agent), ("server", server)) if v})
 
     def render() -> Response:  # a year of days and a page of calls: rendered off the loop
         chart = ""
@@ -151,6 +152,7 @@ async def reports_page(app, req: Req) -> Response:
         return app.render(req, "reports.html", results=results, tables=tables, names=reporting.PAGE_REPORTS,
                           chart=chart, plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat(),
                           queue=queue or "", agent=agent or "", queues=queues, agents=agents, query=query,
+                          server=server or "", servers=[a.name for a in app.config.ami_servers],
                           wrapup=_wrapups(app, queue, queues))
 
     return await app.db.run_blocking(render)

@@ -84,6 +84,7 @@
     $("total-abandoned").textContent = t.abandoned;
     $("total-asa").textContent = secs(t.asa_seconds);
     renderQueues(b);
+    renderServers(b);
     renderCallers(b);
     renderAgents(b);
     renderOutbound(b);
@@ -113,6 +114,25 @@
       tr.appendChild(td(pct(q.satisfaction_rate) + " (" + (q.rated || 0) + ")", "satisfaction", "wb.satisfaction"));
       tr.appendChild(td((q.agents.available || 0) + " " + msgs["wb.available_short"] + " · " +
                         (q.agents.on_call || 0) + " " + msgs["wb.on_call_short"], "q-agents", "wb.agents"));
+      body.appendChild(tr);
+    });
+  }
+
+  function renderServers(b) {  // several Asterisk servers ([[ami]]): each one's live figures
+    var servers = b.servers || [];
+    $("wb-servers-panel").hidden = servers.length < 2;
+    var body = $("wb-servers").tBodies[0];
+    clear(body);
+    servers.forEach(function (r) {
+      var tr = el("tr");
+      tr.dataset.server = r.server;
+      tr.appendChild(td(r.server, "name"));
+      tr.appendChild(td(String(r.waiting), "waiting"));
+      var w = td(Math.round(r.longest_wait) + " s", "longest wait");
+      w.dataset.wait = r.longest_wait;
+      tr.appendChild(w);
+      tr.appendChild(td(String(r.talking), "talking"));
+      tr.appendChild(td(String(r.members), "members"));
       body.appendChild(tr);
     });
   }
