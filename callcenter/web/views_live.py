@@ -49,7 +49,7 @@ async def wallboard_page(app, req: Req) -> Response:
     board = await app.wallboard.snapshot()
     messages = {**catalogue(req.lang, "state."), **catalogue(req.lang, "cp.dl."),
                 **catalogue(req.lang, "cp.sev."), **catalogue(req.lang, "cat."),
-                **catalogue(req.lang, "wb."), **reason_labels(app, req.lang)}
+                **catalogue(req.lang, "wb."), **catalogue(req.lang, "queue."), **reason_labels(app, req.lang)}
     return app.render(req, "wallboard.html", board=board, complaints=_complaint_alerts(app),
                       messages=messages, kiosk=kiosk == "1")
 

@@ -99,7 +99,7 @@
     b.queues.forEach(function (q) {
       var tr = el("tr");
       tr.dataset.queue = q.name;
-      tr.appendChild(td(q.name, "name"));
+      tr.appendChild(td(queueLabel(q.name), "name"));
       tr.appendChild(td(String(q.waiting), "waiting", "wb.waiting"));
       var w = td(Math.round(q.longest_wait) + " s", "longest wait" + (q.over_target ? " over" : ""), "wb.longest");
       w.dataset.wait = q.longest_wait;
@@ -143,7 +143,7 @@
     b.callers.forEach(function (c) {
       var tr = el("tr", null, c.urgent ? "urgent" : "");
       tr.dataset.queue = c.queue;
-      tr.appendChild(td(c.queue));
+      tr.appendChild(td(queueLabel(c.queue)));
       tr.appendChild(td(String(c.position), "position"));
       tr.appendChild(td(c.caller, "caller"));
       var w = td(Math.round(c.wait) + " s", "wait");
@@ -156,6 +156,8 @@
     });
     $("wb-callers-none").hidden = b.callers.length > 0;
   }
+
+  function queueLabel(q) { return msgs["queue." + q] || q; }  // the sample queues' names (i18n.label)
 
   function reasonLabel(r) {  // labels of [web] pause_reasons; the dialer's hold is "dialer:<attempt>"
     return msgs["agent.reason." + (r.indexOf("dialer:") === 0 ? "dialer" : r)] || r;
@@ -181,7 +183,7 @@
       if (call) talk.dataset.since = call.since;
       tr.appendChild(talk);
       tr.appendChild(td(String(a.answered_today), "a-today"));
-      tr.appendChild(td(a.queues.join(", "), "a-queues"));
+      tr.appendChild(td(a.queues.map(queueLabel).join(", "), "a-queues"));
       body.appendChild(tr);
     });
   }
