@@ -166,7 +166,7 @@ def demo_sim():
     carry media all call long (``media="phones"``, the default), so calls are recorded whole."""
     from .simulator import SimConfig
 
-    return SimConfig(hotline_queue_options="c")
+    return SimConfig(hotline_queue_options="c", wrapuptime=5)  # as docs/asterisk/queues.conf
 
 
 def demo_config(config: Config, *, ami_port: int, sim) -> Config:

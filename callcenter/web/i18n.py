@@ -29,6 +29,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.notfound": ("Page not found.", "页面不存在。"),
     "error.csrf": ("The form has expired. Reload the page and try again.", "表单已失效，请刷新页面后重试。"),
     "error.server": ("Something went wrong. The error has been logged.", "系统出错，已记录。"),
+    "error.unavailable": ("The service cannot reach its database just now. Please try again shortly.",
+                          "系统暂时无法访问数据库，请稍后再试。"),
     "error.bad_request": ("Invalid input: {detail}", "输入无效：{detail}"),
     "wb.title": ("Live wallboard", "实时监控大屏"),
     "wb.queue": ("Queue", "队列"),

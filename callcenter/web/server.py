@@ -156,7 +156,7 @@ class WebApp:
             return as_json(exc.to_dict(), exc.status)
         if isinstance(exc, InvalidInput):
             return self.render(req, "error.html", exc.status, message=t(req.lang, "error.bad_request", detail=str(exc)))
-        key = {404: "error.notfound", 403: "error.forbidden"}.get(exc.status)
+        key = {404: "error.notfound", 403: "error.forbidden", 503: "error.unavailable"}.get(exc.status)
         return self.render(req, "error.html", exc.status, message=t(req.lang, key) if key else str(exc))
 
     def default_language(self) -> str:

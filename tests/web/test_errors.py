@@ -87,6 +87,8 @@ async def test_wallboard_answers_503_while_the_database_refuses(config, db, capl
         for _ in range(3):
             r = await c.get("/api/wallboard")
             assert r.status == 503 and r.json()["code"] == "unavailable" and r.headers["retry-after"] == "5"
+        page = await c.get("/wallboard")  # a page says it in the reader's language (sup1: zh)
+        assert page.status == 503 and "系统暂时无法访问数据库" in page.text, page.text[-400:]
         clock.advance(100)
         assert (await c.get("/api/wallboard")).status == 200
     assert not [rec for rec in caplog.records if rec.exc_info or "never retrieved" in rec.getMessage()]
