@@ -1,7 +1,7 @@
 """The reports as they were computed before the database did it (kept verbatim as the oracle).
 
 ``summarize``/``group_by``/``breakdowns`` are the old ``queuecalls.stats`` functions and
-the rest the old ``web.reports`` ones, over rows loaded as dicts; the tests check that
+the rest the old ``web.reports`` ones, over rows loaded as dicts (every column of ``queue_calls``); the tests check that
 the SQL reports give the same figures on the same data.
 """
 from __future__ import annotations
@@ -24,10 +24,6 @@ SUMMARY_KEYS = ("offered", "answered", "abandoned", "short_abandons", "timeouts"
                 "asa_seconds", "max_wait_seconds", "p90_wait_seconds", "abandon_rate")
 
 
-def _get(r: Any, k: str) -> Any:
-    return r.get(k) if isinstance(r, dict) else getattr(r, k, None)
-
-
 def percentile(sorted_values: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -42,9 +38,9 @@ def summarize(calls: Iterable[Any], answer_target: float = 30.0,
     answered_wait = 0.0
     waits: list[float] = []
     for r in calls:
-        outcome = _get(r, "outcome")
-        w = _get(r, "wait_seconds")
-        if _get(r, "gap"):
+        outcome = r["outcome"]
+        w = r["wait_seconds"]
+        if r["gap"]:
             gaps += 1
         if outcome not in ANSWERED and outcome not in UNANSWERED:
             continue
@@ -125,12 +121,12 @@ def breakdowns(calls: list[Any], answer_target: float, short_abandon: float,
                tz: ZoneInfo) -> dict[str, list[dict[str, Any]]]:
     """Per queue, per agent (answered calls), per local hour of day and per local day."""
     def local(r):
-        return _as_local(_get(r, "entered_at"), tz)
+        return _as_local(r["entered_at"], tz)
 
     return {
-        "queue": group_by(calls, lambda r: _get(r, "queue"), answer_target, short_abandon),
-        "agent": group_by([r for r in calls if _get(r, "outcome") in ANSWERED],
-                          lambda r: _get(r, "agent") or None, answer_target, short_abandon),
+        "queue": group_by(calls, lambda r: r["queue"], answer_target, short_abandon),
+        "agent": group_by([r for r in calls if r["outcome"] in ANSWERED],
+                          lambda r: r["agent"] or None, answer_target, short_abandon),
         "hour": group_by(calls, lambda r: (local(r).strftime("%H:00") if local(r) else None),
                          answer_target, short_abandon),
         "day": group_by(calls, lambda r: (local(r).date().isoformat() if local(r) else None),
