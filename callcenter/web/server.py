@@ -128,6 +128,11 @@ class WebApp:
         self.wallboard = WallboardFeed(self, live, gateway=ami)
         self.screenpop = ScreenPop(self, ami)
         self.pause_reasons = PauseReasons.from_config(config)
+        from ivr_flows.segments import load_departments
+
+        # the departments as the reminders say them (ivr_flows/spoken/departments.yaml): read
+        # once here, not from disk on every agent page
+        self.department_names = load_departments()
         self.agent_desk = AgentDesk(self, live, self.pause_reasons)
         self.alerts = ComplaintAlertsFeed(self, escalation)
         self.dialer_context: Any = None  # campaigns pages: built on first use from the config

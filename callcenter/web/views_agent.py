@@ -28,7 +28,7 @@ async def agent_page(app, req: Req) -> Response:
     messages = {**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."), **catalogue(req.lang, "call."),
                 **catalogue(req.lang, "state."), **catalogue(req.lang, "agent."),
                 **catalogue(req.lang, "camp.kind."), **catalogue(req.lang, "treatment."),
-                **catalogue(req.lang, "step."), **_department_names(req.lang)}
+                **catalogue(req.lang, "step."), **_department_names(app, req.lang)}
     return app.render(req, "agent.html", status=status, pop=pop, call=app.screenpop.calls.get(user.username),
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
                       reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
@@ -36,11 +36,9 @@ async def agent_page(app, req: Req) -> Response:
                       notice=req.arg("notice"), messages=messages)
 
 
-def _department_names(lang: str) -> dict[str, str]:
-    """The departments as the reminder says them (ivr_flows/spoken/departments.yaml), for the pop."""
-    from ivr_flows.segments import load_departments
-
-    return {f"pop.dept.{code}": names[lang] for code, names in load_departments().items()}
+def _department_names(app, lang: str) -> dict[str, str]:
+    """The departments as the reminder says them (read at start: ``app.department_names``), for the pop."""
+    return {f"pop.dept.{code}": names[lang] for code, names in app.department_names.items()}
 
 
 async def agent_events(app, req: Req):
