@@ -339,9 +339,10 @@ class WebApp:
             parts.append(f"Max-Age={max_age}")
         return "; ".join(parts)
 
-    async def flash_next(self, req: Req, key: str, **values) -> None:
-        """Leave a one-time message (a catalogue key) for the next page of this session."""
-        await self.db.run(flash.put, req.user.session_id, key, **values)
+    async def flash_next(self, req: Req, key: str, *, then=(), **values) -> None:
+        """Leave a one-time message (a catalogue key; ``then``: more ``(key, values)``
+        sentences) for the next page of this session."""
+        await self.db.run(lambda s: flash.put(s, req.user.session_id, key, then=then, **values))
 
     def new_login_token(self) -> str:
         return secrets.token_urlsafe(24)

@@ -33,7 +33,7 @@ async def agent_page(app, req: Req) -> Response:
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
                       reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
                       chosen_reason=status["reason"] or (chosen if chosen in app.pause_reasons.codes else ""),
-                      notice=req.arg("notice"), messages=messages)
+                      messages=messages)
 
 
 def _department_names(app, lang: str) -> dict[str, str]:
@@ -102,9 +102,11 @@ async def queue_action(app, req: Req, *, api: bool) -> Response:
     if api:
         return as_json({"ok": ok, "message": message, "action": action, "queue": queue},
                        200 if ok else 502)
-    back = "/agent?notice=" + quote(queue_action_text(req.lang, action, queue, ok, message))
+    key, values = queue_action_message(req.lang, action, queue, ok, message)
+    await app.flash_next(req, key, **values)
+    back = "/agent"
     if action == "pause" and reason:
-        back += "&reason=" + quote(reason)   # the choice stays as chosen
+        back += "?reason=" + quote(reason)   # the choice stays as chosen
     return redirect(back)
 
 
@@ -116,18 +118,20 @@ ASTERISK_REFUSALS = {"Unable to add interface: Already there": "agent.refused.al
                      "Unable to remove interface from queue: No such queue": "agent.refused.no_queue"}
 
 
-def queue_action_text(lang: str, action: str, queue: str, ok: bool, message: str) -> str:
-    """What the agent reads after a queue action: our message for what was done, never
-    Asterisk's English reply ("Interface paused successfully"); a refusal Asterisk gives
-    for a known reason in our words, any other one as "Asterisk refused" with its text."""
+def queue_action_message(lang: str, action: str, queue: str, ok: bool, message: str) -> tuple[str, dict]:
+    """What the agent reads after a queue action, as (catalogue key, values): our message
+    for what was done, never Asterisk's English reply ("Interface paused successfully"); a
+    refusal Asterisk gives for a known reason in our words, any other one as "Asterisk
+    refused" with its text."""
     if ok:
-        return t(lang, "agent.did." + action, queue=queue or t(lang, "agent.all_queues"))
+        return "agent.did." + action, {"queue": queue or t(lang, "agent.all_queues")}
     key = ASTERISK_REFUSALS.get(message.strip())
     if key == "agent.refused.not_in" and not queue:
-        return t(lang, "agent.refused.not_in_any")
+        return "agent.refused.not_in_any", {}
     if key:
-        return t(lang, key, queue=queue)
-    return t(lang, "agent.failed", what=message or action)
+        return key, {"queue": queue}
+    return "agent.failed", {"what": message or action}
+
 
 
 async def queue_action_form(app, req: Req) -> Response:
@@ -152,10 +156,9 @@ async def _save_outcome(app, req: Req) -> dict:
 
 async def outcome_form(app, req: Req) -> Response:
     result = await _save_outcome(app, req)
-    msg = t(req.lang, "outcome.saved" if result["created"] else "outcome.already")
-    if result["complaint"]:
-        msg += " " + t(req.lang, "outcome.ticket", id=result["complaint"]["number"])
-    return redirect("/agent?notice=" + quote(msg))
+    then = [("outcome.ticket", {"id": result["complaint"]["number"]})] if result["complaint"] else []
+    await app.flash_next(req, "outcome.saved" if result["created"] else "outcome.already", then=then)
+    return redirect("/agent")
 
 
 async def outcome_api(app, req: Req) -> Response:

@@ -1,7 +1,6 @@
 """Handlers: outbound campaigns (supervisors/admins) as pages with forms and as JSON API."""
 from __future__ import annotations
 
-from urllib.parse import quote
 
 from . import campaigns as cg
 from . import data
@@ -38,7 +37,7 @@ async def list_page(app, req: Req, *, status: int = 200, error: str = "", form: 
     return app.render(req, "campaigns.html", status, campaigns=await _list(app), kinds=cg.WEB_KINDS,
                       modes=cg.MODES, queues=_queues(app), plan_types=_plan_names(app),
                       window=cg.calling_window(_ctx(app).rules, _now(app)),
-                      default_queue=_ctx(app).default_queue, notice=req.arg("notice"), error=error,
+                      default_queue=_ctx(app).default_queue, error=error,
                       form=form or {}, actions=_actions_for)
 
 
@@ -53,7 +52,7 @@ async def detail_page(app, req: Req, *, status: int = 200, error: str = "") -> R
         return app.error(req, 404, "error.notfound")
     return app.render(req, "campaign.html", status, c=c, actions=_actions_for(c["state"]),
                       window=cg.calling_window(_ctx(app).rules, _now(app)),
-                      notice=req.arg("notice"), error=error, abandon_days=_ctx(app).abandon_days)
+                      error=error, abandon_days=_ctx(app).abandon_days)
 
 
 async def create_form(app, req: Req) -> Response:
@@ -65,8 +64,8 @@ async def create_form(app, req: Req) -> Response:
                                error=t(req.lang, "error.bad_request", detail=str(exc)))
     except cg.Conflict as exc:
         return await list_page(app, req, status=409, form=req.form, error=str(exc))
-    msg = t(req.lang, "camp.created", name=c["campaign"], n=c["contacts_created"])
-    return redirect(f"/campaigns/{c['id']}?notice=" + quote(msg))
+    await app.flash_next(req, "camp.created", name=c["campaign"], n=c["contacts_created"])
+    return redirect(f"/campaigns/{c['id']}")
 
 
 async def action_form(app, req: Req) -> Response:
@@ -78,8 +77,9 @@ async def action_form(app, req: Req) -> Response:
         return app.error(req, 404, "error.notfound")
     except cg.Conflict as exc:
         return await detail_page(app, req, status=409, error=str(exc))
-    msg = t(req.lang, "camp.state_now", name=c["campaign"], state=label(req.lang, "campaign_state", c["state"]))
-    return redirect(f"/campaigns/{c['id']}?notice=" + quote(msg))
+    await app.flash_next(req, "camp.state_now", name=c["campaign"],
+                         state=label(req.lang, "campaign_state", c["state"]))
+    return redirect(f"/campaigns/{c['id']}")
 
 
 # --- JSON API --------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import quote
 
 from sqlalchemy.exc import IntegrityError
 
@@ -37,10 +36,9 @@ async def outcome_form(app, req: Req) -> Response:
     result = await _save(app, req)
     if isinstance(result, Response):
         return result
-    msg = t(req.lang, "dial.saved", outcome=t(req.lang, "dial.outcome." + result["outcome"]))
-    if result["do_not_call"]:
-        msg += " " + t(req.lang, "dial.dnc_saved")
-    return redirect("/agent?notice=" + quote(msg))
+    then = [("dial.dnc_saved", {})] if result["do_not_call"] else []
+    await app.flash_next(req, "dial.saved", outcome=t(req.lang, "dial.outcome." + result["outcome"]), then=then)
+    return redirect("/agent")
 
 
 async def outcome_api(app, req: Req) -> Response:

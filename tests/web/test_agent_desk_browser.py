@@ -102,9 +102,9 @@ async def test_agent_sees_the_call_states_wrapup_countdown_and_saves_one_ticket(
                     await page.select_option("select[name=category]", "attitude")
                     await page.fill("#outcome-form textarea[name=note]", "waited too long")
                     await page.click("#outcome-save")
-                    await page.wait_for_selector("#notice")
-                    numbers.append(re.search(r"TS-\d{4}-\d+", await page.text_content("#notice")).group(0))
-                assert "already saved" in await page.text_content("#notice")
+                    await page.wait_for_selector("#flash")
+                    numbers.append(re.search(r"TS-\d{4}-\d+", await page.text_content("#flash")).group(0))
+                assert "already saved" in await page.text_content("#flash")
                 assert numbers[0] == numbers[1]
                 counts = db.call(lambda s: (s.scalar(select(func.count()).select_from(CallOutcome)),
                                             s.scalar(select(func.count()).select_from(ComplaintTicket))))

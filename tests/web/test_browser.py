@@ -113,8 +113,8 @@ async def test_wallboard_and_screen_pop_in_chromium(config, db, tmp_path):
                 # the agent records the outcome with the pop's form (CSRF token included by the page)
                 await agent.select_option("#f-outcome", "appointment")
                 await agent.click("#outcome-save")
-                await agent.wait_for_selector("#notice")
-                assert "Outcome saved" in await agent.text_content("#notice")
+                await agent.wait_for_selector("#flash")
+                assert "Outcome saved" in await agent.text_content("#flash")
                 assert not errors, errors  # no CSP violations or script errors
             finally:
                 await browser.close()

@@ -169,8 +169,11 @@ async def test_campaign_pages_and_forms_in_both_languages(config, db):
         assert r.status == 400 and "kind" in r.text
         assert (await c.post("/campaigns/1/pause", {"csrf_token": "forged"})).status == 403
         r = await c.post("/campaigns/1/pause", {"csrf_token": token})
-        assert r.status == 303 and r.location.startswith("/campaigns/1?")
+        assert r.status == 303 and r.location == "/campaigns/1"
         one = await c.get("/campaigns/1")
+        assert 'id="flash" role="status">Campaign no-shows is now paused.</p>' in one.text   # once
+        assert 'id="flash"' not in (await c.get("/campaigns/1")).text
+        assert "Please call" not in (await c.get("/campaigns/1?notice=Please+call+0900")).text
         assert 'id="camp-state">paused<' in one.text and 'class="camp-resume"' in one.text
         assert '<tr data-figure="answered"><th>Answered</th><td>4</td>' in one.text
         assert (await c.post("/campaigns/1/pause", {"csrf_token": token})).status == 409
