@@ -178,7 +178,9 @@
       timer.dataset.since = a.since;
       tr.appendChild(timer);
       var call = a.call;
-      tr.appendChild(td(call ? call.caller + (call.outbound ? " (" + msgs["wb.outbound_call"] + ")" : "") : "", "a-caller"));
+      var caller = td(call ? call.caller : "", "a-caller");
+      if (call && call.outbound) caller.appendChild(el("span", " (" + msgs["wb.outbound_call"] + ")", "ob-tag"));
+      tr.appendChild(caller);
       var talk = td("", "a-talk timer");
       if (call) talk.dataset.since = call.since;
       tr.appendChild(talk);
