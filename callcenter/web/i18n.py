@@ -198,6 +198,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rep.reason_none": ("no reason", "未注明原因"),
     "rep.v.abandoned": ("abandoned", "放弃"),
     "rep.v.timeout": ("timed out", "超时"),
+    "rep.v.answered": ("answered", "已接通"),
+    "rep.v.transferred": ("transferred", "已转接"),
+    "rep.v.redirected": ("redirected", "已转出"),
+    "rep.v.unknown": ("unknown", "未知"),
     "rep.aht_note": ("Handling time = talk + wrap-up ({wrap} s per call, the queue's wrap-up time). "
                      "Occupancy = handling time ÷ (logged-in − paused time).",
                      "处理时长 = 通话 + 话后处理（每通 {wrap} 秒，即队列的话后处理时间）。"
@@ -691,6 +695,7 @@ LABEL_KINDS: dict[str, str] = {
     "complaint_state": "cp.state.",
     "agent_state": "state.",
     "queue": "queue.",                   # the sample queues.conf's queues (a hospital's own show as named)
+    "queue_call_outcome": "rep.v.",      # how a queue call ended (callcenter.queuecalls.stats)
 }
 
 

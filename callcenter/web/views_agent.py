@@ -10,7 +10,7 @@ from callcenter.store.models import audit
 
 from . import call_outcomes, dialer_calls
 from .http import SSE, BadRequest, Req, Response, as_json, redirect
-from .i18n import catalogue, t
+from .i18n import catalogue, label, t
 from .views_live import _queues
 
 QUEUE_ACTIONS = ("login", "logout", "pause", "unpause")
@@ -28,7 +28,9 @@ async def agent_page(app, req: Req) -> Response:
     messages = {**catalogue(req.lang, "pop."), **catalogue(req.lang, "dial."), **catalogue(req.lang, "call."),
                 **catalogue(req.lang, "state."), **catalogue(req.lang, "agent."),
                 **catalogue(req.lang, "camp.kind."), **catalogue(req.lang, "treatment."),
-                **catalogue(req.lang, "step."), **_department_names(app, req.lang)}
+                **catalogue(req.lang, "step."), **catalogue(req.lang, "queue."),
+                **catalogue(req.lang, "cat."), **catalogue(req.lang, "cp.state."), **catalogue(req.lang, "rep.v."),
+                **_department_names(app, req.lang)}
     return app.render(req, "agent.html", status=status, pop=pop, call=app.screenpop.calls.get(user.username),
                       outcomes=call_outcomes.OUTCOMES, categories=call_outcomes.CATEGORIES,
                       reasons=app.pause_reasons.options(req.lang), kinds=tuple(dialer_calls.OUTCOMES),
@@ -124,12 +126,12 @@ def queue_action_message(lang: str, action: str, queue: str, ok: bool, message: 
     refusal Asterisk gives for a known reason in our words, any other one as "Asterisk
     refused" with its text."""
     if ok:
-        return "agent.did." + action, {"queue": queue or t(lang, "agent.all_queues")}
+        return "agent.did." + action, {"queue": label(lang, "queue", queue) if queue else t(lang, "agent.all_queues")}
     key = ASTERISK_REFUSALS.get(message.strip())
     if key == "agent.refused.not_in" and not queue:
         return "agent.refused.not_in_any", {}
     if key:
-        return key, {"queue": queue}
+        return key, {"queue": label(lang, "queue", queue) if queue else queue}
     return "agent.failed", {"what": message or action}
 
 

@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy import select
 
 from callcenter.complaints.lifecycle import STATES as COMPLAINT_STATES
+from callcenter.queuecalls import reducer
 from callcenter.queuecalls.agentstate import BOARD_STATES
 from callcenter.store.models import User
 from callcenter.web import campaigns as web_campaigns
@@ -52,6 +53,7 @@ def codes() -> dict[str, set[str]]:
         "complaint_state": set(COMPLAINT_STATES),
         "agent_state": set(BOARD_STATES),
         "queue": _sample_queues(),
+        "queue_call_outcome": set(reducer.OUTCOMES),
     }
 
 

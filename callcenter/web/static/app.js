@@ -50,7 +50,7 @@
     document.querySelectorAll("#membership form.queue").forEach(function (form) {
       var q = rows[form.dataset.queue], span = form.querySelector(".member");
       if (!q || !span) return;
-      var text = q.queue + ": " + (q.member ? msgs["agent.member"] : msgs["agent.not_member"]);
+      var text = label("queue.", q.queue) + ": " + (q.member ? msgs["agent.member"] : msgs["agent.not_member"]);
       if (q.paused) text += " · " + msgs["agent.paused"] + (q.reason_label ? " (" + q.reason_label + ")" : "");
       span.textContent = text;
     });
@@ -102,7 +102,7 @@
     $("pop-kind").textContent = msgs[outbound ? "pop.outbound" : "pop.inbound"] || "";
     $("pop-name").textContent = r.name || msgs["pop.unknown"] || "?";
     $("pop-number").textContent = r.number || "";
-    $("pop-queue").textContent = p.queue || "";
+    $("pop-queue").textContent = p.queue ? label("queue.", p.queue) : "";
     fillList("pop-treatments", r.treatments, function (x) { return day(x.at) + " " + label("treatment.", x.type) + (x.doctor ? " · " + x.doctor : ""); });
     fillList("pop-appointments", r.appointments, function (x) {
       return day(x.at) + " " + (msgs["pop.dept." + x.department] || x.department || "") +
@@ -110,8 +110,8 @@
         (x.answer ? " · " + (msgs["pop.answer." + x.answer] || x.answer) + " (" +
           (msgs["pop.answer.via." + x.answered_via] || x.answered_via) + " " + day(x.answered_at) + ")" : "");
     });
-    fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + x.category + " · " + x.status + (x.summary ? " · " + x.summary : ""); });
-    fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + x.queue + " · " + x.outcome + (x.agent_name ? " · " + x.agent_name : ""); });
+    fillList("pop-complaints", r.complaints, function (x) { return x.number + " · " + label("cat.", x.category) + " · " + label("cp.state.", x.status) + (x.summary ? " · " + x.summary : ""); });
+    fillList("pop-calls", r.calls, function (x) { return day(x.entered_at) + " " + label("queue.", x.queue) + " · " + label("rep.v.", x.outcome) + (x.agent_name ? " · " + x.agent_name : ""); });
     renderDialer(p.dialer);
     $("outcome-form").hidden = outbound;   // a dialer call has only the dialer's result form
     $("f-uniqueid").value = p.uniqueid || "";
