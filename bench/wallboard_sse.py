@@ -52,6 +52,7 @@ def serve(data_dir: str) -> None:
     env = dict(os.environ, CALLCENTER_SERVICE_DATA_DIR=data_dir, CALLCENTER_WEB_PORT="0",
                CALLCENTER_DATABASE_URL=f"sqlite:///{data_dir}/cc.sqlite",
                CALLCENTER_WEB_MAX_CONNECTIONS="4000", CALLCENTER_WEB_MAX_CONNECTIONS_PER_CLIENT="4000",
+               CALLCENTER_WEB_MAX_STREAMS="3900", CALLCENTER_WEB_MAX_STREAMS_PER_USER="3900",  # one user here
                CALLCENTER_DIALER_ENABLED="false", CALLCENTER_COMPLAINTS_ENABLED="false")
     config = load_config(None, env=env)
     db = Database(config.database_url)
