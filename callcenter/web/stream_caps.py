@@ -67,8 +67,6 @@ class StreamCaps:
             raise ConfigError(f"[web] max_streams = {total} must leave at least {ROOM} of [web] "
                               f"max_connections = {conns} for pages, log-ins and the API "
                               f"(at most {conns - ROOM})")
-        if per_user > total:
-            raise ConfigError(f"[web] max_streams_per_user = {per_user} is above max_streams = {total}")
         return cls(per_user, total)
 
     def fit(self, connections: int) -> None:
