@@ -357,6 +357,9 @@ class WebApp:
         request.setResponseCode(200)
         request.setHeader("Content-Type", "text/event-stream; charset=utf-8")
         request.setHeader("X-Accel-Buffering", "no")
+        if request.method == b"HEAD":  # the headers only: no stream (its sends would be a body)
+            request.finish()
+            return
         first = [b"retry: 2000\n\n", *(format_event(event, data) for event, data in sse.initial)]
         self.broker.add(sse.topic, request, slot, first)
 

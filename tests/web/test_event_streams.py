@@ -211,3 +211,19 @@ async def test_a_wallboard_tab_over_the_cap_says_why_and_connects_when_a_tab_clo
                 assert await second.is_hidden("#wb-stale")
             finally:
                 await browser.close()
+
+
+async def test_head_on_a_stream_answers_the_headers_and_keeps_no_place(config, db):
+    add_users(db)
+    async with running_web(config, db) as web:
+        sup = await _login(web.port, "sup1")
+        r, w = await asyncio.open_connection("127.0.0.1", web.port)
+        cookie = "; ".join(f"{k}={v}" for k, v in sup.items())
+        w.write(f"HEAD /events/wallboard HTTP/1.0\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+        answer = await asyncio.wait_for(r.read(), 5)     # the server ends the response
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200") and b"text/event-stream" in head and body == b""
+        web.app.broker.publish("wallboard", "patch", {"base": 1, "v": 2, "set": {}})
+        await _settled(web.app.broker.caps, 0)
+        assert web.app.broker.streams == {}
+        w.close()
