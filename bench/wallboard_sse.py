@@ -1,4 +1,4 @@
-"""Bench: AMI event -> wallboard SSE client latency at 500 clients, against the 100 ms
+"""Bench: AMI event -> wallboard SSE client latency at 500 (or N) clients, against the 100 ms
 coalescing floor and one client, in the same run (interleaved rounds).
 
 The service (``callcenter.app.build`` with the AMI client replaced by ``FakeAmi``, only the
@@ -12,6 +12,10 @@ Each round runs the 1-client anchor, then the N-client phase, ``--events`` event
 ``--gap`` s apart (each its own push).
 
     .venv/bin/python bench/wallboard_sse.py --clients 500 --rounds 3
+    .venv/bin/python bench/wallboard_sse.py --clients 1000 --rounds 3
+
+All clients are one user, so the service runs with the connection and stream caps
+(``[web] max_connections``, ``max_streams``, ``max_streams_per_user``) raised.
 
 Prints one ``RESULT`` JSON line per phase and a ``SUMMARY`` line: p50/p99/max per phase,
 bytes per push per client, the server's time to write one push to every client, and
@@ -52,6 +56,7 @@ def serve(data_dir: str) -> None:
     env = dict(os.environ, CALLCENTER_SERVICE_DATA_DIR=data_dir, CALLCENTER_WEB_PORT="0",
                CALLCENTER_DATABASE_URL=f"sqlite:///{data_dir}/cc.sqlite",
                CALLCENTER_WEB_MAX_CONNECTIONS="4000", CALLCENTER_WEB_MAX_CONNECTIONS_PER_CLIENT="4000",
+               CALLCENTER_WEB_MAX_STREAMS="3900", CALLCENTER_WEB_MAX_STREAMS_PER_USER="3900",  # one user here
                CALLCENTER_DIALER_ENABLED="false", CALLCENTER_COMPLAINTS_ENABLED="false")
     config = load_config(None, env=env)
     db = Database(config.database_url)

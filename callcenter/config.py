@@ -202,6 +202,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_connections_per_client": Key(int, 128, check=_positive,
                                           help="open HTTP connections per client address (not for "
                                                "trusted proxies)"),
+        "max_streams": Key(int, 448, check=_positive,
+                           help="live event streams (wallboards, agent desks) open at once; at least 16 "
+                                "of max_connections must be left to pages and log-ins"),
+        "max_streams_per_user": Key(int, 8, check=_positive,
+                                    help="live event streams one user may have open at once (browser "
+                                         "tabs, wall screens); the next is refused with 429"),
         "trusted_proxies": Key(list, [], check=_proxies,
                                help="reverse proxies (addresses or networks) whose X-Forwarded-For / "
                                     "X-Forwarded-Proto are believed"),

@@ -39,6 +39,7 @@ class WebComponent:
         self.listening = None
 
     async def start(self) -> None:
+        self.app.broker.caps.fit(self.limits.max_connections)  # streams leave connections to pages
         self.app.open()
         self.site = GuardedSite(self.app.resource, limits=self.limits, body_limit=self.app.body_limit,
                                 reactor=self.timers or self.app.reactor, access_log=_access_log,

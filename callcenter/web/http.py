@@ -81,6 +81,7 @@ class Req:
     cookies: dict[str, str] = field(default_factory=dict)
     flash: str = ""                  # the session's one-time message, shown by this page (flash.py)
     files: dict[str, "Upload"] = field(default_factory=dict)   # multipart/form-data file fields
+    stream_slot: Any = None          # an event stream's place (stream_caps.Slot), taken before its handler
 
     def arg(self, name: str, default: str = "") -> str:
         return self.args.get(name, default)

@@ -32,6 +32,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.unavailable": ("The service cannot reach its database just now. Please try again shortly.",
                           "系统暂时无法访问数据库，请稍后再试。"),
     "error.bad_request": ("Invalid input: {detail}", "输入无效：{detail}"),
+    "error.too_many_streams": ("You have {limit} live views open already (wallboard or agent desk tabs, "
+                               "wall screens). Close one: this one connects by itself as soon as a place is free.",
+                               "您已打开 {limit} 个实时页面（大屏或坐席工作台的标签页、墙面大屏）。请关闭其中一个，"
+                               "有空位时本页面会自动连接。"),
+    "error.streams_full": ("The service already serves its maximum of {limit} live views. This page connects "
+                           "by itself as soon as a place is free.",
+                           "系统的实时页面连接已达上限（{limit} 个），有空位时本页面会自动连接。"),
     "wb.title": ("Live wallboard", "实时监控大屏"),
     "wb.queue": ("Queue", "队列"),
     "wb.servers": ("Asterisk servers (live)", "Asterisk 服务器（实时）"),

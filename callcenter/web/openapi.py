@@ -48,6 +48,8 @@ def document(routes) -> dict:
                 "application/json": {"schema": r.response or {"type": "object"}}}}
         elif r.kind == "sse":
             responses["200"] = {"description": "event stream", "content": {"text/event-stream": {}}}
+            responses["429"] = {"description": "this user has [web] max_streams_per_user streams open already "
+                                               "(message in the user's language); see Retry-After"}
         elif r.kind == "stream":
             responses["200"] = {"description": "JSON, or the file", "content": {
                 "application/json": {"schema": {"type": "object"}}, "audio/wav": {}}}
@@ -79,7 +81,9 @@ def document(routes) -> dict:
             responses["404"] = {"description": "no such item (or a path value not known)"}
         if r.method == "POST":
             responses["413"] = {"description": "request body over the route's limit (by Content-Length)"}
-        responses["503"] = {"description": "the database is not answering; retry after Retry-After seconds"}
+        responses["503"] = {"description": "the database is not answering; retry after Retry-After seconds"
+                                           + ("; or the service has [web] max_streams streams open"
+                                              if r.kind == "sse" else "")}
         for code, desc in r.statuses.items():
             responses[str(code)] = {"description": desc}
         op["responses"] = dict(sorted(responses.items()))

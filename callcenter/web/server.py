@@ -22,6 +22,7 @@ import jinja2
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from callcenter.logs import RepeatLimiter
 from callcenter.ports import AmiClient, LiveQueues, require_all
 from callcenter.store.models import audit
 from recordings.web import routes as recordings_routes
@@ -87,6 +88,7 @@ class WebApp:
 
             reactor = _reactor
         from .sse import Broker
+        from .stream_caps import StreamCaps
 
         require_all([(ami, AmiClient, "web ami"), (live, LiveQueues, "web live")])
         self.config = config
@@ -100,12 +102,13 @@ class WebApp:
         if routes is None:
             routes = ROUTES + (recordings_routes(recordings.settings) if recordings is not None else []) + list(ops)
         self.routes = routes
-        self.broker = Broker(reactor)
+        self.broker = Broker(reactor, StreamCaps.from_config(config.web))
         self.login_throttle = auth.LoginThrottle(self.clock)
         self.lookup_limit = LookupLimit(self.clock)
         self.session_hours = float(self.config.web.session_hours)
         self.secure_cookies = bool(self.config.web.secure_cookies)
         self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)
+        self._stream_refusals = RepeatLimiter(log, reactor, interval=60.0)
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined,
@@ -219,22 +222,26 @@ class WebApp:
         req = Req(method, path, route, params, _query(request), {}, None, self.default_language(),
                   self.client_address(request), request, _cookies(request))
         try:
-            resp = await self._dispatch(req, request, route, known)
-        except DomainError as exc:
-            resp = self.domain_error(req, exc)
-        except TRANSIENT:  # the database refuses connections: say so, and when to come back
-            log.warning("database unavailable for %s %s", method, path)
-            resp = self.domain_error(req, Unavailable("the database is not answering; try again shortly"))
-            resp.headers["Retry-After"] = "5"
-        except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
-            log.exception("error handling %s %s", method, path)
-            resp = self.error(req, 500, "error.server")
-        if isinstance(resp, SSE):
-            self._start_sse(request, resp)
-            return
-        if resp is STREAMED:
-            return
-        self._write(request, resp)
+            try:
+                resp = await self._dispatch(req, request, route, known)
+            except DomainError as exc:
+                resp = self.domain_error(req, exc)
+            except TRANSIENT:  # the database refuses connections: say so, and when to come back
+                log.warning("database unavailable for %s %s", method, path)
+                resp = self.domain_error(req, Unavailable("the database is not answering; try again shortly"))
+                resp.headers["Retry-After"] = "5"
+            except Exception:  # noqa: BLE001 - never show internals (or secrets) to the browser
+                log.exception("error handling %s %s", method, path)
+                resp = self.error(req, 500, "error.server")
+            if isinstance(resp, SSE):
+                self._start_sse(request, resp, req.stream_slot)
+                return
+            if resp is STREAMED:
+                return
+            self._write(request, resp)
+        finally:  # an event stream's place, unless its stream holds it now (refused, failed, gone)
+            if req.stream_slot is not None and not req.stream_slot.held_by_stream:
+                req.stream_slot.release()
 
     async def _dispatch(self, req: Req, request, route: Route | None, known: bool):
         _check_text("query parameter", req.args)
@@ -276,6 +283,10 @@ class WebApp:
             if user.flash and route.kind == "page" and req.method == "GET":  # shown once, by this page
                 await self.db.run(flash.clear, user.session_id)
                 req.flash = flash.text(req.lang, user.flash)
+            if route.kind == "sse":  # its place first: checked and counted before the handler's awaits
+                refused = self._take_stream(req)
+                if refused is not None:
+                    return refused
         else:
             req.lang = self._anon_language(req)
         if req.method == "POST":
@@ -290,6 +301,26 @@ class WebApp:
                 if req.user is None or not auth.csrf_ok(req.user.csrf_token, given):
                     return self.error(req, 403, "error.csrf")
         return await route.handler(self, req)
+
+    def _take_stream(self, req: Req) -> Response | None:
+        """A place for this event stream (:mod:`.stream_caps`), or the refusal in the reader's
+        language: 429 over the user's cap, 503 over the service's."""
+        from .stream_caps import StreamRefused
+
+        try:
+            req.stream_slot = self.broker.caps.take(req.user.username)
+            return None
+        except StreamRefused as exc:
+            mine = exc.scope == "user"
+            status = 429 if mine else 503
+            self._stream_refusals.info(exc.scope, "event stream refused: %s cap %d reached (%s)", exc.scope,
+                                       exc.limit, req.user.username if mine else "all users")
+            resp = as_json({"error": t(req.lang, "error.too_many_streams" if mine else "error.streams_full",
+                                       limit=exc.limit),
+                            "code": "too_many_streams" if mine else "streams_full", "status": status,
+                            "limit": exc.limit}, status)
+            resp.headers["Retry-After"] = "5"
+            return resp
 
     async def _audit_refusal(self, route: Route, req: Req, who: str, reason: str) -> None:
         if route.audit_as:
@@ -316,18 +347,21 @@ class WebApp:
             request.write(resp.body)
         request.finish()
 
-    def _start_sse(self, request, sse: SSE) -> None:
+    def _start_sse(self, request, sse: SSE, slot) -> None:
         from .sse import format_event
 
+        if slot is None:
+            raise RuntimeError(f"{request.path!r} answered an event stream but its route is not of kind 'sse'")
         if getattr(request, "_disconnected", False):
             return
         request.setResponseCode(200)
         request.setHeader("Content-Type", "text/event-stream; charset=utf-8")
         request.setHeader("X-Accel-Buffering", "no")
-        request.write(b"retry: 2000\n\n")
-        for event, data in sse.initial:
-            request.write(format_event(event, data))
-        self.broker.add(sse.topic, request)
+        if request.method == b"HEAD":  # the headers only: no stream (its sends would be a body)
+            request.finish()
+            return
+        first = [b"retry: 2000\n\n", *(format_event(event, data) for event, data in sse.initial)]
+        self.broker.add(sse.topic, request, slot, first)
 
     def cookie(self, name: str, value: str, *, max_age: int | None = None, http_only: bool = True) -> str:
         parts = [f"{name}={value}", "Path=/", "SameSite=Strict"]

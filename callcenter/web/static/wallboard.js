@@ -326,9 +326,24 @@
     // an error on an open stream: the browser reconnects by itself (retry: 2000); a silent
     // stream (no ping) or a refused one (CLOSED): start again here
     if (silent || es.readyState === EventSource.CLOSED) {
+      if (!silent) why();
       es.close();
       reconnectLater();
     }
+  }
+  // a refused stream (429: this user's tabs at [web] max_streams_per_user; 503: the service
+  // full): EventSource shows no body, so ask the same address once and put its message (in
+  // the user's language) in the banner; a place free after all is let go at once
+  function why() {
+    var ctl = new AbortController();
+    fetch("/events/wallboard", { signal: ctl.signal, headers: { Accept: "text/event-stream" } })
+      .then(function (r) {
+        if (r.status !== 429 && r.status !== 503) { ctl.abort(); return; }
+        return r.json().then(function (j) {
+          if (j && j.error && document.body.dataset.connected !== "1") $("wb-stale").textContent = j.error;
+        });
+      })
+      .catch(function () {});
   }
   function reconnectLater() {
     if (retry) return;
