@@ -227,3 +227,33 @@ async def test_head_on_a_stream_answers_the_headers_and_keeps_no_place(config, d
         await _settled(web.app.broker.caps, 0)
         assert web.app.broker.streams == {}
         w.close()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(90)
+async def test_an_agent_desk_tab_over_the_cap_says_why_and_connects_when_a_tab_closes(config, db):
+    from tests.web.test_browser import ARGS, CHROMIUM, _login as browser_login, _require_browser
+
+    _require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    add_users(db)
+    async with running_web(_caps(config, per_user=1), db) as web:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                context = await browser.new_context()
+                first = await context.new_page()
+                await browser_login(first, f"http://127.0.0.1:{web.port}", "agent1")
+                await first.goto(f"http://127.0.0.1:{web.port}/agent")
+                await expect(first.locator("body")).to_have_attribute("data-connected", "1", timeout=10000)
+                second = await context.new_page()
+                await second.goto(f"http://127.0.0.1:{web.port}/agent")
+                await expect(second.locator("#stream-refused")).to_contain_text("You have 1 live views open already",
+                                                                                timeout=10000)
+                assert await second.get_attribute("body", "data-connected") == "0"
+                await first.close()           # a tab closed: the refused desk gets in by itself
+                await expect(second.locator("body")).to_have_attribute("data-connected", "1", timeout=15000)
+                assert await second.is_hidden("#stream-refused")
+            finally:
+                await browser.close()

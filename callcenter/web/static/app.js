@@ -160,13 +160,37 @@
     $("d-dnc").checked = false;
   }
 
+  // An error on an open stream: the browser reconnects by itself.  A refused one (CLOSED:
+  // 429, this user's tabs at [web] max_streams_per_user; 503, the service full) is started
+  // again here every 5 s, and the page says why: EventSource shows no body, so the same
+  // address is asked once for the message (in the user's language).
   function listen(url, handlers) {
-    var es = new EventSource(url);
+    var es = new EventSource(url), banner = $("stream-refused");
     Object.keys(handlers).forEach(function (ev) {
       es.addEventListener(ev, function (e) { handlers[ev](JSON.parse(e.data)); });
     });
-    es.onopen = function () { document.body.dataset.connected = "1"; };
-    es.onerror = function () { document.body.dataset.connected = "0"; };
+    es.onopen = function () {
+      document.body.dataset.connected = "1";
+      if (banner) banner.hidden = true;
+    };
+    es.onerror = function () {
+      document.body.dataset.connected = "0";
+      if (es.readyState !== EventSource.CLOSED) return;
+      es.close();
+      var ctl = new AbortController();
+      fetch(url, { signal: ctl.signal, headers: { Accept: "text/event-stream" } })
+        .then(function (r) {
+          if (r.status !== 429 && r.status !== 503) { ctl.abort(); return; }
+          return r.json().then(function (j) {
+            if (banner && j && j.error && document.body.dataset.connected !== "1") {
+              banner.textContent = j.error;
+              banner.hidden = false;
+            }
+          });
+        })
+        .catch(function () {});
+      setTimeout(function () { listen(url, handlers); }, 5000);
+    };
     return es;
   }
 
