@@ -48,19 +48,23 @@ async def test_time_scaled_day_over_tcp(tmp_path):
                          ("Events", "agent")]))
     parser = Parser(expect_banner=True)
     counts: dict[str, int] = {}
+    nbytes = 0
     t0 = time.monotonic()
     traffic = run_traffic(pbx, DayProfile(calls=500, agents={"consultation": 5, "complaint": 2},
                                           talk_mean=150, talk_sd=40), seed=3)
     try:
-        while not traffic.finished and time.monotonic() - t0 < 30:
+        # until the day is over and every byte the PBX sent is read (a loaded machine reads
+        # behind the traffic); 60 s only bounds a hang, it is not a speed target
+        while (not traffic.finished or nbytes < pbx.ami.total_bytes) and time.monotonic() - t0 < 60:
             try:
                 data = await asyncio.wait_for(reader.read(1 << 16), 0.2)
             except asyncio.TimeoutError:
                 continue
+            nbytes += len(data)
             for m in parser.feed(data):
                 if m.event:
                     counts[m.event] = counts.get(m.event, 0) + 1
-        elapsed = time.monotonic() - t0
+        sent = pbx.ami.total_bytes
     finally:
         writer.close()
         traffic.cancel()
@@ -68,12 +72,13 @@ async def test_time_scaled_day_over_tcp(tmp_path):
     s = traffic.summary()
     assert traffic.finished, s
     assert 420 <= s["planned"] <= 580
-    assert elapsed < 15, elapsed
+    assert nbytes == sent
     joins = counts.get("QueueCallerJoin", 0)
     assert joins > 0
-    # on a loaded machine real-time lag becomes simulated time (x20000), so outcome ratios
-    # are checked in the exact fast-forward test below; here: consistency
-    assert counts.get("AgentConnect", 0) == s.get("answered", 0) > 0
+    # on a loaded machine real-time lag becomes simulated time (x20000: 1 ms late is 20 s of
+    # a caller's patience, and every caller may give up), so outcomes (answered ones
+    # included) are checked in the exact fast-forward test below; here: consistency
+    assert counts.get("AgentConnect", 0) == s.get("answered", 0)
     assert s.get("answered", 0) + s.get("abandoned", 0) + s.get("ivr-hangup", 0) == s["started"]
     assert "Newexten" not in counts  # class filter: only agent events
     lines = (tmp_path / "queue_log").read_text().splitlines()
@@ -151,7 +156,6 @@ async def test_day_fast_forward_500_calls_over_tcp(tmp_path):
         await asyncio.sleep(0.001)
         if counts.get("FullyBooted"):
             break
-    t0 = time.monotonic()
     traffic = run_traffic(pbx, DayProfile(calls=500, agents={"consultation": 5, "complaint": 2},
                                           talk_mean=150, talk_sd=40), seed=5)
     steps = 0
@@ -163,11 +167,11 @@ async def test_day_fast_forward_500_calls_over_tcp(tmp_path):
             steps += 1
             if steps % 500 == 0:
                 await asyncio.sleep(0)
-        for _ in range(2000):
+        for _ in range(20000):   # 40 s bounds a hang (not a speed target: that is bench/)
             await asyncio.sleep(0.002)
             if nbytes >= pbx.ami.total_bytes:
                 break
-        elapsed = time.monotonic() - t0
+        sent = pbx.ami.total_bytes
     finally:
         writer.close()
         reading.cancel()
@@ -179,7 +183,7 @@ async def test_day_fast_forward_500_calls_over_tcp(tmp_path):
     assert counts["AgentConnect"] == s["answered"]
     assert counts["QueueCallerAbandon"] == s.get("abandoned", 0)
     assert counts["VarSet"] > 0.3 * sum(counts.values())  # Asterisk's volume profile
-    assert elapsed < 20, elapsed
+    assert nbytes == sent
 
 
 def test_wrapup_keeps_agent_out_of_rotation():
