@@ -29,7 +29,8 @@ from callcenter.store.retry import TRANSIENT
 from .agi import EnvError
 from .engine import Done, Effect, Engine, warm_holidays
 from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
-from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
+from .flow import FLOWS_DIR, Flow, FlowError, flow_file, flow_path, load_flow
+from . import session_rows
 from .writes import SessionWrites
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,6 @@ RATING_LINK_WAIT = 600.0  # s a rating waits for its queue call to be stored (th
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
-
-
-def _ts(value: dt.datetime) -> float:
-    """A stored datetime back to epoch seconds (naive values are UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
 
 
 @dataclass(frozen=True)
@@ -211,10 +205,10 @@ class AgiServer:
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
         """The flow for a request path; reloaded when the file changes."""
-        path = flow_path(name, self.flows_dir)
-        if path is None:
+        found = flow_file(name, self.flows_dir)  # one stat per session: a changed file is seen at once
+        if found is None:
             return None
-        mtime = path.stat().st_mtime
+        path, mtime = found
         cached = self._flows.get(name)
         if cached and cached[0] == mtime:
             return cached[1]
@@ -400,27 +394,18 @@ class _SessionRecord:
 
     # -- the row ------------------------------------------------------------------
     def _create(self, s) -> int:
-        from sqlalchemy import select
-
-        from .models import IvrSession
-
         e = self.engine
         uniqueid, number = e.uniqueid[:64], self.number
         if self._insert_tried:  # an earlier try may have committed: find its row
-            for row in s.scalars(select(IvrSession).where(IvrSession.uniqueid == uniqueid,
-                                                          IvrSession.flow == e.flow.name,
-                                                          IvrSession.caller_number == number)):
-                if abs(_ts(row.started_at) - self.started) < 0.001:
-                    self.sid = row.id
-                    return row.id
+            sid = session_rows.find_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+                                        started=self.started)
+            if sid is not None:
+                self.sid = sid
+                return sid
         self._insert_tried = True
-        row = IvrSession(flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
-                         started_at=_utc(self.started), path=[], digits="", result="",
-                         language=e.language, detail={})
-        s.add(row)
-        s.flush()
-        self.sid = row.id
-        return row.id
+        self.sid = session_rows.insert_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+                                           started_at=_utc(self.started), language=e.language)
+        return self.sid
 
     def _row(self, s):
         from .models import IvrSession
@@ -463,13 +448,11 @@ class _SessionRecord:
         result, language = (engine.result or "hangup")[:64], engine.language
 
         def upd(s):
-            row = self._row(s)
-            if row is None:  # the insert failed for good (logged)
+            if self.sid is None:  # the insert failed for good (logged)
                 return
-            row.ended_at = _utc(ended)
-            row.path, row.digits, row.result, row.language = path, digits, result, language
-            row.caller_number = number
-            row.detail = {**(row.detail or {}), **detail}  # keeps ids written by deferred hooks
+            session_rows.complete_row(s, self.sid, ended_at=_utc(ended), path=path, digits=digits,
+                                      result=result, language=language, caller_number=number,
+                                      detail=detail)  # merged: keeps ids written by deferred hooks
         w = self.lane.submit(upd, self._what("IVR session end"))
         try:
             await self.server.writes.wait(w)
