@@ -163,20 +163,25 @@ class AgiRequest(fast_agi.Request):
         """Read the ``agi_*`` block up to its blank line; False if the peer closed first.
 
         Bad lines are counted in ``env.malformed``, never fatal; more than
-        ``MAX_ENV_BYTES`` without the blank line raises :class:`EnvError`."""
-        lines: list[bytes] = []
-        size = 0
+        ``MAX_ENV_BYTES`` without the blank line raises :class:`EnvError`.  The block is
+        found in what was read (one search for the blank line per chunk), not line by line;
+        bytes after it stay for the replies."""
+        buf, searched = self._buf, 0
         while True:
-            line = await self._readline(MAX_ENV_BYTES)
-            if line is None:
-                return False
-            if not line:  # the blank line (bare LF, as Asterisk sends it)
+            end = 0 if buf[:1] == b"\n" else buf.find(b"\n\n", max(0, searched - 1)) + 1
+            if end > 0 or buf[:1] == b"\n":  # ``end``: the blank line's LF
+                if end > MAX_ENV_BYTES:
+                    raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
+                block, self._buf = buf[:end], buf[end + 1:]
                 break
-            size += len(line) + 1
-            if size > MAX_ENV_BYTES:
+            if len(buf) > MAX_ENV_BYTES:  # the block, when its end comes, is longer
                 raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
-            lines.append(line)
-        self.env = parse_env(b"\n".join(lines))
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                self._buf = buf
+                return False
+            searched, buf = len(buf), buf + chunk
+        self.env = parse_env(block)
         self._t_read = None  # latency is per command round trip: env -> first command is not one
         self.headers = OrderedDict(self.env.values)
         return True
