@@ -244,7 +244,8 @@ class AgiServer:
         self._tasks.add(task)
         self.active += 1
         try:
-            await asyncio.wait_for(self.app.handler(reader, writer), SESSION_TIMEOUT)
+            async with asyncio.timeout(SESSION_TIMEOUT):  # no second task per session, unlike wait_for
+                await self.app.handler(reader, writer)
         except (asyncio.TimeoutError, ConnectionError, EnvError) as exc:
             log.info("FastAGI connection ended: %s", exc.__class__.__name__)
         except asyncio.CancelledError:
