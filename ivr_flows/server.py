@@ -388,6 +388,12 @@ class _SessionRecord:
         self._insert = None
         if self.lane is not None:
             self._insert = self.lane.submit(self._create, self._what("IVR session"))
+        self.hooked = False  # a hook's write was queued: it may have written ids into the row's detail
+
+    def _hook(self, work, what: str):
+        """Queue a hook's write (after the row's insert, before its completion)."""
+        self.hooked = True
+        return self.lane.submit(work, what)
 
     def _what(self, kind: str) -> str:
         e = self.engine
@@ -447,14 +453,15 @@ class _SessionRecord:
         path, digits = list(engine.path), ",".join(engine.digits)[:256]
         number = engine.caller_number[:64]  # an outbound survey learns the patient's number after ANSWER
         result, language = (engine.result or "hangup")[:64], engine.language
+        hooked = self.hooked  # else the row's detail is still the insert's {}: nothing to read back
 
         def upd(s):
             if self.sid is None:  # the insert failed for good (logged)
                 return
             session_rows.complete_row(s, self.sid, ended_at=_utc(ended), path=path, digits=digits,
                                       result=result, language=language, caller_number=number,
-                                      detail=detail)  # merged: keeps ids written by deferred hooks
-        w = self.lane.submit(upd, self._what("IVR session end"))
+                                      detail=detail, merge=hooked)  # keeps ids written by the hooks
+        w = self.lane.submit(upd, self._what("IVR session end"))  # the row's own writes: not a hook
         try:
             await self.server.writes.wait(w)
         except Exception:
@@ -505,7 +512,7 @@ class _SessionRecord:
                     requested_at=_utc(args["started_at"]), ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
             return res
-        w = self.lane.submit(work, self._what("voice message " + str(args.get("link"))))
+        w = self._hook(work, self._what("voice message " + str(args.get("link"))))
         return await self.server.writes.wait(w, out)
 
     async def callback(self, args: dict) -> int | None:
@@ -526,7 +533,7 @@ class _SessionRecord:
                                              ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
-        w = self.lane.submit(work, self._what("callback request"))
+        w = self._hook(work, self._what("callback request"))
         # database down: the request is queued and retried until stored, so it may be confirmed
         return await self.server.writes.wait(w, "queued")
 
@@ -548,7 +555,7 @@ class _SessionRecord:
                                                ivr_session_id=self.sid, at=at)
             self._mark(row, "survey")
             return out
-        w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
+        w = self._hook(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
         return await self.server.writes.wait(w, None)
 
     async def rating(self, args: dict) -> Any:
@@ -575,7 +582,7 @@ class _SessionRecord:
             return out
         what = self._what(f"rating {args['outcome']} of the {args['queue'][:32]} call")
         try:
-            return self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+            return self._told(await self.server.writes.wait(self._hook(work, what), None))
         except QueueCallNotStored:
             task = asyncio.ensure_future(self._rating_later(work, what))
             self.server._tasks.add(task)
@@ -588,7 +595,7 @@ class _SessionRecord:
             while True:
                 await sleep(clock, delay)
                 try:
-                    self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+                    self._told(await self.server.writes.wait(self._hook(work, what), None))
                     return
                 except QueueCallNotStored:
                     if self.server.now() >= deadline:
@@ -619,7 +626,7 @@ class _SessionRecord:
             return appointments.find_appointment(s, by=args["by"], attempt_id=args.get("attempt_id"),
                                                  caller_number=args.get("caller_number") or "",
                                                  patient_number=args.get("patient_number"), at=at)
-        w = self.lane.submit(work, self._what("appointment look-up"))
+        w = self._hook(work, self._what("appointment look-up"))
         return await self.server.writes.wait(w, None)
 
     async def appointment_answer(self, args: dict) -> bool:
@@ -640,7 +647,7 @@ class _SessionRecord:
                                                  ivr_session_id=self.sid, at=at)
             self._mark(row, "appointment_answer", appointment_answer=args["answer"])
             return ok
-        w = self.lane.submit(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
+        w = self._hook(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
         return await self.server.writes.wait(w, True)  # database down: queued, so it will be stored
 
     async def notification_message(self, args: dict) -> str | None:
@@ -650,5 +657,5 @@ class _SessionRecord:
 
         def work(s):
             return appointments.notification_message(s, attempt_id=args["attempt_id"])
-        w = self.lane.submit(work, self._what("notification message"))
+        w = self._hook(work, self._what("notification message"))
         return await self.server.writes.wait(w, None)

@@ -53,14 +53,17 @@ def find_row(s: Any, *, flow: str, uniqueid: str, caller_number: str, started: f
 
 
 def complete_row(s: Any, sid: int, *, ended_at: dt.datetime, path: list, digits: str, result: str,
-                 language: str, caller_number: str, detail: dict) -> bool:
-    """Write how the session ended; ``detail`` is merged over what the row holds (ids
-    written by the session's hooks).  False if the row is not there."""
+                 language: str, caller_number: str, detail: dict, merge: bool = True) -> bool:
+    """Write how the session ended.  With ``merge``, ``detail`` goes over what the row
+    holds (ids written by the session's hooks); without, the caller knows no hook wrote
+    any (the row's detail is still the insert's ``{}``).  False if the row is not there."""
     conn = s.connection()
-    old = conn.execute(_DETAIL, {"row_id": sid}).first()
-    if old is None:
-        return False
-    conn.execute(_COMPLETE, {"row_id": sid, "ended_at": ended_at, "path": path, "digits": digits, "result": result,
-                             "language": language, "caller_number": caller_number,
-                             "detail": {**(old[0] or {}), **detail}})
-    return True
+    if merge:
+        old = conn.execute(_DETAIL, {"row_id": sid}).first()
+        if old is None:
+            return False
+        detail = {**(old[0] or {}), **detail}
+    done = conn.execute(_COMPLETE, {"row_id": sid, "ended_at": ended_at, "path": path, "digits": digits,
+                                    "result": result, "language": language, "caller_number": caller_number,
+                                    "detail": detail})
+    return done.rowcount == 1
