@@ -9,6 +9,9 @@ Three servers answer the same callers, in interleaved rounds (the order rotates)
   uncounted round), so both do the same AGI work without our engine and store;
 * ``asyncio``: a bare ``asyncio.start_server`` doing the same replay.
 
+Each server starts as the service does: start-up's objects frozen out of the garbage
+collector's view (``callcenter/heap.py``, ``Assembly.start``), and thawed at its stop.
+
 The callers (``run_agi`` + ``ScriptedCaller``, time-scaled) run in a child process so the
 two sides do not share one event loop.  The caller-side delay is the time from a reply
 written to the next command line read.  Two phases per round:
@@ -37,6 +40,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from callcenter import heap  # noqa: E402
 
 OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 SERVERS = ("ours", "panoramisk", "asyncio")
@@ -153,6 +158,7 @@ class Ours:
         self.server = AgiServer("127.0.0.1", 0, clock=clock, db=self.db, latency=self.latency, ports=ports,
                                 recordings_dir=str(self.tmp / "rec"), max_sessions=self.sessions + 16)
         await self.server.start()
+        heap.freeze_long_lived()  # as the service's start-up ends (callcenter.app.Assembly.start)
         return self.server.port
 
     async def stop(self) -> dict:
@@ -161,6 +167,7 @@ class Ours:
         from ivr_flows.models import IvrSession
 
         await self.server.stop()
+        heap.thaw()
         with self.db.session() as s:
             stored = s.scalar(select(func.count()).select_from(IvrSession).where(IvrSession.ended_at.is_not(None)))
         self.db.close()
@@ -188,11 +195,13 @@ class Panoramisk(Replay):
                 await request.send_command(line)
         app.add_route("hotline", hotline)
         self.srv = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+        heap.freeze_long_lived()  # the same process heap as ours gets
         return self.srv.sockets[0].getsockname()[1]
 
     async def stop(self) -> dict:
         self.srv.close()
         await self.srv.wait_closed()
+        heap.thaw()
         return {}
 
 
@@ -215,11 +224,13 @@ class BareAsyncio(Replay):
             finally:
                 writer.close()
         self.srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        heap.freeze_long_lived()
         return self.srv.sockets[0].getsockname()[1]
 
     async def stop(self) -> dict:
         self.srv.close()
         await self.srv.wait_closed()
+        heap.thaw()
         return {}
 
 

@@ -31,7 +31,7 @@ from recordings.capture import RecordingsComponent
 from recordings.journal import Journal
 from recordings.web import RecordingsHttp
 
-from . import runtime
+from . import heap, runtime
 from .ami.gateway import AmiGateway
 from .complaints.escalation import ComplaintsComponent
 from .config import Config
@@ -105,13 +105,16 @@ class Assembly:
         if not self.leases:
             log.warning("database %s: one service instance only (standby instances need PostgreSQL); "
                         "consuming Asterisk server(s) %s", self.db.engine.dialect.name, ", ".join(self.sites.servers))
+        heap.freeze_long_lived()  # before any part listens: the long collection is over by then
         for part in self.parts:
             await part.start()
             self._started.append(part)
             log.info("started %s", part.name)
+        heap.freeze_long_lived()  # what the parts built at start (flows, holidays): a short one
 
     async def stop(self) -> None:
         """Stop in reverse order: inputs first, the store's writers last."""
+        heap.thaw()
         while self._started:
             part = self._started.pop()
             try:

@@ -34,6 +34,8 @@ ENV_ORDER = (
 MAX_ENV_BYTES = 64 * 1024
 DEAD_CHANNEL = "Command Not Permitted on a dead channel or intercept routine"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LF = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 _SCRIPT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -65,15 +67,21 @@ class Env:
 
 
 def parse_env(block: bytes) -> Env:
-    """Parse ``agi_key: value`` lines; bad lines are counted, never fatal."""
+    """Parse ``agi_key: value`` lines; bad lines are counted, never fatal.
+
+    Control characters (CR, NUL, ...) are dropped from every line (a NUL in a caller ID:
+    no row could be stored); the block is decoded and cleaned once, not line by line
+    (the same text: LF never occurs inside a UTF-8 sequence)."""
     values: dict[str, str] = {}
     bad = 0
-    for raw in block.split(b"\n"):
-        line = clean(raw.rstrip(b"\r").decode("utf-8", "replace"))  # NUL in a caller ID: no row stored
+    text = block.decode("utf-8", "replace")
+    if _CONTROL_BUT_LF.search(text) is not None:
+        text = _CONTROL_BUT_LF.sub("", text)
+    for line in text.split("\n"):
         if not line:
             continue
         key, sep, value = line.partition(":")
-        if not sep or not key.startswith("agi_") or not re.match(r"^agi_[a-z0-9_]+$", key):
+        if not sep or _ENV_KEY.fullmatch(key) is None:
             bad += 1
             continue
         if key in values:  # first wins: an injected line after agi_calleridname changes nothing

@@ -240,16 +240,10 @@ class Engine:
         return dt.datetime.fromtimestamp(self.now(), tz=self.tz)
 
     # -- the run --------------------------------------------------------------
-    def _outbound(self) -> bool:
-        """A flow the dialer's calls run: it needs the attempt and the dialled number."""
-        return any(n.get("type") in ("report", "play_message")
-                   or (n.get("type") == "lookup_appointment" and n.get("by") == "call")
-                   for n in self.flow.nodes.values())
-
     def _run(self) -> Generator[Step, Any, str]:
         try:
             yield from self._cmd("ANSWER")
-            if self._outbound():
+            if self.flow.outbound:  # a flow the dialer's calls run: the attempt and the dialled number
                 reply = yield from self._cmd("GET VARIABLE ATTEMPT_ID")
                 if reply.code == 200 and reply.result == "1" and reply.data:
                     self.vars["attempt_id"] = reply.data
@@ -258,7 +252,7 @@ class Engine:
                     self.dialled_number = reply.data
             if self._rates():
                 yield from self._rated_call()
-            if any(n.get("type") == "play_message" for n in self.flow.nodes.values()):
+            if "play_message" in self.flow.kinds:
                 reply = yield from self._cmd("GET VARIABLE PATIENT_LANGUAGE")  # the patient's, from the import
                 if reply.code == 200 and reply.result == "1" and reply.data in self.flow.languages:
                     self.language = reply.data
@@ -277,7 +271,7 @@ class Engine:
             self.channel_gone = True
             if self.result is None:
                 self.result = "hangup"
-            if not self.reported and any(n.get("type") == "report" for n in self.flow.nodes.values()):
+            if not self.reported and "report" in self.flow.kinds:
                 answers = {k: v for k, v in self.vars.items() if k != "attempt_id"}
                 yield Effect("survey_result", {"answers": answers, "opted_out": False,
                                                "completed": False,
@@ -520,7 +514,7 @@ class Engine:
 
     # -- post-call satisfaction (docs/asterisk/extensions.conf: Queue(${QUEUE},c), then this flow) --
     def _rates(self) -> bool:
-        return any(n.get("type") == "rating" for n in self.flow.nodes.values())
+        return "rating" in self.flow.kinds
 
     def _rated_call(self) -> Generator[Step, Any, None]:
         """Which queue call is rated: app_queue leaves QUEUENAME (setqueuevar) and the answering

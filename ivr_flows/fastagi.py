@@ -123,6 +123,60 @@ class ReplyTimeout(EnvError):
     """Asterisk did not answer a command within its deadline: the session is dropped."""
 
 
+class ReplyDeadline:
+    """The deadline of the command in flight, on one timer per session.
+
+    ``asyncio.timeout`` per command put a timer on the loop's heap and cancelled it for
+    every round trip.  Here the timer moves only when a deadline comes *sooner* than it;
+    a later deadline is looked at when the timer fires (and the timer set to it then).
+    At the deadline the waiting task is cancelled, and :meth:`expired` tells the
+    cancellation apart from any other, as ``asyncio.timeout`` does."""
+
+    __slots__ = ("loop", "task", "due", "handle", "fired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.task: asyncio.Task | None = None
+        self.due: float | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.fired = False
+
+    def arm(self, seconds: float) -> None:
+        self.task = asyncio.current_task()
+        self.due = when = self.loop.time() + seconds
+        if self.handle is None or self.handle.when() > when:
+            if self.handle is not None:
+                self.handle.cancel()
+            self.handle = self.loop.call_at(when, self._fire)
+
+    def disarm(self) -> None:
+        self.due = None
+
+    def close(self) -> None:
+        self.due = None
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def expired(self) -> bool:
+        """True once per deadline that cancelled the task, if nothing else cancelled it too."""
+        if not self.fired:
+            return False
+        self.fired = False
+        return self.task is not None and self.task.uncancel() == 0
+
+    def _fire(self) -> None:
+        self.handle = None
+        if self.due is None or self.task is None:
+            return
+        if self.loop.time() < self.due:  # a later command's deadline
+            self.handle = self.loop.call_at(self.due, self._fire)
+            return
+        self.due = None
+        self.fired = True
+        self.task.cancel()
+
+
 class AgiRequest(fast_agi.Request):
     """One FastAGI connection: panoramisk's Request with a ``send_command`` that
     follows Asterisk (unsolicited ``HANGUP``, 511, multi-line 5xx, EOF).
@@ -143,6 +197,7 @@ class AgiRequest(fast_agi.Request):
         self._buf = b""
         self._t_read: float | None = None
         self.waiting_quick: float | None = None  # loop time since a quick command awaits its reply
+        self.deadline = ReplyDeadline(asyncio.get_running_loop())
 
     async def _readline(self, limit: int = MAX_REPLY_LINE) -> bytes | None:
         """One line without its LF (CR kept), or None at EOF (a partial line is dropped)."""
@@ -163,20 +218,25 @@ class AgiRequest(fast_agi.Request):
         """Read the ``agi_*`` block up to its blank line; False if the peer closed first.
 
         Bad lines are counted in ``env.malformed``, never fatal; more than
-        ``MAX_ENV_BYTES`` without the blank line raises :class:`EnvError`."""
-        lines: list[bytes] = []
-        size = 0
+        ``MAX_ENV_BYTES`` without the blank line raises :class:`EnvError`.  The block is
+        found in what was read (one search for the blank line per chunk), not line by line;
+        bytes after it stay for the replies."""
+        buf, searched = self._buf, 0
         while True:
-            line = await self._readline(MAX_ENV_BYTES)
-            if line is None:
-                return False
-            if not line:  # the blank line (bare LF, as Asterisk sends it)
+            end = 0 if buf[:1] == b"\n" else buf.find(b"\n\n", max(0, searched - 1)) + 1
+            if end > 0 or buf[:1] == b"\n":  # ``end``: the blank line's LF
+                if end > MAX_ENV_BYTES:
+                    raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
+                block, self._buf = buf[:end], buf[end + 1:]
                 break
-            size += len(line) + 1
-            if size > MAX_ENV_BYTES:
+            if len(buf) > MAX_ENV_BYTES:  # the block, when its end comes, is longer
                 raise EnvError(f"no end of the agi environment within {MAX_ENV_BYTES} bytes")
-            lines.append(line)
-        self.env = parse_env(b"\n".join(lines))
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                self._buf = buf
+                return False
+            searched, buf = len(buf), buf + chunk
+        self.env = parse_env(block)
         self._t_read = None  # latency is per command round trip: env -> first command is not one
         self.headers = OrderedDict(self.env.values)
         return True
@@ -203,13 +263,16 @@ class AgiRequest(fast_agi.Request):
             pass  # the reply read below sees the EOF
         deadline = reply_deadline(command, self.reply_timeout)
         if is_quick(command):
-            self.waiting_quick = asyncio.get_running_loop().time()
+            self.waiting_quick = self.deadline.loop.time()
+        self.deadline.arm(deadline)
         try:
-            async with asyncio.timeout(deadline):  # no task per command, unlike wait_for
-                return await self._reply()
-        except TimeoutError:
-            raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
+            return await self._reply()
+        except asyncio.CancelledError:
+            if self.deadline.expired():
+                raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
+            raise
         finally:
+            self.deadline.disarm()
             self.waiting_quick = None
 
     async def _reply(self) -> dict:
@@ -295,8 +358,9 @@ class AgiApplication(fast_agi.Application):
         request = AgiRequest(self, reader, writer, encoding=self.default_encoding, latency=self.latency,
                              reply_timeout=self.reply_timeout)
         try:
-            if not await asyncio.wait_for(request.read_env(), self.env_timeout):
-                return
+            async with asyncio.timeout(self.env_timeout):  # no task of its own, unlike wait_for
+                if not await request.read_env():
+                    return
             env = request.env
             if env.malformed:
                 log.warning("FastAGI: %d malformed line(s) in the agi environment ignored", env.malformed)
@@ -307,6 +371,7 @@ class AgiApplication(fast_agi.Application):
                 return
             await endpoint(request)
         finally:
+            request.deadline.close()
             try:
                 writer.close()
             except Exception:  # pragma: no cover

@@ -8,7 +8,9 @@ them at once, ``load_flow`` raises :class:`FlowError` if there is any.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,15 @@ class Flow:
     nodes: dict[str, LDict]
     hours: Hours | None = None
     ends: set[str] = field(default_factory=set)
+    # What the engine asks of every session (derived from ``nodes``, which a Flow never changes;
+    # a changed file is a new Flow): the node types present, and whether the dialer's calls run it.
+    kinds: frozenset[str] = field(init=False, repr=False, compare=False)
+    outbound: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.kinds = frozenset(str(n.get("type")) for n in self.nodes.values())
+        self.outbound = bool(self.kinds & {"report", "play_message"}) or any(
+            n.get("type") == "lookup_appointment" and n.get("by") == "call" for n in self.nodes.values())
 
     def prompt_file(self, prompt_id: str, language: str, base: str = "callcenter") -> str:
         """Where the PBX finds a prompt (no extension, relative to its sounds dir)."""
@@ -470,11 +481,23 @@ def load_flow(path: str | Path) -> Flow:
     return flow
 
 
-def flow_path(name: str, directory: Path | None = None) -> Path | None:
-    """``ivr_flows/<name>.yaml`` (or ``.yml``) if it exists; names are already sanitised."""
+def flow_file(name: str, directory: Path | None = None) -> tuple[Path, float] | None:
+    """``ivr_flows/<name>.yaml`` (or ``.yml``) if it is a file, with its modification time,
+    from one ``stat`` (a session's flow look-up: see ``AgiServer.flow``); names are
+    already sanitised."""
     d = directory or FLOWS_DIR
     for ext in (".yaml", ".yml"):
         p = d / f"{name}{ext}"
-        if p.is_file():
-            return p
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):  # as Path.is_file: missing, unreadable, bad name
+            continue
+        if stat.S_ISREG(st.st_mode):
+            return p, st.st_mtime
     return None
+
+
+def flow_path(name: str, directory: Path | None = None) -> Path | None:
+    """``ivr_flows/<name>.yaml`` (or ``.yml``) if it exists; names are already sanitised."""
+    found = flow_file(name, directory)
+    return found[0] if found is not None else None

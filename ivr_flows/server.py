@@ -29,7 +29,8 @@ from callcenter.store.retry import TRANSIENT
 from .agi import EnvError
 from .engine import Done, Effect, Engine, warm_holidays
 from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
-from .flow import FLOWS_DIR, Flow, FlowError, flow_path, load_flow
+from .flow import FLOWS_DIR, Flow, FlowError, flow_file, flow_path, load_flow
+from . import session_rows
 from .writes import SessionWrites
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,6 @@ RATING_LINK_WAIT = 600.0  # s a rating waits for its queue call to be stored (th
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
-
-
-def _ts(value: dt.datetime) -> float:
-    """A stored datetime back to epoch seconds (naive values are UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
 
 
 @dataclass(frozen=True)
@@ -211,10 +205,10 @@ class AgiServer:
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
         """The flow for a request path; reloaded when the file changes."""
-        path = flow_path(name, self.flows_dir)
-        if path is None:
+        found = flow_file(name, self.flows_dir)  # one stat per session: a changed file is seen at once
+        if found is None:
             return None
-        mtime = path.stat().st_mtime
+        path, mtime = found
         cached = self._flows.get(name)
         if cached and cached[0] == mtime:
             return cached[1]
@@ -250,7 +244,8 @@ class AgiServer:
         self._tasks.add(task)
         self.active += 1
         try:
-            await asyncio.wait_for(self.app.handler(reader, writer), SESSION_TIMEOUT)
+            async with asyncio.timeout(SESSION_TIMEOUT):  # no second task per session, unlike wait_for
+                await self.app.handler(reader, writer)
         except (asyncio.TimeoutError, ConnectionError, EnvError) as exc:
             log.info("FastAGI connection ended: %s", exc.__class__.__name__)
         except asyncio.CancelledError:
@@ -393,6 +388,12 @@ class _SessionRecord:
         self._insert = None
         if self.lane is not None:
             self._insert = self.lane.submit(self._create, self._what("IVR session"))
+        self.hooked = False  # a hook's write was queued: it may have written ids into the row's detail
+
+    def _hook(self, work, what: str):
+        """Queue a hook's write (after the row's insert, before its completion)."""
+        self.hooked = True
+        return self.lane.submit(work, what)
 
     def _what(self, kind: str) -> str:
         e = self.engine
@@ -400,27 +401,18 @@ class _SessionRecord:
 
     # -- the row ------------------------------------------------------------------
     def _create(self, s) -> int:
-        from sqlalchemy import select
-
-        from .models import IvrSession
-
         e = self.engine
         uniqueid, number = e.uniqueid[:64], self.number
         if self._insert_tried:  # an earlier try may have committed: find its row
-            for row in s.scalars(select(IvrSession).where(IvrSession.uniqueid == uniqueid,
-                                                          IvrSession.flow == e.flow.name,
-                                                          IvrSession.caller_number == number)):
-                if abs(_ts(row.started_at) - self.started) < 0.001:
-                    self.sid = row.id
-                    return row.id
+            sid = session_rows.find_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+                                        started=self.started)
+            if sid is not None:
+                self.sid = sid
+                return sid
         self._insert_tried = True
-        row = IvrSession(flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
-                         started_at=_utc(self.started), path=[], digits="", result="",
-                         language=e.language, detail={})
-        s.add(row)
-        s.flush()
-        self.sid = row.id
-        return row.id
+        self.sid = session_rows.insert_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+                                           started_at=_utc(self.started), language=e.language)
+        return self.sid
 
     def _row(self, s):
         from .models import IvrSession
@@ -461,16 +453,15 @@ class _SessionRecord:
         path, digits = list(engine.path), ",".join(engine.digits)[:256]
         number = engine.caller_number[:64]  # an outbound survey learns the patient's number after ANSWER
         result, language = (engine.result or "hangup")[:64], engine.language
+        hooked = self.hooked  # else the row's detail is still the insert's {}: nothing to read back
 
         def upd(s):
-            row = self._row(s)
-            if row is None:  # the insert failed for good (logged)
+            if self.sid is None:  # the insert failed for good (logged)
                 return
-            row.ended_at = _utc(ended)
-            row.path, row.digits, row.result, row.language = path, digits, result, language
-            row.caller_number = number
-            row.detail = {**(row.detail or {}), **detail}  # keeps ids written by deferred hooks
-        w = self.lane.submit(upd, self._what("IVR session end"))
+            session_rows.complete_row(s, self.sid, ended_at=_utc(ended), path=path, digits=digits,
+                                      result=result, language=language, caller_number=number,
+                                      detail=detail, merge=hooked)  # keeps ids written by the hooks
+        w = self.lane.submit(upd, self._what("IVR session end"))  # the row's own writes: not a hook
         try:
             await self.server.writes.wait(w)
         except Exception:
@@ -521,7 +512,7 @@ class _SessionRecord:
                     requested_at=_utc(args["started_at"]), ivr_session_id=self.sid)
             self._mark(row, "voicemail", **{k: v for k, v in res.items() if k != "voice_message"})
             return res
-        w = self.lane.submit(work, self._what("voice message " + str(args.get("link"))))
+        w = self._hook(work, self._what("voice message " + str(args.get("link"))))
         return await self.server.writes.wait(w, out)
 
     async def callback(self, args: dict) -> int | None:
@@ -542,7 +533,7 @@ class _SessionRecord:
                                              ivr_session_id=self.sid)
             self._mark(row, "callback", contact_id=cid)
             return cid
-        w = self.lane.submit(work, self._what("callback request"))
+        w = self._hook(work, self._what("callback request"))
         # database down: the request is queued and retried until stored, so it may be confirmed
         return await self.server.writes.wait(w, "queued")
 
@@ -564,7 +555,7 @@ class _SessionRecord:
                                                ivr_session_id=self.sid, at=at)
             self._mark(row, "survey")
             return out
-        w = self.lane.submit(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
+        w = self._hook(work, self._what(f"survey answers of attempt {str(args['attempt_id'])[:20]}"))
         return await self.server.writes.wait(w, None)
 
     async def rating(self, args: dict) -> Any:
@@ -591,7 +582,7 @@ class _SessionRecord:
             return out
         what = self._what(f"rating {args['outcome']} of the {args['queue'][:32]} call")
         try:
-            return self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+            return self._told(await self.server.writes.wait(self._hook(work, what), None))
         except QueueCallNotStored:
             task = asyncio.ensure_future(self._rating_later(work, what))
             self.server._tasks.add(task)
@@ -604,7 +595,7 @@ class _SessionRecord:
             while True:
                 await sleep(clock, delay)
                 try:
-                    self._told(await self.server.writes.wait(self.lane.submit(work, what), None))
+                    self._told(await self.server.writes.wait(self._hook(work, what), None))
                     return
                 except QueueCallNotStored:
                     if self.server.now() >= deadline:
@@ -635,7 +626,7 @@ class _SessionRecord:
             return appointments.find_appointment(s, by=args["by"], attempt_id=args.get("attempt_id"),
                                                  caller_number=args.get("caller_number") or "",
                                                  patient_number=args.get("patient_number"), at=at)
-        w = self.lane.submit(work, self._what("appointment look-up"))
+        w = self._hook(work, self._what("appointment look-up"))
         return await self.server.writes.wait(w, None)
 
     async def appointment_answer(self, args: dict) -> bool:
@@ -656,7 +647,7 @@ class _SessionRecord:
                                                  ivr_session_id=self.sid, at=at)
             self._mark(row, "appointment_answer", appointment_answer=args["answer"])
             return ok
-        w = self.lane.submit(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
+        w = self._hook(work, self._what(f"appointment answer {args['answer']} ({eng.flow.name})"))
         return await self.server.writes.wait(w, True)  # database down: queued, so it will be stored
 
     async def notification_message(self, args: dict) -> str | None:
@@ -666,5 +657,5 @@ class _SessionRecord:
 
         def work(s):
             return appointments.notification_message(s, attempt_id=args["attempt_id"])
-        w = self.lane.submit(work, self._what("notification message"))
+        w = self._hook(work, self._what("notification message"))
         return await self.server.writes.wait(w, None)

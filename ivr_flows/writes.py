@@ -98,6 +98,7 @@ class Lane:
     def done(self, w: _Write, result: Any = None, exc: BaseException | None = None) -> None:
         self.items.popleft()
         self.inflight = None
+        w.fn = None  # never run again; a hook's bound method would keep its session in a reference cycle
         self.owner.pending -= 1
         if exc is None:
             self.owner.written += 1

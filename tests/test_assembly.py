@@ -150,3 +150,36 @@ async def test_an_answered_call_is_recorded_with_its_audio(config, db, tmp_path)
     assert talk and talk[0] >= 90 and 60 <= rec["duration"] <= talk[0] + 1, (rec, talk)
     assert (tmp_path / "rec" / rec["path"]).stat().st_size == rec["size"]
     assert rec["size"] == pytest.approx(44 + rec["duration"] * 16000, abs=16)  # duration: ms
+
+
+@pytest.mark.timeout(60)
+async def test_start_up_objects_are_frozen_out_of_the_collector_until_stop(config, db, tmp_path):
+    """callcenter/heap.py: once started, what start-up built (the served flows among it) is
+    out of the cycle collector's view, so a full collection no longer walks it on the loop;
+    stopping gives it back."""
+    import gc
+
+    from callcenter.simulator import SimConfig, SimulatedPBX
+
+    clock = ScaledClock(reactor, 60, start=OPEN)
+    sim = SimConfig()
+    pbx = SimulatedPBX(clock, seed=5, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
+    await pbx.start(host="127.0.0.1", ami_port=0)
+    cfg = config.with_overrides({
+        "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
+        "agi": {"host": "127.0.0.1", "port": 0},
+        "recordings": {"directory": str(tmp_path / "rec"), "spool_dir": str(tmp_path / "rec")},
+        "dialer": {"enabled": False},
+        "web": {"host": "127.0.0.1", "port": 0},
+    })
+    product = build(cfg, clock=clock, db=db)
+    try:
+        await product.start()
+        frozen = gc.get_freeze_count()
+        hotline = product.agi.flow("hotline")
+        collected = any(o is hotline for o in gc.get_objects())  # the collector's generations only
+    finally:
+        await product.stop()
+        await pbx.stop()
+    assert frozen > 10_000 and not collected
+    assert gc.get_freeze_count() == 0
