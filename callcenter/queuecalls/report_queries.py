@@ -56,8 +56,8 @@ def period_calls(since: dt.datetime | None, until: dt.datetime | None,
     Asterisk server (else all: the total)."""
     t = QueueCall.__table__
     q = select(t.c.id, t.c.queue, t.c.agent, t.c.agent_name, t.c.caller_number, t.c.entered_at,
-               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap
-               ).where(t.c.direction == "inbound")
+               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap,
+               t.c.rating_outcome, t.c.rating_level).where(t.c.direction == "inbound")
     if since is not None:
         q = q.where(t.c.entered_at >= utc(since))
     if until is not None:
@@ -222,7 +222,9 @@ def web_answered(c) -> ColumnElement:
 
 
 def web_abandoned(c) -> ColumnElement:
-    return c.outcome.in_(("abandoned", "timeout"))
+    """Abandoned or timed out: the partial index ``ix_queue_calls_abandoned``'s condition, as
+    literals (SQLite uses a partial index only for the very same terms, not bound values)."""
+    return c.outcome.in_([literal_column("'abandoned'"), literal_column("'timeout'")])
 
 
 def _bucket(c) -> ColumnElement:
