@@ -68,7 +68,8 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
     Asterisk ``server`` or of all."""
     out: dict[str, dict] = {}
     src = rq.period_calls(t0, t1, queue, agent, server)
-    groups = _once(lambda: aq.call_groups(s, src, target))
+    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
+                                                          index=aq.CALL_GROUPS_INDEX), target))
     parts = set()
     for name in names:
         parts |= NEEDS.get(name, set())
@@ -90,11 +91,12 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
             r["rows"] = satisfaction.with_agent_columns(rq.agent_rows(s, src, target), groups())
         elif name == "satisfaction":
             r["rows"] = satisfaction.queue_rows(groups())
-        elif name == "abandoned":
+        elif name == "abandoned":  # read from the partial index of the abandoned calls only
+            ab = rq.period_calls(t0, t1, queue, agent, server, index="ix_queue_calls_abandoned")
             if per_page is None:
-                total, rows = rq.abandoned_page(s, src, offset=0, limit=None)
+                total, rows = rq.abandoned_page(s, ab, offset=0, limit=None)
             else:
-                total, rows = rq.abandoned_page(s, src, offset=(page - 1) * per_page, limit=per_page)
+                total, rows = rq.abandoned_page(s, ab, offset=(page - 1) * per_page, limit=per_page)
             r["rows"] = rq.abandoned_rows(rows, tz)
             r["total"], r["page"], r["per_page"] = total, page, per_page
         elif name == "staffing":
@@ -136,7 +138,8 @@ def compute(s, names: tuple[str, ...], start: dt.date, end: dt.date, *, settings
     t0, t1 = bounds(start, end, st.tz)
     out: dict[str, dict] = {}
     # the agents report and the satisfaction report are summed from the same groups: one read
-    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server), st.target))
+    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
+                                                          index=aq.CALL_GROUPS_INDEX), st.target))
     qn = tuple(n for n in names if n in QUEUE_REPORTS and n not in ("agents", "satisfaction"))
     if qn:
         out.update(queue_reports(s, qn, t0, t1, tz=st.tz, target=st.target, short=st.short_abandon,

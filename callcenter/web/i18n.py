@@ -231,6 +231,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rep.plan_days": ("Per day, all queues; the busiest half hour's agents summed over the queues.",
                       "按天汇总全部队列；峰值为最忙半小时各队列所需坐席之和。"),
     "rep.plan_day": ("Agents needed per half hour on {day}", "{day} 每半小时所需坐席"),
+    "rep.plan_made": ("Made at {at}; made again after {minutes} minutes.", "计划生成于 {at}，{minutes} 分钟后重新生成。"),
     "rep.plan_all_queues": ("All queues", "全部队列"),
     "rep.plan_past_note": ("Per day and queue: calls summed, agents at the busiest half hour. Every half hour "
                            "is in the CSV, XLSX and JSON.",

@@ -25,7 +25,7 @@ from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
-from .staffing_plan_view import plan_svg, staffing_plan
+from .staffing_plan_view import PLAN_SECONDS, plan_svg, staffing_plan
 
 REPORTS = reporting.REPORTS
 QUEUE_REPORTS = reporting.QUEUE_REPORTS
@@ -169,6 +169,8 @@ async def reports_page(app, req: Req) -> Response:
             lambda row: bool(row.get("actual_calls") or row.get("agents_needed_forecast")))
         return app.render(req, "reports.html", results=results, tables=tables, names=reporting.PAGE_REPORTS,
                           plan_day=plan_day, plan_days=[d["day"] for d in plan_days],
+                          plan_made=dt.datetime.fromisoformat(plan["made_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                          plan_minutes=f"{PLAN_SECONDS / 60:g}",
                           chart=chart, plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat(),
                           queue=queue or "", agent=agent or "", queues=queues, agents=agents, query=query,
                           server=server or "", servers=[a.name for a in app.config.ami_servers],
