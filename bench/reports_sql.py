@@ -240,6 +240,9 @@ async def web_round(db: Database, start: dt.date, end: dt.date, since, until, fl
     app = WebApp(config, db, clock, ami=FakeAmi(clock), live=FakeQueueCalls(),
                  domain=support.domain(config, clock=clock), reactor=reactor)
     app.open()
+    from callcenter import runtime
+
+    runtime.freeze_startup_heap()  # as the product's start-up does (app.Assembly.start)
     user = CurrentUser(1, "sup", "Sup", "supervisor", "", "en", 1, "csrf")
     q = {"from": start.isoformat(), "to": end.isoformat()}
     out: dict[str, float] = {}

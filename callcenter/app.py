@@ -109,6 +109,7 @@ class Assembly:
             await part.start()
             self._started.append(part)
             log.info("started %s", part.name)
+        runtime.freeze_startup_heap()
 
     async def stop(self) -> None:
         """Stop in reverse order: inputs first, the store's writers last."""

@@ -6,6 +6,7 @@ asyncio reactor on the same loop lets both run in one thread (docs/architecture.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from typing import Any, Awaitable, Callable
@@ -26,6 +27,18 @@ def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> Any:
     from twisted.internet import reactor
 
     return reactor
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up built (modules, numpy/statsmodels, SQLAlchemy's and Jinja's caches:
+    about 220,000 objects) out of the garbage collector's reach (``gc.freeze``).  A full
+    collection walks every tracked object while it holds the interpreter lock: during a
+    /reports page over a year of calls those collections kept the event loop waiting
+    140-920 ms (about 35 ms after the freeze, the machine's own lag).  What is built later is
+    collected as before; cycles among the frozen objects are never collected, and start-up
+    makes few."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:

@@ -25,7 +25,7 @@ from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
-from .staffing_plan_view import PLAN_SECONDS, plan_svg, staffing_plan
+from .staffing_plan_view import PLAN_DAYS, PLAN_SECONDS, plan_svg, staffing_plan
 
 REPORTS = reporting.REPORTS
 QUEUE_REPORTS = reporting.QUEUE_REPORTS
@@ -125,13 +125,13 @@ async def compute(app, name: str, start: dt.date, end: dt.date, **kw) -> dict:
     return (await compute_many(app, (name,), start, end, **kw))[name]
 
 
-def plan_day_arg(req: Req, days: list[str]) -> str | None:
-    """``?plan_day=``: the plan day whose half hours the page shows (one of ``days``); absent: the first."""
-    day = req.arg("plan_day") or None
-    if day is None:
-        return days[0] if days else None
-    if day not in days:
-        raise BadRequest(f"plan_day: not a day of the staffing plan ({', '.join(days) or 'it has none'})")
+def plan_day_arg(req: Req, end: dt.date) -> dt.date:
+    """``?plan_day=``: the plan day whose half hours the page shows, one of the 7 after ``end``
+    (the period's ``to``); absent: the first."""
+    first, last = end + dt.timedelta(days=1), end + dt.timedelta(days=PLAN_DAYS)
+    day = date_arg(req.args, "plan_day", first)
+    if not first <= day <= last:
+        raise BadRequest(f"plan_day: not a day of the staffing plan ({first.isoformat()} .. {last.isoformat()})")
     return day
 
 
@@ -140,13 +140,14 @@ async def reports_page(app, req: Req) -> Response:
     page, per_page = paging(req)
     queue, agent = filters(req)
     server = server_arg(app, req)
-    results = await compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page,
-                                 queue=queue, agent=agent, server=server)
+    plan_day = plan_day_arg(req, end).isoformat()
+    results, stored_queues, agents = await asyncio.gather(
+        compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page, queue=queue,
+                     agent=agent, server=server),
+        app.db.run(known_queues), app.db.run(data.agent_users))
+    queues = sorted(set(stored_queues) | ({queue} if queue else set()))
     plan = results["staffing-plan"]
     plan_days = day_totals(plan["rows"])
-    plan_day = plan_day_arg(req, [d["day"] for d in plan_days])
-    queues = sorted(set(await app.db.run(known_queues)) | ({queue} if queue else set()))
-    agents = await app.db.run(data.agent_users)
     dist = results["answer-times"]
     target = float(app.config.hospital.answer_target_seconds)
     tz = settings(app).tz
@@ -163,7 +164,7 @@ async def reports_page(app, req: Req) -> Response:
         tables = {n: table(n, results[n], req.lang, tz) for n in reporting.PAGE_REPORTS if n != "staffing-plan"}
         # the plan compact: its days, then one day's half hours (?plan_day=), the past week per day
         tables["staffing-plan"] = table("staffing-plan-days", {"rows": plan_days}, req.lang, tz)
-        tables["staffing-plan-day"] = plan_day_table(*day_grid(plan["rows"], plan_day or ""), req.lang, tz)
+        tables["staffing-plan-day"] = plan_day_table(*day_grid(plan["rows"], plan_day), req.lang, tz)
         tables["staffing-plan-past"] = table(
             "staffing-plan-past", {"rows": past_totals(plan.get("past", []))}, req.lang, tz,
             lambda row: bool(row.get("actual_calls") or row.get("agents_needed_forecast")))

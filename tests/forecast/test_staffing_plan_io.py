@@ -120,7 +120,8 @@ async def test_http_staffing_plan_api_and_reports_page(db, config, history):
         assert len(page) < 60_000, len(page)
         other = (await c.get(f"/reports?to={END.isoformat()}&plan_day={days[6]}")).text
         assert f'<strong aria-current="page">{days[6]}</strong>' in other and f"plan_day={days[0]}#plan-day" in other
-        assert (await c.get(f"/reports?to={END.isoformat()}&plan_day={START.isoformat()}")).status == 400
+        for bad in (START.isoformat(), (END + dt.timedelta(days=8)).isoformat(), "monday"):
+            assert (await c.get(f"/reports?to={END.isoformat()}&plan_day={bad}")).status == 400, bad
         # the plan is made once for both views (PlanCache), and again once its minutes are over
         made = web.app.plans.get(next(iter(web.app.plans._plans)))
         assert made is not None and made["made_at"] == dt.datetime.fromtimestamp(clock.seconds(), UTC).isoformat(
