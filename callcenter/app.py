@@ -110,7 +110,9 @@ class Assembly:
             await part.start()
             self._started.append(part)
             log.info("started %s", part.name)
-        heap.freeze_long_lived()  # what the parts built at start (flows, holidays): a short one
+        # what start-up built (flows, holidays, numpy/statsmodels, caches) out of the collector's
+        # walks: full collections of it kept the loop waiting 70-920 ms (FastAGI, /reports)
+        heap.freeze_long_lived()
 
     async def stop(self) -> None:
         """Stop in reverse order: inputs first, the store's writers last."""

@@ -20,6 +20,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
+# imported with this module, not at the first forecast: numpy's and statsmodels' C extensions
+# hold the GIL while they load (1-4 s), which froze the web's event loop for 90-180 ms when the
+# first /reports page computed its staffing plan on a worker thread
+import numpy as np
+from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
 SLOTS = 48                   # half hours in a day
 SLOT_SECONDS = 1800
 MIN_HISTORY_DAYS = 14        # two full weeks: each weekday seen at least twice
@@ -158,9 +164,6 @@ def _shares(profile: dict[int, list[float]]) -> dict[int, list[float]]:
 
 def _holt_winters(values: list[float], horizon: int, queue: str) -> list[float]:
     """Additive Holt-Winters, weekly season, no trend; the optimiser's warnings become an error."""
-    import numpy as np
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
     if horizon <= 0:
         return []
     with warnings.catch_warnings():

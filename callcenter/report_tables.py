@@ -47,7 +47,10 @@ COLUMNS: dict[str, tuple[Spec, ...]] = {
                  ("expected_asa_seconds", "num")),
     "staffing-plan": (("queue", "text"), ("day", "text"), ("time", "hhmm"), ("forecast_calls", "num"),
                       ("aht_seconds", "num"), ("agents_needed", "int"), ("expected_service_level", "pct")),
-    "staffing-plan-past": (("queue", "text"), ("day", "text"), ("time", "hhmm"), ("actual_calls", "int"),
+    # the page's compact plan (staffing_plan.day_totals / past_totals); the downloads have every half hour
+    "staffing-plan-days": (("day", "text"), ("forecast_calls", "num"), ("agents_peak", "int"),
+                           ("peak_time", "hhmm"), ("agent_hours", "num")),
+    "staffing-plan-past": (("day", "text"), ("queue", "text"), ("actual_calls", "int"),
                            ("forecast_calls", "num"), ("agents_needed_forecast", "int"),
                            ("agents_needed_actual", "int"), ("agents_seen_answering", "int")),
     # the post-call satisfaction report (per queue; "*" is all queues)
@@ -193,4 +196,16 @@ def table(name: str, result: dict, lang: str, tz: ZoneInfo,
             cells.append(cell(kind, v, lang, tz))
         out.rows.append(cells)
         out.classes.append("over" if r.get("overdue") else "")
+    return out
+
+
+def plan_day_table(queues: list[str], rows: list[dict], lang: str, tz: ZoneInfo) -> Table:
+    """One plan day (:func:`callcenter.staffing_plan.day_grid`): a row per half hour, the agents
+    each queue needs, then all queues."""
+    out = Table("staffing-plan-day", ["time", *queues, "agents_needed"],
+                [column(lang, "time"), *queues, t(lang, "rep.plan_all_queues")],
+                ["hhmm"] + ["int"] * (len(queues) + 1))
+    for r in rows:
+        out.rows.append([cell(kind, r.get(key), lang, tz) for key, kind in zip(out.keys, out.kinds)])
+        out.classes.append("")
     return out

@@ -68,6 +68,8 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
     Asterisk ``server`` or of all."""
     out: dict[str, dict] = {}
     src = rq.period_calls(t0, t1, queue, agent, server)
+    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
+                                                          index=aq.CALL_GROUPS_INDEX), target))
     parts = set()
     for name in names:
         parts |= NEEDS.get(name, set())
@@ -86,14 +88,15 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
         elif name == "service-level-daily":
             r["rows"] = rq.sorted_groups(f.by_day, target, short, "day")
         elif name == "agents":  # with the post-call satisfaction columns
-            r["rows"] = satisfaction.with_agent_columns(s, src, rq.agent_rows(s, src, target))
+            r["rows"] = satisfaction.with_agent_columns(rq.agent_rows(s, src, target), groups())
         elif name == "satisfaction":
-            r["rows"] = satisfaction.queue_rows(s, src)
-        elif name == "abandoned":
+            r["rows"] = satisfaction.queue_rows(groups())
+        elif name == "abandoned":  # read from the partial index of the abandoned calls only
+            ab = rq.period_calls(t0, t1, queue, agent, server, index="ix_queue_calls_abandoned")
             if per_page is None:
-                total, rows = rq.abandoned_page(s, src, offset=0, limit=None)
+                total, rows = rq.abandoned_page(s, ab, offset=0, limit=None)
             else:
-                total, rows = rq.abandoned_page(s, src, offset=(page - 1) * per_page, limit=per_page)
+                total, rows = rq.abandoned_page(s, ab, offset=(page - 1) * per_page, limit=per_page)
             r["rows"] = rq.abandoned_rows(rows, tz)
             r["total"], r["page"], r["per_page"] = total, page, per_page
         elif name == "staffing":
@@ -134,7 +137,10 @@ def compute(s, names: tuple[str, ...], start: dt.date, end: dt.date, *, settings
     st = settings
     t0, t1 = bounds(start, end, st.tz)
     out: dict[str, dict] = {}
-    qn = tuple(n for n in names if n in QUEUE_REPORTS and n != "agents")
+    # the agents report and the satisfaction report are summed from the same groups: one read
+    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
+                                                          index=aq.CALL_GROUPS_INDEX), st.target))
+    qn = tuple(n for n in names if n in QUEUE_REPORTS and n not in ("agents", "satisfaction"))
     if qn:
         out.update(queue_reports(s, qn, t0, t1, tz=st.tz, target=st.target, short=st.short_abandon,
                                  days=(end - start).days + 1, goal=st.goal, page=page, per_page=per_page,
@@ -144,9 +150,10 @@ def compute(s, names: tuple[str, ...], start: dt.date, end: dt.date, *, settings
             out[name] = {"rows": intervals(s, t0, t1, st, queue=queue, agent=agent, server=server)}
         elif name == "agents":  # with the post-call satisfaction columns
             rows = aq.agent_performance(s, t0, t1, now, target=st.target, wrapup=st.wrapup,
-                                        queue=queue, agent=agent, server=server)
-            out[name] = {"rows": satisfaction.with_agent_columns(
-                s, rq.period_calls(t0, t1, queue, agent, server), rows)}
+                                        queue=queue, agent=agent, server=server, groups=groups())
+            out[name] = {"rows": satisfaction.with_agent_columns(rows, groups())}
+        elif name == "satisfaction":
+            out[name] = {"rows": satisfaction.queue_rows(groups())}
         elif name == "outcomes":
             out[name] = {"rows": outcomes(s, t0, t1, queue=queue, agent=agent)}
         elif name == "campaigns":
@@ -154,6 +161,17 @@ def compute(s, names: tuple[str, ...], start: dt.date, end: dt.date, *, settings
         elif name == "complaints":
             out[name] = {"rows": data.complaint_deadlines(s, now)}
     return out
+
+
+def _once(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn()`` on the first call, its result after (figures several reports share, read only if one asks)."""
+    memo: list = []
+
+    def get():
+        if not memo:
+            memo.append(fn())
+        return memo[0]
+    return get
 
 
 def wrap(name: str, start: dt.date, end: dt.date, r: dict[str, Any], *, queue: str | None = None,

@@ -130,3 +130,52 @@ def load_plan(session, cal, *, tz: ZoneInfo, end: dt.date, days: list[dt.date], 
     until = dt.datetime.combine(end, dt.time(), tz)
     history = half_hours(session, since, until, tz, short_abandon=short_abandon, queue=queue)
     return plan(history, cal, end=end, days=days, target=target, goal=goal)
+
+
+# --- the page's compact view (the CSV, XLSX and JSON keep every half hour) ----------------------
+
+def day_totals(rows: list[dict]) -> list[dict]:
+    """Per plan day, all queues: forecast calls, the agents needed at its busiest half hour
+    (summed over the queues) and when, and agent hours (agents × half hours ÷ 2)."""
+    days: dict[str, dict[str, float]] = {}
+    for r in rows:
+        days.setdefault(r["day"], {}).setdefault(r["time"], 0)
+        days[r["day"]][r["time"]] += r["agents_needed"]
+    out = []
+    for day in sorted(days):
+        slots = days[day]
+        peak = max(slots.values())
+        out.append({"day": day, "forecast_calls": round(sum(r["forecast_calls"] for r in rows if r["day"] == day), 1),
+                    "agents_peak": peak, "peak_time": min(k for k, v in slots.items() if v == peak) if peak else None,
+                    "agent_hours": sum(slots.values()) / 2})
+    return out
+
+
+def day_grid(rows: list[dict], day: str) -> tuple[list[str], list[dict]]:
+    """(queues, one row per half hour of ``day`` that needs an agent: ``{"time", queue: agents, ...,
+    "agents_needed": all queues}``): the plan of one day as a person reads it."""
+    queues = sorted({r["queue"] for r in rows})
+    slots: dict[str, dict] = {}
+    for r in rows:
+        if r["day"] == day:
+            slots.setdefault(r["time"], {"time": r["time"]})[r["queue"]] = r["agents_needed"]
+    out = []
+    for time in sorted(slots):
+        row = {"time": time, **{q: slots[time].get(q, 0) for q in queues}}
+        row["agents_needed"] = sum(row[q] for q in queues)
+        if row["agents_needed"]:
+            out.append(row)
+    return queues, out
+
+
+def past_totals(past: list[dict]) -> list[dict]:
+    """The back-tested week per day and queue: calls summed, agents at the busiest half hour."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in past:
+        groups.setdefault((r["day"], r["queue"]), []).append(r)
+    return [{"day": d, "queue": q, "actual_calls": sum(r["actual_calls"] for r in rs),
+             "forecast_calls": round(sum(r["forecast_calls"] for r in rs), 1),
+             "agents_needed_forecast": max(r["agents_needed_forecast"] for r in rs),
+             "agents_needed_actual": max(r["agents_needed_actual"] for r in rs),
+             "agents_seen_answering": max(r["agents_seen_answering"] for r in rs)}
+            for (d, q), rs in sorted(groups.items())]

@@ -16,15 +16,17 @@ paused time).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, text
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Subquery
 
 from callcenter.store.models import User
 from callcenter.web.models import CallOutcome
 
+from . import satisfaction
 from .models import AgentSession
 from .report_queries import _n, period_calls, utc, web_answered
 
@@ -101,27 +103,84 @@ def outcomes_by_user(session: Session, since: dt.datetime, until: dt.datetime,
                                                    .group_by(src.c.agent))}
 
 
+CALL_GROUPS_INDEX = "ix_queue_calls_agents"  # what call_groups' source reads on SQLite
+
+
+@dataclass(frozen=True, slots=True)
+class CallGroup:
+    """The period's calls of one (agent, queue): "" is no agent (not answered).
+
+    ``answered`` .. ``name`` count the answered calls (:func:`report_queries.web_answered`);
+    ``ratings`` the post-call ratings over all of them (:data:`satisfaction.COUNTS`)."""
+
+    agent: str
+    queue: str
+    answered: int
+    talk: float
+    within: int
+    name: str
+    ratings: dict[str, int]
+
+
+def call_groups(session: Session, src: Subquery, target: float) -> list[CallGroup]:
+    """Counts per (agent, queue) of ``src`` (:func:`report_queries.period_calls`, on SQLite from
+    :data:`CALL_GROUPS_INDEX`), which the agents
+    report and both satisfaction views are summed from: one read of the period's calls instead
+    of one per view.  In (agent, queue) order.
+
+    PostgreSQL: one GROUP BY (a hash aggregate).  SQLite has none: its GROUP BY sorts every
+    call of the period (4-8 s for a year of 1,000,000), so it groups one agent at a time, each a
+    range of the covering index ``ix_queue_calls_agents`` (direction, agent, entered_at, ...)
+    sorted by queue alone in memory: a year in about 1 s, a week in 20 ms."""
+    c = src.c
+    answered = web_answered(c)
+    q = (select(c.agent, c.queue, _n(answered).label("n"),
+                func.sum(case((answered, func.coalesce(c.talk_seconds, 0.0)), else_=0.0)).label("talk"),
+                _n(and_(answered, func.coalesce(c.wait_seconds, 0.0) <= target)).label("within"),
+                func.max(case((answered, c.agent_name))).label("name"), *satisfaction.aggregates(c))
+         .group_by(c.agent, c.queue))
+    if session.get_bind().dialect.name == "sqlite":
+        results = [row for a in _agents(session) for row in session.execute(q.where(c.agent == a))]
+    else:
+        results = list(session.execute(q))
+    out = []
+    for r in results:
+        m = r._mapping
+        out.append(CallGroup(r.agent or "", r.queue or "", int(r.n or 0), float(r.talk or 0.0), int(r.within or 0),
+                             r.name or "", {k: int(m[k] or 0) for k in satisfaction.COUNTS}))
+    out.sort(key=lambda g: (g.agent, g.queue))
+    return out
+
+
+def _agents(session: Session) -> list[str]:
+    """Every ``agent`` value stored ("" included): a skip scan over its index, one probe each."""
+    sql = text("WITH RECURSIVE a(agent) AS (SELECT MIN(agent) FROM queue_calls UNION ALL "
+               "SELECT (SELECT MIN(agent) FROM queue_calls WHERE agent > a.agent) FROM a "
+               "WHERE a.agent IS NOT NULL) SELECT agent FROM a WHERE agent IS NOT NULL")
+    return [r[0] for r in session.execute(sql)]
+
+
 def agent_performance(session: Session, since: dt.datetime, until: dt.datetime, now: dt.datetime, *,
                       target: float, wrapup: Callable[[str], float], queue: str | None = None,
-                      agent: str | None = None, server: str | None = None) -> list[dict[str, Any]]:
+                      agent: str | None = None, server: str | None = None,
+                      groups: list[CallGroup] | None = None) -> list[dict[str, Any]]:
     """One row per agent with calls or logged-in time in the period: answered calls, talk,
-    handling time (talk + wrap-up), login, pause per reason, occupancy, outcomes saved."""
-    src = period_calls(since, until, queue, agent, server)
-    c = src.c
-    talk = func.coalesce(c.talk_seconds, 0.0)
-    q = (select(c.agent, c.queue, func.max(c.agent_name).label("name"), func.count().label("n"),
-                func.sum(talk).label("talk"),
-                _n(func.coalesce(c.wait_seconds, 0.0) <= target).label("within"))
-         .where(web_answered(c), c.agent != "").group_by(c.agent, c.queue))
+    handling time (talk + wrap-up), login, pause per reason, occupancy, outcomes saved.
+    ``groups``: :func:`call_groups` of the same period and filters, when the caller has them."""
+    if groups is None:
+        groups = call_groups(session, period_calls(since, until, queue, agent, server, index=CALL_GROUPS_INDEX),
+                             target)
     calls: dict[str, dict[str, float]] = {}
     seen_names: dict[str, str] = {}
-    for r in session.execute(q):
-        a = calls.setdefault(r.agent, {"n": 0, "talk": 0.0, "wrap": 0.0, "within": 0})
-        seen_names.setdefault(r.agent, r.name or "")
-        a["n"] += r.n
-        a["talk"] += float(r.talk or 0.0)
-        a["wrap"] += r.n * float(wrapup(r.queue))
-        a["within"] += r.within or 0
+    for g in groups:
+        if not g.agent or not g.answered:
+            continue
+        a = calls.setdefault(g.agent, {"n": 0, "talk": 0.0, "wrap": 0.0, "within": 0})
+        seen_names.setdefault(g.agent, g.name)
+        a["n"] += g.answered
+        a["talk"] += g.talk
+        a["wrap"] += g.answered * float(wrapup(g.queue))
+        a["within"] += g.within
     secs = session_seconds(session, since, until, now, agent)
     names = {**seen_names, **_names(session)}
     users = _interface_users(session)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.base import Base
+
+
+ABANDONED = "outcome IN ('abandoned', 'timeout')"  # the abandoned list's calls (report_queries.web_abandoned)
 
 
 class QueueCall(Base):
@@ -21,7 +24,13 @@ class QueueCall(Base):
     __table_args__ = (
         UniqueConstraint("server", "uniqueid", "queue", "leg", name="uq_queue_calls_key"),
         Index("ix_queue_calls_queue_entered", "queue", "entered_at"),
-        Index("ix_queue_calls_direction_entered", "direction", "entered_at"),
+        # the reports' covering index (migration 0999b_report_indexes): what they read of a call
+        Index("ix_queue_calls_report", "direction", "entered_at", "queue", "agent", "outcome", "answered_at",
+              "wait_seconds", "talk_seconds", "gap", "rating_outcome", "rating_level", "server", "agent_name"),
+        Index("ix_queue_calls_agents", "direction", "agent", "entered_at", "queue", "outcome", "answered_at",
+              "wait_seconds", "talk_seconds", "rating_outcome", "rating_level", "server", "agent_name"),
+        Index("ix_queue_calls_abandoned", "direction", "entered_at",
+              sqlite_where=text(ABANDONED), postgresql_where=text(ABANDONED)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

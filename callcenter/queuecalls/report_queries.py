@@ -49,15 +49,17 @@ def utc(d: dt.datetime | None) -> dt.datetime | None:
 
 
 def period_calls(since: dt.datetime | None, until: dt.datetime | None,
-                 queue: str | None = None, agent: str | None = None, server: str | None = None) -> Subquery:
+                 queue: str | None = None, agent: str | None = None, server: str | None = None,
+                 *, index: str | None = None) -> Subquery:
     """The calls a report counts: inbound (a dialer patient queued for an agent is an
     outbound call, with its own figures: ``dialer.outbound``), entered in ``[since, until)``
     (aware), optionally one queue, one agent (interface: the calls that agent took) and one
-    Asterisk server (else all: the total)."""
+    Asterisk server (else all: the total).  ``index``: the index SQLite reads them from
+    (``INDEXED BY``, migration 0999b_report_indexes); PostgreSQL plans by itself."""
     t = QueueCall.__table__
     q = select(t.c.id, t.c.queue, t.c.agent, t.c.agent_name, t.c.caller_number, t.c.entered_at,
-               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap
-               ).where(t.c.direction == "inbound")
+               t.c.answered_at, t.c.wait_seconds, t.c.talk_seconds, t.c.outcome, t.c.gap,
+               t.c.rating_outcome, t.c.rating_level).where(t.c.direction == "inbound")
     if since is not None:
         q = q.where(t.c.entered_at >= utc(since))
     if until is not None:
@@ -68,6 +70,8 @@ def period_calls(since: dt.datetime | None, until: dt.datetime | None,
         q = q.where(t.c.server == server)
     if agent:
         q = q.where(t.c.agent == agent)
+    if index is not None:
+        q = q.with_hint(t, f"INDEXED BY {index}", "sqlite")
     return q.subquery("calls")
 
 
@@ -222,7 +226,9 @@ def web_answered(c) -> ColumnElement:
 
 
 def web_abandoned(c) -> ColumnElement:
-    return c.outcome.in_(("abandoned", "timeout"))
+    """Abandoned or timed out: the partial index ``ix_queue_calls_abandoned``'s condition, as
+    literals (SQLite uses a partial index only for the very same terms, not bound values)."""
+    return c.outcome.in_([literal_column("'abandoned'"), literal_column("'timeout'")])
 
 
 def _bucket(c) -> ColumnElement:

@@ -1,7 +1,8 @@
 """Satisfaction figures from the post-call ratings stored on queue calls (:mod:`.ratings`).
 
 Counted by the database over the calls a report counts (:func:`report_queries.period_calls`:
-inbound, entered in the period), one GROUP BY per view:
+inbound, entered in the period), in the agents' one GROUP BY per agent and queue
+(:func:`agent_queries.call_groups`), summed per agent and per queue here:
 
 * ``offered``: calls that reached the rating (any ``rating_outcome``); a caller who hung up
   while still talking to the agent was never asked and is not counted;
@@ -15,13 +16,15 @@ wallboard keeps today's as running counters (:func:`counts_of`, ``web/satisfacti
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
 
 from .models import QueueCall
+
+if TYPE_CHECKING:
+    from .agent_queries import CallGroup
 
 AGENT_COLUMNS = ("rated", "satisfaction_rate", "unsatisfied")
 COUNTS = ("offered", "rated", "satisfied", "neutral", "unsatisfied", "no_input", "invalid", "hangup")
@@ -31,14 +34,15 @@ def _n(cond) -> Any:
     return func.sum(case((cond, 1), else_=0))
 
 
-def _aggregates(t) -> list:
-    return [_n(t.c.rating_outcome != "").label("offered"), _n(t.c.rating_outcome == "rated").label("rated"),
-            _n(t.c.rating_level == "satisfied").label("satisfied"),
-            _n(t.c.rating_level == "neutral").label("neutral"),
-            _n(t.c.rating_level == "unsatisfied").label("unsatisfied"),
-            _n(t.c.rating_outcome == "no_input").label("no_input"),
-            _n(t.c.rating_outcome == "invalid").label("invalid"),
-            _n(t.c.rating_outcome == "hangup").label("hangup")]
+def aggregates(c) -> list:
+    """The counts of :data:`COUNTS` over a call source's columns ``c`` (SQL, labelled by name)."""
+    return [_n(c.rating_outcome != "").label("offered"), _n(c.rating_outcome == "rated").label("rated"),
+            _n(c.rating_level == "satisfied").label("satisfied"),
+            _n(c.rating_level == "neutral").label("neutral"),
+            _n(c.rating_level == "unsatisfied").label("unsatisfied"),
+            _n(c.rating_outcome == "no_input").label("no_input"),
+            _n(c.rating_outcome == "invalid").label("invalid"),
+            _n(c.rating_outcome == "hangup").label("hangup")]
 
 
 def figures(m: Any) -> dict[str, Any]:
@@ -60,34 +64,36 @@ def counts_of(outcome: str, level: str) -> dict[str, int]:
             "invalid": int(outcome == "invalid"), "hangup": int(outcome == "hangup")}
 
 
-def _rated(src: Subquery):
-    t = QueueCall.__table__
-    return t, src.join(t, t.c.id == src.c.id)
+def _sum(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out = dict.fromkeys(COUNTS, 0)
+    for n in counts:
+        for k in COUNTS:
+            out[k] += n[k]
+    return out
 
 
-def agent_figures(session: Session, src: Subquery) -> dict[str, dict]:
-    """agent interface -> figures, over the answered calls of ``src`` that have an agent."""
-    t, joined = _rated(src)
-    q = select(t.c.agent, *_aggregates(t)).select_from(joined).where(t.c.agent != "").group_by(t.c.agent)
-    return {r._mapping["agent"]: figures(r._mapping) for r in session.execute(q)}
-
-
-def with_agent_columns(session: Session, src: Subquery, rows: list[dict]) -> list[dict]:
-    """The agents report's rows plus :data:`AGENT_COLUMNS` (an agent nobody rated: 0 / None / 0)."""
-    per_agent = agent_figures(session, src)
+def with_agent_columns(rows: list[dict], groups: "Iterable[CallGroup]") -> list[dict]:
+    """The agents report's rows plus :data:`AGENT_COLUMNS`, over each agent's calls in ``groups``
+    (:func:`agent_queries.call_groups`, any outcome); an agent nobody rated: 0 / None / 0."""
+    per_agent: dict[str, list[dict[str, int]]] = {}
+    for g in groups:
+        if g.agent:
+            per_agent.setdefault(g.agent, []).append(g.ratings)
+    figs = {a: figures(_sum(n)) for a, n in per_agent.items()}
     empty = {"rated": 0, "satisfaction_rate": None, "unsatisfied": 0}
-    return [{**row, **{k: per_agent.get(row["agent"], empty)[k] for k in AGENT_COLUMNS}} for row in rows]
+    return [{**row, **{k: figs.get(row["agent"], empty)[k] for k in AGENT_COLUMNS}} for row in rows]
 
 
-def queue_rows(session: Session, src: Subquery) -> list[dict]:
-    """The "satisfaction" report: one row per queue that offered a rating, then all queues."""
-    t, joined = _rated(src)
-    rows = [{"queue": r._mapping["queue"], **figures(r._mapping)} for r in session.execute(
-        select(t.c.queue, *_aggregates(t)).select_from(joined).where(t.c.rating_outcome != "")
-        .group_by(t.c.queue).order_by(t.c.queue))]
+def queue_rows(groups: "Iterable[CallGroup]") -> list[dict]:
+    """The "satisfaction" report: one row per queue that offered a rating, then all queues ("*")."""
+    per_queue: dict[str, list[dict[str, int]]] = {}
+    for g in groups:
+        per_queue.setdefault(g.queue, []).append(g.ratings)
+    counts = {q: _sum(n) for q, n in per_queue.items()}
+    offered = sorted(q for q, n in counts.items() if n["offered"])
+    rows = [{"queue": q, **figures(counts[q])} for q in offered]
     if len(rows) > 1:
-        total = session.execute(select(*_aggregates(t)).select_from(joined).where(t.c.rating_outcome != "")).one()
-        rows.append({"queue": "*", **figures(total._mapping)})
+        rows.append({"queue": "*", **figures(_sum(counts[q] for q in offered))})
     return rows
 
 

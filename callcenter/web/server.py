@@ -105,6 +105,9 @@ class WebApp:
         self.broker = Broker(reactor, StreamCaps.from_config(config.web))
         self.login_throttle = auth.LoginThrottle(self.clock)
         self.lookup_limit = LookupLimit(self.clock)
+        from .staffing_plan_view import PlanCache
+
+        self.plans = PlanCache(self.clock)  # the reports page's staffing plans, a few minutes each
         self.session_hours = float(self.config.web.session_hours)
         self.secure_cookies = bool(self.config.web.secure_cookies)
         self.proxies = TrustedProxies.parse(self.config.web.trusted_proxies)

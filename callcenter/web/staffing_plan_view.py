@@ -8,24 +8,59 @@ from ..forecast import ForecastError
 from ..staffing_plan import HISTORY_WEEKS, NotEnoughHistory, load_plan
 
 PLAN_DAYS = 7
+PLAN_SECONDS = 600  # how long a plan made for the page is shown again (it reads complete past days only)
+
+
+class PlanCache:
+    """The plans made in the last :data:`PLAN_SECONDS` (injected clock), by what they were made
+    from: the forecast of 8 queues takes 1-2 s of Python, and every other view of the reports
+    page (a filter, the next page of abandoned calls, another plan day) would make it again
+    from the same complete days.  The plan says when it was made (``made_at``)."""
+
+    MAX = 32
+
+    def __init__(self, clock, seconds: float = PLAN_SECONDS):
+        self.clock, self.seconds = clock, seconds
+        self._plans: dict[tuple, tuple[float, dict]] = {}
+
+    def get(self, key: tuple) -> dict | None:
+        hit = self._plans.get(key)
+        if hit is None or self.clock.seconds() - hit[0] >= self.seconds:
+            return None
+        return hit[1]
+
+    def put(self, key: tuple, plan: dict) -> None:
+        now = self.clock.seconds()
+        self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.seconds}
+        if len(self._plans) >= self.MAX:
+            self._plans.pop(min(self._plans, key=lambda k: self._plans[k][0]))
+        self._plans[key] = (now, plan)
 
 
 async def staffing_plan(app, end: dt.date) -> dict:
     """Plan for ``end``+1 .. ``end``+7 from the complete days before it (never today's partial day)."""
     h = app.config.hospital
     tz = ZoneInfo(h.timezone)
-    today = dt.datetime.fromtimestamp(app.clock.seconds(), tz).date()
+    now = app.clock.seconds()
+    today = dt.datetime.fromtimestamp(now, tz).date()
     days = [end + dt.timedelta(days=i) for i in range(1, PLAN_DAYS + 1)]
+    target, goal = float(h.answer_target_seconds), float(app.config.web.staffing_goal)
+    key = (min(days[0], today), days[0], target, goal, float(h.short_abandon_seconds))
+    made = app.plans.get(key)
+    if made is not None:
+        return made
+    made_at = dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds")
     try:
-        return await app.db.run(load_plan, app.domain.complaints.calendar, tz=tz, end=min(days[0], today),
-                                days=days, target=float(h.answer_target_seconds),
-                                goal=float(app.config.web.staffing_goal),
-                                short_abandon=float(h.short_abandon_seconds))
+        plan = await app.db.run(load_plan, app.domain.complaints.calendar, tz=tz, end=min(days[0], today),
+                                days=days, target=target, goal=goal, short_abandon=float(h.short_abandon_seconds))
     except NotEnoughHistory as e:  # the usual case on a new system: the page says it in the user's language
-        return {"rows": [], "columns": [], "history_error": str(e), "no_history": True,
+        plan = {"rows": [], "columns": [], "history_error": str(e), "no_history": True,
                 "history_weeks": HISTORY_WEEKS}
     except ForecastError as e:
-        return {"rows": [], "columns": [], "history_error": str(e)}
+        plan = {"rows": [], "columns": [], "history_error": str(e)}
+    plan["made_at"] = made_at
+    app.plans.put(key, plan)
+    return plan
 
 
 COLOURS = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828")

@@ -10,6 +10,7 @@ The abandoned-call list is paginated (``page``, ``per_page``; the downloads have
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from urllib.parse import urlencode
 
@@ -17,13 +18,14 @@ from sqlalchemy import text
 
 from callcenter import reporting
 from callcenter.queuecalls import report_queries as rq
-from callcenter.report_tables import table
+from callcenter.report_tables import plan_day_table, table
+from callcenter.staffing_plan import day_grid, day_totals, past_totals
 
 from . import data, reports
 from .http import BadRequest, Req, Response, as_json
 from .i18n import t
 from .params import MAX_OFFSET, date_arg, int_arg
-from .staffing_plan_view import plan_svg, staffing_plan
+from .staffing_plan_view import PLAN_DAYS, PLAN_SECONDS, plan_svg, staffing_plan
 
 REPORTS = reporting.REPORTS
 QUEUE_REPORTS = reporting.QUEUE_REPORTS
@@ -102,15 +104,19 @@ async def compute_many(app, names: tuple[str, ...], start: dt.date, end: dt.date
     ``server``: the queue-call reports of one Asterisk server only."""
     st = settings(app)
     now = dt.datetime.fromtimestamp(app.clock.seconds(), dt.timezone.utc)
-    results = await app.db.run(reporting.compute, tuple(n for n in names if n != "staffing-plan"), start, end,
-                               settings=st, now=now, queue=queue, agent=agent, page=page, per_page=per_page,
-                               server=server)
+    figures = app.db.run(reporting.compute, tuple(n for n in names if n != "staffing-plan"), start, end,
+                         settings=st, now=now, queue=queue, agent=agent, page=page, per_page=per_page,
+                         server=server)
+    if "staffing-plan" in names:  # the 7 days after `to`: its forecast (Python) on another worker
+        # while the database counts the other reports (the SQL does not hold the GIL)
+        results, plan = await asyncio.gather(figures, staffing_plan(app, end))
+        results["staffing-plan"] = plan
+    else:
+        results = await figures
     if "staffing" in results:
         board = app.wallboard._live()
         logged = {m.get("interface") for q in (board or {}).values() for m in q.get("members", [])}
         results["staffing"]["agents_logged_in"] = len(logged) if board is not None else None
-    if "staffing-plan" in names:  # the 7 days after `to`
-        results["staffing-plan"] = await staffing_plan(app, end)
     return {n: reporting.wrap(n, start, end, results[n], queue=queue, agent=agent) for n in names}
 
 
@@ -119,8 +125,14 @@ async def compute(app, name: str, start: dt.date, end: dt.date, **kw) -> dict:
     return (await compute_many(app, (name,), start, end, **kw))[name]
 
 
-def _keep(name: str):
-    return (lambda row: bool(row.get("agents_needed"))) if name == "staffing-plan" else (lambda row: True)
+def plan_day_arg(req: Req, end: dt.date) -> dt.date:
+    """``?plan_day=``: the plan day whose half hours the page shows, one of the 7 after ``end``
+    (the period's ``to``); absent: the first."""
+    first, last = end + dt.timedelta(days=1), end + dt.timedelta(days=PLAN_DAYS)
+    day = date_arg(req.args, "plan_day", first)
+    if not first <= day <= last:
+        raise BadRequest(f"plan_day: not a day of the staffing plan ({first.isoformat()} .. {last.isoformat()})")
+    return day
 
 
 async def reports_page(app, req: Req) -> Response:
@@ -128,10 +140,14 @@ async def reports_page(app, req: Req) -> Response:
     page, per_page = paging(req)
     queue, agent = filters(req)
     server = server_arg(app, req)
-    results = await compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page,
-                                 queue=queue, agent=agent, server=server)
-    queues = sorted(set(await app.db.run(known_queues)) | ({queue} if queue else set()))
-    agents = await app.db.run(data.agent_users)
+    plan_day = plan_day_arg(req, end).isoformat()
+    results, stored_queues, agents = await asyncio.gather(
+        compute_many(app, reporting.PAGE_REPORTS, start, end, page=page, per_page=per_page, queue=queue,
+                     agent=agent, server=server),
+        app.db.run(known_queues), app.db.run(data.agent_users))
+    queues = sorted(set(stored_queues) | ({queue} if queue else set()))
+    plan = results["staffing-plan"]
+    plan_days = day_totals(plan["rows"])
     dist = results["answer-times"]
     target = float(app.config.hospital.answer_target_seconds)
     tz = settings(app).tz
@@ -144,12 +160,18 @@ async def reports_page(app, req: Req) -> Response:
             chart = reports.histogram_svg(dist["rows"], target=target, title=t(req.lang, "rep.answer-times"),
                                           answered_label=t(req.lang, "wb.answered"),
                                           abandoned_label=t(req.lang, "wb.abandoned"))
-        plan_chart = plan_svg(results["staffing-plan"]["rows"], title=t(req.lang, "rep.plan_chart"))
-        tables = {n: table(n, results[n], req.lang, tz, _keep(n)) for n in reporting.PAGE_REPORTS}
+        plan_chart = plan_svg(plan["rows"], title=t(req.lang, "rep.plan_chart"))
+        tables = {n: table(n, results[n], req.lang, tz) for n in reporting.PAGE_REPORTS if n != "staffing-plan"}
+        # the plan compact: its days, then one day's half hours (?plan_day=), the past week per day
+        tables["staffing-plan"] = table("staffing-plan-days", {"rows": plan_days}, req.lang, tz)
+        tables["staffing-plan-day"] = plan_day_table(*day_grid(plan["rows"], plan_day), req.lang, tz)
         tables["staffing-plan-past"] = table(
-            "staffing-plan-past", {"rows": results["staffing-plan"].get("past", [])}, req.lang, tz,
+            "staffing-plan-past", {"rows": past_totals(plan.get("past", []))}, req.lang, tz,
             lambda row: bool(row.get("actual_calls") or row.get("agents_needed_forecast")))
         return app.render(req, "reports.html", results=results, tables=tables, names=reporting.PAGE_REPORTS,
+                          plan_day=plan_day, plan_days=[d["day"] for d in plan_days],
+                          plan_made=dt.datetime.fromisoformat(plan["made_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                          plan_minutes=f"{PLAN_SECONDS / 60:g}",
                           chart=chart, plan_chart=plan_chart, start=start.isoformat(), end=end.isoformat(),
                           queue=queue or "", agent=agent or "", queues=queues, agents=agents, query=query,
                           server=server or "", servers=[a.name for a in app.config.ami_servers],

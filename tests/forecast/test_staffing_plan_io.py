@@ -45,6 +45,14 @@ def history(db):
     return sim
 
 
+UTC = dt.timezone.utc
+
+
+def _rows(page: str, table_id: str) -> int:
+    body = page.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return body.count("<tr") - 1  # less the heading row
+
+
 @pytest.mark.postgres
 def test_half_hour_history_is_grouped_in_sql_by_local_half_hour(db, history):
     since = dt.datetime.combine(START, dt.time(), TZ)
@@ -103,5 +111,22 @@ async def test_http_staffing_plan_api_and_reports_page(db, config, history):
         page = (await c.get(f"/reports?to={END.isoformat()}")).text
         assert 'id="report-staffing-plan"' in page and 'id="plan-backtest"' in page and "WAPE" in page
         assert 'id="plan-chart"' in page and "<polyline" in page
+        # compact: the 7 days, then one day's half hours (the first), the past week per day and queue
+        days = [(END + dt.timedelta(days=i)).isoformat() for i in range(1, 8)]
+        assert _rows(page, "table-staffing-plan") == 7 and 'id="plan-made"' in page
+        assert all(f"plan_day={d}#plan-day" in page for d in days[1:]) and f"plan_day={days[0]}" not in page
+        first_day = _rows(page, "table-staffing-plan-day")
+        assert 0 < first_day <= 48 and _rows(page, "table-staffing-plan-past") <= 7 * 1  # one queue: general
+        assert len(page) < 60_000, len(page)
+        other = (await c.get(f"/reports?to={END.isoformat()}&plan_day={days[6]}")).text
+        assert f'<strong aria-current="page">{days[6]}</strong>' in other and f"plan_day={days[0]}#plan-day" in other
+        for bad in (START.isoformat(), (END + dt.timedelta(days=8)).isoformat(), "monday"):
+            assert (await c.get(f"/reports?to={END.isoformat()}&plan_day={bad}")).status == 400, bad
+        # the plan is made once for both views (PlanCache), and again once its minutes are over
+        made = web.app.plans.get(next(iter(web.app.plans._plans)))
+        assert made is not None and made["made_at"] == dt.datetime.fromtimestamp(clock.seconds(), UTC).isoformat(
+            timespec="seconds")
+        clock.advance(600)
+        assert web.app.plans.get(next(iter(web.app.plans._plans))) is None
         r = await c.get(f"/api/reports/staffing-plan?to={(START + dt.timedelta(days=5)).isoformat()}")
         assert r.status == 200 and "days of history" in r.json()["history_error"]
