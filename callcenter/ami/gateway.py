@@ -99,6 +99,7 @@ from panoramisk.message import Message as PanoMessage
 
 from ..clock import sleep
 from .codec import Message, Parser, ProtocolError, encode
+from .interest import Interest, Routes
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class _Factory:
         self.save_stream = None
 
     def dispatch(self, message: AmiMessage) -> None:
-        self.gw._event(self.proto, message)
+        self.gw._event(self.proto, message.raw, message.raw.event)
 
     def connection_lost(self, exc: Any) -> None:
         self.awaiting_actions.clear()
@@ -299,8 +300,9 @@ class _Protocol(AMIProtocol):
         gw = self.gw
         gw.bytes_received += len(data)
         gw.reads += 1
-        try:
-            msgs = self.parser.feed(data)
+        routes = gw._routes
+        try:  # while an action is in flight an unread event may still be one of its list items
+            msgs = self.parser.feed(data, routes.filter_ids if self.responses else routes.filter)
         except ProtocolError as exc:
             gw._why = f"stream is not AMI ({exc})"  # said once, in the reconnect line
             self.transport.abort()
@@ -312,13 +314,21 @@ class _Protocol(AMIProtocol):
             return
         self.t = gw.clock.seconds()
         handle = self.handle_message
+        live = self is gw._proto
+        skipped, before = 0, gw.events_received
         for msg in msgs:
             if self.closed:
                 break  # Shutdown: the rest of this read belongs to a dead link
+            if msg is None:  # an event nobody declared (parser filter): counted, not built
+                skipped += live
+                continue
             try:
                 handle(AmiMessage(msg))
             except Exception:  # noqa: BLE001 - one odd message must not kill the link
                 log.exception("AMI message not handled: %r", msg.event or msg.get("Response"))
+        gw.events_received += skipped
+        if gw._counters and gw.events_received > before:
+            gw._count(gw.events_received - before)
 
 
 @dataclass
@@ -375,7 +385,8 @@ class AmiGateway:
         self.events_received = 0
         self.connects = 0
         self.subscriber_errors = 0
-        self._subscribers: list[EventCallback] = []
+        self._routes = Routes(always=("FullyBooted", "Shutdown"))  # the gateway reads those itself
+        self._counters: list[Callable[[int], Any]] = []
         self._on_connect: list[Callable[[], Awaitable[Any]]] = []
         self._on_disconnect: list[Callable[[float], Any]] = []
         self._pending: dict[str, _Action] = {}
@@ -389,14 +400,24 @@ class AmiGateway:
         self._connected_event = asyncio.Event()
 
     # -- registration ---------------------------------------------------------------------
-    def subscribe(self, callback: EventCallback) -> EventCallback:
-        """``callback(msg, t)`` for every event (t = clock at arrival); errors are logged."""
-        self._subscribers.append(callback)
+    def subscribe(self, callback: EventCallback, events: Iterable[str] | str | None = None,
+                  variables: Iterable[str] = ()) -> EventCallback:
+        """``callback(msg, t)`` for the events it reads (t = clock at arrival); errors are logged.
+
+        ``events``: the event names (``"*"``: every event); ``variables``: the channel
+        variables whose ``VarSet`` it reads.  Nothing else reaches it, and what no
+        subscriber reads is not even built (:mod:`.interest`); declaring nothing is a
+        :class:`~callcenter.ami.interest.SubscriptionError` naming the callback."""
+        self._routes.add(callback, Interest.declared(callback, events, variables))
         return callback
 
     def unsubscribe(self, callback: EventCallback) -> None:
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self._routes.remove(callback)
+
+    def count_events(self, callback: Callable[[int], Any]) -> None:
+        """``callback(n)`` after each read with the number of events in it, read or not
+        (the metrics' event rate needs no message)."""
+        self._counters.append(callback)
 
     def on_connect(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
         """``await coro_fn()`` after every successful login (resync hook)."""
@@ -529,21 +550,29 @@ class AmiGateway:
                 action.future.set_exception(AmiNotConnected(str(exc)))
 
     # -- incoming (called by panoramisk's handle_message through _Factory) ------------------
-    def _event(self, proto: _Protocol, message: AmiMessage) -> None:
+    def _event(self, proto: _Protocol, msg: Message, name: str) -> None:
+        """An event (``name``: its ``Event`` header) to the subscribers that declared it."""
         if proto is not self._proto:
             return
         self.events_received += 1
-        msg, t = message.raw, proto.t
-        if msg.event == "FullyBooted":
+        if name == "FullyBooted":
             proto.booted = True
             if proto.boot_waiter is not None and not proto.boot_waiter.done():
                 proto.boot_waiter.set_result(None)
-        for cb in self._subscribers:
+        t = proto.t
+        for cb in self._routes.for_event(name, msg):
             try:
                 cb(msg, t)
             except Exception:  # noqa: BLE001 - PITFALLS 4: never kill the link
                 self.subscriber_errors += 1
-                log.exception("AMI subscriber %r failed on %s", cb, msg.event)
+                log.exception("AMI subscriber %r failed on %s", cb, name)
+
+    def _count(self, n: int) -> None:
+        for cb in self._counters:
+            try:
+                cb(n)
+            except Exception:  # noqa: BLE001
+                log.exception("AMI event counter %r failed", cb)
 
     def _lost(self, proto: _Protocol, exc: Any) -> None:
         if proto is not self._proto:

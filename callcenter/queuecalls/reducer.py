@@ -544,6 +544,11 @@ _HANDLERS = {
     "QueueMemberRemoved": _member_removed,
 }
 
+# what the reducer reads of AMI (the tracker declares it to the gateway): its handlers'
+# events, VarSet only of the variables :func:`_varset` looks at
+EVENTS = frozenset(_HANDLERS) - {"VarSet"}
+VARIABLES = frozenset(("QUEUESTATUS", *_CALL_VARS))
+
 
 def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> list[Fact]:
     """Finish what nothing will ever finish; drop stale per-channel data."""

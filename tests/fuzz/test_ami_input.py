@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 
 from callcenter.ami.codec import MAX_MESSAGE_BYTES, Message, Parser, ProtocolError, encode
 from callcenter.ami.gateway import AmiGateway
-from callcenter.queuecalls.reducer import ReducerConfig, TrackerState, evict, reduce
+from callcenter.queuecalls.reducer import EVENTS, VARIABLES, ReducerConfig, TrackerState, evict, reduce
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -167,9 +169,12 @@ class GarbageAmi:
         await self.server.wait_closed()
 
 
-async def test_gateway_survives_garbage_over_tcp():
+@pytest.mark.parametrize("declared", [True, False], ids=["filtered", "every-event"])
+async def test_gateway_survives_garbage_over_tcp(declared):
     """120 garbage bursts, each followed by a marker event: every marker arrives (same link
-    or after a reconnect), the gateway never stops, subscribers never see an exception."""
+    or after a reconnect), the gateway never stops, subscribers never see an exception.
+    Filtered: the subscribers declare what they read, as the service's do (the parser skips
+    the rest); every-event: nothing is skipped, the reducer sees every junk event too."""
     srv = GarbageAmi()
     await srv.start()
     gw = AmiGateway("127.0.0.1", srv.port, "bridge", "secret", clock=reactor, ping_interval=3600,
@@ -181,9 +186,9 @@ async def test_gateway_survives_garbage_over_tcp():
         events.append(msg)
         if msg.event == "UserEvent":
             seen.append(msg.get("UserEvent"))
-    gw.subscribe(on_event)
+    gw.subscribe(on_event, ("UserEvent",) if declared else "*")
     state = TrackerState(ReducerConfig())  # the real reducer sees the junk events too
-    gw.subscribe(lambda msg, t: reduce(state, msg, t))
+    gw.subscribe(lambda msg, t: reduce(state, msg, t), *((EVENTS, VARIABLES) if declared else ("*",)))
     rng = random.Random(10)
     loop = asyncio.get_running_loop()
     bursts: list[bytes] = []
