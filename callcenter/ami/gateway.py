@@ -3,11 +3,13 @@
 Data path (``docs/asterisk-pitfalls.md`` numbers in brackets)::
 
     TCP bytes -> _Protocol(panoramisk.ami_protocol.AMIProtocol).data_received
-              -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1])
+              -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1];
+                 an event no subscriber declared is only counted, never built [13])
               -> AmiMessage(panoramisk.message.Message) -> AMIProtocol.handle_message
                    |- ActionID of an action in flight -> panoramisk Action.add_message
                    |  (its EventList handling completes the Action's future)
-                   '- an event -> factory.dispatch -> guarded subscribers [4]
+                   '- an event -> factory.dispatch -> the guarded subscribers that
+                      declared it (a table by event name, VarSet by variable) [4]
     actions: _Action(panoramisk.actions.Action) -> AMIProtocol.send
 
 What is panoramisk's and what is ours:
@@ -56,31 +58,31 @@ What is panoramisk's and what is ours:
   capped exponential backoff with jitter from an injected RNG; all timers on
   the injected clock, none of panoramisk's.
 
-Event filtering (PITFALLS 13) — measured, deliberately **not** enabled.  What the
-consumers read: the queue-call reducer ``QueueCallerJoin/Leave/Abandon``, ``Agent{Called,
-RingNoAnswer,Connect,Complete}``, ``QueueMember{Status,Added,Pause,Paused,Removed}``,
-``HangupRequest``, ``SoftHangupRequest``, ``Hangup``, ``Blind/AttendedTransfer``, ``Newexten``
-(after an abandon: ``h`` = hang-up, else Redirect) and ``VarSet`` of ``QUEUESTATUS`` and
-``IVR_SESSION``; recordings ``AgentConnect``, ``OriginateResponse``, ``Hangup``,
-``MixMonitorStart/Stop``, ``VarSet`` ``MIXMONITOR_FILENAME``/``CAMPAIGN``/``CAMPAIGN_ID``
-(names configurable); the dialer tracker and the screen pop ``OriginateResponse``, ``Hangup``,
-``AgentConnect/Complete``, ``QueueCallerAbandon``, ``VarSet ATTEMPT_ID``; the gateway
-``FullyBooted``/``Shutdown``.  Over all recorded traces that keeps 601 of 2,435 events
-(252 of 960 kB): −75 %, mostly ``VarSet`` (1,002), ``Newexten`` (315), ``DeviceStateChange``.
-Asterisk 22 could drop the rest per session (``Action: Filter``, ``Operation: Add``;
-include filters → "implied exclude-all first"; ``MatchCriteria: name(VarSet),header(Variable)``
-is documented for 22 (certified 22.8) but not 20.7, where ``Filter`` is a full-payload regex; needs ``system`` write; gone at every
-reconnect, so it would be re-added in an ``on_connect`` hook; ``QueueStatus``/
-``CoreShowChannels`` list items are action output and are never filtered).  Why it stays off:
-(1) it is not needed — a busy hospital hour is ~300 queue calls ≈ 15 events/s against
-≥ 48,000 events/s measured here (README, ``bench/ami_ingest.py``); (2) an include list fails
-silently: a consumer that starts reading one more event or channel variable (a new outcome,
-``channelvars`` in the screen pop, a renamed ``[recordings] campaign_variable``) gets nothing
-and the numbers are quietly wrong, which the service's contract (no lost calls) forbids;
-(3) legacy regex filters move the cost to Asterisk (a regex over every event payload per
-session).  If volume ever demands it: build the include list from the consumers
-(the reducer's handler table, the recordings/dialer feeds), add it on connect only when
-``Filter`` answers Success, and replay every trace with and without it.
+Event filtering (PITFALLS 13), in the service: every subscriber declares the events it
+reads, and for ``VarSet`` the channel variables (:mod:`.interest`; declaring nothing is an
+error naming it).  An event nobody declared is not built at all — the parser reads its
+``Event:`` line (a ``VarSet``'s ``Variable:`` line) in the decoded text and leaves a
+``None`` the gateway counts (``events_received``, the metrics' rate); while an action is in
+flight, one with an ActionID is built anyway (it may be a list item of the answer).  What
+is built goes through panoramisk's ``handle_message`` as before and is handed only to the
+subscribers that declared it, from a table built when the subscriptions change.  Each
+declaration sits next to the code that reads the events (the reducer's is its handler
+table, ``reducer.EVENTS``/``VARIABLES``; recordings ``CaptureTracker.EVENTS``/``variables``,
+two of them from the config; the dialer's ``engine.EVENTS``; the screen pop's); the tests
+replay every recorded trace with each consumer given only what it declares against
+everything (tests/queuecalls/test_event_filter.py, tests/test_ami_declarations.py).  On a
+real call that leaves about a quarter of the events to build (``VarSet`` of Asterisk's
+own variables, ``Newstate``, ``DeviceStateChange``, bridge and dial events are skipped).
+
+Asterisk-side filtering stays off: Asterisk 22 could drop events per session (``Action:
+Filter``, ``Operation: Add``; include filters → "implied exclude-all first";
+``MatchCriteria: name(VarSet),header(Variable)`` is documented for 22 (certified 22.8) but
+not 20.7, where ``Filter`` is a full-payload regex; needs ``system`` write; gone at every
+reconnect; ``QueueStatus``/``CoreShowChannels`` list items are action output and never
+filtered).  It is not needed for the volume (a busy hospital hour is ~300 queue calls ≈ 15
+events/s), legacy regex filters move the cost to Asterisk (a regex over every event payload
+per session), and the events would be gone for good: a consumer declaring one more event
+here gets it at once, with no re-filtering in Asterisk to keep in step.
 """
 from __future__ import annotations
 
