@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .interest import EventFilter
 
 CRLF = b"\r\n"
-_C0 = bytes((*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))  # what text.clean removes (bytes)
+# what text.clean removes, as bytes (the C0 controls but TAB, LF, CR)
+_C0 = tuple(bytes((c,)) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))
 MAX_MESSAGE_BYTES = 1 << 20  # one AMI message larger than this is garbage, not data
 
 
@@ -153,18 +154,20 @@ class Parser:
             pos = nl + 1
         # the last message end in the buffer: everything before it is whole messages,
         # and a message end is ASCII, so decoding that region cannot split a character
-        last = max(buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n"))
+        last = buf.rfind(b"\n\r\n", pos)  # (then an LF-only end after it: the scan stops there)
+        last = max(last, buf.rfind(b"\n\n", max(pos, last)))
         if last >= pos:
             stop = last + (2 if buf[last + 1] == 10 else 3)
             raw = bytes(buf[pos:stop])
             text = raw.decode("utf-8", "replace")
             pos = stop
-            if len(raw.translate(None, _C0)) != len(raw):  # (decoding never makes a C0 or a surrogate)
+            # (whole-region checks on the bytes, each a C scan: memchr for the 27 C0 bytes)
+            if any(c in raw for c in _C0):  # decoding never makes a C0 or a surrogate
                 text = clean(text.replace("\r\n", "\n"))  # NUL etc. from a caller ID would fail
                 eol = "\n"                                   # the queue-call row (PostgreSQL)
-            elif "\r" not in text:
+            elif b"\r" not in raw:
                 eol = "\n"
-            elif text.count("\n") == text.count("\r\n"):
+            elif raw.count(b"\n") == raw.count(b"\r\n"):
                 eol = "\r\n"  # Asterisk's CRLF only: split on it as is (no copy with LF line ends)
             else:
                 text, eol = text.replace("\r\n", "\n"), "\n"  # bare LFs too (tolerated)
@@ -218,7 +221,7 @@ def _skippable(block: str, name: str, eol: str, variables: frozenset[str], check
     only without an ActionID/CommandID header (a list item of an action in flight)."""
     low = None
     if name == "VarSet" and variables:
-        i = block.find("\nVariable: ")
+        i = block.rfind("\nVariable: ")  # Asterisk puts it last but one: found at once from the end
         if i < 0:
             return False
         j = block.find(eol, i + 11)
