@@ -48,7 +48,8 @@ async def run(args) -> dict:
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
     connects, monitors, finalized = {}, {}, {}
     gw.subscribe(lambda m, t: connects.setdefault(m["Uniqueid"], time.monotonic()) if m.event == "AgentConnect"
-                 else monitors.setdefault(m["Uniqueid"], time.monotonic()) if m.event == "MixMonitorStart" else None)
+                 else monitors.setdefault(m["Uniqueid"], time.monotonic()) if m.event == "MixMonitorStart" else None,
+                 ("AgentConnect", "MixMonitorStart"))
     comp.subscribe(lambda what, rid, uid, st: finalized.setdefault(uid, st) if what == "finalized" else None)
     await comp.start()
 

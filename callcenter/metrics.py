@@ -63,15 +63,15 @@ class ServiceMetrics:
         self._store = _StoreCollector()
         r.register(self._store)
         self._connected_once = False
-        ami.subscribe(self._on_event)
+        ami.count_events(self._on_events)  # counted, not read: the gateway need not build them
         ami.on_connect(self._on_connect)
         ami.on_disconnect(self._on_disconnect)
         queuecalls.subscribe(self._on_fact)
         _watch_writes(db.engine, self.db_write, timer)
 
     # -- listeners ------------------------------------------------------------------------
-    def _on_event(self, msg: Any, t: float) -> None:
-        self.ami_events.inc()
+    def _on_events(self, n: int) -> None:
+        self.ami_events.inc(n)
 
     async def _on_connect(self) -> None:
         self.ami_connects.inc()

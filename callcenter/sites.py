@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from .ami.gateway import AmiError, AmiNotSent
+from .ami.interest import Interest
 from .ports import QueueLoadInfo
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,10 @@ class Sites:
         self.active[site.server] = site
         self.remote.pop(site.server, None)
         gw, tracker = site.ami, site.queuecalls
-        for cb in self.ami._events:
-            gw.subscribe(cb)
+        for cb, events, variables in self.ami._events:
+            gw.subscribe(cb, events, variables)
+        for cb in self.ami._counters:
+            gw.count_events(cb)
         for cb in self.ami._disconnects:
             gw.on_disconnect(cb)
         for fn in self.ami._connects:
@@ -114,7 +117,7 @@ class Sites:
         """The site stopped here (or is consumed elsewhere now): its subscribers go with it."""
         site = self.active.pop(server, None)
         if site is not None:
-            for cb in self.ami._events:
+            for cb, _, _ in self.ami._events:
                 site.ami.unsubscribe(cb)
         return site
 
@@ -138,7 +141,8 @@ class SitesAmi:
 
     def __init__(self, sites: Sites):
         self.sites = sites
-        self._events: list[Callable] = []
+        self._events: list[tuple[Callable, Any, Any]] = []  # (callback, events, variables)
+        self._counters: list[Callable[[int], Any]] = []
         self._connects: list[Callable[[], Awaitable[Any]]] = []
         self._disconnects: list[Callable[[float], Any]] = []
 
@@ -147,17 +151,23 @@ class SitesAmi:
         """Every server consumed here is logged in (none here: nothing of ours is down)."""
         return all(s.ami.connected for s in self.sites.active.values())
 
-    def subscribe(self, callback: Callable[[Any, float], Any]) -> Any:
-        self._events.append(callback)
+    def subscribe(self, callback: Callable[[Any, float], Any], events: Any = None, variables: Any = ()) -> Any:
+        """Every site's events ``callback`` declares (:meth:`AmiGateway.subscribe`)."""
+        Interest.declared(callback, events, variables)  # refused here too, with no site attached
+        self._events.append((callback, events, variables))
         for site in self.sites.active.values():
-            site.ami.subscribe(callback)
+            site.ami.subscribe(callback, events, variables)
         return callback
 
     def unsubscribe(self, callback: Callable[[Any, float], Any]) -> None:
-        if callback in self._events:
-            self._events.remove(callback)
+        self._events = [e for e in self._events if e[0] != callback]
         for site in self.sites.active.values():
             site.ami.unsubscribe(callback)
+
+    def count_events(self, callback: Callable[[int], Any]) -> None:
+        self._counters.append(callback)
+        for site in self.sites.active.values():
+            site.ami.count_events(callback)
 
     def on_connect(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
         self._connects.append(coro_fn)

@@ -25,6 +25,8 @@ class CallState:
     by_channel: dict[str, str] = field(default_factory=dict)   # Uniqueid -> E.164
     ended: dict[str, float] = field(default_factory=dict)      # E.164 -> t of its last Hangup
 
+    EVENTS = frozenset(("Newchannel", "NewCallerid", "CoreShowChannel", "Hangup"))  # what feed reads
+
     def feed(self, msg, t: float) -> None:
         ev = msg.get("Event")
         if ev in ("Newchannel", "NewCallerid", "CoreShowChannel"):

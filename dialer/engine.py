@@ -36,6 +36,10 @@ from .campaigns import DEFAULT_SURVEY_FLOW, SURVEY_FLOWS, Settings
 from .pacing import Pacer, wait_for_slot
 from .tracker import Abandoned, AttemptTracker, Connected, Ended, Fact, Originated, Queued, ends_attempt
 
+# what Dialer.on_event reads of AMI: the call state's and the attempt tracker's events, and
+# QueueMemberPause (the dialplan unpaused a reserved agent)
+EVENTS = CallState.EVENTS | AttemptTracker.EVENTS | {"QueueMemberPause"}
+
 log = logging.getLogger(__name__)
 
 
@@ -126,7 +130,7 @@ class Dialer:
                      (self.agents, AgentAvailability, "dialer agents")])
         self._stopping = False
         self._facts = asyncio.Queue()
-        self.gateway.subscribe(self.on_event)
+        self.gateway.subscribe(self.on_event, EVENTS, AttemptTracker.VARIABLES)
         self.gateway.on_connect(self.resync)
         lost = await self.db.run(store.reconcile, now=self.clock.seconds(), instance=self.instance,
                                  stale_dialing=self._stale_dialing, stale_answered=self.dial.stale_answered_seconds,
@@ -501,6 +505,7 @@ class Dialer:
 
     # -- events ------------------------------------------------------------------------
     def on_event(self, msg, t: float) -> None:
+        """(What it reads: :data:`EVENTS` and VarSet of ``ATTEMPT_ID``.)"""
         self.calls.feed(msg, t)
         if msg.get("Event") == "QueueMemberPause" and msg.get("Paused") == "0":
             # [dialer-agent]'s UnpauseQueueMember(,${AGENT},,dialer:${ATTEMPT_ID}) ran: no AMI round trip

@@ -33,6 +33,8 @@ class LinkedAttempts:
     pop both use it).  ``ChanVariable`` headers are read too when manager.conf
     ``channelvars`` lists ATTEMPT_ID.  Bounded: the oldest entries are dropped."""
 
+    VARIABLES = frozenset(("ATTEMPT_ID",))  # the VarSet feed reads
+
     def __init__(self, limit: int = 5000):
         self.limit = limit
         self.by_linked: OrderedDict[str, int] = OrderedDict()
@@ -155,6 +157,10 @@ class AttemptTracker:
         if live and live.uniqueid:
             self.by_uniqueid.pop(live.uniqueid, None)
         self.linked.forget(attempt_id)
+
+    # what feed reads of AMI (declared to the gateway by the dialer)
+    EVENTS = frozenset(("OriginateResponse", "Hangup", "AgentConnect", "QueueCallerJoin", "QueueCallerAbandon"))
+    VARIABLES = LinkedAttempts.VARIABLES
 
     def feed(self, msg, t: float) -> list[Fact]:
         ev = msg.get("Event")

@@ -82,9 +82,14 @@ class CaptureTracker:
     """Decides when to start and when to finalise a recording, from AMI events alone."""
 
     MAX_REMEMBERED = 20000
+    # what :meth:`feed` reads of AMI (declared to the gateway), with :attr:`variables`
+    EVENTS = frozenset(("AgentConnect", "OriginateResponse", "Hangup", "MixMonitorStart", "MixMonitorStop"))
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        # the VarSet variables :meth:`_varset` looks at (two of them named by the config)
+        self.variables = frozenset((settings.campaign_variable, settings.campaign_id_variable,
+                                    "MIXMONITOR_FILENAME"))
         self.active: dict[str, Active] = {}
         self._campaign_of_channel: OrderedDict[str, str] = OrderedDict()
         self._campaign_id_of_channel: OrderedDict[str, str] = OrderedDict()
@@ -292,7 +297,7 @@ class RecordingsComponent:
             raise RuntimeError(f"recordings journal {self.journal.path} cannot be opened ({exc}); "
                                "set [recordings] journal to a writable file on a local disk") from None
         await self._replay(entries)
-        self.gateway.subscribe(self._on_event)
+        self.gateway.subscribe(self._on_event, CaptureTracker.EVENTS, self.tracker.variables)
         self.gateway.on_connect(self._resync)
         if self.gateway.connected:
             self._spawn(self._resync())

@@ -97,7 +97,7 @@ def test_a_collaborator_without_its_method_stops_the_build(config, db):
             pass
 
     with pytest.raises(AssemblyError, match=r"AMI client: NotAnAmiClient is not a AmiClient \(missing "
-                                            r"unsubscribe, on_connect, on_disconnect, action\)"):
+                                            r"unsubscribe, count_events, on_connect, on_disconnect, action\)"):
         build(config, db=db, ami=NotAnAmiClient())
 
 

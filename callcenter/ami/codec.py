@@ -10,11 +10,16 @@ simulator's AMI server use this module, which keeps the two honest with each oth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from callcenter.text import clean
 
+if TYPE_CHECKING:
+    from .interest import EventFilter
+
 CRLF = b"\r\n"
+# what text.clean removes, as bytes (the C0 controls but TAB, LF, CR)
+_C0 = tuple(bytes((c,)) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))
 MAX_MESSAGE_BYTES = 1 << 20  # one AMI message larger than this is garbage, not data
 
 
@@ -121,12 +126,18 @@ class Parser:
         self.expect_banner = expect_banner
         self.banner: str | None = None
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes, skip: "EventFilter | None" = None) -> list[Message | None]:
         """Complete messages in the bytes so far (a message is decoded only when whole).
 
         The complete part of the buffer (up to its last empty line) is decoded
         once and split with ``str`` methods, so the per-header cost is one
         ``str.partition``: about twice panoramisk's parse rate (bench/ami_ingest.py).
+
+        ``skip`` (:class:`callcenter.ami.interest.EventFilter`): an event nobody reads is
+        not built; ``None`` stands in its place (the caller counts it, in order).  Only the
+        ``Event:`` line (and a VarSet's one ``Variable:`` line) is read for that, in the
+        already decoded text; anything unusual (no leading ``Event:``, two Variable
+        headers in any case) is built as usual.
         """
         buf = self._buf
         buf += data
@@ -143,32 +154,24 @@ class Parser:
             pos = nl + 1
         # the last message end in the buffer: everything before it is whole messages,
         # and a message end is ASCII, so decoding that region cannot split a character
-        last = max(buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n"))
+        last = buf.rfind(b"\n\r\n", pos)  # (then an LF-only end after it: the scan stops there)
+        last = max(last, buf.rfind(b"\n\n", max(pos, last)))
         if last >= pos:
             stop = last + (2 if buf[last + 1] == 10 else 3)
-            text = bytes(buf[pos:stop]).decode("utf-8", "replace")
+            raw = bytes(buf[pos:stop])
+            text = raw.decode("utf-8", "replace")
             pos = stop
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            text = clean(text)  # NUL etc. from a caller ID would fail the queue-call row (PostgreSQL)
-            append = out.append
-            for block in text.split("\n\n"):
-                if not block:
-                    continue
-                if len(block) > MAX_MESSAGE_BYTES:
-                    buf.clear()
-                    raise ProtocolError("AMI message larger than 1 MiB")
-                headers = []
-                for line in block.split("\n"):
-                    name, sep, value = line.partition(": ")
-                    if sep and ":" not in name:
-                        headers.append((name, value))
-                    elif line:
-                        name, sep, value = line.partition(":")
-                        headers.append((name, value) if sep else ("", line))
-                if headers:
-                    low = block.lower()
-                    append(Message(headers, "actionid" in low or "commandid" in low))
+            # (whole-region checks on the bytes, each a C scan: memchr for the 27 C0 bytes)
+            if any(c in raw for c in _C0):  # decoding never makes a C0 or a surrogate
+                text = clean(text.replace("\r\n", "\n"))  # NUL etc. from a caller ID would fail
+                eol = "\n"                                   # the queue-call row (PostgreSQL)
+            elif b"\r" not in raw:
+                eol = "\n"
+            elif raw.count(b"\n") == raw.count(b"\r\n"):
+                eol = "\r\n"  # Asterisk's CRLF only: split on it as is (no copy with LF line ends)
+            else:
+                text, eol = text.replace("\r\n", "\n"), "\n"  # bare LFs too (tolerated)
+            self._blocks(text, eol, skip, out.append)
         if pos:
             del buf[:pos]
         if len(buf) > MAX_MESSAGE_BYTES:
@@ -176,5 +179,60 @@ class Parser:
             raise ProtocolError("AMI message larger than 1 MiB without an end")
         return out
 
+    def _blocks(self, text: str, eol: str, skip: "EventFilter | None", append) -> None:
+        """The messages of ``text`` (whole messages; lines end in ``eol``, CRLF or LF)."""
+        if skip is not None:
+            events, variables, check_ids = skip.events, skip.variables, skip.check_ids
+        crlf = eol == "\r\n"
+        for block in text.split(eol + eol):
+            if not block:
+                continue
+            if len(block) > MAX_MESSAGE_BYTES and len(block) - crlf * block.count("\r\n") > MAX_MESSAGE_BYTES:
+                self._buf.clear()
+                raise ProtocolError("AMI message larger than 1 MiB")
+            if skip is not None and block.startswith("Event: "):
+                nl = block.find(eol)
+                name = block[7:nl] if nl >= 0 else block[7:]
+                if name not in events and (
+                        (name != "VarSet" and not check_ids and len(name) != 8)  # most events: no more to read
+                        or _skippable(block, name, eol, variables, check_ids)):
+                    append(None)
+                    continue
+            headers = []
+            for line in block.split(eol):
+                name, sep, value = line.partition(": ")
+                if sep and ":" not in name:
+                    headers.append((name, value))
+                elif line:
+                    name, sep, value = line.partition(":")
+                    headers.append((name, value) if sep else ("", line))
+            if headers:
+                low = block.lower()
+                append(Message(headers, "actionid" in low or "commandid" in low))
+
     def iter_feed(self, data: bytes) -> Iterator[Message]:
         yield from self.feed(data)
+
+
+def _skippable(block: str, name: str, eol: str, variables: frozenset[str], check_ids: bool) -> bool:
+    """May the event ``name`` (not declared by anyone) go unbuilt?  Not a ``Shutdown``
+    (panoramisk ends the link on it, in any case); a ``VarSet`` only when its one
+    ``Variable`` header (in any case) is not a declared variable; with ``check_ids``,
+    only without an ActionID/CommandID header (a list item of an action in flight)."""
+    low = None
+    if name == "VarSet" and variables:
+        i = block.rfind("\nVariable: ")  # Asterisk puts it last but one: found at once from the end
+        if i < 0:
+            return False
+        j = block.find(eol, i + 11)
+        if block[i + 11:j if j >= 0 else len(block)] in variables:
+            return False
+        low = block.lower()
+        if low.count("\nvariable:") != 1:
+            return False
+    elif len(name) == 8 and name.lower() == "shutdown":
+        return False
+    if check_ids:
+        low = block.lower() if low is None else low
+        return "actionid" not in low and "commandid" not in low
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from .codec import Message
+from .interest import Interest, Routes
 
 
 def message(**headers: Any) -> Message:
@@ -36,18 +37,22 @@ class FakeAmi:
         self.sent: list[dict] = []
         self.originates: list[dict] = []
         self.fail_with: Exception | None = None
-        self.subscribers: list[Callable[[Message, float], Any]] = []
+        self.routes = Routes()  # as the gateway routes: only what each subscriber declared
+        self.counters: list[Callable[[int], Any]] = []
         self.connect_hooks: list[Callable[[], Awaitable[Any]]] = []
         self.disconnect_hooks: list[Callable[[float], Any]] = []
 
     # -- the port ---------------------------------------------------------------------
-    def subscribe(self, callback: Callable[[Message, float], Any]) -> Callable:
-        self.subscribers.append(callback)
+    def subscribe(self, callback: Callable[[Message, float], Any], events: Any = None,
+                  variables: Any = ()) -> Callable:
+        self.routes.add(callback, Interest.declared(callback, events, variables))
         return callback
 
     def unsubscribe(self, callback: Callable[[Message, float], Any]) -> None:
-        if callback in self.subscribers:
-            self.subscribers.remove(callback)
+        self.routes.remove(callback)
+
+    def count_events(self, callback: Callable[[int], Any]) -> None:
+        self.counters.append(callback)
 
     def on_connect(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
         self.connect_hooks.append(coro_fn)
@@ -83,10 +88,14 @@ class FakeAmi:
         return self.clock.seconds() if self.clock is not None else 0.0
 
     def emit(self, msg: Message, t: float | None = None) -> None:
-        """Deliver ``msg`` to every subscriber at ``t`` (default: the clock)."""
+        """Deliver ``msg`` at ``t`` (default: the clock) to the subscribers that declared it."""
         t = self.now() if t is None else t
-        for cb in list(self.subscribers):
-            cb(msg, t)
+        for cb in self.counters:
+            cb(1)
+        name = msg.event
+        if name is not None:
+            for cb in self.routes.for_event(name, msg):
+                cb(msg, t)
 
     def event(self, **headers: Any) -> None:
         """``emit`` of a message built from keyword headers."""

@@ -3,11 +3,13 @@
 Data path (``docs/asterisk-pitfalls.md`` numbers in brackets)::
 
     TCP bytes -> _Protocol(panoramisk.ami_protocol.AMIProtocol).data_received
-              -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1])
+              -> codec.Parser (bytes kept until a message is whole: UTF-8 safe [1];
+                 an event no subscriber declared is only counted, never built [13])
               -> AmiMessage(panoramisk.message.Message) -> AMIProtocol.handle_message
                    |- ActionID of an action in flight -> panoramisk Action.add_message
                    |  (its EventList handling completes the Action's future)
-                   '- an event -> factory.dispatch -> guarded subscribers [4]
+                   '- an event -> factory.dispatch -> the guarded subscribers that
+                      declared it (a table by event name, VarSet by variable) [4]
     actions: _Action(panoramisk.actions.Action) -> AMIProtocol.send
 
 What is panoramisk's and what is ours:
@@ -56,31 +58,31 @@ What is panoramisk's and what is ours:
   capped exponential backoff with jitter from an injected RNG; all timers on
   the injected clock, none of panoramisk's.
 
-Event filtering (PITFALLS 13) — measured, deliberately **not** enabled.  What the
-consumers read: the queue-call reducer ``QueueCallerJoin/Leave/Abandon``, ``Agent{Called,
-RingNoAnswer,Connect,Complete}``, ``QueueMember{Status,Added,Pause,Paused,Removed}``,
-``HangupRequest``, ``SoftHangupRequest``, ``Hangup``, ``Blind/AttendedTransfer``, ``Newexten``
-(after an abandon: ``h`` = hang-up, else Redirect) and ``VarSet`` of ``QUEUESTATUS`` and
-``IVR_SESSION``; recordings ``AgentConnect``, ``OriginateResponse``, ``Hangup``,
-``MixMonitorStart/Stop``, ``VarSet`` ``MIXMONITOR_FILENAME``/``CAMPAIGN``/``CAMPAIGN_ID``
-(names configurable); the dialer tracker and the screen pop ``OriginateResponse``, ``Hangup``,
-``AgentConnect/Complete``, ``QueueCallerAbandon``, ``VarSet ATTEMPT_ID``; the gateway
-``FullyBooted``/``Shutdown``.  Over all recorded traces that keeps 601 of 2,435 events
-(252 of 960 kB): −75 %, mostly ``VarSet`` (1,002), ``Newexten`` (315), ``DeviceStateChange``.
-Asterisk 22 could drop the rest per session (``Action: Filter``, ``Operation: Add``;
-include filters → "implied exclude-all first"; ``MatchCriteria: name(VarSet),header(Variable)``
-is documented for 22 (certified 22.8) but not 20.7, where ``Filter`` is a full-payload regex; needs ``system`` write; gone at every
-reconnect, so it would be re-added in an ``on_connect`` hook; ``QueueStatus``/
-``CoreShowChannels`` list items are action output and are never filtered).  Why it stays off:
-(1) it is not needed — a busy hospital hour is ~300 queue calls ≈ 15 events/s against
-≥ 48,000 events/s measured here (README, ``bench/ami_ingest.py``); (2) an include list fails
-silently: a consumer that starts reading one more event or channel variable (a new outcome,
-``channelvars`` in the screen pop, a renamed ``[recordings] campaign_variable``) gets nothing
-and the numbers are quietly wrong, which the service's contract (no lost calls) forbids;
-(3) legacy regex filters move the cost to Asterisk (a regex over every event payload per
-session).  If volume ever demands it: build the include list from the consumers
-(the reducer's handler table, the recordings/dialer feeds), add it on connect only when
-``Filter`` answers Success, and replay every trace with and without it.
+Event filtering (PITFALLS 13), in the service: every subscriber declares the events it
+reads, and for ``VarSet`` the channel variables (:mod:`.interest`; declaring nothing is an
+error naming it).  An event nobody declared is not built at all — the parser reads its
+``Event:`` line (a ``VarSet``'s ``Variable:`` line) in the decoded text and leaves a
+``None`` the gateway counts (``events_received``, the metrics' rate); while an action is in
+flight, one with an ActionID is built anyway (it may be a list item of the answer).  What
+is built goes through panoramisk's ``handle_message`` as before and is handed only to the
+subscribers that declared it, from a table built when the subscriptions change.  Each
+declaration sits next to the code that reads the events (the reducer's is its handler
+table, ``reducer.EVENTS``/``VARIABLES``; recordings ``CaptureTracker.EVENTS``/``variables``,
+two of them from the config; the dialer's ``engine.EVENTS``; the screen pop's); the tests
+replay every recorded trace with each consumer given only what it declares against
+everything (tests/queuecalls/test_event_filter.py, tests/test_ami_declarations.py).  On a
+real call that leaves about a quarter of the events to build (``VarSet`` of Asterisk's
+own variables, ``Newstate``, ``DeviceStateChange``, bridge and dial events are skipped).
+
+Asterisk-side filtering stays off: Asterisk 22 could drop events per session (``Action:
+Filter``, ``Operation: Add``; include filters → "implied exclude-all first";
+``MatchCriteria: name(VarSet),header(Variable)`` is documented for 22 (certified 22.8) but
+not 20.7, where ``Filter`` is a full-payload regex; needs ``system`` write; gone at every
+reconnect; ``QueueStatus``/``CoreShowChannels`` list items are action output and never
+filtered).  It is not needed for the volume (a busy hospital hour is ~300 queue calls ≈ 15
+events/s), legacy regex filters move the cost to Asterisk (a regex over every event payload
+per session), and the events would be gone for good: a consumer declaring one more event
+here gets it at once, with no re-filtering in Asterisk to keep in step.
 """
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ from panoramisk.message import Message as PanoMessage
 
 from ..clock import sleep
 from .codec import Message, Parser, ProtocolError, encode
+from .interest import Interest, Routes
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +273,7 @@ class _Factory:
         self.save_stream = None
 
     def dispatch(self, message: AmiMessage) -> None:
-        self.gw._event(self.proto, message)
+        self.gw._event(self.proto, message.raw, message.raw.event)
 
     def connection_lost(self, exc: Any) -> None:
         self.awaiting_actions.clear()
@@ -299,8 +302,9 @@ class _Protocol(AMIProtocol):
         gw = self.gw
         gw.bytes_received += len(data)
         gw.reads += 1
-        try:
-            msgs = self.parser.feed(data)
+        routes = gw._routes
+        try:  # while an action is in flight an unread event may still be one of its list items
+            msgs = self.parser.feed(data, routes.filter_ids if self.responses else routes.filter)
         except ProtocolError as exc:
             gw._why = f"stream is not AMI ({exc})"  # said once, in the reconnect line
             self.transport.abort()
@@ -312,13 +316,21 @@ class _Protocol(AMIProtocol):
             return
         self.t = gw.clock.seconds()
         handle = self.handle_message
+        live = self is gw._proto
+        skipped, before = 0, gw.events_received
         for msg in msgs:
             if self.closed:
                 break  # Shutdown: the rest of this read belongs to a dead link
+            if msg is None:  # an event nobody declared (parser filter): counted, not built
+                skipped += live
+                continue
             try:
                 handle(AmiMessage(msg))
             except Exception:  # noqa: BLE001 - one odd message must not kill the link
                 log.exception("AMI message not handled: %r", msg.event or msg.get("Response"))
+        gw.events_received += skipped
+        if gw._counters and gw.events_received > before:
+            gw._count(gw.events_received - before)
 
 
 @dataclass
@@ -375,7 +387,8 @@ class AmiGateway:
         self.events_received = 0
         self.connects = 0
         self.subscriber_errors = 0
-        self._subscribers: list[EventCallback] = []
+        self._routes = Routes(always=("FullyBooted", "Shutdown"))  # the gateway reads those itself
+        self._counters: list[Callable[[int], Any]] = []
         self._on_connect: list[Callable[[], Awaitable[Any]]] = []
         self._on_disconnect: list[Callable[[float], Any]] = []
         self._pending: dict[str, _Action] = {}
@@ -389,14 +402,24 @@ class AmiGateway:
         self._connected_event = asyncio.Event()
 
     # -- registration ---------------------------------------------------------------------
-    def subscribe(self, callback: EventCallback) -> EventCallback:
-        """``callback(msg, t)`` for every event (t = clock at arrival); errors are logged."""
-        self._subscribers.append(callback)
+    def subscribe(self, callback: EventCallback, events: Iterable[str] | str | None = None,
+                  variables: Iterable[str] = ()) -> EventCallback:
+        """``callback(msg, t)`` for the events it reads (t = clock at arrival); errors are logged.
+
+        ``events``: the event names (``"*"``: every event); ``variables``: the channel
+        variables whose ``VarSet`` it reads.  Nothing else reaches it, and what no
+        subscriber reads is not even built (:mod:`.interest`); declaring nothing is a
+        :class:`~callcenter.ami.interest.SubscriptionError` naming the callback."""
+        self._routes.add(callback, Interest.declared(callback, events, variables))
         return callback
 
     def unsubscribe(self, callback: EventCallback) -> None:
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self._routes.remove(callback)
+
+    def count_events(self, callback: Callable[[int], Any]) -> None:
+        """``callback(n)`` after each read with the number of events in it, read or not
+        (the metrics' event rate needs no message)."""
+        self._counters.append(callback)
 
     def on_connect(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
         """``await coro_fn()`` after every successful login (resync hook)."""
@@ -529,21 +552,29 @@ class AmiGateway:
                 action.future.set_exception(AmiNotConnected(str(exc)))
 
     # -- incoming (called by panoramisk's handle_message through _Factory) ------------------
-    def _event(self, proto: _Protocol, message: AmiMessage) -> None:
+    def _event(self, proto: _Protocol, msg: Message, name: str) -> None:
+        """An event (``name``: its ``Event`` header) to the subscribers that declared it."""
         if proto is not self._proto:
             return
         self.events_received += 1
-        msg, t = message.raw, proto.t
-        if msg.event == "FullyBooted":
+        if name == "FullyBooted":
             proto.booted = True
             if proto.boot_waiter is not None and not proto.boot_waiter.done():
                 proto.boot_waiter.set_result(None)
-        for cb in self._subscribers:
+        t = proto.t
+        for cb in self._routes.for_event(name, msg):
             try:
                 cb(msg, t)
             except Exception:  # noqa: BLE001 - PITFALLS 4: never kill the link
                 self.subscriber_errors += 1
-                log.exception("AMI subscriber %r failed on %s", cb, msg.event)
+                log.exception("AMI subscriber %r failed on %s", cb, name)
+
+    def _count(self, n: int) -> None:
+        for cb in self._counters:
+            try:
+                cb(n)
+            except Exception:  # noqa: BLE001
+                log.exception("AMI event counter %r failed", cb)
 
     def _lost(self, proto: _Protocol, exc: Any) -> None:
         if proto is not self._proto:

@@ -230,7 +230,12 @@ def _next_leg(state: TrackerState, uid: str, queue: str, t: float) -> int:
 
 
 def reduce(state: TrackerState, msg: Message, t: float) -> tuple[TrackerState, list[Fact]]:
-    """Apply one AMI event; return the (same, mutated) state and the facts it produced."""
+    """Apply one AMI event; return the (same, mutated) state and the facts it produced.
+
+    Any other event only moves ``last_t`` (and may run the eviction due every
+    ``evict_every``); the tracker is handed only :data:`EVENTS` and the VarSets of
+    :data:`VARIABLES`, so there ``last_t`` is the arrival of the last of those (the
+    writer loop evicts every second anyway)."""
     facts: list[Fact] = []
     headers = msg.headers
     if not headers or headers[0][0] != "Event":
@@ -543,6 +548,11 @@ _HANDLERS = {
     "QueueMember": _member,
     "QueueMemberRemoved": _member_removed,
 }
+
+# what the reducer reads of AMI (the tracker declares it to the gateway): its handlers'
+# events, VarSet only of the variables :func:`_varset` looks at
+EVENTS = frozenset(_HANDLERS) - {"VarSet"}
+VARIABLES = frozenset(("QUEUESTATUS", *_CALL_VARS))
 
 
 def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> list[Fact]:

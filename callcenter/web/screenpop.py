@@ -42,6 +42,10 @@ def _num(v: str | None) -> str:
     return "" if v in (None, "<unknown>") else str(v)
 
 
+# what ScreenPop.on_ami reads of AMI (and VarSet of the dialer's ATTEMPT_ID)
+EVENTS = frozenset(("AgentCalled", "AgentRingNoAnswer", "AgentConnect", "AgentComplete"))
+
+
 class ScreenPop:
     """Per user: the current call (``calls``) and the last pop (``current``), for a reload."""
 
@@ -58,7 +62,7 @@ class ScreenPop:
         self.dialer_cid = _cid_number(app.config.dialer.caller_id)
         self._order = asyncio.Lock()
         if gateway is not None:
-            gateway.subscribe(self.on_ami)
+            gateway.subscribe(self.on_ami, EVENTS, self.dialer.VARIABLES)
 
     def shown_to(self, username: str, uniqueid: str) -> bool:
         """Was this call popped on this user's screen (since the web started)?"""

@@ -49,7 +49,7 @@ class Rig:
         self.gw = AmiGateway("127.0.0.1", self.server.port, "bridge", "bridge-secret",
                              clock=self.clock, **self.gw_kw)
         self.server.lockstep(self.gw)
-        self.gw.subscribe(lambda m, t: self.events.append((m, t)))
+        self.gw.subscribe(lambda m, t: self.events.append((m, t)), "*")
         await self.gw.start()
         return self
 
@@ -110,7 +110,7 @@ async def test_exception_in_subscriber_does_not_kill_the_connection():
             calls.append(msg.event)
             raise RuntimeError("bug in a subscriber")
 
-        r.gw.subscribe(bad)
+        r.gw.subscribe(bad, "*")
         await r.gw.wait_connected(5)
         await asyncio.wait_for(r.server.finished.wait(), 20)
         await r.server.sync()

@@ -114,7 +114,7 @@ async def test_shutdown_event_ends_the_link():
     lost = []
     async with Rig("12-reload-and-shutdown.ami") as r:  # the server does NOT close
         r.gw.on_disconnect(lost.append)
-        r.gw.subscribe(lambda m, t: m.event == "Shutdown" and lost.append(m.event))
+        r.gw.subscribe(lambda m, t: m.event == "Shutdown" and lost.append(m.event), ("Shutdown",))
         await r.gw.wait_connected(5)
         await until(lambda: len(lost) == 2)
         assert isinstance(lost[0], float) and lost[1] == "Shutdown"

@@ -211,7 +211,7 @@ async def test_crash_restart_never_redials_within_retry_delay(db):
     await d1.run_once()
     assert len(gw.originates) == 2
     # crash: d1 vanishes without its responses; a new process with the same name starts
-    gw.subscribers.clear()
+    gw.routes.clear()
     clock.advance(10)
     d2 = make(db, clock, gw, instance="box1")
     await d2.start()
@@ -240,7 +240,7 @@ async def test_stale_attempts_of_a_dead_instance_are_reconciled(db):
     dead = make(db, clock, gw, instance="dead")
     await dead.start()
     await dead.run_once()
-    gw.subscribers.clear()
+    gw.routes.clear()
     other = make(db, clock, gw, instance="other")
     await other.start()                       # not its attempt, not stale yet: left alone
     assert db.call(lambda s: s.get(Attempt, 1).state) == "dialing"

@@ -40,7 +40,8 @@ async def test_call_answered_during_an_ami_outage_is_recorded_after_reconnect(db
     s = Settings(directory=tmp_path / "pbx" / "recordings", spool_dir=Path(SPOOL), finalize_delay=1.0)
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
     monitors = []
-    gw.subscribe(lambda m, t: monitors.append((m["Uniqueid"], t)) if m.event == "MixMonitorStart" else None)
+    gw.subscribe(lambda m, t: monitors.append((m["Uniqueid"], t)) if m.event == "MixMonitorStart" else None,
+                 ("MixMonitorStart",))
     await comp.start()
     finalized = {}
     comp.subscribe(lambda what, rid, uid, st: finalized.setdefault(uid, rid) if what == "finalized" else None)

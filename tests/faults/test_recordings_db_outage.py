@@ -76,7 +76,8 @@ async def test_every_call_answered_during_a_90s_database_lock_is_recorded(db, tm
     comp = capture.RecordingsComponent(s, db=locked, clock=clock, gateway=gw)
     connects, monitors = {}, {}
     gw.subscribe(lambda m, t: connects.setdefault(m["Uniqueid"], t) if m.event == "AgentConnect" else
-                 monitors.setdefault(m["Uniqueid"], t) if m.event == "MixMonitorStart" else None)
+                 monitors.setdefault(m["Uniqueid"], t) if m.event == "MixMonitorStart" else None,
+                 ("AgentConnect", "MixMonitorStart"))
     finalized: dict[str, int] = {}
     comp.subscribe(lambda what, rid, uid, status: finalized.setdefault(uid, rid) if what == "finalized" else None)
     await comp.start()

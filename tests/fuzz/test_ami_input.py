@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 
 from callcenter.ami.codec import MAX_MESSAGE_BYTES, Message, Parser, ProtocolError, encode
 from callcenter.ami.gateway import AmiGateway
+from callcenter.ami.interest import Interest, Routes
+from callcenter.queuecalls import reducer as queue_reducer
 from callcenter.queuecalls.reducer import ReducerConfig, TrackerState, evict, reduce
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,6 +103,59 @@ def test_oversized_garbage_is_a_protocol_error_and_the_parser_recovers():
     assert [m.headers for m in p.feed(b"\r\n\r\nEvent: Ping\r\n\r\n")] == [[("Event", "Ping")]]
 
 
+# -- the parser's filter: an event nobody declared is left unbuilt, nothing else changes --------
+_ROUTES = Routes(always=("FullyBooted", "Shutdown"))
+_ROUTES.add(print, Interest.declared(print, ("Hangup", "QueueEntry"), ("QUEUESTATUS", "IVR_SESSION")))
+_first = st.sampled_from(["Event: VarSet", "Event: Newexten", "Event: Hangup", "Event: DeviceStateChange",
+                          "Event: Shutdown", "Event: SHUTDOWN", "Event: shutdown", "Event: QueueEntry",
+                          "Event: FullyBooted", "Event: VarSet ", "event: VarSet", "Event:VarSet",
+                          "Response: Success", "Uniqueid: 1.1"])
+_line = st.sampled_from(["Variable: QUEUESTATUS", "Variable: BRIDGEPEER", "variable: IVR_SESSION",
+                         "VARIABLE: QUEUESTATUS", "Variable:QUEUESTATUS", "Variable: ", "Variable: IVR_SESSION",
+                         "ActionID: 1", "actionid: 2", "CommandID: 3", "Uniqueid: 1.1", "Value: 张三",
+                         "Value: a\x00b", "Privilege: call,all", "bare line", ""])
+_eol = st.sampled_from(["\r\n", "\r\n", "\r\n", "\n"])
+_message = st.builds(lambda first, lines, eols: "".join(x + e for x, e in zip([first, *lines], eols)),
+                     _first, st.lists(_line, max_size=6), st.lists(_eol, min_size=8, max_size=8))
+
+
+@FUZZ
+@given(msgs=st.lists(st.tuples(_message, _eol), max_size=12), cuts=st.lists(st.integers(0, 10_000), max_size=8),
+       ids=st.booleans())
+def test_filtered_parse_is_the_full_parse_less_undeclared_events(msgs, cuts, ids):
+    """With the filter, every message is built exactly as without it, or is ``None``, and then
+    it is an event no subscriber declared: not a Shutdown (any case), a VarSet whose variables
+    nobody named, and (an action in flight) one without an ActionID/CommandID."""
+    stream = "".join(m + eol for m, eol in msgs).encode()
+    flt = _ROUTES.filter_ids if ids else _ROUTES.filter
+    full, filtered = Parser(), Parser()
+    want, got = [], []
+    for chunk in split_at(stream, cuts):
+        want += full.feed(chunk)
+        got += filtered.feed(chunk, flt)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if g is not None:
+            assert g.headers == w.headers
+            continue
+        name = w.headers[0][1]
+        assert w.headers[0][0] == "Event" and name.lower() != "shutdown"
+        assert name not in _ROUTES.always and _ROUTES.for_event(name, w) == ()
+        if ids:
+            assert not any(k.lower() in ("actionid", "commandid") for k, _ in w.headers)
+
+
+def test_the_filter_skips_what_nobody_declared():
+    """The property above holds trivially if nothing is ever skipped: it is, and the rest not."""
+    text = ("Event: Newexten\r\nUniqueid: 1\r\n\r\nEvent: VarSet\r\nVariable: BRIDGEPEER\r\n\r\n"
+            "Event: VarSet\r\nVariable: QUEUESTATUS\r\n\r\nEvent: Hangup\r\n\r\n"
+            "Event: QueueParams\r\nActionID: 7\r\n\r\nEvent: SHUTDOWN\r\n\r\n")
+    names = [None if m is None else m.event for m in Parser().feed(text.encode(), _ROUTES.filter)]
+    assert names == [None, None, "VarSet", "Hangup", None, "SHUTDOWN"]
+    names = [None if m is None else m.event for m in Parser().feed(text.encode(), _ROUTES.filter_ids)]
+    assert names == [None, None, "VarSet", "Hangup", "QueueParams", "SHUTDOWN"]
+
+
 # -- the reducer: right event names, junk values -------------------------------------------
 EVENTS = ["QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect",
           "AgentComplete", "VarSet", "Newexten", "HangupRequest", "SoftHangupRequest", "Hangup",
@@ -167,9 +224,12 @@ class GarbageAmi:
         await self.server.wait_closed()
 
 
-async def test_gateway_survives_garbage_over_tcp():
+@pytest.mark.parametrize("declared", [True, False], ids=["filtered", "every-event"])
+async def test_gateway_survives_garbage_over_tcp(declared):
     """120 garbage bursts, each followed by a marker event: every marker arrives (same link
-    or after a reconnect), the gateway never stops, subscribers never see an exception."""
+    or after a reconnect), the gateway never stops, subscribers never see an exception.
+    Filtered: the subscribers declare what they read, as the service's do (the parser skips
+    the rest); every-event: nothing is skipped, the reducer sees every junk event too."""
     srv = GarbageAmi()
     await srv.start()
     gw = AmiGateway("127.0.0.1", srv.port, "bridge", "secret", clock=reactor, ping_interval=3600,
@@ -181,9 +241,10 @@ async def test_gateway_survives_garbage_over_tcp():
         events.append(msg)
         if msg.event == "UserEvent":
             seen.append(msg.get("UserEvent"))
-    gw.subscribe(on_event)
+    gw.subscribe(on_event, ("UserEvent",) if declared else "*")
     state = TrackerState(ReducerConfig())  # the real reducer sees the junk events too
-    gw.subscribe(lambda msg, t: reduce(state, msg, t))
+    gw.subscribe(lambda msg, t: reduce(state, msg, t),
+                 *((queue_reducer.EVENTS, queue_reducer.VARIABLES) if declared else ("*",)))
     rng = random.Random(10)
     loop = asyncio.get_running_loop()
     bursts: list[bytes] = []

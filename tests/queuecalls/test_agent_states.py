@@ -161,7 +161,8 @@ async def test_simulated_agent_on_call_wrap_up_available(db, tmp_path):
     notes: list[tuple[float, MemberChanged]] = []
     tracker.subscribe(lambda fact: notes.append((clock.seconds(), fact)), MemberChanged)
     member_events = []
-    gw.subscribe(lambda msg, t: member_events.append(msg) if msg.event == "QueueMemberStatus" else None)
+    gw.subscribe(lambda msg, t: member_events.append(msg) if msg.event == "QueueMemberStatus" else None,
+                 ("QueueMemberStatus",))
     drv = Stepper(clock, [pbx], gw, tracker)
     await tracker.start()
     await gw.start()

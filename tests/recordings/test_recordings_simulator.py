@@ -48,7 +48,8 @@ async def test_answered_call_recorded_catalogued_and_verified(db, tmp_path):
     pbx.globals["AGENT_SAY"] = "hello-world"  # the agent greets: the only audio a Local channel carries
     seen = []
     gw.subscribe(lambda m, t: seen.append(m) if m.event in ("MixMonitorStart", "MixMonitorStop", "Hangup",
-                                                             "AgentConnect", "VarSet") else None)
+                                                             "AgentConnect", "VarSet") else None,
+                 ("MixMonitorStart", "MixMonitorStop", "Hangup", "AgentConnect", "VarSet"))
     comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
     await comp.start()
     try:
@@ -113,7 +114,7 @@ async def test_policy_and_outbound_campaign_through_the_simulator(db, tmp_path):
         comp.subscribe(lambda what, rid, uid, status: finalized.done() or what != "finalized"
                        or finalized.set_result(uid))
         gw.subscribe(lambda m, t: caller_gone.done() or m.event != "Hangup"
-                     or m.get("Uniqueid") != call.uniqueid or caller_gone.set_result(t))
+                     or m.get("Uniqueid") != call.uniqueid or caller_gone.set_result(t), ("Hangup",))
         uid = await asyncio.wait_for(finalized, 40)
         await asyncio.wait_for(caller_gone, 40)
         await comp.idle()

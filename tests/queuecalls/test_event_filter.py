@@ -1,0 +1,135 @@
+"""The events the consumers declare, over every recorded trace: what nobody declared is never
+built (so it cannot reach the reducer or the store), everything declared arrives, and the
+stored queue calls are the same as with nothing filtered."""
+from __future__ import annotations
+
+import pytest
+
+from callcenter.ami import codec
+from callcenter.ami.gateway import AmiGateway
+from callcenter.ami.interest import Interest, SubscriptionError
+from callcenter.ami.tracefile import traces_dir
+from callcenter.queuecalls import reducer
+from callcenter.queuecalls import tracker as tracker_module
+from callcenter.queuecalls.tracker import QueueCallsTracker
+from callcenter.sites import Sites
+
+TRACES = sorted(p.name for p in traces_dir().glob("*.ami") if p.name != "09-login-failure.ami")
+TRACKER = Interest(reducer.EVENTS, reducer.VARIABLES)
+
+
+def _row(r) -> tuple:
+    return (r.uniqueid, r.queue, r.leg, r.outcome, r.caller_number, r.caller_name, r.entered_at,
+            r.answered_at, r.ended_at, r.wait_seconds, r.agent, r.talk_seconds, r.ivr_session_id, r.gap)
+
+
+async def _replay(bridge, name: str, monkeypatch, *, every: bool) -> dict:
+    """Replay ``name``; what the parser built, what the tracker was handed, the stored rows.
+    ``every``: the tracker subscribes to every event, as it did before declarations (and
+    one more subscriber records them): a reducer that reads an event it does not declare
+    would store something else."""
+    built: list = []
+    received: list = []
+    feed, on_event = codec.Parser.feed, QueueCallsTracker.on_event
+
+    def spy_feed(self, data, skip=None):
+        out = feed(self, data, skip)
+        if self.expect_banner:  # the gateway's parser (the replay server parses with its own)
+            built.extend(out)
+        return out
+
+    def spy_event(self, msg, t):
+        received.append(msg.headers)
+        on_event(self, msg, t)
+
+    monkeypatch.setattr(codec.Parser, "feed", spy_feed)
+    monkeypatch.setattr(QueueCallsTracker, "on_event", spy_event)
+    if every:
+        monkeypatch.setattr(tracker_module, "EVENTS", "*")
+    everything: list = []
+    async with bridge(name) as b:
+        if every:
+            b.gw.subscribe(lambda m, t: everything.append(m), "*")
+        await b.until(lambda: b.gw.connects >= 1, 5)
+        await b.replayed()
+        rows = sorted(_row(r) for r in await b.settle())
+        events = b.gw.events_received
+    monkeypatch.undo()
+    return {"built": built, "received": received, "rows": rows, "events": events, "everything": everything}
+
+
+@pytest.mark.parametrize("name", TRACES)
+async def test_declared_events_arrive_and_the_rest_is_never_built(bridge, monkeypatch, name):
+    shipped = await _replay(bridge, name, monkeypatch, every=False)
+    full = await _replay(bridge, name, monkeypatch, every=True)
+    # the tracker got exactly the events of the whole stream that it declared, in order, and
+    # stored what it stores when it reads every event
+    assert full["received"] == [m.headers for m in full["everything"]]
+    declared = [m.headers for m in full["everything"] if TRACKER.wants(m.event, tuple(m.getall("Variable")))]
+    assert shipped["received"] == declared
+    assert shipped["rows"] == full["rows"]
+    assert shipped["events"] == full["events"] == len(full["everything"])
+    # nothing undeclared was built: not by the tracker, nor the gateway (FullyBooted, Shutdown),
+    # except the list items of an action in flight (QueueStatus, CoreShowChannels...)
+    skipped = sum(1 for m in shipped["built"] if m is None)
+    for m in shipped["built"]:
+        if m is not None and m.headers[0][0] == "Event" and not m.has_id:
+            assert TRACKER.wants(m.event, tuple(m.getall("Variable"))) or m.event in ("FullyBooted", "Shutdown")
+    undeclared = [m for m in full["everything"] if not TRACKER.wants(m.event, tuple(m.getall("Variable")))
+                  and m.event not in ("FullyBooted", "Shutdown")]
+    # an undeclared event with an ActionID is built while an action is in flight (it may be its answer)
+    assert len([m for m in undeclared if not m.has_id]) <= skipped <= len(undeclared)
+
+
+def test_the_filter_is_large_on_a_real_call():
+    """Trace 01 (one answered call): most of its events matter to no queue-call consumer."""
+    from callcenter.ami.tracefile import read_ami
+
+    events = [e for e in read_ami(traces_dir() / "01-inbound-answered.ami").events]
+    kept = [m for m in events if TRACKER.wants(m.event, tuple(m.getall("Variable")))]
+    assert len(events) > 150 and len(kept) < len(events) / 3
+
+
+def test_a_subscriber_declaring_nothing_is_refused_naming_it():
+    gw = AmiGateway("127.0.0.1", 1, "u", "s", clock=None)
+
+    def on_event(msg, t):
+        pass
+
+    for events, variables in ((None, ()), ((), ()), ([], [])):
+        with pytest.raises(SubscriptionError, match="on_event declares no events"):
+            gw.subscribe(on_event, events, variables)
+    with pytest.raises(SubscriptionError, match="collections of names"):
+        gw.subscribe(on_event, "Hangup")
+    tracker = QueueCallsTracker(None, None)
+    with pytest.raises(SubscriptionError, match="QueueCallsTracker.resync declares no events"):
+        Sites(["default"]).ami.subscribe(tracker.resync)
+    gw.subscribe(on_event, (), ("IVR_SESSION",))  # only VarSets of a variable: a declaration
+    gw.subscribe(on_event, "*")
+
+
+def test_routes_deliver_by_name_and_variable_in_subscription_order():
+    from callcenter.ami.codec import Message
+    from callcenter.ami.interest import Routes
+
+    r = Routes(always=("FullyBooted",))
+    a, b, c, d = (lambda m, t: None for _ in range(4))
+    r.add(a, Interest.declared(a, ("Hangup",), ("IVR_SESSION",)))
+    r.add(b, Interest.declared(b, "*"))
+    r.add(c, Interest.declared(c, ("VarSet", "Hangup")))
+    r.add(d, Interest.declared(d, (), ("QUEUESTATUS", "")))
+
+    def to(*headers):
+        m = Message(list(headers))
+        return r.for_event(m.event, m)
+    assert to(("Event", "Hangup")) == (a, b, c)
+    assert to(("Event", "Newexten")) == (b,)
+    assert to(("Event", "FullyBooted")) == (b,)
+    assert to(("Event", "VarSet"), ("Variable", "IVR_SESSION")) == (a, b, c)
+    assert to(("Event", "VarSet"), ("Variable", "BRIDGEPEER")) == (b, c)
+    assert to(("Event", "VarSet")) == (b, c, d)  # no Variable header: the variable ""
+    assert to(("Event", "VarSet"), ("Variable", "X"), ("variable", "QUEUESTATUS")) == (b, c, d)
+    r.remove(b)
+    assert to(("Event", "Newexten")) == () and r.filter is not None
+    assert r.filter.events == {"Hangup", "VarSet", "FullyBooted"}
+    assert r.filter.variables == {"IVR_SESSION", "QUEUESTATUS", ""}
