@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.base import Base
@@ -22,6 +22,7 @@ class QueueCall(Base):
         UniqueConstraint("server", "uniqueid", "queue", "leg", name="uq_queue_calls_key"),
         Index("ix_queue_calls_queue_entered", "queue", "entered_at"),
         Index("ix_queue_calls_direction_entered", "direction", "entered_at"),
+        Index("ix_queue_calls_agent_entered", "agent", "entered_at"),  # agent-filtered reports
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -59,6 +60,98 @@ class QueueCall(Base):
     rating_level: Mapped[str] = mapped_column(String(12), server_default="")  # satisfied|neutral|unsatisfied
     rated_at: Mapped[dt.datetime | None]
     rating_session_id: Mapped[int | None] = mapped_column(Integer)  # the ivr_sessions row that asked
+
+
+class _RollupCounters:
+    """The counters of a group of inbound queue calls (``report_queries._aggregates``, one
+    column each) and the waits of its known-outcome calls, sorted, as big-endian float64
+    (``waits``: the exact nearest-rank p90 of any union of groups)."""
+
+    answered: Mapped[int] = mapped_column(Integer)
+    abandoned: Mapped[int] = mapped_column(Integer)
+    short: Mapped[int] = mapped_column(Integer)
+    timeouts: Mapped[int] = mapped_column(Integer)
+    redirected: Mapped[int] = mapped_column(Integer)
+    within: Mapped[int] = mapped_column(Integer)
+    unans_within: Mapped[int] = mapped_column(Integer)
+    gaps: Mapped[int] = mapped_column(Integer)
+    answered_wait: Mapped[float] = mapped_column(Float)
+    max_wait: Mapped[float | None] = mapped_column(Float)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QueueCallRollup(_RollupCounters, Base):
+    """The inbound queue calls of one server and queue that entered in one 15-minute UTC
+    slot (``slot``: its start, epoch seconds), counted: what the period reports read
+    instead of the calls (:mod:`.rollups`).  Every real time zone's offset is whole
+    quarter hours, so a local hour, half hour or day is a set of whole slots."""
+
+    __tablename__ = "queue_call_rollups"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    talk_sum: Mapped[float] = mapped_column(Float)
+    talk_n: Mapped[int] = mapped_column(Integer)
+    # the answer-time histogram (report_queries.BUCKETS): a<i> answered, b<i> abandoned
+    a0: Mapped[int] = mapped_column(Integer)
+    a1: Mapped[int] = mapped_column(Integer)
+    a2: Mapped[int] = mapped_column(Integer)
+    a3: Mapped[int] = mapped_column(Integer)
+    a4: Mapped[int] = mapped_column(Integer)
+    a5: Mapped[int] = mapped_column(Integer)
+    a6: Mapped[int] = mapped_column(Integer)
+    a7: Mapped[int] = mapped_column(Integer)
+    a8: Mapped[int] = mapped_column(Integer)
+    b0: Mapped[int] = mapped_column(Integer)
+    b1: Mapped[int] = mapped_column(Integer)
+    b2: Mapped[int] = mapped_column(Integer)
+    b3: Mapped[int] = mapped_column(Integer)
+    b4: Mapped[int] = mapped_column(Integer)
+    b5: Mapped[int] = mapped_column(Integer)
+    b6: Mapped[int] = mapped_column(Integer)
+    b7: Mapped[int] = mapped_column(Integer)
+    b8: Mapped[int] = mapped_column(Integer)
+
+
+class QueueCallAgentRollup(_RollupCounters, Base):
+    """The answered inbound calls one agent took in one queue on one UTC day (``day``: its
+    start, epoch seconds): the answer-times report's "By agent" (:mod:`.rollups`)."""
+
+    __tablename__ = "queue_call_agent_rollups"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+
+
+class RollupSettings(Base):
+    """What the rollups were counted with (one row): the answer target and the short-abandon
+    limit are part of their counters' meaning, so a report with other settings is refused."""
+
+    __tablename__ = "queue_call_rollup_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_target_seconds: Mapped[float] = mapped_column(Float)
+    short_abandon_seconds: Mapped[float] = mapped_column(Float)
+
+
+class RollupDirty(Base):
+    """Rollup rows whose calls changed and that are not recounted yet: written by triggers on
+    ``queue_calls`` (migration 0999), so no write can skip them; recounted and removed in the
+    writer's own transaction (:func:`.rollups.settle`).  ``kind`` "q": a
+    :class:`QueueCallRollup` (``agent`` empty, ``slot`` its slot); "a": a
+    :class:`QueueCallAgentRollup` (``slot`` its day)."""
+
+    __tablename__ = "queue_call_rollup_dirty"
+
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class AmiOutage(Base):
