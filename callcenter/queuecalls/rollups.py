@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import BigInteger, and_, case, cast, delete, exists, func, insert, literal_column, select
+from sqlalchemy import BigInteger, and_, case, cast, delete, exists, func, insert, literal_column, select, tuple_
 from sqlalchemy.sql import ColumnElement
 
 from ..store.db import MigrationRequired
@@ -144,10 +143,11 @@ def slot_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnEleme
     (rebuild, settle, and a report's partial slots at its period's edges)."""
     c = QueueCall.__table__.c
     aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
-    cols = ([c.server] if by_server else []) + [c.queue, slot_of(dialect, c.entered_at, SLOT).label("slot")]
+    slot = slot_of(dialect, c.entered_at, SLOT)  # grouped by itself: literals only, so PostgreSQL matches it
+    cols = ([c.server] if by_server else []) + [c.queue, slot.label("slot")]
     q = select(*cols, *[v.label(k) for k, v in aggs.items()], packed_waits(dialect, c).label("waits"))
     q = q.where(c.direction == "inbound", *where)
-    return q.group_by(*([c.server] if by_server else []), c.queue, literal_column("slot"))
+    return q.group_by(*([c.server] if by_server else []), c.queue, slot)
 
 
 def agent_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElement] = (),
@@ -156,10 +156,11 @@ def agent_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElem
     definition of a :class:`QueueCallAgentRollup` row (``report_queries.by_agent``'s calls)."""
     c = QueueCall.__table__.c
     aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, False)
-    cols = ([c.server] if by_server else []) + [c.queue, c.agent, slot_of(dialect, c.entered_at, DAY).label("day")]
+    day = slot_of(dialect, c.entered_at, DAY)
+    cols = ([c.server] if by_server else []) + [c.queue, c.agent, day.label("day")]
     q = select(*cols, *[v.label(k) for k, v in aggs.items()], packed_waits(dialect, c).label("waits"))
     q = q.where(c.direction == "inbound", c.outcome.in_(stats.ANSWERED), c.agent != "", *where)
-    return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, literal_column("day"))
+    return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, day)
 
 
 def _columns(q) -> list[str]:
@@ -233,51 +234,58 @@ def rebuild(conn, settings: Settings) -> tuple[int, int]:
             conn.execute(select(func.count()).select_from(QueueCallAgentRollup)).scalar_one())
 
 
-def _runs(slots: list[int], size: int) -> list[tuple[int, int]]:
-    """Sorted slot starts -> ``[(from, to), ...]`` of consecutive ones."""
-    out: list[list[int]] = []
-    for s in sorted(slots):
-        if out and out[-1][1] == s:
-            out[-1][1] = s + size
-        else:
-            out.append([s, s + size])
-    return [(a, b) for a, b in out]
+def _slot_start(dialect: str, epoch: ColumnElement) -> ColumnElement:
+    """Epoch seconds as what ``entered_at`` compares with (SQLite: UTC text; the stored text's
+    fraction sorts it after the whole second, so ``>=``/``<`` bounds stay exact)."""
+    if dialect == "postgresql":
+        return func.to_timestamp(epoch)
+    return func.datetime(epoch, "unixepoch")
+
+
+_RECOUNT: dict[tuple[str, Settings], tuple] = {}
+
+
+def _recount_statements(dialect: str, settings: Settings) -> tuple:
+    """(delete, insert) of the dirty slot rows and of the dirty agent-day rows: each one
+    statement over the marks joined to their calls (built once: building costs more than
+    running)."""
+    key = (dialect, settings)
+    if key in _RECOUNT:
+        return _RECOUNT[key]
+    c = QueueCall.__table__.c
+    d = RollupDirty.__table__.alias("d")
+    r, ar = QueueCallRollup.__table__, QueueCallAgentRollup.__table__
+    marked_q = select(d.c.server, d.c.queue, d.c.slot).where(d.c.kind == "q")
+    marked_a = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "a")
+    q = slot_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+        d.c.kind == "q", d.c.server == c.server, d.c.queue == c.queue,
+        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + SLOT)))
+    a = agent_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+        d.c.kind == "a", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
+        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
+           insert(r).from_select(_columns(q), q),
+           delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
+           insert(ar).from_select(_columns(a), a))
+    _RECOUNT[key] = out
+    return out
 
 
 def settle(conn) -> int:
     """Recount the rollup rows the triggers marked dirty and clear the marks (the caller's
-    transaction); returns how many were marked.  Cheap when none are: one indexed DELETE."""
-    marks = conn.execute(delete(RollupDirty).returning(
-        RollupDirty.kind, RollupDirty.server, RollupDirty.queue, RollupDirty.agent, RollupDirty.slot)).all()
+    transaction); returns how many were marked.  Cheap when none are: one SELECT.
+
+    On PostgreSQL the marks are locked first: a concurrent settle of the same marks (another
+    server's writer meeting a mark left by a hand-made fix) waits, then finds them gone."""
+    marks = conn.execute(select(RollupDirty.kind).with_for_update()).all()
     if not marks:
         return 0
     settings = settings_for(conn)
     d = dialect_of(conn)
     register_functions(conn)
-    c = QueueCall.__table__.c
-    slots: dict[tuple[str, str], list[int]] = defaultdict(list)
-    agents: dict[tuple[str, str, int], list[str]] = defaultdict(list)
-    for kind, server, queue, agent, slot in marks:
-        if kind == "q":
-            slots[(server, queue)].append(int(slot))
-        else:
-            agents[(server, queue, int(slot))].append(agent)
-    r = QueueCallRollup
-    for (server, queue), ss in slots.items():
-        for a, b in _runs(ss, SLOT):
-            conn.execute(delete(r).where(r.server == server, r.queue == queue, r.slot >= a, r.slot < b))
-            q = slot_counts(d, settings, where=[c.server == server, c.queue == queue,
-                                                c.entered_at >= _ts(a), c.entered_at < _ts(b)])
-            conn.execute(insert(r).from_select(_columns(q), q))
-    ar = QueueCallAgentRollup
-    for (server, queue, day), names in agents.items():
-        for i in range(0, len(names), 500):
-            chunk = names[i:i + 500]
-            conn.execute(delete(ar).where(ar.server == server, ar.queue == queue, ar.day == day,
-                                          ar.agent.in_(chunk)))
-            q = agent_counts(d, settings, where=[c.server == server, c.queue == queue, c.agent.in_(chunk),
-                                                 c.entered_at >= _ts(day), c.entered_at < _ts(day + DAY)])
-            conn.execute(insert(ar).from_select(_columns(q), q))
+    for stmt in _recount_statements(d, settings):
+        conn.execute(stmt)
+    conn.execute(delete(RollupDirty))
     return len(marks)
 
 
