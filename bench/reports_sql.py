@@ -92,24 +92,14 @@ def rebuild(url: str) -> float:
 
 def cached_sqlite(n: int) -> Path:
     """The calls in a SQLite file at this code's schema head (named by it, so a run of other code
-    never migrates the file under another's feet); made from the generic cache when there is one."""
+    never migrates the file under another's feet).  Loaded with the triggers on; the bench's
+    rebuild then clears their marks."""
     head = "_".join(sorted(migrate.heads()))
     path = Path(tempfile.gettempdir()) / f"cc_bench_reports_{n}_{head}.sqlite"
     if path.exists():
         return path
     tmp = path.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
-    base = Path(tempfile.gettempdir()) / f"cc_bench_reports_{n}.sqlite"
-    if base.exists():  # the same calls (seeded), copied consistently, then migrated (0999 counts them)
-        src, dst = sqlite3.connect(base), sqlite3.connect(tmp)
-        src.backup(dst)
-        src.close()
-        dst.close()
-        db = Database(f"sqlite:///{tmp}")
-        migrate.upgrade(db.engine)
-        db.close()
-        tmp.rename(path)
-        return path
     db = Database(f"sqlite:///{tmp}")
     migrate.upgrade(db.engine)
     db.close()

@@ -2,13 +2,14 @@
 
 A period ``[since, until)`` is its whole 15-minute slots, read from ``queue_call_rollups``,
 and the parts of a slot at either end, counted from the calls with the same definition
-(:func:`.rollups.slot_counts`; a report of local days has none).  A slot maps to its local
-hour, half hour and day by the zone's UTC offset at its start (the offsets of the period,
-:func:`report_queries.offsets`, as integer SQL); every real zone changes offset on a quarter
-hour, a zone that does not is refused (:class:`ZoneNotQuarterHours`).  The database sums
-the counters per grouping set and concatenates the rows' sorted waits; the exact
-nearest-rank p90 of each group is one ``numpy.partition`` of its waits (C, a few ms for a
-million, so the web's event loop is not held up).
+(:func:`.rollups.slot_counts`; a report of local days has none).  One SELECT hands back
+each row's queue, slot, packed counters and sorted waits (four values a row: a year of
+8 queues is about 270,000 short rows); numpy adds them up per grouping set.  A slot maps
+to its local hour, half hour and day by the zone's UTC offset at its start (the offsets
+of the period, :func:`report_queries.offsets`); every real zone changes offset on a
+quarter hour, a zone that does not is refused (:class:`ZoneNotQuarterHours`).  The exact
+nearest-rank p90 of a group is one ``numpy.partition`` of its waits.  Every numpy call
+is short (a few ms for a million values), so the web's event loop is never held up.
 
 "By agent" reads ``queue_call_agent_rollups`` (UTC days) likewise.
 """
@@ -20,14 +21,14 @@ from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import BigInteger, case, func, literal, literal_column, select, tuple_, union_all
+from sqlalchemy import Integer, func, literal_column, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from . import report_queries as rq
 from . import rollups, stats
-from .models import QueueCall, QueueCallAgentRollup, QueueCallRollup
-from .rollups import DAY, SLOT
+from .models import QueueCall, QueueCallAgentRollup, QueueCallRollup, QueueCallRollupDay
+from .rollups import DAY, FLOATS, INTS, LAYOUT, SLOT
 
 
 class ZoneNotQuarterHours(ValueError):
@@ -76,27 +77,71 @@ def _filters(c, queue: str | None, server: str | None) -> list[ColumnElement]:
     return out
 
 
-def slot_source(session: Session, st: rollups.Settings, since, until, queue: str | None, server: str | None):
-    """The period's slot rows: ``queue, slot, <counters>, waits`` (rollups + partial slots)."""
+def _whole(size: int, a: int | None, b: int | None) -> tuple[int | None, int | None, list[tuple[int, int]]]:
+    """Slots ``[a, b)`` (None: open) as whole ``size`` units ``[da, db)`` and the slot ranges
+    at either end outside them."""
+    da = None if a is None else math.ceil(a / size) * size
+    db = None if b is None else math.floor(b / size) * size
+    if da is not None and db is not None and da >= db:
+        return 0, 0, [(a, b)]
+    ends = []
+    if a is not None and a < da:
+        ends.append((a, da))
+    if b is not None and db < b:
+        ends.append((db, b))
+    return da, db, ends
+
+
+def _range(col, a: int | None, b: int | None) -> list[ColumnElement]:
+    return ([] if a is None else [col >= a]) + ([] if b is None else [col < b])
+
+
+def _packed(d: str, by, slot, counts, waits):
+    """A part of the period in the one shape: (by, slots, counts, nwaits, waits)."""
+    n = func.length(waits) / literal_column("8", Integer)
+    return select(by, rollups.int64s(d, func.coalesce(slot, -1)), counts, rollups.int32s(d, n), waits)
+
+
+def _grouped_rows(session: Session, parts: list, by: str) -> list[tuple]:
+    """``(by, slots, counts, nwaits, waits)`` per value of ``by``, each the group's parts run
+    together by the database."""
     d = rollups.dialect_of(session)
-    r = QueueCallRollup.__table__.c
+    src = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("period")
+    c = list(src.c)
+    q = select(c[0], *[rollups.concat(d, x) for x in c[1:]]).group_by(c[0])
+    return session.execute(q).all()
+
+
+def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, server) -> list:
     c = QueueCall.__table__.c
-    probe = rollups.slot_counts(d, st, by_server=False)
-    names = [col.name for col in probe.selected_columns][2:]  # the counters and waits
-    a, b, edges = split(since, until, SLOT)
-    whole = select(r.queue, r.slot, *[r[n] for n in names]).where(*_filters(r, queue, server))
-    if a is not None:
-        whole = whole.where(r.slot >= a)
-    if b is not None:
-        whole = whole.where(r.slot < b)
-    parts = [whole] if a is None or b is None or a < b else []
-    for lo, hi in edges:
-        parts.append(rollups.slot_counts(d, st, by_server=False, where=[
-            c.entered_at >= lo, c.entered_at < hi, *_filters(c, queue, server)]))
+    out = []
+    ranges = [[c.entered_at >= lo, c.entered_at < hi] for lo, hi in edges]
     if since is None and until is None:  # an open period counts the calls without an entry time too
-        parts.append(rollups.slot_counts(d, st, by_server=False, where=[c.entered_at.is_(None),
-                                                                         *_filters(c, queue, server)]))
-    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("slots")
+        ranges.append([c.entered_at.is_(None)])
+    for where in ranges:
+        sub = counted(where=[*where, *_filters(c, queue, server)]).subquery()
+        out.append(_packed(d, sub.c[by], sub.c[key], sub.c.counts, sub.c.waits))
+    return out
+
+
+def _slot_rows(session, st, since, until, queue, server) -> list[tuple]:
+    """The period's slots per queue: packed days for its whole UTC days, slot rows for the rest
+    of its whole slots, and the calls for the parts of a slot at its ends."""
+    d = rollups.dialect_of(session)
+    r, rd = QueueCallRollup.__table__.c, QueueCallRollupDay.__table__.c
+    a, b, edges = split(since, until, SLOT)
+    parts = []
+    if a is None or b is None or a < b:
+        da, db, ends = _whole(DAY, a, b)
+        if da is None or db is None or da < db:
+            parts.append(select(rd.queue, rd.slots, rd.counts, rd.nwaits, rd.waits)
+                         .where(*_range(rd.day, da, db), *_filters(rd, queue, server)))
+        for lo, hi in ends:
+            parts.append(_packed(d, r.queue, r.slot, r.counts, r.waits)
+                         .where(*_range(r.slot, lo, hi), *_filters(r, queue, server)))
+    parts += _raw_parts(d, lambda where: rollups.slot_counts(d, st, by_server=False, where=where), "queue", "slot",
+                        since, until, edges, queue, server)
+    return _grouped_rows(session, parts, "queue")
 
 
 def _span(session: Session, since, until) -> tuple[dt.datetime, dt.datetime] | None:
@@ -112,124 +157,148 @@ def _span(session: Session, since, until) -> tuple[dt.datetime, dt.datetime] | N
     return lo, max(lo, hi)
 
 
-def _lit(v: float) -> ColumnElement:
-    return literal_column(str(int(v)), BigInteger)
-
-
-def local_epoch(col: ColumnElement, tz: ZoneInfo, lo: dt.datetime, hi: dt.datetime) -> ColumnElement:
-    """``slot`` + the zone's offset at it, as integer SQL (literals: PostgreSQL matches GROUP BY
-    expressions by their text)."""
+def local_epochs(slots: np.ndarray, tz: ZoneInfo, lo: dt.datetime, hi: dt.datetime) -> np.ndarray:
+    """Each slot start + the zone's UTC offset at it (epoch seconds of local wall time)."""
     spans = rq.offsets(tz, lo, hi)
     for i, (start, off) in enumerate(spans):
         if off % SLOT or (i and int(start.timestamp()) % SLOT):
             raise ZoneNotQuarterHours(f"time zone {tz.key}: UTC offset {off:+d} s from {start.isoformat()} is not "
                                       "whole quarter hours; the rollups cannot split its local hours")
-    lit = _lit
-    if len(spans) == 1:
-        return col + lit(spans[0][1])
-    return col + case(*[(col < lit(start.timestamp()), lit(prev))
-                        for (start, _), (_, prev) in zip(spans[1:], spans)], else_=lit(spans[-1][1]))
+    starts = np.array([int(start.timestamp()) for start, _ in spans[1:]], dtype=np.int64)
+    offs = np.array([off for _, off in spans], dtype=np.int64)
+    return slots + offs[np.searchsorted(starts, slots, side="right")]
 
 
-def _grouped(session: Session, src, keys: dict[str, ColumnElement], sets: Sequence[tuple[str, ...]],
-             sums: list[str]) -> dict[tuple[str, ...], dict[tuple, rq.Group]]:
-    """Counters summed, max of ``max_wait`` and the waits concatenated, per grouping set."""
-    d = rollups.dialect_of(session)
-    c = src.c
-    names = list(keys)
-    aggs = {k: (func.max(c[k]) if k == "max_wait" else func.sum(c[k])) for k in sums}
-    out: dict[tuple[str, ...], dict[tuple, rq.Group]] = {s_: {} for s_ in sets}
-    if d == "postgresql":
-        q = select(*[keys[k].label(k) for k in names], *[v.label(k) for k, v in aggs.items()],
-                   rollups.concat(d, c.waits).label("waits")).select_from(src)
-        if names:
-            q = q.add_columns(func.grouping(*[keys[k] for k in names]).label("gid"))
-            q = q.group_by(func.grouping_sets(*[tuple_(*[keys[k] for k in s_]) for s_ in sets]))
-        for m in session.execute(q).mappings():
-            s_ = rq._set_of(m["gid"], names, sets) if names else sets[0]
-            _put(out[s_], tuple(m[n] for n in s_), m, sums)
+class _Table:
+    """The period's rows as arrays: per row its group (``label``), slot (-1: none), counters
+    (n × 28 int32, n × 3 float64) and number of waits; the waits of every row in row order."""
+
+    def __init__(self, rows: list[tuple]):
+        self.labels = [r[0] for r in rows]
+        slots = [np.frombuffer(bytes(r[1]), dtype=">i8") for r in rows]
+        packed = [np.frombuffer(bytes(r[2]), dtype=LAYOUT) for r in rows]
+        self.waits_of = [np.frombuffer(bytes(r[4]), dtype=">f8") for r in rows]
+        self.slots = np.concatenate(slots).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+        self.label = np.repeat(np.arange(len(rows), dtype=np.int64), [len(x) for x in slots])
+        self.ints = (np.concatenate([p["i"] for p in packed]).astype(np.int32) if rows
+                     else np.zeros((0, len(INTS)), dtype=np.int32))
+        self.floats = (np.concatenate([p["f"] for p in packed]).astype(np.float64) if rows
+                       else np.zeros((0, len(FLOATS))))
+        self.nwaits = (np.concatenate([np.frombuffer(bytes(r[3]), dtype=">i4") for r in rows]).astype(np.int64)
+                       if rows else np.zeros(0, dtype=np.int64))
+        self.n = len(self.slots)
+
+    def waits(self) -> np.ndarray:
+        return (np.concatenate(self.waits_of).astype(np.float64) if self.waits_of
+                else np.zeros(0, dtype=np.float64))
+
+    def by_label(self) -> dict:
+        """One group per label (the queue or agent the SQL grouped by)."""
+        out = {}
+        for i, label in enumerate(self.labels):
+            keep = self.label == i
+            v = dict(zip(INTS, self.ints[keep].sum(axis=0, dtype=np.int64).tolist()))
+            v.update(zip(FLOATS[:2], self.floats[keep, :2].sum(axis=0).tolist()))
+            mx = np.fmax.reduce(self.floats[keep, 2]) if keep.any() else math.nan
+            out[label] = _group(v, None if math.isnan(mx) else float(mx), p90(self.waits_of[i].astype(np.float64)))
         return out
-    fine = select(*[keys[k].label(k) for k in names], *[v.label(k) for k, v in aggs.items()],
-                  rollups.concat(d, c.waits).label("waits")).select_from(src)
-    if names:
-        fine = fine.group_by(*[literal_column(k) for k in names])
-    f = fine.cte("fine").prefix_with("MATERIALIZED")
-    parts = []
-    for n, s_ in enumerate(sets):
-        part = select(literal(n).label("set_no"), *[(f.c[k] if k in s_ else literal(None)).label(k) for k in names],
-                      *[(func.max(f.c[k]) if k == "max_wait" else func.sum(f.c[k])).label(k) for k in sums],
-                      rollups.concat(d, f.c.waits).label("waits"))
-        if s_:
-            part = part.group_by(*[f.c[k] for k in s_])
-        parts.append(part)
-    for m in session.execute(union_all(*parts)).mappings():
-        s_ = sets[m["set_no"]]
-        _put(out[s_], tuple(m[n] for n in s_), m, sums)
-    return out
+
+    def groups(self, codes: np.ndarray, labels: Sequence, keep: np.ndarray | None = None) -> dict:
+        """``{label: Group}`` with rows grouped by ``codes`` (indices into ``labels``); rows where
+        ``keep`` is false are left out.  Short numpy calls only (bincount per counter, a radix
+        sort of 16-bit group numbers)."""
+        if not self.n:
+            return {}
+        g = len(labels)
+        weight = np.ones(self.n) if keep is None else keep.astype(np.float64)
+        code = np.where(keep, codes, 0) if keep is not None else codes
+        ints = np.stack([np.bincount(code, weights=self.ints[:, j] * weight, minlength=g) for j in range(len(INTS))],
+                        axis=1)
+        sums = np.stack([np.bincount(code, weights=self.floats[:, j] * weight, minlength=g) for j in range(2)], axis=1)
+        rows = np.arange(self.n) if keep is None else np.flatnonzero(keep)
+        c = code[rows].astype(np.int16) if g < 32767 else code[rows]
+        o = np.argsort(c, kind="stable")
+        order, c = rows[o], c[o]
+        present = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if len(c) else np.zeros(0, dtype=np.int64)
+        maxes = np.full(g, math.nan)
+        if len(c):
+            maxes[c[present]] = np.fmax.reduceat(self.floats[order, 2], present)
+        per_value = np.repeat(code, self.nwaits)
+        kept = np.repeat(np.ones(self.n, dtype=bool) if keep is None else keep, self.nwaits)
+        vals = self.waits()[kept]
+        vc = per_value[kept].astype(np.int16) if g < 32767 else per_value[kept]
+        vo = np.argsort(vc, kind="stable")
+        vals = vals[vo]
+        counts = np.bincount(vc, minlength=g)
+        ends = np.cumsum(counts)
+        out = {}
+        used = np.bincount(code[rows], minlength=g) > 0
+        for i, label in enumerate(labels):
+            if not used[i]:
+                continue
+            v = dict(zip(INTS, (int(x) for x in ints[i])))
+            v.update(zip(FLOATS[:2], sums[i].tolist()))
+            out[label] = _group(v, None if math.isnan(maxes[i]) else float(maxes[i]),
+                                p90(vals[ends[i] - counts[i]:ends[i]]))
+        return out
 
 
-def p90(waits: bytes | None) -> float | None:
-    """Nearest-rank 90th percentile (``stats.percentile``) of packed waits, exactly."""
-    n = len(waits or b"") // 8
+def p90(waits: np.ndarray) -> float | None:
+    """Nearest-rank 90th percentile (``stats.percentile``) of the waits, exactly."""
+    n = len(waits)
     if not n:
         return None
-    a = np.frombuffer(waits, dtype=">f8").astype(np.float64)
     k = max(1, math.ceil(90 / 100 * n))
-    return float(np.partition(a, k - 1)[k - 1])
+    return float(np.partition(waits, k - 1)[k - 1])
 
 
-def _put(groups: dict[tuple, rq.Group], key: tuple, m, sums: list[str]) -> None:
-    if None in key:  # calls without an entry time have no hour or day
-        return
-    # PostgreSQL sums integers to numeric: back to int (and the seconds to float)
-    t = stats.Totals(**{k: int(m[k] or 0) for k in rq.COUNTERS if k != "answered_wait"},
-                     answered_wait=float(m["answered_wait"] or 0.0))
-    g = rq.Group(totals=t, max_wait=m["max_wait"], p90_wait=p90(m["waits"]))
-    if "calls" in sums:
-        g.calls, g.talk_sum, g.talk_n = int(m["calls"] or 0), float(m["talk_sum"] or 0.0), int(m["talk_n"] or 0)
-        g.dist = [[int(m[f"a{i}"] or 0), int(m[f"b{i}"] or 0)] for i in range(len(rq.BUCKETS))]
-    groups[key] = g
+def _group(v: dict, max_wait: float | None, p90_wait: float | None) -> rq.Group:
+    t = stats.Totals(**{k: int(v[k]) for k in rq.COUNTERS if k != "answered_wait"},
+                     answered_wait=float(v["answered_wait"]))
+    g = rq.Group(totals=t, max_wait=max_wait, p90_wait=p90_wait)
+    g.calls, g.talk_sum, g.talk_n = int(v["calls"]), float(v["talk_sum"]), int(v["talk_n"])
+    g.dist = [[int(v[f"a{i}"]), int(v[f"b{i}"])] for i in range(len(rq.BUCKETS))]
+    return g
+
+
+def _by_local(t: _Table, session: Session, tz: ZoneInfo, since, until, fn) -> dict:
+    """Groups by ``fn(local epoch seconds)`` (an integer array), rows without a slot left out."""
+    span = _span(session, since, until)
+    known = t.slots >= 0
+    if span is None or not known.any():
+        return {}
+    keys = np.zeros(t.n, dtype=np.int64)
+    keys[known] = fn(local_epochs(t.slots[known], tz, *span))
+    uniq, codes = np.unique(keys[known], return_inverse=True)
+    full = np.zeros(t.n, dtype=np.int64)
+    full[known] = codes
+    return t.groups(full, uniq.tolist(), None if known.all() else known)
 
 
 def _day(n: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=int(n))).isoformat()
 
 
-SUMS = list(rq.COUNTERS) + ["max_wait"] + list(rq.EXTRAS)
-
-
 def period_figures(session: Session, since, until, tz: ZoneInfo, *, target: float, short_abandon: float,
                    queue: str | None, server: str | None, parts: Sequence[str]) -> rq.PeriodFigures:
     """:func:`report_queries.period_figures` (no agent filter) from the rollups."""
     st = ready(session, target, short_abandon)
-    src = slot_source(session, st, since, until, queue, server)
-    span = _span(session, since, until)
-    keys: dict[str, ColumnElement] = {}
-    if span is not None:
-        local = local_epoch(src.c.slot, tz, *span)
-        keys = {k: v for k, v in (("queue", src.c.queue), ("hour", (local % _lit(DAY)) // _lit(3600)),
-                                  ("day", local // _lit(DAY))) if k in parts}
-    else:
-        keys = {"queue": src.c.queue} if "queue" in parts else {}
-    sets = [(k,) if k != "whole" else () for k in rq.PARTS if k in parts and (k == "whole" or k in keys)]
-    g = _grouped(session, src, keys, sets, SUMS) if sets else {}
-    whole = g.get((), {}).get(()) or rq.Group()
-    return rq.PeriodFigures(whole, {k[0]: v for k, v in g.get(("queue",), {}).items()},
-                            {int(k[0]): v for k, v in g.get(("hour",), {}).items()},
-                            {_day(k[0]): v for k, v in g.get(("day",), {}).items()})
+    t = _Table(_slot_rows(session, st, since, until, queue, server))
+    whole = t.groups(np.zeros(t.n, dtype=np.int64), [()]).get(()) if "whole" in parts else None
+    by_queue = t.by_label() if "queue" in parts else {}
+    by_hour = _by_local(t, session, tz, since, until, lambda e: (e % DAY) // 3600) if "hour" in parts else {}
+    by_day = _by_local(t, session, tz, since, until, lambda e: e // DAY) if "day" in parts else {}
+    return rq.PeriodFigures(whole or rq.Group(), by_queue, {int(k): v for k, v in by_hour.items()},
+                            {_day(k): v for k, v in by_day.items()})
 
 
 def by_half_hour(session: Session, since, until, tz: ZoneInfo, *, target: float, short_abandon: float,
                  queue: str | None, server: str | None) -> dict[int, rq.Group]:
     """:func:`report_queries.by_half_hour` (no agent filter) from the rollups."""
     st = ready(session, target, short_abandon)
-    src = slot_source(session, st, since, until, queue, server)
-    span = _span(session, since, until)
-    if span is None:
-        return {}
-    half = (local_epoch(src.c.slot, tz, *span) % _lit(DAY)) // _lit(1800)
-    g = _grouped(session, src, {"slot": half}, [("slot",)], SUMS)
-    return {int(k[0]): v for k, v in g[("slot",)].items()}
+    t = _Table(_slot_rows(session, st, since, until, queue, server))
+    halves = _by_local(t, session, tz, since, until, lambda e: (e % DAY) // 1800)
+    return {int(k): v for k, v in halves.items()}
 
 
 def by_agent(session: Session, since, until, *, target: float, short_abandon: float, queue: str | None,
@@ -239,23 +308,25 @@ def by_agent(session: Session, since, until, *, target: float, short_abandon: fl
     d = rollups.dialect_of(session)
     r = QueueCallAgentRollup.__table__.c
     c = QueueCall.__table__.c
-    probe = rollups.agent_counts(d, st, by_server=False)
-    names = [col.name for col in probe.selected_columns][3:]
     a, b, edges = split(since, until, DAY)
-    whole = select(r.queue, r.agent, r.day, *[r[n] for n in names]).where(*_filters(r, queue, server))
-    if a is not None:
-        whole = whole.where(r.day >= a)
-    if b is not None:
-        whole = whole.where(r.day < b)
-    parts = [whole] if a is None or b is None or a < b else []
-    for lo, hi in edges:
-        parts.append(rollups.agent_counts(d, st, by_server=False, where=[
-            c.entered_at >= lo, c.entered_at < hi, *_filters(c, queue, server)]))
-    if since is None and until is None:
-        parts.append(rollups.agent_counts(d, st, by_server=False, where=[c.entered_at.is_(None),
-                                                                          *_filters(c, queue, server)]))
-    src = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("agent_days")
-    g = _grouped(session, src, {"agent": src.c.agent}, [("agent",)], list(rq.COUNTERS) + ["max_wait"])
-    return {k[0]: v for k, v in g[("agent",)].items()}
-
-
+    parts = []
+    if a is None or b is None or a < b:
+        parts.append(select(r.agent, r.counts, r.waits).where(*_range(r.day, a, b), *_filters(r, queue, server)))
+    ranges = [[c.entered_at >= lo, c.entered_at < hi] for lo, hi in edges]
+    if since is None and until is None:  # an open period counts the calls without an entry time too
+        ranges.append([c.entered_at.is_(None)])
+    for where in ranges:
+        sub = rollups.agent_counts(d, st, by_server=False, where=[*where, *_filters(c, queue, server)]).subquery()
+        parts.append(select(sub.c.agent, sub.c.counts, sub.c.waits))
+    src = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("period")
+    q = select(src.c.agent, rollups.concat(d, src.c.counts), rollups.concat(d, src.c.waits)).group_by(src.c.agent)
+    out = {}
+    for agent, counts, waits in session.execute(q):  # tens of agents: a few numpy calls each
+        packed = np.frombuffer(bytes(counts), dtype=LAYOUT)
+        v = dict(zip(INTS, packed["i"].sum(axis=0, dtype=np.int64).tolist()))
+        f = packed["f"].astype(np.float64)
+        v.update(zip(FLOATS[:2], f[:, :2].sum(axis=0).tolist()))
+        mx = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
+        out[agent] = _group(v, None if math.isnan(mx) else mx,
+                            p90(np.frombuffer(bytes(waits), dtype=">f8").astype(np.float64)))
+    return out

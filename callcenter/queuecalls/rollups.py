@@ -19,20 +19,30 @@ row says what they were counted with; :func:`check_settings` refuses others
 from __future__ import annotations
 
 import datetime as dt
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import BigInteger, and_, case, cast, delete, exists, func, insert, literal_column, select, tuple_
+import numpy as np
+from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cast, delete, exists, func, insert, literal_column,
+                        select, tuple_)
 from sqlalchemy.sql import ColumnElement
 
 from ..store.db import MigrationRequired
 from . import report_queries as rq
 from . import stats
-from .models import QueueCall, QueueCallAgentRollup, QueueCallRollup, RollupDirty, RollupSettings
+from .models import (QueueCall, QueueCallAgentRollup, QueueCallRollup, QueueCallRollupDay, RollupDirty,
+                     RollupSettings)
 
 SLOT = 900      # seconds: every real UTC offset is whole quarter hours
 DAY = 86400
+# ``counts``: these 28 counters as big-endian int32, then these 3 as float64 (max_wait NaN: none)
+INTS = ("answered", "abandoned", "short", "timeouts", "redirected", "within", "unans_within", "gaps", "calls",
+        "talk_n") + tuple(f"{x}{i}" for x in "ab" for i in range(len(rq.BUCKETS)))
+FLOATS = ("answered_wait", "talk_sum", "max_wait")
+LAYOUT = np.dtype([("i", ">i4", (len(INTS),)), ("f", ">f8", (len(FLOATS),))])
+_PACK = struct.Struct(f">{len(INTS)}i{len(FLOATS)}d")
 REBUILD_COMMAND = "callcenter report rebuild-rollups"
 # the columns of queue_calls a rollup counts: an UPDATE of any of them marks the rollup dirty
 COUNTED = ("server", "queue", "entered_at", "direction", "outcome", "wait_seconds", "gap", "agent",
@@ -80,28 +90,30 @@ class _Waits:
         return struct.pack(f">{len(self.v)}d", *self.v)
 
 
-class _Cat:
-    """SQLite aggregate: the concatenation of blobs (the waits of a union of rollup rows)."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def step(self, b: bytes | None) -> None:
-        if b:
-            self.parts.append(b)
-
-    def finalize(self) -> bytes:
-        return b"".join(self.parts)
+def _pack(*v) -> bytes:
+    n = len(INTS)
+    return _PACK.pack(*[int(x or 0) for x in v[:n]], float(v[n] or 0.0), float(v[n + 1] or 0.0),
+                      math.nan if v[n + 2] is None else float(v[n + 2]))
 
 
 def register_functions(conn) -> None:
-    """``cc_waits`` and ``cc_cat`` on a SQLite connection (no-op elsewhere)."""
+    """``cc_waits``, ``cc_counts``, ``cc_i64`` and ``cc_i32`` on a SQLite connection (no-op
+    elsewhere: PostgreSQL has ``string_agg``, ``int8send``, ``float8send``)."""
     if dialect_of(conn) == "sqlite":
         raw = _dbapi(conn)
         raw.create_aggregate("cc_waits", 1, _Waits)
-        raw.create_aggregate("cc_cat", 1, _Cat)
+        raw.create_function("cc_counts", len(INTS) + len(FLOATS), _pack, deterministic=True)
+        raw.create_function("cc_i64", 1, lambda v: struct.pack(">q", int(v)), deterministic=True)
+        raw.create_function("cc_i32", 1, lambda v: struct.pack(">i", int(v)), deterministic=True)
+
+
+def int64s(dialect: str, col: ColumnElement) -> ColumnElement:
+    """One integer as 8 big-endian bytes (to be run together with :func:`concat`)."""
+    return func.int8send(cast(col, BigInteger)) if dialect == "postgresql" else func.cc_i64(col)
+
+
+def int32s(dialect: str, col: ColumnElement) -> ColumnElement:
+    return func.int4send(cast(col, Integer)) if dialect == "postgresql" else func.cc_i32(col)
 
 
 def slot_of(dialect: str, col: ColumnElement, size: int) -> ColumnElement:
@@ -124,10 +136,50 @@ def packed_waits(dialect: str, c) -> ColumnElement:
     return func.cc_waits(case((keep, w)))
 
 
+def packed_counts(dialect: str, aggs: dict[str, ColumnElement]) -> ColumnElement:
+    """The group's counters as one ``counts`` value (:data:`LAYOUT`), in the database."""
+    if dialect == "postgresql":
+        parts = [func.int4send(cast(func.coalesce(aggs[k], 0), Integer)) for k in INTS]
+        parts += [func.float8send(cast(func.coalesce(aggs[k], 0.0), Float)) for k in FLOATS[:2]]
+        parts.append(func.float8send(func.coalesce(cast(aggs["max_wait"], Float), literal_column("'NaN'::float8"))))
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.op("||")(p)
+        return out
+    return func.cc_counts(*[aggs[k] for k in INTS + FLOATS])
+
+
+def unpack_counts(b: bytes) -> dict[str, float]:
+    """A ``counts`` value by name (max_wait None when no call had a known wait)."""
+    v = _PACK.unpack(bytes(b))
+    out = dict(zip(INTS + FLOATS, v))
+    if math.isnan(out["max_wait"]):
+        out["max_wait"] = None
+    return out
+
+
 def concat(dialect: str, col: ColumnElement) -> ColumnElement:
+    """A group's bytes values run together, in the database's C (every aggregate of one group
+    sees its rows in the same order, so the i-th piece of each belongs to the same row;
+    SQLite's ``group_concat`` keeps every byte, NULs included, and the cast makes it a BLOB)."""
     if dialect == "postgresql":
         return func.coalesce(func.string_agg(col, literal_column("''::bytea")), literal_column("''::bytea"))
-    return func.cc_cat(col)
+    return func.coalesce(cast(func.group_concat(col, ""), LargeBinary), literal_column("X''"))
+
+
+def day_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
+    """``SELECT server, queue, day, slots, counts, nwaits, waits`` packing slot rows per UTC
+    day: the definition of a :class:`QueueCallRollupDay` row."""
+    r = QueueCallRollup.__table__.c
+    n = literal_column(str(DAY), BigInteger)
+    day = r.slot - r.slot % n
+    q = select(r.server, r.queue, day.label("day"), concat(dialect, int64s(dialect, r.slot)).label("slots"),
+               concat(dialect, r.counts).label("counts"),
+               concat(dialect, int32s(dialect, func.length(r.waits) / literal_column("8", Integer))).label("nwaits"),
+               concat(dialect, r.waits).label("waits"))
+    if join is not None:
+        q = q.join_from(QueueCallRollup.__table__, *join)
+    return q.where(*where).group_by(r.server, r.queue, day)
 
 
 def unpack(b: bytes | None) -> list[float]:
@@ -145,7 +197,7 @@ def slot_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnEleme
     aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
     slot = slot_of(dialect, c.entered_at, SLOT)  # grouped by itself: literals only, so PostgreSQL matches it
     cols = ([c.server] if by_server else []) + [c.queue, slot.label("slot")]
-    q = select(*cols, *[v.label(k) for k, v in aggs.items()], packed_waits(dialect, c).label("waits"))
+    q = select(*cols, packed_counts(dialect, aggs).label("counts"), packed_waits(dialect, c).label("waits"))
     q = q.where(c.direction == "inbound", *where)
     return q.group_by(*([c.server] if by_server else []), c.queue, slot)
 
@@ -155,10 +207,10 @@ def agent_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElem
     """The same per (server, queue, agent, UTC day) over answered calls with an agent: the
     definition of a :class:`QueueCallAgentRollup` row (``report_queries.by_agent``'s calls)."""
     c = QueueCall.__table__.c
-    aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, False)
+    aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
     day = slot_of(dialect, c.entered_at, DAY)
     cols = ([c.server] if by_server else []) + [c.queue, c.agent, day.label("day")]
-    q = select(*cols, *[v.label(k) for k, v in aggs.items()], packed_waits(dialect, c).label("waits"))
+    q = select(*cols, packed_counts(dialect, aggs).label("counts"), packed_waits(dialect, c).label("waits"))
     q = q.where(c.direction == "inbound", c.outcome.in_(stats.ANSWERED), c.agent != "", *where)
     return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, day)
 
@@ -222,12 +274,14 @@ def rebuild(conn, settings: Settings) -> tuple[int, int]:
     returns (slot rows, agent-day rows)."""
     d = dialect_of(conn)
     register_functions(conn)
-    for t in (QueueCallRollup, QueueCallAgentRollup, RollupDirty):
+    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, RollupDirty):
         conn.execute(delete(t))
     _save_settings(conn, settings)
     c = QueueCall.__table__.c
     q = slot_counts(d, settings, where=[c.entered_at.is_not(None)])
     conn.execute(insert(QueueCallRollup).from_select(_columns(q), q))
+    q = day_rows(d)
+    conn.execute(insert(QueueCallRollupDay).from_select(_columns(q), q))
     q = agent_counts(d, settings, where=[c.entered_at.is_not(None)])
     conn.execute(insert(QueueCallAgentRollup).from_select(_columns(q), q))
     return (conn.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one(),
@@ -263,8 +317,16 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     a = agent_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
         d.c.kind == "a", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
         c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    n = literal_column(str(DAY), BigInteger)
+    days = select(d.c.server, d.c.queue, (d.c.slot - d.c.slot % n).label("day")).where(d.c.kind == "q").distinct()
+    rd = QueueCallRollupDay.__table__
+    m = days.subquery("m")
+    packed = day_rows(dialect, join=(m, and_(m.c.server == r.c.server, m.c.queue == r.c.queue, r.c.slot >= m.c.day,
+                                             r.c.slot < m.c.day + n)))
     out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
            insert(r).from_select(_columns(q), q),
+           delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
+           insert(rd).from_select(_columns(packed), packed),
            delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
            insert(ar).from_select(_columns(a), a))
     _RECOUNT[key] = out
@@ -311,11 +373,39 @@ def differences(conn) -> list[tuple[str, Any]]:
             a, b = want.get(k), have.get(k)
             if a is None or b is None or any(not _close(x, y) for x, y in zip(a, b)):
                 out.append((table.__tablename__, k))
+    # a packed day holds exactly its slot rows (in any order)
+    slots: dict[tuple, set] = {}
+    for m in conn.execute(select(QueueCallRollup.__table__)).mappings():
+        slots.setdefault((m["server"], m["queue"], m["slot"] - m["slot"] % DAY), set()).add(
+            (m["slot"], bytes(m["counts"]), bytes(m["waits"])))
+    days: dict[tuple, set] = {}
+    for m in conn.execute(select(QueueCallRollupDay.__table__)).mappings():
+        days[(m["server"], m["queue"], m["day"])] = set(unpack_day(m))
+    for k in sorted(set(slots) | set(days), key=str):
+        if slots.get(k) != days.get(k):
+            out.append((QueueCallRollupDay.__tablename__, k))
+    return out
+
+
+def unpack_day(m) -> list[tuple[int, bytes, bytes]]:
+    """A packed day's slot rows: ``[(slot, counts, waits), ...]``."""
+    slots = struct.unpack(f">{len(m['slots']) // 8}q", bytes(m["slots"]))
+    nwaits = struct.unpack(f">{len(slots)}i", bytes(m["nwaits"]))
+    counts, waits, out, at = bytes(m["counts"]), bytes(m["waits"]), [], 0
+    for i, (slot, n) in enumerate(zip(slots, nwaits)):
+        out.append((slot, counts[i * LAYOUT.itemsize:(i + 1) * LAYOUT.itemsize], waits[at:at + 8 * n]))
+        at += 8 * n
     return out
 
 
 def _norm(m, names: list[str]) -> tuple:
-    return tuple(bytes(m[n]) if n == "waits" else m[n] for n in names)
+    out = []
+    for n in names:
+        if n == "counts":
+            out.extend(unpack_counts(m[n]).values())
+        else:
+            out.append(bytes(m[n]) if n == "waits" else m[n])
+    return tuple(out)
 
 
 def _close(x, y) -> bool:

@@ -1,8 +1,9 @@
 """Queue-call rollups: the period reports read counted 15-minute slots, not the calls.
 
 ``queue_call_rollups`` (server, queue, 15-minute UTC slot) and ``queue_call_agent_rollups``
-(server, queue, agent, UTC day) hold the counters and sorted waits of the inbound calls
-(``callcenter/queuecalls/rollups.py``); ``queue_call_rollup_settings`` the answer target and
+(server, queue, agent, UTC day) hold the counters and sorted waits of the inbound calls,
+packed (``callcenter/queuecalls/rollups.py``); ``queue_call_rollup_days`` packs a UTC day's
+slot rows into one (what a report reads for whole days); ``queue_call_rollup_settings`` the answer target and
 short-abandon limit they were counted with; ``queue_call_rollup_dirty`` the rows a write
 touched, marked by triggers on ``queue_calls`` (insert, delete, and an update of a counted
 column) so no writer can leave them behind.  The existing calls are counted here with the
@@ -26,10 +27,7 @@ COUNTED = ("server", "queue", "entered_at", "direction", "outcome", "wait_second
 
 
 def _counters() -> list[sa.Column]:
-    ints = ("answered", "abandoned", "short", "timeouts", "redirected", "within", "unans_within", "gaps")
-    return ([sa.Column(n, sa.Integer(), nullable=False) for n in ints]
-            + [sa.Column("answered_wait", sa.Float(), nullable=False), sa.Column("max_wait", sa.Float()),
-               sa.Column("waits", sa.LargeBinary(), nullable=False)])
+    return [sa.Column("counts", sa.LargeBinary(), nullable=False), sa.Column("waits", sa.LargeBinary(), nullable=False)]
 
 
 def _sqlite_marks(row: str) -> str:
@@ -78,18 +76,24 @@ def drop_triggers(dialect: str) -> None:
 
 def upgrade() -> None:
     op.create_index("ix_queue_calls_agent_entered", "queue_calls", ["agent", "entered_at"])
-    extras = ([sa.Column("calls", sa.Integer(), nullable=False), sa.Column("talk_sum", sa.Float(), nullable=False),
-               sa.Column("talk_n", sa.Integer(), nullable=False)]
-              + [sa.Column(f"{x}{i}", sa.Integer(), nullable=False) for x in "ab" for i in range(9)])
     op.create_table(
         "queue_call_rollups",
         sa.Column("server", sa.String(32), nullable=False),
         sa.Column("queue", sa.String(64), nullable=False),
         sa.Column("slot", sa.BigInteger(), nullable=False),
-        *_counters(), *extras,
+        *_counters(),
         sa.PrimaryKeyConstraint("server", "queue", "slot", name="pk_queue_call_rollups"),
     )
     op.create_index("ix_queue_call_rollups_slot", "queue_call_rollups", ["slot"])
+    op.create_table(
+        "queue_call_rollup_days",
+        sa.Column("server", sa.String(32), nullable=False),
+        sa.Column("queue", sa.String(64), nullable=False),
+        sa.Column("day", sa.BigInteger(), nullable=False),
+        *[sa.Column(n, sa.LargeBinary(), nullable=False) for n in ("slots", "counts", "nwaits", "waits")],
+        sa.PrimaryKeyConstraint("server", "queue", "day", name="pk_queue_call_rollup_days"),
+    )
+    op.create_index("ix_queue_call_rollup_days_day", "queue_call_rollup_days", ["day"])
     op.create_table(
         "queue_call_agent_rollups",
         sa.Column("server", sa.String(32), nullable=False),
@@ -132,6 +136,8 @@ def downgrade() -> None:
     drop_triggers(op.get_bind().dialect.name)
     op.drop_table("queue_call_rollup_dirty")
     op.drop_table("queue_call_rollup_settings")
+    op.drop_index("ix_queue_call_rollup_days_day", table_name="queue_call_rollup_days")
+    op.drop_table("queue_call_rollup_days")
     op.drop_index("ix_queue_call_agent_rollups_day", table_name="queue_call_agent_rollups")
     op.drop_table("queue_call_agent_rollups")
     op.drop_index("ix_queue_call_rollups_slot", table_name="queue_call_rollups")
