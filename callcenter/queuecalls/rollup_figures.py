@@ -27,8 +27,8 @@ from sqlalchemy.sql import ColumnElement
 
 from . import report_queries as rq
 from . import rollups, stats
-from .models import QueueCall, QueueCallAgentRollup, QueueCallRollup, QueueCallRollupDay
-from .rollups import DAY, FLOATS, INTS, LAYOUT, SLOT
+from .models import QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock, QueueCallRollup, QueueCallRollupDay
+from .rollups import BLOCK, DAY, FLOATS, INTS, LAYOUT, SLOT
 
 
 class ZoneNotQuarterHours(ValueError):
@@ -187,13 +187,23 @@ class _Table:
         self.nwaits = (np.concatenate([np.frombuffer(bytes(r[3]), dtype=">i4") for r in rows]).astype(np.int64)
                        if rows else np.zeros(0, dtype=np.int64))
         self.n = len(self.slots)
+        self._waits: np.ndarray | None = None
+        self._slots: tuple | None = None
 
     def waits(self) -> np.ndarray:
-        return (np.concatenate(self.waits_of).astype(np.float64) if self.waits_of
-                else np.zeros(0, dtype=np.float64))
+        if self._waits is None:
+            self._waits = (np.concatenate(self.waits_of).astype(np.float64) if self.waits_of
+                           else np.zeros(0, dtype=np.float64))
+        return self._waits
+
+    def whole(self) -> rq.Group:
+        v = dict(zip(INTS, self.ints.sum(axis=0, dtype=np.int64).tolist()))
+        v.update(zip(FLOATS[:2], self.floats[:, :2].sum(axis=0).tolist()))
+        mx = float(np.fmax.reduce(self.floats[:, 2])) if self.n else math.nan
+        return _group(v, None if math.isnan(mx) else mx, p90(self.waits()))
 
     def by_label(self) -> dict:
-        """One group per label (the queue or agent the SQL grouped by)."""
+        """One group per label (the queue the SQL grouped by)."""
         out = {}
         for i, label in enumerate(self.labels):
             keep = self.label == i
@@ -203,43 +213,52 @@ class _Table:
             out[label] = _group(v, None if math.isnan(mx) else float(mx), p90(self.waits_of[i].astype(np.float64)))
         return out
 
-    def groups(self, codes: np.ndarray, labels: Sequence, keep: np.ndarray | None = None) -> dict:
-        """``{label: Group}`` with rows grouped by ``codes`` (indices into ``labels``); rows where
-        ``keep`` is false are left out.  Short numpy calls only (bincount per counter, a radix
-        sort of 16-bit group numbers)."""
+    def _per_slot(self) -> tuple:
+        """The rows added up per slot (every queue), once: (slots, ints, sums, maxes, the slot
+        index of each wait)."""
+        if self._slots is None:
+            uniq, inv = np.unique(self.slots, return_inverse=True)
+            n = len(uniq)
+            ints = np.stack([np.bincount(inv, weights=self.ints[:, j], minlength=n) for j in range(len(INTS))], axis=1)
+            sums = np.stack([np.bincount(inv, weights=self.floats[:, j], minlength=n) for j in range(2)], axis=1)
+            o = np.argsort(inv, kind="stable")
+            starts = np.flatnonzero(np.r_[True, inv[o][1:] != inv[o][:-1]])
+            maxes = np.fmax.reduceat(self.floats[o, 2], starts)
+            self._slots = (uniq, ints, sums, maxes, np.repeat(inv, self.nwaits))
+        return self._slots
+
+    def by_slot_key(self, key_of) -> dict:
+        """``{key: Group}`` with the slots grouped by ``key_of(slot starts)`` (an integer array;
+        rows without a slot left out).  Short numpy calls only: a bincount per counter over the
+        slots, a radix sort of 16-bit group numbers of the waits."""
         if not self.n:
             return {}
+        uniq, ints, sums, maxes, value_slot = self._per_slot()
+        known = uniq >= 0
+        if not known.any():
+            return {}
+        labels, code = np.unique(key_of(uniq[known]), return_inverse=True)
         g = len(labels)
-        weight = np.ones(self.n) if keep is None else keep.astype(np.float64)
-        code = np.where(keep, codes, 0) if keep is not None else codes
-        ints = np.stack([np.bincount(code, weights=self.ints[:, j] * weight, minlength=g) for j in range(len(INTS))],
-                        axis=1)
-        sums = np.stack([np.bincount(code, weights=self.floats[:, j] * weight, minlength=g) for j in range(2)], axis=1)
-        rows = np.arange(self.n) if keep is None else np.flatnonzero(keep)
-        c = code[rows].astype(np.int16) if g < 32767 else code[rows]
-        o = np.argsort(c, kind="stable")
-        order, c = rows[o], c[o]
-        present = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if len(c) else np.zeros(0, dtype=np.int64)
-        maxes = np.full(g, math.nan)
-        if len(c):
-            maxes[c[present]] = np.fmax.reduceat(self.floats[order, 2], present)
-        per_value = np.repeat(code, self.nwaits)
-        kept = np.repeat(np.ones(self.n, dtype=bool) if keep is None else keep, self.nwaits)
-        vals = self.waits()[kept]
-        vc = per_value[kept].astype(np.int16) if g < 32767 else per_value[kept]
-        vo = np.argsort(vc, kind="stable")
-        vals = vals[vo]
-        counts = np.bincount(vc, minlength=g)
-        ends = np.cumsum(counts)
+        codes = np.full(len(uniq), -1, dtype=np.int64)
+        codes[known] = code
+        k = np.flatnonzero(known)
+        gi = np.stack([np.bincount(code, weights=ints[k, j], minlength=g) for j in range(len(INTS))], axis=1)
+        gs = np.stack([np.bincount(code, weights=sums[k, j], minlength=g) for j in range(2)], axis=1)
+        small = (lambda x: x.astype(np.int16)) if g < 32767 else (lambda x: x)
+        o = np.argsort(small(code), kind="stable")
+        starts = np.flatnonzero(np.r_[True, code[o][1:] != code[o][:-1]])
+        gm = np.fmax.reduceat(maxes[k][o], starts)
+        vcode = codes[value_slot]
+        vkeep = vcode >= 0
+        vc = small(vcode[vkeep])
+        vals = self.waits()[vkeep][np.argsort(vc, kind="stable")]
+        ends = np.cumsum(np.bincount(vc, minlength=g))
         out = {}
-        used = np.bincount(code[rows], minlength=g) > 0
-        for i, label in enumerate(labels):
-            if not used[i]:
-                continue
-            v = dict(zip(INTS, (int(x) for x in ints[i])))
-            v.update(zip(FLOATS[:2], sums[i].tolist()))
-            out[label] = _group(v, None if math.isnan(maxes[i]) else float(maxes[i]),
-                                p90(vals[ends[i] - counts[i]:ends[i]]))
+        for i, label in enumerate(labels.tolist()):
+            v = dict(zip(INTS, (int(x) for x in gi[i])))
+            v.update(zip(FLOATS[:2], gs[i].tolist()))
+            lo = ends[i - 1] if i else 0
+            out[label] = _group(v, None if math.isnan(gm[i]) else float(gm[i]), p90(vals[lo:ends[i]]))
         return out
 
 
@@ -262,17 +281,11 @@ def _group(v: dict, max_wait: float | None, p90_wait: float | None) -> rq.Group:
 
 
 def _by_local(t: _Table, session: Session, tz: ZoneInfo, since, until, fn) -> dict:
-    """Groups by ``fn(local epoch seconds)`` (an integer array), rows without a slot left out."""
+    """Groups by ``fn(local epoch seconds)`` of the slots."""
     span = _span(session, since, until)
-    known = t.slots >= 0
-    if span is None or not known.any():
+    if span is None:
         return {}
-    keys = np.zeros(t.n, dtype=np.int64)
-    keys[known] = fn(local_epochs(t.slots[known], tz, *span))
-    uniq, codes = np.unique(keys[known], return_inverse=True)
-    full = np.zeros(t.n, dtype=np.int64)
-    full[known] = codes
-    return t.groups(full, uniq.tolist(), None if known.all() else known)
+    return t.by_slot_key(lambda slots: fn(local_epochs(slots, tz, *span)))
 
 
 def _day(n: int) -> str:
@@ -284,7 +297,7 @@ def period_figures(session: Session, since, until, tz: ZoneInfo, *, target: floa
     """:func:`report_queries.period_figures` (no agent filter) from the rollups."""
     st = ready(session, target, short_abandon)
     t = _Table(_slot_rows(session, st, since, until, queue, server))
-    whole = t.groups(np.zeros(t.n, dtype=np.int64), [()]).get(()) if "whole" in parts else None
+    whole = t.whole() if "whole" in parts else None
     by_queue = t.by_label() if "queue" in parts else {}
     by_hour = _by_local(t, session, tz, since, until, lambda e: (e % DAY) // 3600) if "hour" in parts else {}
     by_day = _by_local(t, session, tz, since, until, lambda e: e // DAY) if "day" in parts else {}
@@ -309,9 +322,15 @@ def by_agent(session: Session, since, until, *, target: float, short_abandon: fl
     r = QueueCallAgentRollup.__table__.c
     c = QueueCall.__table__.c
     a, b, edges = split(since, until, DAY)
+    rb = QueueCallAgentRollupBlock.__table__.c
     parts = []
     if a is None or b is None or a < b:
-        parts.append(select(r.agent, r.counts, r.waits).where(*_range(r.day, a, b), *_filters(r, queue, server)))
+        ba, bb, ends = _whole(BLOCK, a, b)
+        if ba is None or bb is None or ba < bb:
+            parts.append(select(rb.agent, rb.counts, rb.waits).where(*_range(rb.block, ba, bb),
+                                                                    *_filters(rb, queue, server)))
+        for lo, hi in ends:
+            parts.append(select(r.agent, r.counts, r.waits).where(*_range(r.day, lo, hi), *_filters(r, queue, server)))
     ranges = [[c.entered_at >= lo, c.entered_at < hi] for lo, hi in edges]
     if since is None and until is None:  # an open period counts the calls without an entry time too
         ranges.append([c.entered_at.is_(None)])

@@ -32,11 +32,12 @@ from sqlalchemy.sql import ColumnElement
 from ..store.db import MigrationRequired
 from . import report_queries as rq
 from . import stats
-from .models import (QueueCall, QueueCallAgentRollup, QueueCallRollup, QueueCallRollupDay, RollupDirty,
-                     RollupSettings)
+from .models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock, QueueCallRollup,
+                     QueueCallRollupDay, RollupDirty, RollupSettings)
 
 SLOT = 900      # seconds: every real UTC offset is whole quarter hours
 DAY = 86400
+BLOCK = 16 * DAY  # an agent's days are packed per block
 # ``counts``: these 28 counters as big-endian int32, then these 3 as float64 (max_wait NaN: none)
 INTS = ("answered", "abandoned", "short", "timeouts", "redirected", "within", "unans_within", "gaps", "calls",
         "talk_n") + tuple(f"{x}{i}" for x in "ab" for i in range(len(rq.BUCKETS)))
@@ -167,6 +168,19 @@ def concat(dialect: str, col: ColumnElement) -> ColumnElement:
     return func.coalesce(cast(func.group_concat(col, ""), LargeBinary), literal_column("X''"))
 
 
+def block_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
+    """``SELECT server, queue, agent, block, counts, waits`` packing agent-day rows per block of
+    16 UTC days: the definition of a :class:`QueueCallAgentRollupBlock` row."""
+    r = QueueCallAgentRollup.__table__.c
+    n = literal_column(str(BLOCK), BigInteger)
+    block = r.day - r.day % n
+    q = select(r.server, r.queue, r.agent, block.label("block"), concat(dialect, r.counts).label("counts"),
+               concat(dialect, r.waits).label("waits"))
+    if join is not None:
+        q = q.join_from(QueueCallAgentRollup.__table__, *join)
+    return q.where(*where).group_by(r.server, r.queue, r.agent, block)
+
+
 def day_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
     """``SELECT server, queue, day, slots, counts, nwaits, waits`` packing slot rows per UTC
     day: the definition of a :class:`QueueCallRollupDay` row."""
@@ -274,7 +288,7 @@ def rebuild(conn, settings: Settings) -> tuple[int, int]:
     returns (slot rows, agent-day rows)."""
     d = dialect_of(conn)
     register_functions(conn)
-    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, RollupDirty):
+    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, QueueCallAgentRollupBlock, RollupDirty):
         conn.execute(delete(t))
     _save_settings(conn, settings)
     c = QueueCall.__table__.c
@@ -284,6 +298,8 @@ def rebuild(conn, settings: Settings) -> tuple[int, int]:
     conn.execute(insert(QueueCallRollupDay).from_select(_columns(q), q))
     q = agent_counts(d, settings, where=[c.entered_at.is_not(None)])
     conn.execute(insert(QueueCallAgentRollup).from_select(_columns(q), q))
+    q = block_rows(d)
+    conn.execute(insert(QueueCallAgentRollupBlock).from_select(_columns(q), q))
     return (conn.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one(),
             conn.execute(select(func.count()).select_from(QueueCallAgentRollup)).scalar_one())
 
@@ -323,12 +339,22 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     m = days.subquery("m")
     packed = day_rows(dialect, join=(m, and_(m.c.server == r.c.server, m.c.queue == r.c.queue, r.c.slot >= m.c.day,
                                              r.c.slot < m.c.day + n)))
+    nb = literal_column(str(BLOCK), BigInteger)
+    blocks = (select(d.c.server, d.c.queue, d.c.agent, (d.c.slot - d.c.slot % nb).label("block"))
+              .where(d.c.kind == "a").distinct())
+    ab = QueueCallAgentRollupBlock.__table__
+    mb = blocks.subquery("mb")
+    packed_a = block_rows(dialect, join=(mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
+                                                  mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
+                                                  ar.c.day < mb.c.block + nb)))
     out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
            insert(r).from_select(_columns(q), q),
            delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
            insert(rd).from_select(_columns(packed), packed),
            delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
-           insert(ar).from_select(_columns(a), a))
+           insert(ar).from_select(_columns(a), a),
+           delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
+           insert(ab).from_select(_columns(packed_a), packed_a))
     _RECOUNT[key] = out
     return out
 
@@ -384,6 +410,23 @@ def differences(conn) -> list[tuple[str, Any]]:
     for k in sorted(set(slots) | set(days), key=str):
         if slots.get(k) != days.get(k):
             out.append((QueueCallRollupDay.__tablename__, k))
+    # a packed block holds exactly its agent-day rows: their counters, and their waits
+    size = LAYOUT.itemsize
+    agent_days: dict[tuple, tuple[list, list]] = {}
+    for m in conn.execute(select(QueueCallAgentRollup.__table__)).mappings():
+        k = (m["server"], m["queue"], m["agent"], m["day"] - m["day"] % BLOCK)
+        have = agent_days.setdefault(k, ([], []))
+        have[0].append(bytes(m["counts"]))
+        have[1].extend(unpack(m["waits"]))
+    blocks: dict[tuple, tuple[list, list]] = {}
+    for m in conn.execute(select(QueueCallAgentRollupBlock.__table__)).mappings():
+        b = bytes(m["counts"])
+        blocks[(m["server"], m["queue"], m["agent"], m["block"])] = (
+            [b[i:i + size] for i in range(0, len(b), size)], unpack(m["waits"]))
+    for k in sorted(set(agent_days) | set(blocks), key=str):
+        a, b = agent_days.get(k), blocks.get(k)
+        if a is None or b is None or sorted(a[0]) != sorted(b[0]) or sorted(a[1]) != sorted(b[1]):
+            out.append((QueueCallAgentRollupBlock.__tablename__, k))
     return out
 
 

@@ -133,6 +133,8 @@ def test_reports_from_rollups_equal_the_old_figures(db, zone):
                (dt.datetime(2026, 3, 28, 10, 7, 13, 250000, tzinfo=tz), dt.datetime(2026, 4, 6, 17, 52, 1, tzinfo=tz),
                 None),
                (dt.datetime(2026, 3, 29, tzinfo=tz), dt.datetime(2026, 4, 9, tzinfo=tz), "complaint"),
+               # holds a whole packed block of agent days (16 UTC days from 1 April)
+               (dt.datetime(2026, 3, 27, 5, 3, tzinfo=tz), dt.datetime(2026, 4, 20, tzinfo=tz), None),
                (dt.datetime(2026, 4, 2, 9, 1, tzinfo=tz), dt.datetime(2026, 4, 2, 11, 8, tzinfo=tz), None),
                (dt.datetime(2026, 4, 2, 9, 1, tzinfo=tz), dt.datetime(2026, 4, 2, 9, 14, tzinfo=tz), None),
                (None, dt.datetime(2026, 4, 5, 3, 17, tzinfo=tz), None)]

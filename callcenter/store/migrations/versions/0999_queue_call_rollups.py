@@ -3,7 +3,8 @@
 ``queue_call_rollups`` (server, queue, 15-minute UTC slot) and ``queue_call_agent_rollups``
 (server, queue, agent, UTC day) hold the counters and sorted waits of the inbound calls,
 packed (``callcenter/queuecalls/rollups.py``); ``queue_call_rollup_days`` packs a UTC day's
-slot rows into one (what a report reads for whole days); ``queue_call_rollup_settings`` the answer target and
+slot rows into one (what a report reads for whole days), ``queue_call_agent_rollup_blocks``
+an agent's days per 16-day block; ``queue_call_rollup_settings`` the answer target and
 short-abandon limit they were counted with; ``queue_call_rollup_dirty`` the rows a write
 touched, marked by triggers on ``queue_calls`` (insert, delete, and an update of a counted
 column) so no writer can leave them behind.  The existing calls are counted here with the
@@ -105,6 +106,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_queue_call_agent_rollups_day", "queue_call_agent_rollups", ["day"])
     op.create_table(
+        "queue_call_agent_rollup_blocks",
+        sa.Column("server", sa.String(32), nullable=False),
+        sa.Column("queue", sa.String(64), nullable=False),
+        sa.Column("agent", sa.String(128), nullable=False),
+        sa.Column("block", sa.BigInteger(), nullable=False),
+        *_counters(),
+        sa.PrimaryKeyConstraint("server", "queue", "agent", "block", name="pk_queue_call_agent_rollup_blocks"),
+    )
+    op.create_index("ix_queue_call_agent_rollup_blocks_block", "queue_call_agent_rollup_blocks", ["block"])
+    op.create_table(
         "queue_call_rollup_settings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("answer_target_seconds", sa.Float(), nullable=False),
@@ -136,6 +147,8 @@ def downgrade() -> None:
     drop_triggers(op.get_bind().dialect.name)
     op.drop_table("queue_call_rollup_dirty")
     op.drop_table("queue_call_rollup_settings")
+    op.drop_index("ix_queue_call_agent_rollup_blocks_block", table_name="queue_call_agent_rollup_blocks")
+    op.drop_table("queue_call_agent_rollup_blocks")
     op.drop_index("ix_queue_call_rollup_days_day", table_name="queue_call_rollup_days")
     op.drop_table("queue_call_rollup_days")
     op.drop_index("ix_queue_call_agent_rollups_day", table_name="queue_call_agent_rollups")
