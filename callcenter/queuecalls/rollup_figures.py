@@ -2,9 +2,10 @@
 
 A period ``[since, until)`` is its whole 15-minute slots, read from ``queue_call_rollups``,
 and the parts of a slot at either end, counted from the calls with the same definition
-(:func:`.rollups.slot_counts`; a report of local days has none).  One SELECT hands back
-each row's queue, slot, packed counters and sorted waits (four values a row: a year of
-8 queues is about 270,000 short rows); numpy adds them up per grouping set.  A slot maps
+(:func:`.rollups.slot_counts`; a report of local days has none), whole UTC days from the
+packed day rows.  One SELECT hands back the parts (a year of 8 queues: 2,920 day rows and a
+few hundred others, each a few packed values); numpy adds them up per slot once, then per
+grouping set.  A slot maps
 to its local hour, half hour and day by the zone's UTC offset at its start (the offsets
 of the period, :func:`report_queries.offsets`); every real zone changes offset on a
 quarter hour, a zone that does not is refused (:class:`ZoneNotQuarterHours`).  The exact
@@ -102,14 +103,14 @@ def _packed(d: str, by, slot, counts, waits):
     return select(by, rollups.int64s(d, func.coalesce(slot, -1)), counts, rollups.int32s(d, n), waits)
 
 
-def _grouped_rows(session: Session, parts: list, by: str) -> list[tuple]:
-    """``(by, slots, counts, nwaits, waits)`` per value of ``by``, each the group's parts run
-    together by the database."""
-    d = rollups.dialect_of(session)
-    src = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("period")
-    c = list(src.c)
-    q = select(c[0], *[rollups.concat(d, x) for x in c[1:]]).group_by(c[0])
-    return session.execute(q).all()
+def _part_rows(session: Session, parts: list) -> dict:
+    """The period's parts (a few thousand rows for a year), per ``by`` value in the order they
+    come: grouped here, not by the database, which would hold them all twice to run them
+    together."""
+    out: dict = {}
+    for row in session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+        out.setdefault(row[0], []).append(row[1:])
+    return out
 
 
 def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, server) -> list:
@@ -124,7 +125,7 @@ def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, s
     return out
 
 
-def _slot_rows(session, st, since, until, queue, server) -> list[tuple]:
+def _slot_rows(session, st, since, until, queue, server) -> dict:
     """The period's slots per queue: packed days for its whole UTC days, slot rows for the rest
     of its whole slots, and the calls for the parts of a slot at its ends."""
     d = rollups.dialect_of(session)
@@ -141,7 +142,7 @@ def _slot_rows(session, st, since, until, queue, server) -> list[tuple]:
                          .where(*_range(r.slot, lo, hi), *_filters(r, queue, server)))
     parts += _raw_parts(d, lambda where: rollups.slot_counts(d, st, by_server=False, where=where), "queue", "slot",
                         since, until, edges, queue, server)
-    return _grouped_rows(session, parts, "queue")
+    return _part_rows(session, parts)
 
 
 def _span(session: Session, since, until) -> tuple[dt.datetime, dt.datetime] | None:
@@ -173,27 +174,27 @@ class _Table:
     """The period's rows as arrays: per row its group (``label``), slot (-1: none), counters
     (n × 28 int32, n × 3 float64) and number of waits; the waits of every row in row order."""
 
-    def __init__(self, rows: list[tuple]):
-        self.labels = [r[0] for r in rows]
-        slots = [np.frombuffer(bytes(r[1]), dtype=">i8") for r in rows]
-        packed = [np.frombuffer(bytes(r[2]), dtype=LAYOUT) for r in rows]
-        self.waits_of = [np.frombuffer(bytes(r[4]), dtype=">f8") for r in rows]
-        self.slots = np.concatenate(slots).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
-        self.label = np.repeat(np.arange(len(rows), dtype=np.int64), [len(x) for x in slots])
-        self.ints = (np.concatenate([p["i"] for p in packed]).astype(np.int32) if rows
-                     else np.zeros((0, len(INTS)), dtype=np.int32))
-        self.floats = (np.concatenate([p["f"] for p in packed]).astype(np.float64) if rows
-                       else np.zeros((0, len(FLOATS))))
-        self.nwaits = (np.concatenate([np.frombuffer(bytes(r[3]), dtype=">i4") for r in rows]).astype(np.int64)
-                       if rows else np.zeros(0, dtype=np.int64))
+    def __init__(self, groups: dict):
+        """``groups``: ``{label: [(slots, counts, nwaits, waits), ...]}`` (each part packed)."""
+        self.labels = list(groups)
+        parts = [p for rows in groups.values() for p in rows]
+        of_label = [i for i, rows in enumerate(groups.values()) for _ in rows]
+        self.slots = np.frombuffer(b"".join(p[0] for p in parts), dtype=">i8").astype(np.int64)
+        self.label = np.repeat(np.array(of_label, dtype=np.int64), [len(p[0]) // 8 for p in parts])
+        packed = np.frombuffer(b"".join(p[1] for p in parts), dtype=LAYOUT)
+        self.ints = packed["i"].astype(np.int32)
+        self.floats = packed["f"].astype(np.float64)
+        del packed
+        self.nwaits = np.frombuffer(b"".join(p[2] for p in parts), dtype=">i4").astype(np.int64)
+        self._waits = np.frombuffer(b"".join(p[3] for p in parts), dtype=">f8").astype(np.float64)
+        per_label = np.bincount(np.array(of_label, dtype=np.int64), weights=[len(p[3]) // 8 for p in parts],
+                                minlength=len(self.labels)).astype(np.int64) if parts else np.zeros(0, np.int64)
+        ends = np.cumsum(per_label)
+        self.waits_of = [self._waits[e - n:e] for e, n in zip(ends.tolist(), per_label.tolist())]
         self.n = len(self.slots)
-        self._waits: np.ndarray | None = None
         self._slots: tuple | None = None
 
     def waits(self) -> np.ndarray:
-        if self._waits is None:
-            self._waits = (np.concatenate(self.waits_of).astype(np.float64) if self.waits_of
-                           else np.zeros(0, dtype=np.float64))
         return self._waits
 
     def whole(self) -> rq.Group:
@@ -210,7 +211,7 @@ class _Table:
             v = dict(zip(INTS, self.ints[keep].sum(axis=0, dtype=np.int64).tolist()))
             v.update(zip(FLOATS[:2], self.floats[keep, :2].sum(axis=0).tolist()))
             mx = np.fmax.reduce(self.floats[keep, 2]) if keep.any() else math.nan
-            out[label] = _group(v, None if math.isnan(mx) else float(mx), p90(self.waits_of[i].astype(np.float64)))
+            out[label] = _group(v, None if math.isnan(mx) else float(mx), p90(self.waits_of[i]))
         return out
 
     def _per_slot(self) -> tuple:
@@ -337,15 +338,13 @@ def by_agent(session: Session, since, until, *, target: float, short_abandon: fl
     for where in ranges:
         sub = rollups.agent_counts(d, st, by_server=False, where=[*where, *_filters(c, queue, server)]).subquery()
         parts.append(select(sub.c.agent, sub.c.counts, sub.c.waits))
-    src = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("period")
-    q = select(src.c.agent, rollups.concat(d, src.c.counts), rollups.concat(d, src.c.waits)).group_by(src.c.agent)
     out = {}
-    for agent, counts, waits in session.execute(q):  # tens of agents: a few numpy calls each
-        packed = np.frombuffer(bytes(counts), dtype=LAYOUT)
+    for agent, rows in _part_rows(session, parts).items():  # tens of agents: a few numpy calls each
+        packed = np.frombuffer(b"".join(r[0] for r in rows), dtype=LAYOUT)
         v = dict(zip(INTS, packed["i"].sum(axis=0, dtype=np.int64).tolist()))
         f = packed["f"].astype(np.float64)
         v.update(zip(FLOATS[:2], f[:, :2].sum(axis=0).tolist()))
         mx = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
-        out[agent] = _group(v, None if math.isnan(mx) else mx,
-                            p90(np.frombuffer(bytes(waits), dtype=">f8").astype(np.float64)))
+        waits = np.frombuffer(b"".join(r[1] for r in rows), dtype=">f8").astype(np.float64)
+        out[agent] = _group(v, None if math.isnan(mx) else mx, p90(waits))
     return out
