@@ -108,9 +108,21 @@ def _part_rows(session: Session, parts: list) -> dict:
     come: grouped here, not by the database, which would hold them all twice to run them
     together."""
     out: dict = {}
-    for row in session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+    for row in _binary_rows(session, parts[0] if len(parts) == 1 else union_all(*parts)):
         out.setdefault(row[0], []).append(row[1:])
     return out
+
+
+def _binary_rows(session: Session, stmt) -> list[tuple]:
+    """The rows of ``stmt``; on PostgreSQL fetched in binary (the packed values as they are, not
+    as hex text: a third of the time and half the memory), on the session's connection."""
+    if rollups.dialect_of(session) != "postgresql":
+        return session.execute(stmt).all()
+    conn = session.connection()
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(str(compiled), compiled.params)
+        return cur.fetchall()
 
 
 def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, server) -> list:
