@@ -98,6 +98,7 @@ class Assembly:
 
     async def start(self) -> None:
         self.db.check_migrated()
+        _check_rollups(self.config, self.db)
         if self.config.dialer.enabled:
             for campaign, server in self.db.call(dialer_store.unknown_servers, self.sites.servers):
                 log.error("campaign %s is assigned to Asterisk server %r, which is not configured "
@@ -212,9 +213,19 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
                     escalation=escalation, web=web, metrics=metrics, leases=leases, parts=parts)
 
 
+def _check_rollups(config: Config, db: Database) -> None:
+    """The queue-call rollups were counted with the configured report settings (else
+    :class:`~callcenter.queuecalls.rollups.RollupsStale`, naming the rebuild command)."""
+    from callcenter.queuecalls import rollups
+
+    h = config.hospital
+    db.call(rollups.check_at_start, h.answer_target_seconds, h.short_abandon_seconds)
+
+
 def _check_schema(config: Config) -> None:
     with Database(config.database_url) as db:
         db.check_migrated()
+        _check_rollups(config, db)
 
 
 def serve(config: Config) -> int:

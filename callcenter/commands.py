@@ -57,7 +57,8 @@ def cmd_db_upgrade(args, config: Config) -> int:
     from .store import Database, migrate
 
     db = Database(config.database_url)
-    migrate.upgrade(db.engine, phone_region=config.hospital.region)
+    migrate.upgrade(db.engine, phone_region=config.hospital.region,
+                    rollup_settings=(config.hospital.answer_target_seconds, config.hospital.short_abandon_seconds))
     current, _ = migrate.current_and_heads(db.engine)
     print(f"database {db.safe_url} is at {', '.join(sorted(current))}")
     db.close()

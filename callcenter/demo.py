@@ -267,7 +267,8 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
     data = Path(config.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     db = Database(config.database_url)
-    migrate.upgrade(db.engine, phone_region=config.hospital.region)  # the demo owns its embedded database
+    migrate.upgrade(db.engine, phone_region=config.hospital.region,
+                    rollup_settings=(config.hospital.answer_target_seconds, config.hospital.short_abandon_seconds))  # the demo owns its embedded database
     db.close()
     if not verbose:
         for name in CHATTY_LOGGERS:

@@ -99,6 +99,11 @@ def _truncate_all(db: Database) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        # as migrated: the rollups' settings row (the configuration's defaults)
+        from callcenter.queuecalls import rollups
+        from callcenter.store.migrate import DEFAULT_ROLLUP_SETTINGS
+
+        rollups.rebuild(conn, rollups.Settings(*DEFAULT_ROLLUP_SETTINGS))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 
-from ..reports_cli import add_report, emit, iter_sections, period
+from ..reports_cli import add_report, emit, iter_sections, period, report_subparsers
 from . import report_queries as rq
 from . import stats
 from .models import AmiOutage
@@ -33,6 +33,28 @@ def register(sub, common) -> None:
                    help="answer times: service level (ours and Asterisk SL/SL2), ASA, abandons, waits",
                    func=cmd_answer_times)
     p.add_argument("--queue", metavar="Q", help="only this queue")
+    p = report_subparsers(sub, common).add_parser(
+        "rebuild-rollups", parents=[common],
+        help="recount the queue-call rollups the period reports read, with the configured answer target "
+             "and short-abandon seconds (after changing them)")
+    p.set_defaults(func=cmd_rebuild_rollups)
+
+
+def cmd_rebuild_rollups(args, config) -> int:
+    import time
+
+    from ..commands import open_db
+    from . import rollups
+
+    settings = rollups.Settings(float(config.hospital.answer_target_seconds),
+                                float(config.hospital.short_abandon_seconds))
+    with open_db(config) as db:
+        t = time.perf_counter()
+        slots, agent_days = db.call(rollups.rebuild, settings)
+        print(f"queue-call rollups rebuilt in {time.perf_counter() - t:.1f} s: {slots} slot rows, "
+              f"{agent_days} agent-day rows (answer target {settings.answer_target:g} s, "
+              f"short abandon {settings.short_abandon:g} s)")
+    return 0
 
 
 def load_outages(session, since, until) -> list[dict]:
@@ -57,7 +79,7 @@ def _iso(v, tz: ZoneInfo):
 def load_figures(session, since, until, queue, tz: ZoneInfo, target: float, short: float) -> dict:
     """Summary and breakdowns (the JSON's shape) of the period, counted by the database."""
     f = rq.period_figures(session, since, until, tz, target=target, short_abandon=short, queue=queue)
-    agents = rq.by_agent(session, rq.period_calls(since, until, queue), target=target, short_abandon=short)
+    agents = rq.by_agent(session, since, until, target=target, short_abandon=short, queue=queue)
     return {"summary": f.whole.summary(target, short),
             "queue": rq.sorted_groups(f.by_queue, target, short),
             "agent": rq.sorted_groups(agents, target, short),

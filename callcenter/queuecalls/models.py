@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.base import Base
@@ -31,6 +31,7 @@ class QueueCall(Base):
               "wait_seconds", "talk_seconds", "rating_outcome", "rating_level", "server", "agent_name"),
         Index("ix_queue_calls_abandoned", "direction", "entered_at",
               sqlite_where=text(ABANDONED), postgresql_where=text(ABANDONED)),
+        Index("ix_queue_calls_agent_entered", "agent", "entered_at"),  # agent-filtered reports (0999)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -68,6 +69,103 @@ class QueueCall(Base):
     rating_level: Mapped[str] = mapped_column(String(12), server_default="")  # satisfied|neutral|unsatisfied
     rated_at: Mapped[dt.datetime | None]
     rating_session_id: Mapped[int | None] = mapped_column(Integer)  # the ivr_sessions row that asked
+
+
+class _RollupCounters:
+    """A group of inbound queue calls, counted: ``counts`` every counter the reports add up
+    (``rollups.LAYOUT``: 28 big-endian int32 then 3 float64, packed so a report reads a
+    year as a few hundred thousand short rows, not millions of values), ``waits`` the waits
+    of its known-outcome calls, sorted, big-endian float64 (the exact nearest-rank p90 of any
+    union of groups)."""
+
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QueueCallRollup(_RollupCounters, Base):
+    """The inbound queue calls of one server and queue that entered in one 15-minute UTC
+    slot (``slot``: its start, epoch seconds), counted: what the period reports read
+    instead of the calls (:mod:`.rollups`).  Every real time zone's offset is whole
+    quarter hours, so a local hour, half hour or day is a set of whole slots."""
+
+    __tablename__ = "queue_call_rollups"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+
+
+class QueueCallRollupDay(Base):
+    """The :class:`QueueCallRollup` rows of one server, queue and UTC day packed into one
+    (``day``: its start): ``slots`` their slot starts (big-endian int64), ``counts`` their
+    counters and ``nwaits`` their numbers of waits (int32), ``waits`` theirs, each run
+    together in the same order.  What a report reads for a period's whole UTC days: a
+    year of 8 queues is 2,920 rows.  Rebuilt from the slot rows whenever one of them changes."""
+
+    __tablename__ = "queue_call_rollup_days"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    slots: Mapped[bytes] = mapped_column(LargeBinary)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+    nwaits: Mapped[bytes] = mapped_column(LargeBinary)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QueueCallAgentRollup(_RollupCounters, Base):
+    """The answered inbound calls one agent took in one queue on one UTC day (``day``: its
+    start, epoch seconds): the answer-times report's "By agent" (:mod:`.rollups`)."""
+
+    __tablename__ = "queue_call_agent_rollups"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+
+
+class QueueCallAgentRollupBlock(Base):
+    """The :class:`QueueCallAgentRollup` rows of one server, queue and agent in one block of
+    16 UTC days (``block``: its start, epoch seconds a multiple of 16 days) packed into one:
+    ``counts`` and ``waits`` run together.  A report reads these for the blocks inside its
+    period (a year: about 15,000 rows for 80 agents in 8 queues), the day rows for the rest."""
+
+    __tablename__ = "queue_call_agent_rollup_blocks"
+
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RollupSettings(Base):
+    """What the rollups were counted with (one row): the answer target and the short-abandon
+    limit are part of their counters' meaning, so a report with other settings is refused."""
+
+    __tablename__ = "queue_call_rollup_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_target_seconds: Mapped[float] = mapped_column(Float)
+    short_abandon_seconds: Mapped[float] = mapped_column(Float)
+
+
+class RollupDirty(Base):
+    """Rollup rows whose calls changed and that are not recounted yet: written by triggers on
+    ``queue_calls`` (migration 0999), so no write can skip them; recounted and removed in the
+    writer's own transaction (:func:`.rollups.settle`).  ``kind`` "q": a
+    :class:`QueueCallRollup` (``agent`` empty, ``slot`` its slot); "a": a
+    :class:`QueueCallAgentRollup` (``slot`` its day)."""
+
+    __tablename__ = "queue_call_rollup_dirty"
+
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    server: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class AmiOutage(Base):

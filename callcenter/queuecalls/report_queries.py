@@ -387,7 +387,14 @@ def period_figures(session: Session, since: dt.datetime | None, until: dt.dateti
                    agent: str | None = None, extras: bool = False, parts: Sequence[str] = PARTS,
                    server: str | None = None) -> PeriodFigures:
     """Per queue, per local hour of day, per local day and for the whole period (those in
-    ``parts``; the others stay empty), from one scan."""
+    ``parts``; the others stay empty): from the rollups (:mod:`.rollup_figures`), or, for one
+    agent, from that agent's calls (the ``(agent, entered_at)`` index) in one scan.
+    ``extras`` (talk time, histogram) are always filled from the rollups."""
+    if not agent:
+        from . import rollup_figures
+
+        return rollup_figures.period_figures(session, since, until, tz, target=target, short_abandon=short_abandon,
+                                             queue=queue, server=server, parts=parts)
     src = period_calls(since, until, queue, agent, server)
     hour, day = local_hour_day(session, src, tz, since, until)
     keys = {k: v for k, v in (("queue", src.c.queue), ("hour", hour), ("day", day)) if k in parts}
@@ -402,19 +409,26 @@ def period_figures(session: Session, since: dt.datetime | None, until: dt.dateti
 def by_half_hour(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo,
                  *, target: float, short_abandon: float, queue: str | None = None,
                  agent: str | None = None, server: str | None = None) -> dict[int, Group]:
-    """Per local half hour of the day (0-47) over the period's days, with talk time (AHT)."""
+    """Per local half hour of the day (0-47) over the period's days, with talk time (AHT):
+    from the rollups, or one agent's calls."""
+    if not agent:
+        from . import rollup_figures
+
+        return rollup_figures.by_half_hour(session, since, until, tz, target=target, short_abandon=short_abandon,
+                                           queue=queue, server=server)
     src = period_calls(since, until, queue, agent, server)
     g = grouped(session, src, {"slot": local_slot(session, src, tz, since, until)}, [("slot",)],
                 target=target, short_abandon=short_abandon, extras=True)
     return {int(k[0]): v for k, v in g[("slot",)].items()}
 
 
-def by_agent(session: Session, src: Subquery, *, target: float, short_abandon: float) -> dict[str, Group]:
-    """Answered calls per agent (the answer-times report's "By agent")."""
-    c = src.c
-    g = grouped(session, src, {"agent": c.agent}, [("agent",)], target=target, short_abandon=short_abandon,
-                where=and_(c.outcome.in_(stats.ANSWERED), c.agent != ""))
-    return {k[0]: v for k, v in g[("agent",)].items()}
+def by_agent(session: Session, since: dt.datetime | None, until: dt.datetime | None, *, target: float,
+             short_abandon: float, queue: str | None = None, server: str | None = None) -> dict[str, Group]:
+    """Answered calls per agent (the answer-times report's "By agent"), from the agent-day rollups."""
+    from . import rollup_figures
+
+    return rollup_figures.by_agent(session, since, until, target=target, short_abandon=short_abandon,
+                                   queue=queue, server=server)
 
 
 def agent_rows(session: Session, src: Subquery, target: float) -> list[dict]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ivr_flows.models import IvrSession
 
+from . import rollups
 from .models import AmiOutage, QueueCall, TrackerCheckpoint
 from .reducer import QueueCallRecord
 
@@ -45,7 +46,8 @@ def row_of(r: QueueCallRecord, answer_target: float, server: str) -> dict:
 
 def write_calls(session: Session, records: Iterable[QueueCallRecord],
                 answer_target: float, server: str) -> tuple[int, int]:
-    """Upsert ``records`` of Asterisk ``server``; returns (inserted, updated)."""
+    """Upsert ``records`` of Asterisk ``server``, and recount the rollup slots they touched in
+    the same transaction (:func:`.rollups.settle`); returns (inserted, updated)."""
     rows: dict[tuple, dict] = {}
     for r in records:
         row = row_of(r, answer_target, server)
@@ -87,6 +89,7 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
         session.execute(insert(QueueCall), new)
     if changed:
         session.execute(update(QueueCall), changed)
+    rollups.settle(session)
     return len(new), len(changed)
 
 

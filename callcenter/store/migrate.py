@@ -20,13 +20,20 @@ from callcenter.phones import DEFAULT_REGION
 HERE = Path(__file__).parent
 
 
-def alembic_config(engine: Engine | None = None, *, phone_region: str | None = None) -> AlembicConfig:
+# the configuration's defaults of [hospital] answer_target_seconds and short_abandon_seconds
+DEFAULT_ROLLUP_SETTINGS = (30.0, 5.0)
+
+
+def alembic_config(engine: Engine | None = None, *, phone_region: str | None = None,
+                   rollup_settings: tuple[float, float] | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     if engine is not None:
         cfg.attributes["engine"] = engine
     if phone_region is not None:
         cfg.attributes["phone_region"] = phone_region  # data migrations that normalise numbers
+    if rollup_settings is not None:
+        cfg.attributes["rollup_settings"] = rollup_settings  # 0999 counts the stored calls with them
     return cfg
 
 
@@ -40,10 +47,12 @@ def current_and_heads(engine: Engine) -> tuple[list[str], list[str]]:
     return current, heads()
 
 
-def upgrade(engine: Engine, target: str = "heads", *, phone_region: str = DEFAULT_REGION) -> None:
+def upgrade(engine: Engine, target: str = "heads", *, phone_region: str = DEFAULT_REGION,
+            rollup_settings: tuple[float, float] = DEFAULT_ROLLUP_SETTINGS) -> None:
     """Migrate to ``target``; ``phone_region`` is ``[hospital] region`` (stored numbers are
-    normalised to E.164 with it by 0950)."""
-    command.upgrade(alembic_config(engine, phone_region=phone_region), target)
+    normalised to E.164 with it by 0950); ``rollup_settings`` the answer target and short-abandon
+    seconds the queue-call rollups are counted with (0999)."""
+    command.upgrade(alembic_config(engine, phone_region=phone_region, rollup_settings=rollup_settings), target)
 
 
 def downgrade(engine: Engine, target: str) -> None:

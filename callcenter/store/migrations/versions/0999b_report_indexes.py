@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0999b_report_indexes"
-down_revision = "0998_asterisk_servers"
+down_revision = "0999_queue_call_rollups"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,457 @@
+"""Rollups of the inbound queue calls, kept at write time, so a period report costs its days.
+
+Two tables (:mod:`.models`): :class:`QueueCallRollup` counts the calls of one (server,
+queue, 15-minute UTC slot) and :class:`QueueCallAgentRollup` the answered calls of one
+(server, queue, agent, UTC day), with the very counters :func:`report_queries._aggregates`
+computes, and the slot's waits sorted (exact p90 over any union of rows).
+
+Kept exact without delta arithmetic: triggers on ``queue_calls`` (migration 0999) mark the
+rows a write touches in ``queue_call_rollup_dirty`` (old and new key of an update, on every
+counted column), whatever writes; :func:`settle` recounts those rows from the calls of their
+slot (tens of calls, by the ``(queue, entered_at)`` index) and clears the marks.  The store
+settles after every batch, in its transaction (:func:`.store.write_calls`); a report settles
+what another writer left (a hand-made fix in SQL) before it reads.
+
+The answer target and short-abandon limit are part of the counters' meaning: the settings
+row says what they were counted with; :func:`check_settings` refuses others
+(:class:`RollupsStale`, naming ``callcenter report rebuild-rollups``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cast, delete, exists, func, insert, literal_column,
+                        select, tuple_)
+from sqlalchemy.sql import ColumnElement
+
+from ..store.db import MigrationRequired
+from . import report_queries as rq
+from . import stats
+from .models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock, QueueCallRollup,
+                     QueueCallRollupDay, RollupDirty, RollupSettings)
+
+SLOT = 900      # seconds: every real UTC offset is whole quarter hours
+DAY = 86400
+BLOCK = 16 * DAY  # an agent's days are packed per block
+# ``counts``: these 28 counters as big-endian int32, then these 3 as float64 (max_wait NaN: none)
+INTS = ("answered", "abandoned", "short", "timeouts", "redirected", "within", "unans_within", "gaps", "calls",
+        "talk_n") + tuple(f"{x}{i}" for x in "ab" for i in range(len(rq.BUCKETS)))
+FLOATS = ("answered_wait", "talk_sum", "max_wait")
+LAYOUT = np.dtype([("i", ">i4", (len(INTS),)), ("f", ">f8", (len(FLOATS),))])
+_PACK = struct.Struct(f">{len(INTS)}i{len(FLOATS)}d")
+REBUILD_COMMAND = "callcenter report rebuild-rollups"
+# the columns of queue_calls a rollup counts: an UPDATE of any of them marks the rollup dirty
+COUNTED = ("server", "queue", "entered_at", "direction", "outcome", "wait_seconds", "gap", "agent",
+           "talk_seconds", "answered_at")
+
+
+class RollupsStale(MigrationRequired):
+    """The rollups were counted with other report settings than the running configuration's
+    (or not at all): rebuild them before reporting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the rollups' counters depend on."""
+
+    answer_target: float
+    short_abandon: float
+
+
+def dialect_of(conn) -> str:
+    return conn.get_bind().dialect.name if hasattr(conn, "get_bind") else conn.dialect.name
+
+
+def _dbapi(conn):
+    """The driver's connection of a Session or a Connection (SQLite: to register functions)."""
+    c = conn.connection() if hasattr(conn, "get_bind") else conn
+    return c.connection.driver_connection
+
+
+class _Waits:
+    """SQLite aggregate: a group's waits, sorted, as big-endian float64 (PostgreSQL:
+    ``string_agg(float8send(w) ORDER BY w)``, the same bytes)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self) -> None:
+        self.v: list[float] = []
+
+    def step(self, w: float | None) -> None:
+        if w is not None:
+            self.v.append(float(w))
+
+    def finalize(self) -> bytes:
+        self.v.sort()
+        return struct.pack(f">{len(self.v)}d", *self.v)
+
+
+def _pack(*v) -> bytes:
+    n = len(INTS)
+    return _PACK.pack(*[int(x or 0) for x in v[:n]], float(v[n] or 0.0), float(v[n + 1] or 0.0),
+                      math.nan if v[n + 2] is None else float(v[n + 2]))
+
+
+def register_functions(conn) -> None:
+    """``cc_waits``, ``cc_counts``, ``cc_i64`` and ``cc_i32`` on a SQLite connection (no-op
+    elsewhere: PostgreSQL has ``string_agg``, ``int8send``, ``float8send``)."""
+    if dialect_of(conn) == "sqlite":
+        raw = _dbapi(conn)
+        raw.create_aggregate("cc_waits", 1, _Waits)
+        raw.create_function("cc_counts", len(INTS) + len(FLOATS), _pack, deterministic=True)
+        raw.create_function("cc_i64", 1, lambda v: struct.pack(">q", int(v)), deterministic=True)
+        raw.create_function("cc_i32", 1, lambda v: struct.pack(">i", int(v)), deterministic=True)
+
+
+def int64s(dialect: str, col: ColumnElement) -> ColumnElement:
+    """One integer as 8 big-endian bytes (to be run together with :func:`concat`)."""
+    return func.int8send(cast(col, BigInteger)) if dialect == "postgresql" else func.cc_i64(col)
+
+
+def int32s(dialect: str, col: ColumnElement) -> ColumnElement:
+    return func.int4send(cast(col, Integer)) if dialect == "postgresql" else func.cc_i32(col)
+
+
+def slot_of(dialect: str, col: ColumnElement, size: int) -> ColumnElement:
+    """The start (epoch seconds) of the ``size``-second UTC slot of ``col`` as SQL."""
+    n = literal_column(str(int(size)), BigInteger)  # literals: PostgreSQL matches GROUP BY by text
+    if dialect == "postgresql":
+        return cast(func.floor(func.extract("epoch", col) / n), BigInteger) * n
+    return cast(func.strftime("%s", col), BigInteger) // n * n
+
+
+def packed_waits(dialect: str, c) -> ColumnElement:
+    """The group's waits of known-outcome calls, sorted, big-endian float64 (never NULL)."""
+    w = c.wait_seconds
+    keep = and_(c.outcome.in_(rq.KNOWN), w.is_not(None))
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        agg = func.string_agg(func.float8send(w), aggregate_order_by(literal_column("''::bytea"), w)).filter(keep)
+        return func.coalesce(agg, literal_column("''::bytea"))
+    return func.cc_waits(case((keep, w)))
+
+
+def packed_counts(dialect: str, aggs: dict[str, ColumnElement]) -> ColumnElement:
+    """The group's counters as one ``counts`` value (:data:`LAYOUT`), in the database."""
+    if dialect == "postgresql":
+        parts = [func.int4send(cast(func.coalesce(aggs[k], 0), Integer)) for k in INTS]
+        parts += [func.float8send(cast(func.coalesce(aggs[k], 0.0), Float)) for k in FLOATS[:2]]
+        parts.append(func.float8send(func.coalesce(cast(aggs["max_wait"], Float), literal_column("'NaN'::float8"))))
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.op("||")(p)
+        return out
+    return func.cc_counts(*[aggs[k] for k in INTS + FLOATS])
+
+
+def unpack_counts(b: bytes) -> dict[str, float]:
+    """A ``counts`` value by name (max_wait None when no call had a known wait)."""
+    v = _PACK.unpack(bytes(b))
+    out = dict(zip(INTS + FLOATS, v))
+    if math.isnan(out["max_wait"]):
+        out["max_wait"] = None
+    return out
+
+
+def concat(dialect: str, col: ColumnElement) -> ColumnElement:
+    """A group's bytes values run together, in the database's C (every aggregate of one group
+    sees its rows in the same order, so the i-th piece of each belongs to the same row;
+    SQLite's ``group_concat`` keeps every byte, NULs included, and the cast makes it a BLOB)."""
+    if dialect == "postgresql":
+        return func.coalesce(func.string_agg(col, literal_column("''::bytea")), literal_column("''::bytea"))
+    return func.coalesce(cast(func.group_concat(col, ""), LargeBinary), literal_column("X''"))
+
+
+def block_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
+    """``SELECT server, queue, agent, block, counts, waits`` packing agent-day rows per block of
+    16 UTC days: the definition of a :class:`QueueCallAgentRollupBlock` row."""
+    r = QueueCallAgentRollup.__table__.c
+    n = literal_column(str(BLOCK), BigInteger)
+    block = r.day - r.day % n
+    q = select(r.server, r.queue, r.agent, block.label("block"), concat(dialect, r.counts).label("counts"),
+               concat(dialect, r.waits).label("waits"))
+    if join is not None:
+        q = q.join_from(QueueCallAgentRollup.__table__, *join)
+    return q.where(*where).group_by(r.server, r.queue, r.agent, block)
+
+
+def day_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
+    """``SELECT server, queue, day, slots, counts, nwaits, waits`` packing slot rows per UTC
+    day: the definition of a :class:`QueueCallRollupDay` row."""
+    r = QueueCallRollup.__table__.c
+    n = literal_column(str(DAY), BigInteger)
+    day = r.slot - r.slot % n
+    q = select(r.server, r.queue, day.label("day"), concat(dialect, int64s(dialect, r.slot)).label("slots"),
+               concat(dialect, r.counts).label("counts"),
+               concat(dialect, int32s(dialect, func.length(r.waits) / literal_column("8", Integer))).label("nwaits"),
+               concat(dialect, r.waits).label("waits"))
+    if join is not None:
+        q = q.join_from(QueueCallRollup.__table__, *join)
+    return q.where(*where).group_by(r.server, r.queue, day)
+
+
+def unpack(b: bytes | None) -> list[float]:
+    """The waits of a rollup row (tests, tools)."""
+    b = bytes(b or b"")
+    return list(struct.unpack(f">{len(b) // 8}d", b))
+
+
+def slot_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElement] = (),
+                by_server: bool = True):
+    """``SELECT [server,] queue, slot, <counters>, waits`` grouped per 15-minute slot, over the
+    inbound calls matching ``where``: the one definition of a :class:`QueueCallRollup` row
+    (rebuild, settle, and a report's partial slots at its period's edges)."""
+    c = QueueCall.__table__.c
+    aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
+    slot = slot_of(dialect, c.entered_at, SLOT)  # grouped by itself: literals only, so PostgreSQL matches it
+    cols = ([c.server] if by_server else []) + [c.queue, slot.label("slot")]
+    q = select(*cols, packed_counts(dialect, aggs).label("counts"), packed_waits(dialect, c).label("waits"))
+    q = q.where(c.direction == "inbound", *where)
+    return q.group_by(*([c.server] if by_server else []), c.queue, slot)
+
+
+def agent_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElement] = (),
+                 by_server: bool = True):
+    """The same per (server, queue, agent, UTC day) over answered calls with an agent: the
+    definition of a :class:`QueueCallAgentRollup` row (``report_queries.by_agent``'s calls)."""
+    c = QueueCall.__table__.c
+    aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
+    day = slot_of(dialect, c.entered_at, DAY)
+    cols = ([c.server] if by_server else []) + [c.queue, c.agent, day.label("day")]
+    q = select(*cols, packed_counts(dialect, aggs).label("counts"), packed_waits(dialect, c).label("waits"))
+    q = q.where(c.direction == "inbound", c.outcome.in_(stats.ANSWERED), c.agent != "", *where)
+    return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, day)
+
+
+def _columns(q) -> list[str]:
+    return [col.name for col in q.selected_columns]
+
+
+def _ts(epoch: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+def stored_settings(conn) -> Settings | None:
+    row = conn.execute(select(RollupSettings.answer_target_seconds, RollupSettings.short_abandon_seconds)
+                       .where(RollupSettings.id == 1)).first()
+    return None if row is None else Settings(float(row[0]), float(row[1]))
+
+
+def settings_for(conn) -> Settings:
+    """What the stored rollups were counted with; :class:`RollupsStale` when nothing says."""
+    s = stored_settings(conn)
+    if s is None:
+        raise RollupsStale(f"the queue-call rollups have no settings row; run: {REBUILD_COMMAND}")
+    return s
+
+
+def check_settings(conn, answer_target: float, short_abandon: float) -> None:
+    """Raise :class:`RollupsStale` unless the rollups were counted with these settings."""
+    s = settings_for(conn)
+    want = Settings(float(answer_target), float(short_abandon))
+    if s != want:
+        raise RollupsStale(
+            f"the queue-call rollups were counted with answer target {s.answer_target:g} s and short "
+            f"abandon {s.short_abandon:g} s, the configuration says {want.answer_target:g} s and "
+            f"{want.short_abandon:g} s; run: {REBUILD_COMMAND}")
+
+
+def check_at_start(conn, answer_target: float, short_abandon: float) -> None:
+    """At start-up: as :func:`check_settings`, but a database without calls takes the running
+    settings (there is nothing to recount)."""
+    want = Settings(float(answer_target), float(short_abandon))
+    if stored_settings(conn) == want:
+        return
+    if conn.execute(select(exists().where(QueueCall.id.is_not(None)))).scalar():
+        check_settings(conn, answer_target, short_abandon)
+    rebuild(conn, want)
+
+
+def _save_settings(conn, s: Settings) -> None:
+    conn.execute(delete(RollupSettings))
+    conn.execute(insert(RollupSettings).values(id=1, answer_target_seconds=s.answer_target,
+                                               short_abandon_seconds=s.short_abandon))
+
+
+# --- keeping them -------------------------------------------------------------------------------
+
+def rebuild(conn, settings: Settings) -> tuple[int, int]:
+    """Recount every rollup from the calls with ``settings`` (one transaction: the caller's);
+    returns (slot rows, agent-day rows)."""
+    d = dialect_of(conn)
+    register_functions(conn)
+    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, QueueCallAgentRollupBlock, RollupDirty):
+        conn.execute(delete(t))
+    _save_settings(conn, settings)
+    c = QueueCall.__table__.c
+    q = slot_counts(d, settings, where=[c.entered_at.is_not(None)])
+    conn.execute(insert(QueueCallRollup).from_select(_columns(q), q))
+    q = day_rows(d)
+    conn.execute(insert(QueueCallRollupDay).from_select(_columns(q), q))
+    q = agent_counts(d, settings, where=[c.entered_at.is_not(None)])
+    conn.execute(insert(QueueCallAgentRollup).from_select(_columns(q), q))
+    q = block_rows(d)
+    conn.execute(insert(QueueCallAgentRollupBlock).from_select(_columns(q), q))
+    return (conn.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one(),
+            conn.execute(select(func.count()).select_from(QueueCallAgentRollup)).scalar_one())
+
+
+def _slot_start(dialect: str, epoch: ColumnElement) -> ColumnElement:
+    """Epoch seconds as what ``entered_at`` compares with (SQLite: UTC text; the stored text's
+    fraction sorts it after the whole second, so ``>=``/``<`` bounds stay exact)."""
+    if dialect == "postgresql":
+        return func.to_timestamp(epoch)
+    return func.datetime(epoch, "unixepoch")
+
+
+_RECOUNT: dict[tuple[str, Settings], tuple] = {}
+
+
+def _recount_statements(dialect: str, settings: Settings) -> tuple:
+    """(delete, insert) of the dirty slot rows and of the dirty agent-day rows: each one
+    statement over the marks joined to their calls (built once: building costs more than
+    running)."""
+    key = (dialect, settings)
+    if key in _RECOUNT:
+        return _RECOUNT[key]
+    c = QueueCall.__table__.c
+    d = RollupDirty.__table__.alias("d")
+    r, ar = QueueCallRollup.__table__, QueueCallAgentRollup.__table__
+    marked_q = select(d.c.server, d.c.queue, d.c.slot).where(d.c.kind == "q")
+    marked_a = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "a")
+    q = slot_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+        d.c.kind == "q", d.c.server == c.server, d.c.queue == c.queue,
+        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + SLOT)))
+    a = agent_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+        d.c.kind == "a", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
+        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    n = literal_column(str(DAY), BigInteger)
+    days = select(d.c.server, d.c.queue, (d.c.slot - d.c.slot % n).label("day")).where(d.c.kind == "q").distinct()
+    rd = QueueCallRollupDay.__table__
+    m = days.subquery("m")
+    packed = day_rows(dialect, join=(m, and_(m.c.server == r.c.server, m.c.queue == r.c.queue, r.c.slot >= m.c.day,
+                                             r.c.slot < m.c.day + n)))
+    nb = literal_column(str(BLOCK), BigInteger)
+    blocks = (select(d.c.server, d.c.queue, d.c.agent, (d.c.slot - d.c.slot % nb).label("block"))
+              .where(d.c.kind == "a").distinct())
+    ab = QueueCallAgentRollupBlock.__table__
+    mb = blocks.subquery("mb")
+    packed_a = block_rows(dialect, join=(mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
+                                                  mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
+                                                  ar.c.day < mb.c.block + nb)))
+    out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
+           insert(r).from_select(_columns(q), q),
+           delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
+           insert(rd).from_select(_columns(packed), packed),
+           delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
+           insert(ar).from_select(_columns(a), a),
+           delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
+           insert(ab).from_select(_columns(packed_a), packed_a))
+    _RECOUNT[key] = out
+    return out
+
+
+def settle(conn) -> int:
+    """Recount the rollup rows the triggers marked dirty and clear the marks (the caller's
+    transaction); returns how many were marked.  Cheap when none are: one SELECT.
+
+    On PostgreSQL the marks are locked first: a concurrent settle of the same marks (another
+    server's writer meeting a mark left by a hand-made fix) waits, then finds them gone."""
+    marks = conn.execute(select(RollupDirty.kind).with_for_update()).all()
+    if not marks:
+        return 0
+    settings = settings_for(conn)
+    d = dialect_of(conn)
+    register_functions(conn)
+    for stmt in _recount_statements(d, settings):
+        conn.execute(stmt)
+    conn.execute(delete(RollupDirty))
+    return len(marks)
+
+
+def differences(conn) -> list[tuple[str, Any]]:
+    """The rollup rows a rebuild would change (empty: the kept ones are exact).  Compares every
+    row, the waits bytes exactly; sums of seconds to 1e-9 (the calls may be added in another
+    order)."""
+    settings = settings_for(conn)
+    d = dialect_of(conn)
+    register_functions(conn)
+    c = QueueCall.__table__.c
+    out: list[tuple[str, Any]] = []
+    for table, q, key in ((QueueCallRollup, slot_counts(d, settings, where=[c.entered_at.is_not(None)]),
+                           ("server", "queue", "slot")),
+                          (QueueCallAgentRollup, agent_counts(d, settings, where=[c.entered_at.is_not(None)]),
+                           ("server", "queue", "agent", "day"))):
+        names = _columns(q)
+        want = {tuple(m[k] for k in key): _norm(m, names) for m in conn.execute(q).mappings()}
+        t = table.__table__
+        have = {tuple(m[k] for k in key): _norm(m, names)
+                for m in conn.execute(select(*[t.c[n] for n in names])).mappings()}
+        for k in sorted(set(want) | set(have), key=str):
+            a, b = want.get(k), have.get(k)
+            if a is None or b is None or any(not _close(x, y) for x, y in zip(a, b)):
+                out.append((table.__tablename__, k))
+    # a packed day holds exactly its slot rows (in any order)
+    slots: dict[tuple, set] = {}
+    for m in conn.execute(select(QueueCallRollup.__table__)).mappings():
+        slots.setdefault((m["server"], m["queue"], m["slot"] - m["slot"] % DAY), set()).add(
+            (m["slot"], bytes(m["counts"]), bytes(m["waits"])))
+    days: dict[tuple, set] = {}
+    for m in conn.execute(select(QueueCallRollupDay.__table__)).mappings():
+        days[(m["server"], m["queue"], m["day"])] = set(unpack_day(m))
+    for k in sorted(set(slots) | set(days), key=str):
+        if slots.get(k) != days.get(k):
+            out.append((QueueCallRollupDay.__tablename__, k))
+    # a packed block holds exactly its agent-day rows: their counters, and their waits
+    size = LAYOUT.itemsize
+    agent_days: dict[tuple, tuple[list, list]] = {}
+    for m in conn.execute(select(QueueCallAgentRollup.__table__)).mappings():
+        k = (m["server"], m["queue"], m["agent"], m["day"] - m["day"] % BLOCK)
+        have = agent_days.setdefault(k, ([], []))
+        have[0].append(bytes(m["counts"]))
+        have[1].extend(unpack(m["waits"]))
+    blocks: dict[tuple, tuple[list, list]] = {}
+    for m in conn.execute(select(QueueCallAgentRollupBlock.__table__)).mappings():
+        b = bytes(m["counts"])
+        blocks[(m["server"], m["queue"], m["agent"], m["block"])] = (
+            [b[i:i + size] for i in range(0, len(b), size)], unpack(m["waits"]))
+    for k in sorted(set(agent_days) | set(blocks), key=str):
+        a, b = agent_days.get(k), blocks.get(k)
+        if a is None or b is None or sorted(a[0]) != sorted(b[0]) or sorted(a[1]) != sorted(b[1]):
+            out.append((QueueCallAgentRollupBlock.__tablename__, k))
+    return out
+
+
+def unpack_day(m) -> list[tuple[int, bytes, bytes]]:
+    """A packed day's slot rows: ``[(slot, counts, waits), ...]``."""
+    slots = struct.unpack(f">{len(m['slots']) // 8}q", bytes(m["slots"]))
+    nwaits = struct.unpack(f">{len(slots)}i", bytes(m["nwaits"]))
+    counts, waits, out, at = bytes(m["counts"]), bytes(m["waits"]), [], 0
+    for i, (slot, n) in enumerate(zip(slots, nwaits)):
+        out.append((slot, counts[i * LAYOUT.itemsize:(i + 1) * LAYOUT.itemsize], waits[at:at + 8 * n]))
+        at += 8 * n
+    return out
+
+
+def _norm(m, names: list[str]) -> tuple:
+    out = []
+    for n in names:
+        if n == "counts":
+            out.extend(unpack_counts(m[n]).values())
+        else:
+            out.append(bytes(m[n]) if n == "waits" else m[n])
+    return tuple(out)
+
+
+def _close(x, y) -> bool:
+    if isinstance(x, float) or isinstance(y, float):
+        return x is not None and y is not None and abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x)))
+    return x == y

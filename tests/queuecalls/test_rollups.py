@@ -1,0 +1,270 @@
+"""The queue-call rollups: every write path keeps them exact, the reports read from them equal
+the previous implementation (``oracle_reports``) on the same calls, in DST and quarter-hour
+zones, with periods that cut slots; a rebuild equals what the writes kept; the settings they
+were counted with are enforced."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, func, insert, select, text, update
+
+from callcenter import reporting
+from callcenter.queuecalls import cli as qcli
+from callcenter.queuecalls import report_queries as rq
+from callcenter.queuecalls import rollup_figures, rollups, store
+from callcenter.queuecalls.models import QueueCall, QueueCallAgentRollup, QueueCallRollup, RollupDirty
+from callcenter.queuecalls.reducer import QueueCallRecord
+from callcenter.store import migrate
+from tests import support
+
+from . import oracle_reports as old
+from .test_report_queries import _calls, _same, _same_rows, _stored
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 3, 27, 0, 0, tzinfo=UTC)
+
+
+def _marks(db) -> int:
+    return db.call(lambda s: s.execute(select(func.count()).select_from(RollupDirty)).scalar_one())
+
+
+def _exact(db) -> None:
+    """Nothing left marked, and every rollup row is what a recount from the calls gives."""
+    assert _marks(db) == 0
+    assert db.call(rollups.differences) == []
+
+
+def _rec(uid: str, at: float, outcome: str = "answered", wait: float | None = 12.5, *, queue: str = "consultation",
+         agent: str = "PJSIP/1001", gap: bool = False, source: str = "ami") -> QueueCallRecord:
+    answered = outcome in ("answered", "transferred")
+    return QueueCallRecord(uniqueid=uid, linkedid=uid, queue=queue, leg=1, caller_number="+8613800138001",
+                           caller_name="", entered_at=at, answered_at=at + (wait or 0) if answered else None,
+                           ended_at=at + 200, wait_seconds=wait, agent=agent if answered else "",
+                           agent_name="", talk_seconds=180.0 if answered else None, outcome=outcome,
+                           position=1, ivr_session_id=None, gap=gap, source=source)
+
+
+def _figures(db, tz=ZoneInfo("Asia/Shanghai")) -> dict:
+    return db.call(qcli.load_figures, None, None, None, tz, 30.0, 5.0)
+
+
+def _oracle(db, tz=ZoneInfo("Asia/Shanghai")) -> dict:
+    rows = _stored(db)
+    inbound = [r for r in rows if r["direction"] == "inbound"]
+    return {"summary": old.summarize(inbound, 30.0, 5.0), **old.breakdowns(inbound, 30.0, 5.0, tz)}
+
+
+def _same_figures(got: dict, want: dict) -> None:
+    _same(got["summary"], want["summary"])
+    for name in ("queue", "agent", "hour", "day"):
+        _same_rows(got[name], want[name])
+
+
+@pytest.mark.postgres
+def test_every_write_path_keeps_the_rollups_exact(db):
+    t = T0.timestamp() + 3600
+    # the tracker's batches (store.write_batch): new calls, with the checkpoint
+    db.call(store.write_batch, [_rec(f"1.{i}", t + 61 * i, ["answered", "abandoned", "unknown"][i % 3],
+                                     wait=[3.0, 40.0, None][i % 3]) for i in range(30)], 30.0, t + 2000, "default")
+    _exact(db)
+    assert db.call(lambda s: s.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one()) > 1
+    # merges: an unknown outcome replaced, a measured row kept against a guess, a call whose entry
+    # time a resync corrected (it leaves its slot for another one)
+    db.call(store.write_calls, [_rec("1.2", t + 122, "answered", 31.0), _rec("1.0", t, "abandoned", 2.0, gap=True),
+                                _rec("1.3", t + 183 + 3600, "timeout", 50.0, agent="")], 30.0, "default")
+    _exact(db)
+    # a queue_log recovery: reconstructed rows (gap), new and replacing an unknown
+    db.call(store.write_batch, [_rec("1.5", t + 305, "abandoned", 7.0, gap=True, source="queue_log"),
+                                _rec("2.1", t + 7000, "answered", 9.0, gap=True, source="queue_log",
+                                     agent="PJSIP/1002")], 30.0, None, "default")
+    _exact(db)
+    rows = {r["uniqueid"]: r for r in _stored(db)}
+    assert rows["1.2"]["outcome"] == "answered" and rows["1.0"]["outcome"] == "answered"
+    assert rows["1.5"]["outcome"] == "abandoned" and rows["1.3"]["entered_at"].timestamp() == t + 183 + 3600
+    _same_figures(_figures(db), _oracle(db))
+
+    # a post-call rating changes no counted column: nothing to recount
+    ratings = support.domain().ratings
+    with db.session() as s:
+        ratings.record_rating(s, uniqueid="1.6", queue="consultation", agent="PJSIP/1001", outcome="rated",
+                              score=1, level="satisfied", at=t + 900, ivr_session_id=None)
+        assert s.execute(select(func.count()).select_from(RollupDirty)).scalar_one() == 0
+    _exact(db)
+
+    # any other writer (a hand-made fix in SQL): the triggers mark the rows, the next report recounts
+    for fix in (update(QueueCall).where(QueueCall.uniqueid == "1.4").values(outcome="abandoned", wait_seconds=1.0),
+                update(QueueCall).where(QueueCall.uniqueid == "1.7").values(direction="outbound"),
+                update(QueueCall).where(QueueCall.uniqueid == "1.8").values(queue="complaint", agent="PJSIP/1009"),
+                delete(QueueCall).where(QueueCall.uniqueid == "1.9"),
+                insert(QueueCall).values(uniqueid="3.1", linkedid="3.1", queue="appts", leg=1, outcome="answered",
+                                         entered_at=T0, wait_seconds=4.0, agent="PJSIP/1001")):
+        db.call(lambda s: s.execute(fix))
+        assert _marks(db) > 0 and db.call(rollups.differences) != []
+        _same_figures(_figures(db), _oracle(db))
+        _exact(db)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_reports_from_rollups_equal_the_old_figures(db, zone):
+    """DST (Berlin and New York change on 29 and 8 March; Lord Howe by half an hour on 5 April),
+    +05:45 (Kathmandu); calls updated after being rolled up; periods cutting slots."""
+    tz = ZoneInfo(zone)
+    calls = _calls(1500, seed=3)
+    rnd = random.Random(4)
+    for c in calls:  # around the changes: 27 March - 12 April
+        if c["entered_at"] is not None:
+            c["entered_at"] = T0 + dt.timedelta(seconds=rnd.uniform(0, 16 * 86400))
+    with db.session() as s:
+        s.execute(insert(QueueCall), calls)
+    _figures(db, tz)  # rolled up
+    with db.session() as s:  # then changed
+        s.execute(update(QueueCall).where(QueueCall.id % 7 == 0).values(outcome="abandoned", wait_seconds=4.5))
+        s.execute(update(QueueCall).where(QueueCall.id % 11 == 0).values(
+            entered_at=QueueCall.entered_at + dt.timedelta(minutes=47)) if db.dialect == "postgresql" else
+            text("UPDATE queue_calls SET entered_at = strftime('%Y-%m-%d %H:%M:%f000', entered_at, '+47 minutes') "
+                 "WHERE id % 11 = 0"))
+    rows = _stored(db)
+    periods = [(None, None, None),
+               (dt.datetime(2026, 3, 28, 10, 7, 13, 250000, tzinfo=tz), dt.datetime(2026, 4, 6, 17, 52, 1, tzinfo=tz),
+                None),
+               (dt.datetime(2026, 3, 29, tzinfo=tz), dt.datetime(2026, 4, 9, tzinfo=tz), "complaint"),
+               # holds a whole packed block of agent days (16 UTC days from 1 April)
+               (dt.datetime(2026, 3, 27, 5, 3, tzinfo=tz), dt.datetime(2026, 4, 20, tzinfo=tz), None),
+               (dt.datetime(2026, 4, 2, 9, 1, tzinfo=tz), dt.datetime(2026, 4, 2, 11, 8, tzinfo=tz), None),
+               (dt.datetime(2026, 4, 2, 9, 1, tzinfo=tz), dt.datetime(2026, 4, 2, 9, 14, tzinfo=tz), None),
+               (None, dt.datetime(2026, 4, 5, 3, 17, tzinfo=tz), None)]
+    for since, until, queue in periods:
+        picked = [r for r in rows if (queue is None or r["queue"] == queue)
+                  and (since is None or (r["entered_at"] is not None and r["entered_at"] >= since))
+                  and (until is None or (r["entered_at"] is not None and r["entered_at"] < until))]
+        assert picked or until - since < dt.timedelta(minutes=15)  # within one slot: maybe no call
+        want = {"summary": old.summarize(picked, 30.0, 5.0), **old.breakdowns(picked, 30.0, 5.0, tz)}
+        _same_figures(db.call(qcli.load_figures, since, until, queue, tz, 30.0, 5.0), want)
+    # the web's reports over local days: hourly, daily, distribution, staffing, half hours
+    t0, t1 = dt.datetime(2026, 3, 28, tzinfo=tz), dt.datetime(2026, 4, 8, tzinfo=tz)
+    days = [r for r in rows if r["entered_at"] is not None and t0 <= r["entered_at"] < t1]
+    got = db.call(reporting.queue_reports, ("answer-times", "service-level-hourly", "service-level-daily",
+                                            "staffing"), rq.utc(t0), rq.utc(t1), tz=tz, target=30.0, short=5.0,
+                  days=11, goal=0.8, page=1, per_page=None)
+    assert got["answer-times"]["rows"] == old.answer_time_distribution(days)
+    _same(got["answer-times"]["summary"], old.summarize(days, 30.0, 5.0))
+    _same_rows(got["service-level-hourly"]["rows"], old.service_level_by(days, "hour", tz, 30.0, 5.0))
+    _same_rows(got["service-level-daily"]["rows"], old.service_level_by(days, "day", tz, 30.0, 5.0))
+    want = old.staffing_by_hour(days, tz, days=11, target=30.0, goal=0.8)
+    assert [{**r, "aht_seconds": None} for r in got["staffing"]["rows"]] == [{**r, "aht_seconds": None} for r in want]
+
+    def half(r):
+        local = r["entered_at"].astimezone(tz)
+        return local.hour * 2 + (local.minute >= 30)
+    halves = db.call(rq.by_half_hour, rq.utc(t0), rq.utc(t1), tz, target=30.0, short_abandon=5.0)
+    _same_rows(rq.sorted_groups(halves, 30.0, 5.0, fmt=lambda k: f"{k:02d}"),
+               old.group_by(days, lambda r: f"{half(r):02d}", 30.0, 5.0))
+    # one agent's figures come from that agent's calls
+    mine = [r for r in days if r["agent"] == "PJSIP/1001"]
+    f = db.call(rq.period_figures, rq.utc(t0), rq.utc(t1), tz, target=30.0, short_abandon=5.0, agent="PJSIP/1001")
+    _same(f.whole.summary(30.0, 5.0), old.summarize(mine, 30.0, 5.0))
+    _exact(db)
+
+
+@pytest.mark.postgres
+def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
+    t = T0.timestamp()
+    rnd = random.Random(8)
+    for batch in range(12):
+        recs = [_rec(f"{batch}.{i}", t + rnd.uniform(0, 3 * 86400), rnd.choice(["answered", "abandoned", "timeout",
+                                                                                  "transferred", "unknown"]),
+                     wait=rnd.choice([None, round(rnd.uniform(0, 120), 3)]), queue=rnd.choice(["a", "b"]),
+                     agent=rnd.choice(["PJSIP/1001", "PJSIP/1002"])) for i in range(40)]
+        db.call(store.write_calls, recs, 30.0, rnd.choice(["default", "east"]))
+
+    def snapshot(s):  # every row, its counters unpacked (sums of seconds to 1e-6: the order of addition)
+        out = {}
+        for table in (QueueCallRollup, QueueCallAgentRollup):
+            rows = []
+            for m in s.execute(select(table.__table__)).mappings():
+                counts = {k: (None if v is None else round(v, 6)) for k, v in rollups.unpack_counts(m["counts"]).items()}
+                rows.append((tuple(v for k, v in m.items() if k not in ("counts", "waits")), counts,
+                             rollups.unpack(m["waits"])))
+            out[table.__tablename__] = sorted(rows, key=str)
+        return out
+    kept = db.call(snapshot)
+    assert kept["queue_call_rollups"] and kept["queue_call_agent_rollups"]
+    db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))
+    assert db.call(snapshot) == kept
+    assert {k[0][0] for k in kept["queue_call_rollups"]} == {"default", "east"}
+    east = db.call(rq.period_figures, None, None, ZoneInfo("Asia/Shanghai"), target=30.0, short_abandon=5.0,
+                   server="east")
+    want = old.summarize([r for r in _stored(db) if r["server"] == "east"], 30.0, 5.0)
+    _same(east.whole.summary(30.0, 5.0), want)
+
+
+@pytest.mark.postgres
+def test_the_settings_are_enforced_and_a_rebuild_takes_new_ones(db, config_env, monkeypatch, capsys):
+    from callcenter import app
+    from callcenter.cli import main
+    from callcenter.config import load_config
+
+    t = T0.timestamp()
+    db.call(store.write_calls, [_rec("1.1", t, "answered", 25.0), _rec("1.2", t + 60, "abandoned", 8.0)],
+            30.0, "default")
+    with pytest.raises(rollups.RollupsStale, match="callcenter report rebuild-rollups"):
+        db.call(qcli.load_figures, None, None, None, ZoneInfo("Asia/Shanghai"), 20.0, 5.0)
+    monkeypatch.setenv("CALLCENTER_HOSPITAL_ANSWER_TARGET_SECONDS", "20")
+    monkeypatch.setenv("CALLCENTER_HOSPITAL_SHORT_ABANDON_SECONDS", "10")
+    with pytest.raises(rollups.RollupsStale, match="answer target 30 s and short abandon 5 s, the configuration "
+                                                    "says 20 s and 10 s; run: callcenter report rebuild-rollups"):
+        app._check_schema(load_config(None))  # `callcenter serve` and the demo refuse to start
+    assert main(["report", "answer-times", "--format", "json"]) == 2
+    assert "run: callcenter report rebuild-rollups" in capsys.readouterr().err
+    assert main(["report", "rebuild-rollups"]) == 0
+    assert "1 slot rows, 1 agent-day rows (answer target 20 s, short abandon 10 s)" in capsys.readouterr().out
+    assert main(["report", "answer-times", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)["summary"]
+    assert (out["answered_within_target"], out["short_abandons"]) == (0, 1)  # 25 s > 20 s; 8 s < 10 s
+    app._check_schema(load_config(None))
+    _exact(db)
+
+
+@pytest.mark.postgres
+def test_a_database_without_calls_takes_the_running_settings_at_start(db):
+    db.call(rollups.check_at_start, 20.0, 3.0)
+    assert db.call(rollups.stored_settings) == rollups.Settings(20.0, 3.0)
+    db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))  # as migrated, for the next test on PostgreSQL
+
+
+def test_a_zone_whose_offset_is_not_quarter_hours_is_refused(db):
+    tz = ZoneInfo("Africa/Monrovia")  # UTC-0:44:30 until 1972
+    with db.session() as s:
+        s.execute(insert(QueueCall).values(uniqueid="1", linkedid="1", queue="q", leg=1, outcome="answered",
+                                           entered_at=dt.datetime(1971, 6, 1, 12, tzinfo=UTC), wait_seconds=3.0))
+    with pytest.raises(rollup_figures.ZoneNotQuarterHours, match="Africa/Monrovia"):
+        db.call(qcli.load_figures, dt.datetime(1971, 6, 1, tzinfo=tz), dt.datetime(1971, 6, 2, tzinfo=tz), None,
+                tz, 30.0, 5.0)
+
+
+def test_the_migration_counts_the_stored_calls(tmp_path):
+    from callcenter.store import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    try:
+        migrate.upgrade(db.engine, "0998_asterisk_servers")
+        with db.session() as s:
+            s.execute(insert(QueueCall), [{k: v for k, v in c.items()} for c in _calls(300)])
+        migrate.upgrade(db.engine, rollup_settings=(20.0, 4.0))
+        assert db.call(rollups.stored_settings) == rollups.Settings(20.0, 4.0)
+        assert db.call(lambda s: s.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one()) > 50
+        _exact(db)
+        tz = ZoneInfo("Asia/Shanghai")
+        rows = [r for r in _stored(db)]
+        _same(db.call(qcli.load_figures, None, None, None, tz, 20.0, 4.0)["summary"], old.summarize(rows, 20.0, 4.0))
+        migrate.downgrade(db.engine, "0998_asterisk_servers")  # and back: triggers and tables gone
+        with db.session() as s:
+            s.execute(insert(QueueCall).values(uniqueid="x", linkedid="x", queue="q", leg=1, outcome="answered"))
+        assert "queue_call_rollups" not in db.table_names()
+    finally:
+        db.close()
