@@ -86,6 +86,10 @@ class Campaign(Base):
 # A missed appointment is one piece of work: at most one open contact for it, whichever
 # no-show campaign holds it (the database refuses a second; inserts skip it).
 OPEN_APPOINTMENT = "ref_type = 'appointment' AND state IN ('pending', 'dialing')"
+# The claim's indexes (:func:`dialer.store.claim`): its statement spells these states as
+# literals, so the planner matches the predicates in a generic (prepared) plan too.
+PENDING = "state = 'pending'"
+DIALING = "state = 'dialing'"
 
 
 class Contact(Base):
@@ -95,6 +99,11 @@ class Contact(Base):
     __table_args__ = (
         # The due-work index: claim = state 'pending' ordered by next_attempt_at.
         Index("ix_contacts_due", "state", "next_attempt_at"),
+        # The claim: one campaign's due contacts in order, walked up to the LIMIT ...
+        Index("ix_contacts_pending_due", "campaign_id", "next_attempt_at",
+              sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        # ... and, per candidate, "is this number in one of our calls?"
+        Index("ix_contacts_dialing_phone", "phone", sqlite_where=text(DIALING), postgresql_where=text(DIALING)),
         Index("ix_contacts_ref", "ref_type", "ref_id"),
         Index("ux_contacts_open_appointment", "ref_id", unique=True,
               sqlite_where=text(OPEN_APPOINTMENT), postgresql_where=text(OPEN_APPOINTMENT)),
