@@ -90,6 +90,7 @@ OPEN_APPOINTMENT = "ref_type = 'appointment' AND state IN ('pending', 'dialing')
 # literals, so the planner matches the predicates in a generic (prepared) plan too.
 PENDING = "state = 'pending'"
 DIALING = "state = 'dialing'"
+PENDING_WITH_DEADLINE = "state = 'pending' AND due_before IS NOT NULL"
 
 
 class Contact(Base):
@@ -97,13 +98,15 @@ class Contact(Base):
 
     __tablename__ = "contacts"
     __table_args__ = (
-        # The due-work index: claim = state 'pending' ordered by next_attempt_at.
-        Index("ix_contacts_due", "state", "next_attempt_at"),
-        # The claim: one campaign's due contacts in order, walked up to the LIMIT ...
+        # The due work, partial by state (migration 0999d): the claim walks one campaign's due
+        # contacts in order up to its LIMIT ...
         Index("ix_contacts_pending_due", "campaign_id", "next_attempt_at",
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
-        # ... and, per candidate, "is this number in one of our calls?"
+        # ... and asks, per candidate, "is this number in one of our calls?";
         Index("ix_contacts_dialing_phone", "phone", sqlite_where=text(DIALING), postgresql_where=text(DIALING)),
+        # expiry finds the pending contacts past their deadline
+        Index("ix_contacts_pending_deadline", "due_before",
+              sqlite_where=text(PENDING_WITH_DEADLINE), postgresql_where=text(PENDING_WITH_DEADLINE)),
         Index("ix_contacts_ref", "ref_type", "ref_id"),
         Index("ux_contacts_open_appointment", "ref_id", unique=True,
               sqlite_where=text(OPEN_APPOINTMENT), postgresql_where=text(OPEN_APPOINTMENT)),

@@ -294,7 +294,7 @@ def expire(session: Session, now: float) -> int:
     """Pending contacts past their deadline are finished: unreachable (tried) or expired."""
     now_dt = to_dt(now)
     res = session.execute(
-        update(Contact).where(Contact.state == "pending", Contact.due_before.is_not(None),
+        update(Contact).where(Contact.state == PENDING, Contact.due_before.is_not(None),  # ix_contacts_pending_deadline
                               Contact.due_before < now_dt)
         .values(state="done", completed_at=now_dt,
                 outcome=case((Contact.attempts > 0, "unreachable"), else_="expired"))

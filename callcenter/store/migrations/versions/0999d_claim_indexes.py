@@ -1,11 +1,15 @@
-"""The dialer claim's own indexes: a campaign's due contacts in order, and numbers in a call.
+"""The dialer's work-queue indexes, partial by state: what each of its statements asks.
 
-``ix_contacts_pending_due`` (campaign_id, next_attempt_at) WHERE state = 'pending': the claim
-walks one campaign's due contacts in ``next_attempt_at`` order and stops at its ``LIMIT``.
-On ``ix_contacts_due`` (state, next_attempt_at) the campaign was a filter: every due contact
-of the other campaigns came first (a fresh campaign beside an old one read them all).
-``ix_contacts_dialing_phone`` (phone) WHERE state = 'dialing': the "already in a call" probe
-per candidate reads only the contacts in a call, not every contact of the number.
+``ix_contacts_due`` (state, next_attempt_at) served them all, badly.  The claim walked it
+with the campaign as a filter, so every due contact of the other campaigns came first (a
+fresh campaign beside an old one read them all); and once ANALYZE had seen no contact in
+a call, its "is this number in one of our calls?" probe walked it too, reading every
+contact in a call for each candidate (50 candidates x the calls in progress).  Now:
+
+``ix_contacts_pending_due`` (campaign_id, next_attempt_at) WHERE state = 'pending': one
+campaign's due contacts in order, walked up to the claim's ``LIMIT``;
+``ix_contacts_dialing_phone`` (phone) WHERE state = 'dialing': the contacts in a call;
+``ix_contacts_pending_deadline`` (due_before) WHERE pending with a deadline: expiry.
 
 Revision ID: 0999d_claim_indexes
 Revises: 0998_asterisk_servers
@@ -20,15 +24,22 @@ depends_on = None
 
 PENDING = "state = 'pending'"
 DIALING = "state = 'dialing'"
+PENDING_WITH_DEADLINE = "state = 'pending' AND due_before IS NOT NULL"
+
+
+def _partial(name: str, cols: list[str], where: str) -> None:
+    op.create_index(name, "contacts", cols, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
 
 
 def upgrade() -> None:
-    op.create_index("ix_contacts_pending_due", "contacts", ["campaign_id", "next_attempt_at"],
-                    sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING))
-    op.create_index("ix_contacts_dialing_phone", "contacts", ["phone"],
-                    sqlite_where=sa.text(DIALING), postgresql_where=sa.text(DIALING))
+    _partial("ix_contacts_pending_due", ["campaign_id", "next_attempt_at"], PENDING)
+    _partial("ix_contacts_dialing_phone", ["phone"], DIALING)
+    _partial("ix_contacts_pending_deadline", ["due_before"], PENDING_WITH_DEADLINE)
+    op.drop_index("ix_contacts_due", "contacts")
 
 
 def downgrade() -> None:
+    op.create_index("ix_contacts_due", "contacts", ["state", "next_attempt_at"])
+    op.drop_index("ix_contacts_pending_deadline", "contacts")
     op.drop_index("ix_contacts_dialing_phone", "contacts")
     op.drop_index("ix_contacts_pending_due", "contacts")
