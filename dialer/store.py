@@ -154,19 +154,20 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: float, instanc
     stmt = claim_statement(pg, phone_gap > 0, bool(exclude_phones))
     params = claim_params(campaign_id=campaign_id, limit=limit, now=now, instance=instance,
                           guard_seconds=guard_seconds, phone_gap=phone_gap, exclude_phones=exclude_phones)
+    conn = session.connection()   # Core statements: no ORM work per row
     if pg:
         return [Claimed(aid, cid, camp, phone, name=name or "", language=lang or "")
-                for aid, cid, camp, phone, name, lang in session.execute(stmt, params).all()]
-    got = sorted(session.execute(stmt, params).all())
+                for aid, cid, camp, phone, name, lang in conn.execute(stmt, params).all()]
+    got = sorted(conn.execute(stmt, params).all())
     if not got:
         return []
     a, p = Attempt.__table__, Patient.__table__
     pids = {r.patient_id for r in got if r.patient_id is not None}
-    lang = dict(session.execute(select(p.c.id, p.c.language).where(p.c.id.in_(pids))).all()) if pids else {}
+    lang = dict(conn.execute(select(p.c.id, p.c.language).where(p.c.id.in_(pids))).all()) if pids else {}
     who = {r.id: r for r in got}
     fixed = dict(instance=instance, state="dialing", disposition="", abandoned=False, started_at=to_dt(now),
                  channel="", uniqueid="", agent="", agent_interface="")
-    made = session.execute(
+    made = conn.execute(
         insert(a).returning(a.c.id, a.c.contact_id, a.c.campaign_id, a.c.phone, sort_by_parameter_order=True),
         [dict(contact_id=r.id, campaign_id=r.campaign_id, phone=r.phone, **fixed) for r in got]).all()
     return [Claimed(aid, cid, camp, phone, name=who[cid].name or "", language=lang.get(who[cid].patient_id) or "")
