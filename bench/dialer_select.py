@@ -214,16 +214,17 @@ def fresh_campaign(url: str, n: int, rounds: int, beside: int) -> None:
         with db.engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         migrate.upgrade(db.engine)
-        with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO do_not_call (phone, source, reason, created_at) "
-                              "SELECT '+86138' || lpad((x * 97)::text, 8, '0'), 'admin', '', now() "
-                              "FROM generate_series(1, 10000) x"))
-            conn.execute(text("ANALYZE do_not_call"))
         campaign = 1
         if beside:
-            populate(db, beside)   # campaign 1, due from 2026-10-25 on
+            populate(db, beside)   # campaign 1, due from 2026-10-25 on, and the do-not-call list
             analyse(db)
             campaign = 2
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(text("INSERT INTO do_not_call (phone, source, reason, created_at) "
+                                  "SELECT '+86138' || lpad((x * 97)::text, 8, '0'), 'admin', '', now() "
+                                  "FROM generate_series(1, 10000) x"))
+                conn.execute(text("ANALYZE do_not_call"))
         hold_autovacuum(db, True)
 
         def seed(s):

@@ -88,7 +88,6 @@ class Campaign(Base):
 OPEN_APPOINTMENT = "ref_type = 'appointment' AND state IN ('pending', 'dialing')"
 # The claim's indexes (:func:`dialer.store.claim`): its statement spells these states as
 # literals, so the planner matches the predicates in a generic (prepared) plan too.
-PENDING = "state = 'pending'"
 DIALING = "state = 'dialing'"
 PENDING_WITH_DEADLINE = "state = 'pending' AND due_before IS NOT NULL"
 
@@ -100,8 +99,10 @@ class Contact(Base):
     __table_args__ = (
         # The due work, partial by state (migration 0999d): the claim walks one campaign's due
         # contacts in order up to its LIMIT ...
-        Index("ix_contacts_pending_due", "campaign_id", "next_attempt_at",
-              sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        # (campaign_id, state, next_attempt_at), not a partial index beside one on campaign_id:
+        # a campaign imported into an analysed table has no statistics, and the planner then
+        # took the campaign_id index and sorted every contact of the campaign
+        Index("ix_contacts_campaign_due", "campaign_id", "state", "next_attempt_at"),
         # ... and asks, per candidate, "is this number in one of our calls?";
         Index("ix_contacts_dialing_phone", "phone", sqlite_where=text(DIALING), postgresql_where=text(DIALING)),
         # expiry finds the pending contacts past their deadline
@@ -113,7 +114,7 @@ class Contact(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))  # ix_contacts_campaign_due
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
     phone: Mapped[str] = mapped_column(String(32), index=True)

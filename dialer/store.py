@@ -43,8 +43,8 @@ def _probe(q):
     return exists(q.limit(1).offset(0))
 
 
-# Literals, not bound parameters: the partial indexes ``ix_contacts_pending_due`` and
-# ``ix_contacts_dialing_phone`` are usable only where the statement itself says the state, and a
+# Literals, not bound parameters: the partial indexes ``ix_contacts_dialing_phone`` and
+# ``ix_contacts_pending_deadline`` are usable only where the statement itself says the state, and a
 # prepared statement's generic plan (psycopg prepares a statement run 5 times) knows no values.
 PENDING = literal_column("'pending'")
 DIALING = literal_column("'dialing'")

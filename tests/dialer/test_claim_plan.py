@@ -1,6 +1,6 @@
 """The claim's pick walks one campaign's due contacts in order and stops at the LIMIT, whatever
 the statistics say: right after an import (never analysed), after ANALYZE (autovacuum soon
-runs it), and in a prepared statement's generic plan (psycopg prepares a statement run 5
+runs it), a campaign imported into an analysed table (no statistics for it yet), and in a prepared statement's generic plan (psycopg prepares a statement run 5
 times; PostgreSQL may then plan it once for any values).
 
 As anti-joins, the do-not-call and "already in a call" checks got a row estimate of 1 once
@@ -30,14 +30,17 @@ ONE_S = __import__("datetime").timedelta(seconds=1)
 DNC = {f"+86138{x * 97:08d}" for x in range(1, 3001)}   # every 97th number of the fresh campaign
 
 
-def _seed(db) -> int:
-    """An old campaign whose N contacts are all due earlier, then a fresh one: its id."""
-    def seed(s):
+def _seed(db, state: str) -> int:
+    """An old campaign whose N contacts are all due earlier, then a fresh one: its id.
+    ``imported``: the table is analysed between the two (the new campaign has no statistics)."""
+    def old(s):
         old = create_campaign(s, name="old", kind="revisit", mode="survey", state="running")
         early = to_dt(NOW - 30 * 86400)
         insert_contacts(s, [contact_row(old.id, f"o{i}", phone=f"+86139{i:08d}", name="", reason="r", ref_type="t",
                                         ref_id=i, due_after=early, due_before=None, patient_id=None, now=early)
                             for i in range(N)])
+
+    def seed(s):
         c = create_campaign(s, name="plan", kind="revisit", mode="survey", state="running")
         due = to_dt(NOW - 86400)
         rows = [contact_row(c.id, f"k{i}", phone=f"+86138{i:08d}", name="", reason="r", ref_type="t",
@@ -51,7 +54,13 @@ def _seed(db) -> int:
                        "(WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < 3000) "
                        "SELECT x FROM seq) AS seq"), {"now": due})
         return c.id
-    return db.call(seed)
+    db.call(old)
+    if state == "imported":
+        _analyse(db)
+    cid = db.call(seed)
+    if state == "analysed":
+        _analyse(db)
+    return cid
 
 
 def _analyse(db) -> None:
@@ -120,7 +129,7 @@ def _nodes(plan):
 
 def _check_pg_plan(plan) -> None:
     nodes = list(_nodes(plan))
-    walks = [n for n in nodes if n.get("Relation Name") == "contacts" and n.get("Index Name") == "ix_contacts_pending_due"]
+    walks = [n for n in nodes if n.get("Relation Name") == "contacts" and n.get("Index Name") == "ix_contacts_campaign_due"]
     assert len(walks) == 1, json.dumps(plan)[:3000]
     walk = walks[0]
     # walked up to the LIMIT: the 50 taken and the few skipped (do-not-call, excluded), not the
@@ -157,16 +166,14 @@ def _claim_and_check(db, cid, now, expect: int) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("state", ["fresh", "analysed"])
+@pytest.mark.parametrize("state", ["fresh", "analysed", "imported"])
 def test_claim_walks_the_campaigns_due_contacts_up_to_the_limit(db, state):
-    cid = _seed(db)
-    if state == "analysed":
-        _analyse(db)
+    cid = _seed(db, state)
     if db.dialect == "postgresql":
         _check_pg_plan(_pg_plan(db, cid, NOW, generic=False))
     else:
         plan = _sqlite_plan(db, cid, NOW)
-        assert "ix_contacts_pending_due" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
+        assert "ix_contacts_campaign_due" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
         assert "SCAN contacts" not in plan, plan
     _claim_and_check(db, cid, NOW, LIMIT - 1)   # the second contact of +86138…01 is left: one per number
     # a second claim, now with contacts in a call and attempt rows to probe
@@ -174,10 +181,8 @@ def test_claim_walks_the_campaigns_due_contacts_up_to_the_limit(db, state):
 
 
 @pytest.mark.postgres_only
-@pytest.mark.parametrize("state", ["fresh", "analysed"])
+@pytest.mark.parametrize("state", ["fresh", "analysed", "imported"])
 def test_claims_generic_plan_walks_the_same_way(db, state):
-    cid = _seed(db)
-    if state == "analysed":
-        _analyse(db)
+    cid = _seed(db, state)
     _claim_and_check(db, cid, NOW, LIMIT - 1)
     _check_pg_plan(_pg_plan(db, cid, NOW + 1, generic=True))
