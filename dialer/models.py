@@ -86,6 +86,10 @@ class Campaign(Base):
 # A missed appointment is one piece of work: at most one open contact for it, whichever
 # no-show campaign holds it (the database refuses a second; inserts skip it).
 OPEN_APPOINTMENT = "ref_type = 'appointment' AND state IN ('pending', 'dialing')"
+# The claim's indexes (:func:`dialer.store.claim`): its statement spells these states as
+# literals, so the planner matches the predicates in a generic (prepared) plan too.
+DIALING = "state = 'dialing'"
+PENDING_WITH_DEADLINE = "state = 'pending' AND due_before IS NOT NULL"
 
 
 class Contact(Base):
@@ -93,15 +97,24 @@ class Contact(Base):
 
     __tablename__ = "contacts"
     __table_args__ = (
-        # The due-work index: claim = state 'pending' ordered by next_attempt_at.
-        Index("ix_contacts_due", "state", "next_attempt_at"),
+        # The due work, partial by state (migration 0999d): the claim walks one campaign's due
+        # contacts in order up to its LIMIT ...
+        # (campaign_id, state, next_attempt_at), not a partial index beside one on campaign_id:
+        # a campaign imported into an analysed table has no statistics, and the planner then
+        # took the campaign_id index and sorted every contact of the campaign
+        Index("ix_contacts_campaign_due", "campaign_id", "state", "next_attempt_at"),
+        # ... and asks, per candidate, "is this number in one of our calls?";
+        Index("ix_contacts_dialing_phone", "phone", sqlite_where=text(DIALING), postgresql_where=text(DIALING)),
+        # expiry finds the pending contacts past their deadline
+        Index("ix_contacts_pending_deadline", "due_before",
+              sqlite_where=text(PENDING_WITH_DEADLINE), postgresql_where=text(PENDING_WITH_DEADLINE)),
         Index("ix_contacts_ref", "ref_type", "ref_id"),
         Index("ux_contacts_open_appointment", "ref_id", unique=True,
               sqlite_where=text(OPEN_APPOINTMENT), postgresql_where=text(OPEN_APPOINTMENT)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))  # ix_contacts_campaign_due
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
     phone: Mapped[str] = mapped_column(String(32), index=True)
