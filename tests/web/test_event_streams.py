@@ -186,7 +186,9 @@ async def test_an_http11_stream_is_framed_as_chunks(config, db):
 
 @pytest.mark.browser
 @pytest.mark.timeout(90)
-async def test_a_wallboard_tab_over_the_cap_says_why_and_connects_when_a_tab_closes(config, db):
+@pytest.mark.parametrize("user,page,banner", [("sup1", "/wallboard", "#wb-stale"), ("agent1", "/agent", "#stream-refused")],
+                         ids=["wallboard", "agent-desk"])
+async def test_a_tab_over_the_cap_says_why_and_connects_when_a_tab_closes(config, db, user, page, banner):
     from tests.web.test_browser import ARGS, CHROMIUM, _login as browser_login, _require_browser
 
     _require_browser()
@@ -199,16 +201,17 @@ async def test_a_wallboard_tab_over_the_cap_says_why_and_connects_when_a_tab_clo
             try:
                 context = await browser.new_context()
                 first = await context.new_page()
-                await browser_login(first, f"http://127.0.0.1:{web.port}", "sup1")
+                await browser_login(first, f"http://127.0.0.1:{web.port}", user)
+                await first.goto(f"http://127.0.0.1:{web.port}{page}")
                 await expect(first.locator("body")).to_have_attribute("data-connected", "1", timeout=10000)
                 second = await context.new_page()
-                await second.goto(f"http://127.0.0.1:{web.port}/wallboard")
-                await expect(second.locator("#wb-stale")).to_contain_text("You have 1 live views open already",
-                                                                          timeout=10000)
+                await second.goto(f"http://127.0.0.1:{web.port}{page}")
+                await expect(second.locator(banner)).to_contain_text("You have 1 live views open already",
+                                                                     timeout=10000)
                 assert await second.get_attribute("body", "data-connected") == "0"
                 await first.close()           # a tab closed: the refused one gets in by itself
                 await expect(second.locator("body")).to_have_attribute("data-connected", "1", timeout=15000)
-                assert await second.is_hidden("#wb-stale")
+                assert await second.is_hidden(banner)
             finally:
                 await browser.close()
 
@@ -228,32 +231,3 @@ async def test_head_on_a_stream_answers_the_headers_and_keeps_no_place(config, d
         assert web.app.broker.streams == {}
         w.close()
 
-
-@pytest.mark.browser
-@pytest.mark.timeout(90)
-async def test_an_agent_desk_tab_over_the_cap_says_why_and_connects_when_a_tab_closes(config, db):
-    from tests.web.test_browser import ARGS, CHROMIUM, _login as browser_login, _require_browser
-
-    _require_browser()
-    from playwright.async_api import async_playwright, expect
-
-    add_users(db)
-    async with running_web(_caps(config, per_user=1), db) as web:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                context = await browser.new_context()
-                first = await context.new_page()
-                await browser_login(first, f"http://127.0.0.1:{web.port}", "agent1")
-                await first.goto(f"http://127.0.0.1:{web.port}/agent")
-                await expect(first.locator("body")).to_have_attribute("data-connected", "1", timeout=10000)
-                second = await context.new_page()
-                await second.goto(f"http://127.0.0.1:{web.port}/agent")
-                await expect(second.locator("#stream-refused")).to_contain_text("You have 1 live views open already",
-                                                                                timeout=10000)
-                assert await second.get_attribute("body", "data-connected") == "0"
-                await first.close()           # a tab closed: the refused desk gets in by itself
-                await expect(second.locator("body")).to_have_attribute("data-connected", "1", timeout=15000)
-                assert await second.is_hidden("#stream-refused")
-            finally:
-                await browser.close()
