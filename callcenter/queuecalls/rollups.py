@@ -27,6 +27,8 @@ from typing import Any, Iterable
 import numpy as np
 from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cast, delete, exists, func, insert, literal_column,
                         select, tuple_)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from ..store.db import MigrationRequired
@@ -63,14 +65,24 @@ class Settings:
     short_abandon: float
 
 
-def dialect_of(conn) -> str:
-    return conn.get_bind().dialect.name if hasattr(conn, "get_bind") else conn.dialect.name
+def _connection(conn: "Session | Connection") -> Connection:
+    """The Connection of a Session (the writer's and the reports') or a Connection (migrations)."""
+    if isinstance(conn, Session):
+        return conn.connection()
+    if isinstance(conn, Connection):
+        return conn
+    raise TypeError(f"rollups need a SQLAlchemy Session or Connection, not {type(conn).__name__}")
 
 
-def _dbapi(conn):
-    """The driver's connection of a Session or a Connection (SQLite: to register functions)."""
-    c = conn.connection() if hasattr(conn, "get_bind") else conn
-    return c.connection.driver_connection
+def dialect_of(conn: "Session | Connection") -> str:
+    if isinstance(conn, Session):
+        return conn.get_bind().dialect.name   # without beginning a transaction
+    return _connection(conn).dialect.name
+
+
+def _dbapi(conn: "Session | Connection"):
+    """The driver's connection (SQLite: to register functions)."""
+    return _connection(conn).connection.driver_connection
 
 
 class _Waits:
