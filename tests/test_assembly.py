@@ -18,6 +18,7 @@ from twisted.internet import reactor
 from callcenter.app import build
 from callcenter.clock import ScaledClock
 from callcenter.ports import AssemblyError
+from tests.support.product import simulated_product
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -28,22 +29,10 @@ OPEN = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timest
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 async def test_long_consultation_queue_offers_a_callback_and_1_creates_it(config, db, tmp_path):
-    from callcenter.simulator import SimConfig, SimulatedPBX
     from dialer.models import Contact
     from ivr_flows.models import IvrSession
 
-    clock = ScaledClock(reactor, 60, start=OPEN)
-    sim = SimConfig()
-    pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
-    await pbx.start(host="127.0.0.1", ami_port=0)
-    cfg = config.with_overrides({
-        "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
-        "agi": {"host": "127.0.0.1", "port": 0},
-        "recordings": {"directory": str(tmp_path / "rec"), "spool_dir": str(tmp_path / "rec")},
-        "dialer": {"enabled": False},
-        "web": {"host": "127.0.0.1", "port": 0},
-    })
-    product = build(cfg, clock=clock, db=db)
+    clock, pbx, product = await simulated_product(config, db, tmp_path, scale=60, start=OPEN, seed=3)
     try:
         gc.unfreeze()  # whatever an earlier test's start-up froze
         await product.start()
@@ -163,20 +152,8 @@ async def test_start_up_objects_are_frozen_out_of_the_collector_until_stop(confi
     stopping gives it back."""
     import gc
 
-    from callcenter.simulator import SimConfig, SimulatedPBX
 
-    clock = ScaledClock(reactor, 60, start=OPEN)
-    sim = SimConfig()
-    pbx = SimulatedPBX(clock, seed=5, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
-    await pbx.start(host="127.0.0.1", ami_port=0)
-    cfg = config.with_overrides({
-        "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
-        "agi": {"host": "127.0.0.1", "port": 0},
-        "recordings": {"directory": str(tmp_path / "rec"), "spool_dir": str(tmp_path / "rec")},
-        "dialer": {"enabled": False},
-        "web": {"host": "127.0.0.1", "port": 0},
-    })
-    product = build(cfg, clock=clock, db=db)
+    clock, pbx, product = await simulated_product(config, db, tmp_path, scale=60, start=OPEN, seed=5)
     try:
         await product.start()
         frozen = gc.get_freeze_count()

@@ -16,11 +16,10 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
-from twisted.internet import reactor
 
 from callcenter.app import build
-from callcenter.clock import ScaledClock
 
+from tests.support.product import simulated_product
 from tests.support.web import add_users
 from tests.web.test_browser import ARGS, CHROMIUM, _login, _require_browser
 
@@ -34,21 +33,8 @@ async def test_supervisor_sees_agents_waiting_callers_and_a_lost_link(config, db
     _require_browser()
     from playwright.async_api import async_playwright, expect
 
-    from callcenter.simulator import SimConfig, SimulatedPBX
-
     add_users(db)  # agent1 = Local/1001@sim-agent/n; sup1 supervisor
-    clock = ScaledClock(reactor, 10, start=OPEN)
-    sim = SimConfig()
-    pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
-    await pbx.start(host="127.0.0.1", ami_port=0)
-    cfg = config.with_overrides({
-        "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": sim.username, "secret": sim.secret},
-        "agi": {"host": "127.0.0.1", "port": 0},
-        "recordings": {"directory": str(tmp_path / "rec"), "spool_dir": str(tmp_path / "rec")},
-        "dialer": {"enabled": False},
-        "web": {"host": "127.0.0.1", "port": 0},
-    })
-    product = build(cfg, clock=clock, db=db)
+    clock, pbx, product = await simulated_product(config, db, tmp_path, scale=10, start=OPEN, seed=3)
     try:
         await product.start()
         pbx.agi_port = product.agi.port
