@@ -278,14 +278,20 @@ def test_two_concurrent_claimers_never_share_a_contact(db):
     n = 400
     phones = [f"+86138{i:08d}" for i in range(n)]
     seed(db, n=n, phones=phones)
-    barrier = threading.Barrier(2)
+    start, first_done = threading.Barrier(2), threading.Barrier(2)
     got: dict[str, list[int]] = {"a": [], "b": []}
 
     def worker(name):
-        barrier.wait()
+        # Both claim at once; the second barrier keeps one thread (SQLite serialises writers,
+        # so one can drain all 400 before the other is scheduled) from finishing alone.
+        start.wait()
+        first = True
         while True:
             batch = db.call(lambda s: store.claim(s, campaign_id=1, limit=7, now=T0, instance=name,
                                                   guard_seconds=7200))
+            if first:
+                first_done.wait()
+                first = False
             if not batch:
                 return
             got[name].extend(c.contact_id for c in batch)
