@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The product as it ships: build the wheel from this checkout, install it into a fresh
 # venv outside the checkout (dependencies from PyPI), then in an empty directory run
-# `callcenter db upgrade`, a short `callcenter demo`, and `callcenter serve` against
+# `callcenter db upgrade`, a short `callcenter demo` and, beside it, `callcenter serve` against
 # `callcenter simulator run`; each time fetch the login page and its stylesheet, stop
 # with SIGTERM, and check the process exited 0 and left nothing running.
 # Run by tests/test_packaging.py (so by scripts/test.sh and .ci/run); also usable alone.
@@ -76,7 +76,9 @@ import callcenter, sys
 sys.exit(0 if sys.argv[1] not in callcenter.__file__ else f"imported from the checkout: {callcenter.__file__}")' "$checkout"
 
 port() { "$work/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-web_port=$(port); agi_port=$(port); ami_port=$(port)
+web_port=$(port); agi_port=$(port); ami_port=$(port); serve_web_port=$(port); serve_agi_port=$(port)
+# Two sites side by side: the demo's, and one for `serve` against `simulator run` (run at the
+# same time: each waits mostly on its own start-up)
 cat >"$run_dir/cc.toml" <<EOF
 [service]
 data_dir = "data"
@@ -84,6 +86,17 @@ data_dir = "data"
 port = $web_port
 [agi]
 port = $agi_port
+[ami]
+port = $ami_port
+username = "bridge"
+EOF
+cat >"$run_dir/serve.toml" <<EOF
+[service]
+data_dir = "serve-data"
+[web]
+port = $serve_web_port
+[agi]
+port = $serve_agi_port
 [ami]
 port = $ami_port
 username = "bridge"
@@ -104,8 +117,8 @@ with urllib.request.urlopen(url, timeout=10) as r:
         sys.exit(f"{url}: status {r.status}, {got!r}, {needle!r} {'found' if needle in body else 'missing'}")
 PYEOF
 }
-check_web() {  # WHAT: the login page, its stylesheet and its script are served
-  local base="http://127.0.0.1:$web_port"
+check_web() {  # WHAT PORT: the login page, its stylesheet and its script are served
+  local base="http://127.0.0.1:$2"
   fetch "$base/login" text/html 'href="/static/app.css"' || fail "$1: login page not served"
   fetch "$base/static/app.css" text/css '{' || fail "$1: stylesheet not served"
   fetch "$base/static/app.js" "" 'function' || fail "$1: script not served"
@@ -139,41 +152,41 @@ port_closed() {  # PORT WHAT
   fi
 }
 
-step "callcenter db upgrade"
+step "callcenter db upgrade (both sites)"
 cc --config cc.toml db upgrade >/dev/null || fail "callcenter db upgrade failed"
 [ -f data/callcenter.sqlite ] || fail "db upgrade did not create data/callcenter.sqlite"
+cc --config serve.toml db upgrade >/dev/null || fail "callcenter db upgrade (serve.toml) failed"
 # (serve, below, refuses a database that is not at the head revision)
 
-# The simulator for the serve step starts now, so its start-up overlaps the demo's.
-start_bg "$work/sim.log" "$work/venv/bin/callcenter" simulator run --config cc.toml --ami-port "$ami_port" \
-  --agi-port "$agi_port"
+step "callcenter demo (web on 127.0.0.1:$web_port), and callcenter serve (web on 127.0.0.1:$serve_web_port) against callcenter simulator run (AMI on 127.0.0.1:$ami_port)"
+start_bg "$work/sim.log" "$work/venv/bin/callcenter" simulator run --config serve.toml --ami-port "$ami_port" \
+  --agi-port "$serve_agi_port"
 sim_pid=$bg_pid
-
-step "callcenter demo (web on 127.0.0.1:$web_port)"
 start_bg "$work/demo.log" "$work/venv/bin/callcenter" --config cc.toml demo --scale 60
 demo_pid=$bg_pid
+wait_for "$sim_pid" "$work/sim.log" "simulated Asterisk: AMI on" "the simulator"
+clean_env+=(CALLCENTER_AMI_SECRET=bridge-secret)  # the simulator's secret, the way an operator passes it
+start_bg "$work/serve.log" "$work/venv/bin/callcenter" serve --config serve.toml
+serve_pid=$bg_pid
+
+log_file="$work/demo.log"
 wait_for "$demo_pid" "$work/demo.log" "Ctrl-C to stop" "the demo"
-check_web "demo"
+check_web "demo" "$web_port"
 step "stopping the demo (SIGTERM)"
 stop_bg "$demo_pid" "the demo"
 port_closed "$web_port" "the demo"
 
-step "callcenter serve against callcenter simulator run (AMI on 127.0.0.1:$ami_port)"
-log_file="$work/sim.log"
-wait_for "$sim_pid" "$work/sim.log" "simulated Asterisk: AMI on" "the simulator"
-clean_env+=(CALLCENTER_AMI_SECRET=bridge-secret)  # the simulator's secret, the way an operator passes it
-start_bg "$work/serve.log" "$work/venv/bin/callcenter" serve --config cc.toml
-serve_pid=$bg_pid
+log_file="$work/serve.log"
 wait_for "$serve_pid" "$work/serve.log" "AMI logged in" "serve"
 for _ in $(seq 1 300); do
-  fetch "http://127.0.0.1:$web_port/login" text/html login 2>/dev/null && break
+  fetch "http://127.0.0.1:$serve_web_port/login" text/html login 2>/dev/null && break
   kill -0 "$serve_pid" 2>/dev/null || fail "serve exited"
   sleep 0.1
 done
-check_web "serve"
+check_web "serve" "$serve_web_port"
 step "stopping serve and the simulator (SIGTERM)"
 stop_bg "$serve_pid" "serve"
-port_closed "$web_port" "serve"
+port_closed "$serve_web_port" "serve"
 log_file="$work/sim.log"
 stop_bg "$sim_pid" "the simulator"
 port_closed "$ami_port" "the simulator"

@@ -61,6 +61,12 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("db_backend", backends, scope="function")
 
 
+def pytest_collection_modifyitems(config, items):
+    """End-to-end tests (marked ``slow``) first: the two xdist workers then finish together,
+    not one idling while the other runs a long test it was handed last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory):
     path = tmp_path_factory.mktemp("dbtemplate") / "template.sqlite"

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -21,6 +23,7 @@ STATUS = re.compile(r"\[(\d\d:\d\d) simulated\] hotline: (\d+) calls? ended .*?,
                     r"· dialer: (\d+) calls?")
 
 
+@pytest.mark.slow
 def test_demo_shows_a_living_hotline_in_the_first_minute(tmp_path):
     """`callcenter demo` as `scripts/demo.sh` runs it (default time scale): the logins in
     one block after the start-up logs, callers every few seconds, the dialer calling,
@@ -122,6 +125,7 @@ def _read_until(proc, needle: str, limit: float = 60) -> str:
             return "".join(seen)
 
 
+@pytest.mark.slow
 def test_serve_against_a_separate_pbx_and_sigterm(tmp_path):
     """`callcenter serve` (real-Asterisk mode) against the simulator in another process:
     logs in over AMI, serves, and shuts down cleanly on SIGTERM."""

@@ -70,6 +70,7 @@ def _cli(*args, env, stdin: str | None = None) -> subprocess.CompletedProcess:
                           timeout=120, input=stdin)
 
 
+@pytest.mark.slow
 def test_backup_then_restore_into_a_new_database(empty_pg_database, tmp_path):
     """The guide's backup and restore, by its scripts: rows and recording files come back together."""
     source, target = empty_pg_database
@@ -111,6 +112,7 @@ def test_backup_then_restore_into_a_new_database(empty_pg_database, tmp_path):
     assert r.returncode != 0 and "FAILED" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_upgrade_then_downgrade_and_back(empty_pg_database, tmp_path):
     url = empty_pg_database[0]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCENTER_SERVICE_DATA_DIR": str(tmp_path / "data"),
