@@ -50,7 +50,6 @@ class Lane:
         """Queue ``fn(session)``; ``str(what)`` (masked) names it in the log, formatted only
         then.  Await the result with :meth:`SessionWrites.wait`."""
         fut = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieved)
         w = _Write(fn, what, fut)
         self.items.append(w)
         self.owner.pending += 1
@@ -113,6 +112,7 @@ class Lane:
                 log.error("IVR: %s failed", w.what, exc_info=exc)
         if not w.future.done():
             w.future.set_exception(exc)
+            _retrieved(w.future)  # reported where it matters; a waiter still gets it
 
 
 def _open(gate: asyncio.Future, _: asyncio.Future | None = None) -> None:
