@@ -35,7 +35,7 @@ MAX_ENV_BYTES = 64 * 1024
 DEAD_CHANNEL = "Command Not Permitted on a dead channel or intercept routine"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_LF = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_ENV_LINE = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$", re.MULTILINE)  # a good line: key, value
 _SCRIPT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -73,21 +73,19 @@ def parse_env(block: bytes) -> Env:
     no row could be stored); the block is decoded and cleaned once, not line by line
     (the same text: LF never occurs inside a UTF-8 sequence)."""
     values: dict[str, str] = {}
-    bad = 0
     text = block.decode("utf-8", "replace")
     if _CONTROL_BUT_LF.search(text) is not None:
         text = _CONTROL_BUT_LF.sub("", text)
-    for line in text.split("\n"):
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or _ENV_KEY.fullmatch(key) is None:
-            bad += 1
-            continue
+    # One pass for the good lines (``agi_key:`` up to the first colon, one space dropped),
+    # not a partition and a key match per line: the rest of the non-empty lines are bad.
+    pairs = _ENV_LINE.findall(text)
+    lines = text.split("\n")
+    bad = len(lines) - lines.count("") - len(pairs)
+    for key, value in pairs:
         if key in values:  # first wins: an injected line after agi_calleridname changes nothing
             bad += 1
             continue
-        values[key] = value[1:] if value.startswith(" ") else value
+        values[key] = value
     return Env(values, bad)
 
 

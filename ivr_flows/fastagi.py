@@ -41,6 +41,11 @@ QUICK = ("ANSWER", "SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE
          "SET CONTEXT", "SET EXTENSION", "SET PRIORITY", "SET CALLERID", "SET MUSIC", "DATABASE ")
 MAX_REPLY_LINE = 1024 * 1024  # a longer "line" is not Asterisk: handled as a closed connection
 _CODE = re.compile(r"^\d{3}")
+_TIMED = ("GET DATA", "RECORD FILE", "WAIT FOR DIGIT")  # commands whose own timeout adds to the deadline
+# The reply lines most commands get ("200 result=0", "200 result=49", "200 result=0 endpos=8000"):
+# read straight into a Reply; every other line goes through parse_result + to_reply.  The same
+# Reply either way (tests/ivr/test_fastagi_panoramisk.py checks it line by line).
+_SIMPLE_200 = re.compile(r"200 result=(-?\d+)(?: endpos=(\d+))?")
 EOF = {"status_code": None, "result": ("", ""), "msg": "connection closed by Asterisk",
        "error": "AGIResultHangup", "eof": True, "lines": []}
 
@@ -94,6 +99,16 @@ def to_reply(result: dict) -> Reply | None:
     return Reply(result["status_code"], value, data if data != "" else None, endpos, lines)
 
 
+def simple_reply(line: str) -> Reply | None:
+    """The Reply of a plain ``200 result=N[ endpos=M]`` line, read directly (else None): the
+    same as ``to_reply`` of its :func:`parse_result` dict, without building the dict."""
+    m = _SIMPLE_200.fullmatch(line)
+    if m is None:
+        return None
+    value, endpos = m.groups()
+    return Reply(200, value, None, int(endpos) if endpos is not None else None, [line])
+
+
 def is_quick(command: str) -> bool:
     return command.upper().startswith(QUICK)
 
@@ -103,8 +118,15 @@ def reply_deadline(command: str, base: float, quick: float = QUICK_TIMEOUT) -> f
     at once; else ``base`` (prompt playback, a busy PBX) plus the time the command itself may
     legitimately take (GET DATA's digit timeout per digit, RECORD FILE's maximum length,
     WAIT FOR DIGIT's timeout)."""
-    if is_quick(command):
+    return _deadline(command, is_quick(command), base, quick)
+
+
+def _deadline(command: str, quick_command: bool, base: float, quick: float = QUICK_TIMEOUT) -> float:
+    """:func:`reply_deadline` for a command already known quick or not (asked once per command)."""
+    if quick_command:
         return min(quick, base)
+    if not command.startswith(_TIMED):  # STREAM FILE, HANGUP...: nothing of its own to add
+        return base + 0.0
     words = command.split()
     extra_ms = 0
     try:
@@ -254,19 +276,33 @@ class AgiRequest(fast_agi.Request):
         returned; ``100 Trying`` is skipped; a ``NNN-`` block is read to its
         ``NNN `` line (``lines`` holds every line); at EOF the dict has ``eof``.
         No reply within :func:`reply_deadline` raises :class:`ReplyTimeout`."""
-        self.writer.write((command + "\n").encode(self.encoding))
+        return await self._exchange(command, False)
+
+    async def command(self, command: str) -> Reply | None:
+        """:meth:`send_command`, the reply as ``to_reply`` of its dict (None at EOF), without
+        the dict for the usual ``200 result=N`` lines: the server's path, once per round trip."""
+        return await self._exchange(command, True)
+
+    async def _exchange(self, command: str, as_reply: bool) -> Any:
+        writer = self.writer
+        writer.write((command + "\n").encode(self.encoding))
         if self.latency is not None and self._t_read is not None:
             self.latency.append(time.perf_counter() - self._t_read)
-        try:
-            await self.writer.drain()
-        except ConnectionError:
-            pass  # the reply read below sees the EOF
-        deadline = reply_deadline(command, self.reply_timeout)
-        if is_quick(command):
+        if writer.transport.get_write_buffer_size():
+            # Bytes the socket did not take (a peer not reading): wait below the high-water
+            # mark.  With nothing buffered drain() would return at once; a lost connection
+            # is seen by the reply read below, as it is after drain's ConnectionError.
+            try:
+                await writer.drain()
+            except ConnectionError:
+                pass
+        quick = is_quick(command)
+        deadline = _deadline(command, quick, self.reply_timeout)
+        if quick:
             self.waiting_quick = self.deadline.loop.time()
         self.deadline.arm(deadline)
         try:
-            return await self._reply()
+            return await self._reply(as_reply)
         except asyncio.CancelledError:
             if self.deadline.expired():
                 raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
@@ -275,7 +311,7 @@ class AgiRequest(fast_agi.Request):
             self.deadline.disarm()
             self.waiting_quick = None
 
-    async def _reply(self) -> dict:
+    async def _reply(self, as_reply: bool) -> Any:
         block: list[str] | None = None
         while True:
             try:
@@ -283,7 +319,7 @@ class AgiRequest(fast_agi.Request):
             except LineTooLong:
                 raw = None
             if raw is None:
-                return dict(EOF)
+                return None if as_reply else dict(EOF)
             line = raw.rstrip(b"\r").decode(self.encoding, "replace")
             if line == "HANGUP":
                 self._hangup()
@@ -294,10 +330,14 @@ class AgiRequest(fast_agi.Request):
                     result = parse_result(block[0])
                     result["msg"] = "\n".join(block)
                     result["lines"] = block
-                    return result
+                    return to_reply(result) if as_reply else result
                 continue
             if not line:
                 continue
+            if as_reply:
+                reply = simple_reply(line)
+                if reply is not None:
+                    return reply
             if _CODE.match(line) and line[3:4] == "-":
                 block = [line]
                 continue
@@ -307,7 +347,7 @@ class AgiRequest(fast_agi.Request):
             if result.get("status_code") == 511:
                 self._hangup()
             result["lines"] = [line]
-            return result
+            return to_reply(result) if as_reply else result
 
 
 Route = Callable[[AgiRequest], Awaitable[Any]]

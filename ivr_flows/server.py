@@ -5,7 +5,7 @@ The server is panoramisk's ``fast_agi.Application`` with one route per flow
 panoramisk 1.4 misreads Asterisk (unsolicited ``HANGUP``, multi-line 520, EOF
 in the environment; see that module).  The call logic is the sans-IO
 :class:`~ivr_flows.engine.Engine`; this module only feeds it the replies of
-``Request.send_command``, runs effects (database hooks) off the loop, and
+``Request.send_command`` (as Replies: ``AgiRequest.command``), runs effects (database hooks) off the loop, and
 records the session.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
 from .engine import Done, Effect, Engine, warm_holidays
-from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest, to_reply
+from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest
 from .flow import FLOWS_DIR, Flow, FlowError, flow_file, flow_path, load_flow
 from . import session_rows
 from .writes import SessionWrites
@@ -312,14 +312,15 @@ class AgiServer:
                 if isinstance(step, Effect):
                     step = engine.send(await self._effect(step, engine, record))
                     continue
-                reply = to_reply(await request.send_command(step.line))
+                reply = await request.command(step.line)
                 if reply is None:  # connection closed by Asterisk
                     engine.hangup_seen()
                 step = engine.send(reply)
         finally:
             await record.finish(engine)
-        log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
-                 engine.result, "/".join(engine.path))
+        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call when it is off
+            log.info("IVR %s caller %s: %s via %s", flow.name, mask_number(engine.caller_number),
+                     engine.result, "/".join(engine.path))
 
     async def prepare_voice_message(self, path: str) -> str | None:
         """Make the voice message's directory exist (off the loop); None, or why not (logged)."""
@@ -362,6 +363,19 @@ class AgiServer:
         return None
 
 
+class _What:
+    """A write's name in the log (masked), as of when it was queued; formatted only when a log
+    line needs it (two writes a session, and nearly none is ever logged)."""
+
+    __slots__ = ("kind", "flow", "number", "uniqueid")
+
+    def __init__(self, kind: str, flow: str, number: str, uniqueid: str):
+        self.kind, self.flow, self.number, self.uniqueid = kind, flow, number, uniqueid
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.flow}, caller {mask_number(self.number)}, uniqueid {self.uniqueid[:32]!r})"
+
+
 class _SessionRecord:
     """The ``ivr_sessions`` row of one session, and the hooks run in its name.
 
@@ -390,14 +404,14 @@ class _SessionRecord:
             self._insert = self.lane.submit(self._create, self._what("IVR session"))
         self.hooked = False  # a hook's write was queued: it may have written ids into the row's detail
 
-    def _hook(self, work, what: str):
+    def _hook(self, work, what: _What):
         """Queue a hook's write (after the row's insert, before its completion)."""
         self.hooked = True
         return self.lane.submit(work, what)
 
-    def _what(self, kind: str) -> str:
+    def _what(self, kind: str) -> "_What":
         e = self.engine
-        return f"{kind} ({e.flow.name}, caller {mask_number(e.caller_number)}, uniqueid {e.uniqueid[:32]!r})"
+        return _What(kind, e.flow.name, e.caller_number, e.uniqueid)
 
     # -- the row ------------------------------------------------------------------
     def _create(self, s) -> int:
@@ -589,7 +603,7 @@ class _SessionRecord:
             task.add_done_callback(self.server._tasks.discard)
             return None
 
-    async def _rating_later(self, work, what: str) -> None:
+    async def _rating_later(self, work, what: _What) -> None:
         clock, deadline, delay = self.server.clock, self.server.now() + RATING_LINK_WAIT, 1.0
         try:
             while True:

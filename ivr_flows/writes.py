@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from typing import Any, Callable
 
@@ -32,7 +33,7 @@ MAX_CONFLICTS = 2  # IntegrityError retries of one write (a race with another se
 class _Write:
     __slots__ = ("fn", "what", "future", "waiting")
 
-    def __init__(self, fn: Callable, what: str, future: asyncio.Future):
+    def __init__(self, fn: Callable, what: object, future: asyncio.Future):
         self.fn, self.what, self.future, self.waiting = fn, what, future, False
 
 
@@ -45,11 +46,10 @@ class Lane:
         self.task: asyncio.Task | None = None
         self.inflight: asyncio.Future | None = None
 
-    def submit(self, fn: Callable, what: str) -> _Write:
-        """Queue ``fn(session)``; ``what`` (masked) names it in the log.  Await the result
-        with :meth:`SessionWrites.wait`."""
+    def submit(self, fn: Callable, what: object) -> _Write:
+        """Queue ``fn(session)``; ``str(what)`` (masked) names it in the log, formatted only
+        then.  Await the result with :meth:`SessionWrites.wait`."""
         fut = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieved)
         w = _Write(fn, what, fut)
         self.items.append(w)
         self.owner.pending += 1
@@ -112,6 +112,12 @@ class Lane:
                 log.error("IVR: %s failed", w.what, exc_info=exc)
         if not w.future.done():
             w.future.set_exception(exc)
+            _retrieved(w.future)  # reported where it matters; a waiter still gets it
+
+
+def _open(gate: asyncio.Future, _: asyncio.Future | None = None) -> None:
+    if not gate.done():
+        gate.set_result(None)
 
 
 def _retrieved(fut: asyncio.Future) -> None:
@@ -133,7 +139,7 @@ class SessionWrites:
         self.written = 0
         self.failures = 0
         self.peak_pending = 0
-        self._down_waiters: list[asyncio.Future] = []
+        self._down_waiters: set[asyncio.Future] = set()
 
     def lane(self) -> Lane:
         return Lane(self)
@@ -145,10 +151,9 @@ class SessionWrites:
             log.warning("IVR: database unavailable (%s); writes kept in order, retrying",
                         exc.__class__.__name__)
         self.down = True
-        waiters, self._down_waiters = self._down_waiters, []
+        waiters, self._down_waiters = self._down_waiters, set()
         for f in waiters:
-            if not f.done():
-                f.set_result(None)
+            _open(f)
 
     def _up(self) -> None:
         if self.down:
@@ -165,18 +170,20 @@ class SessionWrites:
                 w.waiting = False
                 return default
             w.waiting = True
-            down = asyncio.get_running_loop().create_future()
-            self._down_waiters.append(down)
+            # One future, opened by whichever comes first: the write done or the database
+            # down (asyncio.wait({fut, down}) did the same with a set and two more callbacks).
+            gate = asyncio.get_running_loop().create_future()
+            wake = functools.partial(_open, gate)
+            fut.add_done_callback(wake)
+            self._down_waiters.add(gate)
             try:
-                await asyncio.wait({fut, down}, return_when=asyncio.FIRST_COMPLETED)
+                await gate
             except asyncio.CancelledError:
                 w.waiting = False
                 raise
             finally:
-                if not down.done():
-                    down.cancel()
-                    if down in self._down_waiters:
-                        self._down_waiters.remove(down)
+                fut.remove_done_callback(wake)
+                self._down_waiters.discard(gate)
         return fut.result()
 
     async def drained(self) -> None:
@@ -214,7 +221,7 @@ class SessionWrites:
                 else:
                     lane.done(w, result)
             for w in lane.items:
-                lost.append(w.what)
+                lost.append(str(w.what))
                 if not w.future.done():
                     w.future.cancel()
             self.pending -= len(lane.items)

@@ -14,7 +14,7 @@ from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
 from callcenter.ami.tracefile import read_agi, traces_dir
-from ivr_flows.fastagi import AgiApplication, AgiRequest, parse_result, to_reply
+from ivr_flows.fastagi import AgiApplication, AgiRequest, parse_result, simple_reply, to_reply
 
 from tests.support.ivr import agi_server, call
 
@@ -246,3 +246,42 @@ async def test_endless_reply_line_ends_the_session_as_a_hangup():
         server.close()
         await server.wait_closed()
     assert got and got[0]["eof"]
+
+
+SIMPLE_LINES = ["200 result=0", "200 result=1", "200 result=49", "200 result=-1", "200 result=0 endpos=8000",
+                "200 result=-1 endpos=0", "200 result=35 endpos=12", "200 result=1234567", "200 result=007",
+                "200 result=-01 endpos=00"]
+NOT_SIMPLE = ["200 result=", "200 result= (timeout)", "200 result=1 (consultation)", "200 result=-1 (hangup)",
+              "200 result=0 endpos=8000 ", "200 result=0  endpos=1", "200 result=1 endpos=-5", "200 result=a",
+              "511 Command Not Permitted", "510 Invalid or unknown command", "100 result=0 Trying...",
+              "200 result=0 (x) endpos=1", "200 result=0 endpos=1 (x)", "2000 result=1", " 200 result=1", "200"]
+
+
+@pytest.mark.parametrize("line", SIMPLE_LINES + NOT_SIMPLE)
+def test_simple_reply_is_to_reply_of_parse_result(line):
+    """The server's direct read of ``200 result=N[ endpos=M]`` gives the Reply the dict path gives."""
+    got = simple_reply(line)
+    if line in NOT_SIMPLE:
+        assert got is None
+    else:
+        assert got == to_reply(dict(parse_result(line), lines=[line]))
+
+
+@pytest.mark.parametrize("name", TRACES)
+async def test_command_replies_are_send_command_replies(name):
+    """``AgiRequest.command`` (the server's path) and ``send_command`` read every trace alike."""
+    as_dicts, as_replies = [], []
+
+    async def by_dict(request):
+        for cmd, _ in script(name)[1]:
+            as_dicts.append(to_reply(await request.send_command(cmd)))
+        as_dicts.append(request.hungup)
+
+    async def by_reply(request):
+        for cmd, _ in script(name)[1]:
+            as_replies.append(await request.command(cmd))
+        as_replies.append(request.hungup)
+
+    await replay(name, by_dict)
+    await replay(name, by_reply)
+    assert as_replies == as_dicts and len(as_replies) == len(script(name)[1]) + 1

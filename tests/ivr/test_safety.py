@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from hypothesis import given, strategies as st
 
@@ -57,6 +58,32 @@ def test_env_first_value_wins_and_junk_is_counted():
     assert env.script == "hotline" and env.malformed == 3
     assert parse_env(b"agi_request: agi://h:4573/../../etc/passwd\n").script is None
     assert parse_env(b"agi_request: agi://h:4573/hotline?x=1\n").script == "hotline"
+
+
+def _parse_env_line_by_line(block: bytes) -> tuple[dict, int]:
+    """parse_env's definition, one line at a time (what the one-pass parse must equal)."""
+    values, bad = {}, 0
+    text = re.sub(r"[\x00-\x09\x0b-\x1f\x7f]", "", block.decode("utf-8", "replace"))
+    for line in text.split("\n"):
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or re.fullmatch(r"agi_[a-z0-9_]+", key) is None or key in values:
+            bad += 1
+            continue
+        values[key] = value[1:] if value.startswith(" ") else value
+    return values, bad
+
+
+ENV_PIECES = ["agi_callerid", "agi_calleridname", "agi_x1", "agi_", "AGI_callerid", "agi_caller-id", ":", ": ",
+              "  ", " ", "\n", "\n\n", "\r\n", "\x00", "\x85", "\u2028", "王", "1380013", "agi://h/x?y", "\t"]
+
+
+@given(st.lists(st.sampled_from(ENV_PIECES) | st.text(max_size=4), max_size=30))
+def test_env_parse_is_the_line_by_line_definition(pieces):
+    block = "".join(pieces).encode("utf-8", "surrogatepass") + b"\n"
+    env = parse_env(block)
+    assert (env.values, env.malformed) == _parse_env_line_by_line(block)
 
 
 async def test_newline_in_caller_id_does_not_execute(tmp_path):
