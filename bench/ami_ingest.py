@@ -12,8 +12,9 @@
    queues.conf, empty lists; MixMonitor writes the file) and streams N copies of the
    recorded call in ``01-inbound-answered.ami`` (~173 AMI events each, Uniqueids rewritten
    per call).  Events/s = events received / time from the service's login (resync done)
-   until the last queue call is committed.  ``--without``: the same with those features
-   off (``enabled = false``), for a breakdown.
+   until the last queue call is committed; how many recordings were catalogued and
+   finalised by then is printed too (their work after the window is not measured).
+   ``--without``: the same with those features off (``enabled = false``), for a breakdown.
 2. **Raw parse** of the same bytes: panoramisk 1.4's ``AMIProtocol.data_received``
    (64 KiB reads) and our ``codec.Parser`` for comparison (every message built).
 3. **Memory** over ``--memory-calls`` simulated calls at the *reducer* level (no
@@ -184,6 +185,11 @@ def end_to_end(path: str, calls: int, events: int, without: tuple[str, ...] = ()
             result["loop_cpu_seconds"] = time.thread_time() - loop0  # the event loop's thread only
             result["events"] = gw.events_received
             result["stored"] = tracker.written
+            if config.recordings.enabled:  # how much of the recordings' work the window holds
+                from sqlalchemy import text
+
+                result["recordings"] = assembly.db.call(lambda s: tuple(s.execute(text(
+                    "select count(*), count(*) filter (where status != 'recording') from recordings")).one()))
         finally:
             await assembly.stop()
             assembly.db.close()
@@ -316,6 +322,8 @@ def main() -> int:
               f"{args.cores or 'all'} core(s)): "
               f"{e2e['events']:,} events, {e2e['stored']} queue calls stored ({e2e['rows']} rows) in "
               f"{e2e['seconds']:.2f} s = {e2e['events_per_s']:,.0f} events/s "
+              + (f"(recordings by then: {e2e['recordings'][0]} catalogued, {e2e['recordings'][1]} finalised) "
+                 if "recordings" in e2e else "") +
               f"({ratios[-1]:.2f}x raw panoramisk parse; CPU {e2e['cpu_seconds']:.2f} s, of it "
               f"{e2e['loop_cpu_seconds']:.2f} s on the loop: "
               f"{cpu_ratios[-1]:.2f}x per CPU second)", flush=True)

@@ -3,7 +3,8 @@
 :class:`CaptureTracker` is the sans-IO core: it is fed AMI events and returns
 :class:`Start` / :class:`Attach` (a recorded campaign call reached an agent) /
 :class:`Stop` commands.  :class:`RecordingsComponent` (service
-component ``"recordings"``) runs them: a fact in the local :mod:`.journal` first, then
+component ``"recordings"``) runs them: a fact in the local :mod:`.journal` first (on disk;
+the facts of a burst share an fsync, :mod:`.journal_writes`), then
 ``MixMonitor`` on the caller's channel over the AMI gateway at once (never waiting for
 the database); the catalogue row (``recording``) follows from the journal, retried
 through a database outage; after the caller's ``Hangup`` it reads the file off the loop
@@ -27,10 +28,12 @@ from zoneinfo import ZoneInfo
 
 from callcenter.logs import mask_number
 from callcenter.ports import AmiClient, require
+from callcenter.store.group_commit import GroupCommit
 from callcenter.store.retry import TRANSIENT, retrying
 
 from . import catalog, layout
 from .journal import Journal, unsettled
+from .journal_writes import JournalWrites
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -237,6 +240,8 @@ class RecordingsComponent:
         self.journal = journal or Journal(settings.journal_path)
         # file work (journal, fingerprints) never queues behind a database that hangs
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordings-io")
+        self._journal = JournalWrites(self.journal, self._file_io)  # many facts per fsync
+        self._catalogue_writes = GroupCommit(db)  # many catalogue writes per transaction
         self.tracker = CaptureTracker(settings)
         self._ids: dict[str, tuple[int, str]] = {}  # uniqueid -> (recording id, relative path)
         self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
@@ -314,6 +319,8 @@ class RecordingsComponent:
         self._timers.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._catalogue_writes.close()
+        await self._journal.drained()
         owed = await self._file_io(self.journal.compact)
         if owed:
             log.warning("recordings: %d recording(s) not yet catalogued; kept in %s for the next start",
@@ -400,7 +407,7 @@ class RecordingsComponent:
                 "t": cmd.t, "queue": cmd.queue, "campaign": cmd.campaign, "agent": cmd.agent,
                 "agent_name": cmd.agent_name, "caller_number": cmd.caller_number}
         try:
-            await self._file_io(self.journal.append, fact)
+            await self._journal.append(fact)
         except OSError as exc:  # no durable note: a recording nobody could find is not made
             log.error("recordings: journal %s not writable (%s); not recording %s",
                       self.journal.path, exc, cmd.uniqueid)
@@ -423,7 +430,7 @@ class RecordingsComponent:
                         cmd.uniqueid, mask_number(cmd.caller_number), exc)
             self.tracker.forget(cmd.uniqueid)
             self._starting.pop(cmd.uniqueid, None)
-            await self._file_io(self.journal.append, {"op": "refused", "uid": cmd.uniqueid,
+            await self._journal.append({"op": "refused", "uid": cmd.uniqueid,
                                                       "error": f"MixMonitor: {exc}"})
             await self._settle_refused(cmd.uniqueid, f"MixMonitor: {exc}", cmd.t)
             return
@@ -431,7 +438,8 @@ class RecordingsComponent:
 
     async def _write(self, fn, *args, **kw):
         """A catalogue write, retried while the database is unavailable; at stop a write
-        waiting to retry is abandoned (the journal keeps its fact for the next start)."""
+        waiting to retry is abandoned (the journal keeps its fact for the next start).
+        The writes of a burst of calls share a transaction (group commit)."""
         failed: list[BaseException] = []
 
         def on_failure(exc, delay):
@@ -439,7 +447,7 @@ class RecordingsComponent:
             log.warning("recordings: database unavailable (%s); retrying in %.1f s",
                         exc.__class__.__name__, delay)
         task = asyncio.ensure_future(retrying(
-            self.db, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5, max_delay=10.0,
+            self._catalogue_writes, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5, max_delay=10.0,
             give_up=lambda: self._stopping, on_failure=on_failure))
         self._writes[task] = failed
         try:
@@ -475,7 +483,7 @@ class RecordingsComponent:
     async def _settled(self, uid: str) -> None:
         self._ids.pop(uid, None)
         self._rows.pop(uid, None)
-        await self._file_io(self.journal.append, {"op": "settled", "uid": uid})
+        await self._journal.append({"op": "settled", "uid": uid})
         self._settled_since_compact += 1
         if self._settled_since_compact >= self.COMPACT_EVERY:
             self._settled_since_compact = 0
@@ -498,7 +506,7 @@ class RecordingsComponent:
             return
         if cmd.reason == "gone":  # noticed after a reconnect: the call's length is not known
             self._end_unknown.add(cmd.uniqueid)
-        await self._file_io(self.journal.append, {"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
+        await self._journal.append({"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
         if self._stopping:
             await self._finalize(cmd.uniqueid, cmd.t, attempt=10**6)
         else:

@@ -11,8 +11,9 @@ refused the MixMonitor), ``ended`` (the caller's hang-up time), ``settled`` (the
 its final status: the recording needs nothing more).  :func:`unsettled` folds them into
 the recordings still owed to the catalogue; :meth:`Journal.compact` drops the rest.
 
-Blocking file I/O: call from a worker thread.  A torn last line (a crash mid-append) is
-skipped; any other unreadable line is an error naming the file and line.
+Blocking file I/O: call from a worker thread (the event loop's side, many facts per
+fsync, is :mod:`.journal_writes`).  A torn last line (a crash mid-append) is skipped; any
+other unreadable line is an error naming the file and line.
 """
 from __future__ import annotations
 
@@ -89,9 +90,15 @@ class Journal:
 
     def append(self, entry: dict) -> None:
         """One fact, on disk (fsync) when this returns."""
+        self.append_many([entry])
+
+    def append_many(self, entries: list[dict]) -> None:
+        """Facts in this order, all on disk when this returns: one write and one fsync for
+        them all (a burst of answered calls costs one disk flush, not one per call)."""
         if self._fh is None:
             raise RuntimeError(f"recordings journal {self.path} is not open")
-        self._fh.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.write("".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n"
+                               for e in entries))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

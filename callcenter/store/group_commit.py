@@ -16,6 +16,7 @@ the transaction with that exception: the callers retry as they would a ``db.run`
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Callable
 
 from .retry import TRANSIENT
@@ -50,10 +51,11 @@ class GroupCommit:
         self.task: asyncio.Task | None = None
         self.transactions = 0  # committed (for tests and benches)
 
-    def run(self, fn: Callable) -> asyncio.Future:
-        """Queue ``fn(session)``; the future gets its result once its transaction committed."""
+    def run(self, fn: Callable, *args: Any) -> asyncio.Future:
+        """Queue ``fn(session, *args)``; the future gets its result once its transaction
+        committed.  (The signature of ``db.run``: ``store.retry.retrying`` takes either.)"""
         fut = asyncio.get_running_loop().create_future()
-        self.queue.append((fn, fut))
+        self.queue.append((functools.partial(fn, *args) if args else fn, fut))
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._drain())
         return fut

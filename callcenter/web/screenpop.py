@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from callcenter.logs import mask_name, mask_number
 
 from . import data
+from .interface_users import InterfaceUsers
 from .lookups import audit_view
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ScreenPop:
         self.dialer = LinkedAttempts()       # outbound dialer calls: Linkedid -> attempt
         self.dialer_cid = _cid_number(app.config.dialer.caller_id)
         self._order = asyncio.Lock()
+        self.users = InterfaceUsers(app.db, app.clock)  # who sits at an interface, a few seconds
         if gateway is not None:
             gateway.subscribe(self.on_ami, EVENTS, self.dialer.VARIABLES)
 
@@ -94,7 +96,7 @@ class ScreenPop:
             iface = msg.get("Interface") or ""
             uid = msg.get("Linkedid") or msg.get("Uniqueid") or ""
             try:
-                users = await self.app.db.run(data.users_with_interface, iface)
+                users = await self.users.of(iface)
             except Exception:  # noqa: BLE001
                 log.exception("call state: user look-up failed for interface %s", iface)
                 return
@@ -131,7 +133,7 @@ class ScreenPop:
         # web restarted mid-call (VarSet not seen): look the call up, only for calls from our caller ID
         lookup = attempt is None and bool(self.dialer_cid) and number == self.dialer_cid
 
-        def load(s):
+        def load(s, users):
             from . import dialer_calls
 
             aid = attempt
@@ -141,14 +143,18 @@ class ScreenPop:
                 aid = attempt_by_call(s, [msg.get("Linkedid") or "", msg.get("Uniqueid") or ""])
             ctx = dialer_calls.call_context(s, aid) if aid is not None else None
             num, nm = (ctx["phone"], ctx["name"] or name) if ctx else (number, name)
-            users = data.users_with_interface(s, iface)
             record = data.patient_record(s, num, nm, self.region, now, self.tz)
             for username in users:  # each agent the record is shown to has viewed it
                 audit_view(s, username, record, via="screen_pop", call=uid)
-            return users, record, ctx
+            return record, ctx
 
         try:
-            users, record, dialer = await self.app.db.run(load)
+            users = await self.users.of(iface)
+            if not users:  # nobody sits there: no record to look up, nobody viewed one
+                self.app.agent_desk.changed()
+                log.info("screen pop for %s (%s) to 0 users", mask_name(name), mask_number(number))
+                return
+            record, dialer = await self.app.db.run(load, users)
         except Exception:  # noqa: BLE001
             log.exception("screen pop lookup failed for interface %s", iface)
             return

@@ -49,6 +49,7 @@ async def add_form(app, req: Req) -> Response:
                                 language=f.get("language") or app.default_language())
     except users.AccountError as exc:
         return await page(app, req, error=exc, status=exc.status)
+    app.screenpop.users.forget()  # the screen pop asks again who sits at each interface
     await app.flash_next(req, "users.added", user=user.username)
     return redirect("/admin/users")
 
@@ -68,5 +69,6 @@ async def action_form(app, req: Req) -> Response:
             await app.db.run(users.set_active, actor=me, username=name, active=action == "enable")
     except users.AccountError as exc:
         return await page(app, req, error=exc, target=name, status=exc.status)
+    app.screenpop.users.forget()  # the screen pop asks again who sits at each interface
     await app.flash_next(req, "users.done." + action, user=name)
     return redirect("/admin/users")

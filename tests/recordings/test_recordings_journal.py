@@ -89,3 +89,25 @@ async def test_recording_started_while_the_database_is_down_is_catalogued_after_
     assert catalog.as_utc(dt.datetime.fromisoformat(rec["ended_at"])).timestamp() == T + 10  # the hang-up
     await second.stop()
     assert Journal(s.journal_path).read() == []
+
+
+async def test_facts_appended_together_share_a_flush_and_each_waits_for_its_own(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recordings.journal_writes import JournalWrites
+
+    io = ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+    j = Journal(tmp_path / "j")
+    writes = JournalWrites(j, lambda fn, *a: loop.run_in_executor(io, fn, *a))
+    refused = writes.append({"op": "start", "uid": "0.0", "rel": "a/0.0.wav"})
+    with pytest.raises(RuntimeError, match="is not open"):  # each caller gets its fact's outcome
+        await refused
+    j.open()
+    facts = [{"op": "start", "uid": f"1.{i}", "rel": f"a/1.{i}.wav"} for i in range(50)]
+    await asyncio.gather(*(writes.append(f) for f in facts))
+    assert j.read() == facts  # all on disk, in the order appended, when the callers go on
+    assert writes.facts == 50 and writes.flushes < 5  # not one fsync each
+    await writes.drained()
+    j.close()
+    io.shutdown()
