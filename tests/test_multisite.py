@@ -13,7 +13,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from twisted.internet import reactor
 
 from callcenter.app import build
@@ -23,6 +23,7 @@ from callcenter.queuecalls import rollups
 from callcenter.queuecalls.models import QueueCall, QueueCallRollup, RollupDirty
 from callcenter.simulator import SimConfig, SimulatedPBX
 from callcenter.store import Database
+from dialer.models import Campaign
 from tests.support.harness import accounting
 from tests.support.waiting import until
 from tests.queuecalls import oracle_reports as old
@@ -69,7 +70,7 @@ async def test_two_asterisk_servers_each_stored_under_its_name_and_dialled_where
 
     def campaign(s):
         c = create_campaign(s, name="south-revisits", kind="revisit", mode="progressive", queue="consultation",
-                            state="running", server="south")
+                            state="paused", server="south")  # running once the callers are in
         insert_contacts(s, [contact_row(c.id, f"t:{i}", phone=f"+86139001390{i:02d}", name="", reason="revisit",
                                         ref_type="t", ref_id=str(i), due_after=to_dt(OPEN - 60), due_before=None,
                                         patient_id=None, now=to_dt(OPEN - 60)) for i in range(2)])
@@ -91,6 +92,9 @@ async def test_two_asterisk_servers_each_stored_under_its_name_and_dialled_where
             for pbx in pbxs.values():
                 calls.append(pbx.inbound_call(f"1380013800{n}", f"Caller {n}", context="hotline-plain",
                                               digits="1", digit_delay=1, patience=30 + 10 * n))
+        # only now the campaign dials south: an Originate before the callers would have moved
+        # south's Uniqueid sequence ahead of north's (seen on a loaded machine)
+        await db.run(lambda s: s.execute(update(Campaign).where(Campaign.id == cid).values(state="running")))
         await until(lambda: any(q["waiting"] for q in product.sites.queues.live().values()),
                     "a caller waiting in the live view")
         waiting = [w for q in product.sites.queues.live().values() for w in q["waiting"]]
