@@ -235,7 +235,8 @@ def cli_peak_rss(url: str, since: str, until: str) -> tuple[float, float]:
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", (
         "import sys\nfrom callcenter.cli import main\n"
-        f"rc = main(['report', 'answer-times', '--since', {since!r}, '--until', {until!r}])\n"
+        f"sys.argv = ['callcenter', 'report', 'answer-times', '--since', {since!r}, '--until', {until!r}]\n"
+        "rc = main()\n"
         "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
         "print('VmHWM', *hwm, file=sys.stderr)\nsys.exit(rc)")],
         env=env, capture_output=True, text=True)

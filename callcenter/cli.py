@@ -97,10 +97,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
+    """The program (``argv`` None: ``sys.argv``, as the ``callcenter`` script calls it); a
+    caller passing ``argv`` (tests) keeps its heap as it is."""
+    import contextlib
+
+    from . import heap
+
+    program = argv is None
+    if program:
         argv = sys.argv[1:]
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    # the command's modules imported without collections, then frozen: no collection walks them
+    with heap.imports_frozen() if program else contextlib.nullcontext():
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
     if args.func is None:
         parser.print_help()
         return 2

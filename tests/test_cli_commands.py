@@ -65,3 +65,20 @@ def test_every_command_is_still_listed(capsys):
     for names in cli.COMMANDS.values():
         for name in names:
             assert name.split()[0] in out
+
+
+def test_the_program_freezes_its_imports_and_a_caller_keeps_its_heap(capsys):
+    import gc
+
+    before = gc.get_freeze_count()
+    with pytest.raises(SystemExit):
+        cli.main(["report", "answer-times", "--help"])
+    assert gc.get_freeze_count() == before and gc.isenabled()
+    code = ("import gc, sys\nfrom callcenter import cli\n"
+            "sys.argv = ['callcenter', 'report', 'answer-times', '--help']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "print(gc.get_freeze_count(), gc.isenabled(), 'numpy' in sys.modules)")
+    frozen, enabled, numpy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True).stdout.split()[-3:]
+    assert int(frozen) > 10_000 and enabled == "True"
+    assert numpy == "True"  # the report's own heavy imports are among the frozen
