@@ -3,10 +3,10 @@
 A period ``[since, until)`` is its whole 15-minute slots, read from ``queue_call_rollups``,
 and the parts of a slot at either end, counted from the calls with the same definition
 (:func:`.rollups.slot_counts`; a report of local days has none), whole UTC days from the
-packed day rows.  One SELECT hands back the parts (a year of 8 queues: 2,920 day rows and a
-few hundred others, each a few packed values); numpy adds them up per slot once, then per
-grouping set.  A slot maps
-to its local hour, half hour and day by the zone's UTC offset at its start (the offsets
+packed day rows.  One SELECT hands back the parts run together per queue (a year of 8
+queues: 2,920 day rows and a few hundred others, as 8 rows: :func:`_part_rows`); numpy
+adds the rows up per grouping set, one ``bincount`` per counter.  A slot maps to its
+local hour, half hour and day by the zone's UTC offset at its start (the offsets
 of the period, :func:`report_queries.offsets`); every real zone changes offset on a
 quarter hour, a zone that does not is refused (:class:`ZoneNotQuarterHours`).  The exact
 nearest-rank p90 of a group is one ``numpy.partition`` of its waits.  Every numpy call
