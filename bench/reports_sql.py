@@ -6,7 +6,9 @@ Rows measured (each a ratio against its anchor in the same round; rounds interle
    day) in-process (``queuecalls.cli.load_figures``), against the **one-SQL-scan anchor**:
    the summary's counters in one aggregate SELECT over the period plus its p90 by SQL
    (PostgreSQL ``percentile_disc`` in the same SELECT; SQLite ``ORDER BY wait LIMIT 1
-   OFFSET k``).  Peak RSS of a separate ``callcenter report answer-times`` process.
+   OFFSET k``); and the same command as its own process (``cli_process``, ``cli_ratio``:
+   start-up, imports and connection included) with its peak RSS (``cli_rss_mb``, its own
+   ``VmHWM``).
 2. ``/api/reports/service-level-hourly``: the real ``WebApp``'s handler on an asyncio loop
    (no HTTP: the figures and their JSON, as the server awaits them),
    against **one GROUP BY local hour** (counters only) in the same round, in alternating
@@ -219,20 +221,32 @@ def cli_figures(db: Database, since, until):
 
 
 def cli_peak_rss(url: str, since: str, until: str) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of ``callcenter report answer-times`` as its own process."""
-    t = time.perf_counter()
+    """(seconds, peak RSS MB) of ``callcenter report answer-times`` as its own process, started
+    as the ``callcenter`` script starts it (its imports and its connection count).
+
+    The peak is the process's own ``VmHWM`` (high-water mark of its address space since exec),
+    read by the process as it ends.  Not ``getrusage``: Linux carries ``ru_maxrss`` across
+    fork and exec, so a child of this bench (hundreds of MB after the web rounds) would report
+    the bench's size at the fork, not its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLCENTER_DATABASE_URL": url,
            "CALLCENTER_SERVICE_DATA_DIR": tempfile.mkdtemp()}
     env.pop("CALLCENTER_CONFIG", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: the modules' bytecode cached
+    t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", (
-        "import resource, sys\nfrom callcenter.cli import main\n"
-        f"rc = main(['report', 'answer-times', '--since', {since!r}, '--until', {until!r}])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")],
+        "import sys\nfrom callcenter.cli import main\n"
+        f"sys.argv = ['callcenter', 'report', 'answer-times', '--since', {since!r}, '--until', {until!r}]\n"
+        "rc = main()\n"
+        "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print('VmHWM', *hwm, file=sys.stderr)\nsys.exit(rc)")],
         env=env, capture_output=True, text=True)
     took = time.perf_counter() - t
     if p.returncode != 0:
         raise RuntimeError(f"callcenter report answer-times failed: {p.stderr[-2000:]}")
-    return took, int(p.stderr.strip().splitlines()[-1]) / 1024
+    last = p.stderr.strip().splitlines()[-1].split()
+    if last[0] != "VmHWM":
+        raise RuntimeError(f"callcenter report answer-times printed no peak: {p.stderr[-2000:]}")
+    return took, int(last[1]) / 1024
 
 
 class _Clock:
@@ -427,6 +441,7 @@ def main() -> int:
                     res.setdefault("hourly_ratio", []).append(w["hourly"] / w["hourly_anchor"])
                 took, rss = cli_peak_rss(url, start.isoformat(), end.isoformat())
                 res.setdefault("cli_process", []).append(took)
+                res.setdefault("cli_ratio", []).append(took / res["anchor"][-1])
                 res.setdefault("cli_rss_mb", []).append(rss)
                 print(f"{name} round {r + 1}: " + ", ".join(f"{k}={v[-1]:.3f}" for k, v in res.items()), flush=True)
             print(f"\n{name}, {args.rows:,} calls, {rounds} round(s): median [min..max]")

@@ -9,10 +9,16 @@ the process, so :func:`freeze_long_lived` moves it out of the collector's view
 (``gc.freeze``): a full collection then walks only what was made since.  Reference
 counting still frees frozen objects; only a cycle among them would stay, and
 :func:`thaw` (at stop) gives them back to the collector.
+
+A command line run is the same in small: :func:`imports_frozen` keeps the collector off
+while the command's modules import (a third of a short report's collections walked the
+import's own, live objects) and freezes what they made.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
+from typing import Iterator
 
 
 def freeze_long_lived() -> int:
@@ -25,3 +31,17 @@ def freeze_long_lived() -> int:
 def thaw() -> None:
     """Hand the frozen objects back to the collector (the service stopping)."""
     gc.unfreeze()
+
+
+@contextlib.contextmanager
+def imports_frozen() -> Iterator[None]:
+    """No collection inside the block (imports: what they make lives as long as the process),
+    then freeze it all, uncollected; the collector is back on after, as it was."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was:
+            gc.enable()

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select
 
 from ..reports_cli import add_report, emit, iter_sections, period, report_subparsers
 from . import report_queries as rq
+from . import rollup_figures  # noqa: F401 - imported with the parser: before the CLI freezes its heap
 from . import stats
 from .models import AmiOutage
 

@@ -3,10 +3,10 @@
 A period ``[since, until)`` is its whole 15-minute slots, read from ``queue_call_rollups``,
 and the parts of a slot at either end, counted from the calls with the same definition
 (:func:`.rollups.slot_counts`; a report of local days has none), whole UTC days from the
-packed day rows.  One SELECT hands back the parts (a year of 8 queues: 2,920 day rows and a
-few hundred others, each a few packed values); numpy adds them up per slot once, then per
-grouping set.  A slot maps
-to its local hour, half hour and day by the zone's UTC offset at its start (the offsets
+packed day rows.  One SELECT hands back the parts run together per queue (a year of 8
+queues: 2,920 day rows and a few hundred others, as 8 rows: :func:`_part_rows`); numpy
+adds the rows up per grouping set, one ``bincount`` per counter.  A slot maps to its
+local hour, half hour and day by the zone's UTC offset at its start (the offsets
 of the period, :func:`report_queries.offsets`); every real zone changes offset on a
 quarter hour, a zone that does not is refused (:class:`ZoneNotQuarterHours`).  The exact
 nearest-rank p90 of a group is one ``numpy.partition`` of its waits.  Every numpy call
@@ -103,26 +103,36 @@ def _packed(d: str, by, slot, counts, waits):
     return select(by, rollups.int64s(d, func.coalesce(slot, -1)), counts, rollups.int32s(d, n), waits)
 
 
-def _part_rows(session: Session, parts: list) -> dict:
-    """The period's parts (a few thousand rows for a year), per ``by`` value in the order they
-    come: grouped here, not by the database, which would hold them all twice to run them
-    together."""
-    out: dict = {}
-    for row in _binary_rows(session, parts[0] if len(parts) == 1 else union_all(*parts)):
-        out.setdefault(row[0], []).append(row[1:])
-    return out
+def _part_rows(session: Session, parts: list):
+    """The period's parts run together per ``by`` value (a queue, an agent): one row per value
+    with each packed column concatenated in the same row order, so a year is a few rows of a
+    few MB each.  PostgreSQL concatenates (:func:`.rollups.concat`; thousands of rows fewer
+    to send and to make Python objects of); SQLite runs in this process, where its
+    ``group_concat`` copies more than ``bytes.join`` does, so its rows are joined here, each
+    value's rows dropped once joined."""
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    d = rollups.dialect_of(session)
+    if d == "postgresql":
+        u = stmt.subquery("parts")
+        by, *packed = list(u.c)
+        yield from _binary_rows(session, select(by, *[rollups.concat(d, c) for c in packed]).group_by(by))
+        return
+    rows: dict = {}
+    for row in session.execute(stmt):
+        rows.setdefault(row[0], []).append(row[1:])
+    for by in list(rows):
+        yield (by, *[b"".join(col) for col in zip(*rows.pop(by))])
 
 
-def _binary_rows(session: Session, stmt) -> list[tuple]:
-    """The rows of ``stmt``; on PostgreSQL fetched in binary (the packed values as they are, not
-    as hex text: a third of the time and half the memory), on the session's connection."""
-    if rollups.dialect_of(session) != "postgresql":
-        return session.execute(stmt).all()
+def _binary_rows(session: Session, stmt):
+    """The rows of ``stmt`` on PostgreSQL, one at a time: fetched in binary (the packed values
+    as they are, not as hex text: a third of the time and half the memory) and streamed (the
+    driver holds one row, not the whole result beside its Python copy), on the session's
+    connection."""
     conn = session.connection()
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     with conn.connection.driver_connection.cursor(binary=True) as cur:
-        cur.execute(str(compiled), compiled.params)
-        return cur.fetchall()
+        yield from cur.stream(str(compiled), compiled.params)
 
 
 def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, server) -> list:
@@ -137,9 +147,10 @@ def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, s
     return out
 
 
-def _slot_rows(session, st, since, until, queue, server) -> dict:
-    """The period's slots per queue: packed days for its whole UTC days, slot rows for the rest
-    of its whole slots, and the calls for the parts of a slot at its ends."""
+def _slot_rows(session, st, since, until, queue, server):
+    """The period's slots, one row per queue (:func:`_part_rows`): packed days for its whole UTC
+    days, slot rows for the rest of its whole slots, and the calls for the parts of a slot at
+    its ends."""
     d = rollups.dialect_of(session)
     r, rd = QueueCallRollup.__table__.c, QueueCallRollupDay.__table__.c
     a, b, edges = split(since, until, SLOT)
@@ -182,94 +193,99 @@ def local_epochs(slots: np.ndarray, tz: ZoneInfo, lo: dt.datetime, hi: dt.dateti
     return slots + offs[np.searchsorted(starts, slots, side="right")]
 
 
+class _Part:
+    """One label's rows as arrays, counters transposed (a counter's values contiguous: a
+    ``bincount`` per counter reads them in order): ``ints`` 28 × n int32, ``sums`` 2 × n
+    (answered wait, talk), ``maxes`` n, ``slots`` n (-1: none), ``nwaits`` n, and the waits
+    of every row in row order."""
+
+    __slots__ = ("slots", "ints", "sums", "maxes", "nwaits", "waits")
+
+    def __init__(self, slots: bytes, counts: bytes, nwaits: bytes, waits: bytes):
+        packed = np.frombuffer(counts, dtype=LAYOUT)
+        self.ints = np.ascontiguousarray(packed["i"].T, dtype=np.int32)
+        f = packed["f"]
+        self.sums = np.ascontiguousarray(f[:, :2].T, dtype=np.float64)
+        self.maxes = f[:, 2].astype(np.float64)
+        self.slots = np.frombuffer(slots, dtype=">i8").astype(np.int64)
+        self.nwaits = np.frombuffer(nwaits, dtype=">i4").astype(np.int64)
+        self.waits = np.frombuffer(waits, dtype=">f8").astype(np.float64)
+
+
 class _Table:
-    """The period's rows as arrays: per row its group (``label``), slot (-1: none), counters
-    (n × 28 int32, n × 3 float64) and number of waits; the waits of every row in row order."""
+    """The period's rows per label (the queue the SQL grouped by), converted as each label's
+    row arrives so the packed bytes of one label at a time are held beside the arrays.
 
-    def __init__(self, groups: dict):
-        """``groups``: ``{label: [(slots, counts, nwaits, waits), ...]}`` (each part packed)."""
-        self.labels = list(groups)
-        parts = [p for rows in groups.values() for p in rows]
-        of_label = [i for i, rows in enumerate(groups.values()) for _ in rows]
-        self.slots = np.frombuffer(b"".join(p[0] for p in parts), dtype=">i8").astype(np.int64)
-        self.label = np.repeat(np.array(of_label, dtype=np.int64), [len(p[0]) // 8 for p in parts])
-        packed = np.frombuffer(b"".join(p[1] for p in parts), dtype=LAYOUT)
-        self.ints = packed["i"].astype(np.int32)
-        self.floats = packed["f"].astype(np.float64)
-        del packed
-        self.nwaits = np.frombuffer(b"".join(p[2] for p in parts), dtype=">i4").astype(np.int64)
-        self._waits = np.frombuffer(b"".join(p[3] for p in parts), dtype=">f8").astype(np.float64)
-        per_label = np.bincount(np.array(of_label, dtype=np.int64), weights=[len(p[3]) // 8 for p in parts],
-                                minlength=len(self.labels)).astype(np.int64) if parts else np.zeros(0, np.int64)
-        ends = np.cumsum(per_label)
-        self.waits_of = [self._waits[e - n:e] for e, n in zip(ends.tolist(), per_label.tolist())]
-        self.n = len(self.slots)
-        self._slots: tuple | None = None
+    Every grouping is a ``bincount`` per counter over the rows' group numbers (any number
+    of groups, one pass each), a ``fmax.at`` for the longest wait, and one radix sort of
+    16-bit group numbers of the waits for the exact p90s; every numpy call is short."""
 
-    def waits(self) -> np.ndarray:
-        return self._waits
+    def __init__(self, rows):
+        """``rows``: ``(label, slots, counts, nwaits, waits)``, each packed (:func:`_part_rows`)."""
+        self.labels: list = []
+        self.parts: list[_Part] = []
+        for label, *packed in rows:
+            self.labels.append(label)
+            self.parts.append(_Part(*(bytes(p) for p in packed)))
+        self.n = sum(len(p.slots) for p in self.parts)
 
     def whole(self) -> rq.Group:
-        v = dict(zip(INTS, self.ints.sum(axis=0, dtype=np.int64).tolist()))
-        v.update(zip(FLOATS[:2], self.floats[:, :2].sum(axis=0).tolist()))
-        mx = float(np.fmax.reduce(self.floats[:, 2])) if self.n else math.nan
-        return _group(v, None if math.isnan(mx) else mx, p90(self.waits()))
+        return self._group_of(self.parts)
 
     def by_label(self) -> dict:
-        """One group per label (the queue the SQL grouped by)."""
-        out = {}
-        for i, label in enumerate(self.labels):
-            keep = self.label == i
-            v = dict(zip(INTS, self.ints[keep].sum(axis=0, dtype=np.int64).tolist()))
-            v.update(zip(FLOATS[:2], self.floats[keep, :2].sum(axis=0).tolist()))
-            mx = np.fmax.reduce(self.floats[keep, 2]) if keep.any() else math.nan
-            out[label] = _group(v, None if math.isnan(mx) else float(mx), p90(self.waits_of[i]))
-        return out
+        return {label: self._group_of([p]) for label, p in zip(self.labels, self.parts)}
 
-    def _per_slot(self) -> tuple:
-        """The rows added up per slot (every queue), once: (slots, ints, sums, maxes, the slot
-        index of each wait)."""
-        if self._slots is None:
-            uniq, inv = np.unique(self.slots, return_inverse=True)
-            n = len(uniq)
-            ints = np.stack([np.bincount(inv, weights=self.ints[:, j], minlength=n) for j in range(len(INTS))], axis=1)
-            sums = np.stack([np.bincount(inv, weights=self.floats[:, j], minlength=n) for j in range(2)], axis=1)
-            o = np.argsort(inv, kind="stable")
-            starts = np.flatnonzero(np.r_[True, inv[o][1:] != inv[o][:-1]])
-            maxes = np.fmax.reduceat(self.floats[o, 2], starts)
-            self._slots = (uniq, ints, sums, maxes, np.repeat(inv, self.nwaits))
-        return self._slots
+    @staticmethod
+    def _group_of(parts: list[_Part]) -> rq.Group:
+        ints = sum((p.ints.sum(axis=1, dtype=np.int64) for p in parts), np.zeros(len(INTS), np.int64))
+        sums = sum((p.sums.sum(axis=1) for p in parts), np.zeros(2))
+        v = dict(zip(INTS, ints.tolist()))
+        v.update(zip(FLOATS[:2], sums.tolist()))
+        mx = float(np.fmax.reduce([math.nan] + [np.fmax.reduce(p.maxes) for p in parts if len(p.maxes)]))
+        waits = parts[0].waits if len(parts) == 1 else np.concatenate([np.zeros(0)] + [p.waits for p in parts])
+        return _group(v, None if math.isnan(mx) else mx, p90(waits))
 
     def by_slot_key(self, key_of) -> dict:
-        """``{key: Group}`` with the slots grouped by ``key_of(slot starts)`` (an integer array;
-        rows without a slot left out).  Short numpy calls only: a bincount per counter over the
-        slots, a radix sort of 16-bit group numbers of the waits."""
+        """``{key: Group}`` with the rows grouped by ``key_of(slot starts)`` (an integer array;
+        rows without a slot left out)."""
         if not self.n:
             return {}
-        uniq, ints, sums, maxes, value_slot = self._per_slot()
-        known = uniq >= 0
+        slots = np.concatenate([p.slots for p in self.parts])
+        known = slots >= 0
         if not known.any():
             return {}
-        labels, code = np.unique(key_of(uniq[known]), return_inverse=True)
+        labels, code = np.unique(key_of(slots[known]), return_inverse=True)
         g = len(labels)
-        codes = np.full(len(uniq), -1, dtype=np.int64)
+        codes = np.full(len(slots), -1, dtype=np.int64)
         codes[known] = code
-        k = np.flatnonzero(known)
-        gi = np.stack([np.bincount(code, weights=ints[k, j], minlength=g) for j in range(len(INTS))], axis=1)
-        gs = np.stack([np.bincount(code, weights=sums[k, j], minlength=g) for j in range(2)], axis=1)
+        gi = np.zeros((len(INTS), g))
+        gs = np.zeros((2, g))
+        gm = np.full(g, math.nan)
+        vcodes, vals, at = [], [], 0
+        for p in self.parts:
+            c = codes[at:at + len(p.slots)]
+            at += len(p.slots)
+            keep = c >= 0
+            ints, sums, maxes, cc = ((p.ints, p.sums, p.maxes, c) if keep.all() else
+                                     (p.ints[:, keep], p.sums[:, keep], p.maxes[keep], c[keep]))
+            for j in range(len(INTS)):
+                gi[j] += np.bincount(cc, weights=ints[j], minlength=g)
+            for j in range(2):
+                gs[j] += np.bincount(cc, weights=sums[j], minlength=g)
+            np.fmax.at(gm, cc, maxes)
+            vc = np.repeat(c, p.nwaits)
+            vkeep = vc >= 0
+            vcodes.append(vc[vkeep])
+            vals.append(p.waits[vkeep])
         small = (lambda x: x.astype(np.int16)) if g < 32767 else (lambda x: x)
-        o = np.argsort(small(code), kind="stable")
-        starts = np.flatnonzero(np.r_[True, code[o][1:] != code[o][:-1]])
-        gm = np.fmax.reduceat(maxes[k][o], starts)
-        vcode = codes[value_slot]
-        vkeep = vcode >= 0
-        vc = small(vcode[vkeep])
-        vals = self.waits()[vkeep][np.argsort(vc, kind="stable")]
+        vc = small(np.concatenate(vcodes))
+        vals = np.concatenate(vals)[np.argsort(vc, kind="stable")]
         ends = np.cumsum(np.bincount(vc, minlength=g))
         out = {}
+        ints_of, sums_of = np.rint(gi).astype(np.int64).T.tolist(), gs.T.tolist()
         for i, label in enumerate(labels.tolist()):
-            v = dict(zip(INTS, (int(x) for x in gi[i])))
-            v.update(zip(FLOATS[:2], gs[i].tolist()))
+            v = dict(zip(INTS, ints_of[i]))
+            v.update(zip(FLOATS[:2], sums_of[i]))
             lo = ends[i - 1] if i else 0
             out[label] = _group(v, None if math.isnan(gm[i]) else float(gm[i]), p90(vals[lo:ends[i]]))
         return out
@@ -284,12 +300,15 @@ def p90(waits: np.ndarray) -> float | None:
     return float(np.partition(waits, k - 1)[k - 1])
 
 
+_TOTALS = tuple(k for k in rq.COUNTERS if k != "answered_wait")
+_DIST = tuple((f"a{i}", f"b{i}") for i in range(len(rq.BUCKETS)))
+
+
 def _group(v: dict, max_wait: float | None, p90_wait: float | None) -> rq.Group:
-    t = stats.Totals(**{k: int(v[k]) for k in rq.COUNTERS if k != "answered_wait"},
-                     answered_wait=float(v["answered_wait"]))
+    t = stats.Totals(**{k: int(v[k]) for k in _TOTALS}, answered_wait=float(v["answered_wait"]))
     g = rq.Group(totals=t, max_wait=max_wait, p90_wait=p90_wait)
     g.calls, g.talk_sum, g.talk_n = int(v["calls"]), float(v["talk_sum"]), int(v["talk_n"])
-    g.dist = [[int(v[f"a{i}"]), int(v[f"b{i}"])] for i in range(len(rq.BUCKETS))]
+    g.dist = [[int(v[a]), int(v[b])] for a, b in _DIST]
     return g
 
 
@@ -351,12 +370,11 @@ def by_agent(session: Session, since, until, *, target: float, short_abandon: fl
         sub = rollups.agent_counts(d, st, by_server=False, where=[*where, *_filters(c, queue, server)]).subquery()
         parts.append(select(sub.c.agent, sub.c.counts, sub.c.waits))
     out = {}
-    for agent, rows in _part_rows(session, parts).items():  # tens of agents: a few numpy calls each
-        packed = np.frombuffer(b"".join(r[0] for r in rows), dtype=LAYOUT)
+    for agent, counts, waits in _part_rows(session, parts):  # tens of agents, each one row
+        packed = np.frombuffer(bytes(counts), dtype=LAYOUT)
         v = dict(zip(INTS, packed["i"].sum(axis=0, dtype=np.int64).tolist()))
-        f = packed["f"].astype(np.float64)
-        v.update(zip(FLOATS[:2], f[:, :2].sum(axis=0).tolist()))
+        f = packed["f"]
+        v.update(zip(FLOATS[:2], f[:, :2].sum(axis=0, dtype=np.float64).tolist()))
         mx = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
-        waits = np.frombuffer(b"".join(r[1] for r in rows), dtype=">f8").astype(np.float64)
-        out[agent] = _group(v, None if math.isnan(mx) else mx, p90(waits))
+        out[agent] = _group(v, None if math.isnan(mx) else mx, p90(np.frombuffer(bytes(waits), dtype=">f8")))
     return out

@@ -268,3 +268,26 @@ def test_the_migration_counts_the_stored_calls(tmp_path):
         assert "queue_call_rollups" not in db.table_names()
     finally:
         db.close()
+
+
+@pytest.mark.postgres_only
+def test_the_packed_rows_are_stored_uncompressed_on_postgresql(db):
+    """0999e_rollup_storage: the rows a report reads whole are not decompressed at every read,
+    those the writer packs later included (SQLite never compresses)."""
+    columns = {"queue_call_rollup_days": ("slots", "counts", "nwaits", "waits"),
+               "queue_call_agent_rollup_blocks": ("counts", "waits")}
+
+    def storage(s):
+        return {(t, c): s.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+                                       "AND attname = :c"), {"t": t, "c": c}).scalar_one()
+                for t, cols in columns.items() for c in cols}
+
+    assert set(db.call(storage).values()) == {"e"}
+    recs = [_rec(f"u{i}", T0.timestamp() + 37 * i, "answered" if i % 3 else "abandoned", wait=float(i % 90))
+            for i in range(3000)]
+    db.call(store.write_calls, recs, 30.0, "default")
+    compressed = db.call(lambda s: s.execute(text(
+        "SELECT count(*) FILTER (WHERE pg_column_compression(counts) IS NOT NULL), count(*) "
+        "FROM queue_call_rollup_days")).one())
+    assert compressed[0] == 0 and compressed[1] > 0
+    _exact(db)
