@@ -33,13 +33,13 @@ MAX_CONFLICTS = 2  # IntegrityError retries of one write (a race with another se
 class _Write:
     """One queued write and, once done, its outcome (``exc`` None: ``result``)."""
 
-    __slots__ = ("fn", "what", "finished", "result", "exc", "waiting", "gate")
+    __slots__ = ("fn", "what", "finished", "result", "exc", "waiting", "gates")
 
     def __init__(self, fn: Callable, what: object):
         self.fn, self.what = fn, what
         self.finished, self.result, self.exc = False, None, None
         self.waiting = False  # a caller is waiting (it will see a failure: not logged here)
-        self.gate: asyncio.Future | None = None  # what that caller awaits
+        self.gates: list[asyncio.Future] = []  # what the waiting callers await
 
 
 class Lane:
@@ -124,8 +124,8 @@ class Lane:
                 log.warning("IVR: %s refused: %s", w.what, exc)
             else:
                 log.error("IVR: %s failed", w.what, exc_info=exc)
-        if w.gate is not None:
-            _open(w.gate)
+        for gate in w.gates:
+            _open(gate)
 
 
 def _open(gate: asyncio.Future) -> None:
@@ -183,7 +183,8 @@ class SessionWrites:
                 return default
             w.waiting = True
             # One future, opened by whichever comes first: the write done or the database down.
-            gate = w.gate = asyncio.get_running_loop().create_future()
+            gate = asyncio.get_running_loop().create_future()
+            w.gates.append(gate)
             self._down_waiters.add(gate)
             try:
                 await gate
@@ -191,7 +192,7 @@ class SessionWrites:
                 w.waiting = False
                 raise
             finally:
-                w.gate = None
+                w.gates.remove(gate)
                 self._down_waiters.discard(gate)
         if w.exc is not None:
             raise w.exc
@@ -233,8 +234,8 @@ class SessionWrites:
             for w in lane.items:
                 lost.append(str(w.what))
                 w.finished, w.exc, w.fn = True, asyncio.CancelledError(), None  # a waiter: not stored
-                if w.gate is not None:
-                    _open(w.gate)
+                for gate in w.gates:
+                    _open(gate)
             self.pending -= len(lane.items)
             lane.items.clear()
             if lane.inflight is not None and not lane.inflight.done():
