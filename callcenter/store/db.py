@@ -3,7 +3,8 @@
 SQLAlchemy here is synchronous; every call made from the service goes through
 :meth:`Database.run`, which executes it in a worker thread (PITFALLS 11 in docs/asterisk-pitfalls.md) inside
 one transaction, so a slow disk or a PostgreSQL round trip never stalls calls
-in flight.
+in flight (or :meth:`Database.submit`, the same as a concurrent future, for the
+group commit's callbacks).
 """
 from __future__ import annotations
 
