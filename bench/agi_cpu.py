@@ -19,7 +19,11 @@ is checked equal to the recording of its scenario (the session's row id, the one
 that differs between sessions, as ``<id>``; ours must give each session its own):
 both servers did the same AGI work.
 
-    nice .venv/bin/python bench/agi_cpu.py --sessions 500 --rounds 5
+With ``--together`` each round runs both servers at the same time, each in its own
+process with its own callers: the load of the moment is the same for both, which keeps
+the ratio steadier on a shared machine than one phase after the other.
+
+    nice .venv/bin/python bench/agi_cpu.py --sessions 500 --rounds 5 [--together]
 """
 from __future__ import annotations
 
@@ -129,6 +133,52 @@ async def phase(kind: str, args, scripts_path: str | None, scripts) -> dict:
     return got
 
 
+async def serve(kind: str, args) -> dict:
+    """``--together``: one server in this process, its loop-thread CPU from "go" to "done"
+    (stdin lines, read on a helper thread: not the loop's)."""
+    scripts = {int(k): v for k, v in json.loads(Path(args.scripts).read_text()).items()}
+    server = base.Ours(args.scale, args.sessions) if kind == "ours" else base.Panoramisk(scripts)
+    port = await server.start()
+    print(json.dumps({"port": port}), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    t0, p0 = time.thread_time(), time.process_time()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    if kind == "ours":
+        await idle(server)
+    loop_s, process_s = time.thread_time() - t0, time.process_time() - p0
+    got = await server.stop()
+    got.update(loop_ms=round(loop_s * 1000 / args.sessions, 4), process_ms=round(process_s * 1000 / args.sessions, 4))
+    return got
+
+
+async def together(args, scripts_path: str) -> dict:
+    """Both servers at once, each in its own process with its own callers: both meet the
+    same machine (the load of the moment), and each counts only its own loop thread."""
+    common = ["--sessions", str(args.sessions), "--scale", str(args.scale), "--spread", str(args.spread),
+              "--scripts", scripts_path]
+    servers, callers, got = {}, {}, {}
+    for kind in KINDS:
+        servers[kind] = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve", kind, *common, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    for kind in KINDS:
+        port = json.loads((await servers[kind].stdout.readline()).decode())["port"]
+        callers[kind] = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", "--port", str(port), *common,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    await asyncio.sleep(1.5)  # the callers import before the clocks start
+    for proc in (*servers.values(), *callers.values()):
+        proc.stdin.write(b"go\n")
+    outs = await asyncio.gather(*(callers[k].communicate() for k in KINDS))
+    for kind, (out, _) in zip(KINDS, outs):
+        got[kind] = json.loads(out.decode().strip().splitlines()[-1])
+        servers[kind].stdin.write(b"done\n")
+    for kind in KINDS:
+        out, _ = await servers[kind].communicate()
+        got[kind].update(json.loads(out.decode().strip().splitlines()[-1]))
+    return got
+
+
 def recording(sessions: list) -> tuple[dict[int, list[str]], list]:
     """Each scenario's command lines (ids as ``<id>``): those most of its sessions read;
     and the sessions that read others (a loaded machine can delay a prompt past a
@@ -155,8 +205,12 @@ async def server_main(args) -> int:
     tmp.write_text(json.dumps(one_id))  # panoramisk sends a row id as ours does
     rows = []
     for r in range(args.rounds):
-        order = KINDS if r % 2 == 0 else KINDS[::-1]
-        got = {kind: await phase(kind, args, str(tmp), one_id) for kind in order}
+        if args.together:
+            order = ("together",)
+            got = await together(args, str(tmp))
+        else:
+            order = KINDS if r % 2 == 0 else KINDS[::-1]
+            got = {kind: await phase(kind, args, str(tmp), one_id) for kind in order}
         ok = (all(got[k]["equal"] == args.sessions for k in KINDS) and got["ours"]["distinct_session_ids"]
               and got["ours"]["sessions_stored"] == args.sessions)
         row = {"round": r + 1, "order": list(order),
@@ -169,7 +223,7 @@ async def server_main(args) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     ratios = [x["ratio_loop"] for x in rows]
-    summary = {"sessions": args.sessions, "rounds": args.rounds, "spread_s": args.spread,
+    summary = {"sessions": args.sessions, "rounds": args.rounds, "spread_s": args.spread, "together": args.together,
                "loop_ms_per_session": {k: {"min": min(x["loop_ms_per_session"][k] for x in rows),
                                            "median": statistics.median(x["loop_ms_per_session"][k] for x in rows),
                                            "max": max(x["loop_ms_per_session"][k] for x in rows)} for k in KINDS},
@@ -187,10 +241,16 @@ def main() -> int:
     # real slack, so a loaded machine rarely turns a session onto another path (other lines)
     p.add_argument("--scale", type=float, default=5.0, help="simulated seconds per real second")
     p.add_argument("--spread", type=float, default=5.0, help="sessions start over this many s")
+    p.add_argument("--together", action="store_true",
+                   help="run both servers at once (own processes, own callers) instead of one after the other")
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     p.add_argument("--scripts", default=None, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.serve:
+        print(json.dumps(asyncio.run(serve(args.serve, args))))
+        return 0
     if args.client:
         print(json.dumps(asyncio.run(clients(args.port, args.sessions, args.scale, args.spread, args.scripts))))
         return 0
