@@ -13,8 +13,10 @@ callback requests): an invalid number is a :class:`PhoneError` naming the reason
 from __future__ import annotations
 
 import functools
+import re
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 
 from callcenter.errors import InvalidInput
 
@@ -23,6 +25,21 @@ DEFAULT_REGION = "CN"
 
 class PhoneError(InvalidInput):
     """A number that cannot be dialled; the message says why."""
+
+
+# A Chinese mobile number, national (``13800138001``) or E.164 (``+8613800138001``): most
+# callers.  Its E.164 form is plain text work, so the parse (~30-45 µs) is skipped for it.
+# The pattern is phonenumbers' own CN mobile pattern, so it follows a metadata update;
+# tests/test_phones.py checks the shortcut equal to the parse over every 1xx/1xxx prefix.
+_CN_MOBILE = re.compile(PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern)
+
+
+def _cn_mobile_e164(text: str) -> str | None:
+    """E.164 of a bare CN mobile number (region CN), else None: ask phonenumbers."""
+    national = text[3:] if text.startswith("+86") else text
+    if len(national) == 11 and national.isascii() and national.isdigit() and _CN_MOBILE.fullmatch(national):
+        return "+86" + national
+    return None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -36,6 +53,15 @@ def canonical(raw: str | None, region: str = DEFAULT_REGION) -> str:
     text = raw.strip()
     if text.startswith("<"):
         return ""
+    if region.upper() == "CN":
+        fast = _cn_mobile_e164(text)
+        if fast is not None:
+            return fast
+    return _parsed(text, region)
+
+
+def _parsed(text: str, region: str) -> str:
+    """:func:`canonical` by phonenumbers' parse (``text`` stripped, not a placeholder)."""
     digits = "".join(ch for ch in text if ch.isdigit())
     if not digits:
         return ""

@@ -3,10 +3,11 @@
 Each session has a *lane*: its row insert, the callback request, voice message and
 survey answers it produced, and the row's completion, written one after the other
 (the later ones need the row's id).  A write that meets an unavailable database is
-retried (:func:`callcenter.store.retry.retrying`) until the database is back; lanes
-of different sessions run side by side, and their writes that are due together are
-committed in one transaction (:class:`callcenter.store.group_commit.GroupCommit`: a
-burst of callers costs a few transactions, not one per caller).
+retried with a capped exponential backoff (as :func:`callcenter.store.retry.retrying`)
+until the database is back; lanes of different sessions run side by side, and their
+writes that are due together are committed in one transaction
+(:class:`callcenter.store.group_commit.GroupCommit`: a burst of callers costs a few
+transactions, not one per caller).
 
 The caller never waits on an outage: :meth:`SessionWrites.wait` returns the write's
 result while the database answers, and a default at once when it does not (the
@@ -17,105 +18,117 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
 
 from callcenter.store.group_commit import GroupCommit
-from callcenter.store.retry import TRANSIENT, retrying, sleep
+from callcenter.store.retry import TRANSIENT
 
 log = logging.getLogger(__name__)
 MAX_CONFLICTS = 2  # IntegrityError retries of one write (a race with another session's write)
 
 
 class _Write:
-    __slots__ = ("fn", "what", "future", "waiting")
+    """One queued write and, once done, its outcome (``exc`` None: ``result``)."""
 
-    def __init__(self, fn: Callable, what: object, future: asyncio.Future):
-        self.fn, self.what, self.future, self.waiting = fn, what, future, False
+    __slots__ = ("fn", "what", "finished", "result", "exc", "waiting", "gates")
+
+    def __init__(self, fn: Callable, what: object):
+        self.fn, self.what = fn, what
+        self.finished, self.result, self.exc = False, None, None
+        self.waiting = False  # a caller is waiting (it will see a failure: not logged here)
+        self.gates: list[asyncio.Future] = []  # what the waiting callers await
 
 
 class Lane:
-    """One session's writes, in order (``fn(session)`` each, in one transaction)."""
+    """One session's writes, in order (``fn(session)`` each, in one transaction).
+
+    Driven by callbacks, not a task: the head write goes to the group commit, and its
+    outcome (a done-callback on that future) sends the next one or, for an unavailable
+    database, sends it again after a backoff on the injected clock.  Per write that is
+    one future and one callback on the loop (was a task, a ``retrying`` coroutine, a
+    shield and a waiter's callback, for two writes a session)."""
+
+    __slots__ = ("owner", "items", "inflight", "timer", "delay", "conflicts")
 
     def __init__(self, owner: "SessionWrites"):
         self.owner = owner
         self.items: collections.deque[_Write] = collections.deque()
-        self.task: asyncio.Task | None = None
-        self.inflight: asyncio.Future | None = None
+        self.inflight: asyncio.Future | None = None  # the head write's group-commit future
+        self.timer: Any = None  # the head write's retry (clock.callLater), while one is due
+        self.delay = owner.base_delay
+        self.conflicts = 0
 
     def submit(self, fn: Callable, what: object) -> _Write:
         """Queue ``fn(session)``; ``str(what)`` (masked) names it in the log, formatted only
         then.  Await the result with :meth:`SessionWrites.wait`."""
-        fut = asyncio.get_running_loop().create_future()
-        w = _Write(fn, what, fut)
+        w = _Write(fn, what)
         self.items.append(w)
-        self.owner.pending += 1
-        self.owner.peak_pending = max(self.owner.peak_pending, self.owner.pending)
-        self.owner.lanes.add(self)
-        if not self.owner.closing and (self.task is None or self.task.done()):
-            self.task = asyncio.ensure_future(self._drain())
+        own = self.owner
+        own.pending += 1
+        if own.pending > own.peak_pending:
+            own.peak_pending = own.pending
+        own.lanes.add(self)
+        if len(self.items) == 1:  # else the head's outcome sends this one
+            self._send()
         return w
 
-    async def run(self, fn: Callable) -> Any:
-        """``retrying`` calls this as its database: the write itself is shielded, so a
-        shutdown that cancels the lane can still learn whether it committed."""
-        self.inflight = self.owner.group.run(fn)
-        return await asyncio.shield(self.inflight)
+    def _send(self) -> None:
+        self.timer = None
+        if self.owner.closing:  # close() tries what is queued itself
+            return
+        fut = self.inflight = self.owner.group.run(self.items[0].fn)
+        fut.add_done_callback(self._landed)
 
-    async def _drain(self) -> None:
+    def _landed(self, fut: asyncio.Future) -> None:
         own = self.owner
-        conflicts = 0
-        while self.items:
-            w = self.items[0]
-            try:
-                result = await retrying(self, w.fn, clock=own.clock, base_delay=own.base_delay,
-                                        max_delay=own.max_delay, give_up=lambda: own.closing,
-                                        on_failure=lambda exc, delay, w=w: own._failed(exc, delay, w))
-            except TRANSIENT:
-                return  # shutting down: close() tries the rest once more
-            except IntegrityError as exc:
-                # Lanes flushing together after an outage can race on a get-or-create
-                # (e.g. the dialer's "callback" campaign): the loser sees the winner's row
-                # when it tries again.  A real constraint violation fails again: reported.
-                if conflicts < MAX_CONFLICTS:
-                    conflicts += 1
-                    await sleep(own.clock, own.base_delay)
-                    continue
-                conflicts = 0
-                self.done(w, exc=exc)
-            except Exception as exc:  # noqa: BLE001 - bad data or a bug: report, go on with the next
-                conflicts = 0
-                self.done(w, exc=exc)
-            else:
-                conflicts = 0
-                own._up()
-                self.done(w, result)
-        own.lanes.discard(self)
+        if own.closing or fut is not self.inflight or fut.cancelled():
+            return  # close() takes over: it reads the in-flight write's outcome itself
+        exc = fut.exception()
+        if exc is None:
+            own._up()
+            self.done(self.items[0], fut.result())
+        elif isinstance(exc, TRANSIENT):  # kept; sent again after a capped exponential backoff
+            delay = self.delay
+            own._failed(exc, delay, self.items[0])
+            self.delay = min(own.max_delay, delay * 2)
+            self.timer = own.clock.callLater(delay, self._send)
+            return
+        elif isinstance(exc, IntegrityError) and self.conflicts < MAX_CONFLICTS:
+            # Lanes flushing together after an outage can race on a get-or-create
+            # (e.g. the dialer's "callback" campaign): the loser sees the winner's row
+            # when it tries again.  A real constraint violation fails again: reported.
+            self.conflicts += 1
+            self.timer = own.clock.callLater(own.base_delay, self._send)
+            return
+        else:  # bad data or a bug: report, go on with the next
+            self.done(self.items[0], exc=exc)
+        if self.items:
+            self._send()
+        else:
+            own.lanes.discard(self)
 
     def done(self, w: _Write, result: Any = None, exc: BaseException | None = None) -> None:
         self.items.popleft()
         self.inflight = None
+        self.delay, self.conflicts = self.owner.base_delay, 0  # the next write starts its own backoff
         w.fn = None  # never run again; a hook's bound method would keep its session in a reference cycle
         self.owner.pending -= 1
+        w.finished, w.result, w.exc = True, result, exc
         if exc is None:
             self.owner.written += 1
-            if not w.future.done():
-                w.future.set_result(result)
-            return
-        if not w.waiting:  # nobody will see it: say it here
+        elif not w.waiting:  # nobody will see it: say it here
             if isinstance(exc, LookupError):
                 log.warning("IVR: %s refused: %s", w.what, exc)
             else:
                 log.error("IVR: %s failed", w.what, exc_info=exc)
-        if not w.future.done():
-            w.future.set_exception(exc)
-            _retrieved(w.future)  # reported where it matters; a waiter still gets it
+        for gate in w.gates:
+            _open(gate)
 
 
-def _open(gate: asyncio.Future, _: asyncio.Future | None = None) -> None:
+def _open(gate: asyncio.Future) -> None:
     if not gate.done():
         gate.set_result(None)
 
@@ -164,17 +177,14 @@ class SessionWrites:
         """The write's result (its exception raised here), or ``default`` as soon as the
         database is known to be unavailable: the write stays queued and is reported in
         the log if it fails later."""
-        fut = w.future
-        while not fut.done():
+        while not w.finished:
             if self.down or self.closing:
                 w.waiting = False
                 return default
             w.waiting = True
-            # One future, opened by whichever comes first: the write done or the database
-            # down (asyncio.wait({fut, down}) did the same with a set and two more callbacks).
+            # One future, opened by whichever comes first: the write done or the database down.
             gate = asyncio.get_running_loop().create_future()
-            wake = functools.partial(_open, gate)
-            fut.add_done_callback(wake)
+            w.gates.append(gate)
             self._down_waiters.add(gate)
             try:
                 await gate
@@ -182,9 +192,11 @@ class SessionWrites:
                 w.waiting = False
                 raise
             finally:
-                fut.remove_done_callback(wake)
+                w.gates.remove(gate)
                 self._down_waiters.discard(gate)
-        return fut.result()
+        if w.exc is not None:
+            raise w.exc
+        return w.result
 
     async def drained(self) -> None:
         """Until every queued write is stored or given up (tests; uses the event loop only)."""
@@ -197,11 +209,10 @@ class SessionWrites:
         self.closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        tasks = [lane.task for lane in self.lanes if lane.task is not None and not lane.task.done()]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        for lane in self.lanes:  # no retry after this: what is queued is tried once below
+            if lane.timer is not None and lane.timer.active():
+                lane.timer.cancel()
+            lane.timer = None
         lost: list[str] = []
         for lane in list(self.lanes):
             while lane.items:
@@ -222,8 +233,9 @@ class SessionWrites:
                     lane.done(w, result)
             for w in lane.items:
                 lost.append(str(w.what))
-                if not w.future.done():
-                    w.future.cancel()
+                w.finished, w.exc, w.fn = True, asyncio.CancelledError(), None  # a waiter: not stored
+                for gate in w.gates:
+                    _open(gate)
             self.pending -= len(lane.items)
             lane.items.clear()
             if lane.inflight is not None and not lane.inflight.done():

@@ -68,3 +68,40 @@ def test_patient_record_finds_rows_whatever_form_the_number_is_given_in(db):
         assert rec["patient_id"] is not None and rec["name"] == "王小明", form
         assert [c["uniqueid"] for c in rec["calls"]] == ["1.1"], form
         assert len(rec["complaints"]) == 1, form
+
+
+
+def test_the_cn_mobile_shortcut_equals_the_parse_for_every_prefix():
+    """canonical() skips phonenumbers for a bare CN mobile number: exactly what the parse gives."""
+    import random
+
+    import phonenumbers
+
+    from callcenter.phones import _cn_mobile_e164, _parsed
+
+    rng = random.Random(11)
+    taken = 0
+    for prefix in [f"1{p:02d}" for p in range(100)] + [f"1{p:03d}" for p in range(1000)]:
+        for _ in range(6):
+            national = prefix + "".join(rng.choice("0123456789") for _ in range(11 - len(prefix)))
+            for raw in (national, "+86" + national):
+                fast = _cn_mobile_e164(raw)
+                if fast is not None:
+                    taken += 1
+                    assert fast == _parsed(raw, "CN"), raw
+                elif _parsed(raw, "CN") == "+86" + national:  # valid, not taken: then not a mobile
+                    kind = phonenumbers.number_type(phonenumbers.parse(raw, "CN"))
+                    assert kind not in (phonenumbers.PhoneNumberType.MOBILE,
+                                        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE), raw
+    assert taken > 5000  # really taken for mobile numbers (6,886 of the 13,200 tried)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789+ -", min_size=1, max_size=16),
+                 st.from_regex(r"(\+86)?1[0-9]{10}", fullmatch=True)))
+def test_the_cn_mobile_shortcut_never_differs_from_the_parse(raw):
+    from callcenter.phones import _cn_mobile_e164, _parsed
+
+    fast = _cn_mobile_e164(raw.strip())
+    if fast is not None:
+        assert fast == _parsed(raw.strip(), "CN")

@@ -3,11 +3,13 @@
 SQLAlchemy here is synchronous; every call made from the service goes through
 :meth:`Database.run`, which executes it in a worker thread (PITFALLS 11 in docs/asterisk-pitfalls.md) inside
 one transaction, so a slow disk or a PostgreSQL round trip never stalls calls
-in flight.
+in flight (or :meth:`Database.submit`, the same as a concurrent future, for the
+group commit's callbacks).
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import threading
@@ -114,6 +116,12 @@ class Database:
         """Run ``fn(session, *args)`` in one transaction on a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: self.call(fn, *args, **kw))
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kw: Any) -> "concurrent.futures.Future[T]":
+        """``fn(session, *args)`` in one transaction on a worker thread, as a concurrent
+        future: for code that takes the outcome in a callback (the group commit) instead of
+        awaiting a task and an asyncio future per call."""
+        return self._pool.submit(self.call, fn, *args, **kw)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Any other blocking work (file hashing, engine calls) off the loop."""

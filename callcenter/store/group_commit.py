@@ -16,6 +16,7 @@ the transaction with that exception: the callers retry as they would a ``db.run`
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 from typing import Any, Callable
 
@@ -42,56 +43,80 @@ def _all(session, fns: list[Callable]) -> list[Any]:
 
 
 class GroupCommit:
-    """``await group.run(fn)`` like ``db.run(fn)``; concurrent calls share a transaction."""
+    """``await group.run(fn)`` like ``db.run(fn)``; concurrent calls share a transaction.
+
+    Driven by callbacks: a batch goes to the database's pool with :meth:`Database.submit`
+    and its outcome comes back with one ``call_soon_threadsafe`` a batch, which sends the
+    next batch.  No task, coroutine or asyncio future per batch on the loop (they were
+    most of the loop's share of a write, one or two writes a batch in steady traffic)."""
 
     def __init__(self, db: Any, *, max_batch: int = 256):
         self.db = db
         self.max_batch = max_batch
         self.queue: list[tuple[Callable, asyncio.Future]] = []
-        self.task: asyncio.Task | None = None
+        self.busy = False  # a batch is due or in flight: what is queued now goes in the next
         self.transactions = 0  # committed (for tests and benches)
+        self._idle: asyncio.Future | None = None  # close() waits on it
 
     def run(self, fn: Callable, *args: Any) -> asyncio.Future:
         """Queue ``fn(session, *args)``; the future gets its result once its transaction
         committed.  (The signature of ``db.run``: ``store.retry.retrying`` takes either.)"""
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.queue.append((functools.partial(fn, *args) if args else fn, fut))
-        if self.task is None or self.task.done():
-            self.task = asyncio.ensure_future(self._drain())
+        if not self.busy:
+            self.busy = True
+            loop.call_soon(self._next, loop)  # what this turn of the loop submits goes in the same batch
         return fut
 
-    async def _drain(self) -> None:
-        await asyncio.sleep(0)  # what this turn of the loop submits goes in the same transaction
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the next batch of live writes, or go idle."""
         while self.queue:
             batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[tuple[Callable, asyncio.Future]]) -> None:
-        live = [(fn, fut) for fn, fut in batch if not fut.done()]
-        while live:
-            try:
-                results = await self.db.run(_all, [fn for fn, _ in live])
-            except _WriteFailed as failed:
-                _, fut = live.pop(failed.index)
-                if not fut.done():
-                    fut.set_exception(failed.exc)
-                continue
-            except asyncio.CancelledError:
-                for _, fut in live:
-                    fut.cancel()
-                raise
-            except Exception as exc:  # noqa: BLE001 - unavailable database or failed commit: all of them
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            live = [(fn, fut) for fn, fut in batch if not fut.done()]
+            if live:
+                self._send(loop, live)
                 return
+        self.busy = False
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _send(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Callable, asyncio.Future]]) -> None:
+        def back(cf: concurrent.futures.Future) -> None:  # on the worker thread (or here, if done)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._landed, loop, live, cf)
+        self.db.submit(_all, [fn for fn, _ in live]).add_done_callback(back)
+
+    def _landed(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Callable, asyncio.Future]],
+                cf: concurrent.futures.Future) -> None:
+        if cf.cancelled():  # the pool shut down under it
+            for _, fut in live:
+                fut.cancel()
+            self._next(loop)
+            return
+        exc = cf.exception()
+        if exc is None:
             self.transactions += 1
-            for (_, fut), result in zip(live, results):
+            for (_, fut), result in zip(live, cf.result()):
                 if not fut.done():
                     fut.set_result(result)
-            return
+        elif isinstance(exc, _WriteFailed):  # that write out; the others again, in a new transaction
+            _, fut = live.pop(exc.index)
+            if not fut.done():
+                fut.set_exception(exc.exc)
+            live = [(fn, f) for fn, f in live if not f.done()]
+            if live:
+                self._send(loop, live)
+                return
+        else:  # unavailable database or failed commit: all of them
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+        self._next(loop)
 
     async def close(self) -> None:
         """Wait for what is queued (shutdown, after the callers stopped submitting)."""
-        while self.task is not None and not self.task.done():
-            await asyncio.shield(self.task)
+        while self.busy:
+            if self._idle is None or self._idle.done():
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dialer.pacing import StaticAgents
 
 import asyncio
+import concurrent.futures
 import json
 import sqlite3
 
@@ -42,14 +43,38 @@ class DoubtfulDatabase(FlakyDatabase):
         super().__init__(db, clock, windows)
         self.doubtful, self.in_doubt = doubtful, 0
 
-    async def run(self, fn, *args, **kw):
-        self._check()
-        result = await self._db.run(fn, *args, **kw)
+    def _doubt(self) -> OperationalError | None:
+        """After the outage, for the next ``doubtful`` writes that committed: the error."""
         if self.doubtful and self.windows and self._clock.seconds() >= self.windows[-1][1]:
             self.doubtful -= 1
             self.in_doubt += 1
-            raise OperationalError("(injected) COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+            return OperationalError("(injected) COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+        return None
+
+    async def run(self, fn, *args, **kw):
+        self._check()
+        result = await self._db.run(fn, *args, **kw)
+        exc = self._doubt()
+        if exc is not None:
+            raise exc
         return result
+
+    def submit(self, fn, *args, **kw):
+        """The group commit's path: the same doubt, decided when the commit is done."""
+        done = super().submit(fn, *args, **kw)
+        out = concurrent.futures.Future()
+
+        def relay(f):
+            if f.exception() is not None:
+                out.set_exception(f.exception())
+                return
+            exc = self._doubt()
+            if exc is not None:
+                out.set_exception(exc)
+            else:
+                out.set_result(f.result())
+        done.add_done_callback(relay)
+        return out
 
 
 def count(db, model, *where) -> int:

@@ -155,3 +155,25 @@ async def test_close_flushes_what_it_can_and_logs_the_rest_masked(db, caplog):
     assert await writes.close(timeout=5) == []
     with db.session() as s:
         assert s.execute(text("SELECT seq FROM retry_probe WHERE lane = 8 ORDER BY rowid")).scalars().all() == [1, 2]
+
+
+async def test_a_write_wakes_every_caller_waiting_on_it_and_a_bad_write_does_not_stop_its_lane(db, caplog):
+    clock = task.Clock()
+    clock.advance(1000)
+    _setup(db)
+    writes = SessionWrites(db, clock)
+    lane = writes.lane()
+
+    def bad(s):
+        raise ValueError("bad caller data")
+    first = lane.submit(_insert(9, 1), "a")
+    broken = lane.submit(bad, "b")
+    last = lane.submit(_insert(9, 3), "c")
+    assert await asyncio.gather(writes.wait(first), writes.wait(first), writes.wait(last)) == [1, 1, 3]
+    with pytest.raises(ValueError, match="bad caller data"):
+        await writes.wait(broken)
+    assert "IVR: b failed" in caplog.text  # nobody was waiting when it failed: logged
+    assert writes.pending == 0 and writes.written == 2 and not writes.lanes
+    with db.session() as s:
+        assert s.execute(text("SELECT seq FROM retry_probe WHERE lane = 9 ORDER BY rowid")).scalars().all() == [1, 3]
+    assert await writes.close() == [] and clock.getDelayedCalls() == []

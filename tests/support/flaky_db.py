@@ -1,4 +1,4 @@
-"""A Database whose ``run``/``run_blocking`` fail while injected time is inside a window.
+"""A Database whose ``run``/``run_blocking``/``submit`` fail while injected time is inside a window.
 
 What a PostgreSQL failover or a locked SQLite file looks like to the code on the
 event loop: every call raises ``OperationalError`` until the database is back.
@@ -6,6 +6,7 @@ Everything else (``session``, ``call``) is the real database, for the test's own
 """
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 
 from sqlalchemy.exc import OperationalError
@@ -33,6 +34,16 @@ class FlakyDatabase:
     async def run(self, fn, *args, **kw):
         self._check()
         return await self._db.run(fn, *args, **kw)
+
+    def submit(self, fn, *args, **kw):
+        """As the real one: the failure comes back in the future (the group commit's path)."""
+        try:
+            self._check()
+        except OperationalError as exc:
+            failed = concurrent.futures.Future()
+            failed.set_exception(exc)
+            return failed
+        return self._db.submit(fn, *args, **kw)
 
     async def run_blocking(self, fn, *args):
         self._check()
