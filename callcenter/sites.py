@@ -100,8 +100,8 @@ class Sites:
         self.active[site.server] = site
         self.remote.pop(site.server, None)
         gw, tracker = site.ami, site.queuecalls
-        for cb, events, variables in self.ami._events:
-            gw.subscribe(cb, events, variables)
+        for cb, events, variables, when in self.ami._events:
+            gw.subscribe(cb, events, variables, when)
         for cb in self.ami._counters:
             gw.count_events(cb)
         for cb in self.ami._disconnects:
@@ -117,7 +117,7 @@ class Sites:
         """The site stopped here (or is consumed elsewhere now): its subscribers go with it."""
         site = self.active.pop(server, None)
         if site is not None:
-            for cb, _, _ in self.ami._events:
+            for cb, *_ in self.ami._events:
                 site.ami.unsubscribe(cb)
         return site
 
@@ -141,7 +141,7 @@ class SitesAmi:
 
     def __init__(self, sites: Sites):
         self.sites = sites
-        self._events: list[tuple[Callable, Any, Any]] = []  # (callback, events, variables)
+        self._events: list[tuple[Callable, Any, Any, Any]] = []  # (callback, events, variables, when)
         self._counters: list[Callable[[int], Any]] = []
         self._connects: list[Callable[[], Awaitable[Any]]] = []
         self._disconnects: list[Callable[[float], Any]] = []
@@ -151,12 +151,14 @@ class SitesAmi:
         """Every server consumed here is logged in (none here: nothing of ours is down)."""
         return all(s.ami.connected for s in self.sites.active.values())
 
-    def subscribe(self, callback: Callable[[Any, float], Any], events: Any = None, variables: Any = ()) -> Any:
+    def subscribe(self, callback: Callable[[Any, float], Any], events: Any = None, variables: Any = (),
+                  when: Any = ()) -> Any:
         """Every site's events ``callback`` declares (:meth:`AmiGateway.subscribe`)."""
-        Interest.declared(callback, events, variables)  # refused here too, with no site attached
-        self._events.append((callback, events, variables))
+        when = tuple(when)
+        Interest.declared(callback, events, variables, when)  # refused here too, with no site attached
+        self._events.append((callback, events, variables, when))
         for site in self.sites.active.values():
-            site.ami.subscribe(callback, events, variables)
+            site.ami.subscribe(callback, events, variables, when)
         return callback
 
     def unsubscribe(self, callback: Callable[[Any, float], Any]) -> None:

@@ -102,6 +102,48 @@ def encode(headers: Iterable[tuple[str, str]]) -> bytes:
     return CRLF.join(out)
 
 
+class Deferred:
+    """An event left unbuilt because it is needed only in some state (its name is in the
+    filter's ``when``): its text, for the gateway to build (:meth:`build`) if, when its turn
+    comes, a subscriber needs it (:meth:`callcenter.ami.interest.Routes.wanted`)."""
+
+    __slots__ = ("name", "block", "eol")
+
+    def __init__(self, name: str, block: str, eol: str):
+        self.name, self.block, self.eol = name, block, eol
+
+    def header(self, key: str) -> str | None:
+        """The value of the one ``key: value`` line (exact case); None when it is absent,
+        repeated, or written otherwise (the message must then be built to tell)."""
+        block, tag = self.block, self.eol + key + ": "
+        i = block.find(tag)
+        if i < 0 or block.find(tag, i + 1) >= 0:
+            return None
+        i += len(tag)
+        j = block.find(self.eol, i)
+        return block[i:j] if j >= 0 else block[i:]
+
+    def build(self) -> "Message":
+        """The message, as the parser would have built it."""
+        return _message(self.block, self.eol)
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.name!r})"
+
+
+def _message(block: str, eol: str) -> "Message":
+    headers = []
+    for line in block.split(eol):
+        name, sep, value = line.partition(": ")
+        if sep and ":" not in name:
+            headers.append((name, value))
+        elif line:
+            name, sep, value = line.partition(":")
+            headers.append((name, value) if sep else ("", line))
+    low = block.lower()
+    return Message(headers, "actionid" in low or "commandid" in low)
+
+
 def parse_header_line(line: str) -> tuple[str, str]:
     name, sep, value = line.partition(":")
     if not sep:
@@ -126,7 +168,7 @@ class Parser:
         self.expect_banner = expect_banner
         self.banner: str | None = None
 
-    def feed(self, data: bytes, skip: "EventFilter | None" = None) -> list[Message | None]:
+    def feed(self, data: bytes, skip: "EventFilter | None" = None) -> list[Message | Deferred | None]:
         """Complete messages in the bytes so far (a message is decoded only when whole).
 
         The complete part of the buffer (up to its last empty line) is decoded
@@ -137,7 +179,9 @@ class Parser:
         not built; ``None`` stands in its place (the caller counts it, in order).  Only the
         ``Event:`` line (and a VarSet's one ``Variable:`` line) is read for that, in the
         already decoded text; anything unusual (no leading ``Event:``, two Variable
-        headers in any case) is built as usual.
+        headers in any case) is built as usual.  An event of ``skip.when`` (needed only in
+        some state) is left as a :class:`Deferred` (with ``check_ids``: one without an
+        ActionID/CommandID header), for the caller to build or count when its turn comes.
         """
         buf = self._buf
         buf += data
@@ -182,7 +226,7 @@ class Parser:
     def _blocks(self, text: str, eol: str, skip: "EventFilter | None", append) -> None:
         """The messages of ``text`` (whole messages; lines end in ``eol``, CRLF or LF)."""
         if skip is not None:
-            events, variables, check_ids = skip.events, skip.variables, skip.check_ids
+            events, variables, check_ids, when = skip.events, skip.variables, skip.check_ids, skip.when
         crlf = eol == "\r\n"
         for block in text.split(eol + eol):
             if not block:
@@ -193,22 +237,18 @@ class Parser:
             if skip is not None and block.startswith("Event: "):
                 nl = block.find(eol)
                 name = block[7:nl] if nl >= 0 else block[7:]
-                if name not in events and (
-                        (name != "VarSet" and not check_ids and len(name) != 8)  # most events: no more to read
-                        or _skippable(block, name, eol, variables, check_ids)):
-                    append(None)
-                    continue
-            headers = []
-            for line in block.split(eol):
-                name, sep, value = line.partition(": ")
-                if sep and ":" not in name:
-                    headers.append((name, value))
-                elif line:
-                    name, sep, value = line.partition(":")
-                    headers.append((name, value) if sep else ("", line))
-            if headers:
-                low = block.lower()
-                append(Message(headers, "actionid" in low or "commandid" in low))
+                if name not in events:
+                    if name in when:
+                        if not check_ids or _no_ids(block):
+                            append(Deferred(name, block, eol))
+                            continue
+                    elif ((name != "VarSet" and not check_ids and len(name) != 8)  # most: no more to read
+                            or _skippable(block, name, eol, variables, check_ids)):
+                        append(None)
+                        continue
+            msg = _message(block, eol)
+            if msg.headers:
+                append(msg)
 
     def iter_feed(self, data: bytes) -> Iterator[Message]:
         yield from self.feed(data)
@@ -236,3 +276,8 @@ def _skippable(block: str, name: str, eol: str, variables: frozenset[str], check
         low = block.lower() if low is None else low
         return "actionid" not in low and "commandid" not in low
     return True
+
+
+def _no_ids(block: str) -> bool:
+    low = block.lower()
+    return "actionid" not in low and "commandid" not in low

@@ -44,8 +44,10 @@ class FakeAmi:
 
     # -- the port ---------------------------------------------------------------------
     def subscribe(self, callback: Callable[[Message, float], Any], events: Any = None,
-                  variables: Any = ()) -> Callable:
-        self.routes.add(callback, Interest.declared(callback, events, variables))
+                  variables: Any = (), when: Any = ()) -> Callable:
+        """As the gateway's; a conditional event (``when``) is emitted whole all the same
+        (there is no parser here to leave it unbuilt)."""
+        self.routes.add(callback, Interest.declared(callback, events, variables, when))
         return callback
 
     def unsubscribe(self, callback: Callable[[Message, float], Any]) -> None:

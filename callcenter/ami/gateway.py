@@ -73,6 +73,12 @@ replay every recorded trace with each consumer given only what it declares again
 everything (tests/queuecalls/test_event_filter.py, tests/test_ami_declarations.py).  On a
 real call that leaves about a quarter of the events to build (``VarSet`` of Asterisk's
 own variables, ``Newstate``, ``DeviceStateChange``, bridge and dial events are skipped).
+An event declared on condition (:class:`~callcenter.ami.interest.When`: the reducer's
+``Newexten``, only for a caller whose abandon is pending) is left unbuilt by the parser and
+decided here, in order, when its turn comes (the events before it in the same read already
+handled): built and delivered if a subscriber's live set holds its ``Uniqueid``, else counted
+as skipped.  No consumer but the reducer reads ``Newexten``, so on a real call about half of
+what was still built is not.
 
 Asterisk-side filtering stays off: Asterisk 22 could drop events per session (``Action:
 Filter``, ``Operation: Add``; include filters → "implied exclude-all first";
@@ -100,8 +106,8 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
 from ..clock import sleep
-from .codec import Message, Parser, ProtocolError, encode
-from .interest import Interest, Routes
+from .codec import Deferred, Message, Parser, ProtocolError, encode
+from .interest import Interest, Routes, When
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +330,11 @@ class _Protocol(AMIProtocol):
             if msg is None:  # an event nobody declared (parser filter): counted, not built
                 skipped += live
                 continue
+            if msg.__class__ is Deferred:  # needed only in some state: asked now, all before it handled
+                if not routes.wanted(msg):
+                    skipped += live
+                    continue
+                msg = msg.build()
             try:
                 handle(AmiMessage(msg))
             except Exception:  # noqa: BLE001 - one odd message must not kill the link
@@ -403,14 +414,16 @@ class AmiGateway:
 
     # -- registration ---------------------------------------------------------------------
     def subscribe(self, callback: EventCallback, events: Iterable[str] | str | None = None,
-                  variables: Iterable[str] = ()) -> EventCallback:
+                  variables: Iterable[str] = (), when: Iterable[When] = ()) -> EventCallback:
         """``callback(msg, t)`` for the events it reads (t = clock at arrival); errors are logged.
 
         ``events``: the event names (``"*"``: every event); ``variables``: the channel
-        variables whose ``VarSet`` it reads.  Nothing else reaches it, and what no
-        subscriber reads is not even built (:mod:`.interest`); declaring nothing is a
+        variables whose ``VarSet`` it reads; ``when``: of those events, the ones it needs only
+        while a header's value is in a set it keeps (:class:`~callcenter.ami.interest.When`).
+        Nothing else reaches it, and what no subscriber reads is not even built
+        (:mod:`.interest`); declaring nothing is a
         :class:`~callcenter.ami.interest.SubscriptionError` naming the callback."""
-        self._routes.add(callback, Interest.declared(callback, events, variables))
+        self._routes.add(callback, Interest.declared(callback, events, variables, when))
         return callback
 
     def unsubscribe(self, callback: EventCallback) -> None:

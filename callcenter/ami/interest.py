@@ -13,12 +13,20 @@ declaring nothing is a :class:`SubscriptionError` naming it.  A consumer that re
 more event or variable declares it next to the code that reads it (the reducer's
 ``EVENTS``/``VARIABLES`` are its handler table).  :data:`EVERY` (tools, tests) turns the
 filter off while that subscriber is there.
+
+An event a subscriber reads only in some state may be declared *conditional*
+(:class:`When`: ``Newexten`` only for a caller whose abandon is pending): the parser then
+leaves it as a :class:`~callcenter.ami.codec.Deferred` (its text, unbuilt), and the gateway,
+when it comes to dispatch it (every event before it already handled, so the state is
+current), builds it only if the one named header's value is in the subscriber's live set
+(:meth:`Routes.wanted`).  Built, it is delivered like any other; the subscriber still
+decides for itself (it may be built for another).
 """
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Container, Iterable
 
 EVERY = "*"
 VARSET = "VarSet"
@@ -36,22 +44,39 @@ def _name(callback: Any) -> str:
     return repr(callback)
 
 
+@dataclass(frozen=True, eq=False)
+class When:
+    """``event`` is needed only while its ``header`` (a plain ``Key: value`` line, once) has a
+    value in ``values`` — a live container the subscriber keeps (read at each such event)."""
+
+    event: str
+    header: str
+    values: Container[str]
+
+
 @dataclass(frozen=True)
 class Interest:
     """Event names delivered whole (``VarSet`` among them: every VarSet), and the
-    variables whose ``VarSet`` events are delivered; ``every``: all events."""
+    variables whose ``VarSet`` events are delivered; ``every``: all events; ``when``: of the
+    events, those needed only in some state (:class:`When`)."""
 
     events: frozenset[str] = frozenset()
     variables: frozenset[str] = frozenset()
     every: bool = False
+    when: tuple[When, ...] = ()
 
     @classmethod
     def declared(cls, callback: Any, events: Iterable[str] | str | None,
-                 variables: Iterable[str] = ()) -> "Interest":
+                 variables: Iterable[str] = (), when: Iterable[When] = ()) -> "Interest":
         """The interest a subscriber declares; :class:`SubscriptionError` naming it when it
-        declares nothing (or a bare string where names are expected)."""
+        declares nothing (or a bare string where names are expected, or a condition on an
+        event it does not declare)."""
         who = _name(callback)
+        when = tuple(when)
         if events == EVERY:
+            if when:
+                raise SubscriptionError(f"AMI subscriber {who}: {EVERY!r} reads every event, "
+                                        f"a condition on {when[0].event!r} would say otherwise")
             return cls(every=True)
         if isinstance(events, str) or isinstance(variables, str):
             raise SubscriptionError(f"AMI subscriber {who}: events and variables are collections of "
@@ -63,7 +88,13 @@ class Interest:
                                     f"(and the VarSet variables), or {EVERY!r} for every event")
         if EVERY in evs:
             raise SubscriptionError(f"AMI subscriber {who}: {EVERY!r} is the whole declaration, not a name")
-        return cls(evs, vs)
+        for w in when:
+            if w.event not in evs or w.event == VARSET:
+                raise SubscriptionError(f"AMI subscriber {who}: a condition on {w.event!r}, "
+                                        f"which it does not declare (or VarSet: declare variables)")
+        if len({w.event for w in when}) != len(when):
+            raise SubscriptionError(f"AMI subscriber {who}: two conditions on one event")
+        return cls(evs, vs, when=when)
 
     def wants(self, event: str, variables: tuple[str, ...] = ()) -> bool:
         """Would this subscriber read ``event`` (a VarSet: of these ``variables``)?"""
@@ -77,11 +108,13 @@ class EventFilter:
     """What the parser may leave unbuilt: an ``Event:`` message whose name is not in
     ``events`` (a ``VarSet``: whose one ``Variable`` is not in ``variables``).  With
     ``check_ids`` (an action is in flight) only one without an ActionID/CommandID header:
-    it may be an answer's list item."""
+    it may be an answer's list item.  An event of ``when`` (needed only in some state) is
+    left unbuilt as a :class:`~callcenter.ami.codec.Deferred`, for :meth:`Routes.wanted`."""
 
     events: frozenset[str]
     variables: frozenset[str]
     check_ids: bool = False
+    when: frozenset[str] = frozenset()
 
 
 Callback = Callable[..., Any]
@@ -120,6 +153,13 @@ class Routes:
     def _build(self) -> None:
         subs = self.subs
         names = set().union(*(i.events for _, i in subs)) | self.always
+        # an event every subscriber of which reads it only in some state: its conditions
+        cond: dict[str, list[When]] = {}
+        for _, i in subs:
+            for w in i.when:
+                cond.setdefault(w.event, []).append(w)
+        plain = self.always.union(*(i.events - {w.event for w in i.when} for _, i in subs))
+        self.when = {n: tuple(ws) for n, ws in cond.items() if n not in plain}
         variables = frozenset().union(*(i.variables for _, i in subs))
         self.every = tuple(cb for cb, i in subs if i.every)           # for names nobody declared
         self.by_event = {n: tuple(cb for cb, i in subs if i.wants(n)) for n in names}
@@ -129,8 +169,23 @@ class Routes:
         if any(i.every for _, i in subs):
             self.filter = self.filter_ids = None
         else:
-            self.filter = EventFilter(frozenset(names), variables)
-            self.filter_ids = EventFilter(frozenset(names), variables, check_ids=True)
+            built, when = frozenset(names - self.when.keys()), frozenset(self.when)
+            self.filter = EventFilter(built, variables, when=when)
+            self.filter_ids = EventFilter(built, variables, check_ids=True, when=when)
+
+    def wanted(self, deferred: Any) -> bool:
+        """Is a :class:`~callcenter.ami.codec.Deferred` event needed now?  Yes when a
+        subscriber's live set holds its header's value, or the header is not plainly there
+        once (then it is built: the subscriber decides); also when the subscriptions changed
+        since the parse and someone declares it without condition."""
+        ws = self.when.get(deferred.name)
+        if ws is None:
+            return self.filter is None or deferred.name in self.filter.events
+        for w in ws:
+            v = deferred.header(w.header)
+            if v is None or v in w.values:
+                return True
+        return False
 
     def for_event(self, name: str, msg: Any) -> tuple[Callback, ...]:
         """The subscribers of an event named ``name`` (``msg``: its message, for a VarSet's

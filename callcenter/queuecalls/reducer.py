@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ami.codec import Message
+from ..ami.interest import When
 from ..phones import canonical
 
 OUTCOMES = ("answered", "abandoned", "timeout", "transferred", "redirected", "unknown")
@@ -144,6 +145,9 @@ class TrackerState:
     activity: dict[str, str] = field(default_factory=dict)
     # uid -> t finished: a resync snapshot taken just before a call ended must not revive it
     finished: dict[str, float] = field(default_factory=dict)
+    # uids of the calls whose abandon is pending (abandon_at set, not answered, not finished):
+    # the only ones a Newexten is read for (:func:`conditions`); kept in place, never rebound
+    abandon_pending: set[str] = field(default_factory=set)
     last_evict: float = 0.0
     last_t: float = 0.0
     events: int = 0
@@ -194,6 +198,7 @@ def _int(v: str | None) -> int | None:
 def _finish(state: TrackerState, c: LiveCall, outcome: str, t: float | None,
             facts: list[Fact], *, talk: float | None = None, gap: bool = False) -> None:
     state.calls.pop(c.uniqueid, None)
+    state.abandon_pending.discard(c.uniqueid)
     state.finished.pop(c.uniqueid, None)
     state.finished[c.uniqueid] = state.last_t
     if c.agent:
@@ -353,6 +358,7 @@ def _abandon(state, h, t, facts):
         return
     c.abandon_at = t
     c.abandon_hold = _int(h.get("HoldTime"))
+    state.abandon_pending.add(uid)
     if c.hangup_requested:
         _finish(state, c, "abandoned", t, facts)
 
@@ -381,6 +387,7 @@ def _connect(state, h, t, facts):
     c.agent = h.get("Interface", "")
     c.agent_name = h.get("MemberName", "")
     c.abandon_at = None
+    state.abandon_pending.discard(uid)
     state.by_member[(c.queue, c.agent)] = uid
     facts.append(Answered(c))
 
@@ -452,6 +459,7 @@ def _varset(state, h, t, facts):
 
 
 def _newexten(state, h, t, facts):
+    # read only for a uid in state.abandon_pending (conditions): keep the two in step
     c = state.calls.get(h.get("Uniqueid", ""))
     if c is not None and c.abandon_at is not None and c.answered_at is None:
         # the hang-up handler (exten h) runs after a hang-up, not after a Redirect
@@ -553,6 +561,13 @@ _HANDLERS = {
 # events, VarSet only of the variables :func:`_varset` looks at
 EVENTS = frozenset(_HANDLERS) - {"VarSet"}
 VARIABLES = frozenset(("QUEUESTATUS", *_CALL_VARS))
+
+
+def conditions(state: TrackerState) -> tuple[When, ...]:
+    """Of :data:`EVENTS`, those read only in some state (declared with them): ``Newexten``
+    (about half of a real call's events) only on a caller whose abandon is pending — the
+    rest need not be built (:class:`callcenter.ami.interest.When`)."""
+    return (When("Newexten", "Uniqueid", state.abandon_pending),)
 
 
 def evict(state: TrackerState, t: float, facts: list[Fact] | None = None) -> list[Fact]:

@@ -36,7 +36,7 @@ from ..store.retry import retrying
 from . import queueconf, queuelog, store
 from .agentstate import agent_state, in_wrapup, wrapup_ends, wrapup_seconds
 from .reducer import (EVENTS, FACT_TYPES, VARIABLES, Fact, Finished, LiveCall, MemberChanged, QueueCallRecord, ReducerConfig,
-                      TrackerState, evict, reduce, resync)
+                      TrackerState, conditions, evict, reduce, resync)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class QueueCallsTracker:
     # -- wiring ------------------------------------------------------------------------------
     async def start(self) -> None:
         if self.gateway is not None:
-            self.gateway.subscribe(self.on_event, EVENTS, VARIABLES)
+            self.gateway.subscribe(self.on_event, EVENTS, VARIABLES, conditions(self.state))
             self.gateway.on_connect(self.resync)
             self.gateway.on_disconnect(self.on_disconnect)
             if self.gateway.connected:
