@@ -11,6 +11,7 @@ Figures: ``pytest tests/faults/test_recordings_db_outage.py -q -s`` prints a FIG
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import sqlite3
 from pathlib import Path
@@ -59,6 +60,22 @@ class LockedDatabase:
     async def run_blocking(self, fn, *args):
         await self._gate()
         return await self._db.run_blocking(fn, *args)
+
+    def submit(self, fn, *args, **kw):
+        """The group commit's path (catalogue writes): inside the window the future fails
+        after the busy wait, as ``run`` does."""
+        a, b = self.window
+        now = self._clock.seconds()
+        if not a <= now < b:
+            return self._db.submit(fn, *args, **kw)
+        failed = concurrent.futures.Future()
+
+        def locked():
+            self.failures += 1
+            failed.set_exception(OperationalError("(injected) INSERT ...", {},
+                                                  sqlite3.OperationalError("database is locked")))
+        self._clock.callLater(min(self.busy, b - now), locked)
+        return failed
 
 
 @pytest.mark.postgres
@@ -119,6 +136,7 @@ async def test_every_call_answered_during_a_90s_database_lock_is_recorded(db, tm
     assert max(delays) < 5.0  # ... at once (ms of real time, x20 here), not after a 30 s busy wait
     assert {u: r[1] for u, r in rows.items()} == {u: "ready" for u in answered}, rows
     assert sorted(r[0] for r in rows.values()) == sorted(finalized.values())
+    assert locked.failures > 0  # the catalogue writes did meet the lock (a batch per busy wait)
     assert all(r[2] >= 44 for r in rows.values())  # a WAV each (audio only if the greeting came later)
     assert maintenance.verify(db, s, now=catalog.as_utc(clock.seconds())).ok
     assert s.journal_path.read_text() == ""  # everything settled: the journal is compacted empty

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -34,6 +35,11 @@ class DownDatabase:
 
     async def run(self, fn, *args, **kw):
         raise OperationalError("(injected)", {}, sqlite3.OperationalError("database is locked"))
+
+    def submit(self, fn, *args, **kw):  # the group commit's path
+        failed = concurrent.futures.Future()
+        failed.set_exception(OperationalError("(injected)", {}, sqlite3.OperationalError("database is locked")))
+        return failed
 
 
 def connect(uid: str) -> Message:
