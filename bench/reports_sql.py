@@ -128,6 +128,7 @@ def copy_to_pg(src: Path, admin_url: str) -> str:
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         # a bulk load: the rollups are rebuilt after it (timed), not marked call by call
         cur.execute("ALTER TABLE queue_calls DISABLE TRIGGER queue_calls_rollup")
+        cur.execute("ALTER TABLE queue_calls DISABLE TRIGGER queue_calls_group")
         with cur.copy(f"COPY queue_calls ({COLS}) FROM STDIN") as cp:
             for r in lite.execute(f"SELECT {COLS} FROM queue_calls"):
                 r = list(r)
@@ -138,6 +139,7 @@ def copy_to_pg(src: Path, admin_url: str) -> str:
                 r[17] = bool(r[17])
                 cp.write_row(r)
         cur.execute("ALTER TABLE queue_calls ENABLE TRIGGER queue_calls_rollup")
+        cur.execute("ALTER TABLE queue_calls ENABLE TRIGGER queue_calls_group")
         conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE queue_calls")
@@ -362,7 +364,7 @@ def breakdown(db: Database, start: dt.date, end: dt.date, until: dt.datetime) ->
     part("period_figures", lambda s: reporting.compute(s, ("answer-times", "service-level-daily", "staffing"),
                                                        start, end, settings=st, now=now))
     part("intervals", lambda s: reporting.compute(s, ("intervals",), start, end, settings=st, now=now))
-    groups = part("call_groups", lambda s: aq.call_groups(s, src(), 30.0))
+    groups = part("call_groups", lambda s: aq.period_groups(s, t0, t1, target=30.0, short_abandon=5.0))
     part("agents_rest", lambda s: satisfaction.with_agent_columns(aq.agent_performance(
         s, t0, t1, now, target=30.0, wrapup=st.wrapup, groups=groups), groups))
     part("satisfaction", lambda s: satisfaction.queue_rows(groups))

@@ -69,7 +69,7 @@ def split(since: dt.datetime | None, until: dt.datetime | None,
     return a, b, edges
 
 
-def _filters(c, queue: str | None, server: str | None) -> list[ColumnElement]:
+def key_filters(c, queue: str | None, server: str | None) -> list[ColumnElement]:
     out = []
     if queue:
         out.append(c.queue == queue)
@@ -78,7 +78,7 @@ def _filters(c, queue: str | None, server: str | None) -> list[ColumnElement]:
     return out
 
 
-def _whole(size: int, a: int | None, b: int | None) -> tuple[int | None, int | None, list[tuple[int, int]]]:
+def whole_units(size: int, a: int | None, b: int | None) -> tuple[int | None, int | None, list[tuple[int, int]]]:
     """Slots ``[a, b)`` (None: open) as whole ``size`` units ``[da, db)`` and the slot ranges
     at either end outside them."""
     da = None if a is None else math.ceil(a / size) * size
@@ -93,7 +93,7 @@ def _whole(size: int, a: int | None, b: int | None) -> tuple[int | None, int | N
     return da, db, ends
 
 
-def _range(col, a: int | None, b: int | None) -> list[ColumnElement]:
+def in_range(col, a: int | None, b: int | None) -> list[ColumnElement]:
     return ([] if a is None else [col >= a]) + ([] if b is None else [col < b])
 
 
@@ -132,7 +132,7 @@ def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, s
     if since is None and until is None:  # an open period counts the calls without an entry time too
         ranges.append([c.entered_at.is_(None)])
     for where in ranges:
-        sub = counted(where=[*where, *_filters(c, queue, server)]).subquery()
+        sub = counted(where=[*where, *key_filters(c, queue, server)]).subquery()
         out.append(_packed(d, sub.c[by], sub.c[key], sub.c.counts, sub.c.waits))
     return out
 
@@ -145,13 +145,13 @@ def _slot_rows(session, st, since, until, queue, server) -> dict:
     a, b, edges = split(since, until, SLOT)
     parts = []
     if a is None or b is None or a < b:
-        da, db, ends = _whole(DAY, a, b)
+        da, db, ends = whole_units(DAY, a, b)
         if da is None or db is None or da < db:
             parts.append(select(rd.queue, rd.slots, rd.counts, rd.nwaits, rd.waits)
-                         .where(*_range(rd.day, da, db), *_filters(rd, queue, server)))
+                         .where(*in_range(rd.day, da, db), *key_filters(rd, queue, server)))
         for lo, hi in ends:
             parts.append(_packed(d, r.queue, r.slot, r.counts, r.waits)
-                         .where(*_range(r.slot, lo, hi), *_filters(r, queue, server)))
+                         .where(*in_range(r.slot, lo, hi), *key_filters(r, queue, server)))
     parts += _raw_parts(d, lambda where: rollups.slot_counts(d, st, by_server=False, where=where), "queue", "slot",
                         since, until, edges, queue, server)
     return _part_rows(session, parts)
@@ -338,17 +338,17 @@ def by_agent(session: Session, since, until, *, target: float, short_abandon: fl
     rb = QueueCallAgentRollupBlock.__table__.c
     parts = []
     if a is None or b is None or a < b:
-        ba, bb, ends = _whole(BLOCK, a, b)
+        ba, bb, ends = whole_units(BLOCK, a, b)
         if ba is None or bb is None or ba < bb:
-            parts.append(select(rb.agent, rb.counts, rb.waits).where(*_range(rb.block, ba, bb),
-                                                                    *_filters(rb, queue, server)))
+            parts.append(select(rb.agent, rb.counts, rb.waits).where(*in_range(rb.block, ba, bb),
+                                                                    *key_filters(rb, queue, server)))
         for lo, hi in ends:
-            parts.append(select(r.agent, r.counts, r.waits).where(*_range(r.day, lo, hi), *_filters(r, queue, server)))
+            parts.append(select(r.agent, r.counts, r.waits).where(*in_range(r.day, lo, hi), *key_filters(r, queue, server)))
     ranges = [[c.entered_at >= lo, c.entered_at < hi] for lo, hi in edges]
     if since is None and until is None:  # an open period counts the calls without an entry time too
         ranges.append([c.entered_at.is_(None)])
     for where in ranges:
-        sub = rollups.agent_counts(d, st, by_server=False, where=[*where, *_filters(c, queue, server)]).subquery()
+        sub = rollups.agent_counts(d, st, by_server=False, where=[*where, *key_filters(c, queue, server)]).subquery()
         parts.append(select(sub.c.agent, sub.c.counts, sub.c.waits))
     out = {}
     for agent, rows in _part_rows(session, parts).items():  # tens of agents: a few numpy calls each
