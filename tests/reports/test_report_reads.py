@@ -169,3 +169,35 @@ def test_the_web_loads_the_forecast_libraries_before_it_serves():
             "print(sorted(m for m in ('numpy', 'scipy', 'statsmodels.tsa.holtwinters') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['numpy', 'scipy', 'statsmodels.tsa.holtwinters']"
+
+
+def test_the_period_reports_read_the_slot_rollups_once_per_transaction(db):
+    """The page's answer times, days, staffing and half hours are groupings of the same slots:
+    one read of them; a call written in the same transaction is seen by the next report."""
+    rows = _calls()
+    db.call(lambda s: s.execute(insert(QueueCall), rows))
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        if "queue_call_rollup_days" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        got = _compute(db, ("answer-times", "intervals", "service-level-daily", "staffing"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len([q for q in seen if q.lstrip().upper().startswith(("SELECT", "WITH"))]) == 1
+    offered = sum(r["offered"] for r in got["intervals"]["rows"])
+    assert offered == got["answer-times"]["summary"]["offered"] > 0
+
+    t0, t1 = reporting.bounds(START, END, TZ)
+
+    def twice(s):
+        st = _settings()
+        first = reporting.intervals(s, t0, t1, st, queue=None, agent=None)
+        s.execute(insert(QueueCall), [{**rows[0], "uniqueid": "extra", "entered_at": t0 + dt.timedelta(hours=30),
+                                       "direction": "inbound", "outcome": "answered"}])
+        return first, reporting.intervals(s, t0, t1, st, queue=None, agent=None)
+    first, second = db.call(twice)
+    assert sum(r["offered"] for r in second) == sum(r["offered"] for r in first) + 1
