@@ -113,16 +113,25 @@ def _part_rows(session: Session, parts: list) -> dict:
     return out
 
 
+FETCH_ROWS = 128  # PostgreSQL rows turned into Python values per driver call (see _binary_rows)
+
+
 def _binary_rows(session: Session, stmt) -> list[tuple]:
     """The rows of ``stmt``; on PostgreSQL fetched in binary (the packed values as they are, not
-    as hex text: a third of the time and half the memory), on the session's connection."""
+    as hex text: a third of the time and half the memory), on the session's connection, and
+    :data:`FETCH_ROWS` at a time: the driver turns a fetch's rows into Python values in one C
+    call that holds the interpreter lock, and a year's 2,920 day rows as one ``fetchall`` held
+    it 9-31 ms (the web's event loop waits meanwhile); 128 at a time, under 0.5 ms each."""
     if rollups.dialect_of(session) != "postgresql":
         return session.execute(stmt).all()
     conn = session.connection()
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    out: list[tuple] = []
     with conn.connection.driver_connection.cursor(binary=True) as cur:
         cur.execute(str(compiled), compiled.params)
-        return cur.fetchall()
+        while rows := cur.fetchmany(FETCH_ROWS):
+            out.extend(rows)
+    return out
 
 
 def _raw_parts(d: str, counted, by: str, key: str, since, until, edges, queue, server) -> list:
