@@ -292,3 +292,27 @@ def test_the_migration_counts_the_stored_calls(tmp_path):
         assert "queue_call_rollups" not in db.table_names()
     finally:
         db.close()
+
+
+@pytest.mark.postgres
+def test_figures_unpacked_in_chunks_equal_those_unpacked_at_once(db, monkeypatch):
+    """The rollups are unpacked and their waits grouped a chunk at a time (the interpreter lock
+    is held briefly): chunks of a few rows and waits give the very same figures."""
+    tz = ZoneInfo("Europe/Berlin")
+    calls = _calls(1500, seed=5)
+    with db.session() as s:
+        s.execute(insert(QueueCall), calls)
+    since, until = dt.datetime(2026, 3, 1, tzinfo=tz), dt.datetime(2026, 5, 1, tzinfo=tz)
+
+    def figures():
+        f = db.call(rq.period_figures, since, until, tz, target=30.0, short_abandon=5.0, extras=True)
+        halves = db.call(rq.by_half_hour, since, until, tz, target=30.0, short_abandon=5.0)
+        return ([f.whole.summary(30.0, 5.0), f.whole.dist]
+                + [(k, g.summary(30.0, 5.0), g.dist) for part in (f.by_queue, f.by_hour, f.by_day, halves)
+                   for k, g in sorted(part.items())])
+    at_once = figures()
+    assert len(at_once) > 50 and at_once[0]["offered"] > 0
+    monkeypatch.setattr(rollup_figures, "CHUNK_PARTS", 3)
+    monkeypatch.setattr(rollup_figures, "CHUNK_VALUES", 7)
+    monkeypatch.setattr(rollup_figures, "FETCH_ROWS", 2)
+    assert figures() == at_once
