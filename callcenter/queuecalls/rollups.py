@@ -3,7 +3,9 @@
 Two tables (:mod:`.models`): :class:`QueueCallRollup` counts the calls of one (server,
 queue, 15-minute UTC slot) and :class:`QueueCallAgentRollup` the answered calls of one
 (server, queue, agent, UTC day), with the very counters :func:`report_queries._aggregates`
-computes, and the slot's waits sorted (exact p90 over any union of rows).
+computes, and the slot's waits sorted (exact p90 over any union of rows).  A third,
+:class:`QueueCallGroupRollup` (server, queue, agent, UTC day; migration 0999e), counts what
+the agents and satisfaction reports add up (:mod:`.call_groups`), in plain columns.
 
 Kept exact without delta arithmetic: triggers on ``queue_calls`` (migration 0999) mark the
 rows a write touches in ``queue_call_rollup_dirty`` (old and new key of an update, on every
