@@ -68,8 +68,8 @@ def queue_reports(s, names: tuple[str, ...], t0: dt.datetime, t1: dt.datetime, *
     Asterisk ``server`` or of all."""
     out: dict[str, dict] = {}
     src = rq.period_calls(t0, t1, queue, agent, server)
-    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
-                                                          index=aq.CALL_GROUPS_INDEX), target))
+    groups = _once(lambda: aq.period_groups(s, t0, t1, target=target, short_abandon=short, queue=queue,
+                                            agent=agent, server=server))
     parts = set()
     for name in names:
         parts |= NEEDS.get(name, set())
@@ -138,8 +138,8 @@ def compute(s, names: tuple[str, ...], start: dt.date, end: dt.date, *, settings
     t0, t1 = bounds(start, end, st.tz)
     out: dict[str, dict] = {}
     # the agents report and the satisfaction report are summed from the same groups: one read
-    groups = _once(lambda: aq.call_groups(s, rq.period_calls(t0, t1, queue, agent, server,
-                                                          index=aq.CALL_GROUPS_INDEX), st.target))
+    groups = _once(lambda: aq.period_groups(s, t0, t1, target=st.target, short_abandon=st.short_abandon,
+                                            queue=queue, agent=agent, server=server))
     qn = tuple(n for n in names if n in QUEUE_REPORTS and n not in ("agents", "satisfaction"))
     if qn:
         out.update(queue_reports(s, qn, t0, t1, tz=st.tz, target=st.target, short=st.short_abandon,

@@ -19,16 +19,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import and_, case, func, literal, or_, select, text
+from sqlalchemy import and_, func, literal, or_, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from callcenter.store.models import User
 from callcenter.web.models import CallOutcome
 
-from . import satisfaction
-from .models import AgentSession
-from .report_queries import _n, period_calls, utc, web_answered
+from . import call_groups as call_group_defs
+from . import rollup_figures, rollups, satisfaction
+from .models import AgentSession, QueueCallGroupRollup, QueueCallGroupRollupBlock
+from .report_queries import period_calls, utc
 
 
 def _seconds(session: Session, a: ColumnElement, b: ColumnElement) -> ColumnElement:
@@ -122,34 +123,75 @@ class CallGroup:
     ratings: dict[str, int]
 
 
-def call_groups(session: Session, src: Subquery, target: float) -> list[CallGroup]:
-    """Counts per (agent, queue) of ``src`` (:func:`report_queries.period_calls`, on SQLite from
-    :data:`CALL_GROUPS_INDEX`), which the agents
-    report and both satisfaction views are summed from: one read of the period's calls instead
-    of one per view.  In (agent, queue) order.
-
-    PostgreSQL: one GROUP BY (a hash aggregate).  SQLite has none: its GROUP BY sorts every
-    call of the period (4-8 s for a year of 1,000,000), so it groups one agent at a time, each a
-    range of the covering index ``ix_queue_calls_agents`` (direction, agent, entered_at, ...)
-    sorted by queue alone in memory: a year in about 1 s, a week in 20 ms."""
+def _group_select(src: Subquery, target: float):
+    """Per (agent, queue) of ``src``: the columns of :data:`call_groups.COLUMNS`."""
     c = src.c
-    answered = web_answered(c)
-    q = (select(c.agent, c.queue, _n(answered).label("n"),
-                func.sum(case((answered, func.coalesce(c.talk_seconds, 0.0)), else_=0.0)).label("talk"),
-                _n(and_(answered, func.coalesce(c.wait_seconds, 0.0) <= target)).label("within"),
-                func.max(case((answered, c.agent_name))).label("name"), *satisfaction.aggregates(c))
-         .group_by(c.agent, c.queue))
-    if session.get_bind().dialect.name == "sqlite":
-        results = [row for a in _agents(session) for row in session.execute(q.where(c.agent == a))]
-    else:
-        results = list(session.execute(q))
+    aggs = call_group_defs.aggregates(c, target)
+    return select(c.agent, c.queue, *[aggs[k].label(k) for k in call_group_defs.COLUMNS]).group_by(c.agent, c.queue)
+
+
+def _to_groups(rows) -> list[CallGroup]:
     out = []
-    for r in results:
+    for r in rows:
         m = r._mapping
-        out.append(CallGroup(r.agent or "", r.queue or "", int(r.n or 0), float(r.talk or 0.0), int(r.within or 0),
-                             r.name or "", {k: int(m[k] or 0) for k in satisfaction.COUNTS}))
+        out.append(CallGroup(m["agent"] or "", m["queue"] or "", int(m["answered"] or 0),
+                             float(m["talk_seconds"] or 0.0), int(m["within_target"] or 0), m["agent_name"] or "",
+                             {k: int(m[f"rating_{k}"] or 0) for k in satisfaction.COUNTS}))
     out.sort(key=lambda g: (g.agent, g.queue))
     return out
+
+
+def call_groups(session: Session, src: Subquery, target: float) -> list[CallGroup]:
+    """Counts per (agent, queue) of ``src`` (:func:`report_queries.period_calls`, on SQLite from
+    :data:`CALL_GROUPS_INDEX`), counted from the calls: one agent's (the ``agent`` filter)
+    or a few hours at a period's ends.  In (agent, queue) order.  A period of all agents
+    reads the rollups instead (:func:`period_groups`).
+
+    PostgreSQL: one GROUP BY (a hash aggregate).  SQLite has none: its GROUP BY sorts every
+    call of the period, so it groups one agent at a time, each a range of the covering index
+    ``ix_queue_calls_agents`` (direction, agent, entered_at, ...) sorted by queue alone in memory."""
+    q = _group_select(src, target)
+    if session.get_bind().dialect.name == "sqlite":
+        return _to_groups(row for a in _agents(session) for row in session.execute(q.where(src.c.agent == a)))
+    return _to_groups(session.execute(q))
+
+
+def period_groups(session: Session, since: dt.datetime | None, until: dt.datetime | None, *, target: float,
+                  short_abandon: float, queue: str | None = None, agent: str | None = None,
+                  server: str | None = None) -> list[CallGroup]:
+    """:func:`call_groups` of the period's calls, from the call-group rollups kept at write time
+    (:mod:`.call_groups`): its whole 16-day blocks and whole UTC days from the rollup rows, the
+    parts of a day at its ends from the calls, added up in one SELECT (a year of 80 agents in
+    8 queues: about 15,000 block rows and a few thousand day rows, not 1,000,000 calls).  One
+    agent's (``agent``): from that agent's calls (a small part of them)."""
+    if agent:
+        return call_groups(session, period_calls(since, until, queue, agent, server, index=CALL_GROUPS_INDEX), target)
+    rollup_figures.ready(session, target, short_abandon)
+    g, b = QueueCallGroupRollup.__table__.c, QueueCallGroupRollupBlock.__table__.c
+    cols = call_group_defs.COLUMNS
+    a, z, edges = rollup_figures.split(since, until, rollups.DAY)
+    parts = []
+    if a is None or z is None or a < z:
+        ba, bz, ends = rollup_figures.whole_units(rollups.BLOCK, a, z)
+        if ba is None or bz is None or ba < bz:
+            parts.append(select(b.agent, b.queue, *[b[k] for k in cols])
+                         .where(*rollup_figures.in_range(b.block, ba, bz), *rollup_figures.key_filters(b, queue, server)))
+        for lo, hi in ends:
+            parts.append(select(g.agent, g.queue, *[g[k] for k in cols])
+                         .where(*rollup_figures.in_range(g.day, lo, hi), *rollup_figures.key_filters(g, queue, server)))
+    ranges = [(lo, hi, False) for lo, hi in edges]  # less than a day each: a GROUP BY of a few thousand calls
+    if since is None and until is None:  # an open period counts the calls without an entry time too
+        ranges.append((None, None, True))
+    for lo, hi, no_entry_time in ranges:
+        src = period_calls(lo, hi, queue, None, server, index="ix_queue_calls_report")
+        q = _group_select(src, target)
+        parts.append(q.where(src.c.entered_at.is_(None)) if no_entry_time else q)
+    if not parts:
+        return []
+    u = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("parts")
+    total = select(u.c.agent, u.c.queue, *[(func.max(u.c[k]) if k == "agent_name" else func.sum(u.c[k])).label(k)
+                                           for k in cols]).group_by(u.c.agent, u.c.queue)
+    return _to_groups(session.execute(total))
 
 
 def _agents(session: Session) -> list[str]:

@@ -3,7 +3,9 @@
 Two tables (:mod:`.models`): :class:`QueueCallRollup` counts the calls of one (server,
 queue, 15-minute UTC slot) and :class:`QueueCallAgentRollup` the answered calls of one
 (server, queue, agent, UTC day), with the very counters :func:`report_queries._aggregates`
-computes, and the slot's waits sorted (exact p90 over any union of rows).
+computes, and the slot's waits sorted (exact p90 over any union of rows).  A third,
+:class:`QueueCallGroupRollup` (server, queue, agent, UTC day; migration 0999e), counts what
+the agents and satisfaction reports add up (:mod:`.call_groups`), in plain columns.
 
 Kept exact without delta arithmetic: triggers on ``queue_calls`` (migration 0999) mark the
 rows a write touches in ``queue_call_rollup_dirty`` (old and new key of an update, on every
@@ -34,8 +36,9 @@ from sqlalchemy.sql import ColumnElement
 from ..store.db import MigrationRequired
 from . import report_queries as rq
 from . import stats
-from .models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock, QueueCallRollup,
-                     QueueCallRollupDay, RollupDirty, RollupSettings)
+from . import call_groups
+from .models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock, QueueCallGroupRollup,
+                     QueueCallGroupRollupBlock, QueueCallRollup, QueueCallRollupDay, RollupDirty, RollupSettings)
 
 SLOT = 900      # seconds: every real UTC offset is whole quarter hours
 DAY = 86400
@@ -295,9 +298,10 @@ def _save_settings(conn, s: Settings) -> None:
 
 # --- keeping them -------------------------------------------------------------------------------
 
-def rebuild(conn, settings: Settings) -> tuple[int, int]:
+def rebuild(conn, settings: Settings, *, groups: bool = True) -> tuple[int, int]:
     """Recount every rollup from the calls with ``settings`` (one transaction: the caller's);
-    returns (slot rows, agent-day rows)."""
+    returns (slot rows, agent-day rows).  ``groups=False``: all but the call-group rollups
+    (migration 0999, which runs before 0999e creates their tables)."""
     d = dialect_of(conn)
     register_functions(conn)
     for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, QueueCallAgentRollupBlock, RollupDirty):
@@ -312,8 +316,22 @@ def rebuild(conn, settings: Settings) -> tuple[int, int]:
     conn.execute(insert(QueueCallAgentRollup).from_select(_columns(q), q))
     q = block_rows(d)
     conn.execute(insert(QueueCallAgentRollupBlock).from_select(_columns(q), q))
+    if groups:
+        rebuild_groups(conn, settings)
     return (conn.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one(),
             conn.execute(select(func.count()).select_from(QueueCallAgentRollup)).scalar_one())
+
+
+def rebuild_groups(conn, settings: Settings) -> None:
+    """Recount the agents' and satisfaction reports' rollups (:mod:`.call_groups`) from the calls."""
+    d = dialect_of(conn)
+    c = QueueCall.__table__.c
+    for t in (QueueCallGroupRollup, QueueCallGroupRollupBlock):
+        conn.execute(delete(t))
+    q = call_groups.group_counts(d, settings.answer_target, where=[c.entered_at.is_not(None)])
+    conn.execute(insert(QueueCallGroupRollup).from_select(_columns(q), q))
+    q = call_groups.block_sums()
+    conn.execute(insert(QueueCallGroupRollupBlock).from_select(_columns(q), q))
 
 
 def _slot_start(dialect: str, epoch: ColumnElement) -> ColumnElement:
@@ -359,6 +377,18 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     packed_a = block_rows(dialect, join=(mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
                                                   mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
                                                   ar.c.day < mb.c.block + nb)))
+    # the agents' and satisfaction reports' rows ("g" marks: any outcome, ratings, names)
+    gr, gb = QueueCallGroupRollup.__table__, QueueCallGroupRollupBlock.__table__
+    marked_g = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "g")
+    g = call_groups.group_counts(dialect, settings.answer_target).join_from(QueueCall.__table__, d, and_(
+        d.c.kind == "g", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
+        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    gblocks = (select(d.c.server, d.c.queue, d.c.agent, (d.c.slot - d.c.slot % nb).label("block"))
+               .where(d.c.kind == "g").distinct())
+    mg = gblocks.subquery("mg")
+    packed_g = call_groups.block_sums(join=(mg, and_(mg.c.server == gr.c.server, mg.c.queue == gr.c.queue,
+                                                     mg.c.agent == gr.c.agent, gr.c.day >= mg.c.block,
+                                                     gr.c.day < mg.c.block + nb)))
     out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
            insert(r).from_select(_columns(q), q),
            delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
@@ -366,7 +396,11 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
            delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
            insert(ar).from_select(_columns(a), a),
            delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
-           insert(ab).from_select(_columns(packed_a), packed_a))
+           insert(ab).from_select(_columns(packed_a), packed_a),
+           delete(gr).where(tuple_(gr.c.server, gr.c.queue, gr.c.agent, gr.c.day).in_(marked_g)),
+           insert(gr).from_select(_columns(g), g),
+           delete(gb).where(tuple_(gb.c.server, gb.c.queue, gb.c.agent, gb.c.block).in_(gblocks)),
+           insert(gb).from_select(_columns(packed_g), packed_g))
     _RECOUNT[key] = out
     return out
 
@@ -439,6 +473,20 @@ def differences(conn) -> list[tuple[str, Any]]:
         a, b = agent_days.get(k), blocks.get(k)
         if a is None or b is None or sorted(a[0]) != sorted(b[0]) or sorted(a[1]) != sorted(b[1]):
             out.append((QueueCallAgentRollupBlock.__tablename__, k))
+    # the agents' and satisfaction reports' rows: each a recount of its calls, each block its days
+    for table, q, key in ((QueueCallGroupRollup, call_groups.group_counts(
+                               d, settings.answer_target, where=[c.entered_at.is_not(None)]),
+                           ("server", "queue", "agent", "day")),
+                          (QueueCallGroupRollupBlock, call_groups.block_sums(), ("server", "queue", "agent", "block"))):
+        names = _columns(q)
+        want = {tuple(m[k] for k in key): tuple(m[n] for n in names) for m in conn.execute(q).mappings()}
+        t = table.__table__
+        have = {tuple(m[k] for k in key): tuple(m[n] for n in names)
+                for m in conn.execute(select(*[t.c[n] for n in names])).mappings()}
+        for k in sorted(set(want) | set(have), key=str):
+            a, b = want.get(k), have.get(k)
+            if a is None or b is None or any(not _close(x, y) for x, y in zip(a, b)):
+                out.append((table.__tablename__, k))
     return out
 
 

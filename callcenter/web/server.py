@@ -123,6 +123,7 @@ class WebApp:
         self.recording_roles = frozenset(recordings.settings.allowed_roles) if recordings is not None else frozenset()
         self.resource = _Root(self)
         self._tasks: set[asyncio.Task] = set()
+        self._plan_keeper: asyncio.Task | None = None
         self.closed = True  # until served (WebComponent.start -> open()): a web that is built
                             # but not serving does no work for the feeds it follows
         from .complaint_alerts import ComplaintAlertsFeed
@@ -388,18 +389,24 @@ class WebApp:
         return await self.current_user(request)
 
     def open(self) -> None:
-        """Start taking work (requests, feed refreshes)."""
+        """Start taking work (requests, feed refreshes), and keep today's staffing plan made
+        for the reports page (:func:`staffing_plan_view.keep_plans`)."""
+        from .staffing_plan_view import keep_plans
+
         self.closed = False
+        self._plan_keeper = self.spawn(keep_plans(self))
 
     async def close(self) -> None:
         """Stop taking work, end event streams, and wait for handlers in flight to finish."""
         self.closed = True
+        if self._plan_keeper is not None:  # it waits for its next round: not work in flight
+            self._plan_keeper.cancel()
         self.ami.unsubscribe(self.screenpop.on_ami)
         self.alerts.close()
         self.wallboard.close()
         self.agent_desk.close()
         self.broker.close()
-        tasks = [t for t in self._tasks if not t.done()]
+        tasks = [t for t in self._tasks | set(self.plans.making.values()) if not t.done()]  # and plans being made
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=5)
             for task in late:

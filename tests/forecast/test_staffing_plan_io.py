@@ -130,3 +130,67 @@ async def test_http_staffing_plan_api_and_reports_page(db, config, history):
         assert web.app.plans.get(next(iter(web.app.plans._plans))) is None
         r = await c.get(f"/api/reports/staffing-plan?to={(START + dt.timedelta(days=5)).isoformat()}")
         assert r.status == 200 and "days of history" in r.json()["history_error"]
+
+
+@pytest.mark.postgres
+async def test_the_web_keeps_todays_plan_made_so_no_view_of_the_page_waits_for_it(db, config, history):
+    import asyncio
+
+    from sqlalchemy import event
+
+    from callcenter.staffing_plan import load_plan
+    from callcenter.web import staffing_plan_view as spv
+
+    made = []
+
+    def count(conn, cursor, statement, *args):  # the plan's history: one GROUP BY per plan made
+        if "count(DISTINCT CASE" in statement:
+            made.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    clock = Clock()
+    clock.advance(dt.datetime.combine(END, dt.time(10), TZ).timestamp())  # today is END
+    try:
+        async with running_web(config, db, clock=clock, queuecalls=FakeQueueCalls()) as web:
+            app = web.app
+            key = spv._key(app, END + dt.timedelta(days=1))
+            for _ in range(1000):  # made at start, before anyone asks
+                if app.plans.get(key) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            kept = app.plans.get(key)
+            assert kept is not None and len(made) == 1
+            assert sorted({r["day"] for r in kept["rows"]}) == [(END + dt.timedelta(days=i)).isoformat()
+                                                                 for i in range(8)]
+            # the views up to today and up to yesterday take their 7 days from it
+            today = await spv.staffing_plan(app, END)
+            yesterday = await spv.staffing_plan(app, END - dt.timedelta(days=1))
+            assert len(made) == 1
+            h = config.hospital
+            for plan, first in ((today, END + dt.timedelta(days=1)), (yesterday, END)):
+                days = [first + dt.timedelta(days=i) for i in range(7)]
+                direct = db.call(load_plan, app.domain.complaints.calendar, tz=TZ, end=END, days=days,
+                                 target=float(h.answer_target_seconds), goal=float(config.web.staffing_goal),
+                                 short_abandon=float(h.short_abandon_seconds))
+                assert {k: plan[k] for k in direct} == direct  # as if made for those 7 days alone
+            # made again before the shown one expires: a view a plan's lifetime later still finds one
+            del made[:]  # (the direct plans above)
+            due = clock.seconds() + spv.REFRESH_SECONDS
+            for _ in range(1000):  # the keeper, past its plan, is waiting for the next round
+                if any(abs(c.getTime() - due) < 1e-6 for c in clock.getDelayedCalls()):
+                    break
+                await asyncio.sleep(0.01)
+            clock.advance(spv.REFRESH_SECONDS)
+            for _ in range(1000):
+                if made and not app.plans.making:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(made) == 1
+            clock.advance(spv.PLAN_SECONDS - spv.REFRESH_SECONDS)
+            assert app.plans.get(key) is not None
+            # views of another period at the same time: one plan made for both
+            other = END - dt.timedelta(days=3)
+            a, b = await asyncio.gather(spv.staffing_plan(app, other), spv.staffing_plan(app, other))
+            assert a == b and a["rows"] and len(made) == 2
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)

@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 
 from callcenter import reporting
+from callcenter.queuecalls import agent_queries as aq
 from callcenter.queuecalls import cli as qcli
 from callcenter.queuecalls import report_queries as rq
 from callcenter.queuecalls import rollup_figures, rollups, store
-from callcenter.queuecalls.models import QueueCall, QueueCallAgentRollup, QueueCallRollup, RollupDirty
+from callcenter.queuecalls.models import (QueueCall, QueueCallAgentRollup, QueueCallGroupRollup,
+                                          QueueCallGroupRollupBlock, QueueCallRollup, RollupDirty)
 from callcenter.queuecalls.reducer import QueueCallRecord
 from callcenter.store import migrate
 from tests import support
@@ -58,6 +60,17 @@ def _oracle(db, tz=ZoneInfo("Asia/Shanghai")) -> dict:
     return {"summary": old.summarize(inbound, 30.0, 5.0), **old.breakdowns(inbound, 30.0, 5.0, tz)}
 
 
+def _same_groups(db, since, until, queue) -> list:
+    """The agents' and satisfaction groups from the rollups equal the same counted from the
+    calls (``agent_queries.call_groups``); returns them."""
+    def rounded(groups):  # sums of seconds to 1e-6: the order of addition
+        return [(g.agent, g.queue, g.answered, round(g.talk, 6), g.within, g.name, g.ratings) for g in groups]
+    got = db.call(aq.period_groups, since, until, target=30.0, short_abandon=5.0, queue=queue)
+    want = db.call(lambda s: aq.call_groups(s, rq.period_calls(since, until, queue, index=aq.CALL_GROUPS_INDEX), 30.0))
+    assert rounded(got) == rounded(want)
+    return got
+
+
 def _same_figures(got: dict, want: dict) -> None:
     _same(got["summary"], want["summary"])
     for name in ("queue", "agent", "hour", "day"):
@@ -87,12 +100,18 @@ def test_every_write_path_keeps_the_rollups_exact(db):
     assert rows["1.5"]["outcome"] == "abandoned" and rows["1.3"]["entered_at"].timestamp() == t + 183 + 3600
     _same_figures(_figures(db), _oracle(db))
 
-    # a post-call rating changes no counted column: nothing to recount
+    # a post-call rating counts only in the agents' and satisfaction reports: it marks that
+    # call's group day alone ("g"), and the next report recounts it
     ratings = support.domain().ratings
     with db.session() as s:
         ratings.record_rating(s, uniqueid="1.6", queue="consultation", agent="PJSIP/1001", outcome="rated",
                               score=1, level="satisfied", at=t + 900, ivr_session_id=None)
-        assert s.execute(select(func.count()).select_from(RollupDirty)).scalar_one() == 0
+        day = int(t + 6 * 61) // 86400 * 86400
+        assert [tuple(r) for r in s.execute(select(RollupDirty.kind, RollupDirty.agent, RollupDirty.slot))] == [
+            ("g", "PJSIP/1001", day)]
+    assert [k for k, _ in db.call(rollups.differences)] == ["queue_call_group_rollups"]  # not recounted yet
+    groups = db.call(aq.period_groups, None, None, target=30.0, short_abandon=5.0)
+    assert sum(g.ratings["rated"] for g in groups) == 1 and _same_groups(db, None, None, None) == groups
     _exact(db)
 
     # any other writer (a hand-made fix in SQL): the triggers mark the rows, the next report recounts
@@ -145,8 +164,10 @@ def test_reports_from_rollups_equal_the_old_figures(db, zone):
         assert picked or until - since < dt.timedelta(minutes=15)  # within one slot: maybe no call
         want = {"summary": old.summarize(picked, 30.0, 5.0), **old.breakdowns(picked, 30.0, 5.0, tz)}
         _same_figures(db.call(qcli.load_figures, since, until, queue, tz, 30.0, 5.0), want)
-    # the web's reports over local days: hourly, daily, distribution, staffing, half hours
+        assert _same_groups(db, since, until, queue) or not picked
+    # the web's reports over local days: hourly, daily, distribution, staffing, half hours, agents
     t0, t1 = dt.datetime(2026, 3, 28, tzinfo=tz), dt.datetime(2026, 4, 8, tzinfo=tz)
+    _same_groups(db, t0, t1, None)
     days = [r for r in rows if r["entered_at"] is not None and t0 <= r["entered_at"] < t1]
     got = db.call(reporting.queue_reports, ("answer-times", "service-level-hourly", "service-level-daily",
                                             "staffing"), rq.utc(t0), rq.utc(t1), tz=tz, target=30.0, short=5.0,
@@ -191,9 +212,12 @@ def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
                 rows.append((tuple(v for k, v in m.items() if k not in ("counts", "waits")), counts,
                              rollups.unpack(m["waits"])))
             out[table.__tablename__] = sorted(rows, key=str)
+        for table in (QueueCallGroupRollup, QueueCallGroupRollupBlock):
+            out[table.__tablename__] = sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in r)
+                                               for r in s.execute(select(table.__table__))), key=str)
         return out
     kept = db.call(snapshot)
-    assert kept["queue_call_rollups"] and kept["queue_call_agent_rollups"]
+    assert kept["queue_call_rollups"] and kept["queue_call_agent_rollups"] and kept["queue_call_group_rollup_blocks"]
     db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))
     assert db.call(snapshot) == kept
     assert {k[0][0] for k in kept["queue_call_rollups"]} == {"default", "east"}

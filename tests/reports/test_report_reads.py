@@ -131,7 +131,8 @@ def _plans(db, reads) -> list[str]:
 
 def test_sqlite_reads_each_long_report_from_the_index_it_names(db):
     """SQLite's own choice changes with ANALYZE statistics (a skip scan of a non-covering
-    index took seconds); the agents, the abandoned list and the plan's history name theirs."""
+    index took seconds); the agents' period ends, one agent's calls, the abandoned list and
+    the plan's history name theirs."""
     assert db.dialect == "sqlite"
     db.call(lambda s: s.execute(insert(QueueCall), _calls()))
     with db.engine.begin() as conn:
@@ -139,13 +140,18 @@ def test_sqlite_reads_each_long_report_from_the_index_it_names(db):
     reads = _queue_call_reads(db, lambda: _compute(db, ("agents", "satisfaction", "abandoned")))
     plans = _plans(db, reads)
     named = {sql.split("INDEXED BY ", 1)[1].split()[0] for sql, _ in reads if "INDEXED BY" in sql}
-    assert named == {"ix_queue_calls_agents", "ix_queue_calls_abandoned"}  # the hints are rendered
+    assert named == {"ix_queue_calls_report", "ix_queue_calls_abandoned"}  # the hints are rendered
+    # the agents: whole days from the rollups, the local days' two ends (8 and 16 hours) from the calls
     groups = [p for (sql, _), p in zip(reads, plans) if "GROUP BY calls.agent, calls.queue" in sql]
-    assert len(groups) == 1 + len(AGENTS)  # "" (no agent) and each agent: one range each
-    assert all("COVERING INDEX ix_queue_calls_agents (direction=? AND agent=? AND entered_at>? AND entered_at<?)"
-               in p for p in groups), groups
+    assert len(groups) == 1 and groups[0].count(
+        "COVERING INDEX ix_queue_calls_report (direction=? AND entered_at>? AND entered_at<?)") == 2, groups
+    assert "SEARCH queue_call_group_rollups USING INDEX ix_queue_call_group_rollups_day" in groups[0], groups
     abandoned = [p for (sql, _), p in zip(reads, plans) if "'timeout'" in sql and "GROUP BY" not in sql]
     assert len(abandoned) == 2 and all("ix_queue_calls_abandoned" in p for p in abandoned), abandoned
+    # one agent's figures: that agent's calls, a range of the agents' index per agent value
+    reads = _queue_call_reads(db, lambda: _compute(db, ("agents",), agent=AGENTS[0]))
+    groups = [p for (sql, _), p in zip(reads, _plans(db, reads)) if "GROUP BY calls.agent, calls.queue" in sql]
+    assert groups and all("COVERING INDEX ix_queue_calls_agents (direction=? AND agent=?" in p for p in groups), groups
 
     from callcenter.queuecalls.history import half_hours
 
@@ -163,3 +169,35 @@ def test_the_web_loads_the_forecast_libraries_before_it_serves():
             "print(sorted(m for m in ('numpy', 'scipy', 'statsmodels.tsa.holtwinters') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['numpy', 'scipy', 'statsmodels.tsa.holtwinters']"
+
+
+def test_the_period_reports_read_the_slot_rollups_once_per_transaction(db):
+    """The page's answer times, days, staffing and half hours are groupings of the same slots:
+    one read of them; a call written in the same transaction is seen by the next report."""
+    rows = _calls()
+    db.call(lambda s: s.execute(insert(QueueCall), rows))
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        if "queue_call_rollup_days" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        got = _compute(db, ("answer-times", "intervals", "service-level-daily", "staffing"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len([q for q in seen if q.lstrip().upper().startswith(("SELECT", "WITH"))]) == 1
+    offered = sum(r["offered"] for r in got["intervals"]["rows"])
+    assert offered == got["answer-times"]["summary"]["offered"] > 0
+
+    t0, t1 = reporting.bounds(START, END, TZ)
+
+    def twice(s):
+        st = _settings()
+        first = reporting.intervals(s, t0, t1, st, queue=None, agent=None)
+        s.execute(insert(QueueCall), [{**rows[0], "uniqueid": "extra", "entered_at": t0 + dt.timedelta(hours=30),
+                                       "direction": "inbound", "outcome": "answered"}])
+        return first, reporting.intervals(s, t0, t1, st, queue=None, agent=None)
+    first, second = db.call(twice)
+    assert sum(r["offered"] for r in second) == sum(r["offered"] for r in first) + 1
