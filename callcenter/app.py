@@ -29,12 +29,13 @@ from dialer.pacing import QueueCallsAgents
 from ivr_flows.server import AgiServer, IvrPorts
 from recordings.capture import RecordingsComponent
 from recordings.journal import Journal
+from recordings.settings import VoiceMessageDirError
 from recordings.web import RecordingsHttp
 
 from . import heap, runtime
 from .ami.gateway import AmiGateway
 from .complaints.escalation import ComplaintsComponent
-from .config import Config
+from .config import Config, ConfigError
 from .domain import Domain, build_domain
 from .leases import ServerLease, libpq_dsn
 from .live_relay import LiveRelay
@@ -190,10 +191,14 @@ def build(config: Config, *, clock: Any = None, db: Database | None = None, reac
     c = config.values["complaints"]
     escalation = (ComplaintsComponent(db, clock, complaints=domain.complaints, interval=c["check_seconds"])
                   if c["enabled"] else None)
+    try:
+        voice_dir = domain.recording_settings.voice_message_dir(config.agi.recordings_dir)
+    except VoiceMessageDirError as exc:
+        raise ConfigError(f"{config.source or 'configuration'}: {exc}") from None
     agi = AgiServer(
         config.agi.host, config.agi.port, clock=clock, db=db, flows_dir=config.agi.flows_dir or None,
         timezone=h.timezone, country=h.country, region=h.region, prompt_base=config.agi.prompt_base,
-        recordings_dir=config.agi.recordings_dir or str(domain.recording_settings.spool_dir),
+        recordings_dir=voice_dir,
         max_sessions=config.agi.max_sessions, reply_timeout=config.agi.reply_timeout,
         sounds_dir=config.agi.sounds_dir or None,
         ports=IvrPorts(queue_load=sites.queues, voice_messages=domain.catalog, tickets=domain.complaints,

@@ -159,7 +159,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "flows_dir": Key(str, "", help="directory of IVR flow files; default: the shipped ivr_flows/"),
         "prompt_base": Key(str, "callcenter", help="prompt path prefix under Asterisk sounds dir"),
         "recordings_dir": Key(str, "", help="where Asterisk writes voice messages (RECORD FILE); "
-                              "default: [recordings] spool_dir"),
+                              "default: [recordings] spool_dir; must lie under it (else serve refuses to start)"),
         "max_sessions": Key(int, 256, check=_positive, help="FastAGI sessions at once (more: refused)"),
         "reply_timeout": Key(float, 120.0, check=_positive,
                              help="s Asterisk may take to answer one AGI command (plus the "

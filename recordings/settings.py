@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from callcenter.phones import DEFAULT_REGION
 
@@ -57,6 +57,30 @@ class Settings:
 
     def kind_for_queue(self, queue: str) -> str:
         return "complaint" if queue in self.complaint_queues else "queue"
+
+    def voice_message_dir(self, configured: str) -> str:
+        """Where the IVR has Asterisk record voice messages: ``configured`` (``[agi]
+        recordings_dir``), default ``spool_dir``.
+
+        The catalogue takes only files under ``spool_dir`` or ``directory``
+        (:func:`~recordings.layout.to_relative`), so a directory elsewhere would lose
+        every message after the caller spoke it: refused here, at start-up, with both
+        keys named, instead of at the first caller.
+        """
+        if not configured:
+            return str(self.spool_dir)
+        p = PurePosixPath(configured)
+        roots = [PurePosixPath(str(r)) for r in self.roots]
+        if not p.is_absolute() or not any(p == r or r in p.parents for r in roots):
+            raise VoiceMessageDirError(
+                f"[agi] recordings_dir {configured!r} is not under [recordings] spool_dir {str(self.spool_dir)!r}"
+                f" (or directory {str(self.directory)!r}): voice messages recorded there could not be catalogued;"
+                " set it to a directory under spool_dir, or leave it empty for spool_dir itself")
+        return configured.rstrip("/")
+
+
+class VoiceMessageDirError(ValueError):
+    """``[agi] recordings_dir`` lies outside the recordings directories."""
 
 
 def from_config(config) -> Settings:

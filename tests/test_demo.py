@@ -159,3 +159,22 @@ def test_serve_against_a_separate_pbx_and_sigterm(tmp_path):
         pbx.send_signal(signal.SIGINT)
         _drain(pbx)
     assert pbx.returncode == 0
+
+
+def test_serve_refuses_a_voice_message_directory_outside_the_recordings_directory(tmp_path):
+    """Found on a real Asterisk: with ``[agi] recordings_dir`` outside ``[recordings]``,
+    Asterisk recorded each message, the catalogue refused its path, and every message was
+    lost after the caller spoke it. ``serve`` now refuses to start, naming both keys."""
+    env = {**os.environ, "CALLCENTER_SERVICE_DATA_DIR": str(tmp_path / "data"),
+           "CALLCENTER_AGI_RECORDINGS_DIR": "/var/spool/asterisk/voicemail",
+           "CALLCENTER_AGI_PORT": str(free_port()), "CALLCENTER_WEB_PORT": str(free_port())}
+    env.pop("CALLCENTER_DATABASE_URL", None)
+    up = subprocess.run([sys.executable, "-m", "callcenter", "db", "upgrade"], env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    svc = subprocess.run([sys.executable, "-m", "callcenter", "serve"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert svc.returncode == 2
+    assert ("[agi] recordings_dir '/var/spool/asterisk/voicemail' is not under [recordings] spool_dir "
+            f"'{tmp_path / 'data' / 'recordings'}'") in svc.stderr
+    assert "callcenter serving" not in svc.stdout + svc.stderr

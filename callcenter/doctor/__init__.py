@@ -8,6 +8,7 @@ from typing import Callable
 
 from callcenter.config import Config
 from dialer.campaigns import DEFAULT_SURVEY_FLOW, SURVEY_FLOWS
+from recordings.settings import VoiceMessageDirError
 
 from . import checks
 from .ami_probe import probe
@@ -103,9 +104,13 @@ async def run(config: Config, *, now: Callable[[], float] = time.time) -> list[R
     run_user = facts.run_user or None
     results.append(checks.check_directory("recordings directory", rec.directory, "[recordings] directory",
                                           run_user))
-    vm = Path(config.agi.recordings_dir) if config.agi.recordings_dir else rec.spool_dir
-    if vm == rec.directory:
-        pass  # the same directory: checked above
+    try:
+        vm = Path(rec.voice_message_dir(config.agi.recordings_dir))
+    except VoiceMessageDirError as exc:
+        results.append(Result("voice-message directory", FAIL, str(exc)))
+        vm = None
+    if vm is None or vm == rec.directory:
+        pass  # refused above, or the recordings directory itself: checked above
     elif rec.spool_dir != rec.directory and not config.agi.recordings_dir:
         results.append(Result("voice-message directory", checks.SKIP,
                               f"not checked: {vm} is Asterisk's path on another host ([recordings] spool_dir)"))

@@ -215,10 +215,21 @@ async def test_recordings_directory_missing(setup, tmp_path):
     assert r.status == "fail" and "does not exist" in r.detail and r.remedy.startswith("mkdir -p")
 
 
-async def test_voice_message_directory_missing(setup, tmp_path):
+async def test_voice_message_directory_missing(setup):
+    vm = Path(setup.config.values["recordings"]["directory"]) / "vm"
+    results = await setup.doctor(agi={"recordings_dir": str(vm)})
+    r = results["voice-message directory"]
+    assert r.status == "fail" and "does not exist" in r.detail and str(vm) in r.detail
+
+
+async def test_voice_message_directory_outside_the_recordings_directory(setup, tmp_path):
+    """Asterisk would record there, but the catalogue takes no file from outside the
+    recordings directories: every message would be lost after the caller spoke it."""
+    (tmp_path / "vm").mkdir()
     results = await setup.doctor(agi={"recordings_dir": str(tmp_path / "vm")})
     r = results["voice-message directory"]
-    assert r.status == "fail" and str(tmp_path / "vm") in r.detail
+    assert r.status == "fail"
+    assert f"[agi] recordings_dir {str(tmp_path / 'vm')!r} is not under [recordings] spool_dir" in r.detail
 
 
 async def test_queue_log_unreadable(setup, tmp_path):
