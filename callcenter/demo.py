@@ -169,14 +169,22 @@ def demo_sim():
     return SimConfig(hotline_queue_options="c", wrapuptime=5)  # as docs/asterisk/queues.conf
 
 
-def demo_config(config: Config, *, ami_port: int, sim) -> Config:
+def demo_config(config: Config, *, ami_port: int, sim, scale: float = 1.0) -> Config:
     """The service's configuration against the demo's simulator (``callcenter doctor``
-    passes on it: tests/doctor)."""
+    passes on it: tests/doctor).
+
+    The AMI link's timeouts run on the demo's clock, ``scale`` times faster than the wall,
+    but they wait on the machine, not on simulated people: they are stretched by ``scale``
+    so a busy start-up (5 s of Ping timeout are 83 ms of wall time at 60×) is not taken for
+    a dead link."""
     data = Path(config.data_dir)
     recordings = str(data / "recordings")
+    a = config.ami
     return config.with_overrides({
         "ami": {"host": "127.0.0.1", "port": ami_port, "username": sim.username,
-                "secret": sim.secret, "queue_log": str(data / "queue_log")},
+                "secret": sim.secret, "queue_log": str(data / "queue_log"),
+                "action_timeout": a.action_timeout * scale, "ping_timeout": a.ping_timeout * scale,
+                "ping_interval": a.ping_interval * scale},
         "recordings": {"directory": recordings, "spool_dir": recordings},
         # the simulated day starts at 08:00 (START_HOUR): the window covers it, every day
         # (a demo run on a Sunday or a public holiday still shows the dialer at work)
@@ -296,7 +304,7 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
         pbx = SimulatedPBX(clock, seed=seed, spool_dir=data / "spool", agi_host=config.agi.host,
                            agi_port=config.agi.port, config=sim, queue_log=data / "queue_log")
         await pbx.start(host="127.0.0.1", ami_port=0)
-        cfg = demo_config(config, ami_port=pbx.ami_port, sim=sim)
+        cfg = demo_config(config, ami_port=pbx.ami_port, sim=sim, scale=scale)
         hospital = cfg.hospital
         existing = {a for agents in AGENTS.values() for a in agents}
         for queue, agents in AGENTS.items():

@@ -178,3 +178,14 @@ def test_serve_refuses_a_voice_message_directory_outside_the_recordings_director
     assert ("[agi] recordings_dir '/var/spool/asterisk/voicemail' is not under [recordings] spool_dir "
             f"'{tmp_path / 'data' / 'recordings'}'") in svc.stderr
     assert "callcenter serving" not in svc.stdout + svc.stderr
+
+
+def test_the_demo_stretches_the_ami_links_timeouts_by_its_time_scale(config):
+    """At 60× a 5 s Ping timeout on the demo's clock is 83 ms of wall time: a busy start-up
+    was taken for a dead link ("QueueStatus failed ... within 10 s" 0.2 s after start)."""
+    from callcenter.demo import demo_config, demo_sim
+
+    a = demo_config(config, ami_port=5038, sim=demo_sim(), scale=60).ami
+    assert (a.action_timeout, a.ping_timeout, a.ping_interval) == (
+        config.ami.action_timeout * 60, config.ami.ping_timeout * 60, config.ami.ping_interval * 60)
+    assert demo_config(config, ami_port=5038, sim=demo_sim()).ami.action_timeout == config.ami.action_timeout
