@@ -296,6 +296,10 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
         from .app import build
         from .simulator import DayProfile, SimulatedPBX, run_traffic
 
+        if not config.values["web"]["enabled"]:
+            from .cli import UserError
+
+            raise UserError("the demo is watched in the browser: [web] enabled must be true")
         clock = ScaledClock(reactor, scale, start=day_start(reactor.seconds(), config.hospital.timezone))
         started_sim, started_real = clock.seconds(), time.monotonic()
         zone = ZoneInfo(config.hospital.timezone)
@@ -343,11 +347,12 @@ def run_demo(config: Config, *, scale: float = DEFAULT_SCALE, seed: int = 1, dur
                 raise UserError(f"cannot listen: {exc.strerror} (web port {cfg.web.port}, AGI port "
                                 f"{cfg.agi.port}; is another demo or service running? choose others with "
                                 "CALLCENTER_WEB_PORT / CALLCENTER_AGI_PORT)") from None
+            pbx.agi_port = service.agi.port  # where FastAGI listens (`[agi] port = 0`: a free one)
             await service.ami.wait_connected(30)
             tickets = await service.db.run(lambda s: demo_figures(
                 s, since=started_sim, answer_target=hospital.answer_target_seconds,
                 short_abandon=hospital.short_abandon_seconds)["open_tickets"])
-            say("\n" + logins_block(url=f"http://{cfg.web.host}:{cfg.web.port}/", logins=logins, scale=scale,
+            say("\n" + logins_block(url=f"{service.web.url}/", logins=logins, scale=scale,
                                    planned=len(arrivals), patients=n, tickets=tickets, ami_port=pbx.ami_port,
                                    campaigns=["demo-no-shows", "demo-revisits"]))
             traffic = run_traffic(pbx, profile, seed=seed)
