@@ -43,6 +43,10 @@ class PlanCache:
             return None
         return hit[1]
 
+    def __len__(self) -> int:
+        """Plans kept (stale ones too, until the next ``put``)."""
+        return len(self._plans)
+
     def put(self, key: tuple, plan: dict) -> None:
         now = self.clock.seconds()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < self.seconds}

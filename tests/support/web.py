@@ -145,6 +145,14 @@ async def running_web(config, db, *, clock=None, queuecalls=None, gateway=None, 
         await web.stop()
 
 
+async def start_up_plan_made(app) -> None:
+    """Until the staffing plan the web makes at start is kept (its SQL runs on a worker
+    thread whenever the machine gets to it: a test counting statements waits for it)."""
+    from tests.support.waiting import until
+
+    await until(lambda: len(app.plans) > 0 and not app.plans.making, "the start-up staffing plan")
+
+
 class FakeQueueCalls:
     """The contract of the "queuecalls" component, driven by the test."""
     name = "queuecalls"

@@ -21,7 +21,7 @@ from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.web import today
 from callcenter.web.live import day_bounds
 
-from tests.support.web import add_users, running_web
+from tests.support.web import add_users, running_web, start_up_plan_made
 
 TZ = ZoneInfo("Asia/Shanghai")  # the config's [hospital] timezone
 MON_0800 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ).timestamp()
@@ -174,6 +174,7 @@ async def test_snapshot_runs_no_sql_whatever_the_days_traffic(config, db):
     tr = tracker_for(db, clock)
     async with running_web(config, db, clock=clock, queuecalls=tr) as web:
         feed = web.app.wallboard
+        await start_up_plan_made(web.app)  # its SQL is not the wallboard's
         sql = Statements(db.engine)
         try:
             first = await feed.snapshot()
