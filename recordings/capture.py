@@ -249,7 +249,7 @@ class RecordingsComponent:
         self._settled_since_compact = 0
         self._end_unknown: set[str] = set()
         self._campaigns: dict[str, tuple[str, str | None]] = {}  # "id|name" -> (name, kind)
-        self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
+        self._writes: dict[asyncio.Future, list] = {}  # tasks awaiting a catalogue write -> its failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -439,7 +439,8 @@ class RecordingsComponent:
 
     async def _write(self, fn, *args, many: bool = False, **kw):
         """A catalogue write, retried while the database is unavailable; at stop a write
-        waiting to retry is abandoned (the journal keeps its fact for the next start).
+        waiting to retry is abandoned (the journal keeps its fact for the next start): the
+        task awaiting it is cancelled (no task of its own, one less per write).
         The writes of a burst of calls share a transaction (group commit); ``many``: ``fn``
         takes a list of items (``args``: this write's one), those of a transaction share
         its statements."""
@@ -455,10 +456,10 @@ class RecordingsComponent:
         else:
             job = retrying(self._catalogue_writes, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5,
                            max_delay=10.0, give_up=lambda: self._stopping, on_failure=on_failure)
-        task = asyncio.ensure_future(job)
+        task = asyncio.current_task()
         self._writes[task] = failed
         try:
-            return await task
+            return await job
         finally:
             self._writes.pop(task, None)
 
@@ -498,7 +499,7 @@ class RecordingsComponent:
 
     async def _attach(self, cmd: Attach) -> None:
         starting = self._starting.get(cmd.uniqueid)
-        if starting is not None:
+        if starting is not None and not starting.done():
             await asyncio.gather(starting, return_exceptions=True)
         row = await self._row(cmd.uniqueid)  # None: dropped by the policy or a refused MixMonitor
         if row is not None:
@@ -507,7 +508,7 @@ class RecordingsComponent:
 
     async def _stopped(self, cmd: Stop) -> None:
         starting = self._starting.pop(cmd.uniqueid, None)
-        if starting is not None:
+        if starting is not None and not starting.done():
             await asyncio.gather(starting, return_exceptions=True)
         if cmd.uniqueid not in self._rows and cmd.uniqueid not in self._ids:
             return

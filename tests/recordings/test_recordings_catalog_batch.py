@@ -69,3 +69,20 @@ def test_finalize_many_sets_each_row_as_finalize_would(db, tmp_path):
                                                         catalog.Finalize(10**6, info, end)]))
     with pytest.raises(ValueError, match="twice"):
         db.call(lambda ses: catalog.finalize_many(ses, [catalog.Finalize(ids[0], info, end)] * 2))
+
+
+def test_resolve_inside_refuses_escapes_and_keeps_what_is_inside(tmp_path):
+    import os
+
+    from recordings import layout
+
+    root = tmp_path / "rec"
+    (root / "2026").mkdir(parents=True)
+    (tmp_path / "rec-other").mkdir()
+    os.symlink(tmp_path / "rec-other", root / "2026" / "out")  # a sibling sharing the prefix
+    os.symlink(root / "2026", root / "in")
+    assert layout.resolve_inside(root, "2026/a.wav") == root / "2026" / "a.wav"
+    assert layout.resolve_inside(root, "in/a.wav") == root / "2026" / "a.wav"
+    for bad in ("2026/out/a.wav", "../rec-other/a.wav", "/etc/passwd"):
+        with pytest.raises(layout.UnsafePath):
+            layout.resolve_inside(root, bad)
