@@ -242,13 +242,14 @@ class RecordingsComponent:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordings-io")
         self._journal = JournalWrites(self.journal, self._file_io)  # many facts per fsync
         self._catalogue_writes = GroupCommit(db)  # many catalogue writes per transaction
+        self._catalogue_many = self._catalogue_writes.many()  # ... and many rows per statement
         self.tracker = CaptureTracker(settings)
         self._ids: dict[str, tuple[int, str]] = {}  # uniqueid -> (recording id, relative path)
         self._rows: dict[str, asyncio.Future] = {}  # uniqueid -> its catalogue insert (retried)
         self._settled_since_compact = 0
         self._end_unknown: set[str] = set()
         self._campaigns: dict[str, tuple[str, str | None]] = {}  # "id|name" -> (name, kind)
-        self._writes: dict[asyncio.Future, list] = {}  # catalogue writes in flight -> their failures
+        self._writes: dict[asyncio.Future, list] = {}  # tasks awaiting a catalogue write -> its failures
         self._starting: dict[str, asyncio.Future] = {}
         self._timers: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
@@ -436,32 +437,39 @@ class RecordingsComponent:
             return
         log.info("recording of %s started for %s %s", cmd.uniqueid, cmd.kind, cmd.group)
 
-    async def _write(self, fn, *args, **kw):
+    async def _write(self, fn, *args, many: bool = False, **kw):
         """A catalogue write, retried while the database is unavailable; at stop a write
-        waiting to retry is abandoned (the journal keeps its fact for the next start).
-        The writes of a burst of calls share a transaction (group commit)."""
+        waiting to retry is abandoned (the journal keeps its fact for the next start): the
+        task awaiting it is cancelled (no task of its own, one less per write).
+        The writes of a burst of calls share a transaction (group commit); ``many``: ``fn``
+        takes a list of items (``args``: this write's one), those of a transaction share
+        its statements."""
         failed: list[BaseException] = []
 
         def on_failure(exc, delay):
             failed.append(exc)
             log.warning("recordings: database unavailable (%s); retrying in %.1f s",
                         exc.__class__.__name__, delay)
-        task = asyncio.ensure_future(retrying(
-            self._catalogue_writes, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5, max_delay=10.0,
-            give_up=lambda: self._stopping, on_failure=on_failure))
+        if many:  # one of many rows of a statement (``fn(session, items)``, the item in args)
+            job = retrying(self._catalogue_many, fn, *args, clock=self.clock, base_delay=0.5, max_delay=10.0,
+                           give_up=lambda: self._stopping, on_failure=on_failure)
+        else:
+            job = retrying(self._catalogue_writes, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5,
+                           max_delay=10.0, give_up=lambda: self._stopping, on_failure=on_failure)
+        task = asyncio.current_task()
         self._writes[task] = failed
         try:
-            return await task
+            return await job
         finally:
             self._writes.pop(task, None)
 
     async def _catalogue(self, f: dict) -> None:
         """The ``recording`` row of a journal ``start`` fact (idempotent: a replay finds it)."""
-        rec_id = await self._write(
-            catalog.start_or_get, rel=f["rel"], kind=f["kind"], uniqueid=f["uid"], channel=f["channel"],
+        rec_id = await self._write(catalog.start_many, dict(
+            rel=f["rel"], kind=f["kind"], uniqueid=f["uid"], channel=f["channel"],
             started_at=utc(f["t"]), settings=self.settings, queue=f.get("queue"),
             campaign=f.get("campaign"), agent=f.get("agent"), agent_name=f.get("agent_name"),
-            caller_number=f.get("caller_number"), fmt=self.settings.format, server=self.server)
+            caller_number=f.get("caller_number"), fmt=self.settings.format, server=self.server), many=True)
         self._ids[f["uid"]] = (rec_id, f["rel"])
         self._notify("started", rec_id, f["uid"], "recording")
 
@@ -491,7 +499,7 @@ class RecordingsComponent:
 
     async def _attach(self, cmd: Attach) -> None:
         starting = self._starting.get(cmd.uniqueid)
-        if starting is not None:
+        if starting is not None and not starting.done():
             await asyncio.gather(starting, return_exceptions=True)
         row = await self._row(cmd.uniqueid)  # None: dropped by the policy or a refused MixMonitor
         if row is not None:
@@ -500,7 +508,7 @@ class RecordingsComponent:
 
     async def _stopped(self, cmd: Stop) -> None:
         starting = self._starting.pop(cmd.uniqueid, None)
-        if starting is not None:
+        if starting is not None and not starting.done():
             await asyncio.gather(starting, return_exceptions=True)
         if cmd.uniqueid not in self._rows and cmd.uniqueid not in self._ids:
             return
@@ -532,7 +540,8 @@ class RecordingsComponent:
             error = "file not found; no MixMonitorStart was seen"
         end_known = end_known and uid not in self._end_unknown
         self._end_unknown.discard(uid)
-        status = await self._write(catalog.finalize, rec_id, info, utc(t), error=error, end_known=end_known)
+        status = await self._write(catalog.finalize_many, catalog.Finalize(rec_id, info, utc(t), error, end_known),
+                                   many=True)
         self.tracker.forget(uid)
         await self._settled(uid)
         if status == "ready":

@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,11 @@ def as_utc(value: dt.datetime | float | int | None) -> dt.datetime | None:
 # is expired after them (``_refresh``).
 _T = Recording.__table__
 _INSERT = _T.insert()
-_BY_PATH = select(_T.c.id, _T.c.uniqueid).where(_T.c.path == bindparam("path"))
+_INSERT_RETURNING = _T.insert().returning(_T.c.id, sort_by_parameter_order=True)  # many rows, one statement
+_BY_PATHS = select(_T.c.id, _T.c.uniqueid, _T.c.path).where(_T.c.path.in_(bindparam("paths", expanding=True)))
 _AGENT_OF = select(_T.c.queue, _T.c.agent, _T.c.agent_name).where(_T.c.id == bindparam("rec_id"))
-_TO_FINALIZE = select(_T.c.kind, _T.c.path, _T.c.format, _T.c.started_at, _T.c.ended_at).where(
-    _T.c.id == bindparam("rec_id"))
+_TO_FINALIZE_MANY = select(_T.c.id, _T.c.kind, _T.c.path, _T.c.format, _T.c.started_at, _T.c.ended_at).where(
+    _T.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,12 +95,10 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
     """Insert the row for a recording about to start (status ``recording``) on Asterisk
     ``server``; returns its id."""
     layout.check_relative(rel)
-    started_at = as_utc(started_at)
-    result = session.execute(_INSERT, dict(
-        path=rel, kind=kind, server=server, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
-        campaign=campaign, agent=agent, agent_name=agent_name,
-        caller_number=canonical(caller_number, settings.phone_region) or None, started_at=started_at,
-        status="recording", legal_hold=False, purge_after=settings.purge_after(kind, started_at), error=""))
+    result = session.execute(_INSERT, _row_of(
+        rel=rel, kind=kind, uniqueid=uniqueid, channel=channel, started_at=started_at, settings=settings,
+        queue=queue, campaign=campaign, agent=agent, agent_name=agent_name, caller_number=caller_number,
+        fmt=fmt, server=server))
     return result.inserted_primary_key[0]
 
 
@@ -123,12 +123,41 @@ def set_agent(session, rec_id: int, *, queue: str | None, agent: str | None, age
 def start_or_get(session, *, rel: str, uniqueid: str, **kw: Any) -> int:
     """:func:`start`, or the row an earlier try of the same start wrote (a commit in doubt,
     a journal replayed after a restart); a row of another call at that path is refused."""
-    row = session.execute(_BY_PATH, {"path": rel}).first()
-    if row is not None:
-        if row.uniqueid != uniqueid:
-            raise ValueError(f"recording path {rel} is catalogued for call {row.uniqueid}")
-        return row.id
-    return start(session, rel=rel, uniqueid=uniqueid, **kw)
+    return start_many(session, [dict(kw, rel=rel, uniqueid=uniqueid)])[0]
+
+
+def start_many(session, starts: list[dict]) -> list[int]:
+    """:func:`start_or_get` for many recordings (each a dict of its keyword arguments): one
+    read of the paths already catalogued and one ``INSERT`` of the rest; their ids, in order.
+    A path twice, or catalogued for another call, is refused (``ValueError``): the group
+    commit then runs each start alone, so only the bad one fails."""
+    paths = [f["rel"] for f in starts]
+    if len(set(paths)) != len(paths):
+        raise ValueError("the same recording path twice in one batch")
+    for rel in paths:
+        layout.check_relative(rel)
+    by_path = {f["rel"]: f["uniqueid"] for f in starts}
+    ids = {}
+    for r in session.execute(_BY_PATHS, {"paths": paths}):
+        ids[r.path] = r.id
+        if r.uniqueid != by_path[r.path]:
+            raise ValueError(f"recording path {r.path} is catalogued for call {r.uniqueid}")
+    new = [_row_of(**f) for f in starts if f["rel"] not in ids]
+    if new:
+        ids.update(zip((r["path"] for r in new), session.execute(_INSERT_RETURNING, new).scalars()))
+    return [ids[rel] for rel in paths]
+
+
+def _row_of(*, rel: str, kind: str, uniqueid: str, channel: str = "", started_at: dt.datetime,
+            settings: Settings, queue: str | None = None, campaign: str | None = None,
+            agent: str | None = None, agent_name: str | None = None, caller_number: str | None = None,
+            fmt: str = "wav", server: str = "default") -> dict:
+    """The column values of a new ``recording`` row (the arguments of :func:`start`)."""
+    started_at = as_utc(started_at)
+    return dict(path=rel, kind=kind, server=server, format=fmt, uniqueid=uniqueid, channel=channel, queue=queue,
+                campaign=campaign, agent=agent, agent_name=agent_name,
+                caller_number=canonical(caller_number, settings.phone_region) or None, started_at=started_at,
+                status="recording", legal_hold=False, purge_after=settings.purge_after(kind, started_at), error="")
 
 
 def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime | None,
@@ -137,25 +166,62 @@ def finalize(session, rec_id: int, info: FileInfo | None, ended_at: dt.datetime 
     empty / cut short (``failed``, see :mod:`.quality`); returns the status.
     ``end_known=False``: ``ended_at`` is only when we noticed (after a reconnect), so the
     call's length is not judged."""
-    session.flush()  # an ORM change to the row pending in this session is read back
-    rec = session.execute(_TO_FINALIZE, {"rec_id": rec_id}).first()
-    if rec is None:
-        raise LookupError(f"no recording {rec_id}")
-    ended = as_utc(ended_at) if ended_at is not None else rec.ended_at
-    if info is None:
-        error = (error or "file not found after the call ended")[:256]
-        _update(session, rec_id, ended_at=ended, status="missing", error=error)
-        log.error("recording %s (%s, %s) missing: %s", rec_id, rec.kind, rec.path, error)
-        return "missing"
+    return finalize_many(session, [Finalize(rec_id, info, ended_at, error, end_known)])[0]
+
+
+@dataclass(frozen=True)
+class Finalize:
+    """The arguments of one :func:`finalize`."""
+
+    rec_id: int
+    info: FileInfo | None
+    ended_at: dt.datetime | None
+    error: str = ""
+    end_known: bool = True
+
+
+def finalize_many(session, items: list[Finalize]) -> list[str]:
+    """:func:`finalize` for many rows: one read of them, one ``UPDATE`` per set of columns
+    changed (executemany); their statuses, in order.  A row twice or not there is refused
+    (the group commit then runs each alone: only that one fails)."""
+    ids = [f.rec_id for f in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the same recording finalised twice in one batch")
+    session.flush()  # an ORM change to a row pending in this session is read back
+    rows = {r.id: r for r in session.execute(_TO_FINALIZE_MANY, {"ids": ids})}
+    out, updates = [], {}
+    for f in items:
+        rec = rows.get(f.rec_id)
+        if rec is None:
+            raise LookupError(f"no recording {f.rec_id}")
+        status, values = _finalized(rec, f)
+        out.append(status)
+        params = {f"v_{c}": v for c, v in values.items()}
+        params["rec_id"] = f.rec_id
+        updates.setdefault(tuple(values), []).append(params)
+    for columns, params in updates.items():
+        session.execute(_update_of(columns), params)
+    for rec_id in ids:
+        _refresh(session, rec_id)
+    return out
+
+
+def _finalized(rec: Any, f: Finalize) -> tuple[str, dict]:
+    """The status and column values :func:`finalize` writes for row ``rec`` (logged when
+    the recording is missing or failed)."""
+    ended = as_utc(f.ended_at) if f.ended_at is not None else rec.ended_at
+    if f.info is None:
+        error = (f.error or "file not found after the call ended")[:256]
+        log.error("recording %s (%s, %s) missing: %s", f.rec_id, rec.kind, rec.path, error)
+        return "missing", dict(ended_at=ended, status="missing", error=error)
     call = None
-    if end_known and ended is not None and rec.started_at is not None:
+    if f.end_known and ended is not None and rec.started_at is not None:
         call = (as_utc(ended) - as_utc(rec.started_at)).total_seconds()
-    status, error = quality.judge(info, rec.format or "wav", call)
-    _update(session, rec_id, ended_at=ended, size=info.size, duration=info.duration, sha256=info.sha256,
-            status=status, error=error)
+    status, error = quality.judge(f.info, rec.format or "wav", call)
     if status == "failed":
-        log.error("recording %s (%s, %s) failed: %s", rec_id, rec.kind, rec.path, error)
-    return status
+        log.error("recording %s (%s, %s) failed: %s", f.rec_id, rec.kind, rec.path, error)
+    return status, dict(ended_at=ended, size=f.info.size, duration=f.info.duration, sha256=f.info.sha256,
+                        status=status, error=error)
 
 
 def mark_failed(session, rec_id: int, error: str, ended_at: dt.datetime | None = None) -> None:

@@ -2,7 +2,8 @@
 
 * every AMI event goes through :func:`reducer.reduce` on the loop (cheap, pure);
   finished queue calls are buffered and written in batches by one writer task via
-  ``db.run`` (a worker thread).  A failed write keeps the batch and retries with
+  ``db.run`` (a worker thread), a write starting at most every ``write_gap`` (0.25 s)
+  unless ``batch_size`` calls wait (each write recounts the rollup slots it touches).  A failed write keeps the batch and retries with
   backoff: nothing is dropped, and the merge in :mod:`.store` makes retries safe;
 * one tracker per Asterisk server (``server``: its ``[[ami]]`` name): its state, rows,
   checkpoint and outages are that server's (two servers may reuse a Uniqueid);
@@ -53,7 +54,8 @@ class QueueCallsTracker:
                  short_abandon: float = 5.0, region: str = "CN", queue_log: str = "",
                  batch_size: int = 500, flush_interval: float = 1.0, retry_max_delay: float = 30.0,
                  retry_base_delay: float = 0.5, queue_wrapup: float | dict[str, float] | None = None,
-                 checkpoint_interval: float = 5.0, resync_max_delay: float = 30.0):
+                 checkpoint_interval: float = 5.0, resync_max_delay: float = 30.0,
+                 write_gap: float = 0.25):
         self.db = db
         self.server = server
         # queues.conf wrapuptime, used when a member's Wrapuptime is 0: None = read from Asterisk
@@ -68,6 +70,12 @@ class QueueCallsTracker:
         self.queue_log = queue_log
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        # at least this long between the starts of two writes while fewer than batch_size
+        # calls wait: each write recounts the rollup slots it touches (a busy 15-min slot's
+        # every call), so back-to-back writes of a few rows each cost that recount again and
+        # again (a write started the moment the last one ended: 8-9 a second in a burst)
+        self.write_gap = write_gap
+        self._write_started = -math.inf
         self.retry_max_delay = retry_max_delay
         self.retry_base_delay = retry_base_delay
         self.state = TrackerState(ReducerConfig(region=region))
@@ -403,7 +411,16 @@ class QueueCallsTracker:
                 facts = evict(self.state, self.clock.seconds())
                 if facts:
                     self._facts(facts)
+            elif not self._stopping and len(self.buffer) < self.batch_size:
+                gap = self._write_started + self.write_gap - self.clock.seconds()
+                if gap > 0:  # the last write began a moment ago: let more calls join the next
+                    self._wake.clear()
+                    self._timer = self.clock.callLater(gap, self._wake.set)
+                    await self._wake.wait()
+                    if self._timer.active():
+                        self._timer.cancel()
             if self.buffer:
+                self._write_started = self.clock.seconds()
                 await self._write_some()
             elif self._stopping:
                 await self._heartbeat(final=True)

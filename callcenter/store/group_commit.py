@@ -12,6 +12,13 @@ input never loses another caller's row.  A write is therefore a function that ca
 again after a rollback (``fn(session)``, as for ``db.run``).  An unavailable database
 (:data:`~callcenter.store.retry.TRANSIENT`) or a failed commit fails every write of
 the transaction with that exception: the callers retry as they would a ``db.run``.
+
+Writes of one kind can also share a statement (:meth:`GroupCommit.run_many`): the items
+queued for the same ``fn_many`` go to one ``fn_many(session, items)`` call (one
+``INSERT`` of many rows instead of a statement, a flush and a read-back per row; most of a
+small write's cost is SQLAlchemy's Python per statement, on a thread that shares the GIL
+with the event loop).  When that call raises, its items are run again one by one, so the
+bad item fails alone as a write of :meth:`run` would.
 """
 from __future__ import annotations
 
@@ -27,6 +34,50 @@ class _WriteFailed(Exception):
     def __init__(self, index: int, exc: BaseException):
         super().__init__(index)
         self.index, self.exc = index, exc
+
+
+class _Item:
+    """One item of a :meth:`GroupCommit.run_many` write; ``alone``: run in a call of its own
+    (its batch failed once, so it is run alone to find which item it was)."""
+
+    __slots__ = ("fn_many", "item", "alone")
+
+    def __init__(self, fn_many: Callable, item: Any, alone: bool = False):
+        self.fn_many, self.item, self.alone = fn_many, item, alone
+
+
+class _Many:
+    """The call of one ``fn_many`` on the items of a transaction: one result per item."""
+
+    __slots__ = ("fn_many", "items")
+
+    def __init__(self, fn_many: Callable, items: list):
+        self.fn_many, self.items = fn_many, items
+
+    def __call__(self, session) -> list:
+        out = list(self.fn_many(session, self.items))
+        if len(out) != len(self.items):
+            raise ValueError(f"{self.fn_many.__qualname__} returned {len(out)} results for {len(self.items)} items")
+        return out
+
+
+def _units(live: list[tuple[Any, asyncio.Future]]) -> list[tuple[Callable, list[int]]]:
+    """What a transaction runs: each plain write, and one :class:`_Many` per ``fn_many``
+    (at the place of its first item), with the positions in ``live`` each answers for."""
+    units: list[tuple[Callable, list[int]]] = []
+    many: dict[Callable, int] = {}
+    for pos, (fn, _fut) in enumerate(live):
+        if not isinstance(fn, _Item):
+            units.append((fn, [pos]))
+        elif fn.alone or fn.fn_many not in many:
+            if not fn.alone:
+                many[fn.fn_many] = len(units)
+            units.append((_Many(fn.fn_many, [fn.item]), [pos]))
+        else:
+            call, positions = units[many[fn.fn_many]]
+            call.items.append(fn.item)
+            positions.append(pos)
+    return units
 
 
 def _all(session, fns: list[Callable]) -> list[Any]:
@@ -69,6 +120,23 @@ class GroupCommit:
             loop.call_soon(self._next, loop)  # what this turn of the loop submits goes in the same batch
         return fut
 
+    def run_many(self, fn_many: Callable[[Any, list], list], item: Any) -> asyncio.Future:
+        """Queue ``item`` for ``fn_many(session, items)``, which returns one result per item,
+        in order: the items of a transaction queued for the same ``fn_many`` go in one call.
+        ``fn_many`` may run again after a rollback, with the same items or fewer."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.queue.append((_Item(fn_many, item), fut))
+        if not self.busy:
+            self.busy = True
+            loop.call_soon(self._next, loop)
+        return fut
+
+    def many(self) -> "Many":
+        """:meth:`run_many` as a port's ``run(fn_many, item)`` (what ``store.retry.retrying``
+        calls: ``retrying(group.many(), fn_many, item, ...)``)."""
+        return Many(self)
+
     def _next(self, loop: asyncio.AbstractEventLoop) -> None:
         """Send the next batch of live writes, or go idle."""
         while self.queue:
@@ -81,14 +149,16 @@ class GroupCommit:
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
-    def _send(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Callable, asyncio.Future]]) -> None:
+    def _send(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Any, asyncio.Future]]) -> None:
+        units = _units(live)
+
         def back(cf: concurrent.futures.Future) -> None:  # on the worker thread (or here, if done)
             if not loop.is_closed():
-                loop.call_soon_threadsafe(self._landed, loop, live, cf)
-        self.db.submit(_all, [fn for fn, _ in live]).add_done_callback(back)
+                loop.call_soon_threadsafe(self._landed, loop, live, units, cf)
+        self.db.submit(_all, [call for call, _ in units]).add_done_callback(back)
 
-    def _landed(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Callable, asyncio.Future]],
-                cf: concurrent.futures.Future) -> None:
+    def _landed(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Any, asyncio.Future]],
+                units: list[tuple[Callable, list[int]]], cf: concurrent.futures.Future) -> None:
         if cf.cancelled():  # the pool shut down under it
             for _, fut in live:
                 fut.cancel()
@@ -97,13 +167,21 @@ class GroupCommit:
         exc = cf.exception()
         if exc is None:
             self.transactions += 1
-            for (_, fut), result in zip(live, cf.result()):
-                if not fut.done():
-                    fut.set_result(result)
+            for (call, positions), result in zip(units, cf.result()):
+                for pos, r in zip(positions, result) if isinstance(call, _Many) else ((positions[0], result),):
+                    fut = live[pos][1]
+                    if not fut.done():
+                        fut.set_result(r)
         elif isinstance(exc, _WriteFailed):  # that write out; the others again, in a new transaction
-            _, fut = live.pop(exc.index)
-            if not fut.done():
-                fut.set_exception(exc.exc)
+            call, positions = units[exc.index]
+            if isinstance(call, _Many) and len(positions) > 1:  # which item? each alone, next time
+                for pos in positions:
+                    fn, fut = live[pos]
+                    live[pos] = (_Item(fn.fn_many, fn.item, alone=True), fut)
+            else:
+                fut = live[positions[0]][1]
+                if not fut.done():
+                    fut.set_exception(exc.exc)
             live = [(fn, f) for fn, f in live if not f.done()]
             if live:
                 self._send(loop, live)
@@ -120,3 +198,10 @@ class GroupCommit:
             if self._idle is None or self._idle.done():
                 self._idle = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._idle)
+
+
+class Many:
+    """A :class:`GroupCommit` whose ``run(fn_many, item)`` is :meth:`GroupCommit.run_many`."""
+
+    def __init__(self, group: GroupCommit):
+        self.run = group.run_many

@@ -57,3 +57,50 @@ async def test_an_unavailable_database_fails_every_write_of_the_transaction(db):
     assert all(isinstance(g, OperationalError) for g in got)
     assert await db.run(_count) == 0  # nothing half-written: the caller retries both
     assert await group.run(_add("a")) and await db.run(_count) == 1
+
+
+def _add_many(s, names: list[str]) -> list[int]:
+    calls.append(list(names))
+    users = [User(username=n, password_hash="x", role="agent", display_name=n) for n in names]
+    s.add_all(users)
+    s.flush()
+    return [u.id for u in users]
+
+
+calls: list[list[str]] = []
+
+
+@pytest.mark.postgres
+async def test_items_of_one_kind_share_a_call_and_each_gets_its_own_result(db):
+    calls.clear()
+    group = GroupCommit(db)
+    plain = group.run(_add("solo"))
+    ids = await asyncio.gather(*(group.run_many(_add_many, f"m{i}") for i in range(5)))
+    assert calls == [[f"m{i}" for i in range(5)]]  # one call for the five, in order
+    assert len(set(ids)) == 5 and await plain not in ids
+    assert group.transactions == 1
+    with db.session() as s:
+        got = {u.username: u.id for u in s.scalars(select(User))}
+    assert [got[f"m{i}"] for i in range(5)] == ids
+
+
+@pytest.mark.postgres
+async def test_a_failing_call_of_many_runs_each_item_alone_so_only_the_bad_one_fails(db):
+    calls.clear()
+    group = GroupCommit(db)
+    await group.run(_add("taken"))
+    got = await asyncio.gather(*(group.run_many(_add_many, n) for n in ("a", "taken", "b")),
+                               return_exceptions=True)
+    assert isinstance(got[0], int) and isinstance(got[2], int)
+    assert isinstance(got[1], IntegrityError)  # the duplicate name, alone
+    # together once; then alone: "a", "taken" (fails), and the rest again without it
+    assert calls == [["a", "taken", "b"], ["a"], ["taken"], ["a"], ["b"]]
+    with db.session() as s:
+        assert sorted(s.scalars(select(User.username))) == ["a", "b", "taken"]
+
+
+async def test_a_call_of_many_must_answer_for_every_item(db):
+    group = GroupCommit(db)
+    got = await asyncio.gather(*(group.run_many(lambda s, items: [], i) for i in range(2)),
+                               return_exceptions=True)
+    assert all(isinstance(g, ValueError) for g in got)
