@@ -256,6 +256,7 @@ class RecordingsComponent:
         self._listeners: list[Callable[[str, int, str, str], None]] = []
         self._zone = ZoneInfo(settings.timezone)
         self._stopping = False
+        self._closed = False  # stopped: events and reconnects are no longer ours to act on
 
     # -- public API ---------------------------------------------------------------------
     def expect_outbound(self, action_id: str, campaign: str) -> None:
@@ -320,6 +321,10 @@ class RecordingsComponent:
         self._timers.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        # nothing awaited since the drain: from here an event (a Hangup while serve stops) or a
+        # reconnect would start work on the journal and file thread closed below
+        self.gateway.unsubscribe(self._on_event)
+        self._closed = True
         await self._catalogue_writes.close()
         await self._journal.drained()
         owed = await self._file_io(self.journal.compact)
@@ -552,6 +557,8 @@ class RecordingsComponent:
         """After (re)connecting: settle rows left ``recording`` whose channel is gone, keep
         tracking those whose call is still up (MixMonitor runs on in Asterisk), and start
         recording answered calls that were answered while the link was down."""
+        if self._closed:
+            return
         try:
             resp = await self.gateway.action([("Action", "CoreShowChannels")])
         except Exception as exc:  # noqa: BLE001

@@ -1,6 +1,7 @@
 """Capture: trace 06 through the component with a fake gateway and an injected clock."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -371,3 +372,26 @@ def test_recover_starts_answered_queue_calls_nobody_records():
     assert [(c.uniqueid, c.kind, c.queue, c.campaign_id, c.t) for c in got] == [
         ("1.0", "queue", "consultation", None, 100.0), ("4.0", "outbound", None, "7", 100.0)]
     assert tr.recover(channels, 101.0, {}) == []  # now tracked: not started twice
+
+
+async def test_a_hangup_after_stop_starts_no_work_on_the_closed_journal(db, tmp_path, caplog):
+    """serve stops the components before the AMI link: a Hangup read in between used to start
+    a journal write on the closed file thread ("cannot schedule new futures after shutdown")."""
+    s = make_settings(tmp_path, finalize_delay=30.0)
+    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
+    clock = Clock()
+    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
+    await comp.start()
+    events = trace_events()
+    clock.advance(events[0][1])
+    cut = next(i for i, (m, _) in enumerate(events) if m.event == "Hangup" and m.get("Uniqueid") == CALLER)
+    await run_trace(comp, gw, clock, events[:cut])
+    [rec] = rows(db)
+    assert rec.status == "recording"
+    await comp.stop()
+    with caplog.at_level("ERROR", logger="recordings"):
+        for msg, t in events[cut:]:
+            gw.emit(msg, t)
+        await asyncio.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert comp.scheduled() == 0 and rows(db)[0].status == "recording"  # the next start settles it
