@@ -401,7 +401,7 @@ class _SessionRecord:
         self.lane = server.writes.lane() if server.db is not None and server.writes is not None else None
         self._insert = None
         if self.lane is not None:
-            self._insert = self.lane.submit(self._create, self._what("IVR session"))
+            self._insert = self.lane.submit(self._create, self._what("IVR session"), connection=True)
         self.hooked = False  # a hook's write was queued: it may have written ids into the row's detail
 
     def _hook(self, work, what: _What):
@@ -414,17 +414,17 @@ class _SessionRecord:
         return _What(kind, e.flow.name, e.caller_number, e.uniqueid)
 
     # -- the row ------------------------------------------------------------------
-    def _create(self, s) -> int:
+    def _create(self, conn) -> int:
         e = self.engine
         uniqueid, number = e.uniqueid[:64], self.number
         if self._insert_tried:  # an earlier try may have committed: find its row
-            sid = session_rows.find_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+            sid = session_rows.find_row(conn, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
                                         started=self.started)
             if sid is not None:
                 self.sid = sid
                 return sid
         self._insert_tried = True
-        self.sid = session_rows.insert_row(s, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
+        self.sid = session_rows.insert_row(conn, flow=e.flow.name, uniqueid=uniqueid, caller_number=number,
                                            started_at=_utc(self.started), language=e.language)
         return self.sid
 
@@ -469,13 +469,14 @@ class _SessionRecord:
         result, language = (engine.result or "hangup")[:64], engine.language
         hooked = self.hooked  # else the row's detail is still the insert's {}: nothing to read back
 
-        def upd(s):
+        def upd(conn):
             if self.sid is None:  # the insert failed for good (logged)
                 return
-            session_rows.complete_row(s, self.sid, ended_at=_utc(ended), path=path, digits=digits,
+            session_rows.complete_row(conn, self.sid, ended_at=_utc(ended), path=path, digits=digits,
                                       result=result, language=language, caller_number=number,
                                       detail=detail, merge=hooked)  # keeps ids written by the hooks
-        w = self.lane.submit(upd, self._what("IVR session end"))  # the row's own writes: not a hook
+        # the row's own writes: not a hook; Core statements, no ORM session
+        w = self.lane.submit(upd, self._what("IVR session end"), connection=True)
         try:
             await self.server.writes.wait(w)
         except Exception:

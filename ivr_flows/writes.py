@@ -33,10 +33,11 @@ MAX_CONFLICTS = 2  # IntegrityError retries of one write (a race with another se
 class _Write:
     """One queued write and, once done, its outcome (``exc`` None: ``result``)."""
 
-    __slots__ = ("fn", "what", "finished", "result", "exc", "waiting", "gates")
+    __slots__ = ("fn", "what", "connection", "finished", "result", "exc", "waiting", "gates")
 
-    def __init__(self, fn: Callable, what: object):
+    def __init__(self, fn: Callable, what: object, connection: bool = False):
         self.fn, self.what = fn, what
+        self.connection = connection  # fn(connection), Core statements only (GroupCommit.run)
         self.finished, self.result, self.exc = False, None, None
         self.waiting = False  # a caller is waiting (it will see a failure: not logged here)
         self.gates: list[asyncio.Future] = []  # what the waiting callers await
@@ -61,10 +62,11 @@ class Lane:
         self.delay = owner.base_delay
         self.conflicts = 0
 
-    def submit(self, fn: Callable, what: object) -> _Write:
-        """Queue ``fn(session)``; ``str(what)`` (masked) names it in the log, formatted only
-        then.  Await the result with :meth:`SessionWrites.wait`."""
-        w = _Write(fn, what)
+    def submit(self, fn: Callable, what: object, *, connection: bool = False) -> _Write:
+        """Queue ``fn(session)`` (``connection=True``: ``fn(connection)``, Core statements
+        only, cheaper on the database thread); ``str(what)`` (masked) names it in the log,
+        formatted only then.  Await the result with :meth:`SessionWrites.wait`."""
+        w = _Write(fn, what, connection)
         self.items.append(w)
         own = self.owner
         own.pending += 1
@@ -79,7 +81,8 @@ class Lane:
         self.timer = None
         if self.owner.closing:  # close() tries what is queued itself
             return
-        fut = self.inflight = self.owner.group.run(self.items[0].fn)
+        w = self.items[0]
+        fut = self.inflight = self.owner.group.run(w.fn, connection=w.connection)
         fut.add_done_callback(self._landed)
 
     def _landed(self, fut: asyncio.Future) -> None:
@@ -126,6 +129,12 @@ class Lane:
                 log.error("IVR: %s failed", w.what, exc_info=exc)
         for gate in w.gates:
             _open(gate)
+
+
+def _on_session(w: _Write) -> Callable:
+    """The write as ``fn(session)`` (``db.run``'s form; a Core write gets its connection)."""
+    fn = w.fn
+    return (lambda s: fn(s.connection())) if w.connection else fn
 
 
 def _open(gate: asyncio.Future) -> None:
@@ -221,7 +230,7 @@ class SessionWrites:
                 try:
                     if lane.inflight is None or (lane.inflight.done() and (
                             lane.inflight.cancelled() or lane.inflight.exception() is not None)):
-                        lane.inflight = asyncio.ensure_future(self.db.run(w.fn))
+                        lane.inflight = asyncio.ensure_future(self.db.run(_on_session(w)))
                     if left <= 0:
                         raise asyncio.TimeoutError
                     result = await asyncio.wait_for(asyncio.shield(lane.inflight), left)

@@ -19,6 +19,12 @@ queued for the same ``fn_many`` go to one ``fn_many(session, items)`` call (one
 small write's cost is SQLAlchemy's Python per statement, on a thread that shares the GIL
 with the event loop).  When that call raises, its items are run again one by one, so the
 bad item fails alone as a write of :meth:`run` would.
+
+A write queued with ``connection=True`` is Core statements only (``fn(connection)``): a
+batch of nothing else runs on a bare Connection (``Database.submit(connection=True)``),
+without an ORM ``Session``, whose set-up and commit bookkeeping were most of the database
+thread's time for the IVR's one-row writes (and that thread holds the GIL meanwhile: the
+loop's replies wait).  In a batch with ORM writes it gets the session's connection.
 """
 from __future__ import annotations
 
@@ -34,6 +40,16 @@ class _WriteFailed(Exception):
     def __init__(self, index: int, exc: BaseException):
         super().__init__(index)
         self.index, self.exc = index, exc
+
+
+class _Core:
+    """A write of Core statements only: ``fn(connection)`` (:meth:`GroupCommit.run` with
+    ``connection=True``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
 
 
 class _Item:
@@ -81,14 +97,31 @@ def _units(live: list[tuple[Any, asyncio.Future]]) -> list[tuple[Callable, list[
 
 
 def _all(session, fns: list[Callable]) -> list[Any]:
+    """Every write in the session's transaction (a Core one on its connection)."""
     out = []
     for i, fn in enumerate(fns):
         try:
-            out.append(fn(session))
-            session.flush()  # a constraint is this write's, not the commit's
+            if isinstance(fn, _Core):
+                out.append(fn.fn(session.connection()))
+            else:
+                out.append(fn(session))
+                session.flush()  # a constraint is this write's, not the commit's
         except TRANSIENT:
             raise
         except Exception as exc:  # noqa: BLE001 - this write's own failure, handed back to it
+            raise _WriteFailed(i, exc) from None
+    return out
+
+
+def _all_on_connection(conn, fns: list[_Core]) -> list[Any]:
+    """Core writes only, in the connection's transaction (a statement fails at once: no flush)."""
+    out = []
+    for i, fn in enumerate(fns):
+        try:
+            out.append(fn.fn(conn))
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in _all
             raise _WriteFailed(i, exc) from None
     return out
 
@@ -109,12 +142,14 @@ class GroupCommit:
         self.transactions = 0  # committed (for tests and benches)
         self._idle: asyncio.Future | None = None  # close() waits on it
 
-    def run(self, fn: Callable, *args: Any) -> asyncio.Future:
-        """Queue ``fn(session, *args)``; the future gets its result once its transaction
-        committed.  (The signature of ``db.run``: ``store.retry.retrying`` takes either.)"""
+    def run(self, fn: Callable, *args: Any, connection: bool = False) -> asyncio.Future:
+        """Queue ``fn(session, *args)`` (``connection=True``: ``fn(connection, *args)``, Core
+        statements only); the future gets its result once its transaction committed.
+        (The signature of ``db.run``: ``store.retry.retrying`` takes either.)"""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self.queue.append((functools.partial(fn, *args) if args else fn, fut))
+        write = functools.partial(fn, *args) if args else fn
+        self.queue.append((_Core(write) if connection else write, fut))
         if not self.busy:
             self.busy = True
             loop.call_soon(self._next, loop)  # what this turn of the loop submits goes in the same batch
@@ -155,7 +190,12 @@ class GroupCommit:
         def back(cf: concurrent.futures.Future) -> None:  # on the worker thread (or here, if done)
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self._landed, loop, live, units, cf)
-        self.db.submit(_all, [call for call, _ in units]).add_done_callback(back)
+        calls = [call for call, _ in units]
+        if all(isinstance(c, _Core) for c in calls):
+            done = self.db.submit(_all_on_connection, calls, connection=True)
+        else:
+            done = self.db.submit(_all, calls)
+        done.add_done_callback(back)
 
     def _landed(self, loop: asyncio.AbstractEventLoop, live: list[tuple[Any, asyncio.Future]],
                 units: list[tuple[Callable, list[int]]], cf: concurrent.futures.Future) -> None:

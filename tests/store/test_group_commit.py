@@ -104,3 +104,48 @@ async def test_a_call_of_many_must_answer_for_every_item(db):
     got = await asyncio.gather(*(group.run_many(lambda s, items: [], i) for i in range(2)),
                                return_exceptions=True)
     assert all(isinstance(g, ValueError) for g in got)
+
+
+def _add_core(name: str):
+    def write(conn):
+        from sqlalchemy import Connection, insert
+        assert isinstance(conn, Connection)  # a Core write gets a connection, never a session
+        return conn.execute(insert(User.__table__).values(username=name, password_hash="x", role="agent",
+                                                          display_name=name)).inserted_primary_key[0]
+    return write
+
+
+class _Counting:
+    """The database, counting how its transactions were opened (with or without a Session)."""
+
+    def __init__(self, db):
+        self._db, self.kinds = db, []
+
+    def submit(self, fn, *args, connection=False, **kw):
+        self.kinds.append("connection" if connection else "session")
+        return self._db.submit(fn, *args, connection=connection, **kw)
+
+
+@pytest.mark.postgres
+async def test_core_writes_run_without_a_session_and_share_one_with_orm_writes(db):
+    counting = _Counting(db)
+    group = GroupCommit(counting)
+    ids = await asyncio.gather(*(group.run(_add_core(f"c{i}"), connection=True) for i in range(20)))
+    assert len(set(ids)) == 20 and counting.kinds == ["connection"]  # one transaction, no ORM session
+    # mixed: the Core writes get the session's connection, all in one transaction
+    got = await asyncio.gather(group.run(_add_core("m0"), connection=True), group.run(_add("m1")),
+                               group.run(_add_core("m2"), connection=True))
+    assert counting.kinds == ["connection", "session"] and len(set(got)) == 3
+    assert await db.run(_count) == 23
+
+
+@pytest.mark.postgres
+async def test_a_failing_core_write_is_taken_out_and_the_others_are_committed(db):
+    group = GroupCommit(db)
+    futs = [group.run(_add_core("a"), connection=True), group.run(_add_core("a"), connection=True),
+            group.run(_add_core("b"), connection=True)]
+    got = await asyncio.gather(*futs, return_exceptions=True)
+    assert isinstance(got[0], int) and isinstance(got[2], int)
+    assert isinstance(got[1], IntegrityError)  # the duplicate, on its own
+    with db.session() as s:
+        assert sorted(s.scalars(select(User.username))) == ["a", "b"]
