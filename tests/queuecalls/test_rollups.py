@@ -17,8 +17,9 @@ from callcenter.queuecalls import agent_queries as aq
 from callcenter.queuecalls import cli as qcli
 from callcenter.queuecalls import report_queries as rq
 from callcenter.queuecalls import rollup_figures, rollups, store
-from callcenter.queuecalls.models import (QueueCall, QueueCallAgentRollup, QueueCallGroupRollup,
-                                          QueueCallGroupRollupBlock, QueueCallRollup, RollupDirty)
+from callcenter.queuecalls.models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock,
+                                          QueueCallGroupRollup, QueueCallGroupRollupBlock, QueueCallRollup,
+                                          RollupDirty)
 from callcenter.queuecalls.reducer import QueueCallRecord
 from callcenter.store import migrate
 from tests import support
@@ -205,7 +206,7 @@ def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
 
     def snapshot(s):  # every row, its counters unpacked (sums of seconds to 1e-6: the order of addition)
         out = {}
-        for table in (QueueCallRollup, QueueCallAgentRollup):
+        for table in (QueueCallRollup, QueueCallAgentRollup, QueueCallAgentRollupBlock):
             rows = []
             for m in s.execute(select(table.__table__)).mappings():
                 counts = {k: (None if v is None else round(v, 6)) for k, v in rollups.unpack_counts(m["counts"]).items()}
@@ -218,6 +219,13 @@ def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
         return out
     kept = db.call(snapshot)
     assert kept["queue_call_rollups"] and kept["queue_call_agent_rollups"] and kept["queue_call_group_rollup_blocks"]
+    # 0999g: a block is one record, the sum of its days' (unpack_counts refuses any other length)
+    for key, counts, waits in kept["queue_call_agent_rollup_blocks"]:
+        days = [(c, w) for k, c, w in kept["queue_call_agent_rollups"]
+                if k[:3] == key[:3] and key[3] <= k[3] < key[3] + rollups.BLOCK]
+        assert days and counts["answered"] == sum(c["answered"] for c, _ in days)
+        assert counts["max_wait"] == max((c["max_wait"] for c, _ in days if c["max_wait"] is not None), default=None)
+        assert waits == sorted(w for _, ws in days for w in ws)
     db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))
     assert db.call(snapshot) == kept
     assert {k[0][0] for k in kept["queue_call_rollups"]} == {"default", "east"}
