@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
@@ -380,6 +381,36 @@ def by_half_hour(session: Session, since, until, tz: ZoneInfo, *, target: float,
     t = _period_table(session, since, until, target, short_abandon, queue, server)
     halves = _by_local(t, session, tz, since, until, lambda e: (e % DAY) // 1800)
     return {int(k): v for k, v in halves.items()}
+
+
+def with_agents(session: Session, since, until, tz: ZoneInfo, *, target: float, short_abandon: float,
+                queue: str | None, server: str | None,
+                parts: Sequence[str]) -> tuple[rq.PeriodFigures, dict[str, rq.Group]]:
+    """:func:`period_figures` and :func:`by_agent` of one period.  On PostgreSQL the agents'
+    read runs on a second connection while this one reads the slots, so the database's two
+    reads (each one backend concatenating and sending packed rows) overlap instead of
+    following each other; the client adds up the slots meanwhile.  Both are READ COMMITTED
+    statements, as the two reads one after the other were.  Not when this transaction
+    recounted marked rows (:func:`.rollups.settle`): the other connection would not see them."""
+    rollups.check_settings(session, target, short_abandon)
+    settled = rollups.settle(session)
+    figures = lambda: period_figures(session, since, until, tz, target=target,  # noqa: E731
+                                     short_abandon=short_abandon, queue=queue, server=server, parts=parts)
+    if rollups.dialect_of(session) != "postgresql" or settled:
+        f = figures()
+        return f, by_agent(session, since, until, target=target, short_abandon=short_abandon, queue=queue,
+                           server=server)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-agents") as pool:
+        agents = pool.submit(_agents_apart, session.get_bind(), since, until, target, short_abandon, queue, server)
+        f = figures()
+        return f, agents.result()
+
+
+def _agents_apart(engine, since, until, target: float, short_abandon: float, queue: str | None,
+                  server: str | None) -> dict[str, rq.Group]:
+    """:func:`by_agent` in a transaction of its own connection."""
+    with Session(engine) as s, s.begin():
+        return by_agent(s, since, until, target=target, short_abandon=short_abandon, queue=queue, server=server)
 
 
 def by_agent(session: Session, since, until, *, target: float, short_abandon: float, queue: str | None,

@@ -323,3 +323,70 @@ def test_the_packed_rows_are_stored_uncompressed_on_postgresql(db):
         "FROM queue_call_rollup_days")).one())
     assert compressed[0] == 0 and compressed[1] > 0
     _exact(db)
+
+
+@pytest.mark.postgres
+def test_the_agent_blocks_migration_sums_the_stored_blocks_and_downgrade_packs_them_again(db):
+    """0999g_agent_block_sums: a block was its agent-day records run together, one each; after
+    the upgrade it is one record, their sum, and a recount agrees."""
+    t = T0.timestamp()
+    db.call(store.write_calls, [_rec(f"b{i}", t + 5400 * i, ["answered", "transferred", "abandoned"][i % 3],
+                                     wait=float(i % 50), agent=["PJSIP/1001", "PJSIP/1002"][i % 2])
+                                for i in range(400)], 30.0, "default")  # 25 days: two blocks or more
+    size = rollups.LAYOUT.itemsize
+
+    def blocks(s):
+        return {tuple(r[:4]): (len(r[4]) // size, rollups.unpack(r[5])) for r in s.execute(select(
+            *[QueueCallAgentRollupBlock.__table__.c[k] for k in ("server", "queue", "agent", "block", "counts",
+                                                                 "waits")]))}
+
+    def days(s):
+        out: dict = {}
+        for server, queue, agent, day, waits in s.execute(select(
+                QueueCallAgentRollup.server, QueueCallAgentRollup.queue, QueueCallAgentRollup.agent,
+                QueueCallAgentRollup.day, QueueCallAgentRollup.waits)):
+            n, w = out.get((server, queue, agent, day - day % rollups.BLOCK), (0, []))
+            out[(server, queue, agent, day - day % rollups.BLOCK)] = (n + 1, w + rollups.unpack(waits))
+        return out
+
+    summed = db.call(blocks)
+    assert len({k[3] for k in summed}) >= 2 and {n for n, _ in summed.values()} == {1}
+    try:
+        migrate.downgrade(db.engine, "0999f_call_group_rollups")
+        packed, per_day = db.call(blocks), db.call(days)
+        assert ({k: (n, sorted(w)) for k, (n, w) in packed.items()}
+                == {k: (n, sorted(w)) for k, (n, w) in per_day.items()})
+        assert max(n for n, _ in packed.values()) > 1
+    finally:
+        migrate.upgrade(db.engine)
+    assert db.call(blocks) == summed
+    _exact(db)
+
+
+@pytest.mark.postgres
+def test_the_agents_read_beside_the_slots_equals_the_calls(db, monkeypatch):
+    """The answer-times report reads "By agent" on a second connection while it reads the slots
+    (PostgreSQL), unless its transaction recounted marked rows, which only it can see; SQLite
+    reads both in turn.  Each way the figures are the calls'."""
+    t = T0.timestamp()
+    db.call(store.write_calls, [_rec(f"p{i}", t + 1800 * i, ["answered", "transferred", "abandoned"][i % 3],
+                                     wait=float(i % 70), agent=["PJSIP/1001", "PJSIP/1002", "PJSIP/1003"][i % 3])
+                                for i in range(900)], 30.0, "default")
+    apart = []
+    real = rollup_figures._agents_apart
+    monkeypatch.setattr(rollup_figures, "_agents_apart", lambda *a: apart.append(a) or real(*a))
+    tz = ZoneInfo("Asia/Shanghai")
+    since, until = dt.datetime(2026, 3, 28, 9, 7, tzinfo=tz), dt.datetime(2026, 4, 30, tzinfo=tz)
+
+    def want():
+        rows = [r for r in _stored(db) if since <= r["entered_at"] < until]
+        return {"summary": old.summarize(rows, 30.0, 5.0), **old.breakdowns(rows, 30.0, 5.0, tz)}
+    _same_figures(db.call(qcli.load_figures, since, until, None, tz, 30.0, 5.0), want())
+    assert len(apart) == (db.dialect == "postgresql")
+    # a hand-made fix: this report's transaction recounts it, so it reads the agents itself
+    db.call(lambda s: s.execute(update(QueueCall).where(QueueCall.uniqueid == "p60").values(agent="PJSIP/1009")))
+    assert _marks(db) > 0
+    got = db.call(qcli.load_figures, since, until, None, tz, 30.0, 5.0)
+    assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1009" in [g["key"] for g in got["agent"]]
+    _same_figures(got, want())
+    _exact(db)
