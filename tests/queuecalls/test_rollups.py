@@ -390,3 +390,16 @@ def test_the_agents_read_beside_the_slots_equals_the_calls(db, monkeypatch):
     assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1009" in [g["key"] for g in got["agent"]]
     _same_figures(got, want())
     _exact(db)
+
+
+@pytest.mark.postgres
+def test_hours_and_days_without_calls_are_not_groups(db):
+    """A local hour or day between two with calls, that has none, is no row of "By hour" or
+    "By day" (the groups are numbered over the range of keys; the empty ones are left out)."""
+    tz = ZoneInfo("Asia/Shanghai")
+    at = [dt.datetime(2026, 4, d, h, 20, tzinfo=tz).timestamp() for d in (1, 3) for h in (9, 11)]
+    db.call(store.write_calls, [_rec(f"e{i}", t, "answered", wait=5.0 + i) for i, t in enumerate(at)], 30.0, "default")
+    got = _figures(db, tz)
+    assert [g["key"] for g in got["hour"]] == ["09:00", "11:00"]
+    assert [g["key"] for g in got["day"]] == ["2026-04-01", "2026-04-03"]
+    _same_figures(got, _oracle(db, tz))
