@@ -238,7 +238,7 @@ def block_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElem
     days counted as one (one ``counts`` record, the block's waits sorted), the definition of a
     :class:`QueueCallAgentRollupBlock` row.  Counted from the calls, not packed from the day
     rows: a report adds up one record per block instead of 16 (a year of 80 agents in 8 queues:
-    2 MB of counters to send instead of 32)."""
+    2 MB of counters to send instead of 31)."""
     return agent_counts(dialect, settings, where=where, size=BLOCK)
 
 

@@ -2,7 +2,7 @@
 
 A ``queue_call_agent_rollup_blocks`` row was its agent-day rows packed: 16 ``counts``
 records (136 bytes each) a report added up.  A year's "By agent" (80 agents, 8 queues) sent
-32 MB of them from the database, which concatenated them on one backend while the client
+31 MB of them from the database, which concatenated them on one backend while the client
 waited.  A block's ``counts`` is now one record counted from the block's calls
 (``rollups.block_counts``; its waits sorted), so the same read sends 2 MB of counters beside
 the waits.  The tables' shape does not change; the existing blocks are recounted here with
