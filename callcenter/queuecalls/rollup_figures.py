@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Integer, func, literal_column, select, union_all
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -408,17 +409,20 @@ def with_agents(session: Session, since, until, tz: ZoneInfo, *, target: float, 
     reads (each one backend concatenating and sending packed rows) overlap instead of
     following each other; the client adds up the slots meanwhile.  Both are READ COMMITTED
     statements, as the two reads one after the other were.  Not when this transaction
-    recounted marked rows (:func:`.rollups.settle`): the other connection would not see them."""
+    recounted marked rows (:func:`.rollups.settle`), nor when the session is bound to one
+    connection rather than an engine (a caller's own transaction): the other connection would
+    not see what this transaction wrote."""
     rollups.check_settings(session, target, short_abandon)
     settled = rollups.settle(session)
     figures = lambda: period_figures(session, since, until, tz, target=target,  # noqa: E731
                                      short_abandon=short_abandon, queue=queue, server=server, parts=parts)
-    if rollups.dialect_of(session) != "postgresql" or settled:
+    engine = session.get_bind()
+    if rollups.dialect_of(session) != "postgresql" or settled or not isinstance(engine, Engine):
         f = figures()
         return f, by_agent(session, since, until, target=target, short_abandon=short_abandon, queue=queue,
                            server=server)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-agents") as pool:
-        agents = pool.submit(_agents_apart, session.get_bind(), since, until, target, short_abandon, queue, server)
+        agents = pool.submit(_agents_apart, engine, since, until, target, short_abandon, queue, server)
         f = figures()
         return f, agents.result()
 

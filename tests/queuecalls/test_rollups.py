@@ -390,6 +390,15 @@ def test_the_agents_read_beside_the_slots_equals_the_calls(db, monkeypatch):
     assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1009" in [g["key"] for g in got["agent"]]
     _same_figures(got, want())
     _exact(db)
+    # a session on one connection (a caller's own transaction): read in turn, what it wrote seen
+    from sqlalchemy.orm import Session
+
+    with db.engine.connect() as conn, Session(conn) as s:
+        s.execute(update(QueueCall).where(QueueCall.uniqueid == "p60").values(agent="PJSIP/1010"))
+        rollups.settle(s)
+        got = qcli.load_figures(s, since, until, None, tz, 30.0, 5.0)
+        s.rollback()
+    assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1010" in [g["key"] for g in got["agent"]]
 
 
 @pytest.mark.postgres
