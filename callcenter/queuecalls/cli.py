@@ -79,8 +79,7 @@ def _iso(v, tz: ZoneInfo):
 
 def load_figures(session, since, until, queue, tz: ZoneInfo, target: float, short: float) -> dict:
     """Summary and breakdowns (the JSON's shape) of the period, counted by the database."""
-    f = rq.period_figures(session, since, until, tz, target=target, short_abandon=short, queue=queue)
-    agents = rq.by_agent(session, since, until, target=target, short_abandon=short, queue=queue)
+    f, agents = rq.with_agents(session, since, until, tz, target=target, short_abandon=short, queue=queue)
     return {"summary": f.whole.summary(target, short),
             "queue": rq.sorted_groups(f.by_queue, target, short),
             "agent": rq.sorted_groups(agents, target, short),

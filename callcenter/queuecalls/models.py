@@ -126,10 +126,11 @@ class QueueCallAgentRollup(_RollupCounters, Base):
 
 
 class QueueCallAgentRollupBlock(Base):
-    """The :class:`QueueCallAgentRollup` rows of one server, queue and agent in one block of
-    16 UTC days (``block``: its start, epoch seconds a multiple of 16 days) packed into one:
-    ``counts`` and ``waits`` run together.  A report reads these for the blocks inside its
-    period (a year: about 15,000 rows for 80 agents in 8 queues), the day rows for the rest."""
+    """The answered calls of one server, queue and agent in one block of 16 UTC days
+    (``block``: its start, epoch seconds a multiple of 16 days) counted as one: ``counts`` one
+    record (the sum of its :class:`QueueCallAgentRollup` days; migration 0999g), ``waits`` the
+    block's, sorted.  A report reads these for the blocks inside its period (a year: about
+    15,000 rows for 80 agents in 8 queues), the day rows for the rest."""
 
     __tablename__ = "queue_call_agent_rollup_blocks"
 

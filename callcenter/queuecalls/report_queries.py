@@ -431,6 +431,17 @@ def by_agent(session: Session, since: dt.datetime | None, until: dt.datetime | N
                                    queue=queue, server=server)
 
 
+def with_agents(session: Session, since: dt.datetime | None, until: dt.datetime | None, tz: ZoneInfo, *,
+                target: float, short_abandon: float, queue: str | None = None, server: str | None = None,
+                parts: Sequence[str] = PARTS) -> tuple[PeriodFigures, dict[str, Group]]:
+    """:func:`period_figures` and :func:`by_agent` together (the answer-times report): on
+    PostgreSQL the two reads of the rollups overlap (:func:`.rollup_figures.with_agents`)."""
+    from . import rollup_figures
+
+    return rollup_figures.with_agents(session, since, until, tz, target=target, short_abandon=short_abandon,
+                                      queue=queue, server=server, parts=parts)
+
+
 def agent_rows(session: Session, src: Subquery, target: float) -> list[dict]:
     """The agents report: answered calls, talk and wait per agent; the name of the latest call."""
     c = src.c

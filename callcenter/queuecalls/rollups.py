@@ -21,6 +21,7 @@ row says what they were counted with; :func:`check_settings` refuses others
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import struct
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cas
                         select, tuple_)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 
 from ..store.db import MigrationRequired
 from . import report_queries as rq
@@ -183,19 +184,6 @@ def concat(dialect: str, col: ColumnElement) -> ColumnElement:
     return func.coalesce(cast(func.group_concat(col, ""), LargeBinary), literal_column("X''"))
 
 
-def block_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
-    """``SELECT server, queue, agent, block, counts, waits`` packing agent-day rows per block of
-    16 UTC days: the definition of a :class:`QueueCallAgentRollupBlock` row."""
-    r = QueueCallAgentRollup.__table__.c
-    n = literal_column(str(BLOCK), BigInteger)
-    block = r.day - r.day % n
-    q = select(r.server, r.queue, r.agent, block.label("block"), concat(dialect, r.counts).label("counts"),
-               concat(dialect, r.waits).label("waits"))
-    if join is not None:
-        q = q.join_from(QueueCallAgentRollup.__table__, *join)
-    return q.where(*where).group_by(r.server, r.queue, r.agent, block)
-
-
 def day_rows(dialect: str, where: Iterable[ColumnElement] = (), join=None):
     """``SELECT server, queue, day, slots, counts, nwaits, waits`` packing slot rows per UTC
     day: the definition of a :class:`QueueCallRollupDay` row."""
@@ -232,16 +220,26 @@ def slot_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnEleme
 
 
 def agent_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElement] = (),
-                 by_server: bool = True):
+                 by_server: bool = True, size: int = DAY):
     """The same per (server, queue, agent, UTC day) over answered calls with an agent: the
-    definition of a :class:`QueueCallAgentRollup` row (``report_queries.by_agent``'s calls)."""
+    definition of a :class:`QueueCallAgentRollup` row (``report_queries.by_agent``'s calls);
+    ``size=BLOCK``: per 16 days, a :class:`QueueCallAgentRollupBlock` row (column ``block``)."""
     c = QueueCall.__table__.c
     aggs = rq._aggregates(c, settings.answer_target, settings.short_abandon, True)
-    day = slot_of(dialect, c.entered_at, DAY)
-    cols = ([c.server] if by_server else []) + [c.queue, c.agent, day.label("day")]
+    unit = slot_of(dialect, c.entered_at, size)
+    cols = ([c.server] if by_server else []) + [c.queue, c.agent, unit.label("block" if size == BLOCK else "day")]
     q = select(*cols, packed_counts(dialect, aggs).label("counts"), packed_waits(dialect, c).label("waits"))
     q = q.where(c.direction == "inbound", c.outcome.in_(stats.ANSWERED), c.agent != "", *where)
-    return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, day)
+    return q.group_by(*([c.server] if by_server else []), c.queue, c.agent, unit)
+
+
+def block_counts(dialect: str, settings: Settings, *, where: Iterable[ColumnElement] = ()):
+    """``SELECT server, queue, agent, block, counts, waits``: an agent's answered calls of 16 UTC
+    days counted as one (one ``counts`` record, the block's waits sorted), the definition of a
+    :class:`QueueCallAgentRollupBlock` row.  Counted from the calls, not packed from the day
+    rows: a report adds up one record per block instead of 16 (a year of 80 agents in 8 queues:
+    2 MB of counters to send instead of 31)."""
+    return agent_counts(dialect, settings, where=where, size=BLOCK)
 
 
 def _columns(q) -> list[str]:
@@ -304,7 +302,7 @@ def rebuild(conn, settings: Settings, *, groups: bool = True) -> tuple[int, int]
     (migration 0999, which runs before 0999e creates their tables)."""
     d = dialect_of(conn)
     register_functions(conn)
-    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, QueueCallAgentRollupBlock, RollupDirty):
+    for t in (QueueCallRollup, QueueCallRollupDay, QueueCallAgentRollup, RollupDirty):
         conn.execute(delete(t))
     _save_settings(conn, settings)
     c = QueueCall.__table__.c
@@ -314,12 +312,21 @@ def rebuild(conn, settings: Settings, *, groups: bool = True) -> tuple[int, int]
     conn.execute(insert(QueueCallRollupDay).from_select(_columns(q), q))
     q = agent_counts(d, settings, where=[c.entered_at.is_not(None)])
     conn.execute(insert(QueueCallAgentRollup).from_select(_columns(q), q))
-    q = block_rows(d)
-    conn.execute(insert(QueueCallAgentRollupBlock).from_select(_columns(q), q))
+    rebuild_agent_blocks(conn, settings)
     if groups:
         rebuild_groups(conn, settings)
     return (conn.execute(select(func.count()).select_from(QueueCallRollup)).scalar_one(),
             conn.execute(select(func.count()).select_from(QueueCallAgentRollup)).scalar_one())
+
+
+def rebuild_agent_blocks(conn, settings: Settings) -> None:
+    """Recount the agents' 16-day blocks from the calls (migration 0999g: a block was its
+    days' records run together, it is now their sum)."""
+    d = dialect_of(conn)
+    c = QueueCall.__table__.c
+    conn.execute(delete(QueueCallAgentRollupBlock))
+    q = block_counts(d, settings, where=[c.entered_at.is_not(None)])
+    conn.execute(insert(QueueCallAgentRollupBlock).from_select(_columns(q), q))
 
 
 def rebuild_groups(conn, settings: Settings) -> None:
@@ -374,9 +381,12 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
               .where(d.c.kind == "a").distinct())
     ab = QueueCallAgentRollupBlock.__table__
     mb = blocks.subquery("mb")
-    packed_a = block_rows(dialect, join=(mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
-                                                  mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
-                                                  ar.c.day < mb.c.block + nb)))
+    # the marked blocks' day rows (just recounted), to be added up here (:func:`sum_block`)
+    block_days = (select(ar.c.server, ar.c.queue, ar.c.agent, mb.c.block, ar.c.counts, ar.c.waits)
+                  .join_from(ar, mb, and_(mb.c.server == ar.c.server, mb.c.queue == ar.c.queue,
+                                          mb.c.agent == ar.c.agent, ar.c.day >= mb.c.block,
+                                          ar.c.day < mb.c.block + nb))
+                  .order_by(ar.c.server, ar.c.queue, ar.c.agent, mb.c.block))
     # the agents' and satisfaction reports' rows ("g" marks: any outcome, ratings, names)
     gr, gb = QueueCallGroupRollup.__table__, QueueCallGroupRollupBlock.__table__
     marked_g = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "g")
@@ -396,7 +406,7 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
            delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
            insert(ar).from_select(_columns(a), a),
            delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
-           insert(ab).from_select(_columns(packed_a), packed_a),
+           block_days,
            delete(gr).where(tuple_(gr.c.server, gr.c.queue, gr.c.agent, gr.c.day).in_(marked_g)),
            insert(gr).from_select(_columns(g), g),
            delete(gb).where(tuple_(gb.c.server, gb.c.queue, gb.c.agent, gb.c.block).in_(gblocks)),
@@ -418,9 +428,31 @@ def settle(conn) -> int:
     d = dialect_of(conn)
     register_functions(conn)
     for stmt in _recount_statements(d, settings):
-        conn.execute(stmt)
+        if isinstance(stmt, Select):  # the marked agent blocks' day rows: each block their sum
+            rows = conn.execute(stmt).all()
+            blocks = [sum_block(*key, [r[4:] for r in days])
+                      for key, days in itertools.groupby(rows, key=lambda r: tuple(r[:4]))]
+            if blocks:
+                conn.execute(insert(QueueCallAgentRollupBlock), blocks)
+        else:
+            conn.execute(stmt)
     conn.execute(delete(RollupDirty))
     return len(marks)
+
+
+def sum_block(server: str, queue: str, agent: str, block: int, days: list) -> dict[str, Any]:
+    """A :class:`QueueCallAgentRollupBlock` row from its day rows' ``(counts, waits)``: the
+    counters added up, the longest wait the longest, the waits merged and sorted, as
+    :func:`block_counts` counts them from the calls (the sums of seconds may differ in the last
+    bits: added in another order).  The writer's way: 16 small rows in hand instead of 16
+    days of the agent's calls read again (20 blocks: 1-3 ms instead of 25)."""
+    packed = np.frombuffer(b"".join(bytes(c) for c, _ in days), dtype=LAYOUT)
+    f = packed["f"]
+    longest = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
+    counts = _PACK.pack(*packed["i"].sum(axis=0, dtype=np.int64).tolist(), *f[:, :2].sum(axis=0).tolist(), longest)
+    waits = np.sort(np.frombuffer(b"".join(bytes(w) for _, w in days), dtype=">f8"))
+    return {"server": server, "queue": queue, "agent": agent, "block": int(block), "counts": counts,
+            "waits": waits.astype(">f8").tobytes()}
 
 
 def differences(conn) -> list[tuple[str, Any]]:
@@ -435,7 +467,9 @@ def differences(conn) -> list[tuple[str, Any]]:
     for table, q, key in ((QueueCallRollup, slot_counts(d, settings, where=[c.entered_at.is_not(None)]),
                            ("server", "queue", "slot")),
                           (QueueCallAgentRollup, agent_counts(d, settings, where=[c.entered_at.is_not(None)]),
-                           ("server", "queue", "agent", "day"))):
+                           ("server", "queue", "agent", "day")),
+                          (QueueCallAgentRollupBlock, block_counts(d, settings, where=[c.entered_at.is_not(None)]),
+                           ("server", "queue", "agent", "block"))):
         names = _columns(q)
         want = {tuple(m[k] for k in key): _norm(m, names) for m in conn.execute(q).mappings()}
         t = table.__table__
@@ -456,23 +490,6 @@ def differences(conn) -> list[tuple[str, Any]]:
     for k in sorted(set(slots) | set(days), key=str):
         if slots.get(k) != days.get(k):
             out.append((QueueCallRollupDay.__tablename__, k))
-    # a packed block holds exactly its agent-day rows: their counters, and their waits
-    size = LAYOUT.itemsize
-    agent_days: dict[tuple, tuple[list, list]] = {}
-    for m in conn.execute(select(QueueCallAgentRollup.__table__)).mappings():
-        k = (m["server"], m["queue"], m["agent"], m["day"] - m["day"] % BLOCK)
-        have = agent_days.setdefault(k, ([], []))
-        have[0].append(bytes(m["counts"]))
-        have[1].extend(unpack(m["waits"]))
-    blocks: dict[tuple, tuple[list, list]] = {}
-    for m in conn.execute(select(QueueCallAgentRollupBlock.__table__)).mappings():
-        b = bytes(m["counts"])
-        blocks[(m["server"], m["queue"], m["agent"], m["block"])] = (
-            [b[i:i + size] for i in range(0, len(b), size)], unpack(m["waits"]))
-    for k in sorted(set(agent_days) | set(blocks), key=str):
-        a, b = agent_days.get(k), blocks.get(k)
-        if a is None or b is None or sorted(a[0]) != sorted(b[0]) or sorted(a[1]) != sorted(b[1]):
-            out.append((QueueCallAgentRollupBlock.__tablename__, k))
     # the agents' and satisfaction reports' rows: each a recount of its calls, each block its days
     for table, q, key in ((QueueCallGroupRollup, call_groups.group_counts(
                                d, settings.answer_target, where=[c.entered_at.is_not(None)]),

@@ -17,8 +17,9 @@ from callcenter.queuecalls import agent_queries as aq
 from callcenter.queuecalls import cli as qcli
 from callcenter.queuecalls import report_queries as rq
 from callcenter.queuecalls import rollup_figures, rollups, store
-from callcenter.queuecalls.models import (QueueCall, QueueCallAgentRollup, QueueCallGroupRollup,
-                                          QueueCallGroupRollupBlock, QueueCallRollup, RollupDirty)
+from callcenter.queuecalls.models import (QueueCall, QueueCallAgentRollup, QueueCallAgentRollupBlock,
+                                          QueueCallGroupRollup, QueueCallGroupRollupBlock, QueueCallRollup,
+                                          RollupDirty)
 from callcenter.queuecalls.reducer import QueueCallRecord
 from callcenter.store import migrate
 from tests import support
@@ -205,7 +206,7 @@ def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
 
     def snapshot(s):  # every row, its counters unpacked (sums of seconds to 1e-6: the order of addition)
         out = {}
-        for table in (QueueCallRollup, QueueCallAgentRollup):
+        for table in (QueueCallRollup, QueueCallAgentRollup, QueueCallAgentRollupBlock):
             rows = []
             for m in s.execute(select(table.__table__)).mappings():
                 counts = {k: (None if v is None else round(v, 6)) for k, v in rollups.unpack_counts(m["counts"]).items()}
@@ -218,6 +219,13 @@ def test_a_rebuild_equals_the_rollups_the_writes_kept(db):
         return out
     kept = db.call(snapshot)
     assert kept["queue_call_rollups"] and kept["queue_call_agent_rollups"] and kept["queue_call_group_rollup_blocks"]
+    # 0999g: a block is one record, the sum of its days' (unpack_counts refuses any other length)
+    for key, counts, waits in kept["queue_call_agent_rollup_blocks"]:
+        days = [(c, w) for k, c, w in kept["queue_call_agent_rollups"]
+                if k[:3] == key[:3] and key[3] <= k[3] < key[3] + rollups.BLOCK]
+        assert days and counts["answered"] == sum(c["answered"] for c, _ in days)
+        assert counts["max_wait"] == max((c["max_wait"] for c, _ in days if c["max_wait"] is not None), default=None)
+        assert waits == sorted(w for _, ws in days for w in ws)
     db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))
     assert db.call(snapshot) == kept
     assert {k[0][0] for k in kept["queue_call_rollups"]} == {"default", "east"}
@@ -315,3 +323,92 @@ def test_the_packed_rows_are_stored_uncompressed_on_postgresql(db):
         "FROM queue_call_rollup_days")).one())
     assert compressed[0] == 0 and compressed[1] > 0
     _exact(db)
+
+
+@pytest.mark.postgres
+def test_the_agent_blocks_migration_sums_the_stored_blocks_and_downgrade_packs_them_again(db):
+    """0999g_agent_block_sums: a block was its agent-day records run together, one each; after
+    the upgrade it is one record, their sum, and a recount agrees."""
+    t = T0.timestamp()
+    db.call(store.write_calls, [_rec(f"b{i}", t + 5400 * i, ["answered", "transferred", "abandoned"][i % 3],
+                                     wait=float(i % 50), agent=["PJSIP/1001", "PJSIP/1002"][i % 2])
+                                for i in range(400)], 30.0, "default")  # 25 days: two blocks or more
+    size = rollups.LAYOUT.itemsize
+
+    def blocks(s):
+        return {tuple(r[:4]): (len(r[4]) // size, rollups.unpack(r[5])) for r in s.execute(select(
+            *[QueueCallAgentRollupBlock.__table__.c[k] for k in ("server", "queue", "agent", "block", "counts",
+                                                                 "waits")]))}
+
+    def days(s):
+        out: dict = {}
+        for server, queue, agent, day, waits in s.execute(select(
+                QueueCallAgentRollup.server, QueueCallAgentRollup.queue, QueueCallAgentRollup.agent,
+                QueueCallAgentRollup.day, QueueCallAgentRollup.waits)):
+            n, w = out.get((server, queue, agent, day - day % rollups.BLOCK), (0, []))
+            out[(server, queue, agent, day - day % rollups.BLOCK)] = (n + 1, w + rollups.unpack(waits))
+        return out
+
+    summed = db.call(blocks)
+    assert len({k[3] for k in summed}) >= 2 and {n for n, _ in summed.values()} == {1}
+    try:
+        migrate.downgrade(db.engine, "0999f_call_group_rollups")
+        packed, per_day = db.call(blocks), db.call(days)
+        assert ({k: (n, sorted(w)) for k, (n, w) in packed.items()}
+                == {k: (n, sorted(w)) for k, (n, w) in per_day.items()})
+        assert max(n for n, _ in packed.values()) > 1
+    finally:
+        migrate.upgrade(db.engine)
+    assert db.call(blocks) == summed
+    _exact(db)
+
+
+@pytest.mark.postgres
+def test_the_agents_read_beside_the_slots_equals_the_calls(db, monkeypatch):
+    """The answer-times report reads "By agent" on a second connection while it reads the slots
+    (PostgreSQL), unless its transaction recounted marked rows, which only it can see; SQLite
+    reads both in turn.  Each way the figures are the calls'."""
+    t = T0.timestamp()
+    db.call(store.write_calls, [_rec(f"p{i}", t + 1800 * i, ["answered", "transferred", "abandoned"][i % 3],
+                                     wait=float(i % 70), agent=["PJSIP/1001", "PJSIP/1002", "PJSIP/1003"][i % 3])
+                                for i in range(900)], 30.0, "default")
+    apart = []
+    real = rollup_figures._agents_apart
+    monkeypatch.setattr(rollup_figures, "_agents_apart", lambda *a: apart.append(a) or real(*a))
+    tz = ZoneInfo("Asia/Shanghai")
+    since, until = dt.datetime(2026, 3, 28, 9, 7, tzinfo=tz), dt.datetime(2026, 4, 30, tzinfo=tz)
+
+    def want():
+        rows = [r for r in _stored(db) if since <= r["entered_at"] < until]
+        return {"summary": old.summarize(rows, 30.0, 5.0), **old.breakdowns(rows, 30.0, 5.0, tz)}
+    _same_figures(db.call(qcli.load_figures, since, until, None, tz, 30.0, 5.0), want())
+    assert len(apart) == (db.dialect == "postgresql")
+    # a hand-made fix: this report's transaction recounts it, so it reads the agents itself
+    db.call(lambda s: s.execute(update(QueueCall).where(QueueCall.uniqueid == "p60").values(agent="PJSIP/1009")))
+    assert _marks(db) > 0
+    got = db.call(qcli.load_figures, since, until, None, tz, 30.0, 5.0)
+    assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1009" in [g["key"] for g in got["agent"]]
+    _same_figures(got, want())
+    _exact(db)
+    # a session on one connection (a caller's own transaction): read in turn, what it wrote seen
+    from sqlalchemy.orm import Session
+
+    with db.engine.connect() as conn, Session(conn) as s:
+        s.execute(update(QueueCall).where(QueueCall.uniqueid == "p60").values(agent="PJSIP/1010"))
+        rollups.settle(s)
+        got = qcli.load_figures(s, since, until, None, tz, 30.0, 5.0)
+        s.rollback()
+    assert len(apart) == (db.dialect == "postgresql") and "PJSIP/1010" in [g["key"] for g in got["agent"]]
+
+
+@pytest.mark.postgres
+def test_hours_and_days_without_calls_are_not_groups(db):
+    """A local hour or day between two with calls, that has none, is no row of "By hour" or
+    "By day" (the groups are numbered over the range of keys; the empty ones are left out)."""
+    tz = ZoneInfo("Asia/Shanghai")
+    at = [dt.datetime(2026, 4, d, h, 20, tzinfo=tz).timestamp() for d in (1, 3) for h in (9, 11)]
+    db.call(store.write_calls, [_rec(f"e{i}", t, "answered", wait=5.0 + i) for i, t in enumerate(at)], 30.0, "default")
+    got = _figures(db, tz)
+    assert [g["key"] for g in got["hour"]] == ["09:00", "11:00"]
+    assert [g["key"] for g in got["day"]] == ["2026-04-01", "2026-04-03"]
+    _same_figures(got, _oracle(db, tz))
