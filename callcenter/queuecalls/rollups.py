@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
 from ..store.db import MigrationRequired
+from ..store.join_order import OuterFirst
 from . import report_queries as rq
 from . import stats
 from . import call_groups
@@ -364,12 +365,16 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     r, ar = QueueCallRollup.__table__, QueueCallAgentRollup.__table__
     marked_q = select(d.c.server, d.c.queue, d.c.slot).where(d.c.kind == "q")
     marked_a = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "a")
-    q = slot_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+    # the marks first, then their calls by index, whatever SQLite's statistics say (join_order)
+    calls_t = QueueCall.__table__
+    q = slot_counts(dialect, settings).select_from(OuterFirst(d, calls_t, and_(
         d.c.kind == "q", d.c.server == c.server, d.c.queue == c.queue,
         c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + SLOT)))
-    a = agent_counts(dialect, settings).join_from(QueueCall.__table__, d, and_(
+    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_queue_entered", "sqlite")
+    a = agent_counts(dialect, settings).select_from(OuterFirst(d, calls_t, and_(
         d.c.kind == "a", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
         c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_agent_entered", "sqlite")
     n = literal_column(str(DAY), BigInteger)
     days = select(d.c.server, d.c.queue, (d.c.slot - d.c.slot % n).label("day")).where(d.c.kind == "q").distinct()
     rd = QueueCallRollupDay.__table__
@@ -390,9 +395,10 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     # the agents' and satisfaction reports' rows ("g" marks: any outcome, ratings, names)
     gr, gb = QueueCallGroupRollup.__table__, QueueCallGroupRollupBlock.__table__
     marked_g = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "g")
-    g = call_groups.group_counts(dialect, settings.answer_target).join_from(QueueCall.__table__, d, and_(
+    g = call_groups.group_counts(dialect, settings.answer_target).select_from(OuterFirst(d, calls_t, and_(
         d.c.kind == "g", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
         c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
+    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_agent_entered", "sqlite")
     gblocks = (select(d.c.server, d.c.queue, d.c.agent, (d.c.slot - d.c.slot % nb).label("block"))
                .where(d.c.kind == "g").distinct())
     mg = gblocks.subquery("mg")
