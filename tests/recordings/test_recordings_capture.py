@@ -333,7 +333,8 @@ async def test_campaign_id_is_looked_up_in_the_dialer(db, tmp_path):
     await comp.stop()
 
 
-async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
+async def _started_with_slow_finalise(db, tmp_path):
+    """A started capture (finalisation 30 s after a hang-up), its gateway, clock and trace 06."""
     s = make_settings(tmp_path, finalize_delay=30.0)
     gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
     clock = Clock()
@@ -341,6 +342,11 @@ async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
     await comp.start()
     events = trace_events()
     clock.advance(events[0][1])
+    return comp, gw, clock, events
+
+
+async def test_stop_settles_pending_finalisations_at_once(db, tmp_path):
+    comp, gw, clock, events = await _started_with_slow_finalise(db, tmp_path)
     await run_trace(comp, gw, clock, events)
     assert comp.scheduled() == 1
     await comp.stop()
@@ -377,13 +383,7 @@ def test_recover_starts_answered_queue_calls_nobody_records():
 async def test_a_hangup_after_stop_starts_no_work_on_the_closed_journal(db, tmp_path, caplog):
     """serve stops the components before the AMI link: a Hangup read in between used to start
     a journal write on the closed file thread ("cannot schedule new futures after shutdown")."""
-    s = make_settings(tmp_path, finalize_delay=30.0)
-    gw = FakeGateway(spool=SPOOL, directory=s.directory, wav_source=PART1)
-    clock = Clock()
-    comp = capture.RecordingsComponent(s, db=db, clock=clock, gateway=gw)
-    await comp.start()
-    events = trace_events()
-    clock.advance(events[0][1])
+    comp, gw, clock, events = await _started_with_slow_finalise(db, tmp_path)
     cut = next(i for i, (m, _) in enumerate(events) if m.event == "Hangup" and m.get("Uniqueid") == CALLER)
     await run_trace(comp, gw, clock, events[:cut])
     [rec] = rows(db)
