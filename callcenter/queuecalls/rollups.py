@@ -353,6 +353,21 @@ def _slot_start(dialect: str, epoch: ColumnElement) -> ColumnElement:
 _RECOUNT: dict[tuple[str, Settings], tuple] = {}
 
 
+def _of_marked_calls(counts: Select, dialect: str, d, kind: str, span: int) -> Select:
+    """``counts`` over the calls of the marks of ``kind`` (a queue's slot ``q``: its
+    ``span`` seconds; an agent's day ``a``/``g``: also that agent).  The marks are read
+    first and their calls by a named index, whatever SQLite's statistics say
+    (:mod:`callcenter.store.join_order`)."""
+    c = QueueCall.__table__.c
+    on = [d.c.kind == kind, d.c.server == c.server, d.c.queue == c.queue]
+    if kind != "q":
+        on.append(d.c.agent == c.agent)
+    on += [c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + span)]
+    index = "ix_queue_calls_queue_entered" if kind == "q" else "ix_queue_calls_agent_entered"
+    return counts.select_from(OuterFirst(d, QueueCall.__table__, and_(*on))).with_hint(
+        QueueCall.__table__, f"INDEXED BY {index}", "sqlite")
+
+
 def _recount_statements(dialect: str, settings: Settings) -> tuple:
     """(delete, insert) of the dirty slot rows and of the dirty agent-day rows: each one
     statement over the marks joined to their calls (built once: building costs more than
@@ -360,21 +375,12 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     key = (dialect, settings)
     if key in _RECOUNT:
         return _RECOUNT[key]
-    c = QueueCall.__table__.c
     d = RollupDirty.__table__.alias("d")
     r, ar = QueueCallRollup.__table__, QueueCallAgentRollup.__table__
     marked_q = select(d.c.server, d.c.queue, d.c.slot).where(d.c.kind == "q")
     marked_a = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "a")
-    # the marks first, then their calls by index, whatever SQLite's statistics say (join_order)
-    calls_t = QueueCall.__table__
-    q = slot_counts(dialect, settings).select_from(OuterFirst(d, calls_t, and_(
-        d.c.kind == "q", d.c.server == c.server, d.c.queue == c.queue,
-        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + SLOT)))
-    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_queue_entered", "sqlite")
-    a = agent_counts(dialect, settings).select_from(OuterFirst(d, calls_t, and_(
-        d.c.kind == "a", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
-        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
-    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_agent_entered", "sqlite")
+    q = _of_marked_calls(slot_counts(dialect, settings), dialect, d, "q", SLOT)
+    a = _of_marked_calls(agent_counts(dialect, settings), dialect, d, "a", DAY)
     n = literal_column(str(DAY), BigInteger)
     days = select(d.c.server, d.c.queue, (d.c.slot - d.c.slot % n).label("day")).where(d.c.kind == "q").distinct()
     rd = QueueCallRollupDay.__table__
@@ -395,10 +401,7 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     # the agents' and satisfaction reports' rows ("g" marks: any outcome, ratings, names)
     gr, gb = QueueCallGroupRollup.__table__, QueueCallGroupRollupBlock.__table__
     marked_g = select(d.c.server, d.c.queue, d.c.agent, d.c.slot).where(d.c.kind == "g")
-    g = call_groups.group_counts(dialect, settings.answer_target).select_from(OuterFirst(d, calls_t, and_(
-        d.c.kind == "g", d.c.server == c.server, d.c.queue == c.queue, d.c.agent == c.agent,
-        c.entered_at >= _slot_start(dialect, d.c.slot), c.entered_at < _slot_start(dialect, d.c.slot + DAY)))
-    ).with_hint(calls_t, "INDEXED BY ix_queue_calls_agent_entered", "sqlite")
+    g = _of_marked_calls(call_groups.group_counts(dialect, settings.answer_target), dialect, d, "g", DAY)
     gblocks = (select(d.c.server, d.c.queue, d.c.agent, (d.c.slot - d.c.slot % nb).label("block"))
                .where(d.c.kind == "g").distinct())
     mg = gblocks.subquery("mg")

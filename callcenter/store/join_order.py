@@ -17,9 +17,6 @@ class OuterFirst(Join):
 
     inherit_cache = True
 
-    def __init__(self, left, right, onclause):
-        super().__init__(left, right, onclause)
-
 
 @compiles(OuterFirst, "sqlite")
 def _sqlite(join: OuterFirst, compiler, **kw) -> str:
