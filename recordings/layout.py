@@ -66,10 +66,17 @@ def to_relative(path: str, roots: list[Path]) -> str:
     p = PurePosixPath(path)
     if not p.is_absolute():
         return str(check_relative(path))
+    root = root_of(path, roots)
+    if root is None:
+        raise UnsafePath(f"recording path {path!r} is not under {', '.join(str(r) for r in roots)}")
+    return str(check_relative(str(p.relative_to(root))))
+
+
+def root_of(path: str, roots: list[Path]) -> PurePosixPath | None:
+    """The first of ``roots`` that the absolute ``path`` is or lies under; None if none."""
+    p = PurePosixPath(path)
     for root in roots:
-        try:
-            rel = p.relative_to(PurePosixPath(str(root)))
-        except ValueError:
-            continue
-        return str(check_relative(str(rel)))
-    raise UnsafePath(f"recording path {path!r} is not under {', '.join(str(r) for r in roots)}")
+        r = PurePosixPath(str(root))
+        if p == r or r in p.parents:
+            return r
+    return None

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from callcenter.phones import DEFAULT_REGION
 
+from . import layout
 from .policy import Policy, parse_campaign_rules, parse_rule, parse_rules
 
 KINDS = ("queue", "complaint", "voice_message", "outbound")
@@ -69,9 +70,7 @@ class Settings:
         """
         if not configured:
             return str(self.spool_dir)
-        p = PurePosixPath(configured)
-        roots = [PurePosixPath(str(r)) for r in self.roots]
-        if not p.is_absolute() or not any(p == r or r in p.parents for r in roots):
+        if not PurePosixPath(configured).is_absolute() or layout.root_of(configured, self.roots) is None:
             raise VoiceMessageDirError(
                 f"[agi] recordings_dir {configured!r} is not under [recordings] spool_dir {str(self.spool_dir)!r}"
                 f" (or directory {str(self.directory)!r}): voice messages recorded there could not be catalogued;"
