@@ -81,6 +81,13 @@ def _update_of(columns: tuple[str, ...]):
     return _T.update().where(_T.c.id == bindparam("rec_id")).values({c: bindparam(f"v_{c}") for c in columns})
 
 
+def _update_params(rec_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`_update_of` ``(tuple(values))`` for row ``rec_id``."""
+    params = {f"v_{c}": v for c, v in values.items()}
+    params["rec_id"] = rec_id
+    return params
+
+
 def _refresh(session, rec_id: int) -> None:
     """A row changed by a Core statement: an ORM instance of it in this session is stale."""
     rec = session.identity_map.get(session.identity_key(Recording, rec_id))
@@ -104,9 +111,7 @@ def start(session, *, rel: str, kind: str, uniqueid: str, channel: str = "",
 
 def _update(session, rec_id: int, **values: Any) -> None:
     session.flush()  # an ORM change to the row pending in this session goes first
-    params = {f"v_{c}": v for c, v in values.items()}
-    params["rec_id"] = rec_id
-    session.execute(_update_of(tuple(values)), params)
+    session.execute(_update_of(tuple(values)), _update_params(rec_id, values))
     _refresh(session, rec_id)
 
 
@@ -196,9 +201,7 @@ def finalize_many(session, items: list[Finalize]) -> list[str]:
             raise LookupError(f"no recording {f.rec_id}")
         status, values = _finalized(rec, f)
         out.append(status)
-        params = {f"v_{c}": v for c, v in values.items()}
-        params["rec_id"] = f.rec_id
-        updates.setdefault(tuple(values), []).append(params)
+        updates.setdefault(tuple(values), []).append(_update_params(f.rec_id, values))
     for columns, params in updates.items():
         session.execute(_update_of(columns), params)
     for rec_id in ids:
