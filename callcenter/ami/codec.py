@@ -146,8 +146,7 @@ def _message(block: str, eol: str) -> "Message":
         elif line:
             name, sep, value = line.partition(":")
             headers.append((name, value) if sep else ("", line))
-    low = block.lower()
-    return Message(headers, "actionid" in low or "commandid" in low)
+    return Message(headers, _has_ids(block.lower()))
 
 
 def parse_header_line(line: str) -> tuple[str, str]:
@@ -245,7 +244,7 @@ class Parser:
                 name = block[7:nl] if nl >= 0 else block[7:]
                 if name not in events:
                     if name in when:
-                        if not check_ids or _no_ids(block):
+                        if not check_ids or not _has_ids(block.lower()):
                             append(Deferred(name, block, eol))
                             continue
                     elif ((name != "VarSet" and not check_ids and len(name) != 8)  # most: no more to read
@@ -279,11 +278,10 @@ def _skippable(block: str, name: str, eol: str, variables: frozenset[str], check
     elif len(name) == 8 and name.lower() == "shutdown":
         return False
     if check_ids:
-        low = block.lower() if low is None else low
-        return "actionid" not in low and "commandid" not in low
+        return not _has_ids(block.lower() if low is None else low)
     return True
 
 
-def _no_ids(block: str) -> bool:
-    low = block.lower()
-    return "actionid" not in low and "commandid" not in low
+def _has_ids(low: str) -> bool:
+    """Can the message whose lower-cased text is ``low`` carry an ActionID/CommandID?"""
+    return "actionid" in low or "commandid" in low
