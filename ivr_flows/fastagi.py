@@ -31,6 +31,11 @@ from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
 from .agi import MAX_ENV_BYTES, R200, EnvError, Env, Reply, parse_env
+from .agi_transport import AgiConnection
+
+# The server's connections are AgiConnection (reader and writer in one); the tests also drive
+# the same code over asyncio.start_server's streams.
+Stream = asyncio.StreamReader | asyncio.StreamWriter | AgiConnection
 
 log = logging.getLogger(__name__)
 ENV_TIMEOUT = 10.0           # seconds to receive the agi_* block
@@ -207,7 +212,7 @@ class AgiRequest(fast_agi.Request):
     and ``on_hangup()`` is called once then.  ``latency`` (a list) receives the
     time from the last reply bytes read to the next command written."""
 
-    def __init__(self, app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def __init__(self, app: Any, reader: Stream, writer: Stream,
                  encoding: str = "utf-8", *, latency: list | None = None,
                  reply_timeout: float = REPLY_TIMEOUT):
         super().__init__(app, OrderedDict(), reader, writer, encoding=encoding)
@@ -392,7 +397,7 @@ class AgiApplication(fast_agi.Application):
                 self.add_route(name, endpoint)
         return endpoint
 
-    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(self, reader: Stream, writer: Stream) -> None:
         """Read the environment, run the route for it, close.  Errors propagate to the caller
         (the server logs them); the socket is closed in every case."""
         request = AgiRequest(self, reader, writer, encoding=self.default_encoding, latency=self.latency,

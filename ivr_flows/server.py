@@ -27,6 +27,7 @@ from callcenter.queuecalls.ratings import QueueCallNotStored
 from callcenter.store.retry import TRANSIENT
 
 from .agi import EnvError
+from .agi_transport import AgiConnection
 from .engine import Done, Effect, Engine, warm_holidays
 from .fastagi import REPLY_TIMEOUT, AgiApplication, AgiRequest
 from .flow import FLOWS_DIR, Flow, FlowError, flow_file, flow_path, load_flow
@@ -124,8 +125,8 @@ class AgiServer:
         self.max_sessions = max_sessions  # more at once are refused at accept: the fds stay bounded
         self.refused = 0
         self.shed = 0
-        self._no_env: dict[asyncio.StreamWriter, asyncio.Task] = {}  # connected, no environment yet
-        self._in_flow: dict[asyncio.StreamWriter, AgiRequest] = {}
+        self._no_env: dict[AgiConnection, asyncio.Task] = {}  # connected, no environment yet
+        self._in_flow: dict[AgiConnection, AgiRequest] = {}
         self._refusals = RepeatLimiter(log, self, interval=60.0)
         self.app = AgiApplication(resolve=self._resolve, latency=latency, reply_timeout=reply_timeout)
 
@@ -145,8 +146,9 @@ class AgiServer:
         except Exception as exc:  # noqa: BLE001 - as in the engine: flows then see no holidays
             log.warning("no public holidays known for %r (%s): holiday conditions are false", self.country, exc)
         self.check_prompts()
-        self._server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                  limit=256 * 1024, backlog=1024)
+        handle = self._handle  # one plain Protocol per connection: no streams layer per reply
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: AgiConnection(handle), self.host, self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%s", self.host, self.port)
 
@@ -232,7 +234,7 @@ class AgiServer:
         """A route for a flow file that appeared after start (served like the others)."""
         return self._run_flow if flow_path(name, self.flows_dir) is not None else None
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, reader: AgiConnection, writer: AgiConnection) -> None:
         if self.active >= self.max_sessions and not self._shed_one():
             self.refused += 1
             self._refusals.warning("cap", "FastAGI session refused: %d sessions open ([agi] max_sessions)",

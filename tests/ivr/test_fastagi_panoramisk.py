@@ -14,12 +14,24 @@ from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
 from callcenter.ami.tracefile import read_agi, traces_dir
+from ivr_flows.agi_transport import AgiConnection
 from ivr_flows.fastagi import AgiApplication, AgiRequest, parse_result, simple_reply, to_reply
 
 from tests.support.ivr import agi_server, call
 
 TRACES = ["04-outbound-answered-survey.agi", "07-fastagi-session.agi", "07b-fastagi-caller-hangup.agi",
           "07c-fastagi-voice-message.agi", "07d-fastagi-no-input.agi"]
+
+
+@pytest.fixture(params=["protocol", "streams"])
+def listen(request):
+    """Start a FastAGI listener as the server does (one AgiConnection per connection) or over
+    asyncio's streams: the request code must behave the same over both."""
+    async def start(handler):
+        if request.param == "streams":
+            return await asyncio.start_server(handler, "127.0.0.1", 0)
+        return await asyncio.get_running_loop().create_server(lambda: AgiConnection(handler), "127.0.0.1", 0)
+    return start
 
 
 def script(name):
@@ -34,7 +46,7 @@ def script(name):
     return entries[0].raw, out
 
 
-async def replay(name, route, *, app=None):
+async def replay(name, route, *, app=None, listen=None):
     """Serve ``route`` with ``app`` (default: ours) and play Asterisk's side of trace ``name``."""
     env, steps = script(name)
     app = AgiApplication() if app is None else app
@@ -47,7 +59,7 @@ async def replay(name, route, *, app=None):
             done.set_result(True)
 
     app.add_route("ivr" if "ivr" in env.decode() else "survey", run)
-    server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+    server = await (listen or _streams)(app.handler)
     port = server.sockets[0].getsockname()[1]
     seen = []
     try:
@@ -90,7 +102,7 @@ async def test_plain_function_route_is_refused():
     assert "x" not in app._route
 
 
-async def test_07b_hangup_sequence_one_reply_per_command():
+async def test_07b_hangup_sequence_one_reply_per_command(listen):
     got = []
 
     async def route(request):
@@ -99,7 +111,7 @@ async def test_07b_hangup_sequence_one_reply_per_command():
         for cmd, _ in script("07b-fastagi-caller-hangup.agi")[1]:
             got.append((await request.send_command(cmd), request.hungup))
 
-    steps, seen = await replay("07b-fastagi-caller-hangup.agi", route)
+    steps, seen = await replay("07b-fastagi-caller-hangup.agi", route, listen=listen)
     assert seen == [c for c, _ in steps]
     by_cmd = dict(zip(seen, got))
     # GET DATA: caller hung up (-1), not yet announced
@@ -137,7 +149,7 @@ async def test_07b_stock_panoramisk_request_is_off_by_one():
 
 
 @pytest.mark.parametrize("name", TRACES)
-async def test_every_trace_reply_lines_in_order(name):
+async def test_every_trace_reply_lines_in_order(name, listen):
     got = []
 
     async def route(request):
@@ -146,20 +158,20 @@ async def test_every_trace_reply_lines_in_order(name):
             got.append("\n".join(res["lines"]) + "\n")
         got.append(request.hungup)
 
-    steps, seen = await replay(name, route)
+    steps, seen = await replay(name, route, listen=listen)
     assert seen == [c for c, _ in steps]
     assert got[:-1] == expected_replies(steps)
     assert got[-1] == any(b"HANGUP\n" in reply.splitlines(keepends=True) for _, reply in steps)
 
 
-async def test_520_usage_block_is_one_reply():
+async def test_520_usage_block_is_one_reply(listen):
     got = []
 
     async def route(request):
         for cmd, _ in script("07d-fastagi-no-input.agi")[1]:
             got.append(await request.send_command(cmd))
 
-    await replay("07d-fastagi-no-input.agi", route)
+    await replay("07d-fastagi-no-input.agi", route, listen=listen)
     usage = got[-1]
     assert usage["status_code"] == 520 and usage["error"] == "AGIUsageError" and len(usage["lines"]) == 4
     assert usage["lines"][-1] == "520 End of proper usage."
@@ -168,7 +180,11 @@ async def test_520_usage_block_is_one_reply():
     assert timeout["result"] == ("", "timeout") and to_reply(timeout).data == "timeout"
 
 
-async def test_eof_mid_session_and_mid_environment():
+async def _streams(handler):
+    return await asyncio.start_server(handler, "127.0.0.1", 0)
+
+
+async def test_eof_mid_session_and_mid_environment(listen):
     app = AgiApplication(env_timeout=5)
     got = []
 
@@ -177,7 +193,7 @@ async def test_eof_mid_session_and_mid_environment():
         got.append(await request.send_command("ANSWER"))
 
     app.add_route("ivr", route)
-    server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+    server = await listen(app.handler)
     port = server.sockets[0].getsockname()[1]
     try:
         # closed before the blank line: the handler ends (panoramisk's would spin forever), no route runs
@@ -223,7 +239,7 @@ def test_parse_result_overrides():
     assert parse_result("511 Command Not Permitted")["error"] == "AGIResultHangup"
 
 
-async def test_endless_reply_line_ends_the_session_as_a_hangup():
+async def test_endless_reply_line_ends_the_session_as_a_hangup(listen):
     app = AgiApplication()
     got = []
 
@@ -231,7 +247,7 @@ async def test_endless_reply_line_ends_the_session_as_a_hangup():
         got.append(await request.send_command("ANSWER"))
 
     app.add_route("ivr", route)
-    server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+    server = await listen(app.handler)
     try:
         r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
         w.write(b"agi_network_script: ivr\n\n")
