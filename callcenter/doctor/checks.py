@@ -178,10 +178,21 @@ def check_dialplan(facts: AmiFacts, *, agi_host: str, agi_port: int, flows: Iter
     reached = {url.rsplit("/", 1)[-1] for _, url in steps if _ours(url, agi_host, agi_port)}
     if "${SURVEY_FLOW}" in reached:
         reached |= set(dialer_flows)
+    dialer_flows = set(dialer_flows)
+    unreached_dialer = False
     for flow in flows:
         if flow not in reached:
             problems.append(f"no context runs AGI({ours}/{flow})")
-            remedies.append(f"add AGI({ours}/{flow}) to the inbound context (docs/asterisk/extensions.conf)")
+            if flow in dialer_flows:  # one remedy for all of them: the dialer names the flow
+                unreached_dialer = True
+            elif flow == "satisfaction":
+                remedies.append(f"add AGI({ours}/satisfaction) after Queue() in the inbound context, run when the "
+                                "agent hangs up (docs/asterisk/extensions.conf [hotline], label rating)")
+            else:
+                remedies.append(f"add AGI({ours}/{flow}) to the inbound context (docs/asterisk/extensions.conf)")
+    if unreached_dialer:
+        remedies.append(f"add AGI({ours}/${{SURVEY_FLOW}}) to the context the dialer originates answered calls "
+                        "into (docs/asterisk/extensions.conf [survey]): it runs the flow the dialer names")
     for ctx in contexts:
         if ctx not in have:
             problems.append(f"context {ctx!r} does not exist")

@@ -16,6 +16,7 @@ from twisted.internet import defer, task
 
 from callcenter.demo import demo_config, demo_sim
 from callcenter.doctor import checks, run
+from callcenter.doctor.ami_probe import AmiFacts
 from callcenter.simulator import SimConfig, SimulatedPBX
 
 EPOCH = 1795346592.0  # 2026-11-22 (a Sunday) 11:23 UTC
@@ -156,6 +157,22 @@ async def test_dialplan_agi_url_points_elsewhere(setup):
     assert r.status == "fail"
     assert "context 'hotline' runs AGI(agi://127.0.0.1:4573/hotline), not this service" in r.detail
     assert "AGI(agi://127.0.0.1:4999/hotline)" in r.remedy
+
+
+def test_dialplan_remedies_name_the_context_each_flow_belongs_in():
+    """The dialer's flows are reached through [survey]'s ${SURVEY_FLOW}, the rating after Queue():
+    the remedy says so (once for all the dialer's flows), not "the inbound context" for each."""
+    facts = AmiFacts(address="127.0.0.1:5038", commands=set(), dialplan=[
+        {"Context": "hotline", "Application": "AGI", "AppData": "agi://127.0.0.1:4573/hotline"}])
+    r = checks.check_dialplan(facts, agi_host="127.0.0.1", agi_port=4573,
+                       flows=["hotline", "satisfaction", "revisit_survey", "appointment_reminder"],
+                       contexts=[], dialer_flows=["revisit_survey", "appointment_reminder"])
+    assert r.status == "fail"
+    assert "no context runs AGI(agi://127.0.0.1:4573/revisit_survey)" in r.detail
+    assert "no context runs AGI(agi://127.0.0.1:4573/appointment_reminder)" in r.detail
+    assert r.remedy.count("${SURVEY_FLOW}") == 1 and "[survey]" in r.remedy
+    assert "[hotline], label rating" in r.remedy
+    assert "appointment_reminder) to the inbound context" not in r.remedy
 
 
 async def test_dialplan_context_missing(setup):
