@@ -63,7 +63,11 @@ async def test_survey_campaign_through_simulator(db, tmp_path):
     pbx = SimulatedPBX(clock, seed=1, spool_dir=tmp_path, agi_port=server.port)
     await pbx.start()
     for num, (outcome, digits) in PATIENTS.items():
-        pbx.set_patient(num, outcome, ring=2, survey_digits=digits or "4", hold=30, delay=1)
+        # The one who presses 0 stays on 120 s (2 s of wall time at x60) for the flow to reach an
+        # agent: with 30 (0.5 s), a loaded machine's slower AGI round trips let it hang up first
+        # ("hungup" instead of "reached": seen under load 10-15).
+        pbx.set_patient(num, outcome, ring=2, survey_digits=digits or "4", hold=120 if digits == "0" else 30,
+                        delay=1)
     gw = AmiGateway("127.0.0.1", pbx.ami_port, "bridge", "bridge-secret", clock=clock)
     rules = Rules(retry_minutes={"busy": 1.0, "no_answer": 60.0, "congestion": 60.0, "failed": 60.0,
                                  "hungup": 60.0, "abandoned": 60.0})
