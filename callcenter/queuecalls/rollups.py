@@ -11,8 +11,9 @@ Kept exact without delta arithmetic: triggers on ``queue_calls`` (migration 0999
 rows a write touches in ``queue_call_rollup_dirty`` (old and new key of an update, on every
 counted column), whatever writes; :func:`settle` recounts those rows from the calls of their
 slot (tens of calls, by the ``(queue, entered_at)`` index) and clears the marks.  The store
-settles after every batch, in its transaction (:func:`.store.write_calls`); a report settles
-what another writer left (a hand-made fix in SQL) before it reads.
+settles after every batch, in its transaction (:func:`.store.write_calls`; on SQLite a batch
+of new calls only is counted alone and added to the rows, :mod:`.rollup_adds`); a report
+settles what another writer left (a hand-made fix in SQL) before it reads.
 
 The answer target and short-abandon limit are part of the counters' meaning: the settings
 row says what they were counted with; :func:`check_settings` refuses others
