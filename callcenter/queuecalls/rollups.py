@@ -11,8 +11,9 @@ Kept exact without delta arithmetic: triggers on ``queue_calls`` (migration 0999
 rows a write touches in ``queue_call_rollup_dirty`` (old and new key of an update, on every
 counted column), whatever writes; :func:`settle` recounts those rows from the calls of their
 slot (tens of calls, by the ``(queue, entered_at)`` index) and clears the marks.  The store
-settles after every batch, in its transaction (:func:`.store.write_calls`); a report settles
-what another writer left (a hand-made fix in SQL) before it reads.
+settles after every batch, in its transaction (:func:`.store.write_calls`; on SQLite a batch
+of new calls only is counted alone and added to the rows, :mod:`.rollup_adds`); a report
+settles what another writer left (a hand-made fix in SQL) before it reads.
 
 The answer target and short-abandon limit are part of the counters' meaning: the settings
 row says what they were counted with; :func:`check_settings` refuses others
@@ -424,6 +425,17 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     return out
 
 
+_PACKING = (2, 3, 6, 7, 10, 11)  # of :func:`_recount_statements`: from the recounted rows, not the calls
+
+
+def repack(conn, dialect: str, settings: Settings) -> None:
+    """A settle's steps after the recount of the marked rows: their days packed again, their
+    agents' and groups' blocks summed again (:mod:`.rollup_adds` writes the rows otherwise)."""
+    recount = _recount_statements(dialect, settings)
+    for i in _PACKING:
+        run_recount_statement(conn, recount[i])
+
+
 def settle(conn) -> int:
     """Recount the rollup rows the triggers marked dirty and clear the marks (the caller's
     transaction); returns how many were marked.  Cheap when none are: one SELECT.
@@ -437,31 +449,43 @@ def settle(conn) -> int:
     d = dialect_of(conn)
     register_functions(conn)
     for stmt in _recount_statements(d, settings):
-        if isinstance(stmt, Select):  # the marked agent blocks' day rows: each block their sum
-            rows = conn.execute(stmt).all()
-            blocks = [sum_block(*key, [r[4:] for r in days])
-                      for key, days in itertools.groupby(rows, key=lambda r: tuple(r[:4]))]
-            if blocks:
-                conn.execute(insert(QueueCallAgentRollupBlock), blocks)
-        else:
-            conn.execute(stmt)
+        run_recount_statement(conn, stmt)
     conn.execute(delete(RollupDirty))
     return len(marks)
 
 
+def run_recount_statement(conn, stmt) -> None:
+    """One of :func:`_recount_statements` (the Select: the marked agent blocks' day rows, each
+    block their sum)."""
+    if isinstance(stmt, Select):
+        rows = conn.execute(stmt).all()
+        blocks = [sum_block(*key, [r[4:] for r in days])
+                  for key, days in itertools.groupby(rows, key=lambda r: tuple(r[:4]))]
+        if blocks:
+            conn.execute(insert(QueueCallAgentRollupBlock), blocks)
+    else:
+        conn.execute(stmt)
+
+
 def sum_block(server: str, queue: str, agent: str, block: int, days: list) -> dict[str, Any]:
-    """A :class:`QueueCallAgentRollupBlock` row from its day rows' ``(counts, waits)``: the
-    counters added up, the longest wait the longest, the waits merged and sorted, as
-    :func:`block_counts` counts them from the calls (the sums of seconds may differ in the last
-    bits: added in another order).  The writer's way: 16 small rows in hand instead of 16
-    days of the agent's calls read again (20 blocks: 1-3 ms instead of 25)."""
-    packed = np.frombuffer(b"".join(bytes(c) for c, _ in days), dtype=LAYOUT)
+    """A :class:`QueueCallAgentRollupBlock` row from its day rows' ``(counts, waits)``
+    (:func:`add_up`), as :func:`block_counts` counts them from the calls.  The writer's way:
+    16 small rows in hand instead of 16 days of the agent's calls read again (20 blocks: 1-3 ms
+    instead of 25)."""
+    counts, waits = add_up(days)
+    return {"server": server, "queue": queue, "agent": agent, "block": int(block), "counts": counts, "waits": waits}
+
+
+def add_up(parts: list) -> tuple[bytes, bytes]:
+    """Rows' ``(counts, waits)`` as one row of their calls together: the counters added up,
+    the longest wait the longest, the waits merged and sorted (the sums of seconds may differ
+    from a count of the calls in the last bits: added in another order)."""
+    packed = np.frombuffer(b"".join(bytes(c) for c, _ in parts), dtype=LAYOUT)
     f = packed["f"]
     longest = float(np.fmax.reduce(f[:, 2])) if len(f) else math.nan
     counts = _PACK.pack(*packed["i"].sum(axis=0, dtype=np.int64).tolist(), *f[:, :2].sum(axis=0).tolist(), longest)
-    waits = np.sort(np.frombuffer(b"".join(bytes(w) for _, w in days), dtype=">f8"))
-    return {"server": server, "queue": queue, "agent": agent, "block": int(block), "counts": counts,
-            "waits": waits.astype(">f8").tobytes()}
+    waits = np.sort(np.frombuffer(b"".join(bytes(w) for _, w in parts), dtype=">f8"))
+    return counts, waits.astype(">f8").tobytes()
 
 
 def differences(conn) -> list[tuple[str, Any]]:

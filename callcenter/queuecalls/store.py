@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ivr_flows.models import IvrSession
 
-from . import rollups
+from . import rollup_adds, rollups
 from .models import AmiOutage, QueueCall, TrackerCheckpoint
 from .reducer import QueueCallRecord
 
@@ -47,7 +47,8 @@ def row_of(r: QueueCallRecord, answer_target: float, server: str) -> dict:
 def write_calls(session: Session, records: Iterable[QueueCallRecord],
                 answer_target: float, server: str) -> tuple[int, int]:
     """Upsert ``records`` of Asterisk ``server``, and recount the rollup slots they touched in
-    the same transaction (:func:`.rollups.settle`); returns (inserted, updated)."""
+    the same transaction (:func:`.rollups.settle`; a batch of new calls only, on SQLite: the
+    new calls counted and added, :mod:`.rollup_adds`); returns (inserted, updated)."""
     rows: dict[tuple, dict] = {}
     for r in records:
         row = row_of(r, answer_target, server)
@@ -85,6 +86,9 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
         # a rebuilt row (queue_log has no caller name, no IVR link) keeps what was known
         changed.append({"id": rid, **row, "caller_name": row["caller_name"] or name or "",
                         "ivr_session_id": row["ivr_session_id"] or old_sid})
+    if new and not changed and rollup_adds.begin(session):  # (SQLite) counted alone, added to the rollups
+        rollup_adds.add(session, session.execute(insert(QueueCall).returning(QueueCall.id), new).scalars())
+        return len(new), 0
     if new:
         session.execute(insert(QueueCall), new)
     if changed:

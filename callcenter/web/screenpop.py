@@ -72,6 +72,13 @@ class ScreenPop:
 
     def on_ami(self, msg, t: float | None = None) -> None:
         event = msg.event
+        if event != "VarSet" and self.users.cached(msg.get("Interface") or "") == ():
+            # nobody sits there (remembered): what the call's task would do, without a task (3 a
+            # call); the tasks still queued touch other users only, and the desk's push is one
+            self.app.agent_desk.changed()
+            if event == "AgentConnect":
+                self._nobody(msg)
+            return
         if event == "AgentCalled":
             self.app.spawn(self._call(msg, "ringing"))
         elif event == "AgentRingNoAnswer":
@@ -119,6 +126,11 @@ class ScreenPop:
                 self.app.broker.publish(f"agent:{username}", "call", call)
             self.app.agent_desk.changed()   # its timer counts from the call's own moment
 
+    @staticmethod
+    def _nobody(msg) -> None:
+        log.info("screen pop for %s (%s) to 0 users", mask_name(_num(msg.get("CallerIDName"))),
+                 mask_number(_num(msg.get("CallerIDNum"))))
+
     async def _pop(self, msg) -> None:
         async with self._order:
             await self._pop_locked(msg)
@@ -152,7 +164,7 @@ class ScreenPop:
             users = await self.users.of(iface)
             if not users:  # nobody sits there: no record to look up, nobody viewed one
                 self.app.agent_desk.changed()
-                log.info("screen pop for %s (%s) to 0 users", mask_name(name), mask_number(number))
+                self._nobody(msg)
                 return
             record, dialer = await self.app.db.run(load, users)
         except Exception:  # noqa: BLE001

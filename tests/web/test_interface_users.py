@@ -65,6 +65,14 @@ async def test_nobody_at_the_interface_no_record_looked_up_and_one_lookup_per_ca
         while _in_flight(web.app):
             await asyncio.sleep(0.01)
         assert pop.users.lookups == 1 and pop.current == {} and pop.calls == {}
+        # the next call at that interface, while the answer is remembered: no task per event
+        # (only the agent desk's push), nothing shown, nothing looked up
+        for event in ("AgentCalled", "AgentConnect", "AgentComplete"):
+            gw.emit(Message([("Event", event), *call]))
+        assert [t for t in _in_flight(web.app) if t.get_coro().__qualname__.startswith("ScreenPop.")] == []
+        while _in_flight(web.app):
+            await asyncio.sleep(0.01)
+        assert pop.users.lookups == 1 and pop.current == {} and pop.calls == {}
         c = Client(web.port)  # an admin gives agent1 that interface: the next call pops
         await c.login("admin1")
         r = await c.post("/admin/users/agent1/edit", {"csrf_token": await c.csrf(), "role": "agent",
