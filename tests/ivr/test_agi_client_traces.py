@@ -132,8 +132,8 @@ async def test_record_file_from_a_phone_holds_the_seconds_recorded(tmp_path):
     got = [re.fullmatch(r"200 result=(-?\d+) \((\w+)\) endpos=(\d+)\n", r).groups() for r in replies]
     assert [(res, why) for res, why, _ in got] == [("0", "timeout"), ("35", "dtmf"), ("-1", "hangup")]
     endpos = [int(e) for _, _, e in got]
-    # 0.5 s less the key's 0.2 s (less what the simulated PBX took between the messages)
-    assert endpos[0] == 8000 and 1600 <= endpos[1] <= 2400 and endpos[2] <= 80 and status == "HANGUP"
+    # 0.5 s less the key's 0.2 s (give or take the real-time timers of a loaded machine)
+    assert endpos[0] == 8000 and 1600 <= endpos[1] <= 3200 and endpos[2] <= 80 and status == "HANGUP"
     files = {n: inspect_file(tmp_path / f"{n}.wav") for n in names}
     for n, e in zip(names, endpos):  # the file holds what endpos claims
         assert (files[n].size, files[n].duration) == (44 + 2 * e, round(e / 8000, 3)), n
