@@ -109,15 +109,15 @@ class Appointments(Protocol):
 
 class VoiceMessages(Protocol):
     """The recordings' side of a voice message: its directory made before RECORD FILE
-    (blocking; raises OSError naming what is wrong), the row after it, and whether the
-    message holds audio (only then is it acted on)."""
+    (blocking; raises OSError naming what is wrong), the row after it, and why the message
+    cannot be acted on (not recorded, or under ``min_seconds`` of audio; None: it can)."""
 
     def prepare_voice_message(self, path: str) -> Any: ...
 
     def add_voice_message(self, session: Any, *, path: str, uniqueid: str, caller_number: str | None = None,
                           started_at: Any = None, duration: float | None = None) -> int: ...
 
-    def usable(self, session: Any, rec_id: int) -> bool: ...
+    def unusable(self, session: Any, rec_id: int, min_seconds: float) -> str | None: ...
 
 
 class RecordingLinks(Protocol):

@@ -43,6 +43,7 @@ MAX_STEPS = 300
 # escape digits of an announcement a caller may cut short: not # (it ends a keyed-in number, and
 # a caller who typed the whole number presses it after the entry is complete)
 ANY_KEY = "0123456789"
+MIN_MESSAGE_SECONDS = 1.0  # a voice message with less audio is nothing said (``min_seconds``)
 REJECTED = "!"  # marks a key (or entry) in ``digits`` that the menu or collect node refused
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -425,8 +426,9 @@ class Engine:
         return None
 
     def _n_voicemail(self, nid, node):
-        """Record a message; one that was not recorded is never acted on: the caller hears
-        the apology of node ``failed`` (which offers a callback) instead of the thanks."""
+        """Record a message; one that was not recorded, or holds under ``min_seconds`` of
+        audio (hung up at the beep), is never acted on: the caller hears the apology of node
+        ``failed`` (which offers a callback) instead of the thanks."""
         if node.get("prompt"):
             yield from self._play_all(node["prompt"])
         started = self.now()
@@ -455,6 +457,7 @@ class Engine:
             "path": base + ".wav", "link": node.get("link", "complaint"), "started_at": started,
             "callback_phone": self.caller_number if callable_number(self.caller_number) else "",
             "duration": max(0.0, self.now() - started), "endpos": reply.endpos or 0,
+            "min_seconds": float(node.get("min_seconds", MIN_MESSAGE_SECONDS)),
         })
         ids = dict(ids or {})
         unusable = ids.pop("unusable", None)

@@ -32,8 +32,10 @@ NODE_TYPES: dict[str, tuple[set[str], set[str], bool]] = {
     "branch": ({"cases", "default"}, set(), False),
     "set": ({"next"}, {"vars", "channel"}, False),
     "queue": ({"queue"}, {"priority", "prompt"}, True),
-    # failed: where a caller goes whose message could not be recorded (apology, callback offer)
-    "voicemail": ({"next", "failed"}, {"prompt", "max_seconds", "link", "silence_seconds"}, False),
+    # failed: where a caller goes whose message could not be recorded or holds under
+    # min_seconds of audio (apology, callback offer)
+    "voicemail": ({"next", "failed"}, {"prompt", "max_seconds", "min_seconds", "link", "silence_seconds"},
+                  False),
     "callback": ({"next"}, {"prompt", "reason", "ask_prompt", "invalid_prompt", "retries", "timeout",
                             "unavailable_prompt", "unavailable"}, False),
     "report": ({"next"}, {"answers", "opted_out"}, False),
@@ -214,6 +216,11 @@ def _parse_hours(raw: Any, path: str, problems: list[Problem]) -> Hours | None:
     return Hours(week, closed)
 
 
+def _number(value: Any) -> bool:
+    """An int or float written in the file (YAML's yes/no are bools, not numbers)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
 def _targets(node: LDict) -> list[tuple[str, Any, int]]:
     """(label, target, line) for every outgoing edge of a node."""
     out: list[tuple[str, Any, int]] = []
@@ -337,10 +344,9 @@ def check_data(data: Any, path: str) -> tuple[list[Problem], Flow | None]:
         for pid, pline in _prompt_refs(node):
             if pid not in prompts and pid not in raw_prompts:
                 P(pline, f"node {nid!r}: prompt {pid!r} is not declared under prompts:")
-        for key in ("timeout", "retries", "max_seconds", "priority", "silence_seconds",
+        for key in ("timeout", "retries", "max_seconds", "min_seconds", "priority", "silence_seconds",
                     "length", "min_length", "max_length"):
-            if key in node and (isinstance(node[key], bool) or not isinstance(node[key], (int, float))
-                                or node[key] < 0):
+            if key in node and (not _number(node[key]) or node[key] < 0):
                 P(node.line_of(key), f"node {nid!r}: {key} must be a number >= 0")
         if ntype == "menu":
             opts = node.get("options")
@@ -417,6 +423,11 @@ def check_data(data: Any, path: str) -> tuple[list[Problem], Flow | None]:
             P(node.line_of("answer"), f"answer_appointment {nid!r}: answer must be one of {', '.join(ANSWERS)}")
         if ntype == "voicemail" and node.get("link", "complaint") not in ("complaint", "callback", "none"):
             P(node.line_of("link"), f"voicemail {nid!r}: link must be complaint, callback or none")
+        if ntype == "voicemail" and "min_seconds" in node:
+            low, high = node["min_seconds"], node.get("max_seconds", 120)
+            if _number(low) and _number(high) and low >= high:
+                P(node.line_of("min_seconds"), f"voicemail {nid!r}: min_seconds ({low}) must be below "
+                  f"max_seconds ({high}): no message could ever be acted on")
     if problems:
         return problems, None
     # Reachability from start, and every node must be able to end the call.

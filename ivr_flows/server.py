@@ -486,7 +486,9 @@ class _SessionRecord:
 
     # -- hooks --------------------------------------------------------------------
     async def voicemail(self, args: dict) -> dict:
-        """Store the message (recordings) and open a ticket or a callback request."""
+        """Store the message (recordings) and, unless it cannot be acted on (not recorded, or
+        under ``min_seconds`` of audio: the catalogue says why), open a ticket or a callback
+        request."""
         ports = self.server.ports
         eng = self.engine
         out: dict = {"voice_message": args["path"]}
@@ -507,9 +509,10 @@ class _SessionRecord:
                         s, path=args["path"], uniqueid=eng.uniqueid, caller_number=eng.caller_number,
                         started_at=_utc(args["started_at"]), duration=args["duration"])
                 res["recording_id"] = rid
-                if not ports.voice_messages.usable(s, rid):  # empty, cut short or not there
-                    res["unusable"] = "file empty or missing after RECORD FILE (see recordings)"
-                    self._mark(row, "voicemail", recording_id=rid, unusable=res["unusable"])
+                why = ports.voice_messages.unusable(s, rid, args["min_seconds"])
+                if why is not None:  # empty, cut short, not there, or nothing said
+                    res["unusable"] = why
+                    self._mark(row, "voicemail", recording_id=rid, unusable=why)
                     return res
             except TRANSIENT:
                 raise

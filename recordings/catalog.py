@@ -5,7 +5,7 @@ the (small) voice-message file in the caller's worker thread.
 
 Other features get a :class:`Catalog` (the functions bound to the ``[recordings]``
 settings, built by the composition root): ``prepare_voice_message`` (blocking, before
-RECORD FILE), ``add_voice_message`` and ``usable`` (the IVR), and ``link_ticket``
+RECORD FILE), ``add_voice_message`` and ``unusable`` (the IVR), and ``link_ticket``
 (complaints: a linked recording is kept with complaint retention).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,8 @@ class Catalog:
     def add_voice_message(self, session, **kw: Any) -> int:
         return add_voice_message(session, settings=self.settings, **kw)
 
-    def usable(self, session, rec_id: int) -> bool:
-        return usable(session, rec_id)
+    def unusable(self, session, rec_id: int, min_seconds: float) -> str | None:
+        return unusable(session, rec_id, min_seconds)
 
     def link_ticket(self, session, **kw: Any) -> list[int]:
         return link_ticket(session, settings=self.settings, **kw)
@@ -287,7 +288,7 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
     directory) or relative to it, with or without the format extension.  RECORD FILE has
     finished when this runs, so the row is settled at once (never left ``recording``):
     ``ready``, ``failed`` (empty or cut short) or ``missing`` (not in the directory).
-    Whether the message can be acted on: :func:`usable`.
+    Whether the message can be acted on: :func:`unusable`.
     """
     s = settings
     fmt = s.format
@@ -309,10 +310,25 @@ def add_voice_message(session, *, path: str, uniqueid: str, caller_number: str |
     return rec_id
 
 
-def usable(session, rec_id: int) -> bool:
-    """A catalogued recording that exists and holds audio (``ready``)."""
+def unusable(session, rec_id: int, min_seconds: float) -> str | None:
+    """Why voice message ``rec_id`` must not be acted on (no ticket, no callback), or None.
+
+    Not ``ready`` (empty, cut short, missing), or ``ready`` but holding less than
+    ``min_seconds`` of audio: a caller who hung up at the beep (or pressed # at once)
+    leaves a header-only WAV, which is a good file with nothing in it.  The audio is the
+    file's (its WAV duration), never what Asterisk claimed (``endpos``); in a format whose
+    duration cannot be read from the file the row's duration is the call's, so only the
+    status counts there."""
     rec = session.get(Recording, rec_id)
-    return rec is not None and rec.status == "ready"
+    if rec is None:
+        raise LookupError(f"no recording {rec_id}")
+    if rec.status != "ready":
+        return f"not recorded: recording {rec_id} is {rec.status} ({rec.error or 'no reason given'})"
+    if rec.format.lower() == "wav" and rec.duration < min_seconds:
+        heard = math.floor(rec.duration * 10) / 10  # never rounded up to the minimum
+        return (f"no message: {heard:.1f} s of audio (under {min_seconds:g} s: nothing said, "
+                "or hung up at the beep)")
+    return None
 
 
 def link_ticket(session, *, ticket_id: int, uniqueid: str | None = None,

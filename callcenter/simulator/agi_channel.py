@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
-from .agi_client import wav_header
+from .agi_client import check_message_format, wav_header, write_message
 
 
 class _ChannelVars(dict):
@@ -103,19 +103,30 @@ class SimAgiChannel:
             p = spool / p.relative_to("/var/spool/asterisk")
         return p
 
+    @property
+    def carries_audio(self) -> bool:
+        """What the caller's line carries, as for MixMonitor (``SimConfig.media``): phones
+        send frames all along; the trace harness's Local channels carry none."""
+        return self.pbx.config.media == "phones"
+
     def record_open(self, path: str, fmt: str) -> None:
         """``ast_writefile``: opens (creates) the file and no directory, so a missing one
         raises here and RECORD FILE answers ``(writefile)`` like Asterisk; a full disk is
         ``pbx.disk_full`` (the file is created, nothing can be written into it)."""
+        if self.carries_audio:
+            check_message_format(fmt)
         p = self._spool_path(path, fmt)
         with open(p, "wb") as fh:
             if fmt.lower() == "wav" and not self.pbx.disk_full:
                 fh.write(wav_header(0))
 
     def record(self, path: str, fmt: str, seconds: float) -> int:
-        """RECORD FILE ended: a Local channel carries no audio, so (like trace 07c) the WAV
-        stays a 44-byte header and endpos is 0."""
-        return 0
+        """RECORD FILE ended after ``seconds``: a phone's message is in the file and endpos
+        is its samples; a Local channel carries no audio, so (like trace 07c) the WAV stays
+        a 44-byte header and endpos is 0."""
+        if not self.carries_audio:
+            return 0
+        return write_message(self._spool_path(path, fmt), fmt, seconds, writable=not self.pbx.disk_full)
 
     def hangup(self) -> None:
         """The AGI sent HANGUP: soft hang-up now (cause 32); the channel goes when AGI() returns."""

@@ -24,10 +24,13 @@ from urllib.parse import urlsplit
 
 from ivr_flows.agi import DEAD_CHANNEL, encode_env, parse_args
 
+from .mixmonitor import FORMATS
+
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 8000
 HANGUP_NOTICE_DELAY = 0.04  # idle delay before the unsolicited HANGUP (trace 04: ~41 ms)
 GETDATA_DEFAULT_MS = 6000
+DTMF_REWIND = 0.2  # s res_agi's RECORD FILE chops off a message ended by a key (ast_stream_rewind 200)
 
 USAGE = {
     "GET DATA": ["Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
@@ -52,6 +55,7 @@ class AgiChannel(Protocol):
     def on_hangup(self, cb: Callable[[], None]) -> None: ...
     def play_seconds(self, filename: str) -> float | None: ...
     def record_open(self, path: str, fmt: str) -> None: ...  # raises OSError like ast_writefile
+    # the message ended after ``seconds`` of recording: write its audio, return endpos (samples)
     def record(self, path: str, fmt: str, seconds: float) -> int | None: ...
     # optional: def hangup(self) -> None   (AGI HANGUP command)
     # optional: def agi_exec_start(self, command: str) -> str   (AMI AGIExecStart; returns CommandId)
@@ -62,6 +66,35 @@ def wav_header(data_bytes: int, rate: int = SAMPLE_RATE) -> bytes:
     """The 44-byte header of an 8 kHz 16-bit mono PCM WAV (what Asterisk's wav format writes)."""
     return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE" + b"fmt "
             + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes))
+
+
+def check_message_format(fmt: str) -> None:
+    """A channel with audio records only formats the simulator can encode: another one is
+    refused when the file is opened (``OSError``: RECORD FILE answers ``(writefile)``)."""
+    if fmt.lower() not in FORMATS:
+        raise OSError(f"the simulated Asterisk cannot write format {fmt!r} (it writes {', '.join(FORMATS)})")
+
+
+def write_message(target: Path, fmt: str, seconds: float, *, writable: bool = True) -> int:
+    """What RECORD FILE leaves in ``target`` (opened by ``record_open``) after ``seconds`` of
+    a caller on a phone, whose channel sends frames all along: that many seconds of 8 kHz
+    audio (silence: what is said does not matter here, and RECORD FILE's silence detection
+    ``s=`` is not simulated) and, for a WAV, the header's sizes patched at close.  Returns
+    endpos, the samples written, like Asterisk.  ``writable=False`` (a full disk): nothing
+    goes into the file; endpos is still what the stream was handed."""
+    samples = int(round(seconds * SAMPLE_RATE))
+    if writable:
+        fmt = fmt.lower()
+        if fmt in ("wav", "sln", "raw"):  # 16-bit linear: 2 bytes of 0 per sample
+            data = bytes(2 * samples)
+        else:  # G.711: one byte per sample, silence is 0xFF (mu-law) / 0xD5 (A-law)
+            data = (b"\xff" if fmt == "ulaw" else b"\xd5") * samples
+        with open(target, "r+b" if fmt == "wav" else "ab") as fh:
+            if fmt == "wav":
+                fh.write(wav_header(len(data)))
+            fh.seek(0, 2)
+            fh.write(data)
+    return samples
 
 
 class _Hangup(Exception):
@@ -394,6 +427,10 @@ class AgiSession:
         except _Hangup:
             outcome = "hangup"
         seconds = max(0.0, self.ch.clock.seconds() - t0)
+        if ms >= 0:  # frames past the timeout are not written
+            seconds = min(seconds, ms / 1000.0)
+        if outcome == "dtmf":  # the key's own tone is not kept
+            seconds = max(0.0, seconds - DTMF_REWIND)
         endpos = int(self.ch.record(path, fmt, seconds) or 0)
         if outcome == "dtmf":
             return f"200 result={ord(digit)} (dtmf) endpos={endpos}\n"
@@ -502,15 +539,22 @@ class ScriptedCaller:
     ``prompts``: seconds per file (default ``default_prompt``); ``missing``: files that
     do not exist on the PBX (``play_seconds`` -> ``None``).  RECORD FILE writes a real file
     (``/var/spool/asterisk/...`` below ``spool_dir`` when given) and, like Asterisk, fails
-    with ``(writefile)`` when its directory does not exist.
+    with ``(writefile)`` when its directory does not exist.  A key ``"hangup"`` in ``keys``
+    is the caller hanging up at that moment (e.g. at the beep of a voice message).
+
+    ``audio``: the caller is on a phone, whose channel carries audio (default: patients
+    call from phones): RECORD FILE writes the seconds recorded and answers endpos = their
+    samples.  ``audio=False`` is a Local channel (the recording rig, the traces): the file
+    stays a 44-byte WAV header and endpos is 0 (trace 07c).
     """
 
     def __init__(self, clock, *, uniqueid: str = "1795346775.48", name: str = "Local/s@sim-caller-00000018;1",
                  keys: list[tuple[float, str]] | None = None, hangup_at: float | None = None,
                  prompts: dict[str, float] | None = None, default_prompt: float = 1.0,
                  missing: set[str] | None = None, variables: dict[str, str] | None = None,
-                 spool_dir: str | Path | None = None):
+                 spool_dir: str | Path | None = None, audio: bool = True):
         self.clock = clock
+        self.audio = audio
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.uniqueid, self.name = uniqueid, name
         self.variables: dict[str, str] = dict(variables or {})
@@ -548,18 +592,25 @@ class ScriptedCaller:
             return None
         return self.prompts.get(filename, self.default_prompt)
 
-    def record_open(self, path: str, fmt: str) -> None:
-        """``ast_writefile`` on the machine's own file system: the directory must exist."""
+    def _target(self, path: str, fmt: str) -> Path:
         target = Path(f"{path}.{fmt}")
         if self.spool_dir is not None and str(target).startswith("/var/spool/asterisk/"):
             target = self.spool_dir / target.relative_to("/var/spool/asterisk")
-        with open(target, "wb") as fh:  # OSError (no such directory) -> "(writefile)"
+        return target
+
+    def record_open(self, path: str, fmt: str) -> None:
+        """``ast_writefile`` on the machine's own file system: the directory must exist."""
+        if self.audio:
+            check_message_format(fmt)
+        with open(self._target(path, fmt), "wb") as fh:  # OSError (no such directory) -> "(writefile)"
             if fmt.lower() == "wav":
                 fh.write(wav_header(0))
 
     def record(self, path: str, fmt: str, seconds: float) -> int:
         self.recorded.append((f"{path}.{fmt}", fmt, seconds))
-        return 0  # like a Local channel: no audio frames, endpos=0 (trace 07c)
+        if not self.audio:
+            return 0  # a Local channel: no audio frames, endpos=0 (trace 07c)
+        return write_message(self._target(path, fmt), fmt, seconds)
 
     async def next_digit(self, timeout: float) -> str | None:
         if self.hung_up:
@@ -586,5 +637,9 @@ class ScriptedCaller:
             return ""
         if self.keys and self.clock.seconds() >= due - 1e-9:
             self._listen_since = None
-            return self.keys.pop(0)[1]
+            key = self.keys.pop(0)[1]
+            if key == "hangup":
+                self.hangup()
+                return ""
+            return key
         return None

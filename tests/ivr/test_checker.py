@@ -115,3 +115,61 @@ def test_appointment_nodes_are_checked():
                        "    type: lookup_appointment\n    by: telepathy\n    found: q\n    missing: q\n")
     found = problems(bad)
     assert any("by must be one of call, caller, patient_number" in p for p in found), found
+
+
+VOICEMAIL = """\
+flow: t
+start: vm
+languages: [zh]
+prompts:
+  p: {zh: "请留言"}
+nodes:
+  vm:
+    type: voicemail
+    prompt: p
+    max_seconds: 60
+    min_seconds: 2.5
+    next: bye
+    failed: bye
+  bye:
+    type: hangup
+"""
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("-1", "f.yaml:11: node 'vm': min_seconds must be a number >= 0"),
+    ("a second", "f.yaml:11: node 'vm': min_seconds must be a number >= 0"),
+    ("yes", "f.yaml:11: node 'vm': min_seconds must be a number >= 0"),
+    ("60", "f.yaml:11: voicemail 'vm': min_seconds (60) must be below max_seconds (60)"),
+])
+def test_voicemail_min_seconds_is_checked(value, expected):
+    """min_seconds: the least audio a voice message must hold to be acted on; a bad value is
+    refused naming the file, the line and the field (was: 'unknown field' for any value)."""
+    found = problems(VOICEMAIL.replace("min_seconds: 2.5", f"min_seconds: {value}"))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_voicemail_min_seconds_reaches_the_voicemail_effect():
+    """The engine hands the node's min_seconds (default 1 s) to the adapter with the message."""
+    from ivr_flows.agi import Env, parse_reply_line
+    from ivr_flows.engine import Command, Effect, Engine
+
+    def effect_of(text):
+        problems_, flow = parse_text(text, "f.yaml")
+        assert problems_ == [] and flow is not None
+        eng = Engine(flow, Env({"agi_uniqueid": "1795346775.48", "agi_callerid": "13800138002"}),
+                     now=lambda: 1795346775.0, recordings_dir="/var/spool/asterisk/recordings")
+        step = eng.start()
+        for _ in range(20):
+            if isinstance(step, Effect) and step.name == "voicemail":
+                return step.args
+            if isinstance(step, Effect):
+                step = eng.send(None)
+            elif isinstance(step, Command) and step.line.startswith("RECORD FILE"):
+                step = eng.send(parse_reply_line("200 result=-1 (hangup) endpos=0"))
+            else:
+                step = eng.send(parse_reply_line("200 result=0"))
+        raise AssertionError("no voicemail effect")
+
+    assert effect_of(VOICEMAIL)["min_seconds"] == 2.5
+    assert effect_of(VOICEMAIL.replace("    min_seconds: 2.5\n", ""))["min_seconds"] == 1.0

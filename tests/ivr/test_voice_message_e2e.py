@@ -27,9 +27,11 @@ pytestmark = pytest.mark.slow
 AFTER_HOURS = dt.datetime(2026, 11, 25, 22, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
 
-async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings_dir=None, disk_full=False):
+async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings_dir=None, disk_full=False,
+                    media="phones"):
     """Start the service against a simulated PBX (spool ``tmp_path/pbx``); run ``callers``
-    ((number, digits) after hours); return (pbx, sessions, recordings, tickets, contacts)."""
+    ((number, digits) after hours) on phones, or on the rig's Local channels (``media="local"``:
+    no audio); return (calls, sessions, recordings, tickets, contacts)."""
     from callcenter.complaints.models import ComplaintTicket
     from callcenter.app import build
     from callcenter.simulator import SimConfig, SimulatedPBX
@@ -38,7 +40,7 @@ async def run_calls(config, db, tmp_path, callers, *, recordings, agi_recordings
     from recordings.models import Recording
 
     clock = ScaledClock(reactor, 20, start=AFTER_HOURS)
-    sim = SimConfig()
+    sim = SimConfig(media=media)
     pbx = SimulatedPBX(clock, seed=3, spool_dir=tmp_path / "pbx", agi_port=1, config=sim)
     pbx.disk_full = disk_full
     await pbx.start(host="127.0.0.1", ami_port=0)
@@ -92,6 +94,8 @@ async def test_after_hours_message_is_recorded_into_a_directory_the_ivr_made(con
     assert rec.path == f"voicemail/{day}/voicemsg-{call.uniqueid}.wav"
     assert (spool / rec.path).is_file() and rec.status == "ready"
     assert [t.id for t in tickets] == [row.detail["ticket_id"]] and contacts == []
+    # a phone sends audio: the message holds the ~19 s the caller stayed (was: 0.0 s, a header)
+    assert 15 < rec.duration < 21 and (rec.size - 44) / 16000 == pytest.approx(rec.duration, abs=0.001)
 
 
 @pytest.mark.timeout(60)
@@ -138,3 +142,27 @@ async def test_message_recorded_onto_a_full_disk_is_failed_and_opens_no_ticket(c
     assert row.result == "voicemail_failed" and row.path[-2:] == ["message_failed", "call_again"]
     assert row.detail["recording_id"] == rec.id and "ticket_id" not in row.detail
     assert tickets == [] and contacts == []
+
+
+@pytest.mark.timeout(60)
+async def test_message_from_a_local_channel_holds_no_audio_and_opens_nothing(config, db, tmp_path):
+    """The real rig (Asterisk 22.10.1, callers on Local channels, trace 07c): RECORD FILE
+    answers endpos=0 and leaves a 44-byte WAV, ``ready`` in the catalogue.  Such a message
+    is not acted on: no ticket, no callback request, ``voicemail_failed: no message``; a
+    caller still on the line hears the apology and gets a callback by asking (key 1)."""
+    spool = tmp_path / "pbx" / "recordings"
+    calls, sessions, recs, tickets, contacts = await run_calls(
+        config, db, tmp_path, [("13800138001", "1w1"),  # complaint message, stays ~19 s, hangs up
+                               ("13900139002", "1w2wwwwww#ww1")],  # callback message ended by #, then "1"
+        recordings={"directory": str(spool), "spool_dir": "/var/spool/asterisk/recordings"},
+        agi_recordings_dir="/var/spool/asterisk/recordings", media="local")
+    gone, asks = (sessions[c.uniqueid] for c in calls)
+    nothing = "no message: 0.0 s of audio (under 1 s: nothing said, or hung up at the beep)"
+    assert gone.result == "voicemail_failed" and gone.detail["voice_message_error"] == nothing
+    assert gone.path[-1] == "message_complaint"  # hung up while recording: nobody to apologise to
+    assert asks.result == "callback" and asks.detail["voice_message_error"] == nothing
+    assert asks.path[-4:] == ["message_callback", "message_failed", "callback", "goodbye"]
+    assert tickets == [] and [(c.phone, c.ref_id) for c in contacts] == [("+8613900139002", str(asks.id))]
+    # both files stay catalogued as Asterisk left them (retention unchanged), linked to nothing
+    assert sorted((r.status, r.size, r.duration, r.ticket_id) for r in recs) == [("ready", 44, 0.0, None)] * 2
+    assert {r.id for r in recs} == {gone.detail["recording_id"], asks.detail["recording_id"]}

@@ -250,9 +250,46 @@ def test_voice_message_not_on_disk_is_missing_at_once(db, tmp_path):
         started_at=1795346800.0, duration=4.0, settings=s))
     rec = db.call(lambda ses: ses.get(Recording, rid))
     assert (rec.status, rec.path) == ("missing", rel) and rel in rec.error
-    assert not db.call(lambda ses: catalog.usable(ses, rid))
+    why = db.call(lambda ses: catalog.unusable(ses, rid, 1.0))
+    assert why.startswith(f"not recorded: recording {rid} is missing (RECORD FILE ended but {rel}")
     report = verify(db, s, now=dt.datetime.fromtimestamp(1795346810, tz=dt.timezone.utc))
     assert [(p.kind, p.recording_id) for p in report.problems] == [("missing", rid)]
+
+
+@pytest.mark.parametrize("audio_bytes, min_seconds, expected", [
+    (0, 1.0, "no message: 0.0 s of audio (under 1 s: nothing said, or hung up at the beep)"),
+    (15984, 1.0, "no message: 0.9 s of audio (under 1 s: nothing said, or hung up at the beep)"),
+    (48000, 1.0, None),
+    (48000, 5.0, "no message: 3.0 s of audio (under 5 s: nothing said, or hung up at the beep)"),
+    (0, 0.0, None),
+])
+def test_a_ready_voice_message_under_min_seconds_of_audio_is_not_usable(db, tmp_path, audio_bytes, min_seconds,
+                                                                          expected):
+    """A header-only WAV (hung up at the beep) is a good file, ``ready`` and kept, but holds
+    no message: judged by the file's duration (was: ``usable`` = ready, so it made a ticket)."""
+    from recordings.wav import write_wav
+
+    s = make_settings(tmp_path)
+    rel = "voicemail/2026-11-25/voicemsg-1795346800.9.wav"
+    write_wav(s.directory / rel, bytes(audio_bytes))
+    rid = db.call(lambda ses: catalog.add_voice_message(
+        ses, path=f"{SPOOL}/{rel}", uniqueid="1795346800.9", caller_number="13400134007",
+        started_at=1795346800.0, duration=6.0, settings=s))  # what the IVR measured, beep to hang-up
+    assert db.call(lambda ses: ses.get(Recording, rid).status) == "ready"
+    assert db.call(lambda ses: catalog.unusable(ses, rid, min_seconds)) == expected
+
+
+def test_voice_message_in_a_format_without_a_readable_duration_is_judged_by_its_status(db, tmp_path):
+    """A non-WAV file's duration is not read from it (the row carries the call's length, which
+    says nothing about the audio): only the status counts, as before."""
+    s = make_settings(tmp_path, format="gsm")
+    rel = "voicemail/2026-11-25/voicemsg-1795346800.9.gsm"
+    (s.directory / rel).parent.mkdir(parents=True)
+    (s.directory / rel).write_bytes(b"\xd8" * 33)  # one GSM frame
+    rid = db.call(lambda ses: catalog.add_voice_message(
+        ses, path=f"{SPOOL}/{rel}", uniqueid="1795346800.9", started_at=1795346800.0, duration=0.2, settings=s))
+    assert db.call(lambda ses: (ses.get(Recording, rid).status, ses.get(Recording, rid).duration)) == ("ready", 0.2)
+    assert db.call(lambda ses: catalog.unusable(ses, rid, 1.0)) is None
 
 
 def _dialer_events(uid="1795400000.5", var=("CAMPAIGN_ID", "7"), then_queue=True):

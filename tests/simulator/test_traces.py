@@ -259,7 +259,8 @@ async def run_agi_trace(tmp_path, name, setup=None):
 
     entries = read_agi(traces_dir() / f"{name}.agi")
     trace = _load(f"{name}.ami")
-    h = await Harness.create(tmp_path, epoch=int(trace.epoch))
+    # recorded with Local channels: RECORD FILE gets no audio (07c: endpos=0)
+    h = await Harness.create(tmp_path, epoch=int(trace.epoch), config=SimConfig(media="local"))
     agi = ScriptedAgiServer(entries, clock=h.clock, close_at=agi_close_time(traces_dir() / f"{name}.agi"))
     h.pbx.agi_port = await agi.start()
     h.quiet = 0.01
