@@ -38,8 +38,9 @@ def begin(conn) -> bool:
 
 
 def _statements(dialect: str, settings: rollups.Settings) -> tuple:
-    """Per rollup table: (the new calls' rows by id, the table's marked rows, the deletion of
-    those); built once (building costs more than running)."""
+    """Per rollup table: (the table, its key's length, the new calls' rows by id, the
+    table's marked rows, the deletion of those, the rows' column names); built once
+    (building costs more than running)."""
     key = (dialect, settings)
     if key in _STATEMENTS:
         return _STATEMENTS[key]
@@ -58,7 +59,8 @@ def _statements(dialect: str, settings: rollups.Settings) -> tuple:
             d.kind == kind)
         these = tuple_(*[t.c[k] for k in keys]).in_(marked)
         names = [col.name for col in counted.selected_columns]
-        out.append((table, len(keys), counted, select(*[t.c[n] for n in names]).where(these), delete(t).where(these)))
+        out.append((table, len(keys), counted, select(*[t.c[n] for n in names]).where(these), delete(t).where(these),
+                    names))
     _STATEMENTS[key] = tuple(out)
     return _STATEMENTS[key]
 
@@ -73,7 +75,7 @@ def add(conn, ids: Iterable[int]) -> int:
     settings = rollups.settings_for(conn)
     d = rollups.dialect_of(conn)
     rollups.register_functions(conn)
-    for table, nkeys, counted, old, gone in _statements(d, settings):
+    for table, nkeys, counted, old, gone, names in _statements(d, settings):
         parts: dict[tuple, list] = {}
         for row in conn.execute(old):
             parts.setdefault(tuple(row[:nkeys]), []).append(row[nkeys:])
@@ -81,7 +83,6 @@ def add(conn, ids: Iterable[int]) -> int:
             for row in conn.execute(counted, {"ids": ids[i:i + CHUNK]}):
                 parts.setdefault(tuple(row[:nkeys]), []).append(row[nkeys:])
         conn.execute(gone)
-        names = [col.name for col in counted.selected_columns]
         rows = [dict(zip(names, (*key, *_sum(table, rs)))) for key, rs in parts.items()]
         if rows:
             conn.execute(insert(table), rows)

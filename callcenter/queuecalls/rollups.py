@@ -26,7 +26,7 @@ import itertools
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 from sqlalchemy import (BigInteger, Float, Integer, LargeBinary, and_, case, cast, delete, exists, func, insert, literal_column,
@@ -369,10 +369,18 @@ def _of_marked_calls(counts: Select, dialect: str, d, kind: str, span: int) -> S
         QueueCall.__table__, f"INDEXED BY {index}", "sqlite")
 
 
-def _recount_statements(dialect: str, settings: Settings) -> tuple:
-    """(delete, insert) of the dirty slot rows and of the dirty agent-day rows: each one
-    statement over the marks joined to their calls (built once: building costs more than
-    running)."""
+class Recount(NamedTuple):
+    """A settle's statements: ``rows``, the (delete, insert) of the marked slot, agent-day and
+    group rows, each over the marks joined to their calls; ``packing``, what is built from
+    those rows, not the calls (the marked days packed, the agents' and groups' blocks summed:
+    :func:`repack`)."""
+
+    rows: tuple
+    packing: tuple
+
+
+def _recount_statements(dialect: str, settings: Settings) -> Recount:
+    """The :class:`Recount` of the marked rows (built once: building costs more than running)."""
     key = (dialect, settings)
     if key in _RECOUNT:
         return _RECOUNT[key]
@@ -409,31 +417,28 @@ def _recount_statements(dialect: str, settings: Settings) -> tuple:
     packed_g = call_groups.block_sums(join=(mg, and_(mg.c.server == gr.c.server, mg.c.queue == gr.c.queue,
                                                      mg.c.agent == gr.c.agent, gr.c.day >= mg.c.block,
                                                      gr.c.day < mg.c.block + nb)))
-    out = (delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
-           insert(r).from_select(_columns(q), q),
-           delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
-           insert(rd).from_select(_columns(packed), packed),
-           delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
-           insert(ar).from_select(_columns(a), a),
-           delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
-           block_days,
-           delete(gr).where(tuple_(gr.c.server, gr.c.queue, gr.c.agent, gr.c.day).in_(marked_g)),
-           insert(gr).from_select(_columns(g), g),
-           delete(gb).where(tuple_(gb.c.server, gb.c.queue, gb.c.agent, gb.c.block).in_(gblocks)),
-           insert(gb).from_select(_columns(packed_g), packed_g))
+    out = Recount(
+        rows=(delete(r).where(tuple_(r.c.server, r.c.queue, r.c.slot).in_(marked_q)),
+              insert(r).from_select(_columns(q), q),
+              delete(ar).where(tuple_(ar.c.server, ar.c.queue, ar.c.agent, ar.c.day).in_(marked_a)),
+              insert(ar).from_select(_columns(a), a),
+              delete(gr).where(tuple_(gr.c.server, gr.c.queue, gr.c.agent, gr.c.day).in_(marked_g)),
+              insert(gr).from_select(_columns(g), g)),
+        packing=(delete(rd).where(tuple_(rd.c.server, rd.c.queue, rd.c.day).in_(days)),
+                 insert(rd).from_select(_columns(packed), packed),
+                 delete(ab).where(tuple_(ab.c.server, ab.c.queue, ab.c.agent, ab.c.block).in_(blocks)),
+                 block_days,
+                 delete(gb).where(tuple_(gb.c.server, gb.c.queue, gb.c.agent, gb.c.block).in_(gblocks)),
+                 insert(gb).from_select(_columns(packed_g), packed_g)))
     _RECOUNT[key] = out
     return out
-
-
-_PACKING = (2, 3, 6, 7, 10, 11)  # of :func:`_recount_statements`: from the recounted rows, not the calls
 
 
 def repack(conn, dialect: str, settings: Settings) -> None:
     """A settle's steps after the recount of the marked rows: their days packed again, their
     agents' and groups' blocks summed again (:mod:`.rollup_adds` writes the rows otherwise)."""
-    recount = _recount_statements(dialect, settings)
-    for i in _PACKING:
-        run_recount_statement(conn, recount[i])
+    for stmt in _recount_statements(dialect, settings).packing:
+        run_recount_statement(conn, stmt)
 
 
 def settle(conn) -> int:
@@ -448,8 +453,9 @@ def settle(conn) -> int:
     settings = settings_for(conn)
     d = dialect_of(conn)
     register_functions(conn)
-    for stmt in _recount_statements(d, settings):
+    for stmt in _recount_statements(d, settings).rows:  # the rows first: the packing reads them
         run_recount_statement(conn, stmt)
+    repack(conn, d, settings)
     conn.execute(delete(RollupDirty))
     return len(marks)
 
