@@ -62,8 +62,12 @@ Event filtering (PITFALLS 13), in the service: every subscriber declares the eve
 reads, and for ``VarSet`` the channel variables (:mod:`.interest`; declaring nothing is an
 error naming it).  An event nobody declared is not built at all — the parser reads its
 ``Event:`` line (a ``VarSet``'s ``Variable:`` line) in the decoded text and leaves a
-``None`` the gateway counts (``events_received``, the metrics' rate); while an action is in
-flight, one with an ActionID is built anyway (it may be a list item of the answer).  What
+``None`` the gateway counts (``events_received``, the metrics' rate); while an action that
+may answer with an event list is in flight, one with an ActionID is built anyway (it may be a
+list item of the answer).  Actions whose answer is one ``Response`` (:data:`SINGLE_ANSWER`:
+the recorder's ``MixMonitor`` on every recorded call, ``Originate``, ``QueuePause``...) do
+not turn that check on: an undeclared event cannot be theirs, and the check lower-cases
+every unread event (a third of the parse in bench/ami_ingest.py).  What
 is built goes through panoramisk's ``handle_message`` as before and is handed only to the
 subscribers that declared it, from a table built when the subscriptions change.  Each
 declaration sits next to the code that reads the events (the reducer's is its handler
@@ -113,6 +117,16 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Message, float], Any]
 CRLF = "\r\n"
+
+# Actions Asterisk answers with one Response message and never an event list (manager.c and
+# the apps' manager actions; an async Originate's OriginateResponse is an event subscribers
+# declare, not an answer's list item: ``_Action.multi`` is false for it).  Lower-cased; any
+# other action (QueueStatus, CoreShowChannels, Status, DBGet, an unknown name) is taken to
+# answer with a list while it is in flight.
+SINGLE_ANSWER = frozenset(n.lower() for n in (
+    "Login", "Logoff", "Ping", "Challenge", "Events", "GetConfig", "Getvar", "Setvar",
+    "Hangup", "Redirect", "Originate", "MixMonitor", "StopMixMonitor", "PauseMixMonitor",
+    "QueueAdd", "QueueRemove", "QueuePause", "QueuePenalty", "QueueLog"))
 
 
 class AmiError(Exception):
@@ -242,6 +256,7 @@ class _Action(PanoAction):
         super().__init__(data, as_list=None)
         self.timer: Any = None
         self.name = str(self.get("Action", "?"))
+        self.lists = self.name.lower() not in SINGLE_ANSWER  # may its answer be an event list?
 
     @property
     def multi(self) -> bool:
@@ -309,8 +324,10 @@ class _Protocol(AMIProtocol):
         gw.bytes_received += len(data)
         gw.reads += 1
         routes = gw._routes
-        try:  # while an action is in flight an unread event may still be one of its list items
-            msgs = self.parser.feed(data, routes.filter_ids if self.responses else routes.filter)
+        # while an action that may answer with a list is in flight, an unread event may be an item
+        lists = self.responses and any(a.lists for a in self.responses.values())
+        try:
+            msgs = self.parser.feed(data, routes.filter_ids if lists else routes.filter)
         except ProtocolError as exc:
             gw._why = f"stream is not AMI ({exc})"  # said once, in the reconnect line
             self.transport.abort()

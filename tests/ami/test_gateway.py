@@ -34,7 +34,7 @@ def quiet_trace():
 
 
 class Rig:
-    def __init__(self, trace="01-inbound-answered.ami", *, gw_kw=None, **server_kw):
+    def __init__(self, trace="01-inbound-answered.ami", *, gw_kw=None, reads="*", **server_kw):
         self.clock = task.Clock()
         self.clock.advance(1_795_346_000)
         if isinstance(trace, str):
@@ -43,13 +43,14 @@ class Rig:
         self.gw_kw = {"ping_interval": 3600, "ping_timeout": 5, "reconnect_base_delay": 1,
                       "reconnect_max_delay": 8, "rng": random.Random(7), **(gw_kw or {})}
         self.events: list[tuple[Message, float]] = []
+        self.reads = reads  # what the test's subscriber declares ("*": the filter is off)
 
     async def __aenter__(self):
         await self.server.start()
         self.gw = AmiGateway("127.0.0.1", self.server.port, "bridge", "bridge-secret",
                              clock=self.clock, **self.gw_kw)
         self.server.lockstep(self.gw)
-        self.gw.subscribe(lambda m, t: self.events.append((m, t)), "*")
+        self.gw.subscribe(lambda m, t: self.events.append((m, t)), self.reads)
         await self.gw.start()
         return self
 
@@ -228,6 +229,46 @@ async def test_event_list_collected_and_errors_raised():
         assert err.value.response["Response"] == "Error"
         with pytest.raises(ProtocolError):
             await r.gw.action({"Action": "Setvar", "Value": "x\r\nAction: Originate"})
+
+
+async def test_only_an_action_that_may_answer_with_a_list_makes_the_parser_look_for_ids(monkeypatch):
+    """An undeclared event carrying an ActionID, in the read of an answer: while a list-capable
+    action (QueueStatus) is in flight it is built (it is one of the list's items and reaches
+    the action); while only a single-answer action (MixMonitor) is, it is left unbuilt."""
+    from callcenter.ami import codec
+
+    qs = read_ami(traces_dir() / "08-queue-status.ami")
+    listing = [e.message.headers for e in qs.received
+               if e.message is not None and e.message.get("ActionID") == "qs-all"]
+    stray = [("Event", "Newstate"), ("Channel", "Local/1001@sim-agent-0001;1"), ("ActionID", "elsewhere-1")]
+
+    def responder(action):
+        if action.get("Action") == "QueueStatus":
+            return listing
+        if action.get("Action") == "MixMonitor":
+            return [stray, [("Response", "Success"), ("ActionID", action.get("ActionID"))]]
+        return None
+
+    built: list = []
+    feed = codec.Parser.feed
+
+    def spy_feed(self, data, skip=None):
+        out = feed(self, data, skip)
+        if self.expect_banner:
+            built.extend(out)
+        return out
+
+    monkeypatch.setattr(codec.Parser, "feed", spy_feed)
+    async with Rig(quiet_trace(), responder=responder, reads=("Hangup",)) as r:
+        await r.ready()
+        got = await r.gw.action({"Action": "QueueStatus"})
+        assert len(got) == len(listing) and got[-1]["ListItems"] == "7"  # every item built
+        del built[:]
+        await r.gw.action({"Action": "MixMonitor", "Channel": "Local/1001@sim-agent-0001;1",
+                           "ActionID": "mm-1", "File": "/tmp/x.wav"})
+        names = [m.event if isinstance(m, codec.Message) else m for m in built]
+        assert "Newstate" not in names and None in names  # counted, never built
+        assert not any(m.event == "Newstate" for m, _ in r.events)
 
 
 async def test_not_connected_raises():
