@@ -67,7 +67,7 @@ may answer with an event list is in flight, one with an ActionID is built anyway
 list item of the answer).  Actions whose answer is one ``Response`` (:data:`SINGLE_ANSWER`:
 the recorder's ``MixMonitor`` on every recorded call, ``Originate``, ``QueuePause``...) do
 not turn that check on: an undeclared event cannot be theirs, and the check lower-cases
-every unread event (a third of the parse in bench/ami_ingest.py).  What
+every unread event (10–40 % more parse time on bench/ami_ingest.py's stream).  What
 is built goes through panoramisk's ``handle_message`` as before and is handed only to the
 subscribers that declared it, from a table built when the subscriptions change.  Each
 declaration sits next to the code that reads the events (the reducer's is its handler
