@@ -118,14 +118,16 @@ log = logging.getLogger(__name__)
 EventCallback = Callable[[Message, float], Any]
 CRLF = "\r\n"
 
-# Actions Asterisk answers with one Response message and never an event list (manager.c and
-# the apps' manager actions; an async Originate's OriginateResponse is an event subscribers
-# declare, not an answer's list item: ``_Action.multi`` is false for it).  Lower-cased; any
-# other action (QueueStatus, CoreShowChannels, Status, DBGet, an unknown name) is taken to
-# answer with a list while it is in flight.
+# Actions Asterisk 22 answers with one Response message and never an event list (read in
+# main/manager.c, apps/app_mixmonitor.c and apps/app_queue.c of 22.10.1: none of these calls
+# astman_send_listack; an async Originate's OriginateResponse is an event subscribers declare,
+# not an answer's list item: ``_Action.multi`` is false for it).  Not ``Hangup``: with a
+# /regex/ channel it answers "Channels hung up will follow" and a list.  Lower-cased; any other
+# action (QueueStatus, CoreShowChannels, Status, DBGet, an unknown name) is taken to answer
+# with a list while it is in flight.
 SINGLE_ANSWER = frozenset(n.lower() for n in (
     "Login", "Logoff", "Ping", "Challenge", "Events", "GetConfig", "Getvar", "Setvar",
-    "Hangup", "Redirect", "Originate", "MixMonitor", "StopMixMonitor", "PauseMixMonitor",
+    "Redirect", "Originate", "MixMonitor", "StopMixMonitor", "MixMonitorMute",
     "QueueAdd", "QueueRemove", "QueuePause", "QueuePenalty", "QueueLog"))
 
 

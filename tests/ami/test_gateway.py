@@ -271,6 +271,18 @@ async def test_only_an_action_that_may_answer_with_a_list_makes_the_parser_look_
         assert not any(m.event == "Newstate" for m, _ in r.events)
 
 
+def test_which_actions_may_answer_with_a_list():
+    """Asterisk 22 answers these with one Response; a regex Hangup, QueueStatus, Status,
+    CoreShowChannels and any name not known answer with a list (its items carry the action's
+    ActionID: tests/fixtures/asterisk-traces/README.md)."""
+    from callcenter.ami.gateway import _Action
+
+    for name in ("MixMonitor", "mixmonitor", "Originate", "QueuePause", "Getvar", "Ping"):
+        assert not _Action([("Action", name)]).lists, name
+    for name in ("Hangup", "QueueStatus", "Status", "CoreShowChannels", "DBGet", "SomethingNew"):
+        assert _Action([("Action", name)]).lists, name
+
+
 async def test_not_connected_raises():
     gw = AmiGateway("127.0.0.1", 1, "u", "s", clock=task.Clock())
     with pytest.raises(AmiNotConnected):
