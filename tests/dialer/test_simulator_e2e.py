@@ -288,7 +288,10 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
 
         def done():
             rows = attempts()
-            peak[0] = max(peak[0], sum(1 for r in rows if r[1] != "ended"))
+            # calls out and not yet with the agent: one that the agent took and finished may
+            # still read "answered" a moment (its Hangup processed after AgentComplete freed
+            # the agent, seen under the full suite's load); its talk is checked below
+            peak[0] = max(peak[0], sum(1 for r in rows if r[1] != "ended" and not r[3]))
             return len(rows) == 3 and all(r[1] == "ended" for r in rows)
         await until(done, limit=60)
         await d.idle()
@@ -300,7 +303,7 @@ async def test_progressive_dials_only_for_free_agents_through_simulator(db, tmp_
     rows = attempts()
     assert [r[2] for r in rows] == ["reached"] * 3
     assert all(r[3] for r in rows)                        # an agent took every call
-    assert peak[0] == 1                                   # never more calls than free agents
+    assert peak[0] == 1                                   # never more calls out than free agents
     # the next patient is dialled only once the agent has finished the previous 20 s talk
     # (compared with the talk, not the attempt's end: the patient's Hangup may be
     # processed a moment after AgentComplete frees the agent)
