@@ -327,7 +327,7 @@ class _Protocol(AMIProtocol):
         gw.reads += 1
         routes = gw._routes
         # while an action that may answer with a list is in flight, an unread event may be an item
-        lists = self.responses and any(a.lists for a in self.responses.values())
+        lists = any(a.lists for a in self.responses.values())
         try:
             msgs = self.parser.feed(data, routes.filter_ids if lists else routes.filter)
         except ProtocolError as exc:

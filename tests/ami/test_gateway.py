@@ -11,6 +11,7 @@ from callcenter.ami.codec import Message, ProtocolError
 from callcenter.ami.gateway import AmiError, AmiGateway, AmiNotConnected, AmiTimeout
 from callcenter.ami.replay import ReplayServer, utf8_cuts
 from callcenter.ami.tracefile import read_ami, traces_dir
+from tests.support.ami import record_parsed
 
 
 async def until(cond, timeout: float = 10.0) -> None:
@@ -249,16 +250,7 @@ async def test_only_an_action_that_may_answer_with_a_list_makes_the_parser_look_
             return [stray, [("Response", "Success"), ("ActionID", action.get("ActionID"))]]
         return None
 
-    built: list = []
-    feed = codec.Parser.feed
-
-    def spy_feed(self, data, skip=None):
-        out = feed(self, data, skip)
-        if self.expect_banner:
-            built.extend(out)
-        return out
-
-    monkeypatch.setattr(codec.Parser, "feed", spy_feed)
+    built = record_parsed(monkeypatch)
     async with Rig(quiet_trace(), responder=responder, reads=("Hangup",)) as r:
         await r.ready()
         got = await r.gw.action({"Action": "QueueStatus"})

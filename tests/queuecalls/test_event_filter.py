@@ -13,6 +13,7 @@ from callcenter.queuecalls import reducer
 from callcenter.queuecalls import tracker as tracker_module
 from callcenter.queuecalls.tracker import QueueCallsTracker
 from callcenter.sites import Sites
+from tests.support.ami import record_parsed
 
 TRACES = sorted(p.name for p in traces_dir().glob("*.ami") if p.name != "09-login-failure.ami")
 TRACKER = Interest(reducer.EVENTS, reducer.VARIABLES)
@@ -28,21 +29,14 @@ async def _replay(bridge, name: str, monkeypatch, *, every: bool) -> dict:
     ``every``: the tracker subscribes to every event, as it did before declarations (and
     one more subscriber records them): a reducer that reads an event it does not declare
     would store something else."""
-    built: list = []
     received: list = []
-    feed, on_event = codec.Parser.feed, QueueCallsTracker.on_event
-
-    def spy_feed(self, data, skip=None):
-        out = feed(self, data, skip)
-        if self.expect_banner:  # the gateway's parser (the replay server parses with its own)
-            built.extend(out)
-        return out
+    on_event = QueueCallsTracker.on_event
+    built = record_parsed(monkeypatch)
 
     def spy_event(self, msg, t):
         received.append(msg.headers)
         on_event(self, msg, t)
 
-    monkeypatch.setattr(codec.Parser, "feed", spy_feed)
     monkeypatch.setattr(QueueCallsTracker, "on_event", spy_event)
     if every:
         monkeypatch.setattr(tracker_module, "EVENTS", "*")
