@@ -410,6 +410,9 @@ class AmiGateway:
         self.events = events
         self.connected = False
         self.connecting = False
+        # when the supervisor will try again (clock seconds) while it waits out a backoff, else
+        # None: with ``connecting`` it tells a stepped test clock the link's state is settled
+        self.reconnect_at: float | None = None
         self.banner: str | None = None
         # counters (tests synchronise on bytes; the bench reports them)
         self.bytes_received = 0
@@ -676,7 +679,11 @@ class AmiGateway:
             log.warning("AMI %s:%s: %s (%s); reconnect in %.1f s (outage since %.0f s, %d login(s) in it)",
                         self.host, self.port, lasted, self._why or "closed", delay,
                         now - self.outage.start, self.outage.logins)
-            await sleep(self.clock, delay)
+            self.reconnect_at = now + delay
+            try:
+                await sleep(self.clock, delay)
+            finally:
+                self.reconnect_at = None
 
     def _link_healthy(self) -> None:
         """The link stayed up ``healthy_after`` seconds: the outage (if any) is over."""

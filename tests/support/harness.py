@@ -54,7 +54,13 @@ class Stepper:
             # turns): no timer may fire before the resync's snapshot is asked for
             hooks_due = (gw.connected and not gw._connected_event.is_set() and proto is not None
                          and proto.booted and not self.tracker._resync_backoff)
-            busy = bool(gw._pending) or gw.connecting or self.tracker._resyncing or hooks_due
+            # the link is down and the supervisor has not yet scheduled its retry (or the
+            # retry is due and not yet started): no timer may fire before it is scheduled
+            settling = (not gw.connected and not gw._stopping and gw._task is not None
+                        and not gw._task.done()
+                        and (gw.reconnect_at is None or gw.reconnect_at <= self.clock.seconds()))
+            busy = (bool(gw._pending) or gw.connecting or self.tracker._resyncing or hooks_due
+                    or settling)
             if not behind and not busy:
                 break
             await asyncio.sleep(0.0005)
@@ -62,6 +68,7 @@ class Stepper:
 
     async def run_for(self, seconds: float) -> None:
         until = self.clock.seconds() + seconds
+        await self.sync()  # what the caller just did (a cut link…) settles before time moves
         while True:
             times = [c.getTime() for c in self.clock.getDelayedCalls() if c.active()]
             nxt = min(times, default=None)
