@@ -229,9 +229,13 @@ class Dialer:
             k = self._turn % len(campaigns)
             campaigns, self._turn = campaigns[k:] + campaigns[:k], self._turn + 1
         for c in campaigns:
-            cap, free = await self._capacity(c, now)
+            cap, free = await self._capacity(c, self.clock.seconds())
             if cap <= 0:
                 continue
+            # read after the awaits: the attempt is stamped (and checked due) when the
+            # capacity was decided, not when the tick began (a slow database turn in between
+            # made a progressive call look dialled before its agent was free)
+            now = self.clock.seconds()
             after = self.dial.callback_after_call_seconds if c["kind"] == "callback" else 0.0
             claimed = await self.db.run(store.claim, campaign_id=c["id"], limit=cap, now=now,
                                         instance=self.instance, guard_seconds=self.rules.longest_retry,

@@ -159,6 +159,31 @@ async def test_progressive_dials_only_for_free_agents(db):
     await d.stop()
 
 
+async def test_attempt_is_stamped_when_its_agent_was_seen_free(db):
+    """Time passes inside a tick (the database slow under load) before the dialer looks at
+    the agents: the attempt's start is that look or later, never the tick's start; stamped
+    at the tick's start, a progressive call read as dialled before its agent was free."""
+    seed(db, mode="progressive", n=1)
+    clock = Clock()
+    clock.advance(T0)
+    gw = FakeGateway(clock)
+    looked = []
+
+    class SlowToLook(StaticAgents):
+        def free_agents(self, queue):
+            clock.advance(7)                          # 7 s of the tick gone before the look
+            looked.append(clock.seconds())
+            return super().free_agents(queue)
+
+    d = make(db, clock, gw, agents=SlowToLook({"consultation": 1}))
+    await d.start()
+    await d.run_once()
+    assert len(gw.originates) == 1
+    started = db.call(lambda s: to_ts(s.get(Attempt, 1).started_at))
+    assert started >= looked[0] > T0
+    await d.stop()
+
+
 async def test_abandoned_in_queue_counts_for_the_abandon_rate(db):
     cid = seed(db, mode="predictive", n=1)
     clock = Clock()
