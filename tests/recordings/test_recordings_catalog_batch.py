@@ -39,6 +39,28 @@ def test_start_many_inserts_the_new_rows_and_finds_those_already_there(db, tmp_p
 
 
 @pytest.mark.postgres
+def test_start_many_sends_one_insert_for_the_batch(db, tmp_path):
+    """(Asking SQLAlchemy for the RETURNING rows in parameter order made it one INSERT a row
+    on SQLite.)"""
+    from sqlalchemy import event
+
+    s = _settings(tmp_path)
+    inserts = []
+
+    def seen(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        ids = db.call(lambda ses: catalog.start_many(ses, [_start(s, i) for i in range(40)]))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1 and len(set(ids)) == 40
+    with db.session() as ses:
+        assert {r.id: r.path for r in ses.query(Recording)} == {i: _start(s, k)["rel"] for k, i in enumerate(ids)}
+
+
+@pytest.mark.postgres
 def test_start_many_refuses_a_path_of_another_call_or_twice(db, tmp_path):
     s = _settings(tmp_path)
     db.call(lambda ses: catalog.start_many(ses, [_start(s, 1)]))
@@ -64,6 +86,13 @@ def test_finalize_many_sets_each_row_as_finalize_would(db, tmp_path):
     assert (rows[ids[0]].status, rows[ids[0]].size, rows[ids[0]].sha256) == ("ready", info.size, info.sha256)
     assert (rows[ids[1]].status, rows[ids[1]].error, rows[ids[1]].size) == ("missing", "gone", None)
     assert rows[ids[2]].status == "failed" and rows[ids[2]].error
+    # finalised once: a second finalisation (a reconnect's stale look) changes nothing
+    later = T0 + dt.timedelta(seconds=300)
+    assert db.call(lambda ses: catalog.finalize_many(ses, [catalog.Finalize(ids[0], None, later, "gone")])) == [
+        "ready"]
+    with db.session() as ses:
+        again = ses.get(Recording, ids[0])
+        assert (again.status, again.sha256, catalog.as_utc(again.ended_at)) == ("ready", info.sha256, end)
     with pytest.raises(LookupError):
         db.call(lambda ses: catalog.finalize_many(ses, [catalog.Finalize(ids[0], info, end),
                                                         catalog.Finalize(10**6, info, end)]))
