@@ -48,12 +48,19 @@ def check_relative(rel: str) -> PurePosixPath:
     return p
 
 
-def resolve_inside(root: Path, rel: str) -> Path:
+def real_root(root: Path) -> str:
+    """The recordings directory with its symlinks resolved (what :func:`resolve_inside`
+    compares with)."""
+    return os.path.realpath(root)
+
+
+def resolve_inside(root: Path, rel: str, *, base: str | None = None) -> Path:
     """The real file for catalogue path ``rel``; refuses escapes, also through symlinks.
-    (On strings: capture calls it for every recording it finalises, and ``Path.parents``
-    made it ~4x dearer.)"""
+    ``base``: :func:`real_root` of ``root``, for many paths in a row (a batch of
+    finalisations resolves the directory once).  (On strings: capture calls it for every
+    recording it finalises, and ``Path.parents`` made it ~4x dearer.)"""
     check_relative(rel)
-    base = os.path.realpath(root)
+    base = os.path.realpath(root) if base is None else base
     full = os.path.realpath(os.path.join(base, rel))
     if full != base and not full.startswith(base if base.endswith(os.sep) else base + os.sep):
         raise UnsafePath(f"recording path {rel!r} resolves outside the recordings directory")
