@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import bindparam, delete, false, insert, select, tuple_
+from sqlalchemy import Integer, bindparam, delete, false, insert, select, tuple_
 
 from . import call_groups, rollups
 from .models import QueueCall, QueueCallAgentRollup, QueueCallGroupRollup, QueueCallRollup, RollupDirty
@@ -37,15 +37,18 @@ def begin(conn) -> bool:
     return conn.execute(select(RollupDirty.kind).limit(1)).first() is None
 
 
-def _statements(dialect: str, settings: rollups.Settings) -> tuple:
+def _statements(dialect: str, settings: rollups.Settings, ranged: bool = False) -> tuple:
     """Per rollup table: (the table, its key's length, the new calls' rows by id, the
     table's marked rows, the deletion of those, the rows' column names); built once
-    (building costs more than running)."""
-    key = (dialect, settings)
+    (building costs more than running).  ``ranged``: the new calls are the ids ``lo`` to
+    ``hi`` (an ``IN`` list is rendered again at every run: a fifth of the adds' time)."""
+    key = (dialect, settings, ranged)
     if key in _STATEMENTS:
         return _STATEMENTS[key]
     c = QueueCall.__table__.c
-    new = [c.id.in_(bindparam("ids", expanding=True)), c.entered_at.is_not(None)]
+    chosen = (c.id.between(bindparam("lo", type_=Integer), bindparam("hi", type_=Integer)) if ranged
+              else c.id.in_(bindparam("ids", expanding=True)))
+    new = [chosen, c.entered_at.is_not(None)]
     d = RollupDirty.__table__.c
     out = []
     for table, kind, keys, counted in (
@@ -75,12 +78,17 @@ def add(conn, ids: Iterable[int]) -> int:
     settings = rollups.settings_for(conn)
     d = rollups.dialect_of(conn)
     rollups.register_functions(conn)
-    for table, nkeys, counted, old, gone, names in _statements(d, settings):
+    # one INSERT's rows under the write lock are consecutive ids: then they are a range
+    # (distinct integers, as many as the span holds), else the ids in chunks
+    ranged = bool(ids) and max(ids) - min(ids) + 1 == len(set(ids)) == len(ids)
+    runs = [{"lo": min(ids), "hi": max(ids)}] if ranged else [
+        {"ids": ids[i:i + CHUNK]} for i in range(0, len(ids), CHUNK)]
+    for table, nkeys, counted, old, gone, names in _statements(d, settings, ranged):
         parts: dict[tuple, list] = {}
         for row in conn.execute(old):
             parts.setdefault(tuple(row[:nkeys]), []).append(row[nkeys:])
-        for i in range(0, len(ids), CHUNK):
-            for row in conn.execute(counted, {"ids": ids[i:i + CHUNK]}):
+        for params in runs:
+            for row in conn.execute(counted, params):
                 parts.setdefault(tuple(row[:nkeys]), []).append(row[nkeys:])
         conn.execute(gone)
         rows = [dict(zip(names, (*key, *_sum(table, rs)))) for key, rs in parts.items()]

@@ -87,7 +87,8 @@ def write_calls(session: Session, records: Iterable[QueueCallRecord],
         changed.append({"id": rid, **row, "caller_name": row["caller_name"] or name or "",
                         "ivr_session_id": row["ivr_session_id"] or old_sid})
     if new and not changed and rollup_adds.begin(session):  # (SQLite) counted alone, added to the rollups
-        rollup_adds.add(session, session.execute(insert(QueueCall).returning(QueueCall.id), new).scalars())
+        conn = session.connection()  # Core statements: no ORM layer around each of the adds' ~20
+        rollup_adds.add(conn, conn.execute(insert(QueueCall).returning(QueueCall.id), new).scalars())
         return len(new), 0
     if new:
         session.execute(insert(QueueCall), new)

@@ -7,7 +7,7 @@ import dataclasses
 import random
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from callcenter.queuecalls import rollup_adds, rollups, store
 from callcenter.queuecalls.models import QueueCall, QueueCallGroupRollup, QueueCallRollup
@@ -56,6 +56,23 @@ def test_new_calls_are_added_and_equal_a_rebuild_after_every_write(db, monkeypat
     kept = db.call(rollups.differences)
     db.call(rollups.rebuild, rollups.Settings(30.0, 5.0))
     assert kept == [] and db.call(rollups.differences) == []
+
+
+def test_new_calls_whose_ids_are_not_one_run_are_added_by_their_ids(db):
+    """A write's own INSERT gives consecutive ids, counted as a range; ids around calls of
+    before (here 0 and 5 around 1-3) are counted by their list, or the old ones counted twice."""
+    recs = _batches(random.Random(5), 1, 5)[0]
+    db.call(store.write_batch, recs[:3], 30.0, None, "default")
+
+    def write(s):
+        assert rollup_adds.begin(s)
+        conn = s.connection()
+        conn.execute(insert(QueueCall), [dict(store.row_of(r, 30.0, "default"), id=i)
+                                         for i, r in zip((0, 5), recs[3:])])
+        return rollup_adds.add(conn, [0, 5])
+    assert db.call(write) > 0
+    _exact(db)
+    assert db.call(lambda s: sorted(s.scalars(select(QueueCall.id)))) == [0, 1, 2, 3, 5]
 
 
 @pytest.mark.postgres
