@@ -16,6 +16,7 @@ recorded).
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Awaitable, Callable
 
 from .journal import Journal
@@ -24,9 +25,14 @@ from .journal import Journal
 class JournalWrites:
     """``await writes.append(fact)``: the fact is in the journal, fsync'd."""
 
-    def __init__(self, journal: Journal, run_io: Callable[..., Awaitable[Any]]):
+    def __init__(self, journal: Journal, run_io: Callable[..., Awaitable[Any]], *, gap: float = 0.0):
         self.journal = journal
         self._run_io = run_io  # runs a blocking call on capture's file thread
+        # real seconds from the start of one flush to the next: under a burst, more facts a
+        # flush and fewer wake-ups of the file thread (each a few thread switches that leave
+        # the loop's caches cold); a fact appended after a quiet spell is flushed at once
+        self.gap = gap
+        self._flushed_at = -math.inf
         self._queue: list[tuple[dict, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
         self.flushes = 0  # fsyncs done (tests and benches)
@@ -41,7 +47,12 @@ class JournalWrites:
 
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # what this turn of the loop appends goes in the same flush
+        loop = asyncio.get_running_loop()
         while self._queue:
+            wait = self._flushed_at + self.gap - loop.time()
+            if wait > 0:  # a flush began a moment ago: let more facts join the next
+                await asyncio.sleep(wait)
+            self._flushed_at = loop.time()
             batch, self._queue = self._queue, []
             try:
                 await self._run_io(self.journal.append_many, [f for f, _ in batch])

@@ -149,3 +149,22 @@ async def test_a_failing_core_write_is_taken_out_and_the_others_are_committed(db
     assert isinstance(got[1], IntegrityError)  # the duplicate, on its own
     with db.session() as s:
         assert sorted(s.scalars(select(User.username))) == ["a", "b"]
+
+
+async def test_with_a_gap_a_write_after_a_quiet_spell_goes_at_once_and_the_next_ones_wait_together(db):
+    """``gap``: the start of one transaction to the next (writes nobody waits on at once);
+    what is queued meanwhile goes in one transaction, not one a landing."""
+    loop = asyncio.get_running_loop()
+    group = GroupCommit(db, gap=0.2)
+    t0 = loop.time()
+    await group.run(_add("first"))
+    assert loop.time() - t0 < 0.15                      # nothing before it: not held back
+    later = []
+    for i in range(5):                                   # five writes, one after another
+        later.append(group.run(_add(f"u{i}")))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*later)
+    assert loop.time() - t0 >= 0.2                       # the second transaction waited the gap
+    assert group.transactions == 2                       # the five together
+    assert await db.run(_count) == 6
+    await group.close()
