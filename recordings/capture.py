@@ -29,7 +29,6 @@ from zoneinfo import ZoneInfo
 from callcenter.logs import mask_number
 from callcenter.ports import AmiClient, require
 from callcenter.store.group_commit import GroupCommit
-from callcenter.clock import sleep
 from callcenter.store.retry import TRANSIENT, retrying
 
 from . import catalog, layout
@@ -218,6 +217,14 @@ class CaptureTracker:
                       campaign=campaign, caller_number=msg.get("CallerIDNum"), campaign_id=campaign_id)
         self.active[uid] = Active(start)
         return [start]
+
+
+class _Awaiting:
+    """A port whose ``run(fn)`` is ``fn()``: :func:`retrying` around a coroutine function."""
+
+    @staticmethod
+    def run(fn):
+        return fn()
 
 
 def utc(t: float) -> dt.datetime:
@@ -460,28 +467,29 @@ class RecordingsComponent:
         log.info("recording of %s started for %s %s", cmd.uniqueid, cmd.kind, cmd.group)
 
     async def _write(self, fn, *args, many: bool = False, **kw):
-        """A catalogue write, retried while the database is unavailable; at stop a write
-        waiting to retry is abandoned (the journal keeps its fact for the next start): the
-        task awaiting it is cancelled (no task of its own, one less per write).
+        """A catalogue write, retried while the database is unavailable (:meth:`_retried`).
         The writes of a burst of calls share a transaction (group commit); ``many``: ``fn``
         takes a list of items (``args``: this write's one), those of a transaction share
         its statements."""
+        if many:  # one of many rows of a statement (``fn(session, items)``, the item in args)
+            return await self._retried(self._catalogue_many, fn, *args)
+        return await self._retried(self._catalogue_writes, lambda s: fn(s, *args, **kw))
+
+    async def _retried(self, port, fn, *args):
+        """``port.run(fn, *args)`` through :func:`store.retry.retrying`; at stop a write
+        waiting to retry is abandoned (the journal keeps its fact for the next start): the
+        task awaiting it is cancelled (no task of its own, one less per write)."""
         failed: list[BaseException] = []
 
         def on_failure(exc, delay):
             failed.append(exc)
             log.warning("recordings: database unavailable (%s); retrying in %.1f s",
                         exc.__class__.__name__, delay)
-        if many:  # one of many rows of a statement (``fn(session, items)``, the item in args)
-            job = retrying(self._catalogue_many, fn, *args, clock=self.clock, base_delay=0.5, max_delay=10.0,
-                           give_up=lambda: self._stopping, on_failure=on_failure)
-        else:
-            job = retrying(self._catalogue_writes, lambda s: fn(s, *args, **kw), clock=self.clock, base_delay=0.5,
-                           max_delay=10.0, give_up=lambda: self._stopping, on_failure=on_failure)
         task = asyncio.current_task()
         self._writes[task] = failed
         try:
-            return await job
+            return await retrying(port, fn, *args, clock=self.clock, base_delay=0.5, max_delay=10.0,
+                                  give_up=lambda: self._stopping, on_failure=on_failure)
         finally:
             self._writes.pop(task, None)
 
@@ -605,17 +613,11 @@ class RecordingsComponent:
             self._schedule(cmd.uniqueid, cmd.t, 0, self.settings.finalize_delay)
 
     async def _stopped(self, cmd: Stop) -> None:
-        """:meth:`_on_event_stop` for a call whose start is still under way."""
-        starting = self._starting.pop(cmd.uniqueid, None)
-        if starting is not None and not starting.done():
+        """:meth:`_on_event_stop` once the call's start, still under way, is done."""
+        starting = self._starting.get(cmd.uniqueid)
+        if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
-        if not self._owns(cmd):
-            return
-        await self._journal.append({"op": "ended", "uid": cmd.uniqueid, "t": cmd.t})
-        if self._stopping:
-            await self._finalize(cmd.uniqueid, cmd.t, attempt=10**6)
-        else:
-            self._schedule(cmd.uniqueid, cmd.t, 0, self.settings.finalize_delay)
+        self._on_event_stop(cmd)
 
     def _schedule(self, uid: str, t: float, attempt: int, delay: float) -> None:
         self._timers[uid] = (self.clock.callLater(delay, self._fall_due, uid, t, attempt), t)
@@ -677,36 +679,25 @@ class RecordingsComponent:
 
     async def _write_items(self, fn_many, items: list) -> list:
         """``fn_many``'s result for each item, or the exception of that item alone: one
-        statement of one catalogue transaction for them all, retried (the items the database
-        was unavailable for) as :meth:`_write` is."""
-        results: list = [None] * len(items)
-        todo, delay = list(range(len(items))), 0.5
-        failed: list[BaseException] = []
-        task = asyncio.current_task()
-        self._writes[task] = failed
-        try:
-            while True:
-                waits = [(i, self._catalogue_writes.run_many(fn_many, items[i])) for i in todo]
-                again, last = [], None
-                for i, fut in waits:
-                    try:
-                        results[i] = await fut
-                    except TRANSIENT as exc:
-                        again.append(i)
-                        last = exc
-                    except Exception as exc:  # noqa: BLE001 - this item's own error, handed back
-                        results[i] = exc
-                if not again:
-                    return results
-                if self._stopping:
-                    raise last
-                failed.append(last)
-                log.warning("recordings: database unavailable (%s); retrying in %.1f s",
-                            last.__class__.__name__, delay)
-                await sleep(self.clock, delay)
-                delay, todo = min(10.0, delay * 2), again
-        finally:
-            self._writes.pop(task, None)
+        statement of one catalogue transaction for them all; the items the database was
+        unavailable for are tried again as :meth:`_write` is (:meth:`_retried`)."""
+        results: dict[int, Any] = {}
+
+        async def attempt():
+            waits = [(i, self._catalogue_writes.run_many(fn_many, items[i]))
+                     for i in range(len(items)) if i not in results]
+            unavailable = None
+            for i, fut in waits:
+                try:
+                    results[i] = await fut
+                except TRANSIENT as exc:
+                    unavailable = exc
+                except Exception as exc:  # noqa: BLE001 - this item's own error, handed back
+                    results[i] = exc
+            if unavailable is not None:
+                raise unavailable
+            return [results[i] for i in range(len(items))]
+        return await self._retried(_Awaiting, attempt)
 
     async def _resync(self) -> None:
         """After (re)connecting: settle rows left ``recording`` whose channel is gone, keep

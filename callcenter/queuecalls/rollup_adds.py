@@ -80,8 +80,9 @@ def add(conn, ids: Iterable[int]) -> int:
     rollups.register_functions(conn)
     # one INSERT's rows under the write lock are consecutive ids: then they are a range
     # (distinct integers, as many as the span holds), else the ids in chunks
-    ranged = bool(ids) and max(ids) - min(ids) + 1 == len(set(ids)) == len(ids)
-    runs = [{"lo": min(ids), "hi": max(ids)}] if ranged else [
+    lo, hi = (min(ids), max(ids)) if ids else (0, -1)
+    ranged = bool(ids) and hi - lo + 1 == len(set(ids)) == len(ids)
+    runs = [{"lo": lo, "hi": hi}] if ranged else [
         {"ids": ids[i:i + CHUNK]} for i in range(0, len(ids), CHUNK)]
     for table, nkeys, counted, old, gone, names in _statements(d, settings, ranged):
         parts: dict[tuple, list] = {}
