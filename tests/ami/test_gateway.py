@@ -22,6 +22,12 @@ async def until(cond, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.001)
 
 
+async def retry_scheduled(gw) -> None:
+    """Until the supervisor waits out its backoff: the disconnect is seen at the loss, the
+    retry scheduled a moment later, and a test clock advanced before that leaves it unfired."""
+    await until(lambda: gw.reconnect_at is not None)
+
+
 def quiet_trace():
     """Trace 12 up to (without) its Shutdown event: a short, idle Asterisk that stays up.
 
@@ -150,6 +156,7 @@ async def test_half_open_link_detected_by_ping_deadline():
         r.clock.advance(0.2)
         await until(lambda: not r.gw.connected)
         assert lost == [pytest.approx(start + 15.1)]
+        await retry_scheduled(r.gw)
         r.clock.advance(8)  # past the (jittered) backoff
         await until(lambda: r.gw.connected and r.server.connections == 2)
 
@@ -179,6 +186,7 @@ async def test_originate_is_sent_once_and_not_resent_after_reconnect():
         r.server.drop_connections()
         with pytest.raises(AmiNotConnected):
             await fut
+        await retry_scheduled(r.gw)
         r.clock.advance(8)
         await until(lambda: r.gw.connected and r.server.connections == 2)
         r.clock.advance(60)
@@ -302,6 +310,7 @@ async def test_shutdown_then_reconnect_with_backoff():
         await r.gw.wait_connected(5)
         await until(lambda: lost)
         assert any(m.event == "Shutdown" for m, _ in r.events)
+        await retry_scheduled(r.gw)
         r.clock.advance(8)
         await until(lambda: r.gw.connected and r.server.connections == 2)
 
