@@ -350,7 +350,7 @@ async def web_round(db: Database, start: dt.date, end: dt.date, since, until, fl
     # its anchor shares the machine with that start-up work (it did, unevenly by their order)
     t = time.perf_counter()
     worst[0] = 0.0
-    while app.plans.making or not app.plans._plans:
+    while app.plans.making or not len(app.plans):
         await asyncio.sleep(0.01)
     out["plan_at_start"] = time.perf_counter() - t
     out["plan_at_start_blocked_ms"] = worst[0] * 1000
