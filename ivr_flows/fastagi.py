@@ -55,10 +55,6 @@ EOF = {"status_code": None, "result": ("", ""), "msg": "connection closed by Ast
        "error": "AGIResultHangup", "eof": True, "lines": []}
 
 
-class LineTooLong(EnvError):
-    """No line end where Asterisk would have sent one."""
-
-
 def parse_result(line: str) -> dict:
     """One reply line as panoramisk's ``parse_agi_result`` dict, corrected where it is wrong.
 
@@ -226,21 +222,6 @@ class AgiRequest(fast_agi.Request):
         self.waiting_quick: float | None = None  # loop time since a quick command awaits its reply
         self.deadline = ReplyDeadline(asyncio.get_running_loop())
 
-    async def _readline(self, limit: int = MAX_REPLY_LINE) -> bytes | None:
-        """One line without its LF (CR kept), or None at EOF (a partial line is dropped)."""
-        while True:
-            idx = self._buf.find(b"\n")
-            if idx >= 0:
-                line, self._buf = self._buf[:idx], self._buf[idx + 1:]
-                return line
-            if len(self._buf) > limit:
-                raise LineTooLong(f"no line end within {limit} bytes")
-            chunk = await self.reader.read(65536)
-            self._t_read = time.perf_counter()
-            if not chunk:
-                return None
-            self._buf += chunk
-
     async def read_env(self) -> bool:
         """Read the ``agi_*`` block up to its blank line; False if the peer closed first.
 
@@ -281,14 +262,15 @@ class AgiRequest(fast_agi.Request):
         returned; ``100 Trying`` is skipped; a ``NNN-`` block is read to its
         ``NNN `` line (``lines`` holds every line); at EOF the dict has ``eof``.
         No reply within :func:`reply_deadline` raises :class:`ReplyTimeout`."""
-        return await self._exchange(command, False)
+        return await self.command(command, False)
 
-    async def command(self, command: str) -> Reply | None:
+    async def command(self, command: str, as_reply: bool = True) -> Any:
         """:meth:`send_command`, the reply as ``to_reply`` of its dict (None at EOF), without
-        the dict for the usual ``200 result=N`` lines: the server's path, once per round trip."""
-        return await self._exchange(command, True)
+        the dict for the usual ``200 result=N`` lines: the server's path, once per round trip.
 
-    async def _exchange(self, command: str, as_reply: bool) -> Any:
+        One coroutine from the command written to its reply parsed (the reply read inline,
+        not through a readline coroutine per line): each layer is paid on every wake-up of
+        the session, and the caller hears that time."""
         writer = self.writer
         writer.write((command + "\n").encode(self.encoding))
         if self.latency is not None and self._t_read is not None:
@@ -302,57 +284,72 @@ class AgiRequest(fast_agi.Request):
             except ConnectionError:
                 pass
         quick = is_quick(command)
-        deadline = _deadline(command, quick, self.reply_timeout)
+        seconds = _deadline(command, quick, self.reply_timeout)
+        deadline = self.deadline
         if quick:
-            self.waiting_quick = self.deadline.loop.time()
-        self.deadline.arm(deadline)
+            self.waiting_quick = deadline.loop.time()
+        deadline.arm(seconds)
         try:
-            return await self._reply(as_reply)
+            block: list[str] | None = None
+            while True:
+                buf = self._buf
+                idx = buf.find(b"\n")
+                if idx < 0:  # no whole line yet: read (a partial line at EOF is dropped)
+                    if len(buf) > MAX_REPLY_LINE:  # no line end where Asterisk sends one
+                        return None if as_reply else dict(EOF)
+                    chunk = await self.reader.read(65536)
+                    self._t_read = time.perf_counter()
+                    if not chunk:
+                        return None if as_reply else dict(EOF)
+                    self._buf = buf + chunk if buf else chunk
+                    continue
+                raw, self._buf = buf[:idx], buf[idx + 1:]
+                line = raw.rstrip(b"\r").decode(self.encoding, "replace")
+                if block is None and as_reply:
+                    reply = simple_reply(line)  # the usual line, without the dict
+                    if reply is not None:
+                        return reply
+                result = self._line(line, block)
+                if result is None:
+                    continue
+                if isinstance(result, list):
+                    block = result
+                    continue
+                return to_reply(result) if as_reply else result
         except asyncio.CancelledError:
-            if self.deadline.expired():
-                raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {deadline:g} s") from None
+            if deadline.expired():
+                raise ReplyTimeout(f"no reply to {command.split(' ', 2)[:2]} within {seconds:g} s") from None
             raise
         finally:
-            self.deadline.disarm()
+            deadline.disarm()
             self.waiting_quick = None
 
-    async def _reply(self, as_reply: bool) -> Any:
-        block: list[str] | None = None
-        while True:
-            try:
-                raw = await self._readline()
-            except LineTooLong:
-                raw = None
-            if raw is None:
-                return None if as_reply else dict(EOF)
-            line = raw.rstrip(b"\r").decode(self.encoding, "replace")
-            if line == "HANGUP":
-                self._hangup()
-                continue
-            if block is not None:
-                block.append(line)
-                if _CODE.match(line) and line[3:4] == " ":
-                    result = parse_result(block[0])
-                    result["msg"] = "\n".join(block)
-                    result["lines"] = block
-                    return to_reply(result) if as_reply else result
-                continue
-            if not line:
-                continue
-            if as_reply:
-                reply = simple_reply(line)
-                if reply is not None:
-                    return reply
-            if _CODE.match(line) and line[3:4] == "-":
-                block = [line]
-                continue
-            result = parse_result(line)
-            if result.get("status_code") == 100:
-                continue
-            if result.get("status_code") == 511:
-                self._hangup()
-            result["lines"] = [line]
-            return to_reply(result) if as_reply else result
+    def _line(self, line: str, block: list[str] | None) -> dict | list | None:
+        """One reply line other than a plain ``200 result=N``: the reply's dict when it ends
+        the reply, the block so far when it starts or continues a ``NNN-`` block, None for a
+        line that is no reply (``HANGUP``, ``100 Trying``, blank)."""
+        if line == "HANGUP":
+            self._hangup()
+            return None
+        if block is not None:
+            block.append(line)
+            if _CODE.match(line) and line[3:4] == " ":
+                result = parse_result(block[0])
+                result["msg"] = "\n".join(block)
+                result["lines"] = block
+                return result
+            return block
+        if not line:
+            return None
+        if _CODE.match(line) and line[3:4] == "-":
+            return [line]
+        result = parse_result(line)
+        if result.get("status_code") == 100:
+            return None
+        if result.get("status_code") == 511:
+            self._hangup()
+        result["lines"] = [line]
+        return result
 
 
 Route = Callable[[AgiRequest], Awaitable[Any]]

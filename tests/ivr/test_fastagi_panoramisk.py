@@ -15,7 +15,7 @@ from panoramisk.utils import parse_agi_result
 
 from callcenter.ami.tracefile import read_agi, traces_dir
 from ivr_flows.agi_transport import AgiConnection
-from ivr_flows.fastagi import AgiApplication, AgiRequest, parse_result, simple_reply, to_reply
+from ivr_flows.fastagi import MAX_REPLY_LINE, AgiApplication, AgiRequest, parse_result, simple_reply, to_reply
 
 from tests.support.ivr import agi_server, call
 
@@ -213,6 +213,35 @@ async def test_eof_mid_session_and_mid_environment(listen):
         server.close()
         await server.wait_closed()
     assert got[0]["result"] == ("0", "") and got[1]["eof"] and to_reply(got[1]) is None
+
+
+async def test_a_reply_line_without_end_is_a_closed_connection(listen):
+    """More than ``MAX_REPLY_LINE`` bytes without a line end is no Asterisk: the command gets
+    the EOF reply (the session ends) instead of buffering without bound."""
+    app = AgiApplication(env_timeout=5)
+    got = []
+
+    async def route(request):
+        got.append(await request.command("ANSWER"))
+        got.append(request._buf[:1])
+
+    app.add_route("ivr", route)
+    server = await listen(app.handler)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"agi_network_script: ivr\n\n")
+        assert await asyncio.wait_for(r.readline(), 5) == b"ANSWER\n"
+        w.write(b"2" * (MAX_REPLY_LINE + 70000))  # no LF: the server gives up after the limit
+        try:  # and closes (a reset: what it did not read is dropped)
+            assert await asyncio.wait_for(r.read(), 5) == b""
+        except ConnectionResetError:
+            pass
+    finally:
+        w.close()
+        server.close()
+        await server.wait_closed()
+    assert got == [None, b"2"]
 
 
 @pytest.mark.parametrize("line", ["200 result=0", "200 result=0 endpos=3520", "200 result=1 (consultation)",
