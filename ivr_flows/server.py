@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 3600  # no IVR call lasts an hour: drop the connection
 STALLED = 2.0           # s without a reply to a quick AGI command: at the session cap, shed first
 RATING_LINK_WAIT = 600.0  # s a rating waits for its queue call to be stored (the tracker's batches)
+FLOW_RECHECK = 1.0      # s (injected clock) between two looks at a served flow's file
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -118,6 +119,7 @@ class AgiServer:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._flows: dict[str, tuple[float, Flow]] = {}
+        self._flow_seen: dict[str, float] = {}  # name -> when its file was last looked at
         self.sessions_total = 0
         self.active = 0
         self.writes: SessionWrites | None = None  # the sessions' database writes (start)
@@ -206,12 +208,21 @@ class AgiServer:
 
     # -- flows ------------------------------------------------------------------
     def flow(self, name: str) -> Flow | None:
-        """The flow for a request path; reloaded when the file changes."""
-        found = flow_file(name, self.flows_dir)  # one stat per session: a changed file is seen at once
+        """The flow for a request path; reloaded when the file changes.
+
+        The file is looked at (one ``stat``) at most every ``FLOW_RECHECK`` seconds, not
+        per call: a ``stat`` blocks the loop, every caller's replies wait behind it, and on
+        a network share it can take milliseconds.  An edit is served within a second."""
+        cached = self._flows.get(name)
+        now = self.now()
+        if cached is not None and 0 <= now - self._flow_seen.get(name, -FLOW_RECHECK) < FLOW_RECHECK:
+            return cached[1]
+        found = flow_file(name, self.flows_dir)
+        self._flow_seen[name] = now
         if found is None:
+            self._flows.pop(name, None)
             return None
         path, mtime = found
-        cached = self._flows.get(name)
         if cached and cached[0] == mtime:
             return cached[1]
         try:
