@@ -326,6 +326,8 @@ class AgiServer:
                     step = engine.send(await self._effect(step, engine, record))
                     continue
                 reply = await request.command(step.line)
+                if record.lane is not None and record._insert is None:
+                    record.begin()  # sent to the database once the next command is written
                 if reply is None:  # connection closed by Asterisk
                     engine.hangup_seen()
                 step = engine.send(reply)
@@ -413,12 +415,21 @@ class _SessionRecord:
         self._insert_tried = False
         self.lane = server.writes.lane() if server.db is not None and server.writes is not None else None
         self._insert = None
-        if self.lane is not None:
-            self._insert = self.lane.submit(self._create, self._what("IVR session"), connection=True)
         self.hooked = False  # a hook's write was queued: it may have written ids into the row's detail
+
+    def begin(self) -> None:
+        """Queue the row's insert (once; before any other write of the session).
+
+        The session calls it after the first reply (ANSWER's, which Asterisk sends at once):
+        the insert then reaches the database thread after the next command is written, while
+        the caller hears the first prompt, instead of competing for the CPU and the
+        interpreter lock with the answer's round trip the caller waits on."""
+        if self.lane is not None and self._insert is None:
+            self._insert = self.lane.submit(self._create, self._what("IVR session"), connection=True)
 
     def _hook(self, work, what: _What):
         """Queue a hook's write (after the row's insert, before its completion)."""
+        self.begin()
         self.hooked = True
         return self.lane.submit(work, what)
 
@@ -462,6 +473,7 @@ class _SessionRecord:
 
     async def session_id(self) -> int | None:
         """The row's id, unless the database is unavailable (then None: no ``IVR_SESSION``)."""
+        self.begin()
         if self._insert is None:
             return None
         try:
@@ -473,6 +485,7 @@ class _SessionRecord:
     async def finish(self, engine: Engine) -> None:
         if self.lane is None:
             return
+        self.begin()  # a session that ended before its first reply still has its row
         ended = self.server.now()
         detail = dict(engine.details)
         if engine.warnings:
