@@ -184,17 +184,22 @@ async def _streams(handler):
     return await asyncio.start_server(handler, "127.0.0.1", 0)
 
 
-async def test_eof_mid_session_and_mid_environment(listen):
+async def serving(listen, route):
+    """Our app with ``route`` as flow "ivr", listening as ``listen`` does: (server, port)."""
     app = AgiApplication(env_timeout=5)
+    app.add_route("ivr", route)
+    server = await listen(app.handler)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_eof_mid_session_and_mid_environment(listen):
     got = []
 
     async def route(request):
         got.append(await request.send_command("ANSWER"))
         got.append(await request.send_command("ANSWER"))
 
-    app.add_route("ivr", route)
-    server = await listen(app.handler)
-    port = server.sockets[0].getsockname()[1]
+    server, port = await serving(listen, route)
     try:
         # closed before the blank line: the handler ends (panoramisk's would spin forever), no route runs
         r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -218,16 +223,13 @@ async def test_eof_mid_session_and_mid_environment(listen):
 async def test_a_reply_line_without_end_is_a_closed_connection(listen):
     """More than ``MAX_REPLY_LINE`` bytes without a line end is no Asterisk: the command gets
     the EOF reply (the session ends) instead of buffering without bound."""
-    app = AgiApplication(env_timeout=5)
     got = []
 
     async def route(request):
         got.append(await request.command("ANSWER"))
         got.append(request._buf[:1])
 
-    app.add_route("ivr", route)
-    server = await listen(app.handler)
-    port = server.sockets[0].getsockname()[1]
+    server, port = await serving(listen, route)
     try:
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(b"agi_network_script: ivr\n\n")
