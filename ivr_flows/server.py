@@ -326,8 +326,7 @@ class AgiServer:
                     step = engine.send(await self._effect(step, engine, record))
                     continue
                 reply = await request.command(step.line)
-                if record.lane is not None and record._insert is None:
-                    record.begin()  # sent to the database once the next command is written
+                record.begin()  # once: the insert reaches the database after the next command is written
                 if reply is None:  # connection closed by Asterisk
                     engine.hangup_seen()
                 step = engine.send(reply)
